@@ -1,0 +1,81 @@
+/**
+ * The `Balancer` contract: the slow path (`update`, on membership/state/weight change) precomputes;
+ * the hot path (`pick`) reads what was precomputed and allocates nothing. "No backend" is a value
+ * (`undefined`), not an exception.
+ */
+import type { Backend } from '../backend';
+import type { Clock } from '../clock';
+import type { FailureKind } from '../errors';
+import type { Random } from '../random';
+
+export type { FailureKind };
+
+/** How a request on a backend ended. Fed to `Lease.release` and to `Balancer.released`. */
+export interface Outcome {
+  ok: boolean;
+  status?: number;
+  error?: FailureKind;
+  durationMs?: number;
+}
+
+export interface Balancer {
+  /** The algorithm's registry name (`'maglev'`), or the user's name for a custom one. */
+  readonly name: string;
+  /** True for balancers that map a `key` to a backend (ring-hash, maglev, rendezvous, bounded load). */
+  readonly hashing?: boolean;
+  /**
+   * The eligible backends changed (membership, state, weight). Precompute here. The set is every
+   * backend the balancer may return; those whose `effectiveWeight` is 0 take no new traffic and are
+   * never returned.
+   */
+  update(backends: readonly Backend[]): void;
+  /**
+   * Choose one. Allocation-free. `key` is used by hashing balancers (others ignore it; a hashing
+   * balancer without a key spreads requests like round-robin). `attempt` > 0 asks for the next
+   * choice for the same key (retries): the attempt-th distinct backend in the key's preference order,
+   * falling back to an earlier one when fewer backends exist. Returns `undefined` only when no backend
+   * in the set has a positive `effectiveWeight`.
+   */
+  pick(key?: string, attempt?: number): Backend | undefined;
+  /** A request was started on `backend` (its `inflight` has been incremented). */
+  acquired?(backend: Backend): void;
+  /** A request on `backend` ended (its `inflight` has been decremented). */
+  released?(backend: Backend, outcome: Outcome): void;
+}
+
+/** Options every built-in balancer accepts; each validates the ones it uses. */
+export interface BalancerOptions {
+  /** Source of randomness for random, p2c and peak-ewma. Default `Math.random`. */
+  random?: Random;
+  /** Time source for peak-ewma's decay. Default the real clock. */
+  clock?: Clock;
+  /** maglev: lookup table size, a prime. Default 65537 (the Maglev paper's small table). */
+  tableSize?: number;
+  /** ring-hash: minimum number of points on the ring. Default 1024 (Envoy). */
+  minRingSize?: number;
+  /** ring-hash: maximum number of points on the ring. Default 8,388,608 (Envoy). */
+  maxRingSize?: number;
+  /** peak-ewma: latency assumed for a backend with no sample yet, in ms. Default 1000 (tower). */
+  defaultRttMs?: number;
+  /** peak-ewma: decay time of a latency estimate when no new sample arrives, in ms. Default 10000. */
+  decayMs?: number;
+  /** bounded load: the hashing balancer to wrap, by name. Default 'ring-hash'. */
+  inner?: HashingAlgorithmName;
+  /** bounded load: no backend above ⌈factor × average⌉ inflight. ≥ 1, default 1.25. */
+  factor?: number;
+}
+
+export type HashingAlgorithmName = 'ring-hash' | 'maglev' | 'rendezvous';
+
+export type AlgorithmName =
+  | 'round-robin'
+  | 'weighted-round-robin'
+  | 'least-connections'
+  | 'p2c'
+  | 'peak-ewma'
+  | 'random'
+  | 'first'
+  | HashingAlgorithmName
+  | 'bounded-load';
+
+export type BalancerFactory = (options: BalancerOptions) => Balancer;
