@@ -1,0 +1,61 @@
+/**
+ * Power of two choices (M. Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing",
+ * 2001): draw two backends at random and send the request to the less loaded one. Comparing two
+ * random candidates rather than all n keeps the maximum load within O(log log n) of the average —
+ * exponentially better than one random choice — while costing O(1), and, unlike a global
+ * least-connections, it does not stampede many independent load balancers onto the same idle
+ * backend, because each sees a different random pair. tower and Finagle balance this way, as does
+ * Envoy's `LEAST_REQUEST` with its default of two choices; it is Fulcrum's default algorithm.
+ *
+ * Weighted twice over: the candidates are drawn in proportion to `effectiveWeight` (Vose's alias
+ * method, O(1)), so a heavy backend is considered more often, and the load compared is
+ * `(inflight + 1) / effectiveWeight`, so it keeps winning until it carries proportionally more
+ * requests; `+ 1` makes the heavier of two idle backends win (see least-connections.ts). With two or
+ * more backends the candidates are distinct — the second is drawn by weight among the others, which
+ * costs O(1) unless one backend holds most of the total weight (see `AliasTable.sampleOther`); with
+ * one backend, it is returned. A tie goes to the first candidate, which is itself random.
+ *
+ * A retry (`attempt > 0`) simply draws a new pair. Option: `random` (default `Math.random`), the only
+ * source of randomness, so a seeded one replays every decision.
+ */
+import type { Backend } from '../backend';
+import type { Random } from '../random';
+import { AliasTable } from './alias-table';
+import type { Balancer, BalancerOptions } from './balancer';
+import { readOptions, readRandom } from './options';
+import { selectableBackends } from './weights';
+
+export class PowerOfTwoChoices implements Balancer {
+  readonly name = 'p2c';
+  private readonly random: Random;
+  private readonly table = new AliasTable();
+  private members: Backend[] = [];
+  /** Member index → 1 / effectiveWeight, so that a comparison reads one field of each backend. */
+  private inverseWeights = new Float64Array(0);
+
+  /** @param options `random`: a function returning numbers in [0, 1); default `Math.random`. */
+  constructor(options?: BalancerOptions) {
+    this.random = readRandom(readOptions(options));
+  }
+
+  update(backends: readonly Backend[]): void {
+    const members = selectableBackends(backends);
+    const weights = members.map((b) => b.effectiveWeight);
+    this.table.build(weights);
+    this.inverseWeights = Float64Array.from(weights, (w) => 1 / w);
+    this.members = members;
+  }
+
+  pick(_key?: string, _attempt?: number): Backend | undefined {
+    const table = this.table;
+    const first = table.sample(this.random);
+    if (first < 0) return undefined;
+    const a = this.members[first]!;
+    if (table.size === 1) return a;
+    const second = table.sampleOther(this.random, first);
+    const inverse = this.inverseWeights;
+    const secondWins = +((this.members[second]!.inflight + 1) * inverse[second]! < (a.inflight + 1) * inverse[first]!);
+    // Arithmetic rather than a branch: which candidate wins is a coin flip to the CPU's predictor.
+    return this.members[first + (second - first) * secondWins];
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Peak EWMA: power of two choices (see p2c.ts) on an estimate of how long a request would take,
+ * `cost = rtt × (inflight + 1) / effectiveWeight`, as in Finagle's `PeakEwma` load metric and tower's
+ * `load::PeakEwma`. Latency joins the signal because inflight alone cannot tell a backend that is
+ * idle because it is fast from one that is slow but lightly used.
+ *
+ * `rtt` is `backend.latencyEwma` — peak-sensitive (a slow response raises it at once) and recorded
+ * by the load balancer on release (`recordLatency` in backend.ts) — decayed at read time by
+ * `exp(−(now − latencyUpdatedAt) / decayMs)`. The decay is tower's: an estimate that is not refreshed
+ * fades toward 0, so a backend that was avoided after a slow spell is tried again and gets a chance
+ * to post a new sample, instead of being starved on a stale peak forever.
+ *
+ * A backend with no sample yet (`latencyEwma` 0) is costed at `defaultRttMs`, decayed the same way
+ * from `latencyUpdatedAt` (the time it joined). Defaults:
+ * - `defaultRttMs` 1000: tower's choice. A newcomer looks slow, so it is not flooded before a
+ *   meaningful baseline exists (a cold cache, a JIT still warming), yet the prior fades within a few
+ *   `decayMs` and the backend is then tried.
+ * - `decayMs` 10000: Finagle's default decay time (`p2cPeakEwma(decayTime = 10.seconds)`) — long
+ *   enough to remember a bad spell across bursts, short enough to forgive it within a minute.
+ *
+ * Comparing two costs does not need the clock: both decay from the same `now`, so
+ * `cost(a) < cost(b)` ⇔ `rttA·loadA·e^(tA/decayMs) < rttB·loadB·e^(tB/decayMs)` and only the gap
+ * `tA − tB` between the two refresh times matters. `pick` therefore computes one exponential and
+ * no `clock.now()` (`Date.now()` alone costs more than the rest of the pick). The `clock`
+ * option serves `cost()`, the absolute figure for diagnostics, where a clock running backwards
+ * counts as no time elapsed so that it cannot inflate an estimate.
+ *
+ * Candidates are drawn in proportion to `effectiveWeight` (alias method), distinct when two or more
+ * backends are eligible; a tie goes to the first. A retry (`attempt > 0`) draws a new pair.
+ * Options: `random` (default `Math.random`), `clock` (default the real clock), `defaultRttMs`,
+ * `decayMs`.
+ */
+import type { Backend } from '../backend';
+import type { Clock } from '../clock';
+import type { Random } from '../random';
+import { optionalNumber } from '../validate';
+import { AliasTable } from './alias-table';
+import type { Balancer, BalancerOptions } from './balancer';
+import { readClock, readOptions, readRandom } from './options';
+import { selectableBackends } from './weights';
+
+/** Default latency prior for a backend with no sample yet, in ms (tower's default). */
+export const DEFAULT_RTT_MS = 1000;
+/** Default decay time of a latency estimate, in ms (Finagle's default). */
+export const DEFAULT_DECAY_MS = 10_000;
+
+export class PeakEwma implements Balancer {
+  readonly name = 'peak-ewma';
+  private readonly random: Random;
+  private readonly clock: Clock;
+  private readonly defaultRttMs: number;
+  private readonly decayMs: number;
+  private readonly table = new AliasTable();
+  private members: Backend[] = [];
+  /** Member index → 1 / effectiveWeight, so that a comparison reads fewer fields of each backend. */
+  private inverseWeights = new Float64Array(0);
+
+  /**
+   * @param options `random` (default `Math.random`); `clock` (default the real clock); `defaultRttMs`,
+   * ≥ 0 (default 1000); `decayMs`, > 0 (default 10000).
+   */
+  constructor(options?: BalancerOptions) {
+    const o = readOptions(options);
+    this.random = readRandom(o);
+    this.clock = readClock(o);
+    this.defaultRttMs = optionalNumber('defaultRttMs', o.defaultRttMs, DEFAULT_RTT_MS, { min: 0 });
+    this.decayMs = optionalNumber('decayMs', o.decayMs, DEFAULT_DECAY_MS, { min: 0, minExclusive: true });
+  }
+
+  update(backends: readonly Backend[]): void {
+    const members = selectableBackends(backends);
+    const weights = members.map((b) => b.effectiveWeight);
+    this.table.build(weights);
+    this.inverseWeights = Float64Array.from(weights, (w) => 1 / w);
+    this.members = members;
+  }
+
+  pick(_key?: string, _attempt?: number): Backend | undefined {
+    const table = this.table;
+    const first = table.sample(this.random);
+    if (first < 0) return undefined;
+    const a = this.members[first]!;
+    if (table.size === 1) return a;
+    const second = table.sampleOther(this.random, first);
+    const b = this.members[second]!;
+    const inverse = this.inverseWeights;
+    const sampleA = a.latencyEwma;
+    const sampleB = b.latencyEwma;
+    const costA = (sampleA > 0 ? sampleA : this.defaultRttMs) * (a.inflight + 1) * inverse[first]!;
+    const costB = (sampleB > 0 ? sampleB : this.defaultRttMs) * (b.inflight + 1) * inverse[second]!;
+    // decayed(b) < decayed(a) ⇔ costB < costA · e^((tA − tB) / decayMs): now cancels out (see the
+    // header). Past the range of doubles the factor is 0 or Infinity, which still orders correctly;
+    // 0 · Infinity is NaN, which keeps `a` — right, as a cost of 0 cannot be beaten.
+    const secondWins = +(costB < costA * Math.exp((a.latencyUpdatedAt - b.latencyUpdatedAt) / this.decayMs));
+    // Arithmetic rather than a branch: which candidate wins is a coin flip to the CPU's predictor.
+    return this.members[first + (second - first) * secondWins];
+  }
+
+  /**
+   * The expected cost of sending one more request to `backend` at time `now` (see the header), for
+   * diagnostics and tests; `pick` compares the same quantity without reading the clock.
+   */
+  cost(backend: Backend, now: number = this.clock.now()): number {
+    const sample = backend.latencyEwma;
+    const rtt = sample > 0 ? sample : this.defaultRttMs;
+    const elapsed = now - backend.latencyUpdatedAt;
+    const decayed = elapsed > 0 ? rtt * Math.exp(-elapsed / this.decayMs) : rtt;
+    return (decayed * (backend.inflight + 1)) / backend.effectiveWeight;
+  }
+}
