@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  ErrorCodes,
+  InvalidOptionError,
+  NoBackendAvailableError,
+  StoreUnavailableError,
+  UpstreamError,
+  isFulcrumError,
+  isInvalidOptionError,
+  isNoBackendAvailableError,
+  isStoreUnavailableError,
+  isUpstreamError,
+} from '@fulcrum/core';
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+describe('errors', () => {
+  const cases = [
+    [new InvalidOptionError('backends[0].weight', Number.NaN, 'must be a finite number ≥ 0'), ErrorCodes.INVALID_OPTION, isInvalidOptionError],
+    [new NoBackendAvailableError(), ErrorCodes.NO_BACKEND, isNoBackendAvailableError],
+    [new StoreUnavailableError(), ErrorCodes.STORE_UNAVAILABLE, isStoreUnavailableError],
+    [new UpstreamError('timeout'), ErrorCodes.UPSTREAM, isUpstreamError],
+  ] as const;
+
+  it.each(cases)('%s has its code, a default message, its name and a guard', (error, code, guard) => {
+    expect(error.code).toBe(code);
+    expect(error.message.length).toBeGreaterThan(0);
+    expect(error.name).toBe(error.constructor.name);
+    expect(guard(error)).toBe(true);
+    expect(isFulcrumError(error, code)).toBe(true);
+    for (const [, other, otherGuard] of cases) if (other !== code) expect(otherGuard(error)).toBe(false);
+  });
+
+  it('documents every error code and class in the package README', () => {
+    for (const [error, code] of cases) {
+      expect(readme).toContain(code);
+      expect(readme).toContain(error.constructor.name);
+    }
+    expect(Object.values(ErrorCodes)).toHaveLength(cases.length);
+  });
+
+  it('names the option and the value in an InvalidOptionError', () => {
+    const error = new InvalidOptionError('backends[0].weight', Number.NaN, 'must be a finite number ≥ 0');
+    expect(error.message).toBe('backends[0].weight: must be a finite number ≥ 0, got NaN');
+    expect(error).toMatchObject({ path: 'backends[0].weight', expected: 'must be a finite number ≥ 0' });
+  });
+
+  it('keeps the cause', () => {
+    const cause = new Error('ECONNREFUSED');
+    expect(new UpstreamError('connect', undefined, { cause }).cause).toBe(cause);
+  });
+
+  it('recognises an error of another installed copy by its brand, and nothing without it', () => {
+    const foreign = Object.assign(new Error('x'), { code: 'FULCRUM_NO_BACKEND' });
+    Object.defineProperty(foreign, Symbol.for('fulcrum.error'), { value: true });
+    expect(isNoBackendAvailableError(foreign)).toBe(true);
+    expect(isFulcrumError({ code: 'FULCRUM_NO_BACKEND' })).toBe(false);
+    expect(isFulcrumError(null)).toBe(false);
+  });
+});
