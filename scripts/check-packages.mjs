@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Checks what each publishable package ships, after `pnpm build`: every path in its exports map
+// exists, ESM and CJS entries load in Node, the package README exists and opens with a runnable
+// example, and core's source never imports a `node:` module (core runs in browsers and workers too).
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const problems = [];
+
+function walk(dir, visit) {
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) walk(path, visit);
+    else visit(path);
+  }
+}
+
+function targets(node, out = []) {
+  if (typeof node === 'string') out.push(node);
+  else if (node && typeof node === 'object') for (const value of Object.values(node)) targets(value, out);
+  return out;
+}
+
+for (const name of readdirSync(join(root, 'packages'))) {
+  const dir = join(root, 'packages', name);
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  if (!existsSync(join(dir, 'README.md'))) problems.push(`${pkg.name}: no README.md`);
+  if (pkg.private) continue;
+  for (const target of targets(pkg.exports)) {
+    if (!existsSync(join(dir, target))) problems.push(`${pkg.name}: exports names ${target}, which does not exist (run pnpm build)`);
+  }
+  for (const [subpath, entry] of Object.entries(pkg.exports ?? {})) {
+    if (typeof entry !== 'object' || !entry.import) continue;
+    const esm = join(dir, entry.import.default);
+    const cjs = join(dir, entry.require.default);
+    try {
+      const mod = await import(pathToFileURL(esm).href);
+      const req = createRequire(import.meta.url)(cjs);
+      const a = Object.keys(mod).sort().join(',');
+      const b = Object.keys(req).sort().join(',');
+      if (a !== b) problems.push(`${pkg.name}${subpath.slice(1)}: ESM and CJS builds export different names`);
+      if (a.length === 0) problems.push(`${pkg.name}${subpath.slice(1)}: exports nothing`);
+    } catch (error) {
+      problems.push(`${pkg.name}${subpath.slice(1)}: does not load: ${error.message}`);
+    }
+  }
+  const readme = readFileSync(join(dir, 'README.md'), 'utf8');
+  if (!/```(ts|js|typescript|javascript)/.test(readme)) problems.push(`${pkg.name}: README has no code example`);
+}
+
+walk(join(root, 'packages', 'core', 'src'), (file) => {
+  if (!file.endsWith('.ts')) return;
+  const text = readFileSync(file, 'utf8');
+  if (/from\s+['"]node:|require\(['"]node:/.test(text)) problems.push(`${file.slice(root.length + 1)}: core must not import node: modules`);
+});
+
+if (problems.length > 0) {
+  console.error(`Package checks failed:\n- ${problems.join('\n- ')}`);
+  process.exit(1);
+}
+console.log('Package checks passed.');
