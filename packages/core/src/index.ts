@@ -114,3 +114,16 @@ export type {
   StickTombstone,
   StickValueEntry,
 } from './stick';
+
+export {
+  DEFAULT_SESSION_TTL_SECONDS,
+  SESSION_ID_PATTERN,
+  assertSessionId,
+  isValidSessionId,
+  jsonSerializer,
+  sessionExpiresAt,
+  sessionTtlSeconds,
+  settle,
+  shouldTouch,
+} from './session';
+export type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from './session';
