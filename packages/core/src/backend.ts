@@ -202,7 +202,9 @@ export function recordLatency(backend: Backend, durationMs: number, now: number,
   if (b.latencyEwma === 0 || durationMs > b.latencyEwma) {
     b.latencyEwma = durationMs;
   } else {
-    const elapsed = Math.max(0, now - b.latencyUpdatedAt);
+    const elapsed = now - b.latencyUpdatedAt;
+    // Within the same instant the average keeps its value: the weight of a new sample is 1 − e^0 = 0.
+    if (elapsed <= 0) return;
     const keep = Math.exp(-elapsed / decayMs);
     b.latencyEwma = b.latencyEwma * keep + durationMs * (1 - keep);
   }

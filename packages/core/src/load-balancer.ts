@@ -79,6 +79,18 @@ export interface AcquireContext {
   key?: string;
   /** Stick-table key: requests with the same affinity key go to the same backend while it can serve. */
   affinityKey?: string;
+  /**
+   * The id of the backend this request is stuck to by other means (a signed cookie the runtime has
+   * verified). Used like a stick-table hit: it wins while that backend is up or draining, else the
+   * balancer picks again and the decision says why. Takes precedence over `affinityKey`.
+   */
+  stickyBackendId?: string;
+  /**
+   * Treat backends at their `maxConnections` as unavailable. When every candidate is full — or the
+   * sticky backend is — `acquire` returns `undefined` while `lb.tier` is not `'none'`: the runtime
+   * queues the request and tries again when a slot frees (HAProxy's maxconn and queue).
+   */
+  skipFull?: boolean;
   /** Backends (objects or ids) to avoid, e.g. those a retry already tried. Used only if another exists. */
   exclude?: readonly (Backend | string)[];
   /** The attempt number (0 first). Default: the length of `exclude`. */
@@ -183,8 +195,8 @@ export class Lease {
   readonly backend: Backend;
   /** Clock ms when the lease was taken. */
   readonly startedAt: number;
-  #lb: LoadBalancer | undefined;
-  readonly #algorithm: string;
+  readonly #lb: LoadBalancer;
+  #released = false;
   #decision: Decision | undefined;
   readonly #reason: DecisionReason;
   readonly #key: string | undefined;
@@ -204,7 +216,6 @@ export class Lease {
     previous: Decision['previous'],
   ) {
     this.#lb = lb;
-    this.#algorithm = lb.algorithm;
     this.backend = backend;
     this.#reason = reason;
     this.#key = key;
@@ -220,7 +231,7 @@ export class Lease {
       const decision: { -readonly [K in keyof Decision]: Decision[K] } = {
         backendId: this.backend.id,
         reason: this.#reason,
-        algorithm: this.#algorithm,
+        algorithm: this.#lb.algorithm,
         attempt: this.#attempt,
         eligible: this.#eligible,
         at: this.startedAt,
@@ -234,7 +245,7 @@ export class Lease {
 
   /** True once `release` has been called. */
   get released(): boolean {
-    return this.#lb === undefined;
+    return this.#released;
   }
 
   /**
@@ -242,10 +253,9 @@ export class Lease {
    * duration (from a monotonic timer) for sub-millisecond precision. Default outcome `{ ok: true }`.
    */
   release(outcome: Outcome = OK_OUTCOME): void {
-    const lb = this.#lb;
-    if (lb === undefined) return;
-    this.#lb = undefined;
-    lb[RELEASE](this, outcome);
+    if (this.#released) return;
+    this.#released = true;
+    this.#lb[RELEASE](this, outcome);
   }
 }
 
@@ -276,6 +286,8 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
   #reason: DecisionReason = 'balanced';
   #panic = false;
   #closed = false;
+  /** Members removed but still finishing requests: release looks them up only while there are some. */
+  #removals = 0;
 
   constructor(options: LoadBalancerOptions) {
     super();
@@ -353,25 +365,26 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
    */
   acquire(context: AcquireContext = EMPTY_CONTEXT): Lease | undefined {
     if (this.#closed) return undefined;
-    const { key, affinityKey, exclude } = context;
+    const { key, affinityKey, exclude, skipFull } = context;
     const attempt = context.attempt ?? (exclude ? exclude.length : 0);
     let previous: Decision['previous'];
     let backend: Backend | undefined;
     let reason = this.#reason;
 
     const table = this.#stickTable;
-    if (table !== undefined && typeof affinityKey === 'string') {
-      const stuckId = table.get(affinityKey);
-      if (stuckId !== undefined) {
-        const member = this.#byId.get(stuckId);
-        const cause = member === undefined ? 'unknown' : this.#stickyMissCause(member, exclude);
-        if (cause === undefined) {
-          backend = member!.backend;
-          reason = 'sticky';
-          table.touch?.(affinityKey);
-        } else {
-          previous = { backendId: stuckId, cause };
-        }
+    const fromTable = context.stickyBackendId === undefined && table !== undefined && typeof affinityKey === 'string';
+    const stuckId = fromTable ? table.get(affinityKey) : context.stickyBackendId;
+    if (typeof stuckId === 'string') {
+      const member = this.#byId.get(stuckId);
+      const cause = member === undefined ? 'unknown' : this.#stickyMissCause(member, exclude);
+      if (cause === undefined) {
+        backend = member!.backend;
+        // A full sticky backend keeps its client: the request waits for a slot there.
+        if (skipFull === true && backend.inflight >= backend.maxConnections) return undefined;
+        reason = 'sticky';
+        if (fromTable) table.touch?.(affinityKey);
+      } else {
+        previous = { backendId: stuckId, cause };
       }
     }
 
@@ -379,20 +392,21 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
       const hashKey = typeof key === 'string' ? key : undefined;
       backend = this.#balancer.pick(hashKey, attempt);
       if (backend === undefined) return undefined;
-      if (exclude !== undefined && exclude.length > 0 && isExcluded(backend, exclude)) {
+      const full = skipFull === true && backend.inflight >= backend.maxConnections;
+      if (full || (exclude !== undefined && exclude.length > 0 && isExcluded(backend, exclude))) {
         // Ask for further choices; when every eligible backend is excluded, the first choice stands
-        // (HAProxy's "server to avoid": a retry on the same server beats no retry).
+        // (HAProxy's "server to avoid": a retry on the same server beats no retry). A full backend
+        // never stands: the request waits in the runtime's queue instead.
         const limit = attempt + this.#eligible.length;
-        let found = false;
-        for (let next = attempt + 1; next <= limit && !found; next++) {
+        let found: Backend | undefined;
+        for (let next = attempt + 1; next <= limit && found === undefined; next++) {
           const candidate = this.#balancer.pick(hashKey, next);
-          if (candidate !== undefined && !isExcluded(candidate, exclude)) {
-            backend = candidate;
-            found = true;
-          }
+          if (candidate !== undefined && this.#usable(candidate, exclude, skipFull)) found = candidate;
         }
         // Random balancers can keep drawing excluded backends; a scan from a random offset settles it.
-        if (!found) backend = this.#firstNotExcluded(exclude) ?? backend;
+        found ??= this.#firstUsable(exclude, skipFull);
+        if (found === undefined && full) return undefined;
+        backend = found ?? backend;
       }
       if (attempt > 0 || previous !== undefined) reason = 'redispatched';
       if (table !== undefined && typeof affinityKey === 'string') table.set(affinityKey, backend.id);
@@ -414,12 +428,18 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     b.requests++;
     if (!outcome.ok) b.failures++;
     if (outcome.error !== 'aborted') {
-      const now = this.clock.now();
-      recordLatency(backend, outcome.durationMs ?? now - lease.startedAt, now, this.latencyDecayMs);
+      // With a measured duration, the end of the request is startedAt + duration: no second clock read.
+      const measured = outcome.durationMs;
+      if (measured === undefined) {
+        const now = this.clock.now();
+        recordLatency(backend, now - lease.startedAt, now, this.latencyDecayMs);
+      } else {
+        recordLatency(backend, measured, lease.startedAt + measured, this.latencyDecayMs);
+      }
     }
     this.#balancer.released?.(backend, outcome);
     this.#outlier?.record(backend, outcome);
-    if (b.inflight === 0) {
+    if (this.#removals > 0 && b.inflight === 0) {
       const member = this.#members.get(backend);
       if (member !== undefined && member.removing) this.#finishRemoval(member);
     }
@@ -576,6 +596,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     const done = new Promise<void>((resolve) => member.whenRemoved.push(resolve));
     if (!member.removing) {
       member.removing = true;
+      this.#removals++;
       member.admin = 'draining';
       this.#checker?.remove(member.backend);
       this.#outlier?.remove(member.backend);
@@ -587,6 +608,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
 
   #finishRemoval(member: Member): void {
     if (!this.#members.delete(member.backend)) return;
+    this.#removals--;
     this.#backendList = Object.freeze([...this.#members.keys()]);
     this.emit('removed', member.backend);
     for (const resolve of member.whenRemoved.splice(0)) resolve();
@@ -703,13 +725,18 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     this.emit('state', b.id, from, to, cause);
   }
 
-  #firstNotExcluded(exclude: readonly (Backend | string)[]): Backend | undefined {
+  #usable(b: Backend, exclude: AcquireContext['exclude'], skipFull: boolean | undefined): boolean {
+    if (skipFull === true && b.inflight >= b.maxConnections) return false;
+    return exclude === undefined || exclude.length === 0 || !isExcluded(b, exclude);
+  }
+
+  #firstUsable(exclude: AcquireContext['exclude'], skipFull: boolean | undefined): Backend | undefined {
     const eligible = this.#eligible;
     const n = eligible.length;
     const start = Math.floor(this.random() * n);
     for (let i = 0; i < n; i++) {
       const b = eligible[(start + i) % n]!;
-      if (b.effectiveWeight > 0 && !isExcluded(b, exclude)) return b;
+      if (b.effectiveWeight > 0 && this.#usable(b, exclude, skipFull)) return b;
     }
     return undefined;
   }

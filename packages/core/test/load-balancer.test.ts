@@ -451,3 +451,42 @@ describe('errors', () => {
     throw new Error('expected a throw');
   });
 });
+
+describe('sticky backend ids and connection caps', () => {
+  it('honours a sticky backend id from outside (a verified cookie) and says so', () => {
+    const lb = createLoadBalancer({ backends: three, algorithm: 'round-robin' });
+    const lease = lb.acquire({ stickyBackendId: 'c' })!;
+    expect(lease.backend.id).toBe('c');
+    expect(lease.decision.reason).toBe('sticky');
+  });
+
+  it('re-picks when the sticky backend id is unknown or in maintenance', () => {
+    const lb = createLoadBalancer({ backends: three, algorithm: 'round-robin' });
+    lb.maintain('c');
+    const lease = lb.acquire({ stickyBackendId: 'c' })!;
+    expect(lease.backend.id).not.toBe('c');
+    expect(lease.decision.previous).toEqual({ backendId: 'c', cause: 'maintenance' });
+    expect(lb.acquire({ stickyBackendId: 'nope' })!.decision.previous).toEqual({ backendId: 'nope', cause: 'unknown' });
+  });
+
+  it('skips backends at maxConnections and returns undefined when all are full', () => {
+    const lb = createLoadBalancer({
+      backends: three.map((b) => ({ ...b, maxConnections: 1 })),
+      algorithm: 'round-robin',
+    });
+    const held = [lb.acquire({ skipFull: true })!, lb.acquire({ skipFull: true })!, lb.acquire({ skipFull: true })!];
+    expect(new Set(held.map((l) => l.backend.id)).size).toBe(3);
+    expect(lb.acquire({ skipFull: true })).toBeUndefined();
+    expect(lb.tier).toBe('primary');
+    held[1]!.release();
+    expect(lb.acquire({ skipFull: true })!.backend.id).toBe(held[1]!.backend.id);
+  });
+
+  it('keeps a sticky client waiting for its full backend rather than moving it', () => {
+    const lb = createLoadBalancer({ backends: three.map((b) => ({ ...b, maxConnections: 1 })), algorithm: 'p2c' });
+    const held = lb.acquire({ stickyBackendId: 'a', skipFull: true })!;
+    expect(lb.acquire({ stickyBackendId: 'a', skipFull: true })).toBeUndefined();
+    held.release();
+    expect(lb.acquire({ stickyBackendId: 'a', skipFull: true })!.backend.id).toBe('a');
+  });
+});

@@ -30,7 +30,7 @@
  */
 import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
-import { xxhash32 } from '../hash';
+import { hash32, xxhash32 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
 
@@ -59,6 +59,9 @@ export class Maglev implements Balancer {
   private epoch = 0;
   /** Next backend for key-less picks, which spread round-robin. */
   private cursor = 0;
+  /** `config.tableSize` as a plain field, and 2^32 mod it: see `uint32Mod`. */
+  private readonly tableSize: number;
+  private readonly twoPow32Mod: number;
 
   constructor(options: BalancerOptions = {}) {
     const tableSize = optionalNumber('tableSize', options.tableSize, DEFAULT_TABLE_SIZE, {
@@ -70,6 +73,8 @@ export class Maglev implements Balancer {
       throw new InvalidOptionError('tableSize', tableSize, 'must be a prime number (for example 65537 or 655373)');
     }
     this.config = Object.freeze({ tableSize });
+    this.tableSize = tableSize;
+    this.twoPow32Mod = 2 ** 32 % tableSize;
     this.table = new Int32Array(0);
   }
 
@@ -97,7 +102,7 @@ export class Maglev implements Balancer {
       this.cursor = this.cursor + 1 === count ? 0 : this.cursor + 1;
       return backend;
     }
-    const slot = xxhash32(key) % this.config.tableSize;
+    const slot = uint32Mod(hash32(key), this.tableSize, this.twoPow32Mod);
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) return this.backends[this.table[slot] as number];
     return this.walk(slot, wanted);
@@ -178,4 +183,19 @@ function isPrime(value: number): boolean {
 function compareIds(a: Backend, b: Backend): number {
   // Code-unit order, not locale order: it must be the same on every host.
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/**
+ * `(hash >>> 0) % m` computed in int32 arithmetic: the uint32 form of half of all hashes exceeds the
+ * small-integer range, which makes `%` a floating-point remainder (and boxes the hash). For a negative
+ * int32 `hash`, its uint32 value is `hash + 2^32`, so the remainder is `hash % m + 2^32 % m`, reduced.
+ */
+function uint32Mod(hash: number, m: number, twoPow32Mod: number): number {
+  let r = hash % m;
+  if (hash < 0) {
+    r += twoPow32Mod;
+    if (r < 0) r += m;
+    else if (r >= m) r -= m;
+  }
+  return r;
 }

@@ -22,7 +22,7 @@
  * bounded selection over a score buffer allocated in `update`: O(n·(attempt + 1)), no allocation.
  */
 import type { Backend } from '../backend';
-import { xxhash32 } from '../hash';
+import { hash32, xxhash32 } from '../hash';
 import type { Balancer } from './balancer';
 
 // Distinct from the key's seed (0) so an id and an equal key never hash alike.
@@ -71,7 +71,7 @@ export class Rendezvous implements Balancer {
       this.cursor = this.cursor + 1 === count ? 0 : this.cursor + 1;
       return backend;
     }
-    const keyHash = xxhash32(key);
+    const keyHash = hash32(key) >>> 0;
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) {
       let best = 0;

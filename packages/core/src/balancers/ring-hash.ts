@@ -33,7 +33,7 @@
  */
 import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
-import { xxhash32 } from '../hash';
+import { hash32, xxhash32 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
 
@@ -153,7 +153,7 @@ export class RingHash implements Balancer {
       this.cursor = this.cursor + 1 === count ? 0 : this.cursor + 1;
       return backend;
     }
-    const start = this.lowerBound(xxhash32(key));
+    const start = this.lowerBound(hash32(key) >>> 0);
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) return this.backends[this.owners[start] as number];
     return this.walk(start, wanted);

@@ -28,7 +28,7 @@ const PRIME5 = 0x165667b1 | 0;
 // allocates nothing. JavaScript runs one `xxhash32` call to completion before the next, so the state
 // is never shared by two calls at once.
 
-/** The bitwise OR of every char code read by the last `hashAscii`; ≥ 0x80 means not ASCII. */
+/** The OR of the words read by the last `hashAscii`: a byte's high bit set means not ASCII. */
 let charsSeen = 0;
 /** The UTF-8 reader's input and position. */
 let source = '';
@@ -39,17 +39,28 @@ let pendingCount = 0;
 
 /** xxHash32 of the UTF-8 bytes of `input`, as an unsigned 32-bit integer. */
 export function xxhash32(input: string, seed = 0): number {
+  return hash32(input, seed) >>> 0;
+}
+
+/**
+ * xxHash32 as a signed 32-bit integer (the same bits as `xxhash32`). Balancers use this form: an
+ * int32 travels through calls unboxed, while half of all uint32 results exceed the small-integer
+ * range and would be boxed on the heap at every return.
+ */
+export function hash32(input: string, seed = 0): number {
   // Keys are nearly always ASCII, whose UTF-8 bytes are the char codes and whose byte length is the
   // string's length: hash optimistically in one pass straight from `charCodeAt`, and only when a
   // char turns out to need more than one byte, start over with the general UTF-8 reader.
   const hash = hashAscii(input, seed | 0);
-  if (charsSeen < 0x80) return hash;
+  if ((charsSeen & 0x80808080) === 0) return hash;
   return hashUtf8(input, utf8Length(input), seed | 0);
 }
 
 function hashAscii(input: string, seed: number): number {
   const length = input.length;
-  charsSeen = 0;
+  // The OR of every char code read, kept in a local (a module variable written in the loop costs a
+  // store per word) and published once at the end.
+  let seen = 0;
   let index = 0;
   let hash: number;
   if (length >= 16) {
@@ -59,10 +70,15 @@ function hashAscii(input: string, seed: number): number {
     let v4 = (seed - PRIME1) | 0;
     const limit = length - 16;
     while (index <= limit) {
-      v1 = round(v1, asciiWord(input, index));
-      v2 = round(v2, asciiWord(input, index + 4));
-      v3 = round(v3, asciiWord(input, index + 8));
-      v4 = round(v4, asciiWord(input, index + 12));
+      const w1 = asciiWord(input, index);
+      const w2 = asciiWord(input, index + 4);
+      const w3 = asciiWord(input, index + 8);
+      const w4 = asciiWord(input, index + 12);
+      seen |= w1 | w2 | w3 | w4;
+      v1 = round(v1, w1);
+      v2 = round(v2, w2);
+      v3 = round(v3, w3);
+      v4 = round(v4, w4);
       index += 16;
     }
     hash = (rotateLeft(v1, 1) + rotateLeft(v2, 7) + rotateLeft(v3, 12) + rotateLeft(v4, 18)) | 0;
@@ -71,25 +87,32 @@ function hashAscii(input: string, seed: number): number {
   }
   hash = (hash + length) | 0;
   while (index + 4 <= length) {
-    hash = Math.imul(rotateLeft((hash + Math.imul(asciiWord(input, index), PRIME3)) | 0, 17), PRIME4);
+    const word = asciiWord(input, index);
+    seen |= word;
+    hash = Math.imul(rotateLeft((hash + Math.imul(word, PRIME3)) | 0, 17), PRIME4);
     index += 4;
   }
   while (index < length) {
     const code = input.charCodeAt(index);
-    charsSeen |= code;
+    if (code >= 0x80) seen = -1;
     hash = Math.imul(rotateLeft((hash + Math.imul(code, PRIME5)) | 0, 11), PRIME1);
     index += 1;
   }
+  charsSeen = seen;
   return avalanche(hash);
 }
 
+/**
+ * Four ASCII chars as one little-endian word — their UTF-8 bytes. When any of them is not ASCII the
+ * word is meaningless, so it returns -1 instead: every bit set, which marks `seen` as non-ASCII (an
+ * ASCII word never has a byte's high bit set).
+ */
 function asciiWord(input: string, index: number): number {
-  const b0 = input.charCodeAt(index);
-  const b1 = input.charCodeAt(index + 1);
-  const b2 = input.charCodeAt(index + 2);
-  const b3 = input.charCodeAt(index + 3);
-  charsSeen |= b0 | b1 | b2 | b3;
-  return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
+  const c0 = input.charCodeAt(index);
+  const c1 = input.charCodeAt(index + 1);
+  const c2 = input.charCodeAt(index + 2);
+  const c3 = input.charCodeAt(index + 3);
+  return (c0 | c1 | c2 | c3) < 0x80 ? c0 | (c1 << 8) | (c2 << 16) | (c3 << 24) : -1;
 }
 
 function hashUtf8(input: string, length: number, seed: number): number {
@@ -135,7 +158,7 @@ function avalanche(value: number): number {
   hash ^= hash >>> 13;
   hash = Math.imul(hash, PRIME3);
   hash ^= hash >>> 16;
-  return hash >>> 0;
+  return hash;
 }
 
 /** The number of bytes `TextEncoder` would produce for `input`. */

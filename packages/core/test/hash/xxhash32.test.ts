@@ -123,3 +123,17 @@ describe('xxhash32', () => {
     expect(xxhash32('the same key, twice over')).toBe(before);
   });
 });
+
+describe('hash32', () => {
+  it('has the same bits as xxhash32, as a signed integer', async () => {
+    const { hash32, xxhash32: unsigned } = await import('../../src/hash');
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.integer(), (input, seed) => {
+        const signed = hash32(input, seed);
+        expect(signed | 0).toBe(signed);
+        expect(signed >>> 0).toBe(unsigned(input, seed));
+      }),
+      { seed: 99, numRuns: 300 },
+    );
+  });
+});
