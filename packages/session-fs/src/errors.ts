@@ -1,0 +1,41 @@
+/**
+ * The one failure specific to files: a file that is there but cannot be trusted — cut short by a
+ * replication tool still copying it, zero-filled by an NFS client after a crash, or edited by hand.
+ * The store and the replicator never throw it at a caller (such a file reads as "no session" or is
+ * skipped); they report it through their `'error'` event or `onError` hook so operators see it.
+ * Directory-level failures (the mount is gone, I/O errors) surface as core's
+ * `StoreUnavailableError` instead, as for every Fulcrum store whose backing service is down.
+ */
+
+const BRAND: unique symbol = Symbol.for('fulcrum.session-fs.corrupt-file') as never;
+
+/** Why a file was refused. */
+export type CorruptFileReason =
+  | 'header'
+  | 'truncated'
+  | 'checksum'
+  | 'id-mismatch'
+  | 'payload';
+
+/** A session file or stick-log record failed its checks and was ignored. */
+export class CorruptFileError extends Error {
+  /** Stable code, as Fulcrum's errors carry. */
+  readonly code = 'FULCRUM_FS_CORRUPT_FILE';
+  /** The file, relative to the store's or replicator's directory. */
+  readonly file: string;
+  readonly reason: CorruptFileReason;
+  declare readonly [BRAND]: true;
+
+  constructor(file: string, reason: CorruptFileReason, detail?: string, options?: { cause?: unknown }) {
+    super(`ignored ${file}: ${detail ?? reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    Object.defineProperty(this, BRAND, { value: true });
+    this.name = 'CorruptFileError';
+    this.file = file;
+    this.reason = reason;
+  }
+}
+
+/** True for a `CorruptFileError` of any installed copy of this package. */
+export function isCorruptFileError(error: unknown): error is CorruptFileError {
+  return typeof error === 'object' && error !== null && (error as { [BRAND]?: unknown })[BRAND] === true;
+}
