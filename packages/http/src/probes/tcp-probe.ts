@@ -1,0 +1,67 @@
+/**
+ * `tcpProbe()`: a layer-4 health check — open a TCP connection to the backend and close it.
+ *
+ * Source: HAProxy's default `check` without `option httpchk` (a connect-only check) and Envoy's TCP
+ * health checker with an empty payload. It proves the listener accepts, nothing more: use it for
+ * backends that do not speak HTTP, or in front of `createTcpProxy()`. For `https://` addresses it
+ * checks the TCP port only, without a TLS handshake.
+ *
+ * The socket is closed with a normal FIN (`destroy()` right after connecting) rather than HAProxy's
+ * RST (`nolinger`): an RST shows up as an error in many servers' logs every few seconds, and the
+ * TIME_WAIT it saves is one socket per check on the prober's side — a few dozen per backend.
+ * Without `timeoutMs` the checker's timeout (whose signal aborts the probe) bounds the connect; the
+ * probe's own timer is unref'd so it never keeps a process alive.
+ */
+import net from 'node:net';
+import type { Probe, ProbeResult } from '@fulcrum/core';
+import { describeNetworkError, tryParseTarget } from './address';
+import { optionalTimeout, optionsObject } from './validate';
+
+/** Options of `tcpProbe()`. */
+export interface TcpProbeOptions {
+  /** Give up connecting after this many ms. Default: none of its own — the checker's `timeoutMs` aborts it. */
+  timeoutMs?: number;
+}
+
+/**
+ * A TCP connect check for `createLoadBalancer({ health: { probe } })`: `{ ok: true }` once the
+ * connection is established (and then closed), `{ ok: false, detail }` when it is refused, fails or
+ * times out; an aborted `signal` destroys the socket and rejects with the signal's reason.
+ */
+export function tcpProbe(options?: TcpProbeOptions): Probe {
+  const config = optionsObject('tcpProbe', options, ['timeoutMs']);
+  const timeoutMs = optionalTimeout('tcpProbe.timeoutMs', config.timeoutMs);
+
+  return (backend, signal) =>
+    new Promise<ProbeResult>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const target = tryParseTarget(backend.address);
+      if (typeof target === 'string') {
+        resolve({ ok: false, detail: target });
+        return;
+      }
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const socket = net.connect({ host: target.hostname, port: target.port });
+      const onAbort = (): void => settle(undefined, signal.reason);
+      const settle = (result: ProbeResult | undefined, reason?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        socket.destroy();
+        if (result === undefined) reject(reason);
+        else resolve(result);
+      };
+      socket.once('connect', () => settle({ ok: true, detail: 'TCP connect ok' }));
+      socket.on('error', (error: NodeJS.ErrnoException) => settle({ ok: false, detail: `connect failed: ${describeNetworkError(error, target)}` }));
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${timeoutMs} ms` }), timeoutMs);
+        timer.unref();
+      }
+    });
+}

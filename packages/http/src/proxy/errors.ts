@@ -1,0 +1,64 @@
+/**
+ * Turning upstream failures into a `FailureKind` and a client answer. The answers are deliberately
+ * short and the same for every backend: an error body must never carry a backend's address, an
+ * error code from its socket or a stack — only what the client can act on.
+ */
+import type { ServerResponse } from 'node:http';
+import type { FailureKind } from '@fulcrum/core';
+import type { AttemptFailure } from '../retry/policy';
+
+/** Connection errors where the request certainly never reached the backend. */
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/** The `FailureKind` of an upstream error, and whether the request certainly never left the proxy. */
+export function classifyError(error: unknown): AttemptFailure {
+  const code = errorCode(error);
+  if (code !== undefined && NOT_SENT.has(code)) {
+    return { kind: code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'connect', notSent: true };
+  }
+  if (code !== undefined && TIMEOUTS.has(code)) return { kind: 'timeout', notSent: false };
+  if (code === 'UND_ERR_ABORTED') return { kind: 'aborted', notSent: false };
+  const kind: FailureKind = 'reset';
+  return { kind, notSent: false };
+}
+
+/** The error's code, or its cause's (undici wraps socket errors). */
+function errorCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e !== null && typeof e === 'object' && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Answer with a short plain-text error, or cut the connection when the response already began. */
+export function sendError(res: ServerResponse, status: number, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (res.destroyed || res.writableEnded) return;
+  const body = `${message}\n`;
+  try {
+    res.writeHead(status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+    });
+    res.end(body);
+  } catch {
+    res.destroy();
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Request and response headers at the proxy boundary (RFC 9110 §7.6.1, RFC 7239).
+ *
+ * Hop-by-hop headers describe one connection, not the message, so a proxy must drop them — and
+ * every header the `Connection` header names. Fulcrum strips those FIRST and adds its own
+ * `X-Forwarded-*` and `Forwarded` headers AFTER, so a client sending `Connection: close,
+ * X-Forwarded-For` cannot make the proxy drop the address it appends (the trick that defeats proxies
+ * which strip after adding).
+ *
+ * `X-Forwarded-For` gets the socket address appended to whatever the client sent (the backend decides
+ * how far to trust the chain, as with nginx's `$proxy_add_x_forwarded_for`). `X-Forwarded-Proto`,
+ * `X-Forwarded-Host` and `Forwarded` are replaced unless the immediate peer is a trusted proxy, in
+ * which case theirs are kept and extended.
+ *
+ * Header names and values containing CR, LF or NUL are refused: forwarded, they could split a
+ * request or response (Node's parser refuses most of them already; this is the belt to its braces).
+ */
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  // Node answers `Expect: 100-continue` itself before the handler runs; forwarding it would make the
+  // backend wait for a continue that never comes from us.
+  'expect',
+]);
+
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
+const UNSAFE = /[\r\n\0]/;
+
+/** Names listed in `Connection` header values (comma-separated, case-insensitive). */
+export function connectionListed(values: string | readonly string[] | undefined): Set<string> | undefined {
+  if (values === undefined) return undefined;
+  const listed = new Set<string>();
+  for (const value of typeof values === 'string' ? [values] : values) {
+    for (const token of value.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name !== '') listed.add(name);
+    }
+  }
+  return listed;
+}
+
+export interface ForwardingContext {
+  /** The socket's remote address. */
+  remoteAddress: string;
+  /** Whether the client connection is TLS. */
+  encrypted: boolean;
+  /** Whether the socket peer is a trusted proxy (its forwarding headers are kept and extended). */
+  peerTrusted: boolean;
+  /** Keep the client's Host header (default) rather than the backend's. */
+  preserveHost: boolean;
+  /** Add X-Forwarded-* and Forwarded headers. */
+  addForwarded: boolean;
+  /** Keep `Upgrade` and `Connection: upgrade` (WebSocket handshakes). */
+  upgrade?: boolean;
+}
+
+/**
+ * Build the upstream request headers from the client's raw headers, as a flat `[name, value, …]`
+ * list (undici's cheapest form). Returns `undefined` when a header is unsafe (the caller answers 400).
+ */
+export function requestHeaders(rawHeaders: readonly string[], ctx: ForwardingContext, backendHost: string): string[] | undefined {
+  let connection: Set<string> | undefined;
+  let host: string | undefined;
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let forwarded: string | undefined;
+  let upgradeValue: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    if (UNSAFE.test(name) || UNSAFE.test(value)) return undefined;
+    const lower = name.toLowerCase();
+    if (lower === 'connection') connection = mergeSet(connection, value);
+    else if (lower === 'host') host ??= value;
+  }
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade' && ctx.upgrade) {
+      upgradeValue = value;
+      continue;
+    }
+    if (lower === 'host' || HOP_BY_HOP.has(lower) || connection?.has(lower)) continue;
+    if (FORWARDING.has(lower)) {
+      if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+      else if (lower === 'x-forwarded-proto') xfProto ??= value;
+      else if (lower === 'x-forwarded-host') xfHost ??= value;
+      else forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+      continue;
+    }
+    out.push(name, value);
+  }
+  out.push('host', ctx.preserveHost && host !== undefined ? host : backendHost);
+  if (ctx.upgrade && upgradeValue !== undefined) out.push('connection', 'upgrade', 'upgrade', upgradeValue);
+  if (ctx.addForwarded) {
+    const proto = ctx.encrypted ? 'https' : 'http';
+    const client = ctx.remoteAddress;
+    out.push('x-forwarded-for', xff === undefined ? client : `${xff}, ${client}`);
+    out.push('x-forwarded-proto', ctx.peerTrusted && xfProto !== undefined ? xfProto : proto);
+    if (host !== undefined) out.push('x-forwarded-host', ctx.peerTrusted && xfHost !== undefined ? xfHost : host);
+    const element = `for=${forwardedNode(client)};proto=${proto}${host !== undefined ? `;host=${quoteIfNeeded(host)}` : ''}`;
+    out.push('forwarded', ctx.peerTrusted && forwarded !== undefined ? `${forwarded}, ${element}` : element);
+  } else {
+    if (xff !== undefined) out.push('x-forwarded-for', xff);
+    if (xfProto !== undefined) out.push('x-forwarded-proto', xfProto);
+    if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+    if (forwarded !== undefined) out.push('forwarded', forwarded);
+  }
+  return out;
+}
+
+function mergeSet(set: Set<string> | undefined, value: string): Set<string> {
+  const listed = connectionListed(value)!;
+  if (set === undefined) return listed;
+  for (const name of listed) set.add(name);
+  return set;
+}
+
+/** RFC 7239 node: IPv6 in brackets and quotes. */
+function forwardedNode(address: string): string {
+  return address.includes(':') ? `"[${address}]"` : address;
+}
+
+function quoteIfNeeded(value: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * The upstream response headers to send to the client: hop-by-hop ones and those named in the
+ * upstream `Connection` header dropped, unsafe values dropped, `Set-Cookie` kept as a list.
+ */
+export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const connection = connectionListed(headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || connection?.has(lower)) continue;
+    if (typeof value === 'string') {
+      if (!UNSAFE.test(value)) out[lower] = value;
+    } else {
+      const safe = value.filter((v) => !UNSAFE.test(v));
+      if (safe.length > 0) out[lower] = safe;
+    }
+  }
+  return out;
+}
+
+/** The `host[:port]` of a backend address, for the Host header when the client's is not kept. */
+export function hostOf(origin: string): string {
+  return new URL(origin).host;
+}
+
+/** A backend address as a URL origin undici can connect to ('host:port' means plain HTTP). */
+export function originOf(address: string): string {
+  return address.includes('://') ? new URL(address).origin : `http://${address}`;
+}

@@ -1,0 +1,217 @@
+/**
+ * `createProxy` options: validated once into a frozen, fully defaulted config.
+ *
+ * Timeout defaults: connect 5 s (HAProxy's customary `timeout connect`: a backend that has not
+ * accepted in 5 s is not going to serve this request well); response head 60 s and idle body 60 s
+ * (nginx's `proxy_read_timeout`); no total deadline unless asked. Replay buffer 64 KiB: enough for
+ * any form or JSON API call, small enough that 10,000 concurrent uploads cost at most 640 MB. Queue
+ * 1024 waiters for 5 s: a short burst is absorbed, a sustained overload is refused fast.
+ */
+import { InvalidOptionError, LoadBalancer, isPlainObject, type LoadBalancerOptions } from '@fulcrum/core';
+import type { HashBy } from '../affinity';
+import type { StickinessOptions } from '../affinity';
+import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
+
+export interface ProxyTimeouts {
+  /** Establishing a connection to a backend, ms. Default 5000. */
+  connectMs?: number;
+  /** From sending the request to receiving the response head, ms. Default 60000. */
+  headersMs?: number;
+  /** Longest pause between two chunks of the response body, ms. Default 60000. */
+  idleMs?: number;
+  /** The whole request, all attempts included, until the response head; 0 = none. Default 0. */
+  totalMs?: number;
+}
+
+/** What a router decides for one request: the pool, and the path to send upstream. */
+export interface RouteDecision {
+  /** The pool's name (for logs and stats). */
+  pool: string;
+  lb: LoadBalancer;
+  /** Path and query to send upstream (rewritten when the route says so). */
+  path: string;
+  /** A cookie to add to the response (split stickiness). */
+  setCookie?: string;
+}
+
+/** Chooses a pool per request (`createRouter` builds one). */
+export interface RequestRouter {
+  match(req: import('node:http').IncomingMessage): RouteDecision | undefined;
+  readonly pools: ReadonlyMap<string, LoadBalancer>;
+  close(): void | Promise<void>;
+}
+
+export interface ProxyOptions {
+  /**
+   * A load balancer, or the options to create one (the proxy then owns and closes it). Exactly one
+   * of `balancer` and `router`.
+   */
+  balancer?: LoadBalancer | LoadBalancerOptions;
+  /** Forwarding rules over several pools (`createRouter`); requests no route matches get 404. */
+  router?: RequestRouter;
+  /** Keep clients on one backend: signed cookie, source IP, header, or a learned app cookie. */
+  stickiness?: StickinessOptions;
+  /** The hash key for hashing balancers (ring-hash, maglev, rendezvous, bounded-load). */
+  hashBy?: HashBy;
+  /**
+   * Addresses (CIDRs) of proxies in front of this one. Their `X-Forwarded-*` headers are kept and
+   * extended, and the client address is read from `X-Forwarded-For` through them. Default none.
+   */
+  trustedProxies?: readonly string[];
+  /** Attempts per request, the first included. Integer 1–10; default 3 (nginx tries every server; 3 bounds the tail). */
+  attempts?: number;
+  /** What may be retried for idempotent methods. Default `['connect', 'reset', 'timeout']` (nginx's `error timeout`). */
+  retryOn?: readonly RetryCondition[];
+  /** Also retry methods that are not idempotent (POST, PATCH) once they reached a backend. Default false. */
+  retryNonIdempotent?: boolean;
+  /** Retries in flight ≤ max(minConcurrency, percent % of requests in flight). Default 20 % and 3 (Envoy). */
+  retryBudget?: { percent?: number; minConcurrency?: number };
+  /** Largest request body held for replay, bytes. Default 65536. */
+  maxReplayBytes?: number;
+  /** Requests waiting when every backend is at its maxConnections. Default 1024; 0 = refuse at once. */
+  maxQueue?: number;
+  /** How long a request may wait in the queue, ms. Default 5000. */
+  queueTimeoutMs?: number;
+  timeouts?: ProxyTimeouts;
+  /** Keep-alive connections per backend when it has no maxConnections. Default 128. */
+  connectionsPerBackend?: number;
+  /** Forward the client's Host header (HAProxy) rather than the backend's (nginx). Default true. */
+  preserveHost?: boolean;
+  /** Add X-Forwarded-For/-Proto/-Host and Forwarded. Default true. */
+  forwardedHeaders?: boolean;
+  /** TLS options for https backends (e.g. `{ ca }` or `{ rejectUnauthorized: false }` for tests). */
+  backendTls?: Readonly<Record<string, unknown>>;
+  /** Called with every upstream or client error the proxy handled (for logs). Never required. */
+  onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
+}
+
+export interface NormalizedProxyOptions {
+  readonly attempts: number;
+  readonly retryOn: ReadonlySet<RetryCondition>;
+  readonly retryNonIdempotent: boolean;
+  readonly budgetPercent: number;
+  readonly budgetMinConcurrency: number;
+  readonly maxReplayBytes: number;
+  readonly maxQueue: number;
+  readonly queueTimeoutMs: number;
+  readonly connectMs: number;
+  readonly headersMs: number;
+  readonly idleMs: number;
+  readonly totalMs: number;
+  readonly connectionsPerBackend: number;
+  readonly preserveHost: boolean;
+  readonly forwardedHeaders: boolean;
+  readonly backendTls: Readonly<Record<string, unknown>> | undefined;
+  readonly onError: ProxyOptions['onError'];
+}
+
+const KNOWN = new Set([
+  'balancer',
+  'stickiness',
+  'hashBy',
+  'trustedProxies',
+  'attempts',
+  'retryOn',
+  'retryNonIdempotent',
+  'retryBudget',
+  'maxReplayBytes',
+  'maxQueue',
+  'queueTimeoutMs',
+  'timeouts',
+  'connectionsPerBackend',
+  'preserveHost',
+  'forwardedHeaders',
+  'backendTls',
+  'onError',
+  'router',
+]);
+
+function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new InvalidOptionError(path, value, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function bool(path: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(path, value, 'must be true or false');
+  return value;
+}
+
+const MAX_TIMER = 2_147_483_647;
+
+export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOptions {
+  if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createProxy (known: ${[...KNOWN].join(', ')})`);
+  }
+  const retryOn = options.retryOn ?? ['connect', 'reset', 'timeout'];
+  if (!Array.isArray(retryOn)) throw new InvalidOptionError('retryOn', retryOn, `must be an array of ${RETRY_CONDITIONS.join(', ')}`);
+  retryOn.forEach((condition, i) => {
+    if (!RETRY_CONDITIONS.includes(condition)) throw new InvalidOptionError(`retryOn[${i}]`, condition, `must be one of ${RETRY_CONDITIONS.join(', ')}`);
+  });
+  const budget = options.retryBudget ?? {};
+  if (!isPlainObject(budget)) throw new InvalidOptionError('retryBudget', budget, 'must be an object');
+  const timeouts = options.timeouts ?? {};
+  if (!isPlainObject(timeouts)) throw new InvalidOptionError('timeouts', timeouts, 'must be an object');
+  for (const key of Object.keys(timeouts)) {
+    if (!['connectMs', 'headersMs', 'idleMs', 'totalMs'].includes(key)) {
+      throw new InvalidOptionError(`timeouts.${key}`, (timeouts as Record<string, unknown>)[key], 'is not a timeout (known: connectMs, headersMs, idleMs, totalMs)');
+    }
+  }
+  if (options.backendTls !== undefined && !isPlainObject(options.backendTls)) {
+    throw new InvalidOptionError('backendTls', options.backendTls, 'must be an object of TLS options');
+  }
+  if (options.onError !== undefined && typeof options.onError !== 'function') {
+    throw new InvalidOptionError('onError', options.onError, 'must be a function');
+  }
+  return Object.freeze({
+    attempts: num('attempts', options.attempts, 3, 1, 10, true),
+    retryOn: new Set(retryOn as readonly RetryCondition[]),
+    retryNonIdempotent: bool('retryNonIdempotent', options.retryNonIdempotent, false),
+    budgetPercent: num('retryBudget.percent', budget.percent, 20, 0, 100),
+    budgetMinConcurrency: num('retryBudget.minConcurrency', budget.minConcurrency, 3, 0, 1_000_000, true),
+    maxReplayBytes: num('maxReplayBytes', options.maxReplayBytes, 65_536, 0, 64 * 1024 * 1024, true),
+    maxQueue: num('maxQueue', options.maxQueue, 1024, 0, 1_000_000, true),
+    queueTimeoutMs: num('queueTimeoutMs', options.queueTimeoutMs, 5000, 1, MAX_TIMER),
+    connectMs: num('timeouts.connectMs', timeouts.connectMs, 5000, 1, MAX_TIMER),
+    headersMs: num('timeouts.headersMs', timeouts.headersMs, 60_000, 1, MAX_TIMER),
+    idleMs: num('timeouts.idleMs', timeouts.idleMs, 60_000, 1, MAX_TIMER),
+    totalMs: num('timeouts.totalMs', timeouts.totalMs, 0, 0, MAX_TIMER),
+    connectionsPerBackend: num('connectionsPerBackend', options.connectionsPerBackend, 128, 1, 65_536, true),
+    preserveHost: bool('preserveHost', options.preserveHost, true),
+    forwardedHeaders: bool('forwardedHeaders', options.forwardedHeaders, true),
+    backendTls: options.backendTls as NormalizedProxyOptions['backendTls'],
+    onError: options.onError as ProxyOptions['onError'],
+  });
+}
+
+/** The pools a proxy serves: one load balancer, or a router's. */
+export function resolvePools(options: ProxyOptions): { pools: ReadonlyMap<string, LoadBalancer>; router: RequestRouter | undefined; owned: LoadBalancer | undefined } {
+  if (options.router !== undefined) {
+    if (options.balancer !== undefined) throw new InvalidOptionError('router', '(router and balancer)', 'must be given without balancer: the routes choose the pools');
+    const router = options.router as Partial<RequestRouter> | null;
+    if (typeof router !== 'object' || router === null || typeof router.match !== 'function' || !(router.pools instanceof Map)) {
+      throw new InvalidOptionError('router', options.router, 'must be a router from createRouter()');
+    }
+    return { pools: router.pools, router: router as RequestRouter, owned: undefined };
+  }
+  const { lb, owned } = resolveBalancer(options.balancer);
+  return { pools: new Map([['default', lb]]), router: undefined, owned: owned ? lb : undefined };
+}
+
+/** The load balancer to use: the one given, or a new one the proxy owns. */
+export function resolveBalancer(balancer: unknown): { lb: LoadBalancer; owned: boolean } {
+  if (balancer instanceof LoadBalancer) return { lb: balancer, owned: false };
+  const candidate = balancer as Partial<LoadBalancer> | null;
+  if (typeof candidate === 'object' && candidate !== null && typeof candidate.acquire === 'function' && typeof candidate.snapshot === 'function') {
+    // A LoadBalancer from another installed copy of @fulcrum/core.
+    return { lb: candidate as LoadBalancer, owned: false };
+  }
+  if (!isPlainObject(balancer)) {
+    throw new InvalidOptionError('balancer', balancer, 'must be a LoadBalancer or the options of createLoadBalancer (or give a router instead)');
+  }
+  return { lb: new LoadBalancer(balancer as unknown as LoadBalancerOptions), owned: true };
+}

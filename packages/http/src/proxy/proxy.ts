@@ -1,0 +1,520 @@
+/**
+ * `createProxy`: an HTTP reverse proxy on undici — the layer-7 load balancer of HAProxy's and nginx's
+ * shape, as a `(req, res)` handler for `node:http` / `node:https` servers.
+ *
+ * One undici `Pool` per backend keeps connections alive; request and response bodies stream through
+ * with backpressure (undici's dispatch controller pauses the upstream read while the client socket is
+ * full). Per request: read the affinity (cookie, source IP, header, learned cookie) and the hash key,
+ * ask the load balancer for a backend (`skipFull`, so a backend at its `maxConnections` is passed
+ * over and, when all are, the request waits in a bounded queue), send the attempt, and on failure
+ * decide — by the rules in `../retry/policy` and within the retry budget — whether another backend
+ * may get it. Every attempt's outcome goes back through `Lease.release`, so passive health checks and
+ * outlier ejection see the traffic.
+ *
+ * Failures never crash the process and never reveal a backend's address: the client gets 502 (the
+ * backend failed), 503 (no backend, queue full or timed out) or 504 (timeout) with a short body, and
+ * a response that fails after its head was sent is cut off (the client sees a truncated response,
+ * which is the truth).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
+import { Pool, type Dispatcher } from 'undici';
+import { Stickiness, TrustedProxies, clientAddress, compileHashBy } from '../affinity';
+import { RetryBudget } from '../retry/budget';
+import { mayRetry, type AttemptFailure } from '../retry/policy';
+import { readBody, hasBody, type RequestBody } from './body';
+import { classifyError, sendError } from './errors';
+import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
+import { normalizeProxyOptions, resolvePools, type NormalizedProxyOptions, type ProxyOptions, type RequestRouter, type RouteDecision } from './options';
+import { WaitQueue } from './queue';
+import { UpgradeProxy } from './upgrade';
+
+export interface ProxyHandler {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** Forward a WebSocket (or other) upgrade: `server.on('upgrade', proxy.upgrade)`. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * Stop: new requests get 503, queued ones 503, upgraded connections are closed, keep-alive pools
+   * close after their in-flight requests, and a load balancer the proxy created is closed.
+   */
+  close(): Promise<void>;
+  /** The load balancer of a single-pool proxy; with a router, the first pool's. */
+  readonly lb: LoadBalancer;
+  /** Every pool by name (`'default'` for a single `balancer`). */
+  readonly pools: ReadonlyMap<string, LoadBalancer>;
+}
+
+/** Internal state shared by the request handler and its attempts. */
+export class ProxyEngine {
+  readonly lb: LoadBalancer;
+  readonly pools: ReadonlyMap<string, LoadBalancer>;
+  readonly router: RequestRouter | undefined;
+  readonly config: NormalizedProxyOptions;
+  readonly stickiness: Stickiness | undefined;
+  readonly hashKey: ((req: IncomingMessage, clientIp: string) => string | undefined) | undefined;
+  readonly trusted: TrustedProxies | undefined;
+  readonly budget: RetryBudget;
+  readonly queue: WaitQueue;
+  readonly upgrades: UpgradeProxy;
+  readonly #owned: LoadBalancer | undefined;
+  readonly #pools = new Map<Backend, Pool>();
+  readonly #onRemoved: (backend: Backend) => void;
+  closed = false;
+
+  constructor(options: ProxyOptions) {
+    this.config = normalizeProxyOptions(options);
+    const { pools, router, owned } = resolvePools(options);
+    this.pools = pools;
+    this.router = router;
+    this.#owned = owned;
+    const lb = pools.values().next().value;
+    if (lb === undefined) throw new Error('a router without pools');
+    this.lb = lb;
+    this.trusted = options.trustedProxies === undefined ? undefined : new TrustedProxies(options.trustedProxies, 'trustedProxies');
+    this.stickiness =
+      options.stickiness === undefined
+        ? undefined
+        : new Stickiness(options.stickiness, { clock: lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
+    this.hashKey = options.hashBy === undefined ? undefined : compileHashBy(options.hashBy, 'hashBy');
+    this.budget = new RetryBudget(this.config.budgetPercent, this.config.budgetMinConcurrency);
+    this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs);
+    this.upgrades = new UpgradeProxy(this);
+    this.#onRemoved = (backend) => {
+      const pool = this.#pools.get(backend);
+      if (pool === undefined) return;
+      this.#pools.delete(backend);
+      pool.close().catch(() => undefined);
+    };
+    for (const pool of pools.values()) pool.on('removed', this.#onRemoved);
+  }
+
+  /** The pool and upstream path for a request; `undefined` when no route matches (404). */
+  route(req: IncomingMessage): RouteDecision | undefined {
+    if (this.router === undefined) return { pool: 'default', lb: this.lb, path: req.url ?? '/' };
+    return this.router.match(req);
+  }
+
+  /** The keep-alive pool of a backend, created on first use. */
+  pool(backend: Backend): Pool {
+    let pool = this.#pools.get(backend);
+    if (pool === undefined) {
+      const { connectMs, headersMs, idleMs, connectionsPerBackend, backendTls } = this.config;
+      pool = new Pool(originOf(backend.address), {
+        connections: Number.isFinite(backend.maxConnections) ? backend.maxConnections : connectionsPerBackend,
+        pipelining: 1,
+        headersTimeout: headersMs,
+        bodyTimeout: idleMs,
+        connect: { timeout: connectMs, ...(backendTls ?? {}) },
+      });
+      this.#pools.set(backend, pool);
+    }
+    return pool;
+  }
+
+  /** A request ended and freed a slot: let a queued one in. */
+  released(): void {
+    if (this.queue.length > 0) this.queue.wake();
+  }
+
+  report(error: unknown, phase: 'upstream' | 'client' | 'upgrade', backendId?: string): void {
+    const onError = this.config.onError;
+    if (onError === undefined) return;
+    try {
+      onError(error, backendId === undefined ? { phase } : { phase, backendId });
+    } catch {
+      // A logging callback must not take the proxy down.
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.close();
+    this.upgrades.close();
+    for (const pool of this.pools.values()) pool.off('removed', this.#onRemoved);
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
+    await this.stickiness?.close();
+    this.#owned?.close();
+  }
+}
+
+/**
+ * One client request through the proxy: its attempts, its retries, its response. Implements undici's
+ * dispatch handler so response bytes go straight from the upstream socket to the client socket.
+ */
+class ProxiedRequest implements Dispatcher.DispatchHandler {
+  readonly #engine: ProxyEngine;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #route: RouteDecision;
+  readonly #lb: LoadBalancer;
+  readonly #clientIp: string;
+  readonly #peerTrusted: boolean;
+  readonly #hashKey: string | undefined;
+  readonly #stickyId: string | undefined;
+  readonly #secure: boolean;
+  #body: RequestBody = NO_BODY;
+  #tried: Backend[] | undefined;
+  #attempts = 0;
+  #lease: Lease | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #attemptStart = 0;
+  #headLatency: number | undefined;
+  #status = 0;
+  #responseStarted = false;
+  #finished = false;
+  #clientGone = false;
+  #retrying = false;
+  #bodyUsed = false;
+  #unqueue: (() => void) | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  /** Retry-budget slots this request holds: a retry counts against the budget until the request ends. */
+  #retrySlots = 0;
+
+  constructor(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse, route: RouteDecision) {
+    this.#engine = engine;
+    this.#req = req;
+    this.#res = res;
+    this.#route = route;
+    this.#lb = route.lb;
+    const remote = req.socket.remoteAddress ?? '';
+    this.#peerTrusted = engine.trusted?.contains(remote) ?? false;
+    this.#clientIp = engine.trusted === undefined ? normalizeAddress(remote) : clientAddress(req, engine.trusted);
+    this.#secure = (req.socket as TLSSocket).encrypted === true;
+    this.#hashKey = engine.hashKey?.(req, this.#clientIp);
+    this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now());
+  }
+
+  start(): void {
+    const engine = this.#engine;
+    engine.budget.begin();
+    if (!this.#route.path.startsWith('/')) {
+      // Absolute-form and authority-form targets are for forward proxies; this one is not.
+      this.#req.resume();
+      return this.#fail(400, 'Bad Request');
+    }
+    this.#res.on('close', this.#onClientClose);
+    if (engine.config.totalMs > 0) {
+      this.#deadline = setTimeout(() => this.#fail(504, 'Gateway Timeout'), engine.config.totalMs);
+    }
+    if (!hasBody(this.#req)) {
+      this.#req.resume();
+      this.#next();
+      return;
+    }
+    readBody(this.#req, engine.config.maxReplayBytes).then((body) => {
+      if (body === undefined || this.#clientGone) return;
+      this.#body = body;
+      this.#next();
+    }, (error: unknown) => {
+      engine.report(error, 'client');
+      this.#fail(400, 'Bad Request');
+    });
+  }
+
+  #onClientClose = (): void => {
+    if (this.#finished) return;
+    // The client went away before the response was complete: stop the attempt, start no new one.
+    this.#clientGone = true;
+    this.#unqueue?.();
+    this.#unqueue = undefined;
+    this.#controller?.abort(new ClientAbortedError());
+    this.#releaseLease({ ok: true, error: 'aborted' });
+    this.#end();
+  };
+
+  /** Acquire a backend (or wait for one) and send the next attempt. */
+  #next(): void {
+    if (this.#finished || this.#clientGone) return;
+    const engine = this.#engine;
+    if (engine.closed) return this.#fail(503, 'Service Unavailable');
+    const lease = this.#lb.acquire({
+      ...(this.#hashKey === undefined ? {} : { key: this.#hashKey }),
+      ...(this.#stickyId === undefined ? {} : { stickyBackendId: this.#stickyId }),
+      ...(this.#tried === undefined ? {} : { exclude: this.#tried }),
+      attempt: this.#attempts,
+      skipFull: true,
+    });
+    if (lease !== undefined) return this.#send(lease);
+    if (this.#lb.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available');
+    // Every candidate is at its maxConnections: wait for a slot.
+    const unqueue = engine.queue.add({
+      tryStart: () => {
+        if (this.#finished || this.#clientGone) return true;
+        const queued = this.#lb.acquire({
+          ...(this.#hashKey === undefined ? {} : { key: this.#hashKey }),
+          ...(this.#stickyId === undefined ? {} : { stickyBackendId: this.#stickyId }),
+          ...(this.#tried === undefined ? {} : { exclude: this.#tried }),
+          attempt: this.#attempts,
+          skipFull: true,
+        });
+        if (queued === undefined) return false;
+        this.#unqueue = undefined;
+        this.#send(queued);
+        return true;
+      },
+      expire: (reason) => {
+        this.#unqueue = undefined;
+        this.#fail(503, reason === 'timeout' ? 'Service Unavailable: queue timeout' : 'Service Unavailable');
+      },
+    });
+    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full');
+    this.#unqueue = unqueue;
+  }
+
+  #send(lease: Lease): void {
+    const engine = this.#engine;
+    this.#lease = lease;
+    this.#attempts++;
+    this.#status = 0;
+    this.#headLatency = undefined;
+    this.#controller = undefined;
+    const backend = lease.backend;
+    const pool = engine.pool(backend);
+    const headers = requestHeaders(
+      this.#req.rawHeaders,
+      {
+        remoteAddress: normalizeAddress(this.#req.socket.remoteAddress ?? ''),
+        encrypted: this.#secure,
+        peerTrusted: this.#peerTrusted,
+        preserveHost: engine.config.preserveHost,
+        addForwarded: engine.config.forwardedHeaders,
+      },
+      hostOf(originOf(backend.address)),
+    );
+    if (headers === undefined) {
+      this.#releaseLease({ ok: true });
+      return this.#fail(400, 'Bad Request');
+    }
+    let body: Dispatcher.DispatchOptions['body'] = null;
+    if (this.#body.kind === 'buffered') body = this.#body.data;
+    else if (this.#body.kind === 'stream') {
+      body = this.#body.stream;
+      this.#bodyUsed = true;
+    }
+    this.#attemptStart = performance.now();
+    try {
+      pool.dispatch({ path: this.#route.path, method: this.#req.method ?? 'GET', headers, body }, this);
+    } catch (error) {
+      this.onResponseError(undefined, error as Error);
+    }
+  }
+
+  // ---- undici dispatch handler ----------------------------------------------------------------
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#clientGone) controller.abort(new ClientAbortedError());
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+    if (this.#clientGone || this.#finished) return controller.abort(new ClientAbortedError());
+    this.#status = statusCode;
+    this.#headLatency = performance.now() - this.#attemptStart;
+    const backend = this.#lease!.backend;
+    if (statusCode >= 502 && statusCode <= 504) {
+      const failure: AttemptFailure = { kind: 'status', status: statusCode, notSent: false };
+      if (this.#shouldRetry(failure)) {
+        this.#retrying = true;
+        controller.abort(new RetryingError());
+        return;
+      }
+    }
+    const res = this.#res;
+    const outgoing = responseHeaders(headers);
+    const cookie = this.#engine.stickiness?.commit(
+      this.#req,
+      this.#clientIp,
+      backend.id,
+      toList(headers['set-cookie']),
+      this.#secure,
+      this.#lb.clock.now(),
+    );
+    const added = cookie === undefined ? this.#route.setCookie : this.#route.setCookie === undefined ? cookie : undefined;
+    if (cookie !== undefined || this.#route.setCookie !== undefined) {
+      const mine = added !== undefined ? [added] : [cookie!, this.#route.setCookie!];
+      const existing = outgoing['set-cookie'];
+      outgoing['set-cookie'] = existing === undefined ? mine : [...toList(existing), ...mine];
+    }
+    this.#responseStarted = true;
+    this.#clearDeadline();
+    try {
+      if (statusMessage) res.writeHead(statusCode, statusMessage, outgoing);
+      else res.writeHead(statusCode, outgoing);
+    } catch (error) {
+      this.#engine.report(error, 'client', backend.id);
+      controller.abort(error as Error);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#retrying) return;
+    if (!this.#res.write(chunk)) {
+      controller.pause();
+      this.#res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.#retrying) return;
+    const status = this.#status;
+    this.#releaseLease({ ok: status < 500, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart });
+    this.#res.end();
+    this.#end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    if (error instanceof ClientAbortedError) return;
+    const lease = this.#lease;
+    const backendId = lease?.backend.id;
+    if (error instanceof RetryingError || this.#retrying) {
+      // A retryable status: the response was never shown to the client.
+      this.#retrying = false;
+      this.#releaseLease({ ok: false, status: this.#status, error: 'status', durationMs: this.#headLatency ?? 0 });
+      return this.#retry();
+    }
+    this.#engine.report(error, 'upstream', backendId);
+    const failure = classifyError(error);
+    this.#releaseLease({ ok: false, error: failure.kind, durationMs: performance.now() - this.#attemptStart });
+    if (this.#responseStarted) {
+      // Part of the response is out: the only honest thing left is to cut the connection.
+      this.#res.destroy();
+      return this.#end();
+    }
+    if (failure.notSent && this.#body.kind === 'stream' && this.#bodyUsed) {
+      // The stream was handed to undici: even with nothing sent, it may have been read from.
+      failure.notSent = false;
+    }
+    if (this.#shouldRetry(failure)) return this.#retry();
+    if (failure.kind === 'timeout') return this.#fail(504, 'Gateway Timeout');
+    this.#fail(502, 'Bad Gateway');
+  }
+
+  // ---- retries and endings ---------------------------------------------------------------------
+
+  #shouldRetry(failure: AttemptFailure): boolean {
+    const engine = this.#engine;
+    const replayable = this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent);
+    const allowed = mayRetry(
+      failure,
+      {
+        method: this.#req.method ?? 'GET',
+        attempts: this.#attempts,
+        maxAttempts: engine.config.attempts,
+        responseStarted: this.#responseStarted,
+        clientGone: this.#clientGone,
+        replayable,
+      },
+      engine.config,
+    );
+    if (!allowed || !engine.budget.tryAcquire()) return false;
+    this.#retrySlots++;
+    return true;
+  }
+
+  #retry(): void {
+    const lease = this.#lease;
+    if (lease !== undefined) (this.#tried ??= []).push(lease.backend);
+    this.#lease = undefined;
+    if (this.#clientGone || this.#finished) return;
+    this.#next();
+  }
+
+  #releaseLease(outcome: { ok: boolean; status?: number; error?: AttemptFailure['kind']; durationMs?: number }): void {
+    const lease = this.#lease;
+    if (lease === undefined) return;
+    this.#lease = undefined;
+    lease.release(outcome);
+    this.#engine.released();
+  }
+
+  #fail(status: number, message: string): void {
+    if (this.#finished) return;
+    this.#unqueue?.();
+    this.#unqueue = undefined;
+    if (this.#lease !== undefined) {
+      this.#controller?.abort(new ClientAbortedError());
+      this.#releaseLease({ ok: false, error: status === 504 ? 'timeout' : 'reset' });
+    }
+    if (!this.#clientGone) sendError(this.#res, status, message);
+    this.#end();
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+  }
+
+  #end(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#clearDeadline();
+    this.#res.off('close', this.#onClientClose);
+    const budget = this.#engine.budget;
+    for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
+    budget.end();
+  }
+}
+
+const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
+
+/** Internal abort reason: the client went away (or the proxy is finishing the request itself). */
+class ClientAbortedError extends Error {
+  constructor() {
+    super('client aborted');
+  }
+}
+
+/** Internal abort reason: a retryable status; the attempt is dropped and the request sent again. */
+class RetryingError extends Error {
+  constructor() {
+    super('retrying');
+  }
+}
+
+function toList(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return typeof value === 'string' ? [value] : value;
+}
+
+/** `::ffff:10.0.0.1` → `10.0.0.1`, so IPv4 clients look the same on dual-stack sockets. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/**
+ * Create a reverse proxy. `http.createServer(proxy)` serves it; `server.on('upgrade', proxy.upgrade)`
+ * forwards WebSockets. See `ProxyOptions` for every option and its default.
+ */
+export function createProxy(options: ProxyOptions): ProxyHandler {
+  const engine = new ProxyEngine(options);
+  const handler = ((req: IncomingMessage, res: ServerResponse) => {
+    if (engine.closed) {
+      sendError(res, 503, 'Service Unavailable');
+      return;
+    }
+    let route: RouteDecision | undefined;
+    try {
+      route = engine.route(req);
+    } catch (error) {
+      engine.report(error, 'client');
+    }
+    if (route === undefined) {
+      req.resume();
+      sendError(res, 404, 'Not Found');
+      return;
+    }
+    new ProxiedRequest(engine, req, res, route).start();
+  }) as ProxyHandler;
+  Object.defineProperties(handler, {
+    upgrade: { value: (req: IncomingMessage, socket: Duplex, head: Buffer) => engine.upgrades.handle(req, socket, head) },
+    close: { value: () => engine.close() },
+    lb: { value: engine.lb, enumerable: true },
+    pools: { value: engine.pools, enumerable: true },
+  });
+  return handler;
+}

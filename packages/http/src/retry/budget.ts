@@ -1,0 +1,47 @@
+/**
+ * A retry budget (Envoy's `retry_budget`, Finagle's `RetryBudget`): retries in flight may not exceed
+ * `percent` of the requests in flight, with a floor of `minConcurrency` so a quiet proxy can still
+ * retry. When a whole pool fails, every request would otherwise retry — multiplying the load on the
+ * pool exactly when it can least take it (a retry storm). Defaults: 20 % and 3, Envoy's.
+ */
+export class RetryBudget {
+  readonly percent: number;
+  readonly minConcurrency: number;
+  #active = 0;
+  #retrying = 0;
+
+  constructor(percent = 20, minConcurrency = 3) {
+    this.percent = percent;
+    this.minConcurrency = minConcurrency;
+  }
+
+  /** A request started. */
+  begin(): void {
+    this.#active++;
+  }
+
+  /** A request ended (whether or not it retried). */
+  end(): void {
+    this.#active--;
+  }
+
+  /** Take a retry slot if the budget allows; give it back with `release`. */
+  tryAcquire(): boolean {
+    const allowed = Math.max(this.minConcurrency, Math.floor((this.#active * this.percent) / 100));
+    if (this.#retrying >= allowed) return false;
+    this.#retrying++;
+    return true;
+  }
+
+  release(): void {
+    this.#retrying--;
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  get retrying(): number {
+    return this.#retrying;
+  }
+}

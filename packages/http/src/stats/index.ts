@@ -1,0 +1,6 @@
+// The stats surfaces: a live HTML page with JSON, and Prometheus metrics. Re-exports only.
+export { statsPage } from './stats-page';
+export type { StatsHandler, StatsJson, StatsPageOptions } from './stats-page';
+export { PROMETHEUS_CONTENT_TYPE, escapeLabelValue, prometheus, prometheusHandler, renderPrometheus } from './prometheus';
+export type { StatsEvent } from './event-log';
+export type { StatsPool, StatsSource } from './source';

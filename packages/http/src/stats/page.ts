@@ -1,0 +1,318 @@
+/**
+ * The stats page itself: one self-contained HTML document (inline CSS and JavaScript, no build
+ * step, no external asset) that polls its own URL with `?format=json` and redraws in place.
+ *
+ * The idea is HAProxy's stats page — a table per pool, a row per server, colour by state — made
+ * live the way Envoy's admin and most modern dashboards are: a small script fetches JSON every
+ * `refreshMs` instead of a `<meta http-equiv=refresh>` reload, so scrolling and selection survive and
+ * the transitions list can grow without flicker.
+ *
+ * Security: stats pages render names that come from configuration and discovery, so the script
+ * builds every node with `createElement` + `textContent` and never parses markup (no `innerHTML`);
+ * the few server-side strings (the title) are HTML-escaped. The Content-Security-Policy allows only
+ * this exact script and stylesheet (by SHA-256 hash, computed once at load), fetches to the page's
+ * own origin, and enforces Trusted Types, so even a future markup sink would be refused by the
+ * browser. All URLs are relative to `location`, so the page works wherever it is mounted
+ * (`/fulcrum`, `/admin/stats/`, behind a path-rewriting proxy).
+ */
+import { createHash } from 'node:crypto';
+
+const STYLE = `
+:root { color-scheme: light dark; --bg: #f6f8fa; --card: #ffffff; --fg: #1f2328; --muted: #656d76; --line: #d0d7de;
+  --zebra: #f6f8fa; --up: #1a7f37; --up-bg: #dafbe1; --down: #cf222e; --down-bg: #ffebe9; --drain: #9a6700;
+  --drain-bg: #fff8c5; --maint: #57606a; --maint-bg: #eaeef2; --eject: #8250df; --eject-bg: #fbefff; --accent: #0969da; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #0d1117; --card: #161b22; --fg: #e6edf3; --muted: #8d96a0; --line: #30363d; --zebra: #1c2128;
+    --up: #3fb950; --up-bg: #12261e; --down: #f85149; --down-bg: #2d1214; --drain: #d29922; --drain-bg: #2b2111;
+    --maint: #8d96a0; --maint-bg: #21262d; --eject: #a371f7; --eject-bg: #231a35; --accent: #4493f8; }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg); font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+header { display: flex; align-items: baseline; justify-content: space-between; gap: 16px; padding: 16px 24px;
+  background: var(--card); border-bottom: 1px solid var(--line); }
+h1 { margin: 0; font-size: 20px; font-weight: 600; }
+#status { color: var(--muted); font-size: 13px; white-space: nowrap; }
+#status::before { content: ""; display: inline-block; width: 8px; height: 8px; margin-right: 6px; border-radius: 50%; background: var(--muted); }
+#status.live::before { background: var(--up); }
+#status.stale { color: var(--down); }
+#status.stale::before { background: var(--down); }
+main, #pools { display: grid; gap: 16px; }
+main { padding: 16px 24px 32px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
+.pool-head { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 12px 16px; border-bottom: 1px solid var(--line); }
+h2 { margin: 0; font-size: 16px; font-weight: 600; overflow-wrap: anywhere; }
+.tag { font-size: 12px; color: var(--muted); border: 1px solid var(--line); border-radius: 999px; padding: 1px 8px; }
+.tag.panic { color: var(--down); border-color: var(--down); background: var(--down-bg); font-weight: 600; }
+.scroll { overflow-x: auto; }
+table { width: 100%; border-collapse: collapse; }
+th, td { padding: 7px 12px; text-align: left; border-bottom: 1px solid var(--line); vertical-align: middle; }
+th { font-size: 12px; font-weight: 600; color: var(--muted); text-transform: uppercase; letter-spacing: 0.03em; white-space: nowrap; }
+tbody tr:nth-child(even) { background: var(--zebra); }
+tbody tr:last-child td { border-bottom: 0; }
+tr.row-down td:first-child { box-shadow: inset 3px 0 var(--down); }
+tr.row-draining td:first-child { box-shadow: inset 3px 0 var(--drain); }
+tr.row-maintenance td:first-child { box-shadow: inset 3px 0 var(--maint); }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.backend .id { font-weight: 600; overflow-wrap: anywhere; }
+td.backend .addr { color: var(--muted); font-size: 12px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: anywhere; }
+.badge { margin-left: 6px; font-size: 11px; color: var(--muted); border: 1px solid var(--line); border-radius: 4px; padding: 0 5px; }
+.pill { display: inline-block; min-width: 86px; text-align: center; font-size: 12px; font-weight: 600; border-radius: 999px; padding: 2px 10px; }
+.state-up { color: var(--up); background: var(--up-bg); }
+.state-down { color: var(--down); background: var(--down-bg); }
+.state-draining { color: var(--drain); background: var(--drain-bg); }
+.state-maintenance { color: var(--maint); background: var(--maint-bg); }
+.state-ejected { color: var(--eject); background: var(--eject-bg); }
+.muted { color: var(--muted); }
+.bad { color: var(--down); font-weight: 600; }
+.health-meter { display: inline-flex; align-items: center; gap: 8px; }
+.bar { width: 56px; height: 6px; border-radius: 3px; background: var(--line); overflow: hidden; }
+.fill { height: 100%; background: var(--up); }
+.fill.low { background: var(--down); }
+.empty { color: var(--muted); text-align: center; padding: 16px; }
+.events td { font-size: 13px; }
+.events td.time { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
+noscript { display: block; padding: 16px 24px; color: var(--down); }
+`;
+
+const SCRIPT = `
+(function () {
+  'use strict';
+  var refreshMs = Number(document.body.getAttribute('data-refresh-ms')) || 1000;
+  var poolsEl = document.getElementById('pools');
+  var eventsEl = document.getElementById('events-body');
+  var statusEl = document.getElementById('status');
+  var timer = 0;
+  var lastUpdate = 0;
+  var COLUMNS = [['Backend', ''], ['State', ''], ['Weight', 'num'], ['Effective', 'num'], ['In flight', 'num'],
+    ['Requests', 'num'], ['Failures', 'num'], ['Fail %', 'num'], ['Latency', 'num'], ['Ejected', ''], ['Health', 'num']];
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function cell(row, text, className) {
+    var td = el('td', className, text);
+    row.appendChild(td);
+    return td;
+  }
+  function word(value) { return /^[a-z]{1,20}$/.test(String(value)) ? String(value) : 'unknown'; }
+  function num(n) { return typeof n === 'number' && isFinite(n) ? n : 0; }
+  function count(n) { return num(n).toLocaleString('en-US'); }
+  function decimal(n) { return String(Math.round(num(n) * 100) / 100); }
+  function millis(ms) {
+    ms = num(ms);
+    if (ms <= 0) return '\\u2014';
+    if (ms < 10) return ms.toFixed(1) + ' ms';
+    if (ms < 10000) return Math.round(ms) + ' ms';
+    return (ms / 1000).toFixed(1) + ' s';
+  }
+  function duration(ms) {
+    var s = Math.max(0, Math.ceil(num(ms) / 1000));
+    if (s < 120) return s + ' s';
+    var m = Math.floor(s / 60);
+    return m < 120 ? m + ' min' : Math.floor(m / 60) + ' h';
+  }
+  function clock(at) {
+    var d = new Date(num(at));
+    function two(n) { return (n < 10 ? '0' : '') + n; }
+    return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds());
+  }
+
+  function backendRow(b, at) {
+    var state = word(b.state);
+    var tr = el('tr', 'row-' + state);
+    tr.setAttribute('data-backend', String(b.id));
+    var id = cell(tr, null, 'backend');
+    id.appendChild(el('span', 'id', b.id));
+    if (b.backup) id.appendChild(el('span', 'badge', 'backup'));
+    if (b.zone) id.appendChild(el('span', 'badge', b.zone));
+    if (b.removing) id.appendChild(el('span', 'badge', 'removing'));
+    id.appendChild(el('div', 'addr', b.address));
+    cell(tr, null, 'state').appendChild(el('span', 'pill state-' + state, b.state));
+    cell(tr, decimal(b.weight), 'num weight');
+    cell(tr, decimal(b.effectiveWeight), 'num effective' + (num(b.effectiveWeight) < num(b.weight) ? ' muted' : ''));
+    cell(tr, count(b.inflight) + (b.maxConnections ? ' / ' + count(b.maxConnections) : ''), 'num inflight');
+    cell(tr, count(b.requests), 'num requests');
+    cell(tr, count(b.failures), 'num failures' + (num(b.failures) > 0 ? ' bad' : ''));
+    var requests = num(b.requests);
+    var rate = requests > 0 ? (100 * num(b.failures)) / requests : 0;
+    cell(tr, requests > 0 ? rate.toFixed(1) + ' %' : '\\u2014', 'num failure-rate' + (rate >= 5 ? ' bad' : ''));
+    cell(tr, millis(b.latencyEwma), 'num latency');
+    var ejected = cell(tr, null, 'ejected');
+    if (b.ejected) ejected.appendChild(el('span', 'pill state-ejected', 'ejected \\u00b7 ' + duration(num(b.ejectedUntil) - num(at))));
+    else ejected.appendChild(el('span', 'muted', '\\u2014'));
+    var health = cell(tr, null, 'num health');
+    if (b.health && typeof b.health === 'object') {
+      var max = Math.max(1, num(b.health.rise) + num(b.health.fall) - 1);
+      var value = num(b.health.value);
+      var wrap = el('div', 'health-meter');
+      var bar = el('div', 'bar');
+      var fill = el('div', 'fill' + (value < num(b.health.rise) ? ' low' : ''));
+      fill.style.width = Math.max(0, Math.min(100, (100 * value) / max)) + '%';
+      bar.appendChild(fill);
+      wrap.appendChild(bar);
+      wrap.appendChild(el('span', null, value + '/' + max));
+      health.appendChild(wrap);
+    } else {
+      health.appendChild(el('span', 'muted', '\\u2014'));
+    }
+    return tr;
+  }
+
+  function poolSection(name, snap) {
+    var section = el('section', 'pool');
+    section.setAttribute('data-pool', name);
+    var head = el('div', 'pool-head');
+    head.appendChild(el('h2', 'pool-name', name));
+    var backends = Array.isArray(snap.backends) ? snap.backends : [];
+    head.appendChild(el('span', 'tag', snap.algorithm));
+    head.appendChild(el('span', 'tag tier', 'tier ' + snap.tier));
+    head.appendChild(el('span', 'tag eligible', count(snap.eligible) + ' of ' + backends.length + ' eligible'));
+    if (snap.tier === 'panic') head.appendChild(el('span', 'tag panic', 'panic mode'));
+    section.appendChild(head);
+    var scroll = el('div', 'scroll');
+    var table = el('table', 'backends');
+    var headRow = el('tr');
+    COLUMNS.forEach(function (c) { headRow.appendChild(el('th', c[1], c[0])); });
+    table.appendChild(el('thead')).appendChild(headRow);
+    var body = table.appendChild(el('tbody'));
+    backends.forEach(function (b) { body.appendChild(backendRow(b, snap.at)); });
+    if (backends.length === 0) {
+      var empty = el('td', 'empty', 'no backends');
+      empty.colSpan = COLUMNS.length;
+      body.appendChild(el('tr')).appendChild(empty);
+    }
+    scroll.appendChild(table);
+    section.appendChild(scroll);
+    return section;
+  }
+
+  function describe(e) {
+    switch (e.type) {
+      case 'state': return e.from + ' \\u2192 ' + e.to + ' (' + e.cause + ')';
+      case 'ejected': return 'ejected (' + e.cause + ') until ' + clock(e.until);
+      case 'panic': return e.active ? 'panic mode on (' + Math.round(100 * num(e.healthyFraction)) + ' % healthy)' : 'panic mode off';
+      default: return String(e.type);
+    }
+  }
+
+  function eventRow(e) {
+    var tr = el('tr', 'event-' + word(e.type));
+    cell(tr, clock(e.at), 'time');
+    cell(tr, e.pool, 'pool');
+    cell(tr, e.backend === undefined ? '\\u2014' : e.backend, 'backend');
+    var what = cell(tr, null, 'what');
+    if (e.type === 'state') what.appendChild(el('span', 'pill state-' + word(e.to), e.to));
+    else if (e.type === 'ejected') what.appendChild(el('span', 'pill state-ejected', 'ejected'));
+    what.appendChild(document.createTextNode(' ' + describe(e)));
+    return tr;
+  }
+
+  function render(data) {
+    var pools = data && typeof data.pools === 'object' && data.pools !== null ? data.pools : {};
+    var sections = Object.keys(pools).map(function (name) { return poolSection(name, pools[name] || {}); });
+    poolsEl.replaceChildren.apply(poolsEl, sections);
+    var events = Array.isArray(data.events) ? data.events.slice().reverse() : [];
+    var rows = events.map(eventRow);
+    if (rows.length === 0) {
+      var empty = el('td', 'empty', 'no transitions yet');
+      empty.colSpan = 4;
+      var tr = el('tr');
+      tr.appendChild(empty);
+      rows.push(tr);
+    }
+    eventsEl.replaceChildren.apply(eventsEl, rows);
+  }
+
+  function setStatus(ok) {
+    if (ok) lastUpdate = Date.now();
+    statusEl.className = ok ? 'live' : 'stale';
+    statusEl.textContent = ok ? 'live \\u00b7 updated ' + clock(lastUpdate)
+      : 'connection lost, retrying' + (lastUpdate ? ' \\u00b7 last update ' + clock(lastUpdate) : '');
+  }
+
+  function dataUrl() {
+    var url = new URL(window.location.href);
+    url.searchParams.set('format', 'json');
+    url.hash = '';
+    return url.toString();
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(poll, refreshMs);
+  }
+
+  function poll() {
+    // A hidden tab does not poll; coming back polls at once (below).
+    if (document.hidden) return schedule();
+    fetch(dataUrl(), { cache: 'no-store', headers: { accept: 'application/json' } })
+      .then(function (response) {
+        if (!response.ok) throw new Error('HTTP ' + response.status);
+        return response.json();
+      })
+      .then(function (data) { render(data); setStatus(true); }, function () { setStatus(false); })
+      .then(schedule, schedule);
+  }
+
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) { clearTimeout(timer); poll(); } });
+  poll();
+})();
+`;
+
+function sha256(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+}
+
+/**
+ * The page's Content-Security-Policy: nothing but this script and stylesheet, `fetch` to its own
+ * origin, no framing, no forms, no base-URL tricks, and Trusted Types so no markup sink can be used.
+ */
+export const STATS_PAGE_CSP = [
+  "default-src 'none'",
+  `script-src ${sha256(SCRIPT)}`,
+  `style-src ${sha256(STYLE)}`,
+  "connect-src 'self'",
+  'img-src data:',
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+  "require-trusted-types-for 'script'",
+  "trusted-types 'none'",
+].join('; ');
+
+/** Escape text for HTML element content and double-quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The whole document for a title and a refresh interval. */
+export function renderStatsPage(title: string, refreshMs: number): string {
+  const safeTitle = escapeHtml(title);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>${safeTitle}</title>
+<style>${STYLE}</style>
+</head>
+<body data-refresh-ms="${refreshMs}">
+<header><h1>${safeTitle}</h1><span id="status">loading\u2026</span></header>
+<noscript>This page needs JavaScript to show live data; the same data is at ?format=json.</noscript>
+<main>
+<div id="pools"></div>
+<section class="events-section">
+<div class="pool-head"><h2>Recent transitions</h2></div>
+<div class="scroll"><table class="events"><thead><tr><th>Time</th><th>Pool</th><th>Backend</th><th>Event</th></tr></thead><tbody id="events-body"></tbody></table></div>
+</section>
+</main>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,198 @@
+import { createLoadBalancer, isInvalidOptionError } from '@fulcrum/core';
+import type { LoadBalancer } from '@fulcrum/core';
+import { FakeClock } from '@fulcrum/core/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { escapeLabelValue, prometheus, prometheusHandler } from '../../src/stats';
+import { request, serve } from './http-client';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+interface Exposition {
+  help: Map<string, string>;
+  type: Map<string, string>;
+  samples: Sample[];
+}
+
+/**
+ * A strict reader of the text format 0.0.4, enough to prove the output round-trips: HELP/TYPE
+ * lines, `name{label="value",…} number`, and the three label-value escapes. Anything else throws.
+ */
+function parseExposition(text: string): Exposition {
+  const result: Exposition = { help: new Map(), type: new Map(), samples: [] };
+  expect(text.endsWith('\n')).toBe(true);
+  for (const line of text.slice(0, -1).split('\n')) {
+    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+    if (meta) {
+      const [, kind, name, rest] = meta as unknown as [string, string, string, string];
+      const target = kind === 'HELP' ? result.help : result.type;
+      if (target.has(name)) throw new Error(`duplicate ${kind} for ${name}`);
+      target.set(name, rest);
+      continue;
+    }
+    const head = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line);
+    if (!head) throw new Error(`bad line: ${JSON.stringify(line)}`);
+    const name = head[1] as string;
+    let i = name.length;
+    const labels: Record<string, string> = {};
+    if (line[i] === '{') {
+      i += 1;
+      while (line[i] !== '}') {
+        const labelName = /^([a-zA-Z_][a-zA-Z0-9_]*)="/.exec(line.slice(i));
+        if (!labelName) throw new Error(`bad label at ${i} in ${JSON.stringify(line)}`);
+        i += labelName[0].length;
+        let value = '';
+        for (;;) {
+          const c = line[i];
+          if (c === undefined) throw new Error(`unterminated label value in ${JSON.stringify(line)}`);
+          if (c === '"') break;
+          if (c === '\\') {
+            const next = line[i + 1];
+            if (next === 'n') value += '\n';
+            else if (next === '\\' || next === '"') value += next;
+            else throw new Error(`bad escape \\${next} in ${JSON.stringify(line)}`);
+            i += 2;
+          } else {
+            value += c;
+            i += 1;
+          }
+        }
+        i += 1;
+        if (Object.hasOwn(labels, labelName[1] as string)) throw new Error('duplicate label');
+        labels[labelName[1] as string] = value;
+        if (line[i] === ',') i += 1;
+        else if (line[i] !== '}') throw new Error(`expected , or } in ${JSON.stringify(line)}`);
+      }
+      i += 1;
+    }
+    const valueText = line.slice(i);
+    if (!/^ (?:[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+)|NaN|[+-]Inf)$/i.test(valueText)) throw new Error(`bad value in ${JSON.stringify(line)}`);
+    const trimmed = valueText.trim();
+    result.samples.push({ name, labels, value: trimmed === '+Inf' ? Infinity : trimmed === '-Inf' ? -Infinity : Number(trimmed) });
+  }
+  return result;
+}
+
+function lb(name: string, backends: { id: string; weight?: number }[], clock = new FakeClock(0)): LoadBalancer {
+  const balancer = createLoadBalancer({ name, clock, algorithm: 'round-robin', backends: backends.map((b, i) => ({ ...b, address: `http://10.0.0.${i + 1}:80` })) });
+  cleanups.push(() => balancer.close());
+  return balancer;
+}
+
+function sample(exposition: Exposition, name: string, labels: Record<string, string>): number | undefined {
+  return exposition.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+describe('prometheus', () => {
+  it('exposes every backend and pool metric with HELP and TYPE, parseable line by line', () => {
+    const web = lb('web', [{ id: 'b1', weight: 2 }, { id: 'b2' }]);
+    for (let i = 0; i < 4; i += 1) {
+      const lease = web.acquire();
+      lease?.release(lease.backend.id === 'b2' ? { ok: false, error: 'reset', durationMs: 10 } : { ok: true, status: 200, durationMs: 250 });
+    }
+    web.acquire(); // in flight on b1
+    web.drain('b2');
+    const parsed = parseExposition(prometheus(web)());
+
+    const families = ['fulcrum_backend_up', 'fulcrum_backend_state', 'fulcrum_backend_inflight', 'fulcrum_backend_requests_total', 'fulcrum_backend_failures_total',
+      'fulcrum_backend_latency_ewma_seconds', 'fulcrum_backend_weight', 'fulcrum_backend_effective_weight', 'fulcrum_backend_ejected',
+      'fulcrum_pool_backends', 'fulcrum_pool_eligible_backends', 'fulcrum_pool_panic'];
+    for (const family of families) {
+      expect(parsed.help.get(family)?.length ?? 0).toBeGreaterThan(10);
+      expect(parsed.type.get(family)).toBe(family.endsWith('_total') ? 'counter' : 'gauge');
+    }
+    expect(new Set(parsed.samples.map((s) => s.name))).toEqual(new Set(families));
+
+    const b1 = { pool: 'web', backend: 'b1' };
+    const b2 = { pool: 'web', backend: 'b2' };
+    expect(sample(parsed, 'fulcrum_backend_up', b1)).toBe(1);
+    expect(sample(parsed, 'fulcrum_backend_up', b2)).toBe(0);
+    expect(sample(parsed, 'fulcrum_backend_state', { ...b2, state: 'draining' })).toBe(1);
+    for (const state of ['up', 'down', 'maintenance']) expect(sample(parsed, 'fulcrum_backend_state', { ...b2, state })).toBe(0);
+    expect(parsed.samples.filter((s) => s.name === 'fulcrum_backend_state')).toHaveLength(8);
+    expect(sample(parsed, 'fulcrum_backend_requests_total', b1)).toBe(2);
+    expect(sample(parsed, 'fulcrum_backend_failures_total', b2)).toBe(2);
+    expect(sample(parsed, 'fulcrum_backend_inflight', b1)).toBe(1);
+    expect(sample(parsed, 'fulcrum_backend_weight', b1)).toBe(2);
+    expect(sample(parsed, 'fulcrum_backend_effective_weight', b1)).toBe(2);
+    expect(sample(parsed, 'fulcrum_backend_latency_ewma_seconds', b1)).toBeCloseTo((web.get('b1')?.latencyEwma ?? Number.NaN) / 1000, 9);
+    expect(sample(parsed, 'fulcrum_backend_latency_ewma_seconds', b1)).toBeGreaterThan(0.1);
+    expect(sample(parsed, 'fulcrum_backend_ejected', b1)).toBe(0);
+    expect(sample(parsed, 'fulcrum_pool_backends', { pool: 'web' })).toBe(2);
+    expect(sample(parsed, 'fulcrum_pool_eligible_backends', { pool: 'web' })).toBe(1);
+    expect(sample(parsed, 'fulcrum_pool_panic', { pool: 'web' })).toBe(0);
+  });
+
+  it('reports ejection and panic', async () => {
+    const clock = new FakeClock(0);
+    const pool = createLoadBalancer({
+      name: 'p', clock, panicThreshold: 0.6, outlier: { consecutiveFailures: 1, maxEjectionPercent: 100 },
+      backends: [{ id: 'a', address: 'http://10.0.0.1:80' }, { id: 'b', address: 'http://10.0.0.2:80' }],
+    });
+    cleanups.push(() => pool.close());
+    pool.acquire({ exclude: ['b'] })?.release({ ok: false, error: 'connect' });
+    const parsed = parseExposition(prometheus(pool)());
+    expect(sample(parsed, 'fulcrum_backend_ejected', { backend: 'a' })).toBe(1);
+    expect(sample(parsed, 'fulcrum_pool_panic', { pool: 'p' })).toBe(1);
+  });
+
+  it('escapes hostile pool names so they cannot forge samples', () => {
+    const hostile = 'x"} 1\nfulcrum_backend_up{pool="evil",backend="b1"} 1\n# \\';
+    const metrics = prometheus({ [hostile]: lb('h', [{ id: 'b1' }]), 'back\\slash': lb('s', [{ id: 'b:1.x-y_z' }]) })();
+    const parsed = parseExposition(metrics);
+    const pools = new Set(parsed.samples.map((s) => s.labels.pool));
+    expect(pools).toEqual(new Set([hostile, 'back\\slash']));
+    expect(parsed.samples.some((s) => s.labels.pool === 'evil')).toBe(false);
+    expect(sample(parsed, 'fulcrum_backend_up', { pool: 'back\\slash', backend: 'b:1.x-y_z' })).toBe(1);
+    expect(metrics.split('\n').filter((l) => l.startsWith('fulcrum_backend_up{'))).toHaveLength(2);
+  });
+
+  it('escapes exactly backslash, double quote and line feed in label values', () => {
+    expect(escapeLabelValue('a\\b"c\nd\te')).toBe('a\\\\b\\"c\\nd\te');
+  });
+
+  it('snapshots afresh on every call', () => {
+    const web = lb('web', [{ id: 'b1' }]);
+    const metrics = prometheus(web);
+    expect(sample(parseExposition(metrics()), 'fulcrum_backend_up', { backend: 'b1' })).toBe(1);
+    web.maintain('b1');
+    const parsed = parseExposition(metrics());
+    expect(sample(parsed, 'fulcrum_backend_up', { backend: 'b1' })).toBe(0);
+    expect(sample(parsed, 'fulcrum_backend_state', { backend: 'b1', state: 'maintenance' })).toBe(1);
+  });
+
+  it('refuses a source that is not a load balancer or pools', () => {
+    let thrown: unknown;
+    try {
+      prometheus({} as LoadBalancer);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(isInvalidOptionError(thrown)).toBe(true);
+  });
+});
+
+describe('prometheusHandler', () => {
+  it('serves the metrics with the text format content type, HEAD without a body, 405 otherwise', async () => {
+    const web = lb('web', [{ id: 'b1' }]);
+    const server = await serve(prometheusHandler({ web }));
+    cleanups.push(() => server.close());
+    const reply = await request(`${server.url}/metrics`);
+    expect(reply.status).toBe(200);
+    expect(reply.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(reply.body).toBe(prometheus({ web })());
+    const head = await request(`${server.url}/metrics`, 'HEAD');
+    expect(head.body).toBe('');
+    expect(head.headers['content-length']).toBe(String(Buffer.byteLength(reply.body)));
+    const post = await request(`${server.url}/metrics`, 'POST');
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+  });
+});
