@@ -1,0 +1,88 @@
+/**
+ * Option checks shared by `RedisStore` and `RedisReplicator` (validated once, at construction, into
+ * frozen configs; errors name the option path and the value, through core's `InvalidOptionError`),
+ * and `redisClientOptions()`: the ioredis settings that make an outage fail fast instead of hanging.
+ *
+ * Why those client defaults (ioredis's own defaults suit a batch job, not a request path):
+ * - `enableOfflineQueue: false` — ioredis queues commands while disconnected, without a bound, and
+ *   replays them on reconnect; during an outage every request would wait and memory would grow.
+ *   (The store also refuses to queue on its own once it has been connected, whatever the client says.)
+ * - `commandTimeout: 2000` — a request should not wait on its session longer than a user waits for
+ *   a page; two seconds covers a slow Redis fsync or failover blip (as undici's and HAProxy's
+ *   `timeout connect`-style defaults of a few seconds do).
+ * - `maxRetriesPerRequest: 1` — ioredis's default 20 retries across reconnects multiplies the wait.
+ * - `connectTimeout: 2000` and a reconnect backoff capped at 2 s: recover within a couple of seconds
+ *   of Redis coming back, without hammering it while it is down.
+ */
+import type { RedisOptions } from 'ioredis';
+import { InvalidOptionError } from '@fulcrum/core';
+
+/** Defaults of `redisClientOptions()` (see the file header for why). */
+export const CLIENT_DEFAULTS = Object.freeze({
+  enableOfflineQueue: false,
+  commandTimeout: 2000,
+  maxRetriesPerRequest: 1,
+  connectTimeout: 2000,
+  retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+} satisfies RedisOptions);
+
+/**
+ * ioredis options for a session or replication client: fail fast while Redis is down (no offline
+ * queue, 2 s command timeout, one retry), reconnect with backoff capped at 2 s. `overrides` win.
+ *
+ * @example new Redis(process.env.REDIS_URL, redisClientOptions())
+ */
+export function redisClientOptions(overrides: RedisOptions = {}): RedisOptions {
+  return { ...CLIENT_DEFAULTS, ...overrides };
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** The parts of an ioredis `Redis` or `Cluster` the package uses (checked by duck typing). */
+export function checkClient(path: string, client: unknown): void {
+  const c = client as Record<string, unknown> | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.get !== 'function' ||
+    typeof c.set !== 'function' ||
+    typeof c.defineCommand !== 'function' ||
+    typeof c.on !== 'function'
+  ) {
+    throw new InvalidOptionError(path, client, 'must be an ioredis Redis or Cluster client');
+  }
+}
+
+export function optionalNumber(
+  path: string,
+  value: unknown,
+  fallback: number,
+  bounds: { min: number; minExclusive?: boolean; max?: number; integer?: boolean },
+): number {
+  if (value === undefined) return fallback;
+  const kind = bounds.integer ? 'an integer' : 'a finite number';
+  const range = `${bounds.minExclusive ? '>' : '≥'} ${bounds.min}${bounds.max === undefined ? '' : ` and ≤ ${bounds.max}`}`;
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (!bounds.integer || Number.isInteger(value)) &&
+    (bounds.minExclusive ? value > bounds.min : value >= bounds.min) &&
+    (bounds.max === undefined || value <= bounds.max);
+  if (!ok) throw new InvalidOptionError(path, value, `must be ${kind} ${range}`);
+  return value as number;
+}
+
+export function optionalString(path: string, value: unknown, fallback: string, pattern: RegExp, expected: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !pattern.test(value)) throw new InvalidOptionError(path, value, expected);
+  return value;
+}
+
+/** Escape Redis glob metacharacters, so a prefix like `app[1]:` matches only itself in SCAN MATCH. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\^]/g, (c) => `\\${c}`);
+}

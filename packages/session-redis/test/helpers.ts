@@ -1,0 +1,193 @@
+/**
+ * Test support for @fulcrum/session-redis: where the shared Redis is (`REDIS_URL`, default
+ * redis://127.0.0.1:6379), whether to run or skip (skip with one line when it is unreachable, fail
+ * under CI=true), unique key prefixes per test file, and PRIVATE redis-server processes (a standalone
+ * server or a 3-master cluster on free ports) for the tests that stop and restart Redis — never the
+ * shared instance.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SessionData } from 'express-session';
+import { Redis, type RedisOptions } from 'ioredis';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const IN_CI = process.env.CI === 'true';
+
+/** PING `url` once with a short timeout. */
+export async function redisReachable(url = REDIS_URL): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Whether redis-server and redis-cli are on this machine (for the private-server tests). */
+export function redisBinariesAvailable(): boolean {
+  return spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
+}
+
+/**
+ * `true` when the tests needing `what` should be skipped. Prints the one line saying why; under
+ * CI=true throws instead, so a missing service fails the run.
+ */
+export function skipUnless(available: boolean, what: string): boolean {
+  if (available) return false;
+  const message = `${what} unavailable: skipping these tests`;
+  if (IN_CI) throw new Error(`${message} is not allowed under CI=true`);
+  console.warn(`[session-redis] ${message}`);
+  return true;
+}
+
+/** A key prefix no other test file or run uses. */
+export function uniquePrefix(name: string): string {
+  return `test:${name}:${process.pid}:${Date.now().toString(36)}:`;
+}
+
+const clients = new Set<Redis>();
+
+/** An ioredis client that ignores 'error' events (commands report failures) and is closed by `closeClients`. */
+export function newClient(url = REDIS_URL, options: RedisOptions = {}): Redis {
+  const client = new Redis(url, options);
+  client.on('error', () => undefined);
+  client.setMaxListeners(100); // the tests attach many stores to one client
+  clients.add(client);
+  return client;
+}
+
+export async function closeClients(): Promise<void> {
+  await Promise.all([...clients].map((c) => c.quit().catch(() => c.disconnect())));
+  clients.clear();
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A private redis-server on a free port: no persistence, loopback only. */
+export class PrivateRedis {
+  readonly port: number;
+  readonly dir: string;
+  readonly #extraArgs: string[];
+  #process: ChildProcess | undefined;
+
+  private constructor(port: number, extraArgs: string[]) {
+    this.port = port;
+    this.dir = mkdtempSync(join(tmpdir(), 'fulcrum-redis-'));
+    this.#extraArgs = extraArgs;
+  }
+
+  static async start(extraArgs: string[] = []): Promise<PrivateRedis> {
+    const server = new PrivateRedis(await freePort(), extraArgs);
+    await server.start();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** (Re)start the server on the same port and wait until it answers. */
+  async start(): Promise<void> {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.#extraArgs],
+      { stdio: 'ignore' },
+    );
+    this.#process = child;
+    await until(() => redisReachable(this.url), `redis-server on port ${this.port}`);
+  }
+
+  /** Kill the server (SIGKILL: a crash, not a clean shutdown) and wait for it to exit. */
+  async kill(): Promise<void> {
+    const child = this.#process;
+    this.#process = undefined;
+    if (child === undefined || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A private Redis Cluster of `masters` masters (no replicas) on free ports. */
+export class PrivateCluster {
+  readonly servers: PrivateRedis[];
+
+  private constructor(servers: PrivateRedis[]) {
+    this.servers = servers;
+  }
+
+  static async start(masters = 3): Promise<PrivateCluster> {
+    const servers: PrivateRedis[] = [];
+    try {
+      for (let i = 0; i < masters; i++) {
+        servers.push(await PrivateRedis.start(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']));
+      }
+      const created = spawnSync(
+        'redis-cli',
+        ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
+      if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stderr || created.stdout}`);
+      const probe = new Redis(servers[0]!.port, '127.0.0.1', { lazyConnect: true });
+      probe.on('error', () => undefined);
+      try {
+        await until(async () => {
+          const info = await probe.cluster('INFO').catch(() => '');
+          return String(info).includes('cluster_state:ok');
+        }, 'cluster_state:ok');
+      } finally {
+        probe.disconnect();
+      }
+      return new PrivateCluster(servers);
+    } catch (error) {
+      await Promise.all(servers.map((s) => s.stop()));
+      throw error;
+    }
+  }
+
+  get nodes(): { host: string; port: number }[] {
+    return this.servers.map((s) => ({ host: '127.0.0.1', port: s.port }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.stop()));
+  }
+}
+
+/** A session as express-session stores it, expiring `ttlMs` from now. */
+export function sessionData(ttlMs: number, data: Record<string, unknown> = {}): SessionData {
+  return {
+    cookie: { originalMaxAge: ttlMs, expires: new Date(Date.now() + ttlMs).toISOString(), httpOnly: true, path: '/' },
+    ...data,
+  } as unknown as SessionData;
+}
