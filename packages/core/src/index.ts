@@ -38,7 +38,9 @@ export type { Clock, Timer } from './clock';
 export { defaultRandom, createSeededRandom } from './random';
 export type { Random } from './random';
 
+export { isPlainObject } from './validate';
 export {
+  describeValue,
   ErrorCodes,
   FulcrumError,
   InvalidOptionError,
