@@ -1,7 +1,15 @@
 // The public surface of @fulcrum/http. Re-exports only; no logic lives here.
 export { createProxy } from './proxy/proxy';
 export type { ProxyHandler } from './proxy/proxy';
-export type { ProxyOptions, ProxyTimeouts } from './proxy/options';
+export type {
+  AccessLogEntry,
+  AdmissionVerdict,
+  ProxyOptions,
+  ProxyTimeouts,
+  RequestRouter,
+  RouteDecision,
+  Termination,
+} from './proxy/options';
 export { RETRY_CONDITIONS, isIdempotent } from './retry/policy';
 export type { RetryCondition } from './retry/policy';
 export { RetryBudget } from './retry/budget';

@@ -44,7 +44,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** Answer with a short plain-text error, or cut the connection when the response already began. */
-export function sendError(res: ServerResponse, status: number, message: string): void {
+export function sendError(res: ServerResponse, status: number, message: string, headers?: Readonly<Record<string, string>>): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -53,6 +53,7 @@ export function sendError(res: ServerResponse, status: number, message: string):
   const body = `${message}\n`;
   try {
     res.writeHead(status, {
+      ...headers,
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
       'cache-control': 'no-store',

@@ -41,6 +41,68 @@ export interface RequestRouter {
   close(): void | Promise<void>;
 }
 
+/** Who or what ended a request (HAProxy's termination states, in words). */
+export type Termination =
+  /** The backend answered and the response was delivered in full. */
+  | 'ok'
+  /** The client went away before the response was complete. */
+  | 'client-aborted'
+  /** The backend failed (refused, reset, bad answer) and no retry could save the request: 502. */
+  | 'upstream-failed'
+  /** The backend failed after the response head was sent: the client got a truncated response. */
+  | 'upstream-truncated'
+  /** A timeout ended the request: 504. */
+  | 'timeout'
+  /** No backend was eligible: 503. */
+  | 'no-backend'
+  /** Every backend was full and the queue was too: 503. */
+  | 'queue-full'
+  /** The request waited in the queue too long: 503. */
+  | 'queue-timeout'
+  /** The request was malformed (unsafe header, bad target): 400. */
+  | 'bad-request'
+  /** No route matched: 404. */
+  | 'not-found'
+  /** The proxy was closing: 503. */
+  | 'closed'
+  /** The admission check refused it (rate limit, concurrency limit). */
+  | 'denied';
+
+/** One line of the access log: what happened to a request and why. */
+export interface AccessLogEntry {
+  /** When the request arrived (ISO 8601). */
+  time: string;
+  method: string;
+  /** The path as received (before any rewrite). */
+  path: string;
+  /** The status sent to the client; 0 when none was (aborted, truncated). */
+  status: number;
+  pool: string;
+  /** The backend of the last attempt. */
+  backendId?: string;
+  /** Why that backend was chosen (`lease.decision.reason`). */
+  reason?: string;
+  /** Attempts made (0 when the request never reached a backend). */
+  attempts: number;
+  clientIp: string;
+  /** Response body bytes sent to the client. */
+  bytesOut: number;
+  timings: {
+    /** Time spent waiting for a backend slot. */
+    queueMs: number;
+    /** From sending the last attempt to its response head. */
+    headMs?: number;
+    /** From arrival to the end of the response. */
+    totalMs: number;
+  };
+  termination: Termination;
+}
+
+/** The answer of an admission check (`admission` option): let the request in, or refuse it. */
+export type AdmissionVerdict =
+  | { admit: true; /** Called once when the request ends (e.g. to count concurrency down). */ done?: () => void }
+  | { admit: false; status: number; message: string; headers?: Readonly<Record<string, string>> };
+
 export interface ProxyOptions {
   /**
    * A load balancer, or the options to create one (the proxy then owns and closes it). Exactly one
@@ -81,6 +143,13 @@ export interface ProxyOptions {
   forwardedHeaders?: boolean;
   /** TLS options for https backends (e.g. `{ ca }` or `{ rejectUnauthorized: false }` for tests). */
   backendTls?: Readonly<Record<string, unknown>>;
+  /** Called once per request with its access-log entry (format and write it as you like). Default none. */
+  accessLog?: (entry: AccessLogEntry) => void;
+  /**
+   * Called before a request is forwarded, after routing: rate limits and concurrency limits plug in
+   * here. A refusal is answered with its status, message and headers (e.g. 429 with Retry-After).
+   */
+  admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string }) => AdmissionVerdict;
   /** Called with every upstream or client error the proxy handled (for logs). Never required. */
   onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
 }
@@ -103,6 +172,8 @@ export interface NormalizedProxyOptions {
   readonly forwardedHeaders: boolean;
   readonly backendTls: Readonly<Record<string, unknown>> | undefined;
   readonly onError: ProxyOptions['onError'];
+  readonly accessLog: ProxyOptions['accessLog'];
+  readonly admission: ProxyOptions['admission'];
 }
 
 const KNOWN = new Set([
@@ -124,6 +195,8 @@ const KNOWN = new Set([
   'backendTls',
   'onError',
   'router',
+  'accessLog',
+  'admission',
 ]);
 
 function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
@@ -164,8 +237,10 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
   if (options.backendTls !== undefined && !isPlainObject(options.backendTls)) {
     throw new InvalidOptionError('backendTls', options.backendTls, 'must be an object of TLS options');
   }
-  if (options.onError !== undefined && typeof options.onError !== 'function') {
-    throw new InvalidOptionError('onError', options.onError, 'must be a function');
+  for (const name of ['onError', 'accessLog', 'admission'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') {
+      throw new InvalidOptionError(name, options[name], 'must be a function');
+    }
   }
   return Object.freeze({
     attempts: num('attempts', options.attempts, 3, 1, 10, true),
@@ -185,6 +260,8 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
     forwardedHeaders: bool('forwardedHeaders', options.forwardedHeaders, true),
     backendTls: options.backendTls as NormalizedProxyOptions['backendTls'],
     onError: options.onError as ProxyOptions['onError'],
+    accessLog: options.accessLog as ProxyOptions['accessLog'],
+    admission: options.admission as ProxyOptions['admission'],
   });
 }
 

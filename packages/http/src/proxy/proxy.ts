@@ -27,7 +27,16 @@ import { mayRetry, type AttemptFailure } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
 import { classifyError, sendError } from './errors';
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
-import { normalizeProxyOptions, resolvePools, type NormalizedProxyOptions, type ProxyOptions, type RequestRouter, type RouteDecision } from './options';
+import {
+  normalizeProxyOptions,
+  resolvePools,
+  type NormalizedProxyOptions,
+  type ProxyOptions,
+  type RequestRouter,
+  type RouteDecision,
+  type AccessLogEntry,
+  type Termination,
+} from './options';
 import { WaitQueue } from './queue';
 import { UpgradeProxy } from './upgrade';
 
@@ -118,6 +127,15 @@ export class ProxyEngine {
     if (this.queue.length > 0) this.queue.wake();
   }
 
+  /** Hand an access-log entry to the configured logger; a throwing logger never breaks a request. */
+  log(entry: AccessLogEntry): void {
+    try {
+      this.config.accessLog?.(entry);
+    } catch (error) {
+      this.report(error, 'client');
+    }
+  }
+
   report(error: unknown, phase: 'upstream' | 'client' | 'upgrade', backendId?: string): void {
     const onError = this.config.onError;
     if (onError === undefined) return;
@@ -174,6 +192,14 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #deadline: NodeJS.Timeout | undefined;
   /** Retry-budget slots this request holds: a retry counts against the budget until the request ends. */
   #retrySlots = 0;
+  readonly #arrivedAt = performance.now();
+  readonly #arrivedWall = Date.now();
+  #queuedAt = 0;
+  #queueMs = 0;
+  #bytesOut = 0;
+  #lastBackendId: string | undefined;
+  #lastReason: string | undefined;
+  #admissionDone: (() => void) | undefined;
 
   constructor(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse, route: RouteDecision) {
     this.#engine = engine;
@@ -195,11 +221,26 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     if (!this.#route.path.startsWith('/')) {
       // Absolute-form and authority-form targets are for forward proxies; this one is not.
       this.#req.resume();
-      return this.#fail(400, 'Bad Request');
+      return this.#fail(400, 'Bad Request', 'bad-request');
+    }
+    const admission = engine.config.admission;
+    if (admission !== undefined) {
+      let verdict;
+      try {
+        verdict = admission(this.#req, { clientIp: this.#clientIp, pool: this.#route.pool });
+      } catch (error) {
+        engine.report(error, 'client');
+        verdict = { admit: true as const };
+      }
+      if (!verdict.admit) {
+        this.#req.resume();
+        return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
+      }
+      this.#admissionDone = verdict.done;
     }
     this.#res.on('close', this.#onClientClose);
     if (engine.config.totalMs > 0) {
-      this.#deadline = setTimeout(() => this.#fail(504, 'Gateway Timeout'), engine.config.totalMs);
+      this.#deadline = setTimeout(() => this.#fail(504, 'Gateway Timeout', 'timeout'), engine.config.totalMs);
     }
     if (!hasBody(this.#req)) {
       this.#req.resume();
@@ -212,7 +253,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       this.#next();
     }, (error: unknown) => {
       engine.report(error, 'client');
-      this.#fail(400, 'Bad Request');
+      this.#fail(400, 'Bad Request', 'bad-request');
     });
   }
 
@@ -224,14 +265,14 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     this.#unqueue = undefined;
     this.#controller?.abort(new ClientAbortedError());
     this.#releaseLease({ ok: true, error: 'aborted' });
-    this.#end();
+    this.#end('client-aborted');
   };
 
   /** Acquire a backend (or wait for one) and send the next attempt. */
   #next(): void {
     if (this.#finished || this.#clientGone) return;
     const engine = this.#engine;
-    if (engine.closed) return this.#fail(503, 'Service Unavailable');
+    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
     const lease = this.#lb.acquire({
       ...(this.#hashKey === undefined ? {} : { key: this.#hashKey }),
       ...(this.#stickyId === undefined ? {} : { stickyBackendId: this.#stickyId }),
@@ -240,7 +281,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       skipFull: true,
     });
     if (lease !== undefined) return this.#send(lease);
-    if (this.#lb.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available');
+    if (this.#lb.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
+    this.#queuedAt = performance.now();
     // Every candidate is at its maxConnections: wait for a slot.
     const unqueue = engine.queue.add({
       tryStart: () => {
@@ -254,15 +296,18 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
         });
         if (queued === undefined) return false;
         this.#unqueue = undefined;
+        this.#queueMs += performance.now() - this.#queuedAt;
         this.#send(queued);
         return true;
       },
       expire: (reason) => {
         this.#unqueue = undefined;
-        this.#fail(503, reason === 'timeout' ? 'Service Unavailable: queue timeout' : 'Service Unavailable');
+        this.#queueMs += performance.now() - this.#queuedAt;
+        if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
+        else this.#fail(503, 'Service Unavailable', 'closed');
       },
     });
-    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full');
+    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
     this.#unqueue = unqueue;
   }
 
@@ -274,6 +319,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     this.#headLatency = undefined;
     this.#controller = undefined;
     const backend = lease.backend;
+    this.#lastBackendId = backend.id;
+    if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
     const pool = engine.pool(backend);
     const headers = requestHeaders(
       this.#req.rawHeaders,
@@ -288,7 +335,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     );
     if (headers === undefined) {
       this.#releaseLease({ ok: true });
-      return this.#fail(400, 'Bad Request');
+      return this.#fail(400, 'Bad Request', 'bad-request');
     }
     let body: Dispatcher.DispatchOptions['body'] = null;
     if (this.#body.kind === 'buffered') body = this.#body.data;
@@ -353,6 +400,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#retrying) return;
+    this.#bytesOut += chunk.length;
     if (!this.#res.write(chunk)) {
       controller.pause();
       this.#res.once('drain', () => controller.resume());
@@ -364,7 +412,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     const status = this.#status;
     this.#releaseLease({ ok: status < 500, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart });
     this.#res.end();
-    this.#end();
+    this.#end('ok');
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
@@ -383,15 +431,15 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     if (this.#responseStarted) {
       // Part of the response is out: the only honest thing left is to cut the connection.
       this.#res.destroy();
-      return this.#end();
+      return this.#end('upstream-truncated');
     }
     if (failure.notSent && this.#body.kind === 'stream' && this.#bodyUsed) {
       // The stream was handed to undici: even with nothing sent, it may have been read from.
       failure.notSent = false;
     }
     if (this.#shouldRetry(failure)) return this.#retry();
-    if (failure.kind === 'timeout') return this.#fail(504, 'Gateway Timeout');
-    this.#fail(502, 'Bad Gateway');
+    if (failure.kind === 'timeout') return this.#fail(504, 'Gateway Timeout', 'timeout');
+    this.#fail(502, 'Bad Gateway', 'upstream-failed');
   }
 
   // ---- retries and endings ---------------------------------------------------------------------
@@ -432,7 +480,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     this.#engine.released();
   }
 
-  #fail(status: number, message: string): void {
+  #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
     if (this.#finished) return;
     this.#unqueue?.();
     this.#unqueue = undefined;
@@ -440,8 +488,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       this.#controller?.abort(new ClientAbortedError());
       this.#releaseLease({ ok: false, error: status === 504 ? 'timeout' : 'reset' });
     }
-    if (!this.#clientGone) sendError(this.#res, status, message);
-    this.#end();
+    if (!this.#clientGone) sendError(this.#res, status, message, headers);
+    this.#end(termination, status);
   }
 
   #clearDeadline(): void {
@@ -449,7 +497,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     this.#deadline = undefined;
   }
 
-  #end(): void {
+  #end(termination: Termination, status = this.#status): void {
     if (this.#finished) return;
     this.#finished = true;
     this.#clearDeadline();
@@ -457,10 +505,44 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     const budget = this.#engine.budget;
     for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
     budget.end();
+    const done = this.#admissionDone;
+    this.#admissionDone = undefined;
+    if (done !== undefined) {
+      try {
+        done();
+      } catch (error) {
+        this.#engine.report(error, 'client');
+      }
+    }
+    const accessLog = this.#engine.config.accessLog;
+    if (accessLog === undefined) return;
+    const entry: AccessLogEntry = {
+      time: new Date(this.#arrivedWall).toISOString(),
+      method: this.#req.method ?? '',
+      path: this.#req.url ?? '',
+      status: termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : status,
+      pool: this.#route.pool,
+      attempts: this.#attempts,
+      clientIp: this.#clientIp,
+      bytesOut: this.#bytesOut,
+      timings: {
+        queueMs: round(this.#queueMs),
+        ...(this.#headLatency === undefined ? {} : { headMs: round(this.#headLatency) }),
+        totalMs: round(performance.now() - this.#arrivedAt),
+      },
+      termination,
+    };
+    if (this.#lastBackendId !== undefined) entry.backendId = this.#lastBackendId;
+    if (this.#lastReason !== undefined) entry.reason = this.#lastReason;
+    this.#engine.log(entry);
   }
 }
 
 const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
 
 /** Internal abort reason: the client went away (or the proxy is finishing the request itself). */
 class ClientAbortedError extends Error {
@@ -486,6 +568,23 @@ export function normalizeAddress(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/** The access-log line of a request refused before it had a pool. */
+function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, termination: Termination): void {
+  if (engine.config.accessLog === undefined) return;
+  engine.log({
+    time: new Date().toISOString(),
+    method: req.method ?? '',
+    path: req.url ?? '',
+    status,
+    pool: '',
+    attempts: 0,
+    clientIp: normalizeAddress(req.socket.remoteAddress ?? ''),
+    bytesOut: 0,
+    timings: { queueMs: 0, totalMs: 0 },
+    termination,
+  });
+}
+
 /**
  * Create a reverse proxy. `http.createServer(proxy)` serves it; `server.on('upgrade', proxy.upgrade)`
  * forwards WebSockets. See `ProxyOptions` for every option and its default.
@@ -494,7 +593,9 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
   const engine = new ProxyEngine(options);
   const handler = ((req: IncomingMessage, res: ServerResponse) => {
     if (engine.closed) {
+      req.resume();
       sendError(res, 503, 'Service Unavailable');
+      logRejected(engine, req, 503, 'closed');
       return;
     }
     let route: RouteDecision | undefined;
@@ -506,6 +607,7 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
     if (route === undefined) {
       req.resume();
       sendError(res, 404, 'Not Found');
+      logRejected(engine, req, 404, 'not-found');
       return;
     }
     new ProxiedRequest(engine, req, res, route).start();
