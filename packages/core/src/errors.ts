@@ -12,6 +12,7 @@ export const ErrorCodes = Object.freeze({
   NO_BACKEND: 'FULCRUM_NO_BACKEND',
   STORE_UNAVAILABLE: 'FULCRUM_STORE_UNAVAILABLE',
   UPSTREAM: 'FULCRUM_UPSTREAM',
+  SESSION_CONFLICT: 'FULCRUM_SESSION_CONFLICT',
 } as const);
 
 export type FulcrumErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -88,6 +89,35 @@ export class UpstreamError extends FulcrumError {
   }
 }
 
+/**
+ * An optimistic session write lost: the session changed (`'changed'`) or was destroyed
+ * (`'destroyed'`) after this copy was read, so the write was refused rather than overwriting another
+ * request's update. Raised by the session stores' optimistic mode.
+ */
+export class SessionConflictError extends FulcrumError {
+  readonly code = ErrorCodes.SESSION_CONFLICT;
+  /** The session id (stores check ids before use, so it is safe to log). */
+  readonly sid: string;
+  readonly reason: 'changed' | 'destroyed';
+  /** The version the request read. */
+  readonly expectedVersion: number;
+  /** The version the store holds (0 when the session is gone). */
+  readonly storedVersion: number;
+
+  constructor(sid: string, reason: 'changed' | 'destroyed', expectedVersion: number, storedVersion: number, options?: { cause?: unknown }) {
+    super(
+      reason === 'destroyed'
+        ? `session ${sid} was destroyed after it was read (version ${expectedVersion}); not recreated`
+        : `session ${sid} changed after it was read (read version ${expectedVersion}, stored ${storedVersion}); not overwritten`,
+      options,
+    );
+    this.sid = sid;
+    this.reason = reason;
+    this.expectedVersion = expectedVersion;
+    this.storedVersion = storedVersion;
+  }
+}
+
 /** True for any Fulcrum error (of any installed copy), optionally of one `code`. */
 export function isFulcrumError(error: unknown, code?: FulcrumErrorCode): error is FulcrumError {
   if (typeof error !== 'object' || error === null) return false;
@@ -101,3 +131,4 @@ export const isNoBackendAvailableError = (e: unknown): e is NoBackendAvailableEr
 export const isStoreUnavailableError = (e: unknown): e is StoreUnavailableError =>
   isFulcrumError(e, ErrorCodes.STORE_UNAVAILABLE);
 export const isUpstreamError = (e: unknown): e is UpstreamError => isFulcrumError(e, ErrorCodes.UPSTREAM);
+export const isSessionConflictError = (e: unknown): e is SessionConflictError => isFulcrumError(e, ErrorCodes.SESSION_CONFLICT);

@@ -45,11 +45,13 @@ export {
   FulcrumError,
   InvalidOptionError,
   NoBackendAvailableError,
+  SessionConflictError,
   StoreUnavailableError,
   UpstreamError,
   isFulcrumError,
   isInvalidOptionError,
   isNoBackendAvailableError,
+  isSessionConflictError,
   isStoreUnavailableError,
   isUpstreamError,
 } from './errors';

@@ -4,11 +4,13 @@ import {
   ErrorCodes,
   InvalidOptionError,
   NoBackendAvailableError,
+  SessionConflictError,
   StoreUnavailableError,
   UpstreamError,
   isFulcrumError,
   isInvalidOptionError,
   isNoBackendAvailableError,
+  isSessionConflictError,
   isStoreUnavailableError,
   isUpstreamError,
 } from '@fulcrum/core';
@@ -21,6 +23,7 @@ describe('errors', () => {
     [new NoBackendAvailableError(), ErrorCodes.NO_BACKEND, isNoBackendAvailableError],
     [new StoreUnavailableError(), ErrorCodes.STORE_UNAVAILABLE, isStoreUnavailableError],
     [new UpstreamError('timeout'), ErrorCodes.UPSTREAM, isUpstreamError],
+    [new SessionConflictError('abc', 'changed', 3, 4), ErrorCodes.SESSION_CONFLICT, isSessionConflictError],
   ] as const;
 
   it.each(cases)('%s has its code, a default message, its name and a guard', (error, code, guard) => {

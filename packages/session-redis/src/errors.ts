@@ -12,44 +12,10 @@
  * cannot serve right now (a cluster that lost slots, a replica that is loading or read-only after a
  * failover) count as outages too; every other reply error is a real bug and passes through unchanged.
  */
-import { StoreUnavailableError, isFulcrumError } from '@fulcrum/core';
+import { ErrorCodes, StoreUnavailableError, isFulcrumError } from '@fulcrum/core';
 
-/** Stable code of `SessionConflictError`. */
-export const SESSION_CONFLICT = 'FULCRUM_SESSION_CONFLICT' as const;
-
-/**
- * An optimistic `set` lost: the session changed (`reason: 'changed'`) or was destroyed
- * (`reason: 'destroyed'`) since this request read it, so writing would overwrite someone else's
- * change or bring a logged-out session back. Nothing was written. Answer 409 and let the client retry.
- */
-export class SessionConflictError extends Error {
-  readonly code = SESSION_CONFLICT;
-  /** The session id (ids are checked before they are used, so it is safe to log). */
-  readonly sid: string;
-  readonly reason: 'changed' | 'destroyed';
-  /** The version the request read. */
-  readonly expectedVersion: number;
-  /** The version Redis holds (0 when the session is gone). */
-  readonly storedVersion: number;
-
-  constructor(sid: string, reason: 'changed' | 'destroyed', expectedVersion: number, storedVersion: number) {
-    super(
-      reason === 'destroyed'
-        ? `session ${sid} was destroyed after it was read (version ${expectedVersion}); not recreated`
-        : `session ${sid} changed after it was read (read version ${expectedVersion}, stored ${storedVersion}); not overwritten`,
-    );
-    this.name = 'SessionConflictError';
-    this.sid = sid;
-    this.reason = reason;
-    this.expectedVersion = expectedVersion;
-    this.storedVersion = storedVersion;
-  }
-}
-
-/** True for a `SessionConflictError` of any installed copy of this package. */
-export function isSessionConflictError(error: unknown): error is SessionConflictError {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === SESSION_CONFLICT;
-}
+/** Stable code of `SessionConflictError` (core's `ErrorCodes.SESSION_CONFLICT`). */
+export const SESSION_CONFLICT = ErrorCodes.SESSION_CONFLICT;
 
 /** Reply errors that mean "cannot serve now", not "your command is wrong". */
 const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|BUSY|NOREPLICAS)\b/;
@@ -60,7 +26,7 @@ const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|BU
  * through.
  */
 export function toStoreError(error: unknown, what: string): unknown {
-  if (isFulcrumError(error) || isSessionConflictError(error)) return error;
+  if (isFulcrumError(error)) return error;
   const name = (error as { name?: unknown } | null)?.name;
   const message = String((error as { message?: unknown } | null)?.message ?? error);
   if (name === 'ReplyError' && !UNAVAILABLE_REPLY.test(message)) return error;

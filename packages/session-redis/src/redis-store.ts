@@ -38,9 +38,10 @@ import {
   jsonSerializer,
   sessionExpiresAt,
   settle,
+  SessionConflictError,
 } from '@fulcrum/core';
 import type { SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
-import { SessionConflictError, toStoreError } from './errors';
+import { toStoreError } from './errors';
 import type { Redis } from 'ioredis';
 import { getMany, scanTargets, unlinkMany, type RedisClient } from './key-scan';
 import { waitForReady } from './connection';
