@@ -33,6 +33,7 @@ import { InvalidOptionError } from '../errors';
 import { hash32, xxhash32 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
+import { OwnerWalk } from './owner-walk';
 
 export const DEFAULT_TABLE_SIZE = 65537;
 export const MIN_TABLE_SIZE = 101;
@@ -54,9 +55,8 @@ export class Maglev implements Balancer {
   /** Eligible backends (positive `effectiveWeight`) sorted by id; the table stores indices into it. */
   private backends: readonly Backend[] = [];
   private table: Int32Array;
-  /** Marks backends already met during a retry walk: `seen[i] === epoch` means met in this walk. */
-  private seen = new Uint32Array(0);
-  private epoch = 0;
+  /** Finds retries' next distinct backends. */
+  private readonly walker = new OwnerWalk();
   /** Next backend for key-less picks, which spread round-robin. */
   private cursor = 0;
   /** `config.tableSize` as a plain field, and 2^32 mod it: see `uint32Mod`. */
@@ -89,8 +89,7 @@ export class Maglev implements Balancer {
     if (count > 0) fill(table, eligible);
     this.backends = eligible;
     this.table = table;
-    this.seen = new Uint32Array(count);
-    this.epoch = 0;
+    this.walker.reset(count);
     this.cursor = 0;
   }
 
@@ -105,34 +104,7 @@ export class Maglev implements Balancer {
     const slot = uint32Mod(hash32(key), this.tableSize, this.twoPow32Mod);
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) return this.backends[this.table[slot] as number];
-    return this.walk(slot, wanted);
-  }
-
-  /** The `wanted`-th distinct backend met walking the table forward from `start` (0 = its owner). */
-  private walk(start: number, wanted: number): Backend | undefined {
-    const epoch = this.nextEpoch();
-    const size = this.table.length;
-    let met = 0;
-    let slot = start;
-    // Every backend holds at least one slot, so one pass over the table meets all of them.
-    for (let step = 0; step < size; step++) {
-      const owner = this.table[slot] as number;
-      if (this.seen[owner] !== epoch) {
-        if (met === wanted) return this.backends[owner];
-        this.seen[owner] = epoch;
-        met++;
-      }
-      slot = slot + 1 === size ? 0 : slot + 1;
-    }
-    return this.backends[this.table[start] as number];
-  }
-
-  private nextEpoch(): number {
-    if (this.epoch === 0xffffffff) {
-      this.seen.fill(0);
-      this.epoch = 0;
-    }
-    return ++this.epoch;
+    return this.backends[this.walker.find(this.table, slot, wanted)];
   }
 }
 

@@ -36,6 +36,7 @@ import { InvalidOptionError } from '../errors';
 import { hash32, xxhash32 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
+import { OwnerWalk } from './owner-walk';
 
 /** Envoy's default lower bound on the number of points. */
 export const DEFAULT_MIN_RING_SIZE = 1024;
@@ -58,9 +59,8 @@ export class RingHash implements Balancer {
   private points = new Uint32Array(0);
   /** `owners[i]` is the index in `backends` of the backend that owns `points[i]`. */
   private owners = new Int32Array(0);
-  /** Marks backends already met during a retry walk: `seen[i] === epoch` means met in this walk. */
-  private seen = new Uint32Array(0);
-  private epoch = 0;
+  /** Finds retries' next distinct backends. */
+  private readonly walker = new OwnerWalk();
   /** Next backend for key-less picks, which spread round-robin. */
   private cursor = 0;
 
@@ -140,8 +140,7 @@ export class RingHash implements Balancer {
     this.backends = eligible;
     this.points = hashes;
     this.owners = owners;
-    this.seen = new Uint32Array(eligible.length);
-    this.epoch = 0;
+    this.walker.reset(eligible.length);
     this.cursor = 0;
   }
 
@@ -156,7 +155,7 @@ export class RingHash implements Balancer {
     const start = this.lowerBound(hash32(key) >>> 0);
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) return this.backends[this.owners[start] as number];
-    return this.walk(start, wanted);
+    return this.backends[this.walker.find(this.owners, start, wanted)];
   }
 
   /** The index of the first point ≥ `hash`, wrapping to 0 past the last point. */
@@ -170,33 +169,6 @@ export class RingHash implements Balancer {
       else high = middle;
     }
     return low === points.length ? 0 : low;
-  }
-
-  /** The `wanted`-th distinct backend met walking clockwise from `start` (0 = the owner of `start`). */
-  private walk(start: number, wanted: number): Backend | undefined {
-    const epoch = this.nextEpoch();
-    const size = this.points.length;
-    let met = 0;
-    let position = start;
-    // Every backend owns at least one point, so one full turn meets all of them.
-    for (let step = 0; step < size; step++) {
-      const owner = this.owners[position] as number;
-      if (this.seen[owner] !== epoch) {
-        if (met === wanted) return this.backends[owner];
-        this.seen[owner] = epoch;
-        met++;
-      }
-      position = position + 1 === size ? 0 : position + 1;
-    }
-    return this.backends[this.owners[start] as number];
-  }
-
-  private nextEpoch(): number {
-    if (this.epoch === 0xffffffff) {
-      this.seen.fill(0);
-      this.epoch = 0;
-    }
-    return ++this.epoch;
   }
 }
 
