@@ -1,0 +1,70 @@
+/**
+ * The plugin's own options, validated once at registration and split from the proxy's: everything
+ * this file does not know goes to `createProxy`, which validates it in turn (and names any unknown
+ * key). Prefixes are normalised without a trailing slash so that joining them with the rest of a
+ * URL never doubles one; parameters and wildcards are refused in a prefix because the prefix is cut
+ * from the URL as text (see `prefix.ts`).
+ */
+import { InvalidOptionError } from '@fulcrum/core';
+import type { ProxyOptions, StatsPageOptions } from '@fulcrum/http';
+import type { RegisterOptions } from 'fastify';
+
+/** Options of `fastify.register(fulcrum, options)`: every `createProxy` option, plus these. */
+export interface FulcrumPluginOptions extends ProxyOptions, RegisterOptions {
+  /** Forward requests under this path (every method Fastify routes). Default `''`: everything. */
+  prefix?: string;
+  /** What replaces the prefix in the URL the backend sees. Default `''`: the prefix is stripped. */
+  rewritePrefix?: string;
+  /** Serve the live stats page (and `?format=json`) at `path`, outside the prefix. Default: no page. */
+  stats?: StatsPageOptions & { path: string };
+  /** Serve Prometheus metrics at `path`, outside the prefix. Default: none. */
+  metrics?: { path: string };
+}
+
+export interface PluginConfig {
+  prefix: string;
+  rewritePrefix: string;
+  stats: { path: string; page: StatsPageOptions } | undefined;
+  metricsPath: string | undefined;
+  /** Fastify's own register options, applied to the proxy routes' context. */
+  register: Pick<RegisterOptions, 'logLevel' | 'logSerializers'>;
+  proxy: ProxyOptions;
+}
+
+export function splitOptions(options: FulcrumPluginOptions): PluginConfig {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
+  const { prefix, rewritePrefix, stats, metrics, logLevel, logSerializers, ...proxy } = options;
+  let statsConfig: PluginConfig['stats'];
+  if (stats !== undefined) {
+    if (typeof stats !== 'object' || stats === null) throw new InvalidOptionError('stats', stats, 'must be an object with a path');
+    const { path, ...page } = stats;
+    statsConfig = { path: routePath('stats.path', path), page };
+  }
+  if (metrics !== undefined && (typeof metrics !== 'object' || metrics === null)) throw new InvalidOptionError('metrics', metrics, 'must be an object with a path');
+  return {
+    prefix: urlPrefix('prefix', prefix),
+    rewritePrefix: urlPrefix('rewritePrefix', rewritePrefix),
+    stats: statsConfig,
+    metricsPath: metrics === undefined ? undefined : routePath('metrics.path', metrics.path),
+    register: {
+      ...(logLevel === undefined ? {} : { logLevel }),
+      ...(logSerializers === undefined ? {} : { logSerializers }),
+    },
+    proxy,
+  };
+}
+
+function urlPrefix(path: string, value: unknown): string {
+  if (value === undefined) return '';
+  if (typeof value !== 'string' || (value !== '' && !value.startsWith('/')) || /[:*?#\s]/.test(value)) {
+    throw new InvalidOptionError(path, value, "must be '' or a path starting with '/', without parameters, wildcards or a query");
+  }
+  return value.replace(/\/+$/, '');
+}
+
+function routePath(path: string, value: unknown): string {
+  if (typeof value !== 'string' || !value.startsWith('/') || /[:*?#\s]/.test(value)) {
+    throw new InvalidOptionError(path, value, "must be a path starting with '/', without parameters, wildcards or a query");
+  }
+  return value;
+}
