@@ -10,6 +10,7 @@ export type {
   RouteDecision,
   Termination,
 } from './proxy/options';
+export { hasBody } from './proxy/body';
 export { RETRY_CONDITIONS, isIdempotent } from './retry/policy';
 export type { RetryCondition } from './retry/policy';
 export { RetryBudget } from './retry/budget';

@@ -45,6 +45,8 @@ export class BalancedRequest implements CallbackHandler {
   readonly #body: AttemptBody;
   readonly #method: string;
   #tried: Backend[] | undefined;
+  /** The instance of the current (or last) attempt: a retry avoids it. */
+  #backend: Backend | undefined;
   #attempts = 0;
   #lease: Lease | undefined;
   #abortAttempt: ((reason?: Error) => void) | undefined;
@@ -149,6 +151,7 @@ export class BalancedRequest implements CallbackHandler {
   #send(lease: Lease): boolean {
     const engine = this.#engine;
     this.#lease = lease;
+    this.#backend = lease.backend;
     this.#attempts++;
     this.#status = 0;
     this.#headLatency = undefined;
@@ -270,9 +273,8 @@ export class BalancedRequest implements CallbackHandler {
   }
 
   #retry(): void {
-    const lease = this.#lease;
-    if (lease !== undefined) (this.#tried ??= []).push(lease.backend);
-    this.#lease = undefined;
+    // The lease is already released (its outcome reported); the instance it was on is what to avoid.
+    if (this.#backend !== undefined) (this.#tried ??= []).push(this.#backend);
     this.#abortAttempt = undefined;
     // Not from inside the failed connection's callbacks: the next attempt starts on a clean stack.
     queueMicrotask(() => {

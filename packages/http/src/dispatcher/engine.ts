@@ -65,9 +65,11 @@ export class DispatcherEngine {
       });
       // Connection events reach the dispatcher's listeners as an Agent reports them: origin, then
       // the chain of dispatchers from the outermost.
+      const owner = this.#owner as unknown as NodeJS.EventEmitter;
+      const source = pool as unknown as NodeJS.EventEmitter;
       for (const event of POOL_EVENTS) {
-        pool.on(event, (origin: URL, targets: readonly Dispatcher[], error?: Error) => {
-          if (this.#owner.listenerCount(event) > 0) this.#owner.emit(event, origin, [this.#owner, ...targets], error);
+        source.on(event, (origin: URL, targets: readonly Dispatcher[], error?: Error) => {
+          if (owner.listenerCount(event) > 0) owner.emit(event, origin, [this.#owner, ...targets], error);
         });
       }
       this.#pools.set(backend, pool);

@@ -66,7 +66,9 @@ export type Termination =
   /** The proxy was closing: 503. */
   | 'closed'
   /** The admission check refused it (rate limit, concurrency limit). */
-  | 'denied';
+  | 'denied'
+  /** The proxy itself failed (a bug, or a body something else already consumed): 500. */
+  | 'internal-error';
 
 /** One line of the access log: what happened to a request and why. */
 export interface AccessLogEntry {

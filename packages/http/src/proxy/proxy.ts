@@ -216,8 +216,18 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   }
 
   start(): void {
+    this.#engine.budget.begin();
+    try {
+      this.#begin();
+    } catch (error) {
+      // A bug must cost one request, never the process or the retry budget's count.
+      this.#engine.report(error, 'client');
+      this.#fail(500, 'Internal Server Error', 'internal-error');
+    }
+  }
+
+  #begin(): void {
     const engine = this.#engine;
-    engine.budget.begin();
     if (!this.#route.path.startsWith('/')) {
       // Absolute-form and authority-form targets are for forward proxies; this one is not.
       this.#req.resume();
@@ -246,6 +256,11 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       this.#req.resume();
       this.#next();
       return;
+    }
+    if (this.#req.readableEnded) {
+      // Something before the proxy (a body parser) consumed the body: forwarding would send an empty
+      // one, waiting for it would hang. The server is misconfigured; say so.
+      return this.#fail(500, 'Internal Server Error: the request body was already consumed', 'internal-error');
     }
     readBody(this.#req, engine.config.maxReplayBytes).then((body) => {
       if (body === undefined || this.#clientGone) return;

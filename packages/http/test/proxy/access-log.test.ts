@@ -91,3 +91,28 @@ describe('access log', () => {
     expect(calls).toBe(2);
   });
 });
+
+describe('misconfiguration', () => {
+  it('answers 500 instead of hanging when something already consumed the request body', async () => {
+    const b = await startBackend('b0');
+    cleanups.push(() => b.close());
+    const { createServer } = await import('node:http');
+    const { createProxy } = await import('@fulcrum/http');
+    const log: AccessLogEntry[] = [];
+    const proxy = createProxy({ balancer: { backends: [b] }, accessLog: (e) => log.push(e) });
+    const server = createServer((req, res) => {
+      req.on('data', () => undefined);
+      req.on('end', () => proxy(req, res));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await proxy.close();
+    });
+    const { port } = server.address() as { port: number };
+    const reply = await send(`http://127.0.0.1:${port}`, { method: 'POST', body: 'eaten' });
+    expect(reply.status).toBe(500);
+    expect(b.hits).toHaveLength(0);
+    expect(log[0]!.termination).toBe('internal-error');
+  });
+});
