@@ -15,7 +15,7 @@
  */
 import type { LoadBalancer } from '@fulcrum/core';
 import { InvalidOptionError } from '@fulcrum/core';
-import { createProxy, type ProxyHandler, type ProxyOptions } from '@fulcrum/http';
+import { createProxy, hasBody, type ProxyHandler, type ProxyOptions } from '@fulcrum/http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { delegate } from './delegate';
 
@@ -58,11 +58,6 @@ export function proxy(options: ExpressProxyOptions): ProxyMiddleware {
     close: { value: () => handler.close(), enumerable: true },
     lb: { value: handler.lb, enumerable: true },
   }) as ProxyMiddleware;
-}
-
-function hasBody(req: Request): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 function bodyAlreadyRead(): Error {
