@@ -1,0 +1,682 @@
+/**
+ * `SqlStore`: an express-session / @fastify/session store on MySQL, MariaDB or a Galera cluster,
+ * through a mysql2 pool the application owns.
+ *
+ * Where the ideas come from:
+ * - express-mysql-session (the store most users have): one row per session, upsert with
+ *   `INSERT … ON DUPLICATE KEY UPDATE`, a periodic delete of expired rows. Kept, with parameterised
+ *   prepared statements only and the table name checked before it is pasted into SQL.
+ * - connect-redis / connect-mongo: TTL from the cookie, `touch` throttled (`touchAfter`) so reads
+ *   do not all turn into writes, and a touch never creates a row (`UPDATE … WHERE id = ?` only).
+ * - Group commit (InnoDB's, and ioredis's auto-pipelining on the client side): at concurrency,
+ *   upserts that wait for a connection are sent together as one multi-row statement — one round trip
+ *   and one commit (one fsync) for many sessions — and reads likewise as one `WHERE id IN (…)`
+ *   (DataLoader's batching). A lone call goes out at once, so batching adds no latency at low load.
+ *   Writes of one id are kept in order, never in two batches at once.
+ * - Optimistic concurrency (row versions, as in ORMs and the Redis store's WATCH/Lua recipe): a
+ *   session read through this store remembers the version it was read at; writing it back is a
+ *   compare-and-set. A stale write is refused (`'reject'`) or three-way merged (`'merge'`, the
+ *   default), so two parallel requests of one session no longer overwrite each other's changes, and
+ *   a request that ends after a logout cannot bring the session back.
+ * - Cleanup off the request path, in `LIMIT` batches on an unref'd timer with jitter: one huge
+ *   DELETE holds locks for its whole run and, on Galera, replicates as one huge write set (and may
+ *   exceed `wsrep_max_ws_rows`); batches keep each transaction small, and jitter keeps several app
+ *   instances from deleting the same rows at the same moment.
+ *
+ * Defaults: table `fulcrum_sessions`; sessions without a cookie expiry live one day (express-session's);
+ * `touch` writes at most once a minute per session (a minute of imprecision on a day-long session
+ * is invisible, and it removes a write from nearly every request); cleanup every minute, 1000 rows a
+ * batch; a 5 s deadline per statement (longer than any healthy round trip, short enough that a
+ * request does not hang on a dead server); 5 attempts on deadlocks with 10–500 ms full-jitter
+ * backoff (Galera certification conflicts clear within a few retries); batches of up to 64 sessions,
+ * 4 read and 4 write statements in flight (leaves connections of a default 10-connection pool free for reads).
+ */
+import session from 'express-session';
+import type { SessionData } from 'express-session';
+import {
+  DEFAULT_SESSION_TTL_SECONDS,
+  InvalidOptionError,
+  StoreUnavailableError,
+  isFulcrumError,
+  isValidSessionId,
+  assertSessionId,
+  jsonSerializer,
+  sessionExpiresAt,
+  settle,
+  shouldTouch,
+} from '@fulcrum/core';
+import type { SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
+import { SessionConflictError } from '@fulcrum/core';
+import { SqlExecutor } from './executor';
+import type { PoolLike, RetryOptions, SqlConnection } from './executor';
+import { quoteTableName } from './identifiers';
+import { mergeSessions } from './merge';
+import { sessionTableDdl } from './schema';
+import { normalizeGalera, normalizeRetry, validatePool, intOption, type GaleraOptions } from './options';
+
+/** What to do with a write made from a copy another request changed since it was read. */
+export type OptimisticMode = 'merge' | 'reject' | false;
+
+export interface SqlStoreOptions {
+  /** A mysql2 pool: `mysql2/promise` or callback `createPool`, or a `createPoolCluster` (Galera). Required. The store never ends it. */
+  pool: PoolLike;
+  /** Table name: 1–48 of `[A-Za-z0-9_]`, not starting with a digit. Default `'fulcrum_sessions'`. */
+  table?: string;
+  /** Create the table (and its expiry index) when missing, before the first statement. Default true. */
+  createTable?: boolean;
+  /** Lifetime of a session whose cookie has no expiry, seconds. Default 86400 (one day). */
+  ttlSeconds?: number;
+  /** `touch` writes only when it extends the stored expiry by at least this much, seconds; 0 = always. Default 60. */
+  touchAfterSeconds?: number;
+  /** How often expired rows are deleted, ms (±10% jitter); 0 disables (run `cleanup()` yourself). Default 60000. */
+  cleanupIntervalMs?: number;
+  /** Rows deleted per cleanup statement. Default 1000. */
+  cleanupBatchSize?: number;
+  /** Session ↔ text. Default JSON. */
+  serializer?: SessionSerializer;
+  /**
+   * Writes of a session read through this store are compare-and-set on its version. On a stale
+   * version: `'merge'` (default) merges field by field and retries, `'reject'` fails the write with
+   * `SessionConflictError`, `false` turns the check off (last write wins). A session destroyed
+   * since it was read is never written back in either mode (`'reject'` reports it).
+   */
+  optimistic?: OptimisticMode;
+  /** Merge-and-retry rounds before a `'merge'` write gives up with `SessionConflictError`. Default 5. */
+  maxMergeAttempts?: number;
+  /** Deadline of one statement (connection checkout included), ms. Default 5000. */
+  timeoutMs?: number;
+  /** Deadlock / lock-wait retries. Defaults: 5 attempts, 10 ms base, 500 ms cap, full jitter. */
+  retry?: RetryOptions;
+  /** Most sessions read or upserted by one statement; 1 turns batching off. Default 64. */
+  batchSize?: number;
+  /** Most batched statements in flight at once, for reads and for upserts each. Default 4. */
+  batchConcurrency?: number;
+  /** Galera settings; `true` = `{ syncWait: 1 }`. Default: no `wsrep_sync_wait`, 2 failovers on 1047. */
+  galera?: boolean | GaleraOptions;
+  /** While disconnected, how often a `SELECT 1` checks whether the server is back, ms. Default 1000. */
+  probeIntervalMs?: number;
+  /** Randomness for backoff and cleanup jitter, in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+interface ReadRecord {
+  readonly version: number;
+  readonly text: string;
+  expiresAt: number;
+}
+
+interface PendingUpsert {
+  readonly sid: string;
+  readonly text: string;
+  readonly expiresAt: number;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface SessionRow {
+  data: string | Buffer;
+  version: number | string;
+  expires_at: number | string;
+}
+
+interface RowRead {
+  text: string;
+  version: number;
+  expiresAt: number;
+}
+
+interface WriteResult {
+  affectedRows: number;
+}
+
+/** A session as the store hands it out (express-session's `SessionData` is structurally the same). */
+export type StoredSession = SessionLike & { cookie: NonNullable<SessionLike['cookie']> };
+
+/** ~1 MiB: well under every server's `max_allowed_packet` (4 MiB on old MySQL, 16 MiB on MariaDB). */
+const MAX_BATCH_BYTES = 1 << 20;
+const noop = () => undefined;
+
+const BaseStore = session.Store;
+
+/**
+ * An express-session store on MySQL / MariaDB / Galera (see the file header and the README).
+ * Every method takes an optional node-style callback and returns a promise when it is omitted.
+ * Emits `connect` and `disconnect` (express-session pauses sessions while disconnected).
+ */
+export class SqlStore extends BaseStore {
+  readonly #executor: SqlExecutor;
+  readonly #table: string;
+  readonly #createTable: boolean;
+  readonly #indexPrefix: string;
+  readonly #ttlSeconds: number;
+  readonly #touchAfterSeconds: number;
+  readonly #cleanupIntervalMs: number;
+  readonly #cleanupBatchSize: number;
+  readonly #serializer: SessionSerializer;
+  readonly #optimistic: OptimisticMode;
+  readonly #maxMergeAttempts: number;
+  readonly #batchSize: number;
+  readonly #batchConcurrency: number;
+  readonly #probeIntervalMs: number;
+  readonly #random: () => number;
+  readonly #sql: Readonly<Record<'get' | 'cas' | 'touch' | 'destroy' | 'length' | 'ids' | 'all' | 'clear' | 'cleanup', string>>;
+  readonly #upsertSql = new Map<number, string>();
+  readonly #readSql = new Map<number, string>();
+  readonly #readWaiters = new Map<string, { resolve: (row: RowRead | undefined) => void; reject: (error: unknown) => void }[]>();
+  #readQueue: string[] = [];
+  #inflightReads = 0;
+  #readFlushScheduled = false;
+
+  /** Sessions read through this store → the version (and text) they were read at. */
+  readonly #reads = new WeakMap<object, ReadRecord>();
+  /** Per-id chain of writes: keeps one id's writes in order and out of concurrent batches. */
+  readonly #tails = new Map<string, Promise<void>>();
+  #queue: PendingUpsert[] = [];
+  #inflightBatches = 0;
+  #flushScheduled = false;
+  #drained: (() => void)[] = [];
+
+  #tableReady: boolean;
+  #tablePending: Promise<void> | undefined;
+  #connected: boolean | undefined;
+  #probeTimer: ReturnType<typeof setTimeout> | undefined;
+  #cleanupTimer: ReturnType<typeof setTimeout> | undefined;
+  #cleanupRunning: Promise<number> | undefined;
+  #closed = false;
+
+  constructor(options: SqlStoreOptions) {
+    super();
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('sqlStore', options, 'must be an options object');
+    const pool = validatePool('sqlStore.pool', options.pool);
+    const tableName = options.table ?? 'fulcrum_sessions';
+    this.#table = quoteTableName('sqlStore.table', tableName);
+    this.#indexPrefix = tableName;
+    if (options.createTable !== undefined && typeof options.createTable !== 'boolean') {
+      throw new InvalidOptionError('sqlStore.createTable', options.createTable, 'must be true or false');
+    }
+    this.#createTable = options.createTable ?? true;
+    this.#tableReady = !this.#createTable;
+    this.#ttlSeconds = intOption('sqlStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, 1, 10 * 365 * 86_400);
+    this.#touchAfterSeconds = intOption('sqlStore.touchAfterSeconds', options.touchAfterSeconds, 60, 0, 365 * 86_400);
+    this.#cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, 2_147_483_647);
+    this.#cleanupBatchSize = intOption('sqlStore.cleanupBatchSize', options.cleanupBatchSize, 1000, 1, 1_000_000);
+    const serializer = options.serializer ?? jsonSerializer;
+    if (typeof serializer?.parse !== 'function' || typeof serializer?.stringify !== 'function') {
+      throw new InvalidOptionError('sqlStore.serializer', options.serializer, 'must have parse(text) and stringify(session)');
+    }
+    this.#serializer = serializer;
+    const optimistic = options.optimistic ?? 'merge';
+    if (optimistic !== 'merge' && optimistic !== 'reject' && optimistic !== false) {
+      throw new InvalidOptionError('sqlStore.optimistic', options.optimistic, "must be 'merge', 'reject' or false");
+    }
+    this.#optimistic = optimistic;
+    this.#maxMergeAttempts = intOption('sqlStore.maxMergeAttempts', options.maxMergeAttempts, 5, 1, 100);
+    this.#batchSize = intOption('sqlStore.batchSize', options.batchSize, 64, 1, 1000);
+    this.#batchConcurrency = intOption('sqlStore.batchConcurrency', options.batchConcurrency, 4, 1, 1000);
+    this.#probeIntervalMs = intOption('sqlStore.probeIntervalMs', options.probeIntervalMs, 1000, 10, 3_600_000);
+    if (options.random !== undefined && typeof options.random !== 'function') {
+      throw new InvalidOptionError('sqlStore.random', options.random, 'must be a function returning a number in [0, 1)');
+    }
+    this.#random = options.random ?? Math.random;
+    const galera = normalizeGalera('sqlStore.galera', options.galera);
+    this.#executor = new SqlExecutor(
+      pool,
+      {
+        retry: normalizeRetry('sqlStore.retry', options.retry),
+        nodeFailovers: galera.nodeFailovers,
+        syncWait: galera.syncWait,
+        timeoutMs: intOption('sqlStore.timeoutMs', options.timeoutMs, 5000, 1, 3_600_000),
+        random: this.#random,
+      },
+      { onSuccess: () => this.#markConnected(), onUnavailable: (error) => this.#markDisconnected(error) },
+    );
+    const t = this.#table;
+    this.#sql = Object.freeze({
+      get: `SELECT data, version, expires_at FROM ${t} WHERE id = ? AND expires_at > ?`,
+      cas: `UPDATE ${t} SET data = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?`,
+      touch: `UPDATE ${t} SET expires_at = ? WHERE id = ? AND expires_at > ? AND expires_at <= ?`,
+      destroy: `DELETE FROM ${t} WHERE id = ?`,
+      length: `SELECT COUNT(*) AS n FROM ${t} WHERE expires_at > ?`,
+      ids: `SELECT id FROM ${t} WHERE expires_at > ? ORDER BY id`,
+      all: `SELECT id, data, version, expires_at FROM ${t} WHERE expires_at > ?`,
+      // The batch size is a validated integer, written as a literal: `LIMIT ?` is not portable
+      // across server versions in prepared statements.
+      clear: `DELETE FROM ${t} LIMIT ${this.#cleanupBatchSize}`,
+      cleanup: `DELETE FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ${this.#cleanupBatchSize}`,
+    });
+    this.#scheduleCleanup();
+  }
+
+  // ── express-session's Store API ─────────────────────────────────────────────────────────────
+
+  /** The session stored under `sid`, or null (unknown, expired, unreadable, or an id no store would accept). */
+  override get(sid: string, callback?: SessionStoreCallback<SessionData | null>): Promise<SessionData | null> | undefined {
+    return settle(() => this.#get(sid) as Promise<SessionData | null>, callback);
+  }
+
+  /** Stores `session` until its cookie expires (or `ttlSeconds`); an already expired cookie destroys it. */
+  override set(sid: string, session: SessionData | SessionLike, callback?: SessionStoreCallback<void>): Promise<void> | undefined {
+    return settle(() => this.#set(sid, session as SessionLike), callback);
+  }
+
+  /** Extends a live session's expiry (throttled by `touchAfterSeconds`); never creates or revives one. */
+  override touch(sid: string, session: SessionData | SessionLike, callback?: SessionStoreCallback<void>): Promise<void> | undefined {
+    return settle(() => this.#touch(sid, session as SessionLike), callback);
+  }
+
+  /** Deletes the session. An id no store would accept has nothing to delete and succeeds. */
+  override destroy(sid: string, callback?: SessionStoreCallback<void>): Promise<void> | undefined {
+    return settle(() => this.#destroy(sid), callback);
+  }
+
+  /** Every live session, as an array (unreadable rows are skipped). */
+  override all(callback?: SessionStoreCallback<SessionData[]>): Promise<SessionData[]> | undefined {
+    return settle(() => this.#all() as Promise<SessionData[]>, callback);
+  }
+
+  /** Number of live sessions. */
+  override length(callback?: SessionStoreCallback<number>): Promise<number> | undefined {
+    return settle(() => this.#length(), callback);
+  }
+
+  /** Ids of the live sessions, sorted. */
+  ids(callback?: SessionStoreCallback<string[]>): Promise<string[]> | undefined {
+    return settle(() => this.#ids(), callback);
+  }
+
+  /** Deletes every session (in batches, so that Galera never sees one giant transaction). */
+  override clear(callback?: SessionStoreCallback<void>): Promise<void> | undefined {
+    return settle(async () => {
+      await this.#deleteInBatches(this.#sql.clear, () => []);
+    }, callback);
+  }
+
+  /**
+   * express-session builds `req.session` from what `get` returned; the version the session was read
+   * at follows it to the new object, so the write at the end of the request is compare-and-set.
+   */
+  override createSession(req: Parameters<session.Store['createSession']>[0], data: Parameters<session.Store['createSession']>[1]) {
+    const record = this.#reads.get(data as object);
+    const created = super.createSession(req, data);
+    if (record !== undefined) this.#reads.set(created, record);
+    return created;
+  }
+
+  // ── Fulcrum additions ───────────────────────────────────────────────────────────────────────
+
+  /** Deletes expired rows now, in batches; resolves with how many went. The timer calls this too. */
+  cleanup(): Promise<number> {
+    if (this.#cleanupRunning) return this.#cleanupRunning;
+    const run = this.#deleteInBatches(this.#sql.cleanup, () => [Date.now()]).finally(() => {
+      this.#cleanupRunning = undefined;
+    });
+    this.#cleanupRunning = run;
+    return run;
+  }
+
+  /** Creates the table if `createTable` and it was not done yet; statements call this first anyway. */
+  ready(): Promise<void> {
+    return this.#ensureTable();
+  }
+
+  /** Stops the timers and waits for queued writes; later calls fail. Never ends the pool (it is yours). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#cleanupTimer) clearTimeout(this.#cleanupTimer);
+    if (this.#probeTimer) clearTimeout(this.#probeTimer);
+    this.#cleanupTimer = undefined;
+    this.#probeTimer = undefined;
+    if (this.#queue.length > 0 || this.#inflightBatches > 0) {
+      await new Promise<void>((resolve) => this.#drained.push(resolve));
+    }
+    await this.#cleanupRunning?.catch(noop);
+  }
+
+  // ── operations ──────────────────────────────────────────────────────────────────────────────
+
+  async #get(sid: string): Promise<StoredSession | null> {
+    if (!isValidSessionId(sid)) return null;
+    this.#assertOpen();
+    const pending = this.#tails.get(sid);
+    if (pending) await pending; // read-your-writes within this process
+    const row = await this.#readRow(sid);
+    if (row === undefined) return null;
+    let parsed: SessionLike;
+    try {
+      parsed = this.#serializer.parse(row.text);
+    } catch (error) {
+      this.#report(error);
+      return null;
+    }
+    if (typeof parsed !== 'object' || parsed === null) return null;
+    this.#reads.set(parsed, { version: row.version, text: row.text, expiresAt: row.expiresAt });
+    return parsed as StoredSession;
+  }
+
+  async #set(sid: string, session: SessionLike): Promise<void> {
+    assertSessionId(sid);
+    this.#assertOpen();
+    const now = Date.now();
+    const expiresAt = Math.round(sessionExpiresAt(session, now, this.#ttlSeconds));
+    if (expiresAt <= now) return this.#destroy(sid);
+    const text = this.#serializer.stringify(session);
+    if (typeof text !== 'string') throw new TypeError('sqlStore.serializer.stringify must return a string');
+    const record = this.#optimistic === false ? undefined : this.#reads.get(session);
+    return this.#serial(sid, async () => {
+      if (record === undefined) {
+        await this.#upsert(sid, text, expiresAt);
+        // The version after an upsert is unknown: a later write of this object is unconditional.
+        this.#reads.delete(session);
+      } else {
+        await this.#compareAndSet(sid, session, record, text, expiresAt);
+      }
+    });
+  }
+
+  async #compareAndSet(sid: string, session: SessionLike, record: ReadRecord, text: string, expiresAt: number): Promise<void> {
+    let base = record;
+    let mine = text;
+    for (let attempt = 1; ; attempt++) {
+      const now = Date.now();
+      const result = await this.#run((c) => c.execute(this.#sql.cas, [mine, expiresAt, sid, base.version, now]), false);
+      if ((result as WriteResult).affectedRows === 1) {
+        this.#reads.set(session, { version: base.version + 1, text: mine, expiresAt });
+        return;
+      }
+      const current = await this.#readRow(sid);
+      if (current === undefined) {
+        // Destroyed (or expired) since it was read: writing it back would undo a logout.
+        this.#reads.delete(session);
+        if (this.#optimistic === 'reject') throw new SessionConflictError(sid, 'destroyed', base.version, 0);
+        return;
+      }
+      // A merge that keeps losing (the session changes faster than it can be merged) gives up too.
+      if (this.#optimistic === 'reject' || attempt >= this.#maxMergeAttempts) {
+        throw new SessionConflictError(sid, 'changed', base.version, current.version);
+      }
+      const merged = mergeSessions(this.#serializer.parse(base.text), this.#serializer.parse(current.text), this.#serializer.parse(mine));
+      mine = this.#serializer.stringify(merged);
+      base = current;
+    }
+  }
+
+  async #touch(sid: string, session: SessionLike): Promise<void> {
+    if (!isValidSessionId(sid)) return;
+    this.#assertOpen();
+    const now = Date.now();
+    const expiresAt = Math.round(sessionExpiresAt(session, now, this.#ttlSeconds));
+    if (expiresAt <= now) return;
+    const record = this.#reads.get(session);
+    if (record !== undefined && !shouldTouch(record.expiresAt, expiresAt, this.#touchAfterSeconds)) return;
+    // The throttle is also in the WHERE clause, for sessions this process did not read itself.
+    const bound = this.#touchAfterSeconds > 0 ? expiresAt - this.#touchAfterSeconds * 1000 : Number.MAX_SAFE_INTEGER;
+    await this.#serial(sid, async () => {
+      const result = await this.#run((c) => c.execute(this.#sql.touch, [expiresAt, sid, Date.now(), bound]), true);
+      if (record !== undefined && (result as WriteResult).affectedRows === 1) record.expiresAt = expiresAt;
+    });
+  }
+
+  async #destroy(sid: string): Promise<void> {
+    if (!isValidSessionId(sid)) return;
+    this.#assertOpen();
+    await this.#serial(sid, async () => {
+      await this.#run((c) => c.execute(this.#sql.destroy, [sid]), true);
+    });
+  }
+
+  async #all(): Promise<StoredSession[]> {
+    this.#assertOpen();
+    const rows = (await this.#run((c) => c.execute(this.#sql.all, [Date.now()]), true, true)) as (SessionRow & { id: string })[];
+    const sessions: StoredSession[] = [];
+    for (const row of rows) {
+      try {
+        const parsed = this.#serializer.parse(String(row.data));
+        if (typeof parsed === 'object' && parsed !== null) sessions.push(parsed as StoredSession);
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+    return sessions;
+  }
+
+  async #length(): Promise<number> {
+    this.#assertOpen();
+    const rows = (await this.#run((c) => c.execute(this.#sql.length, [Date.now()]), true, true)) as { n: number | string }[];
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async #ids(): Promise<string[]> {
+    this.#assertOpen();
+    const rows = (await this.#run((c) => c.execute(this.#sql.ids, [Date.now()]), true, true)) as { id: string | Buffer }[];
+    return rows.map((row) => String(row.id));
+  }
+
+  async #deleteInBatches(sql: string, params: () => unknown[]): Promise<number> {
+    this.#assertOpen();
+    let total = 0;
+    for (;;) {
+      const result = (await this.#run((c) => c.execute(sql, params()), true)) as WriteResult;
+      total += result.affectedRows;
+      if (result.affectedRows < this.#cleanupBatchSize || this.#closed) return total;
+      // Let requests in between batches.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  #readRow(sid: string): Promise<RowRead | undefined> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.#readWaiters.get(sid);
+      if (waiting) waiting.push({ resolve, reject });
+      else {
+        this.#readWaiters.set(sid, [{ resolve, reject }]);
+        this.#readQueue.push(sid);
+      }
+      this.#scheduleReads();
+    });
+  }
+
+  #scheduleReads(): void {
+    if (this.#readFlushScheduled || this.#readQueue.length === 0 || this.#inflightReads >= this.#batchConcurrency) return;
+    this.#readFlushScheduled = true;
+    queueMicrotask(() => {
+      this.#readFlushScheduled = false;
+      while (this.#readQueue.length > 0 && this.#inflightReads < this.#batchConcurrency) {
+        const sids = this.#readQueue.splice(0, this.#batchSize);
+        const waiters = sids.map((sid) => {
+          const list = this.#readWaiters.get(sid)!;
+          this.#readWaiters.delete(sid);
+          return list;
+        });
+        this.#inflightReads++;
+        void this.#readBatch(sids, waiters).finally(() => {
+          this.#inflightReads--;
+          this.#scheduleReads();
+        });
+      }
+    });
+  }
+
+  /** One `SELECT … WHERE id IN (…)` for every session read that waited for a connection. */
+  async #readBatch(sids: string[], waiters: { resolve: (row: RowRead | undefined) => void; reject: (error: unknown) => void }[][]): Promise<void> {
+    try {
+      const sql = sids.length === 1 ? this.#sql.get : this.#readStatement(sids.length);
+      const rows = (await this.#run((c) => c.execute(sql, [...sids, Date.now()]), true, true)) as (SessionRow & { id?: string })[];
+      const found = new Map<string, RowRead>();
+      for (const row of rows) {
+        const read = { text: String(row.data), version: Number(row.version), expiresAt: Number(row.expires_at) };
+        found.set(sids.length === 1 ? sids[0]! : String(row.id), read);
+      }
+      sids.forEach((sid, i) => {
+        for (const waiter of waiters[i]!) waiter.resolve(found.get(sid));
+      });
+    } catch (error) {
+      for (const list of waiters) for (const waiter of list) waiter.reject(error);
+    }
+  }
+
+  #readStatement(count: number): string {
+    let sql = this.#readSql.get(count);
+    if (sql === undefined) {
+      sql = `SELECT id, data, version, expires_at FROM ${this.#table} WHERE id IN (${Array.from({ length: count }, () => '?').join(', ')}) AND expires_at > ?`;
+      this.#readSql.set(count, sql);
+    }
+    return sql;
+  }
+
+  // ── batched upserts ─────────────────────────────────────────────────────────────────────────
+
+  #upsert(sid: string, text: string, expiresAt: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ sid, text, expiresAt, resolve, reject });
+      this.#scheduleFlush();
+    });
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#queue.length === 0 || this.#inflightBatches >= this.#batchConcurrency) return;
+    this.#flushScheduled = true;
+    // A microtask, not a timer: writes made in the same tick share a statement, and a lone write
+    // is not delayed.
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    while (this.#queue.length > 0 && this.#inflightBatches < this.#batchConcurrency) {
+      let bytes = 0;
+      let count = 0;
+      while (count < this.#queue.length && count < this.#batchSize) {
+        const size = this.#queue[count]!.text.length * 3 + 300;
+        if (count > 0 && bytes + size > MAX_BATCH_BYTES) break;
+        bytes += size;
+        count++;
+      }
+      const batch = this.#queue.splice(0, count);
+      this.#inflightBatches++;
+      void this.#writeBatch(batch).finally(() => {
+        this.#inflightBatches--;
+        if (this.#queue.length > 0) this.#scheduleFlush();
+        else if (this.#inflightBatches === 0) for (const resolve of this.#drained.splice(0)) resolve();
+      });
+    }
+  }
+
+  async #writeBatch(batch: PendingUpsert[]): Promise<void> {
+    // Rows in id order: two batches touching the same rows lock them in the same order.
+    if (batch.length > 1) batch.sort((a, b) => (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0));
+    const params: unknown[] = [];
+    for (const write of batch) params.push(write.sid, write.text, write.expiresAt);
+    try {
+      await this.#run((c) => c.execute(this.#upsertStatement(batch.length), params), true);
+      for (const write of batch) write.resolve();
+    } catch (error) {
+      if (batch.length > 1 && !isFulcrumError(error)) {
+        // An SQL error (a row too large, a bad value): retry alone so only the culprit fails.
+        await Promise.all(batch.map((write) => this.#writeBatch([write])));
+        return;
+      }
+      for (const write of batch) write.reject(error);
+    }
+  }
+
+  #upsertStatement(rows: number): string {
+    let sql = this.#upsertSql.get(rows);
+    if (sql === undefined) {
+      sql =
+        `INSERT INTO ${this.#table} (id, data, expires_at, version) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, 1)').join(', ')} ` +
+        'ON DUPLICATE KEY UPDATE data = VALUES(data), expires_at = VALUES(expires_at), version = version + 1';
+      this.#upsertSql.set(rows, sql);
+    }
+    return sql;
+  }
+
+  // ── plumbing ────────────────────────────────────────────────────────────────────────────────
+
+  /** Runs `operation` after every earlier write of `sid` settled. */
+  #serial(sid: string, operation: () => Promise<void>): Promise<void> {
+    const previous = this.#tails.get(sid);
+    const run = previous === undefined ? operation() : previous.then(operation);
+    const tail = run.then(noop, noop);
+    this.#tails.set(sid, tail);
+    void tail.then(() => {
+      if (this.#tails.get(sid) === tail) this.#tails.delete(sid);
+    });
+    return run;
+  }
+
+  async #run(work: (connection: SqlConnection) => Promise<[unknown, unknown]>, idempotent: boolean, read = false): Promise<unknown> {
+    if (!this.#tableReady) await this.#ensureTable();
+    const [result] = await this.#executor.run(work, { idempotent, read });
+    return result;
+  }
+
+  #ensureTable(): Promise<void> {
+    if (this.#tableReady) return Promise.resolve();
+    this.#tablePending ??= this.#executor
+      .run((c) => c.query(sessionTableDdl(this.#table, this.#indexPrefix)), { idempotent: true })
+      .then(
+        () => {
+          this.#tableReady = true;
+        },
+        (error: unknown) => {
+          // Not cached: the next statement tries again (the server may just be starting).
+          this.#tablePending = undefined;
+          throw error;
+        },
+      );
+    return this.#tablePending;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreUnavailableError('session store is closed');
+  }
+
+  #markConnected(): void {
+    if (this.#probeTimer) {
+      clearTimeout(this.#probeTimer);
+      this.#probeTimer = undefined;
+    }
+    if (this.#connected === true) return;
+    this.#connected = true;
+    this.emit('connect');
+  }
+
+  #markDisconnected(error: unknown): void {
+    if (this.#connected !== false) {
+      this.#connected = false;
+      this.emit('disconnect', error);
+    }
+    // express-session stops calling a disconnected store, so the store must notice recovery itself.
+    if (this.#probeTimer === undefined && !this.#closed) this.#probe();
+  }
+
+  #probe(): void {
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined;
+      if (this.#closed || this.#connected === true) return;
+      this.#executor.run((c) => c.query('SELECT 1'), { idempotent: true }).catch(() => {
+        if (!this.#closed && this.#connected !== true && this.#probeTimer === undefined) this.#probe();
+      });
+    }, this.#probeIntervalMs);
+    this.#probeTimer.unref?.();
+  }
+
+  #scheduleCleanup(): void {
+    if (this.#cleanupIntervalMs === 0 || this.#closed) return;
+    const delay = Math.round(this.#cleanupIntervalMs * (0.9 + 0.2 * this.#random()));
+    this.#cleanupTimer = setTimeout(() => {
+      this.cleanup()
+        .catch((error: unknown) => this.#report(error))
+        .finally(() => this.#scheduleCleanup());
+    }, delay);
+    this.#cleanupTimer.unref?.();
+  }
+
+  /** Background failures go to `error` listeners when there are any; never an unhandled `error` event. */
+  #report(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+}

@@ -1,0 +1,330 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import session from 'express-session';
+import type mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';
+import { checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
+import { SqlStore, SqlContentionError, isSessionConflictError, classifyFailure } from '@fulcrum/session-sql';
+import type { PoolLike } from '@fulcrum/session-sql';
+import { createPool, dropTables, requireMysql, uniqueTable, readSession } from './helpers';
+
+const available = await requireMysql('SqlStore tests');
+
+/** Wraps a promise pool and records every statement sent through it. */
+function spyPool(pool: mysql.Pool) {
+  const statements: { sql: string; params: unknown[] }[] = [];
+  const spied: PoolLike = {
+    async getConnection() {
+      const connection = await pool.getConnection();
+      return new Proxy(connection, {
+        get(target, property, receiver) {
+          if (property === 'execute' || property === 'query') {
+            return (sql: string, params: unknown[] = []) => {
+              statements.push({ sql, params });
+              return (target[property] as (s: string, p: unknown[]) => unknown).call(target, sql, params);
+            };
+          }
+          const value = Reflect.get(target, property, receiver) as unknown;
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    },
+  };
+  return { pool: spied, statements };
+}
+
+function sessionFor(ttlMs: number, data: Record<string, unknown> = {}) {
+  return { cookie: { originalMaxAge: ttlMs, expires: new Date(Date.now() + ttlMs), httpOnly: true, path: '/' }, ...data };
+}
+
+describe('SqlStore options', () => {
+  const pool = { getConnection: () => Promise.reject(new Error('must not be called')) };
+
+  it('refuses a table name that is not a plain identifier before any SQL runs', () => {
+    for (const table of ['sessions; DROP TABLE x', 'a`b', 'db.sessions', '1abc', '', 'x'.repeat(49), 'sess ions']) {
+      let caught: unknown;
+      try {
+        new SqlStore({ pool, table, cleanupIntervalMs: 0 });
+      } catch (error) {
+        caught = error;
+      }
+      expect(isInvalidOptionError(caught), table).toBe(true);
+      expect((caught as { path: string }).path).toBe('sqlStore.table');
+    }
+  });
+
+  it('names the option path and the value of an invalid option', () => {
+    expect(() => new SqlStore({ pool, touchAfterSeconds: -1 })).toThrow(/sqlStore\.touchAfterSeconds.*-1/);
+    expect(() => new SqlStore({ pool, optimistic: 'yes' as never })).toThrow(/sqlStore\.optimistic/);
+    expect(() => new SqlStore({ pool, retry: { baseDelayMs: 100, maxDelayMs: 10 } })).toThrow(/sqlStore\.retry\.maxDelayMs/);
+    expect(() => new SqlStore({ pool, galera: { syncWait: 99 } })).toThrow(/sqlStore\.galera\.syncWait/);
+    expect(() => new SqlStore({ pool: {} as never })).toThrow(/sqlStore\.pool/);
+  });
+});
+
+describe('failure classification', () => {
+  it('tells deadlocks, non-primary nodes and lost connections apart', () => {
+    expect(classifyFailure({ errno: 1213, code: 'ER_LOCK_DEADLOCK' })).toBe('contention');
+    expect(classifyFailure({ errno: 1205, code: 'ER_LOCK_WAIT_TIMEOUT' })).toBe('contention');
+    expect(classifyFailure({ errno: 1047, code: 'ER_UNKNOWN_COM_ERROR' })).toBe('node');
+    expect(classifyFailure({ code: 'ECONNREFUSED' })).toBe('connection');
+    expect(classifyFailure({ code: 'PROTOCOL_CONNECTION_LOST', fatal: true })).toBe('connection');
+    expect(classifyFailure({ errno: 1062, code: 'ER_DUP_ENTRY' })).toBe('other');
+  });
+});
+
+describe.skipIf(!available)('SqlStore on MariaDB', () => {
+  let pool: mysql.Pool;
+  const tables: string[] = [];
+  const table = (name: string) => {
+    const t = uniqueTable(`st_${name}`);
+    tables.push(t);
+    return t;
+  };
+
+  beforeAll(() => {
+    pool = createPool();
+  });
+  afterAll(async () => {
+    await dropTables(pool, ...tables);
+    await pool.end();
+  });
+
+  it('passes the checkStore conformance suite', async () => {
+    const store = new SqlStore({ pool, table: table('conformance'), cleanupIntervalMs: 0 });
+    await checkStore(() => store as unknown as StoreUnderTest, { teardown: () => store.close() });
+  });
+
+  it('passes checkStore with batching off, optimistic mode off and a callback pool', async () => {
+    const callbackPool = (await import('mysql2')).createPool({ uri: process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test', connectionLimit: 4 });
+    const store = new SqlStore({ pool: callbackPool, table: table('callback'), cleanupIntervalMs: 0, batchSize: 1, optimistic: false });
+    try {
+      await checkStore(() => store as unknown as StoreUnderTest, { teardown: () => store.close(), skipExpiryWait: true });
+    } finally {
+      await new Promise<void>((resolve) => callbackPool.end(() => resolve()));
+    }
+  });
+
+  it('creates a primary key on the id and an index on the expiry', async () => {
+    const name = table('schema');
+    const store = new SqlStore({ pool, table: name, cleanupIntervalMs: 0 });
+    await store.ready();
+    const [rows] = (await pool.query(`SHOW INDEX FROM \`${name}\``)) as unknown as [{ Key_name: string; Column_name: string }[]];
+    expect(rows.map((r) => `${r.Key_name}:${r.Column_name}`).sort()).toEqual(['PRIMARY:id', `${name}_expires_at:expires_at`].sort());
+    await store.close();
+  });
+
+  it('keeps ids that differ only in case apart', async () => {
+    const store = new SqlStore({ pool, table: table('case'), cleanupIntervalMs: 0 });
+    await store.set('SessionA', sessionFor(60_000, { who: 'upper' }));
+    await store.set('sessiona', sessionFor(60_000, { who: 'lower' }));
+    expect((await readSession(store, 'SessionA'))?.who).toBe('upper');
+    expect((await readSession(store, 'sessiona'))?.who).toBe('lower');
+    await store.close();
+  });
+
+  it('answers null for a forged id without sending it to SQL', async () => {
+    const spy = spyPool(pool);
+    const store = new SqlStore({ pool: spy.pool, table: table('forged'), cleanupIntervalMs: 0 });
+    await store.ready();
+    spy.statements.length = 0;
+    expect(await readSession(store, "' OR 1=1 --")).toBeNull();
+    await expect(store.set('../etc/passwd', sessionFor(60_000))).rejects.toSatisfy(isInvalidOptionError);
+    await store.destroy('a b');
+    expect(spy.statements).toEqual([]);
+    await store.close();
+  });
+
+  it('throttles touch: no write unless it extends the expiry by touchAfterSeconds', async () => {
+    const spy = spyPool(pool);
+    const store = new SqlStore({ pool: spy.pool, table: table('touch'), cleanupIntervalMs: 0, touchAfterSeconds: 60 });
+    await store.set('t1', sessionFor(3_600_000));
+    const read = (await readSession(store, 't1'))!;
+    spy.statements.length = 0;
+    read.cookie = { ...read.cookie, expires: new Date(Date.now() + 3_600_000 + 10_000) };
+    await store.touch('t1', read);
+    expect(spy.statements.filter((s) => s.sql.startsWith('UPDATE'))).toHaveLength(0);
+    // A session this process did not read: the throttle is in the WHERE clause instead.
+    await store.touch('t1', sessionFor(3_600_000 + 10_000));
+    const [[row1]] = (await pool.query(`SELECT expires_at FROM \`${tables.at(-1)}\` WHERE id = 't1'`)) as unknown as [[{ expires_at: number }]];
+    const far = sessionFor(3_600_000 + 600_000);
+    await store.touch('t1', far);
+    const [[row2]] = (await pool.query(`SELECT expires_at FROM \`${tables.at(-1)}\` WHERE id = 't1'`)) as unknown as [[{ expires_at: number }]];
+    expect(Number(row2.expires_at)).toBe(far.cookie.expires.getTime());
+    expect(Number(row1.expires_at)).toBeLessThan(far.cookie.expires.getTime() - 500_000);
+    await store.close();
+  });
+
+  it('deletes expired rows in LIMIT batches and leaves live ones', async () => {
+    const name = table('cleanup');
+    const spy = spyPool(pool);
+    const store = new SqlStore({ pool: spy.pool, table: name, cleanupIntervalMs: 0, cleanupBatchSize: 10 });
+    await store.ready();
+    const values = Array.from({ length: 25 }, (_, i) => [`old${i}`, '{}', Date.now() - 1000, 1]);
+    await pool.query(`INSERT INTO \`${name}\` (id, data, expires_at, version) VALUES ?`, [values]);
+    await store.set('live1', sessionFor(60_000));
+    await store.set('live2', sessionFor(60_000));
+    spy.statements.length = 0;
+    expect(await store.cleanup()).toBe(25);
+    expect(spy.statements.filter((s) => /^DELETE .* LIMIT 10$/.test(s.sql))).toHaveLength(3);
+    const [[count]] = (await pool.query(`SELECT COUNT(*) AS n FROM \`${name}\``)) as unknown as [[{ n: number }]];
+    expect(Number(count.n)).toBe(2);
+    await store.close();
+  });
+
+  it('sends concurrent upserts, and concurrent reads, of different sessions as one statement each', async () => {
+    const spy = spyPool(pool);
+    const store = new SqlStore({ pool: spy.pool, table: table('batch'), cleanupIntervalMs: 0, batchConcurrency: 1 });
+    await store.ready();
+    spy.statements.length = 0;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.set(`b${i}`, sessionFor(60_000, { i }))));
+    const inserts = spy.statements.filter((s) => s.sql.startsWith('INSERT'));
+    expect(inserts.length).toBeLessThanOrEqual(2);
+    spy.statements.length = 0;
+    const read = await Promise.all(Array.from({ length: 20 }, (_, i) => readSession(store, `b${i}`)));
+    expect(read.map((s) => s?.i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(spy.statements.filter((s) => s.sql.startsWith('SELECT')).length).toBeLessThanOrEqual(2);
+    await store.close();
+  });
+
+  it("refuses a stale write with SessionConflictError in 'reject' mode", async () => {
+    const store = new SqlStore({ pool, table: table('reject'), cleanupIntervalMs: 0, optimistic: 'reject' });
+    await store.set('r1', sessionFor(60_000, { n: 0 }));
+    const first = (await readSession(store, 'r1'))!;
+    const second = (await readSession(store, 'r1'))!;
+    second.n = 2;
+    await store.set('r1', second);
+    first.n = 1;
+    const error = await store.set('r1', first)!.then(() => undefined, (e: unknown) => e);
+    expect(isSessionConflictError(error)).toBe(true);
+    expect(error).toMatchObject({ reason: 'changed', expectedVersion: 1, storedVersion: 2 });
+    expect((await readSession(store, 'r1'))?.n).toBe(2);
+    await store.close();
+  });
+
+  it("merges field by field in 'merge' mode, and never writes back a destroyed session", async () => {
+    const store = new SqlStore({ pool, table: table('merge'), cleanupIntervalMs: 0 });
+    await store.set('m1', sessionFor(60_000, { cart: [], user: null }));
+    const a = (await readSession(store, 'm1'))!;
+    const b = (await readSession(store, 'm1'))!;
+    a.cart = ['book'];
+    b.user = 'zoë';
+    await store.set('m1', a);
+    await store.set('m1', b);
+    const merged = (await readSession(store, 'm1'))!;
+    expect(merged.cart).toEqual(['book']);
+    expect(merged.user).toBe('zoë');
+
+    const stale = (await readSession(store, 'm1'))!;
+    await store.destroy('m1');
+    stale.cart = ['late'];
+    await store.set('m1', stale);
+    expect(await readSession(store, 'm1')).toBeNull();
+    await store.close();
+  });
+
+  it('retries deadlocks with backoff and gives up with SqlContentionError', async () => {
+    let failuresLeft = 2;
+    const flaky: PoolLike = {
+      async getConnection() {
+        const connection = await pool.getConnection();
+        const execute = connection.execute.bind(connection);
+        return Object.assign(Object.create(connection) as object, {
+          execute: (sql: string, params: unknown[]) => {
+            if (sql.startsWith('INSERT') && failuresLeft-- > 0) {
+              return Promise.reject(Object.assign(new Error('Deadlock found when trying to get lock'), { errno: 1213, code: 'ER_LOCK_DEADLOCK' }));
+            }
+            return execute(sql, params as never);
+          },
+          release: () => connection.release(),
+          destroy: () => connection.destroy(),
+        });
+      },
+    };
+    const store = new SqlStore({ pool: flaky, table: table('deadlock'), cleanupIntervalMs: 0, retry: { baseDelayMs: 1, maxDelayMs: 5, maxAttempts: 3 } });
+    await store.set('d1', sessionFor(60_000, { ok: true }));
+    expect((await readSession(store, 'd1'))?.ok).toBe(true);
+    failuresLeft = 3;
+    const error = await store.set('d1', sessionFor(60_000))!.then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(SqlContentionError);
+    expect((error as SqlContentionError).attempts).toBe(3);
+    expect(isStoreUnavailableError(error)).toBe(true);
+    await store.close();
+  });
+
+  it('moves to another connection after 1047 (node not ready) and destroys the failed one', async () => {
+    let notReady = 1;
+    let destroyed = 0;
+    const partitioned: PoolLike = {
+      async getConnection() {
+        const connection = await pool.getConnection();
+        const execute = connection.execute.bind(connection);
+        const failing = notReady-- > 0;
+        return Object.assign(Object.create(connection) as object, {
+          execute: (sql: string, params: unknown[]) =>
+            failing
+              ? Promise.reject(Object.assign(new Error('WSREP has not yet prepared node for application use'), { errno: 1047 }))
+              : execute(sql, params as never),
+          release: () => connection.release(),
+          destroy: () => {
+            destroyed++;
+            connection.destroy();
+          },
+        });
+      },
+    };
+    const store = new SqlStore({ pool: partitioned, table: table('wsrep'), cleanupIntervalMs: 0, createTable: false });
+    await new SqlStore({ pool, table: tables.at(-1)!, cleanupIntervalMs: 0 }).ready();
+    await store.set('w1', sessionFor(60_000, { ok: 1 }));
+    expect(destroyed).toBe(1);
+    expect((await readSession(store, 'w1'))?.ok).toBe(1);
+    await store.close();
+  });
+
+  describe('parallel requests of one session through express-session', () => {
+    let server: Server | undefined;
+    afterAll(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
+
+    async function raceThroughApp(optimistic: 'merge' | false): Promise<Record<string, unknown>> {
+      const store = new SqlStore({ pool, table: table(`race_${optimistic || 'off'}`), cleanupIntervalMs: 0, optimistic });
+      const app = express();
+      app.use(session({ store, secret: 'test-secret', resave: false, saveUninitialized: true, name: 'sid' }));
+      app.get('/start', (req, res) => {
+        (req.session as unknown as Record<string, unknown>).started = true;
+        res.send('ok');
+      });
+      // Each request reads the session, works for a while, then changes its own field.
+      app.get('/set/:field', async (req, res) => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        (req.session as unknown as Record<string, unknown>)[req.params.field] = true;
+        res.send('ok');
+      });
+      app.get('/show', (req, res) => res.json(req.session));
+      server = createServer(app);
+      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const first = await fetch(`${base}/start`);
+      const cookie = first.headers.get('set-cookie')!.split(';')[0]!;
+      const fields = ['a', 'b', 'c', 'd'];
+      await Promise.all(fields.map((field) => fetch(`${base}/set/${field}`, { headers: { cookie } }).then((r) => r.text())));
+      const shown = (await (await fetch(`${base}/show`, { headers: { cookie } })).json()) as Record<string, unknown>;
+      await new Promise<void>((resolve) => server!.close(() => resolve()));
+      server = undefined;
+      await store.close();
+      return shown;
+    }
+
+    it('keeps every request’s change with the default optimistic merge', async () => {
+      const shown = await raceThroughApp('merge');
+      expect(shown).toMatchObject({ started: true, a: true, b: true, c: true, d: true });
+    });
+
+    it('loses changes with the optimistic mode off (the race the mode exists for)', async () => {
+      const shown = await raceThroughApp(false);
+      const kept = ['a', 'b', 'c', 'd'].filter((field) => shown[field] === true);
+      expect(kept.length).toBeLessThan(4);
+    });
+  });
+});
