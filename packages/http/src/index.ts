@@ -30,3 +30,49 @@ export { httpProbe, tcpProbe } from './probes';
 export type { ExpectStatus, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
 export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
 export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
+export { createRouter, DEFAULT_SPLIT_COOKIE_NAME } from './router';
+export type { Router, RouteMatch, RouterOptions, RouteSpec, RouteMatchSpec, SplitOptions, SplitTarget } from './router';
+export { createTlsContext, tlsOptions, redirectToHttps } from './tls';
+export type { TlsCertificate, TlsContext, TlsOptions, RedirectToHttpsOptions } from './tls';
+export { createTcpProxy, proxyHeader, proxyHeaderV1, proxyHeaderV2, PROXY_V2_SIGNATURE } from './tcp';
+export type { TcpProxyHandler, TcpProxyOptions, ProxyProtocolVersion, ConnectionAddresses } from './tcp';
+export { BalancedDispatcher, createBalancedDispatcher, DEFAULT_KEY_HEADER, OriginRouter, routeByOrigin } from './dispatcher';
+export type { BalancedDispatchOptions, BalancedDispatcherOptions, DispatcherHashBy, DispatcherTimeouts, OriginRouterOptions } from './dispatcher';
+export { DnsDiscovery, DnsDiscoveryError, dnsDiscovery } from './discovery';
+export type { DnsDiscoveryEvents, DnsDiscoveryOptions, DnsResolver, DnsTarget } from './discovery';
+export { healthEndpoint } from './health-endpoint';
+export type { HealthEndpoint, HealthEndpointOptions, HealthState, ShutdownResult } from './health-endpoint';
+export {
+  AccessLogWriter,
+  ConfigFileError,
+  createAdminHandler,
+  formatJson,
+  formatText,
+  loadConfig,
+  parseConfigText,
+  runCli,
+  startFulcrum,
+  stderrLogger,
+  substituteEnv,
+  validateConfig,
+} from './cli';
+export type {
+  AccessLogFormat,
+  AccessLogWriterOptions,
+  AdminControl,
+  AdminHandlerOptions,
+  CliIo,
+  FrontendConfig,
+  FulcrumConfig,
+  FulcrumConfigFile,
+  FulcrumInstance,
+  HealthConfig,
+  PoolConfig,
+  ReplicationConfig,
+  RouteConfig,
+  RunnerLogger,
+  StartOptions,
+  ValidateOptions,
+} from './cli';
+export { RateLimiter, normalizeRateLimitOptions } from './ratelimit';
+export type { NormalizedRateLimitOptions, RateLimitKey, RateLimitOptions, RateLimiterDeps } from './ratelimit';

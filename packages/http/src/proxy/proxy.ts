@@ -198,6 +198,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
+  /** The backend of the attempt in progress: a retry must avoid it even after its lease is released. */
+  #current: Backend | undefined;
   #lastReason: string | undefined;
   #admissionDone: (() => void) | undefined;
 
@@ -334,6 +336,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     this.#headLatency = undefined;
     this.#controller = undefined;
     const backend = lease.backend;
+    this.#current = backend;
     this.#lastBackendId = backend.id;
     if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
     const pool = engine.pool(backend);
@@ -480,9 +483,9 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   }
 
   #retry(): void {
-    const lease = this.#lease;
-    if (lease !== undefined) (this.#tried ??= []).push(lease.backend);
-    this.#lease = undefined;
+    if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
+    this.#current = undefined;
+    this.#releaseLease({ ok: false });
     if (this.#clientGone || this.#finished) return;
     this.#next();
   }

@@ -10,6 +10,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { clientAddress } from '../affinity';
+import type { RouteDecision } from './options';
 import type { ProxyEngine } from './proxy';
 import { normalizeAddress } from './proxy';
 import { classifyError } from './errors';
@@ -27,11 +28,18 @@ export class UpgradeProxy {
     const engine = this.#engine;
     client.on('error', (error) => engine.report(error, 'client'));
     if (engine.closed || !req.url?.startsWith('/')) return refuse(client, 503, 'Service Unavailable');
+    let route: RouteDecision | undefined;
+    try {
+      route = engine.route(req);
+    } catch (error) {
+      engine.report(error, 'upgrade');
+    }
+    if (route === undefined) return refuse(client, 404, 'Not Found');
     const remote = req.socket.remoteAddress ?? '';
     const clientIp = engine.trusted === undefined ? normalizeAddress(remote) : clientAddress(req, engine.trusted);
-    const stickyId = engine.stickiness?.lookup(req, clientIp, engine.lb.clock.now());
+    const stickyId = engine.stickiness?.lookup(req, clientIp, route.lb.clock.now());
     const key = engine.hashKey?.(req, clientIp);
-    const lease = engine.lb.acquire({
+    const lease = route.lb.acquire({
       ...(key === undefined ? {} : { key }),
       ...(stickyId === undefined ? {} : { stickyBackendId: stickyId }),
     });
@@ -87,7 +95,7 @@ export class UpgradeProxy {
     upstream.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
-      let request = `${req.method ?? 'GET'} ${req.url} HTTP/1.1\r\n`;
+      let request = `${req.method ?? 'GET'} ${route.path} HTTP/1.1\r\n`;
       for (let i = 0; i < headers.length; i += 2) request += `${headers[i]}: ${headers[i + 1]}\r\n`;
       upstream.write(`${request}\r\n`);
       if (head.length > 0) upstream.write(head);

@@ -325,3 +325,14 @@ describe('close', () => {
     expect(grown.length).toBeLessThanOrEqual(baseline.length);
   });
 });
+
+describe('retries avoid the backend that failed', () => {
+  it('never sends a retry back to the dead backend, even with a random balancer', async () => {
+    const [live] = await backends(1);
+    const dead = { id: 'dead', address: `http://127.0.0.1:${await closedPort()}` };
+    const p = await proxyFor([], { balancer: { backends: [dead, live!].map((b) => ({ id: b.id, address: b.address })), algorithm: 'random' }, attempts: 2 });
+    const statuses = [];
+    for (let i = 0; i < 40; i++) statuses.push((await send(p.url)).status);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
+});

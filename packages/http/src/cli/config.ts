@@ -1,0 +1,593 @@
+/**
+ * The config file of `fulcrum --config`: its types, `$env:NAME` substitution, and validation into a
+ * frozen, fully defaulted `FulcrumConfig` the runner only reads.
+ *
+ * Keys mirror the API's option names (design §3): a pool holds `createLoadBalancer` options
+ * (`algorithm`, `health`, `outlier`, `slowStart`, `panicThreshold`) plus the per-pool `createProxy`
+ * options (`stickiness`, `hashBy`, `attempts`, `timeouts`, …); `routes` and `split` are
+ * `createRouter`'s. Validation runs the SAME normalizers the API runs and prefixes their paths, so a
+ * message reads `pools.api.backends[2].weight: must be a finite number ≥ 0, got "x"` whichever layer
+ * found it, and a file that passes `fulcrum --check` is one the API accepts. Unknown keys are refused
+ * at every level (a typo such as `healh` must not silently disable health checks), as HAProxy and
+ * Envoy refuse unknown directives. `$schema` is allowed at the top for editors.
+ *
+ * Secrets stay out of the file: any string that is exactly `"$env:NAME"` is replaced by the
+ * environment variable NAME (consul-template and Docker secrets set those); a missing one is an error
+ * naming the path, never an empty secret.
+ *
+ * Defaults and why: frontends listen on all interfaces (a proxy is meant to be reached), the admin
+ * API on 127.0.0.1 (HAProxy's runtime API is a local socket for the same reason); access logs off
+ * unless asked (a busy proxy writes gigabytes); shutdown grace 10 s (Kubernetes gives 30 s before
+ * SIGKILL, leaving room for the endpoint removal to propagate); server `headersTimeoutMs` 20 s and
+ * `requestTimeoutMs` 300 s against slowloris-style clients, `keepAliveTimeoutMs` 5 s (Node's).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import {
+  InvalidOptionError,
+  LoadBalancer,
+  NODE_ID_PATTERN,
+  BACKEND_ID_PATTERN,
+  isInvalidOptionError,
+  isPlainObject,
+  normalizeBackendSpecs,
+  normalizeHealthOptions,
+  normalizeOutlierOptions,
+  normalizePanicThreshold,
+  normalizeSlowStartOptions,
+  type BackendSpec,
+  type HealthOptions,
+  type LoadBalancerOptions,
+  type OutlierOptions,
+  type SlowStartOptions,
+} from '@fulcrum/core';
+import { Stickiness, TrustedProxies, compileHashBy, type HashBy, type StickinessOptions } from '../affinity';
+import { httpProbe, tcpProbe } from '../probes';
+import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
+import { createRouter, type RouteSpec, type SplitOptions } from '../router';
+import { normalizeRateLimitOptions, type NormalizedRateLimitOptions, type RateLimitOptions } from '../ratelimit';
+
+// ─── The file's shape ─────────────────────────────────────────────────────────────────────────────
+
+/** A listening port. */
+export interface FrontendConfig {
+  /** TCP port, 1–65535 (0 = any free port; for tests). Required. */
+  port: number;
+  /** Interface to bind. Default `'0.0.0.0'` (every IPv4 interface; `'::'` for IPv6 too). */
+  host?: string;
+  /** Terminate TLS here. Certificates are re-read on every reload. */
+  tls?: { certs: readonly { cert: string; key: string }[] };
+}
+
+/** Active health checks of a pool: core's `HealthOptions` minus `probe`, plus the probe's own options. */
+export interface HealthConfig extends Omit<HealthOptions, 'probe'> {
+  /** `'http'` (default) or `'tcp'`. */
+  type?: 'http' | 'tcp';
+  /** `httpProbe` options. `path` default `'/'`. */
+  path?: string;
+  method?: 'GET' | 'HEAD';
+  expectStatus?: number | readonly number[] | { min: number; max: number };
+  headers?: Readonly<Record<string, string>>;
+  host?: string;
+  agentHeader?: string | false;
+}
+
+/** Per-pool `createProxy` options the file may set. */
+export type PoolProxyConfig = Pick<
+  ProxyOptions,
+  | 'attempts'
+  | 'retryOn'
+  | 'retryNonIdempotent'
+  | 'retryBudget'
+  | 'maxReplayBytes'
+  | 'maxQueue'
+  | 'queueTimeoutMs'
+  | 'timeouts'
+  | 'connectionsPerBackend'
+  | 'preserveHost'
+  | 'forwardedHeaders'
+  | 'backendTls'
+>;
+
+/** A pool: its backends, how to balance them, and how to proxy to them. */
+export interface PoolConfig extends PoolProxyConfig {
+  backends: readonly BackendSpec[];
+  /** Default `'p2c'`. */
+  algorithm?: string;
+  health?: HealthConfig;
+  outlier?: OutlierOptions;
+  slowStart?: SlowStartOptions;
+  panicThreshold?: number;
+  latencyDecayMs?: number;
+  /** Without `table` (the runner owns the stick-table, replicated when `replication` is set). */
+  stickiness?: Omit<StickinessOptions, 'table'>;
+  /** Without functions: `'source-ip'`, `'uri'`, `{ header }`, `{ cookie }`, `{ query }`. */
+  hashBy?: HashBy;
+  rateLimit?: RateLimitOptions;
+}
+
+/** A route of the file: `createRouter`'s `RouteSpec` plus an optional `rateLimit` for its requests. */
+export interface RouteConfig extends RouteSpec {
+  rateLimit?: RateLimitOptions;
+}
+
+/** Stick-table replication between instances (one of three). */
+export type ReplicationConfig =
+  | { redis: { url: string; channel?: string; key?: string } }
+  | { sql: { url: string; table?: string } }
+  | { directory: { dir: string; pollIntervalMs?: number } };
+
+/** The whole file. */
+export interface FulcrumConfigFile {
+  $schema?: string;
+  frontends: readonly FrontendConfig[];
+  pools: Readonly<Record<string, PoolConfig>>;
+  routes?: readonly RouteConfig[];
+  split?: SplitOptions;
+  trustedProxies?: readonly string[];
+  replication?: ReplicationConfig;
+  /** This instance's id in replicated entries. Default: host name + pid, sanitised. */
+  nodeId?: string;
+  /** The stats page (on every frontend, at `path`). Default: off. */
+  stats?: { path: string; title?: string; refreshMs?: number };
+  /** Prometheus metrics (on every frontend, at `path`). Default: off. */
+  metrics?: { path: string };
+  /** The admin API. Default: off. */
+  admin?: { token: string; port?: number; host?: string; path?: string };
+  /** Access logs. Default: off. */
+  accessLog?: { format?: 'json' | 'text'; path?: string; bufferBytes?: number; flushMs?: number };
+  /** A rate limit for every pool without its own. Default: none. */
+  rateLimit?: RateLimitOptions;
+  shutdown?: { graceMs?: number };
+  /** Node HTTP server timeouts of the frontends. */
+  server?: { headersTimeoutMs?: number; requestTimeoutMs?: number; keepAliveTimeoutMs?: number };
+}
+
+// ─── The validated shape ──────────────────────────────────────────────────────────────────────────
+
+export interface NormalizedFrontend {
+  readonly port: number;
+  readonly host: string;
+  /** PEM contents read from the files (re-read on each reload). */
+  readonly tls: { readonly certs: readonly { readonly cert: string; readonly key: string }[] } | undefined;
+  /** `host:port` — frontends are matched on reload by this. */
+  readonly key: string;
+}
+
+export interface NormalizedPool {
+  readonly name: string;
+  readonly backends: readonly BackendSpec[];
+  /** `createLoadBalancer` options minus backends (probe built). */
+  readonly balancer: Omit<LoadBalancerOptions, 'backends'>;
+  /** Per-pool `createProxy` options (no balancer/router/stickiness/hashBy). */
+  readonly proxy: PoolProxyConfig;
+  readonly stickiness: Omit<StickinessOptions, 'table'> | undefined;
+  readonly hashBy: HashBy | undefined;
+  readonly rateLimit: NormalizedRateLimitOptions | undefined;
+  /** Equal keys ⇒ the load balancer can be kept on reload (only its backends differ). */
+  readonly balancerKey: string;
+  /** Equal keys ⇒ the pool's proxy (and its keep-alive connections) can be kept on reload. */
+  readonly proxyKey: string;
+  /** Equal keys ⇒ the stick-table of source-ip/header/learnCookie stickiness can be kept. */
+  readonly tableKey: string;
+}
+
+export type NormalizedReplication =
+  | { readonly kind: 'redis'; readonly url: string; readonly channel: string | undefined; readonly key: string | undefined }
+  | { readonly kind: 'sql'; readonly url: string; readonly table: string | undefined }
+  | { readonly kind: 'directory'; readonly dir: string; readonly pollIntervalMs: number | undefined };
+
+/** A validated config: frozen, every default applied. */
+export interface FulcrumConfig {
+  readonly nodeId: string;
+  readonly frontends: readonly NormalizedFrontend[];
+  readonly pools: ReadonlyMap<string, NormalizedPool>;
+  /** Routes for `createRouter` (rate limits removed), or `undefined` for a single pool without routes. */
+  readonly routes: readonly RouteSpec[] | undefined;
+  /** `rateLimit` of each route (by index). */
+  readonly routeLimits: readonly (NormalizedRateLimitOptions | undefined)[];
+  readonly split: SplitOptions | undefined;
+  readonly routerKey: string;
+  readonly trustedProxies: readonly string[] | undefined;
+  readonly replication: NormalizedReplication | undefined;
+  readonly stats: { readonly path: string; readonly title: string; readonly refreshMs: number } | undefined;
+  readonly metrics: { readonly path: string } | undefined;
+  readonly admin: { readonly token: string; readonly port: number | undefined; readonly host: string; readonly path: string } | undefined;
+  readonly accessLog: { readonly format: 'json' | 'text'; readonly path: string; readonly bufferBytes: number; readonly flushMs: number } | undefined;
+  readonly rateLimit: NormalizedRateLimitOptions | undefined;
+  readonly shutdownGraceMs: number;
+  readonly server: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly keepAliveTimeoutMs: number };
+}
+
+/** Where validation reads the environment and relative files from. */
+export interface ValidateOptions {
+  /** Source of `$env:NAME`. Default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Directory relative paths (TLS files, directory replication, log file) resolve against. Default `process.cwd()`. */
+  baseDir?: string;
+  /** Reads TLS certificate files. Default `fs.readFileSync(path, 'utf8')`. */
+  readFile?: (path: string) => string;
+}
+
+const TOP_KEYS = [
+  '$schema', 'frontends', 'pools', 'routes', 'split', 'trustedProxies', 'replication', 'nodeId', 'stats',
+  'metrics', 'admin', 'accessLog', 'rateLimit', 'shutdown', 'server',
+];
+const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart', 'panicThreshold', 'latencyDecayMs'];
+const PROXY_KEYS = [
+  'attempts', 'retryOn', 'retryNonIdempotent', 'retryBudget', 'maxReplayBytes', 'maxQueue', 'queueTimeoutMs',
+  'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls',
+];
+const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rateLimit'];
+const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];
+const HEALTH_PROBE_KEYS = ['path', 'method', 'expectStatus', 'headers', 'host', 'agentHeader'];
+const ENV_PREFIX = '$env:';
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A path of the admin API or stats page: absolute, visible ASCII, no query. */
+const URL_PATH = /^\/[\x21-\x7e]{0,255}$/;
+
+/** Throw unless `value` is a plain object with only `known` keys; return it. */
+function objectOf(path: string, value: unknown, known: readonly string[], what = 'an object'): Record<string, unknown> {
+  if (!isPlainObject(value)) throw new InvalidOptionError(path, value, `must be ${what}`);
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) throw new InvalidOptionError(join(path, key), value[key], `is not a key of ${path || 'the config'} (known: ${known.join(', ')})`);
+  }
+  return value;
+}
+
+function join(prefix: string, path: string): string {
+  if (prefix === '') return path;
+  if (path === '') return prefix;
+  return path.startsWith('[') ? `${prefix}${path}` : `${prefix}.${path}`;
+}
+
+/**
+ * Run a normalizer of the API and re-throw its `InvalidOptionError` with the file's path in front
+ * (`httpProbe.path` → `pools.web.health.path`), keeping its message, value and expectation.
+ */
+function under<T>(prefix: string, run: () => T, strip?: RegExp): T {
+  try {
+    return run();
+  } catch (error) {
+    if (!isInvalidOptionError(error)) throw error;
+    const e = error as InvalidOptionError;
+    const inner = strip === undefined ? e.path : e.path.replace(strip, '');
+    throw new InvalidOptionError(join(prefix, inner), e.value, e.expected, { cause: error });
+  }
+}
+
+function integer(path: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function nonEmptyString(path: string, value: unknown, what = 'a non-empty string'): string {
+  if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(path, value, `must be ${what}`);
+  return value;
+}
+
+/**
+ * Replace every string that is exactly `"$env:NAME"` by that environment variable, returning a new
+ * tree. A missing variable is an error naming where it was asked for.
+ */
+export function substituteEnv(value: unknown, env: Readonly<Record<string, string | undefined>>, path = ''): unknown {
+  if (typeof value === 'string') {
+    if (!value.startsWith(ENV_PREFIX)) return value;
+    const name = value.slice(ENV_PREFIX.length);
+    if (!ENV_NAME.test(name)) throw new InvalidOptionError(path, value, 'must name an environment variable as "$env:NAME" (letters, digits, _)');
+    const found = env[name];
+    if (found === undefined || found === '') throw new InvalidOptionError(path, value, `reads the environment variable ${name}, which is not set`);
+    return found;
+  }
+  if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, env, `${path}[${i}]`));
+  if (isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = substituteEnv(item, env, join(path, key));
+    return out;
+  }
+  return value;
+}
+
+/**
+ * Validate a parsed config file (after `$env:` substitution) into a `FulcrumConfig`. Throws core's
+ * `InvalidOptionError` whose `path` is the path in the file.
+ */
+export function validateConfig(input: unknown, options: ValidateOptions = {}): FulcrumConfig {
+  const env = options.env ?? process.env;
+  const baseDir = options.baseDir ?? process.cwd();
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const file = objectOf('', substituteEnv(input, env), TOP_KEYS, 'an object (the config file)');
+
+  const nodeId = file.nodeId === undefined ? defaultNodeId() : file.nodeId;
+  if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId)) {
+    throw new InvalidOptionError('nodeId', nodeId, 'must be 1–64 characters of A–Z, a–z, 0–9, ".", "_", ":" or "-"');
+  }
+
+  const trustedProxies = file.trustedProxies as readonly string[] | undefined;
+  if (trustedProxies !== undefined) new TrustedProxies(trustedProxies, 'trustedProxies');
+
+  // Pools.
+  if (!isPlainObject(file.pools) || Object.keys(file.pools).length === 0) {
+    throw new InvalidOptionError('pools', file.pools, 'must be an object of pool names to pools, with at least one pool');
+  }
+  const pools = new Map<string, NormalizedPool>();
+  for (const [name, raw] of Object.entries(file.pools)) {
+    const path = `pools.${name}`;
+    if (!BACKEND_ID_PATTERN.test(name)) throw new InvalidOptionError(path, name, 'pool names must be 1–64 characters of A–Z, a–z, 0–9, ".", "_", ":" or "-"');
+    pools.set(name, validatePool(path, name, raw));
+  }
+
+  // Routes.
+  let routes: RouteSpec[] | undefined;
+  const routeLimits: (NormalizedRateLimitOptions | undefined)[] = [];
+  if (file.routes !== undefined) {
+    if (!Array.isArray(file.routes) || file.routes.length === 0) throw new InvalidOptionError('routes', file.routes, 'must be a non-empty array of routes');
+    routes = file.routes.map((route: unknown, i: number) => {
+      if (!isPlainObject(route)) throw new InvalidOptionError(`routes[${i}]`, route, 'must be an object');
+      const { rateLimit, ...spec } = route;
+      routeLimits.push(rateLimit === undefined ? undefined : normalizeRateLimitOptions(rateLimit, `routes[${i}].rateLimit`));
+      return spec as unknown as RouteSpec;
+    });
+  } else if (pools.size > 1) {
+    throw new InvalidOptionError('routes', undefined, `must be given when there are several pools (${[...pools.keys()].join(', ')})`);
+  }
+  if (file.split !== undefined && routes === undefined) throw new InvalidOptionError('split', file.split, 'needs "routes" with a split');
+  if (routes !== undefined) {
+    // createRouter checks routes, pool names, splits and the split cookie; placeholder pools with no
+    // backends and no checks cost nothing and start no timer.
+    const placeholders: Record<string, LoadBalancer> = {};
+    for (const name of pools.keys()) placeholders[name] = new LoadBalancer({ backends: [], name });
+    under('', () => createRouter({ pools: placeholders, routes: routes!, ...(file.split === undefined ? {} : { split: file.split as SplitOptions }) }).close());
+    for (const lb of Object.values(placeholders)) lb.close();
+  }
+
+  return Object.freeze({
+    nodeId,
+    frontends: validateFrontends(file.frontends, baseDir, readFile),
+    pools,
+    routes: routes === undefined ? undefined : Object.freeze(routes),
+    routeLimits: Object.freeze(routeLimits),
+    split: file.split as SplitOptions | undefined,
+    routerKey: JSON.stringify([file.routes ?? null, file.split ?? null]),
+    trustedProxies,
+    replication: validateReplication(file.replication, baseDir),
+    stats: validateStats(file.stats),
+    metrics: validateMetrics(file.metrics),
+    admin: validateAdmin(file.admin),
+    accessLog: validateAccessLog(file.accessLog, baseDir),
+    rateLimit: file.rateLimit === undefined ? undefined : normalizeRateLimitOptions(file.rateLimit, 'rateLimit'),
+    shutdownGraceMs: integer('shutdown.graceMs', objectOrEmpty('shutdown', file.shutdown, ['graceMs']).graceMs, 10_000, 0, 3_600_000),
+    server: validateServer(file.server),
+  });
+}
+
+function objectOrEmpty(path: string, value: unknown, known: readonly string[]): Record<string, unknown> {
+  return value === undefined ? {} : objectOf(path, value, known);
+}
+
+function validatePool(path: string, name: string, raw: unknown): NormalizedPool {
+  const pool = objectOf(path, raw, POOL_KEYS, 'an object with "backends"');
+  if (pool.backends === undefined) throw new InvalidOptionError(`${path}.backends`, undefined, 'must be an array of backends (it may be empty)');
+  under(path, () => normalizeBackendSpecs(pool.backends, 'backends'));
+  // The specs as written (validated): normalized ones carry Infinity and undefined, which are not specs.
+  const backends = (pool.backends as BackendSpec[]).map((spec) => Object.freeze(JSON.parse(JSON.stringify(spec)) as BackendSpec));
+  const balancer: Record<string, unknown> = { name };
+  if (pool.algorithm !== undefined) {
+    // The registry is consulted by constructing: an unknown name throws naming the known ones.
+    under(path, () => new LoadBalancer({ backends: [], algorithm: pool.algorithm as string }).close());
+    balancer.algorithm = pool.algorithm;
+  }
+  if (pool.health !== undefined) balancer.health = validateHealth(`${path}.health`, pool.health);
+  if (pool.outlier !== undefined) {
+    under(path, () => normalizeOutlierOptions(pool.outlier, 'outlier'));
+    balancer.outlier = pool.outlier;
+  }
+  if (pool.slowStart !== undefined) {
+    under(path, () => normalizeSlowStartOptions(pool.slowStart, 'slowStart'));
+    balancer.slowStart = pool.slowStart;
+  }
+  if (pool.panicThreshold !== undefined) {
+    under(path, () => normalizePanicThreshold(pool.panicThreshold, 'panicThreshold'));
+    balancer.panicThreshold = pool.panicThreshold;
+  }
+  if (pool.latencyDecayMs !== undefined) {
+    under(path, () => new LoadBalancer({ backends: [], latencyDecayMs: pool.latencyDecayMs as number }).close());
+    balancer.latencyDecayMs = pool.latencyDecayMs;
+  }
+  const proxy: Record<string, unknown> = {};
+  for (const key of PROXY_KEYS) if (pool[key] !== undefined) proxy[key] = pool[key];
+  under(path, () => normalizeProxyOptions(proxy as ProxyOptions));
+  let stickiness: Omit<StickinessOptions, 'table'> | undefined;
+  if (pool.stickiness !== undefined) {
+    if (isPlainObject(pool.stickiness) && 'table' in pool.stickiness) {
+      throw new InvalidOptionError(`${path}.stickiness.table`, pool.stickiness.table, 'is not a key of the config file (the stick-table is the runner\'s; set "replication" to share it)');
+    }
+    stickiness = pool.stickiness as Omit<StickinessOptions, 'table'>;
+    const probe = new Stickiness(stickiness, {}, `${path}.stickiness`);
+    void probe.close();
+  }
+  const hashBy = pool.hashBy as HashBy | undefined;
+  if (hashBy !== undefined) {
+    if (typeof hashBy === 'function') throw new InvalidOptionError(`${path}.hashBy`, hashBy, 'must be data in a config file');
+    compileHashBy(hashBy, `${path}.hashBy`);
+  }
+  const rateLimit = pool.rateLimit === undefined ? undefined : normalizeRateLimitOptions(pool.rateLimit, `${path}.rateLimit`);
+  return Object.freeze({
+    name,
+    backends: Object.freeze(backends),
+    balancer: Object.freeze(balancer) as Omit<LoadBalancerOptions, 'backends'>,
+    proxy: Object.freeze(proxy) as PoolProxyConfig,
+    stickiness,
+    hashBy,
+    rateLimit,
+    balancerKey: JSON.stringify(BALANCER_KEYS.filter((k) => k !== 'backends').map((k) => pool[k] ?? null)),
+    proxyKey: JSON.stringify([...PROXY_KEYS, 'stickiness', 'hashBy'].map((k) => pool[k] ?? null)),
+    tableKey: JSON.stringify(stickiness === undefined || stickiness.cookie !== undefined ? null : stickiness),
+  });
+}
+
+function validateHealth(path: string, raw: unknown): HealthOptions {
+  const health = objectOf(path, raw, ['type', ...HEALTH_CORE_KEYS, ...HEALTH_PROBE_KEYS]);
+  const type = health.type ?? 'http';
+  if (type !== 'http' && type !== 'tcp') throw new InvalidOptionError(`${path}.type`, type, 'must be "http" or "tcp"');
+  const core: Record<string, unknown> = {};
+  for (const key of HEALTH_CORE_KEYS) if (health[key] !== undefined) core[key] = health[key];
+  const probeOptions: Record<string, unknown> = {};
+  for (const key of HEALTH_PROBE_KEYS) if (health[key] !== undefined) probeOptions[key] = health[key];
+  if (type === 'tcp' && Object.keys(probeOptions).length > 0) {
+    const key = Object.keys(probeOptions)[0]!;
+    throw new InvalidOptionError(`${path}.${key}`, probeOptions[key], 'is an HTTP check option (this check has "type": "tcp")');
+  }
+  const probe = type === 'tcp' ? tcpProbe() : under(path, () => httpProbe(probeOptions), /^httpProbe\.?/);
+  const options = { ...core, probe } as HealthOptions;
+  under(path, () => normalizeHealthOptions(options, ''), /^\.?/);
+  return Object.freeze(options);
+}
+
+function validateFrontends(raw: unknown, baseDir: string, readFile: (path: string) => string): NormalizedFrontend[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw new InvalidOptionError('frontends', raw, 'must be a non-empty array like [{ "port": 8080 }]');
+  const seen = new Map<string, number>();
+  return raw.map((item: unknown, i: number) => {
+    const path = `frontends[${i}]`;
+    const frontend = objectOf(path, item, ['port', 'host', 'tls']);
+    if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
+    const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
+    const host = frontend.host === undefined ? '0.0.0.0' : nonEmptyString(`${path}.host`, frontend.host, 'an address to listen on');
+    const key = `${host}:${port}`;
+    const first = seen.get(key);
+    if (first !== undefined && port !== 0) throw new InvalidOptionError(`${path}.port`, port, `must differ from frontends[${first}] on the same host`);
+    seen.set(key, i);
+    let tls: NormalizedFrontend['tls'];
+    if (frontend.tls !== undefined) {
+      const spec = objectOf(`${path}.tls`, frontend.tls, ['certs']);
+      if (!Array.isArray(spec.certs) || spec.certs.length === 0) throw new InvalidOptionError(`${path}.tls.certs`, spec.certs, 'must be a non-empty array of { "cert": "file.pem", "key": "file.key" }');
+      const certs = spec.certs.map((c: unknown, j: number) => {
+        const cpath = `${path}.tls.certs[${j}]`;
+        const pair = objectOf(cpath, c, ['cert', 'key']);
+        return Object.freeze({ cert: readPem(`${cpath}.cert`, pair.cert, baseDir, readFile), key: readPem(`${cpath}.key`, pair.key, baseDir, readFile) });
+      });
+      tls = Object.freeze({ certs: Object.freeze(certs) });
+    }
+    return Object.freeze({ port, host, tls, key: `${key}${tls ? '/tls' : ''}` });
+  });
+}
+
+function readPem(path: string, file: unknown, baseDir: string, readFile: (path: string) => string): string {
+  const name = nonEmptyString(path, file, 'a file path of a PEM file');
+  const full = isAbsolute(name) ? name : resolve(baseDir, name);
+  let text: string;
+  try {
+    text = readFile(full);
+  } catch (error) {
+    throw new InvalidOptionError(path, file, `must be a readable file (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`, { cause: error });
+  }
+  if (!text.includes('-----BEGIN ')) throw new InvalidOptionError(path, file, 'must be a PEM file (no "-----BEGIN" line found)');
+  return text;
+}
+
+function validateReplication(raw: unknown, baseDir: string): NormalizedReplication | undefined {
+  if (raw === undefined) return undefined;
+  const spec = objectOf('replication', raw, ['redis', 'sql', 'directory']);
+  const kinds = Object.keys(spec);
+  if (kinds.length !== 1) throw new InvalidOptionError('replication', raw, 'must hold exactly one of "redis", "sql", "directory"');
+  if (spec.redis !== undefined) {
+    const redis = objectOf('replication.redis', spec.redis, ['url', 'channel', 'key']);
+    const url = nonEmptyString('replication.redis.url', redis.url, 'a redis:// or rediss:// URL');
+    if (!/^rediss?:\/\//.test(url)) throw new InvalidOptionError('replication.redis.url', url, 'must be a redis:// or rediss:// URL');
+    return Object.freeze({ kind: 'redis', url, channel: optionalString('replication.redis.channel', redis.channel), key: optionalString('replication.redis.key', redis.key) });
+  }
+  if (spec.sql !== undefined) {
+    const sql = objectOf('replication.sql', spec.sql, ['url', 'table']);
+    const url = nonEmptyString('replication.sql.url', sql.url, 'a mysql:// URL');
+    if (!/^mysql:\/\//.test(url)) throw new InvalidOptionError('replication.sql.url', url, 'must be a mysql:// URL');
+    return Object.freeze({ kind: 'sql', url, table: optionalString('replication.sql.table', sql.table) });
+  }
+  const directory = objectOf('replication.directory', spec.directory, ['dir', 'pollIntervalMs']);
+  const dir = nonEmptyString('replication.directory.dir', directory.dir, 'a directory path');
+  return Object.freeze({
+    kind: 'directory',
+    dir: resolve(baseDir, dir),
+    pollIntervalMs: directory.pollIntervalMs === undefined ? undefined : integer('replication.directory.pollIntervalMs', directory.pollIntervalMs, 1000, 10, 2_147_483_647),
+  });
+}
+
+function optionalString(path: string, value: unknown): string | undefined {
+  return value === undefined ? undefined : nonEmptyString(path, value);
+}
+
+function urlPath(path: string, value: unknown): string {
+  if (typeof value !== 'string' || !URL_PATH.test(value) || value.includes('?') || value.includes('#')) {
+    throw new InvalidOptionError(path, value, 'must be a URL path starting with "/" (visible ASCII, no query)');
+  }
+  return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
+}
+
+function validateStats(raw: unknown): FulcrumConfig['stats'] {
+  if (raw === undefined) return undefined;
+  const stats = objectOf('stats', raw, ['path', 'title', 'refreshMs']);
+  const title = stats.title === undefined ? 'Fulcrum' : nonEmptyString('stats.title', stats.title);
+  return Object.freeze({
+    path: urlPath('stats.path', stats.path),
+    title,
+    refreshMs: integer('stats.refreshMs', stats.refreshMs, 1000, 100, 3_600_000),
+  });
+}
+
+function validateMetrics(raw: unknown): FulcrumConfig['metrics'] {
+  if (raw === undefined) return undefined;
+  const metrics = objectOf('metrics', raw, ['path']);
+  return Object.freeze({ path: urlPath('metrics.path', metrics.path) });
+}
+
+/** Tokens shorter than this are guessable; HAProxy users put the runtime API on a socket, we need a real secret. */
+const MIN_TOKEN_LENGTH = 16;
+
+function validateAdmin(raw: unknown): FulcrumConfig['admin'] {
+  if (raw === undefined) return undefined;
+  const admin = objectOf('admin', raw, ['token', 'port', 'host', 'path']);
+  if (typeof admin.token !== 'string' || admin.token.length < MIN_TOKEN_LENGTH) {
+    // Never echo the token itself into a log.
+    throw new InvalidOptionError('admin.token', typeof admin.token === 'string' ? `(${admin.token.length} characters)` : admin.token, `must be a secret of at least ${MIN_TOKEN_LENGTH} characters (use "$env:NAME")`);
+  }
+  if (admin.port === undefined && admin.path === undefined) {
+    throw new InvalidOptionError('admin', '(no port, no path)', 'must set "port" (its own listener) or "path" (under every frontend)');
+  }
+  return Object.freeze({
+    token: admin.token,
+    port: admin.port === undefined ? undefined : integer('admin.port', admin.port, 0, 0, 65_535),
+    host: admin.host === undefined ? '127.0.0.1' : nonEmptyString('admin.host', admin.host, 'an address to listen on'),
+    path: admin.path === undefined ? '' : urlPath('admin.path', admin.path),
+  });
+}
+
+function validateAccessLog(raw: unknown, baseDir: string): FulcrumConfig['accessLog'] {
+  if (raw === undefined) return undefined;
+  const log = objectOf('accessLog', raw, ['format', 'path', 'bufferBytes', 'flushMs']);
+  const format = log.format ?? 'json';
+  if (format !== 'json' && format !== 'text') throw new InvalidOptionError('accessLog.format', format, 'must be "json" or "text"');
+  const path = log.path === undefined || log.path === '-' ? '-' : resolve(baseDir, nonEmptyString('accessLog.path', log.path, 'a file path, or "-" for stdout'));
+  return Object.freeze({
+    format,
+    path,
+    bufferBytes: integer('accessLog.bufferBytes', log.bufferBytes, 1 << 20, 4096, 1 << 30),
+    flushMs: integer('accessLog.flushMs', log.flushMs, 100, 1, 60_000),
+  });
+}
+
+function validateServer(raw: unknown): FulcrumConfig['server'] {
+  const server = objectOrEmpty('server', raw, ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs']);
+  return Object.freeze({
+    headersTimeoutMs: integer('server.headersTimeoutMs', server.headersTimeoutMs, 20_000, 1, 2_147_483_647),
+    requestTimeoutMs: integer('server.requestTimeoutMs', server.requestTimeoutMs, 300_000, 0, 2_147_483_647),
+    keepAliveTimeoutMs: integer('server.keepAliveTimeoutMs', server.keepAliveTimeoutMs, 5000, 1, 2_147_483_647),
+  });
+}
+
+function defaultNodeId(): string {
+  const id = `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(-64);
+  return id.length === 0 ? `fulcrum-${process.pid}` : id;
+}

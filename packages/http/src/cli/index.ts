@@ -1,0 +1,21 @@
+// The standalone proxy (`fulcrum --config`): config, runner, admin API, access logs. Re-exports only.
+export { runCli } from './main';
+export type { CliIo } from './main';
+export { startFulcrum, stderrLogger } from './runner';
+export type { FulcrumInstance, RunnerLogger, StartOptions } from './runner';
+export { substituteEnv, validateConfig } from './config';
+export type {
+  FrontendConfig,
+  FulcrumConfig,
+  FulcrumConfigFile,
+  HealthConfig,
+  PoolConfig,
+  ReplicationConfig,
+  RouteConfig,
+  ValidateOptions,
+} from './config';
+export { ConfigFileError, loadConfig, parseConfigText } from './load';
+export { AccessLogWriter, formatJson, formatText } from './access-log';
+export type { AccessLogFormat, AccessLogWriterOptions } from './access-log';
+export { createAdminHandler } from './admin';
+export type { AdminControl, AdminHandlerOptions } from './admin';

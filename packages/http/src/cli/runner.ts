@@ -1,0 +1,614 @@
+/**
+ * The standalone proxy: `startFulcrum(config)` opens the frontends, builds one load balancer and
+ * one proxy per pool, routes between them, and serves stats, metrics and the admin API; `reload`
+ * applies a new config without losing what must survive; `close` shuts down gracefully.
+ *
+ * Reload (the consul-template workflow; HAProxy's seamless reload, without a new process): the new
+ * config is validated first and an invalid one changes nothing. A valid one is DIFFED:
+ * - a pool whose balancing options (algorithm, health, outlier, slow start, panic threshold) are
+ *   unchanged keeps its `LoadBalancer` and gets `lb.update(backends)`: unchanged backends keep their
+ *   Backend object — health counter, admin state, ejection, in-flight count, latency — new ones join
+ *   (with slow start), removed ones drain their in-flight requests;
+ * - a pool whose proxy options (stickiness, hashBy, retries, timeouts…) are unchanged keeps its proxy,
+ *   hence its keep-alive connections; its stick-table survives unless the stickiness mode changed;
+ * - changed balancing options rebuild that pool's load balancer (its backends start afresh: the
+ *   algorithm or the health model they were judged by is gone);
+ * - frontends are matched by host:port: new ones are bound BEFORE anything else changes (a port in
+ *   use fails the reload and leaves the old config running), removed ones stop listening and finish
+ *   their requests; TLS certificates are re-read and swapped in place;
+ * - routes and splits are rebuilt from the file (runtime split changes made through the admin API
+ *   are replaced: the file is the source of truth, as with HAProxy's runtime API).
+ * Replication is opened once at start; changing it needs a restart (a warning says so).
+ *
+ * Per-pool stickiness needs one proxy per pool, while routing is global: the runner routes each
+ * request itself (`createRouter`), remembers the decision for that request, and hands the request
+ * to the pool's proxy, whose router only returns that remembered decision.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { LoadBalancer, StickTable } from '@fulcrum/core';
+import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS } from '../affinity';
+import { createProxy, type ProxyHandler } from '../proxy/proxy';
+import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } from '../proxy/options';
+import { createRouter, type Router } from '../router';
+import { RateLimiter, type NormalizedRateLimitOptions } from '../ratelimit';
+import { prometheusHandler, statsPage, type StatsHandler } from '../stats';
+import { AccessLogWriter } from './access-log';
+import { createAdminHandler, type AdminControl } from './admin';
+import { validateConfig, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateOptions } from './config';
+import { loadConfig } from './load';
+import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
+
+/** The runner's own log (not the access log): pino-style levels and a message. */
+export type RunnerLogger = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+/** Options of `startFulcrum`. */
+export interface StartOptions {
+  /** The config file: `reload()` without an argument and the admin API's reload read it again. */
+  configFile?: string;
+  /** Reload when the config file changes (fs.watch on its directory, debounced). Default true with `configFile`. */
+  watch?: boolean;
+  /** Debounce of file-change reloads, ms. Default 200 (editors and consul-template write in several steps). */
+  watchDebounceMs?: number;
+  /** Where the runner reports start, reloads and errors. Default: pino-style JSON lines on stderr. */
+  logger?: RunnerLogger;
+  /** Source of `$env:NAME`. Default `process.env`. */
+  env?: ValidateOptions['env'];
+  /** Loads the optional replication packages. Default `(name) => import(name)`. */
+  importModule?: ModuleLoader;
+}
+
+/** A running proxy. */
+export interface FulcrumInstance {
+  /** The config in force. */
+  readonly config: FulcrumConfig;
+  /** Bound addresses: frontends in config order, and the admin listener when it has its own port. */
+  addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined };
+  /** The load balancer of a pool. */
+  pool(name: string): LoadBalancer | undefined;
+  /**
+   * Apply a new config (a parsed file or a validated `FulcrumConfig`), or re-read `configFile`.
+   * Rejects — and changes nothing — when it is invalid or a new port cannot be bound.
+   */
+  reload(config?: unknown): Promise<void>;
+  /**
+   * Stop accepting, let in-flight requests finish for up to `graceMs` (default: the config's
+   * `shutdown.graceMs`), then cut what is left and release everything. Idempotent.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Default runner logger: one pino-compatible JSON line per event on stderr. */
+export const stderrLogger: RunnerLogger = (level, msg, fields) => {
+  const levels = { info: 30, warn: 40, error: 50 } as const;
+  process.stderr.write(`${JSON.stringify({ level: levels[level], time: Date.now(), pid: process.pid, msg, ...fields })}\n`);
+};
+
+interface PoolRuntime {
+  readonly spec: NormalizedPool;
+  readonly lb: LoadBalancer;
+  readonly table: StickTable<string> | undefined;
+  readonly proxy: ProxyHandler;
+  /** Config facts the proxy was built from, beyond the pool's own. */
+  readonly trustedKey: string;
+}
+
+interface Frontend {
+  readonly spec: NormalizedFrontend;
+  readonly server: Server;
+  /** SNI contexts, replaced on reload. */
+  contexts: { readonly fallback: SecureContext; readonly byCert: readonly { cert: X509Certificate; context: SecureContext }[] } | undefined;
+}
+
+/** The decision the runner's router took for a request, read back by the pool's proxy. */
+interface PinnedDecision extends RouteDecision {
+  route: number;
+}
+
+const ADMIT: AdmissionVerdict = Object.freeze({ admit: true as const });
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolvePromise();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolvePromise) => {
+    if (!server.listening) return resolvePromise();
+    server.close(() => resolvePromise());
+    server.closeIdleConnections();
+  });
+}
+
+function pathnameOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+function underPath(pathname: string, base: string): boolean {
+  return pathname === base || pathname.startsWith(base === '/' ? '/' : `${base}/`);
+}
+
+function buildContexts(spec: NormalizedFrontend): Frontend['contexts'] {
+  if (spec.tls === undefined) return undefined;
+  const byCert = spec.tls.certs.map((pair) => ({ cert: new X509Certificate(pair.cert), context: createSecureContext({ cert: pair.cert, key: pair.key }) }));
+  return { fallback: byCert[0]!.context, byCert };
+}
+
+class FulcrumRunner implements FulcrumInstance, AdminControl {
+  config: FulcrumConfig;
+  readonly #options: StartOptions;
+  readonly #log: RunnerLogger;
+  readonly #pools = new Map<string, PoolRuntime>();
+  readonly #frontends = new Map<string, Frontend>();
+  readonly #decisions = new WeakMap<IncomingMessage, PinnedDecision>();
+  readonly #limiters = new Map<string, RateLimiter>();
+  #poolLimiter = new Map<string, RateLimiter>();
+  #routeLimiter: (RateLimiter | undefined)[] = [];
+  #router: Router | undefined;
+  #stats: StatsHandler | undefined;
+  #metrics: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  #admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  #adminServer: Server | undefined;
+  #adminKey = '';
+  #accessLog: AccessLogWriter | undefined;
+  #accessLogKey = '';
+  #replication: OpenReplicator | undefined;
+  #replicationKey = '';
+  #watcher: FSWatcher | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
+  #inflight = 0;
+  #idle: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+  /** Reloads run one at a time: a file event during a reload waits for it. */
+  #reloading: Promise<void> = Promise.resolve();
+
+  constructor(config: FulcrumConfig, options: StartOptions) {
+    this.config = config;
+    this.#options = options;
+    this.#log = options.logger ?? stderrLogger;
+  }
+
+  async start(): Promise<void> {
+    const config = this.config;
+    if (config.replication !== undefined) {
+      this.#replication = await openReplicator(config.replication, config.nodeId, this.#options.importModule ?? ((name) => import(name)));
+      this.#replicationKey = JSON.stringify(config.replication);
+    }
+    try {
+      await this.#apply(config, true);
+    } catch (error) {
+      await this.close(0);
+      throw error;
+    }
+    const file = this.#options.configFile;
+    if (file !== undefined && this.#options.watch !== false) this.#watch(file);
+    this.#log('info', 'fulcrum started', { nodeId: config.nodeId, frontends: this.addresses().frontends.map((a) => `${a.address}:${a.port}`), pools: [...config.pools.keys()] });
+  }
+
+  // ── FulcrumInstance ───────────────────────────────────────────────────────────────────────────
+
+  addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined } {
+    const frontends = this.config.frontends.map((spec) => this.#frontends.get(spec.key)!.server.address() as AddressInfo);
+    return { frontends, admin: (this.#adminServer?.address() as AddressInfo | null) ?? undefined };
+  }
+
+  pool(name: string): LoadBalancer | undefined {
+    return this.#pools.get(name)?.lb;
+  }
+
+  reload(input?: unknown): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.#closing !== undefined) throw new Error('fulcrum is closing');
+      let config: FulcrumConfig;
+      if (input === undefined) {
+        if (this.#options.configFile === undefined) throw new Error('reload() without a config needs the configFile option');
+        config = await loadConfig(this.#options.configFile, this.#options.env === undefined ? {} : { env: this.#options.env });
+      } else {
+        config = isValidated(input) ? input : validateConfig(input, this.#options.env === undefined ? {} : { env: this.#options.env });
+      }
+      await this.#apply(config, false);
+      this.config = config;
+      this.#log('info', 'config reloaded', { pools: [...config.pools.keys()] });
+    };
+    const next = this.#reloading.then(run, run);
+    this.#reloading = next.catch(() => undefined);
+    return next;
+  }
+
+  // ── AdminControl ──────────────────────────────────────────────────────────────────────────────
+
+  poolNames(): readonly string[] {
+    return [...this.#pools.keys()];
+  }
+
+  splits(): Record<string, Readonly<Record<string, number>>> {
+    const out: Record<string, Readonly<Record<string, number>>> = {};
+    const routes = this.config.routes ?? [];
+    routes.forEach((route, i) => {
+      const split = this.#router?.splitOf(route.name ?? i);
+      if (split !== undefined) out[route.name ?? String(i)] = split;
+    });
+    return out;
+  }
+
+  setSplit(route: string, weights: Readonly<Record<string, number>>): void {
+    if (this.#router === undefined) throw new Error('no routes are configured');
+    const key = /^\d+$/.test(route) ? Number(route) : route;
+    this.#router.setSplit(key, weights);
+  }
+
+  // ── Applying a config ─────────────────────────────────────────────────────────────────────────
+
+  async #apply(config: FulcrumConfig, first: boolean): Promise<void> {
+    if (!first && JSON.stringify(config.replication ?? null) !== (this.#replicationKey || 'null')) {
+      this.#log('warn', 'replication settings changed: they take effect at the next restart');
+    }
+    // 1. Bind what is new before touching anything: a port in use must fail the reload cleanly.
+    const opened: Frontend[] = [];
+    let adminServer: Server | undefined;
+    const adminKey = JSON.stringify(config.admin ?? null);
+    try {
+      for (const spec of config.frontends) {
+        if (this.#frontends.has(spec.key)) continue;
+        const frontend = this.#createFrontend(spec);
+        opened.push(frontend);
+        await listen(frontend.server, spec.port, spec.host);
+      }
+      if (config.admin?.port !== undefined && adminKey !== this.#adminKey) {
+        adminServer = createHttpServer((req, res) => {
+          if (!this.#admin?.(req, res)) {
+            req.resume();
+            res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no such admin endpoint"}');
+          }
+        });
+        await listen(adminServer, config.admin.port, config.admin.host);
+      }
+    } catch (error) {
+      await Promise.all([...opened.map((f) => closeServer(f.server)), adminServer ? closeServer(adminServer) : undefined]);
+      throw error;
+    }
+
+    // 2. Pools: keep, update or rebuild; then retire the ones that left.
+    const retired: Promise<void>[] = [];
+    const trustedKey = JSON.stringify(config.trustedProxies ?? null);
+    const next = new Map<string, PoolRuntime>();
+    for (const [name, spec] of config.pools) {
+      const old = this.#pools.get(name);
+      next.set(name, this.#buildPool(config, spec, old, trustedKey, retired));
+    }
+    for (const [name, old] of this.#pools) if (!next.has(name)) retired.push(this.#retirePool(old, old.proxy, old.lb, old.table));
+    const poolsChanged = first || next.size !== this.#pools.size || [...next].some(([name, p]) => this.#pools.get(name)?.lb !== p.lb);
+    this.#pools.clear();
+    for (const [name, p] of next) this.#pools.set(name, p);
+
+    // 3. Routes, limits, stats, admin, access log.
+    if (first || poolsChanged || config.routerKey !== this.config.routerKey) {
+      const old = this.#router;
+      this.#router =
+        config.routes === undefined
+          ? undefined
+          : createRouter({ pools: Object.fromEntries([...next].map(([n, p]) => [n, p.lb])), routes: config.routes, ...(config.split ? { split: config.split } : {}) });
+      old?.close();
+    }
+    this.#applyLimiters(config);
+    if (first || poolsChanged || JSON.stringify([config.stats, config.metrics]) !== JSON.stringify([this.config.stats, this.config.metrics])) {
+      this.#stats?.close();
+      const source = Object.fromEntries([...next].map(([n, p]) => [n, p.lb]));
+      this.#stats = config.stats === undefined ? undefined : statsPage(source, { title: config.stats.title, refreshMs: config.stats.refreshMs });
+      this.#metrics = config.metrics === undefined ? undefined : prometheusHandler(source);
+    }
+    if (adminKey !== this.#adminKey) {
+      const oldServer = this.#adminServer;
+      this.#adminServer = adminServer;
+      this.#admin = config.admin === undefined ? undefined : createAdminHandler(this, { token: config.admin.token, prefix: config.admin.port === undefined ? config.admin.path : '' });
+      this.#adminKey = adminKey;
+      if (oldServer !== undefined) retired.push(closeServer(oldServer));
+    }
+    const accessLogKey = JSON.stringify(config.accessLog ?? null);
+    if (accessLogKey !== this.#accessLogKey) {
+      const old = this.#accessLog;
+      const spec = config.accessLog;
+      this.#accessLog = spec === undefined ? undefined : new AccessLogWriter({ format: spec.format, destination: spec.path, bufferBytes: spec.bufferBytes, flushMs: spec.flushMs });
+      this.#accessLogKey = accessLogKey;
+      if (old !== undefined) retired.push(old.close());
+    }
+
+    // 4. Frontends: install the new ones, refresh TLS and timeouts, retire the removed.
+    for (const frontend of opened) this.#frontends.set(frontend.spec.key, frontend);
+    const wanted = new Set(config.frontends.map((f) => f.key));
+    for (const spec of config.frontends) {
+      const frontend = this.#frontends.get(spec.key)!;
+      if (spec.tls !== undefined && !opened.includes(frontend)) {
+        frontend.contexts = buildContexts(spec);
+        (frontend.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ cert: spec.tls.certs[0]!.cert, key: spec.tls.certs[0]!.key });
+      }
+      this.#applyServerTimeouts(frontend.server, config);
+    }
+    for (const [key, frontend] of this.#frontends) {
+      if (wanted.has(key)) continue;
+      this.#frontends.delete(key);
+      retired.push(closeServer(frontend.server));
+    }
+    this.config = config;
+    // Retirements finish in the background: they wait for in-flight requests.
+    void Promise.all(retired).catch((error: unknown) => this.#log('warn', 'retiring old pools failed', { error: String(error) }));
+  }
+
+  #buildPool(config: FulcrumConfig, spec: NormalizedPool, old: PoolRuntime | undefined, trustedKey: string, retired: Promise<void>[]): PoolRuntime {
+    let lb: LoadBalancer;
+    if (old !== undefined && old.spec.balancerKey === spec.balancerKey) {
+      lb = old.lb;
+      lb.update(spec.backends);
+    } else {
+      lb = new LoadBalancer({ ...spec.balancer, backends: spec.backends });
+    }
+    const sticky = spec.stickiness;
+    let table: StickTable<string> | undefined;
+    if (sticky !== undefined && sticky.cookie === undefined) {
+      table =
+        old?.table !== undefined && old.spec.tableKey === spec.tableKey
+          ? old.table
+          : new StickTable<string>({
+              capacity: DEFAULT_STICKY_CAPACITY,
+              ttlMs: sticky.ttlMs ?? DEFAULT_STICKY_TTL_MS,
+              nodeId: config.nodeId,
+              ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
+            });
+    }
+    const keep = old !== undefined && old.lb === lb && old.table === table && old.spec.proxyKey === spec.proxyKey && old.trustedKey === trustedKey;
+    if (keep) return { spec, lb, table, proxy: old.proxy, trustedKey };
+    const name = spec.name;
+    const pinned: RequestRouter = {
+      pools: new Map([[name, lb]]),
+      match: (req) => {
+        const decision = this.#decisions.get(req);
+        return decision !== undefined && decision.pool === name ? decision : undefined;
+      },
+      close: () => undefined,
+    };
+    const proxy = createProxy({
+      ...spec.proxy,
+      router: pinned,
+      ...(sticky === undefined ? {} : { stickiness: { ...sticky, ...(table === undefined ? {} : { table }) } }),
+      ...(spec.hashBy === undefined ? {} : { hashBy: spec.hashBy }),
+      ...(config.trustedProxies === undefined ? {} : { trustedProxies: config.trustedProxies }),
+      accessLog: this.#writeAccessLog,
+      admission: (req, info) => this.#admission(name, req, info),
+      onError: (error, context) => {
+        if (context.phase === 'upstream') this.#log('warn', 'upstream error', { pool: name, backendId: context.backendId, error: String((error as Error)?.message ?? error) });
+      },
+    });
+    if (old !== undefined) retired.push(this.#retirePool(old, old.proxy, old.lb === lb ? undefined : old.lb, old.table === table ? undefined : old.table));
+    return { spec, lb, table, proxy, trustedKey };
+  }
+
+  /** Let a replaced pool's requests finish, then release what is no longer used. */
+  async #retirePool(_old: PoolRuntime, proxy: ProxyHandler, lb: LoadBalancer | undefined, table: StickTable<string> | undefined): Promise<void> {
+    if (lb !== undefined) lb.update([]);
+    await proxy.close();
+    lb?.close();
+    await table?.close();
+  }
+
+  #applyLimiters(config: FulcrumConfig): void {
+    const used = new Map<string, RateLimiter>();
+    const limiter = (scope: string, options: NormalizedRateLimitOptions | undefined): RateLimiter | undefined => {
+      if (options === undefined) return undefined;
+      const key = `${scope}|${JSON.stringify(options)}`;
+      let found = used.get(key) ?? this.#limiters.get(key);
+      if (found === undefined) {
+        found = new RateLimiter(
+          options,
+          options.shared && this.#replication
+            ? { nodeId: config.nodeId, replicator: namespaced<number>(this.#replication.replicator, `rate:${scope}`) }
+            : {},
+          scope,
+        );
+      }
+      used.set(key, found);
+      return found;
+    };
+    const global = limiter('rateLimit', config.rateLimit);
+    const byPool = new Map<string, RateLimiter>();
+    for (const [name, pool] of config.pools) {
+      const chosen = limiter(`pools.${name}.rateLimit`, pool.rateLimit) ?? global;
+      if (chosen !== undefined) byPool.set(name, chosen);
+    }
+    this.#routeLimiter = config.routeLimits.map((options, i) => limiter(`routes[${i}].rateLimit`, options));
+    this.#poolLimiter = byPool;
+    for (const [key, old] of this.#limiters) if (!used.has(key)) void old.close();
+    this.#limiters.clear();
+    for (const [key, value] of used) this.#limiters.set(key, value);
+  }
+
+  #admission(pool: string, req: IncomingMessage, info: { clientIp: string; pool: string }): AdmissionVerdict {
+    const decision = this.#decisions.get(req);
+    const limiter = (decision === undefined ? undefined : this.#routeLimiter[decision.route]) ?? this.#poolLimiter.get(pool);
+    return limiter === undefined ? ADMIT : limiter.admission(req, info);
+  }
+
+  #writeAccessLog = (entry: AccessLogEntry): void => {
+    this.#accessLog?.write(entry);
+  };
+
+  #applyServerTimeouts(server: Server, config: FulcrumConfig): void {
+    server.headersTimeout = config.server.headersTimeoutMs;
+    server.requestTimeout = config.server.requestTimeoutMs;
+    server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
+  }
+
+  #createFrontend(spec: NormalizedFrontend): Frontend {
+    const frontend: Frontend = { spec, server: undefined as unknown as Server, contexts: buildContexts(spec) };
+    const server =
+      spec.tls === undefined
+        ? createHttpServer(this.#handle)
+        : (createHttpsServer(
+            {
+              cert: spec.tls.certs[0]!.cert,
+              key: spec.tls.certs[0]!.key,
+              SNICallback: (servername, done) => {
+                const contexts = frontend.contexts!;
+                const match = contexts.byCert.find((c) => c.cert.checkHost(servername) !== undefined);
+                done(null, (match ?? contexts.byCert[0]!).context ?? contexts.fallback);
+              },
+            },
+            this.#handle,
+          ) as unknown as Server);
+    server.on('upgrade', this.#upgrade);
+    server.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    (frontend as { server: Server }).server = server;
+    return frontend;
+  }
+
+  // ── Requests ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Route `req` to a pool and remember the decision; `undefined` when no route matches. */
+  #route(req: IncomingMessage): PoolRuntime | undefined {
+    const router = this.#router;
+    if (router === undefined) {
+      const pool = this.#pools.values().next().value as PoolRuntime;
+      this.#decisions.set(req, { pool: pool.spec.name, lb: pool.lb, path: req.url ?? '/', route: -1 });
+      return pool;
+    }
+    const match = router.match(req);
+    if (match === undefined) return undefined;
+    const pool = this.#pools.get(match.pool);
+    if (pool === undefined) return undefined;
+    this.#decisions.set(req, { pool: match.pool, lb: match.lb, path: match.path, route: match.route, ...(match.setCookie === undefined ? {} : { setCookie: match.setCookie }) });
+    return pool;
+  }
+
+  #handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.#inflight++;
+    res.once('close', this.#requestEnded);
+    if (this.#closing !== undefined) res.shouldKeepAlive = false;
+    const pathname = pathnameOf(req.url);
+    const config = this.config;
+    if (config.admin !== undefined && config.admin.port === undefined && this.#admin?.(req, res)) return;
+    if (config.stats !== undefined && this.#stats !== undefined && underPath(pathname, config.stats.path)) return this.#stats(req, res);
+    if (config.metrics !== undefined && this.#metrics !== undefined && pathname === config.metrics.path) return this.#metrics(req, res);
+    // No route: the first pool's proxy answers 404 and writes the access-log line.
+    const pool = this.#route(req) ?? (this.#pools.values().next().value as PoolRuntime);
+    pool.proxy(req, res);
+  };
+
+  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const pool = this.#route(req);
+    if (pool === undefined || this.#closing !== undefined) {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    pool.proxy.upgrade(req, socket, head);
+  };
+
+  #requestEnded = (): void => {
+    this.#inflight--;
+    if (this.#inflight === 0) this.#idle?.();
+  };
+
+  // ── File watching ─────────────────────────────────────────────────────────────────────────────
+
+  #watch(file: string): void {
+    const full = resolve(file);
+    const name = basename(full);
+    const debounceMs = this.#options.watchDebounceMs ?? 200;
+    try {
+      // The directory, not the file: editors and consul-template replace the file by a rename,
+      // after which a watch on the old inode would never fire again.
+      this.#watcher = watch(dirname(full), (_event, changed) => {
+        if (changed !== null && changed.toString() !== name) return;
+        if (this.#watchTimer !== undefined) clearTimeout(this.#watchTimer);
+        this.#watchTimer = setTimeout(() => {
+          this.#watchTimer = undefined;
+          this.reloadLogged('file change');
+        }, debounceMs);
+      });
+      this.#watcher.on('error', (error) => this.#log('warn', 'config watch failed; reload with SIGHUP', { error: error.message }));
+    } catch (error) {
+      this.#log('warn', 'config watch unavailable; reload with SIGHUP', { error: String(error) });
+    }
+  }
+
+  /** Reload from the file, logging the outcome instead of throwing (file events, SIGHUP). */
+  reloadLogged(cause: string): void {
+    this.reload().catch((error: unknown) => {
+      this.#log('error', 'config reload rejected; the previous config keeps running', { cause, error: (error as Error).message ?? String(error) });
+    });
+  }
+
+  // ── Shutdown ──────────────────────────────────────────────────────────────────────────────────
+
+  close(graceMs?: number): Promise<void> {
+    this.#closing ??= this.#shutdown(graceMs ?? this.config.shutdownGraceMs);
+    return this.#closing;
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    this.#watcher?.close();
+    if (this.#watchTimer !== undefined) clearTimeout(this.#watchTimer);
+    const servers = [...this.#frontends.values()].map((f) => f.server);
+    if (this.#adminServer) servers.push(this.#adminServer);
+    // Stop accepting; idle keep-alive connections close now, busy ones after their response.
+    const closed = Promise.all(servers.map(closeServer));
+    if (this.#inflight > 0) {
+      await new Promise<void>((resolvePromise) => {
+        // Keep-alive sockets that finished their request become idle: close them as they do.
+        const sweep = setInterval(() => {
+          for (const server of servers) server.closeIdleConnections();
+        }, 100);
+        const finish = (): void => {
+          clearTimeout(deadline);
+          clearInterval(sweep);
+          this.#idle = undefined;
+          resolvePromise();
+        };
+        const deadline = setTimeout(finish, graceMs);
+        this.#idle = finish;
+      });
+    }
+    for (const server of servers) server.closeAllConnections();
+    await closed;
+    await Promise.all([...this.#pools.values()].map((p) => this.#retirePool(p, p.proxy, p.lb, p.table)));
+    this.#pools.clear();
+    this.#router?.close();
+    this.#stats?.close();
+    await Promise.all([...this.#limiters.values()].map((l) => l.close()));
+    await this.#accessLog?.close();
+    await this.#replication?.close();
+    this.#log('info', 'fulcrum stopped');
+  }
+}
+
+function isValidated(input: unknown): input is FulcrumConfig {
+  // A file's `pools` is an object; only `validateConfig` produces a Map.
+  return typeof input === 'object' && input !== null && (input as { pools?: unknown }).pools instanceof Map;
+}
+
+/**
+ * Start the standalone proxy from a config (a parsed file or a validated `FulcrumConfig`). Resolves
+ * once every frontend listens; rejects — with nothing left open — if the config is invalid or a port
+ * cannot be bound.
+ */
+export async function startFulcrum(config: unknown, options: StartOptions = {}): Promise<FulcrumInstance & { reloadLogged(cause: string): void }> {
+  const validated = isValidated(config) ? config : validateConfig(config, options.env === undefined ? {} : { env: options.env });
+  const runner = new FulcrumRunner(validated, options);
+  await runner.start();
+  return runner;
+}

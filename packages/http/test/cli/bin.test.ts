@@ -1,0 +1,90 @@
+// The real bin file, run as a child process against a bundle equivalent to the published dist
+// (src/index.ts plus the CLI exports the package entry gains), built here with esbuild.
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { get, startBackend, until } from './helpers';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const packageDir = join(here, '../..');
+const root = join(packageDir, '../..');
+let dir: string;
+let bin: string;
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (c: Buffer) => (out.stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out.stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fulcrum-bin-'));
+  mkdirSync(join(dir, 'bin'));
+  mkdirSync(join(dir, 'dist'));
+  copyFileSync(join(packageDir, 'bin/fulcrum.mjs'), join(dir, 'bin/fulcrum.mjs'));
+  const entry = join(dir, 'entry.ts');
+  writeFileSync(entry, `export * from ${JSON.stringify(join(packageDir, 'src/index.ts'))};\nexport * from ${JSON.stringify(join(packageDir, 'src/cli/index.ts'))};\n`);
+  // esbuild is tsup's; resolve it through tsup so the strict pnpm layout does not matter.
+  const requireFromTsup = createRequire(createRequire(join(root, 'package.json')).resolve('tsup'));
+  const esbuild = requireFromTsup('esbuild') as { build(options: Record<string, unknown>): Promise<unknown> };
+  await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: join(dir, 'dist/index.js'),
+    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts') },
+    nodePaths: [join(packageDir, 'node_modules'), join(root, 'packages/core/node_modules')],
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    logLevel: 'silent',
+  });
+  bin = join(dir, 'bin/fulcrum.mjs');
+}, 60_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('bin/fulcrum.mjs', () => {
+  it('--check exits 0 for a valid file and 1 with the path of the error for an invalid one', async () => {
+    const goodFile = join(dir, 'good.json');
+    writeFileSync(goodFile, JSON.stringify({ frontends: [{ port: 8080 }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:3001' }] } }, admin: { port: 9000, token: '$env:FULCRUM_ADMIN_TOKEN' } }));
+    const ok = run(['--check', '--config', goodFile], { FULCRUM_ADMIN_TOKEN: 'x'.repeat(20) });
+    expect(await ok.exited).toBe(0);
+    expect(ok.out.stdout).toContain('valid (1 pool, 1 frontend)');
+
+    const missingEnv = run(['--check', '--config', goodFile], { FULCRUM_ADMIN_TOKEN: '' });
+    expect(await missingEnv.exited).toBe(1);
+    expect(missingEnv.out.stderr).toContain('admin.token: reads the environment variable FULCRUM_ADMIN_TOKEN, which is not set');
+
+    const badFile = join(dir, 'bad.json');
+    writeFileSync(badFile, JSON.stringify({ frontends: [{ port: 8080 }], pools: { api: { backends: [{ id: 'a', address: 'http://h:1' }, { id: 'b', address: 'http://h:2' }, { id: 'c', address: 'http://h:3', weight: 'x' }] } } }));
+    const bad = run(['--check', '--config', badFile]);
+    expect(await bad.exited).toBe(1);
+    expect(bad.out.stderr).toContain('pools.api.backends[2].weight: must be a finite number ≥ 0, got "x"');
+  });
+
+  it('runs the proxy and exits 0 after SIGTERM', async () => {
+    const backend = await startBackend('b1');
+    try {
+      const file = join(dir, 'run.json');
+      writeFileSync(file, JSON.stringify({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: backend.url }] } } }));
+      const proxy = run(['--config', file]);
+      await until(() => proxy.out.stderr.includes('fulcrum started'), 'the start line', 15_000);
+      const started = JSON.parse(proxy.out.stderr.split('\n').find((l) => l.includes('fulcrum started'))!);
+      const port = Number(String(started.frontends[0]).split(':').pop());
+      expect((await get(port, '/')).body).toBe('b1');
+      proxy.child.kill('SIGTERM');
+      expect(await proxy.exited).toBe(0);
+      expect(proxy.out.stderr).toContain('fulcrum stopped');
+    } finally {
+      await backend.close();
+    }
+  });
+});

@@ -1,0 +1,217 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startFulcrum, type FulcrumInstance } from '../../src/cli';
+import { SECRET, TOKEN, get, startBackend, until } from './helpers';
+
+const quiet = (): void => undefined;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+type Backend = Awaited<ReturnType<typeof startBackend>>;
+
+async function backends(n: number): Promise<[Backend, Backend, Backend]> {
+  const list = await Promise.all(Array.from({ length: n }, (_, i) => startBackend(`b${i + 1}`)));
+  for (const b of list) cleanups.push(() => b.close());
+  return list as [Backend, Backend, Backend];
+}
+
+async function start(config: unknown, logs?: string[]): Promise<FulcrumInstance & { port: number }> {
+  const instance = await startFulcrum(config, { logger: logs ? (level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`) : quiet });
+  cleanups.push(() => instance.close(1000));
+  return Object.assign(instance, { port: instance.addresses().frontends[0]!.port });
+}
+
+function cookieOf(reply: { headers: Record<string, string | string[] | undefined> }): string {
+  const set = reply.headers['set-cookie'];
+  const first = Array.isArray(set) ? set[0]! : set!;
+  return first.split(';')[0]!;
+}
+
+describe('startFulcrum: reload', () => {
+  it('keeps health state and sticky clients of unchanged backends, and drains removed ones', async () => {
+    const [b1, b2, b3] = await backends(3);
+    const pool = (ids: typeof b1[]) => ({
+      algorithm: 'round-robin',
+      backends: ids.map((b, i) => ({ id: `b${[b1, b2, b3].indexOf(b) + 1}`, address: b.url, ...(i === 0 ? {} : {}) })),
+      health: { path: '/health', intervalMs: 50, fastIntervalMs: 50, downIntervalMs: 50, rise: 1, fall: 1, timeoutMs: 500 },
+      stickiness: { cookie: { secrets: [SECRET] } },
+    });
+    const config = (ids: typeof b1[]) => ({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: pool(ids) } });
+    const fulcrum = await start(config([b1, b2]));
+    b2.setSick(true);
+    await until(() => fulcrum.pool('web')!.get('b2')!.state === 'down', 'b2 down');
+    const first = await get(fulcrum.port, '/');
+    expect(first.body).toBe('b1');
+    const cookie = cookieOf(first);
+    const b1Object = fulcrum.pool('web')!.get('b1');
+    const lb = fulcrum.pool('web');
+
+    await fulcrum.reload(config([b1, b2, b3]));
+    expect(fulcrum.pool('web')).toBe(lb);
+    expect(fulcrum.pool('web')!.get('b1')).toBe(b1Object);
+    // b2 is still known to be down: no new probe had to fail first.
+    expect(fulcrum.pool('web')!.get('b2')!.state).toBe('down');
+    for (let i = 0; i < 4; i++) expect((await get(fulcrum.port, '/', { headers: { cookie } })).body).toBe('b1');
+
+    await fulcrum.reload(config([b1, b3]));
+    expect(fulcrum.pool('web')!.get('b2')).toBeUndefined();
+    expect((await get(fulcrum.port, '/', { headers: { cookie } })).body).toBe('b1');
+  });
+
+  it('keeps running the old config when the new one is invalid', async () => {
+    const [b1] = await backends(1);
+    const fulcrum = await start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } });
+    await expect(fulcrum.reload({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url, weight: 'x' }] } } })).rejects.toThrow(
+      'pools.web.backends[0].weight: must be a finite number ≥ 0, got "x"',
+    );
+    expect((await get(fulcrum.port, '/')).body).toBe('b1');
+  });
+
+  it('reloads from the file when it changes and logs a rejected edit', async () => {
+    const [b1, b2] = await backends(2);
+    const dir = mkdtempSync(join(tmpdir(), 'fulcrum-watch-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'fulcrum.json');
+    const write = (address: string, weight: unknown = 1) =>
+      writeFileSync(file, JSON.stringify({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'one', address, weight }] } } }));
+    write(b1.url);
+    const logs: string[] = [];
+    const instance = await startFulcrum(JSON.parse(readFileSync(file, 'utf8')), { configFile: file, watchDebounceMs: 30, logger: (l, m, f) => logs.push(`${l} ${m} ${JSON.stringify(f ?? {})}`) });
+    cleanups.push(() => instance.close(1000));
+    const port = instance.addresses().frontends[0]!.port;
+    write(b1.url, 'heavy');
+    await until(() => logs.some((l) => l.includes('config reload rejected')), 'the rejected reload');
+    expect(logs.find((l) => l.includes('rejected'))).toContain('pools.web.backends[0].weight');
+    expect((await get(port, '/')).body).toBe('b1');
+    write(b2.url);
+    await until(async () => (await get(port, '/')).body === 'b2', 'the new backend');
+  });
+});
+
+describe('startFulcrum: admin API', () => {
+  async function withAdmin() {
+    const [b1, b2] = await backends(2);
+    const fulcrum = await start({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: {
+        blue: { algorithm: 'round-robin', backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }] },
+        green: { backends: [{ id: 'g1', address: b2.url }] },
+      },
+      routes: [{ name: 'main', split: [{ pool: 'blue', weight: 100 }, { pool: 'green', weight: 0 }] }],
+      split: { cookie: false },
+      admin: { port: 0, host: '127.0.0.1', token: TOKEN },
+    });
+    const admin = fulcrum.addresses().admin!.port;
+    const call = (method: string, path: string, body?: unknown, token = TOKEN) =>
+      get(admin, path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    return { fulcrum, call, admin };
+  }
+
+  it('answers 401 without a token and with a wrong one', async () => {
+    const { admin, call } = await withAdmin();
+    const none = await get(admin, '/state');
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toContain('Bearer');
+    expect((await call('GET', '/state', undefined, `${TOKEN}x`)).status).toBe(401);
+    expect((await call('POST', '/pools/blue/backends/b1/drain', undefined, 'wrong')).status).toBe(401);
+  });
+
+  it('lists state, drains, sets weights, adds and removes backends, and changes a split', async () => {
+    const { fulcrum, call } = await withAdmin();
+    const state = JSON.parse((await call('GET', '/state')).body);
+    expect(Object.keys(state.pools)).toEqual(['blue', 'green']);
+    expect(state.splits.main).toEqual({ blue: 100, green: 0 });
+
+    expect(JSON.parse((await call('POST', '/pools/blue/backends/b1/drain')).body)).toEqual({ id: 'b1', state: 'draining' });
+    for (let i = 0; i < 3; i++) expect((await get(fulcrum.port, '/')).body).toBe('b2');
+    expect(JSON.parse((await call('POST', '/pools/blue/backends/b1/maintenance')).body).state).toBe('maintenance');
+    expect(JSON.parse((await call('POST', '/pools/blue/backends/b1/ready')).body).state).toBe('up');
+    expect((await call('PUT', '/pools/blue/backends/b1/weight', { weight: 5 })).status).toBe(200);
+    expect(fulcrum.pool('blue')!.get('b1')!.weight).toBe(5);
+    const badWeight = await call('PUT', '/pools/blue/backends/b1/weight', { weight: -1 });
+    expect(badWeight.status).toBe(400);
+    expect(JSON.parse(badWeight.body).error).toContain('weight');
+
+    expect((await call('POST', '/pools/blue/backends', { id: 'b3', address: 'http://127.0.0.1:1' })).status).toBe(201);
+    expect(fulcrum.pool('blue')!.get('b3')).toBeDefined();
+    expect((await call('DELETE', '/pools/blue/backends/b3')).status).toBe(202);
+    await until(() => fulcrum.pool('blue')!.get('b3') === undefined, 'b3 removed');
+    expect((await call('DELETE', '/pools/blue/backends/b3')).status).toBe(404);
+    expect((await call('POST', '/pools/nope/backends/b1/drain')).status).toBe(404);
+
+    expect((await call('PUT', '/routes/main/split', { blue: 0, green: 100 })).status).toBe(200);
+    expect((await get(fulcrum.port, '/')).body).toBe('b2');
+    expect(fulcrum.pool('green')!.get('g1')!.requests).toBe(1);
+  });
+
+  it('serves the admin API under a path of the frontends when it has no port', async () => {
+    const [b1] = await backends(1);
+    const fulcrum = await start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } }, admin: { path: '/_admin', token: TOKEN } });
+    expect((await get(fulcrum.port, '/_admin/state')).status).toBe(401);
+    expect((await get(fulcrum.port, '/_admin/state', { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    expect((await get(fulcrum.port, '/_adminx')).body).toBe('b1');
+  });
+});
+
+describe('startFulcrum: access logs and rate limits', () => {
+  it('writes one JSON line per request for success, retry, failure and rate-limited requests', async () => {
+    const [b1] = await backends(1);
+    const dir = mkdtempSync(join(tmpdir(), 'fulcrum-log-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'access.log');
+    const fulcrum = await start({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: {
+        web: { algorithm: 'first', backends: [{ id: 'dead', address: 'http://127.0.0.1:1' }, { id: 'b1', address: b1.url }] },
+        broken: { backends: [{ id: 'gone', address: 'http://127.0.0.1:1' }], attempts: 1 },
+      },
+      routes: [{ match: { pathPrefix: '/broken' }, pool: 'broken' }, { match: { pathPrefix: '/limited' }, pool: 'web', rateLimit: { requests: 1, windowMs: 60_000 } }, { pool: 'web' }],
+      accessLog: { path, flushMs: 10 },
+    });
+    expect((await get(fulcrum.port, '/ok')).status).toBe(200);
+    expect((await get(fulcrum.port, '/broken')).status).toBe(502);
+    expect((await get(fulcrum.port, '/limited')).status).toBe(200);
+    const limited = await get(fulcrum.port, '/limited');
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toBe('60');
+    await until(() => readFileSync(path, 'utf8').split('\n').filter(Boolean).length >= 4, 'four log lines');
+    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const byPath = (p: string) => lines.filter((l) => l.path === p);
+    // The 'first' algorithm tries the dead backend first: a connect failure, retried on b1.
+    expect(byPath('/ok')[0]).toMatchObject({ level: 30, msg: 'request', status: 200, pool: 'web', backendId: 'b1', attempts: 2, termination: 'ok' });
+    expect(typeof byPath('/ok')[0].time).toBe('number');
+    expect(byPath('/broken')[0]).toMatchObject({ level: 50, status: 502, pool: 'broken', backendId: 'gone', attempts: 1, termination: 'upstream-failed' });
+    expect(byPath('/limited')[1]).toMatchObject({ level: 40, status: 429, attempts: 0, termination: 'denied' });
+  });
+
+  it('counts concurrent requests per client and refuses those over the limit', async () => {
+    const [b1] = await backends(1);
+    const fulcrum = await start({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }], rateLimit: { concurrent: 3 } } },
+    });
+    const replies = await Promise.all(Array.from({ length: 8 }, () => get(fulcrum.port, '/slow')));
+    const statuses = replies.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+    // Every admitted request gave its slot back: the next ones get in again.
+    const after = await Promise.all(Array.from({ length: 3 }, () => get(fulcrum.port, '/slow')));
+    expect(after.map((r) => r.status)).toEqual([200, 200, 200]);
+  });
+
+  it('stops accepting on close and finishes the requests in flight', async () => {
+    const [b1] = await backends(1);
+    const fulcrum = await startFulcrum({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } }, { logger: quiet });
+    const port = fulcrum.addresses().frontends[0]!.port;
+    const inflight = get(port, '/slow');
+    await until(() => b1.hits === 1, 'the request to reach the backend');
+    const closed = fulcrum.close(5000);
+    expect((await inflight).body).toBe('b1');
+    await closed;
+    await expect(get(port, '/')).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
