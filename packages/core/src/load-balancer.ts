@@ -353,6 +353,11 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     return this.#tier;
   }
 
+  /** How many backends the balancer currently chooses among (its tier's size). */
+  get eligibleCount(): number {
+    return this.#eligible.length;
+  }
+
   /** The backend with this id, if it is a current member. */
   get(id: string): Backend | undefined {
     return this.#byId.get(id)?.backend;

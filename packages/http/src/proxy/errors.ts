@@ -24,6 +24,9 @@ const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ET
 /** The `FailureKind` of an upstream error, and whether the request certainly never left the proxy. */
 export function classifyError(error: unknown): AttemptFailure {
   const code = errorCode(error);
+  // Whatever the code, a failure of the connect syscall itself (refused, or reset while the handshake
+  // completed) happened before any request byte could be written.
+  if (failedInConnect(error)) return { kind: code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' ? 'timeout' : 'connect', notSent: true };
   if (code !== undefined && NOT_SENT.has(code)) {
     return { kind: code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'connect', notSent: true };
   }
@@ -31,6 +34,14 @@ export function classifyError(error: unknown): AttemptFailure {
   if (code === 'UND_ERR_ABORTED') return { kind: 'aborted', notSent: false };
   const kind: FailureKind = 'reset';
   return { kind, notSent: false };
+}
+
+function failedInConnect(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e !== null && typeof e === 'object' && depth < 4; depth++) {
+    if ((e as { syscall?: unknown }).syscall === 'connect') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** The error's code, or its cause's (undici wraps socket errors). */

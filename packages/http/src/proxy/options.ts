@@ -130,6 +130,12 @@ export interface ProxyOptions {
   retryNonIdempotent?: boolean;
   /** Retries in flight ≤ max(minConcurrency, percent % of requests in flight). Default 20 % and 3 (Envoy). */
   retryBudget?: { percent?: number; minConcurrency?: number };
+  /**
+   * How long a retry may wait for a backend that answered with `Retry-After` (and is the only one
+   * left to try), ms. A longer wait — or one past `timeouts.totalMs` — is not waited: the backend's
+   * answer goes to the client with its `Retry-After`. Default 10000.
+   */
+  maxRetryAfterMs?: number;
   /** Largest request body held for replay, bytes. Default 65536. */
   maxReplayBytes?: number;
   /** Requests waiting when every backend is at its maxConnections. Default 1024; 0 = refuse at once. */
@@ -163,6 +169,7 @@ export interface NormalizedProxyOptions {
   readonly budgetPercent: number;
   readonly budgetMinConcurrency: number;
   readonly maxReplayBytes: number;
+  readonly maxRetryAfterMs: number;
   readonly maxQueue: number;
   readonly queueTimeoutMs: number;
   readonly connectMs: number;
@@ -188,6 +195,7 @@ const KNOWN = new Set([
   'retryNonIdempotent',
   'retryBudget',
   'maxReplayBytes',
+  'maxRetryAfterMs',
   'maxQueue',
   'queueTimeoutMs',
   'timeouts',
@@ -251,6 +259,7 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
     budgetPercent: num('retryBudget.percent', budget.percent, 20, 0, 100),
     budgetMinConcurrency: num('retryBudget.minConcurrency', budget.minConcurrency, 3, 0, 1_000_000, true),
     maxReplayBytes: num('maxReplayBytes', options.maxReplayBytes, 65_536, 0, 64 * 1024 * 1024, true),
+    maxRetryAfterMs: num('maxRetryAfterMs', options.maxRetryAfterMs, 10_000, 0, MAX_TIMER),
     maxQueue: num('maxQueue', options.maxQueue, 1024, 0, 1_000_000, true),
     queueTimeoutMs: num('queueTimeoutMs', options.queueTimeoutMs, 5000, 1, MAX_TIMER),
     connectMs: num('timeouts.connectMs', timeouts.connectMs, 5000, 1, MAX_TIMER),

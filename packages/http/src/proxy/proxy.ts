@@ -198,6 +198,9 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
+  /** A wait a backend asked for with Retry-After before the next attempt, and its timer. */
+  #retryDelayMs = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   /** The backend of the attempt in progress: a retry must avoid it even after its lease is released. */
   #current: Backend | undefined;
   #lastReason: string | undefined;
@@ -383,7 +386,9 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     const backend = this.#lease!.backend;
     if (statusCode >= 502 && statusCode <= 504) {
       const failure: AttemptFailure = { kind: 'status', status: statusCode, notSent: false };
-      if (this.#shouldRetry(failure)) {
+      const wait = this.#retryAfterWait(headers['retry-after']);
+      if (wait !== PASS_THROUGH && this.#shouldRetry(failure)) {
+        this.#retryDelayMs = wait;
         this.#retrying = true;
         controller.abort(new RetryingError());
         return;
@@ -462,6 +467,22 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 
   // ---- retries and endings ---------------------------------------------------------------------
 
+  /**
+   * How long to wait before retrying after a backend's `Retry-After`: 0 when another backend is left
+   * to try (the header speaks for the backend that sent it) or there is none; the asked delay when it
+   * fits within `maxRetryAfterMs` and the request's deadline; else `PASS_THROUGH`, and the backend's
+   * answer goes to the client as it is.
+   */
+  #retryAfterWait(header: string | string[] | undefined): number {
+    const asked = parseRetryAfter(typeof header === 'string' ? header : header?.[0], Date.now());
+    if (asked === undefined || asked === 0) return 0;
+    const triedCount = (this.#tried?.length ?? 0) + 1;
+    if (this.#lb.eligibleCount > triedCount) return 0;
+    const { maxRetryAfterMs, totalMs } = this.#engine.config;
+    const remaining = totalMs > 0 ? totalMs - (performance.now() - this.#arrivedAt) : Number.POSITIVE_INFINITY;
+    return asked <= maxRetryAfterMs && asked < remaining ? asked : PASS_THROUGH;
+  }
+
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
     const replayable = this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent);
@@ -487,7 +508,13 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     this.#current = undefined;
     this.#releaseLease({ ok: false });
     if (this.#clientGone || this.#finished) return;
-    this.#next();
+    const delay = this.#retryDelayMs;
+    this.#retryDelayMs = 0;
+    if (delay <= 0) return this.#next();
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#next();
+    }, delay);
   }
 
   #releaseLease(outcome: { ok: boolean; status?: number; error?: AttemptFailure['kind']; durationMs?: number }): void {
@@ -513,6 +540,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #clearDeadline(): void {
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     this.#deadline = undefined;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 
   #end(termination: Termination, status = this.#status): void {
@@ -557,6 +586,19 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 }
 
 const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
+
+/** `#retryAfterWait`'s answer when the wait is too long: do not retry, pass the answer through. */
+const PASS_THROUGH = -1;
+
+/** A `Retry-After` value (delay-seconds or an HTTP-date, RFC 9110 §10.2.3) in ms from `now`. */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d{1,9}$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  if (!Number.isFinite(at) || !/[a-z]/i.test(text)) return undefined;
+  return Math.max(0, at - now);
+}
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
