@@ -456,6 +456,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     if (this.#byId.has(normalized.id)) {
       throw new InvalidOptionError('backend.id', normalized.id, 'must be unique (a backend with this id exists)');
     }
+    this.#checkCapacity([normalized], new Set());
     const member = this.#admit(normalized, this.clock.now(), true);
     this.#refresh();
     return member.backend;
@@ -482,6 +483,18 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     const change: MembershipChange = { added: [], removed: [], updated: [] };
     const now = this.clock.now();
     const wanted = new Set(normalized.map((s) => s.id));
+    const leaving = new Set<string>();
+    const joining: NormalizedBackendSpec[] = [];
+    for (const [id, member] of this.#byId) if (!wanted.has(id)) leaving.add(id);
+    for (const spec of normalized) {
+      const member = this.#byId.get(spec.id);
+      if (member === undefined) joining.push(spec);
+      else if (member.backend.address !== spec.address) {
+        leaving.add(spec.id);
+        joining.push(spec);
+      }
+    }
+    if (joining.length > 0) this.#checkCapacity(joining, leaving);
     for (const [id, member] of this.#byId) {
       if (!wanted.has(id)) {
         void this.#beginRemoval(member);
@@ -617,6 +630,29 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     this.#backendList = Object.freeze([...this.#members.keys()]);
     this.emit('removed', member.backend);
     for (const resolve of member.whenRemoved.splice(0)) resolve();
+  }
+
+  /**
+   * Make sure the balancer can take the set that joining backends would make, before anything
+   * changes: a Maglev table smaller than the set refuses it, and a refusal after the membership had
+   * changed would leave backends listed but unreachable. Offers the largest set the change could
+   * produce (every current member in service and every newcomer); on refusal the balancer gets its
+   * current set back and the error propagates with nothing changed.
+   */
+  #checkCapacity(joining: readonly NormalizedBackendSpec[], leaving: ReadonlySet<string>): void {
+    const candidate: Backend[] = [];
+    for (const [id, member] of this.#byId) {
+      if (!leaving.has(id) && member.backend.effectiveWeight > 0) candidate.push(member.backend);
+    }
+    const now = this.clock.now();
+    for (const spec of joining) if (spec.weight > 0) candidate.push(new Backend(spec, now));
+    if (candidate.length <= this.#eligible.length) return;
+    try {
+      this.#balancer.update(candidate);
+    } catch (error) {
+      this.#balancer.update(this.#eligible);
+      throw error;
+    }
   }
 
   #requireMember(id: string): Member {

@@ -149,6 +149,8 @@ export class StickTable<V> {
   readonly #counters: LRUCache<string, CounterSet>;
 
   readonly #pending = new Map<string, StickEntry<V>>();
+  /** Consecutive failed publishes, for the retry backoff. */
+  #publishFailures = 0;
   #flushTimer: Timer | typeof NO_TIMER = NO_TIMER;
   #sweepTimer: Timer | typeof NO_TIMER = NO_TIMER;
   #unsubscribe: (() => void) | undefined;
@@ -384,11 +386,41 @@ export class StickTable<V> {
     this.#pending.clear();
     try {
       const result = replicator.publish(batch);
-      if (isThenable(result)) return Promise.resolve(result).then(undefined, this.#onError).then(() => undefined);
+      if (isThenable(result)) {
+        return Promise.resolve(result).then(
+          () => {
+            this.#publishFailures = 0;
+          },
+          (error: unknown) => this.#publishFailed(batch, error),
+        );
+      }
+      this.#publishFailures = 0;
     } catch (error) {
-      this.#onError(error);
+      this.#publishFailed(batch, error);
     }
     return Promise.resolve();
+  }
+
+  /**
+   * A publish failed (the replication link is down): the local writes in it are not lost. Each goes
+   * back in the queue unless a newer local write of the same key replaced it meanwhile or it has
+   * expired, and a flush is retried with exponential backoff (batchMs doubling, at most 5 s), so
+   * peers catch up once the link heals — HAProxy's peers resend what a peer did not acknowledge.
+   */
+  #publishFailed(batch: readonly StickEntry<V>[], error: unknown): void {
+    this.#onError(error);
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    for (const entry of batch) {
+      if (!this.#pending.has(entry.key) && entry.expiresAt > now) this.#pending.set(entry.key, entry);
+    }
+    if (this.#pending.size === 0 || this.#flushTimer !== NO_TIMER) return;
+    this.#publishFailures++;
+    const delay = Math.min(5000, Math.max(this.#batchMs, 10) * 2 ** Math.min(this.#publishFailures, 10));
+    this.#flushTimer = this.#clock.setTimeout(() => {
+      this.#flushTimer = NO_TIMER;
+      void this.flush();
+    }, delay);
   }
 
   /**

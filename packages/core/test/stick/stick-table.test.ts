@@ -113,6 +113,25 @@ describe('StickTable locally', () => {
     expect(stick.entries()[0]!.updatedAt).toBe(START + 110);
   });
 
+  it('requeues the writes of a failed publish and retries with backoff until the link heals', async () => {
+    const { clock, replicator, stick } = table({ batchMs: 10 });
+    let failures = 2;
+    const delivered: string[] = [];
+    replicator.publish = (entries) => {
+      if (failures-- > 0) return Promise.reject(new Error('link down'));
+      for (const e of entries) delivered.push(`${e.key}=${e.deleted ? 'x' : e.value}`);
+      return undefined;
+    };
+    stick.set('a', '1');
+    stick.set('b', '2');
+    await clock.advance(10);
+    expect(delivered).toEqual([]);
+    // A newer local write during the outage replaces the queued one; it is not resent stale.
+    stick.set('a', '3');
+    await clock.advance(5_000);
+    expect(delivered.sort()).toEqual(['a=3', 'b=2']);
+  });
+
   it('keeps a tombstone after delete and counts it against capacity', () => {
     const { stick } = table({ capacity: 2 });
     stick.set('a', 'b1');
