@@ -11,6 +11,11 @@
  * at every level (a typo such as `healh` must not silently disable health checks), as HAProxy and
  * Envoy refuse unknown directives. `$schema` is allowed at the top for editors.
  *
+ * TLS frontends are checked by building them with `createTlsContext` (the runner's own TLS code), so
+ * a key that does not match its certificate fails `fulcrum --check` and a reload, not the first
+ * handshake; a `redirectToHttps` frontend is checked by `redirectToHttps` itself (nginx's
+ * `return 301 https://…` server block) and may not also terminate TLS.
+ *
  * Secrets stay out of the file: any string that is exactly `"$env:NAME"` is replaced by the
  * environment variable NAME (consul-template and Docker secrets set those); a missing one is an error
  * naming the path, never an empty secret.
@@ -47,6 +52,7 @@ import { httpProbe, tcpProbe } from '../probes';
 import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
 import { createRouter, type RouteSpec, type SplitOptions } from '../router';
 import { normalizeRateLimitOptions, type NormalizedRateLimitOptions, type RateLimitOptions } from '../ratelimit';
+import { createTlsContext, redirectToHttps, type RedirectToHttpsOptions } from '../tls';
 
 // ─── The file's shape ─────────────────────────────────────────────────────────────────────────────
 
@@ -56,8 +62,17 @@ export interface FrontendConfig {
   port: number;
   /** Interface to bind. Default `'0.0.0.0'` (every IPv4 interface; `'::'` for IPv6 too). */
   host?: string;
-  /** Terminate TLS here. Certificates are re-read on every reload. */
+  /**
+   * Terminate TLS here: SNI picks a certificate by the names it was issued for (the first is the
+   * default). The files are re-read, checked and swapped on every reload.
+   */
   tls?: { certs: readonly { cert: string; key: string }[] };
+  /**
+   * Answer every request on this frontend with a redirect to the same URL over https (the port-80
+   * side of TLS termination): `redirectToHttps`'s options, `{ port?: 443, hosts?: [...] }`. Nothing
+   * else is served here — not the stats page, not the admin API. Not with `tls`.
+   */
+  redirectToHttps?: RedirectToHttpsOptions;
 }
 
 /** Active health checks of a pool: core's `HealthOptions` minus `probe`, plus the probe's own options. */
@@ -149,8 +164,10 @@ export interface FulcrumConfigFile {
 export interface NormalizedFrontend {
   readonly port: number;
   readonly host: string;
-  /** PEM contents read from the files (re-read on each reload). */
+  /** PEM contents read from the files (re-read on each reload), already checked by `createTlsContext`. */
   readonly tls: { readonly certs: readonly { readonly cert: string; readonly key: string }[] } | undefined;
+  /** Redirect everything to https with these `redirectToHttps` options (validated). */
+  readonly redirectToHttps: Readonly<RedirectToHttpsOptions> | undefined;
   /** `host:port` — frontends are matched on reload by this. */
   readonly key: string;
 }
@@ -453,7 +470,7 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps']);
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
     const host = frontend.host === undefined ? '0.0.0.0' : nonEmptyString(`${path}.host`, frontend.host, 'an address to listen on');
@@ -471,8 +488,20 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
         return Object.freeze({ cert: readPem(`${cpath}.cert`, pair.cert, baseDir, readFile), key: readPem(`${cpath}.key`, pair.key, baseDir, readFile) });
       });
       tls = Object.freeze({ certs: Object.freeze(certs) });
+      // The same check the runner's reload makes (a key that does not match its certificate, a
+      // certificate naming no host), made here so `fulcrum --check` catches it and a reload with a
+      // bad certificate is refused before anything changes.
+      under(`${path}.tls`, () => createTlsContext({ certs: tls!.certs }));
     }
-    return Object.freeze({ port, host, tls, key: `${key}${tls ? '/tls' : ''}` });
+    let redirect: Readonly<RedirectToHttpsOptions> | undefined;
+    if (frontend.redirectToHttps !== undefined) {
+      const rpath = `${path}.redirectToHttps`;
+      if (tls !== undefined) throw new InvalidOptionError(rpath, frontend.redirectToHttps, 'must not be set on a TLS frontend (it would redirect https to itself)');
+      const spec = objectOf(rpath, frontend.redirectToHttps, ['port', 'hosts'], 'an object like { "port": 443 }');
+      under(rpath, () => redirectToHttps(spec as RedirectToHttpsOptions), /^options\.?/);
+      redirect = Object.freeze({ ...(spec.port === undefined ? {} : { port: spec.port as number }), ...(spec.hosts === undefined ? {} : { hosts: Object.freeze([...(spec.hosts as string[])]) }) });
+    }
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, key: `${key}${tls ? '/tls' : ''}` });
   });
 }
 
@@ -560,8 +589,15 @@ function validateAdmin(raw: unknown): FulcrumConfig['admin'] {
     token: admin.token,
     port: admin.port === undefined ? undefined : integer('admin.port', admin.port, 0, 0, 65_535),
     host: admin.host === undefined ? '127.0.0.1' : nonEmptyString('admin.host', admin.host, 'an address to listen on'),
-    path: admin.path === undefined ? '' : urlPath('admin.path', admin.path),
+    path: admin.path === undefined ? '' : adminPath(admin.path),
   });
+}
+
+/** The stats page calls the admin API at this path from the browser: no characters that need quoting there. */
+function adminPath(value: unknown): string {
+  const path = urlPath('admin.path', value);
+  if (/["'<>\\]/.test(path) || path.startsWith('//')) throw new InvalidOptionError('admin.path', value, 'must be a URL path without quotes, "<", ">", "\\" or a leading "//"');
+  return path;
 }
 
 function validateAccessLog(raw: unknown, baseDir: string): FulcrumConfig['accessLog'] {

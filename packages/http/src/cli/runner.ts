@@ -15,7 +15,10 @@
  *   algorithm or the health model they were judged by is gone);
  * - frontends are matched by host:port: new ones are bound BEFORE anything else changes (a port in
  *   use fails the reload and leaves the old config running), removed ones stop listening and finish
- *   their requests; TLS certificates are re-read and swapped in place;
+ *   their requests; TLS certificates are re-read and swapped in place (`TlsContext.reload`: open
+ *   connections keep what they negotiated, new handshakes get the new certificates — the config
+ *   validation already built them once, so a bad certificate fails the reload before anything changes);
+ * - a frontend's `redirectToHttps` is its request handler, swapped in place on reload (same socket);
  * - routes and splits are rebuilt from the file (runtime split changes made through the admin API
  *   are replaced: the file is the source of truth, as with HAProxy's runtime API).
  * Replication is opened once at start; changing it needs a restart (a warning says so).
@@ -28,8 +31,6 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createSecureContext, type SecureContext } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LoadBalancer, StickTable } from '@fulcrum/core';
@@ -39,6 +40,7 @@ import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } f
 import { createRouter, type Router } from '../router';
 import { RateLimiter, type NormalizedRateLimitOptions } from '../ratelimit';
 import { prometheusHandler, statsPage, type StatsHandler } from '../stats';
+import { createTlsContext, redirectToHttps, type TlsContext } from '../tls';
 import { AccessLogWriter } from './access-log';
 import { createAdminHandler, type AdminControl } from './admin';
 import { validateConfig, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateOptions } from './config';
@@ -100,10 +102,12 @@ interface PoolRuntime {
 }
 
 interface Frontend {
-  readonly spec: NormalizedFrontend;
+  spec: NormalizedFrontend;
   readonly server: Server;
-  /** SNI contexts, replaced on reload. */
-  contexts: { readonly fallback: SecureContext; readonly byCert: readonly { cert: X509Certificate; context: SecureContext }[] } | undefined;
+  /** The certificates of a TLS frontend (the one SNI implementation, `createTlsContext`), reloaded in place. */
+  readonly tls: TlsContext | undefined;
+  /** The handler of a `redirectToHttps` frontend, replaced on reload; `undefined` serves the proxy. */
+  redirect: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 }
 
 /** The decision the runner's router took for a request, read back by the pool's proxy. */
@@ -140,12 +144,6 @@ function pathnameOf(url: string | undefined): string {
 
 function underPath(pathname: string, base: string): boolean {
   return pathname === base || pathname.startsWith(base === '/' ? '/' : `${base}/`);
-}
-
-function buildContexts(spec: NormalizedFrontend): Frontend['contexts'] {
-  if (spec.tls === undefined) return undefined;
-  const byCert = spec.tls.certs.map((pair) => ({ cert: new X509Certificate(pair.cert), context: createSecureContext({ cert: pair.cert, key: pair.key }) }));
-  return { fallback: byCert[0]!.context, byCert };
 }
 
 class FulcrumRunner implements FulcrumInstance, AdminControl {
@@ -305,10 +303,17 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       old?.close();
     }
     this.#applyLimiters(config);
-    if (first || poolsChanged || JSON.stringify([config.stats, config.metrics]) !== JSON.stringify([this.config.stats, this.config.metrics])) {
+    // The stats page's admin buttons call the admin API from the browser: only possible when the API
+    // is on the page's own origin (under a path of the frontends), since the page's CSP allows
+    // `connect-src 'self'` and nothing else.
+    const statsAdminPath = config.admin !== undefined && config.admin.port === undefined ? config.admin.path : undefined;
+    if (first || poolsChanged || statsKey(config) !== statsKey(this.config)) {
       this.#stats?.close();
       const source = Object.fromEntries([...next].map(([n, p]) => [n, p.lb]));
-      this.#stats = config.stats === undefined ? undefined : statsPage(source, { title: config.stats.title, refreshMs: config.stats.refreshMs });
+      this.#stats =
+        config.stats === undefined
+          ? undefined
+          : statsPage(source, { title: config.stats.title, refreshMs: config.stats.refreshMs, ...(statsAdminPath === undefined ? {} : { admin: { path: statsAdminPath } }) });
       this.#metrics = config.metrics === undefined ? undefined : prometheusHandler(source);
     }
     if (adminKey !== this.#adminKey) {
@@ -332,9 +337,15 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     const wanted = new Set(config.frontends.map((f) => f.key));
     for (const spec of config.frontends) {
       const frontend = this.#frontends.get(spec.key)!;
-      if (spec.tls !== undefined && !opened.includes(frontend)) {
-        frontend.contexts = buildContexts(spec);
-        (frontend.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ cert: spec.tls.certs[0]!.cert, key: spec.tls.certs[0]!.key });
+      if (!opened.includes(frontend)) {
+        if (frontend.tls !== undefined && spec.tls !== undefined) {
+          // Validation built these certificates once already: a failure here is not the file's.
+          retired.push(frontend.tls.reload(spec.tls.certs).catch((error: unknown) => this.#log('error', 'TLS certificates not swapped; the previous ones stay', { frontend: spec.key, error: String(error) })));
+        }
+        if (JSON.stringify(spec.redirectToHttps ?? null) !== JSON.stringify(frontend.spec.redirectToHttps ?? null)) {
+          frontend.redirect = spec.redirectToHttps === undefined ? undefined : redirectToHttps(spec.redirectToHttps);
+        }
+        frontend.spec = spec;
       }
       this.#applyServerTimeouts(frontend.server, config);
     }
@@ -452,23 +463,21 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   #createFrontend(spec: NormalizedFrontend): Frontend {
-    const frontend: Frontend = { spec, server: undefined as unknown as Server, contexts: buildContexts(spec) };
-    const server =
-      spec.tls === undefined
-        ? createHttpServer(this.#handle)
-        : (createHttpsServer(
-            {
-              cert: spec.tls.certs[0]!.cert,
-              key: spec.tls.certs[0]!.key,
-              SNICallback: (servername, done) => {
-                const contexts = frontend.contexts!;
-                const match = contexts.byCert.find((c) => c.cert.checkHost(servername) !== undefined);
-                done(null, (match ?? contexts.byCert[0]!).context ?? contexts.fallback);
-              },
-            },
-            this.#handle,
-          ) as unknown as Server);
-    server.on('upgrade', this.#upgrade);
+    const tls = spec.tls === undefined ? undefined : createTlsContext({ certs: spec.tls.certs });
+    const frontend: Frontend = {
+      spec,
+      server: undefined as unknown as Server,
+      tls,
+      redirect: spec.redirectToHttps === undefined ? undefined : redirectToHttps(spec.redirectToHttps),
+    };
+    // Read per request, so a reload can turn the redirect on, off or to another port on the same socket.
+    const listener = (req: IncomingMessage, res: ServerResponse): void => (frontend.redirect ?? this.#handle)(req, res);
+    const server = tls === undefined ? createHttpServer(listener) : (tls.attach(createHttpsServer(tls.serverOptions, listener)) as unknown as Server);
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
+      if (frontend.redirect !== undefined) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      else this.#upgrade(req, socket, head);
+    });
     server.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       else socket.destroy();
@@ -594,6 +603,11 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     await this.#replication?.close();
     this.#log('info', 'fulcrum stopped');
   }
+}
+
+/** What the stats page and metrics are built from, beyond the pools. */
+function statsKey(config: FulcrumConfig): string {
+  return JSON.stringify([config.stats, config.metrics, config.admin?.port === undefined ? config.admin?.path : undefined]);
 }
 
 function isValidated(input: unknown): input is FulcrumConfig {

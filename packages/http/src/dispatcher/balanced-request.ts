@@ -267,8 +267,10 @@ export class BalancedRequest implements CallbackHandler {
       },
       engine.config.shared,
     );
-    if (!allowed || !engine.budget.tryAcquire()) return false;
-    this.#retrySlots++;
+    if (!allowed) return false;
+    const verdict = engine.budget.charge(failure.kind);
+    if (verdict === 'refused') return false;
+    if (verdict === 'charged') this.#retrySlots++;
     return true;
   }
 

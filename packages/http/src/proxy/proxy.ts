@@ -498,7 +498,10 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       },
       engine.config,
     );
-    if (!allowed || !engine.budget.tryAcquire()) return false;
+    if (!allowed) return false;
+    const verdict = engine.budget.charge(failure.kind);
+    if (verdict === 'refused') return false;
+    if (verdict === 'free') return true;
     this.#retrySlots++;
     return true;
   }

@@ -14,6 +14,13 @@
  * own origin, and enforces Trusted Types, so even a future markup sink would be refused by the
  * browser. All URLs are relative to `location`, so the page works wherever it is mounted
  * (`/fulcrum`, `/admin/stats/`, behind a path-rewriting proxy).
+ *
+ * Admin controls (only when the body carries `data-admin-path`; one script either way, so one hash):
+ * a password field whose value goes to `sessionStorage` — never into the page, a cookie or a URL —
+ * and per backend drain / maintenance / ready buttons and a weight input that call the admin API
+ * with `Authorization: Bearer`. The table is redrawn on every poll, so a weight being typed is kept
+ * (value and focus) across redraws, and a redraw waits while a pointer is down on the table so a
+ * click is never lost to a row replaced between press and release. A 401 forgets the stored token.
  */
 import { createHash } from 'node:crypto';
 
@@ -72,6 +79,27 @@ td.backend .addr { color: var(--muted); font-size: 12px; font-family: ui-monospa
 .events td { font-size: 13px; }
 .events td.time { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
 noscript { display: block; padding: 16px 24px; color: var(--down); }
+.admin-bar { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 10px 16px; background: var(--card);
+  border: 1px solid var(--line); border-radius: 8px; }
+.admin-bar label { font-weight: 600; }
+.admin-bar input, td.actions input { font: inherit; color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 3px 8px; }
+.admin-bar input { width: 260px; }
+button { font: inherit; font-size: 12px; color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 2px 8px; cursor: pointer; }
+button:hover { border-color: var(--accent); }
+button:focus-visible, input:focus-visible { outline: 2px solid var(--accent); outline-offset: 1px; }
+.token-state { color: var(--muted); font-size: 13px; }
+.admin-message { font-size: 13px; }
+.admin-message.ok { color: var(--up); }
+.admin-message.error { color: var(--down); font-weight: 600; }
+.admin-message.busy { color: var(--muted); }
+td.actions { white-space: nowrap; padding-left: 8px; padding-right: 8px; }
+td.actions button { margin-right: 3px; padding: 2px 6px; }
+body[data-admin-path] th, body[data-admin-path] td { padding-left: 8px; padding-right: 8px; }
+body[data-admin-path] td.backend { min-width: 150px; }
+td.actions .act-drain { color: var(--drain); }
+td.actions .act-maintenance { color: var(--maint); }
+td.actions .act-ready { color: var(--up); }
+td.actions input.weight-input { width: 52px; margin-left: 4px; margin-right: 3px; padding: 2px 6px; font-size: 12px; }
 `;
 
 const SCRIPT = `
@@ -85,6 +113,16 @@ const SCRIPT = `
   var lastUpdate = 0;
   var COLUMNS = [['Backend', ''], ['State', ''], ['Weight', 'num'], ['Effective', 'num'], ['In flight', 'num'],
     ['Requests', 'num'], ['Failures', 'num'], ['Fail %', 'num'], ['Latency', 'num'], ['Ejected', ''], ['Health', 'num']];
+  var adminPath = document.body.hasAttribute('data-admin-path') ? String(document.body.getAttribute('data-admin-path')) : null;
+  if (adminPath !== null) COLUMNS = COLUMNS.concat([['Actions', 'actions']]);
+  var TOKEN_KEY = 'fulcrum.adminToken';
+  var ACTIONS = ['drain', 'maintenance', 'ready'];
+  var drafts = Object.create(null);
+  var weightInputs = Object.create(null);
+  var messageEl = null;
+  var tokenStateEl = null;
+  var pointerDown = false;
+  var pending = null;
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -120,7 +158,137 @@ const SCRIPT = `
     return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds());
   }
 
-  function backendRow(b, at) {
+  // ── Admin controls ──────────────────────────────────────────────────────────────────────────
+  function storedToken() {
+    try { return window.sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+  }
+  function storeToken(value) {
+    try {
+      if (value) window.sessionStorage.setItem(TOKEN_KEY, value);
+      else window.sessionStorage.removeItem(TOKEN_KEY);
+      return true;
+    } catch (e) { return false; }
+  }
+  function say(kind, text) {
+    messageEl.className = 'admin-message ' + kind;
+    messageEl.textContent = text;
+  }
+  function showTokenState() {
+    tokenStateEl.textContent = storedToken() ? 'token set for this tab' : 'no token set';
+  }
+
+  function adminBar() {
+    var bar = el('div', 'admin-bar');
+    bar.id = 'admin';
+    var label = el('label', null, 'Admin token');
+    label.htmlFor = 'admin-token';
+    var input = el('input');
+    input.type = 'password';
+    input.id = 'admin-token';
+    input.autocomplete = 'off';
+    input.spellcheck = false;
+    input.placeholder = 'bearer token of the admin API';
+    var use = el('button', 'use-token', 'Use token');
+    use.type = 'button';
+    var forget = el('button', 'forget-token', 'Forget');
+    forget.type = 'button';
+    tokenStateEl = el('span', 'token-state');
+    messageEl = el('span', 'admin-message');
+    messageEl.setAttribute('role', 'status');
+    messageEl.setAttribute('aria-live', 'polite');
+    function save() {
+      var value = input.value.trim();
+      if (!value) return say('error', 'type the admin token first');
+      if (!storeToken(value)) return say('error', 'this browser refuses sessionStorage: the token cannot be kept');
+      input.value = '';
+      showTokenState();
+      say('ok', 'token kept for this tab');
+    }
+    use.addEventListener('click', save);
+    input.addEventListener('keydown', function (event) { if (event.key === 'Enter') save(); });
+    forget.addEventListener('click', function () { storeToken(''); showTokenState(); say('ok', 'token forgotten'); });
+    [label, input, use, forget, tokenStateEl, messageEl].forEach(function (node) { bar.appendChild(node); });
+    showTokenState();
+    return bar;
+  }
+
+  function callAdmin(method, pool, id, action, body) {
+    var token = storedToken();
+    if (!token) {
+      say('error', 'enter the admin token first: ' + action + ' of ' + id + ' was not sent');
+      return Promise.resolve(false);
+    }
+    var headers = { authorization: 'Bearer ' + token, accept: 'application/json' };
+    var init = { method: method, cache: 'no-store', credentials: 'omit', headers: headers };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    var url = adminPath + '/pools/' + encodeURIComponent(pool) + '/backends/' + encodeURIComponent(id) + '/' + action;
+    say('busy', action + ' ' + id + '\\u2026');
+    return fetch(url, init)
+      .then(function (response) {
+        return response.json().then(function (data) { return data; }, function () { return {}; }).then(function (data) {
+          if (response.status === 401) {
+            storeToken('');
+            showTokenState();
+            throw new Error('the admin API refused the token (401); enter it again');
+          }
+          if (!response.ok) throw new Error(data && typeof data.error === 'string' ? data.error : 'HTTP ' + response.status);
+          return data || {};
+        });
+      })
+      .then(function (data) {
+        say('ok', id + (action === 'weight' ? ': weight ' + decimal(data.weight) : ': ' + word(data.state)));
+        clearTimeout(timer);
+        poll();
+        return true;
+      }, function (error) {
+        say('error', action + ' of ' + id + ' failed: ' + (error && error.message ? error.message : 'network error'));
+        return false;
+      });
+  }
+
+  function setWeight(pool, id, key, input) {
+    var text = input.value.trim();
+    var weight = Number(text);
+    if (text === '' || !isFinite(weight) || weight < 0) return say('error', 'weight of ' + id + ': type a number \\u2265 0');
+    callAdmin('PUT', pool, id, 'weight', { weight: weight }).then(function (ok) {
+      if (ok) delete drafts[key];
+    });
+  }
+
+  function actionsCell(tr, pool, b) {
+    var id = String(b.id);
+    var td = cell(tr, null, 'actions');
+    ACTIONS.forEach(function (action) {
+      var button = el('button', 'act act-' + action, action);
+      button.type = 'button';
+      button.setAttribute('data-action', action);
+      button.addEventListener('click', function () { callAdmin('POST', pool, id, action); });
+      td.appendChild(button);
+    });
+    var key = pool + '\\u0000' + id;
+    var input = el('input', 'weight-input');
+    input.type = 'text';
+    input.inputMode = 'decimal';
+    input.autocomplete = 'off';
+    input.placeholder = decimal(b.weight);
+    input.setAttribute('aria-label', 'new weight of ' + id);
+    if (key in drafts) input.value = drafts[key];
+    input.addEventListener('input', function () { drafts[key] = input.value; });
+    input.addEventListener('keydown', function (event) { if (event.key === 'Enter') setWeight(pool, id, key, input); });
+    weightInputs[key] = input;
+    var set = el('button', 'act act-weight', 'set');
+    set.type = 'button';
+    set.title = 'set the weight of ' + id;
+    set.setAttribute('data-action', 'weight');
+    set.addEventListener('click', function () { setWeight(pool, id, key, input); });
+    td.appendChild(input);
+    td.appendChild(set);
+  }
+
+  function backendRow(b, at, pool) {
     var state = word(b.state);
     var tr = el('tr', 'row-' + state);
     tr.setAttribute('data-backend', String(b.id));
@@ -158,6 +326,7 @@ const SCRIPT = `
     } else {
       health.appendChild(el('span', 'muted', '\\u2014'));
     }
+    if (adminPath !== null) actionsCell(tr, pool, b);
     return tr;
   }
 
@@ -178,7 +347,7 @@ const SCRIPT = `
     COLUMNS.forEach(function (c) { headRow.appendChild(el('th', c[1], c[0])); });
     table.appendChild(el('thead')).appendChild(headRow);
     var body = table.appendChild(el('tbody'));
-    backends.forEach(function (b) { body.appendChild(backendRow(b, snap.at)); });
+    backends.forEach(function (b) { body.appendChild(backendRow(b, snap.at, name)); });
     if (backends.length === 0) {
       var empty = el('td', 'empty', 'no backends');
       empty.colSpan = COLUMNS.length;
@@ -212,8 +381,17 @@ const SCRIPT = `
 
   function render(data) {
     var pools = data && typeof data.pools === 'object' && data.pools !== null ? data.pools : {};
+    // A weight being typed keeps its focus and caret across the redraw.
+    var focused = null;
+    for (var key in weightInputs) if (weightInputs[key] === document.activeElement) focused = key;
+    weightInputs = Object.create(null);
     var sections = Object.keys(pools).map(function (name) { return poolSection(name, pools[name] || {}); });
     poolsEl.replaceChildren.apply(poolsEl, sections);
+    if (focused !== null && weightInputs[focused]) {
+      var input = weightInputs[focused];
+      input.focus();
+      input.setSelectionRange(input.value.length, input.value.length);
+    }
     var events = Array.isArray(data.events) ? data.events.slice().reverse() : [];
     var rows = events.map(eventRow);
     if (rows.length === 0) {
@@ -253,11 +431,30 @@ const SCRIPT = `
         if (!response.ok) throw new Error('HTTP ' + response.status);
         return response.json();
       })
-      .then(function (data) { render(data); setStatus(true); }, function () { setStatus(false); })
+      .then(function (data) {
+        // Redrawn after the pointer is released, so the press and the click hit the same button.
+        if (pointerDown) pending = data;
+        else render(data);
+        setStatus(true);
+      }, function () { setStatus(false); })
       .then(schedule, schedule);
   }
 
   document.addEventListener('visibilitychange', function () { if (!document.hidden) { clearTimeout(timer); poll(); } });
+  if (adminPath !== null) {
+    poolsEl.parentNode.insertBefore(adminBar(), poolsEl);
+    poolsEl.addEventListener('pointerdown', function () { pointerDown = true; });
+    var released = function () {
+      pointerDown = false;
+      if (pending === null) return;
+      var data = pending;
+      pending = null;
+      // After the click event that follows this pointerup.
+      setTimeout(function () { render(data); }, 0);
+    };
+    document.addEventListener('pointerup', released);
+    document.addEventListener('pointercancel', released);
+  }
   poll();
 })();
 `;
@@ -289,8 +486,9 @@ export function escapeHtml(text: string): string {
 }
 
 /** The whole document for a title and a refresh interval. */
-export function renderStatsPage(title: string, refreshMs: number): string {
+export function renderStatsPage(title: string, refreshMs: number, adminPath?: string): string {
   const safeTitle = escapeHtml(title);
+  const admin = adminPath === undefined ? '' : ` data-admin-path="${escapeHtml(adminPath)}"`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -301,7 +499,7 @@ export function renderStatsPage(title: string, refreshMs: number): string {
 <title>${safeTitle}</title>
 <style>${STYLE}</style>
 </head>
-<body data-refresh-ms="${refreshMs}">
+<body data-refresh-ms="${refreshMs}"${admin}>
 <header><h1>${safeTitle}</h1><span id="status">loading\u2026</span></header>
 <noscript>This page needs JavaScript to show live data; the same data is at ?format=json.</noscript>
 <main>

@@ -10,6 +10,14 @@
  *
  * Like HAProxy's stats page it shows backend addresses: it is an operator's page. Mount it on an
  * admin port or behind authentication, never on the public listener as is.
+ *
+ * With `admin: { path }` each backend row gains drain / maintenance / ready buttons and a weight
+ * input that call the admin API of `fulcrum` (HAProxy's stats page has the same "admin" mode). The
+ * page carries only the API's path, never a secret: the operator types the bearer token into a
+ * password field; it is kept in `sessionStorage` (this tab only, gone when the tab closes) and sent
+ * in an `Authorization` header — not a cookie, so another site cannot make the browser use it
+ * (no CSRF). The page's CSP allows `fetch` to its own origin only, so the API must be served on the
+ * same origin as the page (under a path), not on another port.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '@fulcrum/core';
@@ -29,6 +37,12 @@ export interface StatsPageOptions {
   refreshMs?: number;
   /** How many recent transitions to keep and show (1–10,000). Default 50. */
   historySize?: number;
+  /**
+   * Show admin controls calling the admin API under `path` (an absolute path on the page's own
+   * origin, e.g. `'/fulcrum/admin'`): `POST {path}/pools/:pool/backends/:id/drain|maintenance|ready`
+   * and `PUT {path}/pools/:pool/backends/:id/weight`. Default: none (a read-only page).
+   */
+  admin?: { path: string };
 }
 
 /** What `?format=json` returns. */
@@ -45,7 +59,9 @@ export type StatsHandler = ((req: IncomingMessage, res: ServerResponse) => void)
   close(): void;
 };
 
-const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize'];
+const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize', 'admin'];
+/** Absolute, visible ASCII without quotes, query or fragment: it goes into an attribute and into URLs. */
+const ADMIN_PATH = /^\/[\x21-\x7e]{0,255}$/;
 
 /**
  * A live stats page. `GET` (or `HEAD`) serves the HTML page; `GET ?format=json` serves
@@ -58,8 +74,8 @@ const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize'];
  */
 export function statsPage(source: StatsSource, options?: StatsPageOptions): StatsHandler {
   const pools = normalizeStatsSource('statsPage(source)', source);
-  const { title, refreshMs, historySize } = normalizeStatsPageOptions(options);
-  const page = Buffer.from(renderStatsPage(title, refreshMs), 'utf8');
+  const { title, refreshMs, historySize, adminPath } = normalizeStatsPageOptions(options);
+  const page = Buffer.from(renderStatsPage(title, refreshMs, adminPath), 'utf8');
   const log = new EventLog(pools, historySize);
 
   const respond = (req: IncomingMessage, res: ServerResponse): void => {
@@ -83,14 +99,14 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
   return Object.assign(handler, { close: () => log.close() });
 }
 
-function normalizeStatsPageOptions(input: unknown): { title: string; refreshMs: number; historySize: number } {
-  if (input === undefined) return { title: 'Fulcrum', refreshMs: 1000, historySize: 50 };
+function normalizeStatsPageOptions(input: unknown): { title: string; refreshMs: number; historySize: number; adminPath: string | undefined } {
+  if (input === undefined) return { title: 'Fulcrum', refreshMs: 1000, historySize: 50, adminPath: undefined };
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidOptionError('statsPage.options', input, 'must be an object');
   const options = input as Record<string, unknown>;
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.includes(key)) throw new InvalidOptionError(`statsPage.${key}`, options[key], `is not an option (known: ${KNOWN_OPTIONS.join(', ')})`);
   }
-  const { title = 'Fulcrum', refreshMs = 1000, historySize = 50 } = options;
+  const { title = 'Fulcrum', refreshMs = 1000, historySize = 50, admin } = options;
   if (typeof title !== 'string' || title.length === 0 || title.length > 200) {
     throw new InvalidOptionError('statsPage.title', title, 'must be a string of 1–200 characters');
   }
@@ -100,7 +116,22 @@ function normalizeStatsPageOptions(input: unknown): { title: string; refreshMs: 
   if (!Number.isInteger(historySize) || (historySize as number) < 1 || (historySize as number) > 10_000) {
     throw new InvalidOptionError('statsPage.historySize', historySize, 'must be an integer from 1 to 10000');
   }
-  return { title, refreshMs: refreshMs as number, historySize: historySize as number };
+  return { title, refreshMs: refreshMs as number, historySize: historySize as number, adminPath: normalizeAdminPath(admin) };
+}
+
+function normalizeAdminPath(admin: unknown): string | undefined {
+  if (admin === undefined) return undefined;
+  if (typeof admin !== 'object' || admin === null || Array.isArray(admin)) throw new InvalidOptionError('statsPage.admin', admin, 'must be { path }');
+  for (const key of Object.keys(admin)) {
+    if (key !== 'path') throw new InvalidOptionError(`statsPage.admin.${key}`, (admin as Record<string, unknown>)[key], 'is not an option (known: path)');
+  }
+  const { path } = admin as { path?: unknown };
+  if (typeof path !== 'string' || !ADMIN_PATH.test(path) || /["'<>\\?#]/.test(path) || path.startsWith('//')) {
+    throw new InvalidOptionError('statsPage.admin.path', path, 'must be an absolute URL path on the same origin, like "/fulcrum/admin" (no query, quotes or "//" prefix)');
+  }
+  // Without the trailing slash (the script appends "/pools/…"); the root is the empty prefix, so no
+  // URL ever starts with "//" (which a browser would read as another host).
+  return path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
 /** `'html'` (no format), `'json'`, or `undefined` for anything else. A malformed query is HTML. */
