@@ -62,6 +62,23 @@ describe('startFulcrum: reload', () => {
     expect((await get(fulcrum.port, '/', { headers: { cookie } })).body).toBe('b1');
   });
 
+  it('keeps the stick-table of header stickiness across a reload', async () => {
+    const [b1, b2] = await backends(2);
+    const config = (title: string) => ({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { algorithm: 'round-robin', backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }], stickiness: { header: 'x-user' } } },
+      stats: { path: '/fulcrum', title },
+    });
+    const fulcrum = await start(config('before'));
+    const as = (user: string) => get(fulcrum.port, '/', { headers: { 'x-user': user } });
+    const alice = (await as('alice')).body;
+    await fulcrum.reload(config('after'));
+    // Newcomers take round-robin turns until the next turn is not alice's backend: a lost table
+    // would then send her elsewhere.
+    for (let i = 0; (await as(`newcomer-${i}`)).body !== alice; i++) expect(i).toBeLessThan(4);
+    for (let i = 0; i < 3; i++) expect((await as('alice')).body).toBe(alice);
+  });
+
   it('keeps running the old config when the new one is invalid', async () => {
     const [b1] = await backends(1);
     const fulcrum = await start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } });
@@ -154,6 +171,21 @@ describe('startFulcrum: admin API', () => {
     expect((await get(fulcrum.port, '/_admin/state')).status).toBe(401);
     expect((await get(fulcrum.port, '/_admin/state', { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     expect((await get(fulcrum.port, '/_adminx')).body).toBe('b1');
+  });
+});
+
+describe('startFulcrum: the stats page and the admin API', () => {
+  it('gives the stats page the admin path when the API is under a path, and no admin controls when it has its own port', async () => {
+    const [b1] = await backends(1);
+    const config = (admin: object) => ({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } }, stats: { path: '/fulcrum' }, admin: { token: TOKEN, ...admin } });
+    const fulcrum = await start(config({ path: '/fulcrum/admin' }));
+    expect((await get(fulcrum.port, '/fulcrum')).body).toContain('data-admin-path="/fulcrum/admin"');
+    // The admin API under the stats path is the API, not the page.
+    expect((await get(fulcrum.port, '/fulcrum/admin/state')).status).toBe(401);
+    await fulcrum.reload(config({ port: 0, host: '127.0.0.1' }));
+    const page = (await get(fulcrum.port, '/fulcrum')).body;
+    expect(page).toContain('<body data-refresh-ms="1000">');
+    expect(page).not.toContain(TOKEN);
   });
 });
 

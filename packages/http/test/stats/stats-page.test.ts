@@ -131,6 +131,20 @@ describe('statsPage HTML', () => {
     expect(reply.body).toContain('<link rel="icon" href="data:,">');
   });
 
+  it('carries the admin path for the admin controls, and nothing of it without the option', async () => {
+    const plain = await mount(statsPage(pool('web', ['b1'])));
+    const plainPage = (await request(`${plain.url}/`)).body;
+    expect(plainPage).toContain('<body data-refresh-ms="1000">');
+    const withAdmin = await mount(statsPage(pool('web', ['b1']), { admin: { path: '/fulcrum/admin/' } }));
+    const reply = await request(`${withAdmin.url}/`);
+    expect(reply.body).toContain('<body data-refresh-ms="1000" data-admin-path="/fulcrum/admin">');
+    // One script for both pages: the admin controls do not loosen the policy.
+    expect(reply.headers['content-security-policy']).toBe((await request(`${plain.url}/`)).headers['content-security-policy']);
+    expect(reply.headers['content-security-policy']).toContain("connect-src 'self'");
+    const root = await mount(statsPage(pool('web', ['b1']), { admin: { path: '/' } }));
+    expect((await request(`${root.url}/`)).body).toContain('data-admin-path=""');
+  });
+
   it('answers HEAD with the headers only, and other methods with 405', async () => {
     const server = await mount(statsPage(pool('web', ['b1'])));
     const get = await request(`${server.url}/`);
@@ -163,6 +177,13 @@ describe('statsPage options', () => {
     ['statsPage.historySize', { historySize: 100_000 }],
     ['statsPage.refresh', { refresh: 1000 }],
     ['statsPage.options', 'fast'],
+    ['statsPage.admin', { admin: '/admin' }],
+    ['statsPage.admin.token', { admin: { path: '/admin', token: 'secret-secret-secret' } }],
+    ['statsPage.admin.path', { admin: { path: 'admin' } }],
+    ['statsPage.admin.path', { admin: { path: '//evil.example/admin' } }],
+    ['statsPage.admin.path', { admin: { path: 'https://evil.example/admin' } }],
+    ['statsPage.admin.path', { admin: { path: '/admin"><script>' } }],
+    ['statsPage.admin.path', { admin: { path: '/admin?x=1' } }],
   ])('refuses %s in %j', (path, options) => {
     let thrown: unknown;
     try {
