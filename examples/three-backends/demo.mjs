@@ -1,130 +1,298 @@
 #!/usr/bin/env node
-// Three backends behind a Fulcrum load balancer, simulated in one process: app-1 and app-2 answer
-// in ~20 ms and ~35 ms; app-3 answers fast at first, then starts failing and slowing down — the
-// classic bad node. Every second the table shows where requests went and how the balancer reacts:
-// outlier detection ejects app-3 after consecutive failures, health checks mark it down, and when
-// it recovers slow start ramps its weight back up.
+// The Fulcrum demo: three real Node backends (child processes) behind a Fulcrum reverse proxy — the
+// classic "3 Node apps + 1 HAProxy" docker-compose setup, with no Docker. The proxy is the standalone
+// `fulcrum` runner on ./fulcrum.json (what `fulcrum --config fulcrum.json` deploys); the demo fills in
+// the ports, the algorithm and a cookie secret for the run.
 //
-//   node demo.mjs [--algorithm p2c] [--seconds N] [--rate 300]
+//   node demo.mjs [--port 8080] [--backend-ports 3001,3002,3003] [--algorithm weighted-round-robin]
+//                 [--restart-delay 5] [--no-restart] [--seconds N] [--host 127.0.0.1]
 //
-// No network is used: each "request" is a timer whose duration and outcome depend on the backend.
+// What it wires together, and why the numbers are what they are:
+// - Sticky cookies (HAProxy `cookie SRV insert`): signed with a random secret made at start and never
+//   written anywhere, so cookies from an earlier run are ignored and reissued — which is exactly
+//   what a forged or stale cookie gets, and the demo shows it.
+// - Active HTTP health checks (`httpProbe` on /health) every second, 500 ms while a backend is
+//   changing state, 2 passes up / 2 failures down: HAProxy's defaults (inter 2 s, fall 3) are meant
+//   for production; a demo should show a failover within a couple of seconds.
+// - Outlier detection (Envoy's, consecutive failures 3, ejected for 5 s): passive, so a backend that
+//   starts failing requests is out before the next health check even runs.
+// - Slow start over 10 s: a backend that comes back (or is restarted) gets 10 % of its weight first
+//   and ramps up; the stats page shows its effective weight climbing. It shows on weighted balancers,
+//   hence the default algorithm (nginx's smooth weighted round robin) rather than plain round robin.
+// - Retries (the proxy's defaults: 3 attempts for idempotent requests on connect errors, resets and
+//   timeouts) and a 2 s response-head timeout, so a killed or SIGSTOPped backend costs GETs a short
+//   wait, never an error.
+// - Killed backends are restarted after 5 s (`--restart-delay`, `--no-restart`), so the stats page
+//   shows the whole cycle: up → down → up with slow start.
+//
+// When run by another Node process through `child_process.fork`, the demo also reports over IPC:
+// `{ type: 'ready', proxyPort, backends: [{ id, port, pid }] }`, then `{ type: 'backend', id, port,
+// pid }` per restart and `{ type: 'exit', id, pid, code, signal }` per backend exit (its test uses them).
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createLoadBalancer, describeDecision } from '@fulcrum/core';
+import { startFulcrum } from '@fulcrum/http';
 
-const startedAt = Date.now();
+const here = dirname(fileURLToPath(import.meta.url));
+const BACKEND_IDS = ['app-1', 'app-2', 'app-3'];
 
-const { values } = parseArgs({
-  options: {
-    algorithm: { type: 'string', default: 'peak-ewma' },
-    seconds: { type: 'string', default: '0' },
-    rate: { type: 'string', default: '300' },
-    plain: { type: 'boolean', default: false },
-  },
-});
+// ------------------------------------------------------------------------------------- options
+
+const usage = `usage: node demo.mjs [options]
+  --port N               proxy port (default 8080; 0 = any free port; a taken port falls back to a free one)
+  --host ADDRESS         address the proxy and backends listen on (default 127.0.0.1)
+  --backend-ports A,B,C  the three backends' ports (default 3001,3002,3003; 0 = any free port)
+  --algorithm NAME       balancer (default weighted-round-robin; e.g. round-robin, p2c, least-connections, maglev)
+  --restart-delay S      restart a killed backend after S seconds (default 5)
+  --no-restart           leave killed backends dead
+  --seconds N            stop by itself after N seconds (default: run until Ctrl-C)
+  --help                 this text`;
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '8080' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'backend-ports': { type: 'string', default: '3001,3002,3003' },
+      algorithm: { type: 'string', default: 'weighted-round-robin' },
+      'restart-delay': { type: 'string', default: '5' },
+      'no-restart': { type: 'boolean', default: false },
+      seconds: { type: 'string', default: '0' },
+      help: { type: 'boolean', default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`${error.message}\n\n${usage}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+
+function fail(message) {
+  console.error(`demo: ${message}\n\n${usage}`);
+  process.exit(2);
+}
+function parsePort(name, text) {
+  const port = Number(text);
+  if (text.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) fail(`${name} must be a port from 0 to 65535, got ${JSON.stringify(text)}`);
+  return port;
+}
+const proxyPort = parsePort('--port', values.port);
+const backendPorts = values['backend-ports'].split(',').map((text) => parsePort('--backend-ports', text));
+if (backendPorts.length !== BACKEND_IDS.length) fail(`--backend-ports needs ${BACKEND_IDS.length} ports, got ${JSON.stringify(values['backend-ports'])}`);
+const restartDelaySeconds = Number(values['restart-delay']);
+if (!Number.isFinite(restartDelaySeconds) || restartDelaySeconds < 0 || restartDelaySeconds > 3600) fail(`--restart-delay must be 0–3600 seconds, got ${JSON.stringify(values['restart-delay'])}`);
+const restart = !values['no-restart'];
 const seconds = Number(values.seconds);
-const rate = Number(values.rate);
-const fancy = process.stdout.isTTY && !values.plain;
+if (!Number.isFinite(seconds) || seconds < 0) fail(`--seconds must be a number ≥ 0, got ${JSON.stringify(values.seconds)}`);
+const host = values.host;
+// The URLs shown to a human: "localhost" reads better and works for both loopback families.
+const shownHost = host === '127.0.0.1' || host === '::1' || host === '0.0.0.0' || host === '::' ? 'localhost' : host;
 
-const lb = createLoadBalancer({
-  name: 'demo',
-  algorithm: values.algorithm,
-  backends: [
-    { id: 'app-1', address: 'http://127.0.0.1:3001' },
-    { id: 'app-2', address: 'http://127.0.0.1:3002' },
-    { id: 'app-3', address: 'http://127.0.0.1:3003' },
-  ],
-  // Active checks: a simulated probe that fails while the backend is bad.
-  health: { probe: async (backend) => !isBad(backend.id), intervalMs: 1000, fastIntervalMs: 500, downIntervalMs: 1000, rise: 2, fall: 2 },
-  // Passive checks: eject a backend after 5 consecutive failed requests, for 3 s (longer if it repeats).
-  outlier: { consecutiveFailures: 5, baseEjectionMs: 3000, intervalMs: 1000 },
-  slowStart: { windowMs: 5000 },
-});
+// ------------------------------------------------------------------------------------- console
 
-const events = [];
-const log = (line) => {
-  events.push(`${new Date().toISOString().slice(11, 19)} ${line}`);
-  if (events.length > 5) events.shift();
+const isTTY = process.stdout.isTTY;
+const paint = (code) => (text) => (isTTY ? `\x1b[${code}m${text}\x1b[0m` : text);
+const bold = paint('1');
+const dim = paint('2');
+const red = paint('31');
+const green = paint('32');
+const yellow = paint('33');
+const time = () => new Date().toISOString().slice(11, 19);
+const log = (line) => console.log(`${dim(time())} ${line}`);
+const report = (message) => {
+  if (process.connected) process.send(message);
 };
-lb.on('state', (id, from, to, cause) => log(`${id}: ${from} → ${to} (${cause})`));
-lb.on('ejected', (id, cause, until) => log(`${id}: ejected for ${cause} until ${new Date(until).toISOString().slice(11, 19)}`));
-lb.on('restored', (id) => log(`${id}: ejection over; slow start ramps its weight back up`));
 
-/** app-3 goes bad 4 s in, recovers at 14 s, and the cycle repeats every 20 s. */
-function isBad(id) {
-  const t = ((Date.now() - startedAt) / 1000) % 20;
-  return id === 'app-3' && t >= 4 && t < 14;
+// ------------------------------------------------------------------------------------- backends
+
+let stopping = false;
+let stopTimer;
+/** id → { child, port, pid, restartTimer } */
+const backends = new Map();
+
+/** Fork one backend and resolve with its bound port once it listens. */
+function startBackend(id, port) {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(here, 'backend.mjs'), ['--id', id, '--port', String(port), '--host', host], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const entry = { id, child, port, pid: child.pid, restartTimer: undefined, alive: true };
+    let listening = false;
+    child.on('message', (message) => {
+      if (message?.type === 'listening' && !listening) {
+        listening = true;
+        entry.port = message.port;
+        backends.set(id, entry);
+        resolve(entry);
+      } else if (message?.type === 'admin') {
+        log(message.failing ? red(`${id} was told to fail (its /health now answers 503)`) : green(`${id} was told to recover`));
+      }
+    });
+    child.on('error', (error) => {
+      if (!listening) reject(error);
+    });
+    child.on('exit', (code, signal) => {
+      entry.alive = false;
+      report({ type: 'exit', id, pid: entry.pid, code, signal });
+      if (!listening) return reject(new Error(`${id} exited before listening (code ${code}, signal ${signal})`));
+      if (stopping) return;
+      const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      if (!restart) return log(red(`${id} (pid ${entry.pid}) ${how}; --no-restart: it stays down`));
+      log(red(`${id} (pid ${entry.pid}) ${how}; restarting it in ${restartDelaySeconds} s`));
+      entry.restartTimer = setTimeout(() => {
+        entry.restartTimer = undefined;
+        if (stopping) return;
+        startBackend(id, entry.port).then(
+          (next) => {
+            if (stopping) return next.child.kill('SIGTERM');
+            log(green(`${id} restarted: pid ${next.pid}, port ${next.port}${next.port === entry.port ? '' : ' (its old port was taken)'} — kill ${next.pid} to stop it again`));
+            if (next.port !== entry.port) lb.update(backendSpecs());
+            report({ type: 'backend', id, port: next.port, pid: next.pid });
+          },
+          (error) => log(red(`${id} could not be restarted: ${error.message}`)),
+        );
+      }, restartDelaySeconds * 1000);
+    });
+  });
 }
-const baseLatency = { 'app-1': 20, 'app-2': 35, 'app-3': 15 };
 
-const window = new Map(lb.backends.map((b) => [b.id, { requests: 0, failures: 0 }]));
-let noBackend = 0;
-let lastDecision = '';
+function backendSpecs() {
+  return BACKEND_IDS.map((id) => ({ id, address: `http://${host.includes(':') ? `[${host}]` : host}:${backends.get(id).port}` }));
+}
 
-function sendOne(i) {
-  const lease = lb.acquire({ key: `user-${i % 1000}` });
-  if (!lease) {
-    noBackend++;
-    return;
-  }
-  const id = lease.backend.id;
-  const bad = isBad(id);
-  const latency = baseLatency[id] * (bad ? 6 : 1) * (0.5 + Math.random());
-  const failed = bad && Math.random() < 0.7;
-  const t0 = performance.now();
-  setTimeout(() => {
-    const w = window.get(id);
-    if (w) {
-      w.requests++;
-      if (failed) w.failures++;
+let started;
+try {
+  started = await Promise.all(BACKEND_IDS.map((id, i) => startBackend(id, backendPorts[i])));
+} catch (error) {
+  console.error(`demo: a backend did not start: ${error.message}`);
+  for (const { child } of backends.values()) child.kill('SIGTERM');
+  process.exit(1);
+}
+
+// ------------------------------------------------------------------------------------- the proxy
+
+// The proxy is the standalone `fulcrum` runner on the config file next to this script — the shape
+// you deploy (`fulcrum --config fulcrum.json`). The demo only fills in what it decides at run time:
+// the backends' ports, the proxy port, the algorithm, and a cookie secret for this run.
+process.env.FULCRUM_COOKIE_SECRET ??= randomBytes(32).toString('base64url');
+const config = JSON.parse(readFileSync(new URL('./fulcrum.json', import.meta.url), 'utf8'));
+config.pools.web.backends = backendSpecs();
+config.pools.web.algorithm = values.algorithm;
+config.frontends = [{ port: proxyPort, host }];
+
+async function startProxy(port) {
+  config.frontends[0].port = port;
+  try {
+    return await startFulcrum(config, { watch: false, logger: () => undefined });
+  } catch (error) {
+    if (error?.code === 'EADDRINUSE' && port !== 0) {
+      console.error(yellow(`demo: port ${port} is taken; the proxy uses a free port instead (choose one with --port)`));
+      return startProxy(0);
     }
-    lease.release(failed ? { ok: false, status: 503 } : { ok: true, status: 200, durationMs: performance.now() - t0 });
-  }, latency);
-  if (i % 97 === 0) lastDecision = describeDecision(lease.decision);
-}
-
-let sent = 0;
-const tick = setInterval(() => {
-  const perTick = Math.max(1, Math.round(rate / 20));
-  for (let k = 0; k < perTick; k++) sendOne(sent++);
-}, 50);
-
-function bar(fraction, width = 30) {
-  const n = Math.round(fraction * width);
-  return '█'.repeat(n) + '·'.repeat(width - n);
-}
-
-function render() {
-  const snap = lb.snapshot();
-  const total = [...window.values()].reduce((n, w) => n + w.requests, 0) || 1;
-  const elapsed = ((Date.now() - startedAt) / 1000).toFixed(0);
-  const lines = [
-    `Fulcrum demo — algorithm ${snap.algorithm}, ${rate} req/s, t=${elapsed}s, tier ${snap.tier}   (Ctrl-C to stop)`,
-    '',
-    'backend  state     weight  share of last second              req/s  fail/s  inflight  latency(ewma)',
-  ];
-  for (const b of snap.backends) {
-    const w = window.get(b.id) ?? { requests: 0, failures: 0 };
-    const note = isBad(b.id) ? '  ← failing and slow' : '';
-    lines.push(
-      `${b.id.padEnd(8)} ${(b.ejected ? 'ejected' : b.state).padEnd(9)} ${b.effectiveWeight.toFixed(2).padStart(6)}  ${bar(w.requests / total)} ${String(w.requests).padStart(6)} ${String(w.failures).padStart(7)} ${String(b.inflight).padStart(9)} ${b.latencyEwma.toFixed(1).padStart(12)} ms${note}`,
-    );
-  }
-  lines.push('', `no backend available: ${noBackend}`, `a recent decision: ${lastDecision}`, '', 'events:', ...events.map((e) => `  ${e}`));
-  if (fancy) process.stdout.write(`\x1b[H\x1b[2J${lines.join('\n')}\n`);
-  else console.log(`${lines.join('\n')}\n`);
-  for (const w of window.values()) {
-    w.requests = 0;
-    w.failures = 0;
+    throw error;
   }
 }
 
-const display = setInterval(render, 1000);
-function stop() {
-  clearInterval(tick);
-  clearInterval(display);
-  render();
-  lb.close();
-  setTimeout(() => process.exit(0), 300);
+let fulcrum;
+let lb;
+async function listenProxy(port) {
+  fulcrum = await startProxy(port);
+  lb = fulcrum.pool('web');
+  lb.on('state', (id, from, to, cause) => {
+    if (stopping) return;
+    const colour = to === 'up' ? green : to === 'down' ? red : yellow;
+    log(colour(`${id}: ${from} → ${to} (${cause})`));
+  });
+  lb.on('ejected', (id, cause, until) => log(yellow(`${id}: ejected by outlier detection (${cause}) until ${new Date(until).toISOString().slice(11, 19)}`)));
+  lb.on('restored', (id) => log(green(`${id}: back from ejection; slow start ramps its weight up`)));
+  lb.on('panic', (active) => log(active ? red('panic mode: too few healthy backends, spreading load over all of them') : green('panic mode over')));
+  return fulcrum.addresses().frontends[0].port;
 }
-process.on('SIGINT', stop);
-if (seconds > 0) setTimeout(stop, seconds * 1000);
+
+let boundPort;
+try {
+  boundPort = await listenProxy(proxyPort);
+} catch (error) {
+  console.error(`demo: the proxy could not listen: ${error.message}`);
+  await shutdown(1);
+}
+
+// ------------------------------------------------------------------------------------- the guide
+
+const base = `http://${shownHost}:${boundPort}`;
+const lines = [
+  '',
+  bold('Fulcrum demo — three Node backends behind one Fulcrum proxy'),
+  '',
+  `  site        ${bold(`${base}/`)}   (${values.algorithm}, sticky cookie "fulcrum_srv")`,
+  `  proxy       the fulcrum runner on ${dim('examples/three-backends/fulcrum.json')} (ports and algorithm filled in for this run)`,
+  `  stats page  ${bold(`${base}/fulcrum`)}   (JSON: ${base}/fulcrum?format=json · Prometheus: ${base}/metrics)`,
+  '',
+  ...started.map((b) => `  ${b.id}  http://${shownHost}:${b.port}/  pid ${b.pid}`),
+  '',
+  bold('Try:'),
+  `  curl -s -b /tmp/fulcrum-demo.jar -c /tmp/fulcrum-demo.jar ${base}/`,
+  dim('      run it again and again: same backend, the visit count goes up (cookies kept in the jar)'),
+  `  curl -s ${base}/`,
+  dim('      without cookies: each request is a new client, balanced over all three'),
+  ...started.map((b) => `  kill ${b.pid}   ${dim(`# stop ${b.id}: watch the failover on the stats page${restart ? `; it restarts after ${restartDelaySeconds} s with slow start` : ''}`)}`),
+  `  curl -s -X POST http://${shownHost}:${started[1].port}/admin/fail   ${dim(`# ${started[1].id} fails its health checks (/admin/recover heals it)`)}`,
+  `  kill -STOP ${started[2].pid}   ${dim(`# freeze ${started[2].id}: requests time out after 2 s and are retried elsewhere (kill -CONT ${started[2].pid} thaws it)`)}`,
+  '',
+  dim('  The cookie secret was generated for this run and is not persisted: cookies from an earlier run are ignored and reissued.'),
+  dim(`  Ctrl-C stops the proxy and the backends${seconds > 0 ? `; this run stops by itself after ${seconds} s` : ''}.`),
+  '',
+];
+console.log(lines.join('\n'));
+report({ type: 'ready', proxyPort: boundPort, backends: started.map(({ id, port, pid }) => ({ id, port, pid })) });
+
+// ------------------------------------------------------------------------------------- stopping
+
+if (seconds > 0) stopTimer = setTimeout(() => shutdown(0), seconds * 1000);
+
+async function shutdown(code) {
+  if (stopping) return;
+  stopping = true;
+  clearTimeout(stopTimer);
+  for (const entry of backends.values()) clearTimeout(entry.restartTimer);
+  // Bound the whole shutdown: whatever hangs after 5 s is killed and the demo exits anyway.
+  const deadline = setTimeout(() => {
+    for (const { child, alive } of backends.values()) if (alive) child.kill('SIGKILL');
+    process.exit(code);
+  }, 5000);
+  deadline.unref();
+
+  // The proxy first (no new requests; in-flight ones get a moment to finish), then the backends.
+  await fulcrum?.close(1000).catch(() => undefined);
+  await Promise.all(
+    [...backends.values()].map(({ child, alive }) => {
+      if (!alive || child.exitCode !== null || child.signalCode !== null) return undefined;
+      return new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+        // A SIGSTOPped backend cannot act on SIGTERM until it is continued.
+        child.kill('SIGCONT');
+      });
+    }),
+  );
+  clearTimeout(deadline);
+  if (code === 0) log('stopped: proxy and backends are down');
+  process.exitCode = code;
+  // Anything still holding the loop (an idle keep-alive socket of a client) must not keep the demo up.
+  setImmediate(() => process.exit(code));
+}
+
+process.on('SIGINT', () => {
+  console.log('');
+  shutdown(0);
+});
+process.on('SIGTERM', () => shutdown(0));
+// Our parent (a test) went away: stop rather than linger as an orphan with three children.
+process.on('disconnect', () => shutdown(0));
