@@ -34,7 +34,7 @@
  * plain HTTP in development). `SameSite=None` and the `__Secure-`/`__Host-` name prefixes require
  * Secure in browsers, so with them Secure is always set.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { BACKEND_ID_PATTERN, InvalidOptionError } from '@fulcrum/core';
 import { DUPLICATE_COOKIE, readCookie } from './cookie-header';
 
@@ -72,6 +72,11 @@ export interface VerifiedStickyCookie {
 export const DEFAULT_COOKIE_NAME = 'fulcrum_srv';
 /** Default cookie lifetime: 24 h. */
 export const DEFAULT_COOKIE_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+/** Verified values kept to skip the HMAC for returning clients; the cache is cleared when full. */
+const VERIFIED_CACHE_SIZE = 10_000;
+/** Backend ids whose latest signed value is kept. */
+const SIGNED_CACHE_SIZE = 4096;
+
 /** Minimum bytes per secret. */
 export const MIN_SECRET_BYTES = 32;
 
@@ -103,7 +108,11 @@ export class StickyCookie {
   readonly sameSite: 'Strict' | 'Lax' | 'None';
   readonly httpOnly: boolean;
   readonly secure: boolean | 'auto';
-  readonly #keys: readonly Buffer[];
+  readonly #keys: readonly KeyObject[];
+  /** Values that passed the MAC check → what they carry (bounded; cleared when full). */
+  readonly #verified = new Map<string, VerifiedStickyCookie>();
+  /** The latest value signed per backend id, with its issue second. */
+  readonly #signed = new Map<string, { second: number; value: string }>();
   readonly #context: Buffer;
   /** Attributes after the value, with and without Secure, built once. */
   readonly #attributes: string;
@@ -125,7 +134,8 @@ export class StickyCookie {
     }
     this.name = name;
 
-    this.#keys = validateSecrets(options.secrets, `${path}.secrets`);
+    // Key objects are imported once; a raw buffer would be imported again on every HMAC.
+    this.#keys = validateSecrets(options.secrets, `${path}.secrets`).map((key) => createSecretKey(key));
 
     const maxAgeMs = options.maxAgeMs ?? DEFAULT_COOKIE_MAX_AGE_MS;
     if (typeof maxAgeMs !== 'number' || !Number.isFinite(maxAgeMs) || maxAgeMs < 1000 || maxAgeMs > MAX_AGE_LIMIT_MS) {
@@ -203,6 +213,22 @@ export class StickyCookie {
 
   /** Verify a bare cookie value (what follows `name=`). Never throws. */
   verifyValue(value: string, now: number): VerifiedStickyCookie | undefined {
+    // A value that already passed the MAC check carries the same id and issue time every time it
+    // comes back (a sticky client sends it on every request): only its age needs checking again.
+    // Nothing enters this cache without a valid MAC, so a forged value always pays for the check.
+    const known = this.#verified.get(value);
+    if (known !== undefined) {
+      return known.issuedAt > now + MAX_CLOCK_SKEW_MS || now >= known.issuedAt + this.maxAgeMs ? undefined : known;
+    }
+    const verified = this.#verify(value, now);
+    if (verified !== undefined) {
+      if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.clear();
+      this.#verified.set(value, verified);
+    }
+    return verified;
+  }
+
+  #verify(value: string, now: number): VerifiedStickyCookie | undefined {
     if (typeof value !== 'string' || value.length < MIN_VALUE_CHARS || value.length > MAX_VALUE_CHARS || !BASE64URL.test(value)) {
       return undefined;
     }
@@ -232,6 +258,18 @@ export class StickyCookie {
     if (typeof backendId !== 'string' || !BACKEND_ID_PATTERN.test(backendId)) {
       throw new InvalidOptionError('backendId', backendId, 'must be a backend id (1–64 chars of [A-Za-z0-9._:-])');
     }
+    // Issue times have one-second resolution, so every cookie for one backend within a second is the
+    // same bytes: sign once per backend per second (new visitors arrive in bursts).
+    const second = Math.floor(now / 1000);
+    const cached = this.#signed.get(backendId);
+    if (cached !== undefined && cached.second === second) return cached.value;
+    const value = this.#sign(backendId, now);
+    if (this.#signed.size >= SIGNED_CACHE_SIZE) this.#signed.clear();
+    this.#signed.set(backendId, { second, value });
+    return value;
+  }
+
+  #sign(backendId: string, now: number): string {
     const idLength = backendId.length; // ASCII by the pattern above
     const bytes = Buffer.allocUnsafe(HEADER_BYTES + idLength + MAC_BYTES);
     bytes[0] = VERSION;
@@ -258,7 +296,7 @@ export class StickyCookie {
     return `${this.name}=${attributes}`;
   }
 
-  #mac(key: Buffer, signed: Uint8Array): Buffer {
+  #mac(key: KeyObject, signed: Uint8Array): Buffer {
     return createHmac('sha256', key).update(this.#context).update(signed).digest().subarray(0, MAC_BYTES);
   }
 }

@@ -279,3 +279,31 @@ describe('Cookie and Set-Cookie parsing', () => {
     expect(readSetCookie(['sid=old; Max-Age=0', 'sid=new'], 'sid', now)).toEqual({ value: 'new', deleted: false });
   });
 });
+
+describe('StickyCookie caches', () => {
+  it('still expires a value it verified before, once maxAgeMs has passed', () => {
+    const cookie = new StickyCookie({ secrets: [SECRET_A], maxAgeMs: 60_000 });
+    const value = cookie.sign('b1', 1_000_000);
+    expect(cookie.verifyValue(value, 1_000_500)?.backendId).toBe('b1');
+    expect(cookie.verifyValue(value, 1_000_500 + 30_000)?.backendId).toBe('b1');
+    expect(cookie.verifyValue(value, 1_000_000 + 60_000)).toBeUndefined();
+  });
+
+  it('signs once per backend per second and issues a fresh value the next second', () => {
+    const cookie = new StickyCookie({ secrets: [SECRET_A] });
+    const a = cookie.sign('b1', 5_000_100);
+    expect(cookie.sign('b1', 5_000_900)).toBe(a);
+    const b = cookie.sign('b1', 5_001_000);
+    expect(b).not.toBe(a);
+    expect(cookie.verifyValue(b, 5_001_000)?.issuedAt).toBe(5_001_000);
+    expect(cookie.sign('b2', 5_000_100)).not.toBe(a);
+  });
+
+  it('never caches a forged value: a value rejected once stays rejected', () => {
+    const cookie = new StickyCookie({ secrets: [SECRET_A] });
+    const forger = new StickyCookie({ secrets: [SECRET_B] });
+    const forged = forger.sign('b1', 1_000_000);
+    expect(cookie.verifyValue(forged, 1_000_000)).toBeUndefined();
+    expect(cookie.verifyValue(forged, 1_000_000)).toBeUndefined();
+  });
+});
