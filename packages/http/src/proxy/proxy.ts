@@ -69,6 +69,8 @@ export class ProxyEngine {
   readonly upgrades: UpgradeProxy;
   readonly #owned: LoadBalancer | undefined;
   readonly #pools = new Map<Backend, Pool>();
+  /** Each backend's Host header value, parsed once from its address. */
+  readonly #hosts = new Map<Backend, string>();
   readonly #onRemoved: (backend: Backend) => void;
   closed = false;
 
@@ -91,6 +93,7 @@ export class ProxyEngine {
     this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs);
     this.upgrades = new UpgradeProxy(this);
     this.#onRemoved = (backend) => {
+      this.#hosts.delete(backend);
       const pool = this.#pools.get(backend);
       if (pool === undefined) return;
       this.#pools.delete(backend);
@@ -120,6 +123,16 @@ export class ProxyEngine {
       this.#pools.set(backend, pool);
     }
     return pool;
+  }
+
+  /** The backend's `host[:port]`, for the Host header when the client's is not kept. */
+  hostFor(backend: Backend): string {
+    let host = this.#hosts.get(backend);
+    if (host === undefined) {
+      host = hostOf(originOf(backend.address));
+      this.#hosts.set(backend, host);
+    }
+    return host;
   }
 
   /** A request ended and freed a slot: let a queued one in. */
@@ -352,7 +365,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
         preserveHost: engine.config.preserveHost,
         addForwarded: engine.config.forwardedHeaders,
       },
-      hostOf(originOf(backend.address)),
+      engine.hostFor(backend),
     );
     if (headers === undefined) {
       this.#releaseLease({ ok: true });
