@@ -39,3 +39,38 @@ export function stickTableDdl(table: string, indexPrefix: string): string {
   KEY \`${indexPrefix}_expires_at\` (\`expires_at\`)
 ) ENGINE=InnoDB`;
 }
+
+/**
+ * Creates a table once, lazily, on the first statement that needs it: concurrent first statements
+ * share one CREATE, and a failed CREATE is not remembered — the next statement tries again (the
+ * server may just be starting).
+ */
+export class TableOnce {
+  #ready: boolean;
+  #pending: Promise<void> | undefined;
+  readonly #create: () => Promise<unknown>;
+
+  /** `skip`: the table is known to exist (`createTable: false`), never run `create`. */
+  constructor(create: () => Promise<unknown>, skip: boolean) {
+    this.#create = create;
+    this.#ready = skip;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  ensure(): Promise<void> {
+    if (this.#ready) return Promise.resolve();
+    this.#pending ??= this.#create().then(
+      () => {
+        this.#ready = true;
+      },
+      (error: unknown) => {
+        this.#pending = undefined;
+        throw error;
+      },
+    );
+    return this.#pending;
+  }
+}

@@ -34,7 +34,7 @@ import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';
 import { quoteTableName } from './identifiers';
 import { intOption, normalizeGalera, normalizeRetry, validatePool, type GaleraOptions } from './options';
-import { stickTableDdl } from './schema';
+import { TableOnce, stickTableDdl } from './schema';
 
 export interface SqlReplicatorOptions {
   /** A mysql2 pool (promise or callback) or pool cluster. Required. Never ended by the replicator. */
@@ -108,8 +108,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   readonly #upsertSql = new Map<number, string>();
   /** Rows delivered within the overlap window: key → stamp, to drop re-read duplicates. */
   readonly #delivered = new Map<string, { stamp: string; changedUs: number }>();
-  #tableReady: boolean;
-  #tablePending: Promise<void> | undefined;
+  readonly #tableOnce: TableOnce;
   #cursorUs: number | undefined;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #polling: Promise<void> | undefined;
@@ -125,7 +124,10 @@ export class SqlReplicator<V = string> implements Replicator<V> {
     if (options.createTable !== undefined && typeof options.createTable !== 'boolean') {
       throw new InvalidOptionError('sqlReplicator.createTable', options.createTable, 'must be true or false');
     }
-    this.#tableReady = options.createTable === false;
+    this.#tableOnce = new TableOnce(
+      () => this.#executor.run((c) => c.query(stickTableDdl(this.#table, this.#indexPrefix)), { idempotent: true }),
+      options.createTable === false,
+    );
     this.#pollIntervalMs = intOption('sqlReplicator.pollIntervalMs', options.pollIntervalMs, 250, 1, 3_600_000);
     this.#overlapUs = intOption('sqlReplicator.pollOverlapMs', options.pollOverlapMs, 2000, 0, 3_600_000) * 1000;
     this.#pollBatchSize = intOption('sqlReplicator.pollBatchSize', options.pollBatchSize, 1000, 1, 100_000);
@@ -327,24 +329,9 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   }
 
   async #run(work: (connection: SqlConnection) => Promise<[unknown, unknown]>, idempotent: boolean, read = false): Promise<unknown> {
-    if (!this.#tableReady) await this.#ensureTable();
+    if (!this.#tableOnce.ready) await this.#tableOnce.ensure();
     const [result] = await this.#executor.run(work, { idempotent, read });
     return result;
-  }
-
-  #ensureTable(): Promise<void> {
-    this.#tablePending ??= this.#executor
-      .run((c) => c.query(stickTableDdl(this.#table, this.#indexPrefix)), { idempotent: true })
-      .then(
-        () => {
-          this.#tableReady = true;
-        },
-        (error: unknown) => {
-          this.#tablePending = undefined;
-          throw error;
-        },
-      );
-    return this.#tablePending;
   }
 
   #schedulePurge(): void {

@@ -51,7 +51,7 @@ import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';
 import { quoteTableName } from './identifiers';
 import { mergeSessions } from './merge';
-import { sessionTableDdl } from './schema';
+import { TableOnce, sessionTableDdl } from './schema';
 import { normalizeGalera, normalizeRetry, validatePool, intOption, type GaleraOptions } from './options';
 
 /** What to do with a write made from a copy another request changed since it was read. */
@@ -176,8 +176,7 @@ export class SqlStore extends BaseStore {
   #flushScheduled = false;
   #drained: (() => void)[] = [];
 
-  #tableReady: boolean;
-  #tablePending: Promise<void> | undefined;
+  readonly #tableOnce: TableOnce;
   #connected: boolean | undefined;
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
   #cleanupTimer: ReturnType<typeof setTimeout> | undefined;
@@ -195,7 +194,10 @@ export class SqlStore extends BaseStore {
       throw new InvalidOptionError('sqlStore.createTable', options.createTable, 'must be true or false');
     }
     this.#createTable = options.createTable ?? true;
-    this.#tableReady = !this.#createTable;
+    this.#tableOnce = new TableOnce(
+      () => this.#executor.run((c) => c.query(sessionTableDdl(this.#table, this.#indexPrefix)), { idempotent: true }),
+      !this.#createTable,
+    );
     this.#ttlSeconds = intOption('sqlStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, 1, 10 * 365 * 86_400);
     this.#touchAfterSeconds = intOption('sqlStore.touchAfterSeconds', options.touchAfterSeconds, 60, 0, 365 * 86_400);
     this.#cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, 2_147_483_647);
@@ -316,7 +318,7 @@ export class SqlStore extends BaseStore {
 
   /** Creates the table if `createTable` and it was not done yet; statements call this first anyway. */
   ready(): Promise<void> {
-    return this.#ensureTable();
+    return this.#tableOnce.ensure();
   }
 
   /** Stops the timers and waits for queued writes; later calls fail. Never ends the pool (it is yours). */
@@ -608,26 +610,9 @@ export class SqlStore extends BaseStore {
   }
 
   async #run(work: (connection: SqlConnection) => Promise<[unknown, unknown]>, idempotent: boolean, read = false): Promise<unknown> {
-    if (!this.#tableReady) await this.#ensureTable();
+    if (!this.#tableOnce.ready) await this.#tableOnce.ensure();
     const [result] = await this.#executor.run(work, { idempotent, read });
     return result;
-  }
-
-  #ensureTable(): Promise<void> {
-    if (this.#tableReady) return Promise.resolve();
-    this.#tablePending ??= this.#executor
-      .run((c) => c.query(sessionTableDdl(this.#table, this.#indexPrefix)), { idempotent: true })
-      .then(
-        () => {
-          this.#tableReady = true;
-        },
-        (error: unknown) => {
-          // Not cached: the next statement tries again (the server may just be starting).
-          this.#tablePending = undefined;
-          throw error;
-        },
-      );
-    return this.#tablePending;
   }
 
   #assertOpen(): void {

@@ -6,8 +6,8 @@
  * waits for and `destroy()` aborts.
  */
 import type { Backend, LoadBalancer } from '@fulcrum/core';
-import { Pool, type Dispatcher } from 'undici';
-import { originOf } from '../proxy/headers';
+import type { Dispatcher, Pool } from 'undici';
+import { createBackendPool } from '../proxy/pool';
 import { WaitQueue } from '../proxy/queue';
 import { RetryBudget } from '../retry/budget';
 import type { NormalizedDispatcherOptions } from './options';
@@ -55,14 +55,7 @@ export class DispatcherEngine {
   pool(backend: Backend): Pool {
     let pool = this.#pools.get(backend);
     if (pool === undefined) {
-      const { connectMs, headersMs, idleMs, connectionsPerBackend, backendTls } = this.config.shared;
-      pool = new Pool(originOf(backend.address), {
-        connections: Number.isFinite(backend.maxConnections) ? backend.maxConnections : connectionsPerBackend,
-        pipelining: 1,
-        headersTimeout: headersMs,
-        bodyTimeout: idleMs,
-        connect: { timeout: connectMs, ...(backendTls ?? {}) },
-      });
+      pool = createBackendPool(backend, this.config.shared);
       // Connection events reach the dispatcher's listeners as an Agent reports them: origin, then
       // the chain of dispatchers from the outermost.
       const owner = this.#owner as unknown as NodeJS.EventEmitter;

@@ -74,3 +74,21 @@ export function sendError(res: ServerResponse, status: number, message: string, 
     res.destroy();
   }
 }
+
+/**
+ * Hand an error the proxy handled to the user's `onError` (for logs), with the phase it happened in
+ * and the backend involved. A throwing logger must not take the proxy down, so its error is dropped.
+ */
+export function reportError<P extends string>(
+  onError: ((error: unknown, context: { phase: P; backendId?: string }) => void) | undefined,
+  error: unknown,
+  phase: P,
+  backendId?: string,
+): void {
+  if (onError === undefined) return;
+  try {
+    onError(error, backendId === undefined ? { phase } : { phase, backendId });
+  } catch {
+    // Deliberately ignored: see above.
+  }
+}

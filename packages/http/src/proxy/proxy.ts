@@ -20,12 +20,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy } from '../affinity';
 import { RetryBudget } from '../retry/budget';
 import { mayRetry, type AttemptFailure } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
-import { classifyError, sendError } from './errors';
+import { classifyError, reportError, sendError } from './errors';
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
 import {
   normalizeProxyOptions,
@@ -37,6 +37,7 @@ import {
   type AccessLogEntry,
   type Termination,
 } from './options';
+import { createBackendPool } from './pool';
 import { WaitQueue } from './queue';
 import { UpgradeProxy } from './upgrade';
 
@@ -112,14 +113,7 @@ export class ProxyEngine {
   pool(backend: Backend): Pool {
     let pool = this.#pools.get(backend);
     if (pool === undefined) {
-      const { connectMs, headersMs, idleMs, connectionsPerBackend, backendTls } = this.config;
-      pool = new Pool(originOf(backend.address), {
-        connections: Number.isFinite(backend.maxConnections) ? backend.maxConnections : connectionsPerBackend,
-        pipelining: 1,
-        headersTimeout: headersMs,
-        bodyTimeout: idleMs,
-        connect: { timeout: connectMs, ...(backendTls ?? {}) },
-      });
+      pool = createBackendPool(backend, this.config);
       this.#pools.set(backend, pool);
     }
     return pool;
@@ -150,13 +144,7 @@ export class ProxyEngine {
   }
 
   report(error: unknown, phase: 'upstream' | 'client' | 'upgrade', backendId?: string): void {
-    const onError = this.config.onError;
-    if (onError === undefined) return;
-    try {
-      onError(error, backendId === undefined ? { phase } : { phase, backendId });
-    } catch {
-      // A logging callback must not take the proxy down.
-    }
+    reportError(this.config.onError, error, phase, backendId);
   }
 
   async close(): Promise<void> {

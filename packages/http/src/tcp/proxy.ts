@@ -36,6 +36,7 @@
 import net from 'node:net';
 import { InvalidOptionError, LoadBalancer, isFulcrumError, isPlainObject, type Backend, type Lease, type LoadBalancerOptions, type Outcome } from '@fulcrum/core';
 import { normalizeIp } from '../affinity/ip';
+import { reportError } from '../proxy/errors';
 import { proxyHeader, type ProxyProtocolVersion } from './proxy-protocol';
 
 /** Options of `createTcpProxy`. */
@@ -373,13 +374,7 @@ class TcpProxy {
   }
 
   report(error: unknown, phase: 'connect' | 'upstream' | 'client', backendId?: string): void {
-    const onError = this.config.onError;
-    if (onError === undefined) return;
-    try {
-      onError(error, backendId === undefined ? { phase } : { phase, backendId });
-    } catch {
-      // A logging callback must not take the proxy down.
-    }
+    reportError(this.config.onError, error, phase, backendId);
   }
 
   async close(): Promise<void> {
