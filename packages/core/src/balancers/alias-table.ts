@@ -85,12 +85,12 @@ export class AliasTable {
   sample(random: Random): number {
     const n = this.size;
     if (n === 0) return -1;
-    const scaled = draw(random) * n;
+    const scaled = (random === Math.random ? Math.random() : random()) * n;
     // `>>> 0` maps NaN and negatives to 0 or a huge value, so a misbehaving `random` still yields an
     // index in range after the clamp.
     let column = scaled >>> 0;
     if (column >= n) column = n - 1;
-    const coin = n > ONE_DRAW_LIMIT ? draw(random) : scaled - column;
+    const coin = n > ONE_DRAW_LIMIT ? (random === Math.random ? Math.random() : random()) : scaled - column;
     // Arithmetic instead of a branch: the coin is random, so a branch would be mispredicted about
     // as often as the alias is taken (several nanoseconds each time).
     const keep = +(coin < this.threshold[column]!);
@@ -113,7 +113,7 @@ export class AliasTable {
       if (other !== first) return other;
     }
     const weights = this.weights;
-    let remaining = draw(random) * (this.total - weights[first]!);
+    let remaining = (random === Math.random ? Math.random() : random()) * (this.total - weights[first]!);
     let last = first;
     for (let i = 0; i < n; i++) {
       if (i === first) continue;
@@ -136,13 +136,4 @@ export class AliasTable {
     }
     return p / n;
   }
-}
-
-/**
- * One number from `random`. The default source is called as `Math.random()` so the optimiser inlines
- * the builtin and the double stays unboxed: called through a variable, every number drawn would be
- * boxed on the heap (16 bytes per draw, measured in bench/alloc.mjs).
- */
-function draw(random: Random): number {
-  return random === Math.random ? Math.random() : random();
 }
