@@ -9,8 +9,10 @@
  * wants the bare address.
  *
  * It also names network errors for a probe's `detail` by their code, never by Node's message, which
- * embeds the backend's address: details end up in logs and on stats pages.
+ * embeds the backend's address: details end up in logs and on stats pages. And `runCheck` holds what
+ * every probe shares: settling once on verdict, timeout or abort, and tearing the connection down.
  */
+import type { ProbeResult } from '@fulcrum/core';
 
 /** A backend address, ready for `net.connect` / `http.request`. */
 export interface ProbeTarget {
@@ -65,4 +67,54 @@ export function describeNetworkError(error: NodeJS.ErrnoException, target: { hos
   if (typeof error.code === 'string' && error.code !== '') return error.code;
   const message = error.message.split(target.hostname).join('<backend>').split(`:${target.port}`).join('');
   return message.length > 120 ? `${message.slice(0, 117)}...` : message;
+}
+
+/**
+ * One check, settled exactly once by whichever of its verdict, the timeout or the checker's abort
+ * comes first — and always torn down on settling, so no socket outlives the check. `start` opens the
+ * connection to the parsed target and returns what to destroy; it reports through `finish`, and may
+ * ask `settled()` whether the check is already over. An address that does not parse is a failed
+ * check; an aborted signal rejects with its reason (the checker's contract).
+ */
+export function runCheck(
+  address: string,
+  signal: AbortSignal,
+  timeoutMs: number | undefined,
+  start: (target: ProbeTarget, finish: (result: ProbeResult) => void, settled: () => boolean) => { destroy(): void },
+): Promise<ProbeResult> {
+  return new Promise<ProbeResult>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const target = tryParseTarget(address);
+    if (typeof target === 'string') {
+      resolve({ ok: false, detail: target });
+      return;
+    }
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    let connection: { destroy(): void } | undefined;
+    const onAbort = (): void => settle(undefined, signal.reason);
+    const settle = (result: ProbeResult | undefined, abortReason?: unknown): void => {
+      if (done) return;
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      connection?.destroy();
+      if (result === undefined) reject(abortReason);
+      else resolve(result);
+    };
+    connection = start(target, (result) => settle(result), () => done);
+    // A connection that failed synchronously has already settled; destroy what start returned.
+    if (done) {
+      connection.destroy();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${timeoutMs} ms` }), timeoutMs);
+      timer.unref();
+    }
+  });
 }

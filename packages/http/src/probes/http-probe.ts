@@ -31,7 +31,7 @@ import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { InvalidOptionError } from '@fulcrum/core';
 import type { Backend, Probe, ProbeResult } from '@fulcrum/core';
-import { describeNetworkError, tryParseTarget } from './address';
+import { describeNetworkError, runCheck } from './address';
 import { AGENT_BODY_LIMIT, mergeAgentReports, parseAgentJson, parseAgentWords } from './agent';
 import type { AgentReport } from './agent';
 import { isPlainObject, optionalTimeout, optionsObject } from './validate';
@@ -206,36 +206,12 @@ function normalizeTls(value: unknown): HttpProbeConfig['tls'] {
 }
 
 function runHttpProbe(config: HttpProbeConfig, backend: Backend, signal: AbortSignal): Promise<ProbeResult> {
-  return new Promise<ProbeResult>((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const target = tryParseTarget(backend.address);
-    if (typeof target === 'string') {
-      resolve({ ok: false, detail: target });
-      return;
-    }
-
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => settle(undefined, signal.reason);
-    // Runs exactly once, whichever of response, error, timeout or abort comes first, and always
-    // destroys the request: with `agent: false` that closes the check's only socket.
-    const settle = (result: ProbeResult | undefined, abortReason?: unknown): void => {
-      if (settled) return;
-      settled = true;
-      if (timer !== undefined) clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      request.destroy();
-      if (result === undefined) reject(abortReason);
-      else resolve(result);
-    };
-
+  return runCheck(backend.address, signal, config.timeoutMs, (target, finish, settled) => {
     const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...config.headers };
     headers.host = config.host ?? target.hostHeader;
     headers.connection = 'close';
     const transport = target.protocol === 'https:' ? https : http;
+    // With `agent: false`, destroying the request (on settling) closes the check's only socket.
     const request = transport.request({
       protocol: target.protocol,
       hostname: target.hostname,
@@ -247,22 +223,17 @@ function runHttpProbe(config: HttpProbeConfig, backend: Backend, signal: AbortSi
       ...(target.protocol === 'https:' ? config.tls : {}),
     });
     // Errors after settling (the socket torn down by `destroy()`) have nobody left to tell.
-    request.on('error', (error: NodeJS.ErrnoException) => settle({ ok: false, detail: `request failed: ${describeNetworkError(error, target)}` }));
+    request.on('error', (error: NodeJS.ErrnoException) => finish({ ok: false, detail: `request failed: ${describeNetworkError(error, target)}` }));
     request.on('response', (response) => {
       response.on('error', () => undefined);
-      if (settled) {
+      if (settled()) {
         response.destroy();
         return;
       }
-      readResponse(config, response, (result) => settle(result));
+      readResponse(config, response, finish);
     });
-    signal.addEventListener('abort', onAbort, { once: true });
-    if (config.timeoutMs !== undefined) {
-      const timeoutMs = config.timeoutMs;
-      timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${timeoutMs} ms` }), timeoutMs);
-      timer.unref();
-    }
     request.end();
+    return request;
   });
 }
 

@@ -13,8 +13,8 @@
  * probe's own timer is unref'd so it never keeps a process alive.
  */
 import net from 'node:net';
-import type { Probe, ProbeResult } from '@fulcrum/core';
-import { describeNetworkError, tryParseTarget } from './address';
+import type { Probe } from '@fulcrum/core';
+import { describeNetworkError, runCheck } from './address';
 import { optionalTimeout, optionsObject } from './validate';
 
 /** Options of `tcpProbe()`. */
@@ -33,35 +33,10 @@ export function tcpProbe(options?: TcpProbeOptions): Probe {
   const timeoutMs = optionalTimeout('tcpProbe.timeoutMs', config.timeoutMs);
 
   return (backend, signal) =>
-    new Promise<ProbeResult>((resolve, reject) => {
-      if (signal.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const target = tryParseTarget(backend.address);
-      if (typeof target === 'string') {
-        resolve({ ok: false, detail: target });
-        return;
-      }
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
+    runCheck(backend.address, signal, timeoutMs, (target, finish) => {
       const socket = net.connect({ host: target.hostname, port: target.port });
-      const onAbort = (): void => settle(undefined, signal.reason);
-      const settle = (result: ProbeResult | undefined, reason?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        if (timer !== undefined) clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        socket.destroy();
-        if (result === undefined) reject(reason);
-        else resolve(result);
-      };
-      socket.once('connect', () => settle({ ok: true, detail: 'TCP connect ok' }));
-      socket.on('error', (error: NodeJS.ErrnoException) => settle({ ok: false, detail: `connect failed: ${describeNetworkError(error, target)}` }));
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${timeoutMs} ms` }), timeoutMs);
-        timer.unref();
-      }
+      socket.once('connect', () => finish({ ok: true, detail: 'TCP connect ok' }));
+      socket.on('error', (error: NodeJS.ErrnoException) => finish({ ok: false, detail: `connect failed: ${describeNetworkError(error, target)}` }));
+      return socket;
     });
 }
