@@ -19,31 +19,16 @@
  * source of randomness, so a seeded one replays every decision.
  */
 import type { Backend } from '../backend';
-import type { Random } from '../random';
-import { AliasTable } from './alias-table';
 import type { Balancer, BalancerOptions } from './balancer';
 import { readOptions, readRandom } from './options';
-import { selectableBackends } from './weights';
+import { TwoChoices } from './two-choices';
 
-export class PowerOfTwoChoices implements Balancer {
+export class PowerOfTwoChoices extends TwoChoices implements Balancer {
   readonly name = 'p2c';
-  private readonly random: Random;
-  private readonly table = new AliasTable();
-  private members: Backend[] = [];
-  /** Member index → 1 / effectiveWeight, so that a comparison reads one field of each backend. */
-  private inverseWeights = new Float64Array(0);
 
   /** @param options `random`: a function returning numbers in [0, 1); default `Math.random`. */
   constructor(options?: BalancerOptions) {
-    this.random = readRandom(readOptions(options));
-  }
-
-  update(backends: readonly Backend[]): void {
-    const members = selectableBackends(backends);
-    const weights = members.map((b) => b.effectiveWeight);
-    this.table.build(weights);
-    this.inverseWeights = Float64Array.from(weights, (w) => 1 / w);
-    this.members = members;
+    super(readRandom(readOptions(options)));
   }
 
   pick(_key?: string, _attempt?: number): Backend | undefined {

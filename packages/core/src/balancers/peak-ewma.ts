@@ -32,28 +32,21 @@
  */
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
-import type { Random } from '../random';
 import { optionalNumber } from '../validate';
-import { AliasTable } from './alias-table';
 import type { Balancer, BalancerOptions } from './balancer';
 import { readClock, readOptions, readRandom } from './options';
-import { selectableBackends } from './weights';
+import { TwoChoices } from './two-choices';
 
 /** Default latency prior for a backend with no sample yet, in ms (tower's default). */
 export const DEFAULT_RTT_MS = 1000;
 /** Default decay time of a latency estimate, in ms (Finagle's default). */
 export const DEFAULT_DECAY_MS = 10_000;
 
-export class PeakEwma implements Balancer {
+export class PeakEwma extends TwoChoices implements Balancer {
   readonly name = 'peak-ewma';
-  private readonly random: Random;
   private readonly clock: Clock;
   private readonly defaultRttMs: number;
   private readonly decayMs: number;
-  private readonly table = new AliasTable();
-  private members: Backend[] = [];
-  /** Member index → 1 / effectiveWeight, so that a comparison reads fewer fields of each backend. */
-  private inverseWeights = new Float64Array(0);
 
   /**
    * @param options `random` (default `Math.random`); `clock` (default the real clock); `defaultRttMs`,
@@ -61,18 +54,10 @@ export class PeakEwma implements Balancer {
    */
   constructor(options?: BalancerOptions) {
     const o = readOptions(options);
-    this.random = readRandom(o);
+    super(readRandom(o));
     this.clock = readClock(o);
     this.defaultRttMs = optionalNumber('defaultRttMs', o.defaultRttMs, DEFAULT_RTT_MS, { min: 0 });
     this.decayMs = optionalNumber('decayMs', o.decayMs, DEFAULT_DECAY_MS, { min: 0, minExclusive: true });
-  }
-
-  update(backends: readonly Backend[]): void {
-    const members = selectableBackends(backends);
-    const weights = members.map((b) => b.effectiveWeight);
-    this.table.build(weights);
-    this.inverseWeights = Float64Array.from(weights, (w) => 1 / w);
-    this.members = members;
   }
 
   pick(_key?: string, _attempt?: number): Backend | undefined {
