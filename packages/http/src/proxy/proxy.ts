@@ -289,18 +289,23 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     this.#end('client-aborted');
   };
 
+  /** A backend for the next attempt, or `undefined` when none is eligible or all are full. */
+  #acquire(): Lease | undefined {
+    return this.#lb.acquire({
+      key: this.#hashKey,
+      stickyBackendId: this.#stickyId,
+      exclude: this.#tried,
+      attempt: this.#attempts,
+      skipFull: true,
+    });
+  }
+
   /** Acquire a backend (or wait for one) and send the next attempt. */
   #next(): void {
     if (this.#finished || this.#clientGone) return;
     const engine = this.#engine;
     if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
-    const lease = this.#lb.acquire({
-      ...(this.#hashKey === undefined ? {} : { key: this.#hashKey }),
-      ...(this.#stickyId === undefined ? {} : { stickyBackendId: this.#stickyId }),
-      ...(this.#tried === undefined ? {} : { exclude: this.#tried }),
-      attempt: this.#attempts,
-      skipFull: true,
-    });
+    const lease = this.#acquire();
     if (lease !== undefined) return this.#send(lease);
     if (this.#lb.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
     this.#queuedAt = performance.now();
@@ -308,13 +313,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     const unqueue = engine.queue.add({
       tryStart: () => {
         if (this.#finished || this.#clientGone) return true;
-        const queued = this.#lb.acquire({
-          ...(this.#hashKey === undefined ? {} : { key: this.#hashKey }),
-          ...(this.#stickyId === undefined ? {} : { stickyBackendId: this.#stickyId }),
-          ...(this.#tried === undefined ? {} : { exclude: this.#tried }),
-          attempt: this.#attempts,
-          skipFull: true,
-        });
+        const queued = this.#acquire();
         if (queued === undefined) return false;
         this.#unqueue = undefined;
         this.#queueMs += performance.now() - this.#queuedAt;
