@@ -10,8 +10,11 @@
  *
  * One random number serves both steps when the table is small: the integer part of `u·n` picks the
  * column and the fractional part is the coin. That fractional part keeps about `53 − log2 n` bits of
- * a `Math.random` value but only `32 − log2 n` of a 32-bit generator such as `createSeededRandom`, so
+ * a `Math.random` value but only `32 − log2 n` of a 32-bit generator such as `defaultRandom`, so
  * above 2^16 columns (where fewer than 16 bits would be left) the coin takes a second draw.
+ *
+ * When every weight is equal — most pools — `build` notes it and a draw is just the uniform column:
+ * no coin, no alias read; `sampleOther` then draws among the n − 1 others directly.
  */
 import type { Random } from '../random';
 
@@ -29,6 +32,11 @@ export class AliasTable {
   private alias = new Int32Array(0);
   private small = new Int32Array(0);
   private large = new Int32Array(0);
+  /**
+   * True when every weight is the same — the common case — so a draw is one uniform index and the
+   * alias columns are never read.
+   */
+  private uniform = false;
 
   /**
    * Rebuild for `weights` (each > 0 and finite; callers filter zeros out). Storage is reused when the
@@ -51,6 +59,9 @@ export class AliasTable {
       total += weights[i]!;
     }
     this.total = total;
+    let uniform = true;
+    for (let i = 1; i < n && uniform; i++) uniform = weights[i] === weights[0];
+    this.uniform = uniform;
     const threshold = this.threshold;
     const alias = this.alias;
     const small = this.small;
@@ -90,6 +101,7 @@ export class AliasTable {
     // index in range after the clamp.
     let column = scaled >>> 0;
     if (column >= n) column = n - 1;
+    if (this.uniform) return column;
     const coin = n > ONE_DRAW_LIMIT ? (random === Math.random ? Math.random() : random()) : scaled - column;
     // Arithmetic instead of a branch: the coin is random, so a branch would be mispredicted about
     // as often as the alias is taken (several nanoseconds each time).
@@ -108,6 +120,12 @@ export class AliasTable {
   sampleOther(random: Random, first: number): number {
     const n = this.size;
     if (n < 2) return first;
+    if (this.uniform) {
+      // Uniform over the n − 1 others: draw among n − 1 and step over `first`. Exact, one draw.
+      let other = ((random === Math.random ? Math.random() : random()) * (n - 1)) >>> 0;
+      if (other >= n - 1) other = n - 2;
+      return other + +(other >= first);
+    }
     for (let tries = 0; tries < REDRAWS; tries++) {
       const other = this.sample(random);
       if (other !== first) return other;

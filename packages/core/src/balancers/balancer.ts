@@ -45,7 +45,7 @@ export interface Balancer {
 
 /** Options every built-in balancer accepts; each validates the ones it uses. */
 export interface BalancerOptions {
-  /** Source of randomness for random, p2c and peak-ewma. Default `Math.random`. */
+  /** Source of randomness for random, p2c and peak-ewma. Default `defaultRandom` (unseeded; see random.ts). */
   random?: Random;
   /** Time source for peak-ewma's decay. Default the real clock. */
   clock?: Clock;

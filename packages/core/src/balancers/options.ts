@@ -20,7 +20,7 @@ export function readOptions(options: unknown): BalancerOptions {
   return options as BalancerOptions;
 }
 
-/** `random`: a function returning numbers in [0, 1). Default `Math.random`. */
+/** `random`: a function returning numbers in [0, 1). Default `defaultRandom` (unseeded sfc32; see random.ts). */
 export function readRandom(options: BalancerOptions): Random {
   return optionalFunction<Random>('random', options.random, defaultRandom);
 }

@@ -15,7 +15,7 @@
  * costs O(1) unless one backend holds most of the total weight (see `AliasTable.sampleOther`); with
  * one backend, it is returned. A tie goes to the first candidate, which is itself random.
  *
- * A retry (`attempt > 0`) simply draws a new pair. Option: `random` (default `Math.random`), the only
+ * A retry (`attempt > 0`) simply draws a new pair. Option: `random` (default `defaultRandom`, unseeded), the only
  * source of randomness, so a seeded one replays every decision.
  */
 import type { Backend } from '../backend';
@@ -26,7 +26,7 @@ import { TwoChoices } from './two-choices';
 export class PowerOfTwoChoices extends TwoChoices implements Balancer {
   readonly name = 'p2c';
 
-  /** @param options `random`: a function returning numbers in [0, 1); default `Math.random`. */
+  /** @param options `random`: a function returning numbers in [0, 1); default `defaultRandom`, unseeded. */
   constructor(options?: BalancerOptions) {
     super(readRandom(readOptions(options)));
   }

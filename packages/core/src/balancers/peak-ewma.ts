@@ -27,7 +27,7 @@
  *
  * Candidates are drawn in proportion to `effectiveWeight` (alias method), distinct when two or more
  * backends are eligible; a tie goes to the first. A retry (`attempt > 0`) draws a new pair.
- * Options: `random` (default `Math.random`), `clock` (default the real clock), `defaultRttMs`,
+ * Options: `random` (default `defaultRandom`, unseeded), `clock` (default the real clock), `defaultRttMs`,
  * `decayMs`.
  */
 import type { Backend } from '../backend';
@@ -49,7 +49,7 @@ export class PeakEwma extends TwoChoices implements Balancer {
   private readonly decayMs: number;
 
   /**
-   * @param options `random` (default `Math.random`); `clock` (default the real clock); `defaultRttMs`,
+   * @param options `random` (default `defaultRandom`, unseeded); `clock` (default the real clock); `defaultRttMs`,
    * ≥ 0 (default 1000); `decayMs`, > 0 (default 10000).
    */
   constructor(options?: BalancerOptions) {

@@ -6,7 +6,7 @@
  *
  * Draws use Vose's alias method (see alias-table.ts): O(1) per pick, one call to `random` (two
  * above 65,536 backends), whatever the weights. A retry (`attempt > 0`) draws again.
- * Option: `random` (default `Math.random`); pass a seeded one to replay decisions.
+ * Option: `random` (default `defaultRandom`, unseeded); pass a seeded one to replay decisions.
  */
 import type { Backend } from '../backend';
 import type { Random } from '../random';
@@ -21,7 +21,7 @@ export class WeightedRandom implements Balancer {
   private readonly table = new AliasTable();
   private members: Backend[] = [];
 
-  /** @param options `random`: a function returning numbers in [0, 1); default `Math.random`. */
+  /** @param options `random`: a function returning numbers in [0, 1); default `defaultRandom`, unseeded. */
   constructor(options?: BalancerOptions) {
     this.random = readRandom(readOptions(options));
   }

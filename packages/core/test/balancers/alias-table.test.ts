@@ -118,6 +118,48 @@ describe('AliasTable', () => {
     }
   });
 
+  it('with equal weights, maps the unit interval onto indices exactly evenly', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 50 }), fc.double({ min: 0.01, max: 100, noNaN: true }), (n, weight) => {
+        const table = new AliasTable();
+        table.build(new Array<number>(n).fill(weight));
+        const points = n * 64;
+        return gridShares(table, points).every((share) => share === 1 / n);
+      }),
+      { seed: 4321, numRuns: 100 },
+    );
+  });
+
+  it('with equal weights, draws the second index evenly among the others, never the first', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 40 }), fc.nat(), (n, firstSeed) => {
+        const table = new AliasTable();
+        table.build(new Array<number>(n).fill(3));
+        const first = firstSeed % n;
+        const counts = new Array<number>(n).fill(0);
+        const points = (n - 1) * 32;
+        for (let k = 0; k < points; k++) {
+          const u = (k + 0.5) / points;
+          counts[table.sampleOther(() => u, first)]!++;
+        }
+        return counts.every((c, i) => (i === first ? c === 0 : c === 32));
+      }),
+      { seed: 8765, numRuns: 100 },
+    );
+  });
+
+  it('leaves the equal-weights shortcut when a rebuild makes the weights unequal', () => {
+    const table = new AliasTable();
+    table.build([1, 1, 1, 1]);
+    table.build([3, 1, 1, 1]);
+    expect(gridShares(table, 6000)).toEqual([0.5, 1 / 6, 1 / 6, 1 / 6].map((p) => expect.closeTo(p, 3)));
+    const counts = [0, 0, 0, 0];
+    for (let k = 0; k < 3000; k++) counts[table.sampleOther(() => (k + 0.5) / 3000, 1)]!++;
+    expect(counts[1]).toBe(0);
+    // Weighted now: index 0 (weight 3 of the remaining 5) is drawn far more than a third of the time.
+    expect(counts[0]! / 3000).toBeGreaterThan(0.5);
+  });
+
   it('can be rebuilt smaller and larger', () => {
     const table = new AliasTable();
     table.build([1, 1, 1, 1, 1, 1]);
