@@ -33,7 +33,7 @@ export { Rendezvous } from './balancers/rendezvous';
 export { BoundedLoad } from './balancers/bounded-load';
 export { xxhash32 } from './hash';
 
-export { realClock } from './clock';
+export { coarseClock, realClock } from './clock';
 export type { Clock, Timer } from './clock';
 export { defaultRandom, createSeededRandom } from './random';
 export type { Random } from './random';

@@ -23,7 +23,7 @@ import { Backend, mutable, normalizeBackendSpec, normalizeBackendSpecs, recordLa
 import type { BackendSpec, BackendState, NormalizedBackendSpec } from './backend';
 import type { AlgorithmName, Balancer, Outcome } from './balancers/balancer';
 import { createBalancer } from './balancers/registry';
-import { realClock } from './clock';
+import { coarseClock } from './clock';
 import type { Clock } from './clock';
 import type { Decision, DecisionReason, StickyMissCause } from './decision';
 import { InvalidOptionError } from './errors';
@@ -881,7 +881,7 @@ function applySpec(backend: Backend, spec: NormalizedBackendSpec): boolean {
 }
 
 function validateClock(clock: unknown): Clock {
-  if (clock === undefined) return realClock;
+  if (clock === undefined) return coarseClock;
   const c = clock as Partial<Clock> | null;
   if (typeof c !== 'object' || c === null || typeof c.now !== 'function' || typeof c.setTimeout !== 'function' || typeof c.clearTimeout !== 'function') {
     throw new InvalidOptionError('clock', clock, 'must have now(), setTimeout(fn, ms) and clearTimeout(timer)');

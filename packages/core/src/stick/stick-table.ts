@@ -39,7 +39,7 @@
  * `http_req_rate(10s)`), `sweepMs` 60 000 (a full pass costs a few ms at 300k entries).
  */
 import { LRUCache } from 'lru-cache';
-import { realClock, type Clock, type Timer } from '../clock';
+import { coarseClock, type Clock, type Timer } from '../clock';
 import { InvalidOptionError } from '../errors';
 import { optionalFunction, optionalNumber, finiteNumber, isPlainObject } from '../validate';
 import { compareWrites, isStickEntry, NODE_ID_PATTERN } from './merge';
@@ -164,7 +164,7 @@ export class StickTable<V> {
       throw new InvalidOptionError('stickTable.nodeId', options.nodeId, 'must be 1–64 chars of [A-Za-z0-9._:-]');
     }
     this.nodeId = options.nodeId;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? coarseClock;
     if (typeof this.#clock?.now !== 'function' || typeof this.#clock.setTimeout !== 'function') {
       throw new InvalidOptionError('stickTable.clock', options.clock, 'must be a Clock (now, setTimeout, clearTimeout)');
     }

@@ -40,7 +40,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { InvalidOptionError, StickTable, realClock, type AffinityTable, type Clock } from '@fulcrum/core';
+import { InvalidOptionError, StickTable, coarseClock, type AffinityTable, type Clock } from '@fulcrum/core';
 import { clientAddress, TrustedProxies } from './client-address';
 import { StickyCookie, type CookieStickinessOptions, type VerifiedStickyCookie } from './cookie';
 import { readCookie, readSetCookie } from './cookie-header';
@@ -201,7 +201,7 @@ export class Stickiness {
         capacity: DEFAULT_STICKY_CAPACITY,
         ttlMs,
         nodeId: deps.nodeId ?? `fulcrum-${randomBytes(6).toString('hex')}`,
-        clock: deps.clock ?? realClock,
+        clock: deps.clock ?? coarseClock,
       });
       this.#ownsTable = true;
     }

@@ -53,7 +53,7 @@ export interface RouterOptions {
   routes: readonly RouteSpec[];
   /** Stickiness and tester override of weighted splits. Required (its `cookie`) when a route splits. */
   split?: SplitOptions;
-  /** Random source of split assignment, `[0, 1)`. Default `Math.random` (core's `defaultRandom`). */
+  /** Random source of split assignment, `[0, 1)`. Default core's `defaultRandom` (unseeded). */
   random?: Random;
   /** Clock of the split cookie (ms since the epoch). Default `Date.now`. */
   now?: () => number;
