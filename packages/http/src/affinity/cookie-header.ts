@@ -19,6 +19,32 @@
  * the past; or an empty value, which is how most frameworks clear a cookie).
  */
 
+/**
+ * The `Cookie` lines of a request, read from `rawHeaders`: `undefined`, the one line, or every line
+ * when a client sent several (each is parsed on its own, as `readCookie` accepts). Node builds
+ * `req.headers` lazily, on first access; reading the raw list instead spares a proxy that never
+ * needs it that object on every request. The names Node's parser hands over are the client's, so
+ * they are compared without regard to case.
+ */
+export function requestCookieLines(req: {
+  readonly rawHeaders?: readonly string[];
+  readonly headers?: { readonly cookie?: string | string[] | undefined };
+}): string | string[] | undefined {
+  const raw = req.rawHeaders;
+  // Something that is not a node:http request (a test double, a framework's own object): its headers.
+  if (!Array.isArray(raw)) return req.headers?.cookie;
+  let lines: string | string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 6 || name.toLowerCase() !== 'cookie') continue;
+    const value = raw[i + 1]!;
+    if (lines === undefined) lines = value;
+    else if (typeof lines === 'string') lines = [lines, value];
+    else lines.push(value);
+  }
+  return lines;
+}
+
 /** Bytes of one `name=value` pair above which it is ignored (RFC 6265 §6.1). */
 export const MAX_COOKIE_PAIR_BYTES = 4096;
 

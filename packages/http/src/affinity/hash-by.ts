@@ -22,7 +22,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { InvalidOptionError } from '@fulcrum/core';
-import { readCookie } from './cookie-header';
+import { readCookie, requestCookieLines } from './cookie-header';
 
 /** What feeds a hashing balancer (see the file header). */
 export type HashBy =
@@ -71,7 +71,7 @@ export function compileHashBy(hashBy: HashBy, path = 'hashBy'): HashKeyExtractor
     case 'cookie': {
       if (typeof name !== 'string' || !TOKEN.test(name)) throw new InvalidOptionError(`${path}.cookie`, name, 'must be a cookie name (an RFC 6265 token)');
       return (req) => {
-        const value = readCookie(req.headers.cookie, name, false);
+        const value = readCookie(requestCookieLines(req), name, false);
         return typeof value === 'string' ? value : undefined;
       };
     }

@@ -43,7 +43,7 @@ import type { IncomingMessage } from 'node:http';
 import { InvalidOptionError, StickTable, coarseClock, type AffinityTable, type Clock } from '@fulcrum/core';
 import { clientAddress, TrustedProxies } from './client-address';
 import { StickyCookie, type CookieStickinessOptions, type VerifiedStickyCookie } from './cookie';
-import { readCookie, readSetCookie } from './cookie-header';
+import { readCookie, readSetCookie, requestCookieLines } from './cookie-header';
 
 /** How requests are recognised as the same client (see the file header). Set exactly one of the first four. */
 export interface StickinessOptions {
@@ -241,7 +241,7 @@ export class Stickiness {
         return text === undefined || text === '' ? undefined : tableKey(KEY_PREFIX.header, text);
       }
       case 'learnCookie': {
-        const value = readCookie(req.headers.cookie, this.#learnCookieName!, false);
+        const value = readCookie(requestCookieLines(req), this.#learnCookieName!, false);
         return typeof value === 'string' ? tableKey(KEY_PREFIX.learnCookie, value) : undefined;
       }
     }
@@ -289,7 +289,7 @@ export class Stickiness {
     const table = this.table!;
     if (this.mode === 'learnCookie') {
       const name = this.#learnCookieName!;
-      const requestValue = readCookie(req.headers.cookie, name, false);
+      const requestValue = readCookie(requestCookieLines(req), name, false);
       const requestKey = typeof requestValue === 'string' ? tableKey(KEY_PREFIX.learnCookie, requestValue) : undefined;
       const issued = readSetCookie(upstreamSetCookie, name, now);
       if (issued !== undefined && issued.deleted) {
@@ -319,7 +319,7 @@ export class Stickiness {
   #verify(req: IncomingMessage, now: number): VerifiedStickyCookie | undefined {
     const cached = this.#verified.get(req);
     if (cached !== undefined) return cached ?? undefined;
-    const verified = this.cookie!.verify(req.headers.cookie, now);
+    const verified = this.cookie!.verify(requestCookieLines(req), now);
     this.#verified.set(req, verified ?? null);
     return verified;
   }

@@ -20,9 +20,21 @@ export type RequestBody =
 
 /** Whether the request has a body at all (RFC 9112 §6.3). */
 export function hasBody(req: IncomingMessage): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  const length = req.headers['content-length'];
-  return length !== undefined && length !== '0';
+  // From `rawHeaders`: Node builds `req.headers` lazily, and a GET never needs it otherwise.
+  const raw = req.rawHeaders;
+  if (!Array.isArray(raw)) {
+    if (req.headers['transfer-encoding'] !== undefined) return true;
+    const length = req.headers['content-length'];
+    return length !== undefined && length !== '0';
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Node's parser refuses a request with both, or with conflicting lengths; the first length wins
+    // in `req.headers` too.
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') return raw[i + 1] !== '0';
+  }
+  return false;
 }
 
 /**

@@ -143,7 +143,10 @@ function quoteIfNeeded(value: string): string {
  * upstream `Connection` header dropped, unsafe values dropped, `Set-Cookie` kept as a list.
  */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const connection = connectionListed(headers.connection);
+  const listed = headers.connection;
+  // Almost every backend says `Connection: keep-alive` (or `close`): a single hop-by-hop token, which
+  // is dropped anyway, so there is no set of extra names to build.
+  const connection = typeof listed === 'string' && listed.length <= 10 && HOP_BY_HOP.has(listed.toLowerCase()) ? undefined : connectionListed(listed);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];

@@ -198,6 +198,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #queuedAt = 0;
   #queueMs = 0;
   #bytesOut = 0;
+  /** The response's Content-Length when a body of that size follows; -1 otherwise. */
+  #declaredLength = -1;
   #lastBackendId: string | undefined;
   /** A wait a backend asked for with Retry-After before the next attempt, and its timer. */
   #retryDelayMs = 0;
@@ -383,6 +385,10 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     if (this.#clientGone || this.#finished) return controller.abort(new ClientAbortedError());
     this.#status = statusCode;
     this.#headLatency = performance.now() - this.#attemptStart;
+    const length = headers['content-length'];
+    // Only a body that will come: none follows a HEAD request or a 204/304, whatever the header says.
+    this.#declaredLength =
+      typeof length === 'string' && this.#req.method !== 'HEAD' && statusCode !== 204 && statusCode !== 304 && /^\d{1,15}$/.test(length) ? Number(length) : -1;
     const backend = this.#lease!.backend;
     if (statusCode >= 502 && statusCode <= 504) {
       const failure: AttemptFailure = { kind: 'status', status: statusCode, notSent: false };
@@ -424,6 +430,12 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#retrying) return;
     this.#bytesOut += chunk.length;
+    if (this.#bytesOut === this.#declaredLength) {
+      // The last bytes the backend announced: head, body and end leave in one write, now, rather
+      // than a write that waits for the next tick and an end after it.
+      this.#res.end(chunk);
+      return;
+    }
     if (!this.#res.write(chunk)) {
       controller.pause();
       this.#res.once('drain', () => controller.resume());
@@ -434,7 +446,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     if (this.#retrying) return;
     const status = this.#status;
     this.#releaseLease({ ok: status < 500, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart });
-    this.#res.end();
+    if (!this.#res.writableEnded) this.#res.end();
     this.#end('ok');
   }
 

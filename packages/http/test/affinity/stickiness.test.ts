@@ -86,6 +86,20 @@ describe('cookie stickiness', () => {
     expect(sticky.commit(forged, '', 'app-1', undefined, false, T0)).toMatch(/^fulcrum_srv=/);
   });
 
+  it('reads the cookie from the raw header lines, in any case and on any of several Cookie lines', () => {
+    const sticky = make(options);
+    const pair = sticky.commit(fakeRequest('1.1.1.1'), '', 'app-2', undefined, false, T0)!.split(';')[0]!;
+    // What node:http hands over: rawHeaders as sent. `headers` is built lazily and never read here.
+    const raw = (rawHeaders: string[]) =>
+      ({ socket: { remoteAddress: '1.1.1.1' }, rawHeaders, get headers(): never { throw new Error('req.headers was read') } }) as unknown as IncomingMessage;
+    expect(sticky.lookup(raw(['Host', 'x', 'COOKIE', pair]), '', T0 + 1)).toBe('app-2');
+    expect(sticky.lookup(raw(['cookie', 'a=1; b=2', 'Cookie', `c=3; ${pair}`]), '', T0 + 1)).toBe('app-2');
+    expect(sticky.lookup(raw(['Host', 'x']), '', T0 + 1)).toBeUndefined();
+    // The same cookie on two lines is a duplicate: ignored, like a duplicate within one line.
+    expect(sticky.lookup(raw(['Cookie', pair, 'Cookie', pair]), '', T0 + 1)).toBeUndefined();
+    expect(sticky.commit(raw(['Cookie', pair]), '', 'app-2', undefined, false, T0 + 1)).toBeUndefined();
+  });
+
   it('offers a load-balancer view keyed by the verified id', () => {
     const sticky = make(options);
     expect(sticky.affinityTable.get('app-1')).toBe('app-1');

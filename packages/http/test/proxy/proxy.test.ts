@@ -336,3 +336,66 @@ describe('retries avoid the backend that failed', () => {
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
   });
 });
+
+describe('response bodies end exactly where the backend said', () => {
+  it('relays Content-Length bodies in one piece or many, HEAD and 204/304 without a body, and chunked bodies', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024 + 7, 'y');
+    const list = await backends(1, (req, res) => {
+      if (req.url === '/big') {
+        // Written in pieces so the proxy sees many chunks before the last byte of the declared length.
+        res.writeHead(200, { 'content-length': String(big.length) });
+        for (let offset = 0; offset < big.length; offset += 65_536) res.write(big.subarray(offset, offset + 65_536));
+        res.end();
+      } else if (req.url === '/head') {
+        res.writeHead(200, { 'content-length': '100' });
+        res.end();
+      } else if (req.url === '/204') {
+        res.writeHead(204);
+        res.end();
+      } else if (req.url === '/304') {
+        res.writeHead(304, { etag: '"x"' });
+        res.end();
+      } else if (req.url === '/chunked') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('one,');
+        setTimeout(() => res.end('two'), 5);
+      } else {
+        res.writeHead(200, { 'content-length': '5' });
+        res.end('exact');
+      }
+    });
+    const p = await proxyFor(list);
+    const large = await send(p.url, { path: '/big' });
+    expect(large.status).toBe(200);
+    expect(large.body.length).toBe(big.length);
+    expect(large.headers['content-length']).toBe(String(big.length));
+    const head = await send(p.url, { method: 'HEAD', path: '/head' });
+    expect([head.status, head.body, head.headers['content-length']]).toEqual([200, '', '100']);
+    expect((await send(p.url, { path: '/204' })).status).toBe(204);
+    expect((await send(p.url, { path: '/304' })).status).toBe(304);
+    expect((await send(p.url, { path: '/chunked' })).body).toBe('one,two');
+    const exact = await send(p.url, { path: '/exact' });
+    expect([exact.status, exact.body]).toEqual([200, 'exact']);
+    // Every lease was released (the response end was seen for each, including the ones ended early).
+    expect(p.proxy.lb.backends[0]!.inflight).toBe(0);
+    expect(p.proxy.lb.backends[0]!.requests).toBe(6);
+  });
+
+  it('keeps a keep-alive client connection usable after a body ended on its declared length', async () => {
+    const list = await backends(1, (_req, res) => {
+      res.writeHead(200, { 'content-length': '2' });
+      res.end('ok');
+    });
+    const p = await proxyFor(list);
+    // Three requests on one socket: each response must be complete and framed for the next to parse.
+    const socket = connect(p.port, '127.0.0.1');
+    cleanups.push(async () => void socket.destroy());
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write('GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (let i = 0; i < 200 && (received.match(/\r\n\r\nok/g) ?? []).length < 3; i++) await delay(10);
+    expect((received.match(/HTTP\/1\.1 200 OK/g) ?? []).length).toBe(3);
+    expect((received.match(/\r\n\r\nok/g) ?? []).length).toBe(3);
+  });
+});
