@@ -13,7 +13,9 @@
  * requests; `+ 1` makes the heavier of two idle backends win (see least-connections.ts). With two or
  * more backends the candidates are distinct — the second is drawn by weight among the others, which
  * costs O(1) unless one backend holds most of the total weight (see `AliasTable.sampleOther`); with
- * one backend, it is returned. A tie goes to the first candidate, which is itself random.
+ * one backend, it is returned. A tie goes to the first candidate, which is itself random. When every
+ * weight is equal (most pools), one random number gives both candidates (`AliasTable.samplePair`) and
+ * the comparison is of `inflight` alone, which orders exactly as the weighted load does.
  *
  * A retry (`attempt > 0`) simply draws a new pair. Option: `random` (default `defaultRandom`, unseeded), the only
  * source of randomness, so a seeded one replays every decision.
@@ -33,14 +35,17 @@ export class PowerOfTwoChoices extends TwoChoices implements Balancer {
 
   pick(_key?: string, _attempt?: number): Backend | undefined {
     const table = this.table;
-    const first = table.sample(this.random);
+    const first = table.samplePair(this.random);
     if (first < 0) return undefined;
-    const a = this.members[first]!;
-    if (table.size === 1) return a;
-    const second = table.sampleOther(this.random, first);
+    const second = table.pairSecond;
+    const members = this.members;
+    const a = members[first]!;
+    if (second === first) return a;
+    const b = members[second]!;
+    // With equal weights, (inflight + 1) / weight orders exactly as inflight does.
     const inverse = this.inverseWeights;
-    const secondWins = +((this.members[second]!.inflight + 1) * inverse[second]! < (a.inflight + 1) * inverse[first]!);
+    const secondWins = table.uniform ? +(b.inflight < a.inflight) : +((b.inflight + 1) * inverse[second]! < (a.inflight + 1) * inverse[first]!);
     // Arithmetic rather than a branch: which candidate wins is a coin flip to the CPU's predictor.
-    return this.members[first + (second - first) * secondWins];
+    return members[first + (second - first) * secondWins];
   }
 }

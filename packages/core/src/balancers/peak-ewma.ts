@@ -62,11 +62,11 @@ export class PeakEwma extends TwoChoices implements Balancer {
 
   pick(_key?: string, _attempt?: number): Backend | undefined {
     const table = this.table;
-    const first = table.sample(this.random);
+    const first = table.samplePair(this.random);
     if (first < 0) return undefined;
     const a = this.members[first]!;
-    if (table.size === 1) return a;
-    const second = table.sampleOther(this.random, first);
+    const second = table.pairSecond;
+    if (second === first) return a;
     const b = this.members[second]!;
     const inverse = this.inverseWeights;
     const sampleA = a.latencyEwma;

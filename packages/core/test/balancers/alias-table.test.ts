@@ -148,6 +148,48 @@ describe('AliasTable', () => {
     );
   });
 
+  it('with equal weights, draws every ordered pair of distinct indices equally often from one number', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 30 }), (n) => {
+        const table = new AliasTable();
+        table.build(new Array<number>(n).fill(2));
+        const pairs = n * (n - 1);
+        const perPair = 16;
+        const points = pairs * perPair;
+        const counts = new Map<number, number>();
+        for (let k = 0; k < points; k++) {
+          const u = (k + 0.5) / points;
+          let draws = 0;
+          const first = table.samplePair(() => (draws++, u));
+          const second = table.pairSecond;
+          if (draws !== 1 || first === second || first < 0 || second < 0 || first >= n || second >= n) return false;
+          counts.set(first * n + second, (counts.get(first * n + second) ?? 0) + 1);
+        }
+        return counts.size === pairs && [...counts.values()].every((c) => Math.abs(c - perPair) <= 1);
+      }),
+      { seed: 5150, numRuns: 60 },
+    );
+  });
+
+  it('draws a weighted pair with two draws, the second never the first', () => {
+    const table = new AliasTable();
+    table.build([4, 2, 1, 1]);
+    const random = createSeededRandom(3);
+    const firsts = [0, 0, 0, 0];
+    for (let i = 0; i < 40_000; i++) {
+      const first = table.samplePair(random);
+      expect(table.pairSecond).not.toBe(first);
+      firsts[first]!++;
+    }
+    for (const [i, p] of [[0, 0.5], [1, 0.25], [2, 0.125], [3, 0.125]] as const) {
+      expect(Math.abs(firsts[i]! / 40_000 - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / 40_000));
+    }
+    table.build([9]);
+    expect([table.samplePair(random), table.pairSecond]).toEqual([0, 0]);
+    table.build([]);
+    expect(table.samplePair(random)).toBe(-1);
+  });
+
   it('leaves the equal-weights shortcut when a rebuild makes the weights unequal', () => {
     const table = new AliasTable();
     table.build([1, 1, 1, 1]);

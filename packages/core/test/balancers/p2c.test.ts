@@ -44,11 +44,21 @@ describe('PowerOfTwoChoices', () => {
   it('sends the request to the less loaded of the two candidates', () => {
     const backends = makeBackends([1, 1, 1, 1]);
     backends.forEach((b, i) => (mutable(b).inflight = [5, 1, 3, 0][i]!));
-    const { random, calls } = scripted([0.1, 0.6]); // columns 0 (a) and 2 (c) of four equal ones
+    // Four equal weights: one draw gives both candidates. 0.1 · 4 = 0.4 → column 0 (a); the fraction
+    // 0.4 · 3 = 1.2 → the second of the other three (b, c, d) → c.
+    const { random, calls } = scripted([0.1]);
     const balancer = new PowerOfTwoChoices({ random });
     balancer.update(backends);
     expect(balancer.pick()?.id).toBe('c');
-    expect(calls()).toBe(2);
+    expect(calls()).toBe(1);
+    // Unequal weights: two draws, by weight (the alias table's columns and coins).
+    const weighted = makeBackends([1, 1, 1, 2]);
+    weighted.forEach((b, i) => (mutable(b).inflight = [5, 1, 3, 0][i]!));
+    const two = scripted([0.1, 0.6]);
+    const p2 = new PowerOfTwoChoices({ random: two.random });
+    p2.update(weighted);
+    p2.pick();
+    expect(two.calls()).toBe(2);
   });
 
   it('lets the heavier of two idle backends win', () => {
@@ -157,11 +167,12 @@ describe('PowerOfTwoChoices', () => {
   });
 
   it('draws a new pair for a retry', () => {
-    const { random, calls } = scripted([0.1, 0.6, 0.35, 0.85]);
+    // Idle and equal, so the first candidate wins each tie: 0.1 → a (with c); 0.35 → b (with c).
+    const { random, calls } = scripted([0.1, 0.35]);
     const balancer = new PowerOfTwoChoices({ random });
     balancer.update(makeBackends([1, 1, 1, 1]));
     expect(balancer.pick()?.id).toBe('a');
     expect(balancer.pick(undefined, 1)?.id).toBe('b');
-    expect(calls()).toBe(4);
+    expect(calls()).toBe(2);
   });
 });
