@@ -141,6 +141,8 @@ export interface BackendSnapshot {
   zone?: string;
   /** True while a removed backend finishes its in-flight requests. */
   removing: boolean;
+  /** True while slow start is ramping the backend's effective weight up. */
+  slowStart: boolean;
 }
 
 export interface LoadBalancerSnapshot {
@@ -564,6 +566,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
         latencyEwma: b.latencyEwma,
         health: this.#health ? { value: member.health.health, rise: this.#health.rise, fall: this.#health.fall } : null,
         removing: member.removing,
+        slowStart: member.slowStartedAt !== undefined,
       };
       if (b.zone !== undefined) entry.zone = b.zone;
       backends.push(entry);

@@ -190,11 +190,14 @@ describe('slow start', () => {
     const lb = createLoadBalancer({ backends: specs(2), clock, slowStart: { windowMs: 10_000, minWeightPercent: 10 } });
     expect(lb.get('b0')!.effectiveWeight).toBe(1);
     const joined = lb.add({ id: 'late', address: 'h:9' });
+    const ramping = () => Object.fromEntries(lb.snapshot().backends.map((b) => [b.id, b.slowStart]));
+    expect(ramping()).toEqual({ b0: false, b1: false, late: true });
     expect(joined.effectiveWeight).toBeCloseTo(0.1);
     await clock.advance(5000);
     expect(joined.effectiveWeight).toBeCloseTo(0.5);
     await clock.advance(5000);
     expect(joined.effectiveWeight).toBe(1);
+    expect(ramping()).toEqual({ b0: false, b1: false, late: false });
     expect(clock.pending).toBe(0);
     lb.close();
   });

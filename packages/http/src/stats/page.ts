@@ -112,7 +112,7 @@ const SCRIPT = `
   var timer = 0;
   var lastUpdate = 0;
   var COLUMNS = [['Backend', ''], ['State', ''], ['Weight', 'num'], ['Effective', 'num'], ['In flight', 'num'],
-    ['Requests', 'num'], ['Failures', 'num'], ['Fail %', 'num'], ['Latency', 'num'], ['Ejected', ''], ['Health', 'num']];
+    ['Requests', 'num'], ['Failures', 'num'], ['Fail %', 'num'], ['Latency (avg)', 'num', 'peak-sensitive moving average of response times (an EWMA, not a percentile)'], ['Ejected', ''], ['Health', 'num']];
   var adminPath = document.body.hasAttribute('data-admin-path') ? String(document.body.getAttribute('data-admin-path')) : null;
   if (adminPath !== null) COLUMNS = COLUMNS.concat([['Actions', 'actions']]);
   var TOKEN_KEY = 'fulcrum.adminToken';
@@ -297,6 +297,11 @@ const SCRIPT = `
     if (b.backup) id.appendChild(el('span', 'badge', 'backup'));
     if (b.zone) id.appendChild(el('span', 'badge', b.zone));
     if (b.removing) id.appendChild(el('span', 'badge', 'removing'));
+    if (b.slowStart) {
+      var ramp = el('span', 'badge badge-slow-start', 'slow start');
+      ramp.title = 'effective weight ramping up to ' + decimal(b.weight) + ' after the backend (re)joined';
+      id.appendChild(ramp);
+    }
     id.appendChild(el('div', 'addr', b.address));
     cell(tr, null, 'state').appendChild(el('span', 'pill state-' + state, b.state));
     cell(tr, decimal(b.weight), 'num weight');
@@ -344,7 +349,11 @@ const SCRIPT = `
     var scroll = el('div', 'scroll');
     var table = el('table', 'backends');
     var headRow = el('tr');
-    COLUMNS.forEach(function (c) { headRow.appendChild(el('th', c[1], c[0])); });
+    COLUMNS.forEach(function (c) {
+      var th = el('th', c[1], c[0]);
+      if (c[2]) th.title = c[2];
+      headRow.appendChild(th);
+    });
     table.appendChild(el('thead')).appendChild(headRow);
     var body = table.appendChild(el('tbody'));
     backends.forEach(function (b) { body.appendChild(backendRow(b, snap.at, name)); });

@@ -43,6 +43,7 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
   let stats: StatsHandler;
   let web: LoadBalancer;
   let hostile: LoadBalancer;
+  let ramp: LoadBalancer;
   let page: Page;
   let origin: string;
   const documentRequests: string[] = [];
@@ -64,7 +65,10 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
       ],
     });
     hostile = createLoadBalancer({ name: 'hostile', backends: [{ id: 'h1', address: '127.0.0.1:9', zone: HOSTILE_ZONE }] });
-    stats = statsPage({ web, [HOSTILE_POOL]: hostile, forged: forgedPool(web) }, { title: 'edge-1 <stats>', refreshMs: 200 });
+    // r2 joins a pool that already serves: slow start ramps its weight for the next ten minutes.
+    ramp = createLoadBalancer({ name: 'ramp', slowStart: { windowMs: 600_000 }, backends: [{ id: 'r1', address: 'http://10.0.1.1:8080' }] });
+    ramp.add({ id: 'r2', address: 'http://10.0.1.2:8080' });
+    stats = statsPage({ web, [HOSTILE_POOL]: hostile, forged: forgedPool(web), ramp }, { title: 'edge-1 <stats>', refreshMs: 200 });
     // Some traffic, so the numbers are not all zero: b3 fails until it is ejected.
     for (let i = 0; i < 60 && web.get('b3')?.ejectedUntil === 0; i += 1) {
       const lease = web.acquire();
@@ -101,6 +105,7 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     stats?.close();
     web?.close();
     hostile?.close();
+    ramp?.close();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   });
 
@@ -121,6 +126,16 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     expect(await page.title()).toBe('edge-1 <stats>');
     expect(await page.locator('header h1').textContent()).toBe('edge-1 <stats>');
     await page.locator('#status.live').waitFor(WAIT);
+  });
+
+  it('labels a backend in slow start, and says the latency is an average', async () => {
+    const row = (id: string) => page.locator(`section[data-pool="ramp"] tr[data-backend="${id}"]`);
+    await row('r2').waitFor(WAIT);
+    expect(await row('r2').locator('td.backend .badge-slow-start').textContent()).toBe('slow start');
+    expect(await row('r1').locator('td.backend .badge-slow-start').count()).toBe(0);
+    const header = page.locator('section[data-pool="ramp"] thead th', { hasText: 'Latency' });
+    expect(await header.textContent()).toBe('Latency (avg)');
+    expect(await header.getAttribute('title')).toMatch(/moving average/);
   });
 
   it('shows a state change without reloading the page', async () => {
