@@ -4,12 +4,14 @@
  * average, counters and balancer hooks. Target: ≤ 100 ns for the default algorithm (p2c).
  *
  * The bare `pick()` of the same balancer runs in the same group, so the difference is the load
- * balancer's own overhead. Judged on the median sample (p50); see balancers.bench.mjs.
+ * balancer's own overhead. The default clock is `coarseClock` (one `Date.now()` per millisecond, shared
+ * by every request in it; in this synchronous loop, one per 256 reads); the `realClock` rows read
+ * `Date.now()` on every call, so they show what each clock read costs on this machine. Judged on the median sample (p50); see balancers.bench.mjs.
  */
 import { bench, do_not_optimize, group, run, summary } from 'mitata';
 import { loadCore, makeKeys, makeSpecs, mitataStats, report, row } from './run.mjs';
 
-const { createBalancer, createLoadBalancer } = await loadCore();
+const { createBalancer, createLoadBalancer, realClock } = await loadCore();
 const testing = await loadCore('testing');
 
 const N = 1000;
@@ -18,8 +20,8 @@ const KEYS = makeKeys(10_000);
 const K = KEYS.length;
 const OUTCOME = Object.freeze({ ok: true, durationMs: 12 });
 
-function lbWith(algorithm) {
-  return createLoadBalancer({ backends: specs, algorithm });
+function lbWith(algorithm, clock) {
+  return createLoadBalancer({ backends: specs, algorithm, clock });
 }
 
 group('acquire() + release() · 1000 backends', () => {
@@ -45,6 +47,23 @@ group('acquire() + release() · 1000 backends', () => {
         return do_not_optimize(lease);
       };
     });
+    bench('lb(p2c, realClock) acquire() + release()', function* () {
+      const lb = lbWith('p2c', realClock);
+      yield () => {
+        const lease = lb.acquire();
+        lease.release();
+        return do_not_optimize(lease);
+      };
+    });
+    bench('lb(p2c, realClock) acquire() + release({ ok, durationMs })', function* () {
+      const lb = lbWith('p2c', realClock);
+      yield () => {
+        const lease = lb.acquire();
+        lease.release(OUTCOME);
+        return do_not_optimize(lease);
+      };
+    });
+    bench('Date.now()', () => do_not_optimize(Date.now()));
     bench('lb(round-robin) acquire() + release()', function* () {
       const lb = lbWith('round-robin');
       yield () => {
@@ -81,6 +100,8 @@ const p50 = (name) => stats.get(name)?.p50;
 report('lb', [
   row('lb', 'acquire()+release() (p2c, default)', p50('lb(p2c) acquire() + release()'), 'ns', 100, `bare p2c pick ${p50('p2c pick() alone')?.toFixed(1)} ns`),
   row('lb', 'acquire()+release({ok,durationMs}) (p2c)', p50('lb(p2c) acquire() + release({ ok, durationMs })'), 'ns', 100),
+  row('lb', 'acquire()+release() (p2c, realClock: 2 Date.now)', p50('lb(p2c, realClock) acquire() + release()'), 'ns', undefined, `Date.now() alone ${p50('Date.now()')?.toFixed(1)} ns`),
+  row('lb', 'acquire()+release({ok,durationMs}) (p2c, realClock)', p50('lb(p2c, realClock) acquire() + release({ ok, durationMs })'), 'ns'),
   row('lb', 'acquire()+release() (round-robin)', p50('lb(round-robin) acquire() + release()'), 'ns'),
   row('lb', 'acquire()+release() (least-connections)', p50('lb(least-connections) acquire() + release()'), 'ns'),
   row('lb', 'acquire({key})+release() (maglev)', p50('lb(maglev) acquire({ key }) + release()'), 'ns'),
