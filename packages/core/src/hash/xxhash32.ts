@@ -28,8 +28,6 @@ const PRIME5 = 0x165667b1 | 0;
 // allocates nothing. JavaScript runs one `xxhash32` call to completion before the next, so the state
 // is never shared by two calls at once.
 
-/** The OR of the words read by the last `hashAscii`: a byte's high bit set means not ASCII. */
-let charsSeen = 0;
 /** The UTF-8 reader's input and position. */
 let source = '';
 let charIndex = 0;
@@ -46,73 +44,91 @@ export function xxhash32(input: string, seed = 0): number {
  * xxHash32 as a signed 32-bit integer (the same bits as `xxhash32`). Balancers use this form: an
  * int32 travels through calls unboxed, while half of all uint32 results exceed the small-integer
  * range and would be boxed on the heap at every return.
+ *
+ * The pass assumes ASCII, where each char code is its UTF-8 byte, and ORs every code it reads into
+ * `seen`; only when that shows a code of 0x80 or more is the result discarded and the string hashed
+ * again through the UTF-8 reader. Everything is written out in this one function — no helper per
+ * word, no branch per word — because for the short keys balancers see (session and user ids), the
+ * call and branch overhead cost as much as the multiplies themselves.
  */
 export function hash32(input: string, seed = 0): number {
-  // Keys are nearly always ASCII, whose UTF-8 bytes are the char codes and whose byte length is the
-  // string's length: hash optimistically in one pass straight from `charCodeAt`, and only when a
-  // char turns out to need more than one byte, start over with the general UTF-8 reader.
-  const hash = hashAscii(input, seed | 0);
-  if ((charsSeen & 0x80808080) === 0) return hash;
-  return hashUtf8(input, utf8Length(input), seed | 0);
-}
-
-function hashAscii(input: string, seed: number): number {
+  const s = seed | 0;
   const length = input.length;
-  // The OR of every char code read, kept in a local (a module variable written in the loop costs a
-  // store per word) and published once at the end.
   let seen = 0;
   let index = 0;
   let hash: number;
   if (length >= 16) {
-    let v1 = (seed + PRIME1 + PRIME2) | 0;
-    let v2 = (seed + PRIME2) | 0;
-    let v3 = seed;
-    let v4 = (seed - PRIME1) | 0;
-    const limit = length - 16;
-    while (index <= limit) {
-      const w1 = asciiWord(input, index);
-      const w2 = asciiWord(input, index + 4);
-      const w3 = asciiWord(input, index + 8);
-      const w4 = asciiWord(input, index + 12);
-      seen |= w1 | w2 | w3 | w4;
-      v1 = round(v1, w1);
-      v2 = round(v2, w2);
-      v3 = round(v3, w3);
-      v4 = round(v4, w4);
-      index += 16;
-    }
-    hash = (rotateLeft(v1, 1) + rotateLeft(v2, 7) + rotateLeft(v3, 12) + rotateLeft(v4, 18)) | 0;
+    hash = asciiStripes(input, s);
+    seen = stripesSeen;
+    index = length - (length & 15);
   } else {
-    hash = (seed + PRIME5) | 0;
+    hash = (s + PRIME5) | 0;
   }
   hash = (hash + length) | 0;
   while (index + 4 <= length) {
-    const word = asciiWord(input, index);
-    seen |= word;
-    hash = Math.imul(rotateLeft((hash + Math.imul(word, PRIME3)) | 0, 17), PRIME4);
+    const c0 = input.charCodeAt(index);
+    const c1 = input.charCodeAt(index + 1);
+    const c2 = input.charCodeAt(index + 2);
+    const c3 = input.charCodeAt(index + 3);
+    seen |= c0 | c1 | c2 | c3;
+    hash = (hash + Math.imul(c0 | (c1 << 8) | (c2 << 16) | (c3 << 24), PRIME3)) | 0;
+    hash = Math.imul((hash << 17) | (hash >>> 15), PRIME4);
     index += 4;
   }
   while (index < length) {
     const code = input.charCodeAt(index);
-    if (code >= 0x80) seen = -1;
-    hash = Math.imul(rotateLeft((hash + Math.imul(code, PRIME5)) | 0, 11), PRIME1);
+    seen |= code;
+    hash = (hash + Math.imul(code, PRIME5)) | 0;
+    hash = Math.imul((hash << 11) | (hash >>> 21), PRIME1);
     index += 1;
   }
-  charsSeen = seen;
+  if (seen >= 0x80) return hashUtf8(input, utf8Length(input), s);
   return avalanche(hash);
 }
 
+/** The OR of the char codes `asciiStripes` read (≥ 0x80 means not ASCII). */
+let stripesSeen = 0;
+
 /**
- * Four ASCII chars as one little-endian word — their UTF-8 bytes. When any of them is not ASCII the
- * word is meaningless, so it returns -1 instead: every bit set, which marks `seen` as non-ASCII (an
- * ASCII word never has a byte's high bit set).
+ * XXH32's four-lane pass over the 16-byte stripes of an input of 16 or more chars, assumed ASCII
+ * (see `hash32`), merged into one accumulator; the OR of the codes read is left in `stripesSeen`.
+ * Kept out of `hash32` so that the short-key path stays small enough to be inlined into a pick.
  */
-function asciiWord(input: string, index: number): number {
-  const c0 = input.charCodeAt(index);
-  const c1 = input.charCodeAt(index + 1);
-  const c2 = input.charCodeAt(index + 2);
-  const c3 = input.charCodeAt(index + 3);
-  return (c0 | c1 | c2 | c3) < 0x80 ? c0 | (c1 << 8) | (c2 << 16) | (c3 << 24) : -1;
+function asciiStripes(input: string, seed: number): number {
+  let v1 = (seed + PRIME1 + PRIME2) | 0;
+  let v2 = (seed + PRIME2) | 0;
+  let v3 = seed;
+  let v4 = (seed - PRIME1) | 0;
+  let seen = 0;
+  const limit = input.length - 16;
+  for (let index = 0; index <= limit; index += 16) {
+    let c0 = input.charCodeAt(index);
+    let c1 = input.charCodeAt(index + 1);
+    let c2 = input.charCodeAt(index + 2);
+    let c3 = input.charCodeAt(index + 3);
+    seen |= c0 | c1 | c2 | c3;
+    v1 = round(v1, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24));
+    c0 = input.charCodeAt(index + 4);
+    c1 = input.charCodeAt(index + 5);
+    c2 = input.charCodeAt(index + 6);
+    c3 = input.charCodeAt(index + 7);
+    seen |= c0 | c1 | c2 | c3;
+    v2 = round(v2, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24));
+    c0 = input.charCodeAt(index + 8);
+    c1 = input.charCodeAt(index + 9);
+    c2 = input.charCodeAt(index + 10);
+    c3 = input.charCodeAt(index + 11);
+    seen |= c0 | c1 | c2 | c3;
+    v3 = round(v3, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24));
+    c0 = input.charCodeAt(index + 12);
+    c1 = input.charCodeAt(index + 13);
+    c2 = input.charCodeAt(index + 14);
+    c3 = input.charCodeAt(index + 15);
+    seen |= c0 | c1 | c2 | c3;
+    v4 = round(v4, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24));
+  }
+  stripesSeen = seen;
+  return (rotateLeft(v1, 1) + rotateLeft(v2, 7) + rotateLeft(v3, 12) + rotateLeft(v4, 18)) | 0;
 }
 
 function hashUtf8(input: string, length: number, seed: number): number {

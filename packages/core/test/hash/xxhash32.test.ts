@@ -87,6 +87,21 @@ describe('xxhash32', () => {
     );
   });
 
+  it('equals the reference for ASCII strings of every length (the one-pass path)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary-ascii', maxLength: 100 }), fc.nat(), (input, seed) => {
+        expect(xxhash32(input, seed)).toBe(reference(input, seed));
+      }),
+      { seed: 4243, numRuns: 500 },
+    );
+    for (let length = 0; length <= 70; length++) {
+      const input = 'k'.repeat(length);
+      expect(xxhash32(input)).toBe(reference(input, 0));
+      // U+0080, the first code that is not ASCII, at the end: the one-pass result must be discarded.
+      expect(xxhash32(`${input}\u0080`)).toBe(reference(`${input}\u0080`, 0));
+    }
+  });
+
   it('encodes lone surrogates as U+FFFD, as TextEncoder does', () => {
     const surrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c));
     const unit = fc.oneof(fc.string({ unit: 'binary', maxLength: 3 }), surrogate);
