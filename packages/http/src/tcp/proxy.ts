@@ -16,6 +16,12 @@
  * meanwhile wait in the client socket (it is not read until then). When every attempt fails, or no
  * backend is eligible, the client connection is closed: at layer 4 there is no way to say why.
  *
+ * Backends with `maxConnections`: when every candidate is at its limit, the connection waits in a
+ * bounded queue (`maxQueue`, default 1024; `queueTimeoutMs`, default 5000) — HAProxy's `maxconn` +
+ * `maxqueue` + `timeout queue` in `mode tcp` — and is connected when a relayed connection ends and
+ * frees a slot, in arrival order. A full queue or a wait past the timeout closes the connection; a
+ * client that leaves while waiting leaves the queue. The same queue as `createProxy`'s.
+ *
  * The lease is released once, when both sockets have closed, with the outcome: a failed connect
  * (`connect`/`timeout`), a backend reset (`reset`) or success; `durationMs` is the connect time — the
  * latency signal of layer 4 (a connection's lifetime measures the client, not the backend). Errors
@@ -37,6 +43,7 @@ import net from 'node:net';
 import { InvalidOptionError, LoadBalancer, isFulcrumError, isPlainObject, type Backend, type Lease, type LoadBalancerOptions, type Outcome } from '@fulcrum/core';
 import { normalizeIp } from '../affinity/ip';
 import { reportError } from '../proxy/errors';
+import { WaitQueue } from '../proxy/queue';
 import { proxyHeader, type ProxyProtocolVersion } from './proxy-protocol';
 
 /** Options of `createTcpProxy`. */
@@ -58,6 +65,13 @@ export interface TcpProxyOptions {
   };
   /** Connect attempts per client connection, the first included, 1–10. Default 3. */
   attempts?: number;
+  /**
+   * Connections that may wait for a slot when every candidate backend is at its `maxConnections`;
+   * 0 closes such a connection at once. Default 1024.
+   */
+  maxQueue?: number;
+  /** How long a connection may wait in that queue before it is closed, ms. Default 5000. */
+  queueTimeoutMs?: number;
   /** Called with errors the proxy handled (for logs). Never required; never sees client bytes. */
   onError?: (error: unknown, context: { phase: 'connect' | 'upstream' | 'client'; backendId?: string }) => void;
 }
@@ -73,7 +87,7 @@ export interface TcpProxyHandler {
   readonly connections: number;
 }
 
-const KNOWN = new Set(['balancer', 'hashBy', 'proxyProtocol', 'timeouts', 'attempts', 'onError']);
+const KNOWN = new Set(['balancer', 'hashBy', 'proxyProtocol', 'timeouts', 'attempts', 'maxQueue', 'queueTimeoutMs', 'onError']);
 const MAX_TIMER = 2_147_483_647;
 const KEEPALIVE_MS = 60_000;
 /** Marks the error of our own connect timer, to report `timeout` rather than `connect`. */
@@ -85,6 +99,8 @@ interface Config {
   readonly connectMs: number;
   readonly idleMs: number;
   readonly attempts: number;
+  readonly maxQueue: number;
+  readonly queueTimeoutMs: number;
   readonly onError: TcpProxyOptions['onError'];
 }
 
@@ -118,6 +134,8 @@ function normalise(options: TcpProxyOptions): Config {
     connectMs: number('timeouts.connectMs', timeouts.connectMs, 5000, 1, MAX_TIMER, false),
     idleMs: number('timeouts.idleMs', timeouts.idleMs, 3_600_000, 0, MAX_TIMER, false),
     attempts: number('attempts', options.attempts, 3, 1, 10, true),
+    maxQueue: number('maxQueue', options.maxQueue, 1024, 0, 1_000_000, true),
+    queueTimeoutMs: number('queueTimeoutMs', options.queueTimeoutMs, 5000, 1, MAX_TIMER, false),
     onError,
   });
 }
@@ -173,6 +191,8 @@ class Relay {
   #connected = false;
   #outcome: Outcome = { ok: true };
   #done = false;
+  /** Leaves the wait queue, while the connection waits there for a slot. */
+  #unqueue: (() => void) | undefined;
 
   constructor(proxy: TcpProxy, client: net.Socket) {
     this.#proxy = proxy;
@@ -186,16 +206,67 @@ class Relay {
     this.#connect();
   }
 
-  #connect(): void {
-    if (this.#done) return;
-    const proxy = this.#proxy;
-    const lease = proxy.lb.acquire({
+  /** A backend with a free slot, or `undefined` when none is eligible or every candidate is full. */
+  #acquire(): Lease | undefined {
+    return this.#proxy.lb.acquire({
       ...(this.#key === undefined ? {} : { key: this.#key }),
       ...(this.#tried === undefined ? {} : { exclude: this.#tried }),
       attempt: this.#attempt,
       skipFull: true,
     });
-    if (lease === undefined) return this.end();
+  }
+
+  /** Take a backend — or wait in the queue for one to free a slot — and connect to it. */
+  #connect(): void {
+    if (this.#done) return;
+    const proxy = this.#proxy;
+    const lease = this.#acquire();
+    if (lease !== undefined) return this.#connectTo(lease);
+    if (proxy.closed || proxy.lb.tier === 'none') return this.end();
+    // Every candidate is at its maxConnections: wait for a slot.
+    const unqueue = proxy.queue.add({
+      tryStart: () => {
+        if (this.#done || this.#client.destroyed) return true;
+        const queued = this.#acquire();
+        if (queued === undefined) return false;
+        this.#leaveQueue();
+        this.#connectTo(queued);
+        return true;
+      },
+      expire: () => {
+        this.#unqueue = undefined;
+        this.end();
+      },
+    });
+    if (unqueue === undefined) return this.end();
+    this.#unqueue = unqueue;
+    // A socket nobody reads never learns that its peer left. While waiting, let the client's bytes
+    // gather in the socket's own buffer (bounded by its highWaterMark; `pipe` delivers them later) so
+    // that a client that hangs up is noticed and leaves the queue instead of holding a place in it.
+    this.#client.on('readable', this.#onReadableWhileQueued);
+    this.#client.once('end', this.#onEndWhileQueued);
+  }
+
+  #onReadableWhileQueued = (): void => {
+    // Reading an empty buffer takes no bytes; at the end of the stream it makes 'end' fire.
+    if (this.#client.readableLength === 0) this.#client.read();
+  };
+
+  #onEndWhileQueued = (): void => {
+    // 'end' fires only once the buffer is empty, so this client hung up without sending a byte:
+    // there is nothing to relay. (One that sent bytes and then half-closed keeps its place; its bytes
+    // and its FIN are relayed once it is connected.)
+    this.end();
+  };
+
+  #leaveQueue(): void {
+    this.#unqueue = undefined;
+    this.#client.off('readable', this.#onReadableWhileQueued);
+    this.#client.off('end', this.#onEndWhileQueued);
+  }
+
+  #connectTo(lease: Lease): void {
+    const proxy = this.#proxy;
     this.#lease = lease;
     this.#attempt++;
     let target: { host: string; port: number };
@@ -285,8 +356,10 @@ class Relay {
       lease.release({ ok: false, error: kind, durationMs: performance.now() - this.#connectStart });
       (this.#tried ??= []).push(lease.backend);
     }
-    if (this.#attempt < this.#proxy.config.attempts && !this.#done && !this.#client.destroyed) return this.#connect();
-    this.end();
+    if (this.#attempt < this.#proxy.config.attempts && !this.#done && !this.#client.destroyed) this.#connect();
+    else this.end();
+    // The slot this attempt held is free: after this connection's own retry, a waiting one may have it.
+    if (lease !== undefined) this.#proxy.released();
   }
 
   #onClientError = (error: Error): void => {
@@ -314,12 +387,16 @@ class Relay {
     this.#done = true;
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
+    const unqueue = this.#unqueue;
+    this.#leaveQueue();
+    unqueue?.();
     this.#client.destroy();
     this.#upstream?.destroy();
     const lease = this.#lease;
     this.#lease = undefined;
     lease?.release(this.#outcome.durationMs === undefined ? { ...this.#outcome, durationMs: this.#connectMs } : this.#outcome);
     this.#proxy.forget(this);
+    if (lease !== undefined) this.#proxy.released();
   }
 }
 
@@ -328,6 +405,8 @@ class TcpProxy {
   readonly config: Config;
   readonly #owned: boolean;
   readonly #relays = new Set<Relay>();
+  /** Connections waiting for a backend slot. */
+  readonly queue: WaitQueue;
   closed = false;
 
   constructor(options: TcpProxyOptions) {
@@ -335,6 +414,12 @@ class TcpProxy {
     const { lb, owned } = resolveBalancer((options as { balancer?: unknown }).balancer);
     this.lb = lb;
     this.#owned = owned;
+    this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs);
+  }
+
+  /** A connection ended or gave up a backend: a waiting one may take the slot. */
+  released(): void {
+    if (this.queue.length > 0 && !this.closed) this.queue.wake();
   }
 
   get size(): number {
@@ -380,6 +465,7 @@ class TcpProxy {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.queue.close();
     for (const relay of [...this.#relays]) relay.end();
     if (this.#owned) this.lb.close();
   }

@@ -235,6 +235,9 @@ describe('createTcpProxy', () => {
       [{ balancer: { backends: [] }, timeouts: { connectMs: 0 } }, 'timeouts.connectMs'],
       [{ balancer: { backends: [] }, timeouts: { idle: 1 } }, 'timeouts.idle'],
       [{ balancer: { backends: [] }, attempts: 0 }, 'attempts'],
+      [{ balancer: { backends: [] }, maxQueue: -1 }, 'maxQueue'],
+      [{ balancer: { backends: [] }, maxQueue: 1.5 }, 'maxQueue'],
+      [{ balancer: { backends: [] }, queueTimeoutMs: 0 }, 'queueTimeoutMs'],
       [{ balancer: { backends: [] }, extra: 1 }, 'extra'],
     ];
     for (const [options, path] of cases) {
@@ -245,5 +248,106 @@ describe('createTcpProxy', () => {
         expect(isInvalidOptionError(error) && error.path, JSON.stringify(options)).toBe(path);
       }
     }
+  });
+});
+
+describe('createTcpProxy with maxConnections: the wait queue', () => {
+  it('holds a connection while every backend is full and connects it when a slot frees, in arrival order', async () => {
+    const [svc] = await services('solo');
+    const balancer = lb({ backends: [{ id: 'solo', address: svc!.address, maxConnections: 1 }] });
+    const { port, proxy } = await proxyFor({ balancer, queueTimeoutMs: 10_000 });
+    const first = await connectClient(port);
+    expect((await first.waitFor('\n')).startsWith('solo')).toBe(true);
+    const second = await connectClient(port);
+    const third = await connectClient(port);
+    second.socket.write('from second;');
+    third.socket.write('from third;');
+    // Both wait: nothing reaches them, the backend holds one connection, and the proxy counts three.
+    for (let i = 0; i < 20 && proxy.connections < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(proxy.connections).toBe(3);
+    expect(second.text()).toBe('');
+    expect(svc!.received).toHaveLength(1);
+    expect(balancer.backends[0]!.inflight).toBe(1);
+
+    first.socket.destroy();
+    // The second (arrived first) gets the slot, with the bytes it sent while waiting.
+    expect(await second.waitFor('from second;')).toBe('solo\nfrom second;');
+    expect(third.text()).toBe('');
+    second.socket.destroy();
+    expect(await third.waitFor('from third;')).toBe('solo\nfrom third;');
+    third.socket.destroy();
+    await settled(balancer);
+    expect(balancer.backends[0]!.inflight).toBe(0);
+    expect(balancer.backends[0]!.failures).toBe(0);
+  });
+
+  it('relays the bytes and the half-close of a client that finished sending while it waited', async () => {
+    const [svc] = await services('solo');
+    const balancer = lb({ backends: [{ id: 'solo', address: svc!.address, maxConnections: 1 }] });
+    const { port, proxy } = await proxyFor({ balancer, queueTimeoutMs: 10_000 });
+    const holder = await connectClient(port);
+    await holder.waitFor('\n');
+    const client = await connectClient(port);
+    client.socket.end('query;');
+    for (let i = 0; i < 20 && proxy.connections < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(proxy.connections).toBe(2);
+    holder.socket.destroy();
+    // Connected once the slot frees: the buffered bytes, then the FIN, which the service answers.
+    expect(await client.closed).toBe('solo\nquery;bye 6\n');
+  });
+
+  it('closes a connection when the queue is full, and one that waited past queueTimeoutMs', async () => {
+    const [svc] = await services('solo');
+    const balancer = lb({ backends: [{ id: 'solo', address: svc!.address, maxConnections: 1 }] });
+    const { port } = await proxyFor({ balancer, maxQueue: 1, queueTimeoutMs: 150 });
+    const holder = await connectClient(port);
+    await holder.waitFor('\n');
+    const waiting = await connectClient(port);
+    const overflow = await connectClient(port);
+    // The queue holds one: the next is closed at once, without a byte.
+    expect(await overflow.closed).toBe('');
+    // The waiting one is closed when its time in the queue is up, also without a byte.
+    expect(await waiting.closed).toBe('');
+    expect(svc!.received).toHaveLength(1);
+    holder.socket.destroy();
+    await settled(balancer);
+    expect(balancer.backends[0]!.inflight).toBe(0);
+  });
+
+  it('closes at once with maxQueue 0, and forgets a client that leaves while waiting', async () => {
+    const [svc] = await services('solo');
+    const balancer = lb({ backends: [{ id: 'solo', address: svc!.address, maxConnections: 1 }] });
+    const noQueue = await proxyFor({ balancer, maxQueue: 0 });
+    const holder = await connectClient(noQueue.port);
+    await holder.waitFor('\n');
+    expect(await (await connectClient(noQueue.port)).closed).toBe('');
+
+    const queued = await proxyFor({ balancer, queueTimeoutMs: 10_000 });
+    const leaver = await connectClient(queued.port);
+    for (let i = 0; i < 20 && queued.proxy.connections < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    leaver.socket.destroy();
+    await leaver.closed;
+    for (let i = 0; i < 20 && queued.proxy.connections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(queued.proxy.connections).toBe(0);
+    // The slot that frees later goes to nobody: the leaver is gone, nothing connects on its behalf.
+    holder.socket.destroy();
+    await settled(balancer);
+    expect(svc!.received).toHaveLength(1);
+    expect(balancer.backends[0]!.inflight).toBe(0);
+  });
+
+  it('close() closes the connections waiting in the queue', async () => {
+    const [svc] = await services('solo');
+    const balancer = lb({ backends: [{ id: 'solo', address: svc!.address, maxConnections: 1 }] });
+    const { port, proxy } = await proxyFor({ balancer, queueTimeoutMs: 10_000 });
+    const holder = await connectClient(port);
+    await holder.waitFor('\n');
+    const waiting = await connectClient(port);
+    for (let i = 0; i < 20 && proxy.connections < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await proxy.close();
+    expect(await waiting.closed).toBe('');
+    await holder.closed;
+    expect(proxy.connections).toBe(0);
   });
 });
