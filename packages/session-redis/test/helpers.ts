@@ -2,11 +2,11 @@
  * Test support for @fulcrum/session-redis: where the shared Redis is (`REDIS_URL`, default
  * redis://127.0.0.1:6379), whether to run or skip (skip with one line when it is unreachable, fail
  * under CI=true), unique key prefixes per test file, and PRIVATE redis-server processes (a standalone
- * server or a 3-master cluster on free ports) for the tests that stop and restart Redis — never the
+ * server, a 3-master cluster or a master + replica + sentinel on free ports) for the tests that stop and restart Redis — never the
  * shared instance.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +181,117 @@ export class PrivateCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.stop()));
+  }
+}
+
+/**
+ * A private Sentinel setup on free ports: a master, one replica and one sentinel (quorum 1) that
+ * calls the master down after 1 s. `redis-server --sentinel` is the sentinel: no extra binary.
+ */
+export class PrivateSentinel {
+  static readonly NAME = 'fulcrum-main';
+  readonly master: PrivateRedis;
+  readonly replica: PrivateRedis;
+  readonly port: number;
+  readonly #dir: string;
+  #process: ChildProcess | undefined;
+
+  private constructor(master: PrivateRedis, replica: PrivateRedis, port: number) {
+    this.master = master;
+    this.replica = replica;
+    this.port = port;
+    this.#dir = mkdtempSync(join(tmpdir(), 'fulcrum-sentinel-'));
+  }
+
+  static async start(): Promise<PrivateSentinel> {
+    const master = await PrivateRedis.start();
+    const replica = await PrivateRedis.start(['--replicaof', '127.0.0.1', String(master.port)]);
+    const setup = new PrivateSentinel(master, replica, await freePort());
+    try {
+      await setup.#startSentinel();
+      return setup;
+    } catch (error) {
+      await setup.stop();
+      throw error;
+    }
+  }
+
+  get sentinels(): { host: string; port: number }[] {
+    return [{ host: '127.0.0.1', port: this.port }];
+  }
+
+  async #startSentinel(): Promise<void> {
+    const config = join(this.#dir, 'sentinel.conf');
+    writeFileSync(
+      config,
+      [
+        `port ${this.port}`,
+        'bind 127.0.0.1',
+        `dir ${this.#dir}`,
+        `sentinel monitor ${PrivateSentinel.NAME} 127.0.0.1 ${this.master.port} 1`,
+        `sentinel down-after-milliseconds ${PrivateSentinel.NAME} 1000`,
+        `sentinel failover-timeout ${PrivateSentinel.NAME} 5000`,
+        '',
+      ].join('\n'),
+    );
+    this.#process = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
+    const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    probe.on('error', () => undefined);
+    try {
+      // Ready when the sentinel has found the replica and the replica is in sync.
+      await until(async () => {
+        const replicas = (await probe.call('SENTINEL', 'REPLICAS', PrivateSentinel.NAME).catch(() => [])) as string[][];
+        return replicas.some((fields) => fields.includes(String(this.replica.port)) && fields.join(' ').includes('master-link-status ok'));
+      }, 'the sentinel to see the replica in sync', 20_000);
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /** The port of the master the sentinel currently names. */
+  async masterPort(): Promise<number> {
+    const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    probe.on('error', () => undefined);
+    try {
+      const [, port] = (await probe.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', PrivateSentinel.NAME)) as [string, string];
+      return Number(port);
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /** Ask the sentinel for a failover and wait until it names the replica as the master. */
+  async failover(): Promise<void> {
+    const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    probe.on('error', () => undefined);
+    try {
+      await probe.call('SENTINEL', 'FAILOVER', PrivateSentinel.NAME);
+    } finally {
+      probe.disconnect();
+    }
+    await until(async () => (await this.masterPort().catch(() => 0)) === this.replica.port, 'the failover to the replica', 20_000);
+    // Until the sentinel has turned the old master into a replica, it still takes writes as a master
+    // (and loses them when it resyncs): wait for that too, so a test's writes go where they stay.
+    const old = new Redis(this.master.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    old.on('error', () => undefined);
+    try {
+      await until(async () => ((await old.call('ROLE').catch(() => ['?'])) as string[])[0] === 'slave', 'the old master to become a replica', 20_000);
+    } finally {
+      old.disconnect();
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#process;
+    this.#process = undefined;
+    if (child !== undefined && child.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      });
+    }
+    await Promise.all([this.master.stop(), this.replica.stop()]);
+    rmSync(this.#dir, { recursive: true, force: true });
   }
 }
 
