@@ -116,6 +116,11 @@ interface PinnedDecision extends RouteDecision {
 }
 
 const ADMIT: AdmissionVerdict = Object.freeze({ admit: true as const });
+/**
+ * At the first start, how long requests wait for the replicated stick-tables to load what the other
+ * instances already know (their snapshot), ms; past it the instance serves with what it has.
+ */
+const STICKY_SYNC_WAIT_MS = 5000;
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -169,6 +174,12 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   #watcher: FSWatcher | undefined;
   #watchTimer: NodeJS.Timeout | undefined;
   #inflight = 0;
+  /**
+   * Set at the first start while the stick-tables load their replicated snapshot: requests wait on
+   * it rather than being balanced without what the other instances know (HAProxy's peers sync before
+   * a new process serves).
+   */
+  #sync: Promise<void> | undefined;
   #idle: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   /** Reloads run one at a time: a file event during a reload waits for it. */
@@ -192,6 +203,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       await this.close(0);
       throw error;
     }
+    await this.#sync;
     const file = this.#options.configFile;
     if (file !== undefined && this.#options.watch !== false) this.#watch(file);
     this.#log('info', 'fulcrum started', { nodeId: config.nodeId, frontends: this.addresses().frontends.map((a) => `${a.address}:${a.port}`), pools: [...config.pools.keys()] });
@@ -251,6 +263,23 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
 
   // ── Applying a config ─────────────────────────────────────────────────────────────────────────
 
+  /** Resolves when every pool's stick-table has merged its snapshot, or after STICKY_SYNC_WAIT_MS. */
+  #awaitTables(pools: readonly PoolRuntime[]): Promise<void> | undefined {
+    const tables = pools.flatMap((p) => (p.table === undefined ? [] : [p.table]));
+    if (tables.length === 0) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const loaded = Promise.all(tables.map((table) => table.ready)).then(() => true);
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), STICKY_SYNC_WAIT_MS);
+      timer.unref();
+    });
+    return Promise.race([loaded, late]).then((inTime) => {
+      clearTimeout(timer);
+      this.#sync = undefined;
+      if (!inTime) this.#log('warn', 'stick-tables did not load the replicated snapshot in time: serving with what they have', { waitedMs: STICKY_SYNC_WAIT_MS });
+    });
+  }
+
   async #apply(config: FulcrumConfig, first: boolean): Promise<void> {
     if (!first && JSON.stringify(config.replication ?? null) !== (this.#replicationKey || 'null')) {
       this.#log('warn', 'replication settings changed: they take effect at the next restart');
@@ -289,6 +318,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       next.set(name, this.#buildPool(config, spec, old, trustedKey, retired));
     }
     for (const [name, old] of this.#pools) if (!next.has(name)) retired.push(this.#retirePool(old, old.proxy, old.lb, old.table));
+    if (first && this.#replication !== undefined) this.#sync = this.#awaitTables([...next.values()]);
     const poolsChanged = first || next.size !== this.#pools.size || [...next].some(([name, p]) => this.#pools.get(name)?.lb !== p.lb);
     this.#pools.clear();
     for (const [name, p] of next) this.#pools.set(name, p);
@@ -505,6 +535,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   #handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (this.#sync !== undefined) {
+      void this.#sync.then(() => this.#handle(req, res));
+      return;
+    }
     this.#inflight++;
     res.once('close', this.#requestEnded);
     if (this.#closing !== undefined) res.shouldKeepAlive = false;
@@ -519,6 +553,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   };
 
   #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (this.#sync !== undefined) {
+      void this.#sync.then(() => this.#upgrade(req, socket, head));
+      return;
+    }
     const pool = this.#route(req);
     if (pool === undefined || this.#closing !== undefined) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

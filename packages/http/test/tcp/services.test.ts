@@ -7,40 +7,11 @@ import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLoadBalancer, type LoadBalancer } from '@fulcrum/core';
+import { MYSQL_URL, REDIS_URL, reachable, skipUnless } from '../services';
 import { startTcpProxy, type TestProxy } from './helpers';
 
-const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const IN_CI = process.env.CI === 'true';
-
-function reachable(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect({ host: hostname, port: Number(port) });
-    const timer = setTimeout(() => socket.destroy(), 1000);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-    socket.once('close', () => resolve(false));
-  });
-}
-
-function skipUnless(available: boolean, url: string): boolean {
-  if (available) return false;
-  const message = `[http/tcp] ${url} unreachable: skipping the TCP proxy tests against it`;
-  if (IN_CI) throw new Error(`${message} is not allowed under CI=true`);
-  console.warn(message);
-  return true;
-}
-
-const skipMysql = skipUnless(await reachable(MYSQL_URL), MYSQL_URL);
-const skipRedis = skipUnless(await reachable(REDIS_URL), REDIS_URL);
+const skipMysql = skipUnless(await reachable(MYSQL_URL), MYSQL_URL, '[http/tcp] the TCP proxy tests against it');
+const skipRedis = skipUnless(await reachable(REDIS_URL), REDIS_URL, '[http/tcp] the TCP proxy tests against it');
 
 /** The part of mysql2/promise this test uses (its types live with @fulcrum/session-sql). */
 interface MysqlPromise {
