@@ -235,50 +235,32 @@ export class PrivateSentinel {
       ].join('\n'),
     );
     this.#process = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
-    const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-    probe.on('error', () => undefined);
-    try {
-      // Ready when the sentinel has found the replica and the replica is in sync.
-      await until(async () => {
-        const replicas = (await probe.call('SENTINEL', 'REPLICAS', PrivateSentinel.NAME).catch(() => [])) as string[][];
+    // Ready when the sentinel has found the replica and the replica is in sync.
+    await withConnection(this.port, (sentinel) =>
+      until(async () => {
+        const replicas = (await sentinel.call('SENTINEL', 'REPLICAS', PrivateSentinel.NAME).catch(() => [])) as string[][];
         return replicas.some((fields) => fields.includes(String(this.replica.port)) && fields.join(' ').includes('master-link-status ok'));
-      }, 'the sentinel to see the replica in sync', 20_000);
-    } finally {
-      probe.disconnect();
-    }
+      }, 'the sentinel to see the replica in sync', 20_000),
+    );
   }
 
   /** The port of the master the sentinel currently names. */
-  async masterPort(): Promise<number> {
-    const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-    probe.on('error', () => undefined);
-    try {
-      const [, port] = (await probe.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', PrivateSentinel.NAME)) as [string, string];
+  masterPort(): Promise<number> {
+    return withConnection(this.port, async (sentinel) => {
+      const [, port] = (await sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', PrivateSentinel.NAME)) as [string, string];
       return Number(port);
-    } finally {
-      probe.disconnect();
-    }
+    });
   }
 
   /** Ask the sentinel for a failover and wait until it names the replica as the master. */
   async failover(): Promise<void> {
-    const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-    probe.on('error', () => undefined);
-    try {
-      await probe.call('SENTINEL', 'FAILOVER', PrivateSentinel.NAME);
-    } finally {
-      probe.disconnect();
-    }
+    await withConnection(this.port, (sentinel) => sentinel.call('SENTINEL', 'FAILOVER', PrivateSentinel.NAME));
     await until(async () => (await this.masterPort().catch(() => 0)) === this.replica.port, 'the failover to the replica', 20_000);
     // Until the sentinel has turned the old master into a replica, it still takes writes as a master
     // (and loses them when it resyncs): wait for that too, so a test's writes go where they stay.
-    const old = new Redis(this.master.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-    old.on('error', () => undefined);
-    try {
-      await until(async () => ((await old.call('ROLE').catch(() => ['?'])) as string[])[0] === 'slave', 'the old master to become a replica', 20_000);
-    } finally {
-      old.disconnect();
-    }
+    await withConnection(this.master.port, (old) =>
+      until(async () => ((await old.call('ROLE').catch(() => ['?'])) as string[])[0] === 'slave', 'the old master to become a replica', 20_000),
+    );
   }
 
   async stop(): Promise<void> {
@@ -292,6 +274,17 @@ export class PrivateSentinel {
     }
     await Promise.all([this.master.stop(), this.replica.stop()]);
     rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+/** Run `fn` with a short-lived connection to 127.0.0.1:`port`, closed afterwards whatever happens. */
+async function withConnection<T>(port: number, fn: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
+  try {
+    return await fn(client);
+  } finally {
+    client.disconnect();
   }
 }
 
