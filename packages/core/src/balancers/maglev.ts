@@ -61,8 +61,10 @@ export class Maglev implements Balancer {
   private readonly walker = new OwnerWalk();
   /** Next backend for key-less picks, which spread round-robin. */
   private cursor = 0;
-  /** `config.tableSize` as a plain field (read on every pick). */
+  /** `config.tableSize` as a plain field. */
   private readonly tableSize: number;
+  /** tableSize / 2^32: a key's slot is ⌊uint32 hash × this⌋ (see `pick`). */
+  private readonly slotScale: number;
 
   constructor(options: BalancerOptions = {}) {
     const tableSize = optionalNumber('tableSize', options.tableSize, DEFAULT_TABLE_SIZE, {
@@ -75,6 +77,7 @@ export class Maglev implements Balancer {
     }
     this.config = Object.freeze({ tableSize });
     this.tableSize = tableSize;
+    this.slotScale = tableSize * TWO_POW_MINUS_32;
     this.table = new Int32Array(0);
   }
 
@@ -102,8 +105,9 @@ export class Maglev implements Balancer {
       return backend;
     }
     // Lemire's multiply-shift range reduction: floor(h · M / 2^32), a multiply where `h % M` would be
-    // an integer division (tens of cycles). Exact: h / 2^32 is representable, and the product stays below M.
-    const slot = Math.floor((hash32(key) >>> 0) * TWO_POW_MINUS_32 * this.tableSize);
+    // an integer division (tens of cycles). M / 2^32 is exact, so this is h·M/2^32 rounded once, as
+    // before; the product stays below M, so `>>> 0` is the floor.
+    const slot = ((hash32(key) >>> 0) * this.slotScale) >>> 0;
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) return this.backends[this.table[slot] as number];
     return this.backends[this.walker.find(this.table, slot, wanted)];
