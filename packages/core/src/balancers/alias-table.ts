@@ -125,10 +125,7 @@ export class AliasTable {
     const n = this.size;
     if (n < 2) return first;
     if (this.uniform) {
-      // Uniform over the n − 1 others: draw among n − 1 and step over `first`. Exact, one draw.
-      let other = ((random === Math.random ? Math.random() : random()) * (n - 1)) >>> 0;
-      if (other >= n - 1) other = n - 2;
-      return other + +(other >= first);
+      return otherThan(first, random === Math.random ? Math.random() : random(), n);
     }
     for (let tries = 0; tries < REDRAWS; tries++) {
       const other = this.sample(random);
@@ -172,9 +169,7 @@ export class AliasTable {
     const scaled = (random === Math.random ? Math.random() : random()) * n;
     let first = scaled >>> 0;
     if (first >= n) first = n - 1;
-    let other = ((scaled - first) * (n - 1)) >>> 0;
-    if (other >= n - 1) other = n - 2;
-    this.pairSecond = other + +(other >= first);
+    this.pairSecond = otherThan(first, scaled - first, n);
     return first;
   }
 
@@ -189,4 +184,14 @@ export class AliasTable {
     }
     return p / n;
   }
+}
+
+/**
+ * Of n equal columns, one other than `first`, uniformly, from `u` in [0, 1): an index among the n − 1
+ * others, stepped over `first`. Exact, one number.
+ */
+function otherThan(first: number, u: number, n: number): number {
+  let other = (u * (n - 1)) >>> 0;
+  if (other >= n - 1) other = n - 2;
+  return other + +(other >= first);
 }
