@@ -14,8 +14,14 @@
  */
 export type Random = () => number;
 
-/** 2^-32: turns a uint32 into a number in [0, 1). */
-const UINT32_SCALE = 1 / 4294967296;
+/**
+ * A `const enum`, so the build writes the value as a literal where it is used: a module constant
+ * would be bundled as a module-level `var`, loaded from the module context at every draw.
+ */
+const enum Scale {
+  /** 2^-32: turns a uint32 into a number in [0, 1). */
+  Uint32 = 1 / 4294967296,
+}
 
 /**
  * sfc32 ("small fast chaotic", Chris Doty-Humphrey, from PractRand's test suite; passes BigCrush and
@@ -34,7 +40,7 @@ function sfc32(state: Int32Array): Random {
     state[0] = b ^ (b >>> 9);
     state[1] = (c + (c << 3)) | 0;
     state[2] = (((c << 21) | (c >>> 11)) + t) | 0;
-    return (t >>> 0) * UINT32_SCALE;
+    return (t >>> 0) * Scale.Uint32;
   };
 }
 
