@@ -6,7 +6,7 @@
  * - smooth WRR vs nginx's O(n) scan (`ngx_http_upstream_get_peer`, transcribed below) (target ≤ 10 ns);
  * - least-connections vs a naive O(n) scan for the lowest (inflight + 1) / weight;
  * - p2c (target ≤ 25 ns), peak-ewma, random, first;
- * - the hashing balancers vs `xxhash32(key) % n` (the floor: one hash, no table) and the `hashring`
+ * - the hashing balancers vs `murmur3(key) % n` (the floor: one hash, no table) and the `hashring`
  *   npm package, all with the same 10,000 pre-generated keys cycled so that string hashing is
  *   included in every pick (target for Maglev ≤ 30 ns).
  *
@@ -20,7 +20,7 @@ import { loadCore, makeKeys, makeSpecs, mitataStats, report, row } from './run.m
 
 const core = await loadCore();
 const testing = await loadCore('testing');
-const { createBalancer, xxhash32 } = core;
+const { createBalancer, murmur3 } = core;
 
 const N = 1000;
 const equalSpecs = makeSpecs(N, 'equal');
@@ -178,13 +178,13 @@ group('load-aware and random · 1000 backends', () => {
 
 group('hashing · 1000 backends, 10k distinct keys cycled', () => {
   summary(() => {
-    bench('xxhash32(key) % n (hash floor)', function* () {
+    bench('murmur3(key) % n (hash floor)', function* () {
       const arr = equal.slice();
       let k = 0;
       yield () => {
         const key = KEYS[k];
         if (++k === K) k = 0;
-        return do_not_optimize(arr[xxhash32(key) % N]);
+        return do_not_optimize(arr[murmur3(key) % N]);
       };
     }).baseline(true);
     bench('Maglev.pick(key)', function* () {
@@ -256,7 +256,7 @@ const bare = p50('bare arr[i++ % n]');
 const rr = p50('RoundRobin.pick()');
 const nginx = p50('nginx O(n) smooth WRR scan');
 const swrr = p50('SmoothWeightedRoundRobin.pick()');
-const hashFloor = p50('xxhash32(key) % n (hash floor)');
+const hashFloor = p50('murmur3(key) % n (hash floor)');
 const maglev = p50('Maglev.pick(key)');
 const hashringMiss = p50('hashring .get(key) (defaults: md5, LRU 5000)');
 
@@ -268,7 +268,7 @@ report('balancers', [
   row('balancers', 'bare arr[i++ % n] (reference)', bare, 'ns'),
   row('balancers', 'P2C pick', p50('PowerOfTwoChoices.pick()'), 'ns', 25),
   row('balancers', 'Maglev pick(key), string hashing', maglev, 'ns', 30, `hash floor ${fmtNs(hashFloor)}; hashring ${fmtNs(hashringMiss)}`),
-  row('balancers', 'xxhash32(key) % n (reference)', hashFloor, 'ns'),
+  row('balancers', 'murmur3(key) % n (reference)', hashFloor, 'ns'),
   row('balancers', 'RingHash pick(key)', p50('RingHash.pick(key)'), 'ns'),
   row('balancers', 'BoundedLoad(ring-hash) pick(key)', p50('BoundedLoad(ring-hash).pick(key)'), 'ns'),
   row('balancers', 'Rendezvous pick(key) (O(n))', p50('Rendezvous.pick(key) (O(n))'), 'ns'),

@@ -31,7 +31,7 @@ export { RingHash } from './balancers/ring-hash';
 export { Maglev } from './balancers/maglev';
 export { Rendezvous } from './balancers/rendezvous';
 export { BoundedLoad } from './balancers/bounded-load';
-export { xxhash32 } from './hash';
+export { murmur3 } from './hash';
 
 export { coarseClock, realClock } from './clock';
 export type { Clock, Timer } from './clock';

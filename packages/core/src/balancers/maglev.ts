@@ -5,7 +5,7 @@
  * Each backend derives a permutation of the table's M slots from two hashes of its **id**
  * (`offset = h1 mod M`, `skip = h2 mod (M − 1) + 1`, slot j = `(offset + j·skip) mod M`; M prime makes
  * every skip a generator, so each permutation visits every slot). Backends take turns claiming their
- * next free slot until the table is full. A key's backend is `table[xxhash32(key) mod M]`: one hash
+ * next free slot until the table is full. A key's backend is `table[murmur3(key) mod M]`: one hash
  * and one array read, whatever the number of backends.
  *
  * Weighted fill (Envoy): a backend takes a turn only when `iteration × weight ≥ turns taken so far ×
@@ -30,7 +30,7 @@
  */
 import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
-import { hash32, xxhash32 } from '../hash';
+import { hash32, murmur3 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
 import { OwnerWalk } from './owner-walk';
@@ -125,8 +125,8 @@ function fill(table: Int32Array, backends: readonly Backend[]): void {
   let maxWeight = 0;
   for (let i = 0; i < count; i++) {
     const backend = backends[i] as Backend;
-    next[i] = xxhash32(backend.id, OFFSET_SEED) % size;
-    skip[i] = (xxhash32(backend.id, SKIP_SEED) % (size - 1)) + 1;
+    next[i] = murmur3(backend.id, OFFSET_SEED) % size;
+    skip[i] = (murmur3(backend.id, SKIP_SEED) % (size - 1)) + 1;
     weight[i] = backend.effectiveWeight;
     if (backend.effectiveWeight > maxWeight) maxWeight = backend.effectiveWeight;
   }

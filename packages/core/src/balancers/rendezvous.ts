@@ -12,26 +12,23 @@
  * with an O(n) `pick`: every backend must be scored (one multiply-xorshift mix and one `Math.log`
  * each). Prefer ring-hash or maglev beyond a few hundred backends.
  *
- * `h` mixes the key's xxhash32 (computed once per pick) with a per-backend xxhash32 of the **id**
- * (computed once per `update`), exactly as XXH32 would hash the 8 bytes `keyHash ‖ idHash`: the same
- * rounds and avalanche, so each (key, backend) pair gets a well-spread, independent-looking value
- * without hashing the key n times or building a string per backend. Ids, not positions, so the
- * result is the same in every process and in any listing order; ties go to the smaller id.
+ * `h` mixes the key's murmur3 (computed once per pick) with a per-backend murmur3 of the **id**
+ * (computed once per `update`), exactly as MurmurHash3 would hash the 8 bytes `keyHash ‖ idHash`
+ * (`hashPair`: two blocks and the finalizer), so each (key, backend) pair gets a well-spread,
+ * independent-looking value without hashing the key n times or building a string per backend. Ids,
+ * not positions, so the result is the same in every process and in any listing order; ties go to the
+ * smaller id.
  *
  * No options. `pick(key, attempt)` for attempt > 0 finds the attempt-th highest score by repeated
  * bounded selection over a score buffer allocated in `update`: O(n·(attempt + 1)), no allocation.
  */
 import type { Backend } from '../backend';
-import { hash32, xxhash32 } from '../hash';
+import { hash32, hashPair, murmur3 } from '../hash';
 import type { Balancer } from './balancer';
 
 // Distinct from the key's seed (0) so an id and an equal key never hash alike.
 const ID_SEED = 0x72656e64; // "rend"
 
-const PRIME2 = 0x85ebca77 | 0;
-const PRIME3 = 0xc2b2ae3d | 0;
-const PRIME4 = 0x27d4eb2f | 0;
-const PRIME5 = 0x165667b1 | 0;
 const TWO_TO_32 = 4294967296;
 
 export class Rendezvous implements Balancer {
@@ -53,7 +50,7 @@ export class Rendezvous implements Balancer {
     const weights = new Float64Array(eligible.length);
     for (let i = 0; i < eligible.length; i++) {
       const backend = eligible[i] as Backend;
-      idHashes[i] = xxhash32(backend.id, ID_SEED);
+      idHashes[i] = murmur3(backend.id, ID_SEED);
       weights[i] = backend.effectiveWeight;
     }
     this.backends = eligible;
@@ -110,26 +107,9 @@ export class Rendezvous implements Balancer {
   }
 
   private score(keyHash: number, index: number): number {
-    const mixed = mixPair(keyHash, this.idHashes[index] as number);
+    const mixed = hashPair(keyHash, this.idHashes[index] as number);
     return -(this.weights[index] as number) / Math.log((mixed + 0.5) / TWO_TO_32);
   }
-}
-
-/** XXH32 (seed 0) of the 8 bytes `first ‖ second`, little-endian: two word rounds and the avalanche. */
-function mixPair(first: number, second: number): number {
-  let hash = (PRIME5 + 8) | 0;
-  hash = Math.imul(rotateLeft((hash + Math.imul(first, PRIME3)) | 0, 17), PRIME4);
-  hash = Math.imul(rotateLeft((hash + Math.imul(second, PRIME3)) | 0, 17), PRIME4);
-  hash ^= hash >>> 15;
-  hash = Math.imul(hash, PRIME2);
-  hash ^= hash >>> 13;
-  hash = Math.imul(hash, PRIME3);
-  hash ^= hash >>> 16;
-  return hash >>> 0;
-}
-
-function rotateLeft(value: number, bits: number): number {
-  return (value << bits) | (value >>> (32 - bits));
 }
 
 function compareIds(a: Backend, b: Backend): number {

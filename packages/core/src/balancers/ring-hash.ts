@@ -1,7 +1,7 @@
 /**
  * Ring hash: consistent hashing on a ring of virtual nodes (Karger et al. 1997; the "ketama" layout
  * of libketama, and Envoy's `ring_hash_lb`). Each backend puts points on a 32-bit ring at
- * `xxhash32(`${id}_${i}`)`; a key belongs to the first point at or after `xxhash32(key)`, wrapping.
+ * `murmur3(`${id}_${i}`)`; a key belongs to the first point at or after `murmur3(key)`, wrapping.
  * Retries (`attempt` > 0) walk clockwise to the next distinct backends, so a key's fallbacks are as
  * stable as its first choice.
  *
@@ -26,14 +26,14 @@
  * a weight-1 backend's share near 1/√1024 ≈ 3 %; `maxRingSize` 8,388,608 (2^23) bounds memory at
  * 64 MiB (a `Uint32Array` of points and an `Int32Array` of owners).
  *
- * Cost: `update` is O(P) hashes plus a radix sort of the P points; `pick(key)` is one xxhash32 and a
+ * Cost: `update` is O(P) hashes plus a radix sort of the P points; `pick(key)` is one murmur3 and a
  * binary search, O(log P); `pick(key, attempt)` walks clockwise until it has met `attempt` + 1
  * distinct backends (about n·ln n points for the last of n backends, bounded by P). Nothing is
  * allocated per pick.
  */
 import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
-import { hash32, xxhash32 } from '../hash';
+import { hash32, murmur3 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
 import { OwnerWalk } from './owner-walk';
@@ -129,7 +129,7 @@ export class RingHash implements Balancer {
       const id = (eligible[i] as Backend).id;
       const count = counts[i] as number;
       for (let point = 0; point < count; point++) {
-        hashes[next] = xxhash32(`${id}_${point}`);
+        hashes[next] = murmur3(`${id}_${point}`);
         owners[next] = i;
         next++;
       }

@@ -58,7 +58,8 @@ describe('Rendezvous', () => {
   it('keeps a golden mapping, so every instance and every release agrees', () => {
     const balancer = rendezvous(['a', 'b', 'c'].map((id) => backend(id)));
     const mapping = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'].map((k) => balancer.pick(k)?.id);
-    expect(mapping.join('')).toBe('cbbcbccb');
+    // Also what a C build of MurmurHash3_x86_32 with the same scoring gives.
+    expect(mapping.join('')).toBe('cccaccbb');
   });
 
   it('moves only the keys of a removed backend, about its weight share', () => {
