@@ -5,7 +5,7 @@
  * Each backend derives a permutation of the table's M slots from two hashes of its **id**
  * (`offset = h1 mod M`, `skip = h2 mod (M − 1) + 1`, slot j = `(offset + j·skip) mod M`; M prime makes
  * every skip a generator, so each permutation visits every slot). Backends take turns claiming their
- * next free slot until the table is full. A key's backend is `table[murmur3(key) mod M]`: one hash
+ * next free slot until the table is full. A key's backend is `table[⌊murmur3(key) · M / 2³²⌋]`: one hash
  * and one array read, whatever the number of backends.
  *
  * Weighted fill (Envoy): a backend takes a turn only when `iteration × weight ≥ turns taken so far ×
