@@ -55,7 +55,10 @@ export interface BalancerOptions {
   minRingSize?: number;
   /** ring-hash: maximum number of points on the ring. Default 8,388,608 (Envoy). */
   maxRingSize?: number;
-  /** peak-ewma: latency assumed for a backend with no sample yet, in ms. Default 1000 (tower). */
+  /**
+   * peak-ewma: latency assumed for a backend with no sample yet while its first requests are pending,
+   * in ms (an idle unmeasured backend costs 0, so it is tried at once). Default 1000 (tower).
+   */
   defaultRttMs?: number;
   /** peak-ewma: decay time of a latency estimate when no new sample arrives, in ms. Default 10000. */
   decayMs?: number;
