@@ -35,7 +35,7 @@
  * visit distinct backends — which is what the load balancer needs to step past excluded ones.
  */
 import type { Backend } from '../backend';
-import type { Balancer, Outcome } from './balancer';
+import type { Balancer, Outcome, ShareContract } from './balancer';
 import { selectableBackends } from './weights';
 
 /** HAProxy's fwlc key: 0 for an idle backend, else the load it would carry with one more request. */
@@ -46,6 +46,11 @@ function keyOf(backend: Backend): number {
 
 export class LeastConnections implements Balancer {
   readonly name = 'least-connections';
+  /**
+   * HAProxy's leastconn: one request at a time rotates through the backends whatever their weights
+   * (every idle backend keys at 0); once requests overlap, in-flight counts follow weights.
+   */
+  readonly shares: ShareContract = Object.freeze({ serial: 'even', loaded: 'weighted', exact: false });
   /** Slot → backend; slots are the order given to `update`. */
   private members: Backend[] = [];
   private slotOf = new Map<Backend, number>();

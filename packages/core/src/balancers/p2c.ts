@@ -38,9 +38,12 @@ import type { Backend } from '../backend';
 import type { Balancer, BalancerOptions } from './balancer';
 import { readOptions, readRandom } from './options';
 import { TwoChoices } from './two-choices';
+import { WEIGHTED_SHARES } from './weights';
 
 export class PowerOfTwoChoices extends TwoChoices implements Balancer {
   readonly name = 'p2c';
+  /** Weighted shares one request at a time (ties go to a candidate drawn by weight) and under load. */
+  readonly shares = WEIGHTED_SHARES;
 
   /** @param options `random`: a function returning numbers in [0, 1); default `defaultRandom`, unseeded. */
   constructor(options?: BalancerOptions) {

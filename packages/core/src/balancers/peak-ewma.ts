@@ -10,10 +10,13 @@
  * Weights. Candidates are drawn in proportion to `effectiveWeight` (alias method), distinct when two
  * or more backends are eligible, and a tie goes to the first candidate. Dividing only the queue by
  * the weight — not the whole cost, as `rtt × (inflight + 1) / weight` would — keeps two idle
- * backends of equal latency at equal cost whatever their weights, so the tie goes to the candidate
- * drawn by weight and one request at a time follows weights; under load, equal latencies settle at
- * in-flight counts proportional to weight. (Dividing the whole cost made the heavier of two idle
- * backends win every comparison, so a light backend got nothing from a serial client.)
+ * backends of equal latency estimates at equal cost whatever their weights, so the tie goes to the
+ * candidate drawn by weight; under load, equal latencies settle at in-flight counts proportional to
+ * weight. (Dividing the whole cost made the heavier of two idle backends win every comparison, so a
+ * light backend got nothing from a serial client.) One request at a time, estimates refreshed at
+ * different moments have decayed by different amounts, so the backend used longest ago looks a
+ * little cheaper and serial shares lie between weighted and a rotation; no backend is starved
+ * (`shares.serial` is `'served'`, which `checkBalancer` checks).
  *
  * `rtt` is `backend.latencyEwma` — peak-sensitive (a slow response raises it at once) and recorded
  * by the load balancer on release (`recordLatency` in backend.ts) — decayed at read time by
@@ -52,7 +55,7 @@
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import { optionalNumber } from '../validate';
-import type { Balancer, BalancerOptions } from './balancer';
+import type { Balancer, BalancerOptions, ShareContract } from './balancer';
 import { readClock, readOptions, readRandom } from './options';
 import { TwoChoices } from './two-choices';
 
@@ -63,6 +66,13 @@ export const DEFAULT_DECAY_MS = 10_000;
 
 export class PeakEwma extends TwoChoices implements Balancer {
   readonly name = 'peak-ewma';
+  /**
+   * Under load with equal latencies, in-flight counts follow weights. One request at a time, equal
+   * latencies are never quite equal — an estimate refreshed longer ago has decayed further, so the
+   * backend used longest ago looks cheapest — and shares drift toward a rotation; what is promised
+   * there is that no backend is starved (each gets at least half its weighted share).
+   */
+  readonly shares: ShareContract = Object.freeze({ serial: 'served', loaded: 'weighted', exact: false });
   private readonly clock: Clock;
   private readonly defaultRttMs: number;
   private readonly decayMs: number;

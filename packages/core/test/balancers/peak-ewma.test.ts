@@ -161,7 +161,7 @@ describe('PeakEwma', () => {
     expect(seen.size).toBe(3);
   });
 
-  it('follows weights with one request at a time when latencies are equal', () => {
+  it('follows weights with one request at a time when the latency estimates are equal', () => {
     const clock = new ManualClock(0);
     const backends = makeBackends([3, 1, 2]);
     for (const b of backends) recordLatency(b, 20, 0, 10_000);
