@@ -84,9 +84,10 @@ export interface CheckBalancerOptions {
    * What shares should look like with one request at a time (invariant "serial-share"):
    * `'weighted'`, `'even'` (HAProxy's leastconn rotates through idle backends whatever their
    * weights), `'served'` (no backend starved: each gets at least half its weighted share — peak
-   * EWMA, whose decaying estimates favour the backend used longest ago) or `'none'` (not checked). Default: from `weighted` when given, else the balancer's
-   * `shares.serial`, else `'weighted'`; `'none'` when `share` is `'none'`. Hashing balancers map keys
-   * on an idle set already, so for them only "share" runs.
+   * EWMA, whose decaying estimates favour the backend used longest ago) or `'none'` (not checked).
+   * Default: from `weighted` when given, else the balancer's `shares.serial`, else `'weighted'`;
+   * `'none'` when `share` is `'none'`. Hashing balancers map keys on an idle set already, so for
+   * them only "share" runs.
    */
   serial?: ShareRule;
   /**
@@ -210,7 +211,7 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
   if (invariants.includes('share') && share !== 'none') {
     runs.push(['share', () => fc.check(shareProperty(make, resolved, resolved.concurrency, loaded), parameters)]);
   }
-  if (!hashing && invariants.includes('serial-share') && serial !== 'none' && share !== 'none') {
+  if (!hashing && invariants.includes('serial-share') && serial !== 'none') {
     runs.push(['serial-share', () => fc.check(shareProperty(make, resolved, 1, serial), parameters)]);
   }
   if (hashing && invariants.includes('hashing-determinism')) {
