@@ -26,7 +26,7 @@
  * sustained load the active count it divides by grows with the traffic it attracts, so shares drift
  * toward `√weight` — weights 1 : 4 with 100 requests in flight get 33 % : 67 %, not 20 % : 80 % (a
  * closed-loop simulation of that scheduler). Fulcrum's weights mean capacity, so the rule above keeps
- * them at every load, and costs less: no scheduler state, the same O(1) pick as with equal weights.
+ * them at every load, with no scheduler state to keep and an O(1) pick.
  * When every weight is equal (most pools), one random number gives both candidates
  * (`AliasTable.samplePair`) and the comparison is of `inflight` alone, which orders exactly as the
  * weighted load does.
