@@ -4,8 +4,9 @@
  *
  * - round-robin vs a bare `arr[i++ % n]` (target: within 3×);
  * - smooth WRR vs nginx's O(n) scan (`ngx_http_upstream_get_peer`, transcribed below) (target ≤ 10 ns);
- * - least-connections vs a naive O(n) scan for the lowest (inflight + 1) / weight;
- * - p2c (target ≤ 25 ns), peak-ewma, random, first;
+ * - least-connections vs a naive O(n) scan for the lowest HAProxy fwlc key (0 when idle, else
+ *   (inflight + 1) / weight);
+ * - p2c (target ≤ 25 ns) and peak-ewma with equal weights and with weights 1–10, random, first;
  * - the hashing balancers vs `murmur3(key) % n` (the floor: one hash, no table) and the `hashring`
  *   npm package, all with the same 10,000 pre-generated keys cycled so that string hashing is
  *   included in every pick (target for Maglev ≤ 30 ns).
@@ -27,11 +28,14 @@ const equalSpecs = makeSpecs(N, 'equal');
 const mixedSpecs = makeSpecs(N, 'mixed');
 const equal = testing.createBackends(equalSpecs);
 const mixed = testing.createBackends(mixedSpecs);
+// The same weights 1–10, with load: the weighted comparison of p2c and peak-ewma.
+const mixedLoaded = testing.createBackends(mixedSpecs);
 
 // Least-connections, p2c and peak-ewma read live load: give the backends a spread of inflight
 // counts and latencies (deterministic), as a busy pool would have.
 for (let i = 0; i < N; i++) {
   testing.setBackendLoad(equal[i], { inflight: (i * 7919) % 23, latencyEwma: 5 + ((i * 104729) % 50) });
+  testing.setBackendLoad(mixedLoaded[i], { inflight: (i * 7919) % 23, latencyEwma: 5 + ((i * 104729) % 50) });
 }
 
 function balancer(name, backends, options = {}) {
@@ -80,10 +84,10 @@ function nginxSmoothWeightedRoundRobin(backends) {
 function naiveLeastConnections(backends) {
   return function pick() {
     let best = backends[0];
-    let bestLoad = (best.inflight + 1) / best.effectiveWeight;
+    let bestLoad = best.inflight === 0 ? 0 : (best.inflight + 1) / best.effectiveWeight;
     for (let i = 1; i < backends.length; i++) {
       const b = backends[i];
-      const load = (b.inflight + 1) / b.effectiveWeight;
+      const load = b.inflight === 0 ? 0 : (b.inflight + 1) / b.effectiveWeight;
       if (load < bestLoad) {
         best = b;
         bestLoad = load;
@@ -161,8 +165,16 @@ group('load-aware and random · 1000 backends', () => {
       const p2c = balancer('p2c', equal);
       yield () => do_not_optimize(p2c.pick());
     });
+    bench('PowerOfTwoChoices.pick() (weights 1–10)', function* () {
+      const p2c = balancer('p2c', mixedLoaded);
+      yield () => do_not_optimize(p2c.pick());
+    });
     bench('PeakEwma.pick()', function* () {
       const ewma = balancer('peak-ewma', equal);
+      yield () => do_not_optimize(ewma.pick());
+    });
+    bench('PeakEwma.pick() (weights 1–10)', function* () {
+      const ewma = balancer('peak-ewma', mixedLoaded);
       yield () => do_not_optimize(ewma.pick());
     });
     bench('WeightedRandom.pick() (weights 1–10)', function* () {
@@ -267,6 +279,7 @@ report('balancers', [
   row('balancers', 'RoundRobin pick', rr, 'ns'),
   row('balancers', 'bare arr[i++ % n] (reference)', bare, 'ns'),
   row('balancers', 'P2C pick', p50('PowerOfTwoChoices.pick()'), 'ns', 25),
+  row('balancers', 'P2C pick (weights 1–10)', p50('PowerOfTwoChoices.pick() (weights 1–10)'), 'ns'),
   row('balancers', 'Maglev pick(key), string hashing', maglev, 'ns', 30, `hash floor ${fmtNs(hashFloor)}; hashring ${fmtNs(hashringMiss)}`),
   row('balancers', 'murmur3(key) % n (reference)', hashFloor, 'ns'),
   row('balancers', 'RingHash pick(key)', p50('RingHash.pick(key)'), 'ns'),
@@ -279,6 +292,7 @@ report('balancers', [
   row('balancers', 'LeastConnections pick+acquired+released', p50('LeastConnections pick + acquired/released'), 'ns'),
   row('balancers', 'naive scan + inflight ±1 (reference)', p50('naive scan + inflight ±1'), 'ns'),
   row('balancers', 'PeakEwma pick', p50('PeakEwma.pick()'), 'ns'),
+  row('balancers', 'PeakEwma pick (weights 1–10)', p50('PeakEwma.pick() (weights 1–10)'), 'ns'),
   row('balancers', 'WeightedRandom pick', p50('WeightedRandom.pick() (weights 1–10)'), 'ns'),
   row('balancers', 'FirstAvailable pick', p50('FirstAvailable.pick()'), 'ns'),
 ]);

@@ -191,6 +191,18 @@ export function normalizeBackendSpecs(specs: unknown, path = 'backends'): Normal
 }
 
 /**
+ * Forget a backend's latency estimate (`latencyEwma` back to 0, "no sample yet", as of `now`). The
+ * load balancer calls it when a backend comes back from down or from an ejection: what it measured
+ * before or during the outage says nothing about the backend that returned, and latency-aware
+ * balancers try an unmeasured backend promptly (see peak-ewma.ts).
+ */
+export function forgetLatency(backend: Backend, now: number): void {
+  const b = mutable(backend);
+  b.latencyEwma = 0;
+  b.latencyUpdatedAt = now;
+}
+
+/**
  * Fold one latency sample into `latencyEwma`: peak-sensitive (a sample above the average replaces it
  * at once, so a backend that slows down is avoided immediately) and time-decayed (below the peak, the
  * average moves toward the sample with weight `1 − e^(−Δt/decayMs)`), as in Finagle's and tower's

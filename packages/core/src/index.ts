@@ -18,7 +18,7 @@ export type {
 export { describeDecision } from './decision';
 export type { Decision, DecisionReason, StickyMissCause } from './decision';
 
-export type { AlgorithmName, Balancer, BalancerFactory, BalancerOptions, HashingAlgorithmName, Outcome } from './balancers/balancer';
+export type { AlgorithmName, Balancer, BalancerFactory, BalancerOptions, HashingAlgorithmName, Outcome, ShareContract, ShareRule } from './balancers/balancer';
 export { ALGORITHM_NAMES, createBalancer, hasBalancer, registerBalancer } from './balancers/registry';
 export { RoundRobin } from './balancers/round-robin';
 export { SmoothWeightedRoundRobin } from './balancers/weighted-round-robin';

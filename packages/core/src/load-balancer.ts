@@ -19,7 +19,7 @@
  * counters back, and balancers that keep ordered structures hear about it through their hooks.
  */
 import { EventEmitter } from 'eventemitter3';
-import { Backend, mutable, normalizeBackendSpec, normalizeBackendSpecs, recordLatency } from './backend';
+import { Backend, forgetLatency, mutable, normalizeBackendSpec, normalizeBackendSpecs, recordLatency } from './backend';
 import type { BackendSpec, BackendState, NormalizedBackendSpec } from './backend';
 import type { AlgorithmName, Balancer, Outcome } from './balancers/balancer';
 import { createBalancer } from './balancers/registry';
@@ -434,7 +434,12 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     b.inflight--;
     b.requests++;
     if (!outcome.ok) b.failures++;
-    if (outcome.error !== 'aborted') {
+    // Only a successful response is a latency sample. A failure's duration measures the failure, not
+    // the service: a refused connection takes a millisecond (a backend failing fast would attract
+    // traffic), a timeout takes the timeout (after an outage of all backends, the one that timed out
+    // would be shunned long after it recovered, the others sharing everything — undici #4839). A
+    // backend whose requests hang is avoided anyway: its in-flight count grows.
+    if (outcome.ok && outcome.error !== 'aborted') {
       // With a measured duration, the end of the request is startedAt + duration: no second clock read.
       const measured = outcome.durationMs;
       if (measured === undefined) {
@@ -681,7 +686,12 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     const to = resolveState(member.admin, member.health);
     if (from === to) return false;
     this.#setState(member, to, cause);
-    if (to === 'up' && from === 'down') this.#startSlowStart(member, this.clock.now());
+    if (to === 'up' && from === 'down') {
+      const now = this.clock.now();
+      // What it measured before or during the outage is not the backend that came back.
+      forgetLatency(member.backend, now);
+      this.#startSlowStart(member, now);
+    }
     return true;
   }
 
@@ -711,7 +721,11 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
   #onRestore(backend: Backend): void {
     mutable(backend).ejectedUntil = 0;
     const member = this.#members.get(backend);
-    if (member !== undefined && !member.removing) this.#startSlowStart(member, this.clock.now());
+    if (member !== undefined && !member.removing) {
+      const now = this.clock.now();
+      forgetLatency(backend, now);
+      this.#startSlowStart(member, now);
+    }
     this.emit('restored', backend.id);
     this.#refresh();
   }

@@ -24,6 +24,12 @@ export interface Balancer {
   /** True for balancers that map a `key` to a backend (ring-hash, maglev, rendezvous, bounded load). */
   readonly hashing?: boolean;
   /**
+   * How this balancer's traffic shares relate to weights, one request at a time and under load.
+   * Optional: `checkBalancer` reads it to know what to check (its options override it), and a user's
+   * policy may declare it the same way. Every built-in declares it.
+   */
+  readonly shares?: ShareContract;
+  /**
    * The eligible backends changed (membership, state, weight). Precompute here. The set is every
    * backend the balancer may return; those whose `effectiveWeight` is 0 take no new traffic and are
    * never returned.
@@ -43,6 +49,29 @@ export interface Balancer {
   released?(backend: Backend, outcome: Outcome): void;
 }
 
+/**
+ * What a balancer promises about traffic shares in one regime: `'weighted'` — each backend gets
+ * `effectiveWeight / Σ effectiveWeight` of the requests; `'even'` — every backend with a positive
+ * weight gets the same share; `'served'` — no backend with a positive weight is starved: each gets
+ * at least half its weighted share, while the balancer weighs other signals too (peak EWMA's
+ * latency); `'none'` — no promise (`first` fills backends in order).
+ */
+export type ShareRule = 'weighted' | 'even' | 'served' | 'none';
+
+/** A balancer's promise about traffic shares; see `Balancer.shares`. */
+export interface ShareContract {
+  /** Shares with one request at a time (acquire → release → acquire: every backend idle at each pick). */
+  readonly serial: ShareRule;
+  /** Shares with many requests in flight (a closed loop of equal requests). */
+  readonly loaded: ShareRule;
+  /**
+   * True for deterministic balancers whose every prefix of picks is within a pick or so per backend
+   * of the exact share (round robin, smooth WRR); false for random and load-aware ones, whose shares
+   * hold within sampling noise.
+   */
+  readonly exact: boolean;
+}
+
 /** Options every built-in balancer accepts; each validates the ones it uses. */
 export interface BalancerOptions {
   /** Source of randomness for random, p2c and peak-ewma. Default `defaultRandom` (unseeded; see random.ts). */
@@ -55,7 +84,10 @@ export interface BalancerOptions {
   minRingSize?: number;
   /** ring-hash: maximum number of points on the ring. Default 8,388,608 (Envoy). */
   maxRingSize?: number;
-  /** peak-ewma: latency assumed for a backend with no sample yet, in ms. Default 1000 (tower). */
+  /**
+   * peak-ewma: latency assumed for a backend with no sample yet while its first requests are pending,
+   * in ms (an idle unmeasured backend costs 0, so it is tried at once). Default 1000 (tower).
+   */
   defaultRttMs?: number;
   /** peak-ewma: decay time of a latency estimate when no new sample arrives, in ms. Default 10000. */
   decayMs?: number;

@@ -26,6 +26,7 @@ import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
 import { optionalNumber } from '../validate';
 import type { Balancer, Outcome } from './balancer';
+import { WEIGHTED_SHARES } from './weights';
 
 export const DEFAULT_BOUNDED_LOAD_FACTOR = 1.25;
 
@@ -35,6 +36,8 @@ export interface BoundedLoadConfig {
 
 export class BoundedLoad implements Balancer {
   readonly name = 'bounded-load';
+  /** Keys spread in proportion to weight. */
+  readonly shares = WEIGHTED_SHARES;
   readonly hashing = true;
   readonly inner: Balancer;
   readonly config: BoundedLoadConfig;

@@ -22,11 +22,13 @@
  * one `attempt` places after the least loaded, so a retry queues somewhere other than where it failed.
  */
 import type { Backend } from '../backend';
-import type { Balancer, Outcome } from './balancer';
+import type { Balancer, Outcome, ShareContract } from './balancer';
 import { selectableBackends } from './weights';
 
 export class FirstAvailable implements Balancer {
   readonly name = 'first';
+  /** Fills backends in order: no share promise, by design. */
+  readonly shares: ShareContract = Object.freeze({ serial: 'none', loaded: 'none', exact: false });
   private members: Backend[] = [];
   private indexOf = new Map<Backend, number>();
   /** Every member before this index is full; `members.length` when all are. */

@@ -1,16 +1,27 @@
 /**
- * Weighted least connections, after HAProxy's `leastconn` (lb_fwlc.c): the backend with the lowest
- * `(inflight + 1) / effectiveWeight` wins.
+ * Weighted least connections, HAProxy 2.6's `leastconn` (`lb_fwlc.c`). Each backend is keyed by
  *
- * Why `inflight + 1`: it is the load the backend would carry *with* this request. With plain
- * `inflight / weight` every idle backend scores 0 and a weight-1 server ties with a weight-10 one;
- * with `+ 1` the idle heavy server scores 0.1 against 1 and wins, and under load the ratio still
- * converges to inflight proportional to weight. HAProxy's fwlc key is the same quantity
- * (`(served + 1) · SRV_EWGHT_MAX / eweight`).
+ *     key = inflight === 0 ? 0 : (inflight + 1) / effectiveWeight
  *
- * Ties rotate: every time a backend's load changes it goes behind the backends of equal load, as a
- * server requeued in HAProxy's tree goes after its duplicates. Two idle equal backends therefore
- * alternate instead of the first one taking every request of a lightly loaded service.
+ * — HAProxy's `fwlc_queue_srv`: `inflight ? (inflight + 1) * SRV_EWGHT_MAX / eweight : 0`, where its
+ * `inflight` is `served + queued` — and the lowest key wins. Equal keys rotate: every time a backend's
+ * key is recomputed (a request taken or dropped: HAProxy's take/drop conn) it goes behind the backends
+ * of equal key, as a server reinserted in HAProxy's tree goes after its duplicates.
+ *
+ * What this means:
+ * - An idle backend keys at 0 whatever its weight, so with one request at a time (acquire → release
+ *   → acquire, a lightly loaded service) every backend takes its turn: weights 1, 2, 3 give a, b, c,
+ *   a, b, c — exactly what HAProxy does (a differential test runs the real HAProxy and compares).
+ *   Weights matter once requests overlap: a busy backend's key grows as `(inflight + 1) / weight`, so
+ *   under load in-flight requests settle in proportion to weight.
+ * - Counted load is `inflight`: the requests the load balancer has handed to the backend. Requests
+ *   waiting for a slot wait in the runtime's pool queue (`maxConnections`), unassigned, like requests
+ *   in HAProxy's backend queue, which `leastconn` does not count either; HAProxy's per-server queue
+ *   holds requests already bound to one server, which in Fulcrum only a full sticky backend's
+ *   clients do, and they are assigned when a slot frees.
+ * - HAProxy's keys are integers (weights scaled to 1..4096, truncated); Fulcrum compares the exact
+ *   ratio, so effective weights may be fractional (slow start). The two orders differ only where
+ *   HAProxy's truncation makes two distinct ratios equal.
  *
  * The backends sit in an indexed binary min-heap keyed by (load, requeue order). `pick` reads the top
  * (O(1)); the `acquired` and `released` hooks — HAProxy's take/drop conn — recompute one backend's
@@ -24,15 +35,26 @@
  * visit distinct backends — which is what the load balancer needs to step past excluded ones.
  */
 import type { Backend } from '../backend';
-import type { Balancer, Outcome } from './balancer';
+import type { Balancer, Outcome, ShareContract } from './balancer';
 import { selectableBackends } from './weights';
+
+/** HAProxy's fwlc key: 0 for an idle backend, else the load it would carry with one more request. */
+function keyOf(backend: Backend): number {
+  const inflight = backend.inflight;
+  return inflight === 0 ? 0 : (inflight + 1) / backend.effectiveWeight;
+}
 
 export class LeastConnections implements Balancer {
   readonly name = 'least-connections';
+  /**
+   * HAProxy's leastconn: one request at a time rotates through the backends whatever their weights
+   * (every idle backend keys at 0); once requests overlap, in-flight counts follow weights.
+   */
+  readonly shares: ShareContract = Object.freeze({ serial: 'even', loaded: 'weighted', exact: false });
   /** Slot → backend; slots are the order given to `update`. */
   private members: Backend[] = [];
   private slotOf = new Map<Backend, number>();
-  /** Slot → `(inflight + 1) / effectiveWeight`. */
+  /** Slot → its key: 0 when idle, else `(inflight + 1) / effectiveWeight` (see the header). */
   private load = new Float64Array(0);
   /** Slot → when it was last requeued; the lower wins a tie of loads. */
   private requeuedAt = new Float64Array(0);
@@ -57,7 +79,7 @@ export class LeastConnections implements Balancer {
     for (let slot = 0; slot < n; slot++) {
       const backend = members[slot]!;
       slotOf.set(backend, slot);
-      load[slot] = (backend.inflight + 1) / backend.effectiveWeight;
+      load[slot] = keyOf(backend);
       // Backends already known keep their place among ties; newcomers queue behind them.
       const previous = previousSlotOf.get(backend);
       requeuedAt[slot] = previous === undefined ? ++this.requeues : previousRequeuedAt[previous]!;
@@ -98,7 +120,7 @@ export class LeastConnections implements Balancer {
   private requeue(backend: Backend): void {
     const slot = this.slotOf.get(backend);
     if (slot === undefined) return;
-    this.load[slot] = (backend.inflight + 1) / backend.effectiveWeight;
+    this.load[slot] = keyOf(backend);
     this.requeuedAt[slot] = ++this.requeues;
     // A change of load can move the backend either way; a requeue alone only moves it down.
     this.siftDown(this.siftUp(this.positionOf[slot]!));

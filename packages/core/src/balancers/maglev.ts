@@ -34,6 +34,7 @@ import { hash32, murmur3 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
 import { OwnerWalk } from './owner-walk';
+import { WEIGHTED_SHARES } from './weights';
 
 export const DEFAULT_TABLE_SIZE = 65537;
 export const MIN_TABLE_SIZE = 101;
@@ -51,6 +52,8 @@ export interface MaglevConfig {
 
 export class Maglev implements Balancer {
   readonly name = 'maglev';
+  /** Keys spread in proportion to weight. */
+  readonly shares = WEIGHTED_SHARES;
   readonly hashing = true;
   readonly config: MaglevConfig;
 

@@ -7,15 +7,29 @@
  * backend, because each sees a different random pair. tower and Finagle balance this way, as does
  * Envoy's `LEAST_REQUEST` with its default of two choices; it is Fulcrum's default algorithm.
  *
- * Weighted twice over: the candidates are drawn in proportion to `effectiveWeight` (Vose's alias
- * method, O(1)), so a heavy backend is considered more often, and the load compared is
- * `(inflight + 1) / effectiveWeight`, so it keeps winning until it carries proportionally more
- * requests; `+ 1` makes the heavier of two idle backends win (see least-connections.ts). With two or
- * more backends the candidates are distinct — the second is drawn by weight among the others, which
- * costs O(1) unless one backend holds most of the total weight (see `AliasTable.sampleOther`); with
- * one backend, it is returned. A tie goes to the first candidate, which is itself random. When every
- * weight is equal (most pools), one random number gives both candidates (`AliasTable.samplePair`) and
- * the comparison is of `inflight` alone, which orders exactly as the weighted load does.
+ * Weighted so that shares follow weights at every load. The candidates are drawn in proportion to
+ * `effectiveWeight` (Vose's alias method, O(1)); the second is drawn by weight among the others, so
+ * the two are distinct whenever two or more backends are eligible (O(1) unless one backend holds most
+ * of the total weight; see `AliasTable.sampleOther`); with one backend, it is returned. The load
+ * compared is `inflight / effectiveWeight`, and a tie goes to the **first** candidate:
+ * - when load is equal — above all one request at a time, when every backend is idle — every
+ *   comparison is a tie, the first candidate wins, and it was drawn with probability `w / Σw`: shares
+ *   follow weights exactly (in expectation) at concurrency 1;
+ * - under load, a backend keeps winning comparisons until its in-flight count is proportional to its
+ *   weight, so shares follow weights at concurrency N as well.
+ * The earlier key, `(inflight + 1) / weight`, made the heavier of two idle candidates win every time:
+ * with weights 3 : 1 : 2 and serial requests the weight-1 backend got no traffic at all, since it
+ * lost to both others.
+ *
+ * Why not Envoy's rule for unequal weights (`LEAST_REQUEST` switches to EDF scheduling by
+ * `weight / (active + 1)^bias`, default bias 1): it follows weights at concurrency 1, but under
+ * sustained load the active count it divides by grows with the traffic it attracts, so shares drift
+ * toward `√weight` — weights 1 : 4 with 100 requests in flight get 33 % : 67 %, not 20 % : 80 % (a
+ * closed-loop simulation of that scheduler). Fulcrum's weights mean capacity, so the rule above keeps
+ * them at every load, with no scheduler state to keep and an O(1) pick.
+ * When every weight is equal (most pools), one random number gives both candidates
+ * (`AliasTable.samplePair`) and the comparison is of `inflight` alone, which orders exactly as the
+ * weighted load does.
  *
  * A retry (`attempt > 0`) simply draws a new pair. Option: `random` (default `defaultRandom`, unseeded), the only
  * source of randomness, so a seeded one replays every decision.
@@ -24,9 +38,12 @@ import type { Backend } from '../backend';
 import type { Balancer, BalancerOptions } from './balancer';
 import { readOptions, readRandom } from './options';
 import { TwoChoices } from './two-choices';
+import { WEIGHTED_SHARES } from './weights';
 
 export class PowerOfTwoChoices extends TwoChoices implements Balancer {
   readonly name = 'p2c';
+  /** Weighted shares one request at a time (ties go to a candidate drawn by weight) and under load. */
+  readonly shares = WEIGHTED_SHARES;
 
   /** @param options `random`: a function returning numbers in [0, 1); default `defaultRandom`, unseeded. */
   constructor(options?: BalancerOptions) {
@@ -42,9 +59,10 @@ export class PowerOfTwoChoices extends TwoChoices implements Balancer {
     const a = members[first]!;
     if (second === first) return a;
     const b = members[second]!;
-    // With equal weights, (inflight + 1) / weight orders exactly as inflight does.
+    // With equal weights, inflight / weight orders exactly as inflight does. Strictly less: a tie
+    // (both idle, say) keeps the first candidate, drawn in proportion to weight (see the header).
     const inverse = this.inverseWeights;
-    const secondWins = table.uniform ? +(b.inflight < a.inflight) : +((b.inflight + 1) * inverse[second]! < (a.inflight + 1) * inverse[first]!);
+    const secondWins = table.uniform ? +(b.inflight < a.inflight) : +(b.inflight * inverse[second]! < a.inflight * inverse[first]!);
     // Arithmetic rather than a branch: which candidate wins is a coin flip to the CPU's predictor.
     return members[first + (second - first) * secondWins];
   }

@@ -13,10 +13,12 @@ import type { Random } from '../random';
 import { AliasTable } from './alias-table';
 import type { Balancer, BalancerOptions } from './balancer';
 import { readOptions, readRandom } from './options';
-import { selectableBackends } from './weights';
+import { WEIGHTED_SHARES, selectableBackends } from './weights';
 
 export class WeightedRandom implements Balancer {
   readonly name = 'random';
+  /** Weighted random: weighted shares within sampling noise, at any load. */
+  readonly shares = WEIGHTED_SHARES;
   private readonly random: Random;
   private readonly table = new AliasTable();
   private members: Backend[] = [];

@@ -25,6 +25,7 @@
 import type { Backend } from '../backend';
 import { hash32, hashPair, murmur3 } from '../hash';
 import type { Balancer } from './balancer';
+import { WEIGHTED_SHARES } from './weights';
 
 // Distinct from the key's seed (0) so an id and an equal key never hash alike.
 const ID_SEED = 0x72656e64; // "rend"
@@ -33,6 +34,8 @@ const TWO_TO_32 = 4294967296;
 
 export class Rendezvous implements Balancer {
   readonly name = 'rendezvous';
+  /** Keys spread in proportion to weight. */
+  readonly shares = WEIGHTED_SHARES;
   readonly hashing = true;
 
   /** Eligible backends (positive `effectiveWeight`) sorted by id, so ties go to the smaller id. */

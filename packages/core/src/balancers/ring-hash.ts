@@ -37,6 +37,7 @@ import { hash32, murmur3 } from '../hash';
 import { optionalNumber } from '../validate';
 import type { Balancer, BalancerOptions } from './balancer';
 import { OwnerWalk } from './owner-walk';
+import { WEIGHTED_SHARES } from './weights';
 
 /** Envoy's default lower bound on the number of points. */
 export const DEFAULT_MIN_RING_SIZE = 1024;
@@ -50,6 +51,8 @@ export interface RingHashConfig {
 
 export class RingHash implements Balancer {
   readonly name = 'ring-hash';
+  /** Keys spread in proportion to weight. */
+  readonly shares = WEIGHTED_SHARES;
   readonly hashing = true;
   readonly config: RingHashConfig;
 

@@ -14,10 +14,12 @@
  */
 import type { Backend } from '../backend';
 import type { Balancer } from './balancer';
-import { selectableBackends } from './weights';
+import { EXACT_EVEN_SHARES, selectableBackends } from './weights';
 
 export class RoundRobin implements Balancer {
   readonly name = 'round-robin';
+  /** Each backend in turn: even shares, exactly, at any load. */
+  readonly shares = EXACT_EVEN_SHARES;
   private list: Backend[] = [];
   /** Index in `list` of the next backend to return. */
   private cursor = 0;

@@ -40,7 +40,7 @@
  */
 import type { Backend } from '../backend';
 import type { Balancer } from './balancer';
-import { gcd, selectableBackends } from './weights';
+import { EXACT_WEIGHTED_SHARES, gcd, selectableBackends } from './weights';
 
 /** The longest cycle `update()` builds; longer ones are scaled down (see the header). */
 export const MAX_CYCLE = 1 << 18;
@@ -49,6 +49,8 @@ export const FRACTION_RESOLUTION = 100;
 
 export class SmoothWeightedRoundRobin implements Balancer {
   readonly name = 'weighted-round-robin';
+  /** nginx's smooth WRR: weighted shares, every prefix within a pick per backend, at any load. */
+  readonly shares = EXACT_WEIGHTED_SHARES;
   private cycle: Backend[] = [];
   private position = 0;
   private members: Backend[] = [];

@@ -5,6 +5,7 @@
  * new traffic, so it is left out of whatever `update()` precomputes.
  */
 import type { Backend } from '../backend';
+import type { ShareContract } from './balancer';
 
 /**
  * True when `backend` may be returned by `pick`. Written as `> 0` so that NaN, which no validated
@@ -30,3 +31,10 @@ export function gcd(a: number, b: number): number {
   }
   return a;
 }
+
+/** Traffic follows weights at any load, within sampling noise (random draws, load-aware choices, hashing over keys). */
+export const WEIGHTED_SHARES: ShareContract = Object.freeze({ serial: 'weighted', loaded: 'weighted', exact: false });
+/** Traffic follows weights at any load, every prefix within a pick or so per backend (smooth WRR). */
+export const EXACT_WEIGHTED_SHARES: ShareContract = Object.freeze({ serial: 'weighted', loaded: 'weighted', exact: true });
+/** Every backend with a positive weight gets the same share, exactly (round robin). */
+export const EXACT_EVEN_SHARES: ShareContract = Object.freeze({ serial: 'even', loaded: 'even', exact: true });

@@ -6,11 +6,11 @@
  * with the list of allowed ones: a typo in a config file must not silently fall back to a default.
  *
  * Defaults and their sources:
- * - Active checks follow HAProxy: `rise` 2, `fall` 3, `inter` 2000 ms (`DEF_CHKINTR`). HAProxy's
- *   `fastinter` and `downinter` default to `inter`; ours default to `min(1000, intervalMs)` and
- *   `max(5000, intervalMs)`: a transition (rise 2) is confirmed in ~1 s instead of ~2 s, only the
- *   backend in transition pays for the faster checks, and a dead backend is probed 2.5× less often
- *   (less noise in its logs, less load while it restarts) at the cost of ≤ 5 s to notice its return.
+ * - Active checks follow HAProxy: `rise` 2, `fall` 3, `inter` 2000 ms (`DEF_CHKINTR`), and as in
+ *   HAProxy `fastIntervalMs` (`fastinter`) and `downIntervalMs` (`downinter`) default to
+ *   `intervalMs` (`inter`) when not given. A user who sets only `intervalMs` gets that cadence in
+ *   every phase — a recovered backend is noticed within an interval, as behind HAProxy — and sets
+ *   the other two to probe a backend in transition sooner or a dead one less often.
  *   `timeoutMs` 1000: a backend that cannot answer a health check within a second is not healthy,
  *   and half an interval leaves room before the next check. `jitter` 0.1 (±10%): HAProxy's
  *   `spread-checks` and Envoy's interval jitter keep many balancers from probing in lockstep.
@@ -45,9 +45,9 @@ export interface HealthOptions {
   fall?: number;
   /** Interval between checks of a backend at full health, in ms. > 0; default 2000 (HAProxy `inter`). */
   intervalMs?: number;
-  /** Interval while a backend is between up and down (HAProxy `fastinter`), in ms. > 0; default `min(1000, intervalMs)`. */
+  /** Interval while a backend is between up and down (HAProxy `fastinter`), in ms. > 0; default `intervalMs`, as in HAProxy. */
   fastIntervalMs?: number;
-  /** Interval while a backend is fully down (HAProxy `downinter`), in ms. > 0; default `max(5000, intervalMs)`. */
+  /** Interval while a backend is fully down (HAProxy `downinter`), in ms. > 0; default `intervalMs`, as in HAProxy. */
   downIntervalMs?: number;
   /** A probe still pending after this many ms is aborted and counts as a failure. > 0; default 1000. */
   timeoutMs?: number;
@@ -98,8 +98,8 @@ export function normalizeHealthOptions(value: unknown, path = 'health'): Normali
   const rise = integerOption(path, options, 'rise', 2, 1);
   const fall = integerOption(path, options, 'fall', 3, 1);
   const intervalMs = durationOption(path, options, 'intervalMs', 2000);
-  const fastIntervalMs = durationOption(path, options, 'fastIntervalMs', Math.min(1000, intervalMs));
-  const downIntervalMs = durationOption(path, options, 'downIntervalMs', Math.max(5000, intervalMs));
+  const fastIntervalMs = durationOption(path, options, 'fastIntervalMs', intervalMs);
+  const downIntervalMs = durationOption(path, options, 'downIntervalMs', intervalMs);
   const timeoutMs = durationOption(path, options, 'timeoutMs', 1000);
   const jitter = options.jitter === undefined ? 0.1 : finiteNumber(`${path}.jitter`, options.jitter, { min: 0, max: 0.5 });
   const { initialState } = options;

@@ -7,14 +7,16 @@
  *   each followed by `update()` with the set in a random order and a script of picks (with and
  *   without keys, retries) and of requests held and released through the hooks. Every pick must be
  *   eligible (invariants 1, 2, 6), hashing retries must be distinct (5), bounded load must hold.
- * - share: traffic per backend against `w / Σw` (3).
+ * - share: traffic per backend against `w / Σw` or an even split (3), at a given concurrency — the
+ *   configured one ("share") and 1 ("serial-share").
  * - hashing-determinism: same key → same backend whatever the order of `update()`'s input and
  *   whichever instance is asked (4).
  * - hashing-removal: when one backend leaves, few keys move, and only its own (4).
  */
 import fc from 'fast-check';
 import type { Backend, BackendSpec } from '../backend';
-import type { Balancer, Outcome } from '../balancers/balancer';
+import { mutable, recordLatency } from '../backend';
+import type { Balancer, Outcome, ShareRule } from '../balancers/balancer';
 import { backendId, backendSpecs, key as keyArbitrary, keys as keysArbitrary, membershipChange, type MembershipChange } from './arbitraries';
 import { createBackends, setBackendLoad, simulateAcquire, simulateRelease } from './backends';
 import {
@@ -33,6 +35,7 @@ import {
 /** What `checkBalancer` resolved its options to; see `CheckBalancerOptions` for the meaning. */
 export interface ResolvedCheckOptions {
   readonly weighted: boolean;
+  readonly serial: ShareRule;
   readonly share: 'exact' | 'statistical' | 'none';
   readonly shareTolerance: number;
   readonly picksPerRun: number;
@@ -227,8 +230,14 @@ interface ShareScenario {
   salt: number;
 }
 
-/** Invariant 3: each backend's share of picks (or of keys, for hashing balancers). */
-export function shareProperty(factory: () => Balancer, options: ResolvedCheckOptions): fc.IProperty<[ShareScenario]> {
+/**
+ * Invariant 3: each backend's share of picks (or of keys, for hashing balancers) with `concurrency`
+ * requests in flight, against `rule` (`'weighted'` or `'even'`).
+ */
+export function shareProperty(factory: () => Balancer, options: ResolvedCheckOptions, concurrency: number, rule: ShareRule): fc.IProperty<[ShareScenario]> {
+  // 'served' is measured against the weighted share, with only a floor.
+  const weighted = rule !== 'even';
+  const floorOnly = rule === 'served';
   const scenario: fc.Arbitrary<ShareScenario> = fc.record({
     specs: backendSpecs({ minLength: 1, maxLength: 8, withBackups: false }),
     order: fc.nat(),
@@ -245,7 +254,7 @@ export function shareProperty(factory: () => Balancer, options: ResolvedCheckOpt
       const target = backends[slowStart[0] % backends.length] as Backend;
       setBackendLoad(target, { effectiveWeight: Math.round(target.weight * slowStart[1] * 100) / 100 });
     }
-    const traffic = new ClosedLoop(balancer, options.concurrency);
+    const traffic = new ClosedLoop(balancer, concurrency);
     // The balancer must converge to the new shares after a change, not only from a fresh start.
     if (previous) {
       const before = backends.filter((_, i) => (previous.mask >>> i) & 1);
@@ -279,16 +288,27 @@ export function shareProperty(factory: () => Balancer, options: ResolvedCheckOpt
     const n = countPositive(set);
     const exact = options.share === 'exact' && !hashing;
     for (const backend of set) {
-      const share = expectedShare(backend, set, options.weighted);
+      const share = expectedShare(backend, set, weighted);
       const count = counts.get(backend) ?? 0;
       const expected = trials * share;
       const variance = trials * share * (1 - share) + (hashing ? (trials * trials * share) / HASH_POINTS : 0);
       const bound = (exact ? n + 1 : SIGMAS * Math.sqrt(variance) + 1) + options.shareTolerance * trials;
+      if (floorOnly) {
+        const floor = SERVED_FRACTION * expected - bound;
+        if (count < floor) {
+          fail(
+            `${describeBackend(backend)} got ${count} of ${trials} picks ${concurrency === 1 ? 'made one at a time (each released before the next)' : `with ${concurrency} in flight`} ` +
+              `(${percent(count / trials)}), below ${floor.toFixed(1)}: a backend must get at least ${SERVED_FRACTION} × its weighted share ` +
+              `(${percent(share)} = effectiveWeight / Σ effectiveWeight) − ${bound.toFixed(1)} (${SIGMAS}σ) — it is being starved; set ${describeSet(set)}`,
+          );
+        }
+        continue;
+      }
       if (Math.abs(count - expected) > bound) {
-        const what = hashing ? `${trials} keys` : `${trials} picks`;
+        const what = hashing ? `${trials} keys` : `${trials} picks ${concurrency === 1 ? 'made one at a time (each released before the next)' : `with ${concurrency} in flight`}`;
         fail(
           `${describeBackend(backend)} got ${count} of ${what} (${percent(count / trials)}), expected ${expected.toFixed(1)} ` +
-            `(${percent(share)} = ${options.weighted ? 'effectiveWeight / Σ effectiveWeight' : '1 / eligible backends, weighted: false'}) ` +
+            `(${percent(share)} = ${weighted ? 'effectiveWeight / Σ effectiveWeight' : '1 / eligible backends, even shares'}) ` +
             `± ${bound.toFixed(1)} (${exact ? 'exact: eligible backends + 1' : `${SIGMAS}σ`}); set ${describeSet(set)}`,
         );
       }
@@ -297,15 +317,27 @@ export function shareProperty(factory: () => Balancer, options: ResolvedCheckOpt
 }
 
 /**
- * Steady traffic: `concurrency` requests in flight, each new one placed by `pick()` and acquired, the
- * oldest released once the window is full (equal service times). Load-aware balancers (least
- * connections, p2c, peak EWMA) only converge to weighted shares under overlapping requests — with
- * one request at a time every backend is idle at each pick and `(inflight + 1) / weight` sends all
- * of them to the heaviest — while load-blind ones ignore the window.
+ * Under the `'served'` rule every backend must get at least this fraction of its weighted share (less
+ * sampling noise): it is not starved, though the balancer may weigh other signals (latency).
+ */
+const SERVED_FRACTION = 0.5;
+
+/** The service time every simulated request takes, in ms, recorded as its latency. */
+const SERVICE_MS = 10;
+/** The load balancer's default latency decay (`latencyDecayMs`). */
+const LATENCY_DECAY_MS = 10_000;
+
+/**
+ * Steady traffic: at most `concurrency` requests in flight — before each pick the oldest is released
+ * once the window is full, so with 1 every pick sees every backend idle — each new one placed by
+ * `pick()` and acquired. Requests are equal: each takes `SERVICE_MS`, recorded on release as the load
+ * balancer records a successful request's latency (`inflight` decremented, latency recorded, then
+ * the `released` hook), on a virtual clock that advances 1 ms per request.
  */
 class ClosedLoop {
   private readonly inflight: Backend[] = [];
   private head = 0;
+  private now = 0;
 
   constructor(
     private readonly balancer: Balancer,
@@ -313,22 +345,30 @@ class ClosedLoop {
   ) {}
 
   request(set: readonly Backend[]): Backend | undefined {
+    this.now += 1;
+    if (this.inflight.length - this.head >= this.concurrency) this.release(this.inflight[this.head++] as Backend);
     const result = this.balancer.pick();
     checkEligible(result, set, 'pick()');
     if (result === undefined) return undefined;
     simulateAcquire(this.balancer, result);
     this.inflight.push(result);
-    if (this.inflight.length - this.head > this.concurrency) {
-      simulateRelease(this.balancer, this.inflight[this.head++] as Backend);
-    }
     return result;
   }
 
   /** Release every request still in flight. */
   drain(): void {
-    while (this.head < this.inflight.length) simulateRelease(this.balancer, this.inflight[this.head++] as Backend);
+    while (this.head < this.inflight.length) this.release(this.inflight[this.head++] as Backend);
+  }
+
+  private release(backend: Backend): void {
+    const target = mutable(backend);
+    target.inflight = Math.max(0, target.inflight - 1);
+    recordLatency(backend, SERVICE_MS, this.now, LATENCY_DECAY_MS);
+    this.balancer.released?.(backend, RELEASED_OK);
   }
 }
+
+const RELEASED_OK: Outcome = { ok: true, status: 200, durationMs: SERVICE_MS };
 
 function percent(fraction: number): string {
   return `${(fraction * 100).toFixed(1)}%`;

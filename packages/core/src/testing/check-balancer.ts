@@ -10,14 +10,22 @@
  * });
  * ```
  *
+ * What to expect of shares comes from the options, else from the balancer's own `shares`
+ * declaration (every built-in has one, so `checkBalancer(() => createBalancer('round-robin'))`
+ * checks even shares), else the default: weights followed at every load, within sampling noise.
+ *
  * The invariants (numbers as in the design notes):
  * 1. `pick` never returns a backend outside the set last passed to `update()` (by identity) or one
  *    with `effectiveWeight` 0 — across any sequence of adds, removes and weight changes;
  * 2. it returns `undefined` exactly when no backend in the set has a positive effective weight;
  * 3. traffic converges to `effectiveWeight / Σ effectiveWeight` (or evenly with `weighted: false`)
- *    under steady overlapping traffic (`concurrency` requests in flight): within a few picks for
- *    deterministic algorithms (`share: 'exact'`), within 5σ for random and load-aware ones, and over
- *    keys for hashing ones (`'statistical'`);
+ *    under steady overlapping traffic (`concurrency` requests in flight, invariant "share") and with
+ *    one request at a time (acquire → release → acquire, invariant "serial-share", as `serial`
+ *    says): within a few picks for deterministic algorithms (`share: 'exact'`), within 5σ for random
+ *    and load-aware ones, and over keys for hashing ones (`'statistical'`). Released requests post
+ *    equal latencies, as the load balancer records them, so latency-aware balancers are held to the
+ *    same shares when backends are equally fast — a balancer that never tries an unmeasured backend,
+ *    or whose tie-break always favours the heaviest idle one, fails here;
  * 4. hashing balancers map a key to the same backend whatever the order of `update()`'s input and on
  *    any instance, and when one backend leaves, only its keys move (`onlyFromLeaving`) and about its
  *    share of them (`maxMovedFraction`);
@@ -29,7 +37,7 @@
  *    may, since it must leave the backend that just failed).
  */
 import fc from 'fast-check';
-import type { Balancer } from '../balancers/balancer';
+import type { Balancer, ShareContract, ShareRule } from '../balancers/balancer';
 import { InvalidOptionError } from '../errors';
 import { finiteNumber, isPlainObject, optionalBoolean } from '../validate';
 import { createBackends } from './backends';
@@ -46,7 +54,7 @@ import { checkEligible, InvariantViolation } from './check-support';
 export type ShareCheck = 'exact' | 'statistical' | 'none';
 
 /** The invariant families `checkBalancer` runs, by name (used in error messages and `invariants`). */
-export type InvariantName = 'membership' | 'share' | 'hashing-determinism' | 'hashing-removal';
+export type InvariantName = 'membership' | 'share' | 'serial-share' | 'hashing-determinism' | 'hashing-removal';
 
 /** A backend leaving a hashing balancer, as passed to a `maxMovedFraction` function. */
 export interface KeyRemoval {
@@ -66,18 +74,31 @@ export interface CheckBalancerOptions {
   /** Cases per invariant family. Default 60. */
   numRuns?: number;
   /**
-   * Whether traffic should follow weights. Default true. With `false` (round-robin,
-   * least-connections without weights, …) every backend with a positive weight should get an equal
-   * share; weight-0 backends must still get nothing.
+   * Whether traffic should follow weights under load (invariant "share"), and also one request at a
+   * time unless `serial` says otherwise. With `false` (round-robin, …) every backend with a positive
+   * weight should get an equal share; weight-0 backends must still get nothing. Default: what the
+   * balancer declares in `shares.loaded` (`'even'` → false), else true.
    */
   weighted?: boolean;
+  /**
+   * What shares should look like with one request at a time (invariant "serial-share"):
+   * `'weighted'`, `'even'` (HAProxy's leastconn rotates through idle backends whatever their
+   * weights), `'served'` (no backend starved: each gets at least half its weighted share — peak
+   * EWMA, whose decaying estimates favour the backend used longest ago) or `'none'` (not checked).
+   * Default: from `weighted` when given, else the balancer's `shares.serial`, else `'weighted'`;
+   * `'none'` when `share` is `'none'`. Hashing balancers map keys on an idle set already, so for
+   * them only "share" runs.
+   */
+  serial?: ShareRule;
   /**
    * How shares are checked (invariant 3). Default `'statistical'`, right for every share-balanced
    * algorithm: each backend within 5σ of its share over `picksPerRun` picks (over `keysPerRun` keys
    * for hashing balancers, allowing also the imbalance of a 1024-point hash ring). `'exact'` is for
    * deterministic algorithms (round-robin, smooth WRR): within (eligible backends + 1) picks of the
    * exact share; hashing balancers are always checked statistically. `'none'` skips the check, for
-   * algorithms that do not balance shares by design (`'first'` fills backends in order).
+   * algorithms that do not balance shares by design (`'first'` fills backends in order). Default: from
+   * the balancer's `shares` declaration (`exact` → 'exact', `loaded: 'none'` → 'none'), else
+   * `'statistical'`.
    */
   share?: ShareCheck;
   /** Extra slack on every share check, as a fraction of the picks (or keys). Default 0. */
@@ -127,7 +148,8 @@ export function defaultMaxMovedFraction(removal: KeyRemoval, multiplier = 1): nu
   return multiplier * s + 5 * Math.sqrt((s * (1 - s)) / Math.max(1, removal.keys) + s / 1024);
 }
 
-const ALL_INVARIANTS: readonly InvariantName[] = ['membership', 'share', 'hashing-determinism', 'hashing-removal'];
+const ALL_INVARIANTS: readonly InvariantName[] = ['membership', 'share', 'serial-share', 'hashing-determinism', 'hashing-removal'];
+const SHARE_RULES: readonly ShareRule[] = ['weighted', 'even', 'served', 'none'];
 
 /**
  * Run the invariant suite on the balancers `factory` makes (a fresh one per call — it is called
@@ -141,10 +163,21 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
   const seed = options.seed === undefined ? DEFAULT_SEED : finiteNumber('options.seed', options.seed, { integer: true });
   const numRuns = options.numRuns === undefined ? 60 : finiteNumber('options.numRuns', options.numRuns, { min: 1, integer: true });
   if (options.path !== undefined && typeof options.path !== 'string') throw new InvalidOptionError('options.path', options.path, 'must be a string');
-  const share = options.share ?? 'statistical';
-  if (share !== 'exact' && share !== 'statistical' && share !== 'none') {
-    throw new InvalidOptionError('options.share', share, "must be 'exact', 'statistical' or 'none'");
+  if (options.share !== undefined && options.share !== 'exact' && options.share !== 'statistical' && options.share !== 'none') {
+    throw new InvalidOptionError('options.share', options.share, "must be 'exact', 'statistical' or 'none'");
   }
+  if (options.serial !== undefined && !SHARE_RULES.includes(options.serial)) {
+    throw new InvalidOptionError('options.serial', options.serial, "must be 'weighted', 'even', 'served' or 'none'");
+  }
+  const weightedOption = options.weighted === undefined ? undefined : optionalBoolean('options.weighted', options.weighted, true);
+  const sample = makeBalancer(factory);
+  const declared = declaredShares(sample);
+  const share: ShareCheck = options.share ?? (declared === undefined ? 'statistical' : declared.loaded === 'none' ? 'none' : declared.exact ? 'exact' : 'statistical');
+  const loaded: ShareRule =
+    weightedOption !== undefined ? (weightedOption ? 'weighted' : 'even') : declared === undefined || declared.loaded === 'none' ? 'weighted' : declared.loaded;
+  const weighted = loaded !== 'even';
+  const serial: ShareRule =
+    options.serial ?? (options.share === 'none' ? 'none' : weightedOption !== undefined ? (weightedOption ? 'weighted' : 'even') : (declared?.serial ?? (share === 'none' ? 'none' : 'weighted')));
   const maxMoved = options.maxMovedFraction;
   if (maxMoved !== undefined && typeof maxMoved !== 'function') finiteNumber('options.maxMovedFraction', maxMoved, { min: 0, max: 1 });
   const invariants = options.invariants ?? ALL_INVARIANTS;
@@ -152,7 +185,8 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
     if (!ALL_INVARIANTS.includes(name)) throw new InvalidOptionError('options.invariants', name, `must list some of ${ALL_INVARIANTS.join(', ')}`);
   }
   const resolved: ResolvedCheckOptions = Object.freeze({
-    weighted: optionalBoolean('options.weighted', options.weighted, true),
+    weighted,
+    serial,
     share,
     shareTolerance: options.shareTolerance === undefined ? 0 : finiteNumber('options.shareTolerance', options.shareTolerance, { min: 0, max: 1 }),
     picksPerRun: options.picksPerRun === undefined ? 1000 : finiteNumber('options.picksPerRun', options.picksPerRun, { min: 1, integer: true }),
@@ -165,7 +199,6 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
       options.boundedLoadFactor === undefined ? undefined : finiteNumber('options.boundedLoadFactor', options.boundedLoadFactor, { min: 1 }),
   });
 
-  const sample = makeBalancer(factory);
   const name = sample.name;
   const hashing = sample.hashing === true;
   const make = () => makeBalancer(factory);
@@ -176,7 +209,10 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
     runs.push(['membership', () => fc.check(membershipProperty(make, resolved), parameters)]);
   }
   if (invariants.includes('share') && share !== 'none') {
-    runs.push(['share', () => fc.check(shareProperty(make, resolved), parameters)]);
+    runs.push(['share', () => fc.check(shareProperty(make, resolved, resolved.concurrency, loaded), parameters)]);
+  }
+  if (!hashing && invariants.includes('serial-share') && serial !== 'none') {
+    runs.push(['serial-share', () => fc.check(shareProperty(make, resolved, 1, serial), parameters)]);
   }
   if (hashing && invariants.includes('hashing-determinism')) {
     runs.push(['hashing-determinism', () => fc.check(determinismProperty(make, resolved), parameters)]);
@@ -189,6 +225,17 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
     const details = run();
     if (details.failed) throw new Error(failureMessage(name, invariant, details, seed), { cause: details.errorInstance });
   }
+}
+
+/** The balancer's `shares` declaration, if it has a well-formed one. */
+function declaredShares(balancer: Balancer): ShareContract | undefined {
+  const shares = (balancer as { shares?: unknown }).shares;
+  if (shares === undefined) return undefined;
+  const s = shares as Partial<ShareContract> | null;
+  if (typeof s !== 'object' || s === null || !SHARE_RULES.includes(s.serial as ShareRule) || !SHARE_RULES.includes(s.loaded as ShareRule) || typeof s.exact !== 'boolean') {
+    throw new InvalidOptionError(`${balancer.name}.shares`, shares, "must be { serial, loaded: 'weighted' | 'even' | 'served' | 'none', exact: boolean }");
+  }
+  return s as ShareContract;
 }
 
 function makeBalancer(factory: () => Balancer): Balancer {

@@ -33,8 +33,9 @@ function sequential(balancer: LeastConnections, count: number): string {
 }
 
 /**
- * A brute-force reference: scan every selectable backend for the lowest (inflight + 1) / weight;
- * ties go to the backend requeued longest ago (requeued = joined, acquired or released).
+ * A brute-force reference: scan every selectable backend for the lowest HAProxy fwlc key (0 when
+ * idle, else (inflight + 1) / weight); ties go to the backend requeued longest ago (requeued =
+ * joined, acquired or released).
  */
 class Reference {
   private requeuedAt = new Map<Backend, number>();
@@ -53,7 +54,7 @@ class Reference {
   }
 
   ranked(): Backend[] {
-    const load = (b: Backend) => (b.inflight + 1) / b.effectiveWeight;
+    const load = (b: Backend) => (b.inflight === 0 ? 0 : (b.inflight + 1) / b.effectiveWeight);
     return [...this.members].sort((x, y) => load(x) - load(y) || this.requeuedAt.get(x)! - this.requeuedAt.get(y)!);
   }
 }
@@ -76,10 +77,23 @@ describe('LeastConnections', () => {
     expect(balancer.pick()).toBe(c);
   });
 
-  it('sends the first request of an idle pool to the heaviest backend', () => {
+  it('keys an idle backend at 0 whatever its weight, as HAProxy does, so serial requests take turns', () => {
+    // HAProxy 2.6 leastconn with weights 1, 2, 3 and one request at a time: a, b, c, a, b, c.
     const balancer = new LeastConnections();
-    balancer.update(makeBackends([1, 10, 1]));
-    expect(balancer.pick()?.id).toBe('b');
+    balancer.update(makeBackends([1, 2, 3]));
+    expect(sequential(balancer, 9)).toBe('a b c a b c a b c');
+    const heavy = new LeastConnections();
+    heavy.update(makeBackends([1, 10, 1]));
+    expect(heavy.pick()?.id).toBe('a');
+  });
+
+  it('prefers an idle light backend to a busy heavy one', () => {
+    const [a, b] = makeBackends([10, 1]) as [Backend, Backend];
+    const balancer = new LeastConnections();
+    balancer.update([a, b]);
+    acquire(balancer, balancer.pick()!);
+    // a: (1 + 1) / 10 = 0.2; b: idle, 0.
+    expect(balancer.pick()).toBe(b);
   });
 
   it('alternates between equal backends when requests come one at a time', () => {
@@ -114,14 +128,14 @@ describe('LeastConnections', () => {
     mutable(a).effectiveWeight = 0.37;
     const balancer = new LeastConnections();
     balancer.update([a, b]);
-    // a: 1 / 0.37 ≈ 2.7; b: 1, 2, 3 with 0, 1, 2 in flight.
+    // Both idle (0): a first. Then a: 2 / 0.37 ≈ 5.4; b: 0, 2, 3, 4, 5, 6 with 0…5 in flight.
     const order = [];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 7; i++) {
       const picked = balancer.pick()!;
       order.push(picked.id);
       acquire(balancer, picked);
     }
-    expect(order.join(' ')).toBe('b b a b');
+    expect(order.join(' ')).toBe('a b b b b b a');
   });
 
   it('never returns a backend whose effective weight is 0, even when it is idle', () => {

@@ -39,7 +39,8 @@ describe('PeakEwma', () => {
     const clock = new ManualClock(DEFAULT_DECAY_MS);
     const balancer = new PeakEwma({ clock });
     const [fresh] = makeBackends([1]) as [Backend];
-    expect(balancer.cost(fresh, clock.now())).toBeCloseTo(1000 * Math.exp(-1), 9);
+    mutable(fresh).inflight = 1;
+    expect(balancer.cost(fresh, clock.now())).toBeCloseTo(1000 * Math.exp(-1) * 2, 9);
   });
 
   it.each([
@@ -56,13 +57,13 @@ describe('PeakEwma', () => {
     expect((error as { path: string }).path).toBe(path);
   });
 
-  it('costs a backend at rtt × (inflight + 1) / weight', () => {
+  it('costs a backend at rtt × (1 + inflight / weight)', () => {
     const clock = new ManualClock(5000);
     const balancer = new PeakEwma({ clock });
     const [a] = makeBackends([2]) as [Backend];
     recordLatency(a, 80, 5000, 10_000);
     mutable(a).inflight = 3;
-    expect(balancer.cost(a, 5000)).toBe((80 * 4) / 2);
+    expect(balancer.cost(a, 5000)).toBe(80 * (1 + 3 / 2));
   });
 
   it('decays an estimate that is not refreshed, by exp(−elapsed / decayMs)', () => {
@@ -74,11 +75,13 @@ describe('PeakEwma', () => {
     expect(balancer.cost(a, 9000)).toBeCloseTo(300 * Math.exp(-4), 9);
   });
 
-  it('costs a backend with no sample at defaultRttMs, decayed from when it joined', () => {
+  it('costs an unmeasured backend at 0 while idle, and at defaultRttMs, decayed from when it joined, while its requests are pending', () => {
     const balancer = new PeakEwma({ defaultRttMs: 500, decayMs: 1000 });
-    const [a] = makeBackends([1], 10_000) as [Backend];
-    expect(balancer.cost(a, 10_000)).toBe(500);
-    expect(balancer.cost(a, 11_000)).toBeCloseTo(500 * Math.exp(-1), 9);
+    const [a] = makeBackends([2], 10_000) as [Backend];
+    expect(balancer.cost(a, 10_000)).toBe(0);
+    mutable(a).inflight = 2;
+    expect(balancer.cost(a, 10_000)).toBe(500 * 2);
+    expect(balancer.cost(a, 11_000)).toBeCloseTo(500 * Math.exp(-1) * 2, 9);
   });
 
   it('does not inflate an estimate when the clock runs backwards', () => {
@@ -122,19 +125,57 @@ describe('PeakEwma', () => {
     expect([heavy.inflight, light.inflight]).toEqual([20, 10]);
   });
 
-  it('tries a new backend once its conservative prior has faded', () => {
+  it('tries a new backend at once, but does not flood it before its first response', () => {
     const clock = new ManualClock(0);
     const [known] = makeBackends([1], 0) as [Backend];
     const [newcomer] = makeBackends([1], 0) as [Backend];
+    recordLatency(known, 50, 0, 10_000);
     const balancer = new PeakEwma({ clock, random: createSeededRandom(6) });
     balancer.update([known, newcomer]);
-    // A steady 50 ms backend, refreshed at every request.
-    for (let t = 0; t <= 40_000; t += 1000) {
-      clock.time = t;
-      recordLatency(known, 50, t, 10_000);
-      const picked = balancer.pick();
-      // 1000 × e^(−t/10 s) falls below 50 after t = 10 s × ln 20 ≈ 30 s.
-      expect(picked).toBe(t < 29_000 ? known : t > 31_000 ? newcomer : picked);
+    // Unmeasured and idle: cost 0, against the known backend's 50.
+    expect(balancer.pick()).toBe(newcomer);
+    mutable(newcomer).inflight = 1;
+    // Its first request pending: 1000 × 2 against 50 × (1 + 5) — the known backend takes the rest.
+    mutable(known).inflight = 5;
+    expect(balancer.pick()).toBe(known);
+    recordLatency(newcomer, 40, 0, 10_000);
+    expect(balancer.pick()).toBe(newcomer);
+  });
+
+  it('sends serial requests to every one of three equal backends, the unmeasured one included', () => {
+    // Two backends measured at 10 ms, one not yet: the old 1 s prior kept the third out for good
+    // while the clock stood still.
+    const clock = new ManualClock(0);
+    const backends = makeBackends([1, 1, 1]);
+    recordLatency(backends[0]!, 10, 0, 10_000);
+    recordLatency(backends[1]!, 10, 0, 10_000);
+    const balancer = new PeakEwma({ clock, random: createSeededRandom(9) });
+    balancer.update(backends);
+    const seen = new Set<Backend>();
+    for (let i = 0; i < 30; i++) {
+      const picked = balancer.pick()!;
+      seen.add(picked);
+      mutable(picked).inflight++;
+      mutable(picked).inflight--;
+    }
+    expect(seen.size).toBe(3);
+  });
+
+  it('follows weights with one request at a time when the latency estimates are equal', () => {
+    const clock = new ManualClock(0);
+    const backends = makeBackends([3, 1, 2]);
+    for (const b of backends) recordLatency(b, 20, 0, 10_000);
+    const balancer = new PeakEwma({ clock, random: createSeededRandom(5) });
+    balancer.update(backends);
+    const picks = 30_000;
+    const counts = new Map<Backend, number>();
+    for (let i = 0; i < picks; i++) {
+      const picked = balancer.pick()!;
+      counts.set(picked, (counts.get(picked) ?? 0) + 1);
+    }
+    for (const b of backends) {
+      const p = b.weight / 6;
+      expect(Math.abs((counts.get(b) ?? 0) - picks * p)).toBeLessThan(5 * Math.sqrt(picks * p * (1 - p)));
     }
   });
 

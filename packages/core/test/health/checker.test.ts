@@ -40,11 +40,14 @@ interface Recorded {
 function harness(
   script: ProbeBehaviour[],
   options: Partial<HealthOptions> = {},
-  extra: { random?: () => number; onError?: (error: unknown, b: Backend) => void; onResult?: (b: Backend) => void } = {},
+  extra: { random?: () => number; onError?: (error: unknown, b: Backend) => void; onResult?: (b: Backend) => void; defaultIntervals?: boolean } = {},
 ) {
   const clock = new FakeClock(0);
   const scripted = new ScriptedProbe(clock, script);
-  const config = normalizeHealthOptions({ probe: scripted.probe, jitter: 0, ...options }) as NormalizedHealthOptions;
+  // The timings below were written for three distinct cadences (2000 / 1000 / 5000 ms); a test of
+  // the defaults themselves asks for `defaultIntervals`.
+  const cadence = extra.defaultIntervals === true ? {} : { fastIntervalMs: 1000, downIntervalMs: 5000 };
+  const config = normalizeHealthOptions({ probe: scripted.probe, jitter: 0, ...cadence, ...options }) as NormalizedHealthOptions;
   const results: Recorded[] = [];
   const statuses = new Map<Backend, HealthStatus>();
   const statusOf = (b: Backend): HealthStatus => statuses.get(b) ?? initialHealth(config, config.initialState);
@@ -81,6 +84,20 @@ describe('HealthChecker scheduling', () => {
     expect(scripted.calls.map((c) => c.startedAt)).toEqual([500, 2_500, 4_500, 5_500, 6_500, 11_500, 16_500, 17_500, 19_500]);
     expect(results.map((r) => r.result.ok)).toEqual([true, true, false, false, false, false, true, true, true]);
     expect(statusOf(a)).toEqual({ health: 4, up: true });
+    checker.close();
+  });
+
+  it('probes a down backend at intervalMs when only intervalMs is given, as HAProxy probes at inter', async () => {
+    // HAProxy: `fastinter` and `downinter` default to `inter`. A backend that recovers is seen again
+    // within one interval (then rise − 1 more), not after a longer down interval.
+    const script: ProbeBehaviour[] = ['fail', 'fail', 'fail', 'fail', 'pass', 'pass'].map((kind) => ({ kind }) as ProbeBehaviour);
+    const { clock, scripted, statusOf, checker } = harness(script, { intervalMs: 200, initialState: 'fully-up' }, { defaultIntervals: true });
+    const a = backend('a');
+    checker.add(a);
+    await clock.advance(1_100);
+    // Every gap is 200 ms: up, transitioning and down alike.
+    expect(scripted.calls.map((c) => c.startedAt)).toEqual([100, 300, 500, 700, 900, 1_100]);
+    expect(statusOf(a).up).toBe(true);
     checker.close();
   });
 

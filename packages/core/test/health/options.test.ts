@@ -34,8 +34,8 @@ describe('normalizeHealthOptions', () => {
       rise: 2,
       fall: 3,
       intervalMs: 2000,
-      fastIntervalMs: 1000,
-      downIntervalMs: 5000,
+      fastIntervalMs: 2000,
+      downIntervalMs: 2000,
       timeoutMs: 1000,
       jitter: 0.1,
       initialState: 'up',
@@ -43,9 +43,10 @@ describe('normalizeHealthOptions', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
-  it('derives the fast and down intervals so fast is never slower and down never faster than intervalMs', () => {
-    expect(normalizeHealthOptions({ probe, intervalMs: 500 })).toMatchObject({ fastIntervalMs: 500, downIntervalMs: 5000 });
-    expect(normalizeHealthOptions({ probe, intervalMs: 30_000 })).toMatchObject({ fastIntervalMs: 1000, downIntervalMs: 30_000 });
+  it('defaults the fast and down intervals to intervalMs, as HAProxy defaults fastinter and downinter to inter', () => {
+    expect(normalizeHealthOptions({ probe, intervalMs: 200 })).toMatchObject({ intervalMs: 200, fastIntervalMs: 200, downIntervalMs: 200 });
+    expect(normalizeHealthOptions({ probe, intervalMs: 30_000 })).toMatchObject({ fastIntervalMs: 30_000, downIntervalMs: 30_000 });
+    expect(normalizeHealthOptions({ probe, intervalMs: 500, downIntervalMs: 5000 })).toMatchObject({ fastIntervalMs: 500, downIntervalMs: 5000 });
     expect(normalizeHealthOptions({ probe, fastIntervalMs: 250, downIntervalMs: 60_000 })).toMatchObject({
       fastIntervalMs: 250,
       downIntervalMs: 60_000,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backend';
-import type { Balancer } from '../../src/balancers/balancer';
+import type { Balancer, ShareContract } from '../../src/balancers/balancer';
 import { checkBalancer, defaultMaxMovedFraction, seededRandom, type CheckBalancerOptions } from '@fulcrum/core/testing';
 
 /** FNV-1a over UTF-16 code units with murmur3's finaliser: a uniform 32-bit hash, good enough here. */
@@ -206,6 +206,88 @@ class StickyAfterAcquire extends ReferenceSmoothWrr {
   }
 }
 
+/** Draws an index in proportion to effective weight, skipping `other` (O(n): fine for a test). */
+function drawByWeight(list: readonly Backend[], random: () => number, other = -1): number {
+  let total = 0;
+  for (let i = 0; i < list.length; i++) if (i !== other) total += list[i]!.effectiveWeight;
+  let x = random() * total;
+  for (let i = 0; i < list.length; i++) {
+    if (i === other) continue;
+    x -= list[i]!.effectiveWeight;
+    if (x < 0) return i;
+  }
+  for (let i = list.length - 1; i >= 0; i--) if (i !== other) return i;
+  return -1;
+}
+
+/**
+ * Broken the way least-connections was: the lowest (inflight + 1) / weight, ties in requeue order, so
+ * an idle pool sends every request of a serial client to its heaviest backend. It claims to be
+ * HAProxy's leastconn (a rotation when serial, weighted under load), as the old header did.
+ */
+class LegacyLeastConnections implements Balancer {
+  readonly name = 'legacy-least-connections';
+  readonly shares: ShareContract = { serial: 'even', loaded: 'weighted', exact: false };
+  private list: Backend[] = [];
+  private requeuedAt = new Map<Backend, number>();
+  private clock = 0;
+  update(backends: readonly Backend[]): void {
+    this.list = positive(backends);
+    for (const b of this.list) if (!this.requeuedAt.has(b)) this.requeuedAt.set(b, ++this.clock);
+  }
+  pick(): Backend | undefined {
+    const key = (b: Backend) => (b.inflight + 1) / b.effectiveWeight;
+    let best: Backend | undefined;
+    for (const b of this.list) {
+      if (best === undefined || key(b) < key(best) || (key(b) === key(best) && this.requeuedAt.get(b)! < this.requeuedAt.get(best)!)) best = b;
+    }
+    return best;
+  }
+  acquired(backend: Backend): void {
+    this.requeuedAt.set(backend, ++this.clock);
+  }
+  released(backend: Backend): void {
+    this.requeuedAt.set(backend, ++this.clock);
+  }
+}
+
+/** Broken the way p2c was: two candidates drawn by weight, the lower (inflight + 1) / weight wins. */
+class LegacyP2c implements Balancer {
+  readonly name: string = 'legacy-p2c';
+  readonly shares: ShareContract = { serial: 'weighted', loaded: 'weighted', exact: false };
+  protected list: Backend[] = [];
+  constructor(protected readonly random = seededRandom(21)) {}
+  update(backends: readonly Backend[]): void {
+    this.list = positive(backends);
+  }
+  protected cost(b: Backend): number {
+    return (b.inflight + 1) / b.effectiveWeight;
+  }
+  pick(): Backend | undefined {
+    if (this.list.length === 0) return undefined;
+    const first = drawByWeight(this.list, this.random);
+    if (this.list.length === 1) return this.list[first];
+    const second = drawByWeight(this.list, this.random, first);
+    const a = this.list[first]!;
+    const b = this.list[second]!;
+    return this.cost(b) < this.cost(a) ? b : a;
+  }
+}
+
+/**
+ * Broken the way peak-ewma was: an unmeasured backend costs a 1 s prior (decaying from when it
+ * joined), so once the others are measured at 10 ms it is not tried until the prior has faded.
+ */
+class LegacyPeakEwma extends LegacyP2c {
+  override readonly name = 'legacy-peak-ewma';
+  override readonly shares: ShareContract = { serial: 'served', loaded: 'weighted', exact: false };
+  protected override cost(b: Backend): number {
+    const rtt = b.latencyEwma > 0 ? b.latencyEwma : 1000;
+    // Decayed to a common origin: e^(t / 10 s) on both sides orders exactly as decaying to "now".
+    return rtt * Math.exp(-b.latencyUpdatedAt / 10_000) * ((b.inflight + 1) / b.effectiveWeight);
+  }
+}
+
 function failure(factory: () => Balancer, options?: CheckBalancerOptions): string {
   try {
     checkBalancer(factory, options);
@@ -325,7 +407,44 @@ describe('checkBalancer rejects broken balancers', () => {
     expect(message).toContain('seed: 20240611');
   });
 
+  it('rejects least-connections that sends a serial client to the heaviest backend', () => {
+    const message = failure(() => new LegacyLeastConnections());
+    expect(message).toMatch(/invariant "serial-share" failed/);
+    expect(message).toMatch(/picks made one at a time .* expected .* even shares/);
+  });
+
+  it('rejects p2c whose lightest backend never wins a tie between idle candidates', () => {
+    const message = failure(() => new LegacyP2c());
+    expect(message).toMatch(/invariant "serial-share" failed/);
+    expect(message).toMatch(/picks made one at a time .* effectiveWeight \/ Σ effectiveWeight/);
+  });
+
+  it('rejects peak-ewma that starves an unmeasured backend, serially and under load', () => {
+    expect(failure(() => new LegacyPeakEwma())).toMatch(/invariant "(serial-)?share" failed/);
+    const serial = failure(() => new LegacyPeakEwma(), { invariants: ['serial-share'] });
+    expect(serial).toMatch(/it is being starved/);
+    // Equal weights too: one backend of three never gets a request.
+    const equal = failure(() => new LegacyPeakEwma(), { invariants: ['serial-share'], serial: 'even' });
+    expect(equal).toMatch(/invariant "serial-share" failed/);
+    const loaded = failure(() => new LegacyPeakEwma(), { invariants: ['share'], concurrency: 10 });
+    expect(loaded).toMatch(/with 10 in flight/);
+  });
+
+  it('checks what a balancer declares about its shares, and lets options override it', () => {
+    class DeclaredEven extends UnweightedRoundRobin {
+      readonly shares: ShareContract = { serial: 'even', loaded: 'even', exact: true };
+    }
+    checkBalancer(() => new DeclaredEven());
+    expect(failure(() => new DeclaredEven(), { weighted: true })).toMatch(/invariant "share" failed/);
+    expect(failure(() => new UnweightedRoundRobin(), { invariants: ['serial-share'], share: 'exact' })).toMatch(/invariant "serial-share" failed/);
+    class BadDeclaration extends UnweightedRoundRobin {
+      readonly shares = { serial: 'sometimes', loaded: 'even', exact: true } as never;
+    }
+    expect(() => checkBalancer(() => new BadDeclaration())).toThrow(/unweighted\.shares/);
+  });
+
   it('rejects invalid options', () => {
+    expect(() => checkBalancer(() => new ReferenceRandom(), { serial: 'mostly' as never })).toThrow(/options\.serial/);
     expect(() => checkBalancer(() => new ReferenceRandom(), { share: 'sometimes' as never })).toThrow(/options\.share/);
     expect(() => checkBalancer(() => new ReferenceRandom(), { numRuns: 0 })).toThrow(/options\.numRuns/);
     expect(() => checkBalancer('nope' as never)).toThrow(/factory/);
