@@ -118,6 +118,8 @@ describe('backend weight bounds', () => {
     { algorithm: 'ring-hash', held: 0, random: true },
     { algorithm: 'maglev', held: 0, random: true },
     { algorithm: 'rendezvous', held: 0, random: true },
+    // Consistent hashing with bounded loads over Maglev, with no load to bound: Maglev's shares.
+    { algorithm: 'bounded-load', held: 0, random: true },
   ] as const;
   const extremeWeight = fc.oneof(
     fc.constantFrom(0, MIN_BACKEND_WEIGHT, 1, 256, MAX_BACKEND_WEIGHT),
@@ -147,7 +149,8 @@ describe('backend weight bounds', () => {
         fc.integer({ min: 1, max: 1_000_000 }),
         (weights, seed) => {
           const clock = new FakeClock(0);
-          const options = algorithm === 'ring-hash' ? { maxRingSize: RING_CAP, random: seededRandom(seed), clock } : { random: seededRandom(seed), clock };
+          const base = { random: seededRandom(seed), clock };
+          const options = algorithm === 'ring-hash' ? { ...base, maxRingSize: RING_CAP } : algorithm === 'bounded-load' ? { ...base, inner: 'maglev' as const } : base;
           const lb = createLoadBalancer({ backends: weights.map((w, i) => spec(i, w)), algorithm: createBalancer(algorithm, options), clock, random: seededRandom(seed), panicThreshold: 0 });
           try {
             const total = weights.reduce((sum, w) => sum + w, 0);
