@@ -31,7 +31,8 @@
  *    refuses it. Only the dot-bordering positions are refused, so ordinary data such as
  *    `/files/a%2Fb` or `/q/x%3By` still routes. `createRouter({ encodedDotSegments: 'pass' })` turns
  *    this step off for backends that treat every escape as data (the path then goes upstream as it
- *    came, after steps 1–4).
+ *    came, after steps 1–4). A double encoding (`%252F`) is data after one decoding, as it is to
+ *    HAProxy and nginx; a backend that decodes twice is outside what a proxy can normalise for.
  *
  * Matching is case-sensitive (RFC 3986: paths are). The query string is passed through untouched.
  * Clean paths (no `%`, no `//`, no `/.`, no `\`) are returned as they are without allocation — the
