@@ -10,12 +10,18 @@
  * way and reported beside it, and the "with key" column adds it. Values are backend ids taken from
  * a shared list of 1000, as in a load balancer, so they cost nothing per entry.
  *
+ * A second section measures keys made the way the proxy makes them — cut from 1–4 KB headers by the
+ * BUILT `@fulcrum/http`'s `Stickiness` and `RateLimiter` — and the heap each entry retains (goal
+ * < 600 B, the bound `packages/http/test/affinity/flat-keys.test.ts` asserts).
+ *
  * `StickTable` is imported from the BUILT `@fulcrum/core`. While the package does not export it yet,
  * this suite measures the references only and says so; it needs no change once StickTable ships.
  */
 import { bench, do_not_optimize, group, run, summary } from 'mitata';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { CORE_DIR, loadCore, makeSpecs, mitataStats, prng, report, row } from './run.mjs';
 
@@ -112,6 +118,93 @@ for (const [name, build] of Object.entries(builders)) {
   );
 }
 console.log(`16-char key string      ${keyBytes.toFixed(1)} B`);
+
+// ------------------------------------------------------------------ keys as the proxy makes them
+
+/*
+ * The table above measures keys that are flat by construction. A proxy cuts its keys out of longer
+ * strings — a session id out of a `Set-Cookie` line, an address out of `X-Forwarded-For`, an API
+ * key out of a header — and in V8 a slice or a concatenation of ≥ 13 characters can keep that
+ * whole parent alive. So this section drives the BUILT `@fulcrum/http` (`Stickiness.commit` and
+ * `RateLimiter.admission`, as the proxy calls them) with requests whose headers are padded to
+ * 1–4 KB, and reports the heap each entry retains, key included. The reference row stores
+ * `'ck:' + line.slice(…)` in a Map: what an entry costs when its key keeps its line.
+ */
+const HTTP_DIST = join(CORE_DIR, '..', 'http', 'dist', 'index.js');
+const PROXY_KEY_ENTRIES = 50_000;
+const proxyKeyBytes = {};
+if (existsSync(HTTP_DIST)) {
+  const http = await import(pathToFileURL(HTTP_DIST).href);
+  const trusted = new http.TrustedProxies(['loopback', 'private'], 'trustedProxies');
+  const wire = (text) => Buffer.from(text, 'latin1').toString('latin1');
+  const padding = (i, unit) => unit.repeat(Math.ceil((1024 + ((i * 733) % 3072)) / unit.length));
+  const sessionId = (i) => `s-${i.toString(36).padStart(8, '0')}-${'abcdef0123456789'.slice(i % 8)}-session`;
+  const ipv6 = (i) => `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::beef`;
+  const request = (i, headers) => {
+    const rawHeaders = [];
+    const parsed = {};
+    for (const [name, value] of Object.entries({ ...headers, 'X-Padding': padding(i, 'p') })) {
+      const v = wire(value);
+      rawHeaders.push(wire(name), v);
+      parsed[name.toLowerCase()] = v;
+    }
+    return { rawHeaders, headers: parsed, socket: { remoteAddress: '127.0.0.1', encrypted: false }, url: '/' };
+  };
+  const forwarded = (i) => request(i, { 'X-Forwarded-For': `${padding(i, '198.51.100.7, ')}${ipv6(i)}, 10.0.0.1` });
+  const clock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} };
+  const sticky = (options, requestOf, setCookieOf) => () => {
+    const s = new http.Stickiness(options, { clock, trustedProxies: trusted, nodeId: 'bench' });
+    return {
+      record: (i) => {
+        const req = requestOf(i);
+        s.commit(req, http.clientAddress(req, trusted), backendIds[i % 1000], setCookieOf?.(i), false, 0);
+      },
+      close: () => s.close(),
+    };
+  };
+  const limiter = (by, requestOf) => () => {
+    const l = new http.RateLimiter({ requests: 1000, by, capacity: PROXY_KEY_ENTRIES * 2 }, { clock });
+    return {
+      record: (i) => {
+        const req = requestOf(i);
+        l.admission(req, { clientIp: http.clientAddress(req, trusted) });
+      },
+      close: () => l.close(),
+    };
+  };
+  const modes = {
+    'sourceIp (X-Forwarded-For 1–4 KB)': sticky({ sourceIp: {} }, forwarded),
+    'header (1–4 KB of other headers)': sticky({ header: 'x-session' }, (i) => request(i, { 'X-Session': sessionId(i) })),
+    'learnCookie (Set-Cookie 1–4 KB)': sticky({ learnCookie: 'JSESSIONID' }, (i) => request(i, {}), (i) => [wire(`JSESSIONID=${sessionId(i)}; Path=/; HttpOnly; ${padding(i, 'x-ext=1; ')}SameSite=Lax`)]),
+    'rate limiter by source-ip (XFF 1–4 KB)': limiter('source-ip', forwarded),
+    'rate limiter by header (value 1–4 KB)': limiter({ header: 'x-api-key' }, (i) => request(i, { 'X-Api-Key': `${sessionId(i)}${padding(i, 'k')}` })),
+    'reference: Map of sliced keys (Set-Cookie 1–4 KB)': () => {
+      const map = new Map();
+      return {
+        record: (i) => {
+          const line = wire(`JSESSIONID=${sessionId(i)}; Path=/; ${padding(i, 'x-ext=1; ')}`);
+          map.set(`ck:${line.slice(11, 11 + sessionId(i).length)}`, backendIds[i % 1000]);
+        },
+        close: () => map.clear(),
+      };
+    },
+  };
+  console.log(`\nKeys as the proxy makes them (${PROXY_KEY_ENTRIES / 1000}k entries, headers padded to 1–4 KB):`);
+  for (const [name, make] of Object.entries(modes)) {
+    const warm = make();
+    for (let i = 0; i < 1000; i++) warm.record(10_000_000 + i);
+    await warm.close();
+    const subject = make();
+    const before = heapAfterGc();
+    for (let i = 0; i < PROXY_KEY_ENTRIES; i++) subject.record(i);
+    const after = heapAfterGc();
+    proxyKeyBytes[name] = (after - before) / PROXY_KEY_ENTRIES;
+    await subject.close();
+    console.log(`${name.padEnd(50)} ${proxyKeyBytes[name].toFixed(1)} B/entry incl. key`);
+  }
+} else {
+  console.log(`\n${HTTP_DIST} is missing: the keys-as-the-proxy-makes-them section needs the built @fulcrum/http.\n`);
+}
 
 // ------------------------------------------------------------------ time
 
@@ -218,6 +311,10 @@ for (const name of Object.keys(builders)) {
   rows.push(row('stick', `${name} get (hit)`, p50(`${name} get`), 'ns'));
   rows.push(row('stick', `${name} set (existing)`, p50(`${name} set existing`), 'ns'));
   if (name !== 'Map') rows.push(row('stick', `${name} set (new, evicting)`, p50(`${name} set new + evict`), 'ns'));
+}
+for (const [name, bytes] of Object.entries(proxyKeyBytes)) {
+  const isReference = name.startsWith('reference');
+  rows.push(row('stick', `proxy-made keys: ${name}`, bytes, 'B', isReference ? undefined : 600, isReference ? 'a key that keeps its line alive' : 'bytes/entry incl. key, 50k entries'));
 }
 if (StickTable) rows.push(row('stick', 'lb acquire({affinityKey})+release (sticky hit)', p50('sticky hit: acquire({ affinityKey }) + release()'), 'ns'));
 report('stick', rows);

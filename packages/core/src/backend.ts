@@ -12,7 +12,10 @@ export interface BackendSpec {
   id: string;
   /** `'http://10.0.0.5:8080'`, `'https://…'`, or `'host:port'`. */
   address: string;
-  /** Share of new unsticky traffic. Default 1; finite, ≥ 0; 0 = no new unsticky traffic. */
+  /**
+   * Share of new unsticky traffic. Default 1; 0 (no new unsticky traffic) or a number from
+   * `MIN_BACKEND_WEIGHT` (0.01) to `MAX_BACKEND_WEIGHT` (1 000 000) — see `validateWeight`.
+   */
   weight?: number;
   /** Used only when no primary backend is eligible. Default false. */
   backup?: boolean;
@@ -26,6 +29,42 @@ export interface BackendSpec {
 export type BackendState = 'up' | 'down' | 'draining' | 'maintenance';
 
 export const BACKEND_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * The largest weight a backend may have. HAProxy caps weights at 256 and nginx and Envoy take
+ * integers; Fulcrum takes fractions too, so the bound is about arithmetic rather than a table size.
+ * Every balancer sums, scales or multiplies weights in doubles (cumulative sums, `(inflight + 1) / w`,
+ * points per unit of weight, cycle slots); unbounded weights overflow those sums to `Infinity` —
+ * `[1e308, 1e308, 1]` used to make `Infinity − Infinity = NaN` and weighted round robin then gave the
+ * weight-1 backend a third of the traffic. With weights ≤ 10^6, a pool of a million backends sums
+ * below 2^53 with room to spare, so every sum is finite and exact to far better than a request in
+ * a million, and 10^6 : 1 is more dynamic range than any traffic split asks for (one request in a
+ * million). HAProxy's 0–256 configurations are accepted unchanged.
+ */
+export const MAX_BACKEND_WEIGHT = 1_000_000;
+/**
+ * The smallest positive weight. Weighted round robin counts fractional weights in hundredths of a
+ * weight unit (`weighted-round-robin.ts`), and a positive weight always gets at least one slot, so a
+ * configured 0.001 would silently get the share of 0.01; rather than accept a weight it would not
+ * honour, the load balancer refuses it. Slow start and agent percentages may scale an EFFECTIVE
+ * weight lower; that is a transient the balancers round, not a configuration.
+ */
+export const MIN_BACKEND_WEIGHT = 0.01;
+
+const WEIGHT_EXPECTED = `must be 0 or a finite number from ${MIN_BACKEND_WEIGHT} to ${MAX_BACKEND_WEIGHT} (0 = no new unsticky traffic)`;
+
+/**
+ * A backend weight, checked: 0, or finite and within [`MIN_BACKEND_WEIGHT`, `MAX_BACKEND_WEIGHT`].
+ * Throws `InvalidOptionError` naming `path` and the value otherwise (NaN, ±Infinity, negative,
+ * 1e308, 0.001, a string…).
+ */
+export function validateWeight(path: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_BACKEND_WEIGHT || (value > 0 && value < MIN_BACKEND_WEIGHT)) {
+    throw new InvalidOptionError(path, value, WEIGHT_EXPECTED);
+  }
+  // -0 is a weight of 0; keep serialised state free of it.
+  return value === 0 ? 0 : value;
+}
 
 export class Backend {
   readonly id: string;
@@ -145,7 +184,7 @@ export function normalizeBackendSpec(spec: unknown, path = 'backend'): Normalize
     throw new InvalidOptionError(`${path}.id`, id, 'must be 1–64 characters of A–Z, a–z, 0–9, ".", "_", ":" or "-"');
   }
   validateAddress(`${path}.address`, address);
-  const normalizedWeight = weight === undefined ? 1 : finiteNumber(`${path}.weight`, weight, { min: 0 });
+  const normalizedWeight = weight === undefined ? 1 : validateWeight(`${path}.weight`, weight);
   if (backup !== undefined && typeof backup !== 'boolean') {
     throw new InvalidOptionError(`${path}.backup`, backup, 'must be true or false');
   }

@@ -19,7 +19,7 @@
  * counters back, and balancers that keep ordered structures hear about it through their hooks.
  */
 import { EventEmitter } from 'eventemitter3';
-import { Backend, forgetLatency, mutable, normalizeBackendSpec, normalizeBackendSpecs, recordLatency } from './backend';
+import { Backend, forgetLatency, mutable, normalizeBackendSpec, normalizeBackendSpecs, recordLatency, validateWeight } from './backend';
 import type { BackendSpec, BackendState, NormalizedBackendSpec } from './backend';
 import type { AlgorithmName, Balancer, Outcome } from './balancers/balancer';
 import { createBalancer } from './balancers/registry';
@@ -526,10 +526,13 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     return change;
   }
 
-  /** Change a backend's weight (finite, ≥ 0; 0 = no new unsticky traffic). */
+  /**
+   * Change a backend's weight: 0 (no new unsticky traffic) or `MIN_BACKEND_WEIGHT`..`MAX_BACKEND_WEIGHT`
+   * (0.01..1 000 000). Throws `InvalidOptionError` (path `weight`) and changes nothing otherwise.
+   */
   setWeight(id: string, weight: number): void {
     const member = this.#requireMember(id);
-    mutable(member.backend).weight = finiteNumber('weight', weight, { min: 0 });
+    mutable(member.backend).weight = validateWeight('weight', weight);
     this.#applyWeight(member, this.clock.now());
     this.#refresh();
   }

@@ -58,7 +58,11 @@ export interface CookieStickinessOptions {
   sameSite?: 'Strict' | 'Lax' | 'None' | 'strict' | 'lax' | 'none';
   /** `HttpOnly`. Default `true`. */
   httpOnly?: boolean;
-  /** `Secure`: `true`, `false`, or `'auto'` (when the request is TLS). Default `'auto'`. */
+  /**
+   * `Secure`: `true`, `false`, or `'auto'` (when the client's connection is TLS: the socket's, or a
+   * trusted proxy's `X-Forwarded-Proto: https` / `Forwarded: proto=https`; see `secure-request.ts`).
+   * Default `'auto'`.
+   */
   secure?: boolean | 'auto';
 }
 

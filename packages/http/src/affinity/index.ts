@@ -11,3 +11,4 @@ export { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS, MAX_RAW_STICKY_KEY_LENG
 export type { StickinessDeps, StickinessMode, StickinessOptions } from './stickiness';
 export { DUPLICATE_COOKIE, MAX_COOKIE_PAIR_BYTES, readCookie, readSetCookie } from './cookie-header';
 export type { SetCookieInfo } from './cookie-header';
+export { isSecureRequest } from './secure-request';

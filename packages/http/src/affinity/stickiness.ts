@@ -25,8 +25,9 @@
  * `lb.acquire({ affinityKey: stickiness.affinityKey(req, ip, now) })`: the core then does the
  * lookup, the redispatch and the rewrite itself, and `commit` still issues cookies and learns.
  *
- * Table-based modes guard their table: keys longer than 128 characters (a JWT in a header) are
- * stored as their SHA-256, so a client sending huge distinct values cannot make each entry cost
+ * Table-based modes guard their table: every key is a flat string of its own (`flat-key.ts`: a key
+ * cut from a padded header never keeps that header alive); keys longer than 128 characters (a JWT
+ * in a header) are stored as their SHA-256, so a client sending huge distinct values cannot make each entry cost
  * kilobytes; `learnCookie` only ever INSERTS values the backend issued (a client inventing session
  * ids can touch nothing); and the table's `capacity` bounds the rest (least recently used first). A
  * client that floods a `sourceIp` or `header` table can evict other clients' entries — they are then
@@ -44,6 +45,7 @@ import { InvalidOptionError, StickTable, coarseClock, type AffinityTable, type C
 import { clientAddress, TrustedProxies } from './client-address';
 import { StickyCookie, type CookieStickinessOptions, type VerifiedStickyCookie } from './cookie';
 import { readCookie, readSetCookie, requestCookieLines } from './cookie-header';
+import { flatKey } from './flat-key';
 
 /** How requests are recognised as the same client (see the file header). Set exactly one of the first four. */
 export interface StickinessOptions {
@@ -96,6 +98,10 @@ const KEY_PREFIX: Readonly<Record<Exclude<StickinessMode, 'cookie'>, string>> = 
   header: 'hdr:',
   learnCookie: 'ck:',
 });
+/** The prefix of a hashed key: the mode's prefix and `#`, built once. */
+const HASHED_PREFIX: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(Object.values(KEY_PREFIX).map((prefix) => [prefix, `${prefix}#`])),
+);
 
 /** Session affinity for one pool (see the file header). */
 export class Stickiness {
@@ -325,10 +331,13 @@ export class Stickiness {
   }
 }
 
-/** Prefix + value, or prefix + '#' + SHA-256 for long values (see the file header). */
+/**
+ * Prefix + value, or prefix + '#' + SHA-256 for long values (see the file header) — flat, so an
+ * entry never keeps alive the header it was cut from (see `flat-key.ts`).
+ */
 function tableKey(prefix: string, value: string): string {
-  if (value.length <= MAX_RAW_STICKY_KEY_LENGTH) return prefix + value;
-  return `${prefix}#${createHash('sha256').update(value).digest('base64url')}`;
+  if (value.length <= MAX_RAW_STICKY_KEY_LENGTH) return flatKey(prefix, value);
+  return flatKey(HASHED_PREFIX[prefix]!, createHash('sha256').update(value).digest('base64url'));
 }
 
 /** Set `key` → `backendId`, or only refresh its expiry when it already holds that id. */

@@ -6,8 +6,8 @@
  * (`algorithm`, `health`, `outlier`, `slowStart`, `panicThreshold`) plus the per-pool `createProxy`
  * options (`stickiness`, `hashBy`, `attempts`, `timeouts`, …); `routes` and `split` are
  * `createRouter`'s. Validation runs the SAME normalizers the API runs and prefixes their paths, so a
- * message reads `pools.api.backends[2].weight: must be a finite number ≥ 0, got "x"` whichever layer
- * found it, and a file that passes `fulcrum --check` is one the API accepts. Unknown keys are refused
+ * message reads `pools.api.backends[2].weight: must be 0 or a finite number from 0.01 to 1000000 (…),
+ * got "x"` whichever layer found it, and a file that passes `fulcrum --check` is one the API accepts. Unknown keys are refused
  * at every level (a typo such as `healh` must not silently disable health checks), as HAProxy and
  * Envoy refuse unknown directives. `$schema` is allowed at the top for editors.
  *

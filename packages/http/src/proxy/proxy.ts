@@ -21,7 +21,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
-import { Stickiness, TrustedProxies, clientAddress, compileHashBy } from '../affinity';
+import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
 import { mayRetry, type AttemptFailure } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
@@ -407,7 +407,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       this.#clientIp,
       backend.id,
       toList(headers['set-cookie']),
-      this.#secure,
+      this.#secure || isSecureRequest(this.#req, this.#peerTrusted),
       this.#lb.clock.now(),
     );
     const added = cookie === undefined ? this.#route.setCookie : this.#route.setCookie === undefined ? cookie : undefined;

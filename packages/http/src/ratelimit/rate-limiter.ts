@@ -22,8 +22,10 @@
  * drops the quietest clients first, which only forgets clients that are not being limited), the key
  * is the client address the proxy computed (through `trustedProxies`, never the client's own claim).
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { InvalidOptionError, StickTable, isPlainObject, type Clock, type Replicator, type StickEntry } from '@fulcrum/core';
+import { flatKey } from '../affinity/flat-key';
 import type { AdmissionVerdict } from '../proxy/options';
 
 /** How requests are grouped for counting. */
@@ -64,8 +66,12 @@ const KNOWN = ['requests', 'windowMs', 'concurrent', 'by', 'status', 'capacity',
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
 /** Separates the node id from the key in a shared entry: a byte no header value or address holds. */
 const SEPARATOR = '\u001f';
-/** Keys longer than this are cut: a client cannot grow the table's memory with huge header values. */
-const MAX_KEY_LENGTH = 256;
+/**
+ * Header values longer than this are counted under their SHA-256 (base64url), as stickiness stores
+ * long keys: a client cannot grow the table's memory with huge header values, and two long tokens
+ * that share a prefix (JWTs share their header) still count separately.
+ */
+const MAX_RAW_KEY_LENGTH = 128;
 
 /** `RateLimitOptions` with defaults applied. */
 export interface NormalizedRateLimitOptions {
@@ -128,6 +134,8 @@ export class RateLimiter {
   /** The counters (and, with `shared`, the peers' published rates). */
   readonly table: StickTable<number>;
   readonly #nodeId: string;
+  /** `<nodeId>␟`, the prefix of this instance's published rates. */
+  readonly #ownPrefix: string;
   readonly #peers = new Set<string>();
   readonly #replicator: Replicator<number> | undefined;
   /**
@@ -144,6 +152,7 @@ export class RateLimiter {
       throw new InvalidOptionError(`${path}.shared`, true, 'needs a replicator and a node id (configure "replication")');
     }
     this.#nodeId = deps.nodeId ?? 'local';
+    this.#ownPrefix = `${this.#nodeId}${SEPARATOR}`;
     this.#replicator = shared ? recordPeers(deps.replicator!, this.#peers, this.#nodeId) : undefined;
     this.table = new StickTable<number>({
       capacity,
@@ -169,9 +178,13 @@ export class RateLimiter {
     if (by !== 'source-ip') {
       const value = req.headers[by.header];
       const text = Array.isArray(value) ? value[0] : value;
-      if (text !== undefined && text.length > 0) return `h:${text.length > MAX_KEY_LENGTH ? text.slice(0, MAX_KEY_LENGTH) : text}`;
+      // Flat keys (see affinity/flat-key.ts): a counter kept for the window must not keep the
+      // request's header — or the X-Forwarded-For the address was cut from — alive with it.
+      if (text !== undefined && text.length > 0) {
+        return text.length <= MAX_RAW_KEY_LENGTH ? flatKey('h:', text) : flatKey('h:#', createHash('sha256').update(text).digest('base64url'));
+      }
     }
-    return `ip:${clientIp}`;
+    return flatKey('ip:', clientIp);
   }
 
   /** `createProxy({ admission })`: count the request under its key and admit or refuse it. */
@@ -209,7 +222,7 @@ export class RateLimiter {
   rateOf(key: string): number {
     const local = this.table.rate(key, 'req');
     if (this.#replicator === undefined) return local;
-    this.table.set(`${this.#nodeId}${SEPARATOR}${key}`, Math.round(local * 100) / 100);
+    this.table.set(flatKey(this.#ownPrefix, key), Math.round(local * 100) / 100);
     let total = local;
     for (const peer of this.#peers) total += this.table.get(`${peer}${SEPARATOR}${key}`) ?? 0;
     return total;

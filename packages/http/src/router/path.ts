@@ -20,6 +20,19 @@
  *    backend would: a backslash (Windows servers and some frameworks treat it as `/`), and a segment
  *    that is `.` or `..` followed by `;` (Tomcat and Jetty strip path parameters before resolving
  *    dots, the `/..;/` bypass). A target that is not origin-form (`http://…`, `*`) also has no path.
+ * 5. By default, also a segment in which an ENCODED separator — `%2F` (`/`), `%5C` (`\`) or `%3B`
+ *    (`;`) — borders a `.` or `..`: `/public/..%2Fadmin`, `/public/..%5Cadmin`, `/public/..%3B/admin`,
+ *    `/public/a%2F..%2F..%2Fadmin`. Step 1 keeps these escapes (they are data to RFC 3986), so the
+ *    router sees one harmless segment under `/public`; but a backend that decodes `%2F` or `%5C`
+ *    before resolving dots (many servers do, some only on Windows), or strips `;` parameters after
+ *    decoding (Tomcat, Jetty), resolves the same bytes to `/admin` — a prefix route bypassed. The
+ *    router cannot know which backend decodes what, so it does what HAProxy's `normalize-uri` rules
+ *    and Envoy's `path_with_escaped_slashes_action: REJECT_REQUEST` do for the dangerous case: it
+ *    refuses it. Only the dot-bordering positions are refused, so ordinary data such as
+ *    `/files/a%2Fb` or `/q/x%3By` still routes. `createRouter({ encodedDotSegments: 'pass' })` turns
+ *    this step off for backends that treat every escape as data (the path then goes upstream as it
+ *    came, after steps 1–4). A double encoding (`%252F`) is data after one decoding, as it is to
+ *    HAProxy and nginx; a backend that decodes twice is outside what a proxy can normalise for.
  *
  * Matching is case-sensitive (RFC 3986: paths are). The query string is passed through untouched.
  * Clean paths (no `%`, no `//`, no `/.`, no `\`) are returned as they are without allocation — the
@@ -49,10 +62,11 @@ function isUnreserved(code: number): boolean {
 
 /**
  * Normalise a request target (`req.url`) as described in the file header. Returns `undefined` for a
- * target the router will not route (not origin-form, malformed percent-encoding, backslash, `..;`).
+ * target the router will not route (not origin-form, malformed percent-encoding, backslash, `..;`,
+ * and — unless `passEncodedDotSegments` — an encoded `/`, `\` or `;` bordering a dot segment).
  * Never throws.
  */
-export function normaliseTarget(url: string | undefined): NormalisedTarget | undefined {
+export function normaliseTarget(url: string | undefined, passEncodedDotSegments = false): NormalisedTarget | undefined {
   if (typeof url !== 'string' || url.charCodeAt(0) !== 47 /* / */) return undefined;
   const question = url.indexOf('?');
   const rawPath = question === -1 ? url : url.slice(0, question);
@@ -70,7 +84,7 @@ export function normaliseTarget(url: string | undefined): NormalisedTarget | und
   if (clean) return { path: rawPath, query };
   const decoded = decodeUnreserved(rawPath);
   if (decoded === undefined) return undefined;
-  const path = resolveSegments(decoded);
+  const path = resolveSegments(decoded, passEncodedDotSegments);
   return path === undefined ? undefined : { path, query };
 }
 
@@ -92,8 +106,8 @@ function decodeUnreserved(path: string): string | undefined {
   return out + path.slice(from);
 }
 
-/** Steps 2–4: merge slashes, resolve dot segments, refuse `.;` / `..;` segments. */
-function resolveSegments(path: string): string | undefined {
+/** Steps 2–5: merge slashes, resolve dot segments, refuse `.;` / `..;` and encoded separators at dots. */
+function resolveSegments(path: string, passEncodedDotSegments: boolean): string | undefined {
   const segments = path.split('/');
   const output: string[] = [];
   // segments[0] is the empty string before the leading '/'.
@@ -119,7 +133,54 @@ function resolveSegments(path: string): string | undefined {
       const head = segment.slice(0, semicolon);
       if (head === '.' || head === '..') return undefined;
     }
+    if (!passEncodedDotSegments && hasEncodedDotSegment(segment)) return undefined;
     output.push(segment);
   }
   return `/${output.join('/')}`;
+}
+
+/**
+ * Step 5: true when `segment` (escapes already upper-cased by step 1) holds an encoded `/`, `\` or
+ * `;` and, cut at those escapes and at raw `;`, has a piece that is `.` or `..` — what a backend that
+ * decodes before resolving would take for a dot segment.
+ */
+function hasEncodedDotSegment(segment: string): boolean {
+  if (segment.indexOf('%') === -1) return false;
+  let encoded = false;
+  let pieceStart = 0;
+  for (let i = 0; i <= segment.length; i++) {
+    let cut = 0; // length of the separator at i, 0 when none
+    if (i === segment.length) cut = 1;
+    else {
+      const c = segment.charCodeAt(i);
+      if (c === 59 /* ; */) cut = 1;
+      else if (c === 37 /* % */ && isEncodedSeparator(segment, i)) {
+        cut = 3;
+        encoded = true;
+      }
+    }
+    if (cut === 0) continue;
+    const length = i - pieceStart;
+    if ((length === 1 || length === 2) && segment.charCodeAt(pieceStart) === 46 && segment.charCodeAt(i - 1) === 46) {
+      // A '.' or '..' piece; it matters only once an encoded separator is somewhere in the segment.
+      if (encoded || hasEncodedSeparatorFrom(segment, i)) return true;
+    }
+    i += cut - 1;
+    pieceStart = i + 1;
+  }
+  return false;
+}
+
+/** `%2F`, `%5C` or `%3B` at `i` (upper case: step 1 normalised every kept escape). */
+function isEncodedSeparator(segment: string, i: number): boolean {
+  const high = segment.charCodeAt(i + 1);
+  const low = segment.charCodeAt(i + 2);
+  return (high === 50 /* 2 */ && low === 70) /* F */ || (high === 53 /* 5 */ && low === 67) /* C */ || (high === 51 /* 3 */ && low === 66) /* B */;
+}
+
+function hasEncodedSeparatorFrom(segment: string, from: number): boolean {
+  for (let i = segment.indexOf('%', from); i !== -1; i = segment.indexOf('%', i + 1)) {
+    if (isEncodedSeparator(segment, i)) return true;
+  }
+  return false;
 }

@@ -57,6 +57,14 @@ export interface RouterOptions {
   random?: Random;
   /** Clock of the split cookie (ms since the epoch). Default `Date.now`. */
   now?: () => number;
+  /**
+   * What to do with a path in which an encoded `/`, `\` or `;` (`%2F`, `%5C`, `%3B`) borders a `.`
+   * or `..` — `/public/..%2Fadmin`, which a backend that decodes before resolving dots serves as
+   * `/admin` (see `path.ts`, step 5). `'reject'`: it matches no route (404). `'pass'`: it is routed
+   * as the single segment it is to RFC 3986 and sent upstream unchanged — only for backends known
+   * to treat every escape as data. Default `'reject'`.
+   */
+  encodedDotSegments?: 'reject' | 'pass';
 }
 
 /** What `router.match(req)` found. */
@@ -92,7 +100,7 @@ export interface Router {
   close(): void;
 }
 
-const KNOWN = new Set(['pools', 'routes', 'split', 'random', 'now']);
+const KNOWN = new Set(['pools', 'routes', 'split', 'random', 'now', 'encodedDotSegments']);
 const SPLIT_KEYS = new Set(['cookie', 'headerOverride']);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -107,6 +115,7 @@ class RouterImpl implements Router {
   readonly #override: string | undefined;
   readonly #random: Random;
   readonly #now: () => number;
+  readonly #passEncodedDotSegments: boolean;
   #closed = false;
 
   constructor(options: RouterOptions) {
@@ -118,6 +127,11 @@ class RouterImpl implements Router {
     if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', options.now, 'must be a function returning ms since the epoch');
     this.#random = options.random ?? defaultRandom;
     this.#now = options.now ?? Date.now;
+    const encodedDotSegments = options.encodedDotSegments ?? 'reject';
+    if (encodedDotSegments !== 'reject' && encodedDotSegments !== 'pass') {
+      throw new InvalidOptionError('encodedDotSegments', encodedDotSegments, "must be 'reject' or 'pass'");
+    }
+    this.#passEncodedDotSegments = encodedDotSegments === 'pass';
 
     const split: SplitOptions = options.split ?? {};
     if (!isPlainObject(split as unknown)) throw new InvalidOptionError('split', split, 'must be { cookie?, headerOverride? }');
@@ -210,7 +224,7 @@ class RouterImpl implements Router {
     if (this.#closed) return undefined;
     let target;
     try {
-      target = normaliseTarget(req.url);
+      target = normaliseTarget(req.url, this.#passEncodedDotSegments);
     } catch {
       return undefined;
     }

@@ -62,7 +62,7 @@ describe('validateConfig', () => {
   });
 
   it.each([
-    ['a backend weight', (c: any) => (c.pools.api.backends = [{ id: 'a', address: 'http://x:1' }, { id: 'b', address: 'http://x:2' }, { id: 'c', address: 'http://x:3', weight: 'x' }]), 'pools.api.backends[2].weight: must be a finite number ≥ 0, got "x"'],
+    ['a backend weight', (c: any) => (c.pools.api.backends = [{ id: 'a', address: 'http://x:1' }, { id: 'b', address: 'http://x:2' }, { id: 'c', address: 'http://x:3', weight: 'x' }]), 'pools.api.backends[2].weight: must be 0 or a finite number from 0.01 to 1000000 (0 = no new unsticky traffic), got "x"'],
     ['a duplicate backend id', (c: any) => c.pools.web.backends.push({ id: 'b1', address: 'http://h:1' }), 'pools.web.backends[2].id: must be unique'],
     ['a bad address', (c: any) => (c.pools.web.backends[0].address = 'ftp://x'), 'pools.web.backends[0].address'],
     ['an unknown algorithm', (c: any) => (c.pools.web.algorithm = 'fastest'), 'algorithm'],

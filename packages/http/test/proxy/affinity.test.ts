@@ -52,6 +52,26 @@ describe('cookie stickiness through the proxy', () => {
     expect(setCookie).toContain('HttpOnly');
   });
 
+  it('marks the cookie Secure behind a trusted proxy that says X-Forwarded-Proto: https, and only then', async () => {
+    const list = await three();
+    const backends = list.map((b) => ({ id: b.id, address: b.address }));
+    const trusted = await startProxy({ balancer: { backends }, stickiness: { cookie: { secrets: [SECRET] } }, trustedProxies: ['loopback'] });
+    cleanups.push(() => trusted.close());
+    const secure = (reply: { headers: Record<string, unknown> }) => /;\s*Secure(;|$)/i.test(String(reply.headers['set-cookie']));
+    expect(secure(await send(trusted.url, { headers: { 'x-forwarded-proto': 'https' } }))).toBe(true);
+    expect(secure(await send(trusted.url, { headers: { 'x-forwarded-proto': 'HTTPS, http' } }))).toBe(true);
+    expect(secure(await send(trusted.url, { headers: { forwarded: 'for=192.0.2.1;proto=https' } }))).toBe(true);
+    expect(secure(await send(trusted.url, { headers: { 'x-forwarded-proto': 'http' } }))).toBe(false);
+    expect(secure(await send(trusted.url))).toBe(false);
+    // The same header from a peer outside trustedProxies (here: nobody is trusted) counts for nothing.
+    const untrusted = await startProxy({ balancer: { backends }, stickiness: { cookie: { secrets: [SECRET] } }, trustedProxies: ['10.0.0.0/8'] });
+    cleanups.push(() => untrusted.close());
+    expect(secure(await send(untrusted.url, { headers: { 'x-forwarded-proto': 'https' } }))).toBe(false);
+    const none = await startProxy({ balancer: { backends }, stickiness: { cookie: { secrets: [SECRET] } } });
+    cleanups.push(() => none.close());
+    expect(secure(await send(none.url, { headers: { 'x-forwarded-proto': 'https', forwarded: 'proto=https' } }))).toBe(false);
+  });
+
   it('ignores and reissues forged, truncated, oversized and garbage cookies', async () => {
     const list = await three();
     const p = await startProxy({

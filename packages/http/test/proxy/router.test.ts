@@ -50,6 +50,38 @@ describe('createProxy with a router', () => {
     expect(p.proxy.pools.size).toBe(3);
   });
 
+  it('forwards no /public/..%5Cadmin, ..%2F or ..%3B request to any pool, and passes them only when configured', async () => {
+    const seen: string[] = [];
+    const b = await startBackend('pub', (req, res) => {
+      seen.push(req.url!);
+      res.end(`pub ${req.url}`);
+    });
+    cleanups.push(() => b.close());
+    const routes = [{ match: { pathPrefix: '/public' }, pool: 'pub' }, { pool: 'pub' }];
+    const pools = { pub: { backends: [{ id: 'pub', address: b.address }] } };
+    const strict = createRouter({ pools, routes });
+    const p = await startProxy({ router: strict });
+    cleanups.push(async () => {
+      await p.close();
+      strict.close();
+    });
+    for (const path of ['/public/..%5Cadmin', '/public/..%2Fadmin', '/public/..%3B/admin', '/public/%2e%2e%5Cadmin']) {
+      const reply = await send(p.url, { path });
+      expect(reply.status, path).toBe(404);
+    }
+    expect(seen).toEqual([]);
+    expect((await send(p.url, { path: '/public/a%2Fb' })).body).toBe('pub /public/a%2Fb');
+
+    const lenient = createRouter({ pools, routes, encodedDotSegments: 'pass' });
+    const q = await startProxy({ router: lenient });
+    cleanups.push(async () => {
+      await q.close();
+      lenient.close();
+    });
+    expect((await send(q.url, { path: '/public/..%5Cadmin' })).body).toBe('pub /public/..%5Cadmin');
+    expect(seen).toEqual(['/public/a%2Fb', '/public/..%5Cadmin']);
+  });
+
   it('keeps a client on its side of a canary split and moves everyone on a rollback', async () => {
     const [blue, green] = [await backend('blue'), await backend('green')];
     const router = createRouter({

@@ -41,6 +41,20 @@ describe('RateLimiter', () => {
     void limiter.close();
   });
 
+  it('counts header values over 128 characters under their SHA-256, so long tokens sharing a prefix stay apart', () => {
+    const limiter = new RateLimiter({ requests: 1, by: { header: 'X-Api-Key' } });
+    const req = (key: string) => ({ headers: { 'x-api-key': key } }) as never;
+    const prefix = 'eyJhbGciOiJIUzI1NiJ9.'.padEnd(300, 'x');
+    const a = limiter.keyOf(req(`${prefix}a`), '10.0.0.1');
+    expect(a).toMatch(/^h:#[A-Za-z0-9_-]{43}$/);
+    expect(limiter.keyOf(req(`${prefix}b`), '10.0.0.1')).not.toBe(a);
+    expect(limiter.keyOf(req('k'.repeat(128)), '10.0.0.1')).toBe(`h:${'k'.repeat(128)}`);
+    expect(limiter.admission(req(`${prefix}a`), { clientIp: '1.1.1.1' }).admit).toBe(true);
+    expect(limiter.admission(req(`${prefix}b`), { clientIp: '1.1.1.1' }).admit).toBe(true);
+    expect(limiter.admission(req(`${prefix}a`), { clientIp: '2.2.2.2' }).admit).toBe(false);
+    void limiter.close();
+  });
+
   it('adds the rates peers published when shared through a replicator', async () => {
     const bus = new MemoryReplicator<number>();
     const a = new RateLimiter({ requests: 4, shared: true }, { nodeId: 'a', replicator: bus });

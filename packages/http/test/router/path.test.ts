@@ -27,8 +27,51 @@ describe('normaliseTarget', () => {
 
   it('keeps reserved characters encoded (upper-cased), so %2F stays inside its segment', () => {
     expect(path('/files/a%2fb')).toBe('/files/a%2Fb');
-    expect(path('/api%2F..%2Fadmin')).toBe('/api%2F..%2Fadmin');
+    expect(path('/q/x%3By%5Cz')).toBe('/q/x%3By%5Cz');
+    expect(path('/files/..a%2Fb.')).toBe('/files/..a%2Fb.');
     expect(path('/a%20b')).toBe('/a%20b');
+  });
+
+  it('refuses an encoded /, \\ or ; bordering a dot segment, which a decoding backend would resolve upwards', () => {
+    for (const url of [
+      '/public/..%5Cadmin',
+      '/public/..%2Fadmin',
+      '/public/..%3B/admin',
+      '/public/..%2fadmin',
+      '/public/%2e%2e%5cadmin',
+      '/public/.%2F..%2Fadmin',
+      '/public/a%2F..%2F..%2Fadmin',
+      '/public/x%5C..',
+      '/public/..%3Bjsessionid=1/admin',
+      '/api%2F..%2Fadmin',
+      '/public/a;b%2F..',
+    ]) {
+      expect(normaliseTarget(url), url).toBeUndefined();
+      expect(normaliseTarget(url, true), url).toBeDefined();
+    }
+    expect(normaliseTarget('/public/..%5Cadmin', true)).toEqual({ path: '/public/..%5Cadmin', query: '' });
+  });
+
+  it('refuses every path whose decoded form has a dot segment the normalised form lacks (property)', () => {
+    // What a backend that decodes %2F, %5C and %3B before resolving dots (and strips ;params) sees.
+    const backendView = (p: string) =>
+      p
+        .replace(/%2F/gi, '/')
+        .replace(/%5C/gi, '/')
+        .replace(/%3B/gi, ';')
+        .replace(/;[^/]*/g, '')
+        .split('/');
+    const piece = fc.constantFrom('.', '..', 'a', 'public', '%2F', '%2f', '%5C', '%3B', ';', '%2E', 'x;y', '');
+    fc.assert(
+      fc.property(fc.array(fc.array(piece, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 5 }), (segments) => {
+        const url = `/${segments.map((s) => s.join('')).join('/')}`;
+        const result = normaliseTarget(url);
+        if (result === undefined) return;
+        expect(backendView(result.path).slice(1)).not.toContain('..');
+        expect(backendView(result.path).slice(1)).not.toContain('.');
+      }),
+      { seed: 1914, numRuns: 1000 },
+    );
   });
 
   it('merges runs of slashes as nginx does by default', () => {

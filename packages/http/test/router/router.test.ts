@@ -107,6 +107,19 @@ describe('createRouter: matching', () => {
     expect(r.match(req('/public%2F..%2Fadmin'))).toBeUndefined();
   });
 
+  it('routes no path whose encoded /, \\ or ; borders a dot segment, even to a catch-all, unless told to pass them', () => {
+    const routes: RouteSpec[] = [{ match: { pathPrefix: '/public' }, pool: 'web' }, { pool: 'api' }];
+    const r = router(routes);
+    for (const url of ['/public/..%5Cadmin', '/public/..%2Fadmin', '/public/..%3B/admin', '/public/a%2F..%2F..%2Fadmin?x=1']) {
+      expect(r.match(req(url)), url).toBeUndefined();
+    }
+    expect(r.match(req('/public/a%2Fb'))).toMatchObject({ pool: 'web', path: '/public/a%2Fb' });
+    const passing = router(routes, { encodedDotSegments: 'pass' });
+    expect(passing.match(req('/public/..%5Cadmin'))).toMatchObject({ pool: 'web', path: '/public/..%5Cadmin' });
+    expect(passing.match(req('/public/..;/admin'))).toBeUndefined();
+    expect(invalid(() => router(routes, { encodedDotSegments: 'allow' as never }))).toEqual({ path: 'encodedDotSegments', value: 'allow' });
+  });
+
   it('matches methods from a list, and header values exactly or by anchored regex', () => {
     const r = router([
       { match: { method: ['put', 'DELETE'] }, pool: 'admin' },
