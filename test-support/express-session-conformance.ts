@@ -17,13 +17,25 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
+/** A store method, whatever its exact callback types (each store declares its own). */
+type StoreMethod = (...args: never[]) => unknown;
+
 /** What the suite needs from express-session's `Store` (the methods it calls in assertions). */
 export interface ConformanceStore {
-  get(sid: string, callback: (error: unknown, session?: StoredSession | null) => void): void;
-  set(sid: string, session: never, callback?: (error?: unknown) => void): void;
-  touch(sid: string, session: never, callback?: (error?: unknown) => void): void;
-  all(callback: (error: unknown, sessions?: unknown) => void): void;
-  length(callback: (error: unknown, length?: number) => void): void;
+  get: StoreMethod;
+  set: StoreMethod;
+  touch: StoreMethod;
+  all: StoreMethod;
+  length: StoreMethod;
+}
+
+type Callback<T> = (error: unknown, value?: T) => void;
+/** Calls `method` of `store` in callback style. */
+function call<T>(store: ConformanceStore, method: keyof ConformanceStore, ...args: unknown[]): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    const callback: Callback<T> = (error, value) => (error ? reject(error) : resolve(value));
+    (store[method] as unknown as (...a: unknown[]) => unknown).apply(store, [...args, callback]);
+  });
 }
 
 interface StoredSession {
@@ -71,10 +83,6 @@ interface Response {
 const MAX_AGE_MS = 10_000;
 const SECRET = 'conformance secret';
 
-function promisify<T>(call: (callback: (error: unknown, value?: T) => void) => void): Promise<T | undefined> {
-  return new Promise((resolve, reject) => call((error, value) => (error ? reject(error) : resolve(value))));
-}
-
 /** A one-cookie client: keeps the latest session cookie the app set. */
 class Client {
   cookie: string | undefined;
@@ -111,16 +119,16 @@ export function describeExpressSessionConformance<S extends ConformanceStore>(op
         const store = await options.makeStore(touchAfterSeconds);
         stores.push(store);
         const calls = { set: 0, touch: 0 };
-        const set = store.set.bind(store);
-        const touch = store.touch.bind(store);
+        const set = store.set as unknown as (...args: unknown[]) => unknown;
+        const touch = store.touch as unknown as (...args: unknown[]) => unknown;
         // Counted, not replaced: the real methods run.
-        store.set = ((sid: string, session: never, callback?: (error?: unknown) => void) => {
+        store.set = ((...args: unknown[]) => {
           calls.set++;
-          return set(sid, session, callback);
+          return set.apply(store, args);
         }) as S['set'];
-        store.touch = ((sid: string, session: never, callback?: (error?: unknown) => void) => {
+        store.touch = ((...args: unknown[]) => {
           calls.touch++;
-          return touch(sid, session, callback);
+          return touch.apply(store, args);
         }) as S['touch'];
         const app = options.express();
         app.use(
@@ -160,7 +168,7 @@ export function describeExpressSessionConformance<S extends ConformanceStore>(op
           vi.setSystemTime(Date.now() + ms);
           await options.advance?.(store, ms);
         };
-        const stored = (sid: string) => promisify<StoredSession | null>((callback) => store.get(sid, callback));
+        const stored = (sid: string) => call<StoredSession | null>(store, 'get', sid);
         return { store, calls, client: () => new Client(base), advance, stored };
       }
 
@@ -180,7 +188,7 @@ export function describeExpressSessionConformance<S extends ConformanceStore>(op
         const response = await client().get('/peek');
         expect(response.setCookie).toBeNull();
         expect(calls.set).toBe(0);
-        expect(await promisify<number>((callback) => store.length(callback))).toBe(0);
+        expect(await call<number>(store, 'length')).toBe(0);
       });
 
       it('does not write back an unmodified session (resave: false) but touches it', async () => {
@@ -266,7 +274,7 @@ export function describeExpressSessionConformance<S extends ConformanceStore>(op
         const { client, store } = await start();
         const a = (await client().get('/inc')).body.id as string;
         const b = (await client().get('/inc')).body.id as string;
-        const all = (await promisify<unknown>((callback) => store.all(callback))) as Record<string, StoredSession>;
+        const all = (await call<unknown>(store, 'all')) as Record<string, StoredSession>;
         expect(Array.isArray(all)).toBe(false);
         expect(Object.keys(all).sort()).toEqual([a, b].sort());
         expect(all[a]!.views).toBe(1);

@@ -69,7 +69,7 @@ describe('FileStore for session-file-store and connect-redis users', () => {
     closing.push(store);
     await store.set('a', { cookie: cookie(Date.now() + 60_000), n: 1 } as never);
     await store.set('b', { cookie: cookie(Date.now() + 60_000), n: 2 } as never);
-    const all = (await store.all()) as Record<string, { n: number }>;
+    const all = (await store.all()) as unknown as Record<string, { n: number }>;
     expect(Object.getPrototypeOf(all)).toBeNull();
     expect(Object.keys(all).sort()).toEqual(['a', 'b']);
     expect(all.a!.n).toBe(1);

@@ -2,10 +2,9 @@
 // equivalent, a throttle that can be 0, one readiness wait shared by every early call, and errors
 // that say which call failed, why, and what the store does next.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';
 import { RedisStore, redisClientOptions } from '@fulcrum/session-redis';
-import { closeClients, freePort, newClient, redisReachable, REDIS_URL, skipUnless, uniquePrefix } from './helpers';
+import { REDIS_CLIENTS, closeClients, freePort, newClient, redisReachable, REDIS_URL, skipUnless, uniquePrefix } from './helpers';
 
 const skip = skipUnless(await redisReachable(), `Redis at ${REDIS_URL}`);
 
@@ -57,46 +56,50 @@ describe.skipIf(skip)('RedisStore for connect-redis users', () => {
     await store.clear();
   });
 
-  it('answers twenty gets made before the first connection with one shared wait, and no listener warning', async () => {
-    const lazy = new Redis(REDIS_URL, redisClientOptions({ lazyConnect: true }));
-    lazy.on('error', () => undefined);
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error) => warnings.push(warning);
-    process.on('warning', onWarning);
-    try {
-      const store = new RedisStore({ client: lazy, prefix: uniquePrefix('ready') });
-      const gets = Array.from({ length: 20 }, (_, i) => store.get(`early-${i}`));
-      // The store's own two listeners plus one shared wait, whatever the number of calls.
-      expect(lazy.listenerCount('ready')).toBeLessThanOrEqual(2);
-      expect(await Promise.all(gets)).toEqual(Array.from({ length: 20 }, () => null));
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
-      store.close();
-    } finally {
-      process.off('warning', onWarning);
-      lazy.disconnect();
-    }
-  });
+  for (const major of [5, 6] as const) {
+    const Client = REDIS_CLIENTS[major];
 
-  it('says which call failed, why, and what it does next — never just "(Stream)"', async () => {
-    const port = await freePort(); // nothing listens there
-    const down = new Redis(port, '127.0.0.1', redisClientOptions({ lazyConnect: true, retryStrategy: () => 1000 }));
-    down.on('error', () => undefined);
-    try {
-      const store = new RedisStore({ client: down, commandTimeoutMs: 200 });
-      const error = await store.get('any').then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(isStoreUnavailableError(error)).toBe(true);
-      const message = (error as Error).message;
-      expect(message).toMatch(/^RedisStore\.get failed: /);
-      expect(message).toMatch(/(no open connection|connection was refused|not connected)/);
-      expect(message).toMatch(/this call fails without a retry|fails calls at once/);
-      expect(message).not.toMatch(/\(Stream\)|127\.0\.0\.1|\d{4,5}\)/);
-      store.close();
-    } finally {
-      down.disconnect();
-    }
-  });
+    it(`answers twenty gets made before the first connection with one shared wait, and no listener warning (ioredis ${major})`, async () => {
+      const lazy = new Client(REDIS_URL, redisClientOptions({ lazyConnect: true }));
+      lazy.on('error', () => undefined);
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on('warning', onWarning);
+      try {
+        const store = new RedisStore({ client: lazy, prefix: uniquePrefix('ready') });
+        const gets = Array.from({ length: 20 }, (_, i) => store.get(`early-${i}`));
+        // The store's own two listeners plus one shared wait, whatever the number of calls.
+        expect(lazy.listenerCount('ready')).toBeLessThanOrEqual(2);
+        expect(await Promise.all(gets)).toEqual(Array.from({ length: 20 }, () => null));
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+        store.close();
+      } finally {
+        process.off('warning', onWarning);
+        lazy.disconnect();
+      }
+    });
+
+    it(`says which call failed, why, and what it does next — never just "(Stream)" (ioredis ${major})`, async () => {
+      const port = await freePort(); // nothing listens there
+      const down = new Client(port, '127.0.0.1', redisClientOptions({ lazyConnect: true, retryStrategy: () => 1000 }));
+      down.on('error', () => undefined);
+      try {
+        const store = new RedisStore({ client: down, commandTimeoutMs: 200 });
+        const error = await store.get('any').then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(isStoreUnavailableError(error)).toBe(true);
+        const message = (error as Error).message;
+        expect(message).toMatch(/^RedisStore\.get failed: /);
+        expect(message).toMatch(/(no open connection|connection was refused|not connected)/);
+        expect(message).toMatch(/this call fails without a retry|fails calls at once/);
+        expect(message).not.toMatch(/\(Stream\)|127\.0\.0\.1|\d{4,5}\)/);
+        store.close();
+      } finally {
+        down.disconnect();
+      }
+    });
+  }
 });
