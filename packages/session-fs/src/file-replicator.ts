@@ -23,15 +23,17 @@
  * Defaults: `pollIntervalMs` 1000 (one stat per node per second is free; a second of extra delay
  * is far below a stick-table's TTL); `compactBytes` 1 MiB (a few thousand entries; rewriting it is
  * a millisecond); `fsync` off, because a stick entry lost to a power cut costs one re-pick, not a
- * user's session; `nodeId` `<hostname>-<pid>`, unique among live processes, which is what matters:
- * each log must have exactly one writer.
+ * user's session; `nodeId` `<hostname>-<pid>-<random>`, unique per instance, which is what matters:
+ * each log must have exactly one writer (two replicators in one process used to share
+ * `<hostname>-<pid>` and silently never saw each other).
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { InvalidOptionError, StoreUnavailableError, mergeStickEntry } from '@fulcrum/core';
 import type { Replicator, StickEntry } from '@fulcrum/core';
 import {
@@ -63,8 +65,9 @@ export interface FileReplicatorOptions {
   dir: string;
   /**
    * Names this replicator's log (`<nodeId>.sticklog`); must be unique among the replicators alive
-   * on the directory, since each log must have one writer. 1–64 of `[A-Za-z0-9._:-]`, not starting
-   * with a dot. Default `<hostname>-<pid>` (sanitised).
+   * on the directory, since each log must have one writer (a second live replicator of the same
+   * process with the same id and directory is refused). 1–64 of `[A-Za-z0-9._:-]`, not starting
+   * with a dot. Default `<hostname>-<pid>-<8 random hex digits>` (sanitised), unique per instance.
    */
   nodeId?: string;
   /** How often the other logs are checked for changes, ms (10 … 2^31−1). Default 1000. */
@@ -119,14 +122,23 @@ interface ReadRun {
   promise: Promise<void>;
 }
 
+/**
+ * `<hostname>-<pid>-<8 random hex digits>`: unique per instance. Host and pid alone are not: two
+ * replicators in one process on one directory would share a log and never see each other's
+ * entries, and a container restarted with the same hostname and pid 1 would take over its
+ * predecessor's log.
+ */
 function defaultNodeId(): string {
-  const pid = `-${process.pid}`;
+  const suffix = `-${process.pid}-${randomBytes(4).toString('hex')}`;
   const host = hostname()
     .replace(/[^A-Za-z0-9._-]/g, '-')
     .replace(/^\.+/, '')
-    .slice(0, 64 - pid.length);
-  return `${host || 'node'}${pid}`;
+    .slice(0, 64 - suffix.length);
+  return `${host || 'node'}${suffix}`;
 }
+
+/** The live (not closed) replicators of this process, by directory and node id: each log has one writer. */
+const liveLogs = new Map<string, object>();
 
 function defaultOnError(): (error: unknown) => void {
   const warned = new Set<string>();
@@ -152,6 +164,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
 
   readonly #onError: (error: unknown) => void;
   readonly #ownName: string;
+  readonly #liveKey: string;
   readonly #directorySync: DirectorySync;
   /** The latest entry per key that this node published: what a compaction writes. */
   readonly #own = new Map<string, StickEntry<V>>();
@@ -176,6 +189,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
       throw new InvalidOptionError('fileReplicator.nodeId', nodeId, 'must be 1–64 characters of A–Z, a–z, 0–9, ".", "_", ":", "-", not starting with "."');
     }
     this.nodeId = nodeId;
+    this.#liveKey = `${resolve(this.dir)}\0${nodeId}`;
     this.pollIntervalMs = optionalNumber('fileReplicator.pollIntervalMs', o.pollIntervalMs, 1000, {
       min: 10,
       max: MAX_TIMER_MS,
@@ -190,6 +204,15 @@ export class FileReplicator<V = string> implements Replicator<V> {
     }
     this.#onError = (o.onError as ((error: unknown) => void) | undefined) ?? defaultOnError();
     this.#ownName = logFileName(nodeId);
+    // Last of the checks, so that a refused construction never holds the id.
+    if (liveLogs.has(this.#liveKey)) {
+      throw new InvalidOptionError(
+        'fileReplicator.nodeId',
+        nodeId,
+        `must be unique among live replicators: another FileReplicator of this process already writes ${this.#ownName} in ${this.dir} (close() it first, or leave nodeId unset for a unique default)`,
+      );
+    }
+    liveLogs.set(this.#liveKey, this);
     this.#directorySync = new DirectorySync(this.dir);
     this.ready = this.#start();
   }
@@ -257,6 +280,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (liveLogs.get(this.#liveKey) === this) liveLogs.delete(this.#liveKey);
     this.#listeners.clear();
     this.#watcher?.close();
     this.#watcher = undefined;

@@ -42,7 +42,6 @@ import {
   jsonSerializer,
   sessionExpiresAt,
   settle,
-  shouldTouch,
 } from '@fulcrum/core';
 import type { SessionLike, SessionSerializer } from '@fulcrum/core';
 import { Store } from 'express-session';
@@ -59,7 +58,7 @@ import {
 import type { FileIdentity } from './atomic-file';
 import { CorruptFileError } from './errors';
 import { KeyedLock } from './keyed-lock';
-import { MAX_TIMER_MS, checkOptions, optionalBoolean, optionalFileMode, optionalNumber, requiredDirectory } from './options';
+import { MAX_TIMER_MS, PEER_STORE_OPTION_HINTS, checkOptions, optionalBoolean, optionalFileMode, optionalNumber, requiredDirectory } from './options';
 import {
   decodeSessionFile,
   encodeSessionFile,
@@ -80,7 +79,8 @@ export interface FileStoreOptions {
   ttlSeconds?: number;
   /**
    * `touch` rewrites a session only when that extends its stored expiry by at least this many
-   * seconds; 0 writes on every touch. Default 60.
+   * seconds, capped at half the session's lifetime (so a rolling session whose user is active never
+   * expires); 0 writes on every touch (exact expiry, one fsync'd write per request). Default 60.
    */
   touchAfterSeconds?: number;
   /**
@@ -130,6 +130,32 @@ interface ReadFile extends SessionFile {
   readonly identity: FileIdentity;
 }
 
+/** A file-system failure in words, without the path (a store error may end up in a response body). */
+function describeFsFailure(error: unknown): string {
+  const code = errorCode(error);
+  switch (code) {
+    case 'ENOENT':
+      return 'the session directory is gone (ENOENT: unmounted or deleted?)';
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${code})`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `no space left (${code})`;
+    case 'EMFILE':
+    case 'ENFILE':
+      return `too many open files (${code})`;
+    case 'EIO':
+    case 'ESTALE':
+    case 'ENOTCONN':
+      return `the file system failed (${code}: a network mount that went away?)`;
+    case undefined:
+      return 'a file-system call failed';
+    default:
+      return `a file-system call failed (${code})`;
+  }
+}
+
 function ignoreMissing(error: unknown): void {
   if (errorCode(error) !== 'ENOENT') throw error;
 }
@@ -166,6 +192,7 @@ export class FileStore extends Store {
   readonly #serializer: SessionSerializer;
   readonly #locks = new KeyedLock();
   readonly #directorySync: DirectorySync;
+  readonly #failures = new WeakSet<Error>();
   #connected = false;
   #closed = false;
   #warned = false;
@@ -175,7 +202,7 @@ export class FileStore extends Store {
 
   constructor(options: FileStoreOptions) {
     super();
-    const o = checkOptions('fileStore', options, OPTION_NAMES);
+    const o = checkOptions('fileStore', options, OPTION_NAMES, PEER_STORE_OPTION_HINTS);
     this.dir = requiredDirectory('fileStore.dir', o.dir);
     this.ttlSeconds = optionalNumber('fileStore.ttlSeconds', o.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, { min: 1 });
     this.touchAfterSeconds = optionalNumber('fileStore.touchAfterSeconds', o.touchAfterSeconds, 60, { min: 0 });
@@ -209,14 +236,14 @@ export class FileStore extends Store {
 
   /** The session stored under `sid`, or null (unknown, expired, corrupt, or a malformed id). */
   get(sid: string, callback?: Callback<SessionData | null>): Promise<SessionData | null> | undefined {
-    return settle(async () => {
+    return settle(() => this.#operation('get', async () => {
       await this.#usable();
       // A forged cookie is just a cookie without a session: null, never an error page.
       if (!isValidSessionId(sid)) return null;
       const file = await this.#read(sid);
       if (file === undefined || file.expiresAt <= Date.now()) return null;
       return this.#parse(sid, file.body);
-    }, callback);
+    }), callback);
   }
 
   /**
@@ -225,7 +252,7 @@ export class FileStore extends Store {
    * `InvalidOptionError`.
    */
   set(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(async () => {
+    return settle(() => this.#operation('set', async () => {
       assertSessionId(sid);
       await this.#usable();
       const now = Date.now();
@@ -234,16 +261,16 @@ export class FileStore extends Store {
       // Serialise outside the lock: CPU work need not wait for another write's fsync.
       const content = encodeSessionFile(sid, expiresAt, this.#serializer.stringify(session as SessionLike));
       await this.#locks.run(sid, () => this.#io(true, () => this.#write(sessionFileName(sid), content)));
-    }, callback);
+    }), callback);
   }
 
   /** Removes the session stored under `sid`, if any. A malformed `sid` has nothing to remove. */
   destroy(sid: string, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(async () => {
+    return settle(() => this.#operation('destroy', async () => {
       await this.#usable();
       if (!isValidSessionId(sid)) return;
       await this.#destroy(sid);
-    }, callback);
+    }), callback);
   }
 
   /**
@@ -253,7 +280,7 @@ export class FileStore extends Store {
    * version that was read, so a `destroy` (or a newer `set`) that came first always wins.
    */
   override touch(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(async () => {
+    return settle(() => this.#operation('touch', async () => {
       await this.#usable();
       if (!isValidSessionId(sid)) return;
       const now = Date.now();
@@ -262,7 +289,10 @@ export class FileStore extends Store {
       await this.#locks.run(sid, async () => {
         const stored = await this.#read(sid, true);
         if (stored === undefined || stored.expiresAt <= Date.now()) return;
-        if (!shouldTouch(stored.expiresAt, expiresAt, this.touchAfterSeconds)) return;
+        // Capped at half the session's lifetime: an uncapped throttle longer than a rolling
+        // session's maxAge would let an active user's session expire between writes.
+        const throttleMs = Math.min(this.touchAfterSeconds * 1000, Math.floor((expiresAt - now) / 2));
+        if (throttleMs > 0 && expiresAt - stored.expiresAt < throttleMs) return;
         const data = this.#parse(sid, stored.body);
         if (data === null) return;
         const cookie = (session as SessionLike).cookie;
@@ -273,53 +303,56 @@ export class FileStore extends Store {
           this.#write(sessionFileName(sid), content, async () => (await currentIdentity(path)) === stored.identity),
         );
       });
-    }, callback);
+    }), callback);
   }
 
-  /** Every live session (expired and corrupt files are left out). */
-  override all(callback?: Callback<SessionData[]>): Promise<SessionData[]> | undefined {
-    return settle(async () => {
-      const sessions: SessionData[] = [];
+  /**
+   * Every live session keyed by its id, in an object without a prototype — the shape of
+   * express-session's MemoryStore and of the other Fulcrum stores (expired and corrupt files are left out).
+   */
+  override all(callback?: Callback<Record<string, SessionData>>): Promise<Record<string, SessionData>> | undefined {
+    return settle(() => this.#operation('all', async () => {
+      const sessions = Object.create(null) as Record<string, SessionData>;
       await this.#scan(async (file) => {
         const session = this.#parse(file.id, file.body);
-        if (session !== null) sessions.push(session);
+        if (session !== null) sessions[file.id] = session;
       });
       return sessions;
-    }, callback);
+    }), callback);
   }
 
   /** The ids of every live session. */
   ids(callback?: Callback<string[]>): Promise<string[]> | undefined {
-    return settle(async () => {
+    return settle(() => this.#operation('ids', async () => {
       const ids: string[] = [];
       await this.#scan(async (file) => {
         ids.push(file.id);
       });
       return ids;
-    }, callback);
+    }), callback);
   }
 
   /** How many live sessions there are. */
   override length(callback?: Callback<number>): Promise<number> | undefined {
-    return settle(async () => {
+    return settle(() => this.#operation('length', async () => {
       let count = 0;
       await this.#scan(async () => {
         count++;
       });
       return count;
-    }, callback);
+    }), callback);
   }
 
   /** Removes every session file (on every host, once the tool has replicated the deletions). */
   override clear(callback?: Callback<void>): Promise<void> | undefined {
-    return settle(async () => {
+    return settle(() => this.#operation('clear', async () => {
       await this.#usable();
       const names = (await this.#io(true, () => readdir(this.dir))).filter(isSessionFileName);
       await forEachLimited(names, SCAN_CONCURRENCY, (name) =>
         this.#io(false, () => unlink(join(this.dir, name)).catch(ignoreMissing)),
       );
       if (this.fsync) await this.#io(true, () => this.#directorySync.sync());
-    }, callback);
+    }), callback);
   }
 
   // ── maintenance ───────────────────────────────────────────────────────────────────────────────
@@ -372,7 +405,33 @@ export class FileStore extends Store {
 
   async #usable(): Promise<void> {
     await this.ready;
-    if (!this.#connected) throw new StoreUnavailableError('session directory unavailable');
+    if (!this.#connected) {
+      throw this.#failure(
+        'the session directory is unavailable (it vanished or cannot be read and written); the store fails calls at once until a probe, every second, finds it again',
+      );
+    }
+  }
+
+  /** An internal failure, reworded by `#operation` with the call's name. */
+  #failure(message: string, cause?: unknown): StoreUnavailableError {
+    const error = new StoreUnavailableError(message, cause === undefined ? undefined : { cause });
+    this.#failures.add(error);
+    return error;
+  }
+
+  /**
+   * Runs one public call; a failure of the directory reaches the caller as a `StoreUnavailableError`
+   * whose message names the call (`FileStore.get failed: …`), what happened and what the store does.
+   */
+  async #operation<T>(name: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && this.#failures.has(error)) {
+        throw new StoreUnavailableError(`FileStore.${name} failed: ${error.message}`, error.cause === undefined ? undefined : { cause: error.cause });
+      }
+      throw error;
+    }
   }
 
   /**
@@ -385,8 +444,16 @@ export class FileStore extends Store {
     try {
       return await call();
     } catch (error) {
-      if (isDirectoryLost(error, missingMeansLost)) this.#setConnected(false);
-      throw new StoreUnavailableError('session directory operation failed', { cause: error });
+      const lost = isDirectoryLost(error, missingMeansLost);
+      if (lost) this.#setConnected(false);
+      throw this.#failure(
+        `${describeFsFailure(error)}; ${
+          lost
+            ? 'the store has disconnected and fails calls at once until a probe, every second, finds the directory again'
+            : 'this call fails without a retry'
+        }`,
+        error,
+      );
     }
   }
 

@@ -10,14 +10,40 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null;
 }
 
-/** Refuses anything but a plain object, and unknown keys (a typo never passes silently). */
-export function checkOptions(path: string, value: unknown, known: readonly string[]): Record<string, unknown> {
+/**
+ * Refuses anything but a plain object, and unknown keys (a typo never passes silently). When the key
+ * is a peer store's option name, the message names the Fulcrum equivalent (`hints`).
+ */
+export function checkOptions(path: string, value: unknown, known: readonly string[], hints: Readonly<Record<string, string>> = {}): Record<string, unknown> {
   if (!isPlainObject(value)) throw new InvalidOptionError(path, value, 'must be an options object');
   for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw new InvalidOptionError(`${path}.${key}`, value[key], `is not an option (known: ${known.join(', ')})`);
+    if (known.includes(key)) continue;
+    const hint = Object.prototype.hasOwnProperty.call(hints, key) ? hints[key] : undefined;
+    throw new InvalidOptionError(`${path}.${key}`, value[key], hint === undefined ? `is not an option (known: ${known.join(', ')})` : `is not an option: ${hint}`);
   }
   return value;
 }
+
+/**
+ * session-file-store's option names (and connect-redis's, which users carry over), each with what
+ * to write instead. The README's migration table says the same.
+ */
+export const PEER_STORE_OPTION_HINTS: Readonly<Record<string, string>> = Object.freeze({
+  path: "session-file-store's `path` is `dir` here",
+  ttl: "session-file-store's and connect-redis's `ttl` (seconds) is `ttlSeconds` here; a session's own cookie expiry always wins over it",
+  reapInterval: "session-file-store's `reapInterval` (seconds; -1 disables) is `cleanupIntervalMs` here (ms; 0 disables)",
+  reapAsync: 'FileStore always sweeps off the request path, on an unref\'d timer: drop the option',
+  reapSyncFallback: 'FileStore always sweeps off the request path, on an unref\'d timer: drop the option',
+  reapMaxConcurrent: 'FileStore bounds its sweep to 16 files at a time: drop the option',
+  encoder: "session-file-store's `encoder`/`decoder` pair is `serializer: { stringify, parse }` here",
+  decoder: "session-file-store's `encoder`/`decoder` pair is `serializer: { stringify, parse }` here",
+  fileExtension: 'FileStore names files by a hash of the id (`<sha256>.session`), so no forged id can name a path: drop the option',
+  retries: 'FileStore writes atomically (temp file + rename) and never reads a partial file, so it does not retry reads: drop the option',
+  disableTouch:
+    'FileStore has no switch to turn touch off; `touchAfterSeconds` sets how rarely it writes (capped at half the session lifetime so rolling sessions stay alive)',
+  touchAfter: "connect-mongo's `touchAfter` is `touchAfterSeconds` here",
+  logFn: "FileStore reports problems through its 'error' event (or one process warning when nobody listens)",
+});
 
 export function requiredDirectory(path: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {

@@ -8,18 +8,29 @@
  */
 import type { RedisClient } from './key-scan';
 
+/** One pending wait per client: the listeners are attached once, whatever the number of callers. */
+const pending = new WeakMap<RedisClient, Promise<void>>();
+
 /**
  * Resolves when `client` is `ready`, or after `timeoutMs` (the command that follows then fails with
  * the client's own error). Never rejects.
+ *
+ * Every caller waiting on the same client shares one promise and one pair of listeners: twenty
+ * requests arriving before the first connection must not add forty listeners to the client (Node
+ * warns past ten, `MaxListenersExceededWarning`, and each listener is work on every event). The
+ * deadline is the first waiter's; later waiters join it.
  */
 export function waitForReady(client: RedisClient, timeoutMs: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   if (client.status === 'end') return Promise.resolve();
-  return new Promise<void>((resolve) => {
+  const shared = pending.get(client);
+  if (shared !== undefined) return shared;
+  const wait = new Promise<void>((resolve) => {
     const done = () => {
       clearTimeout(timer);
       client.off('ready', done);
       client.off('end', done);
+      pending.delete(client);
       resolve();
     };
     const timer = setTimeout(done, timeoutMs);
@@ -29,4 +40,6 @@ export function waitForReady(client: RedisClient, timeoutMs: number): Promise<vo
     // `connect()` rejects when already connecting; the 'ready' event is what we wait for anyway.
     if (client.status === 'wait') client.connect().catch(() => undefined);
   });
+  pending.set(client, wait);
+  return wait;
 }

@@ -21,18 +21,44 @@ export const SESSION_CONFLICT = ErrorCodes.SESSION_CONFLICT;
 const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|BUSY|NOREPLICAS)\b/;
 
 /**
- * Map an ioredis failure to what the store reports: outages become `StoreUnavailableError` (the
- * original error as `cause`), conflicts and option errors stay as they are, other server replies pass
- * through.
+ * What happened, in words, for the kinds of failure ioredis reports. Never the raw message: ioredis
+ * messages carry host:port, and a store error may end up in a response body. The full error stays
+ * reachable as `cause`.
  */
-export function toStoreError(error: unknown, what: string): unknown {
+export function describeRedisFailure(error: unknown): string {
+  const name = (error as { name?: unknown } | null)?.name;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = String((error as { message?: unknown } | null)?.message ?? error);
+  if (name === 'ReplyError') {
+    const reply = UNAVAILABLE_REPLY.exec(message)?.[1] ?? 'an error';
+    return `Redis answered ${reply} (it cannot serve commands right now: loading, failing over, or read-only)`;
+  }
+  if (name === 'MaxRetriesPerRequestError') return 'the connection dropped and ioredis gave up resending the command';
+  if (code === 'ECONNREFUSED') return 'the connection was refused (is Redis running?)';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return `the connection was reset (${code})`;
+  if (code === 'ETIMEDOUT' || /timed out/i.test(message)) return 'Redis did not answer in time';
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `a socket error (${code})`;
+  if (/Stream isn't writeable/i.test(message)) return 'the client has no open connection and its offline queue is off';
+  if (/Connection is closed/i.test(message)) return 'the connection is closed';
+  if (/was quit|Connection is in.*closed|end/i.test(message) && name !== 'Error') return 'the client was closed';
+  return `the command failed (${typeof name === 'string' && name !== 'Error' ? name : 'client error'})`;
+}
+
+/** What the store does after a failed call, said once for every message. */
+export const AFTER_FAILURE =
+  'this call fails without a retry; ioredis reconnects in the background and calls succeed again once Redis is back';
+
+/**
+ * Map an ioredis failure to what the store reports: outages become `StoreUnavailableError` (the
+ * original error as `cause`) whose message names the operation, what happened and what the store
+ * does next; conflicts and option errors stay as they are, other server replies pass through.
+ *
+ * @param operation the component and call, e.g. `'RedisStore.get'`.
+ */
+export function toStoreError(error: unknown, operation: string): unknown {
   if (isFulcrumError(error)) return error;
   const name = (error as { name?: unknown } | null)?.name;
   const message = String((error as { message?: unknown } | null)?.message ?? error);
   if (name === 'ReplyError' && !UNAVAILABLE_REPLY.test(message)) return error;
-  // The message names the kind of failure only: ioredis messages carry host:port, and a store
-  // error may end up in a response body. The full error stays reachable as `cause`.
-  const code = (error as { code?: unknown } | null)?.code;
-  const kind = typeof code === 'string' ? code : typeof name === 'string' && name !== 'Error' ? name : message.split(/[\s:.]/, 1)[0];
-  return new StoreUnavailableError(`redis unavailable: ${what} failed (${kind || 'error'})`, { cause: error });
+  return new StoreUnavailableError(`${operation} failed: ${describeRedisFailure(error)}; ${AFTER_FAILURE}`, { cause: error });
 }

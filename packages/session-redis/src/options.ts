@@ -42,6 +42,43 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * Refuses keys that are not options of `path`'s component, so a typo or an option carried over from
+ * another store never passes silently (`new RedisStore({ client, ttl: 600 })` would otherwise keep
+ * the one-day default). When the key is a peer store's option name, the message names the Fulcrum
+ * equivalent (`hints`).
+ */
+export function checkKnownOptions(path: string, options: Record<string, unknown>, known: readonly string[], hints: Readonly<Record<string, string>> = {}): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const hint = Object.prototype.hasOwnProperty.call(hints, key) ? hints[key] : undefined;
+    throw new InvalidOptionError(
+      `${path}.${key}`,
+      options[key],
+      hint === undefined ? `is not an option (known: ${known.join(', ')})` : `is not an option: ${hint}`,
+    );
+  }
+}
+
+/**
+ * connect-redis 9's option names (and a few from earlier majors and connect-mongo that users carry
+ * over), each with what to write instead. The README's migration table says the same.
+ */
+export const PEER_STORE_OPTION_HINTS: Readonly<Record<string, string>> = Object.freeze({
+  ttl: "connect-redis's `ttl` (seconds, or a function of the session) is `ttlSeconds` here (seconds); a session's own cookie expiry always wins over it",
+  disableTTL:
+    'RedisStore always writes an expiry (the cookie\'s, else `ttlSeconds`), so a session can never outlive its cookie; there is no switch to turn it off',
+  disableTouch:
+    'RedisStore has no switch to turn touch off; `touchAfterSeconds` sets how rarely it writes (capped at half the session lifetime so rolling sessions stay alive)',
+  touchAfter: "connect-mongo's `touchAfter` is `touchAfterSeconds` here",
+  logErrors: "RedisStore reports unreadable sessions through its 'error' event (or a process warning when nobody listens)",
+  url: 'RedisStore does not open connections: create an ioredis client (`new Redis(url, redisClientOptions())`) and pass it as `client`',
+  host: 'RedisStore does not open connections: create an ioredis client and pass it as `client`',
+  port: 'RedisStore does not open connections: create an ioredis client and pass it as `client`',
+  pass: 'RedisStore does not open connections: create an ioredis client and pass it as `client`',
+  db: 'RedisStore does not open connections: create an ioredis client (with its `db`) and pass it as `client`',
+});
+
 /** The parts of an ioredis `Redis` or `Cluster` the package uses (checked by duck typing). */
 export function checkClient(path: string, client: unknown): void {
   const c = client as Record<string, unknown> | null;

@@ -220,7 +220,7 @@ export class RedisReplicator<V = string> implements Replicator<V> {
       })
       .then(
         () => undefined,
-        (error: unknown) => this.#onError(toStoreError(error, 'subscribe')),
+        (error: unknown) => this.#onError(toStoreError(error, 'RedisReplicator.subscribe')),
       );
   }
 
@@ -268,8 +268,8 @@ export class RedisReplicator<V = string> implements Replicator<V> {
     try {
       return await operation();
     } catch (error) {
-      const mapped = toStoreError(error, `replication ${what}`);
-      throw mapped instanceof Error ? mapped : new StoreUnavailableError(`redis unavailable: replication ${what} failed`, { cause: error });
+      const mapped = toStoreError(error, `RedisReplicator.${what}`);
+      throw mapped instanceof Error ? mapped : new StoreUnavailableError(`RedisReplicator.${what} failed: ${String(mapped)}`, { cause: error });
     }
   }
 }

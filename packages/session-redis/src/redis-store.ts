@@ -8,10 +8,12 @@
  *   with connect-redis's layout). Every write sends its expiry with it (`SET … PX`: a plain SET would
  *   clear the TTL), taken from the session cookie's expiry, else `ttlSeconds`; a session whose expiry
  *   is already past is deleted instead of written (core's `sessionExpiresAt`).
- * - `touch` only extends a live key (PEXPIRE never creates one) and only when the extension is at
- *   least `touchAfterSeconds` (connect-mongo's `touchAfter`), decided atomically by a Lua script so
- *   a touch racing a destroy cannot bring the session back. The throttle is capped at half the
- *   session's TTL so that short rolling sessions still roll.
+ * - `touch` only extends a live key and only when the extension is at least `touchAfterSeconds`
+ *   (connect-mongo's `touchAfter`), capped at half the session's TTL so that short rolling
+ *   sessions still roll. When due, it stores the new cookie too (as express-session's MemoryStore
+ *   does, so `get` shows the expiry in force): a Lua script reads the value, the store puts the
+ *   cookie in, and a second script writes it only if the value is unchanged — a touch racing a
+ *   `set` or a `destroy` loses, and can never bring a destroyed session back.
  * - Optimistic mode (opt-in) stops the classic express-session lost update — two concurrent
  *   requests read the same session, both save, the second silently overwrites the first — with a
  *   version number checked and bumped by a Lua script in the same atomic step as the write. The
@@ -41,12 +43,12 @@ import {
   SessionConflictError,
 } from '@fulcrum/core';
 import type { SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
-import { toStoreError } from './errors';
+import { AFTER_FAILURE, toStoreError } from './errors';
 import type { Redis } from 'ioredis';
 import { getMany, scanTargets, unlinkMany, type RedisClient } from './key-scan';
 import { waitForReady } from './connection';
-import { checkClient, escapeGlob, isPlainObject, optionalNumber, optionalString } from './options';
-import { OPTIMISTIC_SET_LUA, TOUCH_LUA } from './scripts';
+import { PEER_STORE_OPTION_HINTS, checkClient, checkKnownOptions, escapeGlob, isPlainObject, optionalNumber, optionalString } from './options';
+import { OPTIMISTIC_SET_LUA, TOUCH_READ_LUA, TOUCH_WRITE_LUA } from './scripts';
 
 /** Optimistic concurrency settings (`optimistic: true` takes the defaults). */
 export interface OptimisticOptions {
@@ -67,7 +69,9 @@ export interface RedisStoreOptions {
   ttlSeconds?: number;
   /**
    * `touch` writes only when it extends the stored expiry by at least this much (capped at half the
-   * session's TTL), seconds ≥ 0; 0 extends on every touch. Default 60.
+   * session's TTL, so a rolling session whose user is active never expires), seconds ≥ 0. 0 writes
+   * on every touch: exact expiry and a stored cookie that is always current, at two round trips per
+   * request that does not change its session. Default 60.
    */
   touchAfterSeconds?: number;
   /** Session ↔ text. Default JSON. Optimistic mode requires the default. */
@@ -96,19 +100,23 @@ export interface RedisStoreConfig {
 
 type SessionRecord = Record<string, SessionData>;
 
-const TOUCH_COMMAND = 'fulcrumSessionTouch';
+const TOUCH_READ_COMMAND = 'fulcrumSessionTouchRead';
+const TOUCH_WRITE_COMMAND = 'fulcrumSessionTouchWrite';
 const SET_COMMAND = 'fulcrumSessionSetVersioned';
 const VERSION_FIELD_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const PREFIX_PATTERN = /^[^\0\r\n]{0,256}$/;
+const OPTION_NAMES = ['client', 'prefix', 'ttlSeconds', 'touchAfterSeconds', 'serializer', 'scanCount', 'commandTimeoutMs', 'optimistic'] as const;
 
 interface ScriptedClient {
-  [TOUCH_COMMAND](key: string, ttlMs: number, throttleMs: number): Promise<number>;
+  [TOUCH_READ_COMMAND](key: string, ttlMs: number, throttleMs: number): Promise<number | string>;
+  [TOUCH_WRITE_COMMAND](key: string, read: string, text: string, ttlMs: number): Promise<number>;
   [SET_COMMAND](key: string, expected: string, restText: string, ttlMs: number, field: string): Promise<[number, number]>;
 }
 
 function defineScripts(client: RedisClient): void {
   const target = client as unknown as Record<string, unknown>;
-  if (typeof target[TOUCH_COMMAND] !== 'function') client.defineCommand(TOUCH_COMMAND, { numberOfKeys: 1, lua: TOUCH_LUA });
+  if (typeof target[TOUCH_READ_COMMAND] !== 'function') client.defineCommand(TOUCH_READ_COMMAND, { numberOfKeys: 1, lua: TOUCH_READ_LUA });
+  if (typeof target[TOUCH_WRITE_COMMAND] !== 'function') client.defineCommand(TOUCH_WRITE_COMMAND, { numberOfKeys: 1, lua: TOUCH_WRITE_LUA });
   if (typeof target[SET_COMMAND] !== 'function') client.defineCommand(SET_COMMAND, { numberOfKeys: 1, lua: OPTIMISTIC_SET_LUA });
 }
 
@@ -141,6 +149,7 @@ export class RedisStore extends Store {
   constructor(options: RedisStoreOptions) {
     super();
     if (!isPlainObject(options)) throw new InvalidOptionError('redisStore', options, 'must be an object');
+    checkKnownOptions('redisStore', options, OPTION_NAMES, PEER_STORE_OPTION_HINTS);
     checkClient('redisStore.client', options.client);
     const prefix = optionalString('redisStore.prefix', options.prefix, 'sess:', PREFIX_PATTERN, 'must be a string of up to 256 characters without NUL, CR or LF');
     const ttlSeconds = optionalNumber('redisStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, { min: 0, minExclusive: true });
@@ -254,13 +263,19 @@ export class RedisStore extends Store {
         await this.#run('touch', () => this.#client.del(key));
         return;
       }
-      const throttleMs = Math.min(this.config.touchAfterSeconds * 1000, Math.floor(ttlMs / 2));
-      if (throttleMs <= 0) {
+      const throttleMs = Math.max(0, Math.min(this.config.touchAfterSeconds * 1000, Math.floor(ttlMs / 2)));
+      const client = this.#client as unknown as ScriptedClient;
+      const read = await this.#run('touch', () => client[TOUCH_READ_COMMAND](key, ttlMs, throttleMs));
+      if (typeof read !== 'string') return; // gone, or throttled
+      const stored = this.#parse(sid, read);
+      const cookie = (session as SessionLike).cookie;
+      if (stored === null || cookie == null) {
+        // Nothing to put the cookie into (unreadable data, or a session without one): extend only.
         await this.#run('touch', () => this.#client.pexpire(key, ttlMs));
         return;
       }
-      const client = this.#client as unknown as ScriptedClient;
-      await this.#run('touch', () => client[TOUCH_COMMAND](key, ttlMs, throttleMs));
+      const text = this.#serializer.stringify({ ...(stored as SessionLike), cookie } as SessionLike);
+      await this.#run('touch', () => client[TOUCH_WRITE_COMMAND](key, read, text, ttlMs));
     }, callback);
   }
 
@@ -397,7 +412,12 @@ export class RedisStore extends Store {
   #run<T>(what: string, operation: () => Promise<T>): Promise<T> {
     if (this.#client.status !== 'ready') {
       if (this.#connectedOnce) {
-        return Promise.reject(new StoreUnavailableError(`redis unavailable: ${what} failed (not connected)`));
+        return Promise.reject(
+          new StoreUnavailableError(
+            `RedisStore.${what} failed: the client is not connected to Redis (status '${this.#client.status}'); ` +
+              'the store fails calls at once instead of queueing them, and they succeed again once ioredis has reconnected',
+          ),
+        );
       }
       // Start-up: wait for the first connection (bounded) rather than fail the first requests.
       return waitForReady(this.#client, this.config.commandTimeoutMs).then(() => {
@@ -417,14 +437,17 @@ export class RedisStore extends Store {
     }
     if (this.#armTimer) promise = withDeadline(promise, this.config.commandTimeoutMs, what);
     return promise.catch((error: unknown) => {
-      throw toStoreError(error, what);
+      throw toStoreError(error, `RedisStore.${what}`);
     });
   }
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreUnavailableError(`redis unavailable: ${what} timed out after ${ms} ms`)), ms);
+    const timer = setTimeout(
+      () => reject(new StoreUnavailableError(`RedisStore.${what} failed: Redis did not answer within ${ms} ms (commandTimeoutMs); ${AFTER_FAILURE}`)),
+      ms,
+    );
     timer.unref?.();
     promise.then(
       (value) => {

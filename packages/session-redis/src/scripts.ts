@@ -12,17 +12,32 @@
  */
 
 /**
- * Touch: extend a live session's expiry, and only when the extension is worth a write.
+ * Touch, first step: decide whether the extension is worth a write, and hand back the stored text
+ * when it is, so that the store can put the new cookie into it (express-session's MemoryStore
+ * stores the touched cookie, and `store.get()` must show the expiry that is in force).
  * KEYS[1] session key; ARGV[1] new TTL in ms; ARGV[2] throttle in ms.
- * Returns 0 when the key is gone (a touch never recreates a session: PEXPIRE on a missing key is a
- * no-op, and nothing here writes a value), 1 when throttled, 2 when extended.
- * A key without an expiry (written by another tool) always gets one.
+ * Returns 0 when the key is gone (a touch never recreates a session), 1 when throttled, and the
+ * stored text when the touch is due. A key without an expiry (written by another tool) is always due,
+ * and so is every touch with a throttle of 0.
  */
-export const TOUCH_LUA = `
+export const TOUCH_READ_LUA = `
 local pttl = redis.call('PTTL', KEYS[1])
 if pttl == -2 then return 0 end
-if pttl >= 0 and tonumber(ARGV[1]) - pttl < tonumber(ARGV[2]) then return 1 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local throttle = tonumber(ARGV[2])
+if pttl >= 0 and throttle > 0 and tonumber(ARGV[1]) - pttl < throttle then return 1 end
+return redis.call('GET', KEYS[1])
+`;
+
+/**
+ * Touch, second step: write the session with its new cookie and expiry only if the stored text is
+ * still what the first step read (compare-and-set on the whole value). A `set` or `destroy` that
+ * came in between wins: the touch then writes nothing, and never recreates a destroyed session.
+ * KEYS[1] session key; ARGV[1] the text read; ARGV[2] the new text; ARGV[3] TTL in ms.
+ * Returns 2 when written, 3 when the value changed or vanished meanwhile.
+ */
+export const TOUCH_WRITE_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 3 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 2
 `;
 

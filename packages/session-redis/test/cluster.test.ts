@@ -1,8 +1,7 @@
-import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkReplicator, checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
 import { RedisReplicator, RedisStore, redisClientOptions } from '@fulcrum/session-redis';
-import { PrivateCluster, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
+import { Cluster, PrivateCluster, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
 
 const skip = skipUnless(redisBinariesAvailable(), 'redis-server / redis-cli (for a private cluster)');
 

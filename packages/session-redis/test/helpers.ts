@@ -11,7 +11,21 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SessionData } from 'express-session';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster as Cluster5, Redis as Redis5, type RedisOptions } from 'ioredis';
+import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis6';
+
+/**
+ * The ioredis major the tests' clients use: 5 by default, 6 with `FULCRUM_IOREDIS_MAJOR=6` (CI runs
+ * the package's tests once per major; `ioredis-majors.test.ts` runs the core suites on both always).
+ */
+export const IOREDIS_MAJOR = process.env.FULCRUM_IOREDIS_MAJOR === '6' ? 6 : 5;
+/** The client classes of the selected major, typed as ioredis 5's (their APIs are the same for this package). */
+export const Redis = (IOREDIS_MAJOR === 6 ? Redis6 : Redis5) as unknown as typeof Redis5;
+export type Redis = Redis5;
+export const Cluster = (IOREDIS_MAJOR === 6 ? Cluster6 : Cluster5) as unknown as typeof Cluster5;
+export type Cluster = Cluster5;
+/** Both majors' client classes, typed as ioredis 5's (their APIs are the same for this package). */
+export const REDIS_CLIENTS = { 5: Redis5, 6: Redis6 as unknown as typeof Redis5 } as const;
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const IN_CI = process.env.CI === 'true';

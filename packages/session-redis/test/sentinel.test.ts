@@ -1,8 +1,7 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkReplicator } from '@fulcrum/core/testing';
 import { RedisReplicator, RedisStore, redisClientOptions } from '@fulcrum/session-redis';
-import { PrivateSentinel, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
+import { PrivateSentinel, Redis, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
 
 const skip = skipUnless(redisBinariesAvailable(), 'redis-server (for a private master, replica and sentinel)');
 

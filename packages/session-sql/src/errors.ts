@@ -15,8 +15,12 @@ export class SqlContentionError extends StoreUnavailableError {
   readonly errno: number;
   /** Attempts made, the first included. */
   readonly attempts: number;
-  constructor(errno: number, attempts: number, options?: { cause?: unknown }) {
-    super(`session store: gave up after ${attempts} attempts on ${errno === 1205 ? 'lock wait timeouts' : 'deadlocks'} (${errno})`, options);
+  constructor(errno: number, attempts: number, options?: { cause?: unknown; operation?: string | undefined }) {
+    super(
+      `${options?.operation ?? 'session store'} failed: ${errno === 1205 ? 'lock wait timeouts' : 'deadlocks'} (${errno}) on every one of ${attempts} attempts; ` +
+        'the write was not applied and is not retried further (retry the request, or raise retry.maxAttempts)',
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.errno = errno;
     this.attempts = attempts;
   }

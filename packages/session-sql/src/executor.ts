@@ -97,7 +97,7 @@ export function classifyFailure(error: unknown): FailureClass {
 
 /** Marks a deadline overrun so it is told apart from server errors. */
 class DeadlineError extends Error {
-  constructor(ms: number) {
+  constructor(readonly ms: number) {
     super(`no answer within ${ms} ms`);
     this.name = 'DeadlineError';
   }
@@ -108,6 +108,18 @@ export interface RunOptions {
   idempotent: boolean;
   /** Reads that need `wsrep_sync_wait` (read-your-writes on Galera). */
   read?: boolean;
+  /** The call this statement serves, for error messages, e.g. `'SqlStore.get'`. Default `'session store'`. */
+  operation?: string;
+}
+
+/** The failure in words, without host or port (a store error may end up in a response body). */
+function describeConnectionFailure(error: unknown): string {
+  if (error instanceof DeadlineError) return `the database did not answer within ${error.ms} ms (timeoutMs)`;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ECONNREFUSED') return 'the connection was refused (is the database running?)';
+  if (code === 'PROTOCOL_CONNECTION_LOST') return 'the server closed the connection';
+  if (typeof code === 'string') return `the database is unreachable (${code})`;
+  return 'the database is unreachable';
 }
 
 export interface ExecutorEvents {
@@ -180,7 +192,7 @@ export class SqlExecutor {
         }
         if (failure === 'contention') {
           const errno = (error as { errno: number }).errno;
-          if (attempts >= retry.maxAttempts) throw new SqlContentionError(errno, attempts, { cause: error });
+          if (attempts >= retry.maxAttempts) throw new SqlContentionError(errno, attempts, { cause: error, operation: options.operation });
           const ceiling = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempts - 1));
           await sleep(Math.floor(this.#config.random() * ceiling));
           continue;
@@ -190,7 +202,11 @@ export class SqlExecutor {
             failovers++;
             continue;
           }
-          const unavailable = new StoreUnavailableError('session store: no database node is ready (WSREP not ready, 1047)', { cause: error });
+          const unavailable = new StoreUnavailableError(
+            `${options.operation ?? 'session store'} failed: no database node is ready (WSREP not ready, 1047) after ${failovers} failover(s); ` +
+              'this call fails now, later calls try other connections again',
+            { cause: error },
+          );
           this.#events.onUnavailable(unavailable);
           throw unavailable;
         }
@@ -200,7 +216,9 @@ export class SqlExecutor {
             continue;
           }
           const unavailable = new StoreUnavailableError(
-            error instanceof DeadlineError ? `session store: ${error.message}` : 'session store: database unreachable',
+            `${options.operation ?? 'session store'} failed: ${describeConnectionFailure(error)}; ` +
+              `${options.idempotent && !(error instanceof DeadlineError) ? 'retried once on a fresh connection, then gave up: ' : ''}` +
+              'this call fails now without queueing, and later calls try fresh connections',
             { cause: error },
           );
           this.#events.onUnavailable(unavailable);

@@ -1,6 +1,6 @@
 // The public surface of @fulcrum/session-sql. Re-exports only; no logic lives here.
 export { SqlStore } from './sql-store';
-export type { OptimisticMode, SqlStoreOptions, StoredSession } from './sql-store';
+export type { OptimisticMode, SessionsById, SqlStoreOptions, StoredSession } from './sql-store';
 export { SqlReplicator, MAX_STICK_KEY_BYTES } from './sql-replicator';
 export type { SqlReplicatorOptions } from './sql-replicator';
 export { SqlContentionError } from './errors';

@@ -52,3 +52,51 @@ export function normalizeGalera(path: string, galera: unknown): { syncWait: numb
     nodeFailovers: intOption(`${path}.nodeFailovers`, g.nodeFailovers, 2, 0, 100),
   };
 }
+
+/**
+ * Refuses keys that are not options, so a typo or an option carried over from another store never
+ * passes silently (`new SqlStore({ pool, expiration: 600_000 })` would otherwise keep the one-day
+ * default). When the key is a peer store's option name, the message names the Fulcrum equivalent.
+ */
+export function checkKnownOptions(path: string, options: object, known: readonly string[], hints: Readonly<Record<string, string>> = {}): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const hint = Object.prototype.hasOwnProperty.call(hints, key) ? hints[key] : undefined;
+    throw new InvalidOptionError(
+      `${path}.${key}`,
+      (options as Record<string, unknown>)[key],
+      hint === undefined ? `is not an option (known: ${known.join(', ')})` : `is not an option: ${hint}`,
+    );
+  }
+}
+
+const CONNECTION_HINT =
+  'SqlStore does not open connections: create a mysql2 pool (`mysql.createPool({ host, user, password, database })`) and pass it as `pool`';
+
+/**
+ * express-mysql-session 3's option names (and connect-redis's, which users carry over), each with
+ * what to write instead. The README's migration table says the same.
+ */
+export const PEER_STORE_OPTION_HINTS: Readonly<Record<string, string>> = Object.freeze({
+  expiration: "express-mysql-session's `expiration` (ms) is `ttlSeconds` here (seconds); a session's own cookie expiry always wins over it",
+  clearExpired: "express-mysql-session's `clearExpired: false` is `cleanupIntervalMs: 0` here (then call `cleanup()` yourself)",
+  checkExpirationInterval: "express-mysql-session's `checkExpirationInterval` (ms) is `cleanupIntervalMs` here (ms)",
+  createDatabaseTable: "express-mysql-session's `createDatabaseTable` is `createTable` here",
+  schema:
+    "express-mysql-session's `schema.tableName` is `table` here; the columns are fixed (id, data, expires_at, version), so an existing table is not reused — see the README's migration section",
+  endConnectionOnClose: 'SqlStore never ends your pool: call `await store.close()`, then `pool.end()` yourself',
+  disableTouch:
+    'SqlStore has no switch to turn touch off; `touchAfterSeconds` sets how rarely it writes (capped at half the session lifetime so rolling sessions stay alive)',
+  ttl: "connect-redis's `ttl` (seconds) is `ttlSeconds` here",
+  disableTTL: 'SqlStore always stores an expiry (the cookie\'s, else `ttlSeconds`); there is no switch to turn it off',
+  prefix: 'SqlStore keeps sessions in a table of their own: name it with `table` instead of a key prefix',
+  touchAfter: "connect-mongo's `touchAfter` is `touchAfterSeconds` here",
+  host: CONNECTION_HINT,
+  port: CONNECTION_HINT,
+  user: CONNECTION_HINT,
+  password: CONNECTION_HINT,
+  database: CONNECTION_HINT,
+  charset: CONNECTION_HINT,
+  connectionLimit: CONNECTION_HINT,
+  socketPath: CONNECTION_HINT,
+});

@@ -330,7 +330,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
 
   async #run(work: (connection: SqlConnection) => Promise<[unknown, unknown]>, idempotent: boolean, read = false): Promise<unknown> {
     if (!this.#tableOnce.ready) await this.#tableOnce.ensure();
-    const [result] = await this.#executor.run(work, { idempotent, read });
+    const [result] = await this.#executor.run(work, { idempotent, read, operation: 'SqlReplicator' });
     return result;
   }
 

@@ -43,7 +43,6 @@ import {
   jsonSerializer,
   sessionExpiresAt,
   settle,
-  shouldTouch,
 } from '@fulcrum/core';
 import type { SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
 import { SessionConflictError } from '@fulcrum/core';
@@ -52,7 +51,7 @@ import type { PoolLike, RetryOptions, SqlConnection } from './executor';
 import { quoteTableName } from './identifiers';
 import { mergeSessions } from './merge';
 import { TableOnce, sessionTableDdl } from './schema';
-import { normalizeGalera, normalizeRetry, validatePool, intOption, type GaleraOptions } from './options';
+import { PEER_STORE_OPTION_HINTS, checkKnownOptions, normalizeGalera, normalizeRetry, validatePool, intOption, type GaleraOptions } from './options';
 
 /** What to do with a write made from a copy another request changed since it was read. */
 export type OptimisticMode = 'merge' | 'reject' | false;
@@ -66,7 +65,11 @@ export interface SqlStoreOptions {
   createTable?: boolean;
   /** Lifetime of a session whose cookie has no expiry, seconds. Default 86400 (one day). */
   ttlSeconds?: number;
-  /** `touch` writes only when it extends the stored expiry by at least this much, seconds; 0 = always. Default 60. */
+  /**
+   * `touch` writes only when it extends the stored expiry by at least this much, seconds, capped at
+   * half the session's lifetime (so a rolling session whose user is active never expires); 0 writes
+   * on every touch (exact expiry, one UPDATE per request that does not change the session). Default 60.
+   */
   touchAfterSeconds?: number;
   /** How often expired rows are deleted, ms (±10% jitter); 0 disables (run `cleanup()` yourself). Default 60000. */
   cleanupIntervalMs?: number;
@@ -101,7 +104,7 @@ export interface SqlStoreOptions {
 
 interface ReadRecord {
   readonly version: number;
-  readonly text: string;
+  text: string;
   expiresAt: number;
 }
 
@@ -138,6 +141,14 @@ const noop = () => undefined;
 
 const BaseStore = session.Store;
 
+const OPTION_NAMES = [
+  'pool', 'table', 'createTable', 'ttlSeconds', 'touchAfterSeconds', 'cleanupIntervalMs', 'cleanupBatchSize', 'serializer',
+  'optimistic', 'maxMergeAttempts', 'timeoutMs', 'retry', 'batchSize', 'batchConcurrency', 'galera', 'probeIntervalMs', 'random',
+] as const;
+
+/** Every live session keyed by its id, in an object without a prototype (express-session's MemoryStore shape). */
+export type SessionsById = Record<string, SessionData>;
+
 /**
  * An express-session store on MySQL / MariaDB / Galera (see the file header and the README).
  * Every method takes an optional node-style callback and returns a promise when it is omitted.
@@ -159,7 +170,7 @@ export class SqlStore extends BaseStore {
   readonly #batchConcurrency: number;
   readonly #probeIntervalMs: number;
   readonly #random: () => number;
-  readonly #sql: Readonly<Record<'get' | 'cas' | 'touch' | 'destroy' | 'length' | 'ids' | 'all' | 'clear' | 'cleanup', string>>;
+  readonly #sql: Readonly<Record<'get' | 'cas' | 'touch' | 'touchData' | 'destroy' | 'length' | 'ids' | 'all' | 'clear' | 'cleanup', string>>;
   readonly #upsertSql = new Map<number, string>();
   readonly #readSql = new Map<number, string>();
   readonly #readWaiters = new Map<string, { resolve: (row: RowRead | undefined) => void; reject: (error: unknown) => void }[]>();
@@ -186,6 +197,7 @@ export class SqlStore extends BaseStore {
   constructor(options: SqlStoreOptions) {
     super();
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError('sqlStore', options, 'must be an options object');
+    checkKnownOptions('sqlStore', options, OPTION_NAMES, PEER_STORE_OPTION_HINTS);
     const pool = validatePool('sqlStore.pool', options.pool);
     const tableName = options.table ?? 'fulcrum_sessions';
     this.#table = quoteTableName('sqlStore.table', tableName);
@@ -237,6 +249,7 @@ export class SqlStore extends BaseStore {
       get: `SELECT data, version, expires_at FROM ${t} WHERE id = ? AND expires_at > ?`,
       cas: `UPDATE ${t} SET data = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ? AND expires_at > ?`,
       touch: `UPDATE ${t} SET expires_at = ? WHERE id = ? AND expires_at > ? AND expires_at <= ?`,
+      touchData: `UPDATE ${t} SET data = ?, expires_at = ? WHERE id = ? AND version = ? AND expires_at > ? AND expires_at <= ?`,
       destroy: `DELETE FROM ${t} WHERE id = ?`,
       length: `SELECT COUNT(*) AS n FROM ${t} WHERE expires_at > ?`,
       ids: `SELECT id FROM ${t} WHERE expires_at > ? ORDER BY id`,
@@ -271,9 +284,12 @@ export class SqlStore extends BaseStore {
     return settle(() => this.#destroy(sid), callback);
   }
 
-  /** Every live session, as an array (unreadable rows are skipped). */
-  override all(callback?: SessionStoreCallback<SessionData[]>): Promise<SessionData[]> | undefined {
-    return settle(() => this.#all() as Promise<SessionData[]>, callback);
+  /**
+   * Every live session keyed by its id, in an object without a prototype — the shape of
+   * express-session's MemoryStore and of the other Fulcrum stores. Unreadable rows are skipped.
+   */
+  override all(callback?: SessionStoreCallback<SessionsById>): Promise<SessionsById> | undefined {
+    return settle(() => this.#all(), callback);
   }
 
   /** Number of live sessions. */
@@ -289,7 +305,7 @@ export class SqlStore extends BaseStore {
   /** Deletes every session (in batches, so that Galera never sees one giant transaction). */
   override clear(callback?: SessionStoreCallback<void>): Promise<void> | undefined {
     return settle(async () => {
-      await this.#deleteInBatches(this.#sql.clear, () => []);
+      await this.#deleteInBatches('clear', this.#sql.clear, () => []);
     }, callback);
   }
 
@@ -309,7 +325,7 @@ export class SqlStore extends BaseStore {
   /** Deletes expired rows now, in batches; resolves with how many went. The timer calls this too. */
   cleanup(): Promise<number> {
     if (this.#cleanupRunning) return this.#cleanupRunning;
-    const run = this.#deleteInBatches(this.#sql.cleanup, () => [Date.now()]).finally(() => {
+    const run = this.#deleteInBatches('cleanup', this.#sql.cleanup, () => [Date.now()]).finally(() => {
       this.#cleanupRunning = undefined;
     });
     this.#cleanupRunning = run;
@@ -381,7 +397,7 @@ export class SqlStore extends BaseStore {
     let mine = text;
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
-      const result = await this.#run((c) => c.execute(this.#sql.cas, [mine, expiresAt, sid, base.version, now]), false);
+      const result = await this.#run('set', (c) => c.execute(this.#sql.cas, [mine, expiresAt, sid, base.version, now]), false);
       if ((result as WriteResult).affectedRows === 1) {
         this.#reads.set(session, { version: base.version + 1, text: mine, expiresAt });
         return;
@@ -409,32 +425,71 @@ export class SqlStore extends BaseStore {
     const now = Date.now();
     const expiresAt = Math.round(sessionExpiresAt(session, now, this.#ttlSeconds));
     if (expiresAt <= now) return;
+    // Capped at half the session's lifetime (as the Redis store does): an uncapped throttle longer
+    // than a rolling session's maxAge would let an active user's session expire between writes.
+    const throttleMs = Math.min(this.#touchAfterSeconds * 1000, Math.floor((expiresAt - now) / 2));
     const record = this.#reads.get(session);
-    if (record !== undefined && !shouldTouch(record.expiresAt, expiresAt, this.#touchAfterSeconds)) return;
-    // The throttle is also in the WHERE clause, for sessions this process did not read itself.
-    const bound = this.#touchAfterSeconds > 0 ? expiresAt - this.#touchAfterSeconds * 1000 : Number.MAX_SAFE_INTEGER;
+    if (record !== undefined && throttleMs > 0 && expiresAt - record.expiresAt < throttleMs) return;
+    // The throttle is also in the WHERE clauses, for rows changed since they were read.
+    const bound = throttleMs > 0 ? expiresAt - throttleMs : Number.MAX_SAFE_INTEGER;
+    const cookie = session.cookie;
     await this.#serial(sid, async () => {
-      const result = await this.#run((c) => c.execute(this.#sql.touch, [expiresAt, sid, Date.now(), bound]), true);
+      if (cookie !== undefined && cookie !== null) {
+        // Store the new cookie too (as express-session's MemoryStore does, so `get` shows the expiry
+        // in force): a compare-and-set on the version read, which a touch does not bump — a `set`
+        // that came in between wins, and a destroyed row is never written back.
+        let base: ReadRecord | undefined = record;
+        if (base === undefined) {
+          const row = await this.#readRow(sid);
+          if (row === undefined || row.expiresAt > bound) return; // gone, or throttled
+          base = { version: row.version, text: row.text, expiresAt: row.expiresAt };
+        }
+        const text = this.#withCookie(base.text, cookie);
+        if (text !== undefined) {
+          const result = await this.#run('touch', (c) => c.execute(this.#sql.touchData, [text, expiresAt, sid, base.version, Date.now(), bound]), true);
+          if ((result as WriteResult).affectedRows === 1) {
+            if (record !== undefined) {
+              record.expiresAt = expiresAt;
+              record.text = text;
+            }
+            return;
+          }
+        }
+      }
+      // No cookie to store, unreadable data, or a newer write since the read: extend the expiry only.
+      const result = await this.#run('touch', (c) => c.execute(this.#sql.touch, [expiresAt, sid, Date.now(), bound]), true);
       if (record !== undefined && (result as WriteResult).affectedRows === 1) record.expiresAt = expiresAt;
     });
+  }
+
+  /** The stored text with `cookie` in place of its cookie, or undefined when it cannot be parsed. */
+  #withCookie(text: string, cookie: NonNullable<SessionLike['cookie']>): string | undefined {
+    let data: unknown;
+    try {
+      data = this.#serializer.parse(text);
+    } catch {
+      return undefined;
+    }
+    if (typeof data !== 'object' || data === null) return undefined;
+    return this.#serializer.stringify({ ...(data as SessionLike), cookie });
   }
 
   async #destroy(sid: string): Promise<void> {
     if (!isValidSessionId(sid)) return;
     this.#assertOpen();
     await this.#serial(sid, async () => {
-      await this.#run((c) => c.execute(this.#sql.destroy, [sid]), true);
+      await this.#run('destroy', (c) => c.execute(this.#sql.destroy, [sid]), true);
     });
   }
 
-  async #all(): Promise<StoredSession[]> {
+  async #all(): Promise<SessionsById> {
     this.#assertOpen();
-    const rows = (await this.#run((c) => c.execute(this.#sql.all, [Date.now()]), true, true)) as (SessionRow & { id: string })[];
-    const sessions: StoredSession[] = [];
+    const rows = (await this.#run('all', (c) => c.execute(this.#sql.all, [Date.now()]), true, true)) as (SessionRow & { id: string })[];
+    const sessions = Object.create(null) as SessionsById;
     for (const row of rows) {
       try {
         const parsed = this.#serializer.parse(String(row.data));
-        if (typeof parsed === 'object' && parsed !== null) sessions.push(parsed as StoredSession);
+        if (typeof parsed === 'object' && parsed !== null) sessions[String(row.id)] = parsed as unknown as SessionData;
       } catch (error) {
         this.#report(error);
       }
@@ -444,21 +499,21 @@ export class SqlStore extends BaseStore {
 
   async #length(): Promise<number> {
     this.#assertOpen();
-    const rows = (await this.#run((c) => c.execute(this.#sql.length, [Date.now()]), true, true)) as { n: number | string }[];
+    const rows = (await this.#run('length', (c) => c.execute(this.#sql.length, [Date.now()]), true, true)) as { n: number | string }[];
     return Number(rows[0]?.n ?? 0);
   }
 
   async #ids(): Promise<string[]> {
     this.#assertOpen();
-    const rows = (await this.#run((c) => c.execute(this.#sql.ids, [Date.now()]), true, true)) as { id: string | Buffer }[];
+    const rows = (await this.#run('ids', (c) => c.execute(this.#sql.ids, [Date.now()]), true, true)) as { id: string | Buffer }[];
     return rows.map((row) => String(row.id));
   }
 
-  async #deleteInBatches(sql: string, params: () => unknown[]): Promise<number> {
+  async #deleteInBatches(operation: string, sql: string, params: () => unknown[]): Promise<number> {
     this.#assertOpen();
     let total = 0;
     for (;;) {
-      const result = (await this.#run((c) => c.execute(sql, params()), true)) as WriteResult;
+      const result = (await this.#run(operation, (c) => c.execute(sql, params()), true)) as WriteResult;
       total += result.affectedRows;
       if (result.affectedRows < this.#cleanupBatchSize || this.#closed) return total;
       // Let requests in between batches.
@@ -503,7 +558,7 @@ export class SqlStore extends BaseStore {
   async #readBatch(sids: string[], waiters: { resolve: (row: RowRead | undefined) => void; reject: (error: unknown) => void }[][]): Promise<void> {
     try {
       const sql = sids.length === 1 ? this.#sql.get : this.#readStatement(sids.length);
-      const rows = (await this.#run((c) => c.execute(sql, [...sids, Date.now()]), true, true)) as (SessionRow & { id?: string })[];
+      const rows = (await this.#run('get', (c) => c.execute(sql, [...sids, Date.now()]), true, true)) as (SessionRow & { id?: string })[];
       const found = new Map<string, RowRead>();
       for (const row of rows) {
         const read = { text: String(row.data), version: Number(row.version), expiresAt: Number(row.expires_at) };
@@ -572,7 +627,7 @@ export class SqlStore extends BaseStore {
     const params: unknown[] = [];
     for (const write of batch) params.push(write.sid, write.text, write.expiresAt);
     try {
-      await this.#run((c) => c.execute(this.#upsertStatement(batch.length), params), true);
+      await this.#run('set', (c) => c.execute(this.#upsertStatement(batch.length), params), true);
       for (const write of batch) write.resolve();
     } catch (error) {
       if (batch.length > 1 && !isFulcrumError(error)) {
@@ -609,14 +664,14 @@ export class SqlStore extends BaseStore {
     return run;
   }
 
-  async #run(work: (connection: SqlConnection) => Promise<[unknown, unknown]>, idempotent: boolean, read = false): Promise<unknown> {
+  async #run(operation: string, work: (connection: SqlConnection) => Promise<[unknown, unknown]>, idempotent: boolean, read = false): Promise<unknown> {
     if (!this.#tableOnce.ready) await this.#tableOnce.ensure();
-    const [result] = await this.#executor.run(work, { idempotent, read });
+    const [result] = await this.#executor.run(work, { idempotent, read, operation: `SqlStore.${operation}` });
     return result;
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new StoreUnavailableError('session store is closed');
+    if (this.#closed) throw new StoreUnavailableError('SqlStore: the store is closed (close() was called); every call fails — create a new store');
   }
 
   #markConnected(): void {

@@ -34,7 +34,7 @@ export type StoreCallback<T> = (error: unknown, result?: T) => void;
  * The store interface the suite checks: express-session's `Store` methods, all required, each
  * taking an optional node-style callback and returning a promise when the callback is omitted.
  * (`ids` is Fulcrum's addition, as in connect-redis.) `all` may answer an array of sessions or an
- * object keyed by id.
+ * object keyed by id (express-session's MemoryStore shape; then each key must be the session's id).
  */
 export interface StoreUnderTest {
   get(sid: string, callback?: StoreCallback<SessionData | null | undefined>): Promise<SessionData | null | undefined> | void;
@@ -382,6 +382,15 @@ export async function checkStore(
       const expected = sessions.map((s) => JSON.stringify(normalize(s))).sort();
       const actual = all.map((s) => JSON.stringify(normalize(s))).sort();
       if (JSON.stringify(actual) !== JSON.stringify(expected)) fail(c, 'all() does not hold exactly the sessions stored');
+      // Keyed by id (express-session's MemoryStore shape): each key must be the id it was stored under.
+      const keyed = await step(c, 'all()', viaPromise<unknown>(c, 'all'));
+      if (keyed !== null && typeof keyed === 'object' && !Array.isArray(keyed)) {
+        const byId = keyed as Record<string, SessionData>;
+        if (JSON.stringify(Object.keys(byId).sort()) !== JSON.stringify([...names].sort())) fail(c, `all() is keyed by ${JSON.stringify(Object.keys(byId))}, not by the stored ids`);
+        names.forEach((name, i) => {
+          if (JSON.stringify(normalize(byId[name]!)) !== JSON.stringify(normalize(sessions[i]!))) fail(c, `all()[${JSON.stringify(name)}] is not the session stored under that id`);
+        });
+      }
       await step(c, 'destroy()', viaPromise(c, 'destroy', names[0]));
       if ((await lengthOf(c, 'promise')) !== 2) fail(c, 'length() is not 2 after destroying one of 3');
       if ((await idsOf(c)).includes(names[0]!)) fail(c, 'ids() still lists a destroyed session');

@@ -131,6 +131,17 @@ describe('checkStore', () => {
     await expect(checkStore(() => new CallbackOnly(), fast)).rejects.toThrow(/length\(\) without a callback must return a promise/);
   });
 
+  it('rejects a store whose all() is keyed by something other than the session ids', async () => {
+    class KeyedByIndex extends ReferenceStore {
+      override all(callback?: StoreCallback<SessionData[] | Record<string, SessionData> | null | undefined>) {
+        const answer = (super.all() as Promise<Record<string, SessionData>>).then((byId) => Object.fromEntries(Object.values(byId).map((session, i) => [String(i), session])));
+        if (!callback) return answer;
+        answer.then((value) => callback(null, value), (error: unknown) => callback(error));
+      }
+    }
+    await expect(checkStore(() => new KeyedByIndex(), { ...fast, skipExpiryWait: true })).rejects.toThrow(/all\(\) is keyed by \["0","1","2"\], not by the stored ids/);
+  });
+
   it('rejects a store whose concurrent writes leave a mixed value', async () => {
     class TornWrites extends ReferenceStore {
       #last: SessionData | undefined;
