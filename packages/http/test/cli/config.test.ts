@@ -75,6 +75,8 @@ describe('validateConfig', () => {
     ['two stickiness modes', (c: any) => (c.pools.web.stickiness.header = 'x-user'), 'pools.web.stickiness'],
     ['a bad proxy timeout', (c: any) => (c.pools.api.timeouts = { connect: 5 }), 'pools.api.timeouts.connect: is not a timeout'],
     ['a bad attempts count', (c: any) => (c.pools.api.attempts = 0), 'pools.api.attempts: must be an integer from 1 to 10, got 0'],
+    ['a route regex with nested quantifiers', (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '([a-z]+)+' } }), 'routes[0].match.header.regex: must not risk catastrophic backtracking: a repeated group contains a quantifier'],
+    ['a route regex with a backreference', (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '(a)\\1' } }), 'routes[0].match.header.regex: must not risk catastrophic backtracking: a backreference'],
     ['a route to an unknown pool', (c: any) => (c.routes[1].pool = 'nope'), 'routes[1].pool'],
     ['no routes with several pools', (c: any) => delete c.routes, 'routes: must be given when there are several pools'],
     ['a port out of range', (c: any) => (c.frontends[0].port = 70000), 'frontends[0].port: must be an integer from 0 to 65535, got 70000'],
