@@ -45,3 +45,48 @@ export async function serve(handler: RequestListener): Promise<TestServer> {
       }),
   };
 }
+
+/** A GET whose reading is paused after the first chunk: the server's render cannot run ahead of it. */
+export interface HeldResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Read the rest; resolves with the whole body. */
+  resume(): Promise<string>;
+  /** Drop the connection without reading the rest. */
+  abort(): void;
+}
+
+export function heldRequest(url: string, headers: Record<string, string> = {}): Promise<HeldResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      let ended = false;
+      let onEnd: (() => void) | undefined;
+      res.on('end', () => {
+        ended = true;
+        onEnd?.();
+      });
+      res.on('error', reject);
+      res.once('data', (first: Buffer) => {
+        chunks.push(first);
+        res.pause();
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          resume: () =>
+            new Promise<string>((done, fail) => {
+              res.on('data', (chunk: Buffer) => chunks.push(chunk));
+              res.once('error', fail);
+              const finish = (): void => done(Buffer.concat(chunks).toString('utf8'));
+              if (ended) finish();
+              else onEnd = finish;
+              res.resume();
+            }),
+          abort: () => req.destroy(),
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
