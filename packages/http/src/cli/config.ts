@@ -22,11 +22,14 @@
  *
  * Defaults and why: frontends listen on all interfaces (a proxy is meant to be reached), the admin
  * API on 127.0.0.1 (HAProxy's runtime API is a local socket for the same reason); access logs off
- * unless asked (a busy proxy writes gigabytes); shutdown grace 10 s (Kubernetes gives 30 s before
+ * unless asked (a busy proxy writes gigabytes); the stats page and metrics on the admin listener or
+ * their own (127.0.0.1), never on a frontend that has not opted in (they show every backend's
+ * address: HAProxy's `stats uri` on a public bind is a classic leak); shutdown grace 10 s (Kubernetes gives 30 s before
  * SIGKILL, leaving room for the endpoint removal to propagate); server `headersTimeoutMs` 20 s and
  * `requestTimeoutMs` 300 s against slowloris-style clients, `keepAliveTimeoutMs` 5 s (Node's).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import {
@@ -73,6 +76,35 @@ export interface FrontendConfig {
    * else is served here — not the stats page, not the admin API. Not with `tls`.
    */
   redirectToHttps?: RedirectToHttpsOptions;
+  /**
+   * Serve the stats page (top-level `stats`) on this frontend too. Default false: stats show backend
+   * addresses and states, so they live on the admin listener or a listener of their own unless a
+   * frontend is opted in by name — bind such a frontend to a private address, or set `stats.auth`.
+   */
+  stats?: boolean;
+  /** Serve the Prometheus metrics (top-level `metrics`) on this frontend too. Default false, as `stats`. */
+  metrics?: boolean;
+}
+
+/**
+ * Who may read the stats page or the metrics: a bearer token (`Authorization: Bearer …`, for
+ * scrapers and scripts) or a user name and password (HTTP Basic, which browsers ask for by
+ * themselves — the way to protect the page). Compared in constant time. Use `"$env:NAME"`.
+ */
+export type EndpointAuthConfig = { token: string } | { username: string; password: string };
+
+/** Where the stats page or the metrics listen, beyond the frontends that opt in. */
+export interface EndpointListenerConfig {
+  /**
+   * A listener of their own on this port. Without it they are served on the admin listener
+   * (`admin.port`), and without that only on frontends with `"stats": true` / `"metrics": true`.
+   * The stats page and the metrics may share a port (one listener), and share the admin's.
+   */
+  port?: number;
+  /** Interface of that listener. Default `'127.0.0.1'` (as the admin API). */
+  host?: string;
+  /** Require a token or a password. Default: none (rely on where it listens). */
+  auth?: EndpointAuthConfig;
 }
 
 /** Active health checks of a pool: core's `HealthOptions` minus `probe`, plus the probe's own options. */
@@ -144,10 +176,13 @@ export interface FulcrumConfigFile {
   replication?: ReplicationConfig;
   /** This instance's id in replicated entries. Default: host name + pid, sanitised. */
   nodeId?: string;
-  /** The stats page (on every frontend, at `path`). Default: off. */
-  stats?: { path: string; title?: string; refreshMs?: number };
-  /** Prometheus metrics (on every frontend, at `path`). Default: off. */
-  metrics?: { path: string };
+  /**
+   * The stats page at `path`: on its own listener (`port`), else on the admin listener, plus on the
+   * frontends that set `"stats": true`. Default: off.
+   */
+  stats?: EndpointListenerConfig & { path: string; title?: string; refreshMs?: number };
+  /** Prometheus metrics at `path`, served where `stats` would be (`"metrics": true` on frontends). Default: off. */
+  metrics?: EndpointListenerConfig & { path: string };
   /** The admin API. Default: off. */
   admin?: { token: string; port?: number; host?: string; path?: string };
   /** Access logs. Default: off. */
@@ -168,6 +203,9 @@ export interface NormalizedFrontend {
   readonly tls: { readonly certs: readonly { readonly cert: string; readonly key: string }[] } | undefined;
   /** Redirect everything to https with these `redirectToHttps` options (validated). */
   readonly redirectToHttps: Readonly<RedirectToHttpsOptions> | undefined;
+  /** Serves the stats page / the metrics too (an explicit opt-in). */
+  readonly stats: boolean;
+  readonly metrics: boolean;
   /** `host:port` — frontends are matched on reload by this. */
   readonly key: string;
 }
@@ -195,6 +233,18 @@ export type NormalizedReplication =
   | { readonly kind: 'sql'; readonly url: string; readonly table: string | undefined }
   | { readonly kind: 'directory'; readonly dir: string; readonly pollIntervalMs: number | undefined };
 
+/** A listener of the stats page, metrics or admin API: `key` (`host:port`) identifies it across reloads. */
+export interface NormalizedListener {
+  readonly port: number;
+  readonly host: string;
+  readonly key: string;
+}
+
+/** A validated `auth`: exactly one of a token and a user/password pair. */
+export type NormalizedEndpointAuth =
+  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'basic'; readonly username: string; readonly password: string };
+
 /** A validated config: frozen, every default applied. */
 export interface FulcrumConfig {
   readonly nodeId: string;
@@ -208,8 +258,11 @@ export interface FulcrumConfig {
   readonly routerKey: string;
   readonly trustedProxies: readonly string[] | undefined;
   readonly replication: NormalizedReplication | undefined;
-  readonly stats: { readonly path: string; readonly title: string; readonly refreshMs: number } | undefined;
-  readonly metrics: { readonly path: string } | undefined;
+  /** `listener`: its own or the admin's (`undefined`: only on the frontends that opt in). */
+  readonly stats:
+    | { readonly path: string; readonly title: string; readonly refreshMs: number; readonly listener: NormalizedListener | undefined; readonly auth: NormalizedEndpointAuth | undefined }
+    | undefined;
+  readonly metrics: { readonly path: string; readonly listener: NormalizedListener | undefined; readonly auth: NormalizedEndpointAuth | undefined } | undefined;
   readonly admin: { readonly token: string; readonly port: number | undefined; readonly host: string; readonly path: string } | undefined;
   readonly accessLog: { readonly format: 'json' | 'text'; readonly path: string; readonly bufferBytes: number; readonly flushMs: number } | undefined;
   readonly rateLimit: NormalizedRateLimitOptions | undefined;
@@ -362,9 +415,15 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): F
     for (const lb of Object.values(placeholders)) lb.close();
   }
 
+  const frontends = validateFrontends(file.frontends, baseDir, readFile);
+  const admin = validateAdmin(file.admin);
+  const stats = validateStats(file.stats, admin);
+  const metrics = validateMetrics(file.metrics, admin);
+  checkEndpointPlacement(frontends, admin, stats, metrics);
+
   return Object.freeze({
     nodeId,
-    frontends: validateFrontends(file.frontends, baseDir, readFile),
+    frontends,
     pools,
     routes: routes === undefined ? undefined : Object.freeze(routes),
     routeLimits: Object.freeze(routeLimits),
@@ -372,9 +431,9 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): F
     routerKey: JSON.stringify([file.routes ?? null, file.split ?? null]),
     trustedProxies,
     replication: validateReplication(file.replication, baseDir),
-    stats: validateStats(file.stats),
-    metrics: validateMetrics(file.metrics),
-    admin: validateAdmin(file.admin),
+    stats,
+    metrics,
+    admin,
     accessLog: validateAccessLog(file.accessLog, baseDir),
     rateLimit: file.rateLimit === undefined ? undefined : normalizeRateLimitOptions(file.rateLimit, 'rateLimit'),
     shutdownGraceMs: integer('shutdown.graceMs', objectOrEmpty('shutdown', file.shutdown, ['graceMs']).graceMs, 10_000, 0, 3_600_000),
@@ -470,10 +529,10 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics']);
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
-    const host = frontend.host === undefined ? '0.0.0.0' : nonEmptyString(`${path}.host`, frontend.host, 'an address to listen on');
+    const host = frontend.host === undefined ? '0.0.0.0' : listenAddress(`${path}.host`, frontend.host);
     const key = `${host}:${port}`;
     const first = seen.get(key);
     if (first !== undefined && port !== 0) throw new InvalidOptionError(`${path}.port`, port, `must differ from frontends[${first}] on the same host`);
@@ -501,7 +560,13 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
       under(rpath, () => redirectToHttps(spec as RedirectToHttpsOptions), /^options\.?/);
       redirect = Object.freeze({ ...(spec.port === undefined ? {} : { port: spec.port as number }), ...(spec.hosts === undefined ? {} : { hosts: Object.freeze([...(spec.hosts as string[])]) }) });
     }
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, key: `${key}${tls ? '/tls' : ''}` });
+    const optIn = (name: 'stats' | 'metrics'): boolean => {
+      const value = frontend[name];
+      if (value !== undefined && typeof value !== 'boolean') throw new InvalidOptionError(`${path}.${name}`, value, 'must be true or false');
+      if (value === true && redirect !== undefined) throw new InvalidOptionError(`${path}.${name}`, value, 'must not be set on a redirectToHttps frontend (it serves nothing but the redirect)');
+      return value === true;
+    };
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}` });
   });
 }
 
@@ -544,6 +609,22 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
   });
 }
 
+/** RFC 1123 host names (`localhost`, `edge-1.internal`), resolved by `listen` itself. */
+const LISTEN_HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/**
+ * An address to listen on: an IPv4 or IPv6 literal (without brackets), or a host name. Checked here
+ * so `fulcrum --check` refuses `"0.0.0.0:80"`, `"[::1]"` or `"300.1.1.1"` rather than the start.
+ */
+function listenAddress(path: string, value: unknown): string {
+  const expected = 'must be an IP address such as "0.0.0.0", "127.0.0.1", "::" or "::1" (no brackets, no port), or a host name such as "localhost"';
+  if (typeof value !== 'string') throw new InvalidOptionError(path, value, expected);
+  if (isIP(value) !== 0) return value;
+  // Dotted digits that are not an IPv4 address (`300.1.1.1`, `10.0.0`) are a typo, not a host name.
+  if (!LISTEN_HOST_NAME.test(value) || /^[0-9.]+$/.test(value)) throw new InvalidOptionError(path, value, expected);
+  return value;
+}
+
 function optionalString(path: string, value: unknown): string | undefined {
   return value === undefined ? undefined : nonEmptyString(path, value);
 }
@@ -555,21 +636,95 @@ function urlPath(path: string, value: unknown): string {
   return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
 }
 
-function validateStats(raw: unknown): FulcrumConfig['stats'] {
+function validateStats(raw: unknown, admin: FulcrumConfig['admin']): FulcrumConfig['stats'] {
   if (raw === undefined) return undefined;
-  const stats = objectOf('stats', raw, ['path', 'title', 'refreshMs']);
+  const stats = objectOf('stats', raw, ['path', 'title', 'refreshMs', 'port', 'host', 'auth']);
   const title = stats.title === undefined ? 'Fulcrum' : nonEmptyString('stats.title', stats.title);
   return Object.freeze({
     path: urlPath('stats.path', stats.path),
     title,
     refreshMs: integer('stats.refreshMs', stats.refreshMs, 1000, 100, 3_600_000),
+    listener: endpointListener('stats', stats, admin),
+    auth: endpointAuth('stats.auth', stats.auth),
   });
 }
 
-function validateMetrics(raw: unknown): FulcrumConfig['metrics'] {
+function validateMetrics(raw: unknown, admin: FulcrumConfig['admin']): FulcrumConfig['metrics'] {
   if (raw === undefined) return undefined;
-  const metrics = objectOf('metrics', raw, ['path']);
-  return Object.freeze({ path: urlPath('metrics.path', metrics.path) });
+  const metrics = objectOf('metrics', raw, ['path', 'port', 'host', 'auth']);
+  return Object.freeze({ path: urlPath('metrics.path', metrics.path), listener: endpointListener('metrics', metrics, admin), auth: endpointAuth('metrics.auth', metrics.auth) });
+}
+
+/** The stats page's or metrics' listener: its own `port`, else the admin listener, else none. */
+function endpointListener(path: string, spec: Record<string, unknown>, admin: FulcrumConfig['admin']): NormalizedListener | undefined {
+  if (spec.port === undefined) {
+    if (spec.host !== undefined) throw new InvalidOptionError(`${path}.host`, spec.host, 'needs "port" (the host of a listener of its own)');
+    return admin?.port === undefined ? undefined : listenerOf(admin.port, admin.host);
+  }
+  const port = integer(`${path}.port`, spec.port, 0, 0, 65_535);
+  const host = spec.host === undefined ? '127.0.0.1' : listenAddress(`${path}.host`, spec.host);
+  return listenerOf(port, host);
+}
+
+function listenerOf(port: number, host: string): NormalizedListener {
+  return Object.freeze({ port, host, key: `${host}:${port}` });
+}
+
+/** Shortest token and password accepted: guessable secrets are no protection. */
+const MIN_ENDPOINT_SECRET = 16;
+
+function endpointAuth(path: string, raw: unknown): NormalizedEndpointAuth | undefined {
+  if (raw === undefined) return undefined;
+  const auth = objectOf(path, raw, ['token', 'username', 'password'], 'an object: { "token": "…" } or { "username": "…", "password": "…" }');
+  const hidden = (value: unknown): unknown => (typeof value === 'string' ? `(${value.length} characters)` : value);
+  if (auth.token !== undefined) {
+    if (auth.username !== undefined || auth.password !== undefined) throw new InvalidOptionError(path, '(token and username/password)', 'must hold either "token" or "username" and "password", not both');
+    if (typeof auth.token !== 'string' || auth.token.length < MIN_ENDPOINT_SECRET || /[\s\x00-\x1f\x7f]/.test(auth.token)) {
+      throw new InvalidOptionError(`${path}.token`, hidden(auth.token), `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without spaces or control characters (use "$env:NAME")`);
+    }
+    return Object.freeze({ kind: 'token', token: auth.token });
+  }
+  if (typeof auth.username !== 'string' || auth.username.length === 0 || auth.username.length > 128 || /[:\x00-\x1f\x7f]/.test(auth.username)) {
+    throw new InvalidOptionError(`${path}.username`, auth.username, 'must be 1–128 characters without ":" or control characters (or give "token" instead)');
+  }
+  if (typeof auth.password !== 'string' || auth.password.length < MIN_ENDPOINT_SECRET || /[\x00-\x1f\x7f]/.test(auth.password)) {
+    throw new InvalidOptionError(`${path}.password`, hidden(auth.password), `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without control characters (use "$env:NAME")`);
+  }
+  return Object.freeze({ kind: 'basic', username: auth.username, password: auth.password });
+}
+
+/** What the admin API answers at the root of its own listener: the stats page or metrics must not hide it. */
+const ADMIN_SEGMENTS = ['state', 'pools', 'routes', 'reload'];
+
+/**
+ * Stats and metrics must be served somewhere, never on a listener that is also a frontend, and on
+ * the admin listener not over one of its endpoints; frontends may only opt in to what is configured.
+ */
+function checkEndpointPlacement(frontends: readonly NormalizedFrontend[], admin: FulcrumConfig['admin'], stats: FulcrumConfig['stats'], metrics: FulcrumConfig['metrics']): void {
+  const adminKey = admin?.port === undefined ? undefined : `${admin.host}:${admin.port}`;
+  for (const [name, spec] of [['stats', stats], ['metrics', metrics]] as const) {
+    const optedIn = frontends.findIndex((f) => f[name]);
+    if (spec === undefined) {
+      if (optedIn !== -1) throw new InvalidOptionError(`frontends[${optedIn}].${name}`, true, `needs the top-level "${name}" ({ "path": … })`);
+      continue;
+    }
+    const listener = spec.listener;
+    if (listener === undefined && optedIn === -1) {
+      throw new InvalidOptionError(name, { path: spec.path }, `has no listener: give it a "port" of its own (on 127.0.0.1 by default), give "admin" a "port" (it is then served there), or opt a frontend in with "${name}": true`);
+    }
+    if (listener === undefined) continue;
+    const clash = frontends.findIndex((f) => f.port !== 0 && f.port === listener.port && (f.host === listener.host || f.host === '0.0.0.0' || f.host === '::' || listener.host === '0.0.0.0' || listener.host === '::'));
+    if (clash !== -1) throw new InvalidOptionError(`${name}.port`, listener.port, `must differ from frontends[${clash}].port (to serve ${name} on a frontend, set "${name}": true there)`);
+    if (listener.key === adminKey) {
+      const first = spec.path.split('/')[1] ?? '';
+      if (spec.path === '/' || ADMIN_SEGMENTS.includes(first)) {
+        throw new InvalidOptionError(`${name}.path`, spec.path, `must not hide the admin API it shares a listener with (not "/", nor under /${ADMIN_SEGMENTS.join(', /')})`);
+      }
+    }
+  }
+  if (stats?.listener !== undefined && metrics?.listener !== undefined && stats.listener.key === metrics.listener.key && (stats.path === metrics.path || stats.path === '/')) {
+    throw new InvalidOptionError('metrics.path', metrics.path, 'must not be under stats.path on the listener they share');
+  }
 }
 
 /** Tokens shorter than this are guessable; HAProxy users put the runtime API on a socket, we need a real secret. */
@@ -588,7 +743,7 @@ function validateAdmin(raw: unknown): FulcrumConfig['admin'] {
   return Object.freeze({
     token: admin.token,
     port: admin.port === undefined ? undefined : integer('admin.port', admin.port, 0, 0, 65_535),
-    host: admin.host === undefined ? '127.0.0.1' : nonEmptyString('admin.host', admin.host, 'an address to listen on'),
+    host: admin.host === undefined ? '127.0.0.1' : listenAddress('admin.host', admin.host),
     path: admin.path === undefined ? '' : adminPath(admin.path),
   });
 }
