@@ -28,7 +28,6 @@
  * SIGKILL, leaving room for the endpoint removal to propagate); server `headersTimeoutMs` 20 s and
  * `requestTimeoutMs` 300 s against slowloris-style clients, `keepAliveTimeoutMs` 5 s (Node's).
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
@@ -56,6 +55,7 @@ import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
 import { createRouter, type RouteSpec, type SplitOptions } from '../router';
 import { normalizeRateLimitOptions, type NormalizedRateLimitOptions, type RateLimitOptions } from '../ratelimit';
 import { createTlsContext, redirectToHttps, type RedirectToHttpsOptions } from '../tls';
+import { ConfigPathError, MAX_CONFIG_FILE_BYTES, checkAppendable, checkAppendableSync, readConfigFile, readConfigFileSync } from './files';
 
 // ─── The file's shape ─────────────────────────────────────────────────────────────────────────────
 
@@ -276,8 +276,23 @@ export interface ValidateOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Directory relative paths (TLS files, directory replication, log file) resolve against. Default `process.cwd()`. */
   baseDir?: string;
-  /** Reads TLS certificate files. Default `fs.readFileSync(path, 'utf8')`. */
+  /**
+   * Reads TLS certificate and key files. Default: `readConfigFileSync` — regular files only, at most
+   * 1 MiB, opened non-blocking (a FIFO, device or directory is refused, never waited on).
+   * `validateConfigAsync` reads them asynchronously instead.
+   */
   readFile?: (path: string) => string;
+  /**
+   * Checks that the access log file can be appended to (throws if not). Default
+   * `checkAppendableSync`: opens it for appending, creating it if missing, as `nginx -t` does.
+   */
+  checkWritable?: (path: string) => void;
+}
+
+/** `validateConfigAsync` options: `ValidateOptions` plus how the optional packages are loaded. */
+export interface ValidateAsyncOptions extends Omit<ValidateOptions, 'readFile' | 'checkWritable'> {
+  /** Loads the replication packages to check they are installed. Default `(name) => import(name)`. */
+  importModule?: (name: string) => Promise<unknown>;
 }
 
 const TOP_KEYS = [
@@ -293,6 +308,8 @@ const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rat
 const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];
 const HEALTH_PROBE_KEYS = ['path', 'method', 'expectStatus', 'headers', 'host', 'agentHeader'];
 const ENV_PREFIX = '$env:';
+/** Deepest nesting a config file may have; its own keys need 6 levels (`frontends[0].tls.certs[0].cert`). */
+const MAX_CONFIG_DEPTH = 32;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A path of the admin API or stats page: absolute, visible ASCII, no query. */
 const URL_PATH = /^\/[\x21-\x7e]{0,255}$/;
@@ -344,7 +361,10 @@ function nonEmptyString(path: string, value: unknown, what = 'a non-empty string
  * Replace every string that is exactly `"$env:NAME"` by that environment variable, returning a new
  * tree. A missing variable is an error naming where it was asked for.
  */
-export function substituteEnv(value: unknown, env: Readonly<Record<string, string | undefined>>, path = ''): unknown {
+export function substituteEnv(value: unknown, env: Readonly<Record<string, string | undefined>>, path = '', depth = 0): unknown {
+  // Deeper than any key of the file goes (6 levels): refused with a path, before any recursive walk
+  // here or later (JSON.stringify of a backend's `metadata`) can overflow the stack.
+  if (depth > MAX_CONFIG_DEPTH) throw new InvalidOptionError(path, '(nested further)', `must not nest objects or arrays more than ${MAX_CONFIG_DEPTH} levels deep`);
   if (typeof value === 'string') {
     if (!value.startsWith(ENV_PREFIX)) return value;
     const name = value.slice(ENV_PREFIX.length);
@@ -353,10 +373,10 @@ export function substituteEnv(value: unknown, env: Readonly<Record<string, strin
     if (found === undefined || found === '') throw new InvalidOptionError(path, value, `reads the environment variable ${name}, which is not set`);
     return found;
   }
-  if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, env, `${path}[${i}]`));
+  if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, env, `${path}[${i}]`, depth + 1));
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = substituteEnv(item, env, join(path, key));
+    for (const [key, item] of Object.entries(value)) out[key] = substituteEnv(item, env, join(path, key), depth + 1);
     return out;
   }
   return value;
@@ -367,10 +387,89 @@ export function substituteEnv(value: unknown, env: Readonly<Record<string, strin
  * `InvalidOptionError` whose `path` is the path in the file.
  */
 export function validateConfig(input: unknown, options: ValidateOptions = {}): FulcrumConfig {
-  const env = options.env ?? process.env;
+  return validateSubstituted(substituteEnv(input, options.env ?? process.env), options);
+}
+
+/**
+ * `validateConfig`, with the files the config refers to read and checked asynchronously (TLS
+ * certificates and keys: regular files of at most 1 MiB; the access log: appendable), and the
+ * optional packages that `replication` needs loaded — so `fulcrum --check`, `loadConfig` and a
+ * reload catch a missing `@fulcrum/session-redis` and never block the event loop on a file.
+ */
+export async function validateConfigAsync(input: unknown, options: ValidateAsyncOptions = {}): Promise<FulcrumConfig> {
   const baseDir = options.baseDir ?? process.cwd();
-  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
-  const file = objectOf('', substituteEnv(input, env), TOP_KEYS, 'an object (the config file)');
+  const file = substituteEnv(input, options.env ?? process.env);
+  const reads = new Map<string, Promise<string>>();
+  for (const path of certificatePaths(file, baseDir)) if (!reads.has(path)) reads.set(path, readConfigFile(path));
+  const logPath = accessLogPath(file, baseDir);
+  const [texts, logCheck] = await Promise.all([
+    Promise.all([...reads].map(async ([path, text]) => [path, await text.then((t) => ({ text: t }), (error: unknown) => ({ error }))] as const)),
+    logPath === undefined ? undefined : checkAppendable(logPath).then(() => undefined, (error: unknown) => error),
+  ]);
+  const read = new Map(texts);
+  const config = validateSubstituted(file, {
+    ...options,
+    baseDir,
+    readFile: (path) => {
+      const found = read.get(path);
+      if (found === undefined) return readConfigFileSync(path);
+      if ('error' in found) throw found.error;
+      return found.text;
+    },
+    checkWritable: (path) => {
+      if (path !== logPath) return checkAppendableSync(path);
+      if (logCheck !== undefined) throw logCheck;
+    },
+  });
+  if (config.replication !== undefined) await checkReplicationPackages(config.replication, options.importModule ?? ((name) => import(name)));
+  return config;
+}
+
+/** The certificate and key files of the TLS frontends, resolved (shapes are checked later, by validation). */
+function certificatePaths(file: unknown, baseDir: string): string[] {
+  const paths: string[] = [];
+  const frontends = isPlainObject(file) ? file.frontends : undefined;
+  if (!Array.isArray(frontends)) return paths;
+  for (const frontend of frontends) {
+    const certs = isPlainObject(frontend) && isPlainObject(frontend.tls) ? frontend.tls.certs : undefined;
+    if (!Array.isArray(certs)) continue;
+    for (const pair of certs) {
+      if (!isPlainObject(pair)) continue;
+      for (const name of [pair.cert, pair.key]) if (typeof name === 'string' && name.length > 0) paths.push(isAbsolute(name) ? name : resolve(baseDir, name));
+    }
+  }
+  return paths;
+}
+
+function accessLogPath(file: unknown, baseDir: string): string | undefined {
+  const log = isPlainObject(file) ? file.accessLog : undefined;
+  if (!isPlainObject(log) || typeof log.path !== 'string' || log.path === '' || log.path === '-') return undefined;
+  return resolve(baseDir, log.path);
+}
+
+/** The packages each kind of replication imports (replication.ts), checked at validation time. */
+const REPLICATION_PACKAGES: Readonly<Record<NormalizedReplication['kind'], readonly string[]>> = {
+  redis: ['@fulcrum/session-redis', 'ioredis'],
+  sql: ['@fulcrum/session-sql', 'mysql2/promise'],
+  directory: ['@fulcrum/session-fs'],
+};
+
+async function checkReplicationPackages(spec: NormalizedReplication, importModule: (name: string) => Promise<unknown>): Promise<void> {
+  for (const name of REPLICATION_PACKAGES[spec.kind]) {
+    try {
+      await importModule(name);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new InvalidOptionError(`replication.${spec.kind}`, name, `needs the package ${name}, which ${code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ? 'is not installed' : 'cannot be loaded'} (install it next to @fulcrum/http)`, { cause: error });
+    }
+  }
+}
+
+function validateSubstituted(substituted: unknown, options: ValidateOptions): FulcrumConfig {
+  const baseDir = options.baseDir ?? process.cwd();
+  const readFile = options.readFile ?? ((path: string) => readConfigFileSync(path));
+  const checkWritable = options.checkWritable ?? checkAppendableSync;
+  const file = objectOf('', substituted, TOP_KEYS, 'an object (the config file)');
 
   const nodeId = file.nodeId === undefined ? defaultNodeId() : file.nodeId;
   if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId)) {
@@ -434,7 +533,7 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): F
     stats,
     metrics,
     admin,
-    accessLog: validateAccessLog(file.accessLog, baseDir),
+    accessLog: validateAccessLog(file.accessLog, baseDir, checkWritable),
     rateLimit: file.rateLimit === undefined ? undefined : normalizeRateLimitOptions(file.rateLimit, 'rateLimit'),
     shutdownGraceMs: integer('shutdown.graceMs', objectOrEmpty('shutdown', file.shutdown, ['graceMs']).graceMs, 10_000, 0, 3_600_000),
     server: validateServer(file.server),
@@ -577,7 +676,8 @@ function readPem(path: string, file: unknown, baseDir: string, readFile: (path: 
   try {
     text = readFile(full);
   } catch (error) {
-    throw new InvalidOptionError(path, file, `must be a readable file (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`, { cause: error });
+    const reason = error instanceof ConfigPathError ? error.reason : `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`;
+    throw new InvalidOptionError(path, file, `must be a readable regular file of at most ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB, but it ${reason}`, { cause: error });
   }
   if (!text.includes('-----BEGIN ')) throw new InvalidOptionError(path, file, 'must be a PEM file (no "-----BEGIN" line found)');
   return text;
@@ -592,13 +692,16 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
     const redis = objectOf('replication.redis', spec.redis, ['url', 'channel', 'key']);
     const url = nonEmptyString('replication.redis.url', redis.url, 'a redis:// or rediss:// URL');
     if (!/^rediss?:\/\//.test(url)) throw new InvalidOptionError('replication.redis.url', url, 'must be a redis:// or rediss:// URL');
-    return Object.freeze({ kind: 'redis', url, channel: optionalString('replication.redis.channel', redis.channel), key: optionalString('replication.redis.key', redis.key) });
+    return Object.freeze({ kind: 'redis', url, channel: redisName('replication.redis.channel', redis.channel), key: redisName('replication.redis.key', redis.key) });
   }
   if (spec.sql !== undefined) {
     const sql = objectOf('replication.sql', spec.sql, ['url', 'table']);
     const url = nonEmptyString('replication.sql.url', sql.url, 'a mysql:// URL');
     if (!/^mysql:\/\//.test(url)) throw new InvalidOptionError('replication.sql.url', url, 'must be a mysql:// URL');
-    return Object.freeze({ kind: 'sql', url, table: optionalString('replication.sql.table', sql.table) });
+    if (sql.table !== undefined && (typeof sql.table !== 'string' || !SQL_TABLE_NAME.test(sql.table))) {
+      throw new InvalidOptionError('replication.sql.table', sql.table, 'must be a table name: a letter or "_", then up to 47 letters, digits or "_" (it is written into SQL statements, so nothing else)');
+    }
+    return Object.freeze({ kind: 'sql', url, table: sql.table as string | undefined });
   }
   const directory = objectOf('replication.directory', spec.directory, ['dir', 'pollIntervalMs']);
   const dir = nonEmptyString('replication.directory.dir', directory.dir, 'a directory path');
@@ -625,8 +728,15 @@ function listenAddress(path: string, value: unknown): string {
   return value;
 }
 
-function optionalString(path: string, value: unknown): string | undefined {
-  return value === undefined ? undefined : nonEmptyString(path, value);
+/** `@fulcrum/session-sql`'s table-name rule, checked here so `fulcrum --check` refuses under this option's name. */
+const SQL_TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+/** `@fulcrum/session-redis`'s rule for channel and key names: a CR or LF would split a command. */
+const REDIS_NAME = /^[^\0\r\n]{1,256}$/;
+
+function redisName(path: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !REDIS_NAME.test(value)) throw new InvalidOptionError(path, value, 'must be 1–256 characters without NUL, CR or LF');
+  return value;
 }
 
 function urlPath(path: string, value: unknown): string {
@@ -755,12 +865,20 @@ function adminPath(value: unknown): string {
   return path;
 }
 
-function validateAccessLog(raw: unknown, baseDir: string): FulcrumConfig['accessLog'] {
+function validateAccessLog(raw: unknown, baseDir: string, checkWritable: (path: string) => void): FulcrumConfig['accessLog'] {
   if (raw === undefined) return undefined;
   const log = objectOf('accessLog', raw, ['format', 'path', 'bufferBytes', 'flushMs']);
   const format = log.format ?? 'json';
   if (format !== 'json' && format !== 'text') throw new InvalidOptionError('accessLog.format', format, 'must be "json" or "text"');
   const path = log.path === undefined || log.path === '-' ? '-' : resolve(baseDir, nonEmptyString('accessLog.path', log.path, 'a file path, or "-" for stdout'));
+  if (path !== '-') {
+    try {
+      checkWritable(path);
+    } catch (error) {
+      const reason = error instanceof ConfigPathError ? error.reason : String((error as Error)?.message ?? error);
+      throw new InvalidOptionError('accessLog.path', log.path, `must be a file this process can append to, but it ${reason}`, { cause: error });
+    }
+  }
   return Object.freeze({
     format,
     path,

@@ -44,7 +44,7 @@ import { createTlsContext, redirectToHttps, type TlsContext } from '../tls';
 import { AccessLogWriter } from './access-log';
 import { createAdminHandler, type AdminControl } from './admin';
 import { endpointGate, type EndpointGate } from './endpoint-auth';
-import { validateConfig, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateOptions } from './config';
+import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateAsyncOptions, type ValidateOptions } from './config';
 import { loadConfig } from './load';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
 
@@ -243,9 +243,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       let config: FulcrumConfig;
       if (input === undefined) {
         if (this.#options.configFile === undefined) throw new Error('reload() without a config needs the configFile option');
-        config = await loadConfig(this.#options.configFile, this.#options.env === undefined ? {} : { env: this.#options.env });
+        config = await loadConfig(this.#options.configFile, this.#validateOptions());
       } else {
-        config = isValidated(input) ? input : validateConfig(input, this.#options.env === undefined ? {} : { env: this.#options.env });
+        config = isValidated(input) ? input : await validateConfigAsync(input, this.#validateOptions());
       }
       await this.#apply(config, false);
       this.config = config;
@@ -254,6 +254,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     const next = this.#reloading.then(run, run);
     this.#reloading = next.catch(() => undefined);
     return next;
+  }
+
+  #validateOptions(): ValidateAsyncOptions {
+    return { ...(this.#options.env === undefined ? {} : { env: this.#options.env }), ...(this.#options.importModule === undefined ? {} : { importModule: this.#options.importModule }) };
   }
 
   // ── AdminControl ──────────────────────────────────────────────────────────────────────────────
@@ -728,7 +732,9 @@ function isValidated(input: unknown): input is FulcrumConfig {
  * cannot be bound.
  */
 export async function startFulcrum(config: unknown, options: StartOptions = {}): Promise<FulcrumInstance & { reloadLogged(cause: string): void }> {
-  const validated = isValidated(config) ? config : validateConfig(config, options.env === undefined ? {} : { env: options.env });
+  const validated = isValidated(config)
+    ? config
+    : await validateConfigAsync(config, { ...(options.env === undefined ? {} : { env: options.env }), ...(options.importModule === undefined ? {} : { importModule: options.importModule }) });
   const runner = new FulcrumRunner(validated, options);
   await runner.start();
   return runner;
