@@ -26,7 +26,7 @@ import type { Backend, BackendSnapshot, BackendState, LoadBalancerSnapshot } fro
 import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
 import type { StatsPool, StatsSource } from './source';
-import { RenderGate, SMALL_BODY_BACKENDS, streamBody } from './stream';
+import { RenderGate, SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
 
 /** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -73,12 +73,13 @@ export function prometheus(source: StatsSource): () => string {
 
 /**
  * A `(req, res)` handler serving `prometheus(source)` (GET and HEAD; others 405). A source of more
- * than 1,000 backends is streamed in slices that yield to the event loop, two renders at a time at
- * most (a third gets 503 with `Retry-After: 1`).
+ * than 1,000 backends is streamed in slices that yield to the event loop, `maxConcurrentRenders`
+ * (default 2) at a time at most (more get 503 with `Retry-After: 1`); a reader that stalls for
+ * `stallTimeoutMs` (default 30 s) is cut.
  */
-export function prometheusHandler(source: StatsSource): (req: IncomingMessage, res: ServerResponse) => void {
+export function prometheusHandler(source: StatsSource, options?: StreamOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const pools = normalizeStatsSource('prometheusHandler(source)', source);
-  const gate = new RenderGate();
+  const gate = normalizeStreamOptions('prometheusHandler.options', options);
   return (req, res) =>
     guarded(req, res, () => {
       if (!allowReadOnly(req, res)) return;
@@ -88,7 +89,7 @@ export function prometheusHandler(source: StatsSource): (req: IncomingMessage, r
         return;
       }
       if (!gate.enter(req, res)) return;
-      streamBody(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, prometheusPieces(live), () => gate.leave());
+      streamBody(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, prometheusPieces(live), () => gate.leave(), gate.stallTimeoutMs);
     });
 }
 

@@ -33,7 +33,7 @@ import { renderStatsPage, STATS_PAGE_CSP } from './page';
 import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
 import type { StatsPool, StatsSource } from './source';
-import { RenderGate, SMALL_BODY_BACKENDS, streamBody } from './stream';
+import { SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody } from './stream';
 
 /** Options of `statsPage()`. */
 export interface StatsPageOptions {
@@ -49,6 +49,10 @@ export interface StatsPageOptions {
    * and `PUT {path}/pools/:pool/backends/:id/weight`. Default: none (a read-only page).
    */
   admin?: { path: string };
+  /** `?format=json` of more than 1,000 backends is streamed; this many at once at most (1–64). Default 2. */
+  maxConcurrentRenders?: number;
+  /** A streamed response whose client reads nothing for this long is cut, ms (100–3,600,000). Default 30,000. */
+  stallTimeoutMs?: number;
 }
 
 /** What `?format=json` returns. */
@@ -65,7 +69,7 @@ export type StatsHandler = ((req: IncomingMessage, res: ServerResponse) => void)
   close(): void;
 };
 
-const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize', 'admin'];
+const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize', 'admin', 'maxConcurrentRenders', 'stallTimeoutMs'];
 /** Absolute, visible ASCII without quotes, query or fragment: it goes into an attribute and into URLs. */
 const ADMIN_PATH = /^\/[\x21-\x7e]{0,255}$/;
 
@@ -83,7 +87,11 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
   const { title, refreshMs, historySize, adminPath } = normalizeStatsPageOptions(options);
   const page = Buffer.from(renderStatsPage(title, refreshMs, adminPath), 'utf8');
   const log = new EventLog(pools, historySize);
-  const gate = new RenderGate();
+  const { maxConcurrentRenders, stallTimeoutMs } = (options ?? {}) as StatsPageOptions;
+  const gate = normalizeStreamOptions('statsPage', {
+    ...(maxConcurrentRenders === undefined ? {} : { maxConcurrentRenders }),
+    ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
+  });
 
   const respond = (req: IncomingMessage, res: ServerResponse): void => {
     if (!allowReadOnly(req, res)) return;
@@ -91,7 +99,7 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
     if (format === 'json') {
       if (backendCount(pools) > SMALL_BODY_BACKENDS) {
         if (!gate.enter(req, res)) return;
-        streamBody(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, statsJsonPieces(pools, log.list()), () => gate.leave());
+        streamBody(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, statsJsonPieces(pools, log.list()), () => gate.leave(), gate.stallTimeoutMs);
         return;
       }
       const body: StatsJson = { pools: snapshotPools(pools), events: log.list() };

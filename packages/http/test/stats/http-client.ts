@@ -62,11 +62,15 @@ export function heldRequest(url: string, headers: Record<string, string> = {}): 
       const chunks: Buffer[] = [];
       let ended = false;
       let onEnd: (() => void) | undefined;
-      res.on('end', () => {
+      // A response the server cut is incomplete (`res.complete` false): it must never pass for a body.
+      const settle = (): void => {
+        if (ended) return;
         ended = true;
         onEnd?.();
-      });
-      res.on('error', reject);
+      };
+      res.on('end', settle);
+      res.on('close', settle);
+      res.on('error', () => undefined);
       res.once('data', (first: Buffer) => {
         chunks.push(first);
         res.pause();
@@ -76,8 +80,7 @@ export function heldRequest(url: string, headers: Record<string, string> = {}): 
           resume: () =>
             new Promise<string>((done, fail) => {
               res.on('data', (chunk: Buffer) => chunks.push(chunk));
-              res.once('error', fail);
-              const finish = (): void => done(Buffer.concat(chunks).toString('utf8'));
+              const finish = (): void => (res.complete ? done(Buffer.concat(chunks).toString('utf8')) : fail(new Error('aborted: the server cut the response')));
               if (ended) finish();
               else onEnd = finish;
               res.resume();

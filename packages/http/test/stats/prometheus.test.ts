@@ -248,3 +248,38 @@ describe('prometheusHandler: a huge source', () => {
     expect(again.status).toBe(200);
   });
 });
+
+describe('prometheusHandler: readers that stop reading', () => {
+  it('cuts a streamed response whose client reads nothing for stallTimeoutMs, giving its render slot back', async () => {
+    const huge = lb('huge', Array.from({ length: 40_000 }, (_, i) => ({ id: `b${i}` })));
+    const server = await serve(prometheusHandler(huge, { maxConcurrentRenders: 1, stallTimeoutMs: 200 }));
+    cleanups.push(() => server.close());
+    const stalled = await heldRequest(`${server.url}/metrics`);
+    expect((await request(`${server.url}/metrics`)).status).toBe(503);
+    // The held reader reads nothing more (a paused socket does not even see the server's close):
+    // the server cuts it after 200 ms and its slot comes back — later requests get 200 again.
+    let next = await request(`${server.url}/metrics`);
+    for (let i = 0; next.status === 503 && i < 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      next = await request(`${server.url}/metrics`);
+    }
+    expect(next.status).toBe(200);
+    expect(next.body.endsWith('fulcrum_pool_panic{pool="huge"} 0\n')).toBe(true);
+    // What the stalled reader got is truncated, and it is told so once it reads again.
+    await expect(stalled.resume()).rejects.toThrow(/aborted/);
+  }, 60_000);
+
+  it('refuses stream options out of range, naming them', () => {
+    const web = lb('web', [{ id: 'b1' }]);
+    for (const [options, path] of [[{ maxConcurrentRenders: 0 }, 'prometheusHandler.options.maxConcurrentRenders'], [{ stallTimeoutMs: 5 }, 'prometheusHandler.options.stallTimeoutMs'], [{ max: 1 }, 'prometheusHandler.options.max']] as const) {
+      let thrown: unknown;
+      try {
+        prometheusHandler(web, options as never);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(isInvalidOptionError(thrown)).toBe(true);
+      expect((thrown as { path: string }).path).toBe(path);
+    }
+  });
+});
