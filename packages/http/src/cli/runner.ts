@@ -319,7 +319,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       }
       for (const [key, listener] of services) {
         if (this.#services.has(key)) continue;
-        const server = createHttpServer((req, res) => this.#serveListener(key, req, res));
+        // Node checks header and request timeouts every 30 s by default: once a second here, so
+        // `server.headersTimeoutMs` holds on these listeners to the second.
+        const server = createHttpServer({ connectionsCheckingInterval: 1000 }, (req, res) => this.#serveListener(key, req, res));
         openedServices.set(key, server);
         await listen(server, listener.port, listener.host);
       }
@@ -376,6 +378,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       this.#adminKey = adminKey;
     }
     for (const [key, server] of openedServices) this.#services.set(key, server);
+    // The same slowloris bounds as the frontends: these listeners face operators' tools, not only trusted ones.
+    for (const server of this.#services.values()) this.#applyServerTimeouts(server, config);
     for (const [key, server] of this.#services) {
       if (services.has(key)) continue;
       this.#services.delete(key);

@@ -202,3 +202,25 @@ describe('fulcrum: a huge metrics render does not hold up proxied traffic', () =
     expect(text.endsWith('fulcrum_pool_panic{pool="web"} 0\n')).toBe(true);
   }, 60_000);
 });
+
+describe('fulcrum: the stats and admin listeners bound slow clients', () => {
+  it('closes a connection that never finishes its request head, after server.headersTimeoutMs', async () => {
+    const b1 = await backend();
+    const fulcrum = await start({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
+      stats: { path: '/fulcrum', port: 0 },
+      server: { headersTimeoutMs: 500, requestTimeoutMs: 1000 },
+    });
+    const { connect } = await import('node:net');
+    const socket = connect(fulcrum.addresses().stats!.port, '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // A slowloris: a request line and one header, then nothing.
+    socket.write('GET /fulcrum HTTP/1.1\r\nhost: x\r\n');
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    expect(Buffer.concat(received).toString('latin1')).toMatch(/^HTTP\/1\.1 408 /);
+  });
+});
