@@ -7,7 +7,7 @@ import { Agent, request as httpsRequest } from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFulcrum, validateConfig, validateConfigAsync, type FulcrumInstance } from '../../src/cli';
 import { certDir, type CertDir } from '../tls/certs';
@@ -138,6 +138,33 @@ describe('startFulcrum: TLS frontends', () => {
     writeFileSync(file, JSON.stringify({ ...good, frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'b.crt', key: 'a.key' }] } }] }));
     await expect(fulcrum.reload()).rejects.toThrow(/^frontends\[0\]\.tls\.certs\[0\]\.key: must be the private key/);
     expect((await tlsGet(port, '/', 'a.test')).cn).toBe('a.test');
+  });
+});
+
+describe('startFulcrum: TLS renegotiation', () => {
+  it('refuses a client-initiated renegotiation on a TLS frontend after serving a request on the connection', async () => {
+    const backend = await startBackend('b1');
+    cleanups.push(() => backend.close());
+    const { fulcrum } = await startWithFile({
+      frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }],
+      pools: { web: { backends: [{ id: 'b1', address: backend.url }] } },
+    });
+    const socket = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: fulcrum.addresses().frontends[0]!.port, servername: 'a.test', rejectUnauthorized: false, maxVersion: 'TLSv1.2' }, () => resolve(s));
+      s.once('error', reject);
+    });
+    cleanups.push(() => socket.destroy());
+    const head = await new Promise<string>((resolve) => {
+      socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1')));
+      socket.write('GET / HTTP/1.1\r\nhost: a.test\r\n\r\n');
+    });
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    const error = await new Promise<Error | undefined>((resolve) => {
+      socket.once('error', resolve);
+      if (!socket.renegotiate({ rejectUnauthorized: false }, (err) => resolve(err ?? undefined))) resolve(new Error('renegotiate() refused to start'));
+      socket.write('GET / HTTP/1.1\r\nhost: a.test\r\n\r\n');
+    });
+    expect(error?.message).toContain('no renegotiation');
   });
 });
 
