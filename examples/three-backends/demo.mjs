@@ -185,7 +185,9 @@ process.env.FULCRUM_COOKIE_SECRET ??= randomBytes(32).toString('base64url');
 const config = JSON.parse(readFileSync(new URL('./fulcrum.json', import.meta.url), 'utf8'));
 config.pools.web.backends = backendSpecs();
 config.pools.web.algorithm = values.algorithm;
-config.frontends = [{ port: proxyPort, host }];
+// The file's frontend opts in to the stats page and metrics (`"stats": true`, on 127.0.0.1): this is
+// a local demo. In production they belong on the admin listener or a port of their own.
+config.frontends = [{ ...config.frontends[0], port: proxyPort, host }];
 
 async function startProxy(port) {
   config.frontends[0].port = port;

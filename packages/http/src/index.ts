@@ -55,6 +55,10 @@ export {
   stderrLogger,
   substituteEnv,
   validateConfig,
+  validateConfigAsync,
+  ConfigPathError,
+  MAX_CONFIG_FILE_BYTES,
+  readConfigFile,
 } from './cli';
 export type {
   AccessLogFormat,
@@ -72,6 +76,9 @@ export type {
   RouteConfig,
   RunnerLogger,
   StartOptions,
+  EndpointAuthConfig,
+  EndpointListenerConfig,
+  ValidateAsyncOptions,
   ValidateOptions,
 } from './cli';
 export { RateLimiter, normalizeRateLimitOptions } from './ratelimit';

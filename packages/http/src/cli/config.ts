@@ -22,11 +22,13 @@
  *
  * Defaults and why: frontends listen on all interfaces (a proxy is meant to be reached), the admin
  * API on 127.0.0.1 (HAProxy's runtime API is a local socket for the same reason); access logs off
- * unless asked (a busy proxy writes gigabytes); shutdown grace 10 s (Kubernetes gives 30 s before
+ * unless asked (a busy proxy writes gigabytes); the stats page and metrics on the admin listener or
+ * their own (127.0.0.1), never on a frontend that has not opted in (they show every backend's
+ * address: HAProxy's `stats uri` on a public bind is a classic leak); shutdown grace 10 s (Kubernetes gives 30 s before
  * SIGKILL, leaving room for the endpoint removal to propagate); server `headersTimeoutMs` 20 s and
  * `requestTimeoutMs` 300 s against slowloris-style clients, `keepAliveTimeoutMs` 5 s (Node's).
  */
-import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import {
@@ -53,6 +55,7 @@ import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
 import { createRouter, type RouteSpec, type SplitOptions } from '../router';
 import { normalizeRateLimitOptions, type NormalizedRateLimitOptions, type RateLimitOptions } from '../ratelimit';
 import { createTlsContext, redirectToHttps, type RedirectToHttpsOptions } from '../tls';
+import { ConfigPathError, MAX_CONFIG_FILE_BYTES, checkAppendable, checkAppendableSync, readConfigFile, readConfigFileSync } from './files';
 
 // ─── The file's shape ─────────────────────────────────────────────────────────────────────────────
 
@@ -73,6 +76,35 @@ export interface FrontendConfig {
    * else is served here — not the stats page, not the admin API. Not with `tls`.
    */
   redirectToHttps?: RedirectToHttpsOptions;
+  /**
+   * Serve the stats page (top-level `stats`) on this frontend too. Default false: stats show backend
+   * addresses and states, so they live on the admin listener or a listener of their own unless a
+   * frontend is opted in by name — bind such a frontend to a private address, or set `stats.auth`.
+   */
+  stats?: boolean;
+  /** Serve the Prometheus metrics (top-level `metrics`) on this frontend too. Default false, as `stats`. */
+  metrics?: boolean;
+}
+
+/**
+ * Who may read the stats page or the metrics: a bearer token (`Authorization: Bearer …`, for
+ * scrapers and scripts) or a user name and password (HTTP Basic, which browsers ask for by
+ * themselves — the way to protect the page). Compared in constant time. Use `"$env:NAME"`.
+ */
+export type EndpointAuthConfig = { token: string } | { username: string; password: string };
+
+/** Where the stats page or the metrics listen, beyond the frontends that opt in. */
+export interface EndpointListenerConfig {
+  /**
+   * A listener of their own on this port. Without it they are served on the admin listener
+   * (`admin.port`), and without that only on frontends with `"stats": true` / `"metrics": true`.
+   * The stats page and the metrics may share a port (one listener), and share the admin's.
+   */
+  port?: number;
+  /** Interface of that listener. Default `'127.0.0.1'` (as the admin API). */
+  host?: string;
+  /** Require a token or a password. Default: none (rely on where it listens). */
+  auth?: EndpointAuthConfig;
 }
 
 /** Active health checks of a pool: core's `HealthOptions` minus `probe`, plus the probe's own options. */
@@ -144,10 +176,13 @@ export interface FulcrumConfigFile {
   replication?: ReplicationConfig;
   /** This instance's id in replicated entries. Default: host name + pid, sanitised. */
   nodeId?: string;
-  /** The stats page (on every frontend, at `path`). Default: off. */
-  stats?: { path: string; title?: string; refreshMs?: number };
-  /** Prometheus metrics (on every frontend, at `path`). Default: off. */
-  metrics?: { path: string };
+  /**
+   * The stats page at `path`: on its own listener (`port`), else on the admin listener, plus on the
+   * frontends that set `"stats": true`. Default: off.
+   */
+  stats?: EndpointListenerConfig & { path: string; title?: string; refreshMs?: number };
+  /** Prometheus metrics at `path`, served where `stats` would be (`"metrics": true` on frontends). Default: off. */
+  metrics?: EndpointListenerConfig & { path: string };
   /** The admin API. Default: off. */
   admin?: { token: string; port?: number; host?: string; path?: string };
   /** Access logs. Default: off. */
@@ -168,6 +203,9 @@ export interface NormalizedFrontend {
   readonly tls: { readonly certs: readonly { readonly cert: string; readonly key: string }[] } | undefined;
   /** Redirect everything to https with these `redirectToHttps` options (validated). */
   readonly redirectToHttps: Readonly<RedirectToHttpsOptions> | undefined;
+  /** Serves the stats page / the metrics too (an explicit opt-in). */
+  readonly stats: boolean;
+  readonly metrics: boolean;
   /** `host:port` — frontends are matched on reload by this. */
   readonly key: string;
 }
@@ -195,6 +233,18 @@ export type NormalizedReplication =
   | { readonly kind: 'sql'; readonly url: string; readonly table: string | undefined }
   | { readonly kind: 'directory'; readonly dir: string; readonly pollIntervalMs: number | undefined };
 
+/** A listener of the stats page, metrics or admin API: `key` (`host:port`) identifies it across reloads. */
+export interface NormalizedListener {
+  readonly port: number;
+  readonly host: string;
+  readonly key: string;
+}
+
+/** A validated `auth`: exactly one of a token and a user/password pair. */
+export type NormalizedEndpointAuth =
+  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'basic'; readonly username: string; readonly password: string };
+
 /** A validated config: frozen, every default applied. */
 export interface FulcrumConfig {
   readonly nodeId: string;
@@ -208,8 +258,11 @@ export interface FulcrumConfig {
   readonly routerKey: string;
   readonly trustedProxies: readonly string[] | undefined;
   readonly replication: NormalizedReplication | undefined;
-  readonly stats: { readonly path: string; readonly title: string; readonly refreshMs: number } | undefined;
-  readonly metrics: { readonly path: string } | undefined;
+  /** `listener`: its own or the admin's (`undefined`: only on the frontends that opt in). */
+  readonly stats:
+    | { readonly path: string; readonly title: string; readonly refreshMs: number; readonly listener: NormalizedListener | undefined; readonly auth: NormalizedEndpointAuth | undefined }
+    | undefined;
+  readonly metrics: { readonly path: string; readonly listener: NormalizedListener | undefined; readonly auth: NormalizedEndpointAuth | undefined } | undefined;
   readonly admin: { readonly token: string; readonly port: number | undefined; readonly host: string; readonly path: string } | undefined;
   readonly accessLog: { readonly format: 'json' | 'text'; readonly path: string; readonly bufferBytes: number; readonly flushMs: number } | undefined;
   readonly rateLimit: NormalizedRateLimitOptions | undefined;
@@ -223,8 +276,23 @@ export interface ValidateOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Directory relative paths (TLS files, directory replication, log file) resolve against. Default `process.cwd()`. */
   baseDir?: string;
-  /** Reads TLS certificate files. Default `fs.readFileSync(path, 'utf8')`. */
+  /**
+   * Reads TLS certificate and key files. Default: `readConfigFileSync` — regular files only, at most
+   * 1 MiB, opened non-blocking (a FIFO, device or directory is refused, never waited on).
+   * `validateConfigAsync` reads them asynchronously instead.
+   */
   readFile?: (path: string) => string;
+  /**
+   * Checks that the access log file can be appended to (throws if not). Default
+   * `checkAppendableSync`: opens it for appending, creating it if missing, as `nginx -t` does.
+   */
+  checkWritable?: (path: string) => void;
+}
+
+/** `validateConfigAsync` options: `ValidateOptions` plus how the optional packages are loaded. */
+export interface ValidateAsyncOptions extends Omit<ValidateOptions, 'readFile' | 'checkWritable'> {
+  /** Loads the replication packages to check they are installed. Default `(name) => import(name)`. */
+  importModule?: (name: string) => Promise<unknown>;
 }
 
 const TOP_KEYS = [
@@ -240,6 +308,8 @@ const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rat
 const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];
 const HEALTH_PROBE_KEYS = ['path', 'method', 'expectStatus', 'headers', 'host', 'agentHeader'];
 const ENV_PREFIX = '$env:';
+/** Deepest nesting a config file may have; its own keys need 6 levels (`frontends[0].tls.certs[0].cert`). */
+const MAX_CONFIG_DEPTH = 32;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A path of the admin API or stats page: absolute, visible ASCII, no query. */
 const URL_PATH = /^\/[\x21-\x7e]{0,255}$/;
@@ -291,7 +361,10 @@ function nonEmptyString(path: string, value: unknown, what = 'a non-empty string
  * Replace every string that is exactly `"$env:NAME"` by that environment variable, returning a new
  * tree. A missing variable is an error naming where it was asked for.
  */
-export function substituteEnv(value: unknown, env: Readonly<Record<string, string | undefined>>, path = ''): unknown {
+export function substituteEnv(value: unknown, env: Readonly<Record<string, string | undefined>>, path = '', depth = 0): unknown {
+  // Deeper than any key of the file goes (6 levels): refused with a path, before any recursive walk
+  // here or later (JSON.stringify of a backend's `metadata`) can overflow the stack.
+  if (depth > MAX_CONFIG_DEPTH) throw new InvalidOptionError(path, '(nested further)', `must not nest objects or arrays more than ${MAX_CONFIG_DEPTH} levels deep`);
   if (typeof value === 'string') {
     if (!value.startsWith(ENV_PREFIX)) return value;
     const name = value.slice(ENV_PREFIX.length);
@@ -300,10 +373,10 @@ export function substituteEnv(value: unknown, env: Readonly<Record<string, strin
     if (found === undefined || found === '') throw new InvalidOptionError(path, value, `reads the environment variable ${name}, which is not set`);
     return found;
   }
-  if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, env, `${path}[${i}]`));
+  if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, env, `${path}[${i}]`, depth + 1));
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = substituteEnv(item, env, join(path, key));
+    for (const [key, item] of Object.entries(value)) out[key] = substituteEnv(item, env, join(path, key), depth + 1);
     return out;
   }
   return value;
@@ -314,10 +387,89 @@ export function substituteEnv(value: unknown, env: Readonly<Record<string, strin
  * `InvalidOptionError` whose `path` is the path in the file.
  */
 export function validateConfig(input: unknown, options: ValidateOptions = {}): FulcrumConfig {
-  const env = options.env ?? process.env;
+  return validateSubstituted(substituteEnv(input, options.env ?? process.env), options);
+}
+
+/**
+ * `validateConfig`, with the files the config refers to read and checked asynchronously (TLS
+ * certificates and keys: regular files of at most 1 MiB; the access log: appendable), and the
+ * optional packages that `replication` needs loaded — so `fulcrum --check`, `loadConfig` and a
+ * reload catch a missing `@fulcrum/session-redis` and never block the event loop on a file.
+ */
+export async function validateConfigAsync(input: unknown, options: ValidateAsyncOptions = {}): Promise<FulcrumConfig> {
   const baseDir = options.baseDir ?? process.cwd();
-  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
-  const file = objectOf('', substituteEnv(input, env), TOP_KEYS, 'an object (the config file)');
+  const file = substituteEnv(input, options.env ?? process.env);
+  const reads = new Map<string, Promise<string>>();
+  for (const path of certificatePaths(file, baseDir)) if (!reads.has(path)) reads.set(path, readConfigFile(path));
+  const logPath = accessLogPath(file, baseDir);
+  const [texts, logCheck] = await Promise.all([
+    Promise.all([...reads].map(async ([path, text]) => [path, await text.then((t) => ({ text: t }), (error: unknown) => ({ error }))] as const)),
+    logPath === undefined ? undefined : checkAppendable(logPath).then(() => undefined, (error: unknown) => error),
+  ]);
+  const read = new Map(texts);
+  const config = validateSubstituted(file, {
+    ...options,
+    baseDir,
+    readFile: (path) => {
+      const found = read.get(path);
+      if (found === undefined) return readConfigFileSync(path);
+      if ('error' in found) throw found.error;
+      return found.text;
+    },
+    checkWritable: (path) => {
+      if (path !== logPath) return checkAppendableSync(path);
+      if (logCheck !== undefined) throw logCheck;
+    },
+  });
+  if (config.replication !== undefined) await checkReplicationPackages(config.replication, options.importModule ?? ((name) => import(name)));
+  return config;
+}
+
+/** The certificate and key files of the TLS frontends, resolved (shapes are checked later, by validation). */
+function certificatePaths(file: unknown, baseDir: string): string[] {
+  const paths: string[] = [];
+  const frontends = isPlainObject(file) ? file.frontends : undefined;
+  if (!Array.isArray(frontends)) return paths;
+  for (const frontend of frontends) {
+    const certs = isPlainObject(frontend) && isPlainObject(frontend.tls) ? frontend.tls.certs : undefined;
+    if (!Array.isArray(certs)) continue;
+    for (const pair of certs) {
+      if (!isPlainObject(pair)) continue;
+      for (const name of [pair.cert, pair.key]) if (typeof name === 'string' && name.length > 0) paths.push(isAbsolute(name) ? name : resolve(baseDir, name));
+    }
+  }
+  return paths;
+}
+
+function accessLogPath(file: unknown, baseDir: string): string | undefined {
+  const log = isPlainObject(file) ? file.accessLog : undefined;
+  if (!isPlainObject(log) || typeof log.path !== 'string' || log.path === '' || log.path === '-') return undefined;
+  return resolve(baseDir, log.path);
+}
+
+/** The packages each kind of replication imports (replication.ts), checked at validation time. */
+const REPLICATION_PACKAGES: Readonly<Record<NormalizedReplication['kind'], readonly string[]>> = {
+  redis: ['@fulcrum/session-redis', 'ioredis'],
+  sql: ['@fulcrum/session-sql', 'mysql2/promise'],
+  directory: ['@fulcrum/session-fs'],
+};
+
+async function checkReplicationPackages(spec: NormalizedReplication, importModule: (name: string) => Promise<unknown>): Promise<void> {
+  for (const name of REPLICATION_PACKAGES[spec.kind]) {
+    try {
+      await importModule(name);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new InvalidOptionError(`replication.${spec.kind}`, name, `needs the package ${name}, which ${code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ? 'is not installed' : 'cannot be loaded'} (install it next to @fulcrum/http)`, { cause: error });
+    }
+  }
+}
+
+function validateSubstituted(substituted: unknown, options: ValidateOptions): FulcrumConfig {
+  const baseDir = options.baseDir ?? process.cwd();
+  const readFile = options.readFile ?? ((path: string) => readConfigFileSync(path));
+  const checkWritable = options.checkWritable ?? checkAppendableSync;
+  const file = objectOf('', substituted, TOP_KEYS, 'an object (the config file)');
 
   const nodeId = file.nodeId === undefined ? defaultNodeId() : file.nodeId;
   if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId)) {
@@ -362,9 +514,15 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): F
     for (const lb of Object.values(placeholders)) lb.close();
   }
 
+  const frontends = validateFrontends(file.frontends, baseDir, readFile);
+  const admin = validateAdmin(file.admin);
+  const stats = validateStats(file.stats, admin);
+  const metrics = validateMetrics(file.metrics, admin);
+  checkEndpointPlacement(frontends, admin, stats, metrics);
+
   return Object.freeze({
     nodeId,
-    frontends: validateFrontends(file.frontends, baseDir, readFile),
+    frontends,
     pools,
     routes: routes === undefined ? undefined : Object.freeze(routes),
     routeLimits: Object.freeze(routeLimits),
@@ -372,10 +530,10 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): F
     routerKey: JSON.stringify([file.routes ?? null, file.split ?? null]),
     trustedProxies,
     replication: validateReplication(file.replication, baseDir),
-    stats: validateStats(file.stats),
-    metrics: validateMetrics(file.metrics),
-    admin: validateAdmin(file.admin),
-    accessLog: validateAccessLog(file.accessLog, baseDir),
+    stats,
+    metrics,
+    admin,
+    accessLog: validateAccessLog(file.accessLog, baseDir, checkWritable),
     rateLimit: file.rateLimit === undefined ? undefined : normalizeRateLimitOptions(file.rateLimit, 'rateLimit'),
     shutdownGraceMs: integer('shutdown.graceMs', objectOrEmpty('shutdown', file.shutdown, ['graceMs']).graceMs, 10_000, 0, 3_600_000),
     server: validateServer(file.server),
@@ -470,10 +628,10 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics']);
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
-    const host = frontend.host === undefined ? '0.0.0.0' : nonEmptyString(`${path}.host`, frontend.host, 'an address to listen on');
+    const host = frontend.host === undefined ? '0.0.0.0' : listenAddress(`${path}.host`, frontend.host);
     const key = `${host}:${port}`;
     const first = seen.get(key);
     if (first !== undefined && port !== 0) throw new InvalidOptionError(`${path}.port`, port, `must differ from frontends[${first}] on the same host`);
@@ -501,7 +659,13 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
       under(rpath, () => redirectToHttps(spec as RedirectToHttpsOptions), /^options\.?/);
       redirect = Object.freeze({ ...(spec.port === undefined ? {} : { port: spec.port as number }), ...(spec.hosts === undefined ? {} : { hosts: Object.freeze([...(spec.hosts as string[])]) }) });
     }
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, key: `${key}${tls ? '/tls' : ''}` });
+    const optIn = (name: 'stats' | 'metrics'): boolean => {
+      const value = frontend[name];
+      if (value !== undefined && typeof value !== 'boolean') throw new InvalidOptionError(`${path}.${name}`, value, 'must be true or false');
+      if (value === true && redirect !== undefined) throw new InvalidOptionError(`${path}.${name}`, value, 'must not be set on a redirectToHttps frontend (it serves nothing but the redirect)');
+      return value === true;
+    };
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}` });
   });
 }
 
@@ -512,7 +676,8 @@ function readPem(path: string, file: unknown, baseDir: string, readFile: (path: 
   try {
     text = readFile(full);
   } catch (error) {
-    throw new InvalidOptionError(path, file, `must be a readable file (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`, { cause: error });
+    const reason = error instanceof ConfigPathError ? error.reason : `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`;
+    throw new InvalidOptionError(path, file, `must be a readable regular file of at most ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB, but it ${reason}`, { cause: error });
   }
   if (!text.includes('-----BEGIN ')) throw new InvalidOptionError(path, file, 'must be a PEM file (no "-----BEGIN" line found)');
   return text;
@@ -527,13 +692,16 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
     const redis = objectOf('replication.redis', spec.redis, ['url', 'channel', 'key']);
     const url = nonEmptyString('replication.redis.url', redis.url, 'a redis:// or rediss:// URL');
     if (!/^rediss?:\/\//.test(url)) throw new InvalidOptionError('replication.redis.url', url, 'must be a redis:// or rediss:// URL');
-    return Object.freeze({ kind: 'redis', url, channel: optionalString('replication.redis.channel', redis.channel), key: optionalString('replication.redis.key', redis.key) });
+    return Object.freeze({ kind: 'redis', url, channel: redisName('replication.redis.channel', redis.channel), key: redisName('replication.redis.key', redis.key) });
   }
   if (spec.sql !== undefined) {
     const sql = objectOf('replication.sql', spec.sql, ['url', 'table']);
     const url = nonEmptyString('replication.sql.url', sql.url, 'a mysql:// URL');
     if (!/^mysql:\/\//.test(url)) throw new InvalidOptionError('replication.sql.url', url, 'must be a mysql:// URL');
-    return Object.freeze({ kind: 'sql', url, table: optionalString('replication.sql.table', sql.table) });
+    if (sql.table !== undefined && (typeof sql.table !== 'string' || !SQL_TABLE_NAME.test(sql.table))) {
+      throw new InvalidOptionError('replication.sql.table', sql.table, 'must be a table name: a letter or "_", then up to 47 letters, digits or "_" (it is written into SQL statements, so nothing else)');
+    }
+    return Object.freeze({ kind: 'sql', url, table: sql.table as string | undefined });
   }
   const directory = objectOf('replication.directory', spec.directory, ['dir', 'pollIntervalMs']);
   const dir = nonEmptyString('replication.directory.dir', directory.dir, 'a directory path');
@@ -544,8 +712,31 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
   });
 }
 
-function optionalString(path: string, value: unknown): string | undefined {
-  return value === undefined ? undefined : nonEmptyString(path, value);
+/** RFC 1123 host names (`localhost`, `edge-1.internal`), resolved by `listen` itself. */
+const LISTEN_HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/**
+ * An address to listen on: an IPv4 or IPv6 literal (without brackets), or a host name. Checked here
+ * so `fulcrum --check` refuses `"0.0.0.0:80"`, `"[::1]"` or `"300.1.1.1"` rather than the start.
+ */
+function listenAddress(path: string, value: unknown): string {
+  const expected = 'must be an IP address such as "0.0.0.0", "127.0.0.1", "::" or "::1" (no brackets, no port), or a host name such as "localhost"';
+  if (typeof value !== 'string') throw new InvalidOptionError(path, value, expected);
+  if (isIP(value) !== 0) return value;
+  // Dotted digits that are not an IPv4 address (`300.1.1.1`, `10.0.0`) are a typo, not a host name.
+  if (!LISTEN_HOST_NAME.test(value) || /^[0-9.]+$/.test(value)) throw new InvalidOptionError(path, value, expected);
+  return value;
+}
+
+/** `@fulcrum/session-sql`'s table-name rule, checked here so `fulcrum --check` refuses under this option's name. */
+const SQL_TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+/** `@fulcrum/session-redis`'s rule for channel and key names: a CR or LF would split a command. */
+const REDIS_NAME = /^[^\0\r\n]{1,256}$/;
+
+function redisName(path: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !REDIS_NAME.test(value)) throw new InvalidOptionError(path, value, 'must be 1–256 characters without NUL, CR or LF');
+  return value;
 }
 
 function urlPath(path: string, value: unknown): string {
@@ -555,21 +746,95 @@ function urlPath(path: string, value: unknown): string {
   return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
 }
 
-function validateStats(raw: unknown): FulcrumConfig['stats'] {
+function validateStats(raw: unknown, admin: FulcrumConfig['admin']): FulcrumConfig['stats'] {
   if (raw === undefined) return undefined;
-  const stats = objectOf('stats', raw, ['path', 'title', 'refreshMs']);
+  const stats = objectOf('stats', raw, ['path', 'title', 'refreshMs', 'port', 'host', 'auth']);
   const title = stats.title === undefined ? 'Fulcrum' : nonEmptyString('stats.title', stats.title);
   return Object.freeze({
     path: urlPath('stats.path', stats.path),
     title,
     refreshMs: integer('stats.refreshMs', stats.refreshMs, 1000, 100, 3_600_000),
+    listener: endpointListener('stats', stats, admin),
+    auth: endpointAuth('stats.auth', stats.auth),
   });
 }
 
-function validateMetrics(raw: unknown): FulcrumConfig['metrics'] {
+function validateMetrics(raw: unknown, admin: FulcrumConfig['admin']): FulcrumConfig['metrics'] {
   if (raw === undefined) return undefined;
-  const metrics = objectOf('metrics', raw, ['path']);
-  return Object.freeze({ path: urlPath('metrics.path', metrics.path) });
+  const metrics = objectOf('metrics', raw, ['path', 'port', 'host', 'auth']);
+  return Object.freeze({ path: urlPath('metrics.path', metrics.path), listener: endpointListener('metrics', metrics, admin), auth: endpointAuth('metrics.auth', metrics.auth) });
+}
+
+/** The stats page's or metrics' listener: its own `port`, else the admin listener, else none. */
+function endpointListener(path: string, spec: Record<string, unknown>, admin: FulcrumConfig['admin']): NormalizedListener | undefined {
+  if (spec.port === undefined) {
+    if (spec.host !== undefined) throw new InvalidOptionError(`${path}.host`, spec.host, 'needs "port" (the host of a listener of its own)');
+    return admin?.port === undefined ? undefined : listenerOf(admin.port, admin.host);
+  }
+  const port = integer(`${path}.port`, spec.port, 0, 0, 65_535);
+  const host = spec.host === undefined ? '127.0.0.1' : listenAddress(`${path}.host`, spec.host);
+  return listenerOf(port, host);
+}
+
+function listenerOf(port: number, host: string): NormalizedListener {
+  return Object.freeze({ port, host, key: `${host}:${port}` });
+}
+
+/** Shortest token and password accepted: guessable secrets are no protection. */
+const MIN_ENDPOINT_SECRET = 16;
+
+function endpointAuth(path: string, raw: unknown): NormalizedEndpointAuth | undefined {
+  if (raw === undefined) return undefined;
+  const auth = objectOf(path, raw, ['token', 'username', 'password'], 'an object: { "token": "…" } or { "username": "…", "password": "…" }');
+  const hidden = (value: unknown): unknown => (typeof value === 'string' ? `(${value.length} characters)` : value);
+  if (auth.token !== undefined) {
+    if (auth.username !== undefined || auth.password !== undefined) throw new InvalidOptionError(path, '(token and username/password)', 'must hold either "token" or "username" and "password", not both');
+    if (typeof auth.token !== 'string' || auth.token.length < MIN_ENDPOINT_SECRET || /[\s\x00-\x1f\x7f]/.test(auth.token)) {
+      throw new InvalidOptionError(`${path}.token`, hidden(auth.token), `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without spaces or control characters (use "$env:NAME")`);
+    }
+    return Object.freeze({ kind: 'token', token: auth.token });
+  }
+  if (typeof auth.username !== 'string' || auth.username.length === 0 || auth.username.length > 128 || /[:\x00-\x1f\x7f]/.test(auth.username)) {
+    throw new InvalidOptionError(`${path}.username`, auth.username, 'must be 1–128 characters without ":" or control characters (or give "token" instead)');
+  }
+  if (typeof auth.password !== 'string' || auth.password.length < MIN_ENDPOINT_SECRET || /[\x00-\x1f\x7f]/.test(auth.password)) {
+    throw new InvalidOptionError(`${path}.password`, hidden(auth.password), `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without control characters (use "$env:NAME")`);
+  }
+  return Object.freeze({ kind: 'basic', username: auth.username, password: auth.password });
+}
+
+/** What the admin API answers at the root of its own listener: the stats page or metrics must not hide it. */
+const ADMIN_SEGMENTS = ['state', 'pools', 'routes', 'reload'];
+
+/**
+ * Stats and metrics must be served somewhere, never on a listener that is also a frontend, and on
+ * the admin listener not over one of its endpoints; frontends may only opt in to what is configured.
+ */
+function checkEndpointPlacement(frontends: readonly NormalizedFrontend[], admin: FulcrumConfig['admin'], stats: FulcrumConfig['stats'], metrics: FulcrumConfig['metrics']): void {
+  const adminKey = admin?.port === undefined ? undefined : `${admin.host}:${admin.port}`;
+  for (const [name, spec] of [['stats', stats], ['metrics', metrics]] as const) {
+    const optedIn = frontends.findIndex((f) => f[name]);
+    if (spec === undefined) {
+      if (optedIn !== -1) throw new InvalidOptionError(`frontends[${optedIn}].${name}`, true, `needs the top-level "${name}" ({ "path": … })`);
+      continue;
+    }
+    const listener = spec.listener;
+    if (listener === undefined && optedIn === -1) {
+      throw new InvalidOptionError(name, { path: spec.path }, `has no listener: give it a "port" of its own (on 127.0.0.1 by default), give "admin" a "port" (it is then served there), or opt a frontend in with "${name}": true`);
+    }
+    if (listener === undefined) continue;
+    const clash = frontends.findIndex((f) => f.port !== 0 && f.port === listener.port && (f.host === listener.host || f.host === '0.0.0.0' || f.host === '::' || listener.host === '0.0.0.0' || listener.host === '::'));
+    if (clash !== -1) throw new InvalidOptionError(`${name}.port`, listener.port, `must differ from frontends[${clash}].port (to serve ${name} on a frontend, set "${name}": true there)`);
+    if (listener.key === adminKey) {
+      const first = spec.path.split('/')[1] ?? '';
+      if (spec.path === '/' || ADMIN_SEGMENTS.includes(first)) {
+        throw new InvalidOptionError(`${name}.path`, spec.path, `must not hide the admin API it shares a listener with (not "/", nor under /${ADMIN_SEGMENTS.join(', /')})`);
+      }
+    }
+  }
+  if (stats?.listener !== undefined && metrics?.listener !== undefined && stats.listener.key === metrics.listener.key && (stats.path === metrics.path || stats.path === '/')) {
+    throw new InvalidOptionError('metrics.path', metrics.path, 'must not be under stats.path on the listener they share');
+  }
 }
 
 /** Tokens shorter than this are guessable; HAProxy users put the runtime API on a socket, we need a real secret. */
@@ -588,7 +853,7 @@ function validateAdmin(raw: unknown): FulcrumConfig['admin'] {
   return Object.freeze({
     token: admin.token,
     port: admin.port === undefined ? undefined : integer('admin.port', admin.port, 0, 0, 65_535),
-    host: admin.host === undefined ? '127.0.0.1' : nonEmptyString('admin.host', admin.host, 'an address to listen on'),
+    host: admin.host === undefined ? '127.0.0.1' : listenAddress('admin.host', admin.host),
     path: admin.path === undefined ? '' : adminPath(admin.path),
   });
 }
@@ -600,12 +865,20 @@ function adminPath(value: unknown): string {
   return path;
 }
 
-function validateAccessLog(raw: unknown, baseDir: string): FulcrumConfig['accessLog'] {
+function validateAccessLog(raw: unknown, baseDir: string, checkWritable: (path: string) => void): FulcrumConfig['accessLog'] {
   if (raw === undefined) return undefined;
   const log = objectOf('accessLog', raw, ['format', 'path', 'bufferBytes', 'flushMs']);
   const format = log.format ?? 'json';
   if (format !== 'json' && format !== 'text') throw new InvalidOptionError('accessLog.format', format, 'must be "json" or "text"');
   const path = log.path === undefined || log.path === '-' ? '-' : resolve(baseDir, nonEmptyString('accessLog.path', log.path, 'a file path, or "-" for stdout'));
+  if (path !== '-') {
+    try {
+      checkWritable(path);
+    } catch (error) {
+      const reason = error instanceof ConfigPathError ? error.reason : String((error as Error)?.message ?? error);
+      throw new InvalidOptionError('accessLog.path', log.path, `must be a file this process can append to, but it ${reason}`, { cause: error });
+    }
+  }
   return Object.freeze({
     format,
     path,

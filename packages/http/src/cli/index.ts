@@ -3,7 +3,8 @@ export { runCli } from './main';
 export type { CliIo } from './main';
 export { startFulcrum, stderrLogger } from './runner';
 export type { FulcrumInstance, RunnerLogger, StartOptions } from './runner';
-export { substituteEnv, validateConfig } from './config';
+export { substituteEnv, validateConfig, validateConfigAsync } from './config';
+export { ConfigPathError, MAX_CONFIG_FILE_BYTES, readConfigFile } from './files';
 export type {
   FrontendConfig,
   FulcrumConfig,
@@ -12,6 +13,9 @@ export type {
   PoolConfig,
   ReplicationConfig,
   RouteConfig,
+  EndpointAuthConfig,
+  EndpointListenerConfig,
+  ValidateAsyncOptions,
   ValidateOptions,
 } from './config';
 export { ConfigFileError, loadConfig, parseConfigText } from './load';

@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { validateConfig, type FulcrumConfig, type ValidateOptions } from './config';
+import { validateConfigAsync, type FulcrumConfig, type ValidateAsyncOptions } from './config';
 
 /** A config file that could not be read or parsed (validation errors are `InvalidOptionError`s). */
 export class ConfigFileError extends Error {
@@ -37,8 +37,12 @@ export function parseConfigText(text: string, file: string): unknown {
   }
 }
 
-/** Read, parse and validate a config file. Relative paths in it resolve against its directory. */
-export async function loadConfig(file: string, options: Omit<ValidateOptions, 'baseDir'> = {}): Promise<FulcrumConfig> {
+/**
+ * Read, parse and validate a config file (`validateConfigAsync`: the files it names are read
+ * asynchronously, regular files only, and replication's packages must be installed). Relative paths
+ * in it resolve against its directory.
+ */
+export async function loadConfig(file: string, options: Omit<ValidateAsyncOptions, 'baseDir'> = {}): Promise<FulcrumConfig> {
   const path = resolve(file);
   let text: string;
   try {
@@ -46,5 +50,5 @@ export async function loadConfig(file: string, options: Omit<ValidateOptions, 'b
   } catch (error) {
     throw new ConfigFileError(file, `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { cause: error });
   }
-  return validateConfig(parseConfigText(text, file), { ...options, baseDir: dirname(path) });
+  return validateConfigAsync(parseConfigText(text, file), { ...options, baseDir: dirname(path) });
 }

@@ -43,7 +43,8 @@ import { prometheusHandler, statsPage, type StatsHandler } from '../stats';
 import { createTlsContext, redirectToHttps, type TlsContext } from '../tls';
 import { AccessLogWriter } from './access-log';
 import { createAdminHandler, type AdminControl } from './admin';
-import { validateConfig, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateOptions } from './config';
+import { endpointGate, type EndpointGate } from './endpoint-auth';
+import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateAsyncOptions, type ValidateOptions } from './config';
 import { loadConfig } from './load';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
 
@@ -70,8 +71,11 @@ export interface StartOptions {
 export interface FulcrumInstance {
   /** The config in force. */
   readonly config: FulcrumConfig;
-  /** Bound addresses: frontends in config order, and the admin listener when it has its own port. */
-  addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined };
+  /**
+   * Bound addresses: frontends in config order; the admin listener when it has its own port; the
+   * listener serving the stats page and the metrics (their own, or the admin's), if any.
+   */
+  addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined; stats: AddressInfo | undefined; metrics: AddressInfo | undefined };
   /** The load balancer of a pool. */
   pool(name: string): LoadBalancer | undefined;
   /**
@@ -162,10 +166,16 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   #poolLimiter = new Map<string, RateLimiter>();
   #routeLimiter: (RateLimiter | undefined)[] = [];
   #router: Router | undefined;
+  /** The stats page as the frontends serve it (admin buttons when the API is under a frontend path). */
   #stats: StatsHandler | undefined;
+  /** The stats page on its listener (admin buttons when that is the admin listener). */
+  #statsListener: StatsHandler | undefined;
   #metrics: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  #statsGate: EndpointGate = () => true;
+  #metricsGate: EndpointGate = () => true;
   #admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
-  #adminServer: Server | undefined;
+  /** Listeners of the admin API, stats page and metrics, by `host:port` (they may share one). */
+  readonly #services = new Map<string, Server>();
   #adminKey = '';
   #accessLog: AccessLogWriter | undefined;
   #accessLogKey = '';
@@ -211,9 +221,16 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
 
   // ── FulcrumInstance ───────────────────────────────────────────────────────────────────────────
 
-  addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined } {
+  addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined; stats: AddressInfo | undefined; metrics: AddressInfo | undefined } {
     const frontends = this.config.frontends.map((spec) => this.#frontends.get(spec.key)!.server.address() as AddressInfo);
-    return { frontends, admin: (this.#adminServer?.address() as AddressInfo | null) ?? undefined };
+    const config = this.config;
+    const at = (key: string | undefined): AddressInfo | undefined => (key === undefined ? undefined : ((this.#services.get(key)?.address() as AddressInfo | null) ?? undefined));
+    return {
+      frontends,
+      admin: at(config.admin?.port === undefined ? undefined : `${config.admin.host}:${config.admin.port}`),
+      stats: at(config.stats?.listener?.key),
+      metrics: at(config.metrics?.listener?.key),
+    };
   }
 
   pool(name: string): LoadBalancer | undefined {
@@ -226,9 +243,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       let config: FulcrumConfig;
       if (input === undefined) {
         if (this.#options.configFile === undefined) throw new Error('reload() without a config needs the configFile option');
-        config = await loadConfig(this.#options.configFile, this.#options.env === undefined ? {} : { env: this.#options.env });
+        config = await loadConfig(this.#options.configFile, this.#validateOptions());
       } else {
-        config = isValidated(input) ? input : validateConfig(input, this.#options.env === undefined ? {} : { env: this.#options.env });
+        config = isValidated(input) ? input : await validateConfigAsync(input, this.#validateOptions());
       }
       await this.#apply(config, false);
       this.config = config;
@@ -237,6 +254,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     const next = this.#reloading.then(run, run);
     this.#reloading = next.catch(() => undefined);
     return next;
+  }
+
+  #validateOptions(): ValidateAsyncOptions {
+    return { ...(this.#options.env === undefined ? {} : { env: this.#options.env }), ...(this.#options.importModule === undefined ? {} : { importModule: this.#options.importModule }) };
   }
 
   // ── AdminControl ──────────────────────────────────────────────────────────────────────────────
@@ -286,8 +307,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     }
     // 1. Bind what is new before touching anything: a port in use must fail the reload cleanly.
     const opened: Frontend[] = [];
-    let adminServer: Server | undefined;
+    const openedServices = new Map<string, Server>();
     const adminKey = JSON.stringify(config.admin ?? null);
+    const services = serviceListeners(config);
     try {
       for (const spec of config.frontends) {
         if (this.#frontends.has(spec.key)) continue;
@@ -295,17 +317,16 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         opened.push(frontend);
         await listen(frontend.server, spec.port, spec.host);
       }
-      if (config.admin?.port !== undefined && adminKey !== this.#adminKey) {
-        adminServer = createHttpServer((req, res) => {
-          if (!this.#admin?.(req, res)) {
-            req.resume();
-            res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no such admin endpoint"}');
-          }
-        });
-        await listen(adminServer, config.admin.port, config.admin.host);
+      for (const [key, listener] of services) {
+        if (this.#services.has(key)) continue;
+        // Node checks header and request timeouts every 30 s by default: once a second here, so
+        // `server.headersTimeoutMs` holds on these listeners to the second.
+        const server = createHttpServer({ connectionsCheckingInterval: 1000 }, (req, res) => this.#serveListener(key, req, res));
+        openedServices.set(key, server);
+        await listen(server, listener.port, listener.host);
       }
     } catch (error) {
-      await Promise.all([...opened.map((f) => closeServer(f.server)), adminServer ? closeServer(adminServer) : undefined]);
+      await Promise.all([...opened.map((f) => closeServer(f.server)), ...[...openedServices.values()].map(closeServer)]);
       throw error;
     }
 
@@ -336,22 +357,33 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     // The stats page's admin buttons call the admin API from the browser: only possible when the API
     // is on the page's own origin (under a path of the frontends), since the page's CSP allows
     // `connect-src 'self'` and nothing else.
+    // On the admin listener itself the API is at the root of the page's origin: buttons call "/pools/…".
     const statsAdminPath = config.admin !== undefined && config.admin.port === undefined ? config.admin.path : undefined;
+    const statsOnAdminListener = config.admin?.port !== undefined && config.stats?.listener?.key === `${config.admin.host}:${config.admin.port}`;
     if (first || poolsChanged || statsKey(config) !== statsKey(this.config)) {
       this.#stats?.close();
+      this.#statsListener?.close();
       const source = Object.fromEntries([...next].map(([n, p]) => [n, p.lb]));
-      this.#stats =
-        config.stats === undefined
-          ? undefined
-          : statsPage(source, { title: config.stats.title, refreshMs: config.stats.refreshMs, ...(statsAdminPath === undefined ? {} : { admin: { path: statsAdminPath } }) });
+      const stats = config.stats;
+      const page = (adminPath: string | undefined): StatsHandler =>
+        statsPage(source, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) });
+      this.#stats = stats !== undefined && config.frontends.some((f) => f.stats) ? page(statsAdminPath) : undefined;
+      this.#statsListener = stats?.listener !== undefined ? page(statsOnAdminListener ? '/' : undefined) : undefined;
       this.#metrics = config.metrics === undefined ? undefined : prometheusHandler(source);
+      this.#statsGate = endpointGate(stats?.auth, 'fulcrum-stats');
+      this.#metricsGate = endpointGate(config.metrics?.auth, 'fulcrum-metrics');
     }
     if (adminKey !== this.#adminKey) {
-      const oldServer = this.#adminServer;
-      this.#adminServer = adminServer;
       this.#admin = config.admin === undefined ? undefined : createAdminHandler(this, { token: config.admin.token, prefix: config.admin.port === undefined ? config.admin.path : '' });
       this.#adminKey = adminKey;
-      if (oldServer !== undefined) retired.push(closeServer(oldServer));
+    }
+    for (const [key, server] of openedServices) this.#services.set(key, server);
+    // The same slowloris bounds as the frontends: these listeners face operators' tools, not only trusted ones.
+    for (const server of this.#services.values()) this.#applyServerTimeouts(server, config);
+    for (const [key, server] of this.#services) {
+      if (services.has(key)) continue;
+      this.#services.delete(key);
+      retired.push(closeServer(server));
     }
     const accessLogKey = JSON.stringify(config.accessLog ?? null);
     if (accessLogKey !== this.#accessLogKey) {
@@ -438,8 +470,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   /** Let a replaced pool's requests finish, then release what is no longer used. */
-  async #retirePool(_old: PoolRuntime, proxy: ProxyHandler, lb: LoadBalancer | undefined, table: StickTable<string> | undefined): Promise<void> {
-    if (lb !== undefined) lb.update([]);
+  async #retirePool(_old: PoolRuntime, proxy: ProxyHandler, lb: LoadBalancer | undefined, table: StickTable<string> | undefined, drain = true): Promise<void> {
+    if (lb !== undefined && drain) lb.update([]);
     await proxy.close();
     lb?.close();
     await table?.close();
@@ -501,7 +533,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       redirect: spec.redirectToHttps === undefined ? undefined : redirectToHttps(spec.redirectToHttps),
     };
     // Read per request, so a reload can turn the redirect on, off or to another port on the same socket.
-    const listener = (req: IncomingMessage, res: ServerResponse): void => (frontend.redirect ?? this.#handle)(req, res);
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      if (frontend.redirect !== undefined) frontend.redirect(req, res);
+      else this.#handle(req, res, frontend);
+    };
     const server = tls === undefined ? createHttpServer(listener) : (tls.attach(createHttpsServer(tls.serverOptions, listener)) as unknown as Server);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
@@ -534,9 +569,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     return pool;
   }
 
-  #handle = (req: IncomingMessage, res: ServerResponse): void => {
+  #handle = (req: IncomingMessage, res: ServerResponse, frontend: Frontend): void => {
     if (this.#sync !== undefined) {
-      void this.#sync.then(() => this.#handle(req, res));
+      void this.#sync.then(() => this.#handle(req, res, frontend));
       return;
     }
     this.#inflight++;
@@ -545,12 +580,36 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     const pathname = pathnameOf(req.url);
     const config = this.config;
     if (config.admin !== undefined && config.admin.port === undefined && this.#admin?.(req, res)) return;
-    if (config.stats !== undefined && this.#stats !== undefined && underPath(pathname, config.stats.path)) return this.#stats(req, res);
-    if (config.metrics !== undefined && this.#metrics !== undefined && pathname === config.metrics.path) return this.#metrics(req, res);
+    // Stats and metrics only where a frontend opted in (`"stats": true`); elsewhere the path is proxied.
+    if (frontend.spec.stats && config.stats !== undefined && this.#stats !== undefined && underPath(pathname, config.stats.path)) {
+      if (this.#statsGate(req, res)) this.#stats(req, res);
+      return;
+    }
+    if (frontend.spec.metrics && config.metrics !== undefined && this.#metrics !== undefined && pathname === config.metrics.path) {
+      if (this.#metricsGate(req, res)) this.#metrics(req, res);
+      return;
+    }
     // No route: the first pool's proxy answers 404 and writes the access-log line.
     const pool = this.#route(req) ?? (this.#pools.values().next().value as PoolRuntime);
     pool.proxy(req, res);
   };
+
+  /** A request on the admin / stats / metrics listener `key`: whichever of them lives there. */
+  #serveListener(key: string, req: IncomingMessage, res: ServerResponse): void {
+    const config = this.config;
+    const pathname = pathnameOf(req.url);
+    if (config.stats?.listener?.key === key && this.#statsListener !== undefined && underPath(pathname, config.stats.path)) {
+      if (this.#statsGate(req, res)) this.#statsListener(req, res);
+      return;
+    }
+    if (config.metrics?.listener?.key === key && this.#metrics !== undefined && pathname === config.metrics.path) {
+      if (this.#metricsGate(req, res)) this.#metrics(req, res);
+      return;
+    }
+    if (config.admin?.port !== undefined && `${config.admin.host}:${config.admin.port}` === key && this.#admin?.(req, res)) return;
+    req.resume();
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+  }
 
   #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (this.#sync !== undefined) {
@@ -611,7 +670,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     this.#watcher?.close();
     if (this.#watchTimer !== undefined) clearTimeout(this.#watchTimer);
     const servers = [...this.#frontends.values()].map((f) => f.server);
-    if (this.#adminServer) servers.push(this.#adminServer);
+    servers.push(...this.#services.values());
     // Stop accepting; idle keep-alive connections close now, busy ones after their response.
     const closed = Promise.all(servers.map(closeServer));
     if (this.#inflight > 0) {
@@ -632,10 +691,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     }
     for (const server of servers) server.closeAllConnections();
     await closed;
-    await Promise.all([...this.#pools.values()].map((p) => this.#retirePool(p, p.proxy, p.lb, p.table)));
+    // The grace period is over: nothing is left to drain, so the load balancers are closed as they
+    // are (emptying one backend by backend is quadratic in core's update and took 76 s for 40,000).
+    await Promise.all([...this.#pools.values()].map((p) => this.#retirePool(p, p.proxy, p.lb, p.table, false)));
     this.#pools.clear();
     this.#router?.close();
     this.#stats?.close();
+    this.#statsListener?.close();
     await Promise.all([...this.#limiters.values()].map((l) => l.close()));
     await this.#accessLog?.close();
     await this.#replication?.close();
@@ -645,7 +707,22 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
 
 /** What the stats page and metrics are built from, beyond the pools. */
 function statsKey(config: FulcrumConfig): string {
-  return JSON.stringify([config.stats, config.metrics, config.admin?.port === undefined ? config.admin?.path : undefined]);
+  return JSON.stringify([
+    config.stats,
+    config.metrics,
+    config.admin?.port === undefined ? config.admin?.path : `${config.admin.host}:${config.admin.port}`,
+    config.frontends.some((f) => f.stats),
+  ]);
+}
+
+/** The listeners of the admin API, stats page and metrics, by `host:port` (shared when equal). */
+function serviceListeners(config: FulcrumConfig): Map<string, { port: number; host: string }> {
+  const listeners = new Map<string, { port: number; host: string }>();
+  if (config.admin?.port !== undefined) listeners.set(`${config.admin.host}:${config.admin.port}`, { port: config.admin.port, host: config.admin.host });
+  for (const listener of [config.stats?.listener, config.metrics?.listener]) {
+    if (listener !== undefined && !listeners.has(listener.key)) listeners.set(listener.key, { port: listener.port, host: listener.host });
+  }
+  return listeners;
 }
 
 function isValidated(input: unknown): input is FulcrumConfig {
@@ -659,7 +736,9 @@ function isValidated(input: unknown): input is FulcrumConfig {
  * cannot be bound.
  */
 export async function startFulcrum(config: unknown, options: StartOptions = {}): Promise<FulcrumInstance & { reloadLogged(cause: string): void }> {
-  const validated = isValidated(config) ? config : validateConfig(config, options.env === undefined ? {} : { env: options.env });
+  const validated = isValidated(config)
+    ? config
+    : await validateConfigAsync(config, { ...(options.env === undefined ? {} : { env: options.env }), ...(options.importModule === undefined ? {} : { importModule: options.importModule }) });
   const runner = new FulcrumRunner(validated, options);
   await runner.start();
   return runner;

@@ -12,8 +12,11 @@
  * The Host is read as RFC 9110 §7.2 defines it: lower-cased, the port and one trailing dot dropped,
  * IPv6 literals kept in brackets. A Host that is not syntactically a host (spaces, `@`, `/`, empty)
  * matches no host condition — routes without one still apply. Header values are compared as Node
- * presents them (repeated headers joined with `, `); regexes come from configuration, not from
- * clients, and run over values bounded by Node's `maxHeaderSize`.
+ * presents them (repeated headers joined with `, `). Regexes come from configuration, and shapes that
+ * backtrack exponentially (nested quantifiers, repeated alternations, backreferences) are refused
+ * when they are compiled; a regex only ever sees values up to `MAX_REGEX_INPUT` characters — a
+ * longer value does not match — so even the polynomial shapes left (`.*a.*`) cost a bounded time
+ * whatever a client sends (a 60 KB header once cost seconds of the event loop).
  */
 import type { IncomingMessage } from 'node:http';
 import { readCookie } from '../affinity/cookie-header';
@@ -42,6 +45,13 @@ export interface CompiledMatch {
   readonly header: HeaderCondition | undefined;
   readonly cookie: string | undefined;
 }
+
+/**
+ * The longest header value a route regex is run on, in characters; longer values do not match. 1024
+ * holds any user agent, version or tenant header routes are written for, and caps a quadratic
+ * pattern at about a million steps.
+ */
+export const MAX_REGEX_INPUT = 1024;
 
 const HOST_CHARS = /^(?:[a-z0-9](?:[a-z0-9_-]*[a-z0-9_])?)(?:\.[a-z0-9](?:[a-z0-9_-]*[a-z0-9_])?)*$/;
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
@@ -101,7 +111,7 @@ export function headersMatch(match: CompiledMatch, req: IncomingMessage): boolea
     const value = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.join(', ') : undefined;
     if (value === undefined) return false;
     if (header.value !== undefined && value !== header.value) return false;
-    if (header.regex !== undefined && !header.regex.test(value)) return false;
+    if (header.regex !== undefined && (value.length > MAX_REGEX_INPUT || !header.regex.test(value))) return false;
   }
   if (match.cookie !== undefined) {
     const cookie = readCookie(req.headers.cookie, match.cookie, false);

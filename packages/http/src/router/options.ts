@@ -32,7 +32,9 @@ export interface RouteMatchSpec {
   method?: string | readonly string[];
   /**
    * A request header: present (only `name`), equal to `value` exactly, or matching `regex` over the
-   * WHOLE value (anchored for you). Repeated headers are joined with `', '`.
+   * WHOLE value (anchored for you). Repeated headers are joined with `', '`. A regex that could
+   * backtrack exponentially is refused (nested quantifiers like `(a+)+`, a repeated alternation like
+   * `(a|aa)*`, backreferences), and values over 1024 characters never match a regex.
    */
   header?: { name: string; value?: string; regex?: string | RegExp };
   /** The name of a cookie that must be present with a non-empty value. */
@@ -183,6 +185,8 @@ function compileHeader(path: string, value: unknown): HeaderCondition {
     } catch (error) {
       throw new InvalidOptionError(`${path}.regex`, regex, 'must be a valid regular expression', { cause: error });
     }
+    const unsafe = backtrackingHazard(source);
+    if (unsafe !== undefined) throw new InvalidOptionError(`${path}.regex`, regex, `must not risk catastrophic backtracking: ${unsafe}`);
   }
   return Object.freeze({ name: name.toLowerCase(), value: exact, regex: compiled });
 }
@@ -308,4 +312,106 @@ export function compileRoutes(routes: unknown, pools: ReadonlySet<string>, cooki
     }
     return { index, name, match, pool, split, rewritePrefix, rewriteFrom, cookieName: `${cookiePrefix}_${name}` };
   });
+}
+
+/**
+ * Why a regular expression could take exponential time on a crafted input, or `undefined` when it
+ * has none of the known shapes. JavaScript's engine backtracks, and a route regex runs on every
+ * request over a value the client chose: one request with `([a-z]+)+` against 30 letters and a `!`
+ * keeps the event loop busy for seconds (ReDoS). Refused, as the `safe-regex` check does by star
+ * height, and as RE2 (Envoy's and HAProxy's choice for untrusted input) cannot even express:
+ * - a repeated group that itself contains a quantifier (star height 2: `(a+)+`, `(a*b?)*`);
+ * - a repeated group with an alternation (`(a|aa)*`: the branches can overlap);
+ * - a backreference (`\1`, `\k<name>`), which no linear-time engine supports.
+ * The input a regex sees is capped as well (`MAX_REGEX_INPUT`, in the matcher), which bounds what
+ * the remaining polynomial shapes (`.*a.*`) can cost.
+ */
+export function backtrackingHazard(source: string): string | undefined {
+  interface Group {
+    quantified: boolean;
+    alternation: boolean;
+  }
+  const stack: Group[] = [{ quantified: false, alternation: false }];
+  // What the quantifier that may follow applies to: a closed group (with its contents), or an atom.
+  let last: Group | 'atom' | undefined;
+  let i = 0;
+  const n = source.length;
+  while (i < n) {
+    const c = source[i]!;
+    if (c === '\\') {
+      const next = source[i + 1];
+      if (next !== undefined && /[1-9]/.test(next)) return `a backreference (\\${next}) is not allowed`;
+      if (next === 'k' && source[i + 2] === '<') return 'a named backreference (\\k<…>) is not allowed';
+      i += 2;
+      last = 'atom';
+      continue;
+    }
+    if (c === '[') {
+      // A character class is one atom; "]" right after "[" or "[^" is literal in no JS syntax, so
+      // the class ends at the first unescaped "]".
+      i++;
+      while (i < n && source[i] !== ']') i += source[i] === '\\' ? 2 : 1;
+      i++;
+      last = 'atom';
+      continue;
+    }
+    if (c === '(') {
+      stack.push({ quantified: false, alternation: false });
+      i++;
+      // Group syntax: (?:…), (?=…), (?!…), (?<=…), (?<!…), (?<name>…).
+      if (source[i] === '?') {
+        i++;
+        if (source[i] === '<' && source[i + 1] !== '=' && source[i + 1] !== '!') {
+          const close = source.indexOf('>', i);
+          i = close === -1 ? n : close + 1;
+        } else if (source[i] === '<') i += 2;
+        else i++;
+      }
+      last = undefined;
+      continue;
+    }
+    if (c === ')') {
+      const group = stack.length > 1 ? stack.pop()! : { quantified: false, alternation: false };
+      // A group holding a quantifier makes every group around it hold one.
+      if (group.quantified) stack[stack.length - 1]!.quantified = true;
+      last = group;
+      i++;
+      continue;
+    }
+    if (c === '|') {
+      stack[stack.length - 1]!.alternation = true;
+      last = undefined;
+      i++;
+      continue;
+    }
+    const quantifier = readQuantifier(source, i);
+    if (quantifier !== undefined) {
+      i = quantifier.end;
+      if (source[i] === '?') i++; // lazy
+      if (quantifier.repeats) {
+        if (last !== undefined && last !== 'atom') {
+          if (last.quantified) return 'a repeated group contains a quantifier (nested quantifiers, like "(a+)+")';
+          if (last.alternation) return 'a repeated group contains an alternation (like "(a|aa)*"); use a character class or write the group once';
+        }
+        stack[stack.length - 1]!.quantified = true;
+      }
+      last = undefined;
+      continue;
+    }
+    last = 'atom';
+    i++;
+  }
+  return undefined;
+}
+
+/** A quantifier at `i` (`*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}`): where it ends and whether it repeats. */
+function readQuantifier(source: string, i: number): { end: number; repeats: boolean } | undefined {
+  const c = source[i];
+  if (c === '*' || c === '+') return { end: i + 1, repeats: true };
+  if (c === '?') return { end: i + 1, repeats: false };
+  if (c !== '{') return undefined;
+  const braces = /^\{(\d+)(,(\d*))?\}/.exec(source.slice(i, i + 24));
+  if (braces === null) return undefined;
+  const max = braces[2] === undefined ? Number(braces[1]) : braces[3] === '' ? Infinity : Number(braces[3]);
+  return { end: i + braces[0].length, repeats: max > 1 };
 }

@@ -13,12 +13,20 @@
  * Counters come from the live `Backend` objects; they restart at 0 when a backend is removed and
  * re-added, which Prometheus treats as a counter reset. Label values are escaped (`\`, `"`,
  * newline) — pool names are free text, and a hostile one must not forge a sample.
+ *
+ * Cost: `prometheusHandler` renders a large source (over 1,000 backends) straight from the live
+ * `Backend` objects — no snapshot — in chunks of about 64 KB, one per turn of the event loop, with at
+ * most two such renders at once (see `stream.ts`); a 40,000-backend pool's 30 MB answer no longer
+ * holds up every other request of the process while it is built. Samples of one scrape are then
+ * read over a few hundred milliseconds rather than at one instant, as with any exporter that reads
+ * live counters; each sample is still a value the backend really had.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BackendSnapshot, BackendState, LoadBalancerSnapshot } from '@fulcrum/core';
+import type { Backend, BackendSnapshot, BackendState, LoadBalancerSnapshot } from '@fulcrum/core';
 import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
-import type { StatsSource } from './source';
+import type { StatsPool, StatsSource } from './source';
+import { RenderGate, SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
 
 /** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -63,14 +71,102 @@ export function prometheus(source: StatsSource): () => string {
   return () => renderPrometheus(snapshotPools(pools));
 }
 
-/** A `(req, res)` handler serving `prometheus(source)` (GET and HEAD; others 405). */
-export function prometheusHandler(source: StatsSource): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * A `(req, res)` handler serving `prometheus(source)` (GET and HEAD; others 405). A source of more
+ * than 1,000 backends is streamed in slices that yield to the event loop, `maxConcurrentRenders`
+ * (default 2) at a time at most (more get 503 with `Retry-After: 1`); a reader that stalls for
+ * `stallTimeoutMs` (default 30 s) is cut.
+ */
+export function prometheusHandler(source: StatsSource, options?: StreamOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const pools = normalizeStatsSource('prometheusHandler(source)', source);
+  const gate = normalizeStreamOptions('prometheusHandler.options', options);
   return (req, res) =>
     guarded(req, res, () => {
       if (!allowReadOnly(req, res)) return;
-      send(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, renderPrometheus(snapshotPools(pools)));
+      const live = liveBackends(pools);
+      if (live === undefined) {
+        send(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, renderPrometheus(snapshotPools(pools)));
+        return;
+      }
+      if (!gate.enter(req, res)) return;
+      streamBody(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, prometheusPieces(live), () => gate.leave(), gate.stallTimeoutMs);
     });
+}
+
+interface LivePool {
+  readonly label: string;
+  readonly lb: StatsPool['lb'];
+  readonly backends: readonly Backend[];
+}
+
+/**
+ * The pools' live backend lists when they are large enough to stream (and every pool exposes them;
+ * a duck-typed custom load balancer without `backends` is rendered from its snapshot), else undefined.
+ */
+function liveBackends(pools: readonly StatsPool[]): LivePool[] | undefined {
+  let total = 0;
+  const live: LivePool[] = [];
+  for (const { name, lb } of pools) {
+    const backends = (lb as { backends?: unknown }).backends;
+    if (!Array.isArray(backends) || typeof lb.tier !== 'string' || typeof lb.eligibleCount !== 'number') return undefined;
+    total += backends.length;
+    // The list is replaced, never mutated, on membership changes: this reference is a stable view.
+    live.push({ label: escapeLabelValue(name), lb, backends: backends as readonly Backend[] });
+  }
+  return total > SMALL_BODY_BACKENDS ? live : undefined;
+}
+
+/** What a backend family reads, filled from a live `Backend` into one reused object. */
+const facts = {} as BackendSnapshot;
+
+function readFacts(b: Backend, now: number): BackendSnapshot {
+  facts.state = b.state;
+  facts.inflight = b.inflight;
+  facts.requests = b.requests;
+  facts.failures = b.failures;
+  facts.latencyEwma = b.latencyEwma;
+  facts.weight = b.weight;
+  facts.effectiveWeight = b.effectiveWeight;
+  facts.ejected = b.isEjected(now);
+  return facts;
+}
+
+/** The same text as `renderPrometheus`, piece by piece, read from the live backends. */
+function* prometheusPieces(pools: readonly LivePool[]): Generator<string> {
+  const clockOf = (pool: LivePool): number => pool.lb.clock?.now() ?? Date.now();
+  for (const family of BACKEND_FAMILIES) {
+    yield headerText(family);
+    for (const pool of pools) {
+      const now = clockOf(pool);
+      for (const b of pool.backends) {
+        yield `${family.name}{pool="${pool.label}",backend="${escapeLabelValue(b.id)}"} ${formatValue(family.value(readFacts(b, now)))}\n`;
+      }
+    }
+    if (family.name === 'fulcrum_backend_up') {
+      yield headerText(STATE_FAMILY);
+      for (const pool of pools) {
+        for (const b of pool.backends) {
+          const labels = `pool="${pool.label}",backend="${escapeLabelValue(b.id)}"`;
+          const state = b.state;
+          yield `fulcrum_backend_state{${labels},state="up"} ${state === 'up' ? 1 : 0}\nfulcrum_backend_state{${labels},state="down"} ${state === 'down' ? 1 : 0}\nfulcrum_backend_state{${labels},state="draining"} ${state === 'draining' ? 1 : 0}\nfulcrum_backend_state{${labels},state="maintenance"} ${state === 'maintenance' ? 1 : 0}\n`;
+        }
+      }
+    }
+  }
+  for (const family of POOL_FAMILIES) {
+    yield headerText(family);
+    for (const pool of pools) {
+      // The three facts the pool families read, without a snapshot of every backend.
+      const view = { backends: pool.backends, eligible: pool.lb.eligibleCount, tier: pool.lb.tier } as unknown as LoadBalancerSnapshot;
+      yield `${family.name}{pool="${pool.label}"} ${formatValue(family.value(view))}\n`;
+    }
+  }
+}
+
+const STATE_FAMILY = { name: 'fulcrum_backend_state', type: 'gauge', help: 'The backend state, one-hot: 1 for its current state, 0 for the others.' } as const;
+
+function headerText(family: Pick<Family<unknown>, 'name' | 'type' | 'help'>): string {
+  return `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`;
 }
 
 /** Render snapshots keyed by pool name. Exposed for callers that collect snapshots themselves. */
@@ -88,7 +184,7 @@ export function renderPrometheus(pools: Readonly<Record<string, LoadBalancerSnap
     }
     // The one-hot state family goes right after `up`, its closest relative.
     if (family.name === 'fulcrum_backend_up') {
-      header(lines, { name: 'fulcrum_backend_state', type: 'gauge', help: 'The backend state, one-hot: 1 for its current state, 0 for the others.' });
+      header(lines, STATE_FAMILY);
       for (const pool of names) {
         for (const b of (pools[pool] as LoadBalancerSnapshot).backends) {
           for (const state of STATES) lines.push(`fulcrum_backend_state{${backendLabels(pool, b)},state="${state}"} ${b.state === state ? 1 : 0}`);

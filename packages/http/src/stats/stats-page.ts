@@ -11,6 +11,11 @@
  * Like HAProxy's stats page it shows backend addresses: it is an operator's page. Mount it on an
  * admin port or behind authentication, never on the public listener as is.
  *
+ * Cost: the page itself is static. `?format=json` for more than 1,000 backends (all pools) is
+ * streamed: each pool is snapshotted in one step, then written in chunks of about 64 KB, one per turn
+ * of the event loop, two such renders at most at once (a third gets 503, `Retry-After: 1`), so a
+ * 40,000-backend pool's 11 MB answer does not hold up the other requests of the process.
+ *
  * With `admin: { path }` each backend row gains drain / maintenance / ready buttons and a weight
  * input that call the admin API of `fulcrum` (HAProxy's stats page has the same "admin" mode). The
  * page carries only the API's path, never a secret: the operator types the bearer token into a
@@ -27,7 +32,8 @@ import type { StatsEvent } from './event-log';
 import { renderStatsPage, STATS_PAGE_CSP } from './page';
 import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
-import type { StatsSource } from './source';
+import type { StatsPool, StatsSource } from './source';
+import { SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody } from './stream';
 
 /** Options of `statsPage()`. */
 export interface StatsPageOptions {
@@ -43,6 +49,10 @@ export interface StatsPageOptions {
    * and `PUT {path}/pools/:pool/backends/:id/weight`. Default: none (a read-only page).
    */
   admin?: { path: string };
+  /** `?format=json` of more than 1,000 backends is streamed; this many at once at most (1–64). Default 2. */
+  maxConcurrentRenders?: number;
+  /** A streamed response whose client reads nothing for this long is cut, ms (100–3,600,000). Default 30,000. */
+  stallTimeoutMs?: number;
 }
 
 /** What `?format=json` returns. */
@@ -59,7 +69,7 @@ export type StatsHandler = ((req: IncomingMessage, res: ServerResponse) => void)
   close(): void;
 };
 
-const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize', 'admin'];
+const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize', 'admin', 'maxConcurrentRenders', 'stallTimeoutMs'];
 /** Absolute, visible ASCII without quotes, query or fragment: it goes into an attribute and into URLs. */
 const ADMIN_PATH = /^\/[\x21-\x7e]{0,255}$/;
 
@@ -77,11 +87,21 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
   const { title, refreshMs, historySize, adminPath } = normalizeStatsPageOptions(options);
   const page = Buffer.from(renderStatsPage(title, refreshMs, adminPath), 'utf8');
   const log = new EventLog(pools, historySize);
+  const { maxConcurrentRenders, stallTimeoutMs } = (options ?? {}) as StatsPageOptions;
+  const gate = normalizeStreamOptions('statsPage', {
+    ...(maxConcurrentRenders === undefined ? {} : { maxConcurrentRenders }),
+    ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
+  });
 
   const respond = (req: IncomingMessage, res: ServerResponse): void => {
     if (!allowReadOnly(req, res)) return;
     const format = requestedFormat(req.url);
     if (format === 'json') {
+      if (backendCount(pools) > SMALL_BODY_BACKENDS) {
+        if (!gate.enter(req, res)) return;
+        streamBody(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, statsJsonPieces(pools, log.list()), () => gate.leave(), gate.stallTimeoutMs);
+        return;
+      }
       const body: StatsJson = { pools: snapshotPools(pools), events: log.list() };
       send(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, JSON.stringify(body));
     } else if (format === 'html') {
@@ -97,6 +117,36 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
   };
   const handler = (req: IncomingMessage, res: ServerResponse): void => guarded(req, res, () => respond(req, res));
   return Object.assign(handler, { close: () => log.close() });
+}
+
+/** Backends over every pool, from the live lists (0 for a custom load balancer without one). */
+function backendCount(pools: readonly StatsPool[]): number {
+  let total = 0;
+  for (const { lb } of pools) {
+    const list = (lb as { backends?: unknown }).backends;
+    if (Array.isArray(list)) total += list.length;
+  }
+  return total;
+}
+
+/**
+ * The text of `JSON.stringify({ pools: snapshotPools(pools), events })`, piece by piece: each pool is
+ * snapshotted when its turn comes (one step per pool — about a microsecond per backend) and its
+ * backends are written one by one, so `streamBody` can yield to the event loop between chunks.
+ * `backends` is the snapshot's last key, which keeps the text identical to the one-step form.
+ */
+function* statsJsonPieces(pools: readonly StatsPool[], events: readonly StatsEvent[]): Generator<string> {
+  yield '{"pools":{';
+  let firstPool = true;
+  for (const { name, lb } of pools) {
+    const { backends, ...head } = lb.snapshot();
+    const opening = JSON.stringify(head);
+    yield `${firstPool ? '' : ','}${JSON.stringify(name)}:${opening.slice(0, -1)}${opening.length > 2 ? ',' : ''}"backends":[`;
+    firstPool = false;
+    for (let i = 0; i < backends.length; i++) yield i === 0 ? JSON.stringify(backends[i]) : `,${JSON.stringify(backends[i])}`;
+    yield ']}';
+  }
+  yield `},"events":${JSON.stringify(events)}}`;
 }
 
 function normalizeStatsPageOptions(input: unknown): { title: string; refreshMs: number; historySize: number; adminPath: string | undefined } {

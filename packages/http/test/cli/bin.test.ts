@@ -1,6 +1,6 @@
 // The real bin file, run as a child process against a bundle equivalent to the published dist
 // (src/index.ts plus the CLI exports the package entry gains), built here with esbuild.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -68,6 +68,26 @@ describe('bin/fulcrum.mjs', () => {
     const bad = run(['--check', '--config', badFile]);
     expect(await bad.exited).toBe(1);
     expect(bad.out.stderr).toContain('pools.api.backends[2].weight: must be 0 or a finite number from 0.01 to 1000000 (0 = no new unsticky traffic), got "x"');
+  });
+
+  it('--check refuses a certificate path that is a FIFO and exits 1 instead of waiting for a writer', async () => {
+    const fifo = join(dir, 'cert.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const file = join(dir, 'fifo.json');
+    writeFileSync(file, JSON.stringify({ frontends: [{ port: 8443, tls: { certs: [{ cert: 'cert.fifo', key: 'cert.fifo' }] } }], pools: { web: { backends: [] } } }));
+    const check = run(['--check', '--config', file]);
+    expect(await check.exited).toBe(1);
+    expect(check.out.stderr).toContain('frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it is a FIFO (named pipe)');
+  });
+
+  it('--check refuses replication whose optional package is not installed, naming option and package', async () => {
+    // The bundle lives in a temp directory with no node_modules: exactly a proxy installed without
+    // the optional @fulcrum/session-redis (ESM resolution, as the running CLI does it).
+    const file = join(dir, 'redis.json');
+    writeFileSync(file, JSON.stringify({ frontends: [{ port: 8080 }], pools: { web: { backends: [] } }, replication: { redis: { url: 'redis://127.0.0.1:6379' } } }));
+    const check = run(['--check', '--config', file]);
+    expect(await check.exited).toBe(1);
+    expect(check.out.stderr).toContain('replication.redis: needs the package @fulcrum/session-redis, which is not installed (install it next to @fulcrum/http)');
   });
 
   it('runs the proxy and exits 0 after SIGTERM', async () => {

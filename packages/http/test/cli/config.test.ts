@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '@fulcrum/core';
-import { loadConfig, validateConfig } from '../../src/cli';
+import { loadConfig, validateConfig, validateConfigAsync } from '../../src/cli';
 
 const env = { FULCRUM_COOKIE_SECRET: 'a-cookie-secret-of-at-least-32-bytes-long!!', ADMIN: 'admin-token-0123456789abcdef' };
 
@@ -75,11 +76,13 @@ describe('validateConfig', () => {
     ['two stickiness modes', (c: any) => (c.pools.web.stickiness.header = 'x-user'), 'pools.web.stickiness'],
     ['a bad proxy timeout', (c: any) => (c.pools.api.timeouts = { connect: 5 }), 'pools.api.timeouts.connect: is not a timeout'],
     ['a bad attempts count', (c: any) => (c.pools.api.attempts = 0), 'pools.api.attempts: must be an integer from 1 to 10, got 0'],
+    ['a route regex with nested quantifiers', (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '([a-z]+)+' } }), 'routes[0].match.header.regex: must not risk catastrophic backtracking: a repeated group contains a quantifier'],
+    ['a route regex with a backreference', (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '(a)\\1' } }), 'routes[0].match.header.regex: must not risk catastrophic backtracking: a backreference'],
     ['a route to an unknown pool', (c: any) => (c.routes[1].pool = 'nope'), 'routes[1].pool'],
     ['no routes with several pools', (c: any) => delete c.routes, 'routes: must be given when there are several pools'],
     ['a port out of range', (c: any) => (c.frontends[0].port = 70000), 'frontends[0].port: must be an integer from 0 to 65535, got 70000'],
     ['no frontends', (c: any) => (c.frontends = []), 'frontends: must be a non-empty array'],
-    ['a missing TLS file', (c: any) => (c.frontends[0].tls = { certs: [{ cert: '/nonexistent/a.pem', key: '/nonexistent/a.key' }] }), 'frontends[0].tls.certs[0].cert: must be a readable file (ENOENT)'],
+    ['a missing TLS file', (c: any) => (c.frontends[0].tls = { certs: [{ cert: '/nonexistent/a.pem', key: '/nonexistent/a.key' }] }), 'frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it cannot be opened (ENOENT)'],
     ['a redirect port', (c: any) => (c.frontends[0].redirectToHttps = { port: 0 }), 'frontends[0].redirectToHttps.port: must be an integer port from 1 to 65535, got 0'],
     ['a redirect host list', (c: any) => (c.frontends[0].redirectToHttps = { hosts: ['a b'] }), 'frontends[0].redirectToHttps.hosts[0]: must be a host name'],
     ['an unknown redirect key', (c: any) => (c.frontends[0].redirectToHttps = { status: 302 }), 'frontends[0].redirectToHttps.status: is not a key'],
@@ -125,5 +128,93 @@ describe('loadConfig', () => {
     writeFileSync(file, JSON.stringify({ frontends: [{ port: 0 }], pools: { p: { backends: [] } }, accessLog: { path: 'access.log' } }));
     const config = await loadConfig(file, { env: {} });
     expect(config.accessLog!.path).toBe(join(dir, 'access.log'));
+  });
+});
+
+describe('fulcrum --check: what used to pass validation and fail (or hang) later', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'fulcrum-check-'));
+    writeFileSync(join(work, 'a-file'), 'x');
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const minimal = (extra: Record<string, unknown> = {}, frontend: Record<string, unknown> = {}) => ({ frontends: [{ port: 8080, ...frontend }], pools: { web: { backends: [] } }, ...extra });
+  async function refusal(config: unknown, options: Parameters<typeof validateConfigAsync>[1] = {}): Promise<{ path: string; message: string }> {
+    try {
+      await validateConfigAsync(config, { env: {}, baseDir: work, ...options });
+    } catch (error) {
+      expect(isInvalidOptionError(error)).toBe(true);
+      return { path: (error as { path: string }).path, message: (error as Error).message };
+    }
+    throw new Error('expected the config to be refused');
+  }
+
+  it('refuses a deeply nested metadata with a named error instead of overflowing the stack', async () => {
+    // 100,000 levels: JSON.parse takes it; a recursive walk (substitution, JSON.stringify) would not.
+    const text = `{"frontends":[{"port":8080}],"pools":{"web":{"backends":[{"id":"b1","address":"http://127.0.0.1:1","metadata":${'{"a":'.repeat(100_000)}"x"${'}'.repeat(100_000)}}]}}}`;
+    const file = join(work, 'deep.json');
+    writeFileSync(file, text);
+    let caught: unknown;
+    try {
+      await loadConfig(file, { env: {} });
+    } catch (error) {
+      caught = error;
+    }
+    expect(isInvalidOptionError(caught)).toBe(true);
+    expect((caught as { path: string }).path).toMatch(/^pools\.web\.backends\[0\]\.metadata(\.a)+$/);
+    expect((caught as Error).message).toContain('must not nest objects or arrays more than 32 levels deep');
+  });
+
+  it.each(['0.0.0.0:8080', '[::1]', '300.1.1.1', '10.0.0', 'bad host!', '', 'localhost.', 7])('refuses the frontend host %j', async (host) => {
+    const { path, message } = await refusal(minimal({}, { host }));
+    expect(path).toBe('frontends[0].host');
+    expect(message).toContain('must be an IP address');
+  });
+
+  it('accepts IPv4, IPv6 and host names as frontend and admin hosts', async () => {
+    for (const host of ['127.0.0.1', '::', '::1', 'localhost', 'edge-1.internal']) {
+      const config = await validateConfigAsync(minimal({ admin: { port: 9000, host, token: env.ADMIN } }, { host }), { env: {}, baseDir: work });
+      expect(config.frontends[0]!.host).toBe(host);
+      expect(config.admin!.host).toBe(host);
+    }
+    expect((await refusal(minimal({ admin: { port: 9000, host: '::1]', token: env.ADMIN } }))).path).toBe('admin.host');
+  });
+
+  it.each([
+    ['a missing directory', () => join(work, 'no-such-dir', 'access.log'), 'is in a directory that does not exist'],
+    ['a directory', () => work, 'is a directory'],
+    ['a path under a regular file', () => join(work, 'a-file', 'access.log'), 'cannot be opened for writing (ENOTDIR)'],
+    ['a FIFO', () => {
+      const fifo = join(work, 'log.fifo');
+      execFileSync('mkfifo', [fifo]);
+      return fifo;
+    }, 'is a FIFO (named pipe)'],
+  ])('refuses an access log in %s', async (_what, path, reason) => {
+    const { path: option, message } = await refusal(minimal({ accessLog: { path: path() } }));
+    expect(option).toBe('accessLog.path');
+    expect(message).toContain(`must be a file this process can append to, but it ${reason}`);
+  });
+
+  it('accepts an access log it can create, and creates it as nginx -t does', async () => {
+    const config = await validateConfigAsync(minimal({ accessLog: { path: 'logs-access.log' } }), { env: {}, baseDir: work });
+    expect(config.accessLog!.path).toBe(join(work, 'logs-access.log'));
+    expect(readFileSync(join(work, 'logs-access.log'), 'utf8')).toBe('');
+  });
+
+  it.each([
+    [{ sql: { url: 'mysql://root@127.0.0.1/test', table: 'stick;drop table users' } }, 'replication.sql.table', 'must be a table name'],
+    [{ sql: { url: 'mysql://root@127.0.0.1/test', table: '1abc' } }, 'replication.sql.table', 'must be a table name'],
+    [{ redis: { url: 'redis://127.0.0.1:6379', key: 'stick\r\nFLUSHALL' } }, 'replication.redis.key', 'without NUL, CR or LF'],
+    [{ redis: { url: 'redis://127.0.0.1:6379', channel: 'a\nb' } }, 'replication.redis.channel', 'without NUL, CR or LF'],
+  ])('refuses replication %j under its own option name at check time', async (replication, path, message) => {
+    const refused = await refusal(minimal({ replication }));
+    expect(refused.path).toBe(path);
+    expect(refused.message).toContain(message);
+  });
+
+  it('accepts replication whose packages are installed (this workspace has them)', async () => {
+    const config = await validateConfigAsync(minimal({ replication: { redis: { url: 'redis://127.0.0.1:6379', key: 'fulcrum:stick' } } }), { env: {}, baseDir: work });
+    expect(config.replication).toMatchObject({ kind: 'redis', key: 'fulcrum:stick' });
   });
 });

@@ -65,7 +65,7 @@ describe('startFulcrum: reload', () => {
   it('keeps the stick-table of header stickiness across a reload', async () => {
     const [b1, b2] = await backends(2);
     const config = (title: string) => ({
-      frontends: [{ port: 0, host: '127.0.0.1' }],
+      frontends: [{ port: 0, host: '127.0.0.1', stats: true }],
       pools: { web: { algorithm: 'round-robin', backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }], stickiness: { header: 'x-user' } } },
       stats: { path: '/fulcrum', title },
     });
@@ -177,7 +177,7 @@ describe('startFulcrum: admin API', () => {
 describe('startFulcrum: the stats page and the admin API', () => {
   it('gives the stats page the admin path when the API is under a path, and no admin controls when it has its own port', async () => {
     const [b1] = await backends(1);
-    const config = (admin: object) => ({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } }, stats: { path: '/fulcrum' }, admin: { token: TOKEN, ...admin } });
+    const config = (admin: object) => ({ frontends: [{ port: 0, host: '127.0.0.1', stats: true }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } }, stats: { path: '/fulcrum' }, admin: { token: TOKEN, ...admin } });
     const fulcrum = await start(config({ path: '/fulcrum/admin' }));
     expect((await get(fulcrum.port, '/fulcrum')).body).toContain('data-admin-path="/fulcrum/admin"');
     // The admin API under the stats path is the API, not the page.

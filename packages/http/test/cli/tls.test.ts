@@ -1,14 +1,15 @@
 // TLS frontends of the runner: SNI selection through a running instance, certificates swapped by a
 // config reload while a connection stays open, and a redirect-to-https frontend. Certificates are
 // throwaway ones made by `openssl` in a temp dir (test/tls/certs.ts).
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startFulcrum, validateConfig, type FulcrumInstance } from '../../src/cli';
+import { startFulcrum, validateConfig, validateConfigAsync, type FulcrumInstance } from '../../src/cli';
 import { certDir, type CertDir } from '../tls/certs';
 import { get, startBackend } from './helpers';
 
@@ -140,6 +141,33 @@ describe('startFulcrum: TLS frontends', () => {
   });
 });
 
+describe('startFulcrum: TLS renegotiation', () => {
+  it('refuses a client-initiated renegotiation on a TLS frontend after serving a request on the connection', async () => {
+    const backend = await startBackend('b1');
+    cleanups.push(() => backend.close());
+    const { fulcrum } = await startWithFile({
+      frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }],
+      pools: { web: { backends: [{ id: 'b1', address: backend.url }] } },
+    });
+    const socket = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: fulcrum.addresses().frontends[0]!.port, servername: 'a.test', rejectUnauthorized: false, maxVersion: 'TLSv1.2' }, () => resolve(s));
+      s.once('error', reject);
+    });
+    cleanups.push(() => socket.destroy());
+    const head = await new Promise<string>((resolve) => {
+      socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1')));
+      socket.write('GET / HTTP/1.1\r\nhost: a.test\r\n\r\n');
+    });
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    const error = await new Promise<Error | undefined>((resolve) => {
+      socket.once('error', resolve);
+      if (!socket.renegotiate({ rejectUnauthorized: false }, (err) => resolve(err ?? undefined))) resolve(new Error('renegotiate() refused to start'));
+      socket.write('GET / HTTP/1.1\r\nhost: a.test\r\n\r\n');
+    });
+    expect(error?.message).toContain('no renegotiation');
+  });
+});
+
 describe('validateConfig: TLS and redirect frontends', () => {
   const pools = { web: { backends: [] } };
 
@@ -190,5 +218,46 @@ describe('startFulcrum: redirectToHttps frontends', () => {
     await fulcrum.reload();
     expect(fulcrum.addresses().frontends[0]!.port).toBe(plain.port);
     expect((await get(plain.port, '/x', { headers: { host: 'a.test' } })).headers.location).toBe('https://a.test/x');
+  });
+});
+
+describe('certificate paths that are not regular files', () => {
+  let special: string;
+  beforeAll(() => {
+    special = mkdtempSync(join(tmpdir(), 'fulcrum-cli-fifo-'));
+    execFileSync('mkfifo', [join(special, 'cert.fifo')]);
+  });
+  afterAll(() => rmSync(special, { recursive: true, force: true }));
+
+  it.each([
+    ['a FIFO', () => join(special, 'cert.fifo'), 'is a FIFO (named pipe), not a regular file'],
+    ['/dev/urandom', () => '/dev/urandom', 'is a character device, not a regular file'],
+    ['a directory', () => special, 'is a directory, not a regular file'],
+  ])('refuses %s as a certificate with a named error, asynchronously and synchronously, without waiting on it', async (_what, path, reason) => {
+    const config = { frontends: [{ port: 8443, tls: { certs: [{ cert: path(), key: 'a.key' }] } }], pools: { web: { backends: [] } } };
+    const message = `frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it ${reason}`;
+    await expect(validateConfigAsync(config, { baseDir: work })).rejects.toThrow(message);
+    expect(() => validateConfig(config, { baseDir: work })).toThrow(message);
+  });
+
+  it('refuses a key file over 1 MiB', async () => {
+    const big = join(special, 'big.key');
+    writeFileSync(big, `-----BEGIN PRIVATE KEY-----\n${'A'.repeat(1024 * 1024)}\n`);
+    await expect(validateConfigAsync({ frontends: [{ port: 8443, tls: { certs: [{ cert: 'a.crt', key: big }] } }], pools: { web: { backends: [] } } }, { baseDir: work })).rejects.toThrow(
+      /^frontends\[0\]\.tls\.certs\[0\]\.key: must be a readable regular file of at most 1 MiB, but it is \d+ bytes, over the 1048576-byte limit/,
+    );
+  });
+
+  it('keeps the old config and certificate when a reload names a FIFO, and the proxy keeps answering', async () => {
+    const backend = await startBackend('b1');
+    cleanups.push(() => backend.close());
+    const good = { frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }], pools: { web: { backends: [{ id: 'b1', address: backend.url }] } } };
+    const { fulcrum, file } = await startWithFile(good);
+    const port = fulcrum.addresses().frontends[0]!.port;
+    writeFileSync(file, JSON.stringify({ ...good, frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: join(special, 'cert.fifo'), key: 'a.key' }] } }] }));
+    // A blocking read of the FIFO would never return (nothing writes to it): the reload would hang
+    // and, being on the event loop, so would every request.
+    await expect(fulcrum.reload()).rejects.toThrow('frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it is a FIFO');
+    expect(await tlsGet(port, '/', 'a.test')).toMatchObject({ status: 200, body: 'b1', cn: 'a.test' });
   });
 });

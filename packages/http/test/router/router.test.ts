@@ -360,3 +360,42 @@ describe('createRouter over a real HTTP server', () => {
     }
   });
 });
+
+describe('createRouter: regular expressions that cannot stall the event loop', () => {
+  it.each([
+    ['([a-z]+)+', 'nested quantifiers'],
+    ['(a*)*b', 'nested quantifiers'],
+    ['((x+)y)+', 'nested quantifiers'],
+    ['(?:a+b?){2,}', 'nested quantifiers'],
+    ['(a|aa)*', 'alternation'],
+    ['(a)\\1', 'backreference'],
+    ['(?<v>a)\\k<v>', 'backreference'],
+  ])('refuses %s at config time with a named error (%s)', (regex, why) => {
+    let caught: unknown;
+    try {
+      createRouter({ pools: POOLS, routes: [{ match: { header: { name: 'x-role', regex } }, pool: 'api' }] });
+    } catch (error) {
+      caught = error;
+    }
+    expect(isInvalidOptionError(caught)).toBe(true);
+    expect((caught as { path: string }).path).toBe('routes[0].match.header.regex');
+    expect((caught as Error).message).toContain(why);
+  });
+
+  it('refuses a RegExp object with nested quantifiers too, not only source strings', () => {
+    expect(invalid(() => createRouter({ pools: POOLS, routes: [{ match: { header: { name: 'x', regex: /(\w+\s?)+$/ } }, pool: 'api' }] })).path).toBe('routes[0].match.header.regex');
+  });
+
+  it.each(['v[0-9]+', '(?:foo|bar)', '(ab)+', '(a+)?b', '\\d+\\.\\d+', '[(+)]+x', 'a{1,3}', '(a{1})*'])('accepts the linear-time shape %s', (regex) => {
+    expect(() => router([{ match: { header: { name: 'x', regex } }, pool: 'api' }])).not.toThrow();
+  });
+
+  it('does not run a regex on a header value longer than 1024 characters, so a 60 KB value cannot stall matching', () => {
+    // Cubic on its input: on 60,000 characters this pattern alone would run for hours.
+    const r = router([{ match: { header: { name: 'x-tag', regex: '[a-z]*[a-z]*[a-z]*!' } }, pool: 'api' }, { pool: 'web' }]);
+    expect(r.match(req('/', { 'x-tag': `${'a'.repeat(60_000)}?` }))?.pool).toBe('web');
+    // At and under the cap the regex is in force.
+    expect(r.match(req('/', { 'x-tag': `${'a'.repeat(1023)}!` }))?.pool).toBe('api');
+    expect(r.match(req('/', { 'x-tag': `${'a'.repeat(1024)}!` }))?.pool).toBe('web');
+  });
+});

@@ -45,3 +45,51 @@ export async function serve(handler: RequestListener): Promise<TestServer> {
       }),
   };
 }
+
+/** A GET whose reading is paused after the first chunk: the server's render cannot run ahead of it. */
+export interface HeldResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Read the rest; resolves with the whole body. */
+  resume(): Promise<string>;
+  /** Drop the connection without reading the rest. */
+  abort(): void;
+}
+
+export function heldRequest(url: string, headers: Record<string, string> = {}): Promise<HeldResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      let ended = false;
+      let onEnd: (() => void) | undefined;
+      // A response the server cut is incomplete (`res.complete` false): it must never pass for a body.
+      const settle = (): void => {
+        if (ended) return;
+        ended = true;
+        onEnd?.();
+      };
+      res.on('end', settle);
+      res.on('close', settle);
+      res.on('error', () => undefined);
+      res.once('data', (first: Buffer) => {
+        chunks.push(first);
+        res.pause();
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          resume: () =>
+            new Promise<string>((done, fail) => {
+              res.on('data', (chunk: Buffer) => chunks.push(chunk));
+              const finish = (): void => (res.complete ? done(Buffer.concat(chunks).toString('utf8')) : fail(new Error('aborted: the server cut the response')));
+              if (ended) finish();
+              else onEnd = finish;
+              res.resume();
+            }),
+          abort: () => req.destroy(),
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

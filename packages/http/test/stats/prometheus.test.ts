@@ -3,7 +3,7 @@ import type { LoadBalancer } from '@fulcrum/core';
 import { FakeClock } from '@fulcrum/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { escapeLabelValue, prometheus, prometheusHandler } from '../../src/stats';
-import { request, serve } from './http-client';
+import { heldRequest, request, serve } from './http-client';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -81,7 +81,7 @@ function parseExposition(text: string): Exposition {
 }
 
 function lb(name: string, backends: { id: string; weight?: number }[], clock = new FakeClock(0)): LoadBalancer {
-  const balancer = createLoadBalancer({ name, clock, algorithm: 'round-robin', backends: backends.map((b, i) => ({ ...b, address: `http://10.0.0.${i + 1}:80` })) });
+  const balancer = createLoadBalancer({ name, clock, algorithm: 'round-robin', backends: backends.map((b, i) => ({ ...b, address: i < 254 ? `http://10.0.0.${i + 1}:80` : `http://10.1.${i >> 8}.${i & 255}:80` })) });
   cleanups.push(() => balancer.close());
   return balancer;
 }
@@ -194,5 +194,92 @@ describe('prometheusHandler', () => {
     const post = await request(`${server.url}/metrics`, 'POST');
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD');
+  });
+});
+
+describe('prometheusHandler: a huge source', () => {
+  const big = (n: number): { id: string }[] => Array.from({ length: n }, (_, i) => ({ id: `b${i}` }));
+
+  it('streams a 40,000-backend pool in slices: a change made while the client holds the stream shows in the part not yet rendered', async () => {
+    const huge = lb('huge', big(40_000));
+    const web = lb('web', [{ id: 'w1' }]);
+    const server = await serve(prometheusHandler({ huge, web }));
+    cleanups.push(() => server.close());
+    const held = await heldRequest(`${server.url}/metrics`);
+    expect(held.status).toBe(200);
+    expect(held.headers['content-length']).toBeUndefined();
+    // The reader holds the stream after its first chunk, so the server has rendered what the
+    // socket buffers hold (a few MB) of the ~30 MB; the weight family comes after ~25 MB of it.
+    // Rendering in one step (the old way) would already have written w1's weight as 1.
+    web.setWeight('w1', 7);
+    const text = await held.resume();
+    const exposition = parseExposition(text);
+    expect(sample(exposition, 'fulcrum_backend_weight', { pool: 'web', backend: 'w1' })).toBe(7);
+    expect(sample(exposition, 'fulcrum_backend_up', { pool: 'huge', backend: 'b39999' })).toBe(1);
+    expect(sample(exposition, 'fulcrum_pool_backends', { pool: 'huge' })).toBe(40_000);
+    expect(exposition.samples.filter((s) => s.name === 'fulcrum_backend_state')).toHaveLength(4 * 40_001);
+  }, 60_000);
+
+  it('streams exactly the text of renderPrometheus when nothing changes', async () => {
+    const pool = lb('p', big(3000));
+    const server = await serve(prometheusHandler({ p: pool, 'odd "name"\n': lb('x', [{ id: 'y' }]) }));
+    cleanups.push(() => server.close());
+    const reply = await request(`${server.url}/metrics`);
+    expect(reply.headers['transfer-encoding']).toBe('chunked');
+    expect(reply.body).toBe(prometheus({ p: pool, 'odd "name"\n': lb('x2', [{ id: 'y' }]) })().replaceAll('pool="x2"', 'pool="x"'));
+  });
+
+  it('renders two huge bodies at once at most: a third request gets 503 with Retry-After, and a slot frees when a client leaves', async () => {
+    const huge = lb('huge', big(20_000));
+    const server = await serve(prometheusHandler(huge));
+    cleanups.push(() => server.close());
+    const first = await heldRequest(`${server.url}/metrics`);
+    const second = await heldRequest(`${server.url}/metrics`);
+    const third = await request(`${server.url}/metrics`);
+    expect(third.status).toBe(503);
+    expect(third.headers['retry-after']).toBe('1');
+    await second.resume();
+    const fourth = await heldRequest(`${server.url}/metrics`);
+    expect(fourth.status).toBe(200);
+    fourth.abort();
+    first.abort();
+    // Both slots come back once the aborted renders notice their clients are gone.
+    const again = await request(`${server.url}/metrics`);
+    expect(again.status).toBe(200);
+  });
+});
+
+describe('prometheusHandler: readers that stop reading', () => {
+  it('cuts a streamed response whose client reads nothing for stallTimeoutMs, giving its render slot back', async () => {
+    const huge = lb('huge', Array.from({ length: 40_000 }, (_, i) => ({ id: `b${i}` })));
+    const server = await serve(prometheusHandler(huge, { maxConcurrentRenders: 1, stallTimeoutMs: 200 }));
+    cleanups.push(() => server.close());
+    const stalled = await heldRequest(`${server.url}/metrics`);
+    expect((await request(`${server.url}/metrics`)).status).toBe(503);
+    // The held reader reads nothing more (a paused socket does not even see the server's close):
+    // the server cuts it after 200 ms and its slot comes back — later requests get 200 again.
+    let next = await request(`${server.url}/metrics`);
+    for (let i = 0; next.status === 503 && i < 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      next = await request(`${server.url}/metrics`);
+    }
+    expect(next.status).toBe(200);
+    expect(next.body.endsWith('fulcrum_pool_panic{pool="huge"} 0\n')).toBe(true);
+    // What the stalled reader got is truncated, and it is told so once it reads again.
+    await expect(stalled.resume()).rejects.toThrow(/aborted/);
+  }, 60_000);
+
+  it('refuses stream options out of range, naming them', () => {
+    const web = lb('web', [{ id: 'b1' }]);
+    for (const [options, path] of [[{ maxConcurrentRenders: 0 }, 'prometheusHandler.options.maxConcurrentRenders'], [{ stallTimeoutMs: 5 }, 'prometheusHandler.options.stallTimeoutMs'], [{ max: 1 }, 'prometheusHandler.options.max']] as const) {
+      let thrown: unknown;
+      try {
+        prometheusHandler(web, options as never);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(isInvalidOptionError(thrown)).toBe(true);
+      expect((thrown as { path: string }).path).toBe(path);
+    }
   });
 });

@@ -31,7 +31,7 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     // Backends that nothing calls: no health checks, so they stay up; the page only reads and steers state.
     fulcrum = await startFulcrum(
       {
-        frontends: [{ port: 0, host: '127.0.0.1' }],
+        frontends: [{ port: 0, host: '127.0.0.1', stats: true }],
         pools: {
           web: { algorithm: 'round-robin', backends: [{ id: 'b1', address: 'http://127.0.0.1:9', weight: 2 }, { id: 'b2', address: 'http://127.0.0.1:9' }] },
           api: { backends: [{ id: 'a1', address: 'http://127.0.0.1:9' }] },

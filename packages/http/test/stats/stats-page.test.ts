@@ -4,7 +4,7 @@ import { FakeClock } from '@fulcrum/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { statsPage } from '../../src/stats';
 import type { StatsHandler, StatsJson, StatsPageOptions } from '../../src/stats';
-import { request, serve } from './http-client';
+import { heldRequest, request, serve } from './http-client';
 import type { TestServer } from './http-client';
 
 const cleanups: (() => unknown)[] = [];
@@ -13,7 +13,7 @@ afterEach(async () => {
 });
 
 function pool(name: string, ids: string[], clock = new FakeClock(1_700_000_000_000)): LoadBalancer {
-  const lb = createLoadBalancer({ name, clock, algorithm: 'round-robin', backends: ids.map((id, i) => ({ id, address: `http://10.0.0.${i + 1}:8080` })) });
+  const lb = createLoadBalancer({ name, clock, algorithm: 'round-robin', backends: ids.map((id, i) => ({ id, address: i < 254 ? `http://10.0.0.${i + 1}:8080` : `http://10.1.${i >> 8}.${i & 255}:8080` })) });
   cleanups.push(() => lb.close());
   return lb;
 }
@@ -231,5 +231,36 @@ describe('statsPage failures', () => {
     expect(reply.body).toBe('stats unavailable\n');
     broken = false;
     expect((await request(`${server.url}/?format=json`)).status).toBe(200);
+  });
+});
+
+describe('statsPage JSON of a huge source', () => {
+  const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `b${i}`);
+
+  it('streams a 40,000-backend pool in slices: a pool snapshotted after the client held the stream shows a change made meanwhile', async () => {
+    const huge = pool('huge', ids(40_000));
+    const web = pool('web', ['w1']);
+    const server = await mount(statsPage({ huge, web }));
+    const held = await heldRequest(`${server.url}/?format=json`);
+    expect(held.status).toBe(200);
+    expect(held.headers['content-length']).toBeUndefined();
+    // ~11 MB in all; the reader holds after its first chunk, and the web pool is snapshotted only
+    // when the huge one has been written. One-step rendering would show w1 up.
+    web.maintain('w1');
+    const data = JSON.parse(await held.resume()) as StatsJson;
+    expect(data.pools.huge?.backends).toHaveLength(40_000);
+    expect(data.pools.huge?.backends[39_999]).toMatchObject({ id: 'b39999', state: 'up' });
+    expect(data.pools.web?.backends[0]).toMatchObject({ id: 'w1', state: 'maintenance' });
+    // The transitions are those recorded when the request arrived.
+    expect(data.events).toEqual([]);
+  }, 60_000);
+
+  it('streams exactly the one-step JSON when nothing changes, odd pool names included', async () => {
+    const big = pool('big', ids(2500));
+    const odd = pool('x', ['y']);
+    const server = await mount(statsPage({ big, '"odd"\n</script>': odd }));
+    const reply = await request(`${server.url}/?format=json`);
+    expect(reply.headers['transfer-encoding']).toBe('chunked');
+    expect(reply.body).toBe(JSON.stringify({ pools: { big: big.snapshot(), '"odd"\n</script>': odd.snapshot() }, events: [] }));
   });
 });

@@ -196,3 +196,52 @@ describe('createTlsContext: reload', () => {
     }
   });
 });
+
+describe('createTlsContext: renegotiation', () => {
+  /** Renegotiate from the client side of a TLS 1.2 connection; resolves with the error, or undefined if the server went along. */
+  async function renegotiate(port: number, servername: string | undefined): Promise<Error | undefined> {
+    const socket = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.2', ...(servername === undefined ? {} : { servername }) }, () => resolve(s));
+      s.once('error', reject);
+    });
+    expect(socket.getProtocol()).toBe('TLSv1.2');
+    expect(await echo(socket, 'before')).toBe('before');
+    const error = await new Promise<Error | undefined>((resolve) => {
+      // A refusal arrives as the server's no_renegotiation alert: OpenSSL fails the connection with
+      // an EPROTO error (the renegotiate callback then never runs). Success calls back with null.
+      socket.once('error', resolve);
+      const started = socket.renegotiate({ rejectUnauthorized: false }, (err) => resolve(err ?? undefined));
+      if (!started) resolve(new Error('renegotiate() refused to start'));
+      // Application data after the ClientHello makes both sides process the handshake records.
+      socket.write('after');
+    });
+    socket.destroy();
+    return error;
+  }
+
+  it('refuses a client-initiated renegotiation on TLS 1.2, with and without SNI, as HAProxy and nginx do', async () => {
+    const context = createTlsContext({ certs: [fallback, a] });
+    const { port, close } = await echoServer(context);
+    try {
+      for (const servername of [undefined, 'a.test']) {
+        const error = await renegotiate(port, servername);
+        expect(error, `renegotiation with SNI ${servername}`).toBeInstanceOf(Error);
+        expect(error!.message).toContain('no renegotiation');
+      }
+    } finally {
+      await close();
+    }
+  });
+
+  it('still refuses renegotiation after the certificates were reloaded', async () => {
+    const context = createTlsContext({ certs: [a] });
+    const { port, close } = await echoServer(context);
+    try {
+      await context.reload([aV2]);
+      expect((await renegotiate(port, 'a.test'))?.message).toContain('no renegotiation');
+      expect((await renegotiate(port, undefined))?.message).toContain('no renegotiation');
+    } finally {
+      await close();
+    }
+  });
+});
