@@ -39,6 +39,7 @@ import {
 } from './options';
 import { createBackendPool } from './pool';
 import { WaitQueue } from './queue';
+import { checkRequestHead } from './request-checks';
 import { UpgradeProxy } from './upgrade';
 
 export interface ProxyHandler {
@@ -600,6 +601,11 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   }
 }
 
+/** Connections whose last head was refused: closing, and serving nothing more. */
+const refusedConnections = new WeakSet<object>();
+
+const CLOSE: Readonly<Record<string, string>> = Object.freeze({ connection: 'close' });
+
 const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
 
 /** `#retryAfterWait`'s answer when the wait is too long: do not retry, pass the answer through. */
@@ -644,7 +650,7 @@ export function normalizeAddress(address: string): string {
 }
 
 /** The access-log line of a request refused before it had a pool. */
-function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, termination: Termination): void {
+export function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, termination: Termination): void {
   if (engine.config.accessLog === undefined) return;
   engine.log({
     time: new Date().toISOString(),
@@ -667,10 +673,28 @@ function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, 
 export function createProxy(options: ProxyOptions): ProxyHandler {
   const engine = new ProxyEngine(options);
   const handler = ((req: IncomingMessage, res: ServerResponse) => {
+    if (refusedConnections.has(req.socket)) {
+      // A request pipelined behind a refused head: the connection is closing, and nothing on it
+      // after the refusal is served (the client and the proxy may disagree about where it starts).
+      req.resume();
+      return;
+    }
     if (engine.closed) {
       req.resume();
       sendError(res, 503, 'Service Unavailable');
       logRejected(engine, req, 503, 'closed');
+      return;
+    }
+    const refusal = checkRequestHead(req, engine.config.maxHeaderCount);
+    if (refusal !== undefined) {
+      // Nothing of a refused head is acted on; the connection closes after the answer, since the
+      // client and the proxy may disagree about where this request ends.
+      req.resume();
+      const socket = req.socket;
+      refusedConnections.add(socket);
+      res.once('finish', () => socket.destroy());
+      sendError(res, refusal.status, refusal.message, CLOSE);
+      logRejected(engine, req, refusal.status, 'bad-request');
       return;
     }
     let route: RouteDecision | undefined;
