@@ -47,6 +47,15 @@ import { validateConfig, type FulcrumConfig, type NormalizedFrontend, type Norma
 import { loadConfig } from './load';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
 
+const BAD_REQUEST_ANSWER = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+
+/** What Node's parser errors are answered with before the socket is destroyed ('' = nothing). */
+const CLIENT_ERROR_ANSWERS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
+  ECONNRESET: '',
+};
+
 /** The runner's own log (not the access log): pino-style levels and a message. */
 export type RunnerLogger = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -505,11 +514,14 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     const server = tls === undefined ? createHttpServer(listener) : (tls.attach(createHttpsServer(tls.serverOptions, listener)) as unknown as Server);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
-      if (frontend.redirect !== undefined) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else this.#upgrade(req, socket, head);
+      if (frontend.redirect !== undefined) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
+      else this.#upgrade(req, socket, head, server);
     });
-    server.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      // Answer what can be answered, then destroy: a half-closed socket would wait for a FIN that
+      // a slowloris client never sends, holding a descriptor per connection.
+      const answer = CLIENT_ERROR_ANSWERS[error.code ?? ''] ?? BAD_REQUEST_ANSWER;
+      if (socket.writable && answer !== '') socket.end(answer, () => socket.destroy());
       else socket.destroy();
     });
     (frontend as { server: Server }).server = server;
@@ -552,17 +564,19 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     pool.proxy(req, res);
   };
 
-  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void => {
     if (this.#sync !== undefined) {
-      void this.#sync.then(() => this.#upgrade(req, socket, head));
+      void this.#sync.then(() => this.#upgrade(req, socket, head, server));
       return;
     }
-    const pool = this.#route(req);
-    if (pool === undefined || this.#closing !== undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (this.#closing !== undefined) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
       return;
     }
-    pool.proxy.upgrade(req, socket, head);
+    // No route: the first pool's proxy answers 404 and writes the access-log line.
+    const pool = this.#route(req) ?? (this.#pools.values().next().value as PoolRuntime);
+    // With the server as `this`, a refused upgrade's connection goes back to it for the next request.
+    pool.proxy.upgrade.call(server, req, socket, head);
   };
 
   #requestEnded = (): void => {

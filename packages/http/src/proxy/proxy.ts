@@ -40,12 +40,17 @@ import {
 import { createBackendPool } from './pool';
 import { WaitQueue } from './queue';
 import { checkRequestHead } from './request-checks';
-import { UpgradeProxy } from './upgrade';
+import { UpgradeProxy, serverOf } from './upgrade';
 
 export interface ProxyHandler {
   (req: IncomingMessage, res: ServerResponse): void;
-  /** Forward a WebSocket (or other) upgrade: `server.on('upgrade', proxy.upgrade)`. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * Forward a WebSocket (or h2c) upgrade: `server.on('upgrade', proxy.upgrade)`. The connection
+   * becomes a tunnel only after the backend's `101`; any other answer is relayed as a response and
+   * the connection goes back to the server `this` is (Node calls the listener with it), so its next
+   * request is served like any other. Called with another `this`, the connection is closed instead.
+   */
+  upgrade(this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /**
    * Stop: new requests get 503, queued ones 503, upgraded connections are closed, keep-alive pools
    * close after their in-flight requests, and a load balancer the proxy created is closed.
@@ -685,7 +690,17 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
       logRejected(engine, req, 503, 'closed');
       return;
     }
-    const refusal = checkRequestHead(req, engine.config.maxHeaderCount);
+    let refusal;
+    try {
+      refusal = checkRequestHead(req, engine.config.maxHeaderCount);
+    } catch (error) {
+      // A bug (or a request object something broke) costs this request, never the process.
+      engine.report(error, 'client');
+      req.resume();
+      sendError(res, 500, 'Internal Server Error');
+      logRejected(engine, req, 500, 'internal-error');
+      return;
+    }
     if (refusal !== undefined) {
       // Nothing of a refused head is acted on; the connection closes after the answer, since the
       // client and the proxy may disagree about where this request ends.
@@ -712,7 +727,13 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
     new ProxiedRequest(engine, req, res, route).start();
   }) as ProxyHandler;
   Object.defineProperties(handler, {
-    upgrade: { value: (req: IncomingMessage, socket: Duplex, head: Buffer) => engine.upgrades.handle(req, socket, head) },
+    upgrade: {
+      // A plain function: Node calls 'upgrade' listeners with the server as `this`, and a refused
+      // upgrade's connection goes back to that server for its next request.
+      value: function upgrade(this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) {
+        engine.upgrades.handle(req, socket, head, serverOf(this));
+      },
+    },
     close: { value: () => engine.close() },
     lb: { value: engine.lb, enumerable: true },
     pools: { value: engine.pools, enumerable: true },
