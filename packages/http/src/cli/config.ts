@@ -156,7 +156,13 @@ export interface FulcrumConfigFile {
   rateLimit?: RateLimitOptions;
   shutdown?: { graceMs?: number };
   /** Node HTTP server timeouts of the frontends. */
-  server?: { headersTimeoutMs?: number; requestTimeoutMs?: number; keepAliveTimeoutMs?: number };
+  server?: {
+    headersTimeoutMs?: number;
+    requestTimeoutMs?: number;
+    keepAliveTimeoutMs?: number;
+    /** Client connections open at once over all frontends (HAProxy's global `maxconn`). Default 10000. */
+    maxConnections?: number;
+  };
 }
 
 // ─── The validated shape ──────────────────────────────────────────────────────────────────────────
@@ -170,6 +176,8 @@ export interface NormalizedFrontend {
   readonly redirectToHttps: Readonly<RedirectToHttpsOptions> | undefined;
   /** `host:port` — frontends are matched on reload by this. */
   readonly key: string;
+  /** Per-frontend connection cap; undefined = none. */
+  readonly maxConnections: number | undefined;
 }
 
 export interface NormalizedPool {
@@ -214,7 +222,7 @@ export interface FulcrumConfig {
   readonly accessLog: { readonly format: 'json' | 'text'; readonly path: string; readonly bufferBytes: number; readonly flushMs: number } | undefined;
   readonly rateLimit: NormalizedRateLimitOptions | undefined;
   readonly shutdownGraceMs: number;
-  readonly server: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly keepAliveTimeoutMs: number };
+  readonly server: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly keepAliveTimeoutMs: number; readonly maxConnections: number };
 }
 
 /** Where validation reads the environment and relative files from. */
@@ -470,7 +478,7 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'maxConnections']);
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
     const host = frontend.host === undefined ? '0.0.0.0' : nonEmptyString(`${path}.host`, frontend.host, 'an address to listen on');
@@ -501,7 +509,8 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
       under(rpath, () => redirectToHttps(spec as RedirectToHttpsOptions), /^options\.?/);
       redirect = Object.freeze({ ...(spec.port === undefined ? {} : { port: spec.port as number }), ...(spec.hosts === undefined ? {} : { hosts: Object.freeze([...(spec.hosts as string[])]) }) });
     }
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, key: `${key}${tls ? '/tls' : ''}` });
+    const maxConnections = frontend.maxConnections === undefined ? undefined : integer(`${path}.maxConnections`, frontend.maxConnections, 0, 1, 10_000_000);
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, key: `${key}${tls ? '/tls' : ''}`, maxConnections });
   });
 }
 
@@ -615,11 +624,12 @@ function validateAccessLog(raw: unknown, baseDir: string): FulcrumConfig['access
 }
 
 function validateServer(raw: unknown): FulcrumConfig['server'] {
-  const server = objectOrEmpty('server', raw, ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs']);
+  const server = objectOrEmpty('server', raw, ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'maxConnections']);
   return Object.freeze({
     headersTimeoutMs: integer('server.headersTimeoutMs', server.headersTimeoutMs, 20_000, 1, 2_147_483_647),
     requestTimeoutMs: integer('server.requestTimeoutMs', server.requestTimeoutMs, 300_000, 0, 2_147_483_647),
     keepAliveTimeoutMs: integer('server.keepAliveTimeoutMs', server.keepAliveTimeoutMs, 5000, 1, 2_147_483_647),
+    maxConnections: integer('server.maxConnections', server.maxConnections, 10_000, 1, 10_000_000),
   });
 }
 

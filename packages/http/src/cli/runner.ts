@@ -35,6 +35,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LoadBalancer, StickTable } from '@fulcrum/core';
 import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS } from '../affinity';
+import { ConnectionLimit } from '../proxy/connection-limit';
 import { createProxy, type ProxyHandler } from '../proxy/proxy';
 import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } from '../proxy/options';
 import { createRouter, type Router } from '../router';
@@ -46,6 +47,9 @@ import { createAdminHandler, type AdminControl } from './admin';
 import { validateConfig, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateOptions } from './config';
 import { loadConfig } from './load';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
+
+/** How often Node sweeps connections for expired header and request timeouts, ms. */
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
 
 const BAD_REQUEST_ANSWER = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
@@ -166,6 +170,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   readonly #log: RunnerLogger;
   readonly #pools = new Map<string, PoolRuntime>();
   readonly #frontends = new Map<string, Frontend>();
+  /** `server.maxConnections`: every frontend's client connections together. */
+  readonly #connectionLimit = new ConnectionLimit(10_000);
   readonly #decisions = new WeakMap<IncomingMessage, PinnedDecision>();
   readonly #limiters = new Map<string, RateLimiter>();
   #poolLimiter = new Map<string, RateLimiter>();
@@ -386,7 +392,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         }
         frontend.spec = spec;
       }
-      this.#applyServerTimeouts(frontend.server, config);
+      this.#applyServerTimeouts(frontend.server, config, spec);
     }
     for (const [key, frontend] of this.#frontends) {
       if (wanted.has(key)) continue;
@@ -495,10 +501,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     this.#accessLog?.write(entry);
   };
 
-  #applyServerTimeouts(server: Server, config: FulcrumConfig): void {
+  #applyServerTimeouts(server: Server, config: FulcrumConfig, spec: NormalizedFrontend): void {
     server.headersTimeout = config.server.headersTimeoutMs;
     server.requestTimeout = config.server.requestTimeoutMs;
     server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
+    // Node refuses the excess in its accept path; Infinity lifts a cap a reload removed.
+    server.maxConnections = spec.maxConnections ?? Number.POSITIVE_INFINITY;
+    this.#connectionLimit.max = config.server.maxConnections;
   }
 
   #createFrontend(spec: NormalizedFrontend): Frontend {
@@ -511,7 +520,14 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     };
     // Read per request, so a reload can turn the redirect on, off or to another port on the same socket.
     const listener = (req: IncomingMessage, res: ServerResponse): void => (frontend.redirect ?? this.#handle)(req, res);
-    const server = tls === undefined ? createHttpServer(listener) : (tls.attach(createHttpsServer(tls.serverOptions, listener)) as unknown as Server);
+    // Node checks headersTimeout and requestTimeout every connectionsCheckingInterval (30 s by
+    // default, set at creation only): once a second makes the timeouts hold to within a second.
+    const checking = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
+    const server =
+      tls === undefined
+        ? createHttpServer(checking, listener)
+        : (tls.attach(createHttpsServer({ ...tls.serverOptions, ...checking }, listener)) as unknown as Server);
+    this.#connectionLimit.attach(server);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
       if (frontend.redirect !== undefined) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
