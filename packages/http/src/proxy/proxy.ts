@@ -191,6 +191,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #headLatency: number | undefined;
   #status = 0;
   #responseStarted = false;
+  /** The response has no body (HEAD, 204, 304) and was ended with its head. */
+  #bodiless = false;
   #finished = false;
   #clientGone = false;
   #retrying = false;
@@ -389,6 +391,12 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     if (this.#clientGone || this.#finished) return controller.abort(new ClientAbortedError());
+    if (statusCode < 200) {
+      // An informational answer (102 Processing, 103 Early Hints): the final one follows. Early
+      // hints are worth passing on (the client can start fetching); the others mean nothing to it.
+      if (statusCode === 103 && !this.#responseStarted) this.#relayEarlyHints(headers);
+      return;
+    }
     this.#status = statusCode;
     this.#headLatency = performance.now() - this.#attemptStart;
     const length = headers['content-length'];
@@ -427,9 +435,28 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     try {
       if (statusMessage) res.writeHead(statusCode, statusMessage, outgoing);
       else res.writeHead(statusCode, outgoing);
+      if (this.#req.method === 'HEAD' || statusCode === 204 || statusCode === 304) {
+        // No body follows, whatever Content-Length says (RFC 9110 §8.6 lets a 304 carry the
+        // length of the representation): the response is complete now. undici may still fail the
+        // exchange over that length; the client has its answer by then.
+        this.#bodiless = true;
+        res.end();
+      }
     } catch (error) {
       this.#engine.report(error, 'client', backend.id);
       controller.abort(error as Error);
+    }
+  }
+
+  /** Pass a 103's hints (Link and the like) to the client before the final response. */
+  #relayEarlyHints(headers: Record<string, string | string[] | undefined>): void {
+    const hints = responseHeaders(headers);
+    delete hints['content-length'];
+    if (hints.link === undefined) return;
+    try {
+      this.#res.writeEarlyHints(hints);
+    } catch (error) {
+      this.#engine.report(error, 'client', this.#lease?.backend.id);
     }
   }
 
@@ -465,6 +492,11 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       this.#retrying = false;
       this.#releaseLease({ ok: false, status: this.#status, error: 'status', durationMs: this.#headLatency ?? 0 });
       return this.#retry();
+    }
+    if (this.#bodiless && (error as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      // A 304/204 (or HEAD answer) with a Content-Length: complete and correct, whatever undici says.
+      this.#releaseLease({ ok: this.#status < 500, status: this.#status, durationMs: this.#headLatency ?? 0 });
+      return this.#end('ok');
     }
     this.#engine.report(error, 'upstream', backendId);
     const failure = classifyError(error);
