@@ -9,6 +9,8 @@
  *   (default 2000 lines) so that a truncated head is still seen as too long. HAProxy's
  *   `tune.http.maxhdr` is 101 (100 lines pass); HAProxy answers 400, RFC 6585 names 431.
  * - an HTTP/0.9 request line (`GET /`), which Node reports as version 0.9 → 400.
+ * - a target that is not a path (absolute-form `http://…`, authority-form, `*`): those are for
+ *   forward proxies and `OPTIONS *`, not a reverse proxy's backends → 400.
  * - a `#` fragment in the target: never sent by a conforming client (RFC 9112 §3.2) → 400.
  * - two `Host` headers with different values (RFC 9112 §3.2: "a server MUST respond with a 400");
  *   the same value twice is one host, as HAProxy merges it.
@@ -32,6 +34,7 @@ export const DEFAULT_MAX_HEADER_COUNT = 100;
 
 const TOO_MANY: HeadRefusal = Object.freeze({ status: 431, message: 'Request Header Fields Too Large' });
 const BAD_VERSION: HeadRefusal = Object.freeze({ status: 400, message: 'Bad Request: HTTP/1.x only' });
+const NOT_A_PATH: HeadRefusal = Object.freeze({ status: 400, message: 'Bad Request: the target must be a path' });
 const FRAGMENT: HeadRefusal = Object.freeze({ status: 400, message: 'Bad Request: fragment in the request target' });
 const TWO_HOSTS: HeadRefusal = Object.freeze({ status: 400, message: 'Bad Request: more than one Host' });
 const TWO_TE: HeadRefusal = Object.freeze({ status: 400, message: 'Bad Request: more than one Transfer-Encoding' });
@@ -46,6 +49,7 @@ export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): 
   if (raw.length > maxHeaderCount * 2) return TOO_MANY;
   if (req.httpVersionMajor !== 1) return BAD_VERSION;
   const url = req.url ?? '';
+  if (url.charCodeAt(0) !== 0x2f /* / */) return NOT_A_PATH;
   if (url.includes('#')) return FRAGMENT;
   let host: string | undefined;
   let transferEncoding: string | undefined;
