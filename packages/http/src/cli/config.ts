@@ -103,6 +103,8 @@ export type PoolProxyConfig = Pick<
   | 'preserveHost'
   | 'forwardedHeaders'
   | 'backendTls'
+  | 'maxHeaderCount'
+  | 'upgradeTimeouts'
 >;
 
 /** A pool: its backends, how to balance them, and how to proxy to them. */
@@ -242,7 +244,8 @@ const TOP_KEYS = [
 const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart', 'panicThreshold', 'latencyDecayMs'];
 const PROXY_KEYS = [
   'attempts', 'retryOn', 'retryNonIdempotent', 'retryBudget', 'maxReplayBytes', 'maxQueue', 'queueTimeoutMs',
-  'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls',
+  'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls', 'maxHeaderCount',
+  'upgradeTimeouts',
 ];
 const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rateLimit'];
 const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];

@@ -133,3 +133,16 @@ describe('connection caps', () => {
     }
   });
 });
+
+describe('limits in the config file', () => {
+  it('names the option and the value of a cap or an upgrade timeout it cannot honour', async () => {
+    const { validateConfig } = await import('../../src/cli');
+    const base = { pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } } };
+    expect(() => validateConfig({ ...base, frontends: [{ port: 0, maxConnections: 0 }] })).toThrow(/frontends\[0\]\.maxConnections.*0/);
+    expect(() => validateConfig({ ...base, frontends: [{ port: 0 }], server: { maxConnections: 1.5 } })).toThrow(/server\.maxConnections.*1\.5/);
+    expect(() =>
+      validateConfig({ frontends: [{ port: 0 }], pools: { web: { ...base.pools.web, upgradeTimeouts: { tunnelMs: 'long' } } } }),
+    ).toThrow(/upgradeTimeouts\.tunnelMs.*long/);
+    expect(() => validateConfig({ frontends: [{ port: 0 }], pools: { web: { ...base.pools.web, maxHeaderCount: 5000 } } })).toThrow(/maxHeaderCount.*5000/);
+  });
+});
