@@ -343,12 +343,20 @@ class UpgradeExchange {
         this.#afterResponse(keepAlive);
       });
     }
-    res.once('error', (error) => {
+    const cut = (error: Error): void => {
+      if (this.#finished) return;
       // Part of the response is out: the only honest thing left is to cut the connection.
       this.#engine.report(error, 'upgrade', this.#lease?.backend.id);
-      this.#releaseLease({ ok: false, error: 'reset' });
+      const failure = classifyError(error);
+      this.#releaseLease({ ok: false, error: failure.kind });
       this.#finish('upstream-truncated');
+    };
+    res.once('error', cut);
+    res.once('close', () => {
+      if (!res.complete) cut(Object.assign(new Error('the backend closed the response early'), { code: 'ECONNRESET' }));
     });
+    // A body that stalls costs timeouts.idleMs, as it does for any response.
+    this.#upstream?.setTimeout(this.#engine.config.idleMs, () => cut(Object.assign(new Error('response body timeout'), { code: 'UND_ERR_BODY_TIMEOUT' })));
   }
 
   /** The ordinary response is out: end the exchange and give the connection back, or close it. */

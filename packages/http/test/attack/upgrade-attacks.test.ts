@@ -169,6 +169,29 @@ describe('an upgrade the backend refuses', () => {
   });
 });
 
+describe('a refused upgrade whose response body stalls', () => {
+  it('cuts the client connection after timeouts.idleMs and releases the backend', async () => {
+    const stalled = new Set<Socket>();
+    const server = createNetServer((socket) => {
+      stalled.add(socket);
+      socket.on('close', () => stalled.delete(socket));
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const p = await proxyWith({
+      balancer: { backends: [{ id: 's', address: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }] },
+      timeouts: { idleMs: 150 },
+    });
+    const conn = await RawConnection.open(p.port);
+    conn.write(`GET /chat HTTP/1.1\r\nHost: x\r\n${WEBSOCKET}\r\n`);
+    await conn.closedPromise();
+    expect(conn.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nab$/);
+    await eventually(() => stalled.size === 0 && p.proxy.lb.snapshot().backends[0]!.inflight === 0);
+  });
+});
+
 describe('an upgrade the backend accepts', () => {
   it('tunnels only after the 101, relays both ways, holds the lease while open and logs it', async () => {
     const b = await echoUpgradeBackend();
