@@ -62,7 +62,7 @@ async function servedAgain(port: number): Promise<boolean> {
 }
 
 describe('slowloris heads on a frontend', () => {
-  it('answers 408 and destroys every connection whose head is unfinished after headersTimeoutMs, though the client never closes its half', async () => {
+  it('destroys every connection whose head is unfinished (408) or never started after headersTimeoutMs, though the client never closes its half', async () => {
     const fulcrum = await start({
       frontends: [{ port: 0, host: '127.0.0.1' }],
       server: { headersTimeoutMs: 300, requestTimeoutMs: 600, maxConnections: 20 },
@@ -70,12 +70,14 @@ describe('slowloris heads on a frontend', () => {
     const port = fulcrum.addresses().frontends[0]!.port;
     const clients = await Promise.all(Array.from({ length: 20 }, () => halfOpenClient(port)));
     for (const c of clients) cleanups.push(() => c.destroy());
-    const answers = clients.map((c) => {
+    // Half of them start a head and stall; the other half never send a byte.
+    const answers = clients.map((c, i) => {
       const fin = serverFin(c);
-      c.write('GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ');
+      if (i % 2 === 0) c.write('GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ');
       return fin;
     });
-    expect((await Promise.all(answers)).every((text) => text.startsWith('HTTP/1.1 408 '))).toBe(true);
+    const texts = await Promise.all(answers);
+    expect(texts.filter((_, i) => i % 2 === 0).every((text) => text.startsWith('HTTP/1.1 408 '))).toBe(true);
     // The 20 silent clients still hold their half: only destroyed server sockets free the cap.
     expect(await servedAgain(port)).toBe(true);
   });
