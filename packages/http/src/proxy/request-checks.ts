@@ -19,7 +19,8 @@
  *   must not pass on codings it did not apply. (Node already refuses `chunked, chunked`,
  *   `Transfer-Encoding` with `Content-Length`, and two differing `Content-Length`s.)
  *
- * One pass over `rawHeaders`, no allocation unless a header repeats.
+ * One pass over `rawHeaders`; nothing is allocated for a request that passes with its Host spelled
+ * `Host` or `host` (the comparisons of a repeated Host and of Transfer-Encoding build lower-case copies).
  */
 import type { IncomingMessage } from 'node:http';
 
@@ -55,9 +56,10 @@ export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): 
   let transferEncoding: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    // Cheap first-letter filter: only Host and Transfer-Encoding are looked at.
+    // Cheap filter on length and first letter: only Host and Transfer-Encoding are looked at, and
+    // the usual spellings are compared without building a lower-case copy.
     const first = name.charCodeAt(0) | 0x20;
-    if (first === 0x68 /* h */ && name.length === 4 && name.toLowerCase() === 'host') {
+    if (first === 0x68 /* h */ && name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) {
       const value = raw[i + 1]!;
       if (host === undefined) host = value;
       else if (host.toLowerCase() !== value.toLowerCase()) return TWO_HOSTS;
