@@ -125,12 +125,16 @@ describe.skipIf(!present && !required)('HAProxy 2.6 and Fulcrum, fed the same by
   let haproxyPort = 0;
   let fulcrum: FulcrumInstance;
   let dir = '';
+  const seen: { url: string; upgrade: string | undefined; xff: string | string[] | undefined }[] = [];
 
   beforeAll(async () => {
     if (!present) throw new Error(`${HAPROXY} is missing: under CI=true the differential test must run (apt-get install haproxy)`);
     backend = createServer((req, res) => {
       req.resume();
-      req.on('end', () => res.end('served'));
+      req.on('end', () => {
+        seen.push({ url: req.url ?? '', upgrade: req.headers.upgrade, xff: req.headers['x-forwarded-for'] });
+        res.end('served');
+      });
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const backendPort = (backend.address() as AddressInfo).port;
@@ -150,6 +154,7 @@ describe.skipIf(!present && !required)('HAProxy 2.6 and Fulcrum, fed the same by
         '  timeout http-request 2s',
         'frontend web',
         `  bind 127.0.0.1:${haproxyPort}`,
+        '  option forwardfor',
         '  default_backend app',
         'backend app',
         `  server s1 127.0.0.1:${backendPort}`,
@@ -183,5 +188,25 @@ describe.skipIf(!present && !required)('HAProxy 2.6 and Fulcrum, fed the same by
     expect(verdictOf(fromFulcrum), `Fulcrum answered ${JSON.stringify(fromFulcrum.text.slice(0, 60))}`).toBe(expected);
     // A refusal closes the connection, as HAProxy does: nothing after it is read as a request.
     if (expected === 'refused') expect(fromFulcrum.closedByServer).toBe(true);
+  });
+
+  it.each([
+    ['websocket', 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'],
+    ['h2c', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n'],
+  ])('treats the request after a refused %s upgrade as HAProxy does: a request of its own, with X-Forwarded-For', async (_kind, upgrade) => {
+    const bytes = `GET /up HTTP/1.1\r\nHost: a\r\n${upgrade}\r\nGET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`;
+    const results: Record<string, typeof seen> = {};
+    for (const [name, port] of [['haproxy', haproxyPort], ['fulcrum', fulcrum.addresses().frontends[0]!.port]] as const) {
+      seen.length = 0;
+      const reply = await rawExchange(port, bytes, 2000);
+      expect(reply.text.match(/HTTP\/1\.1 200/g)?.length, `${name} answered ${JSON.stringify(reply.text.slice(0, 80))}`).toBe(2);
+      results[name] = seen.map((s) => ({ ...s }));
+    }
+    // Both deliver two requests, and the second carries the proxy's X-Forwarded-For: it was parsed
+    // and forwarded as a request, not piped through a tunnel.
+    for (const name of ['haproxy', 'fulcrum']) {
+      expect(results[name]!.map((s) => s.url).sort(), name).toEqual(['/after', '/up']);
+      expect(results[name]!.find((s) => s.url === '/after')!.xff, name).toBe('127.0.0.1');
+    }
   });
 });
