@@ -36,6 +36,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { LoadBalancer, StickTable } from '@fulcrum/core';
 import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS } from '../affinity';
 import { ConnectionLimit } from '../proxy/connection-limit';
+import { closeAfterAnswer } from '../proxy/errors';
 import { createProxy, type ProxyHandler } from '../proxy/proxy';
 import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } from '../proxy/options';
 import { createRouter, type Router } from '../router';
@@ -530,14 +531,14 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     this.#connectionLimit.attach(server);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
-      if (frontend.redirect !== undefined) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
+      if (frontend.redirect !== undefined) closeAfterAnswer(socket, 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       else this.#upgrade(req, socket, head, server);
     });
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       // Answer what can be answered, then destroy: a half-closed socket would wait for a FIN that
       // a slowloris client never sends, holding a descriptor per connection.
       const answer = CLIENT_ERROR_ANSWERS[error.code ?? ''] ?? BAD_REQUEST_ANSWER;
-      if (socket.writable && answer !== '') socket.end(answer, () => socket.destroy());
+      if (socket.writable && answer !== '') closeAfterAnswer(socket, answer);
       else socket.destroy();
     });
     (frontend as { server: Server }).server = server;
@@ -586,7 +587,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       return;
     }
     if (this.#closing !== undefined) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
+      closeAfterAnswer(socket, 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
     // No route: the first pool's proxy answers 404 and writes the access-log line.

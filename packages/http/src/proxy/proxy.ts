@@ -25,7 +25,7 @@ import { Stickiness, TrustedProxies, clientAddress, compileHashBy } from '../aff
 import { RetryBudget } from '../retry/budget';
 import { mayRetry, type AttemptFailure } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
-import { classifyError, reportError, sendError } from './errors';
+import { classifyError, closeAfterAnswer, reportError, sendError } from './errors';
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
 import {
   normalizeProxyOptions,
@@ -739,7 +739,7 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
       req.resume();
       const socket = req.socket;
       refusedConnections.add(socket);
-      res.once('finish', () => socket.destroy());
+      res.once('finish', () => closeAfterAnswer(socket));
       sendError(res, refusal.status, refusal.message, CLOSE);
       logRejected(engine, req, refusal.status, 'bad-request');
       return;

@@ -35,7 +35,7 @@ import { clientAddress } from '../affinity';
 import type { AccessLogEntry, RouteDecision, Termination } from './options';
 import type { ProxyEngine } from './proxy';
 import { normalizeAddress } from './proxy';
-import { classifyError } from './errors';
+import { classifyError, closeAfterAnswer } from './errors';
 import { connectionListed, requestHeaders } from './headers';
 import { checkRequestHead } from './request-checks';
 
@@ -492,9 +492,9 @@ class UpgradeExchange {
       const body = `${message}\n`;
       let extra = '';
       for (const name in headers) extra += `${name}: ${headers[name]}\r\n`;
-      client.end(
+      closeAfterAnswer(
+        client,
         `HTTP/1.1 ${status} ${message.split(':')[0]}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
-        () => client.destroy(),
       );
     }
     this.#finish(termination, 'keep');
@@ -530,7 +530,7 @@ class UpgradeExchange {
     if (client === undefined) {
       // Kept: handed back to the HTTP server, or closing after a refusal already written.
     } else if (closeClient === 'end') {
-      client.end(() => client.destroy());
+      closeAfterAnswer(client);
     } else {
       client.destroy();
     }

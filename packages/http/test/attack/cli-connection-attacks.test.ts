@@ -148,3 +148,27 @@ describe('limits in the config file', () => {
     expect(() => validateConfig({ frontends: [{ port: 0 }], pools: { web: { ...base.pools.web, maxHeaderCount: 5000 } } })).toThrow(/maxHeaderCount.*5000/);
   });
 });
+
+describe('a peer that never reads the answer to its refused request', () => {
+  it('has its connection destroyed once the grace period is over, not held half-closed', async () => {
+    const { closeAfterAnswer } = await import('../../src/proxy/errors');
+    const { createServer: createNetServer } = await import('node:net');
+    const closed = new Promise<boolean>((resolve) => {
+      const server = createNetServer({ allowHalfOpen: true }, (socket) => {
+        // More than the socket buffers hold: the end never completes while the client does not read.
+        closeAfterAnswer(socket, Buffer.alloc(32 * 1024 * 1024, 0x61));
+        socket.once('close', () => {
+          server.close();
+          resolve(socket.destroyed);
+        });
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const client = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, allowHalfOpen: true });
+        client.pause();
+        client.on('error', () => undefined);
+        cleanups.push(() => client.destroy());
+      });
+    });
+    expect(await closed).toBe(true);
+  });
+});
