@@ -20,6 +20,15 @@ const NOT_SENT = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/** The proxy's own resources ran out: no backend is to blame, and another would fail alike. */
+const LOCAL_EXHAUSTION = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+/** Whether an upstream error is the proxy running out of descriptors or memory, not the backend failing. */
+export function isLocalExhaustion(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && LOCAL_EXHAUSTION.has(code);
+}
+
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 /** The `FailureKind` of an upstream error, and whether the request certainly never left the proxy. */

@@ -69,7 +69,12 @@ export type Termination =
   /** The admission check refused it (rate limit, concurrency limit). */
   | 'denied'
   /** The proxy itself failed (a bug, or a body something else already consumed): 500. */
-  | 'internal-error';
+  | 'internal-error'
+  /**
+   * The proxy ran out of descriptors or memory opening a backend connection (`EMFILE`, `ENFILE`,
+   * `ENOBUFS`, `ENOMEM`): 503, and not counted against the backend.
+   */
+  | 'proxy-exhausted';
 
 /** One line of the access log: what happened to a request and why. */
 export interface AccessLogEntry {

@@ -25,7 +25,7 @@ import { Stickiness, TrustedProxies, clientAddress, compileHashBy } from '../aff
 import { RetryBudget } from '../retry/budget';
 import { mayRetry, type AttemptFailure } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
-import { classifyError, closeAfterAnswer, reportError, sendError } from './errors';
+import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendError } from './errors';
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
 import {
   normalizeProxyOptions,
@@ -500,12 +500,16 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     }
     this.#engine.report(error, 'upstream', backendId);
     const failure = classifyError(error);
-    this.#releaseLease({ ok: false, error: failure.kind, durationMs: performance.now() - this.#attemptStart });
+    const local = isLocalExhaustion(error);
+    this.#releaseLease(local ? { ok: true, error: 'aborted' } : { ok: false, error: failure.kind, durationMs: performance.now() - this.#attemptStart });
     if (this.#responseStarted) {
       // Part of the response is out: the only honest thing left is to cut the connection.
       this.#res.destroy();
       return this.#end('upstream-truncated');
     }
+    // Out of descriptors (or memory) here: the backend did nothing wrong — it was not counted
+    // above, and there is no retry, since every other backend needs the same descriptor.
+    if (local) return this.#fail(503, 'Service Unavailable', 'proxy-exhausted');
     if (failure.notSent && this.#body.kind === 'stream' && this.#bodyUsed) {
       // The stream was handed to undici: even with nothing sent, it may have been read from.
       failure.notSent = false;

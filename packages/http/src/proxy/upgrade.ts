@@ -35,7 +35,7 @@ import { clientAddress } from '../affinity';
 import type { AccessLogEntry, RouteDecision, Termination } from './options';
 import type { ProxyEngine } from './proxy';
 import { normalizeAddress } from './proxy';
-import { classifyError, closeAfterAnswer } from './errors';
+import { classifyError, closeAfterAnswer, isLocalExhaustion } from './errors';
 import { connectionListed, requestHeaders } from './headers';
 import { checkRequestHead } from './request-checks';
 
@@ -426,6 +426,11 @@ class UpgradeExchange {
     }
     const failure = classifyError(error);
     this.#engine.report(error, 'upgrade', this.#lease?.backend.id);
+    if (isLocalExhaustion(error)) {
+      // The proxy is out of descriptors: not the backend's failure.
+      this.#releaseLease({ ok: true, error: 'aborted' });
+      return this.#refuse(503, 'Service Unavailable', 'proxy-exhausted');
+    }
     this.#releaseLease({ ok: false, error: failure.kind, durationMs: performance.now() - this.#arrivedAt });
     if (failure.kind === 'timeout') this.#refuse(504, 'Gateway Timeout', 'timeout');
     else this.#refuse(502, 'Bad Gateway', 'upstream-failed');
