@@ -691,7 +691,7 @@ export function normalizeAddress(address: string): string {
 }
 
 /** The access-log line of a request refused before it had a pool. */
-export function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, termination: Termination): void {
+function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, termination: Termination): void {
   if (engine.config.accessLog === undefined) return;
   engine.log({
     time: new Date().toISOString(),
