@@ -1,7 +1,8 @@
 /**
  * A refused upgrade through the `fulcrum` CLI, plaintext and TLS: the backend's answer is relayed,
  * and the next request on the same connection is parsed and served by the frontend again (the
- * connection goes back to its server), never piped blind to the backend.
+ * connection goes back to its server), never piped blind to the backend. And the global connection
+ * cap on a TLS frontend, which refuses the excess TCP connection before any handshake.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,5 +77,37 @@ describe('a refused upgrade through the CLI', () => {
     });
     expect(count(text, 'HTTP/1.1 200')).toBe(2);
     expect(backend.hits).toBe(2);
+  });
+});
+
+describe('the global connection cap on a TLS frontend', () => {
+  it('closes the excess TCP connection before its handshake and keeps serving the first', async () => {
+    const capped = await startFulcrum(
+      validateConfig(
+        { frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } }, server: { maxConnections: 1 } },
+        { baseDir: work },
+      ),
+      { logger: () => undefined },
+    );
+    cleanups.push(() => capped.close(500));
+    const cport = capped.addresses().frontends[0]!.port;
+    const first = tlsConnect({ host: '127.0.0.1', port: cport, servername: 'a.test', rejectUnauthorized: false });
+    cleanups.push(() => first.destroy());
+    await new Promise<void>((resolve, reject) => {
+      first.once('secureConnect', () => resolve());
+      first.once('error', reject);
+    });
+    const second = tlsConnect({ host: '127.0.0.1', port: cport, servername: 'a.test', rejectUnauthorized: false });
+    cleanups.push(() => second.destroy());
+    const outcome = await new Promise<string>((resolve) => {
+      second.once('secureConnect', () => resolve('handshake'));
+      second.once('error', () => resolve('refused'));
+      second.once('close', () => resolve('refused'));
+    });
+    expect(outcome).toBe('refused');
+    // The first connection is still served (the pool's backend is down: a 502 or 503 is an answer).
+    first.write('GET / HTTP/1.1\r\nHost: a.test\r\n\r\n');
+    const answer = await new Promise<string>((resolve) => first.once('data', (c: Buffer) => resolve(c.toString('latin1'))));
+    expect(answer).toMatch(/^HTTP\/1\.1 50[23] /);
   });
 });
