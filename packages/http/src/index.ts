@@ -11,6 +11,10 @@ export type {
   Termination,
 } from './proxy/options';
 export { hasBody } from './proxy/body';
+export { ConnectionLimit, limitConnections } from './proxy/connection-limit';
+export type { LimitConnectionsOptions } from './proxy/connection-limit';
+export { checkRequestHead, DEFAULT_MAX_HEADER_COUNT } from './proxy/request-checks';
+export type { HeadRefusal } from './proxy/request-checks';
 export { RETRY_CONDITIONS, isIdempotent } from './retry/policy';
 export type { RetryCondition } from './retry/policy';
 export { RetryBudget } from './retry/budget';

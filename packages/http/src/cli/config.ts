@@ -135,6 +135,8 @@ export type PoolProxyConfig = Pick<
   | 'preserveHost'
   | 'forwardedHeaders'
   | 'backendTls'
+  | 'maxHeaderCount'
+  | 'upgradeTimeouts'
 >;
 
 /** A pool: its backends, how to balance them, and how to proxy to them. */
@@ -191,7 +193,13 @@ export interface FulcrumConfigFile {
   rateLimit?: RateLimitOptions;
   shutdown?: { graceMs?: number };
   /** Node HTTP server timeouts of the frontends. */
-  server?: { headersTimeoutMs?: number; requestTimeoutMs?: number; keepAliveTimeoutMs?: number };
+  server?: {
+    headersTimeoutMs?: number;
+    requestTimeoutMs?: number;
+    keepAliveTimeoutMs?: number;
+    /** Client connections open at once over all frontends (HAProxy's global `maxconn`). Default 10000. */
+    maxConnections?: number;
+  };
 }
 
 // ─── The validated shape ──────────────────────────────────────────────────────────────────────────
@@ -208,6 +216,8 @@ export interface NormalizedFrontend {
   readonly metrics: boolean;
   /** `host:port` — frontends are matched on reload by this. */
   readonly key: string;
+  /** Per-frontend connection cap; undefined = none. */
+  readonly maxConnections: number | undefined;
 }
 
 export interface NormalizedPool {
@@ -267,7 +277,7 @@ export interface FulcrumConfig {
   readonly accessLog: { readonly format: 'json' | 'text'; readonly path: string; readonly bufferBytes: number; readonly flushMs: number } | undefined;
   readonly rateLimit: NormalizedRateLimitOptions | undefined;
   readonly shutdownGraceMs: number;
-  readonly server: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly keepAliveTimeoutMs: number };
+  readonly server: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly keepAliveTimeoutMs: number; readonly maxConnections: number };
 }
 
 /** Where validation reads the environment and relative files from. */
@@ -302,7 +312,8 @@ const TOP_KEYS = [
 const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart', 'panicThreshold', 'latencyDecayMs'];
 const PROXY_KEYS = [
   'attempts', 'retryOn', 'retryNonIdempotent', 'retryBudget', 'maxReplayBytes', 'maxQueue', 'queueTimeoutMs',
-  'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls',
+  'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls', 'maxHeaderCount',
+  'upgradeTimeouts',
 ];
 const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rateLimit'];
 const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];
@@ -628,7 +639,7 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections']);
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
     const host = frontend.host === undefined ? '0.0.0.0' : listenAddress(`${path}.host`, frontend.host);
@@ -665,7 +676,8 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
       if (value === true && redirect !== undefined) throw new InvalidOptionError(`${path}.${name}`, value, 'must not be set on a redirectToHttps frontend (it serves nothing but the redirect)');
       return value === true;
     };
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}` });
+    const maxConnections = frontend.maxConnections === undefined ? undefined : integer(`${path}.maxConnections`, frontend.maxConnections, 0, 1, 10_000_000);
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections });
   });
 }
 
@@ -888,11 +900,12 @@ function validateAccessLog(raw: unknown, baseDir: string, checkWritable: (path: 
 }
 
 function validateServer(raw: unknown): FulcrumConfig['server'] {
-  const server = objectOrEmpty('server', raw, ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs']);
+  const server = objectOrEmpty('server', raw, ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'maxConnections']);
   return Object.freeze({
     headersTimeoutMs: integer('server.headersTimeoutMs', server.headersTimeoutMs, 20_000, 1, 2_147_483_647),
     requestTimeoutMs: integer('server.requestTimeoutMs', server.requestTimeoutMs, 300_000, 0, 2_147_483_647),
     keepAliveTimeoutMs: integer('server.keepAliveTimeoutMs', server.keepAliveTimeoutMs, 5000, 1, 2_147_483_647),
+    maxConnections: integer('server.maxConnections', server.maxConnections, 10_000, 1, 10_000_000),
   });
 }
 

@@ -35,6 +35,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LoadBalancer, StickTable } from '@fulcrum/core';
 import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS } from '../affinity';
+import { ConnectionLimit } from '../proxy/connection-limit';
+import { closeAfterAnswer } from '../proxy/errors';
 import { createProxy, type ProxyHandler } from '../proxy/proxy';
 import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } from '../proxy/options';
 import { createRouter, type Router } from '../router';
@@ -47,6 +49,18 @@ import { endpointGate, type EndpointGate } from './endpoint-auth';
 import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateAsyncOptions, type ValidateOptions } from './config';
 import { loadConfig } from './load';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
+
+/** How often Node sweeps connections for expired header and request timeouts, ms. */
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
+
+const BAD_REQUEST_ANSWER = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+
+/** What Node's parser errors are answered with before the socket is destroyed ('' = nothing). */
+const CLIENT_ERROR_ANSWERS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
+  ECONNRESET: '',
+};
 
 /** The runner's own log (not the access log): pino-style levels and a message. */
 export type RunnerLogger = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -161,6 +175,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   readonly #log: RunnerLogger;
   readonly #pools = new Map<string, PoolRuntime>();
   readonly #frontends = new Map<string, Frontend>();
+  /** `server.maxConnections`: every frontend's client connections together. */
+  readonly #connectionLimit = new ConnectionLimit(10_000);
   readonly #decisions = new WeakMap<IncomingMessage, PinnedDecision>();
   readonly #limiters = new Map<string, RateLimiter>();
   #poolLimiter = new Map<string, RateLimiter>();
@@ -321,7 +337,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         if (this.#services.has(key)) continue;
         // Node checks header and request timeouts every 30 s by default: once a second here, so
         // `server.headersTimeoutMs` holds on these listeners to the second.
-        const server = createHttpServer({ connectionsCheckingInterval: 1000 }, (req, res) => this.#serveListener(key, req, res));
+        const server = createHttpServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => this.#serveListener(key, req, res));
         openedServices.set(key, server);
         await listen(server, listener.port, listener.host);
       }
@@ -409,7 +425,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         }
         frontend.spec = spec;
       }
-      this.#applyServerTimeouts(frontend.server, config);
+      this.#applyServerTimeouts(frontend.server, config, spec);
     }
     for (const [key, frontend] of this.#frontends) {
       if (wanted.has(key)) continue;
@@ -518,10 +534,15 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     this.#accessLog?.write(entry);
   };
 
-  #applyServerTimeouts(server: Server, config: FulcrumConfig): void {
+  /** The `server.*` timeouts on a frontend, or (without `spec`) on an admin, stats or metrics listener. */
+  #applyServerTimeouts(server: Server, config: FulcrumConfig, spec?: NormalizedFrontend): void {
     server.headersTimeout = config.server.headersTimeoutMs;
     server.requestTimeout = config.server.requestTimeoutMs;
     server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
+    if (spec === undefined) return;
+    // Node refuses the excess in its accept path; Infinity lifts a cap a reload removed.
+    server.maxConnections = spec.maxConnections ?? Number.POSITIVE_INFINITY;
+    this.#connectionLimit.max = config.server.maxConnections;
   }
 
   #createFrontend(spec: NormalizedFrontend): Frontend {
@@ -537,14 +558,24 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       if (frontend.redirect !== undefined) frontend.redirect(req, res);
       else this.#handle(req, res, frontend);
     };
-    const server = tls === undefined ? createHttpServer(listener) : (tls.attach(createHttpsServer(tls.serverOptions, listener)) as unknown as Server);
+    // Node checks headersTimeout and requestTimeout every connectionsCheckingInterval (30 s by
+    // default, set at creation only): once a second makes the timeouts hold to within a second.
+    const checking = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
+    const server =
+      tls === undefined
+        ? createHttpServer(checking, listener)
+        : (tls.attach(createHttpsServer({ ...tls.serverOptions, ...checking }, listener)) as unknown as Server);
+    this.#connectionLimit.attach(server);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
-      if (frontend.redirect !== undefined) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else this.#upgrade(req, socket, head);
+      if (frontend.redirect !== undefined) closeAfterAnswer(socket, 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      else this.#upgrade(req, socket, head, server);
     });
-    server.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      // Answer what can be answered, then destroy: a half-closed socket would wait for a FIN that
+      // a slowloris client never sends, holding a descriptor per connection.
+      const answer = CLIENT_ERROR_ANSWERS[error.code ?? ''] ?? BAD_REQUEST_ANSWER;
+      if (socket.writable && answer !== '') closeAfterAnswer(socket, answer);
       else socket.destroy();
     });
     (frontend as { server: Server }).server = server;
@@ -611,17 +642,19 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
   }
 
-  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): void => {
     if (this.#sync !== undefined) {
-      void this.#sync.then(() => this.#upgrade(req, socket, head));
+      void this.#sync.then(() => this.#upgrade(req, socket, head, server));
       return;
     }
-    const pool = this.#route(req);
-    if (pool === undefined || this.#closing !== undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (this.#closing !== undefined) {
+      closeAfterAnswer(socket, 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    pool.proxy.upgrade(req, socket, head);
+    // No route: the first pool's proxy answers 404 and writes the access-log line.
+    const pool = this.#route(req) ?? (this.#pools.values().next().value as PoolRuntime);
+    // With the server as `this`, a refused upgrade's connection goes back to it for the next request.
+    pool.proxy.upgrade.call(server, req, socket, head);
   };
 
   #requestEnded = (): void => {

@@ -4,6 +4,7 @@
  * error code from its socket or a stack — only what the client can act on.
  */
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FailureKind } from '@fulcrum/core';
 import type { AttemptFailure } from '../retry/policy';
 
@@ -18,6 +19,15 @@ const NOT_SENT = new Set([
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
+
+/** The proxy's own resources ran out: no backend is to blame, and another would fail alike. */
+const LOCAL_EXHAUSTION = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+/** Whether an upstream error is the proxy running out of descriptors or memory, not the backend failing. */
+export function isLocalExhaustion(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && LOCAL_EXHAUSTION.has(code);
+}
 
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
@@ -91,4 +101,22 @@ export function reportError<P extends string>(
   } catch {
     // Deliberately ignored: see above.
   }
+}
+
+/** How long a refused connection may take to drain its answer before it is destroyed anyway, ms. */
+export const CLOSE_GRACE_MS = 1000;
+
+/**
+ * End a connection after its answer and destroy it once the answer is flushed — or after
+ * `CLOSE_GRACE_MS` when the peer does not read it. Never left half-closed: a client that does not
+ * send its FIN would hold the socket (and its descriptor) for as long as it likes.
+ */
+export function closeAfterAnswer(socket: Duplex, answer?: string | Buffer): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.on('error', () => undefined);
+  if (answer === undefined) socket.end(() => socket.destroy());
+  else socket.end(answer, () => socket.destroy());
 }

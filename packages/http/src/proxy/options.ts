@@ -10,6 +10,7 @@
 import { InvalidOptionError, LoadBalancer, isPlainObject, type LoadBalancerOptions } from '@fulcrum/core';
 import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
+import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
 import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
 
 export interface ProxyTimeouts {
@@ -68,7 +69,12 @@ export type Termination =
   /** The admission check refused it (rate limit, concurrency limit). */
   | 'denied'
   /** The proxy itself failed (a bug, or a body something else already consumed): 500. */
-  | 'internal-error';
+  | 'internal-error'
+  /**
+   * The proxy ran out of descriptors or memory opening a backend connection (`EMFILE`, `ENFILE`,
+   * `ENOBUFS`, `ENOMEM`): 503, and not counted against the backend.
+   */
+  | 'proxy-exhausted';
 
 /** One line of the access log: what happened to a request and why. */
 export interface AccessLogEntry {
@@ -158,6 +164,18 @@ export interface ProxyOptions {
    * here. A refusal is answered with its status, message and headers (e.g. 429 with Retry-After).
    */
   admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string }) => AdmissionVerdict;
+  /**
+   * Header lines a request may carry; more are answered 431 and never forwarded or acted on. Must
+   * stay below the server's `maxHeadersCount` (Node's default 2000), which drops the excess silently.
+   * Integer 1–1000; default 100 (HAProxy's `tune.http.maxhdr` less one).
+   */
+  maxHeaderCount?: number;
+  /**
+   * Timeouts of upgraded connections (WebSockets, h2c): `handshakeMs` from the upgrade request to
+   * the backend's answer (default `timeouts.headersMs`); `tunnelMs` with no byte in either direction
+   * before the tunnel is closed (HAProxy's `timeout tunnel`; default 3600000, one hour).
+   */
+  upgradeTimeouts?: { handshakeMs?: number; tunnelMs?: number };
   /** Called with every upstream or client error the proxy handled (for logs). Never required. */
   onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
 }
@@ -183,6 +201,9 @@ export interface NormalizedProxyOptions {
   readonly onError: ProxyOptions['onError'];
   readonly accessLog: ProxyOptions['accessLog'];
   readonly admission: ProxyOptions['admission'];
+  readonly maxHeaderCount: number;
+  readonly handshakeMs: number;
+  readonly tunnelMs: number;
 }
 
 const KNOWN = new Set([
@@ -207,6 +228,8 @@ const KNOWN = new Set([
   'router',
   'accessLog',
   'admission',
+  'maxHeaderCount',
+  'upgradeTimeouts',
 ]);
 
 function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
@@ -244,6 +267,14 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
       throw new InvalidOptionError(`timeouts.${key}`, (timeouts as Record<string, unknown>)[key], 'is not a timeout (known: connectMs, headersMs, idleMs, totalMs)');
     }
   }
+  const upgradeTimeouts = options.upgradeTimeouts ?? {};
+  if (!isPlainObject(upgradeTimeouts)) throw new InvalidOptionError('upgradeTimeouts', upgradeTimeouts, 'must be an object');
+  for (const key of Object.keys(upgradeTimeouts)) {
+    if (key !== 'handshakeMs' && key !== 'tunnelMs') {
+      throw new InvalidOptionError(`upgradeTimeouts.${key}`, (upgradeTimeouts as Record<string, unknown>)[key], 'is not an upgrade timeout (known: handshakeMs, tunnelMs)');
+    }
+  }
+  const headersMs = num('timeouts.headersMs', timeouts.headersMs, 60_000, 1, MAX_TIMER);
   if (options.backendTls !== undefined && !isPlainObject(options.backendTls)) {
     throw new InvalidOptionError('backendTls', options.backendTls, 'must be an object of TLS options');
   }
@@ -263,7 +294,7 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
     maxQueue: num('maxQueue', options.maxQueue, 1024, 0, 1_000_000, true),
     queueTimeoutMs: num('queueTimeoutMs', options.queueTimeoutMs, 5000, 1, MAX_TIMER),
     connectMs: num('timeouts.connectMs', timeouts.connectMs, 5000, 1, MAX_TIMER),
-    headersMs: num('timeouts.headersMs', timeouts.headersMs, 60_000, 1, MAX_TIMER),
+    headersMs,
     idleMs: num('timeouts.idleMs', timeouts.idleMs, 60_000, 1, MAX_TIMER),
     totalMs: num('timeouts.totalMs', timeouts.totalMs, 0, 0, MAX_TIMER),
     connectionsPerBackend: num('connectionsPerBackend', options.connectionsPerBackend, 128, 1, 65_536, true),
@@ -273,6 +304,9 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
     onError: options.onError as ProxyOptions['onError'],
     accessLog: options.accessLog as ProxyOptions['accessLog'],
     admission: options.admission as ProxyOptions['admission'],
+    maxHeaderCount: num('maxHeaderCount', options.maxHeaderCount, DEFAULT_MAX_HEADER_COUNT, 1, 1000, true),
+    handshakeMs: num('upgradeTimeouts.handshakeMs', upgradeTimeouts.handshakeMs, headersMs, 1, MAX_TIMER),
+    tunnelMs: num('upgradeTimeouts.tunnelMs', upgradeTimeouts.tunnelMs, 3_600_000, 1, MAX_TIMER),
   });
 }
 

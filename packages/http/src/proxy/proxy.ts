@@ -25,7 +25,7 @@ import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureReque
 import { RetryBudget } from '../retry/budget';
 import { mayRetry, type AttemptFailure } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
-import { classifyError, reportError, sendError } from './errors';
+import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendError } from './errors';
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
 import {
   normalizeProxyOptions,
@@ -39,12 +39,18 @@ import {
 } from './options';
 import { createBackendPool } from './pool';
 import { WaitQueue } from './queue';
-import { UpgradeProxy } from './upgrade';
+import { checkRequestHead } from './request-checks';
+import { UpgradeProxy, serverOf } from './upgrade';
 
 export interface ProxyHandler {
   (req: IncomingMessage, res: ServerResponse): void;
-  /** Forward a WebSocket (or other) upgrade: `server.on('upgrade', proxy.upgrade)`. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * Forward a WebSocket (or h2c) upgrade: `server.on('upgrade', proxy.upgrade)`. The connection
+   * becomes a tunnel only after the backend's `101`; any other answer is relayed as a response and
+   * the connection goes back to the server `this` is (Node calls the listener with it), so its next
+   * request is served like any other. Called with another `this`, the connection is closed instead.
+   */
+  upgrade(this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /**
    * Stop: new requests get 503, queued ones 503, upgraded connections are closed, keep-alive pools
    * close after their in-flight requests, and a load balancer the proxy created is closed.
@@ -185,6 +191,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #headLatency: number | undefined;
   #status = 0;
   #responseStarted = false;
+  /** The response has no body (HEAD, 204, 304) and was ended with its head. */
+  #bodiless = false;
   #finished = false;
   #clientGone = false;
   #retrying = false;
@@ -383,6 +391,12 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     if (this.#clientGone || this.#finished) return controller.abort(new ClientAbortedError());
+    if (statusCode < 200) {
+      // An informational answer (102 Processing, 103 Early Hints): the final one follows. Early
+      // hints are worth passing on (the client can start fetching); the others mean nothing to it.
+      if (statusCode === 103 && !this.#responseStarted) this.#relayEarlyHints(headers);
+      return;
+    }
     this.#status = statusCode;
     this.#headLatency = performance.now() - this.#attemptStart;
     const length = headers['content-length'];
@@ -421,9 +435,28 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     try {
       if (statusMessage) res.writeHead(statusCode, statusMessage, outgoing);
       else res.writeHead(statusCode, outgoing);
+      if (this.#req.method === 'HEAD' || statusCode === 204 || statusCode === 304) {
+        // No body follows, whatever Content-Length says (RFC 9110 §8.6 lets a 304 carry the
+        // length of the representation): the response is complete now. undici may still fail the
+        // exchange over that length; the client has its answer by then.
+        this.#bodiless = true;
+        res.end();
+      }
     } catch (error) {
       this.#engine.report(error, 'client', backend.id);
       controller.abort(error as Error);
+    }
+  }
+
+  /** Pass a 103's hints (Link and the like) to the client before the final response. */
+  #relayEarlyHints(headers: Record<string, string | string[] | undefined>): void {
+    const hints = responseHeaders(headers);
+    delete hints['content-length'];
+    if (hints.link === undefined) return;
+    try {
+      this.#res.writeEarlyHints(hints);
+    } catch (error) {
+      this.#engine.report(error, 'client', this.#lease?.backend.id);
     }
   }
 
@@ -460,14 +493,23 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       this.#releaseLease({ ok: false, status: this.#status, error: 'status', durationMs: this.#headLatency ?? 0 });
       return this.#retry();
     }
+    if (this.#bodiless && (error as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      // A 304/204 (or HEAD answer) with a Content-Length: complete and correct, whatever undici says.
+      this.#releaseLease({ ok: this.#status < 500, status: this.#status, durationMs: this.#headLatency ?? 0 });
+      return this.#end('ok');
+    }
     this.#engine.report(error, 'upstream', backendId);
     const failure = classifyError(error);
-    this.#releaseLease({ ok: false, error: failure.kind, durationMs: performance.now() - this.#attemptStart });
+    const local = isLocalExhaustion(error);
+    this.#releaseLease(local ? { ok: true, error: 'aborted' } : { ok: false, error: failure.kind, durationMs: performance.now() - this.#attemptStart });
     if (this.#responseStarted) {
       // Part of the response is out: the only honest thing left is to cut the connection.
       this.#res.destroy();
       return this.#end('upstream-truncated');
     }
+    // Out of descriptors (or memory) here: the backend did nothing wrong — it was not counted
+    // above, and there is no retry, since every other backend needs the same descriptor.
+    if (local) return this.#fail(503, 'Service Unavailable', 'proxy-exhausted');
     if (failure.notSent && this.#body.kind === 'stream' && this.#bodyUsed) {
       // The stream was handed to undici: even with nothing sent, it may have been read from.
       failure.notSent = false;
@@ -600,6 +642,11 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   }
 }
 
+/** Connections whose last head was refused: closing, and serving nothing more. */
+const refusedConnections = new WeakSet<object>();
+
+const CLOSE: Readonly<Record<string, string>> = Object.freeze({ connection: 'close' });
+
 const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
 
 /** `#retryAfterWait`'s answer when the wait is too long: do not retry, pass the answer through. */
@@ -667,10 +714,38 @@ function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, 
 export function createProxy(options: ProxyOptions): ProxyHandler {
   const engine = new ProxyEngine(options);
   const handler = ((req: IncomingMessage, res: ServerResponse) => {
+    if (refusedConnections.has(req.socket)) {
+      // A request pipelined behind a refused head: the connection is closing, and nothing on it
+      // after the refusal is served (the client and the proxy may disagree about where it starts).
+      req.resume();
+      return;
+    }
     if (engine.closed) {
       req.resume();
       sendError(res, 503, 'Service Unavailable');
       logRejected(engine, req, 503, 'closed');
+      return;
+    }
+    let refusal;
+    try {
+      refusal = checkRequestHead(req, engine.config.maxHeaderCount);
+    } catch (error) {
+      // A bug (or a request object something broke) costs this request, never the process.
+      engine.report(error, 'client');
+      req.resume();
+      sendError(res, 500, 'Internal Server Error');
+      logRejected(engine, req, 500, 'internal-error');
+      return;
+    }
+    if (refusal !== undefined) {
+      // Nothing of a refused head is acted on; the connection closes after the answer, since the
+      // client and the proxy may disagree about where this request ends.
+      req.resume();
+      const socket = req.socket;
+      refusedConnections.add(socket);
+      res.once('finish', () => closeAfterAnswer(socket));
+      sendError(res, refusal.status, refusal.message, CLOSE);
+      logRejected(engine, req, refusal.status, 'bad-request');
       return;
     }
     let route: RouteDecision | undefined;
@@ -688,7 +763,13 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
     new ProxiedRequest(engine, req, res, route).start();
   }) as ProxyHandler;
   Object.defineProperties(handler, {
-    upgrade: { value: (req: IncomingMessage, socket: Duplex, head: Buffer) => engine.upgrades.handle(req, socket, head) },
+    upgrade: {
+      // A plain function: Node calls 'upgrade' listeners with the server as `this`, and a refused
+      // upgrade's connection goes back to that server for its next request.
+      value: function upgrade(this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) {
+        engine.upgrades.handle(req, socket, head, serverOf(this));
+      },
+    },
     close: { value: () => engine.close() },
     lb: { value: engine.lb, enumerable: true },
     pools: { value: engine.pools, enumerable: true },
