@@ -1,5 +1,5 @@
 // The public surface of @fulcrum/sim. Re-exports only; no logic lives here.
-export { simulate, simulateAsync, policyName } from './simulate';
+export { compare, compareAsync, simulate, simulateAsync, policyName } from './simulate';
 export type { BackendResult, Policy, SimulationEvent, SimulationResult } from './simulate';
 export { normalizeScenario, normalizeDistribution } from './scenario';
 export type {
@@ -24,3 +24,5 @@ export { EventQueue } from './event-queue';
 export { ballsIntoBins } from './balls-into-bins';
 export type { BallsIntoBinsOptions, BallsIntoBinsResult } from './balls-into-bins';
 export { PowerOfDChoices } from './d-choices';
+export { renderReport, escapeHtml } from './report';
+export type { ReportOptions } from './report';

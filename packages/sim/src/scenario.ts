@@ -14,6 +14,8 @@ import type { Distribution } from './distributions';
 export interface Scenario {
   /** Shown in reports. Default `'scenario'`. */
   name?: string;
+  /** What the scenario shows, in a sentence or two (reports print it under the title). */
+  description?: string;
   /** Seeds every random stream (arrivals, keys, service times, the balancer's choices). Integer; default 1. */
   seed?: number;
   /** Requests arrive during [0, durationMs); the run ends when the last of them has finished. > 0. */
@@ -122,7 +124,20 @@ export type Change =
   | { atMs: number; action: 'add'; backend: BackendScenario }
   | { atMs: number; action: 'remove' | 'drain' | 'maintain' | 'ready'; backend: string }
   | { atMs: number; action: 'weight'; backend: string; weight: number }
-  | { atMs: number; action: 'rolling-deploy'; backends?: string[]; drainMs: number; restartMs: number };
+  | {
+      atMs: number;
+      action: 'rolling-deploy';
+      /** Which backends, in order. Default: every backend of the initial fleet. */
+      backends?: string[];
+      /** How long each is drained before it restarts. */
+      drainMs: number;
+      /** How long it is down (in maintenance, refusing connections). */
+      restartMs: number;
+      /** A restarted process is this many times slower at first (cold caches, JIT). Default 1. */
+      coldFactor?: number;
+      /** …for this long after it is ready. Default 0. */
+      coldMs?: number;
+    };
 
 /** Health checks, run by the simulator's probe: a backend passes while it is not failed. */
 export interface SimHealthOptions {
@@ -328,7 +343,7 @@ const CHANGE_FIELDS: Record<string, readonly string[]> = {
   maintain: ['atMs', 'action', 'backend'],
   ready: ['atMs', 'action', 'backend'],
   weight: ['atMs', 'action', 'backend', 'weight'],
-  'rolling-deploy': ['atMs', 'action', 'backends', 'drainMs', 'restartMs'],
+  'rolling-deploy': ['atMs', 'action', 'backends', 'drainMs', 'restartMs', 'coldFactor', 'coldMs'],
 };
 
 /** Validate a scenario and apply every default. Throws `InvalidOptionError` naming the field. */
@@ -503,6 +518,8 @@ function normalizeChanges(value: unknown, ids: Set<string>, backends: Normalized
       case 'rolling-deploy': {
         const drainMs = number(`${path}.drainMs`, c.drainMs, { min: 0, max: MAX_TIME_MS });
         const restartMs = number(`${path}.restartMs`, c.restartMs, { min: 0, max: MAX_TIME_MS });
+        const coldFactor = optional(c.coldFactor, 1, (v) => number(`${path}.coldFactor`, v, { min: 0, minExclusive: true, max: 1e6 }));
+        const coldMs = optional(c.coldMs, 0, (v) => number(`${path}.coldMs`, v, { min: 0, max: MAX_TIME_MS }));
         const targets = optional(c.backends, initialIds as unknown[], (v) => array(`${path}.backends`, v));
         targets.forEach((id, k) => {
           const backend = backendRef(`${path}.backends[${k}]`, id);
@@ -514,6 +531,10 @@ function normalizeChanges(value: unknown, ids: Set<string>, backends: Normalized
           out.push({ ...base, atMs: start + drainMs, action: 'fail', backend, label: '' });
           out.push({ ...base, atMs: start + drainMs + restartMs, action: 'recover', backend, label: '' });
           out.push({ ...base, atMs: start + drainMs + restartMs, action: 'ready', backend, label: `deploy: ${name} ready` });
+          if (coldFactor !== 1 && coldMs > 0) {
+            out.push({ ...base, atMs: start + drainMs + restartMs, action: 'slow', backend, factor: coldFactor, label: '' });
+            out.push({ ...base, atMs: start + drainMs + restartMs + coldMs, action: 'recover', backend, label: '' });
+          }
         });
         break;
       }

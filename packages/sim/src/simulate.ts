@@ -917,3 +917,17 @@ function normalizeOnce(scenario: Scenario | NormalizedScenario): NormalizedScena
   normalized.add(result);
   return result;
 }
+
+/** Run one scenario under several policies (validated once), in order. */
+export function compare(scenario: Scenario | NormalizedScenario, policies: readonly Policy[]): SimulationResult[] {
+  const normalizedScenario = normalizeOnce(scenario);
+  return policies.map((policy) => simulate(normalizedScenario, policy));
+}
+
+/** `compare` with `simulateAsync` (scenarios with active health checks). */
+export async function compareAsync(scenario: Scenario | NormalizedScenario, policies: readonly Policy[]): Promise<SimulationResult[]> {
+  const normalizedScenario = normalizeOnce(scenario);
+  const results: SimulationResult[] = [];
+  for (const policy of policies) results.push(await simulateAsync(normalizedScenario, policy));
+  return results;
+}
