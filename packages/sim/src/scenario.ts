@@ -26,6 +26,8 @@ export interface Scenario {
   timeoutMs?: number;
   /** A refused connection fails after this many ms. Default 1. */
   connectFailureMs?: number;
+  /** Requests the proxy's queue holds while every backend is at its `maxConnections`; beyond, a 503. Default unlimited. */
+  proxyQueueLimit?: number;
   /** The width of one point of the time series. Default `durationMs / 100`. */
   sampleIntervalMs?: number;
   /** The fleet at the start. */
@@ -53,6 +55,12 @@ export interface BackendScenario {
   service: Distribution;
   /** Workers: requests served at once; the rest wait in the backend's FIFO queue. Integer ≥ 1; default unlimited. */
   concurrency?: number;
+  /**
+   * The load balancer's cap (`BackendSpec.maxConnections`, HAProxy's `maxconn`): at most this many
+   * requests in flight to the backend; with every candidate full, requests wait FIFO in the proxy's
+   * queue (`proxyQueueLimit`). Integer ≥ 1; default none.
+   */
+  maxConnections?: number;
   /** Requests the backend's queue holds; beyond it, a 503 at once. Integer ≥ 0; default unlimited. */
   queueLimit?: number;
   /** Fraction of requests answered with a 500 (after their service time). 0..1; default 0. */
@@ -171,6 +179,7 @@ export interface NormalizedBackend {
   readonly service: Distribution;
   readonly concurrency: number;
   readonly queueLimit: number;
+  readonly maxConnections: number;
   readonly errorRate: number;
   readonly initialQueue: BackendScenario['initialQueue'];
   /** In the fleet at time 0 (false for those a change adds). */
@@ -196,6 +205,7 @@ export interface NormalizedScenario {
   readonly warmupMs: number;
   readonly timeoutMs: number;
   readonly connectFailureMs: number;
+  readonly proxyQueueLimit: number;
   readonly sampleIntervalMs: number;
   readonly backends: readonly NormalizedBackend[];
   readonly arrivals:
@@ -290,7 +300,7 @@ export function normalizeDistribution(path: string, value: unknown, depth = 0): 
   }
 }
 
-const BACKEND_FIELDS = ['id', 'count', 'weight', 'backup', 'zone', 'service', 'concurrency', 'queueLimit', 'errorRate', 'initialQueue'] as const;
+const BACKEND_FIELDS = ['id', 'count', 'weight', 'backup', 'zone', 'service', 'concurrency', 'maxConnections', 'queueLimit', 'errorRate', 'initialQueue'] as const;
 const MAX_BACKENDS = 1_000_000;
 
 function normalizeBackends(path: string, value: unknown, initial: boolean, ids: Set<string>, out: NormalizedBackend[]): number[] {
@@ -303,6 +313,7 @@ function normalizeBackends(path: string, value: unknown, initial: boolean, ids: 
     zone: optional(b.zone, undefined as string | undefined, (v) => (typeof v === 'string' && v.length > 0 && v.length <= 64 ? v : fail(`${path}.zone`, v, 'must be a string of 1–64 characters'))),
     service: normalizeDistribution(`${path}.service`, b.service),
     concurrency: optional(b.concurrency, Infinity, (v) => number(`${path}.concurrency`, v, { min: 1, max: 1e6, integer: true })),
+    maxConnections: optional(b.maxConnections, Infinity, (v) => number(`${path}.maxConnections`, v, { min: 1, max: 1e6, integer: true })),
     queueLimit: optional(b.queueLimit, Infinity, (v) => number(`${path}.queueLimit`, v, { min: 0, max: 1e9, integer: true })),
     errorRate: optional(b.errorRate, 0, (v) => number(`${path}.errorRate`, v, { min: 0, max: 1 })),
     initialQueue: optional(b.initialQueue, undefined as BackendScenario['initialQueue'], (v) => normalizeInitialQueue(`${path}.initialQueue`, v, initial)),
@@ -355,6 +366,7 @@ export function normalizeScenario(input: unknown): NormalizedScenario {
     'warmupMs',
     'timeoutMs',
     'connectFailureMs',
+    'proxyQueueLimit',
     'sampleIntervalMs',
     'backends',
     'arrivals',
@@ -371,6 +383,7 @@ export function normalizeScenario(input: unknown): NormalizedScenario {
   const warmupMs = optional(s.warmupMs, 0, (v) => number('scenario.warmupMs', v, { min: 0, max: durationMs }));
   const timeoutMs = optional(s.timeoutMs, Infinity, (v) => number('scenario.timeoutMs', v, { min: 0, minExclusive: true, max: MAX_TIME_MS }));
   const connectFailureMs = optional(s.connectFailureMs, 1, (v) => number('scenario.connectFailureMs', v, { min: 0, max: MAX_TIME_MS }));
+  const proxyQueueLimit = optional(s.proxyQueueLimit, Infinity, (v) => number('scenario.proxyQueueLimit', v, { min: 0, max: 1e9, integer: true }));
   const sampleIntervalMs = optional(s.sampleIntervalMs, durationMs / 100, (v) => number('scenario.sampleIntervalMs', v, { min: durationMs / 2000, max: durationMs }));
 
   const ids = new Set<string>();
@@ -386,7 +399,7 @@ export function normalizeScenario(input: unknown): NormalizedScenario {
   const retries = normalizeRetries(s.retries);
   const loadBalancer = normalizeLoadBalancer(s.loadBalancer, keys !== undefined);
 
-  return Object.freeze({ name, seed, durationMs, warmupMs, timeoutMs, connectFailureMs, sampleIntervalMs, backends: Object.freeze(backends), arrivals, keys, retries, changes, loadBalancer });
+  return Object.freeze({ name, seed, durationMs, warmupMs, timeoutMs, connectFailureMs, proxyQueueLimit, sampleIntervalMs, backends: Object.freeze(backends), arrivals, keys, retries, changes, loadBalancer });
 }
 
 function normalizeArrivals(value: unknown, backends: readonly NormalizedBackend[]): NormalizedScenario['arrivals'] {

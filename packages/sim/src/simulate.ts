@@ -86,8 +86,11 @@ export interface SimulationResult {
   maxMs: number;
   /** The latency distribution: [ms, fraction of requests at most that long]. */
   cdf: Array<[number, number]>;
-  /** Time attempts waited in a backend's queue before a worker took them. */
-  queueing: { meanWaitMs: number; p99WaitMs: number; maxQueueLength: number };
+  /**
+   * Time attempts waited for a worker (at the proxy for a connection slot, then in the backend's
+   * queue), the longest backend queue, and the longest proxy queue (backends with `maxConnections`).
+   */
+  queueing: { meanWaitMs: number; p99WaitMs: number; maxQueueLength: number; maxProxyQueueLength: number };
   /** The run as a time series of `intervalMs`-wide intervals (by arrival time for latency, dispatch time for shares). */
   timeline: {
     intervalMs: number;
@@ -226,7 +229,8 @@ class Simulation {
   #free = new Int32Array(0);
   #freeCount = 0;
 
-  readonly #context: { key: string | undefined; affinityKey: string | undefined; stickyBackendId: string | undefined; exclude: Backend[] | undefined; attempt: number } = {
+  readonly #context: { key: string | undefined; affinityKey: string | undefined; stickyBackendId: string | undefined; exclude: Backend[] | undefined; attempt: number; skipFull: boolean } = {
+    skipFull: false,
     key: undefined,
     affinityKey: undefined,
     stickyBackendId: undefined,
@@ -243,6 +247,13 @@ class Simulation {
 
   #active = 0;
   #activeRetries = 0;
+  /** Some backend has a `maxConnections`: acquire with `skipFull`, and queue at the proxy. */
+  readonly #capped: boolean;
+  #proxySlots = new Int32Array(16);
+  #proxyGens = new Int32Array(16);
+  #proxyHead = 0;
+  #proxyQueueLength = 0;
+  #maxProxyQueue = 0;
   /** A health probe was started since the async driver last yielded. */
   probeStarted = false;
   finished = false;
@@ -314,6 +325,7 @@ class Simulation {
       this.#nextKey = distribution === 'zipf' ? zipfSampler(count, exponent, keyRandom) : () => Math.floor(keyRandom() * count);
     }
     this.#affinity = scenario.loadBalancer.affinity === true;
+    this.#capped = scenario.backends.some((b) => b.maxConnections !== Infinity);
     for (const kind of scenario.retries?.on ?? []) {
       if (kind === 'connect') this.#retryOn[Failure.Connect] = true;
       if (kind === 'timeout') this.#retryOn[Failure.Timeout] = true;
@@ -517,7 +529,7 @@ class Simulation {
 
   // ---- one attempt
 
-  #dispatch(slot: number): void {
+  #acquire(slot: number): Lease | undefined {
     const ctx = this.#context;
     const keyIndex = this.#keyIndex[slot]!;
     const key = keyIndex >= 0 ? this.#keyStrings![keyIndex] : undefined;
@@ -527,21 +539,49 @@ class Simulation {
     ctx.stickyBackendId = pinned >= 0 ? this.backends[pinned]!.spec.id : undefined;
     ctx.exclude = this.#excludes[slot];
     ctx.attempt = this.#attempt[slot]!;
-    const lease = this.lb.acquire(ctx as AcquireContext);
-    if (lease === undefined) {
-      this.#complete(slot, Failure.NoBackend);
+    ctx.skipFull = this.#capped;
+    return this.lb.acquire(ctx as AcquireContext);
+  }
+
+  /** Start an attempt: a backend if one is free, else the proxy's queue, else a 503 or "no backend". */
+  #dispatch(slot: number): void {
+    const lease = this.#acquire(slot);
+    if (lease !== undefined) {
+      this.#attemptStart[slot] = this.clock.nowMs;
+      this.#begin(slot, lease);
       return;
     }
+    // Every candidate is at its maxConnections while backends are eligible: wait in the proxy's
+    // queue (HAProxy's maxconn and queue) — unless it is full.
+    if (this.#capped && this.lb.tier !== 'none') {
+      if (this.#proxyQueueLength >= this.scenario.proxyQueueLimit) {
+        this.#complete(slot, Failure.Status);
+        return;
+      }
+      const now = this.clock.nowMs;
+      const gen = (this.#gen[slot]! + 1) | 0;
+      this.#gen[slot] = gen;
+      this.#attemptStart[slot] = now;
+      this.#proxyEnqueue(slot, gen);
+      const timeoutMs = this.scenario.timeoutMs;
+      if (timeoutMs !== Infinity) this.queue.push(now + timeoutMs, Kind.Timeout, slot, gen, 0);
+      return;
+    }
+    this.#complete(slot, Failure.NoBackend);
+  }
+
+  /** The attempt has its backend: send it (or fail the connection to a refusing one). */
+  #begin(slot: number, lease: Lease): void {
     const sim = this.#byBackend.get(lease.backend)!;
     const now = this.clock.nowMs;
     const gen = (this.#gen[slot]! + 1) | 0;
     this.#gen[slot] = gen;
     this.#leases[slot] = lease;
-    this.#attemptStart[slot] = now;
     sim.requests++;
     this.#dispatchOverTime[this.#bucketOf(now) * this.backends.length + sim.index]!++;
     const timeoutMs = this.scenario.timeoutMs;
-    if (timeoutMs !== Infinity) this.queue.push(now + timeoutMs, Kind.Timeout, slot, gen, 0);
+    // The client's clock started when the attempt did, queued at the proxy or not.
+    if (timeoutMs !== Infinity) this.queue.push(this.#attemptStart[slot]! + timeoutMs, Kind.Timeout, slot, gen, 0);
     if (sim.failMode === FailMode.Refuse) {
       this.queue.push(now + this.scenario.connectFailureMs, Kind.Refused, slot, gen, sim.index);
     } else if (sim.busy < sim.spec.concurrency) {
@@ -551,6 +591,55 @@ class Simulation {
     } else {
       this.#enqueue(sim, slot, gen);
     }
+  }
+
+  #proxyEnqueue(slot: number, gen: number): void {
+    if (this.#proxyQueueLength === this.#proxySlots.length) {
+      const n = this.#proxySlots.length;
+      const slots = new Int32Array(n * 2);
+      const gens = new Int32Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        slots[i] = this.#proxySlots[(this.#proxyHead + i) % n]!;
+        gens[i] = this.#proxyGens[(this.#proxyHead + i) % n]!;
+      }
+      this.#proxySlots = slots;
+      this.#proxyGens = gens;
+      this.#proxyHead = 0;
+    }
+    const at = (this.#proxyHead + this.#proxyQueueLength) % this.#proxySlots.length;
+    this.#proxySlots[at] = slot;
+    this.#proxyGens[at] = gen;
+    this.#proxyQueueLength++;
+    if (this.#proxyQueueLength > this.#maxProxyQueue) this.#maxProxyQueue = this.#proxyQueueLength;
+  }
+
+  /** A connection slot may have freed: give it to the oldest request waiting at the proxy. */
+  #drainProxyQueue(): void {
+    while (this.#proxyQueueLength > 0) {
+      const slot = this.#proxySlots[this.#proxyHead]!;
+      const gen = this.#proxyGens[this.#proxyHead]!;
+      if (this.#gen[slot] === gen) {
+        const lease = this.#acquire(slot);
+        if (lease === undefined) {
+          // Nothing eligible any more: the waiting requests have no backend to wait for.
+          if (this.lb.tier === 'none') {
+            this.#proxyShift();
+            this.#complete(slot, Failure.NoBackend);
+            continue;
+          }
+          return;
+        }
+        this.#proxyShift();
+        this.#begin(slot, lease);
+      } else {
+        this.#proxyShift();
+      }
+    }
+  }
+
+  #proxyShift(): void {
+    this.#proxyHead = (this.#proxyHead + 1) % this.#proxySlots.length;
+    this.#proxyQueueLength--;
   }
 
   #startService(sim: SimBackend, slot: number, gen: number): void {
@@ -603,6 +692,7 @@ class Simulation {
       this.#leases[slot]!.release(OUTCOMES[0]);
       this.#complete(slot, Failure.None);
     }
+    if (this.#proxyQueueLength > 0) this.#drainProxyQueue();
   }
 
   #onTimeout(slot: number, gen: number): void {
@@ -611,10 +701,17 @@ class Simulation {
   }
 
   #attemptFailed(slot: number, failure: Failure, outcome: Outcome = OUTCOMES[failure]!): void {
-    const lease = this.#leases[slot]!;
-    // Orphan whatever the backend still holds of this attempt (a queued or running request).
+    const lease = this.#leases[slot];
+    // Orphan whatever the backend or the proxy's queue still holds of this attempt.
     this.#gen[slot] = (this.#gen[slot]! + 1) | 0;
+    if (lease === undefined) {
+      // Timed out in the proxy's queue: no backend was tried.
+      this.#complete(slot, failure);
+      return;
+    }
+    this.#leases[slot] = undefined;
     lease.release(outcome);
+    if (this.#proxyQueueLength > 0) this.#drainProxyQueue();
     this.#byBackend.get(lease.backend)!.failures++;
     const retries = this.scenario.retries;
     const attempt = this.#attempt[slot]!;
@@ -701,6 +798,7 @@ class Simulation {
         if (member) lb.setWeight(id, change.weight);
         break;
     }
+    if (this.#proxyQueueLength > 0) this.#drainProxyQueue();
   }
 
   #onSample(bucket: number): void {
@@ -798,7 +896,7 @@ class Simulation {
       p999: h.quantile(0.999),
       maxMs: h.count === 0 ? 0 : h.max,
       cdf: h.cdf(200),
-      queueing: { meanWaitMs: this.wait.mean, p99WaitMs: this.wait.quantile(0.99), maxQueueLength: Math.max(0, ...this.backends.map((b) => b.maxQueue)) },
+      queueing: { meanWaitMs: this.wait.mean, p99WaitMs: this.wait.quantile(0.99), maxQueueLength: Math.max(0, ...this.backends.map((b) => b.maxQueue)), maxProxyQueueLength: this.#maxProxyQueue },
       timeline: {
         intervalMs,
         startMs: Array.from({ length: this.#buckets }, (_, k) => k * intervalMs),
@@ -834,13 +932,14 @@ function simAddress(index: number): string {
   return `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}:8080`;
 }
 
-function backendSpec(sim: SimBackend): { id: string; address: string; weight: number; backup: boolean; zone?: string } {
-  const spec: { id: string; address: string; weight: number; backup: boolean; zone?: string } = {
+function backendSpec(sim: SimBackend): { id: string; address: string; weight: number; backup: boolean; zone?: string; maxConnections?: number } {
+  const spec: { id: string; address: string; weight: number; backup: boolean; zone?: string; maxConnections?: number } = {
     id: sim.spec.id,
     address: simAddress(sim.index),
     weight: sim.weight,
     backup: sim.spec.backup,
   };
+  if (sim.spec.maxConnections !== Infinity) spec.maxConnections = sim.spec.maxConnections;
   if (sim.spec.zone !== undefined) spec.zone = sim.spec.zone;
   return spec;
 }

@@ -125,6 +125,43 @@ describe('simulate', () => {
     expect(result.queueing.maxQueueLength).toBe(0);
   });
 
+  it('caps each backend at maxConnections and queues the excess at the proxy, FIFO, as HAProxy does', () => {
+    const scenario: Scenario = {
+      ...BASE,
+      backends: [{ id: 'b', count: 3, maxConnections: 2, service: { type: 'exponential', meanMs: 10 } }],
+      arrivals: { type: 'poisson', utilization: 0.5 },
+    };
+    // utilization needs concurrency; the cap is the proxy's, so give the rate instead: 0.8 × 3 × 2 / 10 ms.
+    const result = simulate({ ...scenario, arrivals: { type: 'poisson', ratePerSecond: 480 } }, 'round-robin');
+    expect(result.failed).toBe(0);
+    expect(result.queueing.maxProxyQueueLength).toBeGreaterThan(0);
+    expect(result.queueing.maxQueueLength).toBe(0);
+    for (const b of result.backends) expect(Math.max(...b.inflightOverTime)).toBeLessThanOrEqual(2);
+    const limited = simulate({ ...scenario, proxyQueueLimit: 0, arrivals: { type: 'poisson', ratePerSecond: 480 } }, 'round-robin');
+    expect(limited.failures.status).toBeGreaterThan(0);
+    expect(limited.queueing.maxProxyQueueLength).toBe(0);
+  });
+
+  it("fills backends in order under 'first' when they have a maxConnections", () => {
+    const result = simulate({ ...BASE, backends: [{ id: 'b', count: 4, maxConnections: 4, concurrency: 4, service: { type: 'fixed', ms: 10 } }], arrivals: { type: 'poisson', ratePerSecond: 300 } }, 'first');
+    const shares = result.backends.map((b) => b.share);
+    expect(shares[0]!).toBeGreaterThan(shares[1]!);
+    expect(shares[1]!).toBeGreaterThan(shares[2]!);
+    expect(shares[2]!).toBeGreaterThanOrEqual(shares[3]!);
+    expect(result.failed).toBe(0);
+  });
+
+  it("counts the wait at the proxy against the client's timeout", () => {
+    // One connection, 4 ms per request, 400 requests/s: the proxy's queue grows past the 5 ms timeout.
+    const result = simulate({ ...BASE, timeoutMs: 5, backends: [{ id: 'b', maxConnections: 1, service: { type: 'fixed', ms: 4 } }], arrivals: { type: 'poisson', ratePerSecond: 400 } }, 'round-robin');
+    expect(result.queueing.maxProxyQueueLength).toBeGreaterThan(2);
+    expect(result.failures.timeout).toBeGreaterThan(result.requests / 2);
+    // No request outlives its timeout, however long it queued; waits reach it.
+    expect(result.maxMs).toBeCloseTo(5, 9);
+    expect(result.queueing.p99WaitMs).toBeGreaterThan(4);
+    expect(result.backends[0]!.requests).toBe(result.ok + result.backends[0]!.failures);
+  });
+
   it('drains backends one at a time in a rolling deploy without failing a request', () => {
     const scenario: Scenario = {
       ...BASE,
