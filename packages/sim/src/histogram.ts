@@ -80,7 +80,8 @@ export class Histogram {
 
   /**
    * The value at quantile `q` (0..1): the midpoint of the bucket holding the ⌈q·count⌉-th smallest
-   * sample, clamped to the exact minimum and maximum. 0 when empty.
+   * sample, clamped to the exact minimum and maximum (in the first and last buckets, which also
+   * hold what is outside the range, the minimum and maximum themselves). 0 when empty.
    */
   quantile(q: number): number {
     if (this.count === 0) return 0;
@@ -89,7 +90,12 @@ export class Histogram {
     let seen = 0;
     for (let i = 0; i < counts.length; i++) {
       seen += counts[i]!;
-      if (seen >= rank) return Math.min(this.max, Math.max(this.min, this.midpoint(i)));
+      if (seen >= rank) {
+        // The end buckets also hold everything outside the range: their exact extremes say more.
+        if (i === 0) return this.min;
+        if (i === counts.length - 1) return this.max;
+        return Math.min(this.max, Math.max(this.min, this.midpoint(i)));
+      }
     }
     return this.max;
   }

@@ -266,6 +266,21 @@ describe('simulate', () => {
     expect(JSON.stringify(await simulateAsync(scenario, 'round-robin'))).toBe(JSON.stringify(result));
   });
 
+  it('enters panic mode when most backends fail their checks, and spreads over all of them again', async () => {
+    const scenario: Scenario = {
+      ...BASE,
+      loadBalancer: { health: { intervalMs: 500, rise: 2, fall: 2 }, panicThreshold: 0.5 },
+      changes: ['b-0', 'b-1', 'b-2'].map((backend) => ({ atMs: 2000, action: 'fail' as const, backend })),
+    };
+    const result = await simulateAsync(scenario, 'round-robin');
+    const panic = result.events.filter((e) => e.kind === 'panic');
+    expect(panic.map((e) => e.detail)).toEqual(['panic mode (40% healthy)']);
+    // In panic the failed backends get traffic again (and refuse it): every backend is in use at the end.
+    const last = result.timeline.startMs.length - 1;
+    for (const b of result.backends) expect(b.requestsOverTime[last]!).toBeGreaterThan(0);
+    expect(result.failures.connect).toBeGreaterThan(0);
+  });
+
   it('keeps memory flat in the length of the run: 10× the requests, about the same heap', () => {
     v8.setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
