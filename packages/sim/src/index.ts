@@ -1,5 +1,5 @@
 // The public surface of @fulcrum/sim. Re-exports only; no logic lives here.
-export { compare, compareAsync, simulate, simulateAsync, policyName } from './simulate';
+export { compare, compareAsync, simulate, simulateAsync } from './simulate';
 export type { BackendResult, Policy, SimulationEvent, SimulationResult } from './simulate';
 export { normalizeScenario, normalizeDistribution } from './scenario';
 export type {

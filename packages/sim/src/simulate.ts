@@ -26,7 +26,7 @@ import { samplerOf, zipfSampler } from './distributions';
 import type { Sampler } from './distributions';
 import { Histogram } from './histogram';
 import { normalizeScenario } from './scenario';
-import type { NormalizedBackend, NormalizedScenario, RetryableFailure, Scenario } from './scenario';
+import type { NormalizedBackend, NormalizedScenario, Scenario } from './scenario';
 
 /**
  * What to simulate: a built-in or registered algorithm name (`'p2c'`), a factory that builds a
@@ -144,7 +144,6 @@ const OUTCOMES: readonly Outcome[] = [
   Object.freeze({ ok: false, error: 'status' as FailureKind, status: 503 }),
 ];
 const ERROR_500: Outcome = Object.freeze({ ok: false, error: 'status' as FailureKind, status: 500 });
-const FAILURE_NAMES: readonly RetryableFailure[] = ['connect', 'connect', 'timeout', 'status'];
 const MAX_EVENTS = 10_000;
 
 /** A seed for one named stream of the run, mixed from the scenario's seed. */
@@ -344,7 +343,8 @@ class Simulation {
 
     // The load balancer, as configured, on the virtual clock.
     const balancer = buildBalancer(policy, lbRandom, this.clock);
-    this.policyName = typeof policy === 'string' ? policy : balancer.name;
+    const named = typeof policy === 'object' && policy !== null && typeof (policy as { create?: unknown }).create === 'function' ? (policy as { name: unknown }).name : undefined;
+    this.policyName = typeof policy === 'string' ? policy : typeof named === 'string' ? named : balancer.name;
     const lbOptions: LoadBalancerOptions = {
       name: 'sim',
       backends: this.backends.filter((b) => b.spec.initial).map((b) => backendSpec(b)),
@@ -972,13 +972,6 @@ function checkBalancer(balancer: unknown): Balancer {
     throw new InvalidOptionError('policy', balancer, 'must give a Balancer (name, update(backends), pick(key, attempt))');
   }
   return b as Balancer;
-}
-
-/** The name a policy shows in reports. */
-export function policyName(policy: Policy): string {
-  if (typeof policy === 'string') return policy;
-  if (typeof policy === 'object' && policy !== null && typeof (policy as { name?: unknown }).name === 'string') return (policy as { name: string }).name;
-  return 'custom';
 }
 
 /**

@@ -233,6 +233,7 @@ describe('simulate', () => {
     expect(result.policy).toBe('first-half');
     expect(result.backends.slice(3).every((b) => b.requests === 0)).toBe(true);
     expect(JSON.stringify(simulate(BASE, ({ random }) => new FirstHalf(random)))).toBe(JSON.stringify(result));
+    expect(simulate(BASE, { name: 'mine', create: ({ random }) => new FirstHalf(random) }).policy).toBe('mine');
   });
 
   it('composes with fast-check: least-loaded choices never do worse than random on p99 by more than 10 %', () => {
