@@ -31,14 +31,14 @@ export interface Scenario {
   /** The width of one point of the time series. Default `durationMs / 100`. */
   sampleIntervalMs?: number;
   /** The fleet at the start. */
-  backends: BackendScenario[];
+  backends: readonly BackendScenario[];
   arrivals: Arrivals;
   /** Request keys for hashing balancers (and affinity). Default: no key. */
   keys?: Keys;
   /** Retries with the proxy's rules. Default: none. */
   retries?: Retries;
   /** Timed changes: a backend slows down, fails, recovers, joins, drains; a rolling deploy. */
-  changes?: Change[];
+  changes?: readonly Change[];
   /** The load balancer's own options. */
   loadBalancer?: LoadBalancerScenario;
 }
@@ -84,7 +84,7 @@ export type Arrivals =
        */
       utilization?: number;
       /** Extra requests on top: `requests` arriving evenly over `overMs` (default 0: all at once) from `atMs`. */
-      bursts?: Burst[];
+      bursts?: readonly Burst[];
     }
   | {
       type: 'closed';
@@ -118,7 +118,7 @@ export interface Retries {
    * for any method; `timeout` and `status` (a 5xx) only for idempotent requests — list them to say the
    * requests are. Default `['connect']`.
    */
-  on?: RetryableFailure[];
+  on?: readonly RetryableFailure[];
   /** Retries in flight stay under this percentage of the requests in flight (the proxy's retry budget). Default 20. */
   budgetPercent?: number;
   /** …or this many, whichever is more. Default 3. */
@@ -136,7 +136,7 @@ export type Change =
       atMs: number;
       action: 'rolling-deploy';
       /** Which backends, in order. Default: every backend of the initial fleet. */
-      backends?: string[];
+      backends?: readonly string[];
       /** How long each is drained before it restarts. */
       drainMs: number;
       /** How long it is down (in maintenance, refusing connections). */
