@@ -4,7 +4,7 @@
  * state, heap and type feedback never leak into the next:
  *
  *   node bench/run.mjs                     every suite
- *   node bench/run.mjs balancers lb        only the suites named (balancers, lb, alloc, stick)
+ *   node bench/run.mjs balancers lb        only the suites named (balancers, lb, alloc, stick, sim, …)
  *   node bench/run.mjs --repeat=3 balancers   run each suite 3 times, report the median of each row
  *
  * Each suite prints mitata's output, then its rows (measured value, target, pass/fail) as one
@@ -36,6 +36,7 @@ const SUITES = {
   'session-redis': 'session-redis.bench.mjs',
   'session-sql': 'session-sql.bench.mjs',
   'session-fs': 'session-fs.bench.mjs',
+  sim: 'sim.bench.mjs',
 };
 
 const DEFAULT_SUITES = ['balancers', 'lb', 'alloc', 'stick', 'router', 'ratelimit'];

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Checks what each publishable package ships, after `pnpm build`: every path in its exports map
 // exists, ESM and CJS entries load in Node, the package README exists and opens with a runnable
-// example, and core's source never imports a `node:` module (core runs in browsers and workers too).
+// example, and neither core's source nor sim's library imports a `node:` module (they run in browsers
+// and workers too).
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -55,6 +56,13 @@ walk(join(root, 'packages', 'core', 'src'), (file) => {
   if (!file.endsWith('.ts')) return;
   const text = readFileSync(file, 'utf8');
   if (/from\s+['"]node:|require\(['"]node:/.test(text)) problems.push(`${file.slice(root.length + 1)}: core must not import node: modules`);
+});
+
+// The simulator is pure TypeScript too; only its command (src/cli.ts) touches the file system.
+walk(join(root, 'packages', 'sim', 'src'), (file) => {
+  if (!file.endsWith('.ts') || file.endsWith(join('src', 'cli.ts'))) return;
+  const text = readFileSync(file, 'utf8');
+  if (/from\s+['"]node:|require\(['"]node:/.test(text)) problems.push(`${file.slice(root.length + 1)}: the sim library must not import node: modules (only src/cli.ts may)`);
 });
 
 if (problems.length > 0) {

@@ -1,0 +1,28 @@
+// The public surface of @fulcrum/sim. Re-exports only; no logic lives here.
+export { compare, compareAsync, simulate, simulateAsync } from './simulate';
+export type { BackendResult, Policy, SimulationEvent, SimulationResult } from './simulate';
+export { normalizeScenario, normalizeDistribution } from './scenario';
+export type {
+  Arrivals,
+  BackendScenario,
+  Burst,
+  Change,
+  Keys,
+  LoadBalancerScenario,
+  NormalizedBackend,
+  NormalizedChange,
+  NormalizedScenario,
+  Retries,
+  RetryableFailure,
+  Scenario,
+  SimHealthOptions,
+} from './scenario';
+export { meanOf, samplerOf, zipfSampler } from './distributions';
+export type { Distribution, Sampler } from './distributions';
+export { Histogram } from './histogram';
+export { EventQueue } from './event-queue';
+export { ballsIntoBins } from './balls-into-bins';
+export type { BallsIntoBinsOptions, BallsIntoBinsResult } from './balls-into-bins';
+export { PowerOfDChoices } from './d-choices';
+export { renderReport, escapeHtml } from './report';
+export type { ReportOptions } from './report';
