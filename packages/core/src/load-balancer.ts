@@ -281,7 +281,8 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
   readonly #byId = new Map<string, Member>();
   /** Every member still referenced, including removed ones finishing their requests. */
   readonly #members = new Map<Backend, Member>();
-  #backendList: readonly Backend[] = Object.freeze([]);
+  /** `backends`, built on first read after a membership change (a mass removal must not copy the list per backend). */
+  #backendList: readonly Backend[] | undefined = undefined;
   #tier: Tier = 'none';
   /** The set last handed to the balancer. */
   #eligible: readonly Backend[] = [];
@@ -347,7 +348,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
 
   /** The live `Backend` objects (read-only view), in the order they were added. */
   get backends(): readonly Backend[] {
-    return this.#backendList;
+    return (this.#backendList ??= Object.freeze([...this.#members.keys()]));
   }
 
   /** The tier the balancer currently chooses from. */
@@ -638,7 +639,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
   #finishRemoval(member: Member): void {
     if (!this.#members.delete(member.backend)) return;
     this.#removals--;
-    this.#backendList = Object.freeze([...this.#members.keys()]);
+    this.#backendList = undefined;
     this.emit('removed', member.backend);
     for (const resolve of member.whenRemoved.splice(0)) resolve();
   }
@@ -855,7 +856,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     this.#tier = tier;
     this.#eligible = eligible;
     this.#reason = tier === 'backup' ? 'backup' : tier === 'panic' ? 'panic' : this.#balancer.hashing ? 'hashed' : 'balanced';
-    this.#backendList = Object.freeze([...this.#members.keys()]);
+    this.#backendList = undefined;
     this.#balancer.update(eligible);
     const panic = tier === 'panic';
     if (panic !== this.#panic) {

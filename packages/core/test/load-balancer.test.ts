@@ -290,6 +290,30 @@ describe('retries', () => {
 });
 
 describe('membership', () => {
+  it('lists the live backends after every kind of membership change, one frozen list until the next change', () => {
+    const lb = createLoadBalancer({ backends: three, algorithm: 'round-robin' });
+    const ids = () => lb.backends.map((b) => b.id);
+    const first = lb.backends;
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(lb.backends).toBe(first);
+    lb.add({ id: 'd', address: 'http://127.0.0.1:3004' });
+    expect(ids()).toEqual(['a', 'b', 'c', 'd']);
+    // A backend with a request in flight stays listed until the request ends.
+    const lease = lb.acquire({ stickyBackendId: 'b' })!;
+    expect(lease.backend.id).toBe('b');
+    void lb.remove('b');
+    expect(ids()).toEqual(['a', 'b', 'c', 'd']);
+    lease.release({ ok: true });
+    expect(ids()).toEqual(['a', 'c', 'd']);
+    // Emptying a large pool in one update (the list is rebuilt once, on the next read, not per backend).
+    const many = Array.from({ length: 5000 }, (_, i) => ({ id: `m${i}`, address: `http://10.0.${i >> 8}.${i & 255}:80` }));
+    lb.update(many);
+    expect(lb.backends).toHaveLength(5000);
+    lb.update([]);
+    expect(lb.backends).toEqual([]);
+    lb.close();
+  });
+
   it('adds and removes backends, with events', async () => {
     const lb = createLoadBalancer({ backends: three, algorithm: 'round-robin' });
     const added: string[] = [];
