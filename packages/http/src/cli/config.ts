@@ -174,6 +174,12 @@ export interface FulcrumConfigFile {
   pools: Readonly<Record<string, PoolConfig>>;
   routes?: readonly RouteConfig[];
   split?: SplitOptions;
+  /**
+   * What the routes do with a path whose encoded `/`, `\\` or `;` borders a dot segment
+   * (`/public/..%2Fadmin`): `'reject'` (default) matches no route, so it is never forwarded;
+   * `'pass'` matches it as written. `createRouter`'s option of the same name.
+   */
+  encodedDotSegments?: 'reject' | 'pass';
   trustedProxies?: readonly string[];
   replication?: ReplicationConfig;
   /** This instance's id in replicated entries. Default: host name + pid, sanitised. */
@@ -265,6 +271,8 @@ export interface FulcrumConfig {
   /** `rateLimit` of each route (by index). */
   readonly routeLimits: readonly (NormalizedRateLimitOptions | undefined)[];
   readonly split: SplitOptions | undefined;
+  /** Encoded `/`, `\\` or `;` next to a dot segment: `'reject'` (the default: no route matches) or `'pass'`. */
+  readonly encodedDotSegments: 'reject' | 'pass';
   readonly routerKey: string;
   readonly trustedProxies: readonly string[] | undefined;
   readonly replication: NormalizedReplication | undefined;
@@ -306,7 +314,7 @@ export interface ValidateAsyncOptions extends Omit<ValidateOptions, 'readFile' |
 }
 
 const TOP_KEYS = [
-  '$schema', 'frontends', 'pools', 'routes', 'split', 'trustedProxies', 'replication', 'nodeId', 'stats',
+  '$schema', 'frontends', 'pools', 'routes', 'split', 'encodedDotSegments', 'trustedProxies', 'replication', 'nodeId', 'stats',
   'metrics', 'admin', 'accessLog', 'rateLimit', 'shutdown', 'server',
 ];
 const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart', 'panicThreshold', 'latencyDecayMs'];
@@ -516,12 +524,19 @@ function validateSubstituted(substituted: unknown, options: ValidateOptions): Fu
     throw new InvalidOptionError('routes', undefined, `must be given when there are several pools (${[...pools.keys()].join(', ')})`);
   }
   if (file.split !== undefined && routes === undefined) throw new InvalidOptionError('split', file.split, 'needs "routes" with a split');
+  const encodedDotSegments = file.encodedDotSegments ?? 'reject';
+  if (encodedDotSegments !== 'reject' && encodedDotSegments !== 'pass') {
+    throw new InvalidOptionError('encodedDotSegments', encodedDotSegments, "must be 'reject' or 'pass'");
+  }
+  if (file.encodedDotSegments !== undefined && routes === undefined) {
+    throw new InvalidOptionError('encodedDotSegments', file.encodedDotSegments, 'applies to "routes": without routes nothing is matched on the path');
+  }
   if (routes !== undefined) {
     // createRouter checks routes, pool names, splits and the split cookie; placeholder pools with no
     // backends and no checks cost nothing and start no timer.
     const placeholders: Record<string, LoadBalancer> = {};
     for (const name of pools.keys()) placeholders[name] = new LoadBalancer({ backends: [], name });
-    under('', () => createRouter({ pools: placeholders, routes: routes!, ...(file.split === undefined ? {} : { split: file.split as SplitOptions }) }).close());
+    under('', () => createRouter({ pools: placeholders, routes: routes!, encodedDotSegments, ...(file.split === undefined ? {} : { split: file.split as SplitOptions }) }).close());
     for (const lb of Object.values(placeholders)) lb.close();
   }
 
@@ -538,7 +553,8 @@ function validateSubstituted(substituted: unknown, options: ValidateOptions): Fu
     routes: routes === undefined ? undefined : Object.freeze(routes),
     routeLimits: Object.freeze(routeLimits),
     split: file.split as SplitOptions | undefined,
-    routerKey: JSON.stringify([file.routes ?? null, file.split ?? null]),
+    encodedDotSegments,
+    routerKey: JSON.stringify([file.routes ?? null, file.split ?? null, encodedDotSegments]),
     trustedProxies,
     replication: validateReplication(file.replication, baseDir),
     stats,

@@ -34,7 +34,7 @@ import type { Duplex } from 'node:stream';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LoadBalancer, StickTable } from '@fulcrum/core';
-import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS } from '../affinity';
+import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS, TrustedProxies, isSecureRequest } from '../affinity';
 import { ConnectionLimit } from '../proxy/connection-limit';
 import { closeAfterAnswer } from '../proxy/errors';
 import { createProxy, type ProxyHandler } from '../proxy/proxy';
@@ -182,6 +182,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   #poolLimiter = new Map<string, RateLimiter>();
   #routeLimiter: (RateLimiter | undefined)[] = [];
   #router: Router | undefined;
+  /** `trustedProxies`, for the split cookie's `Secure` behind a TLS-terminating proxy. */
+  #trusted: TrustedProxies | undefined;
   /** The stats page as the frontends serve it (admin buttons when the API is under a frontend path). */
   #stats: StatsHandler | undefined;
   /** The stats page on its listener (admin buttons when that is the admin listener). */
@@ -366,8 +368,16 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       this.#router =
         config.routes === undefined
           ? undefined
-          : createRouter({ pools: Object.fromEntries([...next].map(([n, p]) => [n, p.lb])), routes: config.routes, ...(config.split ? { split: config.split } : {}) });
+          : createRouter({
+              pools: Object.fromEntries([...next].map(([n, p]) => [n, p.lb])),
+              routes: config.routes,
+              encodedDotSegments: config.encodedDotSegments,
+              ...(config.split ? { split: config.split } : {}),
+            });
       old?.close();
+    }
+    if (first || trustedKey !== JSON.stringify(this.config.trustedProxies ?? null)) {
+      this.#trusted = config.trustedProxies === undefined ? undefined : new TrustedProxies(config.trustedProxies, 'trustedProxies');
     }
     this.#applyLimiters(config);
     // The stats page's admin buttons call the admin API from the browser: only possible when the API
@@ -592,7 +602,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       this.#decisions.set(req, { pool: pool.spec.name, lb: pool.lb, path: req.url ?? '/', route: -1 });
       return pool;
     }
-    const match = router.match(req);
+    const trusted = this.#trusted;
+    const match = router.match(req, isSecureRequest(req, trusted !== undefined && trusted.contains(req.socket.remoteAddress ?? '')));
     if (match === undefined) return undefined;
     const pool = this.#pools.get(match.pool);
     if (pool === undefined) return undefined;

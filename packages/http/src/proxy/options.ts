@@ -37,7 +37,8 @@ export interface RouteDecision {
 
 /** Chooses a pool per request (`createRouter` builds one). */
 export interface RequestRouter {
-  match(req: import('node:http').IncomingMessage): RouteDecision | undefined;
+  /** `secure`: the client reached a trusted TLS-terminating proxy over HTTPS (`isSecureRequest`). */
+  match(req: import('node:http').IncomingMessage, secure?: boolean): RouteDecision | undefined;
   readonly pools: ReadonlyMap<string, LoadBalancer>;
   close(): void | Promise<void>;
 }

@@ -112,7 +112,8 @@ export class ProxyEngine {
   /** The pool and upstream path for a request; `undefined` when no route matches (404). */
   route(req: IncomingMessage): RouteDecision | undefined {
     if (this.router === undefined) return { pool: 'default', lb: this.lb, path: req.url ?? '/' };
-    return this.router.match(req);
+    const trusted = this.trusted;
+    return this.router.match(req, isSecureRequest(req, trusted !== undefined && trusted.contains(req.socket.remoteAddress ?? '')));
   }
 
   /** The keep-alive pool of a backend, created on first use. */

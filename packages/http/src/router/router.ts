@@ -83,8 +83,12 @@ export interface RouteMatch {
 
 /** Forwarding rules over several pools (see the file header). */
 export interface Router {
-  /** The route for `req`, or `undefined` (the proxy answers 404). Never throws. */
-  match(req: IncomingMessage): RouteMatch | undefined;
+  /**
+   * The route for `req`, or `undefined` (the proxy answers 404). Never throws. `secure` says the
+   * client's own connection was HTTPS when a trusted TLS-terminating proxy stands between (see
+   * `isSecureRequest`): the split cookie then gets `Secure`, as it does over a TLS socket.
+   */
+  match(req: IncomingMessage, secure?: boolean): RouteMatch | undefined;
   /** The pools by name. */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
   /**
@@ -220,7 +224,7 @@ class RouterImpl implements Router {
     return cookie;
   }
 
-  match(req: IncomingMessage): RouteMatch | undefined {
+  match(req: IncomingMessage, secure = false): RouteMatch | undefined {
     if (this.#closed) return undefined;
     let target;
     try {
@@ -243,12 +247,12 @@ class RouterImpl implements Router {
       if (!pathMatches(m, path)) continue;
       if (m.methods !== undefined && !m.methods.has(method)) continue;
       if ((m.header !== undefined || m.cookie !== undefined) && !headersMatch(m, req)) continue;
-      return this.#target(route, req, path, target.query);
+      return this.#target(route, req, path, target.query, secure);
     }
     return undefined;
   }
 
-  #target(route: CompiledRoute, req: IncomingMessage, path: string, query: string): RouteMatch {
+  #target(route: CompiledRoute, req: IncomingMessage, path: string, query: string, secure: boolean): RouteMatch {
     const upstreamPath = (route.rewritePrefix === undefined ? path : rewrite(path, route.rewriteFrom!, route.rewritePrefix)) + query;
     const split = route.split;
     if (split === undefined) {
@@ -269,13 +273,13 @@ class RouterImpl implements Router {
         const pool = verified.backendId;
         const result: RouteMatch = { pool, lb: this.pools.get(pool)!, path: upstreamPath, route: route.index };
         // Reissued once past half its age, so an active client never loses its assignment.
-        if (now - verified.issuedAt >= cookie.maxAgeMs / 2) result.setCookie = cookie.serialize(pool, now, isTls(req));
+        if (now - verified.issuedAt >= cookie.maxAgeMs / 2) result.setCookie = cookie.serialize(pool, now, secure || isTls(req));
         return result;
       }
     }
     const pool = pick(split, this.#random);
     const result: RouteMatch = { pool, lb: this.pools.get(pool)!, path: upstreamPath, route: route.index };
-    if (cookie !== undefined) result.setCookie = cookie.serialize(pool, now, isTls(req));
+    if (cookie !== undefined) result.setCookie = cookie.serialize(pool, now, secure || isTls(req));
     return result;
   }
 

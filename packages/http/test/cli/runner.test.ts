@@ -247,3 +247,61 @@ describe('startFulcrum: access logs and rate limits', () => {
     await expect(get(port, '/')).rejects.toThrow(/ECONNREFUSED/);
   });
 });
+
+describe('startFulcrum: paths and cookies behind a TLS-terminating proxy', () => {
+  it('answers 404 to an encoded dot segment by default and forwards it only with encodedDotSegments "pass"', async () => {
+    const [b1] = await backends(1);
+    const config = (encodedDotSegments?: 'pass') => ({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
+      routes: [{ match: { pathPrefix: '/public' }, pool: 'web' }],
+      ...(encodedDotSegments === undefined ? {} : { encodedDotSegments }),
+    });
+    const fulcrum = await start(config());
+    expect((await get(fulcrum.port, '/public/ok')).status).toBe(200);
+    const hits = b1.hits;
+    for (const path of ['/public/..%2Fadmin', '/public/..%5Cadmin', '/public/..%3B/admin']) {
+      expect((await get(fulcrum.port, path)).status).toBe(404);
+    }
+    expect(b1.hits).toBe(hits);
+    await fulcrum.reload(config('pass'));
+    expect((await get(fulcrum.port, '/public/..%2Fadmin')).status).toBe(200);
+    expect(b1.hits).toBe(hits + 1);
+  });
+
+  it('refuses an encodedDotSegments that is neither "reject" nor "pass", and one without routes', async () => {
+    const [b1] = await backends(1);
+    const pools = { web: { backends: [{ id: 'b1', address: b1.url }] } };
+    await expect(
+      startFulcrum({ frontends: [{ port: 0, host: '127.0.0.1' }], pools, routes: [{ pool: 'web' }], encodedDotSegments: 'maybe' }, { logger: quiet }),
+    ).rejects.toThrow(/encodedDotSegments/);
+    await expect(startFulcrum({ frontends: [{ port: 0, host: '127.0.0.1' }], pools, encodedDotSegments: 'pass' }, { logger: quiet })).rejects.toThrow(
+      /encodedDotSegments.*routes/,
+    );
+  });
+
+  it('marks the split cookie Secure when a trusted proxy says X-Forwarded-Proto: https, and only then', async () => {
+    const [b1, b2] = await backends(2);
+    const config = (trustedProxies?: string[]) => ({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { blue: { backends: [{ id: 'b1', address: b1.url }] }, green: { backends: [{ id: 'b2', address: b2.url }] } },
+      routes: [{ name: 'main', split: [{ pool: 'blue', weight: 50 }, { pool: 'green', weight: 50 }] }],
+      split: { cookie: { secrets: [SECRET] } },
+      ...(trustedProxies === undefined ? {} : { trustedProxies }),
+    });
+    const splitCookie = (reply: { headers: Record<string, string | string[] | undefined> }): string => {
+      const set = reply.headers['set-cookie'];
+      const list = Array.isArray(set) ? set : set === undefined ? [] : [set];
+      expect(list).toHaveLength(1);
+      return list[0]!;
+    };
+    const https = { 'x-forwarded-proto': 'https' };
+    // Untrusted peer: its claim counts for nothing.
+    const fulcrum = await start(config());
+    expect(splitCookie(await get(fulcrum.port, '/', { headers: https }))).not.toMatch(/;\s*Secure/i);
+    // The same peer, trusted: Secure, and a plain-HTTP request from it still gets none.
+    await fulcrum.reload(config(['127.0.0.1/32']));
+    expect(splitCookie(await get(fulcrum.port, '/', { headers: https }))).toMatch(/;\s*Secure/i);
+    expect(splitCookie(await get(fulcrum.port, '/', { headers: { 'x-forwarded-proto': 'http' } }))).not.toMatch(/;\s*Secure/i);
+  });
+});
