@@ -11,6 +11,10 @@ export type {
   Termination,
 } from './proxy/options';
 export { hasBody } from './proxy/body';
+export { createProxyServer } from './engine/server';
+export type { ProxyServer } from './engine/server';
+export { ConnectionLimit } from './engine/options';
+export type { ProxyServerOptions } from './engine/options';
 export { RETRY_CONDITIONS, isIdempotent } from './retry/policy';
 export type { RetryCondition } from './retry/policy';
 export { RetryBudget } from './retry/budget';

@@ -1,8 +1,8 @@
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLoadBalancer, isInvalidOptionError } from '@fulcrum/core';
-import { createProxy } from '@fulcrum/http';
-import { closedPort, delay, send, startBackend, startProxy, type TestBackend, type TestProxy } from './helpers';
+import { createProxy, createProxyServer } from '@fulcrum/http';
+import { ENGINES, closedPort, delay, send, startBackend, startProxy, type Engine, type TestBackend, type TestProxy } from './helpers';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -15,14 +15,25 @@ async function backends(n: number, handler?: Parameters<typeof startBackend>[1])
   return list;
 }
 
+/** The engine of the `describe.each` block running now. */
+let engine: Engine = 'node';
+
 async function proxyFor(list: { id: string; address: string }[], options: Record<string, unknown> = {}): Promise<TestProxy> {
-  const p = await startProxy({
-    balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })), algorithm: 'round-robin' },
-    ...options,
-  });
+  const p = await startProxy(
+    {
+      balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })), algorithm: 'round-robin' },
+      ...options,
+    },
+    engine,
+  );
   cleanups.push(() => p.close());
   return p;
 }
+
+describe.each(ENGINES)('the %s engine', (current) => {
+beforeAll(() => {
+  engine = current;
+});
 
 describe('createProxy', () => {
   it('refuses bad options with the option named', () => {
@@ -35,7 +46,8 @@ describe('createProxy', () => {
       [{ balancer: { backends: [] }, retries: 3 }, 'retries'],
     ] as const) {
       try {
-        createProxy(options as never);
+        if (engine === 'node') createProxy(options as never);
+        else createProxyServer(options as never);
         throw new Error(`accepted ${JSON.stringify(options)}`);
       } catch (error) {
         expect(isInvalidOptionError(error), String(error)).toBe(true);
@@ -313,7 +325,7 @@ describe('close', () => {
   it('leaves no sockets or timers behind', async () => {
     const before = process.getActiveResourcesInfo();
     const list = await backends(2);
-    const p = await startProxy({ balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })) } });
+    const p = await startProxy({ balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })) } }, engine);
     for (let i = 0; i < 10; i++) await send(p.url);
     await p.close();
     for (const b of list) await b.close();
@@ -398,4 +410,5 @@ describe('response bodies end exactly where the backend said', () => {
     expect((received.match(/HTTP\/1\.1 200 OK/g) ?? []).length).toBe(3);
     expect((received.match(/\r\n\r\nok/g) ?? []).length).toBe(3);
   });
+});
 });
