@@ -10,6 +10,12 @@ import { createProxy, createProxyServer, type ProxyHandler, type ProxyOptions, t
 export type Engine = 'node' | 'raw';
 export const ENGINES: readonly Engine[] = ['node', 'raw'];
 
+let defaultEngine: Engine = 'node';
+/** The engine `startProxy` uses when none is passed: set by a `describe.each(ENGINES)` block's `beforeAll`. */
+export function useEngine(engine: Engine): void {
+  defaultEngine = engine;
+}
+
 export interface TestBackend {
   id: string;
   port: number;
@@ -75,7 +81,7 @@ export interface TestProxy {
 }
 
 /** A proxy on 127.0.0.1 with either engine (default: `createProxy` on `node:http`). */
-export async function startProxy(options: ProxyOptions | ProxyServerOptions, engine: Engine = 'node'): Promise<TestProxy> {
+export async function startProxy(options: ProxyOptions | ProxyServerOptions, engine: Engine = defaultEngine): Promise<TestProxy> {
   if (engine === 'raw') {
     const server = createProxyServer(options);
     await server.listen(0, '127.0.0.1');
