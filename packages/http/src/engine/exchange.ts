@@ -581,8 +581,13 @@ export class Exchange implements ConnectionOwner {
       ok = client.write(data);
     } else if (head.framing === Framing.Chunked) {
       client.cork();
+      const chunked = this.#clientChunked;
       const used = this.#resDecoder!.push(buf, offset, buf.length, (data) => {
         this.#bytesOut += data.length;
+        if (!chunked) {
+          ok = client.write(data);
+          return;
+        }
         client.write(`${data.length.toString(16)}\r\n`);
         client.write(data);
         ok = client.write(CRLF);
