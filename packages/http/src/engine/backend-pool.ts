@@ -27,6 +27,8 @@ export interface ConnectionOwner {
 
 export interface BackendPoolSettings {
   readonly connectMs: number;
+  /** The proxy's `timeouts.headersMs`: the inactivity limit of a busy connection. */
+  readonly headersMs: number;
   readonly backendIdleMs: number;
   readonly connectionsPerBackend: number;
   readonly backendTls: Readonly<Record<string, unknown>> | undefined;
@@ -56,13 +58,17 @@ export class BackendConnection {
   /** A request was sent on it before: a failure now may be a keep-alive race. */
   requests = 0;
   closed = false;
+  /** When it went back to the pool (for the idle sweep), ms since the epoch. */
+  idleSince = 0;
 
   constructor(pool: BackendPool, socket: Socket) {
     this.pool = pool;
     this.socket = socket;
     socket.on(pool.target.tls ? 'secureConnect' : 'connect', () => {
       this.connected = true;
-      socket.setTimeout(0);
+      // From now on one inactivity timer covers waiting for a response head (and, when they are
+      // equal, body pauses): re-arming a socket timer per request costs a Timeout and a closure.
+      socket.setTimeout(pool.responseTimeoutMs);
       this.owner?.onUpstreamConnect(this);
     });
     socket.on('data', (chunk: Buffer) => {
@@ -110,6 +116,10 @@ export class BackendPool {
     this.#settings = settings;
   }
 
+  get responseTimeoutMs(): number {
+    return this.#settings.headersMs;
+  }
+
   get limit(): number {
     return Number.isFinite(this.backend.maxConnections) ? this.backend.maxConnections : this.#settings.connectionsPerBackend;
   }
@@ -133,7 +143,6 @@ export class BackendPool {
     while (idle.length > 0) {
       const connection = idle.pop()!;
       if (connection.closed) continue;
-      connection.socket.setTimeout(0);
       connection.owner = owner;
       return connection;
     }
@@ -164,7 +173,7 @@ export class BackendPool {
     connection.owner = undefined;
     if (connection.closed) return;
     if (this.#closed) return connection.destroy();
-    connection.socket.setTimeout(this.#settings.backendIdleMs);
+    connection.idleSince = Date.now();
     this.#idle.push(connection);
     this.#wake();
   }
@@ -180,6 +189,14 @@ export class BackendPool {
   #wake(): void {
     const waiter = this.#waiters.shift();
     waiter?.();
+  }
+
+  /** Close the connections idle for `backendIdleMs` or more (the listener's sweep calls this). */
+  sweep(now: number): void {
+    const idle = this.#idle;
+    const limit = now - this.#settings.backendIdleMs;
+    // LIFO: the oldest are at the front.
+    while (idle.length > 0 && idle[0]!.idleSince <= limit) idle[0]!.destroy();
   }
 
   /** Close idle connections now and busy ones as they are released. */

@@ -393,7 +393,8 @@ export class Exchange implements ConnectionOwner {
   #writeRequest(upstream: BackendConnection): void {
     upstream.requests++;
     const socket = upstream.socket;
-    socket.setTimeout(this.#engine.config.headersMs);
+    const config = this.#engine.config;
+    if (config.idleMs !== config.headersMs && upstream.requests > 1) socket.setTimeout(config.headersMs);
     const head = this.#requestHead;
     this.#requestHead = '';
     if (this.#bodyMode !== BodyMode.Stream) {
@@ -471,6 +472,17 @@ export class Exchange implements ConnectionOwner {
       return;
     }
     if (this.#resHead !== undefined) return this.#onResponseBody(connection, chunk, 0);
+    // The head and whatever body came with it leave in one write to the client.
+    const client = this.#client;
+    client.cork();
+    try {
+      this.#onResponseBytes(connection, chunk);
+    } finally {
+      client.uncork();
+    }
+  }
+
+  #onResponseBytes(connection: BackendConnection, chunk: Buffer): void {
     let buf = chunk;
     if (this.#resBuf !== undefined) {
       buf = Buffer.concat([this.#resBuf, chunk]);
@@ -555,7 +567,8 @@ export class Exchange implements ConnectionOwner {
     }
     this.#responseStarted = true;
     this.#clearTimers();
-    connection.socket.setTimeout(this.#engine.config.idleMs);
+    const config = this.#engine.config;
+    if (config.idleMs !== config.headersMs) connection.socket.setTimeout(config.idleMs);
     this.#client.write(`${text}\r\n`);
     if (head.framing === Framing.None || (head.framing === Framing.Length && head.contentLength === 0)) this.#finishResponse(connection);
   }

@@ -134,6 +134,7 @@ class RawProxyServer implements ProxyServer, ListenerContext {
     if (pool === undefined) {
       pool = new BackendPool(backend, {
         connectMs: this.engine.config.connectMs,
+        headersMs: this.engine.config.headersMs,
         backendIdleMs: this.listener.backendIdleMs,
         connectionsPerBackend: this.engine.config.connectionsPerBackend,
         backendTls: this.engine.config.backendTls,
@@ -152,6 +153,7 @@ class RawProxyServer implements ProxyServer, ListenerContext {
     for (const client of this.#clients) {
       if (client.deadline !== 0 && client.deadline <= now) client.expire();
     }
+    for (const pool of this.#backendPools.values()) pool.sweep(now);
   };
 
   listen(port: number, host = '127.0.0.1'): Promise<void> {
