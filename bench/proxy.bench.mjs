@@ -349,8 +349,8 @@ async function main() {
           const result = await load(proxy.port, duration);
           const cpuAfter = cpuMicros(proxy.child.pid);
           result.cpuPerRequest = cpuBefore === undefined || cpuAfter === undefined || result.total === 0 ? Number.NaN : (cpuAfter - cpuBefore) / result.total;
-          results.get(name).push({ ...result, round });
           if (uploadBytes > 0) result.mbps = (result.rps * uploadBytes) / 1e6;
+          results.get(name).push({ ...result, round });
           console.log(`${name.padEnd(20)} ${result.rps.toFixed(0).padStart(7)} req/s${uploadBytes > 0 ? ` (${result.mbps.toFixed(0)} MB/s up)` : ''}  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  proxy CPU ${result.cpuPerRequest.toFixed(1)} µs/req  errors ${result.errors}`);
         } catch (error) {
           notes.push(`${name}: ${error.message.split('\n')[0]}`);

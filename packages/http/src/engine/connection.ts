@@ -94,7 +94,8 @@ export class ClientConnection implements ClientSide {
       this.deadline = 0;
       const exchange = this.#exchange;
       this.#exchange = undefined;
-      if (exchange !== undefined && !exchange.finished) exchange.onClientGone();
+      // Also a finished exchange: it may still be sending the rest of an upload to its backend.
+      if (exchange !== undefined) exchange.onClientGone();
       ctx.forget(this);
     });
   }
@@ -239,6 +240,8 @@ export class ClientConnection implements ClientSide {
     this.#bodyDone = true;
     const exchange = this.#exchange!;
     if (this.#responseDone) {
+      // Answered already; the exchange may still have been passing the body on to its backend.
+      exchange.onBodyEnd();
       this.#next();
       return;
     }

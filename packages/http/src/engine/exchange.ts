@@ -90,6 +90,8 @@ export class Exchange implements ConnectionOwner {
   /** Stream mode: the client socket is paused until the backend takes more. */
   #bodyPaused = false;
   #requestSent = false;
+  /** The response is complete but the upload is not: its rest still goes to the backend. */
+  #drainingBody = false;
 
   #tried: Backend[] | undefined;
   #attempts = 0;
@@ -213,6 +215,7 @@ export class Exchange implements ConnectionOwner {
 
   /** Body bytes from the client; false asks the connection to stop reading until `resumeBody`. */
   onBody(chunk: Buffer): boolean {
+    if (this.#drainingBody) return this.#upstream === undefined || this.#writeBodyChunk(chunk) || this.#pauseDraining();
     if (this.#finished || this.#clientGone) return true;
     if (this.#bodyMode === BodyMode.Buffer) {
       this.#bodyChunks.push(chunk);
@@ -241,6 +244,7 @@ export class Exchange implements ConnectionOwner {
 
   onBodyEnd(): void {
     this.#bodyComplete = true;
+    if (this.#drainingBody) return this.#bodyDrained();
     if (this.#finished || this.#clientGone) return;
     if (this.#bodyMode === BodyMode.Buffer) return this.#next();
     if (this.#bodyMode === BodyMode.Stream && this.#upstreamReady() && this.#bodyChunks.length === 0) this.#endStreamedBody();
@@ -439,6 +443,11 @@ export class Exchange implements ConnectionOwner {
 
   onUpstreamTimeout(connection: BackendConnection): void {
     if (connection !== this.#upstream) return;
+    if (this.#drainingBody) {
+      this.#upstream = undefined;
+      connection.owner = undefined;
+      return connection.destroy();
+    }
     const failure: AttemptFailure = { kind: 'timeout', notSent: !connection.connected };
     this.#detachUpstream(false);
     this.#attemptFailed(failure, Object.assign(new Error(connection.connected ? 'backend timed out' : 'connect timed out'), { code: 'ETIMEDOUT' }));
@@ -447,6 +456,8 @@ export class Exchange implements ConnectionOwner {
   onUpstreamClose(connection: BackendConnection, error: Error | undefined): void {
     if (connection !== this.#upstream) return;
     this.#upstream = undefined;
+    // Closed while the rest of an answered upload was going to it: what is left is read and dropped.
+    if (this.#drainingBody) return;
     if (this.#tunnel) return this.#tunnelEnded();
     if (!connection.connected) {
       const failure = error === undefined ? { kind: 'connect' as const, notSent: true } : { ...classifyError(error), notSent: true };
@@ -465,6 +476,12 @@ export class Exchange implements ConnectionOwner {
 
   onUpstreamData(connection: BackendConnection, chunk: Buffer): void {
     if (connection !== this.#upstream) return;
+    if (this.#drainingBody) {
+      // Bytes after a complete response: the backend is broken; the connection is not reused.
+      this.#upstream = undefined;
+      connection.owner = undefined;
+      return connection.destroy();
+    }
     if (this.#tunnel) {
       this.#client.touch();
       this.#bytesOut += chunk.length;
@@ -644,8 +661,16 @@ export class Exchange implements ConnectionOwner {
     if (this.#clientChunked) this.#client.write(LAST_CHUNK);
     const status = this.#status;
     this.#releaseLease({ ok: status < 500, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart });
-    this.#upstream = undefined;
     connection.socket.resume();
+    if (this.#bodyMode === BodyMode.Stream && !this.#requestSent && this.#upstreamReusable && !connection.closed && this.#bodyUsed) {
+      // The backend answered before the upload ended (it may not read it at all): the rest of the
+      // body still goes to it, as HAProxy and Node do, so both connections stay usable.
+      this.#drainingBody = true;
+      this.#end('ok');
+      this.#client.responseDone(this.#clientKeepAlive);
+      return;
+    }
+    this.#upstream = undefined;
     if (this.#upstreamReusable && this.#requestSent && !connection.closed) this.#pool!.release(connection);
     else {
       connection.owner = undefined;
@@ -653,6 +678,21 @@ export class Exchange implements ConnectionOwner {
     }
     this.#end('ok');
     this.#client.responseDone(this.#clientKeepAlive && (this.#bodyComplete || this.#bodyMode !== BodyMode.Stream));
+  }
+
+  #pauseDraining(): boolean {
+    this.#bodyPaused = true;
+    return false;
+  }
+
+  /** The rest of an upload answered early has gone to the backend: its connection is free again. */
+  #bodyDrained(): void {
+    this.#drainingBody = false;
+    const upstream = this.#upstream;
+    if (upstream === undefined) return;
+    this.#endStreamedBody();
+    this.#upstream = undefined;
+    if (!upstream.closed) this.#pool!.release(upstream);
   }
 
   // ---- upgrades -------------------------------------------------------------------------------
@@ -795,6 +835,11 @@ export class Exchange implements ConnectionOwner {
 
   /** The client went away before the exchange ended: stop the attempt, start no new one. */
   onClientGone(): void {
+    if (this.#drainingBody) {
+      this.#drainingBody = false;
+      this.#detachUpstream(false);
+      return;
+    }
     if (this.#finished) return;
     this.#clientGone = true;
     this.#abortAttempt();

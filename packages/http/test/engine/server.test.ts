@@ -170,6 +170,29 @@ describe('HTTP/1.1 on the wire', () => {
     expect(large.text).toMatch(/-\|chunked\|1500/);
   });
 
+  it('sends the rest of an upload the backend answered early, keeping both connections usable', async () => {
+    // Like bench/proxy/backend.mjs: the answer goes out before the body was read.
+    const b = await backend('b');
+    b.server.removeAllListeners('request');
+    b.server.on('request', (req, res) => {
+      let size = 0;
+      req.on('data', (chunk: Buffer) => (size += chunk.length));
+      req.on('end', () => b.hits.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: String(size) }));
+      res.end('early');
+    });
+    let connections = 0;
+    b.server.on('connection', () => connections++);
+    const { port } = await server(single(b, { maxReplayBytes: 1024 }));
+    const body = 'u'.repeat(300_000);
+    const upload = `POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const reply = await rawClient(port, `${upload}${upload}GET /after HTTP/1.1\r\nHost: x\r\n\r\n`, (text) => count(text, /early/g) === 3);
+    expect(count(reply.text, /HTTP\/1\.1 200 OK/g)).toBe(3);
+    expect(reply.closed).toBe(false);
+    await expect.poll(() => b.hits.length).toBe(3);
+    expect(b.hits.map((h) => h.body)).toEqual(['300000', '300000', '0']);
+    expect(connections).toBe(1);
+  });
+
   it('reuses keep-alive connections to a backend instead of opening one per request', async () => {
     const b = await backend('b');
     let connections = 0;
