@@ -7,9 +7,10 @@
  *   node bench/proxy-idle.bench.mjs [--connections 10000] [--only haproxy,fulcrum-server,fulcrum]
  *
  * Per proxy: start it (the same `proxy/servers.mjs` processes as proxy.bench.mjs, keep-alive timeouts
- * above a minute; HAProxy with a generated config, maxconn 30000), make 20 requests, read its RSS
+ * above a minute; HAProxy with a generated config, maxconn ${total + 100}), make 20 requests, read its RSS
  * (`VmRSS` of /proc/<pid>/status), open the connections 500 at a time — each sends one GET and reads
- * its answer — wait a second, read the RSS again. Reported: (after − before) ÷ connections. Node's
+ * its answer — wait a second, read the RSS again. HAProxy's `maxconn` is set just above the count:
+ * it reserves two descriptors per connection, so 10,000 needs `ulimit -n` above ~20,100. Reported: (after − before) ÷ connections. Node's
  * RSS includes heap the GC has not returned, so the Node rows are an upper bound. Only 127.0.0.1 is
  * contacted; every child is killed on exit. Needs `ulimit -n` above the connection count.
  */
@@ -94,10 +95,12 @@ async function startProxy(name, backendPorts, tmp) {
     const config = join(tmp, 'haproxy-idle.cfg');
     writeFileSync(
       config,
-      `global\n    nbthread 1\n    maxconn 30000\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 120s\n    timeout server 120s\n    timeout http-keep-alive 120s\n    option http-keep-alive\nfrontend bench\n    bind 127.0.0.1:${port}\n    default_backend three\nbackend three\n    balance roundrobin\n    cookie SRV insert indirect nocache\n${backendPorts.map((p, i) => `    server b${i + 1} 127.0.0.1:${p} cookie b${i + 1}`).join('\n')}\n`,
+      `global\n    nbthread 1\n    maxconn ${total + 100}\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 120s\n    timeout server 120s\n    timeout http-keep-alive 120s\n    option http-keep-alive\nfrontend bench\n    bind 127.0.0.1:${port}\n    default_backend three\nbackend three\n    balance roundrobin\n    cookie SRV insert indirect nocache\n${backendPorts.map((p, i) => `    server b${i + 1} 127.0.0.1:${p} cookie b${i + 1}`).join('\n')}\n`,
     );
     const child = spawn(haproxyBin, ['-db', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     children.add(child);
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
     for (let i = 0; i < 100; i++) {
       try {
         (await idleConnection(port)).destroy();
@@ -106,7 +109,7 @@ async function startProxy(name, backendPorts, tmp) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
-    throw new Error('haproxy did not answer');
+    throw new Error(`haproxy did not answer: ${stderr.trim()}`);
   }
   return start([process.execPath, join(BENCH_DIR, 'proxy', 'servers.mjs'), name, backendPorts.join(',')]);
 }
