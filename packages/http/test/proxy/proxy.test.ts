@@ -1,4 +1,6 @@
-import { connect } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import { certDir } from '../tls/certs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLoadBalancer, isInvalidOptionError } from '@fulcrum/core';
 import { createProxy, createProxyServer } from '@fulcrum/http';
@@ -152,6 +154,27 @@ describe('createProxy', () => {
     expect(reply.status).toBe(502);
     expect(reply.body).toBe('Bad Gateway\n');
     for (const port of ports) expect(reply.body + JSON.stringify(reply.headers)).not.toContain(String(port));
+  });
+});
+
+describe('https backends', () => {
+  it('forwards to an https backend, verifying it with backendTls', async () => {
+    const certs = certDir();
+    cleanups.push(async () => certs.remove());
+    const cert = certs.make('backend', 'localhost', ['localhost']);
+    const backend = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => res.end(`tls:${req.url}:${req.headers['x-forwarded-proto']}`));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => {
+      backend.closeAllConnections();
+      backend.close(() => resolve());
+    }));
+    const address = `https://localhost:${(backend.address() as AddressInfo).port}`;
+    const trusted = await proxyFor([{ id: 'tls', address }], { backendTls: { ca: cert.cert } });
+    const reply = await send(trusted.url, { path: '/secure' });
+    expect([reply.status, reply.body]).toEqual([200, 'tls:/secure:http']);
+    // Without the CA the certificate is not trusted: 502, never a plaintext fallback.
+    const untrusted = await proxyFor([{ id: 'tls', address }]);
+    expect((await send(untrusted.url)).status).toBe(502);
   });
 });
 
