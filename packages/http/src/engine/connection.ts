@@ -44,12 +44,20 @@ const enum Deadline {
 /** How long a connection being closed may take to flush its last bytes, ms. */
 const LINGER_MS = 1000;
 
+/** Where a request goes: an engine's exchange (with its route; none → 404), or `'hand-off'`. */
+export type Dispatch = { readonly ctx: ExchangeContext; readonly route: RouteDecision | undefined; readonly onEnd?: () => void } | 'hand-off';
+
 /** What a connection needs from its listener. */
-export interface ListenerContext extends ExchangeContext {
+export interface ListenerContext {
   readonly listener: NormalizedListenerOptions;
   /** The listener is shutting down. */
   readonly closing: boolean;
-  route(view: RequestView): RouteDecision | undefined;
+  dispatch(view: RequestView): Dispatch;
+  /**
+   * Give the connection, with the bytes already read pushed back, to a `node:http` server (the
+   * CLI's stats, metrics and admin pages): it is that server's from then on.
+   */
+  handOff(socket: Socket): void;
   forget(connection: ClientConnection): void;
 }
 
@@ -59,6 +67,8 @@ export class ClientConnection implements ClientSide {
   #buf: Buffer | undefined;
   #state = State.Head;
   #exchange: Exchange | undefined;
+  /** The proxy options of the current request's engine (its `idleMs` bounds body pauses). */
+  #idleMs = 60_000;
   #head: RequestHead | undefined;
   #bodyRemaining = 0;
   readonly #decoder = new ChunkedDecoder();
@@ -80,15 +90,9 @@ export class ClientConnection implements ClientSide {
     this.deadline = Date.now() + ctx.listener.headersTimeoutMs;
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
-    socket.on('drain', () => this.#exchange?.onClientDrain());
-    socket.on('error', () => socket.destroy());
-    socket.on('end', () => {
-      // The client half-closed. As Node's server does (`httpAllowHalfOpen` false), a request in
-      // progress is treated as abandoned: its attempt stops and nothing more is started for it.
-      this.#clientEnded = true;
-      if (this.#state === State.Closing) return;
-      socket.destroy();
-    });
+    socket.on('drain', this.#onDrain);
+    socket.on('error', this.#onError);
+    socket.on('end', this.#onEnd);
     socket.on('close', () => {
       this.#state = State.Closing;
       this.deadline = 0;
@@ -99,6 +103,23 @@ export class ClientConnection implements ClientSide {
       ctx.forget(this);
     });
   }
+
+  #onDrain = (): void => this.#exchange?.onClientDrain();
+
+  #onError = (): void => {
+    this.socket.destroy();
+  };
+
+  #onEnd = (): void => {
+    const socket = this.socket;
+    {
+      // The client half-closed. As Node's server does (`httpAllowHalfOpen` false), a request in
+      // progress is treated as abandoned: its attempt stops and nothing more is started for it.
+      this.#clientEnded = true;
+      if (this.#state === State.Closing) return;
+      socket.destroy();
+    }
+  };
 
   get closing(): boolean {
     return this.#ctx.closing;
@@ -134,7 +155,7 @@ export class ClientConnection implements ClientSide {
     }
     if (this.#state === State.Closing) return;
     this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
-    if (this.#state === State.Body) this.deadline = Date.now() + this.#ctx.engine.config.idleMs;
+    if (this.#state === State.Body) this.deadline = Date.now() + this.#idleMs;
     this.#process();
   };
 
@@ -163,7 +184,11 @@ export class ClientConnection implements ClientSide {
           if (head === null) return;
           if (head instanceof HeadError) return this.#refuse(head.status, head.reason);
           this.#buf = head.headLength < buf.length ? buf.subarray(head.headLength) : undefined;
-          this.#begin(head);
+          if (!this.#begin(head)) {
+            // Handed off: the bytes go back to the socket for the server that takes it over.
+            this.#handOff(buf);
+            return;
+          }
           break;
         }
         case State.Body: {
@@ -206,16 +231,9 @@ export class ClientConnection implements ClientSide {
     }
   }
 
-  #begin(head: RequestHead): void {
+  /** Start the request's exchange; false when the dispatcher hands the connection off instead. */
+  #begin(head: RequestHead): boolean {
     const ctx = this.#ctx;
-    this.#head = head;
-    this.#responseDone = false;
-    this.#bodyDone = head.framing === Framing.None;
-    this.#bodyRemaining = head.framing === Framing.Length ? head.contentLength : 0;
-    if (head.framing === Framing.Chunked) this.#decoder.reset();
-    this.#state = this.#bodyDone ? State.Waiting : State.Body;
-    this.#deadlineKind = this.#bodyDone ? Deadline.None : Deadline.Body;
-    this.deadline = this.#bodyDone ? 0 : Date.now() + ctx.engine.config.idleMs;
     let target = head.target;
     if (target.charCodeAt(0) !== 47 && target !== '*') {
       // Absolute-form (allowed by the listener): route and forward the path, as RFC 9112 §3.2.2 says.
@@ -223,17 +241,37 @@ export class ClientConnection implements ClientSide {
       target = slash === -1 ? '/' : target.slice(slash);
     }
     const view = new RequestView(head.method, target, head.version, head.rawHeaders, this.socket);
-    let route: RouteDecision | undefined;
-    if (!ctx.engine.closed) {
-      try {
-        route = target === '*' ? undefined : ctx.route(view);
-      } catch (error) {
-        ctx.engine.report(error, 'client');
-      }
-    }
-    const exchange = new Exchange(ctx, this, head, view, route);
+    const dispatch = ctx.dispatch(view);
+    if (dispatch === 'hand-off') return false;
+    const engine = dispatch.ctx.engine;
+    this.#idleMs = engine.config.idleMs;
+    this.#head = head;
+    this.#responseDone = false;
+    this.#bodyDone = head.framing === Framing.None;
+    this.#bodyRemaining = head.framing === Framing.Length ? head.contentLength : 0;
+    if (head.framing === Framing.Chunked) this.#decoder.reset();
+    this.#state = this.#bodyDone ? State.Waiting : State.Body;
+    this.#deadlineKind = this.#bodyDone ? Deadline.None : Deadline.Body;
+    this.deadline = this.#bodyDone ? 0 : Date.now() + this.#idleMs;
+    const exchange = new Exchange(dispatch.ctx, this, head, view, target === '*' ? undefined : dispatch.route, dispatch.onEnd);
     this.#exchange = exchange;
     exchange.start();
+    return true;
+  }
+
+  #handOff(bytes: Buffer): void {
+    const socket = this.socket;
+    this.#state = State.Closing;
+    this.deadline = 0;
+    this.#buf = undefined;
+    socket.off('data', this.#onData);
+    socket.off('drain', this.#onDrain);
+    socket.off('error', this.#onError);
+    socket.off('end', this.#onEnd);
+    this.#ctx.forget(this);
+    socket.pause();
+    socket.unshift(bytes);
+    this.#ctx.handOff(socket);
   }
 
   #bodyEnded(): void {

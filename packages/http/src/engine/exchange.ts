@@ -133,8 +133,11 @@ export class Exchange implements ConnectionOwner {
   #lastBackendId: string | undefined;
   #lastReason: string | undefined;
 
-  constructor(ctx: ExchangeContext, client: ClientSide, head: RequestHead, view: RequestView, route: RouteDecision | undefined) {
+  readonly #onEnd: (() => void) | undefined;
+
+  constructor(ctx: ExchangeContext, client: ClientSide, head: RequestHead, view: RequestView, route: RouteDecision | undefined, onEnd?: () => void) {
     this.#ctx = ctx;
+    this.#onEnd = onEnd;
     this.#engine = ctx.engine;
     this.#client = client;
     this.#head = head;
@@ -883,6 +886,13 @@ export class Exchange implements ConnectionOwner {
       const budget = engine.budget;
       for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
       budget.end();
+    }
+    if (this.#onEnd !== undefined) {
+      try {
+        this.#onEnd();
+      } catch (error) {
+        engine.report(error, 'client');
+      }
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;

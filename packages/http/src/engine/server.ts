@@ -12,16 +12,12 @@
  * every 500 ms. TLS listeners refuse client-initiated renegotiation and bound the handshake by
  * `headersTimeoutMs`.
  */
-import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import type { Backend, LoadBalancer } from '@fulcrum/core';
+import type { AddressInfo } from 'node:net';
 import type { IncomingMessage } from 'node:http';
+import type { LoadBalancer } from '@fulcrum/core';
 import { ProxyEngine } from '../proxy/proxy';
-import type { RouteDecision } from '../proxy/options';
-import { BackendPool } from './backend-pool';
-import { ClientConnection, type ListenerContext } from './connection';
-import { splitServerOptions, type NormalizedListenerOptions, type ProxyServerOptions } from './options';
-import type { RequestView } from './request-view';
+import { RawListener } from './listener';
+import { splitServerOptions, type ProxyServerOptions } from './options';
 
 /** A running raw-engine listener. */
 export interface ProxyServer {
@@ -43,73 +39,25 @@ export interface ProxyServer {
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 
-/** How often client deadlines are checked, ms: every deadline holds to within this. */
-const SWEEP_MS = 500;
-
-class RawProxyServer implements ProxyServer, ListenerContext {
+class RawProxyServer implements ProxyServer {
   readonly engine: ProxyEngine;
-  readonly listener: NormalizedListenerOptions;
-  readonly maxHeadBytes: number;
-  readonly maxHeaders: number;
-  readonly #server: Server;
-  readonly #clients = new Set<ClientConnection>();
-  readonly #backendPools = new Map<Backend, BackendPool>();
-  readonly #onRemoved: (backend: Backend) => void;
-  #open = 0;
-  #sweep: NodeJS.Timeout | undefined;
+  readonly #listener: RawListener;
   #closing: Promise<void> | undefined;
-  #allGone: (() => void) | undefined;
 
   constructor(options: ProxyServerOptions) {
     const { proxy, listener } = splitServerOptions(options);
-    this.engine = new ProxyEngine(proxy);
-    this.listener = listener;
-    // Backend response heads get the same limits as client heads, with room for Set-Cookie lines.
-    this.maxHeadBytes = Math.max(listener.maxHeadBytes, 65_536);
-    this.maxHeaders = Math.max(listener.maxHeaders, 200);
-    this.#onRemoved = (backend) => {
-      const pool = this.#backendPools.get(backend);
-      if (pool === undefined) return;
-      this.#backendPools.delete(backend);
-      pool.close();
-    };
-    for (const lb of this.engine.pools.values()) lb.on('removed', this.#onRemoved);
-    const tls = listener.tls;
-    const server = tls === undefined
-      ? createNetServer({ allowHalfOpen: true, noDelay: true })
-      : createTlsServer({ ...tls, allowHalfOpen: true, handshakeTimeout: listener.headersTimeoutMs } as Parameters<typeof createTlsServer>[0]);
-    // Counted on the raw TCP socket, before any TLS work: the excess costs one accept and one close.
-    server.on('connection', (socket: Socket) => {
-      if (this.#closing !== undefined || this.#open >= listener.maxConnections || !listener.connectionLimit.tryAcquire()) {
-        socket.destroy();
-        return;
-      }
-      this.#open++;
-      socket.once('close', () => {
-        this.#open--;
-        listener.connectionLimit.release();
-        if (this.#open === 0) this.#allGone?.();
-      });
-      if (tls === undefined) this.#accept(socket);
+    const engine = new ProxyEngine(proxy);
+    this.engine = engine;
+    this.#listener = new RawListener({
+      listener,
+      dispatch: (view) => ({ engine, route: engine.closed ? undefined : engine.route(view as unknown as IncomingMessage) }),
+      report: (error) => engine.report(error, 'client'),
     });
-    if (tls !== undefined) {
-      server.on('secureConnection', (socket: TLSSocket) => {
-        // Client-initiated renegotiation is a CPU lever for an attacker; HAProxy and nginx refuse it.
-        socket.disableRenegotiation();
-        this.#accept(socket);
-      });
-      server.on('tlsClientError', (_error: Error, socket: TLSSocket) => socket.destroy());
-    }
-    server.on('error', (error) => this.engine.report(error, 'client'));
-    this.#server = server;
-  }
-
-  get closing(): boolean {
-    return this.#closing !== undefined;
+    this.#listener.on('error', (error) => engine.report(error, 'client'));
   }
 
   get connections(): number {
-    return this.#open;
+    return this.#listener.connections;
   }
 
   get lb(): LoadBalancer {
@@ -120,58 +68,20 @@ class RawProxyServer implements ProxyServer, ListenerContext {
     return this.engine.pools;
   }
 
-  #accept(socket: Socket): void {
-    if (socket.destroyed) return;
-    this.#clients.add(new ClientConnection(this, socket));
-  }
-
-  route(view: RequestView): RouteDecision | undefined {
-    return this.engine.route(view as unknown as IncomingMessage);
-  }
-
-  pool(backend: Backend): BackendPool {
-    let pool = this.#backendPools.get(backend);
-    if (pool === undefined) {
-      pool = new BackendPool(backend, {
-        connectMs: this.engine.config.connectMs,
-        headersMs: this.engine.config.headersMs,
-        backendIdleMs: this.listener.backendIdleMs,
-        connectionsPerBackend: this.engine.config.connectionsPerBackend,
-        backendTls: this.engine.config.backendTls,
-      });
-      this.#backendPools.set(backend, pool);
-    }
-    return pool;
-  }
-
-  forget(connection: ClientConnection): void {
-    this.#clients.delete(connection);
-  }
-
-  #sweepDeadlines = (): void => {
-    const now = Date.now();
-    for (const client of this.#clients) {
-      if (client.deadline !== 0 && client.deadline <= now) client.expire();
-    }
-    for (const pool of this.#backendPools.values()) pool.sweep(now);
-  };
-
   listen(port: number, host = '127.0.0.1'): Promise<void> {
+    const server = this.#listener;
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
-      this.#server.once('error', onError);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', onError);
-        this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
-        this.#sweep.unref();
+      server.server.once('error', onError);
+      server.listen(port, host, () => {
+        server.server.off('error', onError);
         resolve();
       });
     });
   }
 
   address(): AddressInfo | null {
-    const address = this.#server.address();
-    return typeof address === 'object' ? address : null;
+    return this.#listener.address();
   }
 
   close(graceMs = 10_000): Promise<void> {
@@ -180,26 +90,20 @@ class RawProxyServer implements ProxyServer, ListenerContext {
   }
 
   async #shutdown(graceMs: number): Promise<void> {
-    const stopped = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const listener = this.#listener;
     // Queued requests get their 503 now; requests in progress run to their end.
     this.engine.queue.close();
-    for (const client of this.#clients) client.shutdown();
-    if (this.#open > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.#allGone = () => {
-          clearTimeout(timer);
-          resolve();
-        };
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        listener.closeAllConnections();
+      }, graceMs);
+      listener.close(() => {
+        clearTimeout(timer);
+        resolve();
       });
-    }
-    for (const client of this.#clients) client.socket.destroy();
-    await stopped;
-    if (this.#sweep !== undefined) clearInterval(this.#sweep);
-    for (const lb of this.engine.pools.values()) lb.off('removed', this.#onRemoved);
+      if (graceMs === 0) listener.closeAllConnections();
+    });
     await this.engine.close();
-    for (const pool of this.#backendPools.values()) pool.close();
-    this.#backendPools.clear();
   }
 }
 
