@@ -68,6 +68,13 @@ export interface FrontendConfig {
    */
   tls?: { certs: readonly { cert: string; key: string }[] };
   /**
+   * What serves it: `'raw'` (default) is `createProxyServer`'s engine — Fulcrum's own HTTP/1.1
+   * parser and backend pools, about half the CPU per request; `'node'` is `createProxy` on a
+   * `node:http` server with undici. A `redirectToHttps` frontend is always served by `node:http`.
+   * Changing it takes effect at the next restart.
+   */
+  engine?: 'raw' | 'node';
+  /**
    * Answer every request on this frontend with a redirect to the same URL over https (the port-80
    * side of TLS termination): `redirectToHttps`'s options, `{ port?: 443, hosts?: [...] }`. Nothing
    * else is served here — not the stats page, not the admin API. Not with `tls`.
@@ -170,6 +177,8 @@ export interface NormalizedFrontend {
   readonly redirectToHttps: Readonly<RedirectToHttpsOptions> | undefined;
   /** `host:port` — frontends are matched on reload by this. */
   readonly key: string;
+  /** `'raw'` (createProxyServer's engine) or `'node'` (createProxy on node:http). */
+  readonly engine: 'raw' | 'node';
 }
 
 export interface NormalizedPool {
@@ -470,7 +479,10 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'engine']);
+    if (frontend.engine !== undefined && frontend.engine !== 'raw' && frontend.engine !== 'node') {
+      throw new InvalidOptionError(`${path}.engine`, frontend.engine, 'must be "raw" (the default: Fulcrum\'s own HTTP/1.1 engine) or "node" (node:http + undici)');
+    }
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
     const host = frontend.host === undefined ? '0.0.0.0' : nonEmptyString(`${path}.host`, frontend.host, 'an address to listen on');
@@ -501,7 +513,8 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
       under(rpath, () => redirectToHttps(spec as RedirectToHttpsOptions), /^options\.?/);
       redirect = Object.freeze({ ...(spec.port === undefined ? {} : { port: spec.port as number }), ...(spec.hosts === undefined ? {} : { hosts: Object.freeze([...(spec.hosts as string[])]) }) });
     }
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, key: `${key}${tls ? '/tls' : ''}` });
+    const engine = redirect !== undefined ? 'node' : ((frontend.engine as 'raw' | 'node' | undefined) ?? 'raw');
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, key: `${key}${tls ? '/tls' : ''}`, engine });
   });
 }
 

@@ -35,7 +35,11 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LoadBalancer, StickTable } from '@fulcrum/core';
 import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS } from '../affinity';
-import { createProxy, type ProxyHandler } from '../proxy/proxy';
+import { createProxy, PROXY_ENGINE, type ProxyHandler } from '../proxy/proxy';
+import { RawListener, type RawDispatch } from '../engine/listener';
+import { normalizeListenerOptions } from '../engine/options';
+import type { RequestView } from '../engine/request-view';
+import type { Server as TlsServer } from 'node:tls';
 import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } from '../proxy/options';
 import { createRouter, type Router } from '../router';
 import { RateLimiter, type NormalizedRateLimitOptions } from '../ratelimit';
@@ -116,6 +120,8 @@ interface PinnedDecision extends RouteDecision {
 }
 
 const ADMIT: AdmissionVerdict = Object.freeze({ admit: true as const });
+
+type RawDispatchEngine = Exclude<RawDispatch, 'hand-off'>['engine'];
 /**
  * At the first start, how long requests wait for the replicated stick-tables to load what the other
  * instances already know (their snapshot), ms; past it the instance serves with what it has.
@@ -441,6 +447,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   async #retirePool(_old: PoolRuntime, proxy: ProxyHandler, lb: LoadBalancer | undefined, table: StickTable<string> | undefined): Promise<void> {
     if (lb !== undefined) lb.update([]);
     await proxy.close();
+    for (const frontend of this.#frontends.values()) {
+      if (frontend.server instanceof RawListener) frontend.server.retire((proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE]);
+    }
     lb?.close();
     await table?.close();
   }
@@ -502,7 +511,23 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     };
     // Read per request, so a reload can turn the redirect on, off or to another port on the same socket.
     const listener = (req: IncomingMessage, res: ServerResponse): void => (frontend.redirect ?? this.#handle)(req, res);
-    const server = tls === undefined ? createHttpServer(listener) : (tls.attach(createHttpsServer(tls.serverOptions, listener)) as unknown as Server);
+    let server: Server;
+    if (spec.engine === 'raw') {
+      // The raw engine serves the proxied requests; the connections of Fulcrum's own pages (stats,
+      // metrics, admin) and those arriving before the stick-tables are loaded go to a node:http server.
+      const fallback = createHttpServer(listener);
+      const raw = new RawListener({
+        listener: normalizeListenerOptions({ ...(tls === undefined ? {} : { tls: tls.serverOptions }), headersTimeoutMs: this.config.server.headersTimeoutMs }),
+        dispatch: this.#dispatch,
+        fallback,
+        report: (error) => this.#log('error', 'frontend dispatch failed', { error: String(error) }),
+      });
+      if (tls !== undefined) tls.attach(raw.server as TlsServer);
+      server = raw as unknown as Server;
+      fallback.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    } else {
+      server = tls === undefined ? createHttpServer(listener) : (tls.attach(createHttpsServer(tls.serverOptions, listener)) as unknown as Server);
+    }
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
       if (frontend.redirect !== undefined) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -533,6 +558,21 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     this.#decisions.set(req, { pool: match.pool, lb: match.lb, path: match.path, route: match.route, ...(match.setCookie === undefined ? {} : { setCookie: match.setCookie }) });
     return pool;
   }
+
+  /** A raw frontend's request: to its pool's engine, or (Fulcrum's own pages) to node:http. */
+  #dispatch = (view: RequestView): RawDispatch => {
+    if (this.#sync !== undefined) return 'hand-off';
+    const req = view as unknown as IncomingMessage;
+    const config = this.config;
+    const pathname = pathnameOf(view.url);
+    if (config.admin !== undefined && config.admin.port === undefined && underPath(pathname, config.admin.path)) return 'hand-off';
+    if (config.stats !== undefined && underPath(pathname, config.stats.path)) return 'hand-off';
+    if (config.metrics !== undefined && pathname === config.metrics.path) return 'hand-off';
+    const matched = this.#route(req);
+    const pool = matched ?? (this.#pools.values().next().value as PoolRuntime);
+    this.#inflight++;
+    return { engine: (pool.proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE], route: matched === undefined ? undefined : this.#decisions.get(req), onEnd: this.#requestEnded };
+  };
 
   #handle = (req: IncomingMessage, res: ServerResponse): void => {
     if (this.#sync !== undefined) {

@@ -150,14 +150,18 @@ export class RawListener extends EventEmitter implements ListenerContext {
   /** `node:http`'s names, so a runner can set the deadlines of either kind of frontend. */
   set headersTimeout(ms: number) {
     if (ms > 0) this.listener = Object.freeze({ ...this.listener, headersTimeoutMs: ms });
+    if (this.#options.fallback !== undefined) this.#options.fallback.headersTimeout = ms;
   }
 
   set keepAliveTimeout(ms: number) {
     if (ms > 0) this.listener = Object.freeze({ ...this.listener, keepAliveTimeoutMs: ms });
+    if (this.#options.fallback !== undefined) this.#options.fallback.keepAliveTimeout = ms;
   }
 
-  /** Accepted for `node:http` compatibility; a request body's pauses are bounded by the proxy's `timeouts.idleMs`. */
-  set requestTimeout(_ms: number) {}
+  /** For the handed-off connections; a proxied request body's pauses are bounded by the proxy's `timeouts.idleMs`. */
+  set requestTimeout(ms: number) {
+    if (this.#options.fallback !== undefined) this.#options.fallback.requestTimeout = ms;
+  }
 
   #accept(socket: Socket): void {
     if (socket.destroyed) return;
@@ -238,16 +242,19 @@ export class RawListener extends EventEmitter implements ListenerContext {
     if (callback !== undefined) this.#closeWaiters.push(callback);
     if (this.server.listening) this.server.close();
     for (const client of this.#clients) client.shutdown();
+    this.#options.fallback?.closeIdleConnections();
     if (this.#open === 0) this.#allClosed();
     return this;
   }
 
   closeIdleConnections(): void {
     for (const client of this.#clients) if (client.idle) client.socket.destroy();
+    this.#options.fallback?.closeIdleConnections();
   }
 
   closeAllConnections(): void {
     for (const client of this.#clients) client.socket.destroy();
+    this.#options.fallback?.closeAllConnections();
   }
 
   #allClosed(): void {

@@ -119,12 +119,17 @@ export function splitServerOptions(options: ProxyServerOptions): { proxy: ProxyO
   const given = options as unknown as Record<string, unknown>;
   for (const key of Object.keys(given)) if (!(LISTENER_KEYS as readonly string[]).includes(key)) proxy[key] = given[key];
   if (options.tls !== undefined && !isPlainObject(options.tls)) throw new InvalidOptionError('tls', options.tls, 'must be an object of TLS server options (key, cert, SNICallback…)');
+  return { proxy: proxy as ProxyOptions, listener: normalizeListenerOptions(options) };
+}
+
+/** The listener options alone, validated and defaulted (the CLI builds its frontends with these). */
+export function normalizeListenerOptions(options: Omit<ProxyServerOptions, keyof ProxyOptions>): NormalizedListenerOptions {
   const limit = options.connectionLimit ?? ConnectionLimit.global;
   if (!(limit instanceof ConnectionLimit)) throw new InvalidOptionError('connectionLimit', limit, 'must be a ConnectionLimit');
   if (options.allowAbsoluteForm !== undefined && typeof options.allowAbsoluteForm !== 'boolean') {
     throw new InvalidOptionError('allowAbsoluteForm', options.allowAbsoluteForm, 'must be true or false');
   }
-  const listener: NormalizedListenerOptions = Object.freeze({
+  return Object.freeze({
     tls: options.tls,
     maxConnections: int('maxConnections', options.maxConnections, 20_000, 1, 10_000_000),
     connectionLimit: limit,
@@ -136,5 +141,4 @@ export function splitServerOptions(options: ProxyServerOptions): { proxy: ProxyO
     backendIdleMs: int('backendIdleMs', options.backendIdleMs, 4000, 1, MAX_TIMER),
     allowAbsoluteForm: options.allowAbsoluteForm ?? false,
   });
-  return { proxy: proxy as ProxyOptions, listener };
 }
