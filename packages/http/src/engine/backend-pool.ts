@@ -23,7 +23,16 @@ export interface ConnectionOwner {
   onUpstreamClose(connection: BackendConnection, error: Error | undefined): void;
   onUpstreamDrain(connection: BackendConnection): void;
   onUpstreamTimeout(connection: BackendConnection): void;
+  /**
+   * After `onUpstreamData`: whether the bytes it was given may still be referenced (queued in a
+   * client socket's write buffer). A connection that reads into a reused buffer then reads the next
+   * bytes into a fresh one.
+   */
+  holdsUpstreamBytes(): boolean;
 }
+
+/** Size of the buffer a plain-TCP backend connection reads into (Node's own read size). */
+const READ_BUFFER_BYTES = 65_536;
 
 export interface BackendPoolSettings {
   readonly connectMs: number;
@@ -61,9 +70,13 @@ export class BackendConnection {
   /** When it went back to the pool (for the idle sweep), ms since the epoch. */
   idleSince = 0;
 
-  constructor(pool: BackendPool, socket: Socket) {
+  /** The buffer plain-TCP reads land in (`net.connect`'s `onread`), reused while nothing holds it. */
+  #readBuffer: Buffer | undefined;
+
+  constructor(pool: BackendPool, socket: Socket, readBuffer?: Buffer) {
     this.pool = pool;
     this.socket = socket;
+    this.#readBuffer = readBuffer;
     socket.on(pool.target.tls ? 'secureConnect' : 'connect', () => {
       this.connected = true;
       // From now on one inactivity timer covers waiting for a response head (and, when they are
@@ -71,6 +84,7 @@ export class BackendConnection {
       socket.setTimeout(pool.responseTimeoutMs);
       this.owner?.onUpstreamConnect(this);
     });
+    // TLS sockets emit 'data' (a fresh Buffer per read); plain TCP reads go through `onRead`.
     socket.on('data', (chunk: Buffer) => {
       if (this.owner !== undefined) this.owner.onUpstreamData(this, chunk);
       else this.destroy();
@@ -83,6 +97,27 @@ export class BackendConnection {
       if (this.owner !== undefined) this.owner.onUpstreamTimeout(this);
       else this.destroy();
     });
+  }
+
+  /**
+   * `onread` callback of a plain-TCP connection: the bytes are handed over as a slice of the reused
+   * buffer, which stays valid only until this returns — so when the owner left some of them queued
+   * in a client socket, the next read goes to a new buffer instead (no copy on the common path, where
+   * the client write completed at once).
+   */
+  onRead(bytes: number, buffer: Buffer): void {
+    const owner = this.owner;
+    if (owner === undefined) {
+      this.destroy();
+      return;
+    }
+    owner.onUpstreamData(this, buffer.subarray(0, bytes));
+    if (owner.holdsUpstreamBytes()) this.#readBuffer = undefined;
+  }
+
+  /** `onread`'s buffer source: the current buffer, or a new one when the last is still referenced. */
+  nextReadBuffer(): Buffer {
+    return (this.#readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
   }
 
   /** Close the connection for good (it is never reused). */
@@ -157,12 +192,32 @@ export class BackendPool {
   #open(owner: ConnectionOwner): BackendConnection {
     const { host, port, tls } = this.target;
     const settings = this.#settings;
-    const socket = tls
-      ? tlsConnect({ host, port, ...(isIp(host) ? {} : { servername: host }), ...(settings.backendTls ?? {}) } as ConnectionOptions)
-      : netConnect({ host, port });
+    let connection: BackendConnection;
+    if (tls) {
+      const socket = tlsConnect({ host, port, ...(isIp(host) ? {} : { servername: host }), ...(settings.backendTls ?? {}) } as ConnectionOptions);
+      connection = new BackendConnection(this, socket);
+    } else {
+      // Reads land in one buffer per connection (`onread`), skipping a Buffer and the stream
+      // machinery per read; the generator swaps in a new buffer when the last one is still in use.
+      let self: BackendConnection | undefined;
+      const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      const socket = netConnect({
+        host,
+        port,
+        onread: {
+          buffer: () => self?.nextReadBuffer() ?? readBuffer,
+          callback: (bytes: number, buffer: Uint8Array) => {
+            self?.onRead(bytes, buffer as Buffer);
+            // Pausing (backpressure) is the owner's `socket.pause()`, never this return value.
+            return true;
+          },
+        },
+      });
+      connection = self = new BackendConnection(this, socket, readBuffer);
+    }
+    const socket = connection.socket;
     socket.setNoDelay(true);
     socket.setTimeout(settings.connectMs);
-    const connection = new BackendConnection(this, socket);
     connection.owner = owner;
     this.#total++;
     return connection;

@@ -512,7 +512,8 @@ export class Exchange implements ConnectionOwner {
     for (;;) {
       const head = parseResponseHead(buf, offset, buf.length, this.#head.method, this.#ctx);
       if (head === null) {
-        this.#resBuf = buf.subarray(offset);
+        // A copy: `buf` may be the connection's reused read buffer.
+        this.#resBuf = Buffer.from(buf.subarray(offset));
         return;
       }
       if (head instanceof HeadError) {
@@ -652,6 +653,10 @@ export class Exchange implements ConnectionOwner {
     const ok = client.write(CRLF);
     client.uncork();
     return ok;
+  }
+
+  holdsUpstreamBytes(): boolean {
+    return this.#client.socket.writableLength > 0;
   }
 
   /** The client's socket drained: let the backend's bytes flow again. */

@@ -282,6 +282,63 @@ describe('backpressure', () => {
   });
 });
 
+describe('bytes through a reused read buffer', () => {
+  it('delivers every byte of large bodies intact to a client that stalls, Content-Length and chunked', async () => {
+    const { createHash, randomBytes } = await import('node:crypto');
+    const payload = randomBytes(8 * 1024 * 1024);
+    const digest = createHash('sha256').update(payload).digest('hex');
+    let stalled: () => void = () => undefined;
+    const b = await backend('b', (req, res) => {
+      if (req.url === '/length') res.writeHead(200, { 'content-length': String(payload.length) });
+      let offset = 0;
+      const pump = (): void => {
+        while (offset < payload.length) {
+          const piece = payload.subarray(offset, offset + 48_000);
+          offset += piece.length;
+          if (!res.write(piece)) {
+            stalled();
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const { port } = await server(single(b));
+    for (const path of ['/length', '/chunked']) {
+      const socket = connect({ host: '127.0.0.1', port });
+      cleanups.push(() => void socket.destroy());
+      socket.pause();
+      const backendStalled = new Promise<void>((resolve) => (stalled = resolve));
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      // The proxy's socket to the client fills up while the client does not read: its writes queue,
+      // which is when a reused read buffer must not be overwritten.
+      await backendStalled;
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.resume();
+      await new Promise((resolve) => socket.once('close', resolve));
+      const text = Buffer.concat(chunks);
+      const bodyStart = text.indexOf('\r\n\r\n') + 4;
+      let body = text.subarray(bodyStart);
+      if (path === '/chunked') {
+        const parts: Buffer[] = [];
+        for (let at = 0; ; ) {
+          const lineEnd = body.indexOf('\r\n', at);
+          const size = parseInt(body.toString('latin1', at, lineEnd), 16);
+          if (size === 0) break;
+          parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
+          at = lineEnd + 2 + size + 2;
+        }
+        body = Buffer.concat(parts);
+      }
+      expect(body.length, path).toBe(payload.length);
+      expect(createHash('sha256').update(body).digest('hex'), path).toBe(digest);
+    }
+  });
+});
+
 describe('upgrades', () => {
   let ws: { server: Server; port: number };
   beforeAll(async () => {
