@@ -69,7 +69,7 @@ export interface FrontendConfig {
   tls?: { certs: readonly { cert: string; key: string }[] };
   /**
    * What serves it: `'raw'` (default) is `createProxyServer`'s engine — Fulcrum's own HTTP/1.1
-   * parser and backend pools, about half the CPU per request; `'node'` is `createProxy` on a
+   * parser and backend pools, less CPU per request; `'node'` is `createProxy` on a
    * `node:http` server with undici. A `redirectToHttps` frontend is always served by `node:http`.
    * Changing it takes effect at the next restart.
    */
