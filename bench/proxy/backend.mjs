@@ -3,11 +3,16 @@
 // what the benchmark measures. It names itself in `x-backend-id` and in the body so the runner can
 // check that each proxy really spreads requests over all three.
 //
-//   node backend.mjs <id>      listens on a free port of 127.0.0.1 and prints `ready <port>`
+//   node backend.mjs <id> [bodyBytes]   listens on a free port of 127.0.0.1 and prints `ready <port>`
+//
+// With `bodyBytes` the body is padded to that size (4 KiB and 64 KiB responses), still starting
+// with `hello from <id>`.
 import { createServer } from 'node:http';
 
 const id = process.argv[2] ?? 'b';
-const body = Buffer.from(`hello from ${id}\n`);
+const size = Number(process.argv[3] ?? 0);
+const greeting = `hello from ${id}\n`;
+const body = Buffer.from(size > greeting.length ? greeting + 'x'.repeat(size - greeting.length) : greeting);
 const server = createServer((req, res) => {
   // Drain a request body if there is one; the benchmark sends GETs.
   req.resume();

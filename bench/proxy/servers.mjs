@@ -6,6 +6,9 @@
 //                     stickiness on (the benchmark's clients send no cookie, so every response is
 //                     balanced and carries a freshly signed Set-Cookie — the cost of a new visitor)
 //   fulcrum-plain     the same without stickiness (what the cookie costs)
+//   fulcrum-server    createProxyServer (the raw-socket engine) with the same balancer and cookie
+//                     stickiness: Fulcrum's own HTTP/1.1 parser and backend pools, no node:http, no undici
+//   fulcrum-server-plain  the same without stickiness
 //   undici-minimal    the reference: ~30 lines, one undici Pool per backend, round robin, bodies
 //                     streamed both ways, hop-by-hop headers dropped, 502 on error
 //   reply-from        fastify 5 + @fastify/reply-from with `base` = the three origins (its documented
@@ -43,6 +46,21 @@ async function fulcrum(sticky) {
     ...(sticky ? { stickiness: { cookie: { secrets: [randomBytes(32).toString('base64url')] } } } : {}),
   });
   return http.createServer(proxy);
+}
+
+/** The raw-socket engine; `listen` is its own (it is not a node:http server). */
+async function fulcrumServer(sticky) {
+  const { createProxyServer } = await import('@fulcrum/http');
+  return createProxyServer({
+    balancer: {
+      algorithm: 'round-robin',
+      backends: origins.map((address, i) => ({ id: `b${i + 1}`, address })),
+    },
+    connectionsPerBackend: CONNECTIONS,
+    // The idle-connection benchmark holds 10,000 keep-alive connections open for a while.
+    keepAliveTimeoutMs: 65_000,
+    ...(sticky ? { stickiness: { cookie: { secrets: [randomBytes(32).toString('base64url')] } } } : {}),
+  });
 }
 
 // ---- the minimal undici proxy: the whole thing is this function ----
@@ -130,6 +148,8 @@ const makers = {
   'node-l4': nodeL4,
   fulcrum: () => fulcrum(true),
   'fulcrum-plain': () => fulcrum(false),
+  'fulcrum-server': () => fulcrumServer(true),
+  'fulcrum-server-plain': () => fulcrumServer(false),
   'undici-minimal': undiciMinimal,
   'reply-from': replyFrom,
   'http-proxy': httpProxy,
@@ -142,7 +162,12 @@ if (make === undefined) {
 }
 const server = await make();
 if ('keepAliveTimeout' in server) server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => console.log(`ready ${server.address().port}`));
+if (kind.startsWith('fulcrum-server')) {
+  await server.listen(0, '127.0.0.1');
+  console.log(`ready ${server.address().port}`);
+} else {
+  server.listen(0, '127.0.0.1', () => console.log(`ready ${server.address().port}`));
+}
 // Exit on SIGTERM through process.exit, so `--cpu-prof` writes its profile.
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

@@ -71,6 +71,13 @@ export interface FrontendConfig {
    */
   tls?: { certs: readonly { cert: string; key: string }[] };
   /**
+   * What serves it: `'raw'` (default) is `createProxyServer`'s engine — Fulcrum's own HTTP/1.1
+   * parser and backend pools, less CPU per request; `'node'` is `createProxy` on a
+   * `node:http` server with undici. A `redirectToHttps` frontend is always served by `node:http`.
+   * Changing it takes effect at the next restart.
+   */
+  engine?: 'raw' | 'node';
+  /**
    * Answer every request on this frontend with a redirect to the same URL over https (the port-80
    * side of TLS termination): `redirectToHttps`'s options, `{ port?: 443, hosts?: [...] }`. Nothing
    * else is served here — not the stats page, not the admin API. Not with `tls`.
@@ -224,6 +231,8 @@ export interface NormalizedFrontend {
   readonly key: string;
   /** Per-frontend connection cap; undefined = none. */
   readonly maxConnections: number | undefined;
+  /** `'raw'` (createProxyServer's engine) or `'node'` (createProxy on node:http). */
+  readonly engine: 'raw' | 'node';
 }
 
 export interface NormalizedPool {
@@ -655,7 +664,10 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections', 'engine']);
+    if (frontend.engine !== undefined && frontend.engine !== 'raw' && frontend.engine !== 'node') {
+      throw new InvalidOptionError(`${path}.engine`, frontend.engine, 'must be "raw" (the default: Fulcrum\'s own HTTP/1.1 engine) or "node" (node:http + undici)');
+    }
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
     const host = frontend.host === undefined ? '0.0.0.0' : listenAddress(`${path}.host`, frontend.host);
@@ -693,7 +705,8 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
       return value === true;
     };
     const maxConnections = frontend.maxConnections === undefined ? undefined : integer(`${path}.maxConnections`, frontend.maxConnections, 0, 1, 10_000_000);
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections });
+    const engine = redirect !== undefined ? 'node' : ((frontend.engine as 'raw' | 'node' | undefined) ?? 'raw');
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections, engine });
   });
 }
 

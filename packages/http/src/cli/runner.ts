@@ -37,7 +37,11 @@ import { LoadBalancer, StickTable } from '@fulcrum/core';
 import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS, TrustedProxies, isSecureRequest } from '../affinity';
 import { ConnectionLimit } from '../proxy/connection-limit';
 import { closeAfterAnswer } from '../proxy/errors';
-import { createProxy, type ProxyHandler } from '../proxy/proxy';
+import { createProxy, PROXY_ENGINE, type ProxyHandler } from '../proxy/proxy';
+import { RawListener, type RawDispatch } from '../engine/listener';
+import { normalizeListenerOptions } from '../engine/options';
+import type { RequestView } from '../engine/request-view';
+import type { Server as TlsServer } from 'node:tls';
 import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } from '../proxy/options';
 import { createRouter, type Router } from '../router';
 import { RateLimiter, type NormalizedRateLimitOptions } from '../ratelimit';
@@ -134,6 +138,8 @@ interface PinnedDecision extends RouteDecision {
 }
 
 const ADMIT: AdmissionVerdict = Object.freeze({ admit: true as const });
+
+type RawDispatchEngine = Exclude<RawDispatch, 'hand-off'>['engine'];
 /**
  * At the first start, how long requests wait for the replicated stick-tables to load what the other
  * instances already know (their snapshot), ms; past it the instance serves with what it has.
@@ -499,6 +505,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   async #retirePool(_old: PoolRuntime, proxy: ProxyHandler, lb: LoadBalancer | undefined, table: StickTable<string> | undefined, drain = true): Promise<void> {
     if (lb !== undefined && drain) lb.update([]);
     await proxy.close();
+    for (const frontend of this.#frontends.values()) {
+      if (frontend.server instanceof RawListener) frontend.server.retire((proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE]);
+    }
     lb?.close();
     await table?.close();
   }
@@ -571,11 +580,33 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     // Node checks headersTimeout and requestTimeout every connectionsCheckingInterval (30 s by
     // default, set at creation only): once a second makes the timeouts hold to within a second.
     const checking = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
-    const server =
-      tls === undefined
-        ? createHttpServer(checking, listener)
-        : (tls.attach(createHttpsServer({ ...tls.serverOptions, ...checking }, listener)) as unknown as Server);
-    this.#connectionLimit.attach(server);
+    let server: Server;
+    if (spec.engine === 'raw') {
+      // The raw engine serves the proxied requests; the connections of Fulcrum's own pages (stats,
+      // metrics, admin) and those arriving before the stick-tables are loaded go to a node:http server.
+      // Its connections are counted by the raw listener, against the same global cap.
+      const fallback = createHttpServer(checking, listener);
+      const raw = new RawListener({
+        listener: normalizeListenerOptions({
+          ...(tls === undefined ? {} : { tls: tls.serverOptions }),
+          headersTimeoutMs: this.config.server.headersTimeoutMs,
+          connectionLimit: this.#connectionLimit,
+          ...(spec.maxConnections === undefined ? {} : { maxConnections: spec.maxConnections }),
+        }),
+        dispatch: (view) => this.#dispatch(view, frontend),
+        fallback,
+        report: (error) => this.#log('error', 'frontend dispatch failed', { error: String(error) }),
+      });
+      if (tls !== undefined) tls.attach(raw.server as TlsServer);
+      server = raw as unknown as Server;
+      fallback.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, fallback));
+    } else {
+      server =
+        tls === undefined
+          ? createHttpServer(checking, listener)
+          : (tls.attach(createHttpsServer({ ...tls.serverOptions, ...checking }, listener)) as unknown as Server);
+      this.#connectionLimit.attach(server);
+    }
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The plaintext side of TLS termination must not carry a WebSocket to a backend either.
       if (frontend.redirect !== undefined) closeAfterAnswer(socket, 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -610,6 +641,22 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     this.#decisions.set(req, { pool: match.pool, lb: match.lb, path: match.path, route: match.route, ...(match.setCookie === undefined ? {} : { setCookie: match.setCookie }) });
     return pool;
   }
+
+  /** A raw frontend's request: to its pool's engine, or (Fulcrum's own pages) to node:http. */
+  #dispatch = (view: RequestView, frontend: Frontend): RawDispatch => {
+    if (this.#sync !== undefined) return 'hand-off';
+    const req = view as unknown as IncomingMessage;
+    const config = this.config;
+    const pathname = pathnameOf(view.url);
+    if (config.admin !== undefined && config.admin.port === undefined && underPath(pathname, config.admin.path)) return 'hand-off';
+    // Only where this frontend opted in: elsewhere those paths are proxied like any other.
+    if (frontend.spec.stats && config.stats !== undefined && underPath(pathname, config.stats.path)) return 'hand-off';
+    if (frontend.spec.metrics && config.metrics !== undefined && pathname === config.metrics.path) return 'hand-off';
+    const matched = this.#route(req);
+    const pool = matched ?? (this.#pools.values().next().value as PoolRuntime);
+    this.#inflight++;
+    return { engine: (pool.proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE], route: matched === undefined ? undefined : this.#decisions.get(req), onEnd: this.#requestEnded };
+  };
 
   #handle = (req: IncomingMessage, res: ServerResponse, frontend: Frontend): void => {
     if (this.#sync !== undefined) {

@@ -19,6 +19,11 @@ import { InvalidOptionError } from '@fulcrum/core';
 
 /** A cap on the open connections of several servers together. */
 export class ConnectionLimit {
+  /**
+   * The process-wide cap that every `createProxyServer` listener not given its own shares: 50 000
+   * connections (below a typical `ulimit -n` of 65 536, leaving descriptors for the backends).
+   */
+  static readonly global = new ConnectionLimit(50_000);
   #max = 0;
   #open = 0;
   #refused = 0;
@@ -49,6 +54,24 @@ export class ConnectionLimit {
   /** Connections refused so far. */
   get refused(): number {
     return this.#refused;
+  }
+
+  /**
+   * Take a slot for a connection a listener accepted itself (the raw engine counts on its TCP
+   * sockets); false, and counted as refused, when the limit is reached. Pair with `release()`.
+   */
+  tryAcquire(): boolean {
+    if (this.#open >= this.#max) {
+      this.#refused++;
+      return false;
+    }
+    this.#open++;
+    return true;
+  }
+
+  /** Give back a slot `tryAcquire()` took. */
+  release(): void {
+    this.#open--;
   }
 
   /**

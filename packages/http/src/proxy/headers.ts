@@ -16,7 +16,7 @@
  * request or response (Node's parser refuses most of them already; this is the belt to its braces).
  */
 
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -62,6 +62,9 @@ export interface ProxyHandler {
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 
+/** The `ProxyEngine` behind a `createProxy` handler, for the raw engine's listeners in the CLI. */
+export const PROXY_ENGINE: unique symbol = Symbol('fulcrum.proxyEngine');
+
 /** Internal state shared by the request handler and its attempts. */
 export class ProxyEngine {
   readonly lb: LoadBalancer;
@@ -774,6 +777,7 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
     close: { value: () => engine.close() },
     lb: { value: engine.lb, enumerable: true },
     pools: { value: engine.pools, enumerable: true },
+    [PROXY_ENGINE]: { value: engine },
   });
   return handler;
 }

@@ -44,9 +44,9 @@ export interface Reply {
 }
 
 /** One request with a fresh connection (no keep-alive, so nothing lingers after a test). */
-export function get(port: number, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+export function get(port: number, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}, host = '127.0.0.1'): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: { connection: 'close', ...options.headers }, agent: false }, (res) => {
+    const req = request({ host, port, path, method: options.method ?? 'GET', headers: { connection: 'close', ...options.headers }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));

@@ -305,3 +305,32 @@ describe('startFulcrum: paths and cookies behind a TLS-terminating proxy', () =>
     expect(splitCookie(await get(fulcrum.port, '/', { headers: { 'x-forwarded-proto': 'http' } }))).not.toMatch(/;\s*Secure/i);
   });
 });
+
+describe('startFulcrum: engines', () => {
+  it('serves frontends with the raw engine by default and with node:http when "engine": "node"', async () => {
+    const [b1] = await backends(1);
+    const fulcrum = await start({
+      // Two hosts: frontends are keyed by host:port, and port 0 would make them one.
+      frontends: [{ port: 0, host: '127.0.0.1', metrics: true }, { port: 0, host: '127.0.0.2', engine: 'node' }],
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
+      metrics: { path: '/metrics' },
+    });
+    const [raw, node] = fulcrum.addresses().frontends.map((a) => a.port) as [number, number];
+    expect((await get(raw, '/')).status).toBe(200);
+    expect((await get(node, '/', {}, '127.0.0.2')).status).toBe(200);
+    // 101 header fields: over the limit of both engines (431), never a truncated head forwarded.
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 101; i++) many[`x-field-${i}`] = 'v';
+    expect((await get(raw, '/', { headers: many })).status).toBe(431);
+    expect((await get(node, '/', { headers: many }, '127.0.0.2')).status).toBe(431);
+    expect(b1.hits).toBe(2);
+    // Fulcrum's own pages on a raw frontend are served by node:http on the same port.
+    const metrics = await get(raw, '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('fulcrum_');
+  });
+
+  it('refuses an unknown engine with the path named', async () => {
+    await expect(startFulcrum({ frontends: [{ port: 0, engine: 'fast' }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } } }, { logger: quiet })).rejects.toThrow(/^frontends\[0\]\.engine:/);
+  });
+});

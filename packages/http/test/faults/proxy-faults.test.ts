@@ -7,9 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessLogEntry, ProxyOptions } from '@fulcrum/http';
-import { delay, send, startBackend, startProxy, type TestBackend, type TestProxy } from '../proxy/helpers';
+import { useEngine, ENGINES, delay, send, startBackend, startProxy, type TestBackend, type TestProxy } from '../proxy/helpers';
 import { FaultProxy } from './fault-proxy';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -54,6 +54,9 @@ async function until(condition: () => boolean, what: string, timeoutMs = 10_000)
     await delay(5);
   }
 }
+
+describe.each(ENGINES)('the %s engine', (engine) => {
+  beforeAll(() => useEngine(engine));
 
 describe('a backend killed before it accepts', () => {
   it('retries a GET and delivers a POST exactly once on another backend, also over a stale keep-alive socket', async () => {
@@ -431,3 +434,4 @@ function sendChunked(url: string, method: string, chunks: string[]): Promise<num
     req.end();
   });
 }
+});

@@ -10,30 +10,9 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '@fulcrum/core';
 import { validateConfig } from '../../src/cli/config';
-import { send, startBackend, startProxy, type TestBackend, type TestProxy } from '../proxy/helpers';
+import { ENGINES, send, startBackend, startProxy, type TestBackend, type TestProxy } from '../proxy/helpers';
 
 const SECRET = 'fuzz-secret-0123456789abcdef0123456789abcdef';
-
-let backends: TestBackend[] = [];
-let cookieProxy: TestProxy;
-let xffProxy: TestProxy;
-
-beforeAll(async () => {
-  backends = await Promise.all(['a', 'b'].map((id) => startBackend(id)));
-  const specs = backends.map((b) => ({ id: b.id, address: b.address }));
-  cookieProxy = await startProxy({ balancer: { backends: specs, algorithm: 'first' }, stickiness: { cookie: { secrets: [SECRET] } } });
-  xffProxy = await startProxy({
-    balancer: { backends: specs, algorithm: 'round-robin' },
-    trustedProxies: ['loopback'],
-    stickiness: { sourceIp: { trustedProxies: ['loopback'] } },
-  });
-});
-
-afterAll(async () => {
-  await cookieProxy?.close();
-  await xffProxy?.close();
-  for (const b of backends) await b.close();
-});
 
 function cookieValue(setCookie: string | string[] | undefined): string {
   const line = (Array.isArray(setCookie) ? setCookie : [setCookie ?? '']).find((l) => l.startsWith('fulcrum_srv='));
@@ -54,6 +33,29 @@ function raw(port: number, bytes: Buffer): Promise<string> {
     socket.write(bytes);
   });
 }
+
+describe.each(ENGINES)('the %s engine', (engine) => {
+let backends: TestBackend[] = [];
+let cookieProxy: TestProxy;
+let xffProxy: TestProxy;
+
+beforeAll(async () => {
+  // Both engines: the raw one must be at least as strict as Node's parser behind createProxy.
+  backends = await Promise.all(['a', 'b'].map((id) => startBackend(id)));
+  const specs = backends.map((b) => ({ id: b.id, address: b.address }));
+  cookieProxy = await startProxy({ balancer: { backends: specs, algorithm: 'first' }, stickiness: { cookie: { secrets: [SECRET] } } }, engine);
+  xffProxy = await startProxy({
+    balancer: { backends: specs, algorithm: 'round-robin' },
+    trustedProxies: ['loopback'],
+    stickiness: { sourceIp: { trustedProxies: ['loopback'] } },
+  }, engine);
+});
+
+afterAll(async () => {
+  await cookieProxy?.close();
+  await xffProxy?.close();
+  for (const b of backends) await b.close();
+});
 
 describe('forged sticky cookies over the wire', () => {
   it('never lets a bit-flipped cookie pin a client: it is ignored and replaced (property)', async () => {
@@ -147,6 +149,7 @@ describe('header injection as raw bytes', () => {
     );
     expect((await send(xffProxy.url)).status).toBe(200);
   });
+});
 });
 
 describe('garbage configuration files', () => {

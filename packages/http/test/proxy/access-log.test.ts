@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessLogEntry } from '@fulcrum/http';
-import { closedPort, send, startBackend, startProxy, type TestProxy } from './helpers';
+import { useEngine, ENGINES, closedPort, send, startBackend, startProxy, type TestProxy } from './helpers';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -13,6 +13,9 @@ async function proxyWithLog(backends: { id: string; address: string }[], extra: 
   cleanups.push(() => p.close());
   return { p, log };
 }
+
+describe.each(ENGINES)('the %s engine', (engine) => {
+  beforeAll(() => useEngine(engine));
 
 describe('access log', () => {
   it('records a success with its backend, reason, attempt count, bytes and timings', async () => {
@@ -115,4 +118,5 @@ describe('misconfiguration', () => {
     expect(b.hits).toHaveLength(0);
     expect(log[0]!.termination).toBe('internal-error');
   });
+});
 });

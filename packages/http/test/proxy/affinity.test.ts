@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { send, startBackend, startProxy, type TestBackend } from './helpers';
+import { useEngine, ENGINES, send, startBackend, startProxy, type TestBackend } from './helpers';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const cleanups: (() => Promise<void>)[] = [];
@@ -20,6 +20,9 @@ function cookieOf(setCookie: string | string[] | undefined): string {
   const first = (Array.isArray(setCookie) ? setCookie[0] : setCookie) ?? '';
   return first.split(';')[0]!;
 }
+
+describe.each(ENGINES)('the %s engine', (engine) => {
+  beforeAll(() => useEngine(engine));
 
 describe('cookie stickiness through the proxy', () => {
   it('keeps a client on one backend over many requests', async () => {
@@ -199,4 +202,5 @@ describe('WebSockets through the proxy', () => {
     });
     expect(status).toBe(503);
   });
+});
 });

@@ -1,6 +1,20 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createProxy, type ProxyHandler, type ProxyOptions } from '@fulcrum/http';
+import { createProxy, createProxyServer, type ProxyHandler, type ProxyOptions, type ProxyServerOptions } from '@fulcrum/http';
+
+/**
+ * The two engines one behaviour suite runs against: `createProxy` on a `node:http` server, and
+ * `createProxyServer`'s raw-socket engine. Suites run `describe.each(ENGINES)` and pass the engine
+ * to `startProxy`; a behaviour that differs is a bug or a documented, tested exception.
+ */
+export type Engine = 'node' | 'raw';
+export const ENGINES: readonly Engine[] = ['node', 'raw'];
+
+let defaultEngine: Engine = 'node';
+/** The engine `startProxy` uses when none is passed: set by a `describe.each(ENGINES)` block's `beforeAll`. */
+export function useEngine(engine: Engine): void {
+  defaultEngine = engine;
+}
 
 export interface TestBackend {
   id: string;
@@ -58,14 +72,22 @@ export async function closedPort(): Promise<number> {
 }
 
 export interface TestProxy {
-  proxy: ProxyHandler;
-  server: Server;
+  /** The pools of the proxy under test (`createProxy`'s handler, or the raw server). */
+  proxy: Pick<ProxyHandler, 'lb' | 'pools'>;
+  engine: Engine;
   port: number;
   url: string;
   close(): Promise<void>;
 }
 
-export async function startProxy(options: ProxyOptions): Promise<TestProxy> {
+/** A proxy on 127.0.0.1 with either engine (default: `createProxy` on `node:http`). */
+export async function startProxy(options: ProxyOptions | ProxyServerOptions, engine: Engine = defaultEngine): Promise<TestProxy> {
+  if (engine === 'raw') {
+    const server = createProxyServer(options);
+    await server.listen(0, '127.0.0.1');
+    const port = server.address()!.port;
+    return { proxy: server, engine, port, url: `http://127.0.0.1:${port}`, close: () => server.close(0) };
+  }
   const proxy = createProxy(options);
   const server = createServer(proxy);
   server.on('upgrade', proxy.upgrade);
@@ -73,7 +95,7 @@ export async function startProxy(options: ProxyOptions): Promise<TestProxy> {
   const port = (server.address() as AddressInfo).port;
   return {
     proxy,
-    server,
+    engine,
     port,
     url: `http://127.0.0.1:${port}`,
     close: async () => {

@@ -1,8 +1,10 @@
-import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import { certDir } from '../tls/certs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLoadBalancer, isInvalidOptionError } from '@fulcrum/core';
-import { createProxy } from '@fulcrum/http';
-import { closedPort, delay, send, startBackend, startProxy, type TestBackend, type TestProxy } from './helpers';
+import { createProxy, createProxyServer } from '@fulcrum/http';
+import { ENGINES, closedPort, delay, send, startBackend, startProxy, type Engine, type TestBackend, type TestProxy } from './helpers';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -15,14 +17,25 @@ async function backends(n: number, handler?: Parameters<typeof startBackend>[1])
   return list;
 }
 
+/** The engine of the `describe.each` block running now. */
+let engine: Engine = 'node';
+
 async function proxyFor(list: { id: string; address: string }[], options: Record<string, unknown> = {}): Promise<TestProxy> {
-  const p = await startProxy({
-    balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })), algorithm: 'round-robin' },
-    ...options,
-  });
+  const p = await startProxy(
+    {
+      balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })), algorithm: 'round-robin' },
+      ...options,
+    },
+    engine,
+  );
   cleanups.push(() => p.close());
   return p;
 }
+
+describe.each(ENGINES)('the %s engine', (current) => {
+beforeAll(() => {
+  engine = current;
+});
 
 describe('createProxy', () => {
   it('refuses bad options with the option named', () => {
@@ -35,7 +48,8 @@ describe('createProxy', () => {
       [{ balancer: { backends: [] }, retries: 3 }, 'retries'],
     ] as const) {
       try {
-        createProxy(options as never);
+        if (engine === 'node') createProxy(options as never);
+        else createProxyServer(options as never);
         throw new Error(`accepted ${JSON.stringify(options)}`);
       } catch (error) {
         expect(isInvalidOptionError(error), String(error)).toBe(true);
@@ -140,6 +154,27 @@ describe('createProxy', () => {
     expect(reply.status).toBe(502);
     expect(reply.body).toBe('Bad Gateway\n');
     for (const port of ports) expect(reply.body + JSON.stringify(reply.headers)).not.toContain(String(port));
+  });
+});
+
+describe('https backends', () => {
+  it('forwards to an https backend, verifying it with backendTls', async () => {
+    const certs = certDir();
+    cleanups.push(async () => certs.remove());
+    const cert = certs.make('backend', 'localhost', ['localhost']);
+    const backend = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => res.end(`tls:${req.url}:${req.headers['x-forwarded-proto']}`));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => {
+      backend.closeAllConnections();
+      backend.close(() => resolve());
+    }));
+    const address = `https://localhost:${(backend.address() as AddressInfo).port}`;
+    const trusted = await proxyFor([{ id: 'tls', address }], { backendTls: { ca: cert.cert } });
+    const reply = await send(trusted.url, { path: '/secure' });
+    expect([reply.status, reply.body]).toEqual([200, 'tls:/secure:http']);
+    // Without the CA the certificate is not trusted: 502, never a plaintext fallback.
+    const untrusted = await proxyFor([{ id: 'tls', address }]);
+    expect((await send(untrusted.url)).status).toBe(502);
   });
 });
 
@@ -313,7 +348,7 @@ describe('close', () => {
   it('leaves no sockets or timers behind', async () => {
     const before = process.getActiveResourcesInfo();
     const list = await backends(2);
-    const p = await startProxy({ balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })) } });
+    const p = await startProxy({ balancer: { backends: list.map((b) => ({ id: b.id, address: b.address })) } }, engine);
     for (let i = 0; i < 10; i++) await send(p.url);
     await p.close();
     for (const b of list) await b.close();
@@ -398,4 +433,5 @@ describe('response bodies end exactly where the backend said', () => {
     expect((received.match(/HTTP\/1\.1 200 OK/g) ?? []).length).toBe(3);
     expect((received.match(/\r\n\r\nok/g) ?? []).length).toBe(3);
   });
+});
 });

@@ -1,9 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createRouter, type AccessLogEntry } from '@fulcrum/http';
-import { send, startBackend, startProxy, type TestBackend } from './helpers';
+import { useEngine, ENGINES, send, startBackend, startProxy, type TestBackend } from './helpers';
 
 const SECRET = 'another-test-secret-long-enough-0123456789';
 const cleanups: (() => Promise<void>)[] = [];
@@ -16,6 +16,9 @@ async function backend(id: string): Promise<TestBackend> {
   cleanups.push(() => b.close());
   return b;
 }
+
+describe.each(ENGINES)('the %s engine', (engine) => {
+  beforeAll(() => useEngine(engine));
 
 describe('createProxy with a router', () => {
   it('routes by host and path prefix, rewrites the prefix, and answers 404 when nothing matches', async () => {
@@ -151,4 +154,5 @@ describe('createProxy with a router', () => {
     const { createProxy } = await import('@fulcrum/http');
     expect(() => createProxy({ router, balancer: { backends: [] } })).toThrow(/^router:/);
   });
+});
 });

@@ -1,0 +1,936 @@
+/**
+ * One client request through the raw engine: its attempts, retries and response — the raw-socket
+ * counterpart of `createProxy`'s `ProxiedRequest`, taking every decision through the same code
+ * (routing, admission, affinity and hash keys on the request view; `mayRetry` and the retry budget;
+ * the wait queue; `Lease.release`), so the two engines behave alike.
+ *
+ * The request body is held for replay when it fits `maxReplayBytes` (and then sent upstream with a
+ * Content-Length, as `createProxy` does), else streamed to the first backend as it arrives with
+ * backpressure both ways (the client socket is paused while the backend's is full). The response
+ * head is parsed strictly, 1xx answers are relayed (100 is dropped: the proxy answered the client's
+ * `Expect` itself), and the body is relayed with its framing: Content-Length as is, chunked and
+ * close-delimited re-framed as chunked for HTTP/1.1 clients (close-delimited for HTTP/1.0 ones).
+ * Upgrades are tunnelled only after the backend's `101`; any other answer is relayed as an ordinary
+ * response and the client connection goes on being parsed.
+ */
+import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { classifyError } from '../proxy/errors';
+import { requestHeaders } from '../proxy/headers';
+import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
+import type { ProxyEngine } from '../proxy/proxy';
+import { normalizeAddress, parseRetryAfter } from '../proxy/proxy';
+import { mayRetry, type AttemptFailure } from '../retry/policy';
+import { clientAddress } from '../affinity';
+import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
+import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
+import type { RequestView } from './request-view';
+import { errorResponse, relayedFields, statusLine } from './response';
+
+/** What an exchange needs from the listener. */
+export interface ExchangeContext {
+  readonly engine: ProxyEngine;
+  readonly maxHeadBytes: number;
+  readonly maxHeaders: number;
+  pool(backend: Backend): BackendPool;
+}
+
+/** What an exchange needs from its client connection. */
+export interface ClientSide {
+  readonly socket: import('node:net').Socket;
+  /** The listener is closing: answer with `Connection: close`. */
+  readonly closing: boolean;
+  write(data: string | Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+  /** The response is complete; `keepAlive` says whether the connection may carry another request. */
+  responseDone(keepAlive: boolean): void;
+  /** Read the request body again (the backend took what was written). */
+  resumeBody(): void;
+  /** Switch the connection to a tunnel relayed through this exchange. */
+  startTunnel(exchange: Exchange): void;
+  /** Traffic on a tunnel: push its idle deadline. */
+  touch(): void;
+}
+
+const enum BodyMode {
+  None = 0,
+  Buffer = 1,
+  Stream = 2,
+}
+
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+const LAST_CHUNK = '0\r\n\r\n';
+const CRLF = '\r\n';
+/** `#retryAfterWait`'s answer when the wait is too long: do not retry, pass the answer through. */
+const PASS_THROUGH = -1;
+
+export class Exchange implements ConnectionOwner {
+  readonly #ctx: ExchangeContext;
+  readonly #engine: ProxyEngine;
+  readonly #client: ClientSide;
+  readonly #head: RequestHead;
+  readonly #view: RequestView;
+  readonly #route: RouteDecision | undefined;
+  readonly #lb: LoadBalancer | undefined;
+  readonly #clientIp: string;
+  readonly #peerTrusted: boolean;
+  readonly #secure: boolean;
+  readonly #isUpgrade: boolean;
+  #hashKey: string | undefined;
+  #stickyId: string | undefined;
+
+  #bodyMode = BodyMode.None;
+  #bodyChunks: Buffer[] = [];
+  #bodySize = 0;
+  #bodyComplete = false;
+  /** Stream mode: some body bytes went to a backend, so the body cannot be sent again. */
+  #bodyUsed = false;
+  /** Stream mode: the client socket is paused until the backend takes more. */
+  #bodyPaused = false;
+  #requestSent = false;
+  /** The response is complete but the upload is not: its rest still goes to the backend. */
+  #drainingBody = false;
+
+  #tried: Backend[] | undefined;
+  #attempts = 0;
+  #lease: Lease | undefined;
+  #current: Backend | undefined;
+  #upstream: BackendConnection | undefined;
+  #pool: BackendPool | undefined;
+  #cancelWait: (() => void) | undefined;
+  #waitTimer: NodeJS.Timeout | undefined;
+  #requestHead = '';
+  #attemptStart = 0;
+  #headLatency: number | undefined;
+
+  #resBuf: Buffer | undefined;
+  #resHead: ResponseHead | undefined;
+  #resRemaining = 0;
+  #resDecoder: ChunkedDecoder | undefined;
+  #clientChunked = false;
+  #clientKeepAlive = false;
+  #upstreamReusable = false;
+  #status = 0;
+  #responseStarted = false;
+  #tunnel = false;
+
+  #finished = false;
+  #clientGone = false;
+  #unqueue: (() => void) | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelayMs = 0;
+  #retrySlots = 0;
+  #budgetTaken = false;
+  #admissionDone: (() => void) | undefined;
+  readonly #arrivedAt = performance.now();
+  readonly #arrivedWall = Date.now();
+  #queuedAt = 0;
+  #queueMs = 0;
+  #bytesOut = 0;
+  #lastBackendId: string | undefined;
+  #lastReason: string | undefined;
+
+  readonly #onEnd: (() => void) | undefined;
+
+  constructor(ctx: ExchangeContext, client: ClientSide, head: RequestHead, view: RequestView, route: RouteDecision | undefined, onEnd?: () => void) {
+    this.#ctx = ctx;
+    this.#onEnd = onEnd;
+    this.#engine = ctx.engine;
+    this.#client = client;
+    this.#head = head;
+    this.#view = view;
+    this.#route = route;
+    this.#lb = route?.lb;
+    const engine = ctx.engine;
+    const remote = client.socket.remoteAddress ?? '';
+    this.#peerTrusted = engine.trusted?.contains(remote) ?? false;
+    const req = view as unknown as IncomingMessage;
+    this.#clientIp = engine.trusted === undefined ? normalizeAddress(remote) : clientAddress(req, engine.trusted);
+    this.#secure = (client.socket as TLSSocket).encrypted === true;
+    this.#isUpgrade = head.upgrade !== undefined;
+  }
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  get responseStarted(): boolean {
+    return this.#responseStarted;
+  }
+
+  // ---- start ----------------------------------------------------------------------------------
+
+  start(): void {
+    const engine = this.#engine;
+    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
+    if (this.#route === undefined) return this.#fail(404, 'Not Found', 'not-found');
+    engine.budget.begin();
+    this.#budgetTaken = true;
+    try {
+      this.#begin();
+    } catch (error) {
+      // A bug must cost one request, never the process or the retry budget's count.
+      engine.report(error, 'client');
+      this.#fail(500, 'Internal Server Error', 'internal-error');
+    }
+  }
+
+  #begin(): void {
+    const engine = this.#engine;
+    const route = this.#route!;
+    const req = this.#view as unknown as IncomingMessage;
+    this.#hashKey = engine.hashKey?.(req, this.#clientIp);
+    this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now());
+    const admission = engine.config.admission;
+    if (admission !== undefined) {
+      let verdict;
+      try {
+        verdict = admission(req, { clientIp: this.#clientIp, pool: route.pool });
+      } catch (error) {
+        engine.report(error, 'client');
+        verdict = { admit: true as const };
+      }
+      if (!verdict.admit) return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
+      this.#admissionDone = verdict.done;
+    }
+    if (engine.config.totalMs > 0) {
+      this.#deadline = setTimeout(() => this.#fail(504, 'Gateway Timeout', 'timeout'), engine.config.totalMs);
+    }
+    const head = this.#head;
+    if (head.framing === Framing.None) {
+      this.#bodyComplete = true;
+      return this.#next();
+    }
+    // Node's server answers `Expect: 100-continue` before its handler runs; so does this engine, once
+    // the request is admitted (a refused one gets its refusal instead, RFC 9110 §10.1.1).
+    if (head.expectContinue && head.version === 11) this.#client.write(CONTINUE);
+    if (head.framing === Framing.Length && head.contentLength > engine.config.maxReplayBytes) {
+      this.#bodyMode = BodyMode.Stream;
+      return this.#next();
+    }
+    this.#bodyMode = BodyMode.Buffer;
+  }
+
+  // ---- the request body, fed by the client connection ----------------------------------------
+
+  /** Body bytes from the client; false asks the connection to stop reading until `resumeBody`. */
+  onBody(chunk: Buffer): boolean {
+    if (this.#drainingBody) return this.#upstream === undefined || this.#writeBodyChunk(chunk) || this.#pauseDraining();
+    if (this.#finished || this.#clientGone) return true;
+    if (this.#bodyMode === BodyMode.Buffer) {
+      this.#bodyChunks.push(chunk);
+      this.#bodySize += chunk.length;
+      if (this.#bodySize <= this.#engine.config.maxReplayBytes) return true;
+      // Too big to hold: what was read goes first, the rest streams behind it.
+      this.#bodyMode = BodyMode.Stream;
+      this.#next();
+      if (this.#upstreamReady()) return !this.#bodyPaused;
+      this.#bodyPaused = true;
+      return false;
+    }
+    if (this.#bodyMode !== BodyMode.Stream) return true;
+    if (!this.#upstreamReady()) {
+      this.#bodyChunks.push(chunk);
+      this.#bodySize += chunk.length;
+      this.#bodyPaused = true;
+      return false;
+    }
+    if (!this.#writeBodyChunk(chunk)) {
+      this.#bodyPaused = true;
+      return false;
+    }
+    return true;
+  }
+
+  onBodyEnd(): void {
+    this.#bodyComplete = true;
+    if (this.#drainingBody) return this.#bodyDrained();
+    if (this.#finished || this.#clientGone) return;
+    if (this.#bodyMode === BodyMode.Buffer) return this.#next();
+    if (this.#bodyMode === BodyMode.Stream && this.#upstreamReady() && this.#bodyChunks.length === 0) this.#endStreamedBody();
+  }
+
+  /** A malformed chunked body: 400 when nothing was answered yet, else the connection is cut. */
+  onBodyError(): void {
+    this.#bodyComplete = true;
+    if (this.#finished) return;
+    if (this.#responseStarted) {
+      this.#abortAttempt();
+      this.#releaseLease({ ok: true, error: 'aborted' });
+      this.#client.socket.destroy();
+      return this.#end('client-aborted');
+    }
+    this.#fail(400, 'Bad Request', 'bad-request');
+  }
+
+  #upstreamReady(): boolean {
+    const upstream = this.#upstream;
+    return upstream !== undefined && upstream.connected && this.#requestHead === '';
+  }
+
+  /** Stream mode: one piece of the body to the backend, framed as the client framed it. */
+  #writeBodyChunk(chunk: Buffer): boolean {
+    const socket = this.#upstream!.socket;
+    this.#bodyUsed = true;
+    if (this.#head.framing !== Framing.Chunked) return socket.write(chunk);
+    socket.cork();
+    socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    socket.write(chunk);
+    const ok = socket.write(CRLF, 'latin1');
+    socket.uncork();
+    return ok;
+  }
+
+  #endStreamedBody(): void {
+    if (this.#requestSent) return;
+    this.#requestSent = true;
+    if (this.#head.framing === Framing.Chunked) this.#upstream!.socket.write(LAST_CHUNK, 'latin1');
+  }
+
+  // ---- attempts -------------------------------------------------------------------------------
+
+  #acquire(): Lease | undefined {
+    return this.#lb!.acquire({
+      key: this.#hashKey,
+      stickyBackendId: this.#stickyId,
+      exclude: this.#tried,
+      attempt: this.#attempts,
+      skipFull: true,
+    });
+  }
+
+  #next(): void {
+    if (this.#finished || this.#clientGone) return;
+    const engine = this.#engine;
+    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
+    const lease = this.#acquire();
+    if (lease !== undefined) return this.#send(lease);
+    if (this.#lb!.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
+    this.#queuedAt = performance.now();
+    const unqueue = engine.queue.add({
+      tryStart: () => {
+        if (this.#finished || this.#clientGone) return true;
+        const queued = this.#acquire();
+        if (queued === undefined) return false;
+        this.#unqueue = undefined;
+        this.#queueMs += performance.now() - this.#queuedAt;
+        this.#send(queued);
+        return true;
+      },
+      expire: (reason) => {
+        this.#unqueue = undefined;
+        this.#queueMs += performance.now() - this.#queuedAt;
+        if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
+        else this.#fail(503, 'Service Unavailable', 'closed');
+      },
+    });
+    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
+    this.#unqueue = unqueue;
+  }
+
+  #send(lease: Lease): void {
+    const engine = this.#engine;
+    this.#lease = lease;
+    this.#attempts++;
+    this.#status = 0;
+    this.#headLatency = undefined;
+    this.#resHead = undefined;
+    this.#resBuf = undefined;
+    const backend = lease.backend;
+    this.#current = backend;
+    this.#lastBackendId = backend.id;
+    if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
+    const pool = this.#ctx.pool(backend);
+    this.#pool = pool;
+    const headers = requestHeaders(
+      this.#view.rawHeaders,
+      {
+        remoteAddress: normalizeAddress(this.#client.socket.remoteAddress ?? ''),
+        encrypted: this.#secure,
+        peerTrusted: this.#peerTrusted,
+        preserveHost: engine.config.preserveHost,
+        addForwarded: engine.config.forwardedHeaders,
+        upgrade: this.#isUpgrade,
+      },
+      pool.target.authority,
+    );
+    if (headers === undefined) {
+      this.#releaseLease({ ok: true });
+      return this.#fail(400, 'Bad Request', 'bad-request');
+    }
+    let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n`;
+    for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    if (this.#head.framing === Framing.Chunked) {
+      text += this.#bodyMode === BodyMode.Buffer ? `content-length: ${this.#bodySize}\r\n` : 'transfer-encoding: chunked\r\n';
+    }
+    this.#requestHead = `${text}\r\n`;
+    this.#requestSent = false;
+    this.#attemptStart = performance.now();
+    this.#connect(pool);
+  }
+
+  #connect(pool: BackendPool): void {
+    const got = pool.acquire(this, this.#onPoolFree);
+    if (typeof got === 'function') {
+      // The pool is at its size: wait for a connection, no longer than a connect may take.
+      this.#cancelWait = got;
+      this.#waitTimer ??= setTimeout(() => {
+        this.#waitTimer = undefined;
+        this.#cancelWait?.();
+        this.#cancelWait = undefined;
+        this.#attemptFailed({ kind: 'timeout', notSent: true }, undefined);
+      }, this.#engine.config.connectMs);
+      return;
+    }
+    this.#upstream = got;
+    if (got.connected) this.#writeRequest(got);
+  }
+
+  #onPoolFree = (): void => {
+    this.#cancelWait = undefined;
+    if (this.#finished || this.#clientGone || this.#pool === undefined || this.#lease === undefined) return;
+    if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    this.#connect(this.#pool);
+  };
+
+  #writeRequest(upstream: BackendConnection): void {
+    upstream.requests++;
+    const socket = upstream.socket;
+    const config = this.#engine.config;
+    if (config.idleMs !== config.headersMs && upstream.requests > 1) socket.setTimeout(config.headersMs);
+    const head = this.#requestHead;
+    this.#requestHead = '';
+    if (this.#bodyMode !== BodyMode.Stream) {
+      const body = this.#bodySize === 0 ? undefined : this.#bodyChunks.length === 1 ? this.#bodyChunks[0]! : Buffer.concat(this.#bodyChunks, this.#bodySize);
+      if (body !== undefined && this.#bodyChunks.length > 1) this.#bodyChunks = [body];
+      socket.cork();
+      socket.write(head, 'latin1');
+      if (body !== undefined) socket.write(body);
+      socket.uncork();
+      this.#requestSent = true;
+      return;
+    }
+    socket.cork();
+    socket.write(head, 'latin1');
+    const pending = this.#bodyChunks;
+    this.#bodyChunks = [];
+    this.#bodySize = 0;
+    let ok = true;
+    for (const chunk of pending) ok = this.#writeBodyChunk(chunk);
+    if (this.#bodyComplete) this.#endStreamedBody();
+    socket.uncork();
+    if (ok && this.#bodyPaused && !this.#bodyComplete) {
+      this.#bodyPaused = false;
+      this.#client.resumeBody();
+    }
+  }
+
+  // ---- upstream events ------------------------------------------------------------------------
+
+  onUpstreamConnect(connection: BackendConnection): void {
+    if (connection !== this.#upstream) return;
+    this.#writeRequest(connection);
+  }
+
+  onUpstreamDrain(connection: BackendConnection): void {
+    if (connection !== this.#upstream) return;
+    if (this.#tunnel || this.#bodyPaused) {
+      this.#bodyPaused = false;
+      this.#client.resumeBody();
+    }
+  }
+
+  onUpstreamTimeout(connection: BackendConnection): void {
+    if (connection !== this.#upstream) return;
+    if (this.#drainingBody) {
+      this.#upstream = undefined;
+      connection.owner = undefined;
+      return connection.destroy();
+    }
+    const failure: AttemptFailure = { kind: 'timeout', notSent: !connection.connected };
+    this.#detachUpstream(false);
+    this.#attemptFailed(failure, Object.assign(new Error(connection.connected ? 'backend timed out' : 'connect timed out'), { code: 'ETIMEDOUT' }));
+  }
+
+  onUpstreamClose(connection: BackendConnection, error: Error | undefined): void {
+    if (connection !== this.#upstream) return;
+    this.#upstream = undefined;
+    // Closed while the rest of an answered upload was going to it: what is left is read and dropped.
+    if (this.#drainingBody) return;
+    if (this.#tunnel) return this.#tunnelEnded();
+    if (!connection.connected) {
+      const failure = error === undefined ? { kind: 'connect' as const, notSent: true } : { ...classifyError(error), notSent: true };
+      if (failure.kind !== 'timeout') failure.kind = 'connect';
+      return this.#attemptFailed(failure, error ?? new Error('connection closed while connecting'));
+    }
+    const head = this.#resHead;
+    if (head !== undefined && head.framing === Framing.Close && error === undefined) {
+      this.#upstreamReusable = false;
+      return this.#finishResponse(connection);
+    }
+    const failure = error === undefined ? { kind: 'reset' as const, notSent: false } : classifyError(error);
+    failure.notSent = false;
+    this.#attemptFailed(failure, error ?? new Error('backend closed the connection'));
+  }
+
+  onUpstreamData(connection: BackendConnection, chunk: Buffer): void {
+    if (connection !== this.#upstream) return;
+    if (this.#drainingBody) {
+      // Bytes after a complete response: the backend is broken; the connection is not reused.
+      this.#upstream = undefined;
+      connection.owner = undefined;
+      return connection.destroy();
+    }
+    if (this.#tunnel) {
+      this.#client.touch();
+      this.#bytesOut += chunk.length;
+      if (!this.#client.write(chunk)) connection.socket.pause();
+      return;
+    }
+    if (this.#resHead !== undefined) return this.#onResponseBody(connection, chunk, 0);
+    // The head and whatever body came with it leave in one write to the client.
+    const client = this.#client;
+    client.cork();
+    try {
+      this.#onResponseBytes(connection, chunk);
+    } finally {
+      client.uncork();
+    }
+  }
+
+  #onResponseBytes(connection: BackendConnection, chunk: Buffer): void {
+    let buf = chunk;
+    if (this.#resBuf !== undefined) {
+      buf = Buffer.concat([this.#resBuf, chunk]);
+      this.#resBuf = undefined;
+    }
+    let offset = 0;
+    for (;;) {
+      const head = parseResponseHead(buf, offset, buf.length, this.#head.method, this.#ctx);
+      if (head === null) {
+        // A copy: `buf` may be the connection's reused read buffer.
+        this.#resBuf = Buffer.from(buf.subarray(offset));
+        return;
+      }
+      if (head instanceof HeadError) {
+        this.#detachUpstream(false);
+        return this.#attemptFailed({ kind: 'reset', notSent: false }, new Error(`invalid response from backend: ${head.reason}`));
+      }
+      offset += head.headLength;
+      if (head.status >= 200 || head.status === 101) {
+        if (head.status === 101) {
+          if (!this.#isUpgrade) {
+            this.#detachUpstream(false);
+            return this.#attemptFailed({ kind: 'reset', notSent: false }, new Error('101 from backend to a request that asked for no upgrade'));
+          }
+          return this.#startTunnel(connection, head, buf, offset);
+        }
+        this.#onResponseHead(connection, head);
+        if (this.#resHead !== undefined && offset < buf.length) this.#onResponseBody(connection, buf, offset);
+        return;
+      }
+      // 1xx: relayed to HTTP/1.1 clients (103 Early Hints, 102 Processing), never fatal. 100 is
+      // dropped: the proxy does not forward `Expect` and has answered the client's itself.
+      if (head.status !== 100 && this.#head.version === 11 && !this.#clientGone) {
+        this.#client.write(`${statusLine(head.status, head.statusMessage)}${relayedFields(head.rawHeaders, false).lines}\r\n`);
+      }
+      if (offset >= buf.length) return;
+    }
+  }
+
+  #onResponseHead(connection: BackendConnection, head: ResponseHead): void {
+    if (this.#clientGone || this.#finished) return this.#detachUpstream(false);
+    const status = head.status;
+    this.#status = status;
+    this.#headLatency = performance.now() - this.#attemptStart;
+    if (status >= 502 && status <= 504) {
+      const failure: AttemptFailure = { kind: 'status', status, notSent: false };
+      const wait = this.#retryAfterWait(head.rawHeaders);
+      if (wait !== PASS_THROUGH && this.#shouldRetry(failure)) {
+        this.#retryDelayMs = wait;
+        this.#detachUpstream(false);
+        this.#releaseLease({ ok: false, status, error: 'status', durationMs: this.#headLatency });
+        return this.#retry();
+      }
+    }
+    this.#resHead = head;
+    const request = this.#head;
+    const backend = this.#lease!.backend;
+    const { lines, setCookie } = relayedFields(head.rawHeaders, false);
+    let text = statusLine(status, head.statusMessage) + lines;
+    const cookie = this.#engine.stickiness?.commit(this.#view as unknown as IncomingMessage, this.#clientIp, backend.id, setCookie, this.#secure, this.#lb!.clock.now());
+    if (cookie !== undefined) text += `set-cookie: ${cookie}\r\n`;
+    const routeCookie = this.#route!.setCookie;
+    if (routeCookie !== undefined && cookie === undefined) text += `set-cookie: ${routeCookie}\r\n`;
+    let keepAlive = request.keepAlive && !this.#client.closing;
+    this.#clientChunked = false;
+    if (head.framing === Framing.Chunked || head.framing === Framing.Close) {
+      if (request.version === 11) {
+        text += 'transfer-encoding: chunked\r\n';
+        this.#clientChunked = true;
+      } else {
+        // An HTTP/1.0 client knows no chunked coding: the end of the body is the end of the connection.
+        keepAlive = false;
+      }
+    }
+    this.#clientKeepAlive = keepAlive;
+    if (!keepAlive) text += 'connection: close\r\n';
+    else if (request.version === 10) text += 'connection: keep-alive\r\n';
+    this.#upstreamReusable = head.keepAlive && head.framing !== Framing.Close;
+    this.#resRemaining = head.framing === Framing.Length ? head.contentLength : 0;
+    if (head.framing === Framing.Chunked) {
+      this.#resDecoder ??= new ChunkedDecoder();
+      this.#resDecoder.reset();
+    }
+    this.#responseStarted = true;
+    this.#clearTimers();
+    const config = this.#engine.config;
+    if (config.idleMs !== config.headersMs) connection.socket.setTimeout(config.idleMs);
+    this.#client.write(`${text}\r\n`);
+    if (head.framing === Framing.None || (head.framing === Framing.Length && head.contentLength === 0)) this.#finishResponse(connection);
+  }
+
+  #onResponseBody(connection: BackendConnection, buf: Buffer, offset: number): void {
+    const head = this.#resHead!;
+    const client = this.#client;
+    let ok = true;
+    if (head.framing === Framing.Length) {
+      const take = Math.min(this.#resRemaining, buf.length - offset);
+      const data = offset === 0 && take === buf.length ? buf : buf.subarray(offset, offset + take);
+      this.#resRemaining -= take;
+      this.#bytesOut += take;
+      if (this.#resRemaining === 0) {
+        // Bytes after the announced body: the backend is broken; the connection is not reused.
+        if (offset + take < buf.length) this.#upstreamReusable = false;
+        client.cork();
+        client.write(data);
+        this.#finishResponse(connection);
+        client.uncork();
+        return;
+      }
+      ok = client.write(data);
+    } else if (head.framing === Framing.Chunked) {
+      client.cork();
+      const chunked = this.#clientChunked;
+      const used = this.#resDecoder!.push(buf, offset, buf.length, (data) => {
+        this.#bytesOut += data.length;
+        if (!chunked) {
+          ok = client.write(data);
+          return;
+        }
+        client.write(`${data.length.toString(16)}\r\n`);
+        client.write(data);
+        ok = client.write(CRLF);
+      });
+      if (used instanceof HeadError) {
+        client.uncork();
+        return this.#truncated(new Error(`invalid chunked body from backend: ${used.reason}`));
+      }
+      if (this.#resDecoder!.done) {
+        if (used < buf.length) this.#upstreamReusable = false;
+        this.#finishResponse(connection);
+        client.uncork();
+        return;
+      }
+      client.uncork();
+    } else {
+      const data = offset === 0 ? buf : buf.subarray(offset);
+      this.#bytesOut += data.length;
+      ok = this.#clientChunked ? this.#writeChunk(data) : client.write(data);
+    }
+    if (!ok) connection.socket.pause();
+  }
+
+  #writeChunk(data: Buffer): boolean {
+    const client = this.#client;
+    client.cork();
+    client.write(`${data.length.toString(16)}\r\n`);
+    client.write(data);
+    const ok = client.write(CRLF);
+    client.uncork();
+    return ok;
+  }
+
+  holdsUpstreamBytes(): boolean {
+    return this.#client.socket.writableLength > 0;
+  }
+
+  /** The client's socket drained: let the backend's bytes flow again. */
+  onClientDrain(): void {
+    const upstream = this.#upstream;
+    if (upstream !== undefined && upstream.socket.isPaused()) upstream.socket.resume();
+  }
+
+  #finishResponse(connection: BackendConnection): void {
+    if (this.#clientChunked) this.#client.write(LAST_CHUNK);
+    const status = this.#status;
+    this.#releaseLease({ ok: status < 500, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart });
+    connection.socket.resume();
+    if (this.#bodyMode === BodyMode.Stream && !this.#requestSent && this.#upstreamReusable && !connection.closed && this.#bodyUsed) {
+      // The backend answered before the upload ended (it may not read it at all): the rest of the
+      // body still goes to it, as HAProxy and Node do, so both connections stay usable.
+      this.#drainingBody = true;
+      this.#end('ok');
+      this.#client.responseDone(this.#clientKeepAlive);
+      return;
+    }
+    this.#upstream = undefined;
+    if (this.#upstreamReusable && this.#requestSent && !connection.closed) this.#pool!.release(connection);
+    else {
+      connection.owner = undefined;
+      connection.destroy();
+    }
+    this.#end('ok');
+    this.#client.responseDone(this.#clientKeepAlive && (this.#bodyComplete || this.#bodyMode !== BodyMode.Stream));
+  }
+
+  #pauseDraining(): boolean {
+    this.#bodyPaused = true;
+    return false;
+  }
+
+  /** The rest of an upload answered early has gone to the backend: its connection is free again. */
+  #bodyDrained(): void {
+    this.#drainingBody = false;
+    const upstream = this.#upstream;
+    if (upstream === undefined) return;
+    this.#endStreamedBody();
+    this.#upstream = undefined;
+    if (!upstream.closed) this.#pool!.release(upstream);
+  }
+
+  // ---- upgrades -------------------------------------------------------------------------------
+
+  #startTunnel(connection: BackendConnection, head: ResponseHead, buf: Buffer, offset: number): void {
+    if (this.#clientGone || this.#finished) return this.#detachUpstream(false);
+    this.#status = 101;
+    this.#headLatency = performance.now() - this.#attemptStart;
+    this.#responseStarted = true;
+    this.#tunnel = true;
+    this.#clearTimers();
+    connection.socket.setTimeout(0);
+    const { lines } = relayedFields(head.rawHeaders, true);
+    this.#client.write(`${statusLine(101, head.statusMessage)}${lines}connection: upgrade\r\n\r\n`);
+    if (offset < buf.length) this.#client.write(buf.subarray(offset));
+    this.#client.startTunnel(this);
+  }
+
+  /** Client bytes on a tunnel; false asks the connection to pause until the backend drains. */
+  onTunnelData(chunk: Buffer): boolean {
+    const upstream = this.#upstream;
+    if (upstream === undefined) return true;
+    return upstream.socket.write(chunk);
+  }
+
+  #tunnelEnded(): void {
+    if (this.#finished) return;
+    this.#releaseLease({ ok: true, status: 101, durationMs: performance.now() - this.#attemptStart });
+    this.#client.socket.destroy();
+    this.#end('ok', 101);
+  }
+
+  // ---- failures and retries -------------------------------------------------------------------
+
+  #attemptFailed(failure: AttemptFailure, error: Error | undefined): void {
+    if (this.#finished) return;
+    const backendId = this.#lease?.backend.id;
+    if (error !== undefined) this.#engine.report(error, 'upstream', backendId);
+    this.#releaseLease({ ok: false, error: failure.kind, durationMs: performance.now() - this.#attemptStart });
+    if (this.#tunnel) return this.#tunnelEnded();
+    if (this.#responseStarted) return this.#truncated(undefined);
+    if (this.#bodyMode === BodyMode.Stream && this.#bodyUsed) failure.notSent = false;
+    if (this.#shouldRetry(failure)) return this.#retry();
+    if (failure.kind === 'timeout') return this.#fail(504, 'Gateway Timeout', 'timeout');
+    this.#fail(502, 'Bad Gateway', 'upstream-failed');
+  }
+
+  /** Part of the response is out: the only honest thing left is to cut the connection. */
+  #truncated(error: Error | undefined): void {
+    if (error !== undefined) this.#engine.report(error, 'upstream', this.#lease?.backend.id);
+    this.#detachUpstream(false);
+    this.#releaseLease({ ok: false, error: 'reset', durationMs: performance.now() - this.#attemptStart });
+    this.#client.socket.destroy();
+    this.#end('upstream-truncated');
+  }
+
+  #retryAfterWait(raw: readonly string[]): number {
+    let header: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === 11 && raw[i]!.toLowerCase() === 'retry-after') {
+        header = raw[i + 1];
+        break;
+      }
+    }
+    const asked = parseRetryAfter(header, Date.now());
+    if (asked === undefined || asked === 0) return 0;
+    const triedCount = (this.#tried?.length ?? 0) + 1;
+    if (this.#lb!.eligibleCount > triedCount) return 0;
+    const { maxRetryAfterMs, totalMs } = this.#engine.config;
+    const remaining = totalMs > 0 ? totalMs - (performance.now() - this.#arrivedAt) : Number.POSITIVE_INFINITY;
+    return asked <= maxRetryAfterMs && asked < remaining ? asked : PASS_THROUGH;
+  }
+
+  #shouldRetry(failure: AttemptFailure): boolean {
+    const engine = this.#engine;
+    const replayable = this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent);
+    const allowed = mayRetry(
+      failure,
+      {
+        method: this.#head.method,
+        attempts: this.#attempts,
+        maxAttempts: engine.config.attempts,
+        responseStarted: this.#responseStarted,
+        clientGone: this.#clientGone,
+        replayable,
+      },
+      engine.config,
+    );
+    if (!allowed) return false;
+    const verdict = engine.budget.charge(failure.kind);
+    if (verdict === 'refused') return false;
+    if (verdict === 'free') return true;
+    this.#retrySlots++;
+    return true;
+  }
+
+  #retry(): void {
+    if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
+    this.#current = undefined;
+    this.#releaseLease({ ok: false });
+    if (this.#clientGone || this.#finished) return;
+    const delay = this.#retryDelayMs;
+    this.#retryDelayMs = 0;
+    if (delay <= 0) return this.#next();
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#next();
+    }, delay);
+  }
+
+  /** Let go of the attempt's backend connection: it is closed, never reused mid-exchange. */
+  #detachUpstream(reusable: boolean): void {
+    if (this.#cancelWait !== undefined) {
+      this.#cancelWait();
+      this.#cancelWait = undefined;
+    }
+    if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    const upstream = this.#upstream;
+    this.#upstream = undefined;
+    if (upstream === undefined) return;
+    upstream.owner = undefined;
+    if (reusable) this.#pool!.release(upstream);
+    else upstream.destroy();
+  }
+
+  #abortAttempt(): void {
+    this.#unqueue?.();
+    this.#unqueue = undefined;
+    this.#detachUpstream(false);
+  }
+
+  #releaseLease(outcome: { ok: boolean; status?: number; error?: AttemptFailure['kind']; durationMs?: number }): void {
+    const lease = this.#lease;
+    if (lease === undefined) return;
+    this.#lease = undefined;
+    lease.release(outcome);
+    this.#engine.released();
+  }
+
+  /** The client went away before the exchange ended: stop the attempt, start no new one. */
+  onClientGone(): void {
+    if (this.#drainingBody) {
+      this.#drainingBody = false;
+      this.#detachUpstream(false);
+      return;
+    }
+    if (this.#finished) return;
+    this.#clientGone = true;
+    this.#abortAttempt();
+    this.#releaseLease({ ok: true, error: 'aborted' });
+    this.#end(this.#tunnel ? 'ok' : 'client-aborted', this.#tunnel ? 101 : this.#status);
+  }
+
+  #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
+    if (this.#finished) return;
+    this.#abortAttempt();
+    if (this.#lease !== undefined) this.#releaseLease({ ok: false, error: status === 504 ? 'timeout' : 'reset' });
+    if (this.#clientGone) return this.#end(termination, status);
+    if (this.#responseStarted) {
+      this.#client.socket.destroy();
+      return this.#end(termination, status);
+    }
+    // Keep the connection when the rest of the body can still be read and thrown away.
+    const keepAlive = this.#head.keepAlive && !this.#client.closing && (this.#bodyComplete || this.#bodyMode !== BodyMode.Stream || !this.#bodyUsed);
+    this.#status = status;
+    this.#client.write(errorResponse(status, message, headers, !keepAlive));
+    this.#end(termination, status);
+    this.#client.responseDone(keepAlive);
+  }
+
+  #clearTimers(): void {
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  #end(termination: Termination, status = this.#status): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#clearTimers();
+    if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    this.#bodyChunks = [];
+    const engine = this.#engine;
+    if (this.#budgetTaken) {
+      const budget = engine.budget;
+      for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
+      budget.end();
+    }
+    if (this.#onEnd !== undefined) {
+      try {
+        this.#onEnd();
+      } catch (error) {
+        engine.report(error, 'client');
+      }
+    }
+    const done = this.#admissionDone;
+    this.#admissionDone = undefined;
+    if (done !== undefined) {
+      try {
+        done();
+      } catch (error) {
+        engine.report(error, 'client');
+      }
+    }
+    if (engine.config.accessLog === undefined) return;
+    const entry: AccessLogEntry = {
+      time: new Date(this.#arrivedWall).toISOString(),
+      method: this.#head.method,
+      path: this.#view.url,
+      status: termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : status,
+      pool: this.#budgetTaken ? this.#route!.pool : '',
+      attempts: this.#attempts,
+      clientIp: this.#clientIp,
+      bytesOut: this.#bytesOut,
+      timings: {
+        queueMs: round(this.#queueMs),
+        ...(this.#headLatency === undefined ? {} : { headMs: round(this.#headLatency) }),
+        totalMs: round(performance.now() - this.#arrivedAt),
+      },
+      termination,
+    };
+    if (this.#lastBackendId !== undefined) entry.backendId = this.#lastBackendId;
+    if (this.#lastReason !== undefined) entry.reason = this.#lastReason;
+    engine.log(entry);
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

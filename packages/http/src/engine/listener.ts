@@ -1,0 +1,276 @@
+/**
+ * A raw-engine listener: the `net`/`tls` server, its client connections, their deadline sweep, the
+ * connection caps, and one set of backend pools per proxy engine it dispatches to. `createProxyServer`
+ * is one listener dispatching to one engine; the `fulcrum` CLI's frontends dispatch each request to
+ * its pool's engine and hand the connections of its own pages (stats, metrics, admin) to a
+ * `node:http` server.
+ *
+ * It offers the parts of `node:http`'s `Server` surface a runner uses (`listen`, `close`,
+ * `closeIdleConnections`, `closeAllConnections`, `address`, `listening`, and the `headersTimeout` /
+ * `keepAliveTimeout` settings), so one can stand in for the other.
+ */
+import { EventEmitter } from 'node:events';
+import type { Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Backend } from '@fulcrum/core';
+import type { ProxyEngine } from '../proxy/proxy';
+import { BackendPool } from './backend-pool';
+import { ClientConnection, type Dispatch, type ListenerContext } from './connection';
+import type { ExchangeContext } from './exchange';
+import type { NormalizedListenerOptions } from './options';
+import type { RequestView } from './request-view';
+
+/** How often client deadlines and idle backend connections are checked, ms. */
+const SWEEP_MS = 500;
+
+/** One engine's backend pools on one listener. */
+class EngineContext implements ExchangeContext {
+  readonly engine: ProxyEngine;
+  readonly maxHeadBytes: number;
+  readonly maxHeaders: number;
+  readonly #listener: NormalizedListenerOptions;
+  readonly #pools = new Map<Backend, BackendPool>();
+  readonly #onRemoved = (backend: Backend): void => {
+    const pool = this.#pools.get(backend);
+    if (pool === undefined) return;
+    this.#pools.delete(backend);
+    pool.close();
+  };
+
+  constructor(engine: ProxyEngine, listener: NormalizedListenerOptions) {
+    this.engine = engine;
+    this.#listener = listener;
+    // Backend response heads get at least the client limits, with room for Set-Cookie lines.
+    this.maxHeadBytes = Math.max(listener.maxHeadBytes, 65_536);
+    this.maxHeaders = Math.max(listener.maxHeaders, 200);
+    for (const lb of engine.pools.values()) lb.on('removed', this.#onRemoved);
+  }
+
+  pool(backend: Backend): BackendPool {
+    let pool = this.#pools.get(backend);
+    if (pool === undefined) {
+      const config = this.engine.config;
+      pool = new BackendPool(backend, {
+        connectMs: config.connectMs,
+        headersMs: config.headersMs,
+        backendIdleMs: this.#listener.backendIdleMs,
+        connectionsPerBackend: config.connectionsPerBackend,
+        backendTls: config.backendTls,
+      });
+      this.#pools.set(backend, pool);
+    }
+    return pool;
+  }
+
+  sweep(now: number): void {
+    for (const pool of this.#pools.values()) pool.sweep(now);
+  }
+
+  close(): void {
+    for (const lb of this.engine.pools.values()) lb.off('removed', this.#onRemoved);
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
+  }
+}
+
+/** Where the listener sends a request: an engine and its route, or hand the connection off. */
+export type RawDispatch = { readonly engine: ProxyEngine; readonly route: import('../proxy/options').RouteDecision | undefined; readonly onEnd?: () => void } | 'hand-off';
+
+export interface RawListenerOptions {
+  readonly listener: NormalizedListenerOptions;
+  dispatch(view: RequestView): RawDispatch;
+  /** Takes handed-off connections. Required when `dispatch` may answer `'hand-off'`. */
+  readonly fallback?: HttpServer;
+  /** Errors of the listener itself (a router that threw, a failed accept). */
+  report(error: unknown): void;
+}
+
+export class RawListener extends EventEmitter implements ListenerContext {
+  listener: NormalizedListenerOptions;
+  readonly server: Server | TlsServer;
+  readonly #options: RawListenerOptions;
+  readonly #clients = new Set<ClientConnection>();
+  readonly #contexts = new Map<ProxyEngine, EngineContext>();
+  #open = 0;
+  #sweep: NodeJS.Timeout | undefined;
+  #closing = false;
+  #closeWaiters: (() => void)[] = [];
+
+  constructor(options: RawListenerOptions) {
+    super();
+    this.#options = options;
+    const listener = options.listener;
+    this.listener = listener;
+    const tls = listener.tls;
+    const server = tls === undefined
+      ? createNetServer({ allowHalfOpen: true, noDelay: true })
+      : createTlsServer({ ...tls, allowHalfOpen: true, handshakeTimeout: listener.headersTimeoutMs } as Parameters<typeof createTlsServer>[0]);
+    // Counted on the raw TCP socket, before any TLS work: the excess costs one accept and one close.
+    server.on('connection', (socket: Socket) => {
+      const limits = this.listener;
+      if (this.#closing || this.#open >= limits.maxConnections || !limits.connectionLimit.tryAcquire()) {
+        socket.destroy();
+        return;
+      }
+      this.#open++;
+      const limit = limits.connectionLimit;
+      socket.once('close', () => {
+        this.#open--;
+        limit.release();
+        if (this.#open === 0) this.#allClosed();
+      });
+      if (tls === undefined) this.#accept(socket);
+    });
+    if (tls !== undefined) {
+      server.on('secureConnection', (socket: TLSSocket) => {
+        // Client-initiated renegotiation is a CPU lever for an attacker; HAProxy and nginx refuse it.
+        socket.disableRenegotiation();
+        this.#accept(socket);
+      });
+      server.on('tlsClientError', (_error: Error, socket: TLSSocket) => socket.destroy());
+    }
+    server.on('error', (error) => this.emit('error', error));
+    this.server = server;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Open client connections. */
+  get connections(): number {
+    return this.#open;
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  /** `node:http`'s names, so a runner can set the deadlines of either kind of frontend. */
+  set headersTimeout(ms: number) {
+    if (ms > 0) this.listener = Object.freeze({ ...this.listener, headersTimeoutMs: ms });
+    if (this.#options.fallback !== undefined) this.#options.fallback.headersTimeout = ms;
+  }
+
+  set keepAliveTimeout(ms: number) {
+    if (ms > 0) this.listener = Object.freeze({ ...this.listener, keepAliveTimeoutMs: ms });
+    if (this.#options.fallback !== undefined) this.#options.fallback.keepAliveTimeout = ms;
+  }
+
+  /** The per-listener cap, as `node:http`'s `server.maxConnections` (Infinity: the highest the engine takes). */
+  set maxConnections(max: number) {
+    const value = Number.isFinite(max) ? Math.max(1, Math.floor(max)) : 10_000_000;
+    this.listener = Object.freeze({ ...this.listener, maxConnections: value });
+  }
+
+  /** For the handed-off connections; a proxied request body's pauses are bounded by the proxy's `timeouts.idleMs`. */
+  set requestTimeout(ms: number) {
+    if (this.#options.fallback !== undefined) this.#options.fallback.requestTimeout = ms;
+  }
+
+  #accept(socket: Socket): void {
+    if (socket.destroyed) return;
+    this.#clients.add(new ClientConnection(this, socket));
+  }
+
+  #context(engine: ProxyEngine): EngineContext {
+    let ctx = this.#contexts.get(engine);
+    if (ctx === undefined) {
+      ctx = new EngineContext(engine, this.listener);
+      this.#contexts.set(engine, ctx);
+    }
+    return ctx;
+  }
+
+  dispatch(view: RequestView): Dispatch {
+    let target: RawDispatch;
+    try {
+      target = this.#options.dispatch(view);
+    } catch (error) {
+      this.#options.report(error);
+      return 'hand-off';
+    }
+    if (target === 'hand-off') return this.#options.fallback === undefined ? 'hand-off' : target;
+    return { ctx: this.#context(target.engine), route: target.route, ...(target.onEnd === undefined ? {} : { onEnd: target.onEnd }) };
+  }
+
+  handOff(socket: Socket): void {
+    const fallback = this.#options.fallback;
+    if (fallback === undefined) {
+      socket.destroy();
+      return;
+    }
+    fallback.emit('connection', socket);
+    socket.resume();
+  }
+
+  forget(connection: ClientConnection): void {
+    this.#clients.delete(connection);
+  }
+
+  /** A proxy engine is retired: close its backend pools here. */
+  retire(engine: ProxyEngine): void {
+    const ctx = this.#contexts.get(engine);
+    if (ctx === undefined) return;
+    this.#contexts.delete(engine);
+    ctx.close();
+  }
+
+  #sweepDeadlines = (): void => {
+    const now = Date.now();
+    for (const client of this.#clients) {
+      if (client.deadline !== 0 && client.deadline <= now) client.expire();
+    }
+    for (const ctx of this.#contexts.values()) ctx.sweep(now);
+  };
+
+  listen(port: number, host: string, callback?: () => void): this {
+    this.server.listen(port, host, () => {
+      this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
+      this.#sweep.unref();
+      callback?.();
+    });
+    return this;
+  }
+
+  address(): AddressInfo | null {
+    const address = this.server.address();
+    return typeof address === 'object' ? address : null;
+  }
+
+  /**
+   * Stop accepting. Idle keep-alive connections and tunnels close now, busy ones after their
+   * response; `callback` runs once every connection is gone (as `node:http`'s `close`).
+   */
+  close(callback?: () => void): this {
+    this.#closing = true;
+    if (callback !== undefined) this.#closeWaiters.push(callback);
+    if (this.server.listening) this.server.close();
+    for (const client of this.#clients) client.shutdown();
+    this.#options.fallback?.closeIdleConnections();
+    if (this.#open === 0) this.#allClosed();
+    return this;
+  }
+
+  closeIdleConnections(): void {
+    for (const client of this.#clients) if (client.idle) client.socket.destroy();
+    this.#options.fallback?.closeIdleConnections();
+  }
+
+  closeAllConnections(): void {
+    for (const client of this.#clients) client.socket.destroy();
+    this.#options.fallback?.closeAllConnections();
+  }
+
+  #allClosed(): void {
+    if (!this.#closing) return;
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    for (const ctx of this.#contexts.values()) ctx.close();
+    this.#contexts.clear();
+    const waiters = this.#closeWaiters.splice(0);
+    for (const waiter of waiters) waiter();
+    this.emit('close');
+  }
+}

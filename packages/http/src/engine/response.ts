@@ -1,0 +1,58 @@
+/**
+ * Response heads the raw engine writes to clients: relayed ones (the backend's fields without the
+ * hop-by-hop ones and those its `Connection` names, RFC 9110 §7.6.1 — the same set `createProxy`
+ * drops) and the proxy's own short error answers, which never carry a backend's address.
+ */
+import { STATUS_CODES } from 'node:http';
+import { HOP_BY_HOP, connectionListed } from '../proxy/headers';
+
+/** The backend's fields to relay, as `name: value\r\n` lines, and its `Set-Cookie` values. */
+export function relayedFields(raw: readonly string[], keepUpgrade: boolean): { lines: string; setCookie: string[] | undefined } {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      const value = raw[i + 1]!;
+      // `keep-alive` / `close` name only hop-by-hop fields: no set to build for the common case.
+      if (value.length <= 10 && HOP_BY_HOP.has(value.toLowerCase())) continue;
+      const names = connectionListed(value)!;
+      if (listed === undefined) listed = names;
+      else for (const n of names) listed.add(n);
+    }
+  }
+  let lines = '';
+  let setCookie: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower)) {
+      if (!(keepUpgrade && lower === 'upgrade')) continue;
+    }
+    if (lower === 'set-cookie') (setCookie ??= []).push(value);
+    lines += `${name}: ${value}\r\n`;
+  }
+  return { lines, setCookie };
+}
+
+/** A short plain-text answer from the proxy itself. */
+export function errorResponse(status: number, message: string, headers: Readonly<Record<string, string>> | undefined, close: boolean): string {
+  const body = `${message}\n`;
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
+  if (headers !== undefined) {
+    for (const name of Object.keys(headers)) {
+      const value = String(headers[name]);
+      // A value from an admission hook must not split the response.
+      if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) continue;
+      head += `${name}: ${value}\r\n`;
+    }
+  }
+  head += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`;
+  if (close) head += 'connection: close\r\n';
+  return `${head}\r\n${body}`;
+}
+
+/** The status line of a relayed response (always HTTP/1.1: RFC 9110 §6.2, the proxy's own version). */
+export function statusLine(status: number, message: string): string {
+  return `HTTP/1.1 ${status} ${message === '' ? (STATUS_CODES[status] ?? '') : message}\r\n`;
+}
