@@ -359,7 +359,7 @@ export class ClientConnection implements ClientSide {
   /** Answer a head that could not be accepted, and close. */
   #refuse(status: number, reason: string): void {
     this.#buf = undefined;
-    this.write(errorResponse(status, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request', undefined, true));
+    this.write(errorResponse(status, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : status === 422 ? 'Unprocessable Content' : 'Bad Request', undefined, true));
     void reason;
     this.#closeSoon();
   }
@@ -371,7 +371,11 @@ export class ClientConnection implements ClientSide {
     this.#buf = undefined;
     this.#deadlineKind = Deadline.Linger;
     this.deadline = Date.now() + LINGER_MS;
-    this.socket.end();
+    // Destroyed once the answer is flushed, never left half-closed for a peer that keeps its side
+    // open (it would hold a connection slot and a descriptor); the linger deadline covers a peer
+    // that does not read.
+    const socket = this.socket;
+    socket.end(() => socket.destroy());
   }
 
   /** Called by the listener's sweep when `deadline` passed. */

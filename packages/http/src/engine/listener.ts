@@ -9,6 +9,7 @@
  * `closeIdleConnections`, `closeAllConnections`, `address`, `listening`, and the `headersTimeout` /
  * `keepAliveTimeout` settings), so one can stand in for the other.
  */
+import { constants as cryptoConstants } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -105,7 +106,14 @@ export class RawListener extends EventEmitter implements ListenerContext {
     const tls = listener.tls;
     const server = tls === undefined
       ? createNetServer({ allowHalfOpen: true, noDelay: true })
-      : createTlsServer({ ...tls, allowHalfOpen: true, handshakeTimeout: listener.headersTimeoutMs } as Parameters<typeof createTlsServer>[0]);
+      : createTlsServer({
+          ...tls,
+          // Client-initiated renegotiation is a CPU lever for an attacker; HAProxy and nginx refuse it.
+          // OpenSSL answers it with a no_renegotiation alert and the connection goes on.
+          secureOptions: (tls.secureOptions ?? 0) | cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+          allowHalfOpen: true,
+          handshakeTimeout: listener.headersTimeoutMs,
+        } as Parameters<typeof createTlsServer>[0]);
     // Counted on the raw TCP socket, before any TLS work: the excess costs one accept and one close.
     server.on('connection', (socket: Socket) => {
       const limits = this.listener;
@@ -124,8 +132,6 @@ export class RawListener extends EventEmitter implements ListenerContext {
     });
     if (tls !== undefined) {
       server.on('secureConnection', (socket: TLSSocket) => {
-        // Client-initiated renegotiation is a CPU lever for an attacker; HAProxy and nginx refuse it.
-        socket.disableRenegotiation();
         this.#accept(socket);
       });
       server.on('tlsClientError', (_error: Error, socket: TLSSocket) => socket.destroy());

@@ -43,7 +43,7 @@ export interface HeadLimits {
   readonly maxHeaders: number;
 }
 
-/** A refusal: the status to answer (400, 431, 417, 501) and a short reason for logs. */
+/** A refusal: the status to answer (400, 422, 431, 417) and a short reason for logs. */
 export class HeadError {
   readonly status: number;
   readonly reason: string;
@@ -376,7 +376,8 @@ function parseFields(
     if (lengthSeen) return new HeadError(400, 'Content-Length with Transfer-Encoding');
     // Only a single `chunked` is unambiguous: `gzip, chunked` would be legal, but no backend needs a
     // proxy to pass transfer codings, and every list is a way to make two parsers disagree.
-    if (transferEncoding.toLowerCase() !== 'chunked') return new HeadError(isRequest ? 501 : 400, 'unsupported Transfer-Encoding');
+    // 422 as HAProxy answers a request whose coding is not chunked alone (`identity, chunked`).
+    if (transferEncoding.toLowerCase() !== 'chunked') return new HeadError(isRequest ? 422 : 400, 'unsupported Transfer-Encoding');
     if (isRequest && head.version === 10) return new HeadError(400, 'Transfer-Encoding in an HTTP/1.0 request');
     head.framing = Framing.Chunked;
   } else if (lengthSeen) {

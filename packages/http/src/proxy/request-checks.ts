@@ -12,8 +12,9 @@
  * - a target that is not a path (absolute-form `http://…`, authority-form, `*`): those are for
  *   forward proxies and `OPTIONS *`, not a reverse proxy's backends → 400.
  * - a `#` fragment in the target: never sent by a conforming client (RFC 9112 §3.2) → 400.
- * - two `Host` headers with different values (RFC 9112 §3.2: "a server MUST respond with a 400");
- *   the same value twice is one host, as HAProxy merges it.
+ * - two `Host` header lines (RFC 9112 §3.2: "a server MUST respond with a 400 … to any request message
+ *   that contains more than one Host header field line"), even with the same value: HAProxy merges
+ *   identical ones, Fulcrum's two engines follow the RFC and agree with each other.
  * - `Transfer-Encoding` other than exactly `chunked` (`identity, chunked`, `gzip, chunked`) → 422, a
  *   second `Transfer-Encoding` line → 400, as HAProxy answers: a proxy that decodes only chunked
  *   must not pass on codings it did not apply. (Node already refuses `chunked, chunked`,
@@ -61,8 +62,8 @@ export function checkRequestHead(req: IncomingMessage, maxHeaderCount: number): 
     const first = name.charCodeAt(0) | 0x20;
     if (first === 0x68 /* h */ && name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) {
       const value = raw[i + 1]!;
-      if (host === undefined) host = value;
-      else if (host.toLowerCase() !== value.toLowerCase()) return TWO_HOSTS;
+      if (host !== undefined) return TWO_HOSTS;
+      host = value;
     } else if (first === 0x74 /* t */ && name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       if (transferEncoding !== undefined) return TWO_TE;
       transferEncoding = raw[i + 1]!;

@@ -44,7 +44,12 @@ function pad(n: number): string {
 const CASES: Case[] = [
   { name: 'a plain GET', bytes: 'GET /ok HTTP/1.1\r\nHost: a\r\n\r\n', haproxy: 'accepted' },
   { name: 'two different Host headers', bytes: 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', haproxy: 'refused' },
-  { name: 'the same Host twice', bytes: 'GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n', haproxy: 'accepted' },
+  {
+    name: 'the same Host twice',
+    bytes: 'GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n',
+    haproxy: 'accepted',
+    fulcrum: { verdict: 'refused', why: 'RFC 9112 §3.2: more than one Host field line is a 400; HAProxy merges identical ones' },
+  },
   { name: 'no Host in HTTP/1.1', bytes: 'GET / HTTP/1.1\r\n\r\n', haproxy: 'refused' },
   { name: 'an HTTP/0.9 request line', bytes: 'GET /\r\n\r\n', haproxy: 'refused' },
   { name: 'a fragment in the target', bytes: 'GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n', haproxy: 'refused' },
