@@ -222,6 +222,19 @@ describe('the three-backends demo', () => {
     expect([...demo.pids].filter(isAlive)).toEqual([]);
   });
 
+  it('accepts the `--` that `pnpm start -- --algorithm least-connections` passes before its options', async () => {
+    // An invalid --port after the `--` proves the options behind it are parsed (not refused as
+    // "Unexpected argument") without starting any backend.
+    const child = fork(DEMO, ['--', '--algorithm', 'least-connections', '--port', 'not-a-port'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    expect(output).not.toContain('Unexpected argument');
+    expect(output).toContain('--port must be a port from 0 to 65535, got "not-a-port"');
+    expect(code).toBe(2);
+  });
+
   it('stops by itself after --seconds, taking its backends with it', async () => {
     const demo = await startDemo(['--seconds', '1']);
     const { code } = await demo.exited;
