@@ -48,7 +48,7 @@ const plausibleOptions = fc.record(
 );
 
 /** Mostly a valid value, sometimes garbage: so most inputs are accepted and the rest probe one field. */
-const mostly = <T>(valid: fc.Arbitrary<T>) => fc.oneof({ weight: 12, arbitrary: valid }, { weight: 1, arbitrary: garbage });
+const mostly = <T>(valid: fc.Arbitrary<T>) => fc.oneof({ weight: 40, arbitrary: valid }, { weight: 1, arbitrary: garbage });
 
 /** Backend weights are 0 or 0.01..1e6 (`validateWeight`). */
 const validWeight = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 100 }), fc.double({ min: 0.01, max: 1e6, noNaN: true }));
@@ -136,7 +136,7 @@ describe('createLoadBalancer with garbage options', () => {
       { seed: 4242, numRuns: 200 },
     );
     // Without this the property above could pass by refusing everything, never checking a pick.
-    expect(tried.accepted).toBeGreaterThan(tried.runs / 4);
+    expect(tried.accepted).toBeGreaterThan(tried.runs / 3); // 130 of 200 with this seed
     expect(tried.accepted).toBeLessThan(tried.runs);
   });
 });
