@@ -1,21 +1,30 @@
 // Shared build for every package: run from a package folder as `tsup --config ../../tsup.config.ts`.
 // Entries are the package's public entry points: src/index.ts, plus src/testing/index.ts where present.
+// A package with two entries (core) is built with code splitting, in both formats: what the entries
+// share lives in one chunk, so `@fulcrum/core/testing` uses the same `Backend` and error classes as
+// `@fulcrum/core` (instanceof holds across the entries) instead of carrying a second copy of core.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineConfig } from 'tsup';
 
 const cwd = process.cwd();
 const entry: Record<string, string> = { index: 'src/index.ts' };
-if (existsSync(join(cwd, 'src/testing/index.ts'))) entry['testing/index'] = 'src/testing/index.ts';
+const hasTesting = existsSync(join(cwd, 'src/testing/index.ts'));
+if (hasTesting) entry['testing/index'] = 'src/testing/index.ts';
 
 export default defineConfig({
   entry,
   format: ['esm', 'cjs'],
   dts: true,
+  // Maps point at src/, which ships beside dist/: without sourcesContent they do not carry a second
+  // copy of every source (bench/README.md, "Installed size", has the numbers).
   sourcemap: true,
+  esbuildOptions(options) {
+    options.sourcesContent = false;
+  },
   clean: true,
   target: 'node20',
-  splitting: false,
+  splitting: hasTesting,
   treeshake: true,
   outDir: 'dist',
 });

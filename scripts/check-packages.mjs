@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Checks what each publishable package ships, after `pnpm build`: every path in its exports map
 // exists, ESM and CJS entries load in Node, the package README exists and opens with a runnable
-// example, and neither core's source nor sim's library imports a `node:` module (they run in browsers
-// and workers too).
+// example, neither core's source nor sim's library imports a `node:` module (they run in browsers
+// and workers too), and `@fulcrum/core/testing` shares core's classes instead of carrying its own
+// copy: with the built files, `createBackends()[0] instanceof Backend` and `instanceof
+// InvalidOptionError` hold in ESM and in CJS.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -51,6 +53,35 @@ for (const name of readdirSync(join(root, 'packages'))) {
   const readme = readFileSync(join(dir, 'README.md'), 'utf8');
   if (!/```(ts|js|typescript|javascript)/.test(readme)) problems.push(`${pkg.name}: README has no code example`);
 }
+
+/** The built testing entry and the main entry are one copy of core, in each format. */
+async function checkCoreTestingSharesCore() {
+  const dir = join(root, 'packages', 'core');
+  const load = {
+    ESM: async (file) => import(pathToFileURL(join(dir, file)).href),
+    CJS: async (file) => createRequire(import.meta.url)(join(dir, file)),
+  };
+  const files = { ESM: ['dist/index.js', 'dist/testing/index.js'], CJS: ['dist/index.cjs', 'dist/testing/index.cjs'] };
+  for (const [format, [mainFile, testingFile]] of Object.entries(files)) {
+    try {
+      const core = await load[format](mainFile);
+      const testing = await load[format](testingFile);
+      const [backend] = testing.createBackends([{ id: 'a', address: 'http://127.0.0.1:1' }]);
+      if (!(backend instanceof core.Backend)) problems.push(`@fulcrum/core/testing (${format}): createBackends()[0] is not an instance of @fulcrum/core's Backend (a second copy of core is bundled)`);
+      let thrown;
+      try {
+        testing.createBackends([{ id: 'bad id!', address: 'http://127.0.0.1:1' }]);
+      } catch (error) {
+        thrown = error;
+      }
+      if (!(thrown instanceof core.InvalidOptionError)) problems.push(`@fulcrum/core/testing (${format}): an invalid spec does not throw @fulcrum/core's InvalidOptionError (got ${thrown})`);
+      if (/class Backend\b|var Backend = class/.test(readFileSync(join(dir, testingFile), 'utf8'))) problems.push(`@fulcrum/core/testing (${format}): ${testingFile} defines its own Backend class`);
+    } catch (error) {
+      problems.push(`@fulcrum/core/testing (${format}): ${error.message}`);
+    }
+  }
+}
+await checkCoreTestingSharesCore();
 
 walk(join(root, 'packages', 'core', 'src'), (file) => {
   if (!file.endsWith('.ts')) return;

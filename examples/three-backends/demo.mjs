@@ -53,7 +53,11 @@ const usage = `usage: node demo.mjs [options]
 
 let values;
 try {
+  // `pnpm start -- --algorithm x` hands us the `--` too; after it parseArgs would take every option
+  // for a positional ("Unexpected argument"), so a leading `--` is dropped.
+  const argv = process.argv.slice(2);
   ({ values } = parseArgs({
+    args: argv[0] === '--' ? argv.slice(1) : argv,
     options: {
       port: { type: 'string', default: '8080' },
       host: { type: 'string', default: '127.0.0.1' },

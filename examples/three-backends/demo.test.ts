@@ -10,6 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test-support/wait-for';
 
 const DEMO = fileURLToPath(new URL('./demo.mjs', import.meta.url));
 
@@ -197,21 +198,18 @@ describe('the three-backends demo', () => {
       expect(metrics.body).toContain('fulcrum_backend_up{pool="web",backend="app-1"} 1');
 
       // The killed backend is restarted (--restart-delay 1) with a new pid.
-      const deadline = Date.now() + 10_000;
-      while (!demo.messages.some((m) => m.type === 'backend' && m.id === victim.id) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      const restarted = demo.messages.find((m) => m.type === 'backend' && m.id === victim.id) as BackendInfo | undefined;
+      const restarted = (await waitFor(() => demo.messages.find((m) => m.type === 'backend' && m.id === victim.id), {
+        what: `${victim.id} to be restarted`,
+        intervalMs: 100,
+      })) as BackendInfo;
       expect(restarted).toBeDefined();
       expect(restarted!.pid).not.toBe(victim.pid);
       expect(isAlive(restarted!.pid)).toBe(true);
       // …and health checks bring it back into service.
-      let state = '';
-      while (state !== 'up' && Date.now() < deadline) {
-        state = (await readStats(agent, demo.proxyPort)).pools['web']!.backends.find((b) => b.id === victim.id)!.state;
-        if (state !== 'up') await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      expect(state).toBe('up');
+      await waitFor(async () => (await readStats(agent, demo.proxyPort)).pools['web']!.backends.find((b) => b.id === victim.id)!.state === 'up', {
+        what: `${victim.id} to be up again`,
+        intervalMs: 100,
+      });
     } finally {
       agent.destroy();
     }
@@ -220,6 +218,19 @@ describe('the three-backends demo', () => {
     expect(code).toBe(0);
     // Ctrl-C (SIGINT) stopped every backend it ever started, the restarted one included.
     expect([...demo.pids].filter(isAlive)).toEqual([]);
+  });
+
+  it('accepts the `--` that `pnpm start -- --algorithm least-connections` passes before its options', async () => {
+    // An invalid --port after the `--` proves the options behind it are parsed (not refused as
+    // "Unexpected argument") without starting any backend.
+    const child = fork(DEMO, ['--', '--algorithm', 'least-connections', '--port', 'not-a-port'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    expect(output).not.toContain('Unexpected argument');
+    expect(output).toContain('--port must be a port from 0 to 65535, got "not-a-port"');
+    expect(code).toBe(2);
   });
 
   it('stops by itself after --seconds, taking its backends with it', async () => {

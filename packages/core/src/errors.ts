@@ -7,12 +7,33 @@
 
 const BRAND: unique symbol = Symbol.for('fulcrum.error') as never;
 
+/**
+ * Every code a Fulcrum error carries, in every package: the one list. A code never changes once
+ * released; each is documented in the README of the package that throws it (a test checks).
+ */
 export const ErrorCodes = Object.freeze({
+  /** `InvalidOptionError` (every package): an option failed validation. */
   INVALID_OPTION: 'FULCRUM_INVALID_OPTION',
+  /** `NoBackendAvailableError`: no backend is eligible. */
   NO_BACKEND: 'FULCRUM_NO_BACKEND',
+  /** `StoreUnavailableError` (the session packages): the backing service could not be reached in time. */
   STORE_UNAVAILABLE: 'FULCRUM_STORE_UNAVAILABLE',
+  /** `UpstreamError` (`@fulcrum/http`): an upstream attempt failed. */
   UPSTREAM: 'FULCRUM_UPSTREAM',
+  /** `SessionConflictError` (the session packages' optimistic mode): a write lost a race. */
   SESSION_CONFLICT: 'FULCRUM_SESSION_CONFLICT',
+  /** `DnsDiscoveryError` (`@fulcrum/http`): a DNS discovery refresh failed. */
+  DNS_DISCOVERY: 'FULCRUM_DNS_DISCOVERY',
+  /** `ConfigFileError` (`@fulcrum/http`, the `fulcrum` CLI): a config file could not be read or parsed. */
+  CONFIG_FILE: 'FULCRUM_CONFIG_FILE',
+  /** `CorruptFileError` (`@fulcrum/session-fs`): a session file or stick-log record failed its checks. */
+  CORRUPT_FILE: 'FULCRUM_FS_CORRUPT_FILE',
+  /** `InvariantViolation` (`@fulcrum/core/testing`): `checkBalancer` found a broken invariant. */
+  INVARIANT_VIOLATION: 'FULCRUM_INVARIANT_VIOLATION',
+  /** `StoreConformanceError` (`@fulcrum/core/testing`): a store failed a `checkStore` case. */
+  STORE_CONFORMANCE: 'FULCRUM_STORE_CONFORMANCE',
+  /** `ReplicatorConformanceError` (`@fulcrum/core/testing`): a replicator failed a `checkReplicator` case. */
+  REPLICATOR_CONFORMANCE: 'FULCRUM_REPLICATOR_CONFORMANCE',
 } as const);
 
 export type FulcrumErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -3,3 +3,5 @@ export { proxy } from './proxy';
 export type { ExpressProxyOptions, ProxyMiddleware } from './proxy';
 export { metrics, stats } from './stats';
 export type { StatsMiddleware } from './stats';
+// The errors this package's README names (options are validated by @fulcrum/http and core).
+export { ErrorCodes, FulcrumError, InvalidOptionError, isFulcrumError, isInvalidOptionError } from '@fulcrum/core';

@@ -45,7 +45,7 @@ export { createTcpProxy, proxyHeader, proxyHeaderV1, proxyHeaderV2, PROXY_V2_SIG
 export type { TcpProxyHandler, TcpProxyOptions, ProxyProtocolVersion, ConnectionAddresses } from './tcp';
 export { BalancedDispatcher, createBalancedDispatcher, DEFAULT_KEY_HEADER, OriginRouter, routeByOrigin } from './dispatcher';
 export type { BalancedDispatchOptions, BalancedDispatcherOptions, DispatcherHashBy, DispatcherTimeouts, OriginRouterOptions } from './dispatcher';
-export { DnsDiscovery, DnsDiscoveryError, dnsDiscovery } from './discovery';
+export { DnsDiscovery, DnsDiscoveryError, dnsDiscovery, isDnsDiscoveryError } from './discovery';
 export type { DnsDiscoveryEvents, DnsDiscoveryOptions, DnsResolver, DnsTarget } from './discovery';
 export { healthEndpoint } from './health-endpoint';
 export type { HealthEndpoint, HealthEndpointOptions, HealthState, ShutdownResult } from './health-endpoint';
@@ -90,3 +90,17 @@ export type {
 } from './cli';
 export { RateLimiter, normalizeRateLimitOptions } from './ratelimit';
 export type { NormalizedRateLimitOptions, RateLimitKey, RateLimitOptions, RateLimiterDeps } from './ratelimit';
+// Core's errors that this package throws and its README names, so a user of @fulcrum/http alone can
+// catch and check them (`isFulcrumError(error, ErrorCodes.UPSTREAM)`).
+export {
+  ErrorCodes,
+  FulcrumError,
+  InvalidOptionError,
+  NoBackendAvailableError,
+  UpstreamError,
+  isFulcrumError,
+  isInvalidOptionError,
+  isNoBackendAvailableError,
+  isUpstreamError,
+} from '@fulcrum/core';
+export type { FulcrumErrorCode } from '@fulcrum/core';

@@ -7,7 +7,7 @@
  * `StoreUnavailableError` instead, as for every Fulcrum store whose backing service is down.
  */
 
-const BRAND: unique symbol = Symbol.for('fulcrum.session-fs.corrupt-file') as never;
+import { ErrorCodes, FulcrumError, isFulcrumError } from '@fulcrum/core';
 
 /** Why a file was refused. */
 export type CorruptFileReason =
@@ -18,17 +18,15 @@ export type CorruptFileReason =
   | 'payload';
 
 /** A session file or stick-log record failed its checks and was ignored. */
-export class CorruptFileError extends Error {
-  /** Stable code, as Fulcrum's errors carry. */
-  readonly code = 'FULCRUM_FS_CORRUPT_FILE';
+export class CorruptFileError extends FulcrumError {
+  /** Stable code: `'FULCRUM_FS_CORRUPT_FILE'` (core's `ErrorCodes.CORRUPT_FILE`). */
+  readonly code = ErrorCodes.CORRUPT_FILE;
   /** The file, relative to the store's or replicator's directory. */
   readonly file: string;
   readonly reason: CorruptFileReason;
-  declare readonly [BRAND]: true;
 
   constructor(file: string, reason: CorruptFileReason, detail?: string, options?: { cause?: unknown }) {
-    super(`ignored ${file}: ${detail ?? reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
-    Object.defineProperty(this, BRAND, { value: true });
+    super(`ignored ${file}: ${detail ?? reason}`, options);
     this.name = 'CorruptFileError';
     this.file = file;
     this.reason = reason;
@@ -37,5 +35,5 @@ export class CorruptFileError extends Error {
 
 /** True for a `CorruptFileError` of any installed copy of this package. */
 export function isCorruptFileError(error: unknown): error is CorruptFileError {
-  return typeof error === 'object' && error !== null && (error as { [BRAND]?: unknown })[BRAND] === true;
+  return isFulcrumError(error, ErrorCodes.CORRUPT_FILE);
 }

@@ -5,3 +5,4 @@ export { FileReplicator } from './file-replicator';
 export type { FileReplicatorOptions } from './file-replicator';
 export { CorruptFileError, isCorruptFileError } from './errors';
 export type { CorruptFileReason } from './errors';
+export { InvalidOptionError, StoreUnavailableError, isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';

@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '../../../test-support/wait-for';
 
 export interface TempDirs {
   make(): Promise<string>;
@@ -22,12 +23,7 @@ export function tempDirs(prefix = 'fulcrum-session-fs-'): TempDirs {
   };
 }
 
-/** Polls `condition` every 10 ms until it holds, failing after `timeoutMs`. */
+/** Polls `condition` every 10 ms until it holds, failing after `timeoutMs` (test-support's `waitFor`). */
 export async function eventually(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await waitFor(condition, { what, timeoutMs, intervalMs: 10 });
 }

@@ -9,3 +9,4 @@ export { SessionConflictError, isSessionConflictError } from '@fulcrum/core';
 export { CLIENT_DEFAULTS, redisClientOptions } from './options';
 export type { RedisClient } from './key-scan';
 export { StoreUnavailableError, isStoreUnavailableError } from '@fulcrum/core';
+export { InvalidOptionError, isInvalidOptionError } from '@fulcrum/core';

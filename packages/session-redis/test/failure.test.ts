@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isStoreUnavailableError, type StickEntry } from '@fulcrum/core';
 import { RedisReplicator, RedisStore, redisClientOptions } from '@fulcrum/session-redis';
 import { closeClients, newClient, PrivateRedis, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
+import { waitFor } from '../../../test-support/wait-for';
 
 const skip = skipUnless(redisBinariesAvailable(), 'redis-server / redis-cli (for a private server)');
 
@@ -74,8 +75,7 @@ describe.skipIf(skip)('failure behaviour against a private redis-server', () => 
       await admin.client('KILL', 'TYPE', 'pubsub');
       // Written while the reader's subscription is down: pub/sub drops it, the resync brings it.
       await writer.publish([{ key: 'missed', value: 'b1', updatedAt: now, expiresAt: now + 60_000, origin: 'w' }]);
-      const deadline = Date.now() + 5000;
-      while (!received.some((e) => e.key === 'missed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => received.some((e) => e.key === 'missed'), { what: 'the resync to bring the missed entry', timeoutMs: 5000 });
       expect(received.find((e) => e.key === 'missed')).toMatchObject({ value: 'b1', origin: 'w' });
     } finally {
       await Promise.all([writer.close(), reader.close()]);

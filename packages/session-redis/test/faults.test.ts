@@ -9,15 +9,12 @@ import { StickTable, isStoreUnavailableError } from '@fulcrum/core';
 import { RedisReplicator, RedisStore, redisClientOptions } from '@fulcrum/session-redis';
 import { FaultProxy } from '../../http/test/faults/fault-proxy';
 import { closeClients, newClient, PrivateRedis, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
+import { waitFor } from '../../../test-support/wait-for';
 
 const skip = skipUnless(redisBinariesAvailable(), 'redis-server / redis-cli (for a private server)');
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(condition, { what, timeoutMs, intervalMs: 20 });
 }
 
 /** Writes sessions in a loop and records which ones Redis acknowledged. */

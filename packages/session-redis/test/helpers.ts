@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { SessionData } from 'express-session';
 import { Cluster as Cluster5, Redis as Redis5, type RedisOptions } from 'ioredis';
 import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis6';
+import { waitFor } from '../../../test-support/wait-for';
 
 /**
  * The ioredis major the tests' clients use: 5 by default, 6 with `FULCRUM_IOREDIS_MAJOR=6` (CI runs
@@ -94,11 +95,7 @@ export function freePort(): Promise<number> {
 }
 
 async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(condition, { what, timeoutMs, intervalMs: 50 });
 }
 
 /** A private redis-server on a free port: no persistence, loopback only. */

@@ -5,6 +5,7 @@ import { StickTable } from '@fulcrum/core';
 import { createProxy, type ProxyHandler } from '@fulcrum/http';
 import { RedisReplicator } from '@fulcrum/session-redis';
 import { closeClients, newClient, redisReachable, REDIS_URL, skipUnless, uniquePrefix } from './helpers';
+import { waitFor } from '../../../test-support/wait-for';
 
 const skip = skipUnless(await redisReachable(), `Redis at ${REDIS_URL}`);
 
@@ -72,10 +73,7 @@ describe.skipIf(skip)('two proxies sharing stickiness through Redis', () => {
     for (const user of users) first.set(user, await get(ports[0]!, { 'x-user': user }));
     expect(new Set(first.values()).size).toBeGreaterThan(1);
     // Let the batches travel through Redis pub/sub.
-    const deadline = Date.now() + 3000;
-    while (Date.now() < deadline && users.some((u) => tables[1]!.get(`hdr:${u}`) === undefined)) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => users.every((u) => tables[1]!.get(`hdr:${u}`) !== undefined), { what: 'every affinity entry to reach the second proxy', timeoutMs: 3000, intervalMs: 20 });
     for (const user of users) {
       for (let i = 0; i < 3; i++) expect(await get(ports[1]!, { 'x-user': user })).toBe(first.get(user));
     }

@@ -3,15 +3,12 @@ import { checkReplicator } from '@fulcrum/core/testing';
 import { StickTable, createLoadBalancer, isInvalidOptionError, type StickEntry } from '@fulcrum/core';
 import { RedisReplicator } from '@fulcrum/session-redis';
 import { closeClients, newClient, redisReachable, REDIS_URL, skipUnless, uniquePrefix } from './helpers';
+import { waitFor } from '../../../test-support/wait-for';
 
 const skip = skipUnless(await redisReachable(), `Redis at ${REDIS_URL}`);
 
 async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(condition, { what, timeoutMs, intervalMs: 10 });
 }
 
 describe.skipIf(skip)('RedisReplicator', () => {

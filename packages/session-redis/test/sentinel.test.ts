@@ -2,20 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkReplicator } from '@fulcrum/core/testing';
 import { RedisReplicator, RedisStore, redisClientOptions } from '@fulcrum/session-redis';
 import { PrivateSentinel, Redis, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
+import { waitFor } from '../../../test-support/wait-for';
 
 const skip = skipUnless(redisBinariesAvailable(), 'redis-server (for a private master, replica and sentinel)');
 
 /** Retry `fn` until it resolves (a failover in progress), for at most `ms`. */
 async function eventually<T>(fn: () => Promise<T>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const { value } = await waitFor(async () => ({ value: await fn() }), { what: 'the call to succeed (failover)', timeoutMs: ms, intervalMs: 100 });
+  return value;
 }
 
 describe.skipIf(skip)('through Redis Sentinel (a private master, replica and sentinel)', () => {

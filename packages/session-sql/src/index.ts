@@ -10,3 +10,4 @@ export { TABLE_NAME_PATTERN } from './identifiers';
 export { classifyFailure } from './executor';
 export type { FailureClass, PoolLike, RetryOptions, SqlConnection } from './executor';
 export type { GaleraOptions } from './options';
+export { InvalidOptionError, StoreUnavailableError, isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';

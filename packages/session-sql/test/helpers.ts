@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
+import { waitFor as waitUntil } from '../../../test-support/wait-for';
 
 const run = promisify(execFile);
 
@@ -69,12 +70,7 @@ export function freePort(): Promise<number> {
 }
 
 export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitUntil(condition, { what, timeoutMs, intervalMs: 100 });
 }
 
 /** Whether this machine can run private servers (mariadbd and mariadb-install-db present). */

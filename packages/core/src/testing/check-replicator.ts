@@ -17,6 +17,7 @@
 import { realClock } from '../clock';
 import { StickTable } from '../stick/stick-table';
 import type { Replicator, StickEntry } from '../stick/replicator';
+import { ErrorCodes, FulcrumError } from '../errors';
 
 export interface ReplicatorContext {
   /** 0, 1, 2…: which table of the case this replicator is for. */
@@ -42,10 +43,11 @@ export interface CheckReplicatorOptions {
 }
 
 /** Thrown by the suite; `case` names the failed case. */
-export class ReplicatorConformanceError extends Error {
+export class ReplicatorConformanceError extends FulcrumError {
+  readonly code = ErrorCodes.REPLICATOR_CONFORMANCE;
   readonly case: string;
   constructor(caseName: string, message: string, options?: { cause?: unknown }) {
-    super(`checkReplicator: ${caseName}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(`checkReplicator: ${caseName}: ${message}`, options);
     this.name = 'ReplicatorConformanceError';
     this.case = caseName;
   }

@@ -12,6 +12,7 @@
  *
  * Test-runner agnostic: a plain async function, usable from vitest, jest or `node:test`.
  */
+import { ErrorCodes, FulcrumError } from '../errors';
 
 /** The cookie part of a session, as express-session stores it (`expires` is a Date or its JSON). */
 export interface SessionCookieData {
@@ -105,10 +106,11 @@ const HOSTILE_IDS: readonly string[] = [
 ];
 
 /** Thrown by the suite; `case` names the failed case. */
-export class StoreConformanceError extends Error {
+export class StoreConformanceError extends FulcrumError {
+  readonly code = ErrorCodes.STORE_CONFORMANCE;
   readonly case: string;
   constructor(caseName: string, message: string, options?: { cause?: unknown }) {
-    super(`checkStore: ${caseName}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(`checkStore: ${caseName}: ${message}`, options);
     this.name = 'StoreConformanceError';
     this.case = caseName;
   }

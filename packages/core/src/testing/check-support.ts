@@ -5,11 +5,16 @@
  */
 import type { Backend } from '../backend';
 import type { Balancer } from '../balancers/balancer';
+import { ErrorCodes, FulcrumError } from '../errors';
 import { createSeededRandom } from '../random';
 
 /** A property failed; the message says which rule, with what, and what was expected. */
-export class InvariantViolation extends Error {
-  override readonly name = 'InvariantViolation';
+export class InvariantViolation extends FulcrumError {
+  readonly code = ErrorCodes.INVARIANT_VIOLATION;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InvariantViolation';
+  }
 }
 
 /** Throw an `InvariantViolation`: the predicate failed for the current case. */

@@ -26,6 +26,7 @@ export {
   type HealthEvent,
   type MembershipChange,
 } from './arbitraries';
+export { InvariantViolation } from './check-support';
 export {
   checkBalancer,
   defaultMaxMovedFraction,

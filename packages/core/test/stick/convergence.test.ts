@@ -105,7 +105,7 @@ describe('replicated stick-tables', () => {
     );
   });
 
-  it('never exceed capacity, tombstones included, whatever the writes and merges', async () => {
+  it('never exceed capacity, tombstones included, keep each local write, and count what they list, whatever the writes and merges', async () => {
     const key = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h');
     const step = fc.oneof(
       fc.record({ kind: fc.constant('set' as const), key }),
@@ -121,8 +121,14 @@ describe('replicated stick-tables', () => {
         const table = new StickTable<string>({ capacity, ttlMs: TTL, nodeId: 'n1', clock, sweepMs: 0 });
         for (const s of steps) {
           const now = clock.now();
-          if (s.kind === 'set') table.set(s.key, 'v');
-          else if (s.kind === 'delete') table.delete(s.key);
+          if (s.kind === 'set') {
+            table.set(s.key, 'v');
+            // Room is made by evicting others: a local write is never the one lost.
+            expect(table.get(s.key)).toBe('v');
+          } else if (s.kind === 'delete') {
+            table.delete(s.key);
+            expect(table.get(s.key)).toBeUndefined();
+          }
           else if (s.kind === 'touch') table.touch(s.key);
           else if (s.kind === 'get') table.get(s.key);
           else if (s.kind === 'advance') await clock.advance(s.ms);
@@ -132,9 +138,18 @@ describe('replicated stick-tables', () => {
           }
           expect(table.size + table.tombstoneCount).toBeLessThanOrEqual(capacity);
           expect(table.entries({ tombstones: true }).length).toBeLessThanOrEqual(capacity);
-          expect(table.size).toBeGreaterThanOrEqual(0);
-          expect(table.tombstoneCount).toBeGreaterThanOrEqual(0);
+          // The counters hold at least what the table lists (they also count expired, unswept ones).
+          const listed = table.entries({ tombstones: true });
+          expect(table.size).toBeGreaterThanOrEqual(listed.filter((e) => !e.deleted).length);
+          expect(table.tombstoneCount).toBeGreaterThanOrEqual(listed.filter((e) => e.deleted).length);
+          expect(table.entries()).toHaveLength(listed.filter((e) => !e.deleted).length);
         }
+        // Once swept, the counters are exactly what the table lists, and the sweep freed the difference.
+        const held = table.size + table.tombstoneCount;
+        const listed = table.entries({ tombstones: true });
+        expect(table.prune()).toBe(held - listed.length);
+        expect(table.size).toBe(listed.filter((e) => !e.deleted).length);
+        expect(table.tombstoneCount).toBe(listed.filter((e) => e.deleted).length);
       }),
       { seed: 7, numRuns: 300 },
     );

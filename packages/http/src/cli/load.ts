@@ -7,12 +7,14 @@
  * JSON only: it needs no dependency, every config tool emits it (consul-template, jsonnet, jq), and
  * the JSON Schema in `schema/fulcrum.schema.json` gives editors completion and checks.
  */
+import { ErrorCodes, FulcrumError } from '@fulcrum/core';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { validateConfigAsync, type FulcrumConfig, type ValidateAsyncOptions } from './config';
 
 /** A config file that could not be read or parsed (validation errors are `InvalidOptionError`s). */
-export class ConfigFileError extends Error {
+export class ConfigFileError extends FulcrumError {
+  readonly code = ErrorCodes.CONFIG_FILE;
   readonly file: string;
   constructor(file: string, message: string, options?: { cause?: unknown }) {
     super(`${file}: ${message}`, options);

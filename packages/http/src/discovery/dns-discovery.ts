@@ -31,7 +31,7 @@
 import { EventEmitter } from 'node:events';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { InvalidOptionError, isPlainObject, type BackendSpec, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
+import { ErrorCodes, FulcrumError, InvalidOptionError, isFulcrumError, isPlainObject, type BackendSpec, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
 
 /** What discovery needs of a resolver: node:dns/promises' `Resolver` fits; tests pass a fake. */
 export interface DnsResolver {
@@ -74,8 +74,8 @@ export interface DnsDiscoveryEvents {
 }
 
 /** Why a refresh failed: the lookup's own error is the `cause`. */
-export class DnsDiscoveryError extends Error {
-  readonly code = 'FULCRUM_DNS_DISCOVERY';
+export class DnsDiscoveryError extends FulcrumError {
+  readonly code = ErrorCodes.DNS_DISCOVERY;
   readonly target: string;
   constructor(target: string, message: string, options?: { cause?: unknown }) {
     super(`dns discovery of ${target}: ${message}`, options);
@@ -83,6 +83,9 @@ export class DnsDiscoveryError extends Error {
     this.target = target;
   }
 }
+
+/** True for a `DnsDiscoveryError` of any installed copy of Fulcrum. */
+export const isDnsDiscoveryError = (error: unknown): error is DnsDiscoveryError => isFulcrumError(error, ErrorCodes.DNS_DISCOVERY);
 
 const MAX_TIMER = 2_147_483_647;
 const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND', 'NODATA', 'NOTFOUND']);

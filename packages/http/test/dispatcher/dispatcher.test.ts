@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLoadBalancer, isInvalidOptionError, isNoBackendAvailableError, isUpstreamError } from '@fulcrum/core';
 import { fetch, getGlobalDispatcher, request, setGlobalDispatcher, errors as undiciErrors, type Dispatcher } from 'undici';
 import { createBalancedDispatcher, routeByOrigin, type BalancedDispatcher, type BalancedDispatcherOptions } from '../../src/dispatcher';
-import { closedPort, delay, startBackend, type BackendHandler, type TestBackend } from '../proxy/helpers';
+import { closedPort, startBackend, type BackendHandler, type TestBackend } from '../proxy/helpers';
+import { deferred } from '../../../../test-support/wait-for';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -320,32 +321,50 @@ describe('createBalancedDispatcher', () => {
   });
 
   it('aborts the whole request when the caller aborts, and releases the lease', async () => {
-    const list = await backends(1, () => (_req, res) => setTimeout(() => res.end('late'), 300));
+    // The backend signals when the request reached it and never answers: the abort is what ends it.
+    const arrived = deferred();
+    const closedByClient = deferred();
+    const list = await backends(1, () => (_req, res) => {
+      res.on('close', () => closedByClient.resolve());
+      arrived.resolve();
+    });
     const dispatcher = dispatcherFor(list);
     const controller = new AbortController();
     const pending = fetch('http://users.internal/slow', { dispatcher, signal: controller.signal });
-    await delay(50);
+    await arrived.promise;
+    expect(dispatcher.lb.get('b0')!.inflight).toBe(1);
     controller.abort();
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
     expect(dispatcher.lb.get('b0')!.inflight).toBe(0);
     expect(dispatcher.pending).toBe(0);
+    // The upstream exchange was cut too, not left to run to its end.
+    await closedByClient.promise;
     expect(list[0]!.hits).toHaveLength(1);
   });
 
   it('lets requests in flight finish on close, refuses new ones, and aborts them on destroy', async () => {
-    const list = await backends(1, () => (_req, res) => setTimeout(() => res.end('done'), 100));
+    // Each request signals its arrival; the backend answers only when the test releases it.
+    let arrived = deferred();
+    let answer = deferred();
+    const list = await backends(1, () => (_req, res) => {
+      arrived.resolve();
+      void answer.promise.then(() => res.end('done'));
+    });
     const closing = dispatcherFor(list);
     const inFlight = get(closing);
-    await delay(20);
+    await arrived.promise;
     const closed = closing.close();
     await expect(request('http://users.internal/', { dispatcher: closing })).rejects.toBeInstanceOf(undiciErrors.ClientClosedError);
+    answer.resolve();
     expect(await inFlight).toEqual({ status: 200, body: 'done' });
     await closed;
     expect(closing.closed).toBe(true);
 
+    arrived = deferred();
+    answer = deferred();
     const destroying = dispatcherFor(list);
     const aborted = get(destroying).catch((error: unknown) => error);
-    await delay(20);
+    await arrived.promise;
     await destroying.destroy();
     expect(await aborted).toBeInstanceOf(undiciErrors.ClientDestroyedError);
     expect(destroying.lb.closed).toBe(true);

@@ -49,6 +49,9 @@ describe('RateLimiter', () => {
     expect(a).toMatch(/^h:#[A-Za-z0-9_-]{43}$/);
     expect(limiter.keyOf(req(`${prefix}b`), '10.0.0.1')).not.toBe(a);
     expect(limiter.keyOf(req('k'.repeat(128)), '10.0.0.1')).toBe(`h:${'k'.repeat(128)}`);
+    expect(limiter.keyOf(req('k'.repeat(129)), '10.0.0.1')).toMatch(/^h:#[A-Za-z0-9_-]{43}$/);
+    // A huge value costs the table a 46-character key, never its own size.
+    expect(limiter.keyOf(req('k'.repeat(1 << 20)), '10.0.0.1')).toHaveLength(46);
     expect(limiter.admission(req(`${prefix}a`), { clientIp: '1.1.1.1' }).admit).toBe(true);
     expect(limiter.admission(req(`${prefix}b`), { clientIp: '1.1.1.1' }).admit).toBe(true);
     expect(limiter.admission(req(`${prefix}a`), { clientIp: '2.2.2.2' }).admit).toBe(false);
@@ -60,9 +63,18 @@ describe('RateLimiter', () => {
     const a = new RateLimiter({ requests: 4, shared: true }, { nodeId: 'a', replicator: bus });
     const b = new RateLimiter({ requests: 4, shared: true }, { nodeId: 'b', replicator: bus });
     await Promise.all([a.table.ready, b.table.ready]);
+    // The signal that a's batch reached the bus's subscribers (b subscribed first, so it has it too).
+    const delivered = new Promise<void>((resolve) => {
+      const unsubscribe = bus.subscribe((entries) => {
+        if (entries.some((entry) => entry.origin === 'a')) {
+          unsubscribe();
+          resolve();
+        }
+      });
+    });
     for (let i = 0; i < 3; i++) expect(a.check('ip:1').admit).toBe(true);
     await a.table.flush();
-    await new Promise((r) => setTimeout(r, 10));
+    await delivered;
     expect(b.rateOf('ip:1')).toBeGreaterThanOrEqual(3);
     expect(b.check('ip:1').admit).toBe(true);
     expect(b.check('ip:1').admit).toBe(false);

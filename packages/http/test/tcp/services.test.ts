@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLoadBalancer, type LoadBalancer } from '@fulcrum/core';
 import { MYSQL_URL, REDIS_URL, reachable, skipUnless } from '../services';
 import { startTcpProxy, type TestProxy } from './helpers';
+import { waitFor } from '../../../../test-support/wait-for';
 
 const skipMysql = skipUnless(await reachable(MYSQL_URL), MYSQL_URL, '[http/tcp] the TCP proxy tests against it');
 const skipRedis = skipUnless(await reachable(REDIS_URL), REDIS_URL, '[http/tcp] the TCP proxy tests against it');
@@ -61,7 +62,7 @@ describe.skipIf(skipMysql)('createTcpProxy in front of MariaDB', () => {
     } finally {
       await pool.end();
     }
-    for (let i = 0; i < 50 && lb.backends.some((b) => b.inflight > 0); i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => lb.backends.every((b) => b.inflight === 0), { what: 'every lease to be released' });
     // Every connection's lease was released when mysql2 closed it.
     expect(lb.backends.map((b) => b.inflight)).toEqual([0, 0]);
   });

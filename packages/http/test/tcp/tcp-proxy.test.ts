@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLoadBalancer, isInvalidOptionError, type LoadBalancer } from '@fulcrum/core';
 import { createTcpProxy, type TcpProxyOptions } from '../../src/tcp';
 import { closedPort, connectClient, listen, startService, startTcpProxy, type TestProxy, type TestService } from './helpers';
+import { waitFor } from '../../../../test-support/wait-for';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -38,8 +39,8 @@ async function whoAnswers(port: number): Promise<string> {
 }
 
 async function settled(balancer: LoadBalancer): Promise<void> {
-  // Leases are released when both sockets have closed; give the close events a few turns.
-  for (let i = 0; i < 50 && balancer.backends.some((b) => b.inflight > 0); i++) await new Promise((r) => setTimeout(r, 10));
+  // Leases are released when both sockets have closed: wait for the close events.
+  await waitFor(() => balancer.backends.every((b) => b.inflight === 0), { what: 'every lease to be released' });
 }
 
 describe('createTcpProxy', () => {
@@ -130,7 +131,7 @@ describe('createTcpProxy', () => {
     const { port } = await proxyFor({ balancer: lb({ backends: [{ id: 'b', address: `127.0.0.1:${backend.port}` }] }), proxyProtocol: 'v1' });
     const client = await connectClient(port);
     client.socket.write('PING\r\n');
-    for (let i = 0; i < 100 && !Buffer.concat(first).toString().endsWith('PING\r\n'); i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => Buffer.concat(first).toString().endsWith('PING\r\n'), { what: 'the PING to come back' });
     const clientPort = client.socket.localPort!;
     expect(Buffer.concat(first).toString('latin1')).toBe(`PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${port}\r\nPING\r\n`);
     client.socket.destroy();
@@ -143,7 +144,7 @@ describe('createTcpProxy', () => {
     const { port } = await proxyFor({ balancer: lb({ backends: [{ id: 'b', address: `127.0.0.1:${backend.port}` }] }), proxyProtocol: 'v2' });
     const client = await connectClient(port);
     client.socket.write('x');
-    for (let i = 0; i < 100 && Buffer.concat(first).length < 29; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => Buffer.concat(first).length >= 29, { what: '29 bytes to come back' });
     const expected = Buffer.alloc(28);
     Buffer.from('0d0a0d0a000d0a515549540a2111000c7f0000017f000001', 'hex').copy(expected);
     expected.writeUInt16BE(client.socket.localPort!, 24);
@@ -263,7 +264,7 @@ describe('createTcpProxy with maxConnections: the wait queue', () => {
     second.socket.write('from second;');
     third.socket.write('from third;');
     // Both wait: nothing reaches them, the backend holds one connection, and the proxy counts three.
-    for (let i = 0; i < 20 && proxy.connections < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => proxy.connections >= 3, { what: 'three proxied connections' });
     expect(proxy.connections).toBe(3);
     expect(second.text()).toBe('');
     expect(svc!.received).toHaveLength(1);
@@ -289,7 +290,7 @@ describe('createTcpProxy with maxConnections: the wait queue', () => {
     await holder.waitFor('\n');
     const client = await connectClient(port);
     client.socket.end('query;');
-    for (let i = 0; i < 20 && proxy.connections < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => proxy.connections >= 2, { what: 'two proxied connections' });
     await new Promise((r) => setTimeout(r, 50));
     expect(proxy.connections).toBe(2);
     holder.socket.destroy();
@@ -325,10 +326,10 @@ describe('createTcpProxy with maxConnections: the wait queue', () => {
 
     const queued = await proxyFor({ balancer, queueTimeoutMs: 10_000 });
     const leaver = await connectClient(queued.port);
-    for (let i = 0; i < 20 && queued.proxy.connections < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => queued.proxy.connections >= 1, { what: 'the queued connection to be counted' });
     leaver.socket.destroy();
     await leaver.closed;
-    for (let i = 0; i < 20 && queued.proxy.connections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => queued.proxy.connections === 0, { what: 'the queued connection to end' });
     expect(queued.proxy.connections).toBe(0);
     // The slot that frees later goes to nobody: the leaver is gone, nothing connects on its behalf.
     holder.socket.destroy();
@@ -344,7 +345,7 @@ describe('createTcpProxy with maxConnections: the wait queue', () => {
     const holder = await connectClient(port);
     await holder.waitFor('\n');
     const waiting = await connectClient(port);
-    for (let i = 0; i < 20 && proxy.connections < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => proxy.connections >= 2, { what: 'two proxied connections' });
     await proxy.close();
     expect(await waiting.closed).toBe('');
     await holder.closed;
