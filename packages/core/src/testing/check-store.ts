@@ -146,6 +146,9 @@ const GENID_IDS: readonly string[] = [
   '?',
   'CON',
   'sess:x',
+  '{tag}a',
+  '{tag}b',
+  '{}',
 ];
 
 /** Thrown by the suite; `case` names the failed case. */
