@@ -121,7 +121,7 @@ export type {
 
 export {
   DEFAULT_SESSION_TTL_SECONDS,
-  SESSION_ID_PATTERN,
+  MAX_SESSION_ID_LENGTH,
   assertSessionId,
   isValidSessionId,
   jsonSerializer,

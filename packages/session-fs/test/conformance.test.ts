@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { MAX_SESSION_ID_LENGTH } from '@fulcrum/core';
 import { checkReplicator, checkStore } from '@fulcrum/core/testing';
 import type { StoreUnderTest } from '@fulcrum/core/testing';
 import { FileReplicator, FileStore } from '@fulcrum/session-fs';
@@ -18,7 +19,7 @@ describe('conformance', () => {
         store.on('error', (error) => errors.push(error));
         return store as unknown as StoreUnderTest;
       },
-      { ttlMs: 500, expiryGraceMs: 300, teardown: (store) => (store as unknown as FileStore).close() },
+      { ttlMs: 500, expiryGraceMs: 300, maxIdLength: MAX_SESSION_ID_LENGTH, teardown: (store) => (store as unknown as FileStore).close() },
     );
     expect(errors).toEqual([]);
   });

@@ -3,13 +3,14 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { isInvalidOptionError, isStoreUnavailableError, jsonSerializer } from '@fulcrum/core';
+import { MAX_SESSION_ID_LENGTH, isInvalidOptionError, isStoreUnavailableError, jsonSerializer } from '@fulcrum/core';
+import fc from 'fast-check';
 import type { SessionLike } from '@fulcrum/core';
 import type { SessionData } from 'express-session';
 import { FileStore, isCorruptFileError } from '@fulcrum/session-fs';
 import type { FileStoreOptions } from '@fulcrum/session-fs';
-import { HOST_TAG } from '../src/atomic-file';
-import { encodeSessionFile, sessionFileName } from '../src/session-file';
+import { HOST_TAG, digest } from '../src/atomic-file';
+import { decodeHeaderId, encodeHeaderId, encodeSessionFile, sessionFileName } from '../src/session-file';
 import { eventually, tempDirs } from './temp-dir';
 
 const dirs = tempDirs();
@@ -95,28 +96,77 @@ describe('FileStore on a shared directory', () => {
     expect(await restarted.length()).toBe(1);
   });
 
-  it('keeps hostile ids from ever creating a file outside its directory', async () => {
-    const parent = await dirs.make();
+  it('stores path-like ids such as ../../etc/x and /abs inside its directory, under hashed names, and gives them back', async () => {
+    const root = await dirs.make();
+    const parent = join(root, 'a', 'b');
     const dir = join(parent, 'sessions');
     const store = open({ dir });
-    const hostile = ['../x', '../../escape', 'a/b', 'a\\b', '..', '.', '.hidden', '\u0000', 'a\u0000b', 'x'.repeat(10_000), 'ünïcödé-会话-🍪', ' ', 'a b', '%2e%2e%2fx', ''];
-    for (const id of hostile) {
+    const ids = ['../x', '../../etc/x', '../../../../../../tmp/escape', '/abs', `${root}/planted`, 'a/b', 'a\\b', '..', '.', '.hidden', '\u0000', 'a\u0000b', 'ünïcödé-会话-🍪', ' ', 'a b', '%', '%2e%2e%2fx', 'line\nbreak', 'CON', '__proto__', 'x'.repeat(MAX_SESSION_ID_LENGTH), '\u0800'.repeat(MAX_SESSION_ID_LENGTH)];
+    for (const id of ids) await store.set(id, session({ id }));
+    for (const id of ids) expect(await store.get(id), JSON.stringify(id.slice(0, 20))).toMatchObject({ id });
+    // Nothing was created anywhere but the session directory, and only hashed names in it.
+    expect(await readdir(root)).toEqual(['a']);
+    expect(await readdir(join(root, 'a'))).toEqual(['b']);
+    expect(await readdir(parent)).toEqual(['sessions']);
+    const names = (await readdir(dir)).sort();
+    expect(names).toEqual(ids.map(sessionFileName).sort());
+    for (const name of names) expect(name).toMatch(SESSION_FILE);
+    expect((await store.ids())!.sort()).toEqual([...ids].sort());
+    expect(Object.keys((await store.all())!).sort()).toEqual([...ids].sort());
+    for (const id of ids) {
+      await store.destroy(id);
+      expect(await store.get(id)).toBeNull();
+    }
+    expect(await readdir(dir)).toEqual([]);
+    expect(await readdir(root)).toEqual(['a']);
+  });
+
+  it('refuses an id over 1024 characters, an empty one and a lone surrogate with InvalidOptionError, and writes nothing', async () => {
+    const dir = await dirs.make();
+    const store = open({ dir });
+    for (const id of ['x'.repeat(MAX_SESSION_ID_LENGTH + 1), '', 'a\ud800b']) {
       const error = await Promise.resolve(store.set(id, session())).then(
         () => undefined,
         (e: unknown) => e,
       );
       expect(isInvalidOptionError(error), `set(${JSON.stringify(id.slice(0, 20))})`).toBe(true);
+      expect((error as Error).message).toMatch(/^sid: /);
       expect(await store.get(id)).toBeNull();
       await store.touch(id, session());
       await store.destroy(id);
     }
-    // Odd but valid ids are stored under hashed names.
-    for (const id of ['__proto__', 'CON', 'a:b', 'x=+', 'a.b']) await store.set(id, session({ id }));
-    expect(await readdir(parent)).toEqual(['sessions']);
-    const names = await readdir(dir);
-    expect(names).toHaveLength(5);
-    for (const name of names) expect(name).toMatch(SESSION_FILE);
-    expect((await store.ids())!.sort()).toEqual(['CON', '__proto__', 'a.b', 'a:b', 'x=+'].sort());
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('keeps the header to one ASCII line whatever the id, and reads files written before ids were encoded', async () => {
+    const dir = await dirs.make();
+    const store = open({ dir });
+    await store.set('a b\n%/é', session({ n: 1 }));
+    const text = await readFile(join(dir, sessionFileName('a b\n%/é')), 'utf8');
+    const header = text.slice(0, text.indexOf('\n'));
+    expect(header.split(' ')).toHaveLength(5);
+    expect(header.split(' ')[4]).toBe('a%20b%0A%25%2F%C3%A9');
+    // A file of the previous version: the id raw in the header (only [A-Za-z0-9_.:+=-] were allowed).
+    const legacyId = 'Zq3v_-x.Yp2:Jk8+sQ0=';
+    const body = JSON.stringify(session({ legacy: true }));
+    const expiresAt = Date.now() + 3_600_000;
+    const legacy = `fulcrum-session/1 ${expiresAt} ${Buffer.byteLength(body)} ${digest(legacyId, String(expiresAt), body)} ${legacyId}\n${body}`;
+    expect(encodeSessionFile(legacyId, expiresAt, body)).toBe(legacy);
+    await writeFile(join(dir, sessionFileName(legacyId)), legacy);
+    expect(await store.get(legacyId)).toMatchObject({ legacy: true });
+    expect((await store.ids())!.sort()).toEqual(['a b\n%/é', legacyId].sort());
+  });
+
+  it('encodes header ids one-to-one and refuses every non-canonical encoding', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 64 }), (id) => {
+        const encoded = encodeHeaderId(id);
+        expect(encoded).toMatch(/^[A-Za-z0-9_.:+=%-]+$/);
+        expect(decodeHeaderId(encoded)).toBe(id);
+      }),
+      { seed: 20, numRuns: 500 },
+    );
+    for (const bad of ['%2f', '%41', '%', '%G0', 'a b', 'a/b', '%C3', '%FF', 'é']) expect(decodeHeaderId(bad), bad).toBeUndefined();
   });
 });
 

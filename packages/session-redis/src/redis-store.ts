@@ -24,8 +24,10 @@
  *   `commandTimeout` is at least as tight). The store emits `disconnect` when the client loses its
  *   connection (express-session then lets requests through without a session rather than hang) and
  *   `connect` when it is back; nothing needs restarting.
- * - Ids are checked (core's `isValidSessionId`) before they reach a key: `get`/`destroy`/`touch` of a
- *   malformed id find nothing, `set` refuses it. Corrupt data reads as "no session" and is reported as
+ * - Any id express-session can make is a session (as in its MemoryStore and connect-redis): the key
+ *   is `prefix + id`, binary-safe, one key per id, never a pattern. Only what no store could keep
+ *   apart is refused (core's `isValidSessionId`: empty, over 1024 characters, a lone surrogate):
+ *   `get`/`destroy`/`touch` of one find nothing, `set` throws `InvalidOptionError`. Corrupt data reads as "no session" and is reported as
  *   an `error` event (or a process warning when nobody listens), never thrown into a request.
  * - `all`/`length`/`ids`/`clear` SCAN (never KEYS) every master of a Cluster.
  */

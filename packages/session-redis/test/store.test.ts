@@ -7,7 +7,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySession from '@fastify/session';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
-import { isInvalidOptionError } from '@fulcrum/core';
+import { MAX_SESSION_ID_LENGTH, isInvalidOptionError } from '@fulcrum/core';
 import { RedisStore } from '@fulcrum/session-redis';
 import { closeClients, newClient, redisReachable, REDIS_URL, sessionData, skipUnless, uniquePrefix } from './helpers';
 
@@ -24,7 +24,7 @@ describe.skipIf(skip)('RedisStore on a standalone Redis', () => {
   });
 
   it('passes the checkStore conformance suite', async () => {
-    await checkStore(() => new RedisStore({ client, prefix: `${prefix}chk:` }) as unknown as StoreUnderTest, { ttlMs: 300, expiryGraceMs: 150 });
+    await checkStore(() => new RedisStore({ client, prefix: `${prefix}chk:` }) as unknown as StoreUnderTest, { ttlMs: 300, expiryGraceMs: 150, maxIdLength: MAX_SESSION_ID_LENGTH });
   });
 
   it('refuses invalid options with errors naming the option and the value', () => {
@@ -140,13 +140,20 @@ describe.skipIf(skip)('RedisStore on a standalone Redis', () => {
     expect(warning.code).toBe('FULCRUM_SESSION_CORRUPT');
   });
 
-  it('finds nothing under a malformed id and refuses to store one', async () => {
-    const store = new RedisStore({ client, prefix });
-    await client.set(`${prefix}a b`, JSON.stringify(sessionData(60_000)), 'PX', 60_000);
-    expect(await store.get('a b')).toBeNull();
-    await expect(store.set('../x', sessionData(60_000))).rejects.toSatisfy(isInvalidOptionError);
-    await store.destroy('a b');
-    expect(await client.exists(`${prefix}a b`)).toBe(1);
+  it('keeps any id express-session can make under exactly prefix + id, and refuses ids over 1024 characters', async () => {
+    const base = `${prefix}anyid:`;
+    const store = new RedisStore({ client, prefix: base });
+    const ids = ['a b', '../x', '/foo', '%', '*', 'é', '{tag}x', 'x'.repeat(MAX_SESSION_ID_LENGTH)];
+    for (const id of ids) await store.set(id, sessionData(60_000, { id }));
+    expect((await client.keys(`${base}*`)).sort()).toEqual(ids.map((id) => base + id).sort());
+    for (const id of ids) expect(JSON.parse((await client.get(base + id))!)).toMatchObject({ id });
+    expect(await store.ids()).toEqual([...ids].sort());
+    for (const id of ['x'.repeat(MAX_SESSION_ID_LENGTH + 1), '', 'a\udc00']) {
+      await expect(store.set(id, sessionData(60_000)), JSON.stringify(id.slice(0, 10))).rejects.toSatisfy(isInvalidOptionError);
+      expect(await store.get(id)).toBeNull();
+    }
+    expect((await client.keys(`${base}*`)).length).toBe(ids.length);
+    await store.clear();
   });
 
   it('treats glob characters in the prefix literally in all, ids, length and clear', async () => {

@@ -50,7 +50,7 @@ import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';
 import { quoteTableName } from './identifiers';
 import { mergeSessions } from './merge';
-import { TableOnce, sessionTableDdl } from './schema';
+import { ID_COLUMN_QUERY, TableOnce, idColumnMigration, legacyIdColumnHolds, sessionTableDdl } from './schema';
 import { PEER_STORE_OPTION_HINTS, checkKnownOptions, normalizeGalera, normalizeRetry, validatePool, intOption, type GaleraOptions } from './options';
 
 /** What to do with a write made from a copy another request changed since it was read. */
@@ -100,6 +100,14 @@ export interface SqlStoreOptions {
   probeIntervalMs?: number;
   /** Randomness for backoff and cleanup jitter, in [0, 1). Default `Math.random`. */
   random?: () => number;
+}
+
+/** The label of the statements that create and check the table, renamed to the call that waited on them. */
+const TABLE_OPERATION = 'SqlStore.ready';
+
+/** A session id as a row gives it back: a Buffer from the `VARBINARY` column, a string from a legacy one. */
+function idText(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
 
 interface ReadRecord {
@@ -188,6 +196,8 @@ export class SqlStore extends BaseStore {
   #drained: (() => void)[] = [];
 
   readonly #tableOnce: TableOnce;
+  /** The table is an earlier version's, with an ascii `VARCHAR(256)` id column (see `schema.ts`). */
+  #legacyIdColumn = false;
   #connected: boolean | undefined;
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
   #cleanupTimer: ReturnType<typeof setTimeout> | undefined;
@@ -206,10 +216,16 @@ export class SqlStore extends BaseStore {
       throw new InvalidOptionError('sqlStore.createTable', options.createTable, 'must be true or false');
     }
     this.#createTable = options.createTable ?? true;
-    this.#tableOnce = new TableOnce(
-      () => this.#executor.run((c) => c.query(sessionTableDdl(this.#table, this.#indexPrefix)), { idempotent: true }),
-      !this.#createTable,
-    );
+    // Always run once, even with createTable: false — the id column of a table made by an earlier
+    // version is checked, so ids it would merge are refused instead of silently sharing a row.
+    this.#tableOnce = new TableOnce(async () => {
+      if (this.#createTable) {
+        await this.#executor.run((c) => c.query(sessionTableDdl(this.#table, this.#indexPrefix)), { idempotent: true, operation: TABLE_OPERATION });
+      }
+      const [rows] = await this.#executor.run((c) => c.execute(ID_COLUMN_QUERY, [tableName]), { idempotent: true, read: true, operation: TABLE_OPERATION });
+      const type = String((rows as { type?: unknown }[])[0]?.type ?? '').toLowerCase();
+      this.#legacyIdColumn = type !== '' && type !== 'varbinary' && type !== 'binary' && type !== 'blob';
+    }, false);
     this.#ttlSeconds = intOption('sqlStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, 1, 10 * 365 * 86_400);
     this.#touchAfterSeconds = intOption('sqlStore.touchAfterSeconds', options.touchAfterSeconds, 60, 0, 365 * 86_400);
     this.#cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, 2_147_483_647);
@@ -356,6 +372,7 @@ export class SqlStore extends BaseStore {
   async #get(sid: string): Promise<StoredSession | null> {
     if (!isValidSessionId(sid)) return null;
     this.#assertOpen();
+    if (!(await this.#idFits(sid, 'get'))) return null;
     const pending = this.#tails.get(sid);
     if (pending) await pending; // read-your-writes within this process
     const row = await this.#readRow(sid);
@@ -375,6 +392,13 @@ export class SqlStore extends BaseStore {
   async #set(sid: string, session: SessionLike): Promise<void> {
     assertSessionId(sid);
     this.#assertOpen();
+    if (!(await this.#idFits(sid, 'set'))) {
+      throw new InvalidOptionError(
+        'sid',
+        sid.length > 32 ? `${sid.slice(0, 32)}… (${sid.length} characters)` : sid,
+        `must be at most 256 ASCII characters not ending in a space, because table ${this.#table} has the id column of an earlier version (VARCHAR(256) CHARACTER SET ascii), which would merge other ids; run \`${idColumnMigration(this.#table)}\` to accept every id`,
+      );
+    }
     const now = Date.now();
     const expiresAt = Math.round(sessionExpiresAt(session, now, this.#ttlSeconds));
     if (expiresAt <= now) return this.#destroy(sid);
@@ -421,6 +445,7 @@ export class SqlStore extends BaseStore {
 
   async #touch(sid: string, session: SessionLike): Promise<void> {
     if (!isValidSessionId(sid)) return;
+    if (!(await this.#idFits(sid, 'touch'))) return;
     this.#assertOpen();
     const now = Date.now();
     const expiresAt = Math.round(sessionExpiresAt(session, now, this.#ttlSeconds));
@@ -476,6 +501,7 @@ export class SqlStore extends BaseStore {
 
   async #destroy(sid: string): Promise<void> {
     if (!isValidSessionId(sid)) return;
+    if (!(await this.#idFits(sid, 'destroy'))) return;
     this.#assertOpen();
     await this.#serial(sid, async () => {
       await this.#run('destroy', (c) => c.execute(this.#sql.destroy, [sid]), true);
@@ -489,7 +515,7 @@ export class SqlStore extends BaseStore {
     for (const row of rows) {
       try {
         const parsed = this.#serializer.parse(String(row.data));
-        if (typeof parsed === 'object' && parsed !== null) sessions[String(row.id)] = parsed as unknown as SessionData;
+        if (typeof parsed === 'object' && parsed !== null) sessions[idText(row.id)] = parsed as unknown as SessionData;
       } catch (error) {
         this.#report(error);
       }
@@ -506,7 +532,7 @@ export class SqlStore extends BaseStore {
   async #ids(): Promise<string[]> {
     this.#assertOpen();
     const rows = (await this.#run('ids', (c) => c.execute(this.#sql.ids, [Date.now()]), true, true)) as { id: string | Buffer }[];
-    return rows.map((row) => String(row.id));
+    return rows.map((row) => idText(row.id));
   }
 
   async #deleteInBatches(operation: string, sql: string, params: () => unknown[]): Promise<number> {
@@ -562,7 +588,7 @@ export class SqlStore extends BaseStore {
       const found = new Map<string, RowRead>();
       for (const row of rows) {
         const read = { text: String(row.data), version: Number(row.version), expiresAt: Number(row.expires_at) };
-        found.set(sids.length === 1 ? sids[0]! : String(row.id), read);
+        found.set(sids.length === 1 ? sids[0]! : idText(row.id), read);
       }
       sids.forEach((sid, i) => {
         for (const waiter of waiters[i]!) waiter.resolve(found.get(sid));
@@ -651,6 +677,22 @@ export class SqlStore extends BaseStore {
   }
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────
+
+  /** Whether the table's id column keeps `sid` apart from other ids (always, unless it is a legacy column). */
+  async #idFits(sid: string, operation: string): Promise<boolean> {
+    if (!this.#tableOnce.ready) {
+      try {
+        await this.#tableOnce.ensure();
+      } catch (error) {
+        // The table is made and checked once, for whichever call comes first: name that call.
+        if (error instanceof StoreUnavailableError && error.message.startsWith(`${TABLE_OPERATION} failed: `)) {
+          throw new StoreUnavailableError(`SqlStore.${operation}${error.message.slice(TABLE_OPERATION.length)}`, { cause: error.cause ?? error });
+        }
+        throw error;
+      }
+    }
+    return !this.#legacyIdColumn || legacyIdColumnHolds(sid);
+  }
 
   /** Runs `operation` after every earlier write of `sid` settled. */
   #serial(sid: string, operation: () => Promise<void>): Promise<void> {

@@ -90,7 +90,7 @@ describe.skipIf(!available)('SqlStore behind a FaultProxy', () => {
         for (const failure of load.failures) expect(isStoreUnavailableError(failure), String(failure)).toBe(true);
         // Read through a connection that never went through the fault.
         const [rows] = await direct.query(`SELECT id FROM \`${table}\` WHERE id LIKE ?`, [`${prefix}-%`]);
-        const stored = new Set((rows as { id: string }[]).map((r) => r.id));
+        const stored = new Set((rows as { id: Buffer | string }[]).map((r) => String(r.id)));
         expect(load.acknowledged.filter((id) => !stored.has(id))).toEqual([]);
       } finally {
         await (store as unknown as { close?: () => Promise<void> | void }).close?.();

@@ -4,7 +4,7 @@ import express from 'express';
 import session from 'express-session';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';
+import { MAX_SESSION_ID_LENGTH, isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';
 import { checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
 import { SqlStore, SqlContentionError, isSessionConflictError, classifyFailure } from '@fulcrum/session-sql';
 import type { PoolLike } from '@fulcrum/session-sql';
@@ -94,14 +94,14 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
 
   it('passes the checkStore conformance suite', async () => {
     const store = new SqlStore({ pool, table: table('conformance'), cleanupIntervalMs: 0 });
-    await checkStore(() => store as unknown as StoreUnderTest, { teardown: () => store.close() });
+    await checkStore(() => store as unknown as StoreUnderTest, { teardown: () => store.close(), maxIdLength: MAX_SESSION_ID_LENGTH });
   });
 
   it('passes checkStore with batching off, optimistic mode off and a callback pool', async () => {
     const callbackPool = (await import('mysql2')).createPool({ uri: process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test', connectionLimit: 4 });
     const store = new SqlStore({ pool: callbackPool, table: table('callback'), cleanupIntervalMs: 0, batchSize: 1, optimistic: false });
     try {
-      await checkStore(() => store as unknown as StoreUnderTest, { teardown: () => store.close(), skipExpiryWait: true });
+      await checkStore(() => store as unknown as StoreUnderTest, { teardown: () => store.close(), skipExpiryWait: true, maxIdLength: MAX_SESSION_ID_LENGTH });
     } finally {
       await new Promise<void>((resolve) => callbackPool.end(() => resolve()));
     }
@@ -125,16 +125,64 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     await store.close();
   });
 
-  it('answers null for a forged id without sending it to SQL', async () => {
+  it('sends hostile-but-valid ids only as bound parameters and keeps each in its own row', async () => {
+    const spy = spyPool(pool);
+    const name = table('anyid');
+    const store = new SqlStore({ pool: spy.pool, table: name, cleanupIntervalMs: 0 });
+    await store.ready();
+    spy.statements.length = 0;
+    const ids = ["' OR 1=1 --", "x'); DROP TABLE t; --", '/foo', '%', '_', 'a', 'a ', 'A', 'é', 'e\u0301', '😀', 'a\u0000b', 'x'.repeat(MAX_SESSION_ID_LENGTH), '\u0800'.repeat(MAX_SESSION_ID_LENGTH), '😀'.repeat(MAX_SESSION_ID_LENGTH / 2)];
+    for (const id of ids) await store.set(id, sessionFor(60_000, { id }));
+    for (const id of ids) expect((await readSession(store, id))?.id, JSON.stringify(id.slice(0, 10))).toBe(id);
+    for (const { sql } of spy.statements) for (const id of ids.filter((x) => x.includes("'"))) expect(sql.includes(id), sql).toBe(false);
+    const [rows] = (await pool.query(`SELECT HEX(id) AS hex FROM \`${name}\``)) as unknown as [{ hex: string }[]];
+    expect(rows.map((r) => r.hex).sort()).toEqual(ids.map((id) => Buffer.from(id, 'utf8').toString('hex').toUpperCase()).sort());
+    expect((await store.ids())!.sort()).toEqual([...ids].sort());
+    await store.close();
+  });
+
+  it('refuses an id over 1024 characters or with a lone surrogate without sending it to SQL', async () => {
     const spy = spyPool(pool);
     const store = new SqlStore({ pool: spy.pool, table: table('forged'), cleanupIntervalMs: 0 });
     await store.ready();
     spy.statements.length = 0;
-    expect(await readSession(store, "' OR 1=1 --")).toBeNull();
-    await expect(store.set('../etc/passwd', sessionFor(60_000))).rejects.toSatisfy(isInvalidOptionError);
-    await store.destroy('a b');
+    for (const id of ['x'.repeat(MAX_SESSION_ID_LENGTH + 1), '', 'a\ud800']) {
+      expect(await readSession(store, id)).toBeNull();
+      await expect(store.set(id, sessionFor(60_000))).rejects.toSatisfy(isInvalidOptionError);
+      await store.destroy(id);
+    }
     expect(spy.statements).toEqual([]);
     await store.close();
+  });
+
+  it('on a table of an earlier version (ascii VARCHAR id) keeps the ids it holds exactly and refuses the others, naming the ALTER', async () => {
+    const name = table('legacy');
+    await pool.query(
+      `CREATE TABLE \`${name}\` (\`id\` VARCHAR(256) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \`data\` MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \`expires_at\` BIGINT NOT NULL, \`version\` BIGINT UNSIGNED NOT NULL DEFAULT 1, PRIMARY KEY (\`id\`), KEY \`${name}_expires_at\` (\`expires_at\`)) ENGINE=InnoDB`,
+    );
+    const legacy = new SqlStore({ pool, table: name, cleanupIntervalMs: 0, createTable: false });
+    await legacy.set('/foo', sessionFor(60_000, { who: 'slash' }));
+    await legacy.set('a', sessionFor(60_000, { who: 'a' }));
+    expect((await readSession(legacy, '/foo'))?.who).toBe('slash');
+    for (const id of ['é', 'a ', 'x'.repeat(257)]) {
+      const error = await Promise.resolve(legacy.set(id, sessionFor(60_000, { who: id }))).then(() => undefined, (e: unknown) => e);
+      expect(isInvalidOptionError(error), JSON.stringify(id.slice(0, 10))).toBe(true);
+      expect((error as Error).message).toContain(`ALTER TABLE \`${name}\` MODIFY \`id\` VARBINARY(3072) NOT NULL`);
+      expect(await readSession(legacy, id)).toBeNull();
+      await legacy.destroy(id);
+    }
+    // 'a ' was refused rather than written over 'a' (which the PAD SPACE column would have done).
+    expect((await readSession(legacy, 'a'))?.who).toBe('a');
+    await legacy.close();
+    await pool.query(`ALTER TABLE \`${name}\` MODIFY \`id\` VARBINARY(3072) NOT NULL`);
+    const migrated = new SqlStore({ pool, table: name, cleanupIntervalMs: 0 });
+    expect((await readSession(migrated, '/foo'))?.who).toBe('slash');
+    await migrated.set('a ', sessionFor(60_000, { who: 'a space' }));
+    await migrated.set('é', sessionFor(60_000, { who: 'e acute' }));
+    expect((await readSession(migrated, 'a'))?.who).toBe('a');
+    expect((await readSession(migrated, 'a '))?.who).toBe('a space');
+    expect((await readSession(migrated, 'é'))?.who).toBe('e acute');
+    await migrated.close();
   });
 
   it('throttles touch: no write unless it extends the expiry by touchAfterSeconds', async () => {

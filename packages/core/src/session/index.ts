@@ -1,7 +1,7 @@
 // Shared session-store rules for the session packages. Re-exports only.
 export {
   DEFAULT_SESSION_TTL_SECONDS,
-  SESSION_ID_PATTERN,
+  MAX_SESSION_ID_LENGTH,
   assertSessionId,
   isValidSessionId,
   jsonSerializer,

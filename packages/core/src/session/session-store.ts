@@ -11,8 +11,9 @@
  * - `touch` only resets the expiry, and only when the stored expiry is older than
  *   `touchAfterSeconds` — express-session touches on every request, and without a throttle every
  *   read becomes a write (connect-mongo's `touchAfter`);
- * - session ids are checked before they reach a key, a path or a query: express-session makes
- *   24-byte base64url ids, but a store must survive whatever a forged cookie carries.
+ * - session ids are any non-empty string up to a length cap, as express-session's MemoryStore takes
+ *   them (a custom `genid` may make `'/foo'` or `'%'`); stores keep them safe by never pasting an
+ *   id into a path or a statement, not by refusing characters.
  */
 import { InvalidOptionError } from '../errors';
 
@@ -71,20 +72,46 @@ export function shouldTouch(storedExpiresAt: number, newExpiresAt: number, touch
 }
 
 /**
- * The session ids a store accepts: 1–256 characters of `[A-Za-z0-9_-]` plus `.`, `:`, `+` and `=`
- * (express-session's ids, @fastify/session's, and UUIDs fit), not starting with a dot. Anything else —
- * `/`, `../`, NUL, spaces, quotes, Unicode — is refused before it touches a key, a path or a query.
+ * The longest session id a store accepts, in UTF-16 code units (`id.length`). express-session's
+ * own ids are 32 characters; 1024 leaves room for any custom `genid` (UUIDs, signed tokens, ids
+ * with a tenant prefix) while bounding what a forged cookie can make a store key, query or hash:
+ * at most 3072 UTF-8 bytes, which fits the SQL store's `VARBINARY(3072)` primary key.
  */
-export const SESSION_ID_PATTERN = /^[A-Za-z0-9_\-:+=][A-Za-z0-9_\-.:+=]{0,255}$/;
+export const MAX_SESSION_ID_LENGTH = 1024;
 
+/**
+ * Whether a store accepts `id`: any non-empty, well-formed string of at most
+ * `MAX_SESSION_ID_LENGTH` code units — every id express-session can hand a store, as its
+ * MemoryStore, connect-redis and express-mysql-session accept them (`'%'`, `'/foo'`, `'a b'`,
+ * Unicode). Well-formed means no lone surrogate: those have no UTF-8 form (they would become U+FFFD
+ * in a Redis key or a SQL row, so two distinct ids would share one session), and express-session
+ * could not put them in a cookie anyway (`encodeURIComponent` throws on them).
+ *
+ * Accepting such ids is safe because no store pastes an id into anything: Redis keys are
+ * `prefix + id` (binary-safe, one key per id), SQL ids are bound parameters in a byte-exact
+ * column, and file names are a hash of the id.
+ */
 export function isValidSessionId(id: unknown): id is string {
-  return typeof id === 'string' && SESSION_ID_PATTERN.test(id) && !id.includes('..');
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_SESSION_ID_LENGTH) return false;
+  for (let i = 0; i < id.length; i++) {
+    const unit = id.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    if (unit > 0xdbff) return false; // a low surrogate without its high half
+    const next = id.charCodeAt(i + 1);
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return false; // a high surrogate without its low half
+    i++;
+  }
+  return true;
 }
 
-/** Throws `InvalidOptionError` naming `sid` when the id is not acceptable. */
+/** Throws `InvalidOptionError` naming `sid` when the id is not acceptable (see `isValidSessionId`). */
 export function assertSessionId(id: unknown): string {
   if (!isValidSessionId(id)) {
-    throw new InvalidOptionError('sid', id, 'must be 1–256 characters of A–Z, a–z, 0–9, "_", "-", ".", ":", "+", "=", not starting with "." nor containing ".."');
+    throw new InvalidOptionError(
+      'sid',
+      typeof id === 'string' && id.length > 32 ? `${id.slice(0, 32)}… (${id.length} characters)` : id,
+      `must be a non-empty string of at most ${MAX_SESSION_ID_LENGTH} characters without lone surrogates`,
+    );
   }
   return id;
 }

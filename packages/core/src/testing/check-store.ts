@@ -69,6 +69,13 @@ export interface CheckStoreOptions {
   skipExpiryWait?: boolean;
   /** How many concurrent writes of one id the concurrency case makes. Default 16. */
   concurrentWrites?: number;
+  /**
+   * The longest id the store accepts, in UTF-16 code units. When given, the suite checks that an id
+   * of exactly this length round-trips and that `set()` of a longer one is refused with an error
+   * (and `get()` of it finds nothing). Fulcrum's stores use core's `MAX_SESSION_ID_LENGTH` (1024).
+   * Default: not checked.
+   */
+  maxIdLength?: number;
   /** Called once the store is no longer needed (close its client, remove its directory…). */
   teardown?: (store: StoreUnderTest) => unknown;
 }
@@ -103,6 +110,46 @@ const HOSTILE_IDS: readonly string[] = [
   '\r\nX-Injected: 1',
   ' ',
   'CON',
+];
+
+/**
+ * Ids a custom express-session `genid` can make and express-session's MemoryStore keeps: a store
+ * must round-trip every one (refusing them breaks users migrating from MemoryStore, connect-redis
+ * or express-mysql-session), list them exactly in `ids()` and `all()`, and keep each apart from
+ * the others — including the pairs that a case-insensitive or space-padding collation, a lossy
+ * encoding or a percent-decoding file name would merge.
+ */
+const GENID_IDS: readonly string[] = [
+  '%',
+  '%25',
+  '/foo',
+  '%2Ffoo',
+  '../x',
+  '../../etc/x',
+  '/abs',
+  '\\x',
+  '.',
+  '..',
+  '.hidden',
+  'a b',
+  'a',
+  'A',
+  'a ',
+  ' a',
+  'a\u0000b',
+  'a\nb',
+  'ünïcödé-会话-🍪',
+  'u\u0308',
+  'ü',
+  '__proto__',
+  "' OR 1=1 --",
+  '*',
+  '?',
+  'CON',
+  'sess:x',
+  '{tag}a',
+  '{tag}b',
+  '{}',
 ];
 
 /** Thrown by the suite; `case` names the failed case. */
@@ -186,8 +233,12 @@ export async function checkStore(
   const ttlMs = options.ttlMs ?? 1000;
   const graceMs = options.expiryGraceMs ?? 1000;
   const writers = options.concurrentWrites ?? 16;
+  const maxIdLength = options.maxIdLength;
   if (!(ttlMs > 0) || !(graceMs >= 0) || !(writers >= 2)) {
     throw new RangeError('checkStore: ttlMs must be > 0, expiryGraceMs ≥ 0 and concurrentWrites ≥ 2');
+  }
+  if (maxIdLength !== undefined && !(Number.isSafeInteger(maxIdLength) && maxIdLength >= 64)) {
+    throw new RangeError(`checkStore: maxIdLength must be an integer ≥ 64, got ${String(maxIdLength)}`);
   }
   const store = await factory();
   for (const method of METHODS) {
@@ -449,6 +500,66 @@ export async function checkStore(
         if ((await getSession(c, hostile).catch(() => null)) != null) fail(c, `destroy(${shown}) left the session in place`);
       }
       await step(c, 'destroy() of the canary', viaPromise(c, 'destroy', canaryId));
+    }
+
+    // ── ids a custom genid makes ────────────────────────────────────────────────────────────────
+    {
+      const c = 'ids a custom genid makes';
+      await step(c, 'clear()', viaPromise(c, 'clear'));
+      const ids = [...GENID_IDS];
+      if (maxIdLength !== undefined) ids.push(`${'L'.repeat(maxIdLength - 3)}/é%`);
+      const shown = (sid: string) => JSON.stringify(sid.length > 40 ? `${sid.slice(0, 20)}…(${sid.length} chars)` : sid);
+      const sessions = new Map<string, SessionData>();
+      for (const sid of ids) {
+        if ((await getSession(c, sid)) != null) fail(c, `get(${shown(sid)}) found a session before any was stored under it`);
+        const session = makeSession(LONG_TTL, { genid: sid });
+        sessions.set(sid, session);
+        await step(c, `set(${shown(sid)})`, viaPromise(c, 'set', sid, session));
+      }
+      for (const sid of ids) {
+        const got = await getSession(c, sid);
+        if (!sameSession(got, sessions.get(sid))) fail(c, `get(${shown(sid)}) did not return the session set under that id (ids collided or were altered)`);
+      }
+      const listed = await idsOf(c);
+      if (JSON.stringify(listed) !== JSON.stringify([...ids].sort())) {
+        fail(c, `ids() did not list exactly the ids set: got ${JSON.stringify(listed.map((x) => (x.length > 40 ? `${x.slice(0, 20)}…` : x)))}`);
+      }
+      const all = await step(c, 'all()', viaPromise<unknown>(c, 'all'));
+      if (all !== null && typeof all === 'object' && !Array.isArray(all)) {
+        const keys = Object.keys(all).sort();
+        if (JSON.stringify(keys) !== JSON.stringify([...ids].sort())) fail(c, 'all() is not keyed by exactly the ids set');
+        for (const sid of ids) {
+          if (!sameSession((all as Record<string, unknown>)[sid], sessions.get(sid))) fail(c, `all()[${shown(sid)}] is not the session set under that id`);
+        }
+      } else if (!Array.isArray(all) || all.length !== ids.length) {
+        fail(c, `all() did not answer ${ids.length} sessions`);
+      }
+      const first = ids[0]!;
+      const touched = makeSession(LONG_TTL * 2, { genid: first });
+      await step(c, `touch(${shown(first)})`, viaPromise(c, 'touch', first, touched));
+      for (const sid of ids) {
+        await step(c, `destroy(${shown(sid)})`, viaPromise(c, 'destroy', sid));
+        if ((await getSession(c, sid)) != null) fail(c, `destroy(${shown(sid)}) left the session in place`);
+      }
+      if ((await lengthOf(c, 'promise')) !== 0) fail(c, 'length() is not 0 after destroying every genid id');
+      if (maxIdLength !== undefined) {
+        const tooLong = 'L'.repeat(maxIdLength + 1);
+        let refused = false;
+        try {
+          await viaPromise(c, 'set', tooLong, makeSession(LONG_TTL));
+        } catch (error) {
+          if (error instanceof StoreConformanceError) throw error;
+          refused = true;
+        }
+        if (!refused) fail(c, `set() of an id of ${maxIdLength + 1} characters (over maxIdLength) succeeded`);
+        let found: unknown = null;
+        try {
+          found = await viaPromise(c, 'get', tooLong);
+        } catch (error) {
+          if (error instanceof StoreConformanceError) throw error;
+        }
+        if (found != null) fail(c, `get() of an id over maxIdLength found a session`);
+      }
     }
 
     // ── concurrent writes ──────────────────────────────────────────────────────────────────────

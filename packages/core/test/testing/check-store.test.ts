@@ -157,4 +157,61 @@ describe('checkStore', () => {
       /concurrent writes of one id/,
     );
   });
+
+  it('passes a correct store that refuses ids over the stated maxIdLength', async () => {
+    class Capped extends ReferenceStore {
+      override set(sid: string, session: SessionData, callback?: StoreCallback<void>) {
+        if (sid.length > 1024) {
+          const error = new RangeError('sid too long');
+          if (callback) return void queueMicrotask(() => callback(error));
+          return Promise.reject(error);
+        }
+        return super.set(sid, session, callback);
+      }
+    }
+    await expect(checkStore(() => new Capped(), { ...fast, skipExpiryWait: true, maxIdLength: 1024 })).resolves.toBeUndefined();
+  });
+
+  it('rejects a store that accepts ids over the stated maxIdLength', async () => {
+    await expect(checkStore(() => new ReferenceStore(), { ...fast, skipExpiryWait: true, maxIdLength: 100 })).rejects.toThrow(
+      /ids a custom genid makes: set\(\) of an id of 101 characters \(over maxIdLength\) succeeded/,
+    );
+  });
+
+  it('rejects a store that refuses the ids a custom genid makes (like "/foo" or "%")', async () => {
+    class Strict extends ReferenceStore {
+      override set(sid: string, session: SessionData, callback?: StoreCallback<void>) {
+        if (!/^[A-Za-z0-9_-]+$/.test(sid)) {
+          const error = new TypeError('bad sid');
+          if (callback) return void queueMicrotask(() => callback(error));
+          return Promise.reject(error);
+        }
+        return super.set(sid, session, callback);
+      }
+    }
+    await expect(checkStore(() => new Strict(), { ...fast, skipExpiryWait: true })).rejects.toThrow(/ids a custom genid makes: set\("%"\) failed: .*bad sid/);
+  });
+
+  it.each([
+    ['folds case, as a case-insensitive collation does', (sid: string) => sid.toLowerCase()],
+    ['ignores trailing spaces, as a PAD SPACE collation does', (sid: string) => sid.replace(/ +$/, '')],
+    ['percent-decodes ids, as a naive file-name mapping would', (sid: string) => { try { return decodeURIComponent(sid); } catch { return sid; } }],
+    ['normalises Unicode', (sid: string) => sid.normalize('NFC')],
+  ])('rejects a store whose keys collide because it %s', async (_what, keyOf) => {
+    class Colliding extends ReferenceStore {
+      readonly #original = new Map<string, string>();
+      #key(sid: string): string {
+        const key = keyOf(sid);
+        this.#original.set(key, sid);
+        return key;
+      }
+      override get(sid: string, callback?: StoreCallback<SessionData | null | undefined>) { return super.get(this.#key(sid), callback); }
+      override set(sid: string, session: SessionData, callback?: StoreCallback<void>) { return super.set(this.#key(sid), session, callback); }
+      override destroy(sid: string, callback?: StoreCallback<void>) { return super.destroy(this.#key(sid), callback); }
+      override touch(sid: string, session: SessionData, callback?: StoreCallback<void>) { return super.touch(this.#key(sid), session, callback); }
+    }
+    await expect(checkStore(() => new Colliding(), { ...fast, skipExpiryWait: true })).rejects.toThrow(
+      /ids a custom genid makes: .*(found a session before any was stored|did not return the session set under that id|did not list exactly)/,
+    );
+  });
 });
