@@ -135,11 +135,14 @@ describe('header injection as raw bytes', () => {
         const before = backends.flatMap((b) => b.hits).length;
         const answer = await raw(xffProxy.port, Buffer.from(`GET /fuzz HTTP/1.1\r\nHost: x\r\n${header}\r\nConnection: close\r\n\r\n`, 'latin1'));
         const hits = backends.flatMap((b) => b.hits).slice(before);
+        // A CRLF in a value's place ends the line: what follows is a header line of its own, sent as
+        // such by the client — forwarding it is no injection. A bare CR, LF or NUL is never a line end.
+        const ownLine = !inName && bad === '\r\nx-injected: 1';
         for (const hit of hits) {
           expect(hit.url).not.toBe('/smuggled');
           for (const [name, value] of Object.entries(hit.headers)) {
             expect(/[\r\n\0]/.test(name + String(value)), name).toBe(false);
-            expect(name).not.toBe('x-injected');
+            if (!ownLine) expect(name).not.toBe('x-injected');
           }
         }
         // Either refused (400 from Node's parser or the proxy) or forwarded clean: never a crash.
