@@ -22,7 +22,7 @@ import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/option
 import type { ProxyEngine } from '../proxy/proxy';
 import { normalizeAddress, parseRetryAfter } from '../proxy/proxy';
 import { mayRetry, type AttemptFailure } from '../retry/policy';
-import { clientAddress } from '../affinity';
+import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
@@ -562,7 +562,15 @@ export class Exchange implements ConnectionOwner {
     const backend = this.#lease!.backend;
     const { lines, setCookie } = relayedFields(head.rawHeaders, false);
     let text = statusLine(status, head.statusMessage) + lines;
-    const cookie = this.#engine.stickiness?.commit(this.#view as unknown as IncomingMessage, this.#clientIp, backend.id, setCookie, this.#secure, this.#lb!.clock.now());
+    const cookie = this.#engine.stickiness?.commit(
+      this.#view as unknown as IncomingMessage,
+      this.#clientIp,
+      backend.id,
+      setCookie,
+      // HTTPS to us, or to a trusted TLS-terminating proxy in front (as createProxy decides it).
+      this.#secure || isSecureRequest(this.#view, this.#peerTrusted),
+      this.#lb!.clock.now(),
+    );
     if (cookie !== undefined) text += `set-cookie: ${cookie}\r\n`;
     const routeCookie = this.#route!.setCookie;
     if (routeCookie !== undefined && cookie === undefined) text += `set-cookie: ${routeCookie}\r\n`;
