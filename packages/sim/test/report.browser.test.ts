@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compare, renderReport } from '@fulcrum/sim';
 import type { Scenario } from '@fulcrum/sim';
-import { CHROMIUM_ARGS, chromiumPath, requireChromium } from './browser';
+import { CHROMIUM_ARGS, chromiumPath, requireChromium } from '../../../test-support/browser';
 
 const SCENARIO: Scenario = {
   name: 'slow node <script>window.__pwned=1</script>',

@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statsPage } from '../../src/stats';
 import type { StatsHandler } from '../../src/stats';
-import { CHROMIUM_ARGS, chromiumPath, requireChromium } from './browser';
+import { CHROMIUM_ARGS, chromiumPath, requireChromium } from '../../../../test-support/browser';
 
 /** What the page's functions use in the browser (the tests compile without the DOM library). */
 interface BrowserGlobals {

@@ -1,4 +1,4 @@
-// Finds Debian's Chromium for the report test. Under CI=true a missing browser is a failure;
+// Finds Debian's Chromium for the browser tests (stats page, simulator report). Under CI=true a missing browser is a failure;
 // elsewhere the tests skip with one line saying why.
 import { accessSync, constants } from 'node:fs';
 
