@@ -20,8 +20,8 @@ import { classifyError } from '../proxy/errors';
 import { requestHeaders } from '../proxy/headers';
 import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
 import type { ProxyEngine } from '../proxy/proxy';
-import { normalizeAddress, parseRetryAfter } from '../proxy/proxy';
-import { mayRetry, type AttemptFailure } from '../retry/policy';
+import { PASS_THROUGH, normalizeAddress, round } from '../proxy/proxy';
+import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
@@ -63,8 +63,6 @@ const enum BodyMode {
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 const CRLF = '\r\n';
-/** `#retryAfterWait`'s answer when the wait is too long: do not retry, pass the answer through. */
-const PASS_THROUGH = -1;
 
 export class Exchange implements ConnectionOwner {
   readonly #ctx: ExchangeContext;
@@ -184,15 +182,8 @@ export class Exchange implements ConnectionOwner {
     const req = this.#view as unknown as IncomingMessage;
     this.#hashKey = engine.hashKey?.(req, this.#clientIp);
     this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now());
-    const admission = engine.config.admission;
-    if (admission !== undefined) {
-      let verdict;
-      try {
-        verdict = admission(req, { clientIp: this.#clientIp, pool: route.pool });
-      } catch (error) {
-        engine.report(error, 'client');
-        verdict = { admit: true as const };
-      }
+    if (engine.config.admission !== undefined) {
+      const verdict = engine.admit(req, this.#clientIp, route.pool, 'client');
       if (!verdict.admit) return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
       this.#admissionDone = verdict.done;
     }
@@ -773,35 +764,21 @@ export class Exchange implements ConnectionOwner {
         break;
       }
     }
-    const asked = parseRetryAfter(header, Date.now());
-    if (asked === undefined || asked === 0) return 0;
-    const triedCount = (this.#tried?.length ?? 0) + 1;
-    if (this.#lb!.eligibleCount > triedCount) return 0;
-    const { maxRetryAfterMs, totalMs } = this.#engine.config;
-    const remaining = totalMs > 0 ? totalMs - (performance.now() - this.#arrivedAt) : Number.POSITIVE_INFINITY;
-    return asked <= maxRetryAfterMs && asked < remaining ? asked : PASS_THROUGH;
+    return this.#engine.retryAfterWait(header, this.#lb!, (this.#tried?.length ?? 0) + 1, this.#arrivedAt);
   }
 
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
-    const replayable = this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent);
-    const allowed = mayRetry(
-      failure,
-      {
-        method: this.#head.method,
-        attempts: this.#attempts,
-        maxAttempts: engine.config.attempts,
-        responseStarted: this.#responseStarted,
-        clientGone: this.#clientGone,
-        replayable,
-      },
-      engine.config,
-    );
-    if (!allowed) return false;
-    const verdict = engine.budget.charge(failure.kind);
+    const verdict = engine.retryVerdict(failure, {
+      method: this.#head.method,
+      attempts: this.#attempts,
+      maxAttempts: engine.config.attempts,
+      responseStarted: this.#responseStarted,
+      clientGone: this.#clientGone,
+      replayable: this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent),
+    });
     if (verdict === 'refused') return false;
-    if (verdict === 'free') return true;
-    this.#retrySlots++;
+    if (verdict === 'charged') this.#retrySlots++;
     return true;
   }
 
@@ -909,13 +886,7 @@ export class Exchange implements ConnectionOwner {
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
-    if (done !== undefined) {
-      try {
-        done();
-      } catch (error) {
-        engine.report(error, 'client');
-      }
-    }
+    engine.admissionEnded(done, 'client');
     if (engine.config.accessLog === undefined) return;
     const entry: AccessLogEntry = {
       time: new Date(this.#arrivedWall).toISOString(),
@@ -939,6 +910,3 @@ export class Exchange implements ConnectionOwner {
   }
 }
 
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
-}

@@ -23,7 +23,7 @@ import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
-import { mayRetry, type AttemptFailure } from '../retry/policy';
+import { mayRetry, type AttemptFailure, type RetryState } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
 import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendError } from './errors';
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
@@ -35,6 +35,7 @@ import {
   type RequestRouter,
   type RouteDecision,
   type AccessLogEntry,
+  type AdmissionVerdict,
   type Termination,
 } from './options';
 import { createBackendPool } from './pool';
@@ -157,6 +158,52 @@ export class ProxyEngine {
     reportError(this.config.onError, error, phase, backendId);
   }
 
+  // ---- decisions both engines take the same way, per request -----------------------------------
+
+  /** The admission check's verdict (`config.admission` must be set); a check that throws admits. */
+  admit(req: IncomingMessage, clientIp: string, pool: string, phase: 'client' | 'upgrade'): AdmissionVerdict {
+    try {
+      return this.config.admission!(req, { clientIp, pool });
+    } catch (error) {
+      this.report(error, phase);
+      return ADMITTED;
+    }
+  }
+
+  /** Call an admitted request's `done` (rate-limit slots and the like); one that throws is reported. */
+  admissionEnded(done: (() => void) | undefined, phase: 'client' | 'upgrade'): void {
+    if (done === undefined) return;
+    try {
+      done();
+    } catch (error) {
+      this.report(error, phase);
+    }
+  }
+
+  /**
+   * How long to wait before retrying after a backend's `Retry-After`: 0 when another backend is left
+   * to try (the header speaks for the backend that sent it) or there is none; the asked delay when it
+   * fits within `maxRetryAfterMs` and the request's deadline; else `PASS_THROUGH`, and the backend's
+   * answer goes to the client as it is. `tried`: backends tried so far, the one answering included.
+   */
+  retryAfterWait(header: string | undefined, lb: LoadBalancer, tried: number, arrivedAt: number): number {
+    const asked = parseRetryAfter(header, Date.now());
+    if (asked === undefined || asked === 0) return 0;
+    if (lb.eligibleCount > tried) return 0;
+    const { maxRetryAfterMs, totalMs } = this.config;
+    const remaining = totalMs > 0 ? totalMs - (performance.now() - arrivedAt) : Number.POSITIVE_INFINITY;
+    return asked <= maxRetryAfterMs && asked < remaining ? asked : PASS_THROUGH;
+  }
+
+  /**
+   * Whether a failed attempt is retried: the rules of `../retry/policy`, then the retry budget.
+   * `'charged'` means the retry holds a budget slot until the request ends (`budget.release()`).
+   */
+  retryVerdict(failure: AttemptFailure, state: RetryState): 'refused' | 'free' | 'charged' {
+    if (!mayRetry(failure, state, this.config)) return 'refused';
+    return this.budget.charge(failure.kind);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -253,15 +300,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       this.#req.resume();
       return this.#fail(400, 'Bad Request', 'bad-request');
     }
-    const admission = engine.config.admission;
-    if (admission !== undefined) {
-      let verdict;
-      try {
-        verdict = admission(this.#req, { clientIp: this.#clientIp, pool: this.#route.pool });
-      } catch (error) {
-        engine.report(error, 'client');
-        verdict = { admit: true as const };
-      }
+    if (engine.config.admission !== undefined) {
+      const verdict = engine.admit(this.#req, this.#clientIp, this.#route.pool, 'client');
       if (!verdict.admit) {
         this.#req.resume();
         return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
@@ -525,42 +565,22 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 
   // ---- retries and endings ---------------------------------------------------------------------
 
-  /**
-   * How long to wait before retrying after a backend's `Retry-After`: 0 when another backend is left
-   * to try (the header speaks for the backend that sent it) or there is none; the asked delay when it
-   * fits within `maxRetryAfterMs` and the request's deadline; else `PASS_THROUGH`, and the backend's
-   * answer goes to the client as it is.
-   */
   #retryAfterWait(header: string | string[] | undefined): number {
-    const asked = parseRetryAfter(typeof header === 'string' ? header : header?.[0], Date.now());
-    if (asked === undefined || asked === 0) return 0;
-    const triedCount = (this.#tried?.length ?? 0) + 1;
-    if (this.#lb.eligibleCount > triedCount) return 0;
-    const { maxRetryAfterMs, totalMs } = this.#engine.config;
-    const remaining = totalMs > 0 ? totalMs - (performance.now() - this.#arrivedAt) : Number.POSITIVE_INFINITY;
-    return asked <= maxRetryAfterMs && asked < remaining ? asked : PASS_THROUGH;
+    return this.#engine.retryAfterWait(typeof header === 'string' ? header : header?.[0], this.#lb, (this.#tried?.length ?? 0) + 1, this.#arrivedAt);
   }
 
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
-    const replayable = this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent);
-    const allowed = mayRetry(
-      failure,
-      {
-        method: this.#req.method ?? 'GET',
-        attempts: this.#attempts,
-        maxAttempts: engine.config.attempts,
-        responseStarted: this.#responseStarted,
-        clientGone: this.#clientGone,
-        replayable,
-      },
-      engine.config,
-    );
-    if (!allowed) return false;
-    const verdict = engine.budget.charge(failure.kind);
+    const verdict = engine.retryVerdict(failure, {
+      method: this.#req.method ?? 'GET',
+      attempts: this.#attempts,
+      maxAttempts: engine.config.attempts,
+      responseStarted: this.#responseStarted,
+      clientGone: this.#clientGone,
+      replayable: this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent),
+    });
     if (verdict === 'refused') return false;
-    if (verdict === 'free') return true;
-    this.#retrySlots++;
+    if (verdict === 'charged') this.#retrySlots++;
     return true;
   }
 
@@ -615,13 +635,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     budget.end();
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
-    if (done !== undefined) {
-      try {
-        done();
-      } catch (error) {
-        this.#engine.report(error, 'client');
-      }
-    }
+    this.#engine.admissionEnded(done, 'client');
     const accessLog = this.#engine.config.accessLog;
     if (accessLog === undefined) return;
     const entry: AccessLogEntry = {
@@ -653,8 +667,10 @@ const CLOSE: Readonly<Record<string, string>> = Object.freeze({ connection: 'clo
 
 const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
 
-/** `#retryAfterWait`'s answer when the wait is too long: do not retry, pass the answer through. */
-const PASS_THROUGH = -1;
+/** `retryAfterWait`'s answer when the wait is too long: do not retry, pass the answer through. */
+export const PASS_THROUGH = -1;
+
+const ADMITTED: AdmissionVerdict = Object.freeze({ admit: true as const });
 
 /** A `Retry-After` value (delay-seconds or an HTTP-date, RFC 9110 §10.2.3) in ms from `now`. */
 export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
@@ -666,7 +682,8 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
   return Math.max(0, at - now);
 }
 
-function round(ms: number): number {
+/** Milliseconds to the microsecond, for access-log timings. */
+export function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 

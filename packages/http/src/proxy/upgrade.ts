@@ -135,15 +135,8 @@ class UpgradeExchange {
     }
     const route = this.#route;
     if (route === undefined) return this.#refuse(404, 'Not Found', 'not-found');
-    const admission = engine.config.admission;
-    if (admission !== undefined) {
-      let verdict;
-      try {
-        verdict = admission(req, { clientIp: this.#clientIp, pool: route.pool });
-      } catch (error) {
-        engine.report(error, 'upgrade');
-        verdict = { admit: true as const };
-      }
+    if (engine.config.admission !== undefined) {
+      const verdict = engine.admit(req, this.#clientIp, route.pool, 'upgrade');
       if (!verdict.admit) return this.#refuse(verdict.status, verdict.message, 'denied', verdict.headers);
       this.#admissionDone = verdict.done;
     }
@@ -541,13 +534,7 @@ class UpgradeExchange {
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
-    if (done !== undefined) {
-      try {
-        done();
-      } catch (error) {
-        this.#engine.report(error, 'upgrade');
-      }
-    }
+    this.#engine.admissionEnded(done, 'upgrade');
     this.#log(termination);
   }
 
