@@ -83,6 +83,7 @@ export class ProxyEngine {
   /** Each backend's Host header value, parsed once from its address. */
   readonly #hosts = new Map<Backend, string>();
   readonly #onRemoved: (backend: Backend) => void;
+  readonly #closers: (() => void)[] = [];
   closed = false;
 
   constructor(options: ProxyOptions) {
@@ -204,9 +205,15 @@ export class ProxyEngine {
     return this.budget.charge(failure.kind);
   }
 
+  /** Run `closer` when the engine closes (the HTTP/2 backend sessions register here). */
+  onClose(closer: () => void): void {
+    this.#closers.push(closer);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const closer of this.#closers.splice(0)) closer();
     this.queue.close();
     this.upgrades.close();
     for (const pool of this.pools.values()) pool.off('removed', this.#onRemoved);

@@ -1,0 +1,184 @@
+/**
+ * HTTP/2 connections to one backend (`node:http2` client sessions), shared by every stream the
+ * proxy sends it: a stream goes on the first session with a free slot below the backend's own
+ * SETTINGS_MAX_CONCURRENT_STREAMS (100, the RFC's recommended minimum, until its SETTINGS arrive);
+ * a new session is opened only when every one is full, up to `maxSessions`; past that, streams wait
+ * for a slot (no longer than the connect timeout). `https://` backends get TLS with ALPN `h2`,
+ * `http://` ones h2c with prior knowledge.
+ *
+ * A session that received GOAWAY, failed or closed takes no new stream; its streams in flight end
+ * by themselves (a stream above the GOAWAY's last id is refused, and the proxy may retry it). An
+ * idle session (no stream) is closed after `idleMs`, below the backends' usual idle timeouts.
+ */
+import http2, { type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
+import type { Backend } from '@fulcrum/core';
+
+/** Streams a backend is assumed to take on one connection before it said (RFC 9113 §6.5.2). */
+const DEFAULT_PEER_STREAMS = 100;
+
+export interface H2PoolOptions {
+  readonly connectMs: number;
+  readonly idleMs: number;
+  readonly maxSessions: number;
+  readonly tls: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** One backend connection and its stream count. */
+class SessionSlot {
+  readonly session: ClientHttp2Session;
+  active = 0;
+  usable = true;
+  connected = false;
+
+  constructor(session: ClientHttp2Session) {
+    this.session = session;
+  }
+
+  get capacity(): number {
+    const max = this.session.remoteSettings?.maxConcurrentStreams;
+    // Until the backend's SETTINGS arrive, remoteSettings holds the protocol default (unbounded).
+    return this.connected && typeof max === 'number' && max < DEFAULT_PEER_STREAMS * 100 ? max : DEFAULT_PEER_STREAMS;
+  }
+}
+
+/** A stream slot handed to an exchange: release it once the stream closed. */
+export interface H2Slot {
+  readonly session: ClientHttp2Session;
+  /** The connection was established (a failure before it means nothing was sent). */
+  readonly connected: boolean;
+  release(): void;
+}
+
+type Waiter = (slot: H2Slot | Error) => void;
+
+export class H2BackendPool {
+  readonly origin: string;
+  readonly authority: string;
+  readonly scheme: 'http' | 'https';
+  readonly #options: H2PoolOptions;
+  readonly #slots = new Set<SessionSlot>();
+  readonly #waiters: Waiter[] = [];
+  #closed = false;
+
+  constructor(backend: Backend, options: H2PoolOptions) {
+    const url = new URL(backend.address.includes('://') ? backend.address : `http://${backend.address}`);
+    this.origin = url.origin;
+    this.authority = url.host;
+    this.scheme = url.protocol === 'https:' ? 'https' : 'http';
+    this.#options = options;
+  }
+
+  /** Sessions open (for tests and stats). */
+  get sessions(): number {
+    return this.#slots.size;
+  }
+
+  /**
+   * A session with a free stream slot, now (`H2Slot`), or later through `onSlot` (returns a
+   * function that cancels the wait). Errors (connect failed) come through `onSlot` as `Error`.
+   */
+  acquire(onSlot: Waiter): H2Slot | (() => void) {
+    if (this.#closed) {
+      queueMicrotask(() => onSlot(new Error('backend pool closed')));
+      return () => undefined;
+    }
+    for (const slot of this.#slots) {
+      if (slot.usable && slot.active < slot.capacity) return this.#take(slot);
+    }
+    if (this.#slots.size < this.#options.maxSessions) return this.#take(this.#open());
+    this.#waiters.push(onSlot);
+    return () => {
+      const i = this.#waiters.indexOf(onSlot);
+      if (i >= 0) this.#waiters.splice(i, 1);
+    };
+  }
+
+  #take(slot: SessionSlot): H2Slot {
+    slot.active++;
+    slot.session.setTimeout(0);
+    let released = false;
+    return {
+      session: slot.session,
+      get connected() {
+        return slot.connected;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        slot.active--;
+        if (slot.active === 0 && slot.usable) slot.session.setTimeout(this.#options.idleMs);
+        this.#wake(slot);
+      },
+    };
+  }
+
+  #wake(slot: SessionSlot): void {
+    while (this.#waiters.length > 0 && slot.usable && slot.active < slot.capacity) {
+      const waiter = this.#waiters.shift()!;
+      waiter(this.#take(slot));
+    }
+  }
+
+  #open(): SessionSlot {
+    const options: SecureClientSessionOptions = {
+      ...(this.scheme === 'https' ? (this.#options.tls as SecureClientSessionOptions | undefined) : undefined),
+      settings: { enablePush: false },
+    };
+    const session = http2.connect(this.origin, options);
+    const slot = new SessionSlot(session);
+    this.#slots.add(slot);
+    const connectTimer = setTimeout(() => {
+      const error = Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT', syscall: 'connect' });
+      session.destroy(error);
+    }, this.#options.connectMs);
+    const retire = (): void => {
+      slot.usable = false;
+      this.#slots.delete(slot);
+    };
+    session.once('connect', () => {
+      clearTimeout(connectTimer);
+      slot.connected = true;
+    });
+    // Its SETTINGS may raise or lower the streams it takes: waiters may fit now.
+    session.on('remoteSettings', () => this.#wake(slot));
+    session.on('goaway', retire);
+    session.on('timeout', () => {
+      if (slot.active === 0) {
+        retire();
+        session.close();
+      }
+    });
+    session.on('error', (error: Error) => {
+      clearTimeout(connectTimer);
+      retire();
+      // Streams on it get their own error; waiters would wait for nothing.
+      if (!slot.connected) {
+        const waiters = this.#waiters.splice(0);
+        for (const waiter of waiters) waiter(error);
+      }
+    });
+    session.once('close', () => {
+      clearTimeout(connectTimer);
+      retire();
+      // A slot freed by the close: a waiter may open a new session.
+      if (this.#waiters.length > 0 && !this.#closed) {
+        const waiter = this.#waiters.shift()!;
+        const got = this.acquire(waiter);
+        if (typeof got !== 'function') waiter(got);
+      }
+    });
+    return slot;
+  }
+
+  close(): void {
+    this.#closed = true;
+    const waiters = this.#waiters.splice(0);
+    for (const waiter of waiters) waiter(new Error('backend pool closed'));
+    for (const slot of this.#slots) {
+      slot.usable = false;
+      // Graceful: streams in flight run to their end, then the connection closes.
+      slot.session.close();
+    }
+    this.#slots.clear();
+  }
+}
