@@ -29,6 +29,8 @@ class SessionSlot {
   active = 0;
   usable = true;
   connected = false;
+  /** The backend's SETTINGS arrived: `capacity` is its own. */
+  settled = false;
 
   constructor(session: ClientHttp2Session) {
     this.session = session;
@@ -36,8 +38,8 @@ class SessionSlot {
 
   get capacity(): number {
     const max = this.session.remoteSettings?.maxConcurrentStreams;
-    // Until the backend's SETTINGS arrive, remoteSettings holds the protocol default (unbounded).
-    return this.connected && typeof max === 'number' && max < DEFAULT_PEER_STREAMS * 100 ? max : DEFAULT_PEER_STREAMS;
+    // A backend that states no limit gets the RFC's recommended minimum, not thousands.
+    return typeof max === 'number' && max < DEFAULT_PEER_STREAMS * 100 ? max : DEFAULT_PEER_STREAMS;
   }
 }
 
@@ -82,15 +84,35 @@ export class H2BackendPool {
       queueMicrotask(() => onSlot(new Error('backend pool closed')));
       return () => undefined;
     }
-    for (const slot of this.#slots) {
-      if (slot.usable && slot.active < slot.capacity) return this.#take(slot);
+    if (this.#waiters.length === 0) {
+      for (const slot of this.#slots) {
+        if (slot.usable && slot.settled && slot.active < slot.capacity) return this.#take(slot);
+      }
     }
-    if (this.#slots.size < this.#options.maxSessions) return this.#take(this.#open());
     this.#waiters.push(onSlot);
+    this.#serve();
     return () => {
       const i = this.#waiters.indexOf(onSlot);
       if (i >= 0) this.#waiters.splice(i, 1);
     };
+  }
+
+  /**
+   * Hand waiting streams the free slots of sessions whose SETTINGS arrived; when some still wait
+   * and no session is being opened, open one (up to `maxSessions`). A new session takes no stream
+   * before the backend's SETTINGS: sent past its SETTINGS_MAX_CONCURRENT_STREAMS, they would be refused.
+   */
+  #serve(): void {
+    let connecting = false;
+    for (const slot of this.#slots) {
+      if (!slot.usable) continue;
+      if (!slot.settled) {
+        connecting = true;
+        continue;
+      }
+      while (this.#waiters.length > 0 && slot.active < slot.capacity) this.#waiters.shift()!(this.#take(slot));
+    }
+    if (this.#waiters.length > 0 && !connecting && !this.#closed && this.#slots.size < this.#options.maxSessions) this.#open();
   }
 
   #take(slot: SessionSlot): H2Slot {
@@ -107,16 +129,9 @@ export class H2BackendPool {
         released = true;
         slot.active--;
         if (slot.active === 0 && slot.usable) slot.session.setTimeout(this.#options.idleMs);
-        this.#wake(slot);
+        if (this.#waiters.length > 0) this.#serve();
       },
     };
-  }
-
-  #wake(slot: SessionSlot): void {
-    while (this.#waiters.length > 0 && slot.usable && slot.active < slot.capacity) {
-      const waiter = this.#waiters.shift()!;
-      waiter(this.#take(slot));
-    }
   }
 
   #open(): SessionSlot {
@@ -126,7 +141,6 @@ export class H2BackendPool {
     };
     const session = http2.connect(this.origin, options);
     const slot = new SessionSlot(session);
-    this.#slots.add(slot);
     const connectTimer = setTimeout(() => {
       const error = Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT', syscall: 'connect' });
       session.destroy(error);
@@ -135,12 +149,16 @@ export class H2BackendPool {
       slot.usable = false;
       this.#slots.delete(slot);
     };
+    this.#slots.add(slot);
     session.once('connect', () => {
       clearTimeout(connectTimer);
       slot.connected = true;
     });
-    // Its SETTINGS may raise or lower the streams it takes: waiters may fit now.
-    session.on('remoteSettings', () => this.#wake(slot));
+    // Its SETTINGS say how many streams it takes: waiters may go now.
+    session.on('remoteSettings', () => {
+      slot.settled = true;
+      this.#serve();
+    });
     session.on('goaway', retire);
     session.on('timeout', () => {
       if (slot.active === 0) {
@@ -160,12 +178,8 @@ export class H2BackendPool {
     session.once('close', () => {
       clearTimeout(connectTimer);
       retire();
-      // A slot freed by the close: a waiter may open a new session.
-      if (this.#waiters.length > 0 && !this.#closed) {
-        const waiter = this.#waiters.shift()!;
-        const got = this.acquire(waiter);
-        if (typeof got !== 'function') waiter(got);
-      }
+      // A session less: waiters may open another.
+      if (this.#waiters.length > 0 && !this.#closed) this.#serve();
     });
     return slot;
   }

@@ -6,7 +6,7 @@
  * chunked trailer fields on HTTP/1.1).
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import http2, { type ServerHttp2Stream } from 'node:http2';
+import http2, { type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 
@@ -65,11 +65,16 @@ export class Http2ClientStream implements ClientStream {
   readonly remoteAddress: string;
   readonly encrypted: boolean;
   readonly #stream: ServerHttp2Stream;
+  readonly #compat: Http2ServerResponse | undefined;
   #trailers: OutgoingHttpHeaders | undefined;
 
-  /** `body`: where the request body is read (the stream, or a compat request that already reads it). */
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: Readable = stream) {
+  /**
+   * `body`: where the request body is read — the stream, or a compatibility-API request that
+   * already reads it; `compat`: that request's response, which sends the trailers it is given.
+   */
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: Readable = stream, compat?: Http2ServerResponse) {
     this.#stream = stream;
+    this.#compat = compat;
     this.headers = headers;
     this.method = (headers[':method'] as string | undefined) ?? '';
     this.path = (headers[':path'] as string | undefined) ?? '';
@@ -86,7 +91,7 @@ export class Http2ClientStream implements ClientStream {
     const stream = this.#stream;
     if (stream.destroyed || stream.headersSent) return;
     stream.respond({ ...headers, ':status': status }, endStream ? { endStream: true } : { waitForTrailers: true });
-    if (!endStream) {
+    if (!endStream && this.#compat === undefined) {
       stream.once('wantTrailers', () => {
         if (stream.destroyed) return;
         // Empty trailers go out as an empty DATA frame with END_STREAM (Node does it that way).
@@ -106,6 +111,8 @@ export class Http2ClientStream implements ClientStream {
 
   end(trailers: OutgoingHttpHeaders | undefined): void {
     this.#trailers = trailers;
+    // The compatibility response answers 'wantTrailers' itself, with the trailers added to it.
+    if (this.#compat !== undefined && trailers !== undefined) this.#compat.addTrailers(trailers as Record<string, string>);
     if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.end();
   }
 

@@ -185,6 +185,7 @@ class StreamExchange {
   #attemptStart = 0;
   #headLatency: number | undefined;
   #headTimer: NodeJS.Timeout | undefined;
+  #waitTimer: NodeJS.Timeout | undefined;
   #attemptId = 0;
 
   // response
@@ -412,12 +413,21 @@ class StreamExchange {
     });
     if (typeof got === 'function') {
       this.#cancelWait = got;
+      // Every connection to it is full (or still opening): wait no longer than a connect may take.
+      this.#waitTimer = setTimeout(() => {
+        this.#waitTimer = undefined;
+        if (attemptId !== this.#attemptId || this.#slot !== undefined) return;
+        this.#cancelWait?.();
+        this.#cancelWait = undefined;
+        this.#attemptFailed({ kind: 'timeout', notSent: true }, undefined);
+      }, this.#engine.config.connectMs);
       return;
     }
     this.#openH2(got, pool, headers, attemptId);
   }
 
   #openH2(slot: H2Slot, pool: H2BackendPool, raw: string[], attemptId: number): void {
+    this.#clearWaitTimer();
     this.#slot = slot;
     const outgoing: OutgoingHttpHeaders = {
       ':method': this.#client.method,
@@ -728,6 +738,7 @@ class StreamExchange {
 
   #detachUpstream(abort: boolean): void {
     this.#clearHeadTimer();
+    this.#clearWaitTimer();
     this.#cancelWait?.();
     this.#cancelWait = undefined;
     const upstream = this.#upstream;
@@ -770,6 +781,11 @@ class StreamExchange {
     // The rest of the request body is read and dropped.
     if (!this.#bodyEnded) this.#client.body.resume();
     this.#end(termination, status);
+  }
+
+  #clearWaitTimer(): void {
+    if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
   }
 
   #clearHeadTimer(): void {
