@@ -60,12 +60,20 @@ export class Http2Frontend {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      try {
-        onStream(stream, headers);
-      } catch (error) {
-        onError(error);
-        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      }
+      // A stream's errors end it (its exchange sees the close); none may go unhandled, even
+      // before the exchange exists.
+      stream.on('error', () => undefined);
+      // Forwarded once the frames read with it are processed: a stream the client reset in the
+      // same read (rapid reset sends HEADERS and RST_STREAM back to back) never costs a backend request.
+      setImmediate(() => {
+        if (stream.destroyed || stream.closed) return;
+        try {
+          onStream(stream, headers);
+        } catch (error) {
+          onError(error);
+          if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        }
+      });
     });
     server.on('sessionError', () => undefined);
     this.server = server;
