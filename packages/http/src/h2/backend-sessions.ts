@@ -11,6 +11,8 @@
  * idle session (no stream) is closed after `idleMs`, below the backends' usual idle timeouts.
  */
 import http2, { type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
+import { connect as netConnect, isIP } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Backend } from '@fulcrum/core';
 
 /** Streams a backend is assumed to take on one connection before it said (RFC 9113 §6.5.2). */
@@ -135,9 +137,18 @@ export class H2BackendPool {
   }
 
   #open(): SessionSlot {
+    const tls = this.#options.tls as ConnectionOptions | undefined;
+    const url = new URL(this.origin);
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = Number(url.port) || (this.scheme === 'https' ? 443 : 80);
     const options: SecureClientSessionOptions = {
-      ...(this.scheme === 'https' ? (this.#options.tls as SecureClientSessionOptions | undefined) : undefined),
       settings: { enablePush: false },
+      // Our own socket, for `noDelay`: Nagle would hold a request's last frame for the backend's
+      // delayed ACK (40 ms a call). The session's socket may not be touched once it has it.
+      createConnection: () =>
+        this.scheme === 'https'
+          ? tlsConnect({ ...tls, host, port, ALPNProtocols: ['h2'], servername: tls?.servername ?? (isIP(host) === 0 ? host : undefined), noDelay: true } as ConnectionOptions)
+          : netConnect({ host, port, noDelay: true }),
     };
     const session = http2.connect(this.origin, options);
     const slot = new SessionSlot(session);

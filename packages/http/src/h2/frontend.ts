@@ -85,6 +85,8 @@ export class Http2Frontend {
 
   /** Serve a connection (TLS with ALPN `h2`, or plain with the preface) as HTTP/2. */
   accept(socket: Socket): void {
+    // Frames are written whole: Nagle would hold a response's last frame for the client's delayed ACK.
+    socket.setNoDelay(true);
     this.server.emit('connection', socket);
   }
 

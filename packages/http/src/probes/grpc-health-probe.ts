@@ -151,8 +151,8 @@ export function grpcHealthProbe(options?: GrpcHealthProbeOptions): Probe {
       });
       stream.on('error', (error: NodeJS.ErrnoException) => fail(`stream failed: ${describeNetworkError(error, target)}`));
       const settleWith = (trailers: IncomingHttpHeaders): void => {
-        const httpStatus = head?.[':status'];
-        if (httpStatus !== 200) return fail(`HTTP status ${String(httpStatus)}`);
+        const httpStatus = Number(head?.[':status']);
+        if (httpStatus !== 200) return fail(`HTTP status ${httpStatus}`);
         const grpcStatus = trailers['grpc-status'] ?? head?.['grpc-status'];
         if (grpcStatus !== '0') {
           const message = String(trailers['grpc-message'] ?? head?.['grpc-message'] ?? '').slice(0, 120);
