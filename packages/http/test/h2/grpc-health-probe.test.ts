@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLoadBalancer } from '@fulcrum/core';
+import { createLoadBalancer, type Probe, type ProbeResult } from '@fulcrum/core';
 import { createProxyServer, grpcHealthProbe, protocolStats, renderProtocolMetrics, type ProtocolStats } from '@fulcrum/http';
 import { decodeHealthCheckResponse, encodeHealthCheckRequest } from '../../src/probes/grpc-health-probe';
 import { echoClient, failure, grpc, startEchoBackend, unary } from './grpc-fixtures';
@@ -54,6 +54,8 @@ async function healthServer(statuses: Record<string, number>): Promise<{ address
 }
 
 const backendAt = (address: string) => ({ id: 'x', address }) as never;
+/** A probe's answer as the object it always is for these probes. */
+const check = async (probe: Probe, address: string): Promise<ProbeResult> => (await probe(backendAt(address), new AbortController().signal)) as ProbeResult;
 
 describe('grpcHealthProbe', () => {
   it('encodes HealthCheckRequest and decodes HealthCheckResponse as protobuf does', () => {
@@ -69,11 +71,10 @@ describe('grpcHealthProbe', () => {
 
   it('passes a SERVING service and fails NOT_SERVING, unknown and absent ones, per service name', async () => {
     const server = await healthServer({ '': 1, 'pkg.Up': 1, 'pkg.Down': 2 });
-    const signal = new AbortController().signal;
-    expect(await grpcHealthProbe()(backendAt(server.address), signal)).toEqual({ ok: true, detail: 'SERVING' });
-    expect((await grpcHealthProbe({ service: 'pkg.Up' })(backendAt(server.address), signal)).ok).toBe(true);
-    expect(await grpcHealthProbe({ service: 'pkg.Down' })(backendAt(server.address), signal)).toEqual({ ok: false, detail: 'NOT_SERVING' });
-    const unknown = await grpcHealthProbe({ service: 'pkg.Nope' })(backendAt(server.address), signal);
+    expect(await check(grpcHealthProbe(), server.address)).toEqual({ ok: true, detail: 'SERVING' });
+    expect((await check(grpcHealthProbe({ service: 'pkg.Up' }), server.address)).ok).toBe(true);
+    expect(await check(grpcHealthProbe({ service: 'pkg.Down' }), server.address)).toEqual({ ok: false, detail: 'NOT_SERVING' });
+    const unknown = await check(grpcHealthProbe({ service: 'pkg.Nope' }), server.address);
     expect(unknown.ok).toBe(false);
     expect(unknown.detail).toContain('grpc-status 5');
     expect(server.asked).toEqual(['', 'pkg.Up', 'pkg.Down', 'pkg.Nope']);
@@ -82,12 +83,11 @@ describe('grpcHealthProbe', () => {
   it('fails a server without the health service (UNIMPLEMENTED) and a dead one, without its address in the detail', async () => {
     const plain = await startEchoBackend('p');
     cleanups.push(() => plain.kill());
-    const signal = new AbortController().signal;
-    const unimplemented = await grpcHealthProbe()(backendAt(plain.address), signal);
+    const unimplemented = await check(grpcHealthProbe(), plain.address);
     expect(unimplemented).toMatchObject({ ok: false });
     expect(unimplemented.detail).toContain('grpc-status 12');
     plain.kill();
-    const dead = await grpcHealthProbe({ timeoutMs: 2000 })(backendAt(plain.address), signal);
+    const dead = await check(grpcHealthProbe({ timeoutMs: 2000 }), plain.address);
     expect(dead.ok).toBe(false);
     expect(dead.detail).not.toContain(String(plain.port));
   });
@@ -101,11 +101,11 @@ describe('grpcHealthProbe', () => {
     });
     cleanups.push(() => lb.close());
     const { waitFor } = await import('../../../../test-support/wait-for');
-    await waitFor(() => server.asked.length > 0 && lb.backends[0]!.state === 'up', 'the first check');
+    await waitFor(() => server.asked.length > 0 && lb.backends[0]!.state === 'up', { what: 'the first check' });
     statuses[''] = 2;
-    await waitFor(() => lb.backends[0]!.state === 'down', 'the backend marked down');
+    await waitFor(() => lb.backends[0]!.state === 'down', { what: 'the backend marked down' });
     statuses[''] = 1;
-    await waitFor(() => lb.backends[0]!.state === 'up', 'the backend back up');
+    await waitFor(() => lb.backends[0]!.state === 'up', { what: 'the backend back up' });
   });
 
   it('refuses bad options with the option path', () => {

@@ -154,7 +154,7 @@ describe('gRPC through createProxyServer (h2c both sides)', () => {
     const error = await failure(unary(client, { text: 'slow', delayMs: 30_000 }, { deadline: Date.now() + 300 }));
     expect(error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(Date.now() - started).toBeLessThan(20_000);
-    await waitFor(() => log.length === 1, 'the access log entry');
+    await waitFor(() => log.length === 1, { what: 'the access log entry' });
     expect(log[0]!.termination === 'timeout' || log[0]!.termination === 'client-aborted').toBe(true);
   });
 

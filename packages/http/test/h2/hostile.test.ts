@@ -183,7 +183,7 @@ describe('hostile HTTP/2 against the h2c listener', () => {
       conn.reset(1 + 2 * i);
     }
     conn.headers(101, request('/kept'));
-    await waitFor(() => b.seen.some((r) => r.url === '/kept'), 'the next stream at the backend');
+    await waitFor(() => b.seen.some((r) => r.url === '/kept'), { what: 'the next stream at the backend' });
     b.release();
     const end = await conn.streamEnd(101);
     expect(isError(end)).toBe(false);
