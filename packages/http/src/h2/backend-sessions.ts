@@ -119,7 +119,6 @@ export class H2BackendPool {
 
   #take(slot: SessionSlot): H2Slot {
     slot.active++;
-    slot.session.setTimeout(0);
     let released = false;
     return {
       session: slot.session,
@@ -130,7 +129,6 @@ export class H2BackendPool {
         if (released) return;
         released = true;
         slot.active--;
-        if (slot.active === 0 && slot.usable) slot.session.setTimeout(this.#options.idleMs);
         if (this.#waiters.length > 0) this.#serve();
       },
     };
@@ -171,6 +169,9 @@ export class H2BackendPool {
       this.#serve();
     });
     session.on('goaway', retire);
+    // Idle: no frame either way for `idleMs` (the timer restarts on every frame); a session with
+    // streams open (a quiet long call) is kept.
+    session.setTimeout(this.#options.idleMs);
     session.on('timeout', () => {
       if (slot.active === 0) {
         retire();

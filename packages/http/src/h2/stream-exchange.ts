@@ -106,19 +106,28 @@ class StreamView {
   readonly httpVersion: string;
   readonly httpVersionMajor: number;
   readonly rawHeaders: string[];
-  readonly headers: IncomingHttpHeaders;
   readonly socket: { remoteAddress: string; encrypted: boolean };
+  readonly #client: ClientStream;
+  #headers: IncomingHttpHeaders | undefined;
 
   constructor(client: ClientStream) {
+    this.#client = client;
     this.method = client.method;
     this.url = client.path;
     this.httpVersion = client.version === 2 ? '2.0' : '1.1';
     this.httpVersionMajor = client.version;
     this.rawHeaders = client.rawHeaders;
-    const headers = { ...client.headers };
-    if (headers.host === undefined && typeof client.headers[':authority'] === 'string') headers.host = client.headers[':authority'];
-    this.headers = headers;
     this.socket = { remoteAddress: client.remoteAddress, encrypted: client.encrypted };
+  }
+
+  /** The client's headers with `host` from `:authority` (HTTP/2 has none); built on first read. */
+  get headers(): IncomingHttpHeaders {
+    if (this.#headers !== undefined) return this.#headers;
+    const given = this.#client.headers;
+    let headers = given;
+    if (given.host === undefined && typeof given[':authority'] === 'string') headers = { ...given, host: given[':authority'] };
+    this.#headers = headers;
+    return headers;
   }
 }
 
