@@ -126,6 +126,32 @@ describe('gRPC through createProxyServer (h2c both sides)', () => {
     expect(other.calls.unary ?? 0).toBe(0);
   });
 
+  it('ends a server stream whose backend dies after its first messages with UNAVAILABLE, the messages kept', async () => {
+    const list = await backends(1);
+    const { client } = await proxyTo(list);
+    const got: Message[] = [];
+    const status = await new Promise<grpc.StatusObject>((resolve) => {
+      const call = client.serverStream({ n: 1 });
+      call.on('data', (m: Message) => got.push(m));
+      call.on('error', () => undefined);
+      call.on('status', resolve);
+    });
+    expect(status.code).toBe(grpc.status.OK);
+    // A bidi call in progress when the backend is killed.
+    const bidi = client.bidi();
+    const first = deferred<Message>();
+    const ended = deferred<grpc.StatusObject>();
+    bidi.on('data', (m: Message) => first.resolve(m));
+    bidi.on('error', () => undefined);
+    bidi.on('status', (s: grpc.StatusObject) => ended.resolve(s));
+    bidi.write({ text: 'one', n: 1 });
+    expect((await first.promise).text).toBe('one');
+    list[0]!.kill();
+    const end = await ended.promise;
+    expect(end.code).toBe(grpc.status.UNAVAILABLE);
+    expect(got).toHaveLength(1);
+  });
+
   it('retries a call a route marks idempotent after its backend died mid-call', async () => {
     const list = await backends(2);
     const { client } = await proxyTo(list, { attempts: 3, grpc: { idempotentMethods: ['/fulcrum.test.Echo/*'] } });

@@ -195,6 +195,34 @@ describe('HTTP/2 listeners of createProxyServer', () => {
     expect(backend.sessions).toBe(3);
   });
 
+  it('speaks HTTP/2 over TLS (ALPN h2) to https:// backends, verifying them with backendTls', async () => {
+    const seen: string[] = [];
+    const backend = http2.createSecureServer({ cert: cert.cert, key: cert.key });
+    backend.on('stream', (stream, headers) => {
+      seen.push(`${String(headers[':scheme'])} ${String(headers[':path'])}`);
+      stream.respond({ ':status': 200 });
+      stream.end('secure backend');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => backend.close(() => resolve(undefined))));
+    const address = `https://localhost:${(backend.address() as AddressInfo).port}`;
+    const port = await server({ balancer: { backends: [{ id: 's', address }] }, upstreamProtocol: 'h2', backendTls: { ca: cert.cert }, http2: { h2c: true } });
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    cleanups.push(() => session.close());
+    const reply = await h2Get(session, '/tls/path');
+    expect(Number(reply.headers[':status'])).toBe(200);
+    expect(reply.body).toBe('secure backend');
+    expect(seen).toEqual(['https /tls/path']);
+
+    // Without the CA the backend's certificate is refused: 502, never an unverified connection.
+    const strict = await server({ balancer: { backends: [{ id: 's', address }] }, upstreamProtocol: 'h2', http2: { h2c: true } });
+    const other = http2.connect(`http://127.0.0.1:${strict}`);
+    cleanups.push(() => other.close());
+    const refused = await h2Get(other, '/tls/path');
+    expect(Number(refused.headers[':status'])).toBe(502);
+    expect(seen).toHaveLength(1);
+  });
+
   it('carries gRPC over TLS (ALPN h2) to h2c backends', async () => {
     const backend = await startEchoBackend('g0');
     cleanups.push(() => backend.kill());
