@@ -5,7 +5,7 @@
  * grpc-js backends.
  *
  *   node bench/grpc.bench.mjs [--duration 10] [--warmup 3] [--clients 8] [--streams 16] [--rounds 1]
- *                             [--only direct,haproxy,fulcrum,fulcrum-tls-in]
+ *                             [--only direct,haproxy,fulcrum,node-minimal]
  *
  * Set-up, as the proxy bench: the backends and the proxy under test share CPU 0 (`taskset -c 0`),
  * h2load runs alone on CPU 1. Load: `h2load` (Debian's nghttp2-client) with `--clients` HTTP/2
@@ -19,6 +19,8 @@
  * Fulcrum is the BUILT `packages/http/dist` (`cd packages/http && npx tsup --config ../../tsup.config.ts`):
  * `createProxyServer` with `http2: { h2c: true }`, `upstreamProtocol: 'h2'`, round robin.
  * HAProxy 2.6: one thread, `balance roundrobin`, `bind … proto h2`, `server … proto h2`.
+ * `node-minimal` is the floor of any proxy on `node:http2`: a server whose streams go round robin
+ * to one session per backend, headers copied, bodies piped, nothing else (see NODE_MINIMAL).
  * Every child is killed on exit; only 127.0.0.1 is contacted.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -35,11 +37,12 @@ const ROOT = join(BENCH_DIR, '..');
 const HTTP_DIST = join(ROOT, 'packages', 'http', 'dist', 'index.js');
 const requireFromHttp = createRequire(join(ROOT, 'packages', 'http', 'package.json'));
 const GRPC = requireFromHttp.resolve('@grpc/grpc-js');
-const ALL = ['direct', 'haproxy', 'fulcrum'];
+const ALL = ['direct', 'haproxy', 'fulcrum', 'node-minimal'];
 const LABELS = {
   direct: 'direct to one backend (no proxy, no balancing)',
   haproxy: 'HAProxy 2.6 (proto h2 both sides, roundrobin)',
   fulcrum: 'Fulcrum createProxyServer (h2c both sides, round-robin)',
+  'node-minimal': 'reference: minimal node:http2 proxy (round robin, no checks, no retries)',
 };
 
 const { values } = parseArgs({
@@ -146,6 +149,33 @@ const server = createProxyServer({
 });
 await server.listen(port);
 console.log('ready');
+`;
+
+/**
+ * The floor of a Node HTTP/2 proxy: a `node:http2` server whose streams go round robin to one
+ * session per backend, headers and trailers copied, bodies piped — no routing, limits, retries,
+ * deadlines or accounting. What any proxy built on `node:http2` pays per call.
+ */
+const NODE_MINIMAL = `
+import http2 from 'node:http2';
+import net from 'node:net';
+const [port, ...backends] = process.argv.slice(1).map(Number);
+const sessions = backends.map((p) => http2.connect('http://127.0.0.1:' + p, { createConnection: () => net.connect({ host: '127.0.0.1', port: p, noDelay: true }) }));
+let next = 0;
+const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+server.on('connection', (socket) => socket.setNoDelay(true));
+server.on('stream', (stream, headers) => {
+  const upstream = sessions[next++ % sessions.length].request({ ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'], te: 'trailers' });
+  stream.pipe(upstream);
+  upstream.on('response', (h) => stream.respond({ ':status': h[':status'], 'content-type': h['content-type'] }, { waitForTrailers: true }));
+  let trailers = {};
+  upstream.on('trailers', (t) => { trailers = { 'grpc-status': t['grpc-status'], 'x-backend': t['x-backend'], ...(t['grpc-message'] ? { 'grpc-message': t['grpc-message'] } : {}) }; });
+  stream.on('wantTrailers', () => stream.sendTrailers(trailers));
+  upstream.pipe(stream);
+  upstream.on('error', () => stream.close());
+  stream.on('error', () => upstream.close());
+});
+server.listen(port, '127.0.0.1', () => console.log('ready'));
 `;
 
 function haproxyConfig(port, backends) {
@@ -266,6 +296,9 @@ async function main() {
           child = spawn(...(pin ? ['taskset', ['-c', '0', 'haproxy', '-db', '-f', config]] : ['haproxy', ['-db', '-f', config]]), { stdio: 'ignore' });
           children.add(child);
           await waitPort(port);
+        } else if (name === 'node-minimal') {
+          port = await freePort();
+          ({ child } = await start([process.execPath, '--input-type=module', '-e', NODE_MINIMAL, String(port), ...backendPorts.map(String)], 0));
         } else if (name === 'fulcrum') {
           port = await freePort();
           ({ child } = await start([process.execPath, '--input-type=module', '-e', FULCRUM, String(port), ...backendPorts.map(String)], 0));
