@@ -110,6 +110,36 @@ describe('gRPC through createProxyServer (h2c both sides)', () => {
     expect(list[1]!.calls.unary).toBe(4);
   });
 
+  it('replays a client stream held for replay to another backend when the first was never reached', async () => {
+    const list = await backends(2);
+    const { client } = await proxyTo(list);
+    list[0]!.kill();
+    for (let round = 0; round < 2; round++) {
+      const sum = await new Promise<Message>((resolve, reject) => {
+        const call = client.clientStream(new grpc.Metadata(), {}, (error, response) => (error ? reject(error) : resolve(response!)));
+        for (let i = 1; i <= 100; i++) call.write({ n: i });
+        call.end();
+      });
+      expect(sum).toEqual({ backend: 'b1', n: 5050 });
+    }
+    expect(list[1]!.calls.clientStream).toBe(2);
+  });
+
+  it('finishes a call in flight when the server closes, and takes no new one', async () => {
+    const list = await backends(1);
+    const { client, proxy } = await proxyTo(list);
+    const arrived = deferred();
+    list[0]!.onCall = () => arrived.resolve();
+    const held = unary(client, { text: 'in flight', hold: true });
+    await arrived.promise;
+    const closing = proxy.close(10_000);
+    list[0]!.release();
+    expect((await held).message.text).toBe('in flight');
+    await closing;
+    const error = await failure(unary(client, { text: 'late' }, { deadline: Date.now() + 5000 }));
+    expect(error.code).toBe(grpc.status.UNAVAILABLE);
+  });
+
   it('fails a call whose backend dies mid-call with UNAVAILABLE and never sends it twice', async () => {
     const list = await backends(2);
     const { client } = await proxyTo(list, { attempts: 3 });
