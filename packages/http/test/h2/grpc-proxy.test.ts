@@ -125,6 +125,16 @@ describe('gRPC through createProxyServer (h2c both sides)', () => {
     expect(list[1]!.calls.clientStream).toBe(2);
   });
 
+  it('stops using a backend connection that sent GOAWAY, and no call fails for it', async () => {
+    const list = await backends(2);
+    const { client } = await proxyTo(list);
+    // Both backends have a session with the proxy.
+    for (let i = 0; i < 4; i++) await unary(client, { text: `warm ${i}` });
+    // b0 shuts down gracefully: GOAWAY on its session, then its port closes.
+    await list[0]!.close();
+    for (let i = 0; i < 6; i++) expect((await unary(client, { text: `after ${i}` })).message.backend).toBe('b1');
+  });
+
   it('finishes a call in flight when the server closes, and takes no new one', async () => {
     const list = await backends(1);
     const { client, proxy } = await proxyTo(list);
