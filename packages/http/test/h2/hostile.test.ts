@@ -144,6 +144,25 @@ describe('hostile HTTP/2 against the h2c listener', () => {
     expect(b.seen.length).toBe(0);
   });
 
+  it('resets a request with more header fields than maxHeaderListPairs', async () => {
+    const b = await backend();
+    const conn = await open(await proxy(b, { h2c: true, maxHeaderListPairs: 20 }));
+    const many = Array.from({ length: 40 }, (_, i) => [`x-h${i}`, 'v'] as const);
+    conn.headers(1, request('/many', many));
+    expect(isError(await conn.streamEnd(1))).toBe(true);
+    expect(b.seen.length).toBe(0);
+  });
+
+  it('closes an HTTP/2 connection idle for idleTimeoutMs with GOAWAY', async () => {
+    const b = await backend();
+    const conn = await open(await proxy(b, { h2c: true, idleTimeoutMs: 200 }));
+    conn.headers(1, request('/one'));
+    await conn.streamEnd(1);
+    const goaway = await conn.waitFor((f) => f.type === FrameType.GOAWAY);
+    expect(errorCode(goaway)).toBe(ErrorCode.NO_ERROR);
+    await conn.closed.promise;
+  });
+
   it('cuts an HPACK bomb: a few bytes on the wire that decode past the header list limit', async () => {
     const b = await backend();
     const conn = await open(await proxy(b));
