@@ -592,6 +592,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
           headersTimeoutMs: this.config.server.headersTimeoutMs,
           connectionLimit: this.#connectionLimit,
           ...(spec.maxConnections === undefined ? {} : { maxConnections: spec.maxConnections }),
+          ...(spec.http2 === undefined ? {} : { http2: spec.http2 }),
         }),
         dispatch: (view) => this.#dispatch(view, frontend),
         fallback,
@@ -654,6 +655,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     if (frontend.spec.metrics && config.metrics !== undefined && pathname === config.metrics.path) return 'hand-off';
     const matched = this.#route(req);
     const pool = matched ?? (this.#pools.values().next().value as PoolRuntime);
+    // HTTP/1.1 to an HTTP/2 pool: `node:http` serves the connection, the pool's proxy translates.
+    if (matched !== undefined && view.httpVersion !== '2.0' && pool.spec.proxy.upstreamProtocol === 'h2') return 'hand-off';
     this.#inflight++;
     return { engine: (pool.proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE], route: matched === undefined ? undefined : this.#decisions.get(req), onEnd: this.#requestEnded };
   };
