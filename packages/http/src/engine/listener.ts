@@ -263,12 +263,23 @@ export class RawListener extends EventEmitter implements ListenerContext {
   };
 
   listen(port: number, host: string, callback?: () => void): this {
-    this.server.listen(port, host, () => {
-      this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
-      this.#sweep.unref();
-      callback?.();
-    });
+    this.server.listen(port, host, () => this.#listening(callback));
     return this;
+  }
+
+  /**
+   * Accept on a socket that is already listening — one another process handed over (`net`'s
+   * `server.listen(handle)`) — instead of binding a port.
+   */
+  listenOn(handle: Server, callback?: () => void): this {
+    this.server.listen(handle, () => this.#listening(callback));
+    return this;
+  }
+
+  #listening(callback: (() => void) | undefined): void {
+    this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
+    this.#sweep.unref();
+    callback?.();
   }
 
   address(): AddressInfo | null {
