@@ -5,7 +5,7 @@
  * only the load balancer writes them.
  */
 import { InvalidOptionError } from './errors';
-import { finiteNumber, isPlainObject } from './validate';
+import { finiteNumber, isPlainObject } from './validate/checks';
 
 export interface BackendSpec {
   /** Unique; 1–64 chars of [A-Za-z0-9._:-]; stable across restarts and instances (hashing uses it). */

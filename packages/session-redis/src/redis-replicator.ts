@@ -22,7 +22,8 @@
  *   else). Pass `subscriber`, or the replicator duplicates `client` on first `subscribe` and closes
  *   that duplicate in `close()`.
  */
-import { InvalidOptionError, StoreUnavailableError, isStickEntry } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
+import { isStickEntry } from '@fulcrum/core/session';
 import type { Replicator, StickEntry } from '@fulcrum/core';
 import { waitForReady } from './connection';
 import { toStoreError } from './errors';

@@ -33,18 +33,9 @@
  */
 import { Store } from 'express-session';
 import type { SessionData } from 'express-session';
-import {
-  DEFAULT_SESSION_TTL_SECONDS,
-  InvalidOptionError,
-  StoreUnavailableError,
-  assertSessionId,
-  isValidSessionId,
-  jsonSerializer,
-  sessionExpiresAt,
-  settle,
-  SessionConflictError,
-} from '@fulcrum/core';
-import type { SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError, SessionConflictError } from '@fulcrum/core';
+import { DEFAULT_SESSION_TTL_SECONDS, assertSessionId, isValidSessionId, jsonSerializer, sessionExpiresAt, settle } from '@fulcrum/core/session';
+import type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from '@fulcrum/core/session';
 import { AFTER_FAILURE, toStoreError } from './errors';
 import type { Redis } from 'ioredis';
 import { getMany, scanTargets, unlinkMany, type RedisClient } from './key-scan';

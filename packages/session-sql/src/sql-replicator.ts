@@ -28,7 +28,8 @@
  * (commit latency plus clock skew between Galera nodes on one site; raise it for wider skew);
  * 1000 rows per poll page; purge every minute.
  */
-import { InvalidOptionError, isStickEntry } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isStickEntry } from '@fulcrum/core/session';
 import type { Replicator, StickEntry } from '@fulcrum/core';
 import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';

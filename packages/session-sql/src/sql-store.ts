@@ -33,18 +33,9 @@
  */
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import {
-  DEFAULT_SESSION_TTL_SECONDS,
-  InvalidOptionError,
-  StoreUnavailableError,
-  isFulcrumError,
-  isValidSessionId,
-  assertSessionId,
-  jsonSerializer,
-  sessionExpiresAt,
-  settle,
-} from '@fulcrum/core';
-import type { SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError, isFulcrumError } from '@fulcrum/core';
+import { DEFAULT_SESSION_TTL_SECONDS, isValidSessionId, assertSessionId, jsonSerializer, sessionExpiresAt, settle } from '@fulcrum/core/session';
+import type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from '@fulcrum/core/session';
 import { SessionConflictError } from '@fulcrum/core';
 import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';

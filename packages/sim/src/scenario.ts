@@ -5,7 +5,8 @@
  * value and what is allowed; unknown fields are refused, so a typo never silently does nothing — and
  * returns a frozen, fully defaulted copy the simulator runs without checking again.
  */
-import { BACKEND_ID_PATTERN, InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { BACKEND_ID_PATTERN, InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import type { OutlierOptions, SlowStartOptions } from '@fulcrum/core';
 import { meanOf } from './distributions';
 import type { Distribution } from './distributions';

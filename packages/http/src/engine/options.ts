@@ -18,7 +18,8 @@
  * Timers are swept every 500 ms: each deadline holds to within half a second.
  */
 import type { SecureContextOptions, TlsOptions as NodeTlsOptions } from 'node:tls';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { ConnectionLimit } from '../proxy/connection-limit';
 import type { ProxyOptions } from '../proxy/options';
 

@@ -33,7 +33,8 @@
  *   stuck database; a check that fails, throws or times out answers 503 with `down`.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 
 export type HealthState = 'serving' | 'draining' | 'stopped';
 

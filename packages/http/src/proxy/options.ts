@@ -7,7 +7,8 @@
  * any form or JSON API call, small enough that 10,000 concurrent uploads cost at most 640 MB. Queue
  * 1024 waiters for 5 s: a short burst is absorbed, a sustained overload is refused fast.
  */
-import { InvalidOptionError, LoadBalancer, isPlainObject, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';

@@ -24,7 +24,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { InvalidOptionError, StickTable, isPlainObject, type Clock, type Replicator, type StickEntry } from '@fulcrum/core';
+import { InvalidOptionError, StickTable, type Clock, type Replicator, type StickEntry } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { flatKey } from '../affinity/flat-key';
 import type { AdmissionVerdict } from '../proxy/options';
 

@@ -10,7 +10,8 @@
  * Pool names double as the value of the split-stickiness cookie, so they follow the backend-id rule
  * (1–64 characters of `[A-Za-z0-9._:-]`): they are never free text inside a cookie.
  */
-import { BACKEND_ID_PATTERN, InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { BACKEND_ID_PATTERN, InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import type { CookieStickinessOptions } from '../affinity/cookie';
 import type { CompiledMatch, HeaderCondition, HostCondition } from './match';
 

@@ -29,7 +29,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, isPlainObject, type LoadBalancerOptions, type Random } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, type LoadBalancerOptions, type Random } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { StickyCookie } from '../affinity/cookie';
 import { headersMatch, hostMatches, parseHost, pathMatches } from './match';
 import {

@@ -40,7 +40,8 @@
  * `noDelay` on both sockets: relayed small writes (query, reply) must not wait for Nagle.
  */
 import net from 'node:net';
-import { InvalidOptionError, LoadBalancer, isFulcrumError, isPlainObject, type Backend, type Lease, type LoadBalancerOptions, type Outcome } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, isFulcrumError, type Backend, type Lease, type LoadBalancerOptions, type Outcome } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { normalizeIp } from '../affinity/ip';
 import { reportError } from '../proxy/errors';
 import { WaitQueue } from '../proxy/queue';

@@ -17,7 +17,8 @@
  * `*` targets get 400. The response has a tiny body and closes nothing: keep-alive works as usual.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { parseHost } from '../router/match';
 
 /** Options of `redirectToHttps`. */
