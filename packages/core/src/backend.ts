@@ -51,7 +51,7 @@ export const MAX_BACKEND_WEIGHT = 1_000_000;
  */
 export const MIN_BACKEND_WEIGHT = 0.01;
 
-const WEIGHT_EXPECTED = `must be 0 or a finite number from ${MIN_BACKEND_WEIGHT} to ${MAX_BACKEND_WEIGHT} (0 = no new unsticky traffic)`;
+const WEIGHT_EXPECTED = `must be 0 or a finite number ≥ ${MIN_BACKEND_WEIGHT} and ≤ ${MAX_BACKEND_WEIGHT} (0 = no new unsticky traffic)`;
 
 /**
  * A backend weight, checked: 0, or finite and within [`MIN_BACKEND_WEIGHT`, `MAX_BACKEND_WEIGHT`].
