@@ -35,6 +35,7 @@ for (const name of readdirSync(join(root, 'packages'))) {
   for (const target of targets(pkg.exports)) {
     if (!existsSync(join(dir, target))) problems.push(`${pkg.name}: exports names ${target}, which does not exist (run pnpm build)`);
   }
+  const main = pkg.exports?.['.'];
   for (const [subpath, entry] of Object.entries(pkg.exports ?? {})) {
     if (typeof entry !== 'object' || !entry.import) continue;
     const esm = join(dir, entry.import.default);
@@ -42,6 +43,13 @@ for (const name of readdirSync(join(root, 'packages'))) {
     try {
       const mod = await import(pathToFileURL(esm).href);
       const req = createRequire(import.meta.url)(cjs);
+      // A subpath entry exports the main entry's very objects (a shared chunk), never copies.
+      if (subpath !== '.' && main) {
+        const mainEsm = await import(pathToFileURL(join(dir, main.import.default)).href);
+        const mainCjs = createRequire(import.meta.url)(join(dir, main.require.default));
+        for (const name of Object.keys(mod)) if (name in mainEsm && mod[name] !== mainEsm[name]) problems.push(`${pkg.name}${subpath.slice(1)} (ESM): ${name} is a copy of the main entry's`);
+        for (const name of Object.keys(req)) if (name in mainCjs && req[name] !== mainCjs[name]) problems.push(`${pkg.name}${subpath.slice(1)} (CJS): ${name} is a copy of the main entry's`);
+      }
       const a = Object.keys(mod).sort().join(',');
       const b = Object.keys(req).sort().join(',');
       if (a !== b) problems.push(`${pkg.name}${subpath.slice(1)}: ESM and CJS builds export different names`);
