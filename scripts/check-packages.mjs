@@ -4,7 +4,9 @@
 // example, neither core's source nor sim's library imports a `node:` module (they run in browsers
 // and workers too), and `@fulcrum/core/testing` shares core's classes instead of carrying its own
 // copy: with the built files, `createBackends()[0] instanceof Backend` and `instanceof
-// InvalidOptionError` hold in ESM and in CJS.
+// InvalidOptionError` hold in ESM and in CJS; every other subpath entry exports the main entry's
+// very objects; and no package source carries its own copy of the option checks of
+// `@fulcrum/core/validate`.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -96,6 +98,19 @@ walk(join(root, 'packages', 'core', 'src'), (file) => {
   const text = readFileSync(file, 'utf8');
   if (/from\s+['"]node:|require\(['"]node:/.test(text)) problems.push(`${file.slice(root.length + 1)}: core must not import node: modules`);
 });
+
+// One set of option checks (issue #21): every package validates with @fulcrum/core/validate, so no
+// package source defines its own plain-object test, timer cap or range wording.
+for (const name of readdirSync(join(root, 'packages'))) {
+  const src = join(root, 'packages', name, 'src');
+  if (!existsSync(src)) continue;
+  walk(src, (file) => {
+    if (!file.endsWith('.ts') || file === join(root, 'packages', 'core', 'src', 'validate', 'checks.ts')) return;
+    const text = readFileSync(file, 'utf8');
+    const copy = /function isPlainObject\b|2_?147_?483_?647|from \$\{min\} to \$\{max\}/.exec(text);
+    if (copy) problems.push(`${file.slice(root.length + 1)}: defines its own option check (${copy[0]}); use @fulcrum/core/validate`);
+  });
+}
 
 // The simulator is pure TypeScript too; only its command (src/cli.ts) touches the file system.
 walk(join(root, 'packages', 'sim', 'src'), (file) => {
