@@ -117,8 +117,14 @@ for (const { name, dir, pkg } of packages) {
   if (update) {
     writeFileSync(path, text);
     console.log(`api-report: wrote ${relative(root, path)}`);
-  } else if (!existsSync(path) || readFileSync(path, 'utf8') !== text) {
-    stale.push(`${pkg.name} (${relative(root, path)})`);
+  } else if (!existsSync(path)) {
+    stale.push(`${pkg.name}: ${relative(root, path)} does not exist`);
+  } else if (readFileSync(path, 'utf8') !== text) {
+    const was = readFileSync(path, 'utf8').split('\n');
+    const now = text.split('\n');
+    const line = now.findIndex((l, i) => l !== was[i]);
+    const at = line === -1 ? was.length : line;
+    stale.push(`${pkg.name} (${relative(root, path)}), from line ${at + 1}:\n    report: ${was[at] ?? '(end)'}\n    built:  ${now[at] ?? '(end)'}`);
   }
 }
 if (stale.length > 0) {
