@@ -6,8 +6,7 @@
  * returns a frozen, fully defaulted copy the simulator runs without checking again.
  */
 import { BACKEND_ID_PATTERN, InvalidOptionError } from '@fulcrum/core';
-import { finiteNumber, optionsObject, type NumberBounds } from '@fulcrum/core/validate';
-import { isPlainObject } from '@fulcrum/core/validate';
+import { finiteNumber, isPlainObject, optionsObject, type NumberBounds } from '@fulcrum/core/validate';
 import type { OutlierOptions, SlowStartOptions } from '@fulcrum/core';
 import { meanOf } from './distributions';
 import type { Distribution } from './distributions';

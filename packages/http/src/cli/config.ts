@@ -31,8 +31,30 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { InvalidOptionError, LoadBalancer, NODE_ID_PATTERN, BACKEND_ID_PATTERN, isInvalidOptionError, type BackendSpec, type HealthOptions, type LoadBalancerOptions, type OutlierOptions, type SlowStartOptions } from '@fulcrum/core';
-import { MAX_TIMER_MS, describeBounds, isPlainObject, normalizeBackendSpecs, optionalInteger, optionsObject, normalizeHealthOptions, normalizeOutlierOptions, normalizePanicThreshold, normalizeSlowStartOptions } from '@fulcrum/core/validate';
+import {
+  InvalidOptionError,
+  LoadBalancer,
+  NODE_ID_PATTERN,
+  BACKEND_ID_PATTERN,
+  isInvalidOptionError,
+  type BackendSpec,
+  type HealthOptions,
+  type LoadBalancerOptions,
+  type OutlierOptions,
+  type SlowStartOptions,
+} from '@fulcrum/core';
+import {
+  MAX_TIMER_MS,
+  describeBounds,
+  isPlainObject,
+  normalizeBackendSpecs,
+  optionalInteger,
+  optionsObject,
+  normalizeHealthOptions,
+  normalizeOutlierOptions,
+  normalizePanicThreshold,
+  normalizeSlowStartOptions,
+} from '@fulcrum/core/validate';
 import { Stickiness, TrustedProxies, compileHashBy, type HashBy, type StickinessOptions } from '../affinity';
 import { httpProbe, tcpProbe } from '../probes';
 import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';

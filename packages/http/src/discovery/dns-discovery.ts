@@ -31,7 +31,15 @@
 import { EventEmitter } from 'node:events';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { ErrorCodes, FulcrumError, InvalidOptionError, isFulcrumError, type BackendSpec, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
+import {
+  ErrorCodes,
+  FulcrumError,
+  InvalidOptionError,
+  isFulcrumError,
+  type BackendSpec,
+  type LoadBalancer,
+  type MembershipChange,
+} from '@fulcrum/core';
 import { checkKnownKeys, finiteNumber, isPlainObject, optionalTimerMs } from '@fulcrum/core/validate';
 
 /** What discovery needs of a resolver: node:dns/promises' `Resolver` fits; tests pass a fake. */
