@@ -34,7 +34,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '@fulcrum/core';
-import { checkKnownKeys, finiteNumber, isPlainObject, optionalTimerMs } from '@fulcrum/core/validate';
+import { checkKnownKeys, finiteNumber, isPlainObject, optionalInteger, optionalTimerMs } from '@fulcrum/core/validate';
 
 export type HealthState = 'serving' | 'draining' | 'stopped';
 
@@ -335,10 +335,7 @@ function normalize(options: HealthEndpointOptions): Config {
   if (server !== undefined && (typeof server !== 'object' || server === null || typeof server.close !== 'function')) {
     throw new InvalidOptionError('server', server, 'must be a node:http Server');
   }
-  const drainingStatus = options.drainingStatus ?? 503;
-  if (!Number.isInteger(drainingStatus) || drainingStatus < 200 || drainingStatus > 599) {
-    throw new InvalidOptionError('drainingStatus', drainingStatus, 'must be an HTTP status from 200 to 599');
-  }
+  const drainingStatus = optionalInteger('drainingStatus', options.drainingStatus, 503, 200, 599);
   return {
     path,
     agentHeader,
