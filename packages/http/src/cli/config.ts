@@ -6,7 +6,7 @@
  * (`algorithm`, `health`, `outlier`, `slowStart`, `panicThreshold`) plus the per-pool `createProxy`
  * options (`stickiness`, `hashBy`, `attempts`, `timeouts`, …); `routes` and `split` are
  * `createRouter`'s. Validation runs the SAME normalizers the API runs and prefixes their paths, so a
- * message reads `pools.api.backends[2].weight: must be 0 or a finite number from 0.01 to 1000000 (…),
+ * message reads `pools.api.backends[2].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (…),
  * got "x"` whichever layer found it, and a file that passes `fulcrum --check` is one the API accepts. Unknown keys are refused
  * at every level (a typo such as `healh` must not silently disable health checks), as HAProxy and
  * Envoy refuse unknown directives. `$schema` is allowed at the top for editors.
@@ -37,18 +37,24 @@ import {
   NODE_ID_PATTERN,
   BACKEND_ID_PATTERN,
   isInvalidOptionError,
-  isPlainObject,
-  normalizeBackendSpecs,
-  normalizeHealthOptions,
-  normalizeOutlierOptions,
-  normalizePanicThreshold,
-  normalizeSlowStartOptions,
   type BackendSpec,
   type HealthOptions,
   type LoadBalancerOptions,
   type OutlierOptions,
   type SlowStartOptions,
 } from '@fulcrum/core';
+import {
+  MAX_TIMER_MS,
+  describeBounds,
+  isPlainObject,
+  normalizeBackendSpecs,
+  optionalInteger,
+  optionsObject,
+  normalizeHealthOptions,
+  normalizeOutlierOptions,
+  normalizePanicThreshold,
+  normalizeSlowStartOptions,
+} from '@fulcrum/core/validate';
 import { Stickiness, TrustedProxies, compileHashBy, type HashBy, type StickinessOptions } from '../affinity';
 import { httpProbe, tcpProbe } from '../probes';
 import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
@@ -355,11 +361,7 @@ const URL_PATH = /^\/[\x21-\x7e]{0,255}$/;
 
 /** Throw unless `value` is a plain object with only `known` keys; return it. */
 function objectOf(path: string, value: unknown, known: readonly string[], what = 'an object'): Record<string, unknown> {
-  if (!isPlainObject(value)) throw new InvalidOptionError(path, value, `must be ${what}`);
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw new InvalidOptionError(join(path, key), value[key], `is not a key of ${path || 'the config'} (known: ${known.join(', ')})`);
-  }
-  return value;
+  return optionsObject(path, value, known, { expected: `must be ${what}`, allowMissing: false });
 }
 
 function join(prefix: string, path: string): string {
@@ -383,13 +385,7 @@ function under<T>(prefix: string, run: () => T, strip?: RegExp): T {
   }
 }
 
-function integer(path: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
+const integer = optionalInteger;
 
 function nonEmptyString(path: string, value: unknown, what = 'a non-empty string'): string {
   if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(path, value, `must be ${what}`);
@@ -679,7 +675,7 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
     if (frontend.engine !== undefined && frontend.engine !== 'raw' && frontend.engine !== 'node') {
       throw new InvalidOptionError(`${path}.engine`, frontend.engine, 'must be "raw" (the default: Fulcrum\'s own HTTP/1.1 engine) or "node" (node:http + undici)');
     }
-    if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
+    if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, describeBounds({ min: 0, max: 65_535, integer: true }));
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
     const host = frontend.host === undefined ? '0.0.0.0' : listenAddress(`${path}.host`, frontend.host);
     const key = `${host}:${port}`;
@@ -766,7 +762,7 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
   return Object.freeze({
     kind: 'directory',
     dir: resolve(baseDir, dir),
-    pollIntervalMs: directory.pollIntervalMs === undefined ? undefined : integer('replication.directory.pollIntervalMs', directory.pollIntervalMs, 1000, 10, 2_147_483_647),
+    pollIntervalMs: directory.pollIntervalMs === undefined ? undefined : integer('replication.directory.pollIntervalMs', directory.pollIntervalMs, 1000, 10, MAX_TIMER_MS),
   });
 }
 
@@ -948,9 +944,9 @@ function validateAccessLog(raw: unknown, baseDir: string, checkWritable: (path: 
 function validateServer(raw: unknown): FulcrumConfig['server'] {
   const server = objectOrEmpty('server', raw, ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'maxConnections']);
   return Object.freeze({
-    headersTimeoutMs: integer('server.headersTimeoutMs', server.headersTimeoutMs, 20_000, 1, 2_147_483_647),
-    requestTimeoutMs: integer('server.requestTimeoutMs', server.requestTimeoutMs, 300_000, 0, 2_147_483_647),
-    keepAliveTimeoutMs: integer('server.keepAliveTimeoutMs', server.keepAliveTimeoutMs, 5000, 1, 2_147_483_647),
+    headersTimeoutMs: integer('server.headersTimeoutMs', server.headersTimeoutMs, 20_000, 1, MAX_TIMER_MS),
+    requestTimeoutMs: integer('server.requestTimeoutMs', server.requestTimeoutMs, 300_000, 0, MAX_TIMER_MS),
+    keepAliveTimeoutMs: integer('server.keepAliveTimeoutMs', server.keepAliveTimeoutMs, 5000, 1, MAX_TIMER_MS),
     maxConnections: integer('server.maxConnections', server.maxConnections, 10_000, 1, 10_000_000),
   });
 }

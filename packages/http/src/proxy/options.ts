@@ -7,7 +7,8 @@
  * any form or JSON API call, small enough that 10,000 concurrent uploads cost at most 640 MB. Queue
  * 1024 waiters for 5 s: a short burst is absorbed, a sustained overload is refused fast.
  */
-import { InvalidOptionError, LoadBalancer, isPlainObject, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { MAX_TIMER_MS, checkKnownKeys, isPlainObject, optionalBoolean, optionalNumber } from '@fulcrum/core/validate';
 import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
@@ -252,26 +253,15 @@ const KNOWN = new Set([
 ]);
 
 function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new InvalidOptionError(path, value, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-  }
-  return value;
+  return optionalNumber(path, value, fallback, { min, max, integer });
 }
 
-function bool(path: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(path, value, 'must be true or false');
-  return value;
-}
-
-const MAX_TIMER = 2_147_483_647;
+const bool = optionalBoolean;
+const MAX_TIMER = MAX_TIMER_MS;
 
 export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOptions {
   if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createProxy (known: ${[...KNOWN].join(', ')})`);
-  }
+  checkKnownKeys('', options, [...KNOWN]);
   const retryOn = options.retryOn ?? ['connect', 'reset', 'timeout'];
   if (!Array.isArray(retryOn)) throw new InvalidOptionError('retryOn', retryOn, `must be an array of ${RETRY_CONDITIONS.join(', ')}`);
   retryOn.forEach((condition, i) => {
@@ -281,18 +271,10 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
   if (!isPlainObject(budget)) throw new InvalidOptionError('retryBudget', budget, 'must be an object');
   const timeouts = options.timeouts ?? {};
   if (!isPlainObject(timeouts)) throw new InvalidOptionError('timeouts', timeouts, 'must be an object');
-  for (const key of Object.keys(timeouts)) {
-    if (!['connectMs', 'headersMs', 'idleMs', 'totalMs'].includes(key)) {
-      throw new InvalidOptionError(`timeouts.${key}`, (timeouts as Record<string, unknown>)[key], 'is not a timeout (known: connectMs, headersMs, idleMs, totalMs)');
-    }
-  }
+  checkKnownKeys('timeouts', timeouts, ['connectMs', 'headersMs', 'idleMs', 'totalMs']);
   const upgradeTimeouts = options.upgradeTimeouts ?? {};
   if (!isPlainObject(upgradeTimeouts)) throw new InvalidOptionError('upgradeTimeouts', upgradeTimeouts, 'must be an object');
-  for (const key of Object.keys(upgradeTimeouts)) {
-    if (key !== 'handshakeMs' && key !== 'tunnelMs') {
-      throw new InvalidOptionError(`upgradeTimeouts.${key}`, (upgradeTimeouts as Record<string, unknown>)[key], 'is not an upgrade timeout (known: handshakeMs, tunnelMs)');
-    }
-  }
+  checkKnownKeys('upgradeTimeouts', upgradeTimeouts, ['handshakeMs', 'tunnelMs']);
   const headersMs = num('timeouts.headersMs', timeouts.headersMs, 60_000, 1, MAX_TIMER);
   if (options.backendTls !== undefined && !isPlainObject(options.backendTls)) {
     throw new InvalidOptionError('backendTls', options.backendTls, 'must be an object of TLS options');

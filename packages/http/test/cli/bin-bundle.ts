@@ -28,7 +28,11 @@ export async function bundleBin(): Promise<{ dir: string; bin: string }> {
     format: 'esm',
     target: 'node20',
     outfile: join(dir, 'dist/index.js'),
-    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts') },
+    alias: {
+      '@fulcrum/core': join(root, 'packages/core/src/index.ts'),
+      '@fulcrum/core/validate': join(root, 'packages/core/src/validate/index.ts'),
+      '@fulcrum/core/session': join(root, 'packages/core/src/session/index.ts'),
+    },
     nodePaths: [join(packageDir, 'node_modules'), join(root, 'packages/core/node_modules')],
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     logLevel: 'silent',

@@ -40,7 +40,7 @@ describe('bin/fulcrum.mjs', () => {
     writeFileSync(badFile, JSON.stringify({ frontends: [{ port: 8080 }], pools: { api: { backends: [{ id: 'a', address: 'http://h:1' }, { id: 'b', address: 'http://h:2' }, { id: 'c', address: 'http://h:3', weight: 'x' }] } } }));
     const bad = run(['--check', '--config', badFile]);
     expect(await bad.exited).toBe(1);
-    expect(bad.out.stderr).toContain('pools.api.backends[2].weight: must be 0 or a finite number from 0.01 to 1000000 (0 = no new unsticky traffic), got "x"');
+    expect(bad.out.stderr).toContain('pools.api.backends[2].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (0 = no new unsticky traffic), got "x"');
   });
 
   it('--check refuses a certificate path that is a FIFO and exits 1 instead of waiting for a writer', async () => {
