@@ -7,7 +7,8 @@
 //     workspace, so nothing resolves to the repository — with the peers a user would add;
 //  4. import every entry of every package from ESM and from CJS, checking they export the same
 //     names, and that `@fulcrum/core/testing` shares core's classes (`instanceof` across entries);
-//  5. type-check a TypeScript file importing every entry under `moduleResolution` `node16` (as an
+//  5. run the installed `fulcrum` bin (@fulcrum/cli) as a user would;
+//  6. type-check a TypeScript file importing every entry under `moduleResolution` `node16` (as an
 //     ES module and as CommonJS) and `bundler`, strict, with the packages' .d.ts checked.
 //
 // Usage: node scripts/check-pack.mjs [--keep]   (--keep leaves the temporary project for a look)
@@ -194,6 +195,11 @@ process.stdout.write(JSON.stringify(names));
       if (JSON.stringify(esmNames[entry]) !== JSON.stringify(cjsNames[entry])) problems.push(`${entry}: the ESM and CJS builds export different names`);
     }
   }
+
+  // The commands as a user runs them: each package's bins from the installed tarballs.
+  step('running the installed bins');
+  const fulcrumHelp = await run('fulcrum --help (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--help'], { cwd: app });
+  if (fulcrumHelp !== undefined && !/^usage: fulcrum --config/m.test(fulcrumHelp)) problems.push(`fulcrum --help printed no usage:\n${fulcrumHelp.trim()}`);
 
   // 5. TypeScript: every entry, three resolutions.
   step('type-checking imports under node16 (ESM and CJS) and bundler');

@@ -49,46 +49,20 @@ export { DnsDiscovery, DnsDiscoveryError, dnsDiscovery, isDnsDiscoveryError } fr
 export type { DnsDiscoveryEvents, DnsDiscoveryOptions, DnsResolver, DnsTarget } from './discovery';
 export { healthEndpoint } from './health-endpoint';
 export type { HealthEndpoint, HealthEndpointOptions, HealthState, ShutdownResult } from './health-endpoint';
-export {
-  AccessLogWriter,
-  ConfigFileError,
-  createAdminHandler,
-  formatJson,
-  formatText,
-  loadConfig,
-  parseConfigText,
-  runCli,
-  startFulcrum,
-  stderrLogger,
-  substituteEnv,
-  validateConfig,
-  validateConfigAsync,
-  ConfigPathError,
-  MAX_CONFIG_FILE_BYTES,
-  readConfigFile,
-} from './cli';
-export type {
-  AccessLogFormat,
-  AccessLogWriterOptions,
-  AdminControl,
-  AdminHandlerOptions,
-  CliIo,
-  FrontendConfig,
-  FulcrumConfig,
-  FulcrumConfigFile,
-  FulcrumInstance,
-  HealthConfig,
-  PoolConfig,
-  ReplicationConfig,
-  RouteConfig,
-  RunnerLogger,
-  StartOptions,
-  EndpointAuthConfig,
-  EndpointListenerConfig,
-  ValidateAsyncOptions,
-  ValidateOptions,
-} from './cli';
 export { RateLimiter, normalizeRateLimitOptions } from './ratelimit';
+// Building blocks of servers composed from the raw engine — what `@fulcrum/cli` (the `fulcrum`
+// application) builds its frontends from: one listener dispatching each request to the engine of the
+// pool it routed to, and handing Fulcrum's own pages to a node:http server.
+export { RawListener } from './engine/listener';
+export type { RawDispatch, RawListenerOptions } from './engine/listener';
+export { normalizeListenerOptions } from './engine/options';
+export type { NormalizedListenerOptions } from './engine/options';
+export type { RequestView } from './engine/request-view';
+export { PROXY_ENGINE } from './proxy/proxy';
+export { normalizeProxyOptions } from './proxy/options';
+export type { NormalizedProxyOptions } from './proxy/options';
+export { closeAfterAnswer } from './proxy/errors';
+export { isSecureRequest } from './affinity';
 export type { NormalizedRateLimitOptions, RateLimitKey, RateLimitOptions, RateLimiterDeps } from './ratelimit';
 // Core's errors that this package throws and its README names, so a user of @fulcrum/http alone can
 // catch and check them (`isFulcrumError(error, ErrorCodes.UPSTREAM)`).

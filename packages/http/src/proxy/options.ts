@@ -249,6 +249,10 @@ function bool(path: string, value: unknown, fallback: boolean): boolean {
 
 const MAX_TIMER = 2_147_483_647;
 
+/**
+ * `createProxy`'s options validated and defaulted into a frozen config (no pool, router or socket is
+ * created): throws `InvalidOptionError` naming the option. The `fulcrum` config validation calls it.
+ */
 export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOptions {
   if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
   for (const key of Object.keys(options)) {

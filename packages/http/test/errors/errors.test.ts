@@ -4,23 +4,10 @@ import * as core from '@fulcrum/core';
 import * as express from '@fulcrum/express-adapter';
 import * as fastify from '@fulcrum/fastify-adapter';
 import * as http from '@fulcrum/http';
-import { ConfigFileError, DnsDiscoveryError, isDnsDiscoveryError, parseConfigText } from '@fulcrum/http';
+import { DnsDiscoveryError, isDnsDiscoveryError } from '@fulcrum/http';
 import { describe, expect, it } from 'vitest';
 
 describe("@fulcrum/http's errors", () => {
-  it('throws a ConfigFileError that is a FulcrumError with its code for a config file that is not JSON', () => {
-    let thrown: unknown;
-    try {
-      parseConfigText('{\n  "pools": {\n}', 'fulcrum.json');
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(ConfigFileError);
-    expect(core.isFulcrumError(thrown, core.ErrorCodes.CONFIG_FILE)).toBe(true);
-    expect(thrown).toMatchObject({ name: 'ConfigFileError', code: 'FULCRUM_CONFIG_FILE', file: 'fulcrum.json:3:2' });
-    expect((thrown as Error).cause).toBeInstanceOf(SyntaxError);
-  });
-
   it('makes DnsDiscoveryError a FulcrumError with its code, target and cause', () => {
     const cause = Object.assign(new Error('queryA ENOTFOUND users.internal'), { code: 'ENOTFOUND' });
     const error = new DnsDiscoveryError('users.internal:8080', 'no records', { cause });

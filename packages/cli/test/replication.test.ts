@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFulcrum, type FulcrumInstance } from '../../src/cli';
-import { openReplicator } from '../../src/cli/replication';
-import type { NormalizedReplication } from '../../src/cli/config';
-import { MYSQL_URL, REDIS_URL, reachable, skipUnless } from '../services';
+import { startFulcrum, type FulcrumInstance } from '../src';
+import { openReplicator } from '../src/replication';
+import type { NormalizedReplication } from '../src/config';
+import { MYSQL_URL, REDIS_URL, reachable, skipUnless } from '../../http/test/services';
 import { get, startBackend, until } from './helpers';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startFulcrum, validateConfig, validateConfigAsync, type FulcrumInstance } from '../../src/cli';
-import { certDir, type CertDir } from '../tls/certs';
+import { startFulcrum, validateConfig, validateConfigAsync, type FulcrumInstance } from '../src';
+import { certDir, type CertDir } from '../../http/test/tls/certs';
 import { get, startBackend } from './helpers';
 
 const quiet = (): void => undefined;

@@ -49,12 +49,26 @@ import {
   type OutlierOptions,
   type SlowStartOptions,
 } from '@fulcrum/core';
-import { Stickiness, TrustedProxies, compileHashBy, type HashBy, type StickinessOptions } from '../affinity';
-import { httpProbe, tcpProbe } from '../probes';
-import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
-import { createRouter, type RouteSpec, type SplitOptions } from '../router';
-import { normalizeRateLimitOptions, type NormalizedRateLimitOptions, type RateLimitOptions } from '../ratelimit';
-import { createTlsContext, redirectToHttps, type RedirectToHttpsOptions } from '../tls';
+import {
+  Stickiness,
+  TrustedProxies,
+  compileHashBy,
+  createRouter,
+  createTlsContext,
+  httpProbe,
+  normalizeProxyOptions,
+  normalizeRateLimitOptions,
+  redirectToHttps,
+  tcpProbe,
+  type HashBy,
+  type NormalizedRateLimitOptions,
+  type ProxyOptions,
+  type RateLimitOptions,
+  type RedirectToHttpsOptions,
+  type RouteSpec,
+  type SplitOptions,
+  type StickinessOptions,
+} from '@fulcrum/http';
 import { ConfigPathError, MAX_CONFIG_FILE_BYTES, checkAppendable, checkAppendableSync, readConfigFile, readConfigFileSync } from './files';
 
 // ─── The file's shape ─────────────────────────────────────────────────────────────────────────────
@@ -488,7 +502,7 @@ async function checkReplicationPackages(spec: NormalizedReplication, importModul
       await importModule(name);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new InvalidOptionError(`replication.${spec.kind}`, name, `needs the package ${name}, which ${code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ? 'is not installed' : 'cannot be loaded'} (install it next to @fulcrum/http)`, { cause: error });
+      throw new InvalidOptionError(`replication.${spec.kind}`, name, `needs the package ${name}, which ${code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ? 'is not installed' : 'cannot be loaded'} (install it next to @fulcrum/cli)`, { cause: error });
     }
   }
 }

@@ -14,7 +14,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
-import type { AccessLogEntry } from '../proxy/options';
+import type { AccessLogEntry } from '@fulcrum/http';
 
 /** Log line format. */
 export type AccessLogFormat = 'json' | 'text';

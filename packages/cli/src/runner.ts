@@ -34,19 +34,36 @@ import type { Duplex } from 'node:stream';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LoadBalancer, StickTable } from '@fulcrum/core';
-import { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS, TrustedProxies, isSecureRequest } from '../affinity';
-import { ConnectionLimit } from '../proxy/connection-limit';
-import { closeAfterAnswer } from '../proxy/errors';
-import { createProxy, PROXY_ENGINE, type ProxyHandler } from '../proxy/proxy';
-import { RawListener, type RawDispatch } from '../engine/listener';
-import { normalizeListenerOptions } from '../engine/options';
-import type { RequestView } from '../engine/request-view';
 import type { Server as TlsServer } from 'node:tls';
-import type { AccessLogEntry, AdmissionVerdict, RequestRouter, RouteDecision } from '../proxy/options';
-import { createRouter, type Router } from '../router';
-import { RateLimiter, type NormalizedRateLimitOptions } from '../ratelimit';
-import { prometheusHandler, statsPage, type StatsHandler } from '../stats';
-import { createTlsContext, redirectToHttps, type TlsContext } from '../tls';
+import {
+  ConnectionLimit,
+  DEFAULT_STICKY_CAPACITY,
+  DEFAULT_STICKY_TTL_MS,
+  PROXY_ENGINE,
+  RateLimiter,
+  RawListener,
+  TrustedProxies,
+  closeAfterAnswer,
+  createProxy,
+  createRouter,
+  createTlsContext,
+  isSecureRequest,
+  normalizeListenerOptions,
+  prometheusHandler,
+  redirectToHttps,
+  statsPage,
+  type AccessLogEntry,
+  type AdmissionVerdict,
+  type NormalizedRateLimitOptions,
+  type ProxyHandler,
+  type RawDispatch,
+  type RequestRouter,
+  type RequestView,
+  type RouteDecision,
+  type Router,
+  type StatsHandler,
+  type TlsContext,
+} from '@fulcrum/http';
 import { AccessLogWriter } from './access-log';
 import { createAdminHandler, type AdminControl } from './admin';
 import { endpointGate, type EndpointGate } from './endpoint-auth';

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFulcrum, type FulcrumInstance } from '../../src/cli';
+import { startFulcrum, type FulcrumInstance } from '../src';
 import { SECRET, TOKEN, get, startBackend, until } from './helpers';
 
 const quiet = (): void => undefined;

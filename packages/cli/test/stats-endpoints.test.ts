@@ -3,8 +3,8 @@
 // or a password, and never holding up proxied traffic while a huge pool renders.
 import { afterEach, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '@fulcrum/core';
-import { startFulcrum, validateConfig, type FulcrumInstance } from '../../src/cli';
-import { heldRequest, request } from '../stats/http-client';
+import { startFulcrum, validateConfig, type FulcrumInstance } from '../src';
+import { heldRequest, request } from '../../http/test/stats/http-client';
 import { TOKEN, get, startBackend, until } from './helpers';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];

@@ -1,5 +1,5 @@
 // The real bin file, run as a child process against a bundle equivalent to the published dist
-// (src/index.ts plus the CLI exports the package entry gains), built here with esbuild.
+// (src/index.ts with @fulcrum/http and @fulcrum/core from their sources), built here with esbuild.
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, startBackend, until } from './helpers';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const packageDir = join(here, '../..');
+const packageDir = join(here, '..');
 const root = join(packageDir, '../..');
 let dir: string;
 let bin: string;
@@ -29,20 +29,18 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'bin'));
   mkdirSync(join(dir, 'dist'));
   copyFileSync(join(packageDir, 'bin/fulcrum.mjs'), join(dir, 'bin/fulcrum.mjs'));
-  const entry = join(dir, 'entry.ts');
-  writeFileSync(entry, `export * from ${JSON.stringify(join(packageDir, 'src/index.ts'))};\nexport * from ${JSON.stringify(join(packageDir, 'src/cli/index.ts'))};\n`);
   // esbuild is tsup's; resolve it through tsup so the strict pnpm layout does not matter.
   const requireFromTsup = createRequire(createRequire(join(root, 'package.json')).resolve('tsup'));
   const esbuild = requireFromTsup('esbuild') as { build(options: Record<string, unknown>): Promise<unknown> };
   await esbuild.build({
-    entryPoints: [entry],
+    entryPoints: [join(packageDir, 'src/index.ts')],
     bundle: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
     outfile: join(dir, 'dist/index.js'),
-    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts') },
-    nodePaths: [join(packageDir, 'node_modules'), join(root, 'packages/core/node_modules')],
+    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts'), '@fulcrum/http': join(root, 'packages/http/src/index.ts') },
+    nodePaths: [join(packageDir, 'node_modules'), join(root, 'packages/http/node_modules'), join(root, 'packages/core/node_modules')],
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     logLevel: 'silent',
   });
@@ -87,7 +85,7 @@ describe('bin/fulcrum.mjs', () => {
     writeFileSync(file, JSON.stringify({ frontends: [{ port: 8080 }], pools: { web: { backends: [] } }, replication: { redis: { url: 'redis://127.0.0.1:6379' } } }));
     const check = run(['--check', '--config', file]);
     expect(await check.exited).toBe(1);
-    expect(check.out.stderr).toContain('replication.redis: needs the package @fulcrum/session-redis, which is not installed (install it next to @fulcrum/http)');
+    expect(check.out.stderr).toContain('replication.redis: needs the package @fulcrum/session-redis, which is not installed (install it next to @fulcrum/cli)');
   });
 
   it('runs the proxy and exits 0 after SIGTERM', async () => {

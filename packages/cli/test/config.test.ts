@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '@fulcrum/core';
-import { loadConfig, validateConfig, validateConfigAsync } from '../../src/cli';
+import { loadConfig, validateConfig, validateConfigAsync } from '../src';
 
 const env = { FULCRUM_COOKIE_SECRET: 'a-cookie-secret-of-at-least-32-bytes-long!!', ADMIN: 'admin-token-0123456789abcdef' };
 
 function good(): Record<string, any> {
   return {
-    $schema: './node_modules/@fulcrum/http/schema/fulcrum.schema.json',
+    $schema: './node_modules/@fulcrum/cli/schema/fulcrum.schema.json',
     frontends: [{ port: 8080 }],
     pools: {
       web: {

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startFulcrum, validateConfig } from '../../src/cli';
-import { certDir, type CertDir } from '../tls/certs';
-import { startBackend } from '../cli/helpers';
-import { RawConnection, count } from './raw';
+import { startFulcrum, validateConfig } from '../../src';
+import { certDir, type CertDir } from '../../../http/test/tls/certs';
+import { startBackend } from '../helpers';
+import { RawConnection, count } from '../../../http/test/attack/raw';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `fulcrum` command: runs the built CLI of @fulcrum/http (see docs/cli.md).
+// The `fulcrum` command: runs the built @fulcrum/cli (see its README.md).
 import { runCli } from '../dist/index.js';
 
 const code = await runCli(process.argv.slice(2));

@@ -4,7 +4,7 @@
  * rate limit through NAMESPACES — each user's keys travel prefixed with its namespace (`web␟ip:10.0.0.7`)
  * and each user sees only its own, so two pools never read each other's `ip:` entries.
  *
- * The session packages are optional peers of `@fulcrum/http`: they are imported only when the
+ * The session packages are optional peers of `@fulcrum/cli`: they are imported only when the
  * config asks for them (`replication.redis` needs `@fulcrum/session-redis` and `ioredis`,
  * `replication.sql` needs `@fulcrum/session-sql` and `mysql2`, `replication.directory` needs
  * `@fulcrum/session-fs`), so a proxy without replication installs none of them.
@@ -27,7 +27,7 @@ async function load<T>(loader: ModuleLoader, name: string, why: string): Promise
   try {
     return (await loader(name)) as T;
   } catch (error) {
-    throw new Error(`replication: ${why} needs the package ${name} (install it next to @fulcrum/http)`, { cause: error });
+    throw new Error(`replication: ${why} needs the package ${name} (install it next to @fulcrum/cli)`, { cause: error });
   }
 }
 

@@ -12,7 +12,7 @@ import { startFulcrum, stderrLogger, type RunnerLogger } from './runner';
 
 const USAGE = `usage: fulcrum --config <file.json> [--check]
 
-  -c, --config <file>   the config file (JSON; see docs/cli.md and schema/fulcrum.schema.json)
+  -c, --config <file>   the config file (JSON; see the README of @fulcrum/cli and schema/fulcrum.schema.json)
       --check           validate the config and exit: 0 if valid, 1 with the error if not
   -h, --help            this text
 `;

@@ -5,9 +5,9 @@
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFulcrum, type FulcrumInstance } from '../../src/cli';
-import { CHROMIUM_ARGS, chromiumPath, requireChromium } from '../../../../test-support/browser';
-import { request } from './http-client';
+import { startFulcrum, type FulcrumInstance } from '../src';
+import { CHROMIUM_ARGS, chromiumPath, requireChromium } from '../../../test-support/browser';
+import { request } from '../../http/test/stats/http-client';
 
 const TOKEN = 'stats-admin-token-0123456789';
 const ADMIN_PATH = '/fulcrum/admin';

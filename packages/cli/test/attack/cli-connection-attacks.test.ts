@@ -6,9 +6,9 @@
  */
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFulcrum, type FulcrumInstance } from '../../src/cli';
-import { startBackend } from '../cli/helpers';
-import { RawConnection } from './raw';
+import { startFulcrum, type FulcrumInstance } from '../../src';
+import { startBackend } from '../helpers';
+import { RawConnection } from '../../../http/test/attack/raw';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -138,7 +138,7 @@ describe('connection caps', () => {
 
 describe('limits in the config file', () => {
   it('names the option and the value of a cap or an upgrade timeout it cannot honour', async () => {
-    const { validateConfig } = await import('../../src/cli');
+    const { validateConfig } = await import('../../src');
     const base = { pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } } };
     expect(() => validateConfig({ ...base, frontends: [{ port: 0, maxConnections: 0 }] })).toThrow(/frontends\[0\]\.maxConnections.*0/);
     expect(() => validateConfig({ ...base, frontends: [{ port: 0 }], server: { maxConnections: 1.5 } })).toThrow(/server\.maxConnections.*1\.5/);
@@ -151,7 +151,7 @@ describe('limits in the config file', () => {
 
 describe('a peer that never reads the answer to its refused request', () => {
   it('has its connection destroyed once the grace period is over, not held half-closed', async () => {
-    const { closeAfterAnswer } = await import('../../src/proxy/errors');
+    const { closeAfterAnswer } = await import('@fulcrum/http');
     const { createServer: createNetServer } = await import('node:net');
     const closed = new Promise<boolean>((resolve) => {
       const server = createNetServer({ allowHalfOpen: true }, (socket) => {

@@ -17,8 +17,8 @@ import { connect, createServer as createNetServer, type AddressInfo } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFulcrum, type FulcrumInstance } from '../../src/cli';
-import { rawExchange, type RawReply } from './raw';
+import { startFulcrum, type FulcrumInstance } from '../../src';
+import { rawExchange, type RawReply } from '../../../http/test/attack/raw';
 
 const HAPROXY = '/usr/sbin/haproxy';
 const present = existsSync(HAPROXY);
