@@ -347,6 +347,11 @@ const PROXY_KEYS = [
   'upgradeTimeouts',
 ];
 const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rateLimit'];
+/** The keys of a backend, a stickiness, a retry budget and a route as a file writes them (the API's take functions and objects too). */
+const BACKEND_KEYS = ['id', 'address', 'weight', 'backup', 'maxConnections', 'zone', 'metadata'];
+const STICKINESS_KEYS = ['cookie', 'sourceIp', 'header', 'learnCookie', 'ttlMs'];
+const RETRY_BUDGET_KEYS = ['percent', 'minConcurrency'];
+const ROUTE_KEYS = ['name', 'match', 'pool', 'split', 'rewritePrefix', 'rateLimit'];
 const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];
 const HEALTH_PROBE_KEYS = ['path', 'method', 'expectStatus', 'headers', 'host', 'agentHeader'];
 const ENV_PREFIX = '$env:';
@@ -538,8 +543,7 @@ function validateSubstituted(substituted: unknown, options: ValidateOptions): Fu
   if (file.routes !== undefined) {
     if (!Array.isArray(file.routes) || file.routes.length === 0) throw new InvalidOptionError('routes', file.routes, 'must be a non-empty array of routes');
     routes = file.routes.map((route: unknown, i: number) => {
-      if (!isPlainObject(route)) throw new InvalidOptionError(`routes[${i}]`, route, 'must be an object');
-      const { rateLimit, ...spec } = route;
+      const { rateLimit, ...spec } = objectOf(`routes[${i}]`, route, ROUTE_KEYS);
       routeLimits.push(rateLimit === undefined ? undefined : normalizeRateLimitOptions(rateLimit, `routes[${i}].rateLimit`));
       return spec as unknown as RouteSpec;
     });
@@ -597,6 +601,7 @@ function objectOrEmpty(path: string, value: unknown, known: readonly string[]): 
 function validatePool(path: string, name: string, raw: unknown): NormalizedPool {
   const pool = objectOf(path, raw, POOL_KEYS, 'an object with "backends"');
   if (pool.backends === undefined) throw new InvalidOptionError(`${path}.backends`, undefined, 'must be an array of backends (it may be empty)');
+  if (Array.isArray(pool.backends)) pool.backends.forEach((spec: unknown, i: number) => isPlainObject(spec) && objectOf(`${path}.backends[${i}]`, spec, BACKEND_KEYS));
   under(path, () => normalizeBackendSpecs(pool.backends, 'backends'));
   // The specs as written (validated): normalized ones carry Infinity and undefined, which are not specs.
   const backends = (pool.backends as BackendSpec[]).map((spec) => Object.freeze(JSON.parse(JSON.stringify(spec)) as BackendSpec));
@@ -623,6 +628,7 @@ function validatePool(path: string, name: string, raw: unknown): NormalizedPool 
     under(path, () => new LoadBalancer({ backends: [], latencyDecayMs: pool.latencyDecayMs as number }).close());
     balancer.latencyDecayMs = pool.latencyDecayMs;
   }
+  if (pool.retryBudget !== undefined) objectOf(`${path}.retryBudget`, pool.retryBudget, RETRY_BUDGET_KEYS);
   const proxy: Record<string, unknown> = {};
   for (const key of PROXY_KEYS) if (pool[key] !== undefined) proxy[key] = pool[key];
   under(path, () => normalizeProxyOptions(proxy as ProxyOptions));
@@ -631,6 +637,7 @@ function validatePool(path: string, name: string, raw: unknown): NormalizedPool 
     if (isPlainObject(pool.stickiness) && 'table' in pool.stickiness) {
       throw new InvalidOptionError(`${path}.stickiness.table`, pool.stickiness.table, 'is not a key of the config file (the stick-table is the runner\'s; set "replication" to share it)');
     }
+    objectOf(`${path}.stickiness`, pool.stickiness, STICKINESS_KEYS);
     stickiness = pool.stickiness as Omit<StickinessOptions, 'table'>;
     const probe = new Stickiness(stickiness, {}, `${path}.stickiness`);
     void probe.close();
