@@ -7,7 +7,7 @@
 //     workspace, so nothing resolves to the repository — with the peers a user would add;
 //  4. import every entry of every package from ESM and from CJS, checking they export the same
 //     names, and that `@fulcrum/core/testing` shares core's classes (`instanceof` across entries);
-//  5. run the installed `fulcrum` bin (@fulcrum/cli) as a user would;
+//  5. run the installed `fulcrum` bin (@fulcrum/cli) as a user would: --help and --version;
 //  6. type-check a TypeScript file importing every entry under `moduleResolution` `node16` (as an
 //     ES module and as CommonJS) and `bundler`, strict, with the packages' .d.ts checked.
 //
@@ -200,6 +200,9 @@ process.stdout.write(JSON.stringify(names));
   step('running the installed bins');
   const fulcrumHelp = await run('fulcrum --help (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--help'], { cwd: app });
   if (fulcrumHelp !== undefined && !/^usage: fulcrum --config/m.test(fulcrumHelp)) problems.push(`fulcrum --help printed no usage:\n${fulcrumHelp.trim()}`);
+  const fulcrumVersion = await run('fulcrum --version (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--version'], { cwd: app });
+  const cliVersion = packages.find(({ pkg }) => pkg.name === '@fulcrum/cli')?.pkg.version;
+  if (fulcrumVersion !== undefined && !fulcrumVersion.startsWith(`fulcrum ${cliVersion} `)) problems.push(`fulcrum --version printed ${JSON.stringify(fulcrumVersion.trim())}, not version ${cliVersion}`);
 
   // 5. TypeScript: every entry, three resolutions.
   step('type-checking imports under node16 (ESM and CJS) and bundler');

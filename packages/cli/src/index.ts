@@ -1,8 +1,10 @@
 // The standalone proxy (`fulcrum --config`): config, runner, admin API, access logs. Re-exports only.
 export { runCli } from './main';
 export type { CliIo } from './main';
-export { startFulcrum, stderrLogger } from './runner';
-export type { FulcrumInstance, RunnerLogger, StartOptions } from './runner';
+export { startFulcrum } from './runner';
+export type { FulcrumInstance, StartOptions } from './runner';
+export { LOG_LEVELS, createLogger, stderrLogger } from './log';
+export type { LogLevel, LoggerOptions, RunnerLogger } from './log';
 export { substituteEnv, validateConfig, validateConfigAsync } from './config';
 export { ConfigPathError, MAX_CONFIG_FILE_BYTES, readConfigFile } from './files';
 export type {

@@ -7,42 +7,82 @@
  * gracefully (stop accepting, finish in-flight requests within `shutdown.graceMs`, exit 0); a second
  * SIGTERM/SIGINT during that exits at once with 1, for the operator who means it.
  */
+import { ErrorCodes, isFulcrumError } from '@fulcrum/core';
 import { loadConfig } from './load';
-import { startFulcrum, stderrLogger, type RunnerLogger } from './runner';
+import { LOG_LEVELS, createLogger, type LogLevel, type RunnerLogger } from './log';
+import { startFulcrum } from './runner';
 
-const USAGE = `usage: fulcrum --config <file.json> [--check]
+const USAGE = `usage: fulcrum --config <file.json> [--check] [--log-level <level>] [--log-format json|text]
 
-  -c, --config <file>   the config file (JSON; see the README of @fulcrum/cli and schema/fulcrum.schema.json)
-      --check           validate the config and exit: 0 if valid, 1 with the error if not
-  -h, --help            this text
+  -c, --config <file>       the config file (JSON; see the README of @fulcrum/cli and schema/fulcrum.schema.json)
+      --check               validate the config and exit: 0 if valid, 1 with the error if not
+      --log-level <level>   debug, info (default), warn or error: the least severe line written to stderr
+      --log-format <format> json (default; pino-compatible lines) or text
+  -v, --version             the version
+  -h, --help                this text
 `;
 
-/** What `runCli` needs from the process (injectable for tests). */
+/** What `runCli` needs from the process (injectable for tests); every field has a default. */
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   env: Readonly<Record<string, string | undefined>>;
+  /** The runner's log. Default: built from `--log-level` and `--log-format`, on `stderr`. */
   logger?: RunnerLogger;
+  /** What `--version` prints (the bin passes the package's). */
+  version?: string;
 }
 
 interface ParsedArgs {
   config: string | undefined;
   check: boolean;
   help: boolean;
+  version: boolean;
+  logLevel: LogLevel;
+  logFormat: 'json' | 'text';
+}
+
+/** The value of `--name value` or `--name=value` at `argv[i]`; `undefined` when `arg` is not that option. */
+function optionValue(argv: readonly string[], i: number, names: readonly string[]): { value: string | undefined; next: number } | undefined {
+  const arg = argv[i]!;
+  if (names.includes(arg)) return { value: argv[i + 1], next: i + 1 };
+  const long = names.find((name) => name.startsWith('--') && arg.startsWith(`${name}=`));
+  return long === undefined ? undefined : { value: arg.slice(long.length + 1), next: i };
 }
 
 function parseArgs(argv: readonly string[]): ParsedArgs | string {
-  const parsed: ParsedArgs = { config: undefined, check: false, help: false };
+  const parsed: ParsedArgs = { config: undefined, check: false, help: false, version: false, logLevel: 'info', logFormat: 'json' };
+  // `pnpm start -- --config f.json` passes the `--` through: it ends nothing here.
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '--check' || arg === '-t') parsed.check = true;
-    else if (arg === '--help' || arg === '-h') parsed.help = true;
-    else if (arg === '--config' || arg === '-c') {
-      const value = argv[++i];
-      if (value === undefined) return `${arg} needs a file`;
-      parsed.config = value;
-    } else if (arg.startsWith('--config=')) parsed.config = arg.slice('--config='.length);
-    else return `unknown argument ${JSON.stringify(arg)}`;
+    if (arg === '--') continue;
+    if (arg === '--check' || arg === '-t') {
+      parsed.check = true;
+      continue;
+    }
+    if (arg === '--help' || arg === '-h') {
+      parsed.help = true;
+      continue;
+    }
+    if (arg === '--version' || arg === '-v') {
+      parsed.version = true;
+      continue;
+    }
+    const config = optionValue(argv, i, ['--config', '-c']);
+    const level = config ?? optionValue(argv, i, ['--log-level']);
+    const format = level ?? optionValue(argv, i, ['--log-format']);
+    const found = format;
+    if (found === undefined) return `unknown argument ${JSON.stringify(arg)}`;
+    if (found.value === undefined || found.value === '') return `${arg} needs a value`;
+    i = found.next;
+    if (config !== undefined) parsed.config = found.value;
+    else if (level !== undefined) {
+      if (!(LOG_LEVELS as readonly string[]).includes(found.value)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(found.value)}`;
+      parsed.logLevel = found.value as LogLevel;
+    } else {
+      if (found.value !== 'json' && found.value !== 'text') return `--log-format must be json or text, got ${JSON.stringify(found.value)}`;
+      parsed.logFormat = found.value;
+    }
   }
   return parsed;
 }
@@ -51,10 +91,13 @@ function parseArgs(argv: readonly string[]): ParsedArgs | string {
  * Run the CLI with `argv` (without node and script). Resolves with the exit code for `--check`, bad
  * arguments and start failures; while the proxy runs it resolves only after a signal shut it down.
  */
-export async function runCli(
-  argv: readonly string[],
-  io: CliIo = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env },
-): Promise<number> {
+export async function runCli(argv: readonly string[], options: Partial<CliIo> = {}): Promise<number> {
+  const io: CliIo = {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    env: process.env,
+    ...options,
+  };
   const args = parseArgs(argv);
   if (typeof args === 'string') {
     io.stderr(`fulcrum: ${args}\n${USAGE}`);
@@ -64,6 +107,11 @@ export async function runCli(
     io.stdout(USAGE);
     return 0;
   }
+  if (args.version) {
+    io.stdout(`fulcrum ${io.version ?? 'unknown'} (node ${process.version})\n`);
+    return 0;
+  }
+  const logger = io.logger ?? createLogger({ level: args.logLevel, format: args.logFormat, write: io.stderr });
   if (args.config === undefined) {
     io.stderr(`fulcrum: --config is required\n${USAGE}`);
     return 2;
@@ -72,7 +120,9 @@ export async function runCli(
   try {
     config = await loadConfig(args.config, { env: io.env });
   } catch (error) {
-    io.stderr(`fulcrum: ${args.config}: ${(error as Error).message}\n`);
+    // A file that cannot be read or parsed names itself (with line and column); a bad value names its path in the file.
+    const message = (error as Error).message;
+    io.stderr(isFulcrumError(error, ErrorCodes.CONFIG_FILE) ? `fulcrum: ${message}\n` : `fulcrum: ${args.config}: ${message}\n`);
     return 1;
   }
   if (args.check) {
@@ -81,7 +131,7 @@ export async function runCli(
   }
   let instance;
   try {
-    instance = await startFulcrum(config, { configFile: args.config, env: io.env, logger: io.logger ?? stderrLogger });
+    instance = await startFulcrum(config, { configFile: args.config, env: io.env, logger });
   } catch (error) {
     io.stderr(`fulcrum: cannot start: ${(error as Error).message}\n`);
     return 1;
@@ -96,7 +146,7 @@ export async function runCli(
         return;
       }
       stopping = true;
-      (io.logger ?? stderrLogger)('info', 'shutting down', { signal, graceMs: running.config.shutdownGraceMs });
+      logger('info', 'shutting down', { signal, graceMs: running.config.shutdownGraceMs });
       running.close().then(
         () => {
           process.off('SIGHUP', onHup);

@@ -33,7 +33,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { LoadBalancer, StickTable } from '@fulcrum/core';
+import { LoadBalancer, StickTable, type BackendState, type HealthOptions, type Probe } from '@fulcrum/core';
 import type { Server as TlsServer } from 'node:tls';
 import {
   ConnectionLimit,
@@ -69,6 +69,7 @@ import { createAdminHandler, type AdminControl } from './admin';
 import { endpointGate, type EndpointGate } from './endpoint-auth';
 import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateAsyncOptions, type ValidateOptions } from './config';
 import { loadConfig } from './load';
+import { stderrLogger, type RunnerLogger } from './log';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
 
 /** How often Node sweeps connections for expired header and request timeouts, ms. */
@@ -82,9 +83,6 @@ const CLIENT_ERROR_ANSWERS: Readonly<Record<string, string>> = {
   ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
   ECONNRESET: '',
 };
-
-/** The runner's own log (not the access log): pino-style levels and a message. */
-export type RunnerLogger = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 /** Options of `startFulcrum`. */
 export interface StartOptions {
@@ -125,15 +123,64 @@ export interface FulcrumInstance {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Default runner logger: one pino-compatible JSON line per event on stderr. */
-export const stderrLogger: RunnerLogger = (level, msg, fields) => {
-  const levels = { info: 30, warn: 40, error: 50 } as const;
-  process.stderr.write(`${JSON.stringify({ level: levels[level], time: Date.now(), pid: process.pid, msg, ...fields })}\n`);
-};
+/** Backend states as operators read them in HAProxy's logs and stats page. */
+const STATE_WORDS: Readonly<Record<BackendState, string>> = { up: 'UP', down: 'DOWN', draining: 'DRAIN', maintenance: 'MAINT' };
+/** Why a backend changed state, in the log's words: its checks, the admin API or file, or its removal. */
+const CAUSE_WORDS = { probe: 'check', admin: 'admin', removal: 'removed' } as const;
+
+/**
+ * The pool's health probe, recording what each check found (its `detail`, or "timed out" when the
+ * checker gave up on it), so the line that says a backend went DOWN says why. The checker aborts
+ * the signal before it acts on a timeout, and a result reaches this wrapper before the checker.
+ */
+function recordingProbe(probe: Probe, pool: string, lastCheck: Map<string, string>, log: RunnerLogger): Probe {
+  return (backend, signal) => {
+    const record = (ok: boolean, detail: string): void => {
+      lastCheck.set(backend.id, detail);
+      if (!ok) log('debug', `check of ${pool}/${backend.id} failed`, { pool, backend: backend.id, check: detail });
+    };
+    const onAbort = (): void => record(false, (signal.reason as Error | undefined)?.message ?? 'timed out');
+    signal.addEventListener('abort', onAbort, { once: true });
+    return Promise.resolve(probe(backend, signal)).then(
+      (result) => {
+        signal.removeEventListener('abort', onAbort);
+        const ok = typeof result === 'boolean' ? result : result.ok === true;
+        const detail = typeof result === 'object' && result !== null && typeof result.detail === 'string' ? result.detail : ok ? 'passed' : 'failed';
+        record(ok, detail);
+        return result;
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        record(false, `probe failed: ${(error as Error)?.message ?? String(error)}`);
+        throw error;
+      },
+    );
+  };
+}
+
+/** Log every state change, ejection, restoration, membership change and panic of a pool's load balancer. */
+function logPoolEvents(lb: LoadBalancer, pool: string, lastCheck: ReadonlyMap<string, string>, log: RunnerLogger): void {
+  lb.on('state', (id, from, to, cause) => {
+    const fields: Record<string, unknown> = { pool, backend: id, from: STATE_WORDS[from], to: STATE_WORDS[to], reason: CAUSE_WORDS[cause] };
+    if (cause === 'probe') fields.check = lastCheck.get(id);
+    log(to === 'down' ? 'warn' : 'info', `backend ${pool}/${id} is ${STATE_WORDS[to]}`, fields);
+  });
+  lb.on('ejected', (id, rule, until) => {
+    log('warn', `backend ${pool}/${id} is ejected`, { pool, backend: id, reason: 'outlier', rule, forMs: Math.max(0, Math.round(until - lb.clock.now())) });
+  });
+  lb.on('restored', (id) => log('info', `backend ${pool}/${id} is restored`, { pool, backend: id, reason: 'outlier' }));
+  lb.on('added', (backend) => log('info', `backend ${pool}/${backend.id} added`, { pool, backend: backend.id, state: STATE_WORDS[backend.state] }));
+  lb.on('removed', (backend) => log('info', `backend ${pool}/${backend.id} removed`, { pool, backend: backend.id }));
+  lb.on('panic', (active, healthyFraction) => {
+    log(active ? 'warn' : 'info', `pool ${pool} ${active ? 'enters' : 'leaves'} panic mode`, { pool, healthyFraction: Math.round(healthyFraction * 1000) / 1000 });
+  });
+}
 
 interface PoolRuntime {
   readonly spec: NormalizedPool;
   readonly lb: LoadBalancer;
+  /** What the last health check of each backend found, for the state-change log lines. */
+  readonly lastCheck: Map<string, string>;
   readonly table: StickTable<string> | undefined;
   readonly proxy: ProxyHandler;
   /** Config facts the proxy was built from, beyond the pool's own. */
@@ -235,6 +282,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   #closing: Promise<void> | undefined;
   /** Reloads run one at a time: a file event during a reload waits for it. */
   #reloading: Promise<void> = Promise.resolve();
+  /** Set once every frontend listens: a start that failed never "stops". */
+  #started = false;
 
   constructor(config: FulcrumConfig, options: StartOptions) {
     this.config = config;
@@ -257,6 +306,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     await this.#sync;
     const file = this.#options.configFile;
     if (file !== undefined && this.#options.watch !== false) this.#watch(file);
+    this.#started = true;
     this.#log('info', 'fulcrum started', { nodeId: config.nodeId, frontends: this.addresses().frontends.map((a) => `${a.address}:${a.port}`), pools: [...config.pools.keys()] });
   }
 
@@ -279,6 +329,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   reload(input?: unknown): Promise<void> {
+    return this.#reload(input, input === undefined ? 'reload()' : 'reload(config)');
+  }
+
+  #reload(input: unknown, cause: string): Promise<void> {
     const run = async (): Promise<void> => {
       if (this.#closing !== undefined) throw new Error('fulcrum is closing');
       let config: FulcrumConfig;
@@ -290,7 +344,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       }
       await this.#apply(config, false);
       this.config = config;
-      this.#log('info', 'config reloaded', { pools: [...config.pools.keys()] });
+      this.#log('info', 'config reloaded', { cause, pools: [...config.pools.keys()] });
     };
     const next = this.#reloading.then(run, run);
     this.#reloading = next.catch(() => undefined);
@@ -472,11 +526,20 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
 
   #buildPool(config: FulcrumConfig, spec: NormalizedPool, old: PoolRuntime | undefined, trustedKey: string, retired: Promise<void>[]): PoolRuntime {
     let lb: LoadBalancer;
+    let lastCheck: Map<string, string>;
     if (old !== undefined && old.spec.balancerKey === spec.balancerKey) {
       lb = old.lb;
+      lastCheck = old.lastCheck;
       lb.update(spec.backends);
     } else {
-      lb = new LoadBalancer({ ...spec.balancer, backends: spec.backends });
+      lastCheck = new Map();
+      const health = spec.balancer.health as HealthOptions | undefined;
+      lb = new LoadBalancer({
+        ...spec.balancer,
+        ...(health === undefined ? {} : { health: { ...health, probe: recordingProbe(health.probe, spec.name, lastCheck, this.#log) } }),
+        backends: spec.backends,
+      });
+      logPoolEvents(lb, spec.name, lastCheck, this.#log);
     }
     const sticky = spec.stickiness;
     let table: StickTable<string> | undefined;
@@ -492,7 +555,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
             });
     }
     const keep = old !== undefined && old.lb === lb && old.table === table && old.spec.proxyKey === spec.proxyKey && old.trustedKey === trustedKey;
-    if (keep) return { spec, lb, table, proxy: old.proxy, trustedKey };
+    if (keep) return { spec, lb, lastCheck, table, proxy: old.proxy, trustedKey };
     const name = spec.name;
     const pinned: RequestRouter = {
       pools: new Map([[name, lb]]),
@@ -515,7 +578,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       },
     });
     if (old !== undefined) retired.push(this.#retirePool(old, old.proxy, old.lb === lb ? undefined : old.lb, old.table === table ? undefined : old.table));
-    return { spec, lb, table, proxy, trustedKey };
+    return { spec, lb, lastCheck, table, proxy, trustedKey };
   }
 
   /** Let a replaced pool's requests finish, then release what is no longer used. */
@@ -762,7 +825,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
 
   /** Reload from the file, logging the outcome instead of throwing (file events, SIGHUP). */
   reloadLogged(cause: string): void {
-    this.reload().catch((error: unknown) => {
+    this.#reload(undefined, cause).catch((error: unknown) => {
       this.#log('error', 'config reload rejected; the previous config keeps running', { cause, error: (error as Error).message ?? String(error) });
     });
   }
@@ -809,7 +872,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     await Promise.all([...this.#limiters.values()].map((l) => l.close()));
     await this.#accessLog?.close();
     await this.#replication?.close();
-    this.#log('info', 'fulcrum stopped');
+    if (this.#started) this.#log('info', 'fulcrum stopped');
   }
 }
 

@@ -1,53 +1,21 @@
-// The real bin file, run as a child process against a bundle equivalent to the published dist
-// (src/index.ts with @fulcrum/http and @fulcrum/core from their sources), built here with esbuild.
-import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+// The real bin file, run as a child process (bin-bundle.ts).
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleBin, type BundledBin } from './bin-bundle';
 import { get, startBackend, until } from './helpers';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const packageDir = join(here, '..');
-const root = join(packageDir, '../..');
+let bundled: BundledBin;
 let dir: string;
-let bin: string;
-
-function run(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '' };
-  child.stdout.on('data', (c: Buffer) => (out.stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out.stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out, exited };
-}
+const run = (args: string[], env: Record<string, string> = {}) => bundled.run(args, env);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fulcrum-bin-'));
-  mkdirSync(join(dir, 'bin'));
-  mkdirSync(join(dir, 'dist'));
-  copyFileSync(join(packageDir, 'bin/fulcrum.mjs'), join(dir, 'bin/fulcrum.mjs'));
-  // esbuild is tsup's; resolve it through tsup so the strict pnpm layout does not matter.
-  const requireFromTsup = createRequire(createRequire(join(root, 'package.json')).resolve('tsup'));
-  const esbuild = requireFromTsup('esbuild') as { build(options: Record<string, unknown>): Promise<unknown> };
-  await esbuild.build({
-    entryPoints: [join(packageDir, 'src/index.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: join(dir, 'dist/index.js'),
-    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts'), '@fulcrum/http': join(root, 'packages/http/src/index.ts') },
-    nodePaths: [join(packageDir, 'node_modules'), join(root, 'packages/http/node_modules'), join(root, 'packages/core/node_modules')],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    logLevel: 'silent',
-  });
-  bin = join(dir, 'bin/fulcrum.mjs');
+  bundled = await bundleBin();
+  dir = bundled.dir;
 }, 60_000);
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => bundled.remove());
 
 describe('bin/fulcrum.mjs', () => {
   it('--check exits 0 for a valid file and 1 with the path of the error for an invalid one', async () => {
