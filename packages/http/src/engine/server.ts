@@ -50,7 +50,11 @@ class RawProxyServer implements ProxyServer {
     this.engine = engine;
     this.#listener = new RawListener({
       listener,
-      dispatch: (view) => ({ engine, route: engine.closed ? undefined : engine.route(view as unknown as IncomingMessage) }),
+      dispatch: (view) => {
+        const route = engine.closed ? undefined : engine.route(view as unknown as IncomingMessage);
+        // A pool with options of its own (createRouter's PoolSpec) is served by its own engine.
+        return { engine: route === undefined ? engine : engine.engineFor(route.pool), route };
+      },
       report: (error) => engine.report(error, 'client'),
     });
     this.#listener.on('error', (error) => engine.report(error, 'client'));

@@ -40,6 +40,8 @@ export interface RequestRouter {
   /** `secure`: the client reached a trusted TLS-terminating proxy over HTTPS (`isSecureRequest`). */
   match(req: import('node:http').IncomingMessage, secure?: boolean): RouteDecision | undefined;
   readonly pools: ReadonlyMap<string, LoadBalancer>;
+  /** Pools' own proxy options (`createRouter`'s `PoolSpec`s): their requests use these instead of the proxy's. */
+  readonly poolOptions?: ReadonlyMap<string, Readonly<Partial<ProxyOptions>>>;
   close(): void | Promise<void>;
 }
 

@@ -19,7 +19,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
+import { InvalidOptionError, isInvalidOptionError, type Backend, type Lease, type LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
@@ -29,6 +29,7 @@ import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendEr
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
 import {
   normalizeProxyOptions,
+  resolveBalancer,
   resolvePools,
   type NormalizedProxyOptions,
   type ProxyOptions,
@@ -83,15 +84,30 @@ export class ProxyEngine {
   /** Each backend's Host header value, parsed once from its address. */
   readonly #hosts = new Map<Backend, string>();
   readonly #onRemoved: (backend: Backend) => void;
+  /**
+   * The engines of the router's pools that have options of their own (`PoolSpec`): each is a
+   * single-pool engine with the proxy's options overridden by the pool's, routing through this
+   * engine's router. Requests are handed to `engineFor(pool)` once routed.
+   */
+  readonly #poolEngines = new Map<string, ProxyEngine>();
+  readonly #parent: ProxyEngine | undefined;
   closed = false;
 
-  constructor(options: ProxyOptions) {
+  constructor(options: ProxyOptions, parent?: { engine: ProxyEngine; pool: string }) {
     this.config = normalizeProxyOptions(options);
-    const { pools, router, owned } = resolvePools(options);
-    this.pools = pools;
-    this.router = router;
-    this.#owned = owned;
-    const lb = pools.values().next().value;
+    if (parent === undefined) {
+      const { pools, router, owned } = resolvePools(options);
+      this.pools = pools;
+      this.router = router;
+      this.#owned = owned;
+    } else {
+      // A pool's engine: its parent's router decides, this engine serves the one pool.
+      this.pools = new Map([[parent.pool, resolveBalancer(options.balancer).lb]]);
+      this.router = parent.engine.router;
+      this.#owned = undefined;
+      this.#parent = parent.engine;
+    }
+    const lb = this.pools.values().next().value;
     if (lb === undefined) throw new Error('a router without pools');
     this.lb = lb;
     this.trusted = options.trustedProxies === undefined ? undefined : new TrustedProxies(options.trustedProxies, 'trustedProxies');
@@ -110,7 +126,33 @@ export class ProxyEngine {
       this.#pools.delete(backend);
       pool.close().catch(() => undefined);
     };
-    for (const pool of pools.values()) pool.on('removed', this.#onRemoved);
+    for (const pool of this.pools.values()) pool.on('removed', this.#onRemoved);
+    const poolOptions = parent === undefined ? this.router?.poolOptions : undefined;
+    if (poolOptions !== undefined && poolOptions.size > 0) {
+      const { router: _router, balancer: _balancer, ...shared } = options;
+      try {
+        for (const [name, own] of poolOptions) {
+          const lb = this.pools.get(name);
+          if (lb === undefined) continue;
+          try {
+            this.#poolEngines.set(name, new ProxyEngine({ ...shared, ...own, balancer: lb }, { engine: this, pool: name }));
+          } catch (error) {
+            if (!isInvalidOptionError(error)) throw error;
+            const invalid = error as InvalidOptionError;
+            throw new InvalidOptionError(`router.pools.${name}.${invalid.path}`, invalid.value, invalid.expected, { cause: error });
+          }
+        }
+      } catch (error) {
+        void this.close();
+        throw error;
+      }
+    }
+  }
+
+  /** The engine that serves a routed request of `pool`: the pool's own (`PoolSpec`), else this one. */
+  engineFor(pool: string): ProxyEngine {
+    if (this.#parent !== undefined) return this.#parent.engineFor(pool);
+    return this.#poolEngines.get(pool) ?? this;
   }
 
   /** The pool and upstream path for a request; `undefined` when no route matches (404). */
@@ -207,6 +249,7 @@ export class ProxyEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const children = Promise.all([...this.#poolEngines.values()].map((engine) => engine.close()));
     this.queue.close();
     this.upgrades.close();
     for (const pool of this.pools.values()) pool.off('removed', this.#onRemoved);
@@ -214,6 +257,7 @@ export class ProxyEngine {
     this.#pools.clear();
     await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
     await this.stickiness?.close();
+    await children;
     this.#owned?.close();
   }
 }
@@ -781,7 +825,7 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
       logRejected(engine, req, 404, 'not-found');
       return;
     }
-    new ProxiedRequest(engine, req, res, route).start();
+    new ProxiedRequest(engine.engineFor(route.pool), req, res, route).start();
   }) as ProxyHandler;
   Object.defineProperties(handler, {
     upgrade: {

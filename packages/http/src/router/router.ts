@@ -36,7 +36,10 @@ import {
   DEFAULT_SPLIT_COOKIE_NAME,
   compileRoutes,
   compileSplit,
+  normalizePoolProxyOptions,
   validatePoolName,
+  type PoolProxyOptions,
+  type PoolSpec,
   type CompiledRoute,
   type CompiledSplit,
   type RouteSpec,
@@ -47,8 +50,12 @@ import { normaliseTarget } from './path';
 
 /** Options of `createRouter`. */
 export interface RouterOptions {
-  /** Named pools: a `LoadBalancer` (the caller's) or its options (the router creates and closes it). */
-  pools: Readonly<Record<string, LoadBalancer | LoadBalancerOptions>>;
+  /**
+   * Named pools: a `LoadBalancer` (the caller's) or its options (the router creates and closes it),
+   * or a `PoolSpec` — `{ balancer, stickiness?, hashBy?, attempts?, timeouts?, … }` — whose proxy
+   * options its requests use instead of the proxy's, under both engines.
+   */
+  pools: Readonly<Record<string, LoadBalancer | LoadBalancerOptions | PoolSpec>>;
   /** The forwarding rules, in order; the first that matches wins. */
   routes: readonly RouteSpec[];
   /** Stickiness and tester override of weighted splits. Required (its `cookie`) when a route splits. */
@@ -91,6 +98,8 @@ export interface Router {
   match(req: IncomingMessage, secure?: boolean): RouteMatch | undefined;
   /** The pools by name. */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
+  /** The proxy options of the pools given as a `PoolSpec`, validated and frozen, by pool name. */
+  readonly poolOptions: ReadonlyMap<string, PoolProxyOptions>;
   /**
    * Change a route's split at runtime (a canary ramp, a rollback): by route index or name, to
    * `[{ pool, weight }]` or `{ pool: weight }`. Also turns a single-pool route into a split. New
@@ -110,6 +119,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 class RouterImpl implements Router {
   readonly pools: ReadonlyMap<string, LoadBalancer>;
+  readonly poolOptions = new Map<string, PoolProxyOptions>();
   readonly #owned: LoadBalancer[] = [];
   readonly #routes: CompiledRoute[];
   readonly #byName = new Map<string, CompiledRoute>();
@@ -170,7 +180,12 @@ class RouterImpl implements Router {
     try {
       for (const name of Object.keys(options.pools)) {
         validatePoolName(`pools.${name}`, name);
-        pools.set(name, this.#resolvePool(name, options.pools[name]));
+        let pool: unknown = options.pools[name];
+        if (isPlainObject(pool) && 'balancer' in pool) {
+          this.poolOptions.set(name, normalizePoolProxyOptions(`pools.${name}`, pool));
+          pool = pool.balancer;
+        }
+        pools.set(name, this.#resolvePool(name, pool));
       }
       this.#poolNames = new Set(pools.keys());
       this.#routes = compileRoutes(options.routes, this.#poolNames, cookiePrefix);
