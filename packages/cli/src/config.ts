@@ -32,9 +32,10 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import {
+  ALGORITHM_NAMES,
   InvalidOptionError,
-  LoadBalancer,
   NODE_ID_PATTERN,
+  hasBalancer,
   BACKEND_ID_PATTERN,
   isInvalidOptionError,
   isPlainObject,
@@ -53,11 +54,11 @@ import {
   Stickiness,
   TrustedProxies,
   compileHashBy,
-  createRouter,
   createTlsContext,
   httpProbe,
   normalizeProxyOptions,
   normalizeRateLimitOptions,
+  normalizeRouterOptions,
   redirectToHttps,
   tcpProbe,
   type HashBy,
@@ -559,12 +560,9 @@ function validateSubstituted(substituted: unknown, options: ValidateOptions): Fu
     throw new InvalidOptionError('encodedDotSegments', file.encodedDotSegments, 'applies to "routes": without routes nothing is matched on the path');
   }
   if (routes !== undefined) {
-    // createRouter checks routes, pool names, splits and the split cookie; placeholder pools with no
-    // backends and no checks cost nothing and start no timer.
-    const placeholders: Record<string, LoadBalancer> = {};
-    for (const name of pools.keys()) placeholders[name] = new LoadBalancer({ backends: [], name });
-    under('', () => createRouter({ pools: placeholders, routes: routes!, encodedDotSegments, ...(file.split === undefined ? {} : { split: file.split as SplitOptions }) }).close());
-    for (const lb of Object.values(placeholders)) lb.close();
+    // createRouter's own checks of routes, pool names, splits and the split cookie, with nothing built.
+    const names = Object.fromEntries([...pools.keys()].map((name) => [name, { backends: [] }]));
+    under('', () => normalizeRouterOptions({ pools: names, routes: routes!, encodedDotSegments, ...(file.split === undefined ? {} : { split: file.split as SplitOptions }) }));
   }
 
   const frontends = validateFrontends(file.frontends, baseDir, readFile);
@@ -607,8 +605,9 @@ function validatePool(path: string, name: string, raw: unknown): NormalizedPool 
   const backends = (pool.backends as BackendSpec[]).map((spec) => Object.freeze(JSON.parse(JSON.stringify(spec)) as BackendSpec));
   const balancer: Record<string, unknown> = { name };
   if (pool.algorithm !== undefined) {
-    // The registry is consulted by constructing: an unknown name throws naming the known ones.
-    under(path, () => new LoadBalancer({ backends: [], algorithm: pool.algorithm as string }).close());
+    if (typeof pool.algorithm !== 'string' || !hasBalancer(pool.algorithm)) {
+      throw new InvalidOptionError(`${path}.algorithm`, pool.algorithm, `must be one of ${ALGORITHM_NAMES.map((n) => `'${n}'`).join(', ')}`);
+    }
     balancer.algorithm = pool.algorithm;
   }
   if (pool.health !== undefined) balancer.health = validateHealth(`${path}.health`, pool.health);
@@ -625,7 +624,8 @@ function validatePool(path: string, name: string, raw: unknown): NormalizedPool 
     balancer.panicThreshold = pool.panicThreshold;
   }
   if (pool.latencyDecayMs !== undefined) {
-    under(path, () => new LoadBalancer({ backends: [], latencyDecayMs: pool.latencyDecayMs as number }).close());
+    const decay = pool.latencyDecayMs;
+    if (typeof decay !== 'number' || !Number.isFinite(decay) || decay <= 0) throw new InvalidOptionError(`${path}.latencyDecayMs`, decay, 'must be a finite number > 0 (ms)');
     balancer.latencyDecayMs = pool.latencyDecayMs;
   }
   if (pool.retryBudget !== undefined) objectOf(`${path}.retryBudget`, pool.retryBudget, RETRY_BUDGET_KEYS);
