@@ -23,9 +23,11 @@
  *   are replaced: the file is the source of truth, as with HAProxy's runtime API).
  * Replication is opened once at start; changing it needs a restart (a warning says so).
  *
- * Per-pool stickiness needs one proxy per pool, while routing is global: the runner routes each
- * request itself (`createRouter`), remembers the decision for that request, and hands the request
- * to the pool's proxy, whose router only returns that remembered decision.
+ * One proxy serves every frontend: `createRouter` gets each pool as a `PoolSpec` (its load balancer
+ * and its own stickiness, hashBy, retries and timeouts), and `createProxy` hands each routed request
+ * to that pool's engine — on node:http frontends through its handler, on raw frontends through
+ * `engineFor(pool)` in the listener's dispatch. A reload that changes routes, pools or their proxy
+ * options builds a new router and proxy; the old proxy finishes its requests, then is closed.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -42,12 +44,10 @@ import {
   PROXY_ENGINE,
   RateLimiter,
   RawListener,
-  TrustedProxies,
   closeAfterAnswer,
   createProxy,
   createRouter,
   createTlsContext,
-  isSecureRequest,
   normalizeListenerOptions,
   prometheusHandler,
   redirectToHttps,
@@ -55,11 +55,11 @@ import {
   type AccessLogEntry,
   type AdmissionVerdict,
   type NormalizedRateLimitOptions,
+  type PoolSpec,
   type ProxyHandler,
+  type ProxyOptions,
   type RawDispatch,
-  type RequestRouter,
   type RequestView,
-  type RouteDecision,
   type Router,
   type StatsHandler,
   type TlsContext,
@@ -182,9 +182,6 @@ interface PoolRuntime {
   /** What the last health check of each backend found, for the state-change log lines. */
   readonly lastCheck: Map<string, string>;
   readonly table: StickTable<string> | undefined;
-  readonly proxy: ProxyHandler;
-  /** Config facts the proxy was built from, beyond the pool's own. */
-  readonly trustedKey: string;
 }
 
 interface Frontend {
@@ -196,14 +193,14 @@ interface Frontend {
   redirect: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 }
 
-/** The decision the runner's router took for a request, read back by the pool's proxy. */
-interface PinnedDecision extends RouteDecision {
-  route: number;
-}
-
 const ADMIT: AdmissionVerdict = Object.freeze({ admit: true as const });
 
 type RawDispatchEngine = Exclude<RawDispatch, 'hand-off'>['engine'];
+
+/** The engine behind a `createProxy` handler, which the raw frontends dispatch to. */
+function engineOf(proxy: ProxyHandler): RawDispatchEngine {
+  return (proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE];
+}
 /**
  * At the first start, how long requests wait for the replicated stick-tables to load what the other
  * instances already know (their snapshot), ms; past it the instance serves with what it has.
@@ -247,13 +244,14 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   readonly #frontends = new Map<string, Frontend>();
   /** `server.maxConnections`: every frontend's client connections together. */
   readonly #connectionLimit = new ConnectionLimit(10_000);
-  readonly #decisions = new WeakMap<IncomingMessage, PinnedDecision>();
   readonly #limiters = new Map<string, RateLimiter>();
   #poolLimiter = new Map<string, RateLimiter>();
   #routeLimiter: (RateLimiter | undefined)[] = [];
   #router: Router | undefined;
-  /** `trustedProxies`, for the split cookie's `Secure` behind a TLS-terminating proxy. */
-  #trusted: TrustedProxies | undefined;
+  /** The proxy every frontend hands its requests to (over the router, or the single pool). */
+  #proxy: ProxyHandler | undefined;
+  /** What `#proxy` was built from, beyond the identity of its load balancers and stick-tables. */
+  #proxyKey = '';
   /** The stats page as the frontends serve it (admin buttons when the API is under a frontend path). */
   #stats: StatsHandler | undefined;
   /** The stats page on its listener (admin buttons when that is the admin listener). */
@@ -425,36 +423,35 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       throw error;
     }
 
-    // 2. Pools: keep, update or rebuild; then retire the ones that left.
+    // 2. Pools: keep or update their load balancers and stick-tables, or build new ones.
     const retired: Promise<void>[] = [];
-    const trustedKey = JSON.stringify(config.trustedProxies ?? null);
     const next = new Map<string, PoolRuntime>();
-    for (const [name, spec] of config.pools) {
-      const old = this.#pools.get(name);
-      next.set(name, this.#buildPool(config, spec, old, trustedKey, retired));
-    }
-    for (const [name, old] of this.#pools) if (!next.has(name)) retired.push(this.#retirePool(old, old.proxy, old.lb, old.table));
+    for (const [name, spec] of config.pools) next.set(name, this.#buildPool(config, spec, this.#pools.get(name)));
     if (first && this.#replication !== undefined) this.#sync = this.#awaitTables([...next.values()]);
     const poolsChanged = first || next.size !== this.#pools.size || [...next].some(([name, p]) => this.#pools.get(name)?.lb !== p.lb);
+    const tablesChanged = [...next].some(([name, p]) => this.#pools.get(name)?.table !== p.table);
+    // Load balancers and stick-tables no longer used: removed pools drain now; all are released
+    // once the proxy that served them has finished its requests.
+    const leaving: { lb: LoadBalancer | undefined; table: StickTable<string> | undefined }[] = [];
+    for (const [name, old] of this.#pools) {
+      const kept = next.get(name);
+      if (kept === undefined) old.lb.update([]);
+      leaving.push({ lb: kept?.lb === old.lb ? undefined : old.lb, table: kept?.table === old.table ? undefined : old.table });
+    }
     this.#pools.clear();
     for (const [name, p] of next) this.#pools.set(name, p);
 
-    // 3. Routes, limits, stats, admin, access log.
-    if (first || poolsChanged || config.routerKey !== this.config.routerKey) {
-      const old = this.#router;
-      this.#router =
-        config.routes === undefined
-          ? undefined
-          : createRouter({
-              pools: Object.fromEntries([...next].map(([n, p]) => [n, p.lb])),
-              routes: config.routes,
-              encodedDotSegments: config.encodedDotSegments,
-              ...(config.split ? { split: config.split } : {}),
-            });
-      old?.close();
-    }
-    if (first || trustedKey !== JSON.stringify(this.config.trustedProxies ?? null)) {
-      this.#trusted = config.trustedProxies === undefined ? undefined : new TrustedProxies(config.trustedProxies, 'trustedProxies');
+    // 3. The router and the proxy, then limits, stats, admin, access log.
+    const proxyKey = JSON.stringify([config.routerKey, config.trustedProxies ?? null, [...config.pools.values()].map((p) => [p.name, p.proxyKey])]);
+    if (first || poolsChanged || tablesChanged || proxyKey !== this.#proxyKey) {
+      const oldProxy = this.#proxy;
+      const oldRouter = this.#router;
+      const built = this.#buildProxy(config, next);
+      this.#router = built.router;
+      this.#proxy = built.proxy;
+      this.#proxyKey = proxyKey;
+      const done = oldProxy === undefined ? Promise.resolve() : this.#retireProxy(oldProxy, oldRouter);
+      retired.push(done.then(() => this.#release(leaving)));
     }
     this.#applyLimiters(config);
     // The stats page's admin buttons call the admin API from the browser: only possible when the API
@@ -524,7 +521,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     void Promise.all(retired).catch((error: unknown) => this.#log('warn', 'retiring old pools failed', { error: String(error) }));
   }
 
-  #buildPool(config: FulcrumConfig, spec: NormalizedPool, old: PoolRuntime | undefined, trustedKey: string, retired: Promise<void>[]): PoolRuntime {
+  #buildPool(config: FulcrumConfig, spec: NormalizedPool, old: PoolRuntime | undefined): PoolRuntime {
     let lb: LoadBalancer;
     let lastCheck: Map<string, string>;
     if (old !== undefined && old.spec.balancerKey === spec.balancerKey) {
@@ -554,42 +551,67 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
             });
     }
-    const keep = old !== undefined && old.lb === lb && old.table === table && old.spec.proxyKey === spec.proxyKey && old.trustedKey === trustedKey;
-    if (keep) return { spec, lb, lastCheck, table, proxy: old.proxy, trustedKey };
-    const name = spec.name;
-    const pinned: RequestRouter = {
-      pools: new Map([[name, lb]]),
-      match: (req) => {
-        const decision = this.#decisions.get(req);
-        return decision !== undefined && decision.pool === name ? decision : undefined;
-      },
-      close: () => undefined,
-    };
-    const proxy = createProxy({
-      ...spec.proxy,
-      router: pinned,
-      ...(sticky === undefined ? {} : { stickiness: { ...sticky, ...(table === undefined ? {} : { table }) } }),
-      ...(spec.hashBy === undefined ? {} : { hashBy: spec.hashBy }),
-      ...(config.trustedProxies === undefined ? {} : { trustedProxies: config.trustedProxies }),
-      accessLog: this.#writeAccessLog,
-      admission: (req, info) => this.#admission(name, req, info),
-      onError: (error, context) => {
-        if (context.phase === 'upstream') this.#log('warn', 'upstream error', { pool: name, backendId: context.backendId, error: String((error as Error)?.message ?? error) });
-      },
-    });
-    if (old !== undefined) retired.push(this.#retirePool(old, old.proxy, old.lb === lb ? undefined : old.lb, old.table === table ? undefined : old.table));
-    return { spec, lb, lastCheck, table, proxy, trustedKey };
+    return { spec, lb, lastCheck, table };
   }
 
-  /** Let a replaced pool's requests finish, then release what is no longer used. */
-  async #retirePool(_old: PoolRuntime, proxy: ProxyHandler, lb: LoadBalancer | undefined, table: StickTable<string> | undefined, drain = true): Promise<void> {
-    if (lb !== undefined && drain) lb.update([]);
+  /** A pool as the router takes it: its load balancer and the proxy options it sets for itself. */
+  #poolSpec(pool: PoolRuntime): PoolSpec {
+    const { maxHeaderCount: _checkedBeforeRouting, ...own } = pool.spec.proxy as ProxyOptions;
+    const sticky = pool.spec.stickiness;
+    return {
+      ...(own as Omit<PoolSpec, 'balancer'>),
+      balancer: pool.lb,
+      ...(sticky === undefined ? {} : { stickiness: { ...sticky, ...(pool.table === undefined ? {} : { table: pool.table }) } }),
+      ...(pool.spec.hashBy === undefined ? {} : { hashBy: pool.spec.hashBy }),
+    };
+  }
+
+  /** The router over the pools (with routes) and the one proxy every frontend hands requests to. */
+  #buildProxy(config: FulcrumConfig, pools: ReadonlyMap<string, PoolRuntime>): { router: Router | undefined; proxy: ProxyHandler } {
+    // A head is checked before it is routed: the largest of the pools' limits applies to all.
+    const headerCounts = [...pools.values()].flatMap((p) => ((p.spec.proxy as ProxyOptions).maxHeaderCount === undefined ? [] : [(p.spec.proxy as ProxyOptions).maxHeaderCount!]));
+    const shared: ProxyOptions = {
+      ...(config.trustedProxies === undefined ? {} : { trustedProxies: config.trustedProxies }),
+      ...(headerCounts.length === 0 ? {} : { maxHeaderCount: Math.max(...headerCounts) }),
+      accessLog: this.#writeAccessLog,
+      admission: this.#admission,
+      onError: (error, context) => {
+        if (context.phase === 'upstream') this.#log('warn', 'upstream error', { backendId: context.backendId, error: String((error as Error)?.message ?? error) });
+      },
+    };
+    if (config.routes === undefined) {
+      const only = pools.values().next().value as PoolRuntime;
+      return { router: undefined, proxy: createProxy({ ...shared, ...this.#poolSpec(only) }) };
+    }
+    const router = createRouter({
+      pools: Object.fromEntries([...pools].map(([name, pool]) => [name, this.#poolSpec(pool)])),
+      routes: config.routes,
+      encodedDotSegments: config.encodedDotSegments,
+      ...(config.split ? { split: config.split } : {}),
+    });
+    try {
+      return { router, proxy: createProxy({ ...shared, router }) };
+    } catch (error) {
+      router.close();
+      throw error;
+    }
+  }
+
+  /** Let a replaced proxy finish its requests, then close it, its engines' connections and its router. */
+  async #retireProxy(proxy: ProxyHandler, router: Router | undefined): Promise<void> {
+    const engine = engineOf(proxy);
+    const engines = new Set([engine, ...[...(router?.pools.keys() ?? [])].map((name) => engine.engineFor(name))]);
     await proxy.close();
     for (const frontend of this.#frontends.values()) {
-      if (frontend.server instanceof RawListener) frontend.server.retire((proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE]);
+      if (frontend.server instanceof RawListener) for (const retiredEngine of engines) frontend.server.retire(retiredEngine);
     }
-    lb?.close();
-    await table?.close();
+    router?.close();
+  }
+
+  /** Release load balancers and stick-tables nothing serves any more. */
+  async #release(leaving: readonly { lb: LoadBalancer | undefined; table: StickTable<string> | undefined }[]): Promise<void> {
+    for (const { lb } of leaving) lb?.close();
+    await Promise.all(leaving.map(({ table }) => table?.close()));
   }
 
   #applyLimiters(config: FulcrumConfig): void {
@@ -623,11 +645,11 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     for (const [key, value] of used) this.#limiters.set(key, value);
   }
 
-  #admission(pool: string, req: IncomingMessage, info: { clientIp: string; pool: string }): AdmissionVerdict {
-    const decision = this.#decisions.get(req);
-    const limiter = (decision === undefined ? undefined : this.#routeLimiter[decision.route]) ?? this.#poolLimiter.get(pool);
+  /** The rate limit of the request's route, else of its pool (else the global one, `#applyLimiters`). */
+  #admission = (req: IncomingMessage, info: { clientIp: string; pool: string; route?: number }): AdmissionVerdict => {
+    const limiter = (info.route === undefined ? undefined : this.#routeLimiter[info.route]) ?? this.#poolLimiter.get(info.pool);
     return limiter === undefined ? ADMIT : limiter.admission(req, info);
-  }
+  };
 
   #writeAccessLog = (entry: AccessLogEntry): void => {
     this.#accessLog?.write(entry);
@@ -705,23 +727,6 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
 
   // ── Requests ──────────────────────────────────────────────────────────────────────────────────
 
-  /** Route `req` to a pool and remember the decision; `undefined` when no route matches. */
-  #route(req: IncomingMessage): PoolRuntime | undefined {
-    const router = this.#router;
-    if (router === undefined) {
-      const pool = this.#pools.values().next().value as PoolRuntime;
-      this.#decisions.set(req, { pool: pool.spec.name, lb: pool.lb, path: req.url ?? '/', route: -1 });
-      return pool;
-    }
-    const trusted = this.#trusted;
-    const match = router.match(req, isSecureRequest(req, trusted !== undefined && trusted.contains(req.socket.remoteAddress ?? '')));
-    if (match === undefined) return undefined;
-    const pool = this.#pools.get(match.pool);
-    if (pool === undefined) return undefined;
-    this.#decisions.set(req, { pool: match.pool, lb: match.lb, path: match.path, route: match.route, ...(match.setCookie === undefined ? {} : { setCookie: match.setCookie }) });
-    return pool;
-  }
-
   /** A raw frontend's request: to its pool's engine, or (Fulcrum's own pages) to node:http. */
   #dispatch = (view: RequestView, frontend: Frontend): RawDispatch => {
     if (this.#sync !== undefined) return 'hand-off';
@@ -732,10 +737,11 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     // Only where this frontend opted in: elsewhere those paths are proxied like any other.
     if (frontend.spec.stats && config.stats !== undefined && underPath(pathname, config.stats.path)) return 'hand-off';
     if (frontend.spec.metrics && config.metrics !== undefined && pathname === config.metrics.path) return 'hand-off';
-    const matched = this.#route(req);
-    const pool = matched ?? (this.#pools.values().next().value as PoolRuntime);
+    const engine = engineOf(this.#proxy!);
+    // No route: the proxy's engine answers 404 and writes the access-log line.
+    const route = engine.closed ? undefined : engine.route(req);
     this.#inflight++;
-    return { engine: (pool.proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE], route: matched === undefined ? undefined : this.#decisions.get(req), onEnd: this.#requestEnded };
+    return { engine: route === undefined ? engine : engine.engineFor(route.pool), route, onEnd: this.#requestEnded };
   };
 
   #handle = (req: IncomingMessage, res: ServerResponse, frontend: Frontend): void => {
@@ -758,9 +764,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       if (this.#metricsGate(req, res)) this.#metrics(req, res);
       return;
     }
-    // No route: the first pool's proxy answers 404 and writes the access-log line.
-    const pool = this.#route(req) ?? (this.#pools.values().next().value as PoolRuntime);
-    pool.proxy(req, res);
+    this.#proxy!(req, res);
   };
 
   /** A request on the admin / stats / metrics listener `key`: whichever of them lives there. */
@@ -789,10 +793,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       closeAfterAnswer(socket, 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    // No route: the first pool's proxy answers 404 and writes the access-log line.
-    const pool = this.#route(req) ?? (this.#pools.values().next().value as PoolRuntime);
     // With the server as `this`, a refused upgrade's connection goes back to it for the next request.
-    pool.proxy.upgrade.call(server, req, socket, head);
+    this.#proxy!.upgrade.call(server, req, socket, head);
   };
 
   #requestEnded = (): void => {
@@ -864,9 +866,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     await closed;
     // The grace period is over: nothing is left to drain, so the load balancers are closed as they
     // are (emptying one backend by backend is quadratic in core's update and took 76 s for 40,000).
-    await Promise.all([...this.#pools.values()].map((p) => this.#retirePool(p, p.proxy, p.lb, p.table, false)));
+    if (this.#proxy !== undefined) await this.#retireProxy(this.#proxy, this.#router);
+    await this.#release([...this.#pools.values()].map((p) => ({ lb: p.lb, table: p.table })));
     this.#pools.clear();
-    this.#router?.close();
     this.#stats?.close();
     this.#statsListener?.close();
     await Promise.all([...this.#limiters.values()].map((l) => l.close()));

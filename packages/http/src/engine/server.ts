@@ -35,7 +35,7 @@ export interface ProxyServer {
   readonly connections: number;
   /** The load balancer of a single-pool server; with a router, the first pool's. */
   readonly lb: LoadBalancer;
-  /** Every pool by name (`'default'` for a single `balancer`). */
+  /** Every pool by name (a single `balancer`'s is its `name`, `'default'` unless given). */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 

@@ -33,6 +33,8 @@ export interface RouteDecision {
   path: string;
   /** A cookie to add to the response (split stickiness). */
   setCookie?: string;
+  /** The index of the route that matched (`createRouter`), for `admission` hooks. */
+  route?: number;
 }
 
 /** Chooses a pool per request (`createRouter` builds one). */
@@ -166,7 +168,7 @@ export interface ProxyOptions {
    * Called before a request is forwarded, after routing: rate limits and concurrency limits plug in
    * here. A refusal is answered with its status, message and headers (e.g. 429 with Retry-After).
    */
-  admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string }) => AdmissionVerdict;
+  admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string; route?: number }) => AdmissionVerdict;
   /**
    * Header lines a request may carry; more are answered 431 and never forwarded or acted on. Must
    * stay below the server's `maxHeadersCount` (Node's default 2000), which drops the excess silently.
@@ -328,7 +330,8 @@ export function resolvePools(options: ProxyOptions): { pools: ReadonlyMap<string
     return { pools: router.pools, router: router as RequestRouter, owned: undefined };
   }
   const { lb, owned } = resolveBalancer(options.balancer);
-  return { pools: new Map([['default', lb]]), router: undefined, owned: owned ? lb : undefined };
+  // The pool is named after its load balancer (`name`, 'default' unless given), in logs and stats.
+  return { pools: new Map([[lb.name ?? 'default', lb]]), router: undefined, owned: owned ? lb : undefined };
 }
 
 /** The load balancer to use: the one given, or a new one the proxy owns. */

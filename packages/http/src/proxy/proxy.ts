@@ -60,7 +60,7 @@ export interface ProxyHandler {
   close(): Promise<void>;
   /** The load balancer of a single-pool proxy; with a router, the first pool's. */
   readonly lb: LoadBalancer;
-  /** Every pool by name (`'default'` for a single `balancer`). */
+  /** Every pool by name (a single `balancer`'s is its `name`, `'default'` unless given). */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 
@@ -91,6 +91,8 @@ export class ProxyEngine {
    */
   readonly #poolEngines = new Map<string, ProxyEngine>();
   readonly #parent: ProxyEngine | undefined;
+  /** The name of the single pool (without a router): its load balancer's. */
+  readonly #poolName: string;
   closed = false;
 
   constructor(options: ProxyOptions, parent?: { engine: ProxyEngine; pool: string }) {
@@ -107,14 +109,15 @@ export class ProxyEngine {
       this.#owned = undefined;
       this.#parent = parent.engine;
     }
-    const lb = this.pools.values().next().value;
-    if (lb === undefined) throw new Error('a router without pools');
-    this.lb = lb;
+    const [first] = this.pools;
+    if (first === undefined) throw new Error('a router without pools');
+    this.#poolName = first[0];
+    this.lb = first[1];
     this.trusted = options.trustedProxies === undefined ? undefined : new TrustedProxies(options.trustedProxies, 'trustedProxies');
     this.stickiness =
       options.stickiness === undefined
         ? undefined
-        : new Stickiness(options.stickiness, { clock: lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
+        : new Stickiness(options.stickiness, { clock: this.lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
     this.hashKey = options.hashBy === undefined ? undefined : compileHashBy(options.hashBy, 'hashBy');
     this.budget = new RetryBudget(this.config.budgetPercent, this.config.budgetMinConcurrency);
     this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs);
@@ -157,7 +160,7 @@ export class ProxyEngine {
 
   /** The pool and upstream path for a request; `undefined` when no route matches (404). */
   route(req: IncomingMessage): RouteDecision | undefined {
-    if (this.router === undefined) return { pool: 'default', lb: this.lb, path: req.url ?? '/' };
+    if (this.router === undefined) return { pool: this.#poolName, lb: this.lb, path: req.url ?? '/' };
     const trusted = this.trusted;
     return this.router.match(req, isSecureRequest(req, trusted !== undefined && trusted.contains(req.socket.remoteAddress ?? '')));
   }
@@ -203,9 +206,9 @@ export class ProxyEngine {
   // ---- decisions both engines take the same way, per request -----------------------------------
 
   /** The admission check's verdict (`config.admission` must be set); a check that throws admits. */
-  admit(req: IncomingMessage, clientIp: string, pool: string, phase: 'client' | 'upgrade'): AdmissionVerdict {
+  admit(req: IncomingMessage, clientIp: string, route: RouteDecision, phase: 'client' | 'upgrade'): AdmissionVerdict {
     try {
-      return this.config.admission!(req, { clientIp, pool });
+      return this.config.admission!(req, route.route === undefined ? { clientIp, pool: route.pool } : { clientIp, pool: route.pool, route: route.route });
     } catch (error) {
       this.report(error, phase);
       return ADMITTED;
@@ -345,7 +348,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       return this.#fail(400, 'Bad Request', 'bad-request');
     }
     if (engine.config.admission !== undefined) {
-      const verdict = engine.admit(this.#req, this.#clientIp, this.#route.pool, 'client');
+      const verdict = engine.admit(this.#req, this.#clientIp, this.#route, 'client');
       if (!verdict.admit) {
         this.#req.resume();
         return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);

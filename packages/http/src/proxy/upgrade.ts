@@ -140,7 +140,7 @@ class UpgradeExchange {
     engine = engine.engineFor(route.pool);
     this.#engine = engine;
     if (engine.config.admission !== undefined) {
-      const verdict = engine.admit(req, this.#clientIp, route.pool, 'upgrade');
+      const verdict = engine.admit(req, this.#clientIp, route, 'upgrade');
       if (!verdict.admit) return this.#refuse(verdict.status, verdict.message, 'denied', verdict.headers);
       this.#admissionDone = verdict.done;
     }
