@@ -330,6 +330,30 @@ describe('startFulcrum: engines', () => {
     expect(metrics.body).toContain('fulcrum_');
   });
 
+  it('applies each pool its own stickiness on both engines, through one proxy', async () => {
+    const [a1, a2] = await backends(2);
+    const [b1, b2] = await backends(2);
+    const fulcrum = await start({
+      frontends: [{ port: 0, host: '127.0.0.1' }, { port: 0, host: '127.0.0.2', engine: 'node' }],
+      pools: {
+        a: { algorithm: 'round-robin', backends: [{ id: 'a1', address: a1.url }, { id: 'a2', address: a2.url }], stickiness: { cookie: { name: 'srv_a', secrets: [SECRET] } } },
+        b: { algorithm: 'round-robin', backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }], stickiness: { header: 'x-user' }, attempts: 1 },
+      },
+      routes: [{ match: { pathPrefix: '/a' }, pool: 'a' }, { pool: 'b' }],
+    });
+    const [raw, node] = fulcrum.addresses().frontends.map((a) => a.port) as [number, number];
+    for (const [port, host] of [[raw, '127.0.0.1'], [node, '127.0.0.2']] as const) {
+      const first = await get(port, '/a', {}, host);
+      const cookie = cookieOf(first);
+      expect(cookie).toMatch(/^srv_a=/);
+      for (let i = 0; i < 3; i++) expect((await get(port, '/a', { headers: { cookie } }, host)).body).toBe(first.body);
+      // Pool b sets no cookie and keeps a user by header.
+      const alice = await get(port, '/x', { headers: { 'x-user': `alice-${port}` } }, host);
+      expect(alice.headers['set-cookie']).toBeUndefined();
+      for (let i = 0; i < 3; i++) expect((await get(port, '/x', { headers: { 'x-user': `alice-${port}` } }, host)).body).toBe(alice.body);
+    }
+  });
+
   it('refuses an unknown engine with the path named', async () => {
     await expect(startFulcrum({ frontends: [{ port: 0, engine: 'fast' }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } } }, { logger: quiet })).rejects.toThrow(/^frontends\[0\]\.engine:/);
   });
