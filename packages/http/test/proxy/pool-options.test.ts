@@ -1,7 +1,10 @@
 // createRouter's per-pool proxy options (`PoolSpec`): each pool's stickiness, hashBy, retries and
 // timeouts apply to the requests routed to it, under both engines, and a pool without options of
 // its own keeps the proxy's.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { LoadBalancer, isInvalidOptionError } from '@fulcrum/core';
+import { WebSocket, WebSocketServer } from 'ws';
 import { createRouter, type ProxyOptions, type Router } from '@fulcrum/http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES, closedPort, send, startBackend, startProxy, useEngine, type TestBackend, type TestProxy } from './helpers';
@@ -106,6 +109,40 @@ describe.each(ENGINES)('the %s engine', (engine) => {
     expect(outcomes.has(502)).toBe(true);
     expect(outcomes.has('a1') || outcomes.has('a2')).toBe(true);
     expect((await send(proxy.url, { path: '/b' })).status).toBe(504);
+  });
+
+  it('routes a WebSocket upgrade to its pool\'s engine: its hashBy picks the backend, the route\'s rewrite holds', async () => {
+    const names: string[] = [];
+    const ports: number[] = [];
+    for (const name of ['w1', 'w2']) {
+      const server = createServer();
+      const wss = new WebSocketServer({ server });
+      wss.on('connection', (socket, req) => socket.send(`${name} ${req.url}`));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      cleanup.push(() => new Promise<void>((resolve) => (wss.close(), server.closeAllConnections(), server.close(() => resolve()))));
+      names.push(name);
+      ports.push((server.address() as AddressInfo).port);
+    }
+    const lb = new LoadBalancer({ backends: names.map((id, i) => ({ id, address: `http://127.0.0.1:${ports[i]}` })), algorithm: 'ring-hash' });
+    cleanup.push(() => lb.close());
+    const b1 = await backend('b1');
+    const router = createRouter({
+      pools: { live: { balancer: lb, hashBy: { header: 'x-room' } }, web: lbOf(b1) },
+      routes: [{ match: { pathPrefix: '/live' }, pool: 'live', rewritePrefix: '/' }, { pool: 'web' }],
+    });
+    cleanup.push(() => router.close());
+    const proxy = await proxyWith({ router });
+    const hello = (room: string) =>
+      new Promise<string>((resolve, reject) => {
+        const client = new WebSocket(`ws://127.0.0.1:${proxy.port}/live/feed`, { headers: { 'x-room': room } });
+        client.once('message', (data) => (resolve(data.toString()), client.close()));
+        client.once('error', reject);
+      });
+    const byRoom = new Map<string, string>();
+    for (let room = 0; room < 12; room++) byRoom.set(`r${room}`, await hello(`r${room}`));
+    // The key decides: the same room again lands where it did, and both backends serve some rooms.
+    for (const [room, first] of [...byRoom].slice(0, 4)) expect(await hello(room)).toBe(first);
+    expect(new Set([...byRoom.values()])).toEqual(new Set(['w1 /feed', 'w2 /feed']));
   });
 
   it('keeps the proxy options for a pool without its own', async () => {
