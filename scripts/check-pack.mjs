@@ -9,7 +9,8 @@
 //     names, that `@fulcrum/core/testing` shares core's classes (`instanceof` across entries), and
 //     that every subpath entry (`@fulcrum/http/proxy`, `@fulcrum/core/validate`, …) exports the very
 //     objects of its package's main entry, not copies;
-//  5. type-check a TypeScript file importing every entry under `moduleResolution` `node16` (as an
+//  5. run the installed `fulcrum` bin (@fulcrum/cli) as a user would: --help and --version;
+//  6. type-check a TypeScript file importing every entry under `moduleResolution` `node16` (as an
 //     ES module and as CommonJS) and `bundler`, strict, with the packages' .d.ts checked.
 //
 // Usage: node scripts/check-pack.mjs [--keep]   (--keep leaves the temporary project for a look)
@@ -234,6 +235,14 @@ catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error
       if (JSON.stringify(esmNames[entry]) !== JSON.stringify(cjsNames[entry])) problems.push(`${entry}: the ESM and CJS builds export different names`);
     }
   }
+
+  // The commands as a user runs them: each package's bins from the installed tarballs.
+  step('running the installed bins');
+  const fulcrumHelp = await run('fulcrum --help (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--help'], { cwd: app });
+  if (fulcrumHelp !== undefined && !/^usage: fulcrum --config/m.test(fulcrumHelp)) problems.push(`fulcrum --help printed no usage:\n${fulcrumHelp.trim()}`);
+  const fulcrumVersion = await run('fulcrum --version (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--version'], { cwd: app });
+  const cliVersion = packages.find(({ pkg }) => pkg.name === '@fulcrum/cli')?.pkg.version;
+  if (fulcrumVersion !== undefined && !fulcrumVersion.startsWith(`fulcrum ${cliVersion} `)) problems.push(`fulcrum --version printed ${JSON.stringify(fulcrumVersion.trim())}, not version ${cliVersion}`);
 
   // 5. TypeScript: every entry, three resolutions.
   step('type-checking imports under node16 (ESM and CJS) and bundler');

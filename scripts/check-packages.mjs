@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Checks what each publishable package ships, after `pnpm build`: every path in its exports map
-// exists, ESM and CJS entries load in Node, the package README exists and opens with a runnable
+// and every bin exists (a bin starts with a node shebang), ESM and CJS entries load in Node, the package README exists and opens with a runnable
 // example, neither core's source nor sim's library imports a `node:` module (they run in browsers
 // and workers too), and `@fulcrum/core/testing` shares core's classes instead of carrying its own
 // copy: with the built files, `createBackends()[0] instanceof Backend` and `instanceof
@@ -59,6 +59,11 @@ for (const name of readdirSync(join(root, 'packages'))) {
     } catch (error) {
       problems.push(`${pkg.name}${subpath.slice(1)}: does not load: ${error.message}`);
     }
+  }
+  for (const [command, target] of Object.entries(typeof pkg.bin === 'string' ? { [pkg.name]: pkg.bin } : (pkg.bin ?? {}))) {
+    const file = join(dir, target);
+    if (!existsSync(file)) problems.push(`${pkg.name}: bin ${command} names ${target}, which does not exist (run pnpm build)`);
+    else if (!readFileSync(file, 'utf8').startsWith('#!/usr/bin/env node')) problems.push(`${pkg.name}: bin ${command} (${target}) does not start with #!/usr/bin/env node`);
   }
   const readme = readFileSync(join(dir, 'README.md'), 'utf8');
   if (!/```(ts|js|typescript|javascript)/.test(readme)) problems.push(`${pkg.name}: README has no code example`);

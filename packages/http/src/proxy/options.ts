@@ -36,6 +36,8 @@ export interface RouteDecision {
   path: string;
   /** A cookie to add to the response (split stickiness). */
   setCookie?: string;
+  /** The index of the route that matched (`createRouter`), for `admission` hooks. */
+  route?: number;
 }
 
 /** Chooses a pool per request (`createRouter` builds one). */
@@ -43,6 +45,8 @@ export interface RequestRouter {
   /** `secure`: the client reached a trusted TLS-terminating proxy over HTTPS (`isSecureRequest`). */
   match(req: import('node:http').IncomingMessage, secure?: boolean): RouteDecision | undefined;
   readonly pools: ReadonlyMap<string, LoadBalancer>;
+  /** Pools' own proxy options (`createRouter`'s `PoolSpec`s): their requests use these instead of the proxy's. */
+  readonly poolOptions?: ReadonlyMap<string, Readonly<Partial<ProxyOptions>>>;
   close(): void | Promise<void>;
 }
 
@@ -169,7 +173,7 @@ export interface ProxyOptions {
    * Called before a request is forwarded, after routing: rate limits and concurrency limits plug in
    * here. A refusal is answered with its status, message and headers (e.g. 429 with Retry-After).
    */
-  admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string }) => AdmissionVerdict;
+  admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string; route?: number }) => AdmissionVerdict;
   /**
    * Header lines a request may carry; more are answered 431 and never forwarded or acted on. Must
    * stay below the server's `maxHeadersCount` (Node's default 2000), which drops the excess silently.
@@ -259,6 +263,10 @@ function num(path: string, value: unknown, fallback: number, min: number, max: n
 const bool = optionalBoolean;
 const MAX_TIMER = MAX_TIMER_MS;
 
+/**
+ * `createProxy`'s options validated and defaulted into a frozen config (no pool, router or socket is
+ * created): throws `InvalidOptionError` naming the option. The `fulcrum` config validation calls it.
+ */
 export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOptions {
   if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
   checkKnownKeys('', options, [...KNOWN]);
@@ -325,7 +333,8 @@ export function resolvePools(options: ProxyOptions): { pools: ReadonlyMap<string
     return { pools: router.pools, router: router as RequestRouter, owned: undefined };
   }
   const { lb, owned } = resolveBalancer(options.balancer);
-  return { pools: new Map([['default', lb]]), router: undefined, owned: owned ? lb : undefined };
+  // The pool is named after its load balancer (`name`, 'default' unless given), in logs and stats.
+  return { pools: new Map([[lb.name ?? 'default', lb]]), router: undefined, owned: owned ? lb : undefined };
 }
 
 /** The load balancer to use: the one given, or a new one the proxy owns. */

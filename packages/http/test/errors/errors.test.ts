@@ -4,31 +4,17 @@ import * as core from '@fulcrum/core';
 import * as express from '@fulcrum/express-adapter';
 import * as fastify from '@fulcrum/fastify-adapter';
 import * as http from '@fulcrum/http';
-import { ConfigFileError, ConfigPathError, DnsDiscoveryError, isDnsDiscoveryError, parseConfigText, readConfigFile } from '@fulcrum/http';
+import { DnsDiscoveryError, isDnsDiscoveryError } from '@fulcrum/http';
 import * as sessionFs from '@fulcrum/session-fs';
 import * as sessionRedis from '@fulcrum/session-redis';
 import * as sessionSql from '@fulcrum/session-sql';
 import * as sim from '@fulcrum/sim';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 
 const readme = (dir: string) => readFileSync(new URL(`../../../${dir}/README.md`, import.meta.url), 'utf8');
 
 describe("@fulcrum/http's errors", () => {
-  it('throws a ConfigFileError that is a FulcrumError with its code for a config file that is not JSON', () => {
-    let thrown: unknown;
-    try {
-      parseConfigText('{\n  "pools": {\n}', 'fulcrum.json');
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(ConfigFileError);
-    expect(core.isFulcrumError(thrown, core.ErrorCodes.CONFIG_FILE)).toBe(true);
-    expect(thrown).toMatchObject({ name: 'ConfigFileError', code: 'FULCRUM_CONFIG_FILE', file: 'fulcrum.json:3:2' });
-    expect((thrown as Error).cause).toBeInstanceOf(SyntaxError);
-  });
-
   it('makes DnsDiscoveryError a FulcrumError with its code, target and cause', () => {
     const cause = Object.assign(new Error('queryA ENOTFOUND users.internal'), { code: 'ENOTFOUND' });
     const error = new DnsDiscoveryError('users.internal:8080', 'no records', { cause });
@@ -36,16 +22,6 @@ describe("@fulcrum/http's errors", () => {
     expect(isDnsDiscoveryError(error)).toBe(true);
     expect(isDnsDiscoveryError(new core.UpstreamError('connect'))).toBe(false);
     expect(error).toMatchObject({ name: 'DnsDiscoveryError', code: 'FULCRUM_DNS_DISCOVERY', target: 'users.internal:8080', cause });
-  });
-
-  it('throws a ConfigPathError that is a FulcrumError with its code for a config path that is a directory', async () => {
-    const thrown: unknown = await readConfigFile(tmpdir()).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    expect(thrown).toBeInstanceOf(ConfigPathError);
-    expect(core.isFulcrumError(thrown, core.ErrorCodes.CONFIG_PATH)).toBe(true);
-    expect(thrown).toMatchObject({ name: 'ConfigPathError', code: 'FULCRUM_CONFIG_PATH', file: tmpdir(), reason: 'is a directory, not a regular file' });
   });
 
   it.each([
