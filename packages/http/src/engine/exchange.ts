@@ -63,6 +63,11 @@ const enum BodyMode {
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 const CRLF = '\r\n';
+/**
+ * A response whose body arrived with its head and is at most this long is copied behind the head
+ * and written once; a longer one is written under cork (two buffers, no copy).
+ */
+const COALESCE_BYTES = 16_384;
 
 export class Exchange implements ConnectionOwner {
   readonly #ctx: ExchangeContext;
@@ -398,11 +403,22 @@ export class Exchange implements ConnectionOwner {
     if (this.#bodyMode !== BodyMode.Stream) {
       const body = this.#bodySize === 0 ? undefined : this.#bodyChunks.length === 1 ? this.#bodyChunks[0]! : Buffer.concat(this.#bodyChunks, this.#bodySize);
       if (body !== undefined && this.#bodyChunks.length > 1) this.#bodyChunks = [body];
-      socket.cork();
-      socket.write(head, 'latin1');
-      if (body !== undefined) socket.write(body);
-      socket.uncork();
       this.#requestSent = true;
+      // One write: the head alone, or head and a small body copied behind it (a bigger one goes
+      // under cork, two buffers and no copy).
+      if (body === undefined) {
+        socket.write(head, 'latin1');
+      } else if (body.length <= COALESCE_BYTES) {
+        const out = Buffer.allocUnsafe(head.length + body.length);
+        out.write(head, 0, 'latin1');
+        body.copy(out, head.length);
+        socket.write(out);
+      } else {
+        socket.cork();
+        socket.write(head, 'latin1');
+        socket.write(body);
+        socket.uncork();
+      }
       return;
     }
     socket.cork();
@@ -483,14 +499,9 @@ export class Exchange implements ConnectionOwner {
       return;
     }
     if (this.#resHead !== undefined) return this.#onResponseBody(connection, chunk, 0);
-    // The head and whatever body came with it leave in one write to the client.
-    const client = this.#client;
-    client.cork();
-    try {
-      this.#onResponseBytes(connection, chunk);
-    } finally {
-      client.uncork();
-    }
+    // The head and whatever body came with it leave in one write to the client: one Buffer when the
+    // whole (small) body is here, else under cork.
+    this.#onResponseBytes(connection, chunk);
   }
 
   #onResponseBytes(connection: BackendConnection, chunk: Buffer): void {
@@ -520,8 +531,31 @@ export class Exchange implements ConnectionOwner {
           }
           return this.#startTunnel(connection, head, buf, offset);
         }
-        this.#onResponseHead(connection, head);
-        if (this.#resHead !== undefined && offset < buf.length) this.#onResponseBody(connection, buf, offset);
+        const text = this.#onResponseHead(connection, head);
+        if (text === undefined) return;
+        const client = this.#client;
+        const length = head.contentLength;
+        if (head.framing === Framing.None || (head.framing === Framing.Length && length <= buf.length - offset && length <= COALESCE_BYTES)) {
+          // The whole response is here: head and body in one Buffer, one write, no cork (the common
+          // case of small responses; the copy also frees the connection's reused read buffer).
+          if (length === 0 || head.framing === Framing.None) client.write(text);
+          else {
+            const out = Buffer.allocUnsafe(text.length + length);
+            out.write(text, 0, 'latin1');
+            buf.copy(out, text.length, offset, offset + length);
+            client.write(out);
+          }
+          this.#resRemaining = 0;
+          this.#bytesOut += length;
+          // Bytes after the announced body: the backend is broken; the connection is not reused.
+          if (offset + length < buf.length) this.#upstreamReusable = false;
+          this.#finishResponse(connection);
+          return;
+        }
+        client.cork();
+        client.write(text);
+        if (offset < buf.length) this.#onResponseBody(connection, buf, offset);
+        client.uncork();
         return;
       }
       // 1xx: relayed to HTTP/1.1 clients (103 Early Hints, 102 Processing), never fatal. 100 is
@@ -533,8 +567,15 @@ export class Exchange implements ConnectionOwner {
     }
   }
 
-  #onResponseHead(connection: BackendConnection, head: ResponseHead): void {
-    if (this.#clientGone || this.#finished) return this.#detachUpstream(false);
+  /**
+   * A final response head: relay it, or retry (502–504 the policy allows). Returns the head to write
+   * to the client, or `undefined` when the response is not relayed.
+   */
+  #onResponseHead(connection: BackendConnection, head: ResponseHead): string | undefined {
+    if (this.#clientGone || this.#finished) {
+      this.#detachUpstream(false);
+      return undefined;
+    }
     const status = head.status;
     this.#status = status;
     this.#headLatency = performance.now() - this.#attemptStart;
@@ -545,7 +586,8 @@ export class Exchange implements ConnectionOwner {
         this.#retryDelayMs = wait;
         this.#detachUpstream(false);
         this.#releaseLease({ ok: false, status, error: 'status', durationMs: this.#headLatency });
-        return this.#retry();
+        this.#retry();
+        return undefined;
       }
     }
     this.#resHead = head;
@@ -589,8 +631,7 @@ export class Exchange implements ConnectionOwner {
     this.#clearTimers();
     const config = this.#engine.config;
     if (config.idleMs !== config.headersMs) connection.socket.setTimeout(config.idleMs);
-    this.#client.write(`${text}\r\n`);
-    if (head.framing === Framing.None || (head.framing === Framing.Length && head.contentLength === 0)) this.#finishResponse(connection);
+    return `${text}\r\n`;
   }
 
   #onResponseBody(connection: BackendConnection, buf: Buffer, offset: number): void {
