@@ -15,12 +15,11 @@
  */
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { classifyError } from '../proxy/errors';
 import { requestHeaders } from '../proxy/headers';
 import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
 import type { ProxyEngine } from '../proxy/proxy';
-import { PASS_THROUGH, normalizeAddress, round } from '../proxy/proxy';
+import { PASS_THROUGH, round } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
@@ -39,6 +38,12 @@ export interface ExchangeContext {
 /** What an exchange needs from its client connection. */
 export interface ClientSide {
   readonly socket: import('node:net').Socket;
+  /** The socket's remote address as Node reports it (read once per connection). */
+  readonly remoteAddress: string;
+  /** `remoteAddress` without an IPv4-mapped IPv6 prefix. */
+  readonly normalizedAddress: string;
+  /** The connection is TLS. */
+  readonly encrypted: boolean;
   /** The listener is closing: answer with `Connection: close`. */
   readonly closing: boolean;
   write(data: string | Buffer): boolean;
@@ -68,6 +73,8 @@ const CRLF = '\r\n';
  * and written once; a longer one is written under cork (two buffers, no copy).
  */
 const COALESCE_BYTES = 16_384;
+/** The empty body list every exchange starts with (most requests have no body): never pushed to. */
+const NO_CHUNKS: Buffer[] = [];
 
 export class Exchange implements ConnectionOwner {
   readonly #ctx: ExchangeContext;
@@ -85,7 +92,8 @@ export class Exchange implements ConnectionOwner {
   #stickyId: string | undefined;
 
   #bodyMode = BodyMode.None;
-  #bodyChunks: Buffer[] = [];
+  /** Body bytes held (replay, or waiting for the backend connection); allocated on first use. */
+  #bodyChunks: Buffer[] = NO_CHUNKS;
   #bodySize = 0;
   #bodyComplete = false;
   /** Stream mode: some body bytes went to a backend, so the body cannot be sent again. */
@@ -148,11 +156,15 @@ export class Exchange implements ConnectionOwner {
     this.#route = route;
     this.#lb = route?.lb;
     const engine = ctx.engine;
-    const remote = client.socket.remoteAddress ?? '';
-    this.#peerTrusted = engine.trusted?.contains(remote) ?? false;
-    const req = view as unknown as IncomingMessage;
-    this.#clientIp = engine.trusted === undefined ? normalizeAddress(remote) : clientAddress(req, engine.trusted);
-    this.#secure = (client.socket as TLSSocket).encrypted === true;
+    const trusted = engine.trusted;
+    if (trusted === undefined) {
+      this.#peerTrusted = false;
+      this.#clientIp = client.normalizedAddress;
+    } else {
+      this.#peerTrusted = trusted.contains(client.remoteAddress);
+      this.#clientIp = clientAddress(view as unknown as IncomingMessage, trusted);
+    }
+    this.#secure = client.encrypted;
     this.#isUpgrade = head.upgrade !== undefined;
   }
 
@@ -217,8 +229,7 @@ export class Exchange implements ConnectionOwner {
     if (this.#drainingBody) return this.#upstream === undefined || this.#writeBodyChunk(chunk) || this.#pauseDraining();
     if (this.#finished || this.#clientGone) return true;
     if (this.#bodyMode === BodyMode.Buffer) {
-      this.#bodyChunks.push(chunk);
-      this.#bodySize += chunk.length;
+      this.#holdBody(chunk);
       if (this.#bodySize <= this.#engine.config.maxReplayBytes) return true;
       // Too big to hold: what was read goes first, the rest streams behind it.
       this.#bodyMode = BodyMode.Stream;
@@ -229,8 +240,7 @@ export class Exchange implements ConnectionOwner {
     }
     if (this.#bodyMode !== BodyMode.Stream) return true;
     if (!this.#upstreamReady()) {
-      this.#bodyChunks.push(chunk);
-      this.#bodySize += chunk.length;
+      this.#holdBody(chunk);
       this.#bodyPaused = true;
       return false;
     }
@@ -260,6 +270,12 @@ export class Exchange implements ConnectionOwner {
       return this.#end('client-aborted');
     }
     this.#fail(400, 'Bad Request', 'bad-request');
+  }
+
+  #holdBody(chunk: Buffer): void {
+    if (this.#bodyChunks === NO_CHUNKS) this.#bodyChunks = [];
+    this.#bodyChunks.push(chunk);
+    this.#bodySize += chunk.length;
   }
 
   #upstreamReady(): boolean {
@@ -344,7 +360,7 @@ export class Exchange implements ConnectionOwner {
     const headers = requestHeaders(
       this.#view.rawHeaders,
       {
-        remoteAddress: normalizeAddress(this.#client.socket.remoteAddress ?? ''),
+        remoteAddress: this.#client.normalizedAddress,
         encrypted: this.#secure,
         peerTrusted: this.#peerTrusted,
         preserveHost: engine.config.preserveHost,
@@ -424,7 +440,7 @@ export class Exchange implements ConnectionOwner {
     socket.cork();
     socket.write(head, 'latin1');
     const pending = this.#bodyChunks;
-    this.#bodyChunks = [];
+    this.#bodyChunks = NO_CHUNKS;
     this.#bodySize = 0;
     let ok = true;
     for (const chunk of pending) ok = this.#writeBodyChunk(chunk);
@@ -911,7 +927,7 @@ export class Exchange implements ConnectionOwner {
     this.#clearTimers();
     if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
     this.#waitTimer = undefined;
-    this.#bodyChunks = [];
+    this.#bodyChunks = NO_CHUNKS;
     const engine = this.#engine;
     if (this.#budgetTaken) {
       const budget = engine.budget;

@@ -338,8 +338,11 @@ function parseFields(
         break;
       case 10:
         if (name.toLowerCase() === 'connection') {
-          for (const token of value.split(',')) {
-            const t = token.trim().toLowerCase();
+          // One token (`keep-alive`, `close`: nearly every message) needs no list; the value has no
+          // leading or trailing whitespace left.
+          const tokens = value.includes(',') ? value.split(',') : undefined;
+          for (let k = 0, n = tokens === undefined ? 1 : tokens.length; k < n; k++) {
+            const t = tokens === undefined ? value.toLowerCase() : tokens[k]!.trim().toLowerCase();
             if (t === 'close') connectionClose = true;
             else if (t === 'keep-alive') connectionKeepAlive = true;
             else if (t === 'upgrade') connectionUpgrade = true;

@@ -6,6 +6,10 @@
 import { STATUS_CODES } from 'node:http';
 import { HOP_BY_HOP, connectionListed } from '../proxy/headers';
 
+/** Lengths of hop-by-hop names and `set-cookie`: other names are relayed without being lower-cased. */
+const CHECKED_LENGTH = new Uint8Array(32);
+for (const name of [...HOP_BY_HOP, 'set-cookie']) CHECKED_LENGTH[name.length] = 1;
+
 /** The backend's fields to relay, as `name: value\r\n` lines, and its `Set-Cookie` values. */
 export function relayedFields(raw: readonly string[], keepUpgrade: boolean): { lines: string; setCookie: string[] | undefined } {
   let listed: Set<string> | undefined;
@@ -25,6 +29,10 @@ export function relayedFields(raw: readonly string[], keepUpgrade: boolean): { l
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
+    if (listed === undefined && (name.length >= 32 || CHECKED_LENGTH[name.length] !== 1)) {
+      lines += `${name}: ${value}\r\n`;
+      continue;
+    }
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || listed?.has(lower)) {
       if (!(keepUpgrade && lower === 'upgrade')) continue;
