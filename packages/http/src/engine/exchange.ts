@@ -25,7 +25,7 @@ import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
-import { errorResponse, relayedFields, statusLine } from './response';
+import { FieldRelay, errorResponse, relayedFields, statusLine } from './response';
 
 /** What an exchange needs from the listener. */
 export interface ExchangeContext {
@@ -75,6 +75,8 @@ const CRLF = '\r\n';
 const COALESCE_BYTES = 16_384;
 /** The empty body list every exchange starts with (most requests have no body): never pushed to. */
 const NO_CHUNKS: Buffer[] = [];
+/** The response-field relay, shared: each use is synchronous, between a parse and its write. */
+const RELAY = new FieldRelay();
 
 export class Exchange implements ConnectionOwner {
   readonly #ctx: ExchangeContext;
@@ -117,6 +119,9 @@ export class Exchange implements ConnectionOwner {
   #headLatency: number | undefined;
 
   #resBuf: Buffer | undefined;
+  /** The response head between `#onResponseHead` and `#writeHead`: before and after the copied fields. */
+  #headPrefix = '';
+  #headSuffix = '';
   #resHead: ResponseHead | undefined;
   #resRemaining = 0;
   #resDecoder: ChunkedDecoder | undefined;
@@ -547,20 +552,17 @@ export class Exchange implements ConnectionOwner {
           }
           return this.#startTunnel(connection, head, buf, offset);
         }
-        const text = this.#onResponseHead(connection, head);
-        if (text === undefined) return;
+        const headBytes = this.#onResponseHead(connection, head);
+        if (headBytes === undefined) return;
         const client = this.#client;
-        const length = head.contentLength;
+        const length = head.framing === Framing.Length ? head.contentLength : 0;
         if (head.framing === Framing.None || (head.framing === Framing.Length && length <= buf.length - offset && length <= COALESCE_BYTES)) {
           // The whole response is here: head and body in one Buffer, one write, no cork (the common
           // case of small responses; the copy also frees the connection's reused read buffer).
-          if (length === 0 || head.framing === Framing.None) client.write(text);
-          else {
-            const out = Buffer.allocUnsafe(text.length + length);
-            out.write(text, 0, 'latin1');
-            buf.copy(out, text.length, offset, offset + length);
-            client.write(out);
-          }
+          const out = Buffer.allocUnsafe(headBytes + length);
+          const at = this.#writeHead(out);
+          if (length > 0) buf.copy(out, at, offset, offset + length);
+          client.write(out);
           this.#resRemaining = 0;
           this.#bytesOut += length;
           // Bytes after the announced body: the backend is broken; the connection is not reused.
@@ -568,8 +570,10 @@ export class Exchange implements ConnectionOwner {
           this.#finishResponse(connection);
           return;
         }
+        const out = Buffer.allocUnsafe(headBytes);
+        this.#writeHead(out);
         client.cork();
-        client.write(text);
+        client.write(out);
         if (offset < buf.length) this.#onResponseBody(connection, buf, offset);
         client.uncork();
         return;
@@ -583,11 +587,22 @@ export class Exchange implements ConnectionOwner {
     }
   }
 
+  /** The head to relay, in three parts: status line (and string-built fields), copied fields, the proxy's lines. */
+  #writeHead(out: Buffer): number {
+    let at = out.write(this.#headPrefix, 0, 'latin1');
+    at = RELAY.writeTo(out, at);
+    at += out.write(this.#headSuffix, at, 'latin1');
+    this.#headPrefix = '';
+    this.#headSuffix = '';
+    return at;
+  }
+
   /**
-   * A final response head: relay it, or retry (502–504 the policy allows). Returns the head to write
-   * to the client, or `undefined` when the response is not relayed.
+   * A final response head: relay it, or retry (502–504 the policy allows). Returns the length of the
+   * head to write to the client (`#writeHead` writes it, synchronously after this), or `undefined`
+   * when the response is not relayed.
    */
-  #onResponseHead(connection: BackendConnection, head: ResponseHead): string | undefined {
+  #onResponseHead(connection: BackendConnection, head: ResponseHead): number | undefined {
     if (this.#clientGone || this.#finished) {
       this.#detachUpstream(false);
       return undefined;
@@ -609,8 +624,19 @@ export class Exchange implements ConnectionOwner {
     this.#resHead = head;
     const request = this.#head;
     const backend = this.#lease!.backend;
-    const { lines, setCookie } = relayedFields(head.rawHeaders, false);
-    let text = statusLine(status, head.statusMessage) + lines;
+    let prefix = statusLine(status, head.statusMessage);
+    let setCookie: string[] | undefined;
+    if (head.connectionListsFields) {
+      // Fields named in `Connection` are dropped too: the string path decides them.
+      const relayed = relayedFields(head.rawHeaders, false);
+      prefix += relayed.lines;
+      setCookie = relayed.setCookie;
+      RELAY.clear();
+    } else {
+      RELAY.scan(head);
+      setCookie = RELAY.setCookie;
+    }
+    let text = '';
     const cookie = this.#engine.stickiness?.commit(
       this.#view as unknown as IncomingMessage,
       this.#clientIp,
@@ -647,7 +673,9 @@ export class Exchange implements ConnectionOwner {
     this.#clearTimers();
     const config = this.#engine.config;
     if (config.idleMs !== config.headersMs) connection.socket.setTimeout(config.idleMs);
-    return `${text}\r\n`;
+    this.#headPrefix = prefix;
+    this.#headSuffix = `${text}\r\n`;
+    return prefix.length + RELAY.bytes + this.#headSuffix.length;
   }
 
   #onResponseBody(connection: BackendConnection, buf: Buffer, offset: number): void {
