@@ -18,7 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import { classifyError } from '../proxy/errors';
 import { requestHeaders } from '../proxy/headers';
 import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
-import type { ProxyEngine } from '../proxy/proxy';
+import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, round } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
@@ -78,7 +78,7 @@ const NO_CHUNKS: Buffer[] = [];
 /** The response-field relay, shared: each use is synchronous, between a parse and its write. */
 const RELAY = new FieldRelay();
 
-export class Exchange implements ConnectionOwner {
+export class Exchange implements ConnectionOwner, AttemptSource {
   readonly #ctx: ExchangeContext;
   readonly #engine: ProxyEngine;
   readonly #client: ClientSide;
@@ -143,7 +143,6 @@ export class Exchange implements ConnectionOwner {
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
   readonly #arrivedWall = Date.now();
-  #queuedAt = 0;
   #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
@@ -319,33 +318,35 @@ export class Exchange implements ConnectionOwner {
     });
   }
 
+  /** Acquire a backend (or wait for one) and send the next attempt: the decision `createProxy` takes. */
   #next(): void {
-    if (this.#finished || this.#clientGone) return;
-    const engine = this.#engine;
-    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
-    const lease = this.#acquire();
-    if (lease !== undefined) return this.#send(lease);
-    if (this.#lb!.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
-    this.#queuedAt = performance.now();
-    const unqueue = engine.queue.add({
-      tryStart: () => {
-        if (this.#finished || this.#clientGone) return true;
-        const queued = this.#acquire();
-        if (queued === undefined) return false;
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        this.#send(queued);
-        return true;
-      },
-      expire: (reason) => {
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
-        else this.#fail(503, 'Service Unavailable', 'closed');
-      },
-    });
-    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
+    this.#engine.acquireOrQueue(this.#lb!, this);
+  }
+
+  // ---- AttemptSource (ProxyEngine.acquireOrQueue) ----
+  get settled(): boolean {
+    return this.#finished || this.#clientGone;
+  }
+
+  acquireLease(): Lease | undefined {
+    return this.#acquire();
+  }
+
+  startAttempt(lease: Lease): void {
+    this.#send(lease);
+  }
+
+  refuse(status: number, message: string, termination: Termination): void {
+    this.#fail(status, message, termination);
+  }
+
+  queued(unqueue: () => void): void {
     this.#unqueue = unqueue;
+  }
+
+  queueEnded(waitedMs: number): void {
+    this.#unqueue = undefined;
+    this.#queueMs += waitedMs;
   }
 
   #send(lease: Lease): void {
