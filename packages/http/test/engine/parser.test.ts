@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder, Framing, HeadError, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from '../../src/engine/parser';
+import { FieldRelay, relayedFields } from '../../src/engine/response';
 
 const LIMITS = { maxHeadBytes: 16_384, maxHeaders: 100 };
 
@@ -279,5 +280,43 @@ describe('response heads', () => {
       expect(head, JSON.stringify(text)).toBeInstanceOf(HeadError);
       expect((head as HeadError).status).toBe(502);
     }
+  });
+
+  it('keeps response fields as offsets and builds rawHeaders from them, byte for byte, when read', () => {
+    const head = response('HTTP/1.1 200 OK\r\nX-A:  spaced \t\r\nContent-Length: 0\r\nX-Latin: caf\xe9\r\n\r\n') as ResponseHead;
+    expect(head.fieldOffsets.length).toBe(15);
+    expect(head.rawHeaders).toEqual(['X-A', 'spaced', 'Content-Length', '0', 'X-Latin', 'caf\xe9']);
+    expect(head.connectionListsFields).toBe(false);
+    expect((response('HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nContent-Length: 0\r\n\r\n') as ResponseHead).connectionListsFields).toBe(true);
+    expect((response('HTTP/1.1 200 OK\r\nCONNECTION: Close\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(false);
+  });
+});
+
+describe('relaying response fields', () => {
+  function relay(text: string): { lines: string; setCookie: string[] | undefined } {
+    const head = response(text) as ResponseHead;
+    const relay = new FieldRelay();
+    relay.scan(head);
+    const out = Buffer.alloc(relay.bytes);
+    expect(relay.writeTo(out, 0)).toBe(relay.bytes);
+    return { lines: out.toString('latin1'), setCookie: relay.setCookie };
+  }
+
+  it('copies every end-to-end line as sent and drops the hop-by-hop ones', () => {
+    const { lines, setCookie } = relay(
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nKeep-Alive: timeout=5\r\nX-A:  spaced \r\nConnection: keep-alive\r\nSet-Cookie: a=1\r\n' +
+        'Transfer-Encoding: chunked\r\nset-cookie: b=2\r\nUpgrade: h2c\r\nProxy-Connection: x\r\nTE: trailers\r\nTrailer: X\r\nX-Z: caf\xe9\r\n\r\n',
+    );
+    expect(lines).toBe('Content-Type: text/plain\r\nX-A:  spaced \r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Z: caf\xe9\r\n');
+    expect(setCookie).toEqual(['a=1', 'b=2']);
+  });
+
+  it('keeps the same fields, with the same values, as the string relay', () => {
+    const text = 'HTTP/1.1 200 OK\r\nDate: x\r\nConnection: close\r\nSet-Cookie: s=1\r\nContent-Length: 0\r\nHTTP2-Settings: a\r\nExpect: b\r\nETag: "1"\r\n\r\n';
+    const copied = relay(text);
+    const strings = relayedFields((response(text) as ResponseHead).rawHeaders, false);
+    const parse = (lines: string): string[] => lines.split('\r\n').filter((l) => l !== '').map((l) => l.replace(/:\s*/, ': ').trimEnd());
+    expect(parse(copied.lines)).toEqual(parse(strings.lines));
+    expect(copied.setCookie).toEqual(strings.setCookie);
   });
 });
