@@ -92,6 +92,8 @@ export interface ResponseHead extends MessageHead {
   readonly fieldOffsets: readonly number[];
   /** `Connection` names fields other than `close`, `keep-alive` and `upgrade` (they are hop-by-hop too). */
   connectionListsFields: boolean;
+  /** `Connection` lists `close` (so a field named `close`, were there one, is not relayed either). */
+  connectionClose: boolean;
 }
 
 /**
@@ -111,6 +113,7 @@ class ParsedResponseHead implements ResponseHead {
   host: string | undefined = undefined;
   expectContinue = false;
   connectionListsFields = false;
+  connectionClose = false;
   readonly buffer: Buffer;
   readonly fieldOffsets: number[] = [];
   #rawHeaders: string[] | undefined;
@@ -452,7 +455,10 @@ function parseFields(
   }
   head.keepAlive = head.version === 11 ? !connectionClose : connectionKeepAlive && !connectionClose;
   head.upgrade = connectionUpgrade && upgrade !== undefined ? upgrade : undefined;
-  if (!isRequest) (head as ParsedResponseHead).connectionListsFields = connectionListsFields;
+  if (!isRequest) {
+    (head as ParsedResponseHead).connectionListsFields = connectionListsFields;
+    (head as ParsedResponseHead).connectionClose = connectionClose;
+  }
   return undefined;
 }
 

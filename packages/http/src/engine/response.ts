@@ -70,14 +70,16 @@ export class FieldRelay {
     const buf = head.buffer;
     this.#buffer = buf;
     const offsets = head.fieldOffsets;
+    // `Connection: close` names a field too (`relayedFields` drops one called `close`).
+    const dropClose = head.connectionClose;
     let runStart = -1;
     let runEnd = -1;
     for (let i = 0; i < offsets.length; i += FIELD_STRIDE) {
       const nameStart = offsets[i]!;
       const nameLength = offsets[i + 1]! - nameStart;
-      if (nameLength < 32 && CHECKED_LENGTH[nameLength] === 1) {
+      if ((nameLength < 32 && CHECKED_LENGTH[nameLength] === 1) || (dropClose && nameLength === 5)) {
         const lower = buf.toString('latin1', nameStart, nameStart + nameLength).toLowerCase();
-        if (HOP_BY_HOP.has(lower)) continue;
+        if (HOP_BY_HOP.has(lower) || (dropClose && lower === 'close')) continue;
         if (lower === 'set-cookie') (this.setCookie ??= []).push(buf.toString('latin1', offsets[i + 2]!, offsets[i + 3]!));
       }
       const lineEnd = offsets[i + 4]!;

@@ -318,5 +318,9 @@ describe('relaying response fields', () => {
     const parse = (lines: string): string[] => lines.split('\r\n').filter((l) => l !== '').map((l) => l.replace(/:\s*/, ': ').trimEnd());
     expect(parse(copied.lines)).toEqual(parse(strings.lines));
     expect(copied.setCookie).toEqual(strings.setCookie);
+    // A field named by `Connection: close` itself is dropped by both.
+    const closing = 'HTTP/1.1 200 OK\r\nConnection: close\r\nClose: x\r\nAllow: GET\r\n\r\n';
+    expect(relay(closing).lines).toBe('Allow: GET\r\n');
+    expect(relayedFields((response(closing) as ResponseHead).rawHeaders, false).lines).toBe('Allow: GET\r\n');
   });
 });
