@@ -6,6 +6,8 @@
  *   node bench/proxy.bench.mjs [--duration 10] [--warmup 3] [--connections 64] [--rounds 1]
  *                              [--only fulcrum,haproxy,…] [--cpu-prof DIR]
  *                              [--body-bytes N] [--upload-bytes N]
+ *   FULCRUM_BASE_DIST=/tmp/base/dist/index.js node bench/proxy.bench.mjs --only fulcrum-server,fulcrum-server-base
+ *     (A/B: the raw engine from another build, e.g. main's, interleaved with this one)
  *
  * `--body-bytes` pads the backends' responses to N bytes (4096, 65536); `--upload-bytes` makes wrk
  * POST an N-byte body with every request (1048576: the upload row, reported in MB/s).
@@ -73,7 +75,9 @@ const duration = positive('duration', values.duration, 600);
 const warmup = positive('warmup', values.warmup, 600, true);
 const connections = positive('connections', values.connections, 10_000);
 const rounds = positive('rounds', values.rounds, 20);
-const only = values.only === undefined ? ALL : values.only.split(',');
+// The A/B row runs only when asked for (it needs FULCRUM_BASE_DIST, another build's index.js).
+const only = values.only === undefined ? ALL.filter((name) => name !== 'fulcrum-server-base') : values.only.split(',');
+if (only.includes('fulcrum-server-base') && process.env.FULCRUM_BASE_DIST === undefined) die('--only fulcrum-server-base needs FULCRUM_BASE_DIST=<another build of packages/http>/dist/index.js');
 for (const name of only) if (!ALL.includes(name)) die(`--only: unknown proxy ${JSON.stringify(name)} (known: ${ALL.join(', ')})`);
 const profileDir = values['cpu-prof'];
 const bodyBytes = positive('body-bytes', values['body-bytes'], 16 * 1024 * 1024, true);
