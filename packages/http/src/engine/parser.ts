@@ -185,6 +185,45 @@ const KNOWN_METHODS = new Set(METHODS.filter((m) => m !== 'CONNECT'));
 /** Longest Content-Length accepted: 15 digits stay below 2^53. */
 const MAX_LENGTH_DIGITS = 15;
 
+/**
+ * Tokens most requests carry, by length, spelled as clients send them. A method or field name that
+ * matches one byte for byte (case included: `rawHeaders` keeps the client's spelling) is that
+ * constant string: no copy out of the buffer, no new string per request.
+ */
+function byLength(tokens: readonly string[]): readonly (readonly string[])[] {
+  const table: string[][] = [];
+  for (const token of tokens) (table[token.length] ??= []).push(token);
+  for (let i = 0; i < table.length; i++) table[i] ??= [];
+  return table;
+}
+const COMMON_METHODS = byLength(['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
+const COMMON_NAMES = byLength([
+  'Host', 'host', 'User-Agent', 'user-agent', 'Accept', 'accept', 'Accept-Encoding', 'accept-encoding',
+  'Accept-Language', 'accept-language', 'Connection', 'connection', 'Cookie', 'cookie', 'Referer', 'referer',
+  'Origin', 'origin', 'Content-Type', 'content-type', 'Content-Length', 'content-length', 'Cache-Control',
+  'cache-control', 'Pragma', 'If-None-Match', 'if-none-match', 'If-Modified-Since', 'if-modified-since',
+  'Authorization', 'authorization', 'Upgrade-Insecure-Requests', 'Sec-Fetch-Site', 'Sec-Fetch-Mode',
+  'Sec-Fetch-Dest', 'Sec-Fetch-User', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'Sec-CH-UA',
+  'Sec-CH-UA-Mobile', 'Sec-CH-UA-Platform', 'sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform',
+  'X-Forwarded-For', 'x-forwarded-for', 'X-Forwarded-Proto', 'x-forwarded-proto', 'X-Request-Id',
+  'x-request-id', 'Upgrade', 'upgrade', 'Sec-WebSocket-Key', 'Sec-WebSocket-Version', 'Priority', 'priority',
+  'DNT', 'TE', 'te',
+]);
+
+/** `buf[start, end)` as a string: the matching constant of `table` when there is one, else a copy. */
+function internedToken(buf: Buffer, start: number, end: number, table: readonly (readonly string[])[]): string {
+  const length = end - start;
+  if (length < table.length) {
+    const candidates = table[length]!;
+    next: for (let c = 0; c < candidates.length; c++) {
+      const token = candidates[c]!;
+      for (let i = 0; i < length; i++) if (buf[start + i] !== token.charCodeAt(i)) continue next;
+      return token;
+    }
+  }
+  return buf.toString('latin1', start, end);
+}
+
 const HEADER_COUNT = new HeadError(431, 'too many header fields');
 const HEAD_TOO_LARGE = new HeadError(431, 'head too large');
 
@@ -203,7 +242,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, option
   while (pos < limit && TOKEN[buf[pos]!] === 1) pos++;
   if (pos >= limit) return incomplete(end, start, options);
   if (buf[pos] !== SP || pos === lineStart) return new HeadError(400, 'invalid method');
-  const method = buf.toString('latin1', lineStart, pos);
+  const method = internedToken(buf, lineStart, pos, COMMON_METHODS);
   if (!KNOWN_METHODS.has(method)) return new HeadError(method === 'CONNECT' ? 405 : 400, 'unsupported method');
   const targetStart = ++pos;
   while (pos < limit && TARGET[buf[pos]!] === 1) pos++;
@@ -374,7 +413,7 @@ function parseFields(
     let value: string;
     if (raw !== undefined) {
       value = buf.toString('latin1', valueStart, valueEnd);
-      raw.push(buf.toString('latin1', nameStart, nameEnd), value);
+      raw.push(internedToken(buf, nameStart, nameEnd, COMMON_NAMES), value);
     } else {
       offsets!.push(nameStart, nameEnd, valueStart, valueEnd, pos);
       value = '';

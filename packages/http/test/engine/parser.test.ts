@@ -150,6 +150,15 @@ describe('request heads', () => {
   });
 });
 
+describe('common methods and names', () => {
+  it('keep the spelling the client sent, byte for byte, whether or not they are common', () => {
+    const head = accepted('PATCH / HTTP/1.1\r\nHoSt: a\r\nUser-Agenx: b\r\nuser-agent: c\r\nACCEPT: d\r\nX-Odd: e\r\n\r\n');
+    expect(head.method).toBe('PATCH');
+    expect(head.rawHeaders).toEqual(['HoSt', 'a', 'User-Agenx', 'b', 'user-agent', 'c', 'ACCEPT', 'd', 'X-Odd', 'e']);
+    expect(accepted('PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n').method).toBe('PROPFIND');
+  });
+});
+
 describe('published request-smuggling vectors', () => {
   // PortSwigger's "HTTP request smuggling" labs and Kettle's "HTTP Desync Attacks" (2019) TE.TE
   // obfuscations, Linhart et al.'s (2005) originals, and the CL.0 / TE.0 variants since.
