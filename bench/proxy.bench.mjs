@@ -6,6 +6,8 @@
  *   node bench/proxy.bench.mjs [--duration 10] [--warmup 3] [--connections 64] [--rounds 1]
  *                              [--only fulcrum,haproxy,…] [--cpu-prof DIR]
  *                              [--body-bytes N] [--upload-bytes N]
+ *   FULCRUM_BASE_DIST=/tmp/base/dist/index.js node bench/proxy.bench.mjs --only fulcrum-server,fulcrum-server-base
+ *     (A/B: the raw engine from another build, e.g. main's, interleaved with this one)
  *
  * `--body-bytes` pads the backends' responses to N bytes (4096, 65536); `--upload-bytes` makes wrk
  * POST an N-byte body with every request (1048576: the upload row, reported in MB/s).
@@ -41,13 +43,14 @@ import { summarizeProfile } from './proxy/profile-summary.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const HTTP_DIST = join(BENCH_DIR, '..', 'packages', 'http', 'dist', 'index.js');
-const ALL = ['haproxy', 'fulcrum-server', 'fulcrum-server-plain', 'fulcrum', 'fulcrum-plain', 'undici-minimal', 'reply-from', 'http-proxy', 'hpm', 'node-l4'];
+const ALL = ['haproxy', 'fulcrum-server', 'fulcrum-server-plain', 'fulcrum-server-base', 'fulcrum', 'fulcrum-plain', 'undici-minimal', 'reply-from', 'http-proxy', 'hpm', 'node-l4'];
 const LABELS = {
   haproxy: 'HAProxy (roundrobin, cookie insert)',
   fulcrum: 'Fulcrum (round-robin, cookie stickiness)',
   'fulcrum-plain': 'Fulcrum (round-robin, no stickiness)',
   'fulcrum-server': 'Fulcrum createProxyServer (raw engine, cookie stickiness)',
   'fulcrum-server-plain': 'Fulcrum createProxyServer (raw engine, no stickiness)',
+  'fulcrum-server-base': 'Fulcrum createProxyServer from FULCRUM_BASE_DIST (A/B baseline, cookie stickiness)',
   'undici-minimal': 'minimal undici-Pool proxy',
   'reply-from': 'fastify + @fastify/reply-from',
   'http-proxy': 'http-proxy',
@@ -72,7 +75,9 @@ const duration = positive('duration', values.duration, 600);
 const warmup = positive('warmup', values.warmup, 600, true);
 const connections = positive('connections', values.connections, 10_000);
 const rounds = positive('rounds', values.rounds, 20);
-const only = values.only === undefined ? ALL : values.only.split(',');
+// The A/B row runs only when asked for (it needs FULCRUM_BASE_DIST, another build's index.js).
+const only = values.only === undefined ? ALL.filter((name) => name !== 'fulcrum-server-base') : values.only.split(',');
+if (only.includes('fulcrum-server-base') && process.env.FULCRUM_BASE_DIST === undefined) die('--only fulcrum-server-base needs FULCRUM_BASE_DIST=<another build of packages/http>/dist/index.js');
 for (const name of only) if (!ALL.includes(name)) die(`--only: unknown proxy ${JSON.stringify(name)} (known: ${ALL.join(', ')})`);
 const profileDir = values['cpu-prof'];
 const bodyBytes = positive('body-bytes', values['body-bytes'], 16 * 1024 * 1024, true);
@@ -242,7 +247,7 @@ async function verify(name, port) {
     if ([headers['set-cookie'] ?? []].flat().some((c) => /^(fulcrum_srv|SRV)=/.test(c))) cookies++;
   }
   if (seen.size !== 3) throw new Error(`${name}: 9 requests reached only ${[...seen].join(', ')}`);
-  const wantsCookie = name === 'fulcrum' || name === 'fulcrum-server' || name === 'haproxy';
+  const wantsCookie = name === 'fulcrum' || name === 'fulcrum-server' || name === 'fulcrum-server-base' || name === 'haproxy';
   if (wantsCookie && cookies !== 9) throw new Error(`${name}: stickiness is on but only ${cookies} of 9 responses set a cookie`);
 }
 
@@ -400,6 +405,8 @@ async function main() {
     // efficiency ratio ≥ 1 / 1.4), and ≥ 2 × createProxy's efficiency.
     ['haproxy', 0.75, 'createProxyServer ≥ 0.75 × HAProxy, CPU ≤ 1.4 ×', 'fulcrum-server', 1 / 1.4],
     ['fulcrum', 0, 'createProxyServer ≥ 2 × createProxy efficiency', 'fulcrum-server', 2],
+    // A/B: this build against another one (FULCRUM_BASE_DIST), no target.
+    ['fulcrum-server-base', 0, 'createProxyServer: this build / the baseline build', 'fulcrum-server', 0],
   ]) {
     const perRound = ratios(other, self);
     if (perRound.length > 0) goals.push({ goal, ratio: median(perRound), perRound, target, other, self, cpuTarget });

@@ -9,6 +9,8 @@
 //   fulcrum-server    createProxyServer (the raw-socket engine) with the same balancer and cookie
 //                     stickiness: Fulcrum's own HTTP/1.1 parser and backend pools, no node:http, no undici
 //   fulcrum-server-plain  the same without stickiness
+//   fulcrum-server-base   fulcrum-server from another build (FULCRUM_BASE_DIST: a copy of an older
+//                     packages/http/dist, e.g. main's), for A/B runs interleaved with the current one
 //   undici-minimal    the reference: ~30 lines, one undici Pool per backend, round robin, bodies
 //                     streamed both ways, hop-by-hop headers dropped, 502 on error
 //   reply-from        fastify 5 + @fastify/reply-from with `base` = the three origins (its documented
@@ -25,6 +27,7 @@
 // but 127.0.0.1.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { pathToFileURL } from 'node:url';
 
 const [kind, portList] = process.argv.slice(2);
 const ports = (portList ?? '').split(',').map(Number);
@@ -49,8 +52,8 @@ async function fulcrum(sticky) {
 }
 
 /** The raw-socket engine; `listen` is its own (it is not a node:http server). */
-async function fulcrumServer(sticky) {
-  const { createProxyServer } = await import('@fulcrum/http');
+async function fulcrumServer(sticky, dist) {
+  const { createProxyServer } = await import(dist ?? '@fulcrum/http');
   return createProxyServer({
     balancer: {
       algorithm: 'round-robin',
@@ -150,6 +153,11 @@ const makers = {
   'fulcrum-plain': () => fulcrum(false),
   'fulcrum-server': () => fulcrumServer(true),
   'fulcrum-server-plain': () => fulcrumServer(false),
+  'fulcrum-server-base': () => {
+    const dist = process.env.FULCRUM_BASE_DIST;
+    if (dist === undefined) throw new Error('fulcrum-server-base needs FULCRUM_BASE_DIST (the index.js of another build)');
+    return fulcrumServer(true, pathToFileURL(dist).href);
+  },
   'undici-minimal': undiciMinimal,
   'reply-from': replyFrom,
   'http-proxy': httpProxy,

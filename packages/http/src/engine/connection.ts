@@ -16,7 +16,9 @@
  * flush its last response, then it is destroyed — never left half-open waiting for the client.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { RouteDecision } from '../proxy/options';
+import { normalizeAddress } from '../proxy/proxy';
 import type { ClientSide, ExchangeContext } from './exchange';
 import { Exchange } from './exchange';
 import type { NormalizedListenerOptions } from './options';
@@ -45,7 +47,7 @@ const enum Deadline {
 const LINGER_MS = 1000;
 
 /** Where a request goes: an engine's exchange (with its route; none → 404), or `'hand-off'`. */
-export type Dispatch = { readonly ctx: ExchangeContext; readonly route: RouteDecision | undefined; readonly onEnd?: () => void } | 'hand-off';
+export type Dispatch = { readonly ctx: ExchangeContext; readonly route: RouteDecision | undefined; readonly onEnd: (() => void) | undefined } | 'hand-off';
 
 /** What a connection needs from its listener. */
 export interface ListenerContext {
@@ -63,6 +65,9 @@ export interface ListenerContext {
 
 export class ClientConnection implements ClientSide {
   readonly socket: Socket;
+  readonly remoteAddress: string;
+  readonly normalizedAddress: string;
+  readonly encrypted: boolean;
   readonly #ctx: ListenerContext;
   #buf: Buffer | undefined;
   #state = State.Head;
@@ -93,6 +98,11 @@ export class ClientConnection implements ClientSide {
   constructor(ctx: ListenerContext, socket: Socket) {
     this.#ctx = ctx;
     this.socket = socket;
+    // Read once: every request of the connection needs them (client IP, forwarding headers).
+    const remote = socket.remoteAddress ?? '';
+    this.remoteAddress = remote;
+    this.normalizedAddress = normalizeAddress(remote);
+    this.encrypted = (socket as TLSSocket).encrypted === true;
     this.deadline = Date.now() + ctx.listener.headersTimeoutMs;
     socket.setNoDelay(true);
     socket.on('data', this.#onData);

@@ -15,18 +15,17 @@
  */
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { classifyError } from '../proxy/errors';
 import { requestHeaders } from '../proxy/headers';
 import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
-import type { ProxyEngine } from '../proxy/proxy';
-import { PASS_THROUGH, normalizeAddress, round } from '../proxy/proxy';
+import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
+import { PASS_THROUGH, round } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
-import { errorResponse, relayedFields, statusLine } from './response';
+import { FieldRelay, errorResponse, relayedFields, statusLine } from './response';
 
 /** What an exchange needs from the listener. */
 export interface ExchangeContext {
@@ -39,6 +38,12 @@ export interface ExchangeContext {
 /** What an exchange needs from its client connection. */
 export interface ClientSide {
   readonly socket: import('node:net').Socket;
+  /** The socket's remote address as Node reports it (read once per connection). */
+  readonly remoteAddress: string;
+  /** `remoteAddress` without an IPv4-mapped IPv6 prefix. */
+  readonly normalizedAddress: string;
+  /** The connection is TLS. */
+  readonly encrypted: boolean;
   /** The listener is closing: answer with `Connection: close`. */
   readonly closing: boolean;
   write(data: string | Buffer): boolean;
@@ -63,8 +68,17 @@ const enum BodyMode {
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 const CRLF = '\r\n';
+/**
+ * A response whose body arrived with its head and is at most this long is copied behind the head
+ * and written once; a longer one is written under cork (two buffers, no copy).
+ */
+const COALESCE_BYTES = 16_384;
+/** The empty body list every exchange starts with (most requests have no body): never pushed to. */
+const NO_CHUNKS: Buffer[] = [];
+/** The response-field relay, shared: each use is synchronous, between a parse and its write. */
+const RELAY = new FieldRelay();
 
-export class Exchange implements ConnectionOwner {
+export class Exchange implements ConnectionOwner, AttemptSource {
   readonly #ctx: ExchangeContext;
   readonly #engine: ProxyEngine;
   readonly #client: ClientSide;
@@ -80,7 +94,8 @@ export class Exchange implements ConnectionOwner {
   #stickyId: string | undefined;
 
   #bodyMode = BodyMode.None;
-  #bodyChunks: Buffer[] = [];
+  /** Body bytes held (replay, or waiting for the backend connection); allocated on first use. */
+  #bodyChunks: Buffer[] = NO_CHUNKS;
   #bodySize = 0;
   #bodyComplete = false;
   /** Stream mode: some body bytes went to a backend, so the body cannot be sent again. */
@@ -104,6 +119,9 @@ export class Exchange implements ConnectionOwner {
   #headLatency: number | undefined;
 
   #resBuf: Buffer | undefined;
+  /** The response head between `#onResponseHead` and `#writeHead`: before and after the copied fields. */
+  #headPrefix = '';
+  #headSuffix = '';
   #resHead: ResponseHead | undefined;
   #resRemaining = 0;
   #resDecoder: ChunkedDecoder | undefined;
@@ -125,7 +143,6 @@ export class Exchange implements ConnectionOwner {
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
   readonly #arrivedWall = Date.now();
-  #queuedAt = 0;
   #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
@@ -143,11 +160,15 @@ export class Exchange implements ConnectionOwner {
     this.#route = route;
     this.#lb = route?.lb;
     const engine = ctx.engine;
-    const remote = client.socket.remoteAddress ?? '';
-    this.#peerTrusted = engine.trusted?.contains(remote) ?? false;
-    const req = view as unknown as IncomingMessage;
-    this.#clientIp = engine.trusted === undefined ? normalizeAddress(remote) : clientAddress(req, engine.trusted);
-    this.#secure = (client.socket as TLSSocket).encrypted === true;
+    const trusted = engine.trusted;
+    if (trusted === undefined) {
+      this.#peerTrusted = false;
+      this.#clientIp = client.normalizedAddress;
+    } else {
+      this.#peerTrusted = trusted.contains(client.remoteAddress);
+      this.#clientIp = clientAddress(view as unknown as IncomingMessage, trusted);
+    }
+    this.#secure = client.encrypted;
     this.#isUpgrade = head.upgrade !== undefined;
   }
 
@@ -212,8 +233,7 @@ export class Exchange implements ConnectionOwner {
     if (this.#drainingBody) return this.#upstream === undefined || this.#writeBodyChunk(chunk) || this.#pauseDraining();
     if (this.#finished || this.#clientGone) return true;
     if (this.#bodyMode === BodyMode.Buffer) {
-      this.#bodyChunks.push(chunk);
-      this.#bodySize += chunk.length;
+      this.#holdBody(chunk);
       if (this.#bodySize <= this.#engine.config.maxReplayBytes) return true;
       // Too big to hold: what was read goes first, the rest streams behind it.
       this.#bodyMode = BodyMode.Stream;
@@ -224,8 +244,7 @@ export class Exchange implements ConnectionOwner {
     }
     if (this.#bodyMode !== BodyMode.Stream) return true;
     if (!this.#upstreamReady()) {
-      this.#bodyChunks.push(chunk);
-      this.#bodySize += chunk.length;
+      this.#holdBody(chunk);
       this.#bodyPaused = true;
       return false;
     }
@@ -255,6 +274,12 @@ export class Exchange implements ConnectionOwner {
       return this.#end('client-aborted');
     }
     this.#fail(400, 'Bad Request', 'bad-request');
+  }
+
+  #holdBody(chunk: Buffer): void {
+    if (this.#bodyChunks === NO_CHUNKS) this.#bodyChunks = [];
+    this.#bodyChunks.push(chunk);
+    this.#bodySize += chunk.length;
   }
 
   #upstreamReady(): boolean {
@@ -293,33 +318,35 @@ export class Exchange implements ConnectionOwner {
     });
   }
 
+  /** Acquire a backend (or wait for one) and send the next attempt: the decision `createProxy` takes. */
   #next(): void {
-    if (this.#finished || this.#clientGone) return;
-    const engine = this.#engine;
-    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
-    const lease = this.#acquire();
-    if (lease !== undefined) return this.#send(lease);
-    if (this.#lb!.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
-    this.#queuedAt = performance.now();
-    const unqueue = engine.queue.add({
-      tryStart: () => {
-        if (this.#finished || this.#clientGone) return true;
-        const queued = this.#acquire();
-        if (queued === undefined) return false;
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        this.#send(queued);
-        return true;
-      },
-      expire: (reason) => {
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
-        else this.#fail(503, 'Service Unavailable', 'closed');
-      },
-    });
-    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
+    this.#engine.acquireOrQueue(this.#lb!, this);
+  }
+
+  // ---- AttemptSource (ProxyEngine.acquireOrQueue) ----
+  get settled(): boolean {
+    return this.#finished || this.#clientGone;
+  }
+
+  acquireLease(): Lease | undefined {
+    return this.#acquire();
+  }
+
+  startAttempt(lease: Lease): void {
+    this.#send(lease);
+  }
+
+  refuse(status: number, message: string, termination: Termination): void {
+    this.#fail(status, message, termination);
+  }
+
+  queued(unqueue: () => void): void {
     this.#unqueue = unqueue;
+  }
+
+  queueEnded(waitedMs: number): void {
+    this.#unqueue = undefined;
+    this.#queueMs += waitedMs;
   }
 
   #send(lease: Lease): void {
@@ -339,7 +366,7 @@ export class Exchange implements ConnectionOwner {
     const headers = requestHeaders(
       this.#view.rawHeaders,
       {
-        remoteAddress: normalizeAddress(this.#client.socket.remoteAddress ?? ''),
+        remoteAddress: this.#client.normalizedAddress,
         encrypted: this.#secure,
         peerTrusted: this.#peerTrusted,
         preserveHost: engine.config.preserveHost,
@@ -398,17 +425,28 @@ export class Exchange implements ConnectionOwner {
     if (this.#bodyMode !== BodyMode.Stream) {
       const body = this.#bodySize === 0 ? undefined : this.#bodyChunks.length === 1 ? this.#bodyChunks[0]! : Buffer.concat(this.#bodyChunks, this.#bodySize);
       if (body !== undefined && this.#bodyChunks.length > 1) this.#bodyChunks = [body];
-      socket.cork();
-      socket.write(head, 'latin1');
-      if (body !== undefined) socket.write(body);
-      socket.uncork();
       this.#requestSent = true;
+      // One write: the head alone, or head and a small body copied behind it (a bigger one goes
+      // under cork, two buffers and no copy).
+      if (body === undefined) {
+        socket.write(head, 'latin1');
+      } else if (body.length <= COALESCE_BYTES) {
+        const out = Buffer.allocUnsafe(head.length + body.length);
+        out.write(head, 0, 'latin1');
+        body.copy(out, head.length);
+        socket.write(out);
+      } else {
+        socket.cork();
+        socket.write(head, 'latin1');
+        socket.write(body);
+        socket.uncork();
+      }
       return;
     }
     socket.cork();
     socket.write(head, 'latin1');
     const pending = this.#bodyChunks;
-    this.#bodyChunks = [];
+    this.#bodyChunks = NO_CHUNKS;
     this.#bodySize = 0;
     let ok = true;
     for (const chunk of pending) ok = this.#writeBodyChunk(chunk);
@@ -483,14 +521,9 @@ export class Exchange implements ConnectionOwner {
       return;
     }
     if (this.#resHead !== undefined) return this.#onResponseBody(connection, chunk, 0);
-    // The head and whatever body came with it leave in one write to the client.
-    const client = this.#client;
-    client.cork();
-    try {
-      this.#onResponseBytes(connection, chunk);
-    } finally {
-      client.uncork();
-    }
+    // The head and whatever body came with it leave in one write to the client: one Buffer when the
+    // whole (small) body is here, else under cork.
+    this.#onResponseBytes(connection, chunk);
   }
 
   #onResponseBytes(connection: BackendConnection, chunk: Buffer): void {
@@ -520,8 +553,30 @@ export class Exchange implements ConnectionOwner {
           }
           return this.#startTunnel(connection, head, buf, offset);
         }
-        this.#onResponseHead(connection, head);
-        if (this.#resHead !== undefined && offset < buf.length) this.#onResponseBody(connection, buf, offset);
+        const headBytes = this.#onResponseHead(connection, head);
+        if (headBytes === undefined) return;
+        const client = this.#client;
+        const length = head.framing === Framing.Length ? head.contentLength : 0;
+        if (head.framing === Framing.None || (head.framing === Framing.Length && length <= buf.length - offset && length <= COALESCE_BYTES)) {
+          // The whole response is here: head and body in one Buffer, one write, no cork (the common
+          // case of small responses; the copy also frees the connection's reused read buffer).
+          const out = Buffer.allocUnsafe(headBytes + length);
+          const at = this.#writeHead(out);
+          if (length > 0) buf.copy(out, at, offset, offset + length);
+          client.write(out);
+          this.#resRemaining = 0;
+          this.#bytesOut += length;
+          // Bytes after the announced body: the backend is broken; the connection is not reused.
+          if (offset + length < buf.length) this.#upstreamReusable = false;
+          this.#finishResponse(connection);
+          return;
+        }
+        const out = Buffer.allocUnsafe(headBytes);
+        this.#writeHead(out);
+        client.cork();
+        client.write(out);
+        if (offset < buf.length) this.#onResponseBody(connection, buf, offset);
+        client.uncork();
         return;
       }
       // 1xx: relayed to HTTP/1.1 clients (103 Early Hints, 102 Processing), never fatal. 100 is
@@ -533,8 +588,26 @@ export class Exchange implements ConnectionOwner {
     }
   }
 
-  #onResponseHead(connection: BackendConnection, head: ResponseHead): void {
-    if (this.#clientGone || this.#finished) return this.#detachUpstream(false);
+  /** The head to relay, in three parts: status line (and string-built fields), copied fields, the proxy's lines. */
+  #writeHead(out: Buffer): number {
+    let at = out.write(this.#headPrefix, 0, 'latin1');
+    at = RELAY.writeTo(out, at);
+    at += out.write(this.#headSuffix, at, 'latin1');
+    this.#headPrefix = '';
+    this.#headSuffix = '';
+    return at;
+  }
+
+  /**
+   * A final response head: relay it, or retry (502–504 the policy allows). Returns the length of the
+   * head to write to the client (`#writeHead` writes it, synchronously after this), or `undefined`
+   * when the response is not relayed.
+   */
+  #onResponseHead(connection: BackendConnection, head: ResponseHead): number | undefined {
+    if (this.#clientGone || this.#finished) {
+      this.#detachUpstream(false);
+      return undefined;
+    }
     const status = head.status;
     this.#status = status;
     this.#headLatency = performance.now() - this.#attemptStart;
@@ -545,14 +618,26 @@ export class Exchange implements ConnectionOwner {
         this.#retryDelayMs = wait;
         this.#detachUpstream(false);
         this.#releaseLease({ ok: false, status, error: 'status', durationMs: this.#headLatency });
-        return this.#retry();
+        this.#retry();
+        return undefined;
       }
     }
     this.#resHead = head;
     const request = this.#head;
     const backend = this.#lease!.backend;
-    const { lines, setCookie } = relayedFields(head.rawHeaders, false);
-    let text = statusLine(status, head.statusMessage) + lines;
+    let prefix = statusLine(status, head.statusMessage);
+    let setCookie: string[] | undefined;
+    if (head.connectionListsFields) {
+      // Fields named in `Connection` are dropped too: the string path decides them.
+      const relayed = relayedFields(head.rawHeaders, false);
+      prefix += relayed.lines;
+      setCookie = relayed.setCookie;
+      RELAY.clear();
+    } else {
+      RELAY.scan(head);
+      setCookie = RELAY.setCookie;
+    }
+    let text = '';
     const cookie = this.#engine.stickiness?.commit(
       this.#view as unknown as IncomingMessage,
       this.#clientIp,
@@ -589,8 +674,9 @@ export class Exchange implements ConnectionOwner {
     this.#clearTimers();
     const config = this.#engine.config;
     if (config.idleMs !== config.headersMs) connection.socket.setTimeout(config.idleMs);
-    this.#client.write(`${text}\r\n`);
-    if (head.framing === Framing.None || (head.framing === Framing.Length && head.contentLength === 0)) this.#finishResponse(connection);
+    this.#headPrefix = prefix;
+    this.#headSuffix = `${text}\r\n`;
+    return prefix.length + RELAY.bytes + this.#headSuffix.length;
   }
 
   #onResponseBody(connection: BackendConnection, buf: Buffer, offset: number): void {
@@ -870,7 +956,7 @@ export class Exchange implements ConnectionOwner {
     this.#clearTimers();
     if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
     this.#waitTimer = undefined;
-    this.#bodyChunks = [];
+    this.#bodyChunks = NO_CHUNKS;
     const engine = this.#engine;
     if (this.#budgetTaken) {
       const budget = engine.budget;

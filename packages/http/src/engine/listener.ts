@@ -238,7 +238,7 @@ export class RawListener extends EventEmitter implements ListenerContext {
       return 'hand-off';
     }
     if (target === 'hand-off') return this.#options.fallback === undefined ? 'hand-off' : target;
-    return { ctx: this.#context(target.engine), route: target.route, ...(target.onEnd === undefined ? {} : { onEnd: target.onEnd }) };
+    return { ctx: this.#context(target.engine), route: target.route, onEnd: target.onEnd };
   }
 
   handOff(socket: Socket): void {

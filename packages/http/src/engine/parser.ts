@@ -83,7 +83,63 @@ export interface RequestHead extends MessageHead {
 export interface ResponseHead extends MessageHead {
   status: number;
   statusMessage: string;
+  /**
+   * The buffer the head was parsed from and, per field, five offsets into it: name start, name end,
+   * value start, value end (whitespace trimmed) and line end (after its CRLF). `rawHeaders` is built
+   * from them on first read — so it must be read before the caller reuses the buffer.
+   */
+  readonly buffer: Buffer;
+  readonly fieldOffsets: readonly number[];
+  /** `Connection` names fields other than `close`, `keep-alive` and `upgrade` (they are hop-by-hop too). */
+  connectionListsFields: boolean;
+  /** `Connection` lists `close` (so a field named `close`, were there one, is not relayed either). */
+  connectionClose: boolean;
 }
+
+/**
+ * A parsed response head. A proxy relays most of a backend's fields without looking at them, so
+ * they are kept as offsets into the read buffer (the relay copies the bytes) and become strings only
+ * when something asks for `rawHeaders`.
+ */
+class ParsedResponseHead implements ResponseHead {
+  status: number;
+  statusMessage: string;
+  version: number;
+  headLength = 0;
+  framing = Framing.None;
+  contentLength = 0;
+  keepAlive = false;
+  upgrade: string | undefined = undefined;
+  host: string | undefined = undefined;
+  expectContinue = false;
+  connectionListsFields = false;
+  connectionClose = false;
+  readonly buffer: Buffer;
+  readonly fieldOffsets: number[] = [];
+  #rawHeaders: string[] | undefined;
+
+  constructor(buffer: Buffer, status: number, statusMessage: string, version: number) {
+    this.buffer = buffer;
+    this.status = status;
+    this.statusMessage = statusMessage;
+    this.version = version;
+  }
+
+  get rawHeaders(): string[] {
+    if (this.#rawHeaders !== undefined) return this.#rawHeaders;
+    const raw: string[] = [];
+    const offsets = this.fieldOffsets;
+    const buf = this.buffer;
+    for (let i = 0; i < offsets.length; i += FIELD_STRIDE) {
+      raw.push(buf.toString('latin1', offsets[i]!, offsets[i + 1]!), buf.toString('latin1', offsets[i + 2]!, offsets[i + 3]!));
+    }
+    this.#rawHeaders = raw;
+    return raw;
+  }
+}
+
+/** Offsets per field in `ResponseHead.fieldOffsets`. */
+export const FIELD_STRIDE = 5;
 
 /** What the parser needs to know about a request to frame its response. */
 export interface RequestOptions extends HeadLimits {
@@ -129,6 +185,45 @@ const KNOWN_METHODS = new Set(METHODS.filter((m) => m !== 'CONNECT'));
 /** Longest Content-Length accepted: 15 digits stay below 2^53. */
 const MAX_LENGTH_DIGITS = 15;
 
+/**
+ * Tokens most requests carry, by length, spelled as clients send them. A method or field name that
+ * matches one byte for byte (case included: `rawHeaders` keeps the client's spelling) is that
+ * constant string: no copy out of the buffer, no new string per request.
+ */
+function byLength(tokens: readonly string[]): readonly (readonly string[])[] {
+  const table: string[][] = [];
+  for (const token of tokens) (table[token.length] ??= []).push(token);
+  for (let i = 0; i < table.length; i++) table[i] ??= [];
+  return table;
+}
+const COMMON_METHODS = byLength(['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
+const COMMON_NAMES = byLength([
+  'Host', 'host', 'User-Agent', 'user-agent', 'Accept', 'accept', 'Accept-Encoding', 'accept-encoding',
+  'Accept-Language', 'accept-language', 'Connection', 'connection', 'Cookie', 'cookie', 'Referer', 'referer',
+  'Origin', 'origin', 'Content-Type', 'content-type', 'Content-Length', 'content-length', 'Cache-Control',
+  'cache-control', 'Pragma', 'If-None-Match', 'if-none-match', 'If-Modified-Since', 'if-modified-since',
+  'Authorization', 'authorization', 'Upgrade-Insecure-Requests', 'Sec-Fetch-Site', 'Sec-Fetch-Mode',
+  'Sec-Fetch-Dest', 'Sec-Fetch-User', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'Sec-CH-UA',
+  'Sec-CH-UA-Mobile', 'Sec-CH-UA-Platform', 'sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform',
+  'X-Forwarded-For', 'x-forwarded-for', 'X-Forwarded-Proto', 'x-forwarded-proto', 'X-Request-Id',
+  'x-request-id', 'Upgrade', 'upgrade', 'Sec-WebSocket-Key', 'Sec-WebSocket-Version', 'Priority', 'priority',
+  'DNT', 'TE', 'te',
+]);
+
+/** `buf[start, end)` as a string: the matching constant of `table` when there is one, else a copy. */
+function internedToken(buf: Buffer, start: number, end: number, table: readonly (readonly string[])[]): string {
+  const length = end - start;
+  if (length < table.length) {
+    const candidates = table[length]!;
+    next: for (let c = 0; c < candidates.length; c++) {
+      const token = candidates[c]!;
+      for (let i = 0; i < length; i++) if (buf[start + i] !== token.charCodeAt(i)) continue next;
+      return token;
+    }
+  }
+  return buf.toString('latin1', start, end);
+}
+
 const HEADER_COUNT = new HeadError(431, 'too many header fields');
 const HEAD_TOO_LARGE = new HeadError(431, 'head too large');
 
@@ -147,7 +242,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, option
   while (pos < limit && TOKEN[buf[pos]!] === 1) pos++;
   if (pos >= limit) return incomplete(end, start, options);
   if (buf[pos] !== SP || pos === lineStart) return new HeadError(400, 'invalid method');
-  const method = buf.toString('latin1', lineStart, pos);
+  const method = internedToken(buf, lineStart, pos, COMMON_METHODS);
   if (!KNOWN_METHODS.has(method)) return new HeadError(method === 'CONNECT' ? 405 : 400, 'unsupported method');
   const targetStart = ++pos;
   while (pos < limit && TARGET[buf[pos]!] === 1) pos++;
@@ -221,19 +316,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, metho
   if (pos + 1 >= limit) return incomplete(end, start, limits);
   if (buf[pos] !== CR || buf[pos + 1] !== LF) return new HeadError(502, 'invalid status line');
   pos += 2;
-  const head = {
-    status,
-    statusMessage,
-    rawHeaders: [] as string[],
-    version,
-    headLength: 0,
-    framing: Framing.None,
-    contentLength: 0,
-    keepAlive: false,
-    upgrade: undefined as string | undefined,
-    host: undefined as string | undefined,
-    expectContinue: false,
-  };
+  const head = new ParsedResponseHead(buf, status, statusMessage, version);
   const fields = parseFields(buf, pos, limit, end, start, limits, head, false);
   if (fields === null) return null;
   if (fields !== undefined) return new HeadError(502, `invalid response head: ${fields.reason}`);
@@ -241,7 +324,9 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, metho
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) {
     head.framing = Framing.None;
     head.contentLength = 0;
-  } else if (head.framing === Framing.None && !hasLengthField(head)) {
+  } else if (head.framing === Framing.None) {
+    // Neither Transfer-Encoding nor Content-Length (a response's Content-Length, 0 included, is
+    // Framing.Length): the body ends with the connection.
     head.framing = Framing.Close;
     head.keepAlive = false;
   }
@@ -260,7 +345,16 @@ function incomplete(end: number, start: number, limits: HeadLimits): HeadError |
   return end - start >= limits.maxHeadBytes ? HEAD_TOO_LARGE : null;
 }
 
-type AnyHead = RequestHead | (ResponseHead & { host: string | undefined; expectContinue: boolean });
+type AnyHead = RequestHead | ParsedResponseHead;
+
+/** Whether the token `buf[start, start + lower.length)` is `lower` in any case (`lower`: a-z, 0-9, `-`). */
+function nameIs(buf: Buffer, start: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    // Names are tchar: the only byte that ORs to a lower-case letter is its upper case.
+    if ((buf[start + i]! | 0x20) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
 
 /** The fields after the start line, into `head`: `undefined` when complete, `null` for more bytes, or an error. */
 function parseFields(
@@ -273,13 +367,17 @@ function parseFields(
   head: AnyHead,
   isRequest: boolean,
 ): HeadError | null | undefined {
-  const raw = head.rawHeaders;
+  // Requests: strings now (routing, affinity and hooks read them all). Responses: offsets.
+  const raw = isRequest ? head.rawHeaders : undefined;
+  const offsets = isRequest ? undefined : (head as ParsedResponseHead).fieldOffsets;
+  let count = 0;
   let pos = start;
   let lengthSeen = false;
   let transferEncoding: string | undefined;
   let connectionClose = false;
   let connectionKeepAlive = false;
   let connectionUpgrade = false;
+  let connectionListsFields = false;
   let upgrade: string | undefined;
   let hosts = 0;
   let expects = 0;
@@ -310,44 +408,55 @@ function parseFields(
     let valueEnd = pos;
     while (valueEnd > valueStart && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) valueEnd--;
     pos += 2;
-    if (raw.length >= limits.maxHeaders * 2) return HEADER_COUNT;
+    if (++count > limits.maxHeaders) return HEADER_COUNT;
     const nameLength = nameEnd - nameStart;
-    const name = buf.toString('latin1', nameStart, nameEnd);
-    const value = buf.toString('latin1', valueStart, valueEnd);
-    raw.push(name, value);
-    // Only the few names that frame the message or the connection are looked at here.
+    let value: string;
+    if (raw !== undefined) {
+      value = buf.toString('latin1', valueStart, valueEnd);
+      raw.push(internedToken(buf, nameStart, nameEnd, COMMON_NAMES), value);
+    } else {
+      offsets!.push(nameStart, nameEnd, valueStart, valueEnd, pos);
+      value = '';
+    }
+    // Only the few names that frame the message or the connection are looked at here (a response's
+    // value becomes a string only then).
     switch (nameLength) {
       case 4:
-        if (isRequest && name.toLowerCase() === 'host') {
+        if (isRequest && nameIs(buf, nameStart, 'host')) {
           if (++hosts > 1) return new HeadError(400, 'duplicate Host header');
           for (let i = valueStart; i < valueEnd; i++) if (HOST[buf[i]!] !== 1) return new HeadError(400, 'invalid Host header');
           head.host = value;
         }
         break;
       case 6:
-        if (isRequest && name.toLowerCase() === 'expect') {
+        if (isRequest && nameIs(buf, nameStart, 'expect')) {
           if (++expects > 1 || value.toLowerCase() !== '100-continue') return new HeadError(417, 'unsupported Expect');
           head.expectContinue = true;
         }
         break;
       case 7:
-        if (name.toLowerCase() === 'upgrade') {
+        if (nameIs(buf, nameStart, 'upgrade')) {
           if (upgrade !== undefined) return new HeadError(400, 'duplicate Upgrade header');
-          upgrade = value;
+          upgrade = raw !== undefined ? value : buf.toString('latin1', valueStart, valueEnd);
         }
         break;
       case 10:
-        if (name.toLowerCase() === 'connection') {
-          for (const token of value.split(',')) {
-            const t = token.trim().toLowerCase();
+        if (nameIs(buf, nameStart, 'connection')) {
+          if (raw === undefined) value = buf.toString('latin1', valueStart, valueEnd);
+          // One token (`keep-alive`, `close`: nearly every message) needs no list; the value has no
+          // leading or trailing whitespace left.
+          const tokens = value.includes(',') ? value.split(',') : undefined;
+          for (let k = 0, n = tokens === undefined ? 1 : tokens.length; k < n; k++) {
+            const t = tokens === undefined ? value.toLowerCase() : tokens[k]!.trim().toLowerCase();
             if (t === 'close') connectionClose = true;
             else if (t === 'keep-alive') connectionKeepAlive = true;
             else if (t === 'upgrade') connectionUpgrade = true;
+            else if (t !== '') connectionListsFields = true;
           }
         }
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') {
+        if (nameIs(buf, nameStart, 'content-length')) {
           if (lengthSeen) return new HeadError(400, 'duplicate Content-Length');
           lengthSeen = true;
           const digits = valueEnd - valueStart;
@@ -362,9 +471,9 @@ function parseFields(
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') {
+        if (nameIs(buf, nameStart, 'transfer-encoding')) {
           if (transferEncoding !== undefined) return new HeadError(400, 'duplicate Transfer-Encoding');
-          transferEncoding = value;
+          transferEncoding = raw !== undefined ? value : buf.toString('latin1', valueStart, valueEnd);
         }
         break;
       default:
@@ -385,13 +494,11 @@ function parseFields(
   }
   head.keepAlive = head.version === 11 ? !connectionClose : connectionKeepAlive && !connectionClose;
   head.upgrade = connectionUpgrade && upgrade !== undefined ? upgrade : undefined;
+  if (!isRequest) {
+    (head as ParsedResponseHead).connectionListsFields = connectionListsFields;
+    (head as ParsedResponseHead).connectionClose = connectionClose;
+  }
   return undefined;
-}
-
-function hasLengthField(head: AnyHead): boolean {
-  const raw = head.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 14 && raw[i]!.toLowerCase() === 'content-length') return true;
-  return false;
 }
 
 const enum ChunkState {

@@ -5,6 +5,11 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { HOP_BY_HOP, connectionListed } from '../proxy/headers';
+import { FIELD_STRIDE, type ResponseHead } from './parser';
+
+/** Lengths of hop-by-hop names and `set-cookie`: other names are relayed without being lower-cased. */
+const CHECKED_LENGTH = new Uint8Array(32);
+for (const name of [...HOP_BY_HOP, 'set-cookie']) CHECKED_LENGTH[name.length] = 1;
 
 /** The backend's fields to relay, as `name: value\r\n` lines, and its `Set-Cookie` values. */
 export function relayedFields(raw: readonly string[], keepUpgrade: boolean): { lines: string; setCookie: string[] | undefined } {
@@ -25,6 +30,10 @@ export function relayedFields(raw: readonly string[], keepUpgrade: boolean): { l
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
+    if (listed === undefined && (name.length >= 32 || CHECKED_LENGTH[name.length] !== 1)) {
+      lines += `${name}: ${value}\r\n`;
+      continue;
+    }
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || listed?.has(lower)) {
       if (!(keepUpgrade && lower === 'upgrade')) continue;
@@ -33,6 +42,76 @@ export function relayedFields(raw: readonly string[], keepUpgrade: boolean): { l
     lines += `${name}: ${value}\r\n`;
   }
   return { lines, setCookie };
+}
+
+/**
+ * The fields of a response head to relay, as byte ranges of the buffer it was parsed from: the lines
+ * are copied as the backend sent them, never turned into strings (a backend's fields are nearly all
+ * relayed untouched). Hop-by-hop fields are dropped; only names of a hop-by-hop field's length are
+ * read as strings. For heads whose `Connection` names no other field (`relayedFields` handles those).
+ *
+ * One instance serves every exchange: `scan` and `writeTo` run back to back, synchronously, while the
+ * buffer still holds the head.
+ */
+export class FieldRelay {
+  /** Runs of consecutive kept lines: start, end, start, end … */
+  readonly #ranges: number[] = [];
+  #buffer: Buffer | undefined;
+  /** Bytes of the kept lines. */
+  bytes = 0;
+  /** The backend's `Set-Cookie` values. */
+  setCookie: string[] | undefined;
+
+  scan(head: ResponseHead): void {
+    const ranges = this.#ranges;
+    ranges.length = 0;
+    this.bytes = 0;
+    this.setCookie = undefined;
+    const buf = head.buffer;
+    this.#buffer = buf;
+    const offsets = head.fieldOffsets;
+    // `Connection: close` names a field too (`relayedFields` drops one called `close`).
+    const dropClose = head.connectionClose;
+    let runStart = -1;
+    let runEnd = -1;
+    for (let i = 0; i < offsets.length; i += FIELD_STRIDE) {
+      const nameStart = offsets[i]!;
+      const nameLength = offsets[i + 1]! - nameStart;
+      if ((nameLength < 32 && CHECKED_LENGTH[nameLength] === 1) || (dropClose && nameLength === 5)) {
+        const lower = buf.toString('latin1', nameStart, nameStart + nameLength).toLowerCase();
+        if (HOP_BY_HOP.has(lower) || (dropClose && lower === 'close')) continue;
+        if (lower === 'set-cookie') (this.setCookie ??= []).push(buf.toString('latin1', offsets[i + 2]!, offsets[i + 3]!));
+      }
+      const lineEnd = offsets[i + 4]!;
+      if (nameStart === runEnd) {
+        runEnd = lineEnd;
+        continue;
+      }
+      if (runStart >= 0) ranges.push(runStart, runEnd);
+      runStart = nameStart;
+      runEnd = lineEnd;
+    }
+    if (runStart >= 0) ranges.push(runStart, runEnd);
+    for (let i = 0; i < ranges.length; i += 2) this.bytes += ranges[i + 1]! - ranges[i]!;
+  }
+
+  /** Nothing to copy (the head was relayed from strings). */
+  clear(): void {
+    this.#ranges.length = 0;
+    this.bytes = 0;
+    this.setCookie = undefined;
+    this.#buffer = undefined;
+  }
+
+  /** Copy the kept lines into `out` at `at`; returns the offset after them. */
+  writeTo(out: Buffer, at: number): number {
+    const ranges = this.#ranges;
+    const buf = this.#buffer;
+    if (buf === undefined) return at;
+    for (let i = 0; i < ranges.length; i += 2) at += buf.copy(out, at, ranges[i]!, ranges[i + 1]!);
+    this.#buffer = undefined;
+    return at;
+  }
 }
 
 /** A short plain-text answer from the proxy itself. */

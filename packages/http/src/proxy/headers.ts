@@ -36,6 +36,18 @@ const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded
 
 const UNSAFE = /[\r\n\0]/;
 
+/**
+ * Lengths of the names `requestHeaders` treats specially (hop-by-hop, forwarding, Host, Upgrade):
+ * any other name is copied without being lower-cased (no new string, no set lookup per field).
+ */
+const SPECIAL_LENGTH = new Uint8Array(32);
+for (const name of [...HOP_BY_HOP, ...FORWARDING, 'host', 'upgrade']) SPECIAL_LENGTH[name.length] = 1;
+
+/** Whether a field name may be one of those `requestHeaders` drops or rewrites. */
+function maybeSpecial(name: string): boolean {
+  return name.length < 32 && SPECIAL_LENGTH[name.length] === 1;
+}
+
 /** Names listed in `Connection` header values (comma-separated, case-insensitive). */
 export function connectionListed(values: string | readonly string[] | undefined): Set<string> | undefined {
   if (values === undefined) return undefined;
@@ -80,14 +92,17 @@ export function requestHeaders(rawHeaders: readonly string[], ctx: ForwardingCon
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
     if (UNSAFE.test(name) || UNSAFE.test(value)) return undefined;
-    const lower = name.toLowerCase();
-    if (lower === 'connection') connection = mergeSet(connection, value);
-    else if (lower === 'host') host ??= value;
+    if (name.length === 10 ? name.toLowerCase() === 'connection' : false) connection = mergeSet(connection, value);
+    else if (name.length === 4 && name.toLowerCase() === 'host') host ??= value;
   }
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
+    if (connection === undefined && !maybeSpecial(name)) {
+      out.push(name, value);
+      continue;
+    }
     const lower = name.toLowerCase();
     if (lower === 'upgrade' && ctx.upgrade) {
       upgradeValue = value;

@@ -69,6 +69,21 @@ export interface ProxyHandler {
 export const PROXY_ENGINE: unique symbol = Symbol('fulcrum.proxyEngine');
 
 /** Internal state shared by the request handler and its attempts. */
+/** A request as `ProxyEngine.acquireOrQueue` drives it (`ProxiedRequest`, and the raw engine's `Exchange`). */
+export interface AttemptSource {
+  /** The request wants no backend any more (it ended, or its client left). */
+  readonly settled: boolean;
+  /** A lease for the next attempt (its key, sticky id and the backends already tried), or none free. */
+  acquireLease(): Lease | undefined;
+  startAttempt(lease: Lease): void;
+  /** Answer the request with the proxy's own error. */
+  refuse(status: number, message: string, termination: Termination): void;
+  /** It waits in the queue: `unqueue` takes it out. */
+  queued(unqueue: () => void): void;
+  /** It left the queue (started or expired) after `waitedMs`. */
+  queueEnded(waitedMs: number): void;
+}
+
 export class ProxyEngine {
   readonly lb: LoadBalancer;
   readonly pools: ReadonlyMap<string, LoadBalancer>;
@@ -187,6 +202,37 @@ export class ProxyEngine {
     return host;
   }
 
+  /**
+   * The next attempt of a request, for both engines: a backend now, or a place in the wait queue
+   * (every candidate at its `maxConnections`), or the refusal — closed, no backend at all, queue full,
+   * queue timeout. The request is its own `AttemptSource`: no closure per attempt that finds a backend.
+   */
+  acquireOrQueue(lb: LoadBalancer, source: AttemptSource): void {
+    if (source.settled) return;
+    if (this.closed) return source.refuse(503, 'Service Unavailable', 'closed');
+    const lease = source.acquireLease();
+    if (lease !== undefined) return source.startAttempt(lease);
+    if (lb.tier === 'none') return source.refuse(503, 'Service Unavailable: no backend available', 'no-backend');
+    const queuedAt = performance.now();
+    const unqueue = this.queue.add({
+      tryStart: () => {
+        if (source.settled) return true;
+        const queued = source.acquireLease();
+        if (queued === undefined) return false;
+        source.queueEnded(performance.now() - queuedAt);
+        source.startAttempt(queued);
+        return true;
+      },
+      expire: (reason) => {
+        source.queueEnded(performance.now() - queuedAt);
+        if (reason === 'timeout') source.refuse(503, 'Service Unavailable: queue timeout', 'queue-timeout');
+        else source.refuse(503, 'Service Unavailable', 'closed');
+      },
+    });
+    if (unqueue === undefined) return source.refuse(503, 'Service Unavailable: queue full', 'queue-full');
+    source.queued(unqueue);
+  }
+
   /** A request ended and freed a slot: let a queued one in. */
   released(): void {
     if (this.queue.length > 0) this.queue.wake();
@@ -277,7 +323,7 @@ export class ProxyEngine {
  * One client request through the proxy: its attempts, its retries, its response. Implements undici's
  * dispatch handler so response bytes go straight from the upstream socket to the client socket.
  */
-class ProxiedRequest implements Dispatcher.DispatchHandler {
+class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
   readonly #engine: ProxyEngine;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -309,7 +355,6 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
   #retrySlots = 0;
   readonly #arrivedAt = performance.now();
   readonly #arrivedWall = Date.now();
-  #queuedAt = 0;
   #queueMs = 0;
   #bytesOut = 0;
   /** The response's Content-Length when a body of that size follows; -1 otherwise. */
@@ -411,33 +456,33 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 
   /** Acquire a backend (or wait for one) and send the next attempt. */
   #next(): void {
-    if (this.#finished || this.#clientGone) return;
-    const engine = this.#engine;
-    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
-    const lease = this.#acquire();
-    if (lease !== undefined) return this.#send(lease);
-    if (this.#lb.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
-    this.#queuedAt = performance.now();
-    // Every candidate is at its maxConnections: wait for a slot.
-    const unqueue = engine.queue.add({
-      tryStart: () => {
-        if (this.#finished || this.#clientGone) return true;
-        const queued = this.#acquire();
-        if (queued === undefined) return false;
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        this.#send(queued);
-        return true;
-      },
-      expire: (reason) => {
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
-        else this.#fail(503, 'Service Unavailable', 'closed');
-      },
-    });
-    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
+    this.#engine.acquireOrQueue(this.#lb, this);
+  }
+
+  // ---- AttemptSource (ProxyEngine.acquireOrQueue) ----
+  get settled(): boolean {
+    return this.#finished || this.#clientGone;
+  }
+
+  acquireLease(): Lease | undefined {
+    return this.#acquire();
+  }
+
+  startAttempt(lease: Lease): void {
+    this.#send(lease);
+  }
+
+  refuse(status: number, message: string, termination: Termination): void {
+    this.#fail(status, message, termination);
+  }
+
+  queued(unqueue: () => void): void {
     this.#unqueue = unqueue;
+  }
+
+  queueEnded(waitedMs: number): void {
+    this.#unqueue = undefined;
+    this.#queueMs += waitedMs;
   }
 
   #send(lease: Lease): void {

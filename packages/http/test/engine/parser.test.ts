@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder, Framing, HeadError, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from '../../src/engine/parser';
+import { FieldRelay, relayedFields } from '../../src/engine/response';
 
 const LIMITS = { maxHeadBytes: 16_384, maxHeaders: 100 };
 
@@ -149,6 +150,15 @@ describe('request heads', () => {
   });
 });
 
+describe('common methods and names', () => {
+  it('keep the spelling the client sent, byte for byte, whether or not they are common', () => {
+    const head = accepted('PATCH / HTTP/1.1\r\nHoSt: a\r\nUser-Agenx: b\r\nuser-agent: c\r\nACCEPT: d\r\nX-Odd: e\r\n\r\n');
+    expect(head.method).toBe('PATCH');
+    expect(head.rawHeaders).toEqual(['HoSt', 'a', 'User-Agenx', 'b', 'user-agent', 'c', 'ACCEPT', 'd', 'X-Odd', 'e']);
+    expect(accepted('PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n').method).toBe('PROPFIND');
+  });
+});
+
 describe('published request-smuggling vectors', () => {
   // PortSwigger's "HTTP request smuggling" labs and Kettle's "HTTP Desync Attacks" (2019) TE.TE
   // obfuscations, Linhart et al.'s (2005) originals, and the CL.0 / TE.0 variants since.
@@ -279,5 +289,47 @@ describe('response heads', () => {
       expect(head, JSON.stringify(text)).toBeInstanceOf(HeadError);
       expect((head as HeadError).status).toBe(502);
     }
+  });
+
+  it('keeps response fields as offsets and builds rawHeaders from them, byte for byte, when read', () => {
+    const head = response('HTTP/1.1 200 OK\r\nX-A:  spaced \t\r\nContent-Length: 0\r\nX-Latin: caf\xe9\r\n\r\n') as ResponseHead;
+    expect(head.fieldOffsets.length).toBe(15);
+    expect(head.rawHeaders).toEqual(['X-A', 'spaced', 'Content-Length', '0', 'X-Latin', 'caf\xe9']);
+    expect(head.connectionListsFields).toBe(false);
+    expect((response('HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nContent-Length: 0\r\n\r\n') as ResponseHead).connectionListsFields).toBe(true);
+    expect((response('HTTP/1.1 200 OK\r\nCONNECTION: Close\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(false);
+  });
+});
+
+describe('relaying response fields', () => {
+  function relay(text: string): { lines: string; setCookie: string[] | undefined } {
+    const head = response(text) as ResponseHead;
+    const relay = new FieldRelay();
+    relay.scan(head);
+    const out = Buffer.alloc(relay.bytes);
+    expect(relay.writeTo(out, 0)).toBe(relay.bytes);
+    return { lines: out.toString('latin1'), setCookie: relay.setCookie };
+  }
+
+  it('copies every end-to-end line as sent and drops the hop-by-hop ones', () => {
+    const { lines, setCookie } = relay(
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nKeep-Alive: timeout=5\r\nX-A:  spaced \r\nConnection: keep-alive\r\nSet-Cookie: a=1\r\n' +
+        'Transfer-Encoding: chunked\r\nset-cookie: b=2\r\nUpgrade: h2c\r\nProxy-Connection: x\r\nTE: trailers\r\nTrailer: X\r\nX-Z: caf\xe9\r\n\r\n',
+    );
+    expect(lines).toBe('Content-Type: text/plain\r\nX-A:  spaced \r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Z: caf\xe9\r\n');
+    expect(setCookie).toEqual(['a=1', 'b=2']);
+  });
+
+  it('keeps the same fields, with the same values, as the string relay', () => {
+    const text = 'HTTP/1.1 200 OK\r\nDate: x\r\nConnection: close\r\nSet-Cookie: s=1\r\nContent-Length: 0\r\nHTTP2-Settings: a\r\nExpect: b\r\nETag: "1"\r\n\r\n';
+    const copied = relay(text);
+    const strings = relayedFields((response(text) as ResponseHead).rawHeaders, false);
+    const parse = (lines: string): string[] => lines.split('\r\n').filter((l) => l !== '').map((l) => l.replace(/:\s*/, ': ').trimEnd());
+    expect(parse(copied.lines)).toEqual(parse(strings.lines));
+    expect(copied.setCookie).toEqual(strings.setCookie);
+    // A field named by `Connection: close` itself is dropped by both.
+    const closing = 'HTTP/1.1 200 OK\r\nConnection: close\r\nClose: x\r\nAllow: GET\r\n\r\n';
+    expect(relay(closing).lines).toBe('Allow: GET\r\n');
+    expect(relayedFields((response(closing) as ResponseHead).rawHeaders, false).lines).toBe('Allow: GET\r\n');
   });
 });
