@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const packages = ['core', 'http', 'express-adapter', 'fastify-adapter', 'session-redis', 'session-sql', 'session-fs', 'sim'];
+const packages = ['core', 'http', 'express-adapter', 'fastify-adapter', 'session-redis', 'session-sql', 'session-fs', 'sim', 'grpc'];
 
 // Tests run against src/ through the same names the exports maps publish.
 export default defineConfig({
