@@ -70,11 +70,20 @@ export class FulcrumLoadBalancingConfig implements experimental.TypedLoadBalanci
 }
 
 interface Child {
+  endpoint: Endpoint;
   readonly id: string;
   readonly key: string;
   readonly address: string;
   readonly leaf: experimental.LeafLoadBalancer;
   state: ConnectivityState;
+}
+
+function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  if (a.addresses.length !== b.addresses.length) return false;
+  for (let i = 0; i < a.addresses.length; i++) {
+    if (experimental.subchannelAddressToString(a.addresses[i]!) !== experimental.subchannelAddressToString(b.addresses[i]!)) return false;
+  }
+  return true;
 }
 
 /** Which outcomes the outlier detector counts: `outcomeOf` already applied `failureStatuses`. */
@@ -221,7 +230,12 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
       for (const [address, endpoint] of wanted) {
         const existing = this.#children.get(address);
         if (existing !== undefined) {
-          existing.leaf.updateEndpoint(endpoint, options);
+          // The same endpoint again (a re-resolution) changes nothing: restarting its pick_first
+          // would drop a READY connection, ask for re-resolution and loop with an eager resolver.
+          if (!sameEndpoint(existing.endpoint, endpoint)) {
+            existing.endpoint = endpoint;
+            existing.leaf.updateEndpoint(endpoint, options);
+          }
           continue;
         }
         let id = backendIdFor(address);
@@ -355,7 +369,7 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
       },
     });
     const leaf = new experimental.LeafLoadBalancer(endpoint, helper, options, resolutionNote);
-    child = { id, key: address, address, leaf, state: IDLE };
+    child = { endpoint, id, key: address, address, leaf, state: IDLE };
     return child;
   }
 

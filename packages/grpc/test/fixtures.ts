@@ -237,3 +237,56 @@ let uniqueName = 0;
 export function uniquePolicyName(prefix: string): string {
   return `${prefix}-${process.pid}-${uniqueName++}`;
 }
+
+// ─── a backend in a child process, to be killed ───────────────────────────────────────────────
+
+export interface ProcessBackend {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** Calls received, per method. */
+  readonly calls: Record<string, number>;
+  /** Fires when the next held call (or streamed message) arrives. */
+  nextHeld(): Promise<void>;
+  /** SIGKILL, and wait for the process to be gone. */
+  kill(): Promise<void>;
+}
+
+export async function startProcessBackend(name: string): Promise<ProcessBackend> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const script = fileURLToPath(new URL('./backend-process.mjs', import.meta.url));
+  const child = spawn(process.execPath, [script, name], { stdio: ['ignore', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('.', import.meta.url)) });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const calls: Record<string, number> = {};
+  const port = deferred<number>();
+  let held = deferred<void>();
+  let buffered = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith('port ')) port.resolve(Number(line.slice(5)));
+      else if (line.startsWith('call ')) calls[line.slice(5)] = (calls[line.slice(5)] ?? 0) + 1;
+      else if (line === 'held') held.resolve();
+    }
+  });
+  child.once('exit', () => port.settled || port.reject(new Error(`backend process ${name} exited before binding`)));
+  const p = await port.promise;
+  return {
+    name,
+    port: p,
+    address: `127.0.0.1:${p}`,
+    calls,
+    nextHeld: () => held.promise.then(() => {
+      held = deferred<void>();
+    }),
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
