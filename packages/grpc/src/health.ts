@@ -78,36 +78,46 @@ function readFields(buf: Uint8Array, onField: (field: number, wireType: number, 
 }
 
 /** `HealthCheckRequest { string service = 1; }` */
-export function encodeHealthCheckRequest(service: string): Buffer {
-  if (service.length === 0) return Buffer.alloc(0);
-  const bytes = Buffer.from(service, 'utf8');
+export interface HealthCheckRequest {
+  service: string;
+}
+
+/** `HealthCheckResponse { ServingStatus status = 1; }` */
+export interface HealthCheckResponse {
+  status: ServingStatus;
+}
+
+// Messages are objects, not bare values: grpc-js's server takes a falsy request (the empty service
+// name as a string) for a missing one and fails the call.
+export function encodeHealthCheckRequest(request: HealthCheckRequest): Buffer {
+  const bytes = Buffer.from(request.service, 'utf8');
+  if (bytes.length === 0) return Buffer.alloc(0);
   const head: number[] = [0x0a];
   writeVarint(head, bytes.length);
   return Buffer.concat([Buffer.from(head), bytes]);
 }
 
-export function decodeHealthCheckRequest(buf: Uint8Array): string {
+export function decodeHealthCheckRequest(buf: Uint8Array): HealthCheckRequest {
   let service = '';
   readFields(buf, (field, wireType, _v, bytes) => {
     if (field === 1 && wireType === 2) service = Buffer.from(bytes!).toString('utf8');
   });
-  return service;
+  return { service };
 }
 
-/** `HealthCheckResponse { ServingStatus status = 1; }` */
-export function encodeHealthCheckResponse(status: ServingStatus): Buffer {
-  const code = SERVING_STATUSES.indexOf(status);
+export function encodeHealthCheckResponse(response: HealthCheckResponse): Buffer {
+  const code = SERVING_STATUSES.indexOf(response.status);
   // proto3 omits a field at its default (0, UNKNOWN).
   return code === 0 ? Buffer.alloc(0) : Buffer.from([0x08, code]);
 }
 
-export function decodeHealthCheckResponse(buf: Uint8Array): ServingStatus {
+export function decodeHealthCheckResponse(buf: Uint8Array): HealthCheckResponse {
   let code = 0;
   readFields(buf, (field, wireType, v) => {
     if (field === 1 && wireType === 0) code = v;
   });
   // An enum value this version does not know is treated as UNKNOWN (not serving).
-  return SERVING_STATUSES[code] ?? 'UNKNOWN';
+  return { status: SERVING_STATUSES[code] ?? 'UNKNOWN' };
 }
 
 // ─── client: a subchannel whose health is its Watch stream ──────────────────────────────────────
@@ -119,7 +129,7 @@ const MAX_BACKOFF_MS = 30_000;
 export class HealthWatchedSubchannel extends experimental.BaseSubchannelWrapper {
   readonly #serviceName: string;
   readonly #onStatus: (status: ServingStatus | 'UNIMPLEMENTED') => void;
-  #call: ClientReadableStream<ServingStatus> | undefined;
+  #call: ClientReadableStream<HealthCheckResponse> | undefined;
   #client: Client | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #backoffMs = INITIAL_BACKOFF_MS;
@@ -147,16 +157,16 @@ export class HealthWatchedSubchannel extends experimental.BaseSubchannelWrapper 
       this.#retryTimer = undefined;
     }
     this.#client ??= new Client('fulcrum-health', null as never, { channelOverride: this.child.getChannel() });
-    const call = this.#client.makeServerStreamRequest<string, ServingStatus>(
+    const call = this.#client.makeServerStreamRequest<HealthCheckRequest, HealthCheckResponse>(
       HEALTH_WATCH_PATH,
       encodeHealthCheckRequest,
       decodeHealthCheckResponse,
-      this.#serviceName,
+      { service: this.#serviceName },
       new Metadata(),
       {},
     );
     this.#call = call;
-    call.on('data', (status: ServingStatus) => {
+    call.on('data', ({ status }: HealthCheckResponse) => {
       if (this.#call !== call) return;
       this.#backoffMs = INITIAL_BACKOFF_MS;
       this.setHealthy(status === 'SERVING');
@@ -231,7 +241,7 @@ export interface HealthService {
  */
 export function createHealthService(statuses: Readonly<Record<string, ServingStatus>> = { '': 'SERVING' }): HealthService {
   const current = new Map<string, ServingStatus>();
-  const watchers = new Map<string, Set<ServerWritableStream<string, ServingStatus>>>();
+  const watchers = new Map<string, Set<ServerWritableStream<HealthCheckRequest, HealthCheckResponse>>>();
   const check = (service: string, status: unknown, path: string): ServingStatus => {
     if (typeof service !== 'string') throw new InvalidOptionError(`${path}.service`, service, 'must be a string');
     if (typeof status !== 'string' || !SERVING_STATUSES.includes(status as ServingStatus)) {
@@ -262,18 +272,18 @@ export function createHealthService(statuses: Readonly<Record<string, ServingSta
     },
   };
   const implementation: UntypedServiceImplementation = {
-    Check(call: ServerUnaryCall<string, ServingStatus>, callback: sendUnaryData<ServingStatus>) {
-      const status = current.get(call.request);
+    Check(call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: sendUnaryData<HealthCheckResponse>) {
+      const status = current.get(call.request.service);
       if (status === undefined) callback({ code: grpcStatus.NOT_FOUND, details: 'unknown service' });
-      else callback(null, status);
+      else callback(null, { status });
     },
-    Watch(call: ServerWritableStream<string, ServingStatus>) {
-      const service = call.request;
+    Watch(call: ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) {
+      const service = call.request.service;
       let set = watchers.get(service);
       if (set === undefined) watchers.set(service, (set = new Set()));
       set.add(call);
       call.on('cancelled', () => set!.delete(call));
-      call.write(current.get(service) ?? 'SERVICE_UNKNOWN');
+      call.write({ status: current.get(service) ?? 'SERVICE_UNKNOWN' });
     },
   };
   return {
@@ -282,7 +292,7 @@ export function createHealthService(statuses: Readonly<Record<string, ServingSta
     setStatus(service, status) {
       check(service, status, 'status');
       current.set(service, status);
-      for (const call of watchers.get(service) ?? []) call.write(status);
+      for (const call of watchers.get(service) ?? []) call.write({ status });
     },
     close() {
       for (const set of watchers.values()) {

@@ -17,4 +17,4 @@ export {
   HEALTH_WATCH_PATH,
   HealthWatchedSubchannel,
 } from './health';
-export type { HealthService, ServingStatus } from './health';
+export type { HealthCheckRequest, HealthCheckResponse, HealthService, ServingStatus } from './health';

@@ -174,7 +174,7 @@ class TestResolver implements grpc.experimental.Resolver {
     return target.path;
   }
 }
-grpc.experimental.registerResolver('fulcrum-test', TestResolver as unknown as grpc.experimental.ResolverConstructor);
+grpc.experimental.registerResolver('fulcrum-test', TestResolver as unknown as Parameters<typeof grpc.experimental.registerResolver>[1]);
 
 let nextTarget = 0;
 /** A target name whose address list `setAddresses` changes; resolved by `fulcrum-test:`. */
