@@ -110,15 +110,16 @@ async function main() {
     return client;
   }
 
-  function loop(client, calls, concurrency, latencies) {
+  function loop(client, calls, concurrency, latencies, served) {
     let started = 0;
     const one = () =>
       new Promise((resolve, reject) => {
         const t0 = latencies ? performance.now() : 0;
-        client.Echo({}, (e) => {
+        client.Echo({}, (e, reply) => {
           if (e) reject(e);
           else {
             if (latencies) latencies.push(performance.now() - t0);
+            if (served) served[reply.i]++;
             resolve();
           }
         });
@@ -170,12 +171,15 @@ async function main() {
   await setDelays([FAST_MS, FAST_MS, FAST_MS, FAST_MS, SLOW_MS]);
   const tail = { 'grpc-js round_robin': [], 'fulcrum peak-ewma': [] };
   const p50 = { 'grpc-js round_robin': [], 'fulcrum peak-ewma': [] };
+  const slowShare = { 'grpc-js round_robin': [], 'fulcrum peak-ewma': [] };
   const tailNames = Object.keys(tail);
   for (let round = 0; round < ROUNDS; round++) {
     for (const name of round % 2 === 0 ? tailNames : [...tailNames].reverse()) {
       const client = await channel(contenders[name]);
       const latencies = [];
-      await loop(client, LATENCY_CALLS, 16, latencies);
+      const served = new Array(BACKENDS).fill(0);
+      await loop(client, LATENCY_CALLS, 16, latencies, served);
+      slowShare[name].push(served[BACKENDS - 1] / LATENCY_CALLS);
       latencies.sort((a, b) => a - b);
       tail[name].push(percentile(latencies, 99));
       p50[name].push(percentile(latencies, 50));
@@ -183,10 +187,12 @@ async function main() {
     }
   }
   console.log(`\nOne slow backend of five (${SLOW_MS} ms vs ${FAST_MS} ms; ${LATENCY_CALLS} calls × ${ROUNDS} rounds, concurrency 16)\n`);
-  console.log('| contender | p50 ms (median) | p99 ms (median) | p99 rounds |');
-  console.log('|---|---|---|---|');
+  console.log('| contender | p50 ms (median) | p99 ms (median) | p99 rounds | calls to the slow backend (median) |');
+  console.log('|---|---|---|---|---|');
   for (const name of tailNames) {
-    console.log(`| ${name} | ${median(p50[name]).toFixed(1)} | ${median(tail[name]).toFixed(1)} | ${tail[name].map((x) => x.toFixed(1)).join(', ')} |`);
+    console.log(
+      `| ${name} | ${median(p50[name]).toFixed(1)} | ${median(tail[name]).toFixed(1)} | ${tail[name].map((x) => x.toFixed(1)).join(', ')} | ${(median(slowShare[name]) * 100).toFixed(1)} % |`,
+    );
   }
   const ratio = median(tail['fulcrum peak-ewma']) / median(tail['grpc-js round_robin']);
   console.log(`\nGoal (peak-EWMA's p99 ≤ 0.5× round_robin's): ${ratio <= 0.5 ? 'PASS' : 'FAIL'} (${ratio.toFixed(2)}×)`);

@@ -390,18 +390,22 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
 
   #refresh(): void {
     if (this.#destroyed || this.#lb === undefined) return;
+    // Like round_robin, keep every child connected: the balancer needs the whole set. A child's
+    // exitIdle reports its new state synchronously; the counts below read it, so no nested refresh.
+    const wasUpdating = this.#updating;
+    this.#updating = true;
+    try {
+      for (const child of this.#children.values()) if (child.leaf.getConnectivityState() === IDLE) child.leaf.exitIdle();
+    } finally {
+      this.#updating = wasUpdating;
+    }
     this.#syncMembers();
     let ready = 0;
     let connecting = 0;
     for (const child of this.#children.values()) {
       const state = child.leaf.getConnectivityState();
       if (state === READY) ready++;
-      else if (state === CONNECTING) connecting++;
-      else if (state === IDLE) {
-        // Like round_robin, keep every child connected: the balancer needs the whole set.
-        child.leaf.exitIdle();
-        connecting++;
-      }
+      else if (state === CONNECTING || state === IDLE) connecting++;
     }
     if (ready > 0) {
       this.#publish(READY, new FulcrumPicker(this, this.#lb, this.#config?.options.hashKey?.metadata, this.#children), null);
