@@ -119,6 +119,34 @@ describe('health from grpc.health.v1.Health/Watch', () => {
     expect(new Set(replies.map((r) => r.backend)).size).toBe(2);
   });
 
+  it('keeps out a server whose health stream sends malformed messages, without disturbing the channel', async () => {
+    const good = (await backends(1, { health: true }))[0]!;
+    // A hostile or broken server: its Watch answers bytes that are no HealthCheckResponse.
+    const bad = new grpc.Server();
+    const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
+    let watches = 0;
+    bad.addService(
+      {
+        Watch: { path: '/grpc.health.v1.Health/Watch', requestStream: false, responseStream: true, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
+      },
+      {
+        Watch(call: grpc.ServerWritableStream<Buffer, Buffer>) {
+          watches++;
+          // Wire type 3 (a deprecated group), then a length running past the end.
+          call.write(Buffer.from([0x0b, 0x0a, 0xff, 0x01]));
+        },
+      },
+    );
+    const port = await new Promise<number>((resolve, reject) => bad.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    cleanup.push(() => bad.forceShutdown());
+    const c = await client([good.address], { algorithm: 'round-robin', healthCheck: { serviceName: '' } });
+    c.setAddresses([good.address, `127.0.0.1:${port}`]);
+    await waitFor(() => watches >= 1, { what: 'the bad server to be watched' });
+    const replies = await Promise.all(Array.from({ length: 10 }, () => unary(c.client, {})));
+    expect(replies.every((r) => r.backend === 'b0')).toBe(true);
+    expect(c.lb().eligibleCount).toBe(1);
+  });
+
   it('fails calls with UNAVAILABLE when every backend is NOT_SERVING', async () => {
     const bs = await backends(1, { health: true });
     const c = await client([bs[0]!.address], { algorithm: 'round-robin', healthCheck: { serviceName: '' } });
