@@ -164,7 +164,8 @@ describe('statuses become outcomes', () => {
     const lb = c.lb();
     const ejected = deferred<string>();
     lb.on('ejected', (id) => ejected.resolve(id));
-    // Every call fails on b1 only: the test asks each backend to fail by name.
+    // Every backend fails every call; the cap (50 % of three) lets exactly one be ejected: the first
+    // to reach three consecutive failures.
     let ejectedId: string | undefined;
     for (let i = 0; i < 12 && ejectedId === undefined; i++) {
       await codeOf(unary(c.client, { fail: grpc.status.UNAVAILABLE, text: 'x' }));
