@@ -25,6 +25,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { fulcrumServiceConfig, registerFulcrumPolicy } from '@fulcrum/grpc';
+import { report, row } from './run.mjs';
 
 const args = Object.fromEntries(
   process.argv
@@ -196,5 +197,11 @@ async function main() {
   }
   const ratio = median(tail['fulcrum peak-ewma']) / median(tail['grpc-js round_robin']);
   console.log(`\nGoal (peak-EWMA's p99 ≤ 0.5× round_robin's): ${ratio <= 0.5 ? 'PASS' : 'FAIL'} (${ratio.toFixed(2)}×)`);
+  report('grpc', [
+    ...names
+      .filter((n) => n.startsWith('fulcrum'))
+      .map((n) => row('gRPC policy', `${n}: CPU per call ÷ round_robin's`, median(cpu[n]) / base, 'x', 1.1)),
+    row('gRPC policy', "peak-EWMA p99 ÷ round_robin's, one slow backend of five", ratio, 'x', 0.5),
+  ]);
   child.disconnect();
 }
