@@ -179,6 +179,19 @@ describe('resolver address updates', () => {
     expect(bs[1]!.calls.Unary).toBe(before);
   });
 
+  it('ramps a backend that joins with slow start, so it takes a small share at first', async () => {
+    const bs = await backends(3);
+    const c = await client([bs[0]!.address, bs[1]!.address], { algorithm: 'round-robin', slowStart: { windowMs: 600_000, minWeightPercent: 10 } });
+    const lb = c.lb();
+    // The channel's first servers joined as they connected, so they ramp too — together.
+    expect(lb.backends.map((b) => b.effectiveWeight)).toEqual([0.1, 0.1]);
+    c.setAddresses(bs.map((b) => b.address));
+    await waitFor(() => lb.eligibleCount === 3, { what: 'b2 to join' });
+    const joined = lb.get(bs[2]!.address)!;
+    expect(joined.effectiveWeight).toBeLessThan(0.2);
+    expect(lb.snapshot().backends.find((b) => b.id === joined.id)!.slowStart).toBe(true);
+  });
+
   it('lets a call in flight on a removed backend finish there', async () => {
     const bs = await backends(2);
     const c = await client([bs[0]!.address], { algorithm: 'round-robin' });
