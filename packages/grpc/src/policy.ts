@@ -163,6 +163,7 @@ class FulcrumPicker implements Picker {
     }
     const lease = this.#lb.acquire(context);
     if (lease === undefined) return this.#noBackend;
+    this.#policy.carriesTraffic = true;
     const child = this.#children.get(lease.backend.id);
     const result = child?.leaf.getPicker().pick(args);
     if (result === undefined || result.pickResultType !== PickResultType.COMPLETE) {
@@ -196,6 +197,13 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
   #updating = false;
   /** Bit n set when status code n counts against a backend. */
   failureMask = 0;
+  /**
+   * Whether a call has been balanced by the current load balancer. Servers that connect before
+   * that join at full weight, as a load balancer's first members do: slow start protects a server
+   * joining a pool that carries traffic, and with `minWeightPercent: 0` a channel whose servers all
+   * ramped from nothing could not place its first calls.
+   */
+  carriesTraffic = false;
 
   constructor(helper: ChannelControlHelper) {
     this.#helper = helper;
@@ -341,6 +349,7 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
   #installLoadBalancer(lb: LoadBalancer, old: LoadBalancer | undefined): void {
     this.#lb = lb;
     this.#members = '';
+    this.carriesTraffic = false;
     // An ejection or its end changes what acquire can return: calls queued for a picker (wait for
     // ready) get a new one to try.
     const republish = (): void => {
@@ -385,7 +394,7 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
     const signature = specs.map((s) => s.id).join(' ');
     if (signature === this.#members) return;
     this.#members = signature;
-    lb.update(specs);
+    lb.update(specs, { slowStart: this.carriesTraffic });
   }
 
   #refresh(): void {

@@ -181,14 +181,17 @@ describe('resolver address updates', () => {
 
   it('ramps a backend that joins with slow start, so it takes a small share at first', async () => {
     const bs = await backends(3);
-    const c = await client([bs[0]!.address, bs[1]!.address], { algorithm: 'round-robin', slowStart: { windowMs: 600_000, minWeightPercent: 10 } });
+    const c = await client([bs[0]!.address, bs[1]!.address], { algorithm: 'round-robin', slowStart: { windowMs: 600_000, minWeightPercent: 0 } });
     const lb = c.lb();
-    // The channel's first servers joined as they connected, so they ramp too — together.
-    expect(lb.backends.map((b) => b.effectiveWeight)).toEqual([0.1, 0.1]);
+    // Servers that connect before the channel's first call join at full weight, as a load
+    // balancer's first members do (with minWeightPercent 0 the first calls would have nowhere to go).
+    expect(lb.backends.map((b) => b.effectiveWeight)).toEqual([1, 1]);
+    expect((await Promise.all([unary(c.client, {}), unary(c.client, {})])).map((r) => r.backend).sort()).toEqual(['b0', 'b1']);
     c.setAddresses(bs.map((b) => b.address));
-    await waitFor(() => lb.eligibleCount === 3, { what: 'b2 to join' });
+    // At weight 0 (minWeightPercent 0, the start of the window) it is a member but not yet eligible.
+    await waitFor(() => lb.get(bs[2]!.address) !== undefined, { what: 'b2 to join' });
     const joined = lb.get(bs[2]!.address)!;
-    expect(joined.effectiveWeight).toBeLessThan(0.2);
+    expect(joined.effectiveWeight).toBeLessThan(0.05);
     expect(lb.snapshot().backends.find((b) => b.id === joined.id)!.slowStart).toBe(true);
   });
 
