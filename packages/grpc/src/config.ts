@@ -13,15 +13,8 @@
  * The service config is JSON, so only JSON-expressible options are here: no functions (the
  * outlier detector's `isFailure` is replaced by `failureStatuses`), no clock or random source.
  */
-import {
-  createBalancer,
-  hasBalancer,
-  InvalidOptionError,
-  isPlainObject,
-  normalizeOutlierOptions,
-  normalizePanicThreshold,
-  normalizeSlowStartOptions,
-} from '@fulcrum/core';
+import { createBalancer, hasBalancer, InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject, normalizeOutlierOptions, normalizePanicThreshold, normalizeSlowStartOptions } from '@fulcrum/core/validate';
 import type { BalancerOptions, OutlierOptions, SlowStartOptions } from '@fulcrum/core';
 import { DEFAULT_FAILURE_STATUSES, GRPC_STATUS } from './status';
 import type { GrpcStatusName } from './status';

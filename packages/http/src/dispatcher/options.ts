@@ -20,7 +20,8 @@
  *   affinity/hash key also travels in a header, which is removed before the request leaves.
  */
 import type { IncomingMessage } from 'node:http';
-import { InvalidOptionError, isPlainObject, type LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, type LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { isPlainObject, optionalBoolean } from '@fulcrum/core/validate';
 import type { Dispatcher } from 'undici';
 import { compileHashBy } from '../affinity/hash-by';
 import { normalizeProxyOptions, resolveBalancer, type NormalizedProxyOptions } from '../proxy/options';
@@ -161,8 +162,7 @@ export function normalizeDispatcherOptions(options: BalancedDispatcherOptions): 
     keyHeader = options.keyHeader.toLowerCase();
   }
   const hashKey = options.hashBy === undefined ? undefined : compileDispatcherHashBy(options.hashBy);
-  const allowH2 = options.allowH2 ?? false;
-  if (typeof allowH2 !== 'boolean') throw new InvalidOptionError('allowH2', allowH2, 'must be a boolean');
+  const allowH2 = optionalBoolean('allowH2', options.allowH2, false);
 
   const balancer = options.balancer;
   const withDefault =
