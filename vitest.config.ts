@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const packages = ['core', 'http', 'cli', 'express-adapter', 'fastify-adapter', 'session-redis', 'session-sql', 'session-fs', 'sim'];
+const packages = ['core', 'http', 'cli', 'express-adapter', 'fastify-adapter', 'session-redis', 'session-sql', 'session-fs', 'sim', 'grpc'];
 
 /**
  * Tests run against src/ through the same names the exports maps publish: each subpath's ESM file,

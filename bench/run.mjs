@@ -31,6 +31,7 @@ const SUITES = {
   router: 'router.bench.mjs',
   ratelimit: 'ratelimit.bench.mjs',
   dispatcher: 'dispatcher.bench.mjs',
+  grpc: 'grpc-policy.bench.mjs',
   proxy: 'proxy.bench.mjs',
   tcp: 'tcp.bench.mjs',
   'session-redis': 'session-redis.bench.mjs',

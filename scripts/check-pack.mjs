@@ -125,6 +125,7 @@ try {
     ioredis: '^5.8.0',
     mysql2: '^3.15.0',
     'fast-check': '^4.3.0',
+    '@grpc/grpc-js': '^1.14.0',
     '@types/node': '^20.19.0',
     '@types/express': '^5.0.3',
     '@types/express-session': '^1.18.2',

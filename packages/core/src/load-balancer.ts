@@ -486,8 +486,11 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
    * Make the membership equal to `specs` (discovery uses this): new ids are added, missing ones
    * removed (draining their requests), changed weights and attributes applied in place. A changed
    * address means a new backend under the same id. Validates everything before changing anything.
+   * Backends that join ramp up with slow start (when configured) unless `options.slowStart` is
+   * false — for members that join before the pool carries any traffic, as the constructor's do.
    */
-  update(specs: readonly BackendSpec[]): MembershipChange {
+  update(specs: readonly BackendSpec[], options?: { slowStart?: boolean }): MembershipChange {
+    const slowStart = options?.slowStart !== false;
     const normalized = normalizeBackendSpecs(specs, 'backends');
     const change: MembershipChange = { added: [], removed: [], updated: [] };
     const now = this.clock.now();
@@ -513,11 +516,11 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     for (const spec of normalized) {
       const member = this.#byId.get(spec.id);
       if (member === undefined) {
-        this.#admit(spec, now, true);
+        this.#admit(spec, now, slowStart);
         change.added.push(spec.id);
       } else if (member.backend.address !== spec.address) {
         void this.#beginRemoval(member);
-        this.#admit(spec, now, true);
+        this.#admit(spec, now, slowStart);
         change.updated.push(spec.id);
       } else if (applySpec(member.backend, spec)) {
         this.#applyWeight(member, now);

@@ -201,6 +201,19 @@ describe('slow start', () => {
     expect(clock.pending).toBe(0);
     lb.close();
   });
+
+  it('admits members at full weight from update(specs, { slowStart: false }), and ramps them by default', () => {
+    const clock = new FakeClock(0);
+    const lb = createLoadBalancer({ backends: [], clock, slowStart: { windowMs: 10_000, minWeightPercent: 0 } });
+    // A pool filled before it carries traffic (a gRPC channel connecting its first servers).
+    lb.update(specs(2), { slowStart: false });
+    expect(lb.backends.map((b) => b.effectiveWeight)).toEqual([1, 1]);
+    expect(lb.acquire()).toBeDefined();
+    lb.update([...specs(2), { id: 'late', address: 'h:9' }]);
+    expect(lb.get('late')!.effectiveWeight).toBe(0);
+    expect(lb.snapshot().backends.map((b) => b.slowStart)).toEqual([false, false, true]);
+    lb.close();
+  });
 });
 
 describe('eligibility invariant', () => {

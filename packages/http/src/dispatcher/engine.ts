@@ -55,7 +55,7 @@ export class DispatcherEngine {
   pool(backend: Backend): Pool {
     let pool = this.#pools.get(backend);
     if (pool === undefined) {
-      pool = createBackendPool(backend, this.config.shared);
+      pool = createBackendPool(backend, this.config.shared, { allowH2: this.config.allowH2 });
       // Connection events reach the dispatcher's listeners as an Agent reports them: origin, then
       // the chain of dispatchers from the outermost.
       const owner = this.#owner as unknown as NodeJS.EventEmitter;

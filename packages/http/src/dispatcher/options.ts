@@ -21,7 +21,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { InvalidOptionError, type LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
-import { isPlainObject } from '@fulcrum/core/validate';
+import { isPlainObject, optionalBoolean } from '@fulcrum/core/validate';
 import type { Dispatcher } from 'undici';
 import { compileHashBy } from '../affinity/hash-by';
 import { normalizeProxyOptions, resolveBalancer, type NormalizedProxyOptions } from '../proxy/options';
@@ -84,6 +84,17 @@ export interface BalancedDispatcherOptions {
   connectionsPerBackend?: number;
   /** TLS options for `https://` instances (`{ ca }`, `{ rejectUnauthorized: false }` for tests). */
   backendTls?: Readonly<Record<string, unknown>>;
+  /**
+   * Speak HTTP/2 to `https://` instances that offer it by ALPN (undici's `allowH2` on each
+   * instance's pool): requests to one instance share its connections as concurrent streams, and
+   * each request is still balanced, retried and accounted on its own. An instance that offers only
+   * HTTP/1.1 is spoken to in HTTP/1.1; `http://` instances always are (undici has no cleartext
+   * HTTP/2, h2c). undici sizes a connection before it knows the protocol, so each connection then
+   * takes up to 100 requests at once: streams on HTTP/2, pipelined idempotent requests on an
+   * instance that answers in HTTP/1.1 — turn it on for pools whose instances speak HTTP/2.
+   * Default false.
+   */
+  allowH2?: boolean;
   /** Called with every upstream error handled (for logs); never required. */
   onError?: (error: unknown, context: { phase: 'upstream'; backendId?: string }) => void;
 }
@@ -96,9 +107,11 @@ export interface NormalizedDispatcherOptions {
   /** Lower-cased key header, or undefined. */
   readonly keyHeader: string | undefined;
   readonly hashKey: ((options: Dispatcher.DispatchOptions) => string | undefined) | undefined;
+  /** Negotiate HTTP/2 with https:// instances. */
+  readonly allowH2: boolean;
 }
 
-const OWN = ['balancer', 'origin', 'hostHeader', 'keyHeader', 'hashBy'];
+const OWN = ['balancer', 'origin', 'hostHeader', 'keyHeader', 'hashBy', 'allowH2'];
 const SHARED = [
   'attempts',
   'retryOn',
@@ -149,13 +162,14 @@ export function normalizeDispatcherOptions(options: BalancedDispatcherOptions): 
     keyHeader = options.keyHeader.toLowerCase();
   }
   const hashKey = options.hashBy === undefined ? undefined : compileDispatcherHashBy(options.hashBy);
+  const allowH2 = optionalBoolean('allowH2', options.allowH2, false);
 
   const balancer = options.balancer;
   const withDefault =
     isPlainObject(balancer) && (balancer as Record<string, unknown>).algorithm === undefined ? { ...balancer, algorithm: 'peak-ewma' } : balancer;
   const { lb, owned } = resolveBalancer(withDefault);
   return {
-    config: Object.freeze({ shared: normalized, origins, logicalHost: hostHeader === 'logical', keyHeader, hashKey }),
+    config: Object.freeze({ shared: normalized, origins, logicalHost: hostHeader === 'logical', keyHeader, hashKey, allowH2 }),
     lb,
     owned,
   };
