@@ -1,6 +1,7 @@
 // The public surface of @fulcrum/http. Re-exports only; no logic lives here.
 export { createProxy } from './proxy/proxy';
 export type { ProxyHandler } from './proxy/proxy';
+export type { ProxyHooks, ProxyRequestHead, ProxyResponseHead } from './proxy/hooks';
 export type {
   AccessLogEntry,
   AdmissionVerdict,

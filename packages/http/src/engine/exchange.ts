@@ -17,7 +17,6 @@ import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { classifyError } from '../proxy/errors';
-import { requestHeaders } from '../proxy/headers';
 import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
 import type { ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, normalizeAddress, round } from '../proxy/proxy';
@@ -26,7 +25,7 @@ import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
-import { errorResponse, relayedFields, statusLine } from './response';
+import { errorResponse, recordFields, relayedFields, relayedRecord, statusLine } from './response';
 
 /** What an exchange needs from the listener. */
 export interface ExchangeContext {
@@ -336,7 +335,8 @@ export class Exchange implements ConnectionOwner {
     if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
     const pool = this.#ctx.pool(backend);
     this.#pool = pool;
-    const headers = requestHeaders(
+    const headers = engine.upstreamHeaders(
+      this.#view as unknown as IncomingMessage,
       this.#view.rawHeaders,
       {
         remoteAddress: normalizeAddress(this.#client.socket.remoteAddress ?? ''),
@@ -347,10 +347,13 @@ export class Exchange implements ConnectionOwner {
         upgrade: this.#isUpgrade,
       },
       pool.target.authority,
+      this.#route!.path,
+      backend,
+      this.#attempts,
     );
-    if (headers === undefined) {
+    if (typeof headers === 'number') {
       this.#releaseLease({ ok: true });
-      return this.#fail(400, 'Bad Request', 'bad-request');
+      return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
     }
     let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -551,7 +554,18 @@ export class Exchange implements ConnectionOwner {
     this.#resHead = head;
     const request = this.#head;
     const backend = this.#lease!.backend;
-    const { lines, setCookie } = relayedFields(head.rawHeaders, false);
+    let fields = relayedFields(head.rawHeaders, false);
+    if (this.#engine.config.hooks?.proxyRes !== undefined) {
+      const edited = this.#engine.responseHook(relayedRecord(head.rawHeaders), this.#view as unknown as IncomingMessage, status, backend);
+      if (edited === undefined) {
+        // The backend answered well; the hook failed. Drop the answer without blaming the backend.
+        this.#detachUpstream(false);
+        this.#releaseLease({ ok: true, status, durationMs: this.#headLatency });
+        return this.#fail(500, 'Internal Server Error', 'internal-error');
+      }
+      fields = recordFields(edited);
+    }
+    const { lines, setCookie } = fields;
     let text = statusLine(status, head.statusMessage) + lines;
     const cookie = this.#engine.stickiness?.commit(
       this.#view as unknown as IncomingMessage,

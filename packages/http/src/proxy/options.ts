@@ -12,6 +12,7 @@ import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
 import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
+import { normalizeHooks, type NormalizedHooks, type ProxyHooks } from './hooks';
 
 export interface ProxyTimeouts {
   /** Establishing a connection to a backend, ms. Default 5000. */
@@ -177,6 +178,14 @@ export interface ProxyOptions {
    * before the tunnel is closed (HAProxy's `timeout tunnel`; default 3600000, one hour).
    */
   upgradeTimeouts?: { handshakeMs?: number; tunnelMs?: number };
+  /**
+   * Hooks around each attempt, as in http-proxy-middleware: `proxyReq(proxyReq, req)` changes the
+   * upstream request's headers (`proxyReq.setHeader('x-user', id)`), `proxyRes(proxyRes, req)` the
+   * response's (`proxyRes.headers['x-served-by'] = 'edge'`). Synchronous. Hop-by-hop, framing and
+   * (with `forwardedHeaders`) forwarding headers are the proxy's; a CR, LF or NUL in a value is
+   * refused: the hook throws, nothing is forwarded, the client gets 500. Default none.
+   */
+  on?: ProxyHooks;
   /** Called with every upstream or client error the proxy handled (for logs). Never required. */
   onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
 }
@@ -202,6 +211,7 @@ export interface NormalizedProxyOptions {
   readonly onError: ProxyOptions['onError'];
   readonly accessLog: ProxyOptions['accessLog'];
   readonly admission: ProxyOptions['admission'];
+  readonly hooks: NormalizedHooks | undefined;
   readonly maxHeaderCount: number;
   readonly handshakeMs: number;
   readonly tunnelMs: number;
@@ -231,6 +241,7 @@ const KNOWN = new Set([
   'admission',
   'maxHeaderCount',
   'upgradeTimeouts',
+  'on',
 ]);
 
 function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
@@ -284,6 +295,7 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
       throw new InvalidOptionError(name, options[name], 'must be a function');
     }
   }
+  const forwardedHeaders = bool('forwardedHeaders', options.forwardedHeaders, true);
   return Object.freeze({
     attempts: num('attempts', options.attempts, 3, 1, 10, true),
     retryOn: new Set(retryOn as readonly RetryCondition[]),
@@ -300,11 +312,12 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
     totalMs: num('timeouts.totalMs', timeouts.totalMs, 0, 0, MAX_TIMER),
     connectionsPerBackend: num('connectionsPerBackend', options.connectionsPerBackend, 128, 1, 65_536, true),
     preserveHost: bool('preserveHost', options.preserveHost, true),
-    forwardedHeaders: bool('forwardedHeaders', options.forwardedHeaders, true),
+    forwardedHeaders,
     backendTls: options.backendTls as NormalizedProxyOptions['backendTls'],
     onError: options.onError as ProxyOptions['onError'],
     accessLog: options.accessLog as ProxyOptions['accessLog'],
     admission: options.admission as ProxyOptions['admission'],
+    hooks: normalizeHooks(options.on, forwardedHeaders),
     maxHeaderCount: num('maxHeaderCount', options.maxHeaderCount, DEFAULT_MAX_HEADER_COUNT, 1, 1000, true),
     handshakeMs: num('upgradeTimeouts.handshakeMs', upgradeTimeouts.handshakeMs, headersMs, 1, MAX_TIMER),
     tunnelMs: num('upgradeTimeouts.tunnelMs', upgradeTimeouts.tunnelMs, 3_600_000, 1, MAX_TIMER),
