@@ -15,7 +15,8 @@
  * those names, a name that is not an RFC 9110 token, or a value with CR, LF or NUL throws an
  * `InvalidOptionError` at the call — the attempt is never sent (the client gets 500), as Node's own
  * `setHeader` throws on an invalid character. In a response, hop-by-hop headers and `Content-Length`
- * are the proxy's (the forwarding headers mean nothing there and are not guarded). Hooks are synchronous: one that returns a promise is
+ * are the proxy's (setting them throws; a `Content-Length` the hook deleted is kept), and the
+ * forwarding headers mean nothing there and are not guarded. Hooks are synchronous: one that returns a promise is
  * refused the same way, since nothing would wait for it.
  */
 import type { IncomingMessage } from 'node:http';
@@ -44,6 +45,8 @@ export interface ProxyRequestHead {
   /** Add a line to a header, keeping the lines it has. */
   appendHeader(name: string, value: string | number | readonly string[]): this;
   removeHeader(name: string): this;
+  /** Whether the proxy owns this header (hop-by-hop, framing, forwarding): setting or removing it throws. */
+  proxyOwns(name: string): boolean;
 }
 
 /** A backend's response head, as `on.proxyRes` sees it before it goes to the client. */
@@ -182,6 +185,10 @@ class UpstreamRequestHead implements ProxyRequestHead {
     return this;
   }
 
+  proxyOwns(name: string): boolean {
+    return this.#managed.has(String(name).toLowerCase());
+  }
+
   #remove(lower: string): void {
     const list = this.#list;
     let w = 0;
@@ -230,11 +237,8 @@ export function runResponseHook(hooks: NormalizedHooks, headers: Record<string, 
     const { lower, values } = checkedHeader('on.proxyRes', RESPONSE_MANAGED, name, value);
     out[lower] = Array.isArray(value) ? values : values[0]!;
   }
-  for (const name of Object.keys(original)) {
-    // Removing what the backend sent is allowed, except the framing the client relies on.
-    if (out[name] === undefined && RESPONSE_MANAGED.has(name)) {
-      throw new InvalidOptionError('on.proxyRes', name, 'may not set or remove this header: the proxy owns it (hop-by-hop, framing or forwarding)');
-    }
-  }
+  // Removing what the backend sent is allowed, except the framing the client relies on: that stays.
+  const length = original['content-length'];
+  if (length !== undefined && out['content-length'] === undefined) out['content-length'] = length;
   return out;
 }
