@@ -1,5 +1,5 @@
 // The public surface of @fulcrum/core. Re-exports only; no logic lives here.
-export { Backend, BACKEND_ID_PATTERN, MAX_BACKEND_WEIGHT, MIN_BACKEND_WEIGHT, normalizeBackendSpec, normalizeBackendSpecs, validateAddress, validateWeight } from './backend';
+export { Backend, backendIdOf, BACKEND_ID_PATTERN, MAX_BACKEND_WEIGHT, MIN_BACKEND_WEIGHT, normalizeBackendSpec, normalizeBackendSpecs, validateAddress, validateWeight } from './backend';
 export type { BackendSpec, BackendState, NormalizedBackendSpec } from './backend';
 
 export { createLoadBalancer, LoadBalancer, Lease } from './load-balancer';

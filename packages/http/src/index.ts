@@ -34,8 +34,8 @@ export {
   compileHashBy,
 } from './affinity';
 export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from './affinity';
-export { httpProbe, tcpProbe } from './probes';
-export type { ExpectStatus, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { httpProbe, resolveHealth, tcpProbe } from './probes';
+export type { BalancerOptions, ExpectStatus, HealthCheckOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
 export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
 export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
 export { createRouter, DEFAULT_SPLIT_COOKIE_NAME } from './router';

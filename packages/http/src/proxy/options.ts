@@ -12,6 +12,7 @@ import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
 import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
+import { resolveBalancerOptions, type BalancerOptions } from '../probes/health-check';
 import { normalizeHooks, type NormalizedHooks, type ProxyHooks } from './hooks';
 
 export interface ProxyTimeouts {
@@ -116,9 +117,11 @@ export type AdmissionVerdict =
 export interface ProxyOptions {
   /**
    * A load balancer, or the options to create one (the proxy then owns and closes it). Exactly one
-   * of `balancer` and `router`.
+   * of `balancer` and `router`. In the options, `backends` may hold bare addresses
+   * (`'http://10.0.0.1:3000'`, id derived: see `backendIdOf`) and `health` may be written as in the
+   * config file — `{ path: '/healthz', intervalMs: 2000 }` — and the proxy builds the `httpProbe`.
    */
-  balancer?: LoadBalancer | LoadBalancerOptions;
+  balancer?: LoadBalancer | BalancerOptions;
   /** Forwarding rules over several pools (`createRouter`); requests no route matches get 404. */
   router?: RequestRouter;
   /** Keep clients on one backend: signed cookie, source IP, header, or a learned app cookie. */
@@ -349,5 +352,5 @@ export function resolveBalancer(balancer: unknown): { lb: LoadBalancer; owned: b
   if (!isPlainObject(balancer)) {
     throw new InvalidOptionError('balancer', balancer, 'must be a LoadBalancer or the options of createLoadBalancer (or give a router instead)');
   }
-  return { lb: new LoadBalancer(balancer as unknown as LoadBalancerOptions), owned: true };
+  return { lb: new LoadBalancer(resolveBalancerOptions('balancer', balancer)), owned: true };
 }

@@ -31,6 +31,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, isPlainObject, type LoadBalancerOptions, type Random } from '@fulcrum/core';
 import { StickyCookie } from '../affinity/cookie';
+import { resolveBalancerOptions, type BalancerOptions } from '../probes/health-check';
 import { headersMatch, hostMatches, parseHost, pathMatches } from './match';
 import {
   DEFAULT_SPLIT_COOKIE_NAME,
@@ -48,7 +49,7 @@ import { normaliseTarget } from './path';
 /** Options of `createRouter`. */
 export interface RouterOptions {
   /** Named pools: a `LoadBalancer` (the caller's) or its options (the router creates and closes it). */
-  pools: Readonly<Record<string, LoadBalancer | LoadBalancerOptions>>;
+  pools: Readonly<Record<string, LoadBalancer | BalancerOptions>>;
   /** The forwarding rules, in order; the first that matches wins. */
   routes: readonly RouteSpec[];
   /** Stickiness and tester override of weighted splits. Required (its `cookie`) when a route splits. */
@@ -197,7 +198,7 @@ class RouterImpl implements Router {
     if (!isPlainObject(value)) throw new InvalidOptionError(path, value, 'must be a LoadBalancer or the options of createLoadBalancer');
     let lb: LoadBalancer;
     try {
-      lb = new LoadBalancer({ name, ...(value as unknown as LoadBalancerOptions) });
+      lb = new LoadBalancer({ name, ...resolveBalancerOptions('', value) });
     } catch (error) {
       if (isFulcrumError(error, 'FULCRUM_INVALID_OPTION')) {
         const invalid = error as InvalidOptionError;
