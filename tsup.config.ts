@@ -3,8 +3,8 @@
 // A package with two entries (core) is built with code splitting, in both formats: what the entries
 // share lives in one chunk, so `@fulcrum/core/testing` uses the same `Backend` and error classes as
 // `@fulcrum/core` (instanceof holds across the entries) instead of carrying a second copy of core.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { defineConfig } from 'tsup';
 
 const cwd = process.cwd();
@@ -12,10 +12,21 @@ const entry: Record<string, string> = { index: 'src/index.ts' };
 const hasTesting = existsSync(join(cwd, 'src/testing/index.ts'));
 if (hasTesting) entry['testing/index'] = 'src/testing/index.ts';
 
+// Types-only files a package ships for both type entries to share (an `exports` subpath with only a
+// `types` condition, e.g. fastify-adapter's `declare module 'fastify'`): each entry references them,
+// so a project loading the ESM and the CJS entry sees one declaration, not one per entry.
+const pkg = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as { exports?: Record<string, unknown> };
+const sharedTypes = Object.values(pkg.exports ?? {}).flatMap((target) =>
+  typeof target === 'object' && target !== null && Object.keys(target).length === 1 && typeof (target as { types?: unknown }).types === 'string'
+    ? [(target as { types: string }).types]
+    : [],
+);
+const dtsBanner = sharedTypes.map((file) => `/// <reference path="${posix.relative('dist', posix.normalize(file))}" />`).join('\n');
+
 export default defineConfig({
   entry,
   format: ['esm', 'cjs'],
-  dts: true,
+  dts: dtsBanner === '' ? true : { banner: dtsBanner },
   // Maps point at src/, which ships beside dist/: without sourcesContent they do not carry a second
   // copy of every source (bench/README.md, "Installed size", has the numbers).
   sourcemap: true,

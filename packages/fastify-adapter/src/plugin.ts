@@ -1,3 +1,4 @@
+/// <reference path="../fastify.d.ts" />
 /**
  * The Fastify plugin: `fastify.register(fulcrum, { prefix: '/api', ...proxyOptions })` forwards every
  * method under the prefix to Fulcrum's proxy — the shape of @fastify/http-proxy, on `createProxy`.
@@ -11,31 +12,25 @@
  * metrics routes sit there too, outside the prefix. The proxy is closed in `onClose`.
  */
 import type { IncomingMessage } from 'node:http';
-import type { LoadBalancer } from '@fulcrum/core';
 import { createProxy, prometheusHandler, statsPage, type ProxyHandler, type ProxyHooks, type ProxyOptions, type StatsHandler } from '@fulcrum/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { splitOptions, type FulcrumPluginOptions, type PluginConfig } from './options';
 import { forwardedUrl } from './prefix';
 
-/** What the plugin decorates `fastify.fulcrum` with. */
-export interface FulcrumDecoration {
-  /** The load balancer of the pool (drain, add, snapshot, events). */
-  readonly lb: LoadBalancer;
-  /** The underlying `createProxy` handler (e.g. `fastify.server.on('upgrade', fastify.fulcrum.proxy.upgrade)`). */
-  readonly proxy: ProxyHandler;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    fulcrum: FulcrumDecoration;
-  }
-}
+/**
+ * What the plugin decorates `fastify.fulcrum` with: `{ lb, proxy }`. Its interface and the
+ * `declare module 'fastify'` that adds it live in one types-only file (`fastify.d.ts`, referenced at
+ * the top of this file) that the ESM and CJS type entries both load, so a project loading both sees
+ * one declaration (no TS2717); the entries name it through Fastify's own (single) declaration.
+ */
+export type FulcrumDecoration = FastifyInstance['fulcrum'];
 
 /**
  * @fastify/http-proxy's `rewriteRequestHeaders` / `rewriteHeaders` as `createProxy` hooks: the
  * record the function returns is applied as edits (removed names removed, new or changed ones set),
- * after the app's own `on` hooks; headers the proxy owns are kept when the record leaves them out. `requests` maps the raw request back to its FastifyRequest.
+ * after the app's own `on` hooks; headers the proxy owns are kept when the record leaves them out.
+ * `requests` maps the raw request back to its FastifyRequest.
  */
 function withRewrites(config: PluginConfig, requests: WeakMap<IncomingMessage, FastifyRequest>): ProxyOptions {
   const { rewriteRequestHeaders, rewriteHeaders, proxy } = config;
