@@ -83,7 +83,9 @@ for (const file of files) {
 }
 
 const base = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8'));
-const packageModules = readdirSync(join(root, 'packages')).flatMap((name) => [`packages/${name}/node_modules/*`, `packages/${name}/node_modules/@types/*`]);
+const packageNames = readdirSync(join(root, 'packages'));
+// Type packages first: `express` itself (no types) must not win over `@types/express`.
+const packageModules = [...packageNames.map((name) => `packages/${name}/node_modules/@types/*`), ...packageNames.map((name) => `packages/${name}/node_modules/*`)];
 writeFileSync(
   join(out, 'tsconfig.json'),
   JSON.stringify({
@@ -95,7 +97,7 @@ writeFileSync(
       typeRoots: [join(root, 'node_modules/@types')],
       baseUrl: root,
       // The packages' sources, then any package's dependencies (express, fastify, ioredis, mysql2 …).
-      paths: { ...base.compilerOptions.paths, '*': ['node_modules/*', 'node_modules/@types/*', ...packageModules] },
+      paths: { ...base.compilerOptions.paths, '*': ['node_modules/@types/*', 'node_modules/*', ...packageModules] },
       // Blocks show usage, not finished programs: a name declared for the reader is not an error.
       noUnusedLocals: false,
     },
