@@ -555,7 +555,8 @@ export class Exchange implements ConnectionOwner {
     const request = this.#head;
     const backend = this.#lease!.backend;
     let fields = relayedFields(head.rawHeaders, false);
-    if (this.#engine.config.hooks?.proxyRes !== undefined) {
+    // Not for the answer to an upgrade request: createProxy relays those without it too.
+    if (this.#engine.config.hooks?.proxyRes !== undefined && !this.#isUpgrade) {
       const edited = this.#engine.responseHook(relayedRecord(head.rawHeaders), this.#view as unknown as IncomingMessage, status, backend);
       if (edited === undefined) {
         // The backend answered well; the hook failed. Drop the answer without blaming the backend.

@@ -70,7 +70,10 @@ export interface ProxyHooks {
    * `createProxyServer`, a view of its head (method, url, headers, rawHeaders, socket; no body).
    */
   proxyReq?: (proxyReq: ProxyRequestHead, req: IncomingMessage) => void;
-  /** When a final response head arrives, before anything of it goes to the client. */
+  /**
+   * When a final response head arrives, before anything of it goes to the client. Not called for the
+   * answer to an upgrade request (a WebSocket handshake), whose head is relayed as the backend sent it.
+   */
   proxyRes?: (proxyRes: ProxyResponseHead, req: IncomingMessage) => void;
 }
 
