@@ -12,15 +12,11 @@ const entry: Record<string, string> = { index: 'src/index.ts' };
 const hasTesting = existsSync(join(cwd, 'src/testing/index.ts'));
 if (hasTesting) entry['testing/index'] = 'src/testing/index.ts';
 
-// Types-only files a package ships for both type entries to share (an `exports` subpath with only a
-// `types` condition, e.g. fastify-adapter's `declare module 'fastify'`): each entry references them,
-// so a project loading the ESM and the CJS entry sees one declaration, not one per entry.
-const pkg = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as { exports?: Record<string, unknown> };
-const sharedTypes = Object.values(pkg.exports ?? {}).flatMap((target) =>
-  typeof target === 'object' && target !== null && Object.keys(target).length === 1 && typeof (target as { types?: unknown }).types === 'string'
-    ? [(target as { types: string }).types]
-    : [],
-);
+// Types-only files a package ships at its root for both type entries to share (a `*.d.ts` listed in
+// its `files`, e.g. fastify-adapter's `declare module 'fastify'`): each entry references them, so a
+// project loading the ESM and the CJS entry sees one declaration, not one per entry.
+const pkg = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as { files?: string[] };
+const sharedTypes = (pkg.files ?? []).filter((file) => file.endsWith('.d.ts') && !file.includes('/'));
 const dtsBanner = sharedTypes.map((file) => `/// <reference path="${posix.relative('dist', posix.normalize(file))}" />`).join('\n');
 
 export default defineConfig({
