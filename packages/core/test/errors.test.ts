@@ -23,6 +23,7 @@ const packageReadme = (name: string) => readFileSync(new URL(`../../${name}/READ
 const elsewhere = [
   [ErrorCodes.DNS_DISCOVERY, 'DnsDiscoveryError', 'http'],
   [ErrorCodes.CONFIG_FILE, 'ConfigFileError', 'http'],
+  [ErrorCodes.CONFIG_PATH, 'ConfigPathError', 'http'],
   [ErrorCodes.CORRUPT_FILE, 'CorruptFileError', 'session-fs'],
 ] as const;
 

@@ -34,8 +34,13 @@ export {
   compileHashBy,
 } from './affinity';
 export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from './affinity';
-export { httpProbe, resolveHealth, tcpProbe } from './probes';
-export type { BalancerOptions, ExpectStatus, HealthCheckOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { grpcHealthProbe, httpProbe, resolveHealth, tcpProbe } from './probes';
+export type { ProxyBalancerOptions, ExpectStatus, GrpcHealthProbeOptions, HealthCheckOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { GrpcStatus, parseGrpcTimeout } from './h2/grpc';
+export type { GrpcOptions } from './h2/grpc';
+export type { Http2Options, UpstreamProtocol } from './h2/options';
+export { protocolStats, renderProtocolMetrics } from './h2/stats';
+export type { ProtocolStats } from './h2/stats';
 export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
 export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
 export { createRouter, DEFAULT_SPLIT_COOKIE_NAME } from './router';

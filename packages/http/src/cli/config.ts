@@ -6,7 +6,7 @@
  * (`algorithm`, `health`, `outlier`, `slowStart`, `panicThreshold`) plus the per-pool `createProxy`
  * options (`stickiness`, `hashBy`, `attempts`, `timeouts`, …); `routes` and `split` are
  * `createRouter`'s. Validation runs the SAME normalizers the API runs and prefixes their paths, so a
- * message reads `pools.api.backends[2].weight: must be 0 or a finite number from 0.01 to 1000000 (…),
+ * message reads `pools.api.backends[2].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (…),
  * got "x"` whichever layer found it, and a file that passes `fulcrum --check` is one the API accepts. Unknown keys are refused
  * at every level (a typo such as `healh` must not silently disable health checks), as HAProxy and
  * Envoy refuse unknown directives. `$schema` is allowed at the top for editors.
@@ -37,24 +37,31 @@ import {
   NODE_ID_PATTERN,
   BACKEND_ID_PATTERN,
   isInvalidOptionError,
-  isPlainObject,
-  normalizeBackendSpecs,
-  normalizeHealthOptions,
-  normalizeOutlierOptions,
-  normalizePanicThreshold,
-  normalizeSlowStartOptions,
   type BackendSpec,
   type HealthOptions,
   type LoadBalancerOptions,
   type OutlierOptions,
   type SlowStartOptions,
 } from '@fulcrum/core';
+import {
+  MAX_TIMER_MS,
+  describeBounds,
+  isPlainObject,
+  normalizeBackendSpecs,
+  optionalInteger,
+  optionsObject,
+  normalizeHealthOptions,
+  normalizeOutlierOptions,
+  normalizePanicThreshold,
+  normalizeSlowStartOptions,
+} from '@fulcrum/core/validate';
 import { Stickiness, TrustedProxies, compileHashBy, type HashBy, type StickinessOptions } from '../affinity';
 import { httpProbe, tcpProbe } from '../probes';
 import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
 import { createRouter, type RouteSpec, type SplitOptions } from '../router';
 import { normalizeRateLimitOptions, type NormalizedRateLimitOptions, type RateLimitOptions } from '../ratelimit';
 import { createTlsContext, redirectToHttps, type RedirectToHttpsOptions } from '../tls';
+import { normalizeHttp2Options, type Http2Options } from '../h2/options';
 import { ConfigPathError, MAX_CONFIG_FILE_BYTES, checkAppendable, checkAppendableSync, readConfigFile, readConfigFileSync } from './files';
 
 // ─── The file's shape ─────────────────────────────────────────────────────────────────────────────
@@ -91,6 +98,12 @@ export interface FrontendConfig {
   stats?: boolean;
   /** Serve the Prometheus metrics (top-level `metrics`) on this frontend too. Default false, as `stats`. */
   metrics?: boolean;
+  /**
+   * Serve HTTP/2 too (raw engine only): by ALPN on a TLS frontend, with prior knowledge on a plain
+   * one when `{ "h2c": true }`; `true` or the limits of `Http2Options`. The stats page, metrics and
+   * admin API answer HTTP/1.1 only. Default false.
+   */
+  http2?: boolean | Http2Options;
 }
 
 /**
@@ -144,6 +157,8 @@ export type PoolProxyConfig = Pick<
   | 'backendTls'
   | 'maxHeaderCount'
   | 'upgradeTimeouts'
+  | 'upstreamProtocol'
+  | 'grpc'
 >;
 
 /** A pool: its backends, how to balance them, and how to proxy to them. */
@@ -233,6 +248,8 @@ export interface NormalizedFrontend {
   readonly maxConnections: number | undefined;
   /** `'raw'` (createProxyServer's engine) or `'node'` (createProxy on node:http). */
   readonly engine: 'raw' | 'node';
+  /** HTTP/2 on this frontend (validated `Http2Options`), or undefined. */
+  readonly http2: Http2Options | undefined;
 }
 
 export interface NormalizedPool {
@@ -330,7 +347,7 @@ const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart'
 const PROXY_KEYS = [
   'attempts', 'retryOn', 'retryNonIdempotent', 'retryBudget', 'maxReplayBytes', 'maxQueue', 'queueTimeoutMs',
   'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls', 'maxHeaderCount',
-  'upgradeTimeouts',
+  'upgradeTimeouts', 'upstreamProtocol', 'grpc',
 ];
 const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rateLimit'];
 const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];
@@ -344,11 +361,7 @@ const URL_PATH = /^\/[\x21-\x7e]{0,255}$/;
 
 /** Throw unless `value` is a plain object with only `known` keys; return it. */
 function objectOf(path: string, value: unknown, known: readonly string[], what = 'an object'): Record<string, unknown> {
-  if (!isPlainObject(value)) throw new InvalidOptionError(path, value, `must be ${what}`);
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw new InvalidOptionError(join(path, key), value[key], `is not a key of ${path || 'the config'} (known: ${known.join(', ')})`);
-  }
-  return value;
+  return optionsObject(path, value, known, { expected: `must be ${what}`, allowMissing: false });
 }
 
 function join(prefix: string, path: string): string {
@@ -372,13 +385,7 @@ function under<T>(prefix: string, run: () => T, strip?: RegExp): T {
   }
 }
 
-function integer(path: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
+const integer = optionalInteger;
 
 function nonEmptyString(path: string, value: unknown, what = 'a non-empty string'): string {
   if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(path, value, `must be ${what}`);
@@ -664,11 +671,11 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections', 'engine']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections', 'engine', 'http2']);
     if (frontend.engine !== undefined && frontend.engine !== 'raw' && frontend.engine !== 'node') {
       throw new InvalidOptionError(`${path}.engine`, frontend.engine, 'must be "raw" (the default: Fulcrum\'s own HTTP/1.1 engine) or "node" (node:http + undici)');
     }
-    if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, 'must be an integer from 0 to 65535');
+    if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, describeBounds({ min: 0, max: 65_535, integer: true }));
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
     const host = frontend.host === undefined ? '0.0.0.0' : listenAddress(`${path}.host`, frontend.host);
     const key = `${host}:${port}`;
@@ -706,7 +713,13 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
     };
     const maxConnections = frontend.maxConnections === undefined ? undefined : integer(`${path}.maxConnections`, frontend.maxConnections, 0, 1, 10_000_000);
     const engine = redirect !== undefined ? 'node' : ((frontend.engine as 'raw' | 'node' | undefined) ?? 'raw');
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections, engine });
+    let http2: Http2Options | undefined;
+    if (frontend.http2 !== undefined && frontend.http2 !== false) {
+      if (engine !== 'raw') throw new InvalidOptionError(`${path}.http2`, frontend.http2, 'needs the raw engine (no "engine": "node", no redirectToHttps)');
+      normalizeHttp2Options(frontend.http2, `${path}.http2`);
+      http2 = frontend.http2 === true ? {} : (frontend.http2 as Http2Options);
+    }
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections, engine, http2 });
   });
 }
 
@@ -749,7 +762,7 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
   return Object.freeze({
     kind: 'directory',
     dir: resolve(baseDir, dir),
-    pollIntervalMs: directory.pollIntervalMs === undefined ? undefined : integer('replication.directory.pollIntervalMs', directory.pollIntervalMs, 1000, 10, 2_147_483_647),
+    pollIntervalMs: directory.pollIntervalMs === undefined ? undefined : integer('replication.directory.pollIntervalMs', directory.pollIntervalMs, 1000, 10, MAX_TIMER_MS),
   });
 }
 
@@ -931,9 +944,9 @@ function validateAccessLog(raw: unknown, baseDir: string, checkWritable: (path: 
 function validateServer(raw: unknown): FulcrumConfig['server'] {
   const server = objectOrEmpty('server', raw, ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'maxConnections']);
   return Object.freeze({
-    headersTimeoutMs: integer('server.headersTimeoutMs', server.headersTimeoutMs, 20_000, 1, 2_147_483_647),
-    requestTimeoutMs: integer('server.requestTimeoutMs', server.requestTimeoutMs, 300_000, 0, 2_147_483_647),
-    keepAliveTimeoutMs: integer('server.keepAliveTimeoutMs', server.keepAliveTimeoutMs, 5000, 1, 2_147_483_647),
+    headersTimeoutMs: integer('server.headersTimeoutMs', server.headersTimeoutMs, 20_000, 1, MAX_TIMER_MS),
+    requestTimeoutMs: integer('server.requestTimeoutMs', server.requestTimeoutMs, 300_000, 0, MAX_TIMER_MS),
+    keepAliveTimeoutMs: integer('server.keepAliveTimeoutMs', server.keepAliveTimeoutMs, 5000, 1, MAX_TIMER_MS),
     maxConnections: integer('server.maxConnections', server.maxConnections, 10_000, 1, 10_000_000),
   });
 }

@@ -13,6 +13,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { ErrorCodes, FulcrumError } from '@fulcrum/core';
 
 /** Largest file a config may make the proxy read (a PEM chain is a few KB; 1 MiB is generous). */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
@@ -21,15 +22,14 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOCT
 const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0);
 
 /** A file a config refers to that cannot be used: `reason` completes "must be …, but it …". */
-export class ConfigPathError extends Error {
-  readonly code = 'FULCRUM_CONFIG_PATH';
+export class ConfigPathError extends FulcrumError {
+  readonly code = ErrorCodes.CONFIG_PATH;
   constructor(
     readonly file: string,
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
     super(`${file}: ${reason}`, options);
-    this.name = 'ConfigPathError';
   }
 }
 

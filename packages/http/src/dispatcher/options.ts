@@ -20,10 +20,11 @@
  *   affinity/hash key also travels in a header, which is removed before the request leaves.
  */
 import type { IncomingMessage } from 'node:http';
-import { InvalidOptionError, isPlainObject, type LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, type LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import type { Dispatcher } from 'undici';
 import { compileHashBy } from '../affinity/hash-by';
-import type { BalancerOptions } from '../probes/health-check';
+import type { ProxyBalancerOptions } from '../probes/health-check';
 import { normalizeProxyOptions, resolveBalancer, type NormalizedProxyOptions } from '../proxy/options';
 import type { RetryCondition } from '../retry/policy';
 
@@ -55,7 +56,7 @@ export interface BalancedDispatcherOptions {
    * detection (`outlier`), active checks (`health: { path: '/healthz' }`, or `{ probe }`) and slow start are
    * load-balancer options.
    */
-  balancer: LoadBalancer | BalancerOptions;
+  balancer: LoadBalancer | ProxyBalancerOptions;
   /**
    * The logical origin(s) this dispatcher serves, e.g. `'http://users.internal'`. A request for
    * another origin fails with `InvalidArgumentError`. Default: any origin is accepted.

@@ -5,7 +5,8 @@
  * `type: 'tcp'`) from the probe's options written beside the checker's, so the library and the CLI
  * take the same object. Options with a `probe` pass through untouched.
  */
-import { InvalidOptionError, isPlainObject, type HealthOptions, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, type HealthOptions, type LoadBalancerOptions } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { httpProbe, type ExpectStatus, type HttpProbeTlsOptions } from './http-probe';
 import { tcpProbe } from './tcp-probe';
 
@@ -30,7 +31,7 @@ export interface HealthCheckOptions extends Omit<HealthOptions, 'probe'> {
 }
 
 /** `createLoadBalancer`'s options, where `health` may also be a `HealthCheckOptions` (the proxy builds the probe). */
-export interface BalancerOptions extends Omit<LoadBalancerOptions, 'health'> {
+export interface ProxyBalancerOptions extends Omit<LoadBalancerOptions, 'health'> {
   health?: HealthOptions | HealthCheckOptions;
 }
 

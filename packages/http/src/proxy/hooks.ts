@@ -21,7 +21,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Backend } from '@fulcrum/core';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { HOP_BY_HOP } from './headers';
 
 /** The upstream request of one attempt, as `on.proxyReq` sees it. */

@@ -7,13 +7,16 @@
  * any form or JSON API call, small enough that 10,000 concurrent uploads cost at most 640 MB. Queue
  * 1024 waiters for 5 s: a short burst is absorbed, a sustained overload is refused fast.
  */
-import { InvalidOptionError, LoadBalancer, isPlainObject, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { MAX_TIMER_MS, checkKnownKeys, isPlainObject, optionalBoolean, optionalNumber } from '@fulcrum/core/validate';
 import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
 import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
-import { resolveBalancerOptions, type BalancerOptions } from '../probes/health-check';
+import { resolveBalancerOptions, type ProxyBalancerOptions } from '../probes/health-check';
 import { normalizeHooks, type NormalizedHooks, type ProxyHooks } from './hooks';
+import { normalizeGrpcOptions, type GrpcOptions, type NormalizedGrpcOptions } from '../h2/grpc';
+import { normalizeUpstreamProtocol, type UpstreamProtocol } from '../h2/options';
 
 export interface ProxyTimeouts {
   /** Establishing a connection to a backend, ms. Default 5000. */
@@ -107,6 +110,8 @@ export interface AccessLogEntry {
     totalMs: number;
   };
   termination: Termination;
+  /** A gRPC call's status (from the backend's trailers, or the one the proxy answered with). */
+  grpcStatus?: number;
 }
 
 /** The answer of an admission check (`admission` option): let the request in, or refuse it. */
@@ -121,7 +126,7 @@ export interface ProxyOptions {
    * (`'http://10.0.0.1:3000'`, id derived: see `backendIdOf`) and `health` may be written as in the
    * config file — `{ path: '/healthz', intervalMs: 2000 }` — and the proxy builds the `httpProbe`.
    */
-  balancer?: LoadBalancer | BalancerOptions;
+  balancer?: LoadBalancer | ProxyBalancerOptions;
   /** Forwarding rules over several pools (`createRouter`); requests no route matches get 404. */
   router?: RequestRouter;
   /** Keep clients on one backend: signed cookie, source IP, header, or a learned app cookie. */
@@ -191,6 +196,15 @@ export interface ProxyOptions {
   on?: ProxyHooks;
   /** Called with every upstream or client error the proxy handled (for logs). Never required. */
   onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
+  /**
+   * The protocol each pool speaks to its backends: `'http1'` (default) or `'h2'` (HTTP/2 over TLS
+   * for `https://` backends, h2c with prior knowledge for `http://` ones). One value for every
+   * pool, or an object of pool name → protocol (`'default'` names a single `balancer`'s pool).
+   * gRPC backends need `'h2'`.
+   */
+  upstreamProtocol?: UpstreamProtocol | Readonly<Record<string, UpstreamProtocol>>;
+  /** gRPC calls: which statuses are backend failures, which methods may be retried. See `GrpcOptions`. */
+  grpc?: GrpcOptions;
 }
 
 export interface NormalizedProxyOptions {
@@ -218,6 +232,9 @@ export interface NormalizedProxyOptions {
   readonly maxHeaderCount: number;
   readonly handshakeMs: number;
   readonly tunnelMs: number;
+  /** The upstream protocol of a pool, by its name. */
+  readonly upstreamProtocol: (pool: string) => UpstreamProtocol;
+  readonly grpc: NormalizedGrpcOptions;
 }
 
 const KNOWN = new Set([
@@ -245,29 +262,20 @@ const KNOWN = new Set([
   'maxHeaderCount',
   'upgradeTimeouts',
   'on',
+  'upstreamProtocol',
+  'grpc',
 ]);
 
 function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new InvalidOptionError(path, value, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-  }
-  return value;
+  return optionalNumber(path, value, fallback, { min, max, integer });
 }
 
-function bool(path: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(path, value, 'must be true or false');
-  return value;
-}
-
-const MAX_TIMER = 2_147_483_647;
+const bool = optionalBoolean;
+const MAX_TIMER = MAX_TIMER_MS;
 
 export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOptions {
   if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createProxy (known: ${[...KNOWN].join(', ')})`);
-  }
+  checkKnownKeys('', options, [...KNOWN]);
   const retryOn = options.retryOn ?? ['connect', 'reset', 'timeout'];
   if (!Array.isArray(retryOn)) throw new InvalidOptionError('retryOn', retryOn, `must be an array of ${RETRY_CONDITIONS.join(', ')}`);
   retryOn.forEach((condition, i) => {
@@ -277,18 +285,10 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
   if (!isPlainObject(budget)) throw new InvalidOptionError('retryBudget', budget, 'must be an object');
   const timeouts = options.timeouts ?? {};
   if (!isPlainObject(timeouts)) throw new InvalidOptionError('timeouts', timeouts, 'must be an object');
-  for (const key of Object.keys(timeouts)) {
-    if (!['connectMs', 'headersMs', 'idleMs', 'totalMs'].includes(key)) {
-      throw new InvalidOptionError(`timeouts.${key}`, (timeouts as Record<string, unknown>)[key], 'is not a timeout (known: connectMs, headersMs, idleMs, totalMs)');
-    }
-  }
+  checkKnownKeys('timeouts', timeouts, ['connectMs', 'headersMs', 'idleMs', 'totalMs']);
   const upgradeTimeouts = options.upgradeTimeouts ?? {};
   if (!isPlainObject(upgradeTimeouts)) throw new InvalidOptionError('upgradeTimeouts', upgradeTimeouts, 'must be an object');
-  for (const key of Object.keys(upgradeTimeouts)) {
-    if (key !== 'handshakeMs' && key !== 'tunnelMs') {
-      throw new InvalidOptionError(`upgradeTimeouts.${key}`, (upgradeTimeouts as Record<string, unknown>)[key], 'is not an upgrade timeout (known: handshakeMs, tunnelMs)');
-    }
-  }
+  checkKnownKeys('upgradeTimeouts', upgradeTimeouts, ['handshakeMs', 'tunnelMs']);
   const headersMs = num('timeouts.headersMs', timeouts.headersMs, 60_000, 1, MAX_TIMER);
   if (options.backendTls !== undefined && !isPlainObject(options.backendTls)) {
     throw new InvalidOptionError('backendTls', options.backendTls, 'must be an object of TLS options');
@@ -299,7 +299,10 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
     }
   }
   const forwardedHeaders = bool('forwardedHeaders', options.forwardedHeaders, true);
+  const protocols = normalizeUpstreamProtocol(options.upstreamProtocol);
   return Object.freeze({
+    upstreamProtocol: (pool: string) => protocols.byPool.get(pool) ?? protocols.fallback,
+    grpc: normalizeGrpcOptions(options.grpc as GrpcOptions | undefined),
     attempts: num('attempts', options.attempts, 3, 1, 10, true),
     retryOn: new Set(retryOn as readonly RetryCondition[]),
     retryNonIdempotent: bool('retryNonIdempotent', options.retryNonIdempotent, false),

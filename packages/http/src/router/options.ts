@@ -10,7 +10,8 @@
  * Pool names double as the value of the split-stickiness cookie, so they follow the backend-id rule
  * (1–64 characters of `[A-Za-z0-9._:-]`): they are never free text inside a cookie.
  */
-import { BACKEND_ID_PATTERN, InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { BACKEND_ID_PATTERN, InvalidOptionError } from '@fulcrum/core';
+import { finiteNumber, isPlainObject } from '@fulcrum/core/validate';
 import type { CookieStickinessOptions } from '../affinity/cookie';
 import type { CompiledMatch, HeaderCondition, HostCondition } from './match';
 
@@ -259,11 +260,8 @@ export function compileSplit(path: string, value: unknown, pools: ReadonlySet<st
     }
     if (seen.has(name)) throw new InvalidOptionError(Array.isArray(value) ? `${entry.path}.pool` : entry.path, name, 'is listed twice in one split');
     seen.add(name);
-    const weight = entry.weight;
     const weightPath = Array.isArray(value) ? `${entry.path}.weight` : entry.path;
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0 || weight > 1e9) {
-      throw new InvalidOptionError(weightPath, weight, 'must be a finite number from 0 to 1e9');
-    }
+    const weight = finiteNumber(weightPath, entry.weight, { min: 0, max: 1e9 });
     total += weight;
     names.push(name);
     cumulative.push(total);

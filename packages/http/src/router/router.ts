@@ -29,9 +29,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, isPlainObject, type LoadBalancerOptions, type Random } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, type LoadBalancerOptions, type Random } from '@fulcrum/core';
+import { checkKnownKeys, isPlainObject } from '@fulcrum/core/validate';
 import { StickyCookie } from '../affinity/cookie';
-import { resolveBalancerOptions, type BalancerOptions } from '../probes/health-check';
+import { resolveBalancerOptions, type ProxyBalancerOptions } from '../probes/health-check';
 import { headersMatch, hostMatches, parseHost, pathMatches } from './match';
 import {
   DEFAULT_SPLIT_COOKIE_NAME,
@@ -49,7 +50,7 @@ import { normaliseTarget } from './path';
 /** Options of `createRouter`. */
 export interface RouterOptions {
   /** Named pools: a `LoadBalancer` (the caller's) or its options (the router creates and closes it). */
-  pools: Readonly<Record<string, LoadBalancer | BalancerOptions>>;
+  pools: Readonly<Record<string, LoadBalancer | ProxyBalancerOptions>>;
   /** The forwarding rules, in order; the first that matches wins. */
   routes: readonly RouteSpec[];
   /** Stickiness and tester override of weighted splits. Required (its `cookie`) when a route splits. */
@@ -125,9 +126,7 @@ class RouterImpl implements Router {
 
   constructor(options: RouterOptions) {
     if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with pools and routes');
-    for (const key of Object.keys(options)) {
-      if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createRouter (known: ${[...KNOWN].join(', ')})`);
-    }
+    checkKnownKeys('', options, [...KNOWN]);
     if (options.random !== undefined && typeof options.random !== 'function') throw new InvalidOptionError('random', options.random, 'must be a function returning [0, 1)');
     if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', options.now, 'must be a function returning ms since the epoch');
     this.#random = options.random ?? defaultRandom;

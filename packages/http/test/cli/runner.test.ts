@@ -83,7 +83,7 @@ describe('startFulcrum: reload', () => {
     const [b1] = await backends(1);
     const fulcrum = await start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } });
     await expect(fulcrum.reload({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url, weight: 'x' }] } } })).rejects.toThrow(
-      'pools.web.backends[0].weight: must be 0 or a finite number from 0.01 to 1000000 (0 = no new unsticky traffic), got "x"',
+      'pools.web.backends[0].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (0 = no new unsticky traffic), got "x"',
     );
     expect((await get(fulcrum.port, '/')).body).toBe('b1');
   });

@@ -4,8 +4,16 @@ import * as core from '@fulcrum/core';
 import * as express from '@fulcrum/express-adapter';
 import * as fastify from '@fulcrum/fastify-adapter';
 import * as http from '@fulcrum/http';
-import { ConfigFileError, DnsDiscoveryError, isDnsDiscoveryError, parseConfigText } from '@fulcrum/http';
+import { ConfigFileError, ConfigPathError, DnsDiscoveryError, isDnsDiscoveryError, parseConfigText, readConfigFile } from '@fulcrum/http';
+import * as sessionFs from '@fulcrum/session-fs';
+import * as sessionRedis from '@fulcrum/session-redis';
+import * as sessionSql from '@fulcrum/session-sql';
+import * as sim from '@fulcrum/sim';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
+
+const readme = (dir: string) => readFileSync(new URL(`../../../${dir}/README.md`, import.meta.url), 'utf8');
 
 describe("@fulcrum/http's errors", () => {
   it('throws a ConfigFileError that is a FulcrumError with its code for a config file that is not JSON', () => {
@@ -28,6 +36,36 @@ describe("@fulcrum/http's errors", () => {
     expect(isDnsDiscoveryError(error)).toBe(true);
     expect(isDnsDiscoveryError(new core.UpstreamError('connect'))).toBe(false);
     expect(error).toMatchObject({ name: 'DnsDiscoveryError', code: 'FULCRUM_DNS_DISCOVERY', target: 'users.internal:8080', cause });
+  });
+
+  it('throws a ConfigPathError that is a FulcrumError with its code for a config path that is a directory', async () => {
+    const thrown: unknown = await readConfigFile(tmpdir()).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(thrown).toBeInstanceOf(ConfigPathError);
+    expect(core.isFulcrumError(thrown, core.ErrorCodes.CONFIG_PATH)).toBe(true);
+    expect(thrown).toMatchObject({ name: 'ConfigPathError', code: 'FULCRUM_CONFIG_PATH', file: tmpdir(), reason: 'is a directory, not a regular file' });
+  });
+
+  it.each([
+    ['http', http],
+    ['express-adapter', express],
+    ['fastify-adapter', fastify],
+    ['session-fs', sessionFs],
+    ['session-redis', sessionRedis],
+    ['session-sql', sessionSql],
+    ['sim', sim],
+  ] as const)('has @fulcrum/%s export every error class its README names, as a FulcrumError (core\'s own class where core has it)', (dir, mod) => {
+    const named = [...new Set([...readme(dir).matchAll(/`([A-Z][A-Za-z]*Error)`/g)].map((m) => m[1]!))];
+    expect(named.length).toBeGreaterThan(0);
+    const exported = mod as unknown as Record<string, unknown>;
+    const fromCore = core as unknown as Record<string, unknown>;
+    for (const name of named) {
+      expect(exported[name], `${name}, named in ${dir}/README.md`).toBeTypeOf('function');
+      if (name !== 'FulcrumError') expect((exported[name] as { prototype: unknown }).prototype, name).toBeInstanceOf(core.FulcrumError);
+      if (name in fromCore) expect(exported[name], name).toBe(fromCore[name]);
+    }
   });
 
   it('re-exports the errors its README names as the same classes and guards as core', () => {
