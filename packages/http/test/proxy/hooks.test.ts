@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage } from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '@fulcrum/core';
-import { createProxy, type ProxyHooks, type ProxyOptions } from '@fulcrum/http';
+import { createProxy, createProxyServer, type ProxyHooks, type ProxyOptions } from '@fulcrum/http';
 import { useEngine, ENGINES, closedPort, send, startBackend, startProxy, type TestBackend } from './helpers';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -201,6 +202,52 @@ describe.each(ENGINES)('the %s engine', (engine) => {
     await expect(startProxy({ balancer: { backends }, on: { proxyReq: 'no' as never } })).rejects.toThrow(/on\.proxyReq: must be a function/);
     await expect(startProxy({ balancer: { backends }, on: { onProxyReq: () => undefined } as never })).rejects.toThrow(/on\.onProxyReq: is not a hook/);
     await expect(startProxy({ balancer: { backends }, on: 'x' as never })).rejects.toThrow(/^on: must be an object/);
+  });
+});
+
+describe('the hooks on HTTP/2 streams (createProxyServer with h2c)', () => {
+  async function h2request(port: number, headers: Record<string, string>): Promise<{ status: number; headers: http2.IncomingHttpHeaders }> {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      return await new Promise((resolve, reject) => {
+        const stream = session.request({ ':path': '/h2', ...headers });
+        stream.on('response', (head) => {
+          stream.resume();
+          stream.on('end', () => resolve({ status: Number(head[':status']), headers: head }));
+        });
+        stream.on('error', reject);
+        stream.end();
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  async function serve(b: TestBackend, on: ProxyHooks): Promise<number> {
+    const server = createProxyServer({ balancer: { backends: [b] }, http2: { h2c: true }, on });
+    await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close(0));
+    return server.address()!.port;
+  }
+
+  it('runs proxyReq and proxyRes for an HTTP/2 stream', async () => {
+    const b = await backend('b0');
+    const port = await serve(b, {
+      proxyReq: (proxyReq) => void proxyReq.setHeader('x-user', 'alice').removeHeader('x-secret'),
+      proxyRes: (proxyRes) => void (proxyRes.headers['x-served-by'] = proxyRes.backend.id),
+    });
+    const res = await h2request(port, { 'x-secret': 's' });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-served-by']).toBe('b0');
+    expect(b.hits[0]!.headers['x-user']).toBe('alice');
+    expect(b.hits[0]!.headers['x-secret']).toBeUndefined();
+  });
+
+  it('refuses a CR/LF a hook puts in a header: 500, nothing forwarded', async () => {
+    const b = await backend('b0');
+    const port = await serve(b, { proxyReq: (proxyReq) => void proxyReq.setHeader('x-user', 'a\r\nx-admin: 1') });
+    expect((await h2request(port, {})).status).toBe(500);
+    expect(b.hits).toHaveLength(0);
   });
 });
 
