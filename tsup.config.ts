@@ -7,7 +7,7 @@
 // `@fulcrum/core`, and `@fulcrum/http/proxy` the same classes as `@fulcrum/http` (instanceof holds
 // across the entries) instead of each entry carrying its own copy.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { defineConfig } from 'tsup';
 
 interface ExportTarget {
@@ -15,7 +15,7 @@ interface ExportTarget {
 }
 
 const cwd = process.cwd();
-const manifest = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as { exports?: Record<string, ExportTarget | string> };
+const manifest = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as { exports?: Record<string, ExportTarget | string>; files?: string[] };
 const entry: Record<string, string> = {};
 for (const [subpath, target] of Object.entries(manifest.exports ?? { '.': { import: { default: './dist/index.js' } } })) {
   if (subpath === './package.json' || typeof target === 'string') continue;
@@ -26,10 +26,20 @@ for (const [subpath, target] of Object.entries(manifest.exports ?? { '.': { impo
 }
 const split = Object.keys(entry).length > 1;
 
+// Types-only files a package ships at its root for its type entries to share (a `*.d.ts` listed in
+// its `files`, e.g. fastify-adapter's `declare module 'fastify'`): each entry references them, so a
+// project loading the ESM and the CJS entry sees one declaration, not one per entry. The reference
+// is relative to `dist/`: only for packages whose entries all sit there.
+const sharedTypes = (manifest.files ?? []).filter((file) => file.endsWith('.d.ts') && !file.includes('/'));
+if (sharedTypes.length > 0 && Object.keys(entry).some((name) => name.includes('/'))) {
+  throw new Error('root .d.ts files in "files" are referenced from dist/: entries in subfolders would need their own path');
+}
+const dtsBanner = sharedTypes.map((file) => `/// <reference path="${posix.relative('dist', posix.normalize(file))}" />`).join('\n');
+
 export default defineConfig({
   entry,
   format: ['esm', 'cjs'],
-  dts: true,
+  dts: dtsBanner === '' ? true : { banner: dtsBanner },
   // Maps point at src/, which ships beside dist/: without sourcesContent they do not carry a second
   // copy of every source (bench/README.md, "Installed size", has the numbers).
   sourcemap: true,

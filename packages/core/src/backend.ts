@@ -5,6 +5,7 @@
  * only the load balancer writes them.
  */
 import { InvalidOptionError } from './errors';
+import { murmur3 } from './hash/murmur3';
 import { finiteNumber, isPlainObject } from './validate/checks';
 
 export interface BackendSpec {
@@ -176,9 +177,32 @@ export function validateAddress(path: string, address: unknown): string {
   return address;
 }
 
-/** Validate one spec into a fully defaulted, frozen form. `path` prefixes error messages. */
+/**
+ * The id of a backend given as a bare address (`'http://10.0.0.1:3000'`): `b-` and 16 hex digits of
+ * a hash (two MurmurHash3 seeds) of its canonical origin — scheme, lower-case host, port written out
+ * (`'10.0.0.1:3000'` and `'http://10.0.0.1:3000'` are one origin, as are `'https://api.example'` and
+ * `'https://API.example:443'`). Stable across restarts and instances, so hashing balancers and sticky
+ * cookies keep working; and opaque, because the id travels in the sticky cookie, which must never
+ * tell a client where the backend is. Give an object with an `id` for a readable one.
+ */
+export function backendIdOf(address: string): string {
+  const url = new URL(address.includes('://') ? address : `http://${address}`);
+  const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
+  const origin = `${url.protocol}//${url.hostname.toLowerCase()}:${port}`;
+  const hex = (n: number): string => n.toString(16).padStart(8, '0');
+  return `b-${hex(murmur3(origin, 0))}${hex(murmur3(origin, 0x5f3759df))}`;
+}
+
+/**
+ * Validate one spec into a fully defaulted, frozen form. `path` prefixes error messages. A string is
+ * an address whose id is derived from it (`backendIdOf`) and whose other fields take their defaults.
+ */
 export function normalizeBackendSpec(spec: unknown, path = 'backend'): NormalizedBackendSpec {
-  if (!isPlainObject(spec)) throw new InvalidOptionError(path, spec, 'must be an object with an id and an address');
+  if (typeof spec === 'string') {
+    validateAddress(path, spec);
+    return Object.freeze({ id: backendIdOf(spec), address: spec, weight: 1, backup: false, maxConnections: Infinity, zone: undefined, metadata: EMPTY_METADATA });
+  }
+  if (!isPlainObject(spec)) throw new InvalidOptionError(path, spec, "must be an object with an id and an address, or an address like 'http://10.0.0.5:8080'");
   const { id, address, weight, backup, maxConnections, zone, metadata } = spec as Record<string, unknown>;
   if (typeof id !== 'string' || !BACKEND_ID_PATTERN.test(id)) {
     throw new InvalidOptionError(`${path}.id`, id, 'must be 1–64 characters of A–Z, a–z, 0–9, ".", "_", ":" or "-"');
@@ -214,7 +238,7 @@ export function normalizeBackendSpec(spec: unknown, path = 'backend'): Normalize
 
 const EMPTY_METADATA: Readonly<Record<string, string>> = Object.freeze({});
 
-/** Validate a list of specs: each one, and that ids are unique. */
+/** Validate a list of specs (objects or address strings): each one, and that ids are unique. */
 export function normalizeBackendSpecs(specs: unknown, path = 'backends'): NormalizedBackendSpec[] {
   if (!Array.isArray(specs)) throw new InvalidOptionError(path, specs, 'must be an array of backend specs');
   const seen = new Map<string, number>();
@@ -222,6 +246,7 @@ export function normalizeBackendSpecs(specs: unknown, path = 'backends'): Normal
     const normalized = normalizeBackendSpec(spec, `${path}[${i}]`);
     const first = seen.get(normalized.id);
     if (first !== undefined) {
+      if (typeof spec === 'string') throw new InvalidOptionError(`${path}[${i}]`, spec, `must be another backend than ${path}[${first}] (the same address)`);
       throw new InvalidOptionError(`${path}[${i}].id`, normalized.id, `must be unique (also used by ${path}[${first}])`);
     }
     seen.set(normalized.id, i);

@@ -1,7 +1,7 @@
 // The public surface of @fulcrum/core. Re-exports only; no logic lives here.
 // Option checks and `normalize*` functions are in `@fulcrum/core/validate`; session-store and
 // replicator rules in `@fulcrum/core/session`; the property-test kit in `@fulcrum/core/testing`.
-export { Backend, BACKEND_ID_PATTERN, MAX_BACKEND_WEIGHT, MIN_BACKEND_WEIGHT } from './backend';
+export { Backend, backendIdOf, BACKEND_ID_PATTERN, MAX_BACKEND_WEIGHT, MIN_BACKEND_WEIGHT } from './backend';
 export type { BackendSpec, BackendState } from './backend';
 
 export { createLoadBalancer, LoadBalancer, Lease } from './load-balancer';

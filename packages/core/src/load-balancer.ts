@@ -48,8 +48,11 @@ export interface AffinityTable {
 }
 
 export interface LoadBalancerOptions {
-  /** The backends. Ids must be unique. */
-  backends: readonly BackendSpec[];
+  /**
+   * The backends: specs, or bare addresses (`'http://10.0.0.1:3000'`) whose id is derived from the
+   * address (`backendIdOf`: opaque and stable) and whose other fields take their defaults. Ids must be unique.
+   */
+  backends: readonly (BackendSpec | string)[];
   /** A built-in or registered algorithm name, or a `Balancer` instance. Default `'p2c'`. */
   algorithm?: AlgorithmName | (string & {}) | Balancer;
   /** Active health checks: a probe run per backend on a schedule (HAProxy's rise/fall model). Default off. */
@@ -460,7 +463,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
   }
 
   /** Add a backend. Throws `InvalidOptionError` for a bad spec or an id already in use. */
-  add(spec: BackendSpec): Backend {
+  add(spec: BackendSpec | string): Backend {
     const normalized = normalizeBackendSpec(spec, 'backend');
     if (this.#byId.has(normalized.id)) {
       throw new InvalidOptionError('backend.id', normalized.id, 'must be unique (a backend with this id exists)');
@@ -489,7 +492,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
    * Backends that join ramp up with slow start (when configured) unless `options.slowStart` is
    * false — for members that join before the pool carries any traffic, as the constructor's do.
    */
-  update(specs: readonly BackendSpec[], options?: { slowStart?: boolean }): MembershipChange {
+  update(specs: readonly (BackendSpec | string)[], options?: { slowStart?: boolean }): MembershipChange {
     const slowStart = options?.slowStart !== false;
     const normalized = normalizeBackendSpecs(specs, 'backends');
     const change: MembershipChange = { added: [], removed: [], updated: [] };

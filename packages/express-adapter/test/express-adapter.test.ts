@@ -61,6 +61,25 @@ describe('proxy()', () => {
     expect(seen.sort()).toEqual(['b0', 'b0', 'b0', 'b1', 'b1', 'b1', 'b2', 'b2', 'b2']);
   });
 
+  it('forwards headers middleware set before the proxy (an auth step replacing Authorization)', async () => {
+    const [backend] = await backends(1);
+    const { url } = await serve((app) => {
+      const mw = proxy({ balancer: balancer([backend!]), on: { proxyReq: (proxyReq, req) => void proxyReq.setHeader('x-from-hook', String(req.headers['x-user'])) } });
+      app.use((req, _res, next) => {
+        req.headers['x-user'] = 'alice';
+        req.headers.authorization = 'Bearer internal';
+        next();
+      });
+      app.use(mw);
+      return mw;
+    });
+    await send(url, '/x', { headers: { authorization: 'Basic Y2xpZW50' } });
+    const hit = backend!.hits[0]!.headers;
+    expect(hit['x-user']).toBe('alice');
+    expect(hit.authorization).toBe('Bearer internal');
+    expect(hit['x-from-hook']).toBe('alice');
+  });
+
   it('forwards the path after the mount point, query included', async () => {
     const [backend] = await backends(1);
     const { url } = await serve((app) => {

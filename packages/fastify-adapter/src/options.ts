@@ -7,7 +7,10 @@
  */
 import { InvalidOptionError } from '@fulcrum/core';
 import type { ProxyOptions, StatsPageOptions } from '@fulcrum/http';
-import type { RegisterOptions } from 'fastify';
+import type { FastifyRequest, RegisterOptions } from 'fastify';
+
+/** Header records the rewrite hooks take and return: lower-case names, a list for repeated lines. */
+export type HeaderRecord = Record<string, string | string[]>;
 
 /** Options of `fastify.register(fulcrum, options)`: every `createProxy` option, plus these. */
 export interface FulcrumPluginOptions extends ProxyOptions, RegisterOptions {
@@ -19,6 +22,15 @@ export interface FulcrumPluginOptions extends ProxyOptions, RegisterOptions {
   stats?: StatsPageOptions & { path: string };
   /** Serve Prometheus metrics at `path`, outside the prefix. Default: none. */
   metrics?: { path: string };
+  /**
+   * @fastify/http-proxy's (`replyOptions`) hook: return the headers to send upstream for this
+   * request. Called before each attempt, after `on.proxyReq`; what it may change is what
+   * `on.proxyReq` may (not hop-by-hop, framing or forwarding headers — returning them unchanged is
+   * fine). Default none.
+   */
+  rewriteRequestHeaders?: (request: FastifyRequest, headers: HeaderRecord) => HeaderRecord;
+  /** @fastify/http-proxy's `rewriteHeaders`: return the response headers the client gets. After `on.proxyRes`. Default none. */
+  rewriteHeaders?: (headers: HeaderRecord, request: FastifyRequest) => HeaderRecord;
 }
 
 export interface PluginConfig {
@@ -29,11 +41,15 @@ export interface PluginConfig {
   /** Fastify's own register options, applied to the proxy routes' context. */
   register: Pick<RegisterOptions, 'logLevel' | 'logSerializers'>;
   proxy: ProxyOptions;
+  rewriteRequestHeaders: FulcrumPluginOptions['rewriteRequestHeaders'];
+  rewriteHeaders: FulcrumPluginOptions['rewriteHeaders'];
 }
 
 export function splitOptions(options: FulcrumPluginOptions): PluginConfig {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
-  const { prefix, rewritePrefix, stats, metrics, logLevel, logSerializers, ...proxy } = options;
+  const { prefix, rewritePrefix, stats, metrics, logLevel, logSerializers, rewriteRequestHeaders, rewriteHeaders, ...proxy } = options;
+  if (rewriteRequestHeaders !== undefined && typeof rewriteRequestHeaders !== 'function') throw new InvalidOptionError('rewriteRequestHeaders', rewriteRequestHeaders, 'must be a function');
+  if (rewriteHeaders !== undefined && typeof rewriteHeaders !== 'function') throw new InvalidOptionError('rewriteHeaders', rewriteHeaders, 'must be a function');
   let statsConfig: PluginConfig['stats'];
   if (stats !== undefined) {
     if (typeof stats !== 'object' || stats === null) throw new InvalidOptionError('stats', stats, 'must be an object with a path');
@@ -51,6 +67,8 @@ export function splitOptions(options: FulcrumPluginOptions): PluginConfig {
       ...(logSerializers === undefined ? {} : { logSerializers }),
     },
     proxy,
+    rewriteRequestHeaders,
+    rewriteHeaders,
   };
 }
 

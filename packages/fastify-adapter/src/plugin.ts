@@ -1,3 +1,4 @@
+/// <reference path="../fastify.d.ts" />
 /**
  * The Fastify plugin: `fastify.register(fulcrum, { prefix: '/api', ...proxyOptions })` forwards every
  * method under the prefix to Fulcrum's proxy — the shape of @fastify/http-proxy, on `createProxy`.
@@ -11,25 +12,54 @@
  * metrics routes sit there too, outside the prefix. The proxy is closed in `onClose`.
  */
 import type { IncomingMessage } from 'node:http';
-import type { LoadBalancer } from '@fulcrum/core';
-import { createProxy, prometheusHandler, statsPage, type ProxyHandler, type StatsHandler } from '@fulcrum/http';
+import { createProxy, prometheusHandler, statsPage, type ProxyHandler, type ProxyHooks, type ProxyOptions, type StatsHandler } from '@fulcrum/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
-import { splitOptions, type FulcrumPluginOptions } from './options';
+import { splitOptions, type FulcrumPluginOptions, type PluginConfig } from './options';
 import { forwardedUrl } from './prefix';
 
-/** What the plugin decorates `fastify.fulcrum` with. */
-export interface FulcrumDecoration {
-  /** The load balancer of the pool (drain, add, snapshot, events). */
-  readonly lb: LoadBalancer;
-  /** The underlying `createProxy` handler (e.g. `fastify.server.on('upgrade', fastify.fulcrum.proxy.upgrade)`). */
-  readonly proxy: ProxyHandler;
+/**
+ * What the plugin decorates `fastify.fulcrum` with: `{ lb, proxy }`. Its interface and the
+ * `declare module 'fastify'` that adds it live in one types-only file (`fastify.d.ts`, referenced at
+ * the top of this file) that the ESM and CJS type entries both load, so a project loading both sees
+ * one declaration (no TS2717); the entries name it through Fastify's own (single) declaration.
+ */
+export type FulcrumDecoration = FastifyInstance['fulcrum'];
+
+/**
+ * @fastify/http-proxy's `rewriteRequestHeaders` / `rewriteHeaders` as `createProxy` hooks: the
+ * record the function returns is applied as edits (removed names removed, new or changed ones set),
+ * after the app's own `on` hooks; headers the proxy owns are kept when the record leaves them out.
+ * `requests` maps the raw request back to its FastifyRequest.
+ */
+function withRewrites(config: PluginConfig, requests: WeakMap<IncomingMessage, FastifyRequest>): ProxyOptions {
+  const { rewriteRequestHeaders, rewriteHeaders, proxy } = config;
+  if (rewriteRequestHeaders === undefined && rewriteHeaders === undefined) return proxy;
+  const on: ProxyHooks = { ...proxy.on };
+  if (rewriteRequestHeaders !== undefined) {
+    const first = on.proxyReq;
+    on.proxyReq = (proxyReq, req) => {
+      first?.(proxyReq, req);
+      const before = proxyReq.getHeaders();
+      const after = rewriteRequestHeaders(requests.get(req)!, { ...before });
+      // Headers the proxy owns (forwarding, upgrade) stay whatever the function returned.
+      for (const name of Object.keys(before)) if (!Object.hasOwn(after, name) && !proxyReq.proxyOwns(name)) proxyReq.removeHeader(name);
+      for (const [name, value] of Object.entries(after)) if (!sameValue(before[name.toLowerCase()], value)) proxyReq.setHeader(name, value);
+    };
+  }
+  if (rewriteHeaders !== undefined) {
+    const first = on.proxyRes;
+    on.proxyRes = (proxyRes, req) => {
+      first?.(proxyRes, req);
+      proxyRes.headers = rewriteHeaders({ ...proxyRes.headers }, requests.get(req)!);
+    };
+  }
+  return { ...proxy, on };
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    fulcrum: FulcrumDecoration;
-  }
+function sameValue(a: string | string[] | undefined, b: string | string[]): boolean {
+  if (typeof a === 'string' || a === undefined || typeof b === 'string') return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 type RawHandler = (req: FastifyRequest['raw'], res: FastifyReply['raw']) => void;
@@ -39,7 +69,8 @@ async function plugin(fastify: FastifyInstance, options: FulcrumPluginOptions): 
   if (fastify.hasDecorator('fulcrum')) {
     throw new Error('@fulcrum/fastify-adapter: fastify.fulcrum already exists in this context or an enclosing one; register each pool in its own encapsulated context (fastify.register(async (scope) => scope.register(fulcrum, …)))');
   }
-  const proxy = createProxy(config.proxy);
+  const requests = new WeakMap<IncomingMessage, FastifyRequest>();
+  const proxy = createProxy(withRewrites(config, requests));
   let page: StatsHandler | undefined;
   try {
     page = config.stats === undefined ? undefined : statsPage(proxy.lb, config.stats.page);
@@ -67,6 +98,7 @@ async function plugin(fastify: FastifyInstance, options: FulcrumPluginOptions): 
         // hooks (onResponse still runs), `request.url` becomes the one forwarded.
         raw.originalUrl ??= raw.url;
         raw.url = forwardedUrl(raw.url ?? '/', routePrefix, config.rewritePrefix);
+        requests.set(raw, request);
         hijack(request, reply, proxy);
       };
       scope.all('/', forward);

@@ -219,8 +219,61 @@ describe('the fulcrum plugin', () => {
     expect(backend!.hits).toHaveLength(0);
   });
 
+  it('forwards headers an onRequest hook set on the request', async () => {
+    const [backend] = await backends(1);
+    const { url } = await serve((app) => {
+      app.addHook('onRequest', async (request) => {
+        request.headers['x-user'] = 'alice';
+        request.headers.authorization = 'Bearer internal';
+        delete request.headers.cookie;
+      });
+      app.register(fulcrum, { balancer: balancer([backend!]) });
+    });
+    await send(url, '/x', { headers: { authorization: 'Basic Y2xpZW50', cookie: 'sid=1' } });
+    expect(backend!.hits[0]!.headers['x-user']).toBe('alice');
+    expect(backend!.hits[0]!.headers.authorization).toBe('Bearer internal');
+    expect(backend!.hits[0]!.headers.cookie).toBeUndefined();
+  });
+
+  it('rewrites request and response headers with rewriteRequestHeaders / rewriteHeaders, given the FastifyRequest', async () => {
+    const [backend] = await backends(1);
+    const seen: string[] = [];
+    const { url } = await serve((app) => {
+      app.decorateRequest('tenant', 'acme');
+      app.register(fulcrum, {
+        balancer: balancer([backend!]),
+        rewriteRequestHeaders: (request, headers) => {
+          seen.push(request.url);
+          // A subset without the forwarding headers: those stay, they are the proxy's.
+          return { host: headers.host!, 'x-tenant': (request as unknown as { tenant: string }).tenant };
+        },
+        rewriteHeaders: (headers, request) => ({ ...headers, 'x-path': request.url, 'x-backend': [] }),
+      });
+    });
+    const reply = await send(url, '/orders?id=1', { headers: { 'x-secret': 's' } });
+    expect(reply.status).toBe(200);
+    const hit = backend!.hits[0]!.headers;
+    expect(hit['x-tenant']).toBe('acme');
+    expect(hit['x-secret']).toBeUndefined();
+    expect(hit['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen).toEqual(['/orders?id=1']);
+    expect(reply.headers['x-path']).toBe('/orders?id=1');
+    expect(reply.headers['x-backend']).toBeUndefined();
+  });
+
+  it('refuses a CR/LF a rewrite puts in a header: 500, nothing forwarded', async () => {
+    const [backend] = await backends(1);
+    const { url } = await serve((app) =>
+      app.register(fulcrum, { balancer: balancer([backend!]), rewriteRequestHeaders: (_request, headers) => ({ ...headers, 'x-user': 'a\r\nx-admin: 1' }) }),
+    );
+    expect((await send(url, '/x')).status).toBe(500);
+    expect(backend!.hits).toHaveLength(0);
+  });
+
   it('rejects bad options at registration, naming the option', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
+      [{ rewriteRequestHeaders: {} }, /^rewriteRequestHeaders: /],
+      [{ rewriteHeaders: 'x' }, /^rewriteHeaders: /],
       [{ prefix: '/t/:tenant' }, /^prefix: /],
       [{ prefix: 'api' }, /^prefix: /],
       [{ rewritePrefix: 7 }, /^rewritePrefix: /],

@@ -1,6 +1,7 @@
 // The public surface of @fulcrum/http. Re-exports only; no logic lives here.
 export { createProxy } from './proxy/proxy';
 export type { ProxyHandler } from './proxy/proxy';
+export type { ProxyHooks, ProxyRequestHead, ProxyResponseHead } from './proxy/hooks';
 export type {
   AccessLogEntry,
   AdmissionVerdict,
@@ -33,8 +34,8 @@ export {
   compileHashBy,
 } from './affinity';
 export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from './affinity';
-export { grpcHealthProbe, httpProbe, tcpProbe } from './probes';
-export type { ExpectStatus, GrpcHealthProbeOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { grpcHealthProbe, httpProbe, resolveHealth, tcpProbe } from './probes';
+export type { ProxyBalancerOptions, ExpectStatus, GrpcHealthProbeOptions, HealthCheckOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
 export { GrpcStatus, parseGrpcTimeout } from './h2/grpc';
 export type { GrpcOptions } from './h2/grpc';
 export { normalizeHttp2Options } from './h2/options';

@@ -24,6 +24,7 @@ import { InvalidOptionError, type LoadBalancer, type LoadBalancerOptions } from 
 import { isPlainObject, optionalBoolean } from '@fulcrum/core/validate';
 import type { Dispatcher } from 'undici';
 import { compileHashBy } from '../affinity/hash-by';
+import type { ProxyBalancerOptions } from '../probes/health-check';
 import { normalizeProxyOptions, resolveBalancer, type NormalizedProxyOptions } from '../proxy/options';
 import type { RetryCondition } from '../retry/policy';
 
@@ -52,10 +53,10 @@ export interface BalancedDispatcherOptions {
   /**
    * A load balancer, or the options to create one (the dispatcher then owns it and closes it on
    * `close()`/`destroy()`). Created load balancers default to `algorithm: 'peak-ewma'`. Outlier
-   * detection (`outlier`), active checks (`health: { probe: httpProbe(...) }`) and slow start are
+   * detection (`outlier`), active checks (`health: { path: '/healthz' }`, or `{ probe }`) and slow start are
    * load-balancer options.
    */
-  balancer: LoadBalancer | LoadBalancerOptions;
+  balancer: LoadBalancer | ProxyBalancerOptions;
   /**
    * The logical origin(s) this dispatcher serves, e.g. `'http://users.internal'`. A request for
    * another origin fails with `InvalidArgumentError`. Default: any origin is accepted.

@@ -16,7 +16,6 @@
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
 import { classifyError } from '../proxy/errors';
-import { requestHeaders } from '../proxy/headers';
 import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
 import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, round } from '../proxy/proxy';
@@ -25,7 +24,7 @@ import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
-import { FieldRelay, errorResponse, relayedFields, statusLine } from './response';
+import { FieldRelay, errorResponse, recordFields, relayedFields, relayedRecord, statusLine } from './response';
 
 /** What an exchange needs from the listener. */
 export interface ExchangeContext {
@@ -363,7 +362,8 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
     const pool = this.#ctx.pool(backend);
     this.#pool = pool;
-    const headers = requestHeaders(
+    const headers = engine.upstreamHeaders(
+      this.#view as unknown as IncomingMessage,
       this.#view.rawHeaders,
       {
         remoteAddress: this.#client.normalizedAddress,
@@ -374,10 +374,13 @@ export class Exchange implements ConnectionOwner, AttemptSource {
         upgrade: this.#isUpgrade,
       },
       pool.target.authority,
+      this.#route!.path,
+      backend,
+      this.#attempts,
     );
-    if (headers === undefined) {
+    if (typeof headers === 'number') {
       this.#releaseLease({ ok: true });
-      return this.#fail(400, 'Bad Request', 'bad-request');
+      return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
     }
     let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -627,7 +630,21 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     const backend = this.#lease!.backend;
     let prefix = statusLine(status, head.statusMessage);
     let setCookie: string[] | undefined;
-    if (head.connectionListsFields) {
+    // Not for the answer to an upgrade request: createProxy relays those without it too.
+    if (this.#engine.config.hooks?.proxyRes !== undefined && !this.#isUpgrade) {
+      const edited = this.#engine.responseHook(relayedRecord(head.rawHeaders), this.#view as unknown as IncomingMessage, status, backend);
+      if (edited === undefined) {
+        // The backend answered well; the hook failed. Drop the answer without blaming the backend.
+        this.#detachUpstream(false);
+        this.#releaseLease({ ok: true, status, durationMs: this.#headLatency });
+        this.#fail(500, 'Internal Server Error', 'internal-error');
+        return undefined;
+      }
+      const fields = recordFields(edited);
+      prefix += fields.lines;
+      setCookie = fields.setCookie;
+      RELAY.clear();
+    } else if (head.connectionListsFields) {
       // Fields named in `Connection` are dropped too: the string path decides them.
       const relayed = relayedFields(head.rawHeaders, false);
       prefix += relayed.lines;

@@ -11,28 +11,7 @@
  * tried to read the body under the raw engine would find no `on('data')` (documented in the README).
  */
 import type { Socket } from 'node:net';
-
-/** Fields Node's `IncomingMessage.headers` keeps only the first of (`_http_incoming`'s `matchKnownFields`). */
-const FIRST_ONLY = new Set([
-  'content-type',
-  'content-length',
-  'user-agent',
-  'referer',
-  'host',
-  'authorization',
-  'proxy-authorization',
-  'if-modified-since',
-  'if-unmodified-since',
-  'from',
-  'location',
-  'max-forwards',
-  'retry-after',
-  'etag',
-  'last-modified',
-  'server',
-  'age',
-  'expires',
-]);
+import { headersOf } from '../proxy/headers';
 
 /**
  * A parsed request head as the raw engine sees it: the subset of `IncomingMessage` that routing,
@@ -56,17 +35,7 @@ export class RequestView {
 
   get headers(): Record<string, string | string[]> {
     if (this.#headers !== undefined) return this.#headers;
-    const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
-    const raw = this.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toLowerCase();
-      const value = raw[i + 1]!;
-      const existing = headers[name];
-      if (existing === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
-      else if (name === 'set-cookie') (existing as string[]).push(value);
-      else if (FIRST_ONLY.has(name)) continue;
-      else headers[name] = `${existing as string}${name === 'cookie' ? '; ' : ', '}${value}`;
-    }
+    const headers = headersOf(this.rawHeaders);
     this.#headers = headers;
     return headers;
   }

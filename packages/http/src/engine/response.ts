@@ -114,6 +114,37 @@ export class FieldRelay {
   }
 }
 
+/** The backend's fields to relay as a record (lower-case names, repeated ones a list), for `on.proxyRes`. */
+export function relayedRecord(raw: readonly string[]): Record<string, string | string[]> {
+  const record: Record<string, string | string[]> = {};
+  const { lines } = relayedFields(raw, false);
+  for (const line of lines.split('\r\n')) {
+    if (line === '') continue;
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).toLowerCase();
+    const value = line.slice(colon + 2);
+    const existing = record[name];
+    if (existing === undefined) record[name] = value;
+    else if (typeof existing === 'string') record[name] = [existing, value];
+    else existing.push(value);
+  }
+  return record;
+}
+
+/** A record of header values (checked by `on.proxyRes`'s runner) as lines, and its `Set-Cookie` values. */
+export function recordFields(record: Readonly<Record<string, string | string[]>>): { lines: string; setCookie: string[] | undefined } {
+  let lines = '';
+  let setCookie: string[] | undefined;
+  for (const name of Object.keys(record)) {
+    const value = record[name]!;
+    for (const v of typeof value === 'string' ? [value] : value) {
+      if (name === 'set-cookie') (setCookie ??= []).push(v);
+      lines += `${name}: ${v}\r\n`;
+    }
+  }
+  return { lines, setCookie };
+}
+
 /** A short plain-text answer from the proxy itself. */
 export function errorResponse(status: number, message: string, headers: Readonly<Record<string, string>> | undefined, close: boolean): string {
   const body = `${message}\n`;

@@ -27,7 +27,7 @@ import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher } from 'undici';
 import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
-import { requestHeaders, responseHeaders } from '../proxy/headers';
+import { responseHeaders } from '../proxy/headers';
 import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
 import type { ProxyEngine } from '../proxy/proxy';
 import { normalizeAddress, round } from '../proxy/proxy';
@@ -381,7 +381,8 @@ class StreamExchange {
     }
     const h2 = engine.config.upstreamProtocol(this.#route!.pool) === 'h2';
     const authority = h2 ? upstreamsOf(engine).pool(backend).authority : engine.hostFor(backend);
-    const headers = requestHeaders(
+    const headers = engine.upstreamHeaders(
+      this.#view as unknown as IncomingMessage,
       this.#client.rawHeaders,
       {
         remoteAddress: normalizeAddress(this.#client.remoteAddress),
@@ -391,10 +392,13 @@ class StreamExchange {
         addForwarded: engine.config.forwardedHeaders,
       },
       authority,
+      this.#route!.path,
+      backend,
+      this.#attempts,
     );
-    if (headers === undefined) {
+    if (typeof headers === 'number') {
       this.#releaseLease({ ok: true });
-      return this.#fail(400, 'Bad Request', 'bad-request');
+      return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
     }
     this.#attemptStart = performance.now();
     if (!this.#grpc) {
@@ -599,7 +603,16 @@ class StreamExchange {
     for (const name in headers) {
       if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name)) fields[name] = headers[name] as string | string[] | undefined;
     }
-    const outgoing = responseHeaders(fields) as OutgoingHttpHeaders;
+    let outgoing = responseHeaders(fields) as OutgoingHttpHeaders;
+    if (this.#engine.config.hooks?.proxyRes !== undefined) {
+      const edited = this.#engine.responseHook(outgoing as Record<string, string | string[]>, this.#view as unknown as IncomingMessage, status, backend);
+      if (edited === undefined) {
+        // The backend answered well; the hook failed. Drop the answer without blaming the backend.
+        this.#releaseLease({ ok: true, status, durationMs: this.#headLatency });
+        return this.#fail(500, 'Internal Server Error', 'internal-error');
+      }
+      outgoing = edited;
+    }
     if (this.#grpc && endStream) this.#grpcStatus = readGrpcStatus(headers['grpc-status']);
     const setCookie = headers['set-cookie'];
     const cookie = this.#engine.stickiness?.commit(

@@ -2,6 +2,8 @@
 export { httpProbe } from './http-probe';
 export type { ExpectStatus, HttpProbeOptions, HttpProbeTlsOptions } from './http-probe';
 export { tcpProbe } from './tcp-probe';
+export { resolveHealth } from './health-check';
+export type { ProxyBalancerOptions, HealthCheckOptions } from './health-check';
 export { grpcHealthProbe, encodeHealthCheckRequest, decodeHealthCheckResponse } from './grpc-health-probe';
 export type { GrpcHealthProbeOptions } from './grpc-health-probe';
 export type { TcpProbeOptions } from './tcp-probe';

@@ -178,6 +178,99 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   return out;
 }
 
+/** Fields Node's `IncomingMessage.headers` keeps only the first of (`_http_incoming`'s `matchKnownFields`). */
+export const FIRST_ONLY: ReadonlySet<string> = new Set([
+  'content-type',
+  'content-length',
+  'user-agent',
+  'referer',
+  'host',
+  'authorization',
+  'proxy-authorization',
+  'if-modified-since',
+  'if-unmodified-since',
+  'from',
+  'location',
+  'max-forwards',
+  'retry-after',
+  'etag',
+  'last-modified',
+  'server',
+  'age',
+  'expires',
+]);
+
+/**
+ * The `headers` object Node builds from `rawHeaders`: lower-case names, `set-cookie` a list,
+ * `cookie` joined with `; `, the `FIRST_ONLY` fields their first value, every other joined with `, `.
+ */
+export function headersOf(raw: readonly string[]): Record<string, string | string[]> {
+  const headers = Object.create(null) as Record<string, string | string[]>;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (name === 'set-cookie') (existing as string[]).push(value);
+    else if (FIRST_ONLY.has(name)) continue;
+    else headers[name] = `${existing as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return headers;
+}
+
+/**
+ * The client's header lines as the application left them: `req.rawHeaders` when `req.headers` still
+ * says what they say, else those lines with every header the application changed, added or deleted
+ * in `req.headers` (Express middleware setting `req.headers['x-user']`, a Fastify `onRequest` hook)
+ * replaced by its new value. Headers it did not touch keep their lines, spelling and order.
+ *
+ * The usual case costs one pass: every line's value is compared with `req.headers` under its
+ * lower-case name, and the names are counted. Only when that differs (a change, or a header on
+ * several lines) is Node's object rebuilt from the lines and compared name by name.
+ */
+export function honouredRawHeaders(req: { readonly rawHeaders: string[]; readonly headers: Readonly<Record<string, string | string[] | undefined>> }): string[] {
+  const raw = req.rawHeaders;
+  const headers = req.headers;
+  let same = true;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (headers[raw[i]!.toLowerCase()] !== raw[i + 1]) {
+      same = false;
+      break;
+    }
+  }
+  if (same) {
+    let names = 0;
+    for (const name in headers) if (headers[name] !== undefined) names++;
+    if (names * 2 === raw.length) return raw;
+  }
+  const original = headersOf(raw);
+  // Lower-case name → the key of `req.headers` holding its new value (absent: deleted).
+  let changed: Map<string, string | undefined> | undefined;
+  for (const name in original) {
+    if (!sameValue(original[name]!, headers[name])) (changed ??= new Map()).set(name, headers[name] === undefined ? undefined : name);
+  }
+  for (const key in headers) {
+    const lower = key.toLowerCase();
+    if (original[lower] === undefined && headers[key] !== undefined) (changed ??= new Map()).set(lower, key);
+  }
+  if (changed === undefined) return raw;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (!changed.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  for (const [name, key] of changed) {
+    if (key === undefined) continue;
+    const value = headers[key]!;
+    // A number set by middleware (`req.headers['x-count'] = 3`) is what Node would send as text.
+    if (Array.isArray(value)) for (const v of value) out.push(name, String(v));
+    else out.push(name, String(value));
+  }
+  return out;
+}
+
+function sameValue(a: string | string[], b: string | string[] | undefined): boolean {
+  if (typeof a === 'string' || b === undefined || typeof b === 'string') return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 /** The `host[:port]` of a backend address, for the Host header when the client's is not kept. */
 export function hostOf(origin: string): string {
   return new URL(origin).host;

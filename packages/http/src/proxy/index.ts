@@ -3,6 +3,7 @@
 // the probes its `health` option uses, and the errors it throws. Re-exports only; no logic lives here.
 export { createProxy } from './proxy';
 export type { ProxyHandler } from './proxy';
+export type { ProxyHooks, ProxyRequestHead, ProxyResponseHead } from './hooks';
 export type { AccessLogEntry, AdmissionVerdict, ProxyOptions, ProxyTimeouts, RequestRouter, RouteDecision, Termination } from './options';
 export { ConnectionLimit, limitConnections } from './connection-limit';
 export type { LimitConnectionsOptions } from './connection-limit';
@@ -12,8 +13,8 @@ export type { ProxyServerOptions } from '../engine/options';
 export { RETRY_CONDITIONS } from '../retry/policy';
 export type { RetryCondition } from '../retry/policy';
 export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from '../affinity';
-export { httpProbe, tcpProbe } from '../probes';
-export type { ExpectStatus, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from '../probes';
+export { httpProbe, resolveHealth, tcpProbe } from '../probes';
+export type { ExpectStatus, HealthCheckOptions, HttpProbeOptions, HttpProbeTlsOptions, ProxyBalancerOptions, TcpProbeOptions } from '../probes';
 export { createRouter } from '../router';
 export type { Router, RouteMatch, RouterOptions, RouteMatchSpec, RouteSpec, SplitOptions, SplitTarget } from '../router';
 export { ErrorCodes, FulcrumError, InvalidOptionError, NoBackendAvailableError, UpstreamError, isFulcrumError } from '@fulcrum/core';

@@ -13,6 +13,8 @@ import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
 import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
+import { resolveBalancerOptions, type ProxyBalancerOptions } from '../probes/health-check';
+import { normalizeHooks, type NormalizedHooks, type ProxyHooks } from './hooks';
 import { normalizeGrpcOptions, type GrpcOptions, type NormalizedGrpcOptions } from '../h2/grpc';
 import { normalizeUpstreamProtocol, type UpstreamProtocol } from '../h2/options';
 
@@ -124,9 +126,11 @@ export type AdmissionVerdict =
 export interface ProxyOptions {
   /**
    * A load balancer, or the options to create one (the proxy then owns and closes it). Exactly one
-   * of `balancer` and `router`.
+   * of `balancer` and `router`. In the options, `backends` may hold bare addresses
+   * (`'http://10.0.0.1:3000'`, id derived: see `backendIdOf`) and `health` may be written as in the
+   * config file — `{ path: '/healthz', intervalMs: 2000 }` — and the proxy builds the `httpProbe`.
    */
-  balancer?: LoadBalancer | LoadBalancerOptions;
+  balancer?: LoadBalancer | ProxyBalancerOptions;
   /** Forwarding rules over several pools (`createRouter`); requests no route matches get 404. */
   router?: RequestRouter;
   /** Keep clients on one backend: signed cookie, source IP, header, or a learned app cookie. */
@@ -186,6 +190,14 @@ export interface ProxyOptions {
    * before the tunnel is closed (HAProxy's `timeout tunnel`; default 3600000, one hour).
    */
   upgradeTimeouts?: { handshakeMs?: number; tunnelMs?: number };
+  /**
+   * Hooks around each attempt, as in http-proxy-middleware: `proxyReq(proxyReq, req)` changes the
+   * upstream request's headers (`proxyReq.setHeader('x-user', id)`), `proxyRes(proxyRes, req)` the
+   * response's (`proxyRes.headers['x-served-by'] = 'edge'`). Synchronous. Hop-by-hop, framing and
+   * (with `forwardedHeaders`) forwarding headers are the proxy's; a CR, LF or NUL in a value is
+   * refused: the hook throws, nothing is forwarded, the client gets 500. Default none.
+   */
+  on?: ProxyHooks;
   /** Called with every upstream or client error the proxy handled (for logs). Never required. */
   onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
   /**
@@ -220,6 +232,7 @@ export interface NormalizedProxyOptions {
   readonly onError: ProxyOptions['onError'];
   readonly accessLog: ProxyOptions['accessLog'];
   readonly admission: ProxyOptions['admission'];
+  readonly hooks: NormalizedHooks | undefined;
   readonly maxHeaderCount: number;
   readonly handshakeMs: number;
   readonly tunnelMs: number;
@@ -252,6 +265,7 @@ const KNOWN = new Set([
   'admission',
   'maxHeaderCount',
   'upgradeTimeouts',
+  'on',
   'upstreamProtocol',
   'grpc',
 ]);
@@ -292,6 +306,7 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
       throw new InvalidOptionError(name, options[name], 'must be a function');
     }
   }
+  const forwardedHeaders = bool('forwardedHeaders', options.forwardedHeaders, true);
   const protocols = normalizeUpstreamProtocol(options.upstreamProtocol);
   return Object.freeze({
     upstreamProtocol: (pool: string) => protocols.byPool.get(pool) ?? protocols.fallback,
@@ -311,11 +326,12 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
     totalMs: num('timeouts.totalMs', timeouts.totalMs, 0, 0, MAX_TIMER),
     connectionsPerBackend: num('connectionsPerBackend', options.connectionsPerBackend, 128, 1, 65_536, true),
     preserveHost: bool('preserveHost', options.preserveHost, true),
-    forwardedHeaders: bool('forwardedHeaders', options.forwardedHeaders, true),
+    forwardedHeaders,
     backendTls: options.backendTls as NormalizedProxyOptions['backendTls'],
     onError: options.onError as ProxyOptions['onError'],
     accessLog: options.accessLog as ProxyOptions['accessLog'],
     admission: options.admission as ProxyOptions['admission'],
+    hooks: normalizeHooks(options.on, forwardedHeaders),
     maxHeaderCount: num('maxHeaderCount', options.maxHeaderCount, DEFAULT_MAX_HEADER_COUNT, 1, 1000, true),
     handshakeMs: num('upgradeTimeouts.handshakeMs', upgradeTimeouts.handshakeMs, headersMs, 1, MAX_TIMER),
     tunnelMs: num('upgradeTimeouts.tunnelMs', upgradeTimeouts.tunnelMs, 3_600_000, 1, MAX_TIMER),
@@ -348,5 +364,5 @@ export function resolveBalancer(balancer: unknown): { lb: LoadBalancer; owned: b
   if (!isPlainObject(balancer)) {
     throw new InvalidOptionError('balancer', balancer, 'must be a LoadBalancer or the options of createLoadBalancer (or give a router instead)');
   }
-  return { lb: new LoadBalancer(balancer as unknown as LoadBalancerOptions), owned: true };
+  return { lb: new LoadBalancer(resolveBalancerOptions('balancer', balancer)), owned: true };
 }

@@ -26,7 +26,8 @@ import { RetryBudget } from '../retry/budget';
 import { mayRetry, type AttemptFailure, type RetryState } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
 import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendError } from './errors';
-import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
+import { hostOf, honouredRawHeaders, originOf, requestHeaders, responseHeaders, type ForwardingContext } from './headers';
+import { runRequestHook, runResponseHook } from './hooks';
 import {
   normalizeProxyOptions,
   resolveBalancer,
@@ -253,6 +254,34 @@ export class ProxyEngine {
 
   // ---- decisions both engines take the same way, per request -----------------------------------
 
+  /**
+   * An attempt's upstream headers: the client's lines through the proxy's hygiene, then `on.proxyReq`.
+   * 400 when a client's header is unsafe; 500 when the hook threw or set something refused (reported).
+   */
+  upstreamHeaders(req: IncomingMessage, raw: readonly string[], ctx: ForwardingContext, backendHost: string, path: string, backend: Backend, attempt: number): string[] | 400 | 500 {
+    const headers = requestHeaders(raw, ctx, backendHost);
+    if (headers === undefined) return 400;
+    const hooks = this.config.hooks;
+    if (hooks?.proxyReq === undefined) return headers;
+    try {
+      runRequestHook(hooks, headers, req, req.method ?? 'GET', path, backend, attempt);
+    } catch (error) {
+      this.report(error, 'client', backend.id);
+      return 500;
+    }
+    return headers;
+  }
+
+  /** `on.proxyRes` over the client's response headers; `undefined` when it threw or was refused (reported). */
+  responseHook(headers: Record<string, string | string[]>, req: IncomingMessage, status: number, backend: Backend): Record<string, string | string[]> | undefined {
+    try {
+      return runResponseHook(this.config.hooks!, headers, req, status, backend);
+    } catch (error) {
+      this.report(error, 'client', backend.id);
+      return undefined;
+    }
+  }
+
   /** The admission check's verdict (`config.admission` must be set); a check that throws admits. */
   admit(req: IncomingMessage, clientIp: string, route: RouteDecision, phase: 'client' | 'upgrade'): AdmissionVerdict {
     try {
@@ -367,6 +396,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
   #current: Backend | undefined;
   #lastReason: string | undefined;
   #admissionDone: (() => void) | undefined;
+  /** The client's header lines with the application's `req.headers` changes, built at the first attempt. */
+  #rawHeaders: string[] | undefined;
 
   constructor(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse, route: RouteDecision) {
     this.#engine = engine;
@@ -497,8 +528,9 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     this.#lastBackendId = backend.id;
     if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
     const pool = engine.pool(backend);
-    const headers = requestHeaders(
-      this.#req.rawHeaders,
+    const headers = engine.upstreamHeaders(
+      this.#req,
+      (this.#rawHeaders ??= honouredRawHeaders(this.#req)),
       {
         remoteAddress: normalizeAddress(this.#req.socket.remoteAddress ?? ''),
         encrypted: this.#secure,
@@ -507,10 +539,13 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
         addForwarded: engine.config.forwardedHeaders,
       },
       engine.hostFor(backend),
+      this.#route.path,
+      backend,
+      this.#attempts,
     );
-    if (headers === undefined) {
+    if (typeof headers === 'number') {
       this.#releaseLease({ ok: true });
-      return this.#fail(400, 'Bad Request', 'bad-request');
+      return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
     }
     let body: Dispatcher.DispatchOptions['body'] = null;
     if (this.#body.kind === 'buffered') body = this.#body.data;
@@ -559,7 +594,17 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
       }
     }
     const res = this.#res;
-    const outgoing = responseHeaders(headers);
+    let outgoing = responseHeaders(headers);
+    if (this.#engine.config.hooks?.proxyRes !== undefined) {
+      const edited = this.#engine.responseHook(outgoing, this.#req, statusCode, backend);
+      if (edited === undefined) {
+        // The backend answered well; the hook failed. Drop the answer without blaming the backend.
+        controller.abort(new ClientAbortedError());
+        this.#releaseLease({ ok: true, status: statusCode, durationMs: this.#headLatency });
+        return this.#fail(500, 'Internal Server Error', 'internal-error');
+      }
+      outgoing = edited;
+    }
     const cookie = this.#engine.stickiness?.commit(
       this.#req,
       this.#clientIp,

@@ -36,7 +36,7 @@ import type { AccessLogEntry, RouteDecision, Termination } from './options';
 import type { ProxyEngine } from './proxy';
 import { normalizeAddress } from './proxy';
 import { classifyError, closeAfterAnswer, isLocalExhaustion } from './errors';
-import { connectionListed, requestHeaders } from './headers';
+import { connectionListed, honouredRawHeaders } from './headers';
 import { checkRequestHead } from './request-checks';
 
 /** Response headers never relayed as received: they describe the backend's connection. */
@@ -195,8 +195,9 @@ class UpgradeExchange {
     const backend = lease.backend;
     this.#backendId = backend.id;
     const url = new URL(backend.address.includes('://') ? backend.address : `http://${backend.address}`);
-    const headers = requestHeaders(
-      req.rawHeaders,
+    const headers = engine.upstreamHeaders(
+      req,
+      honouredRawHeaders(req),
       {
         remoteAddress: normalizeAddress(req.socket.remoteAddress ?? ''),
         encrypted: (req.socket as TLSSocket).encrypted === true,
@@ -206,10 +207,13 @@ class UpgradeExchange {
         upgrade: true,
       },
       url.host,
+      this.#route!.path,
+      backend,
+      1,
     );
-    if (headers === undefined) {
+    if (typeof headers === 'number') {
       this.#releaseLease({ ok: true });
-      return this.#refuse(400, 'Bad Request', 'bad-request');
+      return headers === 400 ? this.#refuse(400, 'Bad Request', 'bad-request') : this.#refuse(500, 'Internal Server Error', 'internal-error');
     }
     const tls = url.protocol === 'https:';
     const host = url.hostname.replace(/^\[|\]$/g, '');

@@ -32,6 +32,7 @@ import type { TLSSocket } from 'node:tls';
 import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, type LoadBalancerOptions, type Random } from '@fulcrum/core';
 import { checkKnownKeys, isPlainObject } from '@fulcrum/core/validate';
 import { StickyCookie } from '../affinity/cookie';
+import { resolveBalancerOptions, type ProxyBalancerOptions } from '../probes/health-check';
 import { headersMatch, hostMatches, parseHost, pathMatches } from './match';
 import {
   DEFAULT_SPLIT_COOKIE_NAME,
@@ -56,7 +57,7 @@ export interface RouterOptions {
    * or a `PoolSpec` — `{ balancer, stickiness?, hashBy?, attempts?, timeouts?, … }` — whose proxy
    * options its requests use instead of the proxy's, under both engines.
    */
-  pools: Readonly<Record<string, LoadBalancer | LoadBalancerOptions | PoolSpec>>;
+  pools: Readonly<Record<string, LoadBalancer | ProxyBalancerOptions | PoolSpec>>;
   /** The forwarding rules, in order; the first that matches wins. */
   routes: readonly RouteSpec[];
   /** Stickiness and tester override of weighted splits. Required (its `cookie`) when a route splits. */
@@ -258,7 +259,7 @@ class RouterImpl implements Router {
     if (!isPlainObject(value)) throw new InvalidOptionError(path, value, 'must be a LoadBalancer or the options of createLoadBalancer');
     let lb: LoadBalancer;
     try {
-      lb = new LoadBalancer({ name, ...(value as unknown as LoadBalancerOptions) });
+      lb = new LoadBalancer({ name, ...resolveBalancerOptions('', value) });
     } catch (error) {
       if (isFulcrumError(error, 'FULCRUM_INVALID_OPTION')) {
         const invalid = error as InvalidOptionError;
