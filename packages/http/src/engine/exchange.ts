@@ -167,6 +167,7 @@ export class Exchange implements ConnectionOwner {
     if (this.#route === undefined) return this.#fail(404, 'Not Found', 'not-found');
     engine.budget.begin();
     this.#budgetTaken = true;
+    engine.requestStarted(this.#lb!);
     try {
       this.#begin();
     } catch (error) {
@@ -317,7 +318,7 @@ export class Exchange implements ConnectionOwner {
         if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
         else this.#fail(503, 'Service Unavailable', 'closed');
       },
-    });
+    }, this.#lb);
     if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
     this.#unqueue = unqueue;
   }
@@ -776,7 +777,7 @@ export class Exchange implements ConnectionOwner {
       responseStarted: this.#responseStarted,
       clientGone: this.#clientGone,
       replayable: this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent),
-    });
+    }, this.#lb!, this.#current, this.#tried?.length ?? 0);
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -823,7 +824,7 @@ export class Exchange implements ConnectionOwner {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.released();
+    this.#engine.attemptEnded(this.#lb!, lease.backend, outcome);
   }
 
   /** The client went away before the exchange ended: stop the attempt, start no new one. */
@@ -876,6 +877,9 @@ export class Exchange implements ConnectionOwner {
       const budget = engine.budget;
       for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
       budget.end();
+      const head = this.#head;
+      const bytesIn = head.framing === Framing.Length ? head.contentLength : this.#bodySize;
+      engine.requestEnded(this.#lb!, this.#current, termination, status, bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
     }
     if (this.#onEnd !== undefined) {
       try {

@@ -19,10 +19,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
+import type { Backend, Lease, LoadBalancer, Outcome } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
+import { trafficOf } from '../stats/traffic';
 import { mayRetry, type AttemptFailure, type RetryState } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
 import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendError } from './errors';
@@ -101,7 +102,7 @@ export class ProxyEngine {
         : new Stickiness(options.stickiness, { clock: lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
     this.hashKey = options.hashBy === undefined ? undefined : compileHashBy(options.hashBy, 'hashBy');
     this.budget = new RetryBudget(this.config.budgetPercent, this.config.budgetMinConcurrency);
-    this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs);
+    this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs, countQueued);
     this.upgrades = new UpgradeProxy(this);
     this.#onRemoved = (backend) => {
       this.#hosts.delete(backend);
@@ -110,7 +111,11 @@ export class ProxyEngine {
       this.#pools.delete(backend);
       pool.close().catch(() => undefined);
     };
-    for (const pool of pools.values()) pool.on('removed', this.#onRemoved);
+    for (const pool of pools.values()) {
+      pool.on('removed', this.#onRemoved);
+      // Counting starts now, so the stats see every state change and check from here on.
+      trafficOf(pool);
+    }
   }
 
   /** The pool and upstream path for a request; `undefined` when no route matches (404). */
@@ -196,12 +201,38 @@ export class ProxyEngine {
   }
 
   /**
-   * Whether a failed attempt is retried: the rules of `../retry/policy`, then the retry budget.
-   * `'charged'` means the retry holds a budget slot until the request ends (`budget.release()`).
+   * Whether a failed attempt on `backend` is retried: the rules of `../retry/policy`, then the retry
+   * budget. `'charged'` means the retry holds a budget slot until the request ends
+   * (`budget.release()`). `tried`: backends tried before this one. A retry is counted in the stats
+   * against `backend`, and as a redispatch when another eligible backend is left to take it.
    */
-  retryVerdict(failure: AttemptFailure, state: RetryState): 'refused' | 'free' | 'charged' {
+  retryVerdict(failure: AttemptFailure, state: RetryState, lb: LoadBalancer, backend: Backend | undefined, tried: number): 'refused' | 'free' | 'charged' {
     if (!mayRetry(failure, state, this.config)) return 'refused';
-    return this.budget.charge(failure.kind);
+    const verdict = this.budget.charge(failure.kind);
+    if (verdict !== 'refused' && backend !== undefined) trafficOf(lb).retried(backend, lb.eligibleCount > tried + 1);
+    return verdict;
+  }
+
+  // ---- what both engines count for the stats (../stats/traffic.ts); no allocation ----------------
+
+  /** A request of `lb`'s pool begins (after routing, before admission). */
+  requestStarted(lb: LoadBalancer): void {
+    trafficOf(lb).started();
+  }
+
+  /** An attempt's lease was released with `outcome`: count it, then let a queued request in. */
+  attemptEnded(lb: LoadBalancer, backend: Backend, outcome: Outcome): void {
+    // `release` took the attempt off `inflight`: the concurrency it ran at is one more.
+    trafficOf(lb).attemptEnded(backend, outcome, backend.inflight + 1);
+    this.released();
+  }
+
+  /**
+   * A request that `requestStarted` counted ended: how (`termination`, the status the client got,
+   * 0 for none), its last backend, request and response body bytes, its total and queued time in ms.
+   */
+  requestEnded(lb: LoadBalancer, backend: Backend | undefined, termination: Termination, status: number, bytesIn: number, bytesOut: number, totalMs: number, queueMs: number): void {
+    trafficOf(lb).ended(backend, termination, status, bytesIn, bytesOut, totalMs, queueMs);
   }
 
   async close(): Promise<void> {
@@ -284,6 +315,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
 
   start(): void {
     this.#engine.budget.begin();
+    this.#engine.requestStarted(this.#lb);
     try {
       this.#begin();
     } catch (error) {
@@ -380,7 +412,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
         if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
         else this.#fail(503, 'Service Unavailable', 'closed');
       },
-    });
+    }, this.#lb);
     if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
     this.#unqueue = unqueue;
   }
@@ -578,7 +610,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       responseStarted: this.#responseStarted,
       clientGone: this.#clientGone,
       replayable: this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent),
-    });
+    }, this.#lb, this.#current, this.#tried?.length ?? 0);
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -603,7 +635,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.released();
+    this.#engine.attemptEnded(this.#lb, lease.backend, outcome);
   }
 
   #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
@@ -616,6 +648,13 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     }
     if (!this.#clientGone) sendError(this.#res, status, message, headers);
     this.#end(termination, status);
+  }
+
+  /** Request body bytes: the replay buffer's, or the declared length of a streamed body. */
+  #bytesIn(): number {
+    const body = this.#body;
+    if (body.kind === 'buffered') return body.data.length;
+    return body.kind === 'stream' ? Number(this.#req.headers['content-length']) || 0 : 0;
   }
 
   #clearDeadline(): void {
@@ -633,6 +672,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     const budget = this.#engine.budget;
     for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
     budget.end();
+    this.#engine.requestEnded(this.#lb, this.#current, termination, status, this.#bytesIn(), this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
     this.#engine.admissionEnded(done, 'client');
@@ -671,6 +711,11 @@ const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
 export const PASS_THROUGH = -1;
 
 const ADMITTED: AdmissionVerdict = Object.freeze({ admit: true as const });
+
+/** The wait queue's observer: a request of a pool (its load balancer) entered or left the queue. */
+function countQueued(owner: object, delta: 1 | -1): void {
+  trafficOf(owner as LoadBalancer).queued(delta);
+}
 
 /** A `Retry-After` value (delay-seconds or an HTTP-date, RFC 9110 §10.2.3) in ms from `now`. */
 export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
