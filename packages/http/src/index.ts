@@ -37,6 +37,8 @@ export { httpProbe, tcpProbe } from './probes';
 export type { ExpectStatus, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
 export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
 export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
+export { DURATION_BOUNDS_MS, quantileOf, trafficOf } from './stats';
+export type { BackendTrafficJson, PoolTraffic, PoolTrafficJson } from './stats';
 export { createRouter, DEFAULT_SPLIT_COOKIE_NAME } from './router';
 export type { Router, RouteMatch, RouterOptions, RouteSpec, RouteMatchSpec, SplitOptions, SplitTarget } from './router';
 export { createTlsContext, tlsOptions, redirectToHttps } from './tls';

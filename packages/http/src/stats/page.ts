@@ -87,7 +87,7 @@ figure.chart { margin: 0; min-width: 0; }
 .line-p99, .legend.line-p99 { color: var(--drain); stroke: var(--drain); }
 .line-b0 { color: #0969da; stroke: #0969da; } .line-b1 { color: #bf3989; stroke: #bf3989; } .line-b2 { color: #1a7f37; stroke: #1a7f37; }
 .line-b3 { color: #9a6700; stroke: #9a6700; } .line-b4 { color: #8250df; stroke: #8250df; } .line-b5 { color: #cf222e; stroke: #cf222e; }
-.event-added { color: var(--accent); background: var(--bg); border: 1px solid var(--accent); }
+.pill-added { color: var(--accent); background: var(--bg); border: 1px solid var(--accent); }
 .badge { margin-left: 6px; font-size: 11px; color: var(--muted); border: 1px solid var(--line); border-radius: 4px; padding: 0 5px; }
 .pill { display: inline-block; min-width: 86px; text-align: center; font-size: 12px; font-weight: 600; border-radius: 999px; padding: 2px 10px; }
 .state-up { color: var(--up); background: var(--up-bg); }
@@ -672,7 +672,7 @@ const SCRIPT = `
       case 'state': return el('span', 'pill state-' + word(e.to), e.to);
       case 'ejected': return el('span', 'pill state-ejected', 'ejected');
       case 'restored': return el('span', 'pill state-up', 'restored');
-      case 'added': return el('span', 'pill event-added', 'added');
+      case 'added': return el('span', 'pill pill-added', 'added');
       case 'removed': return el('span', 'pill state-maintenance', 'removed');
       case 'panic': return el('span', 'pill ' + (e.active ? 'state-down' : 'state-up'), e.active ? 'panic' : 'panic over');
       default: return el('span', 'pill state-maintenance', word(e.type));

@@ -280,17 +280,25 @@ const BACKEND_TRAFFIC_FAMILIES: readonly TrafficFamily<BackendTraffic>[] = [
   { name: 'fulcrum_backend_last_state_change_timestamp_seconds', type: 'gauge', help: 'When the backend state last changed (or counting began), seconds on the load balancer clock.', value: (b) => b.lastChangeAt / 1000 },
 ];
 
-const LE = [...DURATION_BOUNDS_MS.map((ms) => formatValue(ms / 1000)), '+Inf'];
+/** Every bucket bound, for the per-pool histograms (a few series per pool). */
+const POOL_LE_MS: readonly number[] = DURATION_BOUNDS_MS;
+/**
+ * A subset of the bounds for the per-backend histogram: ten lines per backend instead of 22, so a
+ * 40,000-backend pool that serves adds 400,000 lines to a scrape rather than 880,000.
+ */
+const BACKEND_LE_MS: readonly number[] = [5, 20, 50, 100, 300, 1000, 5000];
 
-/** Histogram lines (`_bucket` cumulative over `le`, `_sum`, `_count`), seconds. */
-function histogramText(name: string, labels: string, histogram: Pick<HistogramJson, 'counts' | 'sumMs' | 'count'>): string {
+/** Histogram lines (`_bucket` cumulative over `le`, `_sum`, `_count`), seconds, at the bounds `le` (ms). */
+function histogramText(name: string, labels: string, histogram: Pick<HistogramJson, 'counts' | 'sumMs' | 'count'>, le: readonly number[]): string {
   let text = '';
   let cumulative = 0;
-  for (let i = 0; i < LE.length; i++) {
-    cumulative += histogram.counts[i] ?? 0;
-    text += `${name}_bucket{${labels},le="${LE[i]}"} ${cumulative}\n`;
+  let bucket = 0;
+  for (const bound of le) {
+    // The fine buckets up to this bound (every bound of `le` is one of DURATION_BOUNDS_MS).
+    while (bucket < DURATION_BOUNDS_MS.length && (DURATION_BOUNDS_MS[bucket] as number) <= bound) cumulative += histogram.counts[bucket++] ?? 0;
+    text += `${name}_bucket{${labels},le="${formatValue(bound / 1000)}"} ${cumulative}\n`;
   }
-  return `${text}${name}_sum{${labels}} ${formatValue(histogram.sumMs / 1000)}\n${name}_count{${labels}} ${histogram.count}\n`;
+  return `${text}${name}_bucket{${labels},le="+Inf"} ${histogram.count}\n${name}_sum{${labels}} ${formatValue(histogram.sumMs / 1000)}\n${name}_count{${labels}} ${histogram.count}\n`;
 }
 
 function sampleText<T>(family: TrafficFamily<T>, labels: string, item: T, now: number): string {
@@ -316,12 +324,12 @@ function* trafficPieces(pools: readonly StatsPool[]): Generator<string> {
     for (const { label, traffic } of counted) yield sampleText(family, label, traffic, 0);
   }
   yield headerText({ name: 'fulcrum_pool_request_duration_seconds', type: 'histogram', help: 'Total time of answered requests, from arrival to the end of the response, in seconds.' });
-  for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_request_duration_seconds', label, traffic.duration);
+  for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_request_duration_seconds', label, traffic.duration, POOL_LE_MS);
   yield headerText({ name: 'fulcrum_pool_queue_wait_seconds', type: 'histogram', help: 'Time requests waited in the queue for a backend slot, in seconds.' });
-  for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_queue_wait_seconds', label, traffic.queueWait);
+  for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_queue_wait_seconds', label, traffic.queueWait, POOL_LE_MS);
   yield headerText({ name: 'fulcrum_backend_request_duration_seconds', type: 'histogram', help: 'Time to the response head of answered attempts on the backend, in seconds.' });
   for (const { label, traffic } of counted) {
-    for (const [backend, counters] of traffic.entries()) yield histogramText('fulcrum_backend_request_duration_seconds', `${label},backend="${escapeLabelValue(backend.id)}"`, counters.duration);
+    for (const [backend, counters] of traffic.entries()) yield histogramText('fulcrum_backend_request_duration_seconds', `${label},backend="${escapeLabelValue(backend.id)}"`, counters.duration, BACKEND_LE_MS);
   }
   for (const family of BACKEND_TRAFFIC_FAMILIES) {
     yield headerText(family);

@@ -335,6 +335,13 @@ describe('prometheus: traffic counters', () => {
     expect(parsed.type.get('fulcrum_backend_request_duration_seconds')).toBe('histogram');
     expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1)).toBeGreaterThan(0);
     expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '+Inf' })).toBe(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1));
+    // Per backend, a coarse subset of the bounds (7 + Inf); per pool, all of them (19 + Inf).
+    expect(parsed.samples.filter((s) => s.name === 'fulcrum_backend_request_duration_seconds_bucket' && s.labels.backend === 'b1').map((s) => s.labels.le)).toEqual(['0.005', '0.02', '0.05', '0.1', '0.3', '1', '5', '+Inf']);
+    expect(parsed.samples.filter((s) => s.name === 'fulcrum_pool_request_duration_seconds_bucket' && s.labels.pool === 'web')).toHaveLength(20);
+    const buckets = parsed.samples.filter((s) => s.name === 'fulcrum_backend_request_duration_seconds_bucket' && s.labels.backend === 'b1').map((s) => s.value);
+    expect(buckets).toEqual([...buckets].sort((x, y) => x - y));
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '0.02' })).toBe(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1));
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '0.005' })).toBe(0);
     expect(sample(parsed, 'fulcrum_backend_connection_errors_total', b2)).toBeGreaterThan(0);
     expect(sample(parsed, 'fulcrum_backend_redispatches_total', b2)).toBe(sample(parsed, 'fulcrum_backend_connection_errors_total', b2));
     expect(sample(parsed, 'fulcrum_backend_checks_total', { ...b1, result: 'failed' })).toBeGreaterThan(0);
