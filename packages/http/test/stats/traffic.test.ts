@@ -2,7 +2,7 @@ import { createLoadBalancer } from '@fulcrum/core';
 import { FakeClock } from '@fulcrum/core/testing';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DURATION_BOUNDS_MS, PoolTraffic, RateCounter, bucketOf, quantileOf, trafficOf } from '../../src/stats/traffic';
-import { deferred } from '../../../../test-support/wait-for';
+import { deferred, waitFor } from '../../../../test-support/wait-for';
 import { ENGINES, closedPort, send, startBackend, startProxy, useEngine, type TestBackend, type TestProxy } from '../proxy/helpers';
 
 describe('duration histograms', () => {
@@ -187,8 +187,7 @@ describe.each(ENGINES)('traffic counted by the %s engine', (engine) => {
     const a = send(p.url, { path: '/a' });
     await first.promise;
     const b = send(p.url, { path: '/b' });
-    const { waitFor } = await import('../../../../test-support/wait-for');
-    await waitFor(() => traffic.queue === 1, 'the second request to be queued');
+    await waitFor(() => traffic.queue === 1, { what: 'the second request to be queued' });
     expect(traffic.toJSON()).toMatchObject({ queue: 1, queueMax: 1, sessions: 2 });
     release.resolve();
     expect((await a).status).toBe(200);
