@@ -824,7 +824,7 @@ export class Exchange implements ConnectionOwner {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.attemptEnded(this.#lb!, lease.backend, outcome);
+    this.#engine.attemptEnded(this.#lb!, lease, outcome);
   }
 
   /** The client went away before the exchange ended: stop the attempt, start no new one. */

@@ -221,9 +221,10 @@ export class ProxyEngine {
   }
 
   /** An attempt's lease was released with `outcome`: count it, then let a queued request in. */
-  attemptEnded(lb: LoadBalancer, backend: Backend, outcome: Outcome): void {
+  attemptEnded(lb: LoadBalancer, lease: Lease, outcome: Outcome): void {
+    const backend = lease.backend;
     // `release` took the attempt off `inflight`: the concurrency it ran at is one more.
-    trafficOf(lb).attemptEnded(backend, outcome, backend.inflight + 1);
+    trafficOf(lb).attemptEnded(backend, outcome, backend.inflight + 1, lease.startedAt);
     this.released();
   }
 
@@ -635,7 +636,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.attemptEnded(this.#lb, lease.backend, outcome);
+    this.#engine.attemptEnded(this.#lb, lease, outcome);
   }
 
   #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {

@@ -34,11 +34,21 @@ const BUCKETS = DURATION_BOUNDS_MS.length + 1;
 /** Seconds of history kept per pool for the charts (five minutes). */
 export const SERIES_SECONDS = 300;
 
-/** Index of the histogram bucket holding `ms`. */
-export function bucketOf(ms: number): number {
+function scanBucket(ms: number): number {
   const bounds = DURATION_BOUNDS_MS;
   for (let i = 0; i < bounds.length; i++) if (ms <= (bounds[i] as number)) return i;
   return bounds.length;
+}
+
+/**
+ * The bucket of every whole ms up to 1 s. The bounds are whole ms, so `ms ≤ bound` exactly when
+ * `⌈ms⌉ ≤ bound`: one table read instead of up to 19 comparisons for the durations most requests have.
+ */
+const SMALL_BUCKETS = Uint8Array.from({ length: 1001 }, (_, ms) => scanBucket(ms));
+
+/** Index of the histogram bucket holding `ms`. */
+export function bucketOf(ms: number): number {
+  return ms <= 1000 ? (SMALL_BUCKETS[ms > 0 ? Math.ceil(ms) : 0] as number) : scanBucket(ms);
 }
 
 /**
@@ -65,24 +75,33 @@ export function quantileOf(counts: ArrayLike<number>, q: number): number {
   return DURATION_BOUNDS_MS[DURATION_BOUNDS_MS.length - 1] as number;
 }
 
-/** HAProxy's `freq_ctr`: a per-second event rate without a timer. */
+/**
+ * HAProxy's `freq_ctr`: a per-second event rate without a timer. `hit` is two compares and an
+ * increment; the highest rate is settled when a second ends (a second's full count is its rate at
+ * the end of it), and the second in progress counts towards it as far as it has got.
+ */
 export class RateCounter {
   #second = -1;
   #current = 0;
   #previous = 0;
-  /** The highest rate seen, events per second. */
-  max = 0;
+  #max = 0;
 
   hit(nowMs: number): void {
     const second = Math.floor(nowMs / 1000);
-    if (second !== this.#second) {
-      this.#previous = second === this.#second + 1 ? this.#current : 0;
-      this.#current = 0;
-      this.#second = second;
-    }
+    if (second !== this.#second) this.#roll(second);
     this.#current++;
-    const rate = this.rate(nowMs);
-    if (rate > this.max) this.max = rate;
+  }
+
+  #roll(second: number): void {
+    if (this.#current > this.#max) this.#max = this.#current;
+    this.#previous = second === this.#second + 1 ? this.#current : 0;
+    this.#current = 0;
+    this.#second = second;
+  }
+
+  /** The highest rate seen, events per second. */
+  get max(): number {
+    return this.#current > this.#max ? this.#current : this.#max;
   }
 
   /** Events per second over the last second (the current second plus a share of the previous one). */
@@ -347,11 +366,15 @@ export class PoolTraffic {
     this.rate.hit(this.#lb.clock.now());
   }
 
-  /** An attempt ended with `outcome`; `inflight` counts it (the backend's concurrency just before). */
-  attemptEnded(backend: Backend, outcome: Outcome, inflight: number): void {
+  /**
+   * An attempt that began at `startedAt` (its lease's, load-balancer clock ms) ended with `outcome`;
+   * `inflight` counts it (the backend's concurrency just before it ended). The rate counts attempts
+   * by the second they began, as HAProxy counts sessions.
+   */
+  attemptEnded(backend: Backend, outcome: Outcome, inflight: number, startedAt: number): void {
     const traffic = this.backend(backend);
     if (inflight > traffic.sessionsMax) traffic.sessionsMax = inflight;
-    traffic.rate.hit(this.#lb.clock.now());
+    traffic.rate.hit(startedAt);
     const error = outcome.error;
     if (error === 'connect') traffic.connectionErrors++;
     else if (error === 'reset' || error === 'timeout') traffic.responseErrors++;

@@ -313,7 +313,7 @@ describe('prometheus: traffic counters', () => {
       traffic.started();
       const outcome = lease.backend.id === 'b2' ? { ok: false, error: 'connect' as const } : { ok: true, status: 200 + (i % 2) * 304, durationMs: 12 + i };
       lease.release(outcome);
-      traffic.attemptEnded(lease.backend, outcome, 1);
+      traffic.attemptEnded(lease.backend, outcome, 1, lease.startedAt);
       if (!outcome.ok) traffic.retried(lease.backend, true);
       traffic.queued(1);
       traffic.queued(-1);
