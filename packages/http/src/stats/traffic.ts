@@ -16,8 +16,9 @@
  * field by field; quantiles are computed where they are shown, from the summed buckets.
  *
  * Memory is bounded: per pool one ring of `SERIES_SECONDS` one-second slots (requests, errors and a
- * 20-bucket latency histogram each, about 27 KB), and per backend a record created on its first
- * request or event (about 50 numbers), dropped when the backend is removed.
+ * 20-bucket latency histogram each, about 27 KB, allocated at the pool's first request), and per
+ * backend a record created on its first request or event (about 70 numbers), dropped when the
+ * backend is removed.
  *
  * Rates follow HAProxy's `freq_ctr`: events in the current second plus the previous second's count
  * weighted by the part of that second still in the one-second window.
@@ -304,6 +305,9 @@ export interface PoolTrafficJson {
   series: SeriesJson;
 }
 
+const EMPTY_SECONDS = new Float64Array(0);
+const EMPTY_COUNTS = new Uint32Array(0);
+
 /** How a request ended, as the engines report it (the `Termination` of the access log). */
 export type EndKind = string;
 
@@ -330,11 +334,12 @@ export class PoolTraffic {
   readonly #backends = new Map<Backend, BackendTraffic>();
   readonly #lb: LoadBalancer;
   // The chart history: a ring of one-second slots, each stamped with the second it holds.
-  readonly #slotSecond = new Float64Array(SERIES_SECONDS).fill(-1);
-  readonly #slotRequests = new Uint32Array(SERIES_SECONDS);
-  readonly #slotErrors = new Uint32Array(SERIES_SECONDS);
-  readonly #slotLatency = new Uint32Array(SERIES_SECONDS * BUCKETS);
-  readonly #slotAnswered = new Uint32Array(SERIES_SECONDS);
+  // Allocated at the pool's first request: a router's idle pools cost nothing.
+  #slotSecond = EMPTY_SECONDS;
+  #slotRequests = EMPTY_COUNTS;
+  #slotErrors = EMPTY_COUNTS;
+  #slotLatency = EMPTY_COUNTS;
+  #slotAnswered = EMPTY_COUNTS;
 
   constructor(lb: LoadBalancer) {
     this.#lb = lb;
@@ -422,6 +427,7 @@ export class PoolTraffic {
     const answered = termination === 'ok';
     if (answered) this.duration.observe(totalMs);
     // The chart's slot for this second.
+    if (this.#slotSecond.length === 0) this.#allocateSlots();
     const second = Math.floor(this.#lb.clock.now() / 1000);
     const slot = second % SERIES_SECONDS;
     if (this.#slotSecond[slot] !== second) this.#resetSlot(slot, second);
@@ -431,6 +437,14 @@ export class PoolTraffic {
       this.#slotAnswered[slot]!++;
       this.#slotLatency[slot * BUCKETS + bucketOf(totalMs)]!++;
     }
+  }
+
+  #allocateSlots(): void {
+    this.#slotSecond = new Float64Array(SERIES_SECONDS).fill(-1);
+    this.#slotRequests = new Uint32Array(SERIES_SECONDS);
+    this.#slotErrors = new Uint32Array(SERIES_SECONDS);
+    this.#slotLatency = new Uint32Array(SERIES_SECONDS * BUCKETS);
+    this.#slotAnswered = new Uint32Array(SERIES_SECONDS);
   }
 
   #resetSlot(slot: number, second: number): void {
@@ -468,7 +482,7 @@ export class PoolTraffic {
     const latency: (number[] | 0)[] = [];
     for (let second = last - SERIES_SECONDS + 1; second <= last; second++) {
       const slot = ((second % SERIES_SECONDS) + SERIES_SECONDS) % SERIES_SECONDS;
-      if (second < 0 || this.#slotSecond[slot] !== second) {
+      if (second < 0 || this.#slotSecond.length === 0 || this.#slotSecond[slot] !== second) {
         requests.push(0);
         errors.push(0);
         latency.push(0);
