@@ -23,7 +23,7 @@ import type { Backend, Lease, LoadBalancer, Outcome } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
-import { trafficOf } from '../stats/traffic';
+import { countConnection, trafficOf } from '../stats/traffic';
 import { mayRetry, type AttemptFailure, type RetryState } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
 import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendError } from './errors';
@@ -130,6 +130,9 @@ export class ProxyEngine {
     let pool = this.#pools.get(backend);
     if (pool === undefined) {
       pool = createBackendPool(backend, this.config);
+      // Open connections, for the stats (undici's events; nothing per request).
+      pool.on('connect', () => countConnection(backend, 1));
+      pool.on('disconnect', () => countConnection(backend, -1));
       this.#pools.set(backend, pool);
     }
     return pool;

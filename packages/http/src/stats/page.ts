@@ -143,7 +143,7 @@ const SCRIPT = `
   var COLUMNS = [['Name', 'backend', '', 'Backend'],
     ['Cur', 'num queue-cur', 'requests waiting for a backend slot now (the pool queues, backends do not)', 'Queue'], ['Max', 'num queue-max', 'most requests waiting at once', 'Queue'],
     ['Cur', 'num rate-cur', 'per second, over the last second (backends: attempts as they end; total: requests as they arrive)', 'Session rate'], ['Max', 'num rate-max', 'highest rate seen', 'Session rate'],
-    ['Cur', 'num inflight', 'requests in flight now', 'Sessions'], ['Max', 'num sessions-max', 'most requests in flight at once', 'Sessions'], ['Limit', 'num sessions-limit', 'maxConnections', 'Sessions'], ['Total', 'num requests', 'attempts ended (total: requests ended)', 'Sessions'],
+    ['Cur', 'num inflight', 'requests in flight now', 'Sessions'], ['Max', 'num sessions-max', 'most requests in flight at once', 'Sessions'], ['Limit', 'num sessions-limit', 'maxConnections', 'Sessions'], ['Total', 'num requests', 'attempts ended (total: requests ended)', 'Sessions'], ['Conns', 'num connections', 'connections to the backend open now', 'Sessions'],
     ['In', 'num bytes-in', 'request body bytes', 'Bytes'], ['Out', 'num bytes-out', 'response body bytes', 'Bytes'],
     ['Req', 'num denied', 'refused by the admission check (rate limits)', 'Denied'],
     ['Req', 'num err-req', 'malformed requests (400)', 'Errors'], ['Conn', 'num err-conn', 'attempts that could not connect', 'Errors'], ['Resp', 'num err-resp', 'responses that failed: reset, timeout, cut short', 'Errors'], ['Failed', 'num failures', 'attempts counted as failures by passive health', 'Errors'], ['Fail %', 'num failure-rate', '', 'Errors'],
@@ -388,6 +388,7 @@ const SCRIPT = `
     numCell(tr, count(Math.max(num(t.sessionsMax), num(b.inflight))), 'sessions-max');
     numCell(tr, b.maxConnections ? count(b.maxConnections) : dash(), 'sessions-limit');
     numCell(tr, count(b.requests), 'requests');
+    numCell(tr, count(t.connections), 'connections');
     numCell(tr, bytes(t.bytesIn), 'bytes-in');
     numCell(tr, bytes(t.bytesOut), 'bytes-out');
     blank(tr, 'denied');
@@ -457,6 +458,10 @@ const SCRIPT = `
     numCell(tr, count(p.sessionsMax), 'sessions-max');
     numCell(tr, unlimited || backends.length === 0 ? dash() : count(limit), 'sessions-limit');
     numCell(tr, count(p.requests), 'requests');
+    var connections = 0;
+    var counters = p.backends && typeof p.backends === 'object' ? p.backends : {};
+    for (var id in counters) connections += num(counters[id] && counters[id].connections);
+    numCell(tr, count(connections), 'connections');
     numCell(tr, bytes(p.bytesIn), 'bytes-in');
     numCell(tr, bytes(p.bytesOut), 'bytes-out');
     numCell(tr, count(p.denied), 'denied', num(p.denied) > 0);

@@ -271,6 +271,8 @@ const BACKEND_TRAFFIC_FAMILIES: readonly TrafficFamily<BackendTraffic>[] = [
   { name: 'fulcrum_backend_redispatches_total', type: 'counter', help: 'Failed attempts on the backend that were tried again on another backend.', value: (b) => b.redispatches },
   { name: 'fulcrum_backend_request_bytes_total', type: 'counter', help: 'Request body bytes sent to the backend.', value: (b) => b.bytesIn },
   { name: 'fulcrum_backend_response_bytes_total', type: 'counter', help: 'Response body bytes relayed from the backend.', value: (b) => b.bytesOut },
+  { name: 'fulcrum_backend_connections', type: 'gauge', help: 'Connections to the backend open now (keep-alive pools of both engines).', value: (b) => b.connections.open },
+  { name: 'fulcrum_backend_connections_opened_total', type: 'counter', help: 'Connections to the backend opened so far.', value: (b) => b.connections.opened },
   { name: 'fulcrum_backend_inflight_max', type: 'gauge', help: 'The most requests in flight to the backend at once since counting began.', value: (b) => b.sessionsMax },
   { name: 'fulcrum_backend_checks_total', type: 'counter', help: 'Active health checks of the backend, by result.', label: 'result', value: (b) => [['passed', b.checksPassed], ['failed', b.checksFailed]] },
   { name: 'fulcrum_backend_check_success', type: 'gauge', help: 'Whether the last active health check passed (1) or failed (0); absent before the first.', value: (b) => (b.lastCheck === null ? [] : b.lastCheck.ok ? 1 : 0) },

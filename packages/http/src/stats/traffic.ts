@@ -198,6 +198,9 @@ export interface BackendTrafficJson {
   lastChangeAt: number;
   /** Time spent `down`, ms, the current outage included. */
   downtimeMs: number;
+  /** Connections to the backend open now (both engines' keep-alive pools), and opened in all. */
+  connections: number;
+  connectionsOpened: number;
 }
 
 /** The counters of one backend; written by the engines and the load balancer's events. */
@@ -220,13 +223,21 @@ export class BackendTraffic {
   downtimeMs = 0;
   /** When the current outage began; 0 when the backend is not down. */
   downSince = 0;
+  readonly #backend: Backend;
 
-  constructor(since: number, down: boolean) {
+  constructor(backend: Backend, since: number, down: boolean) {
+    this.#backend = backend;
     this.lastChangeAt = since;
     if (down) this.downSince = since;
   }
 
+  /** Its backend's connections (open now, opened in all). */
+  get connections(): ConnectionCount {
+    return connectionRegistry.get(this.#backend) ?? NO_CONNECTIONS;
+  }
+
   toJSON(now: number): BackendTrafficJson {
+    const connections = this.connections;
     return {
       sessionsMax: this.sessionsMax,
       rate: this.rate.rate(now),
@@ -245,6 +256,8 @@ export class BackendTraffic {
       ejections: this.ejections,
       lastChangeAt: this.lastChangeAt,
       downtimeMs: this.downtimeMs + (this.downSince > 0 ? Math.max(0, now - this.downSince) : 0),
+      connections: connections.open,
+      connectionsOpened: connections.opened,
     };
   }
 }
@@ -351,7 +364,7 @@ export class PoolTraffic {
   backend(backend: Backend): BackendTraffic {
     let traffic = this.#backends.get(backend);
     if (traffic === undefined) {
-      traffic = new BackendTraffic(this.since, backend.state === 'down');
+      traffic = new BackendTraffic(backend, this.since, backend.state === 'down');
       this.#backends.set(backend, traffic);
     }
     return traffic;
@@ -575,6 +588,30 @@ export class PoolTraffic {
       this.#backends.delete(backend);
     });
   }
+}
+
+/** Connections to one backend: open now, and opened in all. */
+export interface ConnectionCount {
+  open: number;
+  opened: number;
+}
+
+const NO_CONNECTIONS: ConnectionCount = Object.freeze({ open: 0, opened: 0 });
+const CONNECTIONS_KEY = Symbol.for('fulcrum.stats.connections');
+const connectionRegistry: WeakMap<object, ConnectionCount> = ((globalThis as Record<symbol, unknown>)[CONNECTIONS_KEY] ??= new WeakMap()) as WeakMap<object, ConnectionCount>;
+
+/**
+ * A connection to `backend` opened (+1) or closed (−1): the engines' keep-alive pools report here,
+ * per `Backend` object (one per id for its whole life), whatever load balancer it belongs to.
+ */
+export function countConnection(backend: Backend, delta: 1 | -1): void {
+  let count = connectionRegistry.get(backend);
+  if (count === undefined) {
+    count = { open: 0, opened: 0 };
+    connectionRegistry.set(backend, count);
+  }
+  count.open += delta;
+  if (delta > 0) count.opened++;
 }
 
 const REGISTRY_KEY = Symbol.for('fulcrum.stats.traffic');

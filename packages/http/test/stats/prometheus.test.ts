@@ -353,6 +353,8 @@ describe('prometheus: traffic counters', () => {
     expect(sample(parsed, 'fulcrum_pool_request_bytes_total', { pool: 'web' })).toBeGreaterThan(0);
     expect(sample(parsed, 'fulcrum_pool_requests_total', { pool: 'odd "pool"\n' })).toBe(0);
     expect(sample(parsed, 'fulcrum_workers', {})).toBe(1);
+    expect(sample(parsed, 'fulcrum_backend_connections', b1)).toBe(0);
+    expect(parsed.type.get('fulcrum_backend_connections_opened_total')).toBe('counter');
   });
 
   it('gives a draining backend an effective weight of 0', () => {

@@ -142,6 +142,10 @@ describe.each(ENGINES)('traffic counted by the %s engine', (engine) => {
     expect(b).toMatchObject({ sessionsMax: 1, bytesIn: 12, bytesOut: 10, connectionErrors: 0, retries: 0 });
     expect(b.responses['2xx'] + b.responses['4xx']).toBe(2);
     expect(b.duration.count).toBe(2);
+    // The keep-alive connection to the backend stays open between the two requests.
+    expect(b.connectionsOpened).toBeGreaterThanOrEqual(1);
+    expect(b.connections).toBeGreaterThanOrEqual(1);
+    expect(b.connections).toBeLessThanOrEqual(b.connectionsOpened);
     expect(json.series.requests.at(-1)! + json.series.requests.at(-2)!).toBe(2);
   });
 
