@@ -596,6 +596,10 @@ const SCRIPT = `
         });
         if (memo.at > 0) memo.samples = Math.min(300, memo.samples + 1);
         memo.at = at;
+        // Backends that left the pool leave the history too (a long-open tab under discovery churn).
+        var present = Object.create(null);
+        backends.forEach(function (b) { present[String(b.id)] = true; });
+        for (var gone in memo.rates) if (!present[gone]) { delete memo.rates[gone]; delete memo.last[gone]; }
       }
       var palette = ['line-b0', 'line-b1', 'line-b2', 'line-b3', 'line-b4', 'line-b5'];
       var lines = backends.map(function (b, i) { return { name: String(b.id), cls: palette[i % palette.length], values: memo.rates[String(b.id)] || [] }; });
