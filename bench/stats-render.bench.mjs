@@ -49,7 +49,7 @@ const lb = new LoadBalancer({ name: 'huge', backends });
 const source = { huge: lb };
 if (values.traffic) {
   const traffic = trafficOf(lb);
-  for (const backend of lb.backends) traffic.attemptEnded(backend, { ok: true, status: 200, durationMs: 12 }, 1, 0);
+  for (const backend of lb.backends) traffic.attemptEnded(backend, { ok: true, status: 200, durationMs: 12 }, 1, 0, undefined);
 }
 const oneStepMetrics = prometheus(source);
 const streamedMetrics = prometheusHandler(source);

@@ -777,7 +777,7 @@ export class Exchange implements ConnectionOwner {
       responseStarted: this.#responseStarted,
       clientGone: this.#clientGone,
       replayable: this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent),
-    }, this.#lb!, this.#current, this.#tried?.length ?? 0);
+    }, this.#lb!, this.#current);
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -824,7 +824,7 @@ export class Exchange implements ConnectionOwner {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.attemptEnded(this.#lb!, lease, outcome);
+    this.#engine.attemptEnded(this.#lb!, lease, outcome, this.#tried);
   }
 
   /** The client went away before the exchange ended: stop the attempt, start no new one. */

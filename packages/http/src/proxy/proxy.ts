@@ -206,13 +206,12 @@ export class ProxyEngine {
   /**
    * Whether a failed attempt on `backend` is retried: the rules of `../retry/policy`, then the retry
    * budget. `'charged'` means the retry holds a budget slot until the request ends
-   * (`budget.release()`). `tried`: backends tried before this one. A retry is counted in the stats
-   * against `backend`, and as a redispatch when another eligible backend is left to take it.
+   * (`budget.release()`). A retried failure is not the request's error in the stats.
    */
-  retryVerdict(failure: AttemptFailure, state: RetryState, lb: LoadBalancer, backend: Backend | undefined, tried: number): 'refused' | 'free' | 'charged' {
+  retryVerdict(failure: AttemptFailure, state: RetryState, lb: LoadBalancer, backend: Backend | undefined): 'refused' | 'free' | 'charged' {
     if (!mayRetry(failure, state, this.config)) return 'refused';
     const verdict = this.budget.charge(failure.kind);
-    if (verdict !== 'refused' && backend !== undefined) trafficOf(lb).retried(backend, lb.eligibleCount > tried + 1);
+    if (verdict !== 'refused' && backend !== undefined) trafficOf(lb).recovered(backend, failure.kind);
     return verdict;
   }
 
@@ -223,11 +222,15 @@ export class ProxyEngine {
     trafficOf(lb).started();
   }
 
-  /** An attempt's lease was released with `outcome`: count it, then let a queued request in. */
-  attemptEnded(lb: LoadBalancer, lease: Lease, outcome: Outcome): void {
+  /**
+   * An attempt's lease was released with `outcome`: count it, then let a queued request in.
+   * `tried`: the backends of the request's earlier, failed attempts (the last one is what this
+   * attempt retried).
+   */
+  attemptEnded(lb: LoadBalancer, lease: Lease, outcome: Outcome, tried: readonly Backend[] | undefined): void {
     const backend = lease.backend;
     // `release` took the attempt off `inflight`: the concurrency it ran at is one more.
-    trafficOf(lb).attemptEnded(backend, outcome, backend.inflight + 1, lease.startedAt);
+    trafficOf(lb).attemptEnded(backend, outcome, backend.inflight + 1, lease.startedAt, tried === undefined ? undefined : tried[tried.length - 1]);
     this.released();
   }
 
@@ -614,7 +617,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       responseStarted: this.#responseStarted,
       clientGone: this.#clientGone,
       replayable: this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent),
-    }, this.#lb, this.#current, this.#tried?.length ?? 0);
+    }, this.#lb, this.#current);
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -639,7 +642,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.attemptEnded(this.#lb, lease, outcome);
+    this.#engine.attemptEnded(this.#lb, lease, outcome, this.#tried);
   }
 
   #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {

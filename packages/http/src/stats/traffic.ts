@@ -178,11 +178,11 @@ export interface BackendTrafficJson {
   /** Request body bytes sent to the backend / response body bytes relayed from it. */
   bytesIn: number;
   bytesOut: number;
-  /** Attempts that could not connect. */
+  /** Attempts that could not connect, and were not tried again (HAProxy's `econ`). */
   connectionErrors: number;
-  /** Attempts whose response failed (reset, timeout, cut short). */
+  /** Attempts whose response failed (reset, timeout, cut short), and were not tried again (`eresp`). */
   responseErrors: number;
-  /** Failed attempts on this backend that were tried again / that went to another backend. */
+  /** Failed attempts on this backend tried again on it (`wretr`) / on another backend (`wredis`). */
   retries: number;
   redispatches: number;
   /** Its answers, by status class. */
@@ -386,11 +386,19 @@ export class PoolTraffic {
 
   /**
    * An attempt that began at `startedAt` (its lease's, load-balancer clock ms) ended with `outcome`;
-   * `inflight` counts it (the backend's concurrency just before it ended). The rate counts attempts
-   * by the second they began, as HAProxy counts sessions.
+   * `inflight` counts it (the backend's concurrency just before it ended); `previous` is the backend
+   * of the failed attempt it retried, if it was a retry. The rate counts attempts by the second
+   * they began, as HAProxy counts sessions.
    */
-  attemptEnded(backend: Backend, outcome: Outcome, inflight: number, startedAt: number): void {
+  attemptEnded(backend: Backend, outcome: Outcome, inflight: number, startedAt: number, previous: Backend | undefined): void {
     const traffic = this.backend(backend);
+    if (previous !== undefined) {
+      // A retry of an attempt that failed on `previous`: on the same backend (HAProxy's `wretr`)
+      // or on another one (`wredis`), counted against the one that failed.
+      const failed = previous === backend ? traffic : this.backend(previous);
+      if (previous === backend) failed.retries++;
+      else failed.redispatches++;
+    }
     if (inflight > traffic.sessionsMax) traffic.sessionsMax = inflight;
     traffic.rate.hit(startedAt);
     const error = outcome.error;
@@ -403,11 +411,20 @@ export class PoolTraffic {
     }
   }
 
-  /** A failed attempt on `backend` is tried again; on another backend when `elsewhere`. */
-  retried(backend: Backend, elsewhere: boolean): void {
+  /**
+   * A failed attempt on `backend` (`kind`: why) is to be tried again. An error a retry recovers from
+   * is not the request's error: like HAProxy's `econ` and `eresp`, the connection and response
+   * errors count only the attempts nothing followed (every failed attempt stays in the load
+   * balancer's `failures`). Both engines release a failed attempt before they ask whether to retry
+   * it, so the error is taken back here.
+   */
+  recovered(backend: Backend, kind: string): void {
     const traffic = this.backend(backend);
-    traffic.retries++;
-    if (elsewhere) traffic.redispatches++;
+    if (kind === 'connect') {
+      if (traffic.connectionErrors > 0) traffic.connectionErrors--;
+    } else if (kind === 'reset' || kind === 'timeout') {
+      if (traffic.responseErrors > 0) traffic.responseErrors--;
+    }
   }
 
   /** A request entered (+1) or left (−1) the wait queue. */
