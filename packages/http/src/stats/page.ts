@@ -158,6 +158,7 @@ const SCRIPT = `
   var ACTIONS = ['drain', 'maintenance', 'ready'];
   var drafts = Object.create(null);
   var weightInputs = Object.create(null);
+  var previousInputs = Object.create(null);
   var messageEl = null;
   var tokenStateEl = null;
   var pointerDown = false;
@@ -293,7 +294,9 @@ const SCRIPT = `
     var weight = Number(text);
     if (text === '' || !isFinite(weight) || weight < 0) return say('error', 'weight of ' + id + ': type a number \\u2265 0');
     callAdmin('PUT', pool, id, 'weight', { weight: weight }).then(function (ok) {
-      if (ok) delete drafts[key];
+      if (!ok) return;
+      delete drafts[key];
+      input.value = '';
     });
   }
 
@@ -308,15 +311,20 @@ const SCRIPT = `
       td.appendChild(button);
     });
     var key = pool + '\\u0000' + id;
-    var input = el('input', 'weight-input');
-    input.type = 'text';
-    input.inputMode = 'decimal';
-    input.autocomplete = 'off';
+    // The same input element across redraws: what is typed into it while a redraw runs is never
+    // typed into an element the redraw has just replaced.
+    var input = previousInputs[key];
+    if (!input) {
+      input = el('input', 'weight-input');
+      input.type = 'text';
+      input.inputMode = 'decimal';
+      input.autocomplete = 'off';
+      input.setAttribute('aria-label', 'new weight of ' + id);
+      if (key in drafts) input.value = drafts[key];
+      input.addEventListener('input', function () { drafts[key] = input.value; });
+      input.addEventListener('keydown', function (event) { if (event.key === 'Enter') setWeight(pool, id, key, input); });
+    }
     input.placeholder = decimal(b.weight);
-    input.setAttribute('aria-label', 'new weight of ' + id);
-    if (key in drafts) input.value = drafts[key];
-    input.addEventListener('input', function () { drafts[key] = input.value; });
-    input.addEventListener('keydown', function (event) { if (event.key === 'Enter') setWeight(pool, id, key, input); });
     weightInputs[key] = input;
     var set = el('button', 'act act-weight', 'set');
     set.type = 'button';
@@ -706,6 +714,7 @@ const SCRIPT = `
     // A weight being typed keeps its focus and caret across the redraw.
     var focused = null;
     for (var key in weightInputs) if (weightInputs[key] === document.activeElement) focused = key;
+    previousInputs = weightInputs;
     weightInputs = Object.create(null);
     var sections = Object.keys(pools).map(function (name) {
       return poolSection(name, pools[name] || {}, Object.prototype.hasOwnProperty.call(traffic, name) ? traffic[name] : null);
