@@ -577,7 +577,8 @@ const SCRIPT = `
       // Trim the idle seconds before the first request of the window (at most the whole window).
       var first = 0;
       while (first < s.requests.length - 60 && !s.requests[first]) first++;
-      var req = s.requests.slice(first), errs = s.errors.slice(first), lat = s.latency.slice(first);
+      // The second in progress is left out: a partial count would look like a drop in traffic.
+      var req = s.requests.slice(first, -1), errs = s.errors.slice(first, -1), lat = s.latency.slice(first, -1);
       var p50 = lat.map(function (h) { return Array.isArray(h) ? quantile(h, 0.5) : 0; });
       var p99 = lat.map(function (h) { return Array.isArray(h) ? quantile(h, 0.99) : 0; });
       var errorRate = req.map(function (r, i) { return r > 0 ? (100 * num(errs[i])) / r : 0; });
