@@ -33,8 +33,13 @@ export {
   compileHashBy,
 } from './affinity';
 export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from './affinity';
-export { httpProbe, tcpProbe } from './probes';
-export type { ExpectStatus, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { grpcHealthProbe, httpProbe, tcpProbe } from './probes';
+export type { ExpectStatus, GrpcHealthProbeOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { GrpcStatus, parseGrpcTimeout } from './h2/grpc';
+export type { GrpcOptions } from './h2/grpc';
+export type { Http2Options, UpstreamProtocol } from './h2/options';
+export { protocolStats, renderProtocolMetrics } from './h2/stats';
+export type { ProtocolStats } from './h2/stats';
 export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
 export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
 export { DURATION_BOUNDS_MS, quantileOf, trafficOf } from './stats';

@@ -55,6 +55,7 @@ import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
 import { createRouter, type RouteSpec, type SplitOptions } from '../router';
 import { normalizeRateLimitOptions, type NormalizedRateLimitOptions, type RateLimitOptions } from '../ratelimit';
 import { createTlsContext, redirectToHttps, type RedirectToHttpsOptions } from '../tls';
+import { normalizeHttp2Options, type Http2Options } from '../h2/options';
 import { ConfigPathError, MAX_CONFIG_FILE_BYTES, checkAppendable, checkAppendableSync, readConfigFile, readConfigFileSync } from './files';
 
 // ─── The file's shape ─────────────────────────────────────────────────────────────────────────────
@@ -91,6 +92,12 @@ export interface FrontendConfig {
   stats?: boolean;
   /** Serve the Prometheus metrics (top-level `metrics`) on this frontend too. Default false, as `stats`. */
   metrics?: boolean;
+  /**
+   * Serve HTTP/2 too (raw engine only): by ALPN on a TLS frontend, with prior knowledge on a plain
+   * one when `{ "h2c": true }`; `true` or the limits of `Http2Options`. The stats page, metrics and
+   * admin API answer HTTP/1.1 only. Default false.
+   */
+  http2?: boolean | Http2Options;
 }
 
 /**
@@ -144,6 +151,8 @@ export type PoolProxyConfig = Pick<
   | 'backendTls'
   | 'maxHeaderCount'
   | 'upgradeTimeouts'
+  | 'upstreamProtocol'
+  | 'grpc'
 >;
 
 /** A pool: its backends, how to balance them, and how to proxy to them. */
@@ -233,6 +242,8 @@ export interface NormalizedFrontend {
   readonly maxConnections: number | undefined;
   /** `'raw'` (createProxyServer's engine) or `'node'` (createProxy on node:http). */
   readonly engine: 'raw' | 'node';
+  /** HTTP/2 on this frontend (validated `Http2Options`), or undefined. */
+  readonly http2: Http2Options | undefined;
 }
 
 export interface NormalizedPool {
@@ -330,7 +341,7 @@ const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart'
 const PROXY_KEYS = [
   'attempts', 'retryOn', 'retryNonIdempotent', 'retryBudget', 'maxReplayBytes', 'maxQueue', 'queueTimeoutMs',
   'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls', 'maxHeaderCount',
-  'upgradeTimeouts',
+  'upgradeTimeouts', 'upstreamProtocol', 'grpc',
 ];
 const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rateLimit'];
 const HEALTH_CORE_KEYS = ['rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'];
@@ -664,7 +675,7 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
   const seen = new Map<string, number>();
   return raw.map((item: unknown, i: number) => {
     const path = `frontends[${i}]`;
-    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections', 'engine']);
+    const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections', 'engine', 'http2']);
     if (frontend.engine !== undefined && frontend.engine !== 'raw' && frontend.engine !== 'node') {
       throw new InvalidOptionError(`${path}.engine`, frontend.engine, 'must be "raw" (the default: Fulcrum\'s own HTTP/1.1 engine) or "node" (node:http + undici)');
     }
@@ -706,7 +717,13 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
     };
     const maxConnections = frontend.maxConnections === undefined ? undefined : integer(`${path}.maxConnections`, frontend.maxConnections, 0, 1, 10_000_000);
     const engine = redirect !== undefined ? 'node' : ((frontend.engine as 'raw' | 'node' | undefined) ?? 'raw');
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections, engine });
+    let http2: Http2Options | undefined;
+    if (frontend.http2 !== undefined && frontend.http2 !== false) {
+      if (engine !== 'raw') throw new InvalidOptionError(`${path}.http2`, frontend.http2, 'needs the raw engine (no "engine": "node", no redirectToHttps)');
+      normalizeHttp2Options(frontend.http2, `${path}.http2`);
+      http2 = frontend.http2 === true ? {} : (frontend.http2 as Http2Options);
+    }
+    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections, engine, http2 });
   });
 }
 

@@ -5,16 +5,28 @@
  *
  * Signals: SIGHUP reloads the file (HAProxy's and nginx's convention); SIGTERM and SIGINT shut down
  * gracefully (stop accepting, finish in-flight requests within `shutdown.graceMs`, exit 0); a second
- * SIGTERM/SIGINT during that exits at once with 1, for the operator who means it.
+ * SIGTERM/SIGINT during that exits at once with 1, for the operator who means it. SIGUSR2 upgrades
+ * without dropping a connection (nginx's convention): the process starts its successor from the same
+ * command line — the new code, after a package upgrade — hands it the listening sockets and the
+ * state (`handover.ts`), and drains and exits once the successor serves; if the successor fails, this
+ * process keeps serving.
  */
+import { spawn } from 'node:child_process';
+import { announceReady, handOver, HANDOVER_ENV, receiveHandover, type Inherited } from './handover';
 import { loadConfig } from './load';
 import { startFulcrum, stderrLogger, type RunnerLogger } from './runner';
+
+/** How long a successor may take to receive the handover, start and serve, ms. */
+const UPGRADE_TIMEOUT_MS = 30_000;
 
 const USAGE = `usage: fulcrum --config <file.json> [--check]
 
   -c, --config <file>   the config file (JSON; see docs/cli.md and schema/fulcrum.schema.json)
       --check           validate the config and exit: 0 if valid, 1 with the error if not
   -h, --help            this text
+
+signals: SIGHUP reloads the config; SIGUSR2 hands over to a new process without dropping a
+connection (an upgrade); SIGTERM or SIGINT shut down gracefully, a second one at once
 `;
 
 /** What `runCli` needs from the process (injectable for tests). */
@@ -79,17 +91,66 @@ export async function runCli(
     io.stdout(`fulcrum: ${args.config}: valid (${config.pools.size} pool${config.pools.size === 1 ? '' : 's'}, ${config.frontends.length} frontend${config.frontends.length === 1 ? '' : 's'})\n`);
     return 0;
   }
+  // A successor (SIGUSR2 in the predecessor) takes its listeners and state before it starts.
+  let inherit: Inherited | undefined;
+  if (io.env[HANDOVER_ENV] === '1') {
+    // Not passed on: this process's own successor is told so by this process, not by the environment.
+    delete process.env[HANDOVER_ENV];
+    try {
+      inherit = await receiveHandover(UPGRADE_TIMEOUT_MS);
+    } catch (error) {
+      io.stderr(`fulcrum: cannot take over: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
+  const logger = io.logger ?? stderrLogger;
   let instance;
   try {
-    instance = await startFulcrum(config, { configFile: args.config, env: io.env, logger: io.logger ?? stderrLogger });
+    instance = await startFulcrum(config, { configFile: args.config, env: io.env, logger, ...(inherit === undefined ? {} : { inherit }) });
   } catch (error) {
     io.stderr(`fulcrum: cannot start: ${(error as Error).message}\n`);
     return 1;
   }
+  if (inherit !== undefined) {
+    announceReady();
+    logger('info', 'took over from the previous process', { pid: process.pid });
+  }
   const running = instance;
   return new Promise<number>((resolveExit) => {
     let stopping = false;
+    let upgrading = false;
     const onHup = (): void => running.reloadLogged('SIGHUP');
+    const onUpgrade = (): void => {
+      if (stopping || upgrading) {
+        logger('warn', stopping ? 'upgrade ignored: shutting down' : 'upgrade ignored: one is in progress');
+        return;
+      }
+      upgrading = true;
+      const script = process.argv[1];
+      if (script === undefined) {
+        upgrading = false;
+        logger('error', 'upgrade failed: no script path to start the new process from');
+        return;
+      }
+      logger('info', 'upgrade: starting a new process', { pid: process.pid });
+      const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: { ...process.env, [HANDOVER_ENV]: '1' },
+      });
+      handOver(child, running.handoverState(), running.listeningSockets(), UPGRADE_TIMEOUT_MS).then(
+        (pid) => {
+          child.disconnect();
+          child.unref();
+          logger('info', 'upgrade: the new process serves; this one drains and exits', { successor: pid });
+          onStop('SIGUSR2');
+        },
+        (error: unknown) => {
+          upgrading = false;
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+          logger('error', 'upgrade failed; this process keeps serving', { error: (error as Error).message ?? String(error) });
+        },
+      );
+    };
     const onStop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         resolveExit(1);
@@ -100,6 +161,7 @@ export async function runCli(
       running.close().then(
         () => {
           process.off('SIGHUP', onHup);
+          process.off('SIGUSR2', onUpgrade);
           process.off('SIGTERM', onStop);
           process.off('SIGINT', onStop);
           resolveExit(0);
@@ -111,6 +173,7 @@ export async function runCli(
       );
     };
     process.on('SIGHUP', onHup);
+    process.on('SIGUSR2', onUpgrade);
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
   });

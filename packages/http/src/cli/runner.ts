@@ -29,7 +29,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -50,6 +50,7 @@ import { createTlsContext, redirectToHttps, type TlsContext } from '../tls';
 import { AccessLogWriter } from './access-log';
 import { createAdminHandler, type AdminControl } from './admin';
 import { endpointGate, type EndpointGate } from './endpoint-auth';
+import { adoptListener, type HandoverState, type Inherited, type InheritedListener, type PoolHandover } from './handover';
 import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateAsyncOptions, type ValidateOptions } from './config';
 import { loadConfig } from './load';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
@@ -83,6 +84,12 @@ export interface StartOptions {
   env?: ValidateOptions['env'];
   /** Loads the optional replication packages. Default `(name) => import(name)`. */
   importModule?: ModuleLoader;
+  /**
+   * Listening sockets and state handed over by a predecessor (a seamless upgrade, `handover.ts`):
+   * listeners whose `host:port` key the config names are adopted instead of bound, and health
+   * counters, admin states and learned stickiness are restored before the first request is served.
+   */
+  inherit?: Inherited;
 }
 
 /** A running proxy. */
@@ -106,6 +113,13 @@ export interface FulcrumInstance {
    * `shutdown.graceMs`), then cut what is left and release everything. Idempotent.
    */
   close(graceMs?: number): Promise<void>;
+  /**
+   * Every listening socket, keyed `frontend host:port` or `service host:port` (the admin, stats and
+   * metrics listeners) as the config names them: what a successor adopts.
+   */
+  listeningSockets(): Map<string, NetServer>;
+  /** What a successor restores: health counters, states and learned stickiness, per pool. */
+  handoverState(): HandoverState;
 }
 
 /** Default runner logger: one pino-compatible JSON line per event on stderr. */
@@ -146,14 +160,18 @@ type RawDispatchEngine = Exclude<RawDispatch, 'hand-off'>['engine'];
  */
 const STICKY_SYNC_WAIT_MS = 5000;
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+/** Bind `server`, or make it accept on the socket a predecessor handed over. */
+function listen(server: Server, port: number, host: string, inherited?: InheritedListener): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const onError = (error: Error): void => reject(error);
     server.once('error', onError);
-    server.listen(port, host, () => {
+    const done = (): void => {
       server.off('error', onError);
       resolvePromise();
-    });
+    };
+    if (inherited === undefined) server.listen(port, host, done);
+    else if (server instanceof RawListener) adoptListener(server.server, (handle, cb) => server.listenOn(handle, cb), inherited, done);
+    else adoptListener(server, (handle, cb) => server.listen(handle, cb), inherited, done);
   });
 }
 
@@ -238,9 +256,24 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       throw error;
     }
     await this.#sync;
+    // Sockets of the predecessor's listeners this config no longer has: released, so the ports free
+    // up once the predecessor exits too.
+    for (const [key, unused] of this.#options.inherit?.listeners ?? []) {
+      this.#log('info', 'not adopting a listener the config no longer names', { listener: key });
+      unused.server.close();
+      for (const socket of unused.pending) socket.destroy();
+    }
+    this.#options.inherit?.listeners.clear();
     const file = this.#options.configFile;
     if (file !== undefined && this.#options.watch !== false) this.#watch(file);
-    this.#log('info', 'fulcrum started', { nodeId: config.nodeId, frontends: this.addresses().frontends.map((a) => `${a.address}:${a.port}`), pools: [...config.pools.keys()] });
+    const bound = this.addresses();
+    const at = (address: AddressInfo | undefined): Record<string, string> => (address === undefined ? {} : { at: `${address.address}:${address.port}` });
+    this.#log('info', 'fulcrum started', {
+      nodeId: config.nodeId,
+      frontends: bound.frontends.map((a) => `${a.address}:${a.port}`),
+      pools: [...config.pools.keys()],
+      ...(bound.admin === undefined ? {} : { admin: at(bound.admin).at }),
+    });
   }
 
   // ── FulcrumInstance ───────────────────────────────────────────────────────────────────────────
@@ -255,6 +288,35 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       stats: at(config.stats?.listener?.key),
       metrics: at(config.metrics?.listener?.key),
     };
+  }
+
+  listeningSockets(): Map<string, NetServer> {
+    const sockets = new Map<string, NetServer>();
+    for (const [key, frontend] of this.#frontends) {
+      const server = frontend.server instanceof RawListener ? frontend.server.server : frontend.server;
+      if (server.listening) sockets.set(`frontend ${key}`, server);
+    }
+    for (const [key, server] of this.#services) if (server.listening) sockets.set(`service ${key}`, server);
+    return sockets;
+  }
+
+  handoverState(): HandoverState {
+    const pools: Record<string, PoolHandover> = {};
+    for (const [name, pool] of this.#pools) {
+      pools[name] = {
+        backends: pool.lb.snapshot().backends.map((b) => ({ id: b.id, health: b.health?.value ?? null, state: b.state })),
+        sticky: pool.table?.entries() ?? [],
+      };
+    }
+    return { version: 1, pools };
+  }
+
+  /** The inherited listener for `key`, taken so it is adopted once. */
+  #adopt(key: string): InheritedListener | undefined {
+    const listeners = this.#options.inherit?.listeners;
+    const inherited = listeners?.get(key);
+    if (inherited !== undefined) listeners!.delete(key);
+    return inherited;
   }
 
   pool(name: string): LoadBalancer | undefined {
@@ -332,6 +394,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     // 1. Bind what is new before touching anything: a port in use must fail the reload cleanly.
     const opened: Frontend[] = [];
     const openedServices = new Map<string, Server>();
+    // Sockets a predecessor handed over already have clients: they are adopted last, once every
+    // pool, route and page below exists to serve what they accept.
+    const adopted: [Server, InheritedListener][] = [];
     const adminKey = JSON.stringify(config.admin ?? null);
     const services = serviceListeners(config);
     try {
@@ -339,7 +404,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         if (this.#frontends.has(spec.key)) continue;
         const frontend = this.#createFrontend(spec);
         opened.push(frontend);
-        await listen(frontend.server, spec.port, spec.host);
+        const inherited = this.#adopt(`frontend ${spec.key}`);
+        if (inherited === undefined) await listen(frontend.server, spec.port, spec.host);
+        else adopted.push([frontend.server, inherited]);
       }
       for (const [key, listener] of services) {
         if (this.#services.has(key)) continue;
@@ -347,7 +414,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         // `server.headersTimeoutMs` holds on these listeners to the second.
         const server = createHttpServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => this.#serveListener(key, req, res));
         openedServices.set(key, server);
-        await listen(server, listener.port, listener.host);
+        const inherited = this.#adopt(`service ${key}`);
+        if (inherited === undefined) await listen(server, listener.port, listener.host);
+        else adopted.push([server, inherited]);
       }
     } catch (error) {
       await Promise.all([...opened.map((f) => closeServer(f.server)), ...[...openedServices.values()].map(closeServer)]);
@@ -363,6 +432,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       next.set(name, this.#buildPool(config, spec, old, trustedKey, retired));
     }
     for (const [name, old] of this.#pools) if (!next.has(name)) retired.push(this.#retirePool(old, old.proxy, old.lb, old.table));
+    if (first && this.#options.inherit !== undefined) restoreHandover(next, this.#options.inherit.state);
     if (first && this.#replication !== undefined) this.#sync = this.#awaitTables([...next.values()]);
     const poolsChanged = first || next.size !== this.#pools.size || [...next].some(([name, p]) => this.#pools.get(name)?.lb !== p.lb);
     this.#pools.clear();
@@ -449,6 +519,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       retired.push(closeServer(frontend.server));
     }
     this.config = config;
+    await Promise.all(adopted.map(([server, inherited]) => listen(server, 0, '', inherited)));
     // Retirements finish in the background: they wait for in-flight requests.
     void Promise.all(retired).catch((error: unknown) => this.#log('warn', 'retiring old pools failed', { error: String(error) }));
   }
@@ -592,6 +663,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
           headersTimeoutMs: this.config.server.headersTimeoutMs,
           connectionLimit: this.#connectionLimit,
           ...(spec.maxConnections === undefined ? {} : { maxConnections: spec.maxConnections }),
+          ...(spec.http2 === undefined ? {} : { http2: spec.http2 }),
         }),
         dispatch: (view) => this.#dispatch(view, frontend),
         fallback,
@@ -654,6 +726,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     if (frontend.spec.metrics && config.metrics !== undefined && pathname === config.metrics.path) return 'hand-off';
     const matched = this.#route(req);
     const pool = matched ?? (this.#pools.values().next().value as PoolRuntime);
+    // HTTP/1.1 to an HTTP/2 pool: `node:http` serves the connection, the pool's proxy translates.
+    if (matched !== undefined && view.httpVersion !== '2.0' && pool.spec.proxy.upstreamProtocol === 'h2') return 'hand-off';
     this.#inflight++;
     return { engine: (pool.proxy as ProxyHandler & { [PROXY_ENGINE]: RawDispatchEngine })[PROXY_ENGINE], route: matched === undefined ? undefined : this.#decisions.get(req), onEnd: this.#requestEnded };
   };
@@ -762,24 +836,26 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     if (this.#watchTimer !== undefined) clearTimeout(this.#watchTimer);
     const servers = [...this.#frontends.values()].map((f) => f.server);
     servers.push(...this.#services.values());
-    // Stop accepting; idle keep-alive connections close now, busy ones after their response.
+    // Stop accepting; idle keep-alive connections close now, busy ones after their response, and
+    // connections accepted just before (their first request on its way) once it is answered.
     const closed = Promise.all(servers.map(closeServer));
-    if (this.#inflight > 0) {
-      await new Promise<void>((resolvePromise) => {
-        // Keep-alive sockets that finished their request become idle: close them as they do.
-        const sweep = setInterval(() => {
-          for (const server of servers) server.closeIdleConnections();
-        }, 100);
-        const finish = (): void => {
-          clearTimeout(deadline);
-          clearInterval(sweep);
-          this.#idle = undefined;
-          resolvePromise();
-        };
-        const deadline = setTimeout(finish, graceMs);
-        this.#idle = finish;
-      });
-    }
+    await new Promise<void>((resolvePromise) => {
+      // Keep-alive sockets that finished their request become idle: close them as they do, and at
+      // once when the last request in flight ends.
+      const closeIdle = (): void => {
+        for (const server of servers) server.closeIdleConnections();
+      };
+      const sweep = setInterval(closeIdle, 100);
+      this.#idle = closeIdle;
+      const finish = (): void => {
+        clearTimeout(deadline);
+        clearInterval(sweep);
+        this.#idle = undefined;
+        resolvePromise();
+      };
+      const deadline = setTimeout(finish, graceMs);
+      void closed.then(finish);
+    });
     for (const server of servers) server.closeAllConnections();
     await closed;
     // The grace period is over: nothing is left to drain, so the load balancers are closed as they
@@ -793,6 +869,25 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     await this.#accessLog?.close();
     await this.#replication?.close();
     this.#log('info', 'fulcrum stopped');
+  }
+}
+
+/**
+ * Restore what a predecessor handed over, for the pools this config still has: check counters,
+ * operators' drain and maintenance, learned stickiness. Backends and pools it no longer names are
+ * skipped.
+ */
+function restoreHandover(pools: ReadonlyMap<string, PoolRuntime>, state: HandoverState): void {
+  for (const [name, handed] of Object.entries(state.pools)) {
+    const pool = pools.get(name);
+    if (pool === undefined) continue;
+    for (const backend of handed.backends) {
+      if (pool.lb.get(backend.id) === undefined) continue;
+      if (backend.health !== null) pool.lb.restoreHealth(backend.id, backend.health);
+      if (backend.state === 'draining') pool.lb.drain(backend.id);
+      else if (backend.state === 'maintenance') pool.lb.maintain(backend.id);
+    }
+    pool.table?.merge(handed.sticky);
   }
 }
 

@@ -21,6 +21,8 @@ import { ClientConnection, type Dispatch, type ListenerContext } from './connect
 import type { ExchangeContext } from './exchange';
 import type { NormalizedListenerOptions } from './options';
 import type { RequestView } from './request-view';
+import { Http2Frontend, sniffH2c } from '../h2/frontend';
+import { attachHttp2 } from '../h2/listener-hooks';
 
 /** How often client deadlines and idle backend connections are checked, ms. */
 const SWEEP_MS = 500;
@@ -97,13 +99,17 @@ export class RawListener extends EventEmitter implements ListenerContext {
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
   #closeWaiters: (() => void)[] = [];
+  readonly #h2: Http2Frontend | undefined;
 
   constructor(options: RawListenerOptions) {
     super();
     this.#options = options;
     const listener = options.listener;
     this.listener = listener;
-    const tls = listener.tls;
+    const tls = listener.tls === undefined || listener.http2 === undefined || listener.tls.ALPNProtocols !== undefined
+      ? listener.tls
+      // HTTP/2 by ALPN: h2 first, as every server that offers both does.
+      : { ...listener.tls, ALPNProtocols: ['h2', 'http/1.1'] };
     const server = tls === undefined
       ? createNetServer({ allowHalfOpen: true, noDelay: true })
       : createTlsServer({
@@ -130,9 +136,11 @@ export class RawListener extends EventEmitter implements ListenerContext {
       });
       if (tls === undefined) this.#accept(socket);
     });
+    this.#h2 = listener.http2 === undefined ? undefined : attachHttp2(this, listener.http2, options);
     if (tls !== undefined) {
       server.on('secureConnection', (socket: TLSSocket) => {
-        this.#accept(socket);
+        if (socket.alpnProtocol === 'h2' && this.#h2 !== undefined) this.#h2.accept(socket);
+        else this.#accept(socket);
       });
       server.on('tlsClientError', (_error: Error, socket: TLSSocket) => socket.destroy());
     }
@@ -177,6 +185,19 @@ export class RawListener extends EventEmitter implements ListenerContext {
 
   #accept(socket: Socket): void {
     if (socket.destroyed) return;
+    const h2 = this.#h2;
+    if (h2 !== undefined && this.listener.http2?.h2c === true && !(socket as TLSSocket).encrypted) {
+      // Prior knowledge: the HTTP/2 preface, or an HTTP/1.1 request line, decides.
+      sniffH2c(socket, this.listener.headersTimeoutMs, (isH2) => {
+        if (socket.destroyed) return;
+        if (isH2) h2.accept(socket);
+        else {
+          this.#clients.add(new ClientConnection(this, socket));
+          socket.resume();
+        }
+      });
+      return;
+    }
     this.#clients.add(new ClientConnection(this, socket));
   }
 
@@ -187,6 +208,16 @@ export class RawListener extends EventEmitter implements ListenerContext {
       this.#contexts.set(engine, ctx);
     }
     return ctx;
+  }
+
+  /** Where a request goes, as the listener's owner decides it (HTTP/2 streams ask here too). */
+  route(view: RequestView): RawDispatch | undefined {
+    try {
+      return this.#options.dispatch(view);
+    } catch (error) {
+      this.#options.report(error);
+      return undefined;
+    }
   }
 
   dispatch(view: RequestView): Dispatch {
@@ -232,12 +263,23 @@ export class RawListener extends EventEmitter implements ListenerContext {
   };
 
   listen(port: number, host: string, callback?: () => void): this {
-    this.server.listen(port, host, () => {
-      this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
-      this.#sweep.unref();
-      callback?.();
-    });
+    this.server.listen(port, host, () => this.#listening(callback));
     return this;
+  }
+
+  /**
+   * Accept on a socket that is already listening — one another process handed over (`net`'s
+   * `server.listen(handle)`) — instead of binding a port.
+   */
+  listenOn(handle: Server, callback?: () => void): this {
+    this.server.listen(handle, () => this.#listening(callback));
+    return this;
+  }
+
+  #listening(callback: (() => void) | undefined): void {
+    this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
+    this.#sweep.unref();
+    callback?.();
   }
 
   address(): AddressInfo | null {
@@ -254,6 +296,7 @@ export class RawListener extends EventEmitter implements ListenerContext {
     if (callback !== undefined) this.#closeWaiters.push(callback);
     if (this.server.listening) this.server.close();
     for (const client of this.#clients) client.shutdown();
+    this.#h2?.close();
     this.#options.fallback?.closeIdleConnections();
     if (this.#open === 0) this.#allClosed();
     return this;
@@ -266,6 +309,7 @@ export class RawListener extends EventEmitter implements ListenerContext {
 
   closeAllConnections(): void {
     for (const client of this.#clients) client.socket.destroy();
+    this.#h2?.destroyAll();
     this.#options.fallback?.closeAllConnections();
   }
 

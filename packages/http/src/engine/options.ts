@@ -21,6 +21,7 @@ import type { SecureContextOptions, TlsOptions as NodeTlsOptions } from 'node:tl
 import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
 import { ConnectionLimit } from '../proxy/connection-limit';
 import type { ProxyOptions } from '../proxy/options';
+import { normalizeHttp2Options, type Http2Options, type NormalizedHttp2Options } from '../h2/options';
 
 export { ConnectionLimit };
 
@@ -48,6 +49,12 @@ export interface ProxyServerOptions extends ProxyOptions {
   backendIdleMs?: number;
   /** Accept absolute-form request targets (`GET http://host/path`); the path is forwarded. Default false. */
   allowAbsoluteForm?: boolean;
+  /**
+   * Serve HTTP/2 as well: on a TLS listener by ALPN (`h2` and `http/1.1` on the same port), on a
+   * plain one with prior knowledge when `h2c: true`. `true` takes every default limit; see
+   * `Http2Options`. Default false (HTTP/1.1 only).
+   */
+  http2?: boolean | Http2Options;
 }
 
 export interface NormalizedListenerOptions {
@@ -61,6 +68,7 @@ export interface NormalizedListenerOptions {
   readonly tunnelIdleMs: number;
   readonly backendIdleMs: number;
   readonly allowAbsoluteForm: boolean;
+  readonly http2: NormalizedHttp2Options | undefined;
 }
 
 const LISTENER_KEYS = [
@@ -74,6 +82,7 @@ const LISTENER_KEYS = [
   'tunnelIdleMs',
   'backendIdleMs',
   'allowAbsoluteForm',
+  'http2',
 ] as const;
 
 const MAX_TIMER = 2_147_483_647;
@@ -114,5 +123,6 @@ export function normalizeListenerOptions(options: Omit<ProxyServerOptions, keyof
     tunnelIdleMs: int('tunnelIdleMs', options.tunnelIdleMs, 3_600_000, 1, MAX_TIMER),
     backendIdleMs: int('backendIdleMs', options.backendIdleMs, 4000, 1, MAX_TIMER),
     allowAbsoluteForm: options.allowAbsoluteForm ?? false,
+    http2: normalizeHttp2Options(options.http2),
   });
 }

@@ -12,6 +12,8 @@ import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
 import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
+import { normalizeGrpcOptions, type GrpcOptions, type NormalizedGrpcOptions } from '../h2/grpc';
+import { normalizeUpstreamProtocol, type UpstreamProtocol } from '../h2/options';
 
 export interface ProxyTimeouts {
   /** Establishing a connection to a backend, ms. Default 5000. */
@@ -105,6 +107,8 @@ export interface AccessLogEntry {
     totalMs: number;
   };
   termination: Termination;
+  /** A gRPC call's status (from the backend's trailers, or the one the proxy answered with). */
+  grpcStatus?: number;
 }
 
 /** The answer of an admission check (`admission` option): let the request in, or refuse it. */
@@ -179,6 +183,15 @@ export interface ProxyOptions {
   upgradeTimeouts?: { handshakeMs?: number; tunnelMs?: number };
   /** Called with every upstream or client error the proxy handled (for logs). Never required. */
   onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
+  /**
+   * The protocol each pool speaks to its backends: `'http1'` (default) or `'h2'` (HTTP/2 over TLS
+   * for `https://` backends, h2c with prior knowledge for `http://` ones). One value for every
+   * pool, or an object of pool name → protocol (`'default'` names a single `balancer`'s pool).
+   * gRPC backends need `'h2'`.
+   */
+  upstreamProtocol?: UpstreamProtocol | Readonly<Record<string, UpstreamProtocol>>;
+  /** gRPC calls: which statuses are backend failures, which methods may be retried. See `GrpcOptions`. */
+  grpc?: GrpcOptions;
 }
 
 export interface NormalizedProxyOptions {
@@ -205,6 +218,9 @@ export interface NormalizedProxyOptions {
   readonly maxHeaderCount: number;
   readonly handshakeMs: number;
   readonly tunnelMs: number;
+  /** The upstream protocol of a pool, by its name. */
+  readonly upstreamProtocol: (pool: string) => UpstreamProtocol;
+  readonly grpc: NormalizedGrpcOptions;
 }
 
 const KNOWN = new Set([
@@ -231,6 +247,8 @@ const KNOWN = new Set([
   'admission',
   'maxHeaderCount',
   'upgradeTimeouts',
+  'upstreamProtocol',
+  'grpc',
 ]);
 
 function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
@@ -284,7 +302,10 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
       throw new InvalidOptionError(name, options[name], 'must be a function');
     }
   }
+  const protocols = normalizeUpstreamProtocol(options.upstreamProtocol);
   return Object.freeze({
+    upstreamProtocol: (pool: string) => protocols.byPool.get(pool) ?? protocols.fallback,
+    grpc: normalizeGrpcOptions(options.grpc as GrpcOptions | undefined),
     attempts: num('attempts', options.attempts, 3, 1, 10, true),
     retryOn: new Set(retryOn as readonly RetryCondition[]),
     retryNonIdempotent: bool('retryNonIdempotent', options.retryNonIdempotent, false),

@@ -43,6 +43,7 @@ import { createBackendPool } from './pool';
 import { WaitQueue } from './queue';
 import { checkRequestHead } from './request-checks';
 import { UpgradeProxy, serverOf } from './upgrade';
+import { forwardHttp1ToHttp2, forwardHttp2Request } from '../h2/serve';
 
 export interface ProxyHandler {
   (req: IncomingMessage, res: ServerResponse): void;
@@ -84,6 +85,7 @@ export class ProxyEngine {
   /** Each backend's Host header value, parsed once from its address. */
   readonly #hosts = new Map<Backend, string>();
   readonly #onRemoved: (backend: Backend) => void;
+  readonly #closers: (() => void)[] = [];
   closed = false;
 
   constructor(options: ProxyOptions) {
@@ -242,9 +244,15 @@ export class ProxyEngine {
     trafficOf(lb).ended(backend, termination, status, bytesIn, bytesOut, totalMs, queueMs);
   }
 
+  /** Run `closer` when the engine closes (the HTTP/2 backend sessions register here). */
+  onClose(closer: () => void): void {
+    this.#closers.push(closer);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const closer of this.#closers.splice(0)) closer();
     this.queue.close();
     this.upgrades.close();
     for (const pool of this.pools.values()) pool.off('removed', this.#onRemoved);
@@ -786,55 +794,7 @@ function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, 
  */
 export function createProxy(options: ProxyOptions): ProxyHandler {
   const engine = new ProxyEngine(options);
-  const handler = ((req: IncomingMessage, res: ServerResponse) => {
-    if (refusedConnections.has(req.socket)) {
-      // A request pipelined behind a refused head: the connection is closing, and nothing on it
-      // after the refusal is served (the client and the proxy may disagree about where it starts).
-      req.resume();
-      return;
-    }
-    if (engine.closed) {
-      req.resume();
-      sendError(res, 503, 'Service Unavailable');
-      logRejected(engine, req, 503, 'closed');
-      return;
-    }
-    let refusal;
-    try {
-      refusal = checkRequestHead(req, engine.config.maxHeaderCount);
-    } catch (error) {
-      // A bug (or a request object something broke) costs this request, never the process.
-      engine.report(error, 'client');
-      req.resume();
-      sendError(res, 500, 'Internal Server Error');
-      logRejected(engine, req, 500, 'internal-error');
-      return;
-    }
-    if (refusal !== undefined) {
-      // Nothing of a refused head is acted on; the connection closes after the answer, since the
-      // client and the proxy may disagree about where this request ends.
-      req.resume();
-      const socket = req.socket;
-      refusedConnections.add(socket);
-      res.once('finish', () => closeAfterAnswer(socket));
-      sendError(res, refusal.status, refusal.message, CLOSE);
-      logRejected(engine, req, refusal.status, 'bad-request');
-      return;
-    }
-    let route: RouteDecision | undefined;
-    try {
-      route = engine.route(req);
-    } catch (error) {
-      engine.report(error, 'client');
-    }
-    if (route === undefined) {
-      req.resume();
-      sendError(res, 404, 'Not Found');
-      logRejected(engine, req, 404, 'not-found');
-      return;
-    }
-    new ProxiedRequest(engine, req, res, route).start();
-  }) as ProxyHandler;
+  const handler = ((req: IncomingMessage, res: ServerResponse) => serveRequest(engine, req, res)) as ProxyHandler;
   Object.defineProperties(handler, {
     upgrade: {
       // A plain function: Node calls 'upgrade' listeners with the server as `this`, and a refused
@@ -849,4 +809,73 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
     [PROXY_ENGINE]: { value: engine },
   });
   return handler;
+}
+
+/**
+ * One request of a `node:http`, `node:https` or `node:http2` (compatibility API) server through an
+ * engine: HTTP/2 requests, and requests to pools whose backends speak HTTP/2, go to the stream
+ * exchange (`../h2`); the rest to `ProxiedRequest` over undici.
+ */
+export function serveRequest(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor === 2 && (req as unknown as { stream?: unknown }).stream !== undefined) {
+    if (engine.closed) {
+      req.resume();
+      sendError(res, 503, 'Service Unavailable');
+      logRejected(engine, req, 503, 'closed');
+      return;
+    }
+    forwardHttp2Request(engine, req, res);
+    return;
+  }
+  if (refusedConnections.has(req.socket)) {
+    // A request pipelined behind a refused head: the connection is closing, and nothing on it
+    // after the refusal is served (the client and the proxy may disagree about where it starts).
+    req.resume();
+    return;
+  }
+  if (engine.closed) {
+    req.resume();
+    sendError(res, 503, 'Service Unavailable');
+    logRejected(engine, req, 503, 'closed');
+    return;
+  }
+  let refusal;
+  try {
+    refusal = checkRequestHead(req, engine.config.maxHeaderCount);
+  } catch (error) {
+    // A bug (or a request object something broke) costs this request, never the process.
+    engine.report(error, 'client');
+    req.resume();
+    sendError(res, 500, 'Internal Server Error');
+    logRejected(engine, req, 500, 'internal-error');
+    return;
+  }
+  if (refusal !== undefined) {
+    // Nothing of a refused head is acted on; the connection closes after the answer, since the
+    // client and the proxy may disagree about where this request ends.
+    req.resume();
+    const socket = req.socket;
+    refusedConnections.add(socket);
+    res.once('finish', () => closeAfterAnswer(socket));
+    sendError(res, refusal.status, refusal.message, CLOSE);
+    logRejected(engine, req, refusal.status, 'bad-request');
+    return;
+  }
+  let route: RouteDecision | undefined;
+  try {
+    route = engine.route(req);
+  } catch (error) {
+    engine.report(error, 'client');
+  }
+  if (route === undefined) {
+    req.resume();
+    sendError(res, 404, 'Not Found');
+    logRejected(engine, req, 404, 'not-found');
+    return;
+  }
+  if (engine.config.upstreamProtocol(route.pool) === 'h2') {
+    forwardHttp1ToHttp2(engine, req, res, route);
+    return;
+  }
+  new ProxiedRequest(engine, req, res, route).start();
 }

@@ -1,17 +1,11 @@
-// The real bin file, run as a child process against a bundle equivalent to the published dist
-// (src/index.ts plus the CLI exports the package entry gains), built here with esbuild.
+// The real bin file, run as a child process against a bundle equivalent to the published dist.
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleBin } from './bin-bundle';
 import { get, startBackend, until } from './helpers';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const packageDir = join(here, '../..');
-const root = join(packageDir, '../..');
 let dir: string;
 let bin: string;
 
@@ -25,28 +19,7 @@ function run(args: string[], env: Record<string, string> = {}) {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fulcrum-bin-'));
-  mkdirSync(join(dir, 'bin'));
-  mkdirSync(join(dir, 'dist'));
-  copyFileSync(join(packageDir, 'bin/fulcrum.mjs'), join(dir, 'bin/fulcrum.mjs'));
-  const entry = join(dir, 'entry.ts');
-  writeFileSync(entry, `export * from ${JSON.stringify(join(packageDir, 'src/index.ts'))};\nexport * from ${JSON.stringify(join(packageDir, 'src/cli/index.ts'))};\n`);
-  // esbuild is tsup's; resolve it through tsup so the strict pnpm layout does not matter.
-  const requireFromTsup = createRequire(createRequire(join(root, 'package.json')).resolve('tsup'));
-  const esbuild = requireFromTsup('esbuild') as { build(options: Record<string, unknown>): Promise<unknown> };
-  await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: join(dir, 'dist/index.js'),
-    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts') },
-    nodePaths: [join(packageDir, 'node_modules'), join(root, 'packages/core/node_modules')],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    logLevel: 'silent',
-  });
-  bin = join(dir, 'bin/fulcrum.mjs');
+  ({ dir, bin } = await bundleBin());
 }, 60_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
