@@ -204,3 +204,35 @@ describe.each(ENGINES)('traffic counted by the %s engine', (engine) => {
     expect(json.backends['slow']!.sessionsMax).toBe(1);
   });
 });
+
+describe('traffic counted for HTTP/2 streams', () => {
+  it('counts an h2c request like an HTTP/1.1 one: session, 2xx, body bytes, duration', async () => {
+    const { createProxyServer } = await import('../../src');
+    const http2 = await import('node:http2');
+    const backend = await startBackend('h');
+    const server = createProxyServer({ balancer: { name: 'h2', backends: [{ id: 'h', address: backend.address }] }, http2: { h2c: true } });
+    await server.listen(0, '127.0.0.1');
+    const session = http2.connect(`http://127.0.0.1:${server.address()!.port}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':method': 'POST', ':path': '/' });
+        let answer = 0;
+        stream.on('response', (headers) => (answer = Number(headers[':status'])));
+        stream.on('error', reject);
+        stream.on('end', () => resolve(answer));
+        stream.resume();
+        stream.end('seven b');
+      });
+      expect(status).toBe(200);
+      const json = trafficOf(server.lb).toJSON();
+      expect(json).toMatchObject({ requests: 1, sessions: 0, bytesIn: 7, bytesOut: 1 });
+      expect(json.responses['2xx']).toBe(1);
+      expect(json.duration.count).toBe(1);
+      expect(json.backends['h']!.responses['2xx']).toBe(1);
+    } finally {
+      session.close();
+      await server.close(0);
+      await backend.close();
+    }
+  });
+});
