@@ -38,7 +38,7 @@ import { applyAdminDirectives, checkPhase, initialHealth, reduceHealth, resolveS
 import type { AdminState, HealthStatus } from './health/state-machine';
 import { defaultRandom } from './random';
 import type { Random } from './random';
-import { finiteNumber, isPlainObject, optionalNumber } from './validate';
+import { finiteNumber, isPlainObject, optionalNumber } from './validate/checks';
 
 /** What the load balancer needs of a stick-table: `StickTable<string>` fits. */
 export interface AffinityTable {

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MAX_SESSION_ID_LENGTH, assertSessionId, isValidSessionId, sessionExpiresAt, sessionTtlSeconds, settle, shouldTouch } from '@fulcrum/core';
+import {
+  MAX_SESSION_ID_LENGTH,
+  assertSessionId,
+  isValidSessionId,
+  sessionExpiresAt,
+  sessionTtlSeconds,
+  settle,
+  shouldTouch,
+} from '@fulcrum/core/session';
 
 describe('session store rules', () => {
   it('takes the expiry from the cookie, else maxAge, else the default TTL', () => {

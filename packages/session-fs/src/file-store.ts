@@ -33,17 +33,9 @@
 import { join } from 'node:path';
 import { access, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
-import {
-  DEFAULT_SESSION_TTL_SECONDS,
-  InvalidOptionError,
-  StoreUnavailableError,
-  assertSessionId,
-  isValidSessionId,
-  jsonSerializer,
-  sessionExpiresAt,
-  settle,
-} from '@fulcrum/core';
-import type { SessionLike, SessionSerializer } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
+import { DEFAULT_SESSION_TTL_SECONDS, assertSessionId, isValidSessionId, jsonSerializer, sessionExpiresAt, settle } from '@fulcrum/core/session';
+import type { SessionLike, SessionSerializer } from '@fulcrum/core/session';
 import { Store } from 'express-session';
 import type { SessionData } from 'express-session';
 import {

@@ -33,18 +33,10 @@
  */
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import {
-  DEFAULT_SESSION_TTL_SECONDS,
-  InvalidOptionError,
-  StoreUnavailableError,
-  isFulcrumError,
-  isValidSessionId,
-  assertSessionId,
-  jsonSerializer,
-  sessionExpiresAt,
-  settle,
-} from '@fulcrum/core';
-import type { SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError, isFulcrumError } from '@fulcrum/core';
+import { MAX_TIMER_MS } from '@fulcrum/core/validate';
+import { DEFAULT_SESSION_TTL_SECONDS, isValidSessionId, assertSessionId, jsonSerializer, sessionExpiresAt, settle } from '@fulcrum/core/session';
+import type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from '@fulcrum/core/session';
 import { SessionConflictError } from '@fulcrum/core';
 import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';
@@ -228,7 +220,7 @@ export class SqlStore extends BaseStore {
     }, false);
     this.#ttlSeconds = intOption('sqlStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, 1, 10 * 365 * 86_400);
     this.#touchAfterSeconds = intOption('sqlStore.touchAfterSeconds', options.touchAfterSeconds, 60, 0, 365 * 86_400);
-    this.#cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, 2_147_483_647);
+    this.#cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, MAX_TIMER_MS);
     this.#cleanupBatchSize = intOption('sqlStore.cleanupBatchSize', options.cleanupBatchSize, 1000, 1, 1_000_000);
     const serializer = options.serializer ?? jsonSerializer;
     if (typeof serializer?.parse !== 'function' || typeof serializer?.stringify !== 'function') {

@@ -80,6 +80,7 @@ class EngineContext implements ExchangeContext {
 /** Where the listener sends a request: an engine and its route, or hand the connection off. */
 export type RawDispatch = { readonly engine: ProxyEngine; readonly route: import('../proxy/options').RouteDecision | undefined; readonly onEnd?: () => void } | 'hand-off';
 
+/** Options of a `RawListener`: validated listener options, the per-request dispatch, and the node:http server taking handed-off connections. */
 export interface RawListenerOptions {
   readonly listener: NormalizedListenerOptions;
   dispatch(view: RequestView): RawDispatch;
@@ -89,6 +90,14 @@ export interface RawListenerOptions {
   report(error: unknown): void;
 }
 
+/**
+ * The raw engine's listening socket (plain TCP or TLS) and its client connections: each request head
+ * is parsed here and `dispatch` says which pool engine serves it, or hands the connection to the
+ * `fallback` node:http server. `createProxyServer` is one engine behind one listener; the `fulcrum`
+ * application puts one engine per pool behind each frontend's listener. `listen`, `close`,
+ * `address` and the `server` are those of a node:net / node:tls server; `retire(engine)` releases
+ * what the listener holds for an engine that will not be dispatched to again.
+ */
 export class RawListener extends EventEmitter implements ListenerContext {
   listener: NormalizedListenerOptions;
   readonly server: Server | TlsServer;

@@ -18,7 +18,8 @@
  * Timers are swept every 500 ms: each deadline holds to within half a second.
  */
 import type { SecureContextOptions, TlsOptions as NodeTlsOptions } from 'node:tls';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { MAX_TIMER_MS, isPlainObject, optionalInteger } from '@fulcrum/core/validate';
 import { ConnectionLimit } from '../proxy/connection-limit';
 import type { ProxyOptions } from '../proxy/options';
 import { normalizeHttp2Options, type Http2Options, type NormalizedHttp2Options } from '../h2/options';
@@ -85,15 +86,8 @@ const LISTENER_KEYS = [
   'http2',
 ] as const;
 
-const MAX_TIMER = 2_147_483_647;
-
-function int(path: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
+const MAX_TIMER = MAX_TIMER_MS;
+const int = optionalInteger;
 
 /** Split `createProxyServer`'s options into the proxy's (validated by `createProxy`'s code) and the listener's. */
 export function splitServerOptions(options: ProxyServerOptions): { proxy: ProxyOptions; listener: NormalizedListenerOptions } {

@@ -35,7 +35,7 @@ export interface ProxyServer {
   readonly connections: number;
   /** The load balancer of a single-pool server; with a router, the first pool's. */
   readonly lb: LoadBalancer;
-  /** Every pool by name (`'default'` for a single `balancer`). */
+  /** Every pool by name (a single `balancer`'s is its `name`, `'default'` unless given). */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 
@@ -53,10 +53,12 @@ class RawProxyServer implements ProxyServer {
       listener,
       dispatch: (view) => {
         const route = engine.closed ? undefined : engine.route(view as unknown as IncomingMessage);
+        // A pool with options of its own (createRouter's PoolSpec) is served by its own engine.
+        const target = route === undefined ? engine : engine.engineFor(route.pool);
         // An HTTP/1.1 connection with a request for an HTTP/2 pool is served by `node:http` from
         // then on (`serveRequest`: HTTP/1.1 → HTTP/2 translation); HTTP/2 streams never come here.
-        if (h2Pools && route !== undefined && view.httpVersion !== '2.0' && engine.config.upstreamProtocol(route.pool) === 'h2') return 'hand-off';
-        return { engine, route };
+        if (h2Pools && route !== undefined && view.httpVersion !== '2.0' && target.config.upstreamProtocol(route.pool) === 'h2') return 'hand-off';
+        return { engine: target, route };
       },
       ...(h2Pools ? { fallback: createHttpServer((req, res) => serveRequest(engine, req, res)) } : {}),
       report: (error) => engine.report(error, 'client'),

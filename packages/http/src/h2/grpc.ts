@@ -14,7 +14,8 @@
  *   ejection — the statuses a server returns when it, not the request, is broken (Envoy's
  *   `retry-on: unavailable, internal` family and grpc-js's own transparent-retry classes).
  */
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import type { Termination } from '../proxy/options';
 
 /** gRPC status codes the proxy uses (grpc/doc/statuscodes.md). */

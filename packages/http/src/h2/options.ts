@@ -19,7 +19,8 @@
  * - `idleTimeoutMs` 120000: an HTTP/2 connection with no open stream is closed (GOAWAY) after this;
  *   gRPC channels keep their connection across calls, so this is longer than HTTP/1.1's 5 s.
  */
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 
 /** The protocol a pool speaks to its backends. */
 export type UpstreamProtocol = 'http1' | 'h2';

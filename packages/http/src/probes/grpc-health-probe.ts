@@ -18,7 +18,7 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:h
 import type { Probe, ProbeResult } from '@fulcrum/core';
 import { InvalidOptionError } from '@fulcrum/core';
 import { describeNetworkError, runCheck } from './address';
-import { optionalTimeout, optionsObject } from './validate';
+import { optionalTimerMs, optionsObject } from '@fulcrum/core/validate';
 
 /** Options of `grpcHealthProbe()`. */
 export interface GrpcHealthProbeOptions {
@@ -106,7 +106,7 @@ export function grpcHealthProbe(options?: GrpcHealthProbeOptions): Probe {
   const config = optionsObject('grpcHealthProbe', options, ['service', 'timeoutMs', 'tls', 'metadata']);
   const service = config.service ?? '';
   if (typeof service !== 'string') throw new InvalidOptionError('grpcHealthProbe.service', service, 'must be a string (a gRPC service name, or empty for the whole server)');
-  const timeoutMs = optionalTimeout('grpcHealthProbe.timeoutMs', config.timeoutMs);
+  const timeoutMs = optionalTimerMs('grpcHealthProbe.timeoutMs', config.timeoutMs, undefined);
   const tls = optionsObject('grpcHealthProbe.tls', config.tls, ['ca', 'rejectUnauthorized', 'servername']);
   if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
     throw new InvalidOptionError('grpcHealthProbe.tls.rejectUnauthorized', tls.rejectUnauthorized, 'must be true or false');

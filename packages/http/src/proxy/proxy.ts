@@ -19,7 +19,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Backend, Lease, LoadBalancer, Outcome } from '@fulcrum/core';
+import { InvalidOptionError, isInvalidOptionError, type Backend, type Lease, type LoadBalancer, type Outcome } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
@@ -30,6 +30,7 @@ import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendEr
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
 import {
   normalizeProxyOptions,
+  resolveBalancer,
   resolvePools,
   type NormalizedProxyOptions,
   type ProxyOptions,
@@ -61,7 +62,7 @@ export interface ProxyHandler {
   close(): Promise<void>;
   /** The load balancer of a single-pool proxy; with a router, the first pool's. */
   readonly lb: LoadBalancer;
-  /** Every pool by name (`'default'` for a single `balancer`). */
+  /** Every pool by name (a single `balancer`'s is its `name`, `'default'` unless given). */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 
@@ -86,22 +87,40 @@ export class ProxyEngine {
   readonly #hosts = new Map<Backend, string>();
   readonly #onRemoved: (backend: Backend) => void;
   readonly #closers: (() => void)[] = [];
+  /**
+   * The engines of the router's pools that have options of their own (`PoolSpec`): each is a
+   * single-pool engine with the proxy's options overridden by the pool's, routing through this
+   * engine's router. Requests are handed to `engineFor(pool)` once routed.
+   */
+  readonly #poolEngines = new Map<string, ProxyEngine>();
+  readonly #parent: ProxyEngine | undefined;
+  /** The name of the single pool (without a router): its load balancer's. */
+  readonly #poolName: string;
   closed = false;
 
-  constructor(options: ProxyOptions) {
+  constructor(options: ProxyOptions, parent?: { engine: ProxyEngine; pool: string }) {
     this.config = normalizeProxyOptions(options);
-    const { pools, router, owned } = resolvePools(options);
-    this.pools = pools;
-    this.router = router;
-    this.#owned = owned;
-    const lb = pools.values().next().value;
-    if (lb === undefined) throw new Error('a router without pools');
-    this.lb = lb;
+    if (parent === undefined) {
+      const { pools, router, owned } = resolvePools(options);
+      this.pools = pools;
+      this.router = router;
+      this.#owned = owned;
+    } else {
+      // A pool's engine: its parent's router decides, this engine serves the one pool.
+      this.pools = new Map([[parent.pool, resolveBalancer(options.balancer).lb]]);
+      this.router = parent.engine.router;
+      this.#owned = undefined;
+      this.#parent = parent.engine;
+    }
+    const [first] = this.pools;
+    if (first === undefined) throw new Error('a router without pools');
+    this.#poolName = first[0];
+    this.lb = first[1];
     this.trusted = options.trustedProxies === undefined ? undefined : new TrustedProxies(options.trustedProxies, 'trustedProxies');
     this.stickiness =
       options.stickiness === undefined
         ? undefined
-        : new Stickiness(options.stickiness, { clock: lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
+        : new Stickiness(options.stickiness, { clock: this.lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
     this.hashKey = options.hashBy === undefined ? undefined : compileHashBy(options.hashBy, 'hashBy');
     this.budget = new RetryBudget(this.config.budgetPercent, this.config.budgetMinConcurrency);
     this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs, countQueued);
@@ -113,16 +132,42 @@ export class ProxyEngine {
       this.#pools.delete(backend);
       pool.close().catch(() => undefined);
     };
-    for (const pool of pools.values()) {
+    for (const pool of this.pools.values()) {
       pool.on('removed', this.#onRemoved);
       // Counting starts now, so the stats see every state change and check from here on.
       trafficOf(pool);
     }
+    const poolOptions = parent === undefined ? this.router?.poolOptions : undefined;
+    if (poolOptions !== undefined && poolOptions.size > 0) {
+      const { router: _router, balancer: _balancer, ...shared } = options;
+      try {
+        for (const [name, own] of poolOptions) {
+          const lb = this.pools.get(name);
+          if (lb === undefined) continue;
+          try {
+            this.#poolEngines.set(name, new ProxyEngine({ ...shared, ...own, balancer: lb }, { engine: this, pool: name }));
+          } catch (error) {
+            if (!isInvalidOptionError(error)) throw error;
+            const invalid = error as InvalidOptionError;
+            throw new InvalidOptionError(`router.pools.${name}.${invalid.path}`, invalid.value, invalid.expected, { cause: error });
+          }
+        }
+      } catch (error) {
+        void this.close();
+        throw error;
+      }
+    }
+  }
+
+  /** The engine that serves a routed request of `pool`: the pool's own (`PoolSpec`), else this one. */
+  engineFor(pool: string): ProxyEngine {
+    if (this.#parent !== undefined) return this.#parent.engineFor(pool);
+    return this.#poolEngines.get(pool) ?? this;
   }
 
   /** The pool and upstream path for a request; `undefined` when no route matches (404). */
   route(req: IncomingMessage): RouteDecision | undefined {
-    if (this.router === undefined) return { pool: 'default', lb: this.lb, path: req.url ?? '/' };
+    if (this.router === undefined) return { pool: this.#poolName, lb: this.lb, path: req.url ?? '/' };
     const trusted = this.trusted;
     return this.router.match(req, isSecureRequest(req, trusted !== undefined && trusted.contains(req.socket.remoteAddress ?? '')));
   }
@@ -171,9 +216,9 @@ export class ProxyEngine {
   // ---- decisions both engines take the same way, per request -----------------------------------
 
   /** The admission check's verdict (`config.admission` must be set); a check that throws admits. */
-  admit(req: IncomingMessage, clientIp: string, pool: string, phase: 'client' | 'upgrade'): AdmissionVerdict {
+  admit(req: IncomingMessage, clientIp: string, route: RouteDecision, phase: 'client' | 'upgrade'): AdmissionVerdict {
     try {
-      return this.config.admission!(req, { clientIp, pool });
+      return this.config.admission!(req, route.route === undefined ? { clientIp, pool: route.pool } : { clientIp, pool: route.pool, route: route.route });
     } catch (error) {
       this.report(error, phase);
       return ADMITTED;
@@ -253,6 +298,7 @@ export class ProxyEngine {
     if (this.closed) return;
     this.closed = true;
     for (const closer of this.#closers.splice(0)) closer();
+    const children = Promise.all([...this.#poolEngines.values()].map((engine) => engine.close()));
     this.queue.close();
     this.upgrades.close();
     for (const pool of this.pools.values()) pool.off('removed', this.#onRemoved);
@@ -260,6 +306,7 @@ export class ProxyEngine {
     this.#pools.clear();
     await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
     await this.stickiness?.close();
+    await children;
     this.#owned?.close();
   }
 }
@@ -348,7 +395,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       return this.#fail(400, 'Bad Request', 'bad-request');
     }
     if (engine.config.admission !== undefined) {
-      const verdict = engine.admit(this.#req, this.#clientIp, this.#route.pool, 'client');
+      const verdict = engine.admit(this.#req, this.#clientIp, this.#route, 'client');
       if (!verdict.admit) {
         this.#req.resume();
         return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
@@ -873,9 +920,11 @@ export function serveRequest(engine: ProxyEngine, req: IncomingMessage, res: Ser
     logRejected(engine, req, 404, 'not-found');
     return;
   }
-  if (engine.config.upstreamProtocol(route.pool) === 'h2') {
-    forwardHttp1ToHttp2(engine, req, res, route);
+  // A pool with options of its own (createRouter's PoolSpec) is served by its own engine.
+  const target = engine.engineFor(route.pool);
+  if (target.config.upstreamProtocol(route.pool) === 'h2') {
+    forwardHttp1ToHttp2(target, req, res, route);
     return;
   }
-  new ProxiedRequest(engine, req, res, route).start();
+  new ProxiedRequest(target, req, res, route).start();
 }
