@@ -14,7 +14,11 @@
  * (what a proxied request arriving then would wait, at least); the client reads the body over
  * loopback in the same process, as a scraper on the host would.
  *
- *   node bench/stats-render.bench.mjs [--backends 40000] [--rounds 3]
+ *   node bench/stats-render.bench.mjs [--backends 40000] [--rounds 3] [--traffic]
+ *
+ * `--traffic` gives every backend traffic counters first (one answered attempt each, as if the pool
+ * had served), so the streamed bodies carry the per-backend traffic families and JSON too; without
+ * it, only the pool's counters exist (a pool that has served nothing).
  *
  * `@fulcrum/http` and `@fulcrum/core` are loaded from their BUILT dist (`npx -y pnpm@10.34.9 build`).
  */
@@ -33,16 +37,20 @@ for (const file of [HTTP_DIST, CORE_DIST]) {
     process.exit(2);
   }
 }
-const { prometheus, prometheusHandler, statsPage } = await import(pathToFileURL(HTTP_DIST).href);
+const { prometheus, prometheusHandler, statsPage, trafficOf } = await import(pathToFileURL(HTTP_DIST).href);
 const { LoadBalancer } = await import(pathToFileURL(CORE_DIST).href);
 
-const { values } = parseArgs({ options: { backends: { type: 'string', default: '40000' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { backends: { type: 'string', default: '40000' }, rounds: { type: 'string', default: '3' }, traffic: { type: 'boolean', default: false } } });
 const count = Number(values.backends);
 const rounds = Number(values.rounds);
 
 const backends = Array.from({ length: count }, (_, i) => ({ id: `b${i}`, address: `http://10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:8080` }));
 const lb = new LoadBalancer({ name: 'huge', backends });
 const source = { huge: lb };
+if (values.traffic) {
+  const traffic = trafficOf(lb);
+  for (const backend of lb.backends) traffic.attemptEnded(backend, { ok: true, status: 200, durationMs: 12 }, 1, 0, undefined);
+}
 const oneStepMetrics = prometheus(source);
 const streamedMetrics = prometheusHandler(source);
 const streamedStats = statsPage(source);
@@ -111,7 +119,7 @@ for (let round = 0; round < rounds; round++) {
 }
 
 const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
-console.log(`\n${count} backends, ${rounds} rounds interleaved (median)\n`);
+console.log(`\n${count} backends${values.traffic ? ', each with traffic counters' : ''}, ${rounds} rounds interleaved (median)\n`);
 console.log('| what | body | served in | longest event-loop stall |');
 console.log('|---|---:|---:|---:|');
 for (const [name, list] of results) {

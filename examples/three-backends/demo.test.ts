@@ -120,6 +120,7 @@ function get(agent: Agent, port: number, path: string, headers: Record<string, s
 interface StatsJson {
   pools: Record<string, { backends: { id: string; state: string }[] }>;
   events: { type: string; backend?: string; to?: string }[];
+  traffic: Record<string, { requests: number; series: { requests: number[] }; backends: Record<string, { redispatches: number }> }>;
 }
 
 async function readStats(agent: Agent, port: number): Promise<StatsJson> {
@@ -194,8 +195,16 @@ describe('the three-backends demo', () => {
       expect(stats.pools['web']!.backends.map((b) => b.id)).toEqual(['app-1', 'app-2', 'app-3']);
       const failover = stats.events.filter((e) => e.backend === victim.id && ((e.type === 'state' && e.to === 'down') || e.type === 'ejected'));
       expect(failover.length).toBeGreaterThan(0);
+      // The traffic behind the charts: every request counted, the per-second history filled, and
+      // the killed backend's failed attempts moved to the others (redispatches, as HAProxy counts
+      // them); no GET failed, so no request ended in a connection or response error.
+      const traffic = stats.traffic['web']!;
+      expect(traffic.requests).toBeGreaterThanOrEqual(statuses.length);
+      expect(traffic.series.requests.reduce((a, b) => a + b, 0)).toBe(traffic.requests);
+      expect(traffic.backends[victim.id]!.redispatches).toBeGreaterThan(0);
       const metrics = await get(agent, demo.proxyPort, '/metrics');
       expect(metrics.body).toContain('fulcrum_backend_up{pool="web",backend="app-1"} 1');
+      expect(metrics.body).toMatch(/\nfulcrum_pool_request_duration_seconds_count\{pool="web"\} [1-9]\d*\n/);
 
       // The killed backend is restarted (--restart-delay 1) with a new pid.
       const restarted = (await waitFor(() => demo.messages.find((m) => m.type === 'backend' && m.id === victim.id), {

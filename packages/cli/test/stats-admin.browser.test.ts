@@ -140,9 +140,8 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     await polled();
     expect(await attached()).toBe(true);
     await pressed.dispatchEvent('pointerup', { bubbles: true });
-    // Released: redraws resume and replace the row.
-    await polled();
-    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 0)));
+    // Released: redraws resume and replace the row (once the next poll's JSON is read and drawn).
+    await page.waitForFunction((node) => !(node as unknown as { isConnected: boolean }).isConnected, pressed, WAIT);
     expect(await attached()).toBe(false);
     await pressed.dispose();
   });

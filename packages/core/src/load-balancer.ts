@@ -124,6 +124,12 @@ export interface LoadBalancerEvents {
   decision: (decision: Decision) => void;
   /** Entering (`true`) or leaving (`false`) panic mode. */
   panic: (active: boolean, healthyFraction: number) => void;
+  /**
+   * An active health check ended: passed or not, how long it took (clock ms, a timeout included) and
+   * what the probe said. Emitted before the result moves the health counter, so a `'state'` event it
+   * causes comes after it. Only emitted when someone listens.
+   */
+  check: (id: string, ok: boolean, durationMs: number, detail: string | undefined) => void;
 }
 
 export interface BackendSnapshot {
@@ -326,7 +332,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
       this.#checker = new HealthChecker(health, {
         clock: this.clock,
         random: this.random,
-        onResult: (backend, result) => this.#onProbeResult(backend, result),
+        onResult: (backend, result, durationMs) => this.#onProbeResult(backend, result, durationMs),
         phase: (backend) => checkPhase(this.#members.get(backend)?.health ?? ALWAYS_UP, health),
       });
     }
@@ -722,9 +728,10 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     return true;
   }
 
-  #onProbeResult(backend: Backend, result: ProbeResult): void {
+  #onProbeResult(backend: Backend, result: ProbeResult, durationMs: number): void {
     const member = this.#members.get(backend);
     if (member === undefined || member.removing || this.#health === undefined) return;
+    if (this.listenerCount('check') > 0) this.emit('check', backend.id, result.ok, durationMs, result.detail);
     // HAProxy ignores check results during maintenance: the counter restarts on `ready`.
     if (member.admin !== 'maintenance') member.health = reduceHealth(member.health, result.ok ? 'pass' : 'fail', this.#health);
     member.admin = applyAdminDirectives(member.admin, result);

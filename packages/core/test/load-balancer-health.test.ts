@@ -90,6 +90,28 @@ describe('active health checks in the load balancer', () => {
   });
 });
 
+describe("the 'check' event", () => {
+  it('reports every check with its result, duration on the clock and detail, before the state change it causes', async () => {
+    const clock = new FakeClock(0);
+    const lb = createLoadBalancer({
+      backends: specs(1),
+      clock,
+      random: seededRandom(1),
+      health: {
+        // Answers after 40 ms of the clock: the duration is the probe's, measured on the clock.
+        probe: () => new Promise((resolve) => clock.setTimeout(() => resolve({ ok: false, detail: 'HTTP 503' }), 40)),
+        rise: 1, fall: 1, intervalMs: 1000, fastIntervalMs: 1000, downIntervalMs: 1000, jitter: 0, initialState: 'fully-up',
+      },
+    });
+    const seen: string[] = [];
+    lb.on('check', (id, ok, durationMs, detail) => seen.push(`${id}:${ok}:${durationMs}:${detail}`));
+    lb.on('state', (id, _from, to) => seen.push(`${id}->${to}`));
+    await clock.advance(2_100);
+    expect(seen.slice(0, 3)).toEqual(['b0:false:40:HTTP 503', 'b0->down', 'b0:false:40:HTTP 503']);
+    lb.close();
+  });
+});
+
 describe('panic', () => {
   it('spreads traffic over every primary when too few are healthy, and says so', async () => {
     const clock = new FakeClock(0);

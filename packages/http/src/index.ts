@@ -44,6 +44,8 @@ export { protocolStats, renderProtocolMetrics } from './h2/stats';
 export type { ProtocolStats } from './h2/stats';
 export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
 export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
+export { DURATION_BOUNDS_MS, quantileOf, trafficOf } from './stats';
+export type { BackendTrafficJson, PoolTraffic, PoolTrafficJson } from './stats';
 export { createRouter, DEFAULT_SPLIT_COOKIE_NAME, POOL_PROXY_KEYS, normalizePoolProxyOptions, normalizeRouterOptions } from './router';
 export type { NormalizedRouterOptions, PoolProxyOptions, PoolSpec, Router, RouteMatch, RouterOptions, RouteSpec, RouteMatchSpec, SplitOptions, SplitTarget } from './router';
 export { createTlsContext, tlsOptions, redirectToHttps } from './tls';

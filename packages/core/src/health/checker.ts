@@ -51,8 +51,11 @@ export type Probe = (backend: Backend, signal: AbortSignal) => Promise<boolean |
 export interface HealthCheckerDeps {
   clock: Clock;
   random: Random;
-  /** A probe ended (or timed out). Called at most once per probe, never after `remove()`/`close()`. */
-  onResult(backend: Backend, result: ProbeResult): void;
+  /**
+   * A probe ended (or timed out), after `durationMs` on the clock. Called at most once per probe,
+   * never after `remove()`/`close()`.
+   */
+  onResult(backend: Backend, result: ProbeResult, durationMs: number): void;
   /** Which interval the backend's next check waits: `checkPhase(status, config)`. */
   phase(backend: Backend): CheckPhase;
   /**
@@ -172,6 +175,7 @@ export class HealthChecker {
     const { clock } = this.#deps;
     const probe: InflightProbe = { controller: new globalThis.AbortController(), timeout: undefined };
     target.inflight = probe;
+    const startedAt = clock.now();
 
     const finish = (result: ProbeResult): void => {
       // Late results (after a timeout, remove or close) belong to a probe that no longer counts.
@@ -179,7 +183,7 @@ export class HealthChecker {
       target.inflight = undefined;
       if (probe.timeout !== undefined) clock.clearTimeout(probe.timeout);
       if (!this.#isCurrent(target)) return;
-      this.#guard(target.backend, () => this.#deps.onResult(target.backend, result), undefined);
+      this.#guard(target.backend, () => this.#deps.onResult(target.backend, result, clock.now() - startedAt), undefined);
       if (this.#isCurrent(target)) this.#schedule(target, this.#nextDelay(target.backend));
     };
 

@@ -14,6 +14,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Backend } from '@fulcrum/core';
 import { originOf } from '../proxy/headers';
+import { countConnection } from '../stats/traffic';
 
 /** What uses a backend connection: an exchange (request) or a tunnel. */
 export interface ConnectionOwner {
@@ -220,6 +221,7 @@ export class BackendPool {
     socket.setTimeout(settings.connectMs);
     connection.owner = owner;
     this.#total++;
+    countConnection(this.backend, 1);
     return connection;
   }
 
@@ -236,6 +238,7 @@ export class BackendPool {
   /** A connection closed: forget it, and let a waiter open a replacement. */
   dropped(connection: BackendConnection): void {
     this.#total--;
+    countConnection(this.backend, -1);
     const index = this.#idle.indexOf(connection);
     if (index !== -1) this.#idle.splice(index, 1);
     this.#wake();

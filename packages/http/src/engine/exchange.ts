@@ -187,6 +187,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (this.#route === undefined) return this.#fail(404, 'Not Found', 'not-found');
     engine.budget.begin();
     this.#budgetTaken = true;
+    engine.requestStarted(this.#lb!);
     try {
       this.#begin();
     } catch (error) {
@@ -879,7 +880,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
       responseStarted: this.#responseStarted,
       clientGone: this.#clientGone,
       replayable: this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent),
-    });
+    }, this.#lb!, this.#current);
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -926,7 +927,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.released();
+    this.#engine.attemptEnded(this.#lb!, lease, outcome, this.#tried);
   }
 
   /** The client went away before the exchange ended: stop the attempt, start no new one. */
@@ -979,6 +980,9 @@ export class Exchange implements ConnectionOwner, AttemptSource {
       const budget = engine.budget;
       for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
       budget.end();
+      const head = this.#head;
+      const bytesIn = head.framing === Framing.Length ? head.contentLength : this.#bodySize;
+      engine.requestEnded(this.#lb!, this.#current, termination, status, bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
     }
     if (this.#onEnd !== undefined) {
       try {

@@ -177,6 +177,8 @@ class StreamExchange {
   #queuedBytes = 0;
   #held: Buffer[] = [];
   #heldBytes = 0;
+  /** Request body bytes received, for the stats. */
+  #bytesIn = 0;
   #replayable = true;
   #bodyUsed = false;
   #bodyEnded = false;
@@ -242,6 +244,7 @@ class StreamExchange {
     if (path.charCodeAt(0) !== 0x2f /* / */ || path.includes('#') || this.#client.method === 'CONNECT') return this.#fail(400, 'Bad Request', 'bad-request');
     engine.budget.begin();
     this.#budgetTaken = true;
+    engine.requestStarted(this.#lb!);
     try {
       this.#begin();
     } catch (error) {
@@ -282,6 +285,7 @@ class StreamExchange {
 
   #onBodyData = (chunk: Buffer): void => {
     if (this.#finished) return;
+    this.#bytesIn += chunk.length;
     if (this.#replayable) {
       this.#held.push(chunk);
       this.#heldBytes += chunk.length;
@@ -356,7 +360,7 @@ class StreamExchange {
         if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
         else this.#fail(503, 'Service Unavailable', 'closed');
       },
-    });
+    }, this.#lb);
     if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
     this.#unqueue = unqueue;
   }
@@ -717,7 +721,7 @@ class StreamExchange {
       responseStarted: this.#responseStarted,
       clientGone: this.#clientGone,
       replayable: this.#replayable || !this.#bodyUsed,
-    });
+    }, this.#lb!, this.#current);
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -777,7 +781,7 @@ class StreamExchange {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.released();
+    this.#engine.attemptEnded(this.#lb!, lease, outcome, this.#tried);
   }
 
   #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
@@ -836,6 +840,7 @@ class StreamExchange {
       const budget = engine.budget;
       for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
       budget.end();
+      engine.requestEnded(this.#lb!, this.#current, termination, status, this.#bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
     }
     if (this.#onFinished !== undefined) {
       try {

@@ -19,10 +19,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { InvalidOptionError, isInvalidOptionError, type Backend, type Lease, type LoadBalancer } from '@fulcrum/core';
+import { InvalidOptionError, isInvalidOptionError, type Backend, type Lease, type LoadBalancer, type Outcome } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
+import { countConnection, trafficOf } from '../stats/traffic';
 import { mayRetry, type AttemptFailure, type RetryState } from '../retry/policy';
 import { readBody, hasBody, type RequestBody } from './body';
 import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendError } from './errors';
@@ -138,7 +139,7 @@ export class ProxyEngine {
         : new Stickiness(options.stickiness, { clock: this.lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
     this.hashKey = options.hashBy === undefined ? undefined : compileHashBy(options.hashBy, 'hashBy');
     this.budget = new RetryBudget(this.config.budgetPercent, this.config.budgetMinConcurrency);
-    this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs);
+    this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs, countQueued);
     this.upgrades = new UpgradeProxy(this);
     this.#onRemoved = (backend) => {
       this.#hosts.delete(backend);
@@ -147,7 +148,11 @@ export class ProxyEngine {
       this.#pools.delete(backend);
       pool.close().catch(() => undefined);
     };
-    for (const pool of this.pools.values()) pool.on('removed', this.#onRemoved);
+    for (const pool of this.pools.values()) {
+      pool.on('removed', this.#onRemoved);
+      // Counting starts now, so the stats see every state change and check from here on.
+      trafficOf(pool);
+    }
     const poolOptions = parent === undefined ? this.router?.poolOptions : undefined;
     if (poolOptions !== undefined && poolOptions.size > 0) {
       const { router: _router, balancer: _balancer, ...shared } = options;
@@ -188,6 +193,9 @@ export class ProxyEngine {
     let pool = this.#pools.get(backend);
     if (pool === undefined) {
       pool = createBackendPool(backend, this.config);
+      // Open connections, for the stats (undici's events; nothing per request).
+      pool.on('connect', () => countConnection(backend, 1));
+      pool.on('disconnect', () => countConnection(backend, -1));
       this.#pools.set(backend, pool);
     }
     return pool;
@@ -229,7 +237,7 @@ export class ProxyEngine {
         if (reason === 'timeout') source.refuse(503, 'Service Unavailable: queue timeout', 'queue-timeout');
         else source.refuse(503, 'Service Unavailable', 'closed');
       },
-    });
+    }, lb);
     if (unqueue === undefined) return source.refuse(503, 'Service Unavailable: queue full', 'queue-full');
     source.queued(unqueue);
   }
@@ -318,12 +326,42 @@ export class ProxyEngine {
   }
 
   /**
-   * Whether a failed attempt is retried: the rules of `../retry/policy`, then the retry budget.
-   * `'charged'` means the retry holds a budget slot until the request ends (`budget.release()`).
+   * Whether a failed attempt on `backend` is retried: the rules of `../retry/policy`, then the retry
+   * budget. `'charged'` means the retry holds a budget slot until the request ends
+   * (`budget.release()`). A retried failure is not the request's error in the stats.
    */
-  retryVerdict(failure: AttemptFailure, state: RetryState): 'refused' | 'free' | 'charged' {
+  retryVerdict(failure: AttemptFailure, state: RetryState, lb: LoadBalancer, backend: Backend | undefined): 'refused' | 'free' | 'charged' {
     if (!mayRetry(failure, state, this.config)) return 'refused';
-    return this.budget.charge(failure.kind);
+    const verdict = this.budget.charge(failure.kind);
+    if (verdict !== 'refused' && backend !== undefined) trafficOf(lb).recovered(backend, failure.kind);
+    return verdict;
+  }
+
+  // ---- what both engines count for the stats (../stats/traffic.ts); no allocation ----------------
+
+  /** A request of `lb`'s pool begins (after routing, before admission). */
+  requestStarted(lb: LoadBalancer): void {
+    trafficOf(lb).started();
+  }
+
+  /**
+   * An attempt's lease was released with `outcome`: count it, then let a queued request in.
+   * `tried`: the backends of the request's earlier, failed attempts (the last one is what this
+   * attempt retried).
+   */
+  attemptEnded(lb: LoadBalancer, lease: Lease, outcome: Outcome, tried: readonly Backend[] | undefined): void {
+    const backend = lease.backend;
+    // `release` took the attempt off `inflight`: the concurrency it ran at is one more.
+    trafficOf(lb).attemptEnded(backend, outcome, backend.inflight + 1, lease.startedAt, tried === undefined ? undefined : tried[tried.length - 1]);
+    this.released();
+  }
+
+  /**
+   * A request that `requestStarted` counted ended: how (`termination`, the status the client got,
+   * 0 for none), its last backend, request and response body bytes, its total and queued time in ms.
+   */
+  requestEnded(lb: LoadBalancer, backend: Backend | undefined, termination: Termination, status: number, bytesIn: number, bytesOut: number, totalMs: number, queueMs: number): void {
+    trafficOf(lb).ended(backend, termination, status, bytesIn, bytesOut, totalMs, queueMs);
   }
 
   /** Run `closer` when the engine closes (the HTTP/2 backend sessions register here). */
@@ -415,6 +453,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
 
   start(): void {
     this.#engine.budget.begin();
+    this.#engine.requestStarted(this.#lb);
     try {
       this.#begin();
     } catch (error) {
@@ -723,7 +762,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
       responseStarted: this.#responseStarted,
       clientGone: this.#clientGone,
       replayable: this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent),
-    });
+    }, this.#lb, this.#current);
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -748,7 +787,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.released();
+    this.#engine.attemptEnded(this.#lb, lease, outcome, this.#tried);
   }
 
   #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
@@ -761,6 +800,13 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     }
     if (!this.#clientGone) sendError(this.#res, status, message, headers);
     this.#end(termination, status);
+  }
+
+  /** Request body bytes: the replay buffer's, or the declared length of a streamed body. */
+  #bytesIn(): number {
+    const body = this.#body;
+    if (body.kind === 'buffered') return body.data.length;
+    return body.kind === 'stream' ? Number(this.#req.headers['content-length']) || 0 : 0;
   }
 
   #clearDeadline(): void {
@@ -778,6 +824,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     const budget = this.#engine.budget;
     for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
     budget.end();
+    this.#engine.requestEnded(this.#lb, this.#current, termination, status, this.#bytesIn(), this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
     this.#engine.admissionEnded(done, 'client');
@@ -816,6 +863,11 @@ const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
 export const PASS_THROUGH = -1;
 
 const ADMITTED: AdmissionVerdict = Object.freeze({ admit: true as const });
+
+/** The wait queue's observer: a request of a pool (its load balancer) entered or left the queue. */
+function countQueued(owner: object, delta: 1 | -1): void {
+  trafficOf(owner as LoadBalancer).queued(delta);
+}
 
 /** A `Retry-After` value (delay-seconds or an HTTP-date, RFC 9110 §10.2.3) in ms from `now`. */
 export function parseRetryAfter(value: string | undefined, now: number): number | undefined {

@@ -17,34 +17,45 @@ interface Entry {
   waiter: Waiter;
   timer: NodeJS.Timeout;
   done: boolean;
+  owner: object | undefined;
 }
+
+/** Told when a waiter with an owner (its pool, for the stats) enters (+1) or leaves (−1) the queue. */
+export type QueueObserver = (owner: object, delta: 1 | -1) => void;
 
 export class WaitQueue {
   readonly maxQueue: number;
   readonly timeoutMs: number;
   #entries: Entry[] = [];
+  readonly #observer: QueueObserver | undefined;
 
-  constructor(maxQueue: number, timeoutMs: number) {
+  constructor(maxQueue: number, timeoutMs: number, observer?: QueueObserver) {
     this.maxQueue = maxQueue;
     this.timeoutMs = timeoutMs;
+    this.#observer = observer;
   }
 
   get length(): number {
     return this.#entries.length;
   }
 
-  /** Queue a waiter; returns a function that removes it (client went away), or undefined when full. */
-  add(waiter: Waiter): (() => void) | undefined {
+  /**
+   * Queue a waiter; returns a function that removes it (client went away), or undefined when full.
+   * `owner` (the request's pool) is passed to the observer as the waiter enters and leaves.
+   */
+  add(waiter: Waiter, owner?: object): (() => void) | undefined {
     if (this.#entries.length >= this.maxQueue) return undefined;
     const entry: Entry = {
       waiter,
       done: false,
+      owner,
       timer: setTimeout(() => {
         this.#remove(entry);
         waiter.expire('timeout');
       }, this.timeoutMs),
     };
     this.#entries.push(entry);
+    if (owner !== undefined) this.#observer?.(owner, 1);
     return () => this.#remove(entry);
   }
 
@@ -67,6 +78,7 @@ export class WaitQueue {
     for (const entry of entries) {
       clearTimeout(entry.timer);
       entry.done = true;
+      if (entry.owner !== undefined) this.#observer?.(entry.owner, -1);
       entry.waiter.expire('closed');
     }
   }
@@ -75,6 +87,7 @@ export class WaitQueue {
     if (entry.done) return;
     entry.done = true;
     clearTimeout(entry.timer);
+    if (entry.owner !== undefined) this.#observer?.(entry.owner, -1);
     const index = this.#entries.indexOf(entry);
     if (index !== -1) this.#entries.splice(index, 1);
   }

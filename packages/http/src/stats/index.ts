@@ -4,3 +4,5 @@ export type { StatsHandler, StatsJson, StatsPageOptions } from './stats-page';
 export { PROMETHEUS_CONTENT_TYPE, escapeLabelValue, prometheus, prometheusHandler, renderPrometheus } from './prometheus';
 export type { StatsEvent } from './event-log';
 export type { StatsPool, StatsSource } from './source';
+export { DURATION_BOUNDS_MS, SERIES_SECONDS, quantileOf, trafficOf } from './traffic';
+export type { BackendTrafficJson, HistogramJson, LastCheck, PoolTraffic, PoolTrafficJson, ResponseClasses, SeriesJson } from './traffic';

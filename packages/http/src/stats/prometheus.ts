@@ -27,6 +27,8 @@ import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
 import type { StatsPool, StatsSource } from './source';
 import { RenderGate, SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
+import { DURATION_BOUNDS_MS, statsTrafficOf } from './traffic';
+import type { BackendTraffic, HistogramJson, PoolTraffic } from './traffic';
 
 /** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -47,9 +49,14 @@ const BACKEND_FAMILIES: readonly Family<BackendSnapshot>[] = [
   { name: 'fulcrum_backend_failures_total', type: 'counter', help: 'Requests to the backend that failed.', value: (b) => b.failures },
   { name: 'fulcrum_backend_latency_ewma_seconds', type: 'gauge', help: 'Peak-sensitive moving average of the backend latency, in seconds.', value: (b) => b.latencyEwma / 1000 },
   { name: 'fulcrum_backend_weight', type: 'gauge', help: 'Configured weight of the backend.', value: (b) => b.weight },
-  { name: 'fulcrum_backend_effective_weight', type: 'gauge', help: 'Weight the balancer uses, after slow start and agent percentages.', value: (b) => b.effectiveWeight },
+  { name: 'fulcrum_backend_effective_weight', type: 'gauge', help: 'Weight the balancer uses for new traffic, after slow start and agent percentages: 0 unless the backend is up and not ejected.', value: (b) => servingWeight(b) },
   { name: 'fulcrum_backend_ejected', type: 'gauge', help: 'Whether outlier detection has ejected the backend (1) or not (0).', value: (b) => (b.ejected ? 1 : 0) },
 ];
+
+/** The weight new unsticky traffic sees: a draining, down, in-maintenance or ejected backend gets none. */
+export function servingWeight(b: Pick<BackendSnapshot, 'state' | 'ejected' | 'effectiveWeight'>): number {
+  return b.state === 'up' && !b.ejected ? b.effectiveWeight : 0;
+}
 
 const POOL_FAMILIES: readonly Family<LoadBalancerSnapshot>[] = [
   { name: 'fulcrum_pool_backends', type: 'gauge', help: 'Backends in the pool.', value: (p) => p.backends.length },
@@ -68,7 +75,14 @@ const POOL_FAMILIES: readonly Family<LoadBalancerSnapshot>[] = [
  */
 export function prometheus(source: StatsSource): () => string {
   const pools = normalizeStatsSource('prometheus(source)', source);
-  return () => renderPrometheus(snapshotPools(pools));
+  for (const { lb } of pools) statsTrafficOf(lb);
+  return () => renderPrometheus(snapshotPools(pools)) + joinPieces(trafficPieces(pools));
+}
+
+function joinPieces(pieces: Iterable<string>): string {
+  let text = '';
+  for (const piece of pieces) text += piece;
+  return text;
 }
 
 /**
@@ -80,16 +94,17 @@ export function prometheus(source: StatsSource): () => string {
 export function prometheusHandler(source: StatsSource, options?: StreamOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const pools = normalizeStatsSource('prometheusHandler(source)', source);
   const gate = normalizeStreamOptions('prometheusHandler.options', options);
+  for (const { lb } of pools) statsTrafficOf(lb);
   return (req, res) =>
     guarded(req, res, () => {
       if (!allowReadOnly(req, res)) return;
       const live = liveBackends(pools);
       if (live === undefined) {
-        send(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, renderPrometheus(snapshotPools(pools)));
+        send(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, renderPrometheus(snapshotPools(pools)) + joinPieces(trafficPieces(pools)));
         return;
       }
       if (!gate.enter(req, res)) return;
-      streamBody(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, prometheusPieces(live), () => gate.leave(), gate.stallTimeoutMs);
+      streamBody(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, allPieces(live, pools), () => gate.leave(), gate.stallTimeoutMs);
     });
 }
 
@@ -114,6 +129,11 @@ function liveBackends(pools: readonly StatsPool[]): LivePool[] | undefined {
     live.push({ label: escapeLabelValue(name), lb, backends: backends as readonly Backend[] });
   }
   return total > SMALL_BODY_BACKENDS ? live : undefined;
+}
+
+function* allPieces(live: readonly LivePool[], pools: readonly StatsPool[]): Generator<string> {
+  yield* prometheusPieces(live);
+  yield* trafficPieces(pools);
 }
 
 /** What a backend family reads, filled from a live `Backend` into one reused object. */
@@ -165,7 +185,7 @@ function* prometheusPieces(pools: readonly LivePool[]): Generator<string> {
 
 const STATE_FAMILY = { name: 'fulcrum_backend_state', type: 'gauge', help: 'The backend state, one-hot: 1 for its current state, 0 for the others.' } as const;
 
-function headerText(family: Pick<Family<unknown>, 'name' | 'type' | 'help'>): string {
+function headerText(family: { name: string; type: string; help: string }): string {
   return `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`;
 }
 
@@ -210,6 +230,118 @@ export function escapeLabelValue(value: string): string {
 
 function escapeHelp(text: string): string {
   return text.replace(/[\\\n]/g, (c) => (c === '\n' ? '\\n' : '\\\\'));
+}
+
+// ---- traffic counters (./traffic.ts) ------------------------------------------------------------
+
+interface TrafficFamily<T> {
+  name: string;
+  type: 'gauge' | 'counter';
+  help: string;
+  /** One sample, or several by an extra label (`code`, `result`): [label value, value] pairs. */
+  value: (item: T, now: number) => number | readonly (readonly [string, number])[];
+  label?: string;
+}
+
+const CODES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const;
+const byCode = (counts: readonly number[]): [string, number][] => CODES.map((code, i) => [code, counts[i] ?? 0]);
+
+const POOL_TRAFFIC_FAMILIES: readonly TrafficFamily<PoolTraffic>[] = [
+  { name: 'fulcrum_pool_requests_total', type: 'counter', help: 'Requests of the pool that ended, however they ended.', value: (p) => p.requests },
+  { name: 'fulcrum_pool_responses_total', type: 'counter', help: 'Responses the clients got, by status class (the proxy\'s own 502/503/504 included).', label: 'code', value: (p) => byCode(p.responses) },
+  { name: 'fulcrum_pool_failed_requests_total', type: 'counter', help: 'Requests that failed: a 5xx to the client or a response cut short.', value: (p) => p.errors },
+  { name: 'fulcrum_pool_denied_requests_total', type: 'counter', help: 'Requests refused by the admission check (rate limits and the like).', value: (p) => p.denied },
+  { name: 'fulcrum_pool_request_errors_total', type: 'counter', help: 'Malformed requests answered 400.', value: (p) => p.requestErrors },
+  { name: 'fulcrum_pool_client_aborts_total', type: 'counter', help: 'Requests the client abandoned before the response was complete.', value: (p) => p.clientAborts },
+  { name: 'fulcrum_pool_retries_total', type: 'counter', help: 'Failed attempts tried again on the same backend, over the pool\'s backends (removed ones included).', value: (p) => p.sums().retries },
+  { name: 'fulcrum_pool_redispatches_total', type: 'counter', help: 'Retries that went to another backend, over the pool\'s backends (removed ones included).', value: (p) => p.sums().redispatches },
+  { name: 'fulcrum_pool_request_bytes_total', type: 'counter', help: 'Request body bytes received from clients.', value: (p) => p.bytesIn },
+  { name: 'fulcrum_pool_response_bytes_total', type: 'counter', help: 'Response body bytes sent to clients.', value: (p) => p.bytesOut },
+  { name: 'fulcrum_pool_active_requests', type: 'gauge', help: 'Requests in progress, queued ones included.', value: (p) => p.sessions },
+  { name: 'fulcrum_pool_active_requests_max', type: 'gauge', help: 'The most requests in progress at once since counting began.', value: (p) => p.sessionsMax },
+  { name: 'fulcrum_pool_queue_length', type: 'gauge', help: 'Requests waiting for a backend slot (every candidate at its maxConnections).', value: (p) => p.queue },
+  { name: 'fulcrum_pool_queue_length_max', type: 'gauge', help: 'The most requests waiting at once since counting began.', value: (p) => p.queueMax },
+];
+
+const BACKEND_TRAFFIC_FAMILIES: readonly TrafficFamily<BackendTraffic>[] = [
+  { name: 'fulcrum_backend_responses_total', type: 'counter', help: 'Responses of the backend, by status class.', label: 'code', value: (b) => byCode(b.responses) },
+  { name: 'fulcrum_backend_connection_errors_total', type: 'counter', help: 'Attempts that could not connect to the backend and were not tried again (HAProxy econ).', value: (b) => b.connectionErrors },
+  { name: 'fulcrum_backend_response_errors_total', type: 'counter', help: 'Attempts whose response failed (reset, timeout, cut short) and were not tried again (HAProxy eresp).', value: (b) => b.responseErrors },
+  { name: 'fulcrum_backend_retries_total', type: 'counter', help: 'Failed attempts on the backend tried again on the same backend (HAProxy wretr).', value: (b) => b.retries },
+  { name: 'fulcrum_backend_redispatches_total', type: 'counter', help: 'Failed attempts on the backend tried again on another backend (HAProxy wredis).', value: (b) => b.redispatches },
+  { name: 'fulcrum_backend_request_bytes_total', type: 'counter', help: 'Request body bytes sent to the backend.', value: (b) => b.bytesIn },
+  { name: 'fulcrum_backend_response_bytes_total', type: 'counter', help: 'Response body bytes relayed from the backend.', value: (b) => b.bytesOut },
+  { name: 'fulcrum_backend_connections', type: 'gauge', help: 'Connections to the backend open now (keep-alive pools of both engines).', value: (b) => b.connections.open },
+  { name: 'fulcrum_backend_connections_opened_total', type: 'counter', help: 'Connections to the backend opened so far.', value: (b) => b.connections.opened },
+  { name: 'fulcrum_backend_inflight_max', type: 'gauge', help: 'The most requests in flight to the backend at once since counting began.', value: (b) => b.sessionsMax },
+  { name: 'fulcrum_backend_checks_total', type: 'counter', help: 'Active health checks of the backend, by result.', label: 'result', value: (b) => [['passed', b.checksPassed], ['failed', b.checksFailed]] },
+  { name: 'fulcrum_backend_check_success', type: 'gauge', help: 'Whether the last active health check passed (1) or failed (0); absent before the first.', value: (b) => (b.lastCheck === null ? [] : b.lastCheck.ok ? 1 : 0) },
+  { name: 'fulcrum_backend_check_duration_seconds', type: 'gauge', help: 'How long the last active health check took, in seconds.', value: (b) => (b.lastCheck === null ? [] : b.lastCheck.durationMs / 1000) },
+  { name: 'fulcrum_backend_ejections_total', type: 'counter', help: 'Times outlier detection ejected the backend.', value: (b) => b.ejections },
+  { name: 'fulcrum_backend_downtime_seconds_total', type: 'counter', help: 'Time the backend spent down, in seconds, the current outage included.', value: (b, now) => b.toJSON(now).downtimeMs / 1000 },
+  { name: 'fulcrum_backend_last_state_change_timestamp_seconds', type: 'gauge', help: 'When the backend state last changed (or counting began), seconds on the load balancer clock.', value: (b) => b.lastChangeAt / 1000 },
+];
+
+/** Every bucket bound, for the per-pool histograms (a few series per pool). */
+const POOL_LE_MS: readonly number[] = DURATION_BOUNDS_MS;
+/**
+ * A subset of the bounds for the per-backend histogram: ten lines per backend instead of 22, so a
+ * 40,000-backend pool that serves adds 400,000 lines to a scrape rather than 880,000.
+ */
+const BACKEND_LE_MS: readonly number[] = [5, 20, 50, 100, 300, 1000, 5000];
+
+/** Histogram lines (`_bucket` cumulative over `le`, `_sum`, `_count`), seconds, at the bounds `le` (ms). */
+function histogramText(name: string, labels: string, histogram: Pick<HistogramJson, 'counts' | 'sumMs' | 'count'>, le: readonly number[]): string {
+  let text = '';
+  let cumulative = 0;
+  let bucket = 0;
+  for (const bound of le) {
+    // The fine buckets up to this bound (every bound of `le` is one of DURATION_BOUNDS_MS).
+    while (bucket < DURATION_BOUNDS_MS.length && (DURATION_BOUNDS_MS[bucket] as number) <= bound) cumulative += histogram.counts[bucket++] ?? 0;
+    text += `${name}_bucket{${labels},le="${formatValue(bound / 1000)}"} ${cumulative}\n`;
+  }
+  return `${text}${name}_bucket{${labels},le="+Inf"} ${histogram.count}\n${name}_sum{${labels}} ${formatValue(histogram.sumMs / 1000)}\n${name}_count{${labels}} ${histogram.count}\n`;
+}
+
+function sampleText<T>(family: TrafficFamily<T>, labels: string, item: T, now: number): string {
+  const value = family.value(item, now);
+  if (typeof value === 'number') return `${family.name}{${labels}} ${formatValue(value)}\n`;
+  let text = '';
+  for (const [label, v] of value) text += `${family.name}{${labels},${family.label}="${label}"} ${formatValue(v)}\n`;
+  return text;
+}
+
+/**
+ * The traffic families, piece by piece: per pool, then per backend that has counters (a backend that
+ * has seen no request, check or event has no series yet), then the worker gauge.
+ */
+function* trafficPieces(pools: readonly StatsPool[]): Generator<string> {
+  const counted: { label: string; traffic: PoolTraffic }[] = [];
+  for (const { name, lb } of pools) {
+    const traffic = statsTrafficOf(lb);
+    if (traffic !== undefined) counted.push({ label: `pool="${escapeLabelValue(name)}"`, traffic });
+  }
+  for (const family of POOL_TRAFFIC_FAMILIES) {
+    yield headerText(family);
+    for (const { label, traffic } of counted) yield sampleText(family, label, traffic, 0);
+  }
+  yield headerText({ name: 'fulcrum_pool_request_duration_seconds', type: 'histogram', help: 'Total time of answered requests, from arrival to the end of the response, in seconds.' });
+  for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_request_duration_seconds', label, traffic.duration, POOL_LE_MS);
+  yield headerText({ name: 'fulcrum_pool_queue_wait_seconds', type: 'histogram', help: 'Time requests waited in the queue for a backend slot, in seconds.' });
+  for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_queue_wait_seconds', label, traffic.queueWait, POOL_LE_MS);
+  yield headerText({ name: 'fulcrum_backend_request_duration_seconds', type: 'histogram', help: 'Time to the response head of answered attempts on the backend, in seconds.' });
+  for (const { label, traffic } of counted) {
+    for (const [backend, counters] of traffic.entries()) yield histogramText('fulcrum_backend_request_duration_seconds', `${label},backend="${escapeLabelValue(backend.id)}"`, counters.duration, BACKEND_LE_MS);
+  }
+  for (const family of BACKEND_TRAFFIC_FAMILIES) {
+    yield headerText(family);
+    for (const { label, traffic } of counted) {
+      const now = traffic.now();
+      for (const [backend, counters] of traffic.entries()) yield sampleText(family, `${label},backend="${escapeLabelValue(backend.id)}"`, counters, now);
+    }
+  }
+  yield headerText({ name: 'fulcrum_workers', type: 'gauge', help: 'Processes serving traffic whose counters these metrics hold.' });
+  yield 'fulcrum_workers 1\n';
 }
 
 /** Go's ParseFloat spellings for the special values; JavaScript's for the rest parse the same. */

@@ -11,6 +11,11 @@
  * Like HAProxy's stats page it shows backend addresses: it is an operator's page. Mount it on an
  * admin port or behind authentication, never on the public listener as is.
  *
+ * Beside each snapshot, `?format=json` carries the pool's traffic counters (`./traffic.ts`: sessions,
+ * rates, bytes, errors, retries, queue, durations, checks, downtime — HAProxy's columns — and five
+ * minutes of per-second history that the page draws as charts). Both engines record them; a pool
+ * served by neither shows zeros.
+ *
  * Cost: the page itself is static. `?format=json` for more than 1,000 backends (all pools) is
  * streamed: each pool is snapshotted in one step, then written in chunks of about 64 KB, one per turn
  * of the event loop, two such renders at most at once (a third gets 503, `Retry-After: 1`), so a
@@ -35,6 +40,8 @@ import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
 import type { StatsPool, StatsSource } from './source';
 import { SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody } from './stream';
+import { DURATION_BOUNDS_MS, statsTrafficOf, trafficJson, trafficJsonPieces } from './traffic';
+import type { PoolTrafficJson } from './traffic';
 
 /** Options of `statsPage()`. */
 export interface StatsPageOptions {
@@ -62,6 +69,16 @@ export interface StatsJson {
   pools: Record<string, LoadBalancerSnapshot>;
   /** Recent transitions, oldest first. */
   events: StatsEvent[];
+  /**
+   * Traffic counters per pool name (HAProxy's stats columns, and the charts' per-second history);
+   * absent for a custom load balancer without a clock. Plain numbers and bucket counts, so the
+   * answers of several processes add up field by field.
+   */
+  traffic: Record<string, PoolTrafficJson>;
+  /** Upper bounds (ms) of the duration histograms' buckets; the last bucket is open. */
+  durationBoundsMs: readonly number[];
+  /** Processes whose counters this answer holds (1: this one). */
+  workers: number;
 }
 
 /** A `(req, res)` handler for `node:http` (and Express/Fastify through the adapters), plus `close()`. */
@@ -88,6 +105,8 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
   const { title, refreshMs, historySize, adminPath } = normalizeStatsPageOptions(options);
   const page = Buffer.from(renderStatsPage(title, refreshMs, adminPath), 'utf8');
   const log = new EventLog(pools, historySize);
+  // Count from now on, so state changes and checks before the first view are not missed.
+  for (const { lb } of pools) statsTrafficOf(lb);
   const { maxConcurrentRenders, stallTimeoutMs } = (options ?? {}) as StatsPageOptions;
   const gate = normalizeStreamOptions('statsPage', {
     ...(maxConcurrentRenders === undefined ? {} : { maxConcurrentRenders }),
@@ -103,7 +122,7 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
         streamBody(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, statsJsonPieces(pools, log.list()), () => gate.leave(), gate.stallTimeoutMs);
         return;
       }
-      const body: StatsJson = { pools: snapshotPools(pools), events: log.list() };
+      const body: StatsJson = { pools: snapshotPools(pools), events: log.list(), traffic: trafficJson(pools), durationBoundsMs: DURATION_BOUNDS_MS, workers: 1 };
       send(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, JSON.stringify(body));
     } else if (format === 'html') {
       send(req, res, 200, {
@@ -147,7 +166,16 @@ function* statsJsonPieces(pools: readonly StatsPool[], events: readonly StatsEve
     for (let i = 0; i < backends.length; i++) yield i === 0 ? JSON.stringify(backends[i]) : `,${JSON.stringify(backends[i])}`;
     yield ']}';
   }
-  yield `},"events":${JSON.stringify(events)}}`;
+  yield `},"events":${JSON.stringify(events)},"traffic":{`;
+  let firstTraffic = true;
+  for (const { name, lb } of pools) {
+    const traffic = statsTrafficOf(lb);
+    if (traffic === undefined) continue;
+    yield `${firstTraffic ? '' : ','}${JSON.stringify(name)}:`;
+    firstTraffic = false;
+    yield* trafficJsonPieces(traffic, traffic.now());
+  }
+  yield `},"durationBoundsMs":${JSON.stringify(DURATION_BOUNDS_MS)},"workers":1}`;
 }
 
 function normalizeStatsPageOptions(input: unknown): { title: string; refreshMs: number; historySize: number; adminPath: string | undefined } {

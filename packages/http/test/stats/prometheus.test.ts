@@ -4,6 +4,8 @@ import { FakeClock } from '@fulcrum/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { escapeLabelValue, prometheus, prometheusHandler } from '../../src/stats';
 import { heldRequest, request, serve } from './http-client';
+import { trafficOf } from '../../src/stats/traffic';
+import { spawnSync } from 'node:child_process';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -108,7 +110,8 @@ describe('prometheus', () => {
       expect(parsed.help.get(family)?.length ?? 0).toBeGreaterThan(10);
       expect(parsed.type.get(family)).toBe(family.endsWith('_total') ? 'counter' : 'gauge');
     }
-    expect(new Set(parsed.samples.map((s) => s.name))).toEqual(new Set(families));
+    const names = new Set(parsed.samples.map((s) => s.name));
+    for (const family of families) expect(names.has(family)).toBe(true);
 
     const b1 = { pool: 'web', backend: 'b1' };
     const b2 = { pool: 'web', backend: 'b2' };
@@ -147,7 +150,8 @@ describe('prometheus', () => {
     const hostile = 'x"} 1\nfulcrum_backend_up{pool="evil",backend="b1"} 1\n# \\';
     const metrics = prometheus({ [hostile]: lb('h', [{ id: 'b1' }]), 'back\\slash': lb('s', [{ id: 'b:1.x-y_z' }]) })();
     const parsed = parseExposition(metrics);
-    const pools = new Set(parsed.samples.map((s) => s.labels.pool));
+    // fulcrum_workers is the one sample without a pool.
+    const pools = new Set(parsed.samples.filter((s) => s.name !== 'fulcrum_workers').map((s) => s.labels.pool));
     expect(pools).toEqual(new Set([hostile, 'back\\slash']));
     expect(parsed.samples.some((s) => s.labels.pool === 'evil')).toBe(false);
     expect(sample(parsed, 'fulcrum_backend_up', { pool: 'back\\slash', backend: 'b:1.x-y_z' })).toBe(1);
@@ -226,7 +230,7 @@ describe('prometheusHandler: a huge source', () => {
     cleanups.push(() => server.close());
     const reply = await request(`${server.url}/metrics`);
     expect(reply.headers['transfer-encoding']).toBe('chunked');
-    expect(reply.body).toBe(prometheus({ p: pool, 'odd "name"\n': lb('x2', [{ id: 'y' }]) })().replaceAll('pool="x2"', 'pool="x"'));
+    expect(reply.body).toBe(prometheus({ p: pool, 'odd "name"\n': lb('x2', [{ id: 'y' }]) })());
   });
 
   it('renders two huge bodies at once at most: a third request gets 503 with Retry-After, and a slot frees when a client leaves', async () => {
@@ -264,7 +268,8 @@ describe('prometheusHandler: readers that stop reading', () => {
       next = await request(`${server.url}/metrics`);
     }
     expect(next.status).toBe(200);
-    expect(next.body.endsWith('fulcrum_pool_panic{pool="huge"} 0\n')).toBe(true);
+    expect(next.body).toContain('fulcrum_pool_panic{pool="huge"} 0\n');
+    expect(next.body.endsWith('fulcrum_workers 1\n')).toBe(true);
     // What the stalled reader got is truncated, and it is told so once it reads again.
     await expect(stalled.resume()).rejects.toThrow(/aborted/);
   }, 60_000);
@@ -281,5 +286,82 @@ describe('prometheusHandler: readers that stop reading', () => {
       expect(isInvalidOptionError(thrown)).toBe(true);
       expect((thrown as { path: string }).path).toBe(path);
     }
+  });
+});
+
+describe('prometheus: traffic counters', () => {
+  it('passes promtool check metrics with traffic, checks, ejections and queue samples, and names every family by convention', async () => {
+    const clock = new FakeClock(1_700_000_000_000);
+    let failing = false;
+    const web = createLoadBalancer({
+      name: 'web',
+      clock,
+      algorithm: 'round-robin',
+      outlier: { consecutiveFailures: 2, baseEjectionMs: 30_000 },
+      health: { probe: async () => (failing ? { ok: false, detail: 'HTTP 503' } : true), intervalMs: 1000, jitter: 0 },
+      backends: [{ id: 'b1', address: 'http://10.0.0.1:80' }, { id: 'b2', address: 'http://10.0.0.2:80', maxConnections: 5 }],
+    });
+    cleanups.push(() => web.close());
+    const metrics = prometheus({ web, 'odd "pool"\n': lb('odd', [{ id: 'o1' }]) });
+    const traffic = trafficOf(web);
+    await clock.advance(1_500);
+    failing = true;
+    await clock.advance(5_000);
+    for (let i = 0; i < 6; i++) {
+      const lease = web.acquire();
+      if (lease === undefined) break;
+      traffic.started();
+      const outcome = lease.backend.id === 'b2' ? { ok: false, error: 'connect' as const } : { ok: true, status: 200 + (i % 2) * 304, durationMs: 12 + i };
+      lease.release(outcome);
+      traffic.attemptEnded(lease.backend, outcome, 1, lease.startedAt, undefined);
+      // Attempts nothing followed: connection errors. (A retried one would be a redispatch instead.)
+      traffic.queued(1);
+      traffic.queued(-1);
+      traffic.ended(lease.backend, 'ok', 200, 100, 2000, 40 + i, 3);
+    }
+    const text = metrics();
+    const result = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(result.error).toBeUndefined();
+    expect({ status: result.status, stdout: result.stdout, stderr: result.stderr }).toEqual({ status: 0, stdout: '', stderr: '' });
+
+    const parsed = parseExposition(text);
+    for (const [name, type] of parsed.type) {
+      if (type === 'counter') expect(name).toMatch(/_total$/);
+      else expect(name).not.toMatch(/_total$/);
+      if (/seconds|bytes/.test(name)) expect(name).toMatch(/_(seconds|bytes)(_total)?$/);
+    }
+    const b1 = { pool: 'web', backend: 'b1' };
+    const b2 = { pool: 'web', backend: 'b2' };
+    expect(parsed.type.get('fulcrum_backend_request_duration_seconds')).toBe('histogram');
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1)).toBeGreaterThan(0);
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '+Inf' })).toBe(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1));
+    // Per backend, a coarse subset of the bounds (7 + Inf); per pool, all of them (19 + Inf).
+    expect(parsed.samples.filter((s) => s.name === 'fulcrum_backend_request_duration_seconds_bucket' && s.labels.backend === 'b1').map((s) => s.labels.le)).toEqual(['0.005', '0.02', '0.05', '0.1', '0.3', '1', '5', '+Inf']);
+    expect(parsed.samples.filter((s) => s.name === 'fulcrum_pool_request_duration_seconds_bucket' && s.labels.pool === 'web')).toHaveLength(20);
+    const buckets = parsed.samples.filter((s) => s.name === 'fulcrum_backend_request_duration_seconds_bucket' && s.labels.backend === 'b1').map((s) => s.value);
+    expect(buckets).toEqual([...buckets].sort((x, y) => x - y));
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '0.02' })).toBe(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1));
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '0.005' })).toBe(0);
+    expect(sample(parsed, 'fulcrum_backend_connection_errors_total', b2)).toBeGreaterThan(0);
+    expect(sample(parsed, 'fulcrum_backend_redispatches_total', b2)).toBe(0);
+    expect(sample(parsed, 'fulcrum_backend_checks_total', { ...b1, result: 'failed' })).toBeGreaterThan(0);
+    expect(sample(parsed, 'fulcrum_backend_check_success', b1)).toBe(0);
+    expect(sample(parsed, 'fulcrum_backend_check_duration_seconds', b1)).toBeGreaterThanOrEqual(0);
+    expect(sample(parsed, 'fulcrum_backend_downtime_seconds_total', b1)).toBeGreaterThan(0);
+    expect(sample(parsed, 'fulcrum_pool_responses_total', { pool: 'web', code: '2xx' })).toBeGreaterThan(0);
+    expect(sample(parsed, 'fulcrum_pool_queue_wait_seconds_count', { pool: 'web' })).toBeGreaterThan(0);
+    expect(sample(parsed, 'fulcrum_pool_request_bytes_total', { pool: 'web' })).toBeGreaterThan(0);
+    expect(sample(parsed, 'fulcrum_pool_requests_total', { pool: 'odd "pool"\n' })).toBe(0);
+    expect(sample(parsed, 'fulcrum_workers', {})).toBe(1);
+    expect(sample(parsed, 'fulcrum_backend_connections', b1)).toBe(0);
+    expect(parsed.type.get('fulcrum_backend_connections_opened_total')).toBe('counter');
+  });
+
+  it('gives a draining backend an effective weight of 0', () => {
+    const pool = lb('w', [{ id: 'a', weight: 3 }, { id: 'b', weight: 3 }]);
+    pool.drain('a');
+    const parsed = parseExposition(prometheus(pool)());
+    expect(sample(parsed, 'fulcrum_backend_effective_weight', { backend: 'a' })).toBe(0);
+    expect(sample(parsed, 'fulcrum_backend_effective_weight', { backend: 'b' })).toBe(3);
   });
 });

@@ -120,7 +120,10 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     expect(await b3.locator('td.backend').textContent()).toContain('eu-west-1a');
     expect(await b3.locator('td.health').textContent()).toMatch(/^[0-4]\/4$/);
     await page.locator('table.events tr', { hasText: 'b3' }).filter({ hasText: 'ejected (consecutive-failures)' }).waitFor(WAIT);
-    expect(await page.locator('section[data-pool="web"] tr[data-backend="b2"] td.inflight').textContent()).toMatch(/^\d+ \/ 50$/);
+    expect(await page.locator('section[data-pool="web"] tr[data-backend="b2"] td.inflight').textContent()).toMatch(/^\d+$/);
+    expect(await page.locator('section[data-pool="web"] tr[data-backend="b2"] td.sessions-limit').textContent()).toBe('50');
+    // The total row sits in the table's footer: one per pool, after the backends.
+    expect(await page.locator('section[data-pool="web"] tfoot tr.total td.requests').textContent()).toMatch(/^\d+$/);
     expect(await page.locator('section[data-pool="web"] tr[data-backend="b1"] td.weight').textContent()).toBe('2');
     expect(await page.locator('section[data-pool="web"] tr[data-backend="b4"] td.backend').textContent()).toContain('backup');
     expect(await page.title()).toBe('edge-1 <stats>');
@@ -128,14 +131,15 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     await page.locator('#status.live').waitFor(WAIT);
   });
 
-  it('labels a backend in slow start, and says the latency is an average', async () => {
+  it('labels a backend in slow start, and names the latency column for what it is', async () => {
     const row = (id: string) => page.locator(`section[data-pool="ramp"] tr[data-backend="${id}"]`);
     await row('r2').waitFor(WAIT);
     expect(await row('r2').locator('td.backend .badge-slow-start').textContent()).toBe('slow start');
     expect(await row('r1').locator('td.backend .badge-slow-start').count()).toBe(0);
     const header = page.locator('section[data-pool="ramp"] thead th', { hasText: 'Latency' });
-    expect(await header.textContent()).toBe('Latency (avg)');
+    expect(await header.textContent()).toBe('Latency EWMA');
     expect(await header.getAttribute('title')).toMatch(/moving average/);
+    expect(await header.getAttribute('title')).toMatch(/not a percentile/);
   });
 
   it('shows a state change without reloading the page', async () => {

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { statsPage } from '../../src/stats';
 import type { StatsHandler, StatsJson, StatsPageOptions } from '../../src/stats';
 import { heldRequest, request, serve } from './http-client';
+import { DURATION_BOUNDS_MS, trafficOf } from '../../src/stats/traffic';
 import type { TestServer } from './http-client';
 
 const cleanups: (() => unknown)[] = [];
@@ -92,11 +93,15 @@ describe('statsPage JSON', () => {
 
   it('stops listening to the load balancers on close()', async () => {
     const lb = pool('web', ['b1']);
-    const before = lb.listenerCount('state');
+    // The traffic counters listen for the load balancer's whole life (a proxy records into them
+    // too); the page's own transitions log is what close() ends.
+    trafficOf(lb);
+    const events = ['state', 'ejected', 'restored', 'added', 'removed', 'panic'] as const;
+    const before = events.map((event) => lb.listenerCount(event));
     const stats = statsPage(lb);
-    expect(lb.listenerCount('state')).toBe(before + 1);
+    expect(lb.listenerCount('state')).toBe(before[0]! + 1);
     stats.close();
-    for (const event of ['state', 'ejected', 'restored', 'added', 'removed', 'panic'] as const) expect(lb.listenerCount(event)).toBe(0);
+    expect(events.map((event) => lb.listenerCount(event))).toEqual(before);
     const server = await mount(stats);
     lb.maintain('b1');
     const data = JSON.parse((await request(`${server.url}/?format=json`)).body) as StatsJson;
@@ -261,6 +266,7 @@ describe('statsPage JSON of a huge source', () => {
     const server = await mount(statsPage({ big, '"odd"\n</script>': odd }));
     const reply = await request(`${server.url}/?format=json`);
     expect(reply.headers['transfer-encoding']).toBe('chunked');
-    expect(reply.body).toBe(JSON.stringify({ pools: { big: big.snapshot(), '"odd"\n</script>': odd.snapshot() }, events: [] }));
+    const traffic = { big: trafficOf(big).toJSON(), '"odd"\n</script>': trafficOf(odd).toJSON() };
+    expect(reply.body).toBe(JSON.stringify({ pools: { big: big.snapshot(), '"odd"\n</script>': odd.snapshot() }, events: [], traffic, durationBoundsMs: DURATION_BOUNDS_MS, workers: 1 }));
   });
 });
