@@ -33,7 +33,7 @@ export interface AdminControl {
   /** A change succeeded here (`fulcrum --workers`: every other worker applies it too). */
   changed?(change: WorkerChange): void;
   /** Every worker's pools with their counters summed (`fulcrum --workers`); `undefined` in one process. */
-  aggregate?(): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number }[] }> | undefined;
+  aggregate?(): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number }[] }> | undefined;
 }
 
 /** Largest request body the admin API reads. */

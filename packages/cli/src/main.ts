@@ -197,12 +197,20 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
   } catch (error) {
     io.stderr(`fulcrum: worker ${slot} cannot start: ${(error as Error).message}\n`);
     link.detach();
+    if (process.connected) process.disconnect();
     return 1;
   }
   const running = instance;
   link.onChange = (change) => running.applyChange(change);
   link.report = () => running.workerReport();
-  link.started(running.addresses().frontends.map((a) => `${a.address}:${a.port}`));
+  const at = running.addresses();
+  const text = (a: { address: string; port: number } | undefined): string | undefined => (a === undefined ? undefined : `${a.address}:${a.port}`);
+  link.started({
+    frontends: at.frontends.map((a) => text(a)!),
+    ...(at.admin === undefined ? {} : { admin: text(at.admin)! }),
+    ...(at.stats === undefined ? {} : { stats: text(at.stats)! }),
+    ...(at.metrics === undefined ? {} : { metrics: text(at.metrics)! }),
+  });
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const onHup = (): void => logger('debug', 'SIGHUP ignored by a worker: the primary reloads every worker');
@@ -227,6 +235,7 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
       );
     };
     link.onShutdown = stop;
+    if (link.shutdownRequested) stop();
     process.on('SIGHUP', onHup);
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);

@@ -589,6 +589,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
               ttlMs: sticky.ttlMs ?? DEFAULT_STICKY_TTL_MS,
               nodeId: this.#nodeId(config),
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
+              // Between workers of one host the IPC is cheap, and round-robin sends a client's next
+              // connection to another worker at once: publish each write right away, not in 50 ms batches.
+              ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0 } : {}),
             });
     }
     return { spec, lb, lastCheck, table };
@@ -852,10 +855,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   /** Every worker's counters summed (states from the checking worker), when this is a worker. */
-  aggregate(): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number }[] }> | undefined {
+  aggregate(): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number }[] }> | undefined {
     const worker = this.#options.worker;
     if (worker === undefined) return undefined;
-    return worker.collect().then((reports) => ({ pools: mergeReports(reports), workers: reports.map((r) => ({ slot: r.slot, pid: r.pid })) }));
+    return worker.collect().then((reports) => ({
+      pools: mergeReports(reports),
+      workers: reports.map((r) => ({ slot: r.slot, pid: r.pid, requests: Object.values(r.pools).reduce((sum, p) => sum + p.backends.reduce((n, b) => n + b.requests, 0), 0) })),
+    }));
   }
 
   /** This worker's snapshots, for an aggregation another worker asked for. */

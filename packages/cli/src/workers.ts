@@ -41,6 +41,14 @@ export type WorkerChange =
   | { op: 'reload' }
   | { op: 'health'; pool: string; id: string; up: boolean };
 
+/** Where a worker listens, `host:port` (every worker shares the same sockets). */
+export interface WorkerAddresses {
+  frontends: string[];
+  admin?: string;
+  stats?: string;
+  metrics?: string;
+}
+
 /** What one worker reports for the aggregated state and metrics. */
 export interface WorkerReport {
   slot: number;
@@ -50,7 +58,7 @@ export interface WorkerReport {
 
 /** Messages between the primary and its workers (every one carries `fulcrum: 'w'`). */
 type ToPrimary =
-  | { fulcrum: 'w'; t: 'ready'; frontends: string[] }
+  | { fulcrum: 'w'; t: 'ready'; addresses: WorkerAddresses }
   | { fulcrum: 'w'; t: 'publish'; entries: StickEntry<unknown>[] }
   | { fulcrum: 'w'; t: 'snapshot'; id: number }
   | { fulcrum: 'w'; t: 'change'; change: WorkerChange }
@@ -105,6 +113,8 @@ export class WorkerLink {
   onChange: (change: WorkerChange) => void = () => undefined;
   /** This worker's report for an aggregation (set by the CLI once the runner is up). */
   report: () => WorkerReport | undefined = () => undefined;
+  /** Set when the primary asked this worker to stop (perhaps before `onShutdown` was set). */
+  shutdownRequested = false;
   onShutdown: () => void = () => undefined;
   /** Changes received before the runner could apply them. */
   readonly #pending: WorkerChange[] = [];
@@ -150,7 +160,10 @@ export class WorkerLink {
     } else if (m.t === 'report') {
       const report = this.report();
       send({ fulcrum: 'w', t: 'report', id: m.id, report: report ?? { slot: this.slot, pid: process.pid, pools: {} } });
-    } else if (m.t === 'shutdown') this.onShutdown();
+    } else if (m.t === 'shutdown') {
+      this.shutdownRequested = true;
+      this.onShutdown();
+    }
   };
 
   #drainPending(): void {
@@ -158,10 +171,10 @@ export class WorkerLink {
   }
 
   /** The runner is up: apply what arrived meanwhile and everything after it, and tell the primary. */
-  started(frontends: string[]): void {
+  started(addresses: WorkerAddresses): void {
     this.#applying = true;
     this.#drainPending();
-    send({ fulcrum: 'w', t: 'ready', frontends });
+    send({ fulcrum: 'w', t: 'ready', addresses });
   }
 
   /** Send a change made here to every other worker. */
@@ -280,7 +293,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         for (const change of adminLog) sendTo(worker, { fulcrum: 'w', t: 'change', change });
         if (!announced && live().length === slots.length) {
           announced = true;
-          log('info', 'fulcrum started', { workers: slots.length, pid: process.pid, frontends: message.frontends });
+          log('info', 'fulcrum started', { workers: slots.length, pid: process.pid, ...message.addresses });
         }
         return;
       }
@@ -345,7 +358,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       process.off('SIGTERM', onStop);
       process.off('SIGINT', onStop);
       cluster.off('exit', onExit);
-      log('info', 'fulcrum stopped', { workers: slots.length });
+      // A failed start does not "stop".
+      if (announced) log('info', 'fulcrum stopped', { workers: slots.length });
       resolveExit(exitCode);
     };
 
@@ -362,6 +376,19 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         return;
       }
       const failedStart = !slot.ready && Date.now() - slot.forkedAt < STARTUP_FAILURE_MS;
+      if (!announced) {
+        // The first start failed (a port in use, a certificate gone since the check): as one process
+        // would, exit 1 rather than fork-loop, and stop the workers that did start.
+        log('error', 'a worker could not start; stopping', { worker: slot.slot, pid: worker.process.pid, code, signal });
+        exitCode = 1;
+        stopping = true;
+        for (const other of slots) {
+          if (other.timer !== undefined) clearTimeout(other.timer);
+          sendTo(other.worker, { fulcrum: 'w', t: 'shutdown' });
+        }
+        finished();
+        return;
+      }
       slot.failures = failedStart ? slot.failures + 1 : 0;
       const delayMs = slot.failures === 0 ? 0 : Math.min(BACKOFF_MAX_MS, 100 * 2 ** (slot.failures - 1));
       log(slot.failures > 0 ? 'error' : 'warn', 'worker exited; replacing it', { worker: slot.slot, pid: worker.process.pid, code, signal, failedStart, restartInMs: delayMs });
