@@ -355,6 +355,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       if (slots.some((s) => s.worker !== undefined)) return;
       clearInterval(sweep);
       process.off('SIGHUP', onHup);
+      process.off('SIGUSR2', onUsr2);
       process.off('SIGTERM', onStop);
       process.off('SIGINT', onStop);
       cluster.off('exit', onExit);
@@ -396,6 +397,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       slot.timer = setTimeout(() => fork(slot), delayMs);
     };
 
+    // Seamless binary upgrades (SIGUSR2) are the single process's: here the signal must not kill the primary.
+    const onUsr2 = (): void => log('warn', 'SIGUSR2 ignored: seamless upgrades need a single process (without --workers)');
     const onHup = (): void => {
       log('info', 'reloading every worker', { signal: 'SIGHUP' });
       adminLog = [];
@@ -424,6 +427,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
 
     cluster.on('exit', onExit);
     process.on('SIGHUP', onHup);
+    process.on('SIGUSR2', onUsr2);
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     for (let i = 1; i <= options.workers; i++) {
