@@ -296,6 +296,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   #inflight = 0;
   /** The checking worker's last verdict per `pool␟backend` (workers that do not check). */
   readonly #verdicts = new Map<string, boolean>();
+  /** A worker's last aggregate of every worker's pools, which its stats page shows. */
+  #aggregated: Record<string, LoadBalancerSnapshot> | undefined;
   /**
    * Set at the first start while the stick-tables load their replicated snapshot: requests wait on
    * it rather than being balanced without what the other instances know (HAProxy's peers sync before
@@ -493,9 +495,11 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       this.#stats?.close();
       this.#statsListener?.close();
       const source = Object.fromEntries([...next].map(([n, p]) => [n, p.lb]));
+      // A worker's page shows every worker's counters: its pools' snapshots are the aggregate.
+      const pageSource = this.#options.worker === undefined ? source : Object.fromEntries([...next].map(([n, p]) => [n, this.#aggregatedView(n, p.lb)]));
       const stats = config.stats;
       const page = (adminPath: string | undefined): StatsHandler =>
-        statsPage(source, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) });
+        this.#aggregating(statsPage(pageSource, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) }));
       this.#stats = stats !== undefined && config.frontends.some((f) => f.stats) ? page(statsAdminPath) : undefined;
       this.#statsListener = stats?.listener !== undefined ? page(statsOnAdminListener ? '/' : undefined) : undefined;
       this.#metrics = config.metrics === undefined ? undefined : this.#options.worker !== undefined ? this.#workerMetrics : prometheusHandler(source);
@@ -894,6 +898,30 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     } catch (error) {
       this.#log('warn', 'a change from another worker could not be applied', { change: change.op, error: (error as Error).message });
     }
+  }
+
+  /**
+   * A pool as a worker's stats page reads it: its own events (every worker sees the same state
+   * changes), and the snapshot of every worker summed, fetched by `#aggregating` before the page's JSON is built.
+   */
+  #aggregatedView(name: string, lb: LoadBalancer): LoadBalancer {
+    return { on: lb.on.bind(lb), off: lb.off.bind(lb), clock: lb.clock, snapshot: () => this.#aggregated?.[name] ?? lb.snapshot() } as unknown as LoadBalancer;
+  }
+
+  /** In a worker, `handler`'s `?format=json` is answered once every worker's snapshot is in (the HTML page is static). */
+  #aggregating(handler: StatsHandler): StatsHandler {
+    if (this.#options.worker === undefined) return handler;
+    const wrapped = ((req: IncomingMessage, res: ServerResponse): void => {
+      const url = req.url ?? '/';
+      const query = url.indexOf('?');
+      if (query === -1 || new URLSearchParams(url.slice(query + 1)).get('format') !== 'json') return handler(req, res);
+      void this.aggregate()!.then((state) => {
+        this.#aggregated = state.pools;
+        handler(req, res);
+      });
+    }) as StatsHandler;
+    wrapped.close = () => handler.close();
+    return wrapped;
   }
 
   /** Prometheus metrics summed over every worker, plus the worker count. */

@@ -76,6 +76,7 @@ describe('fulcrum --workers', () => {
         },
         admin: { port: 0, host: '127.0.0.1', token: TOKEN },
         metrics: { path: '/metrics', port: 0, host: '127.0.0.1' },
+        stats: { path: '/stats', port: 0, host: '127.0.0.1' },
         accessLog: { format: 'json', flushMs: 5 },
       },
       2,
@@ -122,6 +123,11 @@ describe('fulcrum --workers', () => {
       expect(total).toBe(state.workers.reduce((n, w) => n + w.requests, 0));
       expect(total).toBeGreaterThanOrEqual(12 + 20 + 12);
       expect(state.pools.web.backends.find((b) => b.id === 'b1')!.state).toBe('draining');
+      // The stats page's data is the same aggregate, whichever worker serves it.
+      for (let i = 0; i < 2; i++) {
+        const page = JSON.parse((await get(portOf(started.stats), '/stats?format=json')).body) as { pools: { web: { backends: { requests: number }[] } } };
+        expect(page.pools.web.backends.reduce((n, b) => n + b.requests, 0)).toBeGreaterThanOrEqual(total);
+      }
       expect((await get(admin, '/pools/web/backends/b1/ready', { method: 'POST', headers: auth })).status).toBe(200);
 
       // 4. Health is checked by worker 1 only; worker 2 applies its verdict: both stop sending to b2.
