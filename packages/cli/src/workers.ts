@@ -220,6 +220,43 @@ export function mergeReports(reports: readonly WorkerReport[]): Record<string, L
 
 // ── Primary side ──────────────────────────────────────────────────────────────────────────────
 
+/**
+ * The primary's merged stick-table entries (every namespace: pools' tables and shared rate limits),
+ * what a new worker loads. Bounded: keys can come from clients (`header` stickiness), so past
+ * `capacity` the least recently written entry goes, as the workers' own tables evict theirs.
+ */
+export class MergedEntries {
+  readonly #entries = new Map<string, StickEntry<unknown>>();
+  constructor(readonly capacity: number = MERGED_CAPACITY) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  merge(entries: readonly StickEntry<unknown>[]): void {
+    for (const entry of entries) {
+      const merged = mergeStickEntry(this.#entries.get(entry.key), entry);
+      // Re-inserted, so the Map's order is the order of the last writes.
+      this.#entries.delete(entry.key);
+      this.#entries.set(entry.key, merged);
+      if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
+    }
+  }
+
+  /** The live entries (expired ones are dropped on the way). */
+  live(now: number): StickEntry<unknown>[] {
+    const out: StickEntry<unknown>[] = [];
+    for (const [key, entry] of this.#entries) {
+      if (isExpired(entry, now)) this.#entries.delete(key);
+      else out.push(entry);
+    }
+    return out;
+  }
+}
+
+/** Entries the primary keeps at most: ten workers' tables at their default capacity (100,000). */
+const MERGED_CAPACITY = 1_000_000;
+
 export interface PrimaryOptions {
   workers: number;
   log: RunnerLogger;
@@ -251,7 +288,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   const { log } = options;
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const slots: Slot[] = [];
-  const entries = new Map<string, StickEntry<unknown>>();
+  const entries = new MergedEntries();
   /** Health verdicts of the checking worker, by pool and backend, for workers that start later. */
   const health = new Map<string, WorkerChange & { op: 'health' }>();
   /** Admin changes since the last reload, replayed to replacement workers. */
@@ -261,10 +298,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   let stopping = false;
   let announced = false;
 
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const [key, entry] of entries) if (isExpired(entry, now)) entries.delete(key);
-  }, 10_000);
+  const sweep = setInterval(() => entries.live(Date.now()), 10_000);
   sweep.unref();
 
   const live = (): Slot[] => slots.filter((s) => s.worker !== undefined && s.ready);
@@ -298,13 +332,12 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         return;
       }
       case 'publish': {
-        for (const entry of message.entries) entries.set(entry.key, mergeStickEntry(entries.get(entry.key), entry));
+        entries.merge(message.entries);
         for (const other of slots) if (other !== slot) sendTo(other.worker, { fulcrum: 'w', t: 'entries', entries: message.entries });
         return;
       }
       case 'snapshot': {
-        const now = Date.now();
-        sendTo(worker, { fulcrum: 'w', t: 'snapshot', id: message.id, entries: [...entries.values()].filter((e) => !isExpired(e, now)) });
+        sendTo(worker, { fulcrum: 'w', t: 'snapshot', id: message.id, entries: entries.live(Date.now()) });
         return;
       }
       case 'change': {

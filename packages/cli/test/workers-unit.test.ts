@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LoadBalancerSnapshot, Replicator, StickEntry } from '@fulcrum/core';
-import { mergeReports, parseWorkers, startFulcrum, type WorkerChange, type WorkerReport } from '../src';
+import { MergedEntries, mergeReports, parseWorkers, startFulcrum, type WorkerChange, type WorkerReport } from '../src';
 import { get, startBackend, until } from './helpers';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -38,6 +38,27 @@ describe('mergeReports', () => {
       ['b2', 'down', 4, 0, 0],
     ]);
     expect(mergeReports([])).toEqual({});
+  });
+});
+
+describe('MergedEntries (the primary\'s stick-table entries)', () => {
+  const entry = (key: string, updatedAt: number, value: string, expiresAt = 10_000, origin = 'a') => ({ key, updatedAt, expiresAt, origin, value });
+  it('keeps the last writer per key, drops expired entries, and evicts the least recently written past its capacity', () => {
+    const merged = new MergedEntries(3);
+    merged.merge([entry('k1', 5, 'b1'), entry('k1', 3, 'b2'), entry('k2', 1, 'b1'), entry('k3', 1, 'b1', 50)]);
+    expect(merged.live(0).map((e) => [e.key, (e as { value: string }).value])).toEqual([
+      ['k1', 'b1'],
+      ['k2', 'b1'],
+      ['k3', 'b1'],
+    ]);
+    // A client-chosen key flood cannot grow it: k1 (written before k2, k3) goes first.
+    merged.merge([entry('k4', 2, 'b2')]);
+    expect(merged.size).toBe(3);
+    expect(merged.live(0).map((e) => e.key)).toEqual(['k2', 'k3', 'k4']);
+    for (let i = 0; i < 1000; i++) merged.merge([entry(`flood-${i}`, 9, 'b1')]);
+    expect(merged.size).toBe(3);
+    expect(merged.live(100).map((e) => e.key)).toEqual(['flood-997', 'flood-998', 'flood-999']);
+    expect(new MergedEntries().capacity).toBe(1_000_000);
   });
 });
 
