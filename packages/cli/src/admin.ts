@@ -3,6 +3,7 @@
  * `add server`, `del server`) as small JSON-over-HTTP endpoints, on its own port or under a path.
  *
  *   GET    {prefix}/state                               every pool's snapshot and every split
+ *                                                       (`fulcrum --workers`: summed; `?per=worker` adds each worker's)
  *   POST   {prefix}/pools/:pool/backends/:id/drain       (also /maintenance, /ready)
  *   PUT    {prefix}/pools/:pool/backends/:id/weight      body { "weight": 3 }
  *   POST   {prefix}/pools/:pool/backends                 body: a backend spec → 201
@@ -32,8 +33,11 @@ export interface AdminControl {
   reload(): Promise<void>;
   /** A change succeeded here (`fulcrum --workers`: every other worker applies it too). */
   changed?(change: WorkerChange): void;
-  /** Every worker's pools with their counters summed (`fulcrum --workers`); `undefined` in one process. */
-  aggregate?(): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number }[] }> | undefined;
+  /**
+   * Every worker's pools with their counters summed (`fulcrum --workers`), and with `perWorker` each
+   * worker's own; `undefined` in one process.
+   */
+  aggregate?(perWorker?: boolean): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[] }> | undefined;
 }
 
 /** Largest request body the admin API reads. */
@@ -114,7 +118,9 @@ export function createAdminHandler(control: AdminControl, options: AdminHandlerO
   const route = async (method: string, parts: readonly string[], req: IncomingMessage): Promise<[number, unknown]> => {
     const [first, name, second, id, action] = parts;
     if (parts.length === 1 && first === 'state' && (method === 'GET' || method === 'HEAD')) {
-      const aggregated = control.aggregate?.();
+      const query = req.url?.indexOf('?') ?? -1;
+      const perWorker = query !== -1 && new URLSearchParams(req.url!.slice(query + 1)).get('per') === 'worker';
+      const aggregated = control.aggregate?.(perWorker);
       if (aggregated !== undefined) return [200, { ...(await aggregated), splits: control.splits() }];
       const pools: Record<string, LoadBalancerSnapshot> = {};
       for (const pool of control.poolNames()) pools[pool] = control.pool(pool)!.snapshot();

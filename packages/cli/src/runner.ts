@@ -859,12 +859,17 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   /** Every worker's counters summed (states from the checking worker), when this is a worker. */
-  aggregate(): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number }[] }> | undefined {
+  aggregate(perWorker = false): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[] }> | undefined {
     const worker = this.#options.worker;
     if (worker === undefined) return undefined;
     return worker.collect().then((reports) => ({
       pools: mergeReports(reports),
-      workers: reports.map((r) => ({ slot: r.slot, pid: r.pid, requests: Object.values(r.pools).reduce((sum, p) => sum + p.backends.reduce((n, b) => n + b.requests, 0), 0) })),
+      workers: reports.map((r) => ({
+        slot: r.slot,
+        pid: r.pid,
+        requests: Object.values(r.pools).reduce((sum, p) => sum + p.backends.reduce((n, b) => n + b.requests, 0), 0),
+        ...(perWorker ? { pools: r.pools } : {}),
+      })),
     }));
   }
 

@@ -123,6 +123,12 @@ describe('fulcrum --workers', () => {
       expect(total).toBe(state.workers.reduce((n, w) => n + w.requests, 0));
       expect(total).toBeGreaterThanOrEqual(12 + 20 + 12);
       expect(state.pools.web.backends.find((b) => b.id === 'b1')!.state).toBe('draining');
+      const perWorker = JSON.parse((await get(admin, '/state?per=worker', { headers: auth })).body) as { workers: { slot: number; pools: { web: { backends: { state: string; requests: number }[] } } }[] };
+      expect(perWorker.workers.map((w) => w.pools.web.backends.map((b) => b.state))).toEqual([
+        ['draining', 'up'],
+        ['draining', 'up'],
+      ]);
+      for (const w of perWorker.workers) expect(w.pools.web.backends.reduce((n, b) => n + b.requests, 0)).toBeGreaterThan(0);
       // The stats page's data is the same aggregate, whichever worker serves it.
       for (let i = 0; i < 2; i++) {
         const page = JSON.parse((await get(portOf(started.stats), '/stats?format=json')).body) as { pools: { web: { backends: { requests: number }[] } } };
