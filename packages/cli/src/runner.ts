@@ -594,8 +594,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
               nodeId: this.#nodeId(config),
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
               // Between workers of one host the IPC is cheap, and round-robin sends a client's next
-              // connection to another worker at once: publish each write right away, not in 50 ms batches.
-              ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0 } : {}),
+              // connection to another worker at once: publish each write as it is made (a batch of
+              // one), not in 50 ms batches — so the primary relays it before it hands that worker
+              // the client's next connection, over the same channel.
+              ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0, maxBatch: 1 } : {}),
             });
     }
     return { spec, lb, lastCheck, table };
