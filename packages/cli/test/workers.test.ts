@@ -1,5 +1,6 @@
 // `fulcrum --workers N` with real processes: the bundled bin (bin-bundle.ts) as a primary and its
 // cluster workers. Which worker answered is read from the access log's `pid` (JSON lines on stdout).
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -181,6 +182,46 @@ describe('fulcrum --workers', () => {
       await b2.close();
     }
   }, 120_000);
+
+  it("a worker killed with requests in flight fails only its own requests; the other worker's complete", async () => {
+    const held: ServerResponse[] = [];
+    const backend = createHttpServer((req, res) => {
+      if (req.url === '/hold') held.push(res);
+      else res.end('ok');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const { proxy, started } = await startWorkers({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { backends: [{ id: 'b1', address: `http://127.0.0.1:${(backend.address() as { port: number }).port}` }]} },
+      accessLog: { format: 'json', flushMs: 5 },
+    });
+    try {
+      const port = portOf((started.frontends as string[])[0]);
+      const victim = lines(proxy.out.stderr).find((l) => l.msg === 'worker started' && l.worker === 2)!.pid as number;
+      const mark = logged(proxy);
+      // Four connections, round-robin over two workers: both hold requests.
+      const replies = [0, 1, 2, 3].map(() => get(port, '/hold').then((r) => r.status, () => 'failed' as const));
+      await until(() => held.length === 4, 'four requests held at the backend', 10_000);
+      process.kill(victim, 'SIGKILL');
+      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim), 'the primary noticing the exit', 10_000);
+      for (const res of held) res.end('done');
+      const results = await Promise.all(replies);
+      const ok = results.filter((r) => r === 200).length;
+      expect(ok).toBeGreaterThanOrEqual(1);
+      expect(results.filter((r) => r === 'failed').length).toBe(4 - ok);
+      // Every request the surviving worker took completed, and only the killed worker's failed.
+      await until(() => logged(proxy) >= mark + ok, 'the survivor access-log lines');
+      const survivor = lines(proxy.out.stdout).slice(mark);
+      expect(survivor.every((e) => e.pid !== victim && e.status === 200)).toBe(true);
+      expect(survivor).toHaveLength(ok);
+      // And the fleet serves on.
+      expect((await get(port, '/')).status).toBe(200);
+    } finally {
+      await stop(proxy);
+      backend.closeAllConnections();
+      backend.close();
+    }
+  }, 60_000);
 
   it('a config that cannot start starts no worker loop: exit 1, no "stopped"', async () => {
     const taken: Server = createServer();
