@@ -103,6 +103,42 @@ describe('a runner as a worker', () => {
     expect(ownReplication.published).toEqual([]);
   });
 
+  it('applies other workers splits, backend additions and removals, and broadcasts its own', async () => {
+    const b1 = await startBackend('b1');
+    cleanups.push(() => b1.close());
+    const link = recordingLink(2);
+    const fulcrum = await startFulcrum(
+      {
+        frontends: [{ port: 0, host: '127.0.0.1' }],
+        pools: { blue: { backends: [{ id: 'b1', address: b1.url }] }, green: { backends: [{ id: 'g1', address: b1.url }] } },
+        routes: [{ name: 'main', split: [{ pool: 'blue', weight: 100 }, { pool: 'green', weight: 0 }] }],
+        split: { cookie: false },
+        admin: { port: 0, host: '127.0.0.1', token: 'admin-token-0123456789abcdef' },
+      },
+      { logger: () => undefined, worker: link.options, watch: false },
+    );
+    cleanups.push(() => fulcrum.close(1000));
+    fulcrum.applyChange({ op: 'split', route: 'main', weights: { blue: 0, green: 100 } });
+    fulcrum.applyChange({ op: 'add', pool: 'blue', spec: { id: 'b9', address: b1.url } });
+    fulcrum.applyChange({ op: 'remove', pool: 'green', id: 'g1' });
+    fulcrum.applyChange({ op: 'split', route: 'nope', weights: { blue: 1 } });
+    fulcrum.applyChange({ op: 'add', pool: 'blue', spec: { id: 'b9', address: b1.url } });
+    expect(fulcrum.pool('blue')!.get('b9')).toBeDefined();
+    await until(() => fulcrum.pool('green')!.get('g1') === undefined, 'g1 removed');
+    const admin = fulcrum.addresses().admin!.port;
+    const auth = { authorization: 'Bearer admin-token-0123456789abcdef', 'content-type': 'application/json' };
+    const state = JSON.parse((await get(admin, '/state', { headers: auth })).body) as { splits: Record<string, Record<string, number>> };
+    expect(state.splits.main).toEqual({ blue: 0, green: 100 });
+    expect((await get(admin, '/routes/main/split', { method: 'PUT', headers: auth, body: '{"blue":50,"green":50}' })).status).toBe(200);
+    expect((await get(admin, '/pools/blue/backends', { method: 'POST', headers: auth, body: JSON.stringify({ id: 'b8', address: b1.url }) })).status).toBe(201);
+    expect((await get(admin, '/pools/blue/backends/b8', { method: 'DELETE', headers: auth })).status).toBe(202);
+    expect(link.changes).toEqual([
+      { op: 'split', route: 'main', weights: { blue: 50, green: 50 } },
+      { op: 'add', pool: 'blue', spec: { id: 'b8', address: b1.url } },
+      { op: 'remove', pool: 'blue', id: 'b8' },
+    ]);
+  });
+
   it('applies other workers changes and health verdicts, broadcasts its own admin changes, and survives bad ones', async () => {
     const b1 = await startBackend('b1');
     const b2 = await startBackend('b2');
