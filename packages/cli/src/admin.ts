@@ -3,6 +3,7 @@
  * `add server`, `del server`) as small JSON-over-HTTP endpoints, on its own port or under a path.
  *
  *   GET    {prefix}/state                               every pool's snapshot and every split
+ *                                                       (`fulcrum --workers`: summed; `?per=worker` adds each worker's)
  *   POST   {prefix}/pools/:pool/backends/:id/drain       (also /maintenance, /ready)
  *   PUT    {prefix}/pools/:pool/backends/:id/weight      body { "weight": 3 }
  *   POST   {prefix}/pools/:pool/backends                 body: a backend spec → 201
@@ -19,6 +20,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isInvalidOptionError, type LoadBalancer, type LoadBalancerSnapshot } from '@fulcrum/core';
+import type { WorkerChange } from './workers';
 
 /** What the admin API acts on (the runner implements it). */
 export interface AdminControl {
@@ -29,6 +31,13 @@ export interface AdminControl {
   setSplit(route: string, weights: Readonly<Record<string, number>>): void;
   /** Re-read the config file; rejects with the validation error. */
   reload(): Promise<void>;
+  /** A change succeeded here (`fulcrum --workers`: every other worker applies it too). */
+  changed?(change: WorkerChange): void;
+  /**
+   * Every worker's pools with their counters summed (`fulcrum --workers`), and with `perWorker` each
+   * worker's own; `undefined` in one process.
+   */
+  aggregate?(perWorker?: boolean): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[] }> | undefined;
 }
 
 /** Largest request body the admin API reads. */
@@ -109,33 +118,46 @@ export function createAdminHandler(control: AdminControl, options: AdminHandlerO
   const route = async (method: string, parts: readonly string[], req: IncomingMessage): Promise<[number, unknown]> => {
     const [first, name, second, id, action] = parts;
     if (parts.length === 1 && first === 'state' && (method === 'GET' || method === 'HEAD')) {
+      const query = req.url?.indexOf('?') ?? -1;
+      const perWorker = query !== -1 && new URLSearchParams(req.url!.slice(query + 1)).get('per') === 'worker';
+      const aggregated = control.aggregate?.(perWorker);
+      if (aggregated !== undefined) return [200, { ...(await aggregated), splits: control.splits() }];
       const pools: Record<string, LoadBalancerSnapshot> = {};
       for (const pool of control.poolNames()) pools[pool] = control.pool(pool)!.snapshot();
       return [200, { pools, splits: control.splits() }];
     }
     if (parts.length === 1 && first === 'reload' && method === 'POST') {
       await control.reload();
+      control.changed?.({ op: 'reload' });
       return [200, { reloaded: true }];
     }
     if (first === 'pools' && name !== undefined && second === 'backends') {
       const lb = poolOf(name);
       if (parts.length === 3 && method === 'POST') {
-        const backend = lb.add((await readJson(req)) as never);
+        const spec = await readJson(req);
+        const backend = lb.add(spec as never);
+        control.changed?.({ op: 'add', pool: name, spec });
         return [201, { added: backend.id }];
       }
       if (parts.length === 4 && id !== undefined && method === 'DELETE') {
         if (lb.get(id) === undefined) throw new HttpError(404, `no backend ${JSON.stringify(id)} in pool ${JSON.stringify(name)}`);
         void lb.remove(id);
+        control.changed?.({ op: 'remove', pool: name, id });
         return [202, { removing: id }];
       }
       if (parts.length === 5 && id !== undefined) {
         if (lb.get(id) === undefined) throw new HttpError(404, `no backend ${JSON.stringify(id)} in pool ${JSON.stringify(name)}`);
-        if (method === 'POST' && action === 'drain') return lb.drain(id), [200, { id, state: lb.get(id)!.state }];
-        if (method === 'POST' && action === 'maintenance') return lb.maintain(id), [200, { id, state: lb.get(id)!.state }];
-        if (method === 'POST' && action === 'ready') return lb.ready(id), [200, { id, state: lb.get(id)!.state }];
+        if (method === 'POST' && (action === 'drain' || action === 'maintenance' || action === 'ready')) {
+          if (action === 'drain') lb.drain(id);
+          else if (action === 'maintenance') lb.maintain(id);
+          else lb.ready(id);
+          control.changed?.({ op: action, pool: name, id });
+          return [200, { id, state: lb.get(id)!.state }];
+        }
         if (method === 'PUT' && action === 'weight') {
           const body = (await readJson(req)) as { weight?: unknown } | undefined;
           lb.setWeight(id, body?.weight as number);
+          control.changed?.({ op: 'weight', pool: name, id, weight: body?.weight as number });
           return [200, { id, weight: lb.get(id)!.weight }];
         }
       }
@@ -143,6 +165,7 @@ export function createAdminHandler(control: AdminControl, options: AdminHandlerO
     if (first === 'routes' && name !== undefined && second === 'split' && parts.length === 3 && method === 'PUT') {
       const weights = (await readJson(req)) as Record<string, number>;
       control.setSplit(name, weights);
+      control.changed?.({ op: 'split', route: name, weights });
       return [200, { route: name, split: control.splits()[name] }];
     }
     throw new HttpError(404, 'no such admin endpoint');

@@ -2,7 +2,9 @@
 export { runCli } from './main';
 export type { CliIo } from './main';
 export { startFulcrum } from './runner';
-export type { FulcrumInstance, StartOptions } from './runner';
+export type { FulcrumInstance, StartOptions, WorkerOptions } from './runner';
+export { MergedEntries, mergeReports, parseWorkers } from './workers';
+export type { WorkerChange, WorkerReport } from './workers';
 export { LOG_LEVELS, createLogger, stderrLogger } from './log';
 export type { LogLevel, LoggerOptions, RunnerLogger } from './log';
 export { substituteEnv, validateConfig, validateConfigAsync } from './config';

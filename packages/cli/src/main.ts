@@ -17,14 +17,16 @@ import { announceReady, handOver, HANDOVER_ENV, receiveHandover, type Inherited 
 import { loadConfig } from './load';
 import { LOG_LEVELS, createLogger, type LogLevel, type RunnerLogger } from './log';
 import { startFulcrum } from './runner';
+import { WorkerLink, parseWorkers, runPrimary, workerSlot } from './workers';
 
 /** How long a successor may take to receive the handover, start and serve, ms. */
 const UPGRADE_TIMEOUT_MS = 30_000;
 
-const USAGE = `usage: fulcrum --config <file.json> [--check] [--log-level <level>] [--log-format json|text]
+const USAGE = `usage: fulcrum --config <file.json> [--check] [--workers N|auto] [--log-level <level>] [--log-format json|text]
 
   -c, --config <file>       the config file (JSON; see the README of @fulcrum/cli and schema/fulcrum.schema.json)
       --check               validate the config and exit: 0 if valid, 1 with the error if not
+      --workers <N|auto>    worker processes sharing the listeners (auto = one per core); default 1, one process
       --log-level <level>   debug, info (default), warn or error: the least severe line written to stderr
       --log-format <format> json (default; pino-compatible lines) or text
   -v, --version             the version
@@ -52,6 +54,7 @@ interface ParsedArgs {
   version: boolean;
   logLevel: LogLevel;
   logFormat: 'json' | 'text';
+  workers: number;
 }
 
 /** The value of `--name value` or `--name=value` at `argv[i]`; `undefined` when `arg` is not that option. */
@@ -63,7 +66,7 @@ function optionValue(argv: readonly string[], i: number, names: readonly string[
 }
 
 function parseArgs(argv: readonly string[]): ParsedArgs | string {
-  const parsed: ParsedArgs = { config: undefined, check: false, help: false, version: false, logLevel: 'info', logFormat: 'json' };
+  const parsed: ParsedArgs = { config: undefined, check: false, help: false, version: false, logLevel: 'info', logFormat: 'json', workers: 1 };
   // `pnpm start -- --config f.json` passes the `--` through: it ends nothing here.
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -83,12 +86,17 @@ function parseArgs(argv: readonly string[]): ParsedArgs | string {
     const config = optionValue(argv, i, ['--config', '-c']);
     const level = config ?? optionValue(argv, i, ['--log-level']);
     const format = level ?? optionValue(argv, i, ['--log-format']);
-    const found = format;
+    const workers = format ?? optionValue(argv, i, ['--workers']);
+    const found = workers;
     if (found === undefined) return `unknown argument ${JSON.stringify(arg)}`;
     if (found.value === undefined || found.value === '') return `${arg} needs a value`;
     i = found.next;
     if (config !== undefined) parsed.config = found.value;
-    else if (level !== undefined) {
+    else if (format === undefined) {
+      const count = parseWorkers(found.value);
+      if (typeof count === 'string') return count;
+      parsed.workers = count;
+    } else if (level !== undefined) {
       if (!(LOG_LEVELS as readonly string[]).includes(found.value)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(found.value)}`;
       parsed.logLevel = found.value as LogLevel;
     } else {
@@ -123,7 +131,10 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
     io.stdout(`fulcrum ${io.version ?? 'unknown'} (node ${process.version})\n`);
     return 0;
   }
-  const logger = io.logger ?? createLogger({ level: args.logLevel, format: args.logFormat, write: io.stderr });
+  const baseLogger = io.logger ?? createLogger({ level: args.logLevel, format: args.logFormat, write: io.stderr });
+  const slot = workerSlot();
+  // A worker's lines say which worker wrote them.
+  const logger: RunnerLogger = slot === undefined ? baseLogger : (level, msg, fields) => baseLogger(level, msg, { worker: slot, pid: process.pid, ...fields });
   if (args.config === undefined) {
     io.stderr(`fulcrum: --config is required\n${USAGE}`);
     return 2;
@@ -141,6 +152,8 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
     io.stdout(`fulcrum: ${args.config}: valid (${config.pools.size} pool${config.pools.size === 1 ? '' : 's'}, ${config.frontends.length} frontend${config.frontends.length === 1 ? '' : 's'})\n`);
     return 0;
   }
+  if (slot !== undefined) return runWorker(slot, config, args.config, io, logger);
+  if (args.workers > 1) return runPrimary({ workers: args.workers, log: logger, shutdownGraceMs: config.shutdownGraceMs });
   // A successor (SIGUSR2 in the predecessor) takes its listeners and state before it starts.
   let inherit: Inherited | undefined;
   if (io.env[HANDOVER_ENV] === '1') {
@@ -225,5 +238,69 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
     process.on('SIGUSR2', onUpgrade);
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
+  });
+}
+
+/**
+ * One worker of `fulcrum --workers N`: the proxy, linked to the others through the primary. It
+ * drains and exits 0 when the primary says so (its SIGTERM), on its own SIGTERM/SIGINT, or when the
+ * primary is gone; SIGHUP reaches it from the primary as a reload message, so its own is ignored.
+ */
+async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadConfig>>, file: string, io: CliIo, logger: RunnerLogger): Promise<number> {
+  const link = new WorkerLink(slot);
+  let instance;
+  try {
+    instance = await startFulcrum(config, {
+      configFile: file,
+      env: io.env,
+      logger,
+      worker: { slot, runsChecks: link.runsChecks, replicator: link.replicator, broadcast: (change) => link.broadcast(change), collect: () => link.collect() },
+    });
+  } catch (error) {
+    io.stderr(`fulcrum: worker ${slot} cannot start: ${(error as Error).message}\n`);
+    link.detach();
+    if (process.connected) process.disconnect();
+    return 1;
+  }
+  const running = instance;
+  link.onChange = (change) => running.applyChange(change);
+  link.report = () => running.workerReport();
+  const at = running.addresses();
+  const text = (a: { address: string; port: number } | undefined): string | undefined => (a === undefined ? undefined : `${a.address}:${a.port}`);
+  link.started({
+    frontends: at.frontends.map((a) => text(a)!),
+    ...(at.admin === undefined ? {} : { admin: text(at.admin)! }),
+    ...(at.stats === undefined ? {} : { stats: text(at.stats)! }),
+    ...(at.metrics === undefined ? {} : { metrics: text(at.metrics)! }),
+  });
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const onHup = (): void => logger('debug', 'SIGHUP ignored by a worker: the primary reloads every worker');
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      running.close().then(
+        () => {
+          process.off('SIGHUP', onHup);
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          process.off('disconnect', stop);
+          link.detach();
+          // The IPC channel would keep the process alive.
+          if (process.connected) process.disconnect();
+          resolveExit(0);
+        },
+        (error: unknown) => {
+          io.stderr(`fulcrum: worker ${slot} shutdown failed: ${(error as Error).message}\n`);
+          resolveExit(1);
+        },
+      );
+    };
+    link.onShutdown = stop;
+    if (link.shutdownRequested) stop();
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('disconnect', stop);
   });
 }

@@ -35,7 +35,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { LoadBalancer, StickTable, type BackendState, type HealthOptions, type Probe } from '@fulcrum/core';
+import { LoadBalancer, StickTable, type BackendState, type HealthOptions, type LoadBalancerSnapshot, type Probe, type Replicator } from '@fulcrum/core';
 import type { Server as TlsServer } from 'node:tls';
 import {
   ConnectionLimit,
@@ -50,6 +50,8 @@ import {
   createTlsContext,
   normalizeListenerOptions,
   prometheusHandler,
+  renderPrometheus,
+  PROMETHEUS_CONTENT_TYPE,
   redirectToHttps,
   statsPage,
   type AccessLogEntry,
@@ -72,6 +74,7 @@ import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type 
 import { loadConfig } from './load';
 import { stderrLogger, type RunnerLogger } from './log';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
+import { mergeReports, type WorkerChange, type WorkerReport } from './workers';
 
 /** How often Node sweeps connections for expired header and request timeouts, ms. */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
@@ -105,7 +108,24 @@ export interface StartOptions {
    * counters, admin states and learned stickiness are restored before the first request is served.
    */
   inherit?: Inherited;
+  /** Set by `fulcrum --workers N` in each worker: how it shares state with the others (see workers.ts). */
+  worker?: WorkerOptions;
 }
+
+/** A worker's link to the others, through the primary. */
+export interface WorkerOptions {
+  /** 1, 2, …: the worker's slot; its node id is `<nodeId>.w<slot>`. */
+  readonly slot: number;
+  /** Whether this worker runs the active health checks; the others apply its verdicts. */
+  readonly runsChecks: boolean;
+  /** The stick-tables' and shared rate limits' replicator when the config has no `replication`. */
+  readonly replicator: Replicator<unknown>;
+  /** Send an admin change made here, or a health verdict, to every other worker. */
+  broadcast(change: WorkerChange): void;
+  /** Every worker's report, for the aggregated admin state and metrics. */
+  collect(): Promise<WorkerReport[]>;
+}
+
 
 /** A running proxy. */
 export interface FulcrumInstance {
@@ -177,7 +197,8 @@ function logPoolEvents(lb: LoadBalancer, pool: string, lastCheck: ReadonlyMap<st
   lb.on('state', (id, from, to, cause) => {
     const fields: Record<string, unknown> = { pool, backend: id, from: STATE_WORDS[from], to: STATE_WORDS[to], reason: CAUSE_WORDS[cause] };
     if (cause === 'probe') fields.check = lastCheck.get(id);
-    log(to === 'down' ? 'warn' : 'info', `backend ${pool}/${id} is ${STATE_WORDS[to]}`, fields);
+    // A worker applying the checking worker's verdict repeats its line: only at debug.
+    log(cause === 'handover' ? 'debug' : to === 'down' ? 'warn' : 'info', `backend ${pool}/${id} is ${STATE_WORDS[to]}`, fields);
   });
   lb.on('ejected', (id, rule, until) => {
     log('warn', `backend ${pool}/${id} is ejected`, { pool, backend: id, reason: 'outlier', rule, forMs: Math.max(0, Math.round(until - lb.clock.now())) });
@@ -220,6 +241,9 @@ function engineOf(proxy: ProxyHandler): RawDispatchEngine {
  * instances already know (their snapshot), ms; past it the instance serves with what it has.
  */
 const STICKY_SYNC_WAIT_MS = 5000;
+
+/** The longest timer Node keeps: the check interval of a worker that never checks. */
+const NEVER_MS = 2_147_483_647;
 
 /** Bind `server`, or make it accept on the socket a predecessor handed over. */
 function listen(server: Server, port: number, host: string, inherited?: InheritedListener): Promise<void> {
@@ -288,6 +312,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   #watcher: FSWatcher | undefined;
   #watchTimer: NodeJS.Timeout | undefined;
   #inflight = 0;
+  /** The checking worker's last verdict per `pool␟backend` (workers that do not check). */
+  readonly #verdicts = new Map<string, boolean>();
+  /** A worker's last aggregate of every worker's pools, which its stats page shows. */
+  #aggregated: Record<string, LoadBalancerSnapshot> | undefined;
   /**
    * Set at the first start while the stick-tables load their replicated snapshot: requests wait on
    * it rather than being balanced without what the other instances know (HAProxy's peers sync before
@@ -310,8 +338,11 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   async start(): Promise<void> {
     const config = this.config;
     if (config.replication !== undefined) {
-      this.#replication = await openReplicator(config.replication, config.nodeId, this.#options.importModule ?? ((name) => import(name)));
+      this.#replication = await openReplicator(config.replication, this.#nodeId(config), this.#options.importModule ?? ((name) => import(name)));
       this.#replicationKey = JSON.stringify(config.replication);
+    } else if (this.#options.worker !== undefined) {
+      // The primary relays between the workers and keeps the merged entries for the snapshot.
+      this.#replication = { replicator: this.#options.worker.replicator, close: async () => undefined };
     }
     try {
       await this.#apply(config, true);
@@ -332,8 +363,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     if (file !== undefined && this.#options.watch !== false) this.#watch(file);
     this.#started = true;
     const bound = this.addresses();
-    this.#log('info', 'fulcrum started', {
-      nodeId: config.nodeId,
+    this.#log('info', this.#options.worker === undefined ? 'fulcrum started' : 'worker serving', {
+      nodeId: this.#nodeId(config),
       frontends: bound.frontends.map((a) => `${a.address}:${a.port}`),
       pools: [...config.pools.keys()],
       ...(bound.admin === undefined ? {} : { admin: `${bound.admin.address}:${bound.admin.port}` }),
@@ -533,12 +564,14 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       this.#stats?.close();
       this.#statsListener?.close();
       const source = Object.fromEntries([...next].map(([n, p]) => [n, p.lb]));
+      // A worker's page shows every worker's counters: its pools' snapshots are the aggregate.
+      const pageSource = this.#options.worker === undefined ? source : Object.fromEntries([...next].map(([n, p]) => [n, this.#aggregatedView(n, p.lb)]));
       const stats = config.stats;
       const page = (adminPath: string | undefined): StatsHandler =>
-        statsPage(source, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) });
+        this.#aggregating(statsPage(pageSource, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) }));
       this.#stats = stats !== undefined && config.frontends.some((f) => f.stats) ? page(statsAdminPath) : undefined;
       this.#statsListener = stats?.listener !== undefined ? page(statsOnAdminListener ? '/' : undefined) : undefined;
-      this.#metrics = config.metrics === undefined ? undefined : prometheusHandler(source);
+      this.#metrics = config.metrics === undefined ? undefined : this.#options.worker !== undefined ? this.#workerMetrics : prometheusHandler(source);
       this.#statsGate = endpointGate(stats?.auth, 'fulcrum-stats');
       this.#metricsGate = endpointGate(config.metrics?.auth, 'fulcrum-metrics');
     }
@@ -601,12 +634,23 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     } else {
       lastCheck = new Map();
       const health = spec.balancer.health as HealthOptions | undefined;
-      lb = new LoadBalancer({
-        ...spec.balancer,
-        ...(health === undefined ? {} : { health: { ...health, probe: recordingProbe(health.probe, spec.name, lastCheck, this.#log) } }),
-        backends: spec.backends,
-      });
+      const worker = this.#options.worker;
+      let checks: HealthOptions | undefined = health === undefined ? undefined : { ...health, probe: recordingProbe(health.probe, spec.name, lastCheck, this.#log) };
+      if (checks !== undefined && worker !== undefined && !worker.runsChecks) {
+        // Health checks run once, in the checking worker: this one never probes (its first check
+        // would come in ~24 days, and answers the last verdict it received) and applies the
+        // checking worker's verdicts through `restoreHealth` (`applyChange`).
+        const name = spec.name;
+        checks = { ...checks, probe: (backend) => Promise.resolve(this.#verdicts.get(`${name}\u001f${backend.id}`) ?? true), intervalMs: NEVER_MS, fastIntervalMs: NEVER_MS, downIntervalMs: NEVER_MS };
+      }
+      lb = new LoadBalancer({ ...spec.balancer, ...(checks === undefined ? {} : { health: checks }), backends: spec.backends });
       logPoolEvents(lb, spec.name, lastCheck, this.#log);
+      if (checks !== undefined && worker?.runsChecks === true) {
+        const name = spec.name;
+        lb.on('state', (id, _from, to, cause) => {
+          if (cause === 'probe') worker.broadcast({ op: 'health', pool: name, id, up: to !== 'down' });
+        });
+      }
     }
     const sticky = spec.stickiness;
     let table: StickTable<string> | undefined;
@@ -617,8 +661,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
           : new StickTable<string>({
               capacity: DEFAULT_STICKY_CAPACITY,
               ttlMs: sticky.ttlMs ?? DEFAULT_STICKY_TTL_MS,
-              nodeId: config.nodeId,
+              nodeId: this.#nodeId(config),
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
+              // Between workers of one host the IPC is cheap, and round-robin sends a client's next
+              // connection to another worker at once: publish each write as it is made (a batch of
+              // one), not in 50 ms batches — so the primary relays it before it hands that worker
+              // the client's next connection, over the same channel.
+              ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0, maxBatch: 1 } : {}),
             });
     }
     return { spec, lb, lastCheck, table };
@@ -694,7 +743,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         found = new RateLimiter(
           options,
           options.shared && this.#replication
-            ? { nodeId: config.nodeId, replicator: namespaced<number>(this.#replication.replicator, `rate:${scope}`) }
+            ? { nodeId: this.#nodeId(config), replicator: namespaced<number>(this.#replication.replicator, `rate:${scope}`) }
             : {},
           scope,
         );
@@ -870,6 +919,105 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     this.#proxy!.upgrade.call(server, req, socket, head);
   };
 
+  // ── Workers (`fulcrum --workers N`) ───────────────────────────────────────────────────────────
+
+  #nodeId(config: FulcrumConfig): string {
+    const worker = this.#options.worker;
+    if (worker === undefined) return config.nodeId;
+    const suffix = `.w${worker.slot}`;
+    return config.nodeId.slice(0, 64 - suffix.length) + suffix;
+  }
+
+  /** An admin API change made here: every other worker applies it too. */
+  changed(change: WorkerChange): void {
+    this.#options.worker?.broadcast(change);
+  }
+
+  /** Every worker's counters summed (states from the checking worker), when this is a worker. */
+  aggregate(perWorker = false): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[] }> | undefined {
+    const worker = this.#options.worker;
+    if (worker === undefined) return undefined;
+    return worker.collect().then((reports) => ({
+      pools: mergeReports(reports),
+      workers: reports.map((r) => ({
+        slot: r.slot,
+        pid: r.pid,
+        requests: Object.values(r.pools).reduce((sum, p) => sum + p.backends.reduce((n, b) => n + b.requests, 0), 0),
+        ...(perWorker ? { pools: r.pools } : {}),
+      })),
+    }));
+  }
+
+  /** This worker's snapshots, for an aggregation another worker asked for. */
+  workerReport(): WorkerReport {
+    const pools: Record<string, LoadBalancerSnapshot> = {};
+    for (const [name, pool] of this.#pools) pools[name] = pool.lb.snapshot();
+    return { slot: this.#options.worker?.slot ?? 0, pid: process.pid, pools };
+  }
+
+  /** Apply a change another worker made (admin API) or found (health verdict). Never throws. */
+  applyChange(change: WorkerChange): void {
+    try {
+      if (change.op === 'reload') return this.reloadLogged('another worker');
+      if (change.op === 'split') return this.#router?.setSplit(/^\d+$/.test(change.route) ? Number(change.route) : change.route, change.weights);
+      const lb = this.#pools.get(change.pool)?.lb;
+      if (lb === undefined) return;
+      if (change.op === 'add') {
+        lb.add(change.spec as never);
+        return;
+      }
+      if (lb.get(change.id) === undefined) return;
+      if (change.op === 'health') {
+        this.#verdicts.set(`${change.pool}\u001f${change.id}`, change.up);
+        lb.restoreHealth(change.id, change.up ? Number.MAX_SAFE_INTEGER : 0);
+      } else if (change.op === 'drain') lb.drain(change.id);
+      else if (change.op === 'maintenance') lb.maintain(change.id);
+      else if (change.op === 'ready') lb.ready(change.id);
+      else if (change.op === 'weight') lb.setWeight(change.id, change.weight);
+      else void lb.remove(change.id);
+    } catch (error) {
+      this.#log('warn', 'a change from another worker could not be applied', { change: change.op, error: (error as Error).message });
+    }
+  }
+
+  /**
+   * A pool as a worker's stats page reads it: its own events (every worker sees the same state
+   * changes), and the snapshot of every worker summed, fetched by `#aggregating` before the page's JSON is built.
+   */
+  #aggregatedView(name: string, lb: LoadBalancer): LoadBalancer {
+    return { on: lb.on.bind(lb), off: lb.off.bind(lb), clock: lb.clock, snapshot: () => this.#aggregated?.[name] ?? lb.snapshot() } as unknown as LoadBalancer;
+  }
+
+  /** In a worker, `handler`'s `?format=json` is answered once every worker's snapshot is in (the HTML page is static). */
+  #aggregating(handler: StatsHandler): StatsHandler {
+    if (this.#options.worker === undefined) return handler;
+    const wrapped = ((req: IncomingMessage, res: ServerResponse): void => {
+      const url = req.url ?? '/';
+      const query = url.indexOf('?');
+      if (query === -1 || new URLSearchParams(url.slice(query + 1)).get('format') !== 'json') return handler(req, res);
+      void this.aggregate()!.then((state) => {
+        this.#aggregated = state.pools;
+        handler(req, res);
+      });
+    }) as StatsHandler;
+    wrapped.close = () => handler.close();
+    return wrapped;
+  }
+
+  /** Prometheus metrics summed over every worker, plus the worker count. */
+  #workerMetrics = (req: IncomingMessage, res: ServerResponse): void => {
+    req.resume();
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    void this.aggregate()!.then((state) => {
+      const text = `${renderPrometheus(state.pools)}# HELP fulcrum_workers Worker processes that answered this scrape.\n# TYPE fulcrum_workers gauge\nfulcrum_workers ${state.workers.length}\n`;
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    });
+  };
+
   #requestEnded = (): void => {
     this.#inflight--;
     if (this.#inflight === 0) this.#idle?.();
@@ -1002,7 +1150,10 @@ function isValidated(input: unknown): input is FulcrumConfig {
  * once every frontend listens; rejects — with nothing left open — if the config is invalid or a port
  * cannot be bound.
  */
-export async function startFulcrum(config: unknown, options: StartOptions = {}): Promise<FulcrumInstance & { reloadLogged(cause: string): void }> {
+export async function startFulcrum(
+  config: unknown,
+  options: StartOptions = {},
+): Promise<FulcrumInstance & { reloadLogged(cause: string): void; applyChange(change: WorkerChange): void; workerReport(): WorkerReport }> {
   const validated = isValidated(config)
     ? config
     : await validateConfigAsync(config, { ...(options.env === undefined ? {} : { env: options.env }), ...(options.importModule === undefined ? {} : { importModule: options.importModule }) });

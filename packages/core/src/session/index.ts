@@ -13,4 +13,4 @@ export {
   shouldTouch,
 } from './session-store';
 export type { SessionLike, SessionSerializer, StoreCallback } from './session-store';
-export { compareWrites, isStickEntry, mergeStickEntry } from '../stick/merge';
+export { compareWrites, isExpired, isStickEntry, mergeStickEntry } from '../stick/merge';

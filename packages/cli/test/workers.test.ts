@@ -1,0 +1,254 @@
+// `fulcrum --workers N` with real processes: the bundled bin (bin-bundle.ts) as a primary and its
+// cluster workers. Which worker answered is read from the access log's `pid` (JSON lines on stdout).
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleBin, type BinRun, type BundledBin } from './bin-bundle';
+import { TOKEN, get, startBackend, until } from './helpers';
+
+let bundled: BundledBin;
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+beforeAll(async () => {
+  bundled = await bundleBin();
+}, 60_000);
+
+afterAll(() => bundled.remove());
+
+type Line = Record<string, unknown>;
+const lines = (text: string): Line[] =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Line);
+const portOf = (address: unknown): number => Number(String(address).split(':').pop());
+
+/** Requests logged since `from` access-log lines: the pids that served them and the backends they went to. */
+function served(proxy: BinRun, from: number): { pids: Set<number>; backends: string[] } {
+  const entries = lines(proxy.out.stdout).slice(from);
+  return { pids: new Set(entries.map((e) => e.pid as number)), backends: entries.map((e) => String(e.backendId ?? e.backend)) };
+}
+const logged = (proxy: BinRun): number => lines(proxy.out.stdout).length;
+
+async function startWorkers(config: object, workers = 2, extra: string[] = []): Promise<{ proxy: BinRun; started: Line }> {
+  const file = join(bundled.dir, `workers-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  const proxy = bundled.run(['--config', file, '--workers', String(workers), ...extra]);
+  await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
+  return { proxy, started: lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')! };
+}
+
+async function stop(proxy: BinRun): Promise<void> {
+  if (proxy.child.exitCode !== null) return;
+  proxy.child.kill('SIGTERM');
+  await proxy.exited;
+}
+
+/** `count` requests, each on its own connection (so round-robin spreads them over the workers). */
+async function burst(port: number, count: number, headers: Record<string, string> = {}): Promise<string[]> {
+  const bodies: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const reply = await get(port, '/', { headers });
+    expect(reply.status).toBe(200);
+    bodies.push(reply.body);
+  }
+  return bodies;
+}
+
+describe('fulcrum --workers', () => {
+  it('serves from every worker; stickiness, admin drains and health verdicts hold across workers; a killed worker is replaced', async () => {
+    const b1 = await startBackend('b1');
+    const b2 = await startBackend('b2');
+    const { proxy, started } = await startWorkers(
+      {
+        frontends: [{ port: 0, host: '127.0.0.1' }],
+        pools: {
+          web: {
+            algorithm: 'round-robin',
+            backends: [
+              { id: 'b1', address: b1.url },
+              { id: 'b2', address: b2.url },
+            ],
+            stickiness: { header: 'x-user' },
+            health: { path: '/health', intervalMs: 100, rise: 1, fall: 1 },
+          },
+        },
+        admin: { port: 0, host: '127.0.0.1', token: TOKEN },
+        metrics: { path: '/metrics', port: 0, host: '127.0.0.1' },
+        stats: { path: '/stats', port: 0, host: '127.0.0.1' },
+        accessLog: { format: 'json', flushMs: 5 },
+      },
+      2,
+      ['--log-level', 'debug'],
+    );
+    try {
+      expect(started.workers).toBe(2);
+      const port = portOf((started.frontends as string[])[0]);
+      const admin = portOf(started.admin);
+      const workerLines = lines(proxy.out.stderr).filter((l) => l.msg === 'worker started');
+      expect(new Set(workerLines.map((l) => l.pid)).size).toBe(2);
+
+      // 1. Both workers answer.
+      let mark = logged(proxy);
+      await burst(port, 12);
+      await until(() => logged(proxy) >= mark + 12, 'twelve access-log lines');
+      expect(served(proxy, mark).pids.size).toBe(2);
+
+      // 2. Stickiness learned on one worker holds on the other: every request of one user goes to
+      //    one backend while both workers serve them (round-robin alone would alternate b1, b2).
+      mark = logged(proxy);
+      const sticky = await burst(port, 10, { 'x-user': 'alice' });
+      const other = await burst(port, 10, { 'x-user': 'bob' });
+      expect(new Set(sticky).size).toBe(1);
+      expect(new Set(other).size).toBe(1);
+      await until(() => logged(proxy) >= mark + 20, 'twenty access-log lines');
+      expect(served(proxy, mark).pids.size).toBe(2);
+
+      // 3. An admin drain made through one worker applies on every worker.
+      const drained = await get(admin, '/pools/web/backends/b1/drain', { method: 'POST', headers: auth });
+      expect(drained.status).toBe(200);
+      mark = logged(proxy);
+      expect(new Set(await burst(port, 12))).toEqual(new Set(['b2']));
+      await until(() => logged(proxy) >= mark + 12, 'twelve access-log lines');
+      expect(served(proxy, mark).pids.size).toBe(2);
+      // The aggregated state sums both workers' counters and says the drain everywhere.
+      const state = JSON.parse((await get(admin, '/state', { headers: auth })).body) as {
+        pools: { web: { backends: { id: string; state: string; requests: number }[] } };
+        workers: { slot: number; pid: number; requests: number }[];
+      };
+      expect(state.workers.map((w) => w.slot)).toEqual([1, 2]);
+      for (const worker of state.workers) expect(worker.requests).toBeGreaterThan(0);
+      const total = state.pools.web.backends.reduce((n, b) => n + b.requests, 0);
+      expect(total).toBe(state.workers.reduce((n, w) => n + w.requests, 0));
+      expect(total).toBeGreaterThanOrEqual(12 + 20 + 12);
+      expect(state.pools.web.backends.find((b) => b.id === 'b1')!.state).toBe('draining');
+      const perWorker = JSON.parse((await get(admin, '/state?per=worker', { headers: auth })).body) as { workers: { slot: number; pools: { web: { backends: { state: string; requests: number }[] } } }[] };
+      expect(perWorker.workers.map((w) => w.pools.web.backends.map((b) => b.state))).toEqual([
+        ['draining', 'up'],
+        ['draining', 'up'],
+      ]);
+      for (const w of perWorker.workers) expect(w.pools.web.backends.reduce((n, b) => n + b.requests, 0)).toBeGreaterThan(0);
+      // The stats page's data is the same aggregate, whichever worker serves it.
+      for (let i = 0; i < 2; i++) {
+        const page = JSON.parse((await get(portOf(started.stats), '/stats?format=json')).body) as { pools: { web: { backends: { requests: number }[] } } };
+        expect(page.pools.web.backends.reduce((n, b) => n + b.requests, 0)).toBeGreaterThanOrEqual(total);
+      }
+      expect((await get(admin, '/pools/web/backends/b1/ready', { method: 'POST', headers: auth })).status).toBe(200);
+
+      // 4. Health is checked by worker 1 only; worker 2 applies its verdict: both stop sending to b2.
+      b2.setSick(true);
+      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'backend web/b2 is DOWN' && l.worker === 2), "worker 2 applying worker 1's verdict", 10_000);
+      const downs = lines(proxy.out.stderr).filter((l) => l.msg === 'backend web/b2 is DOWN');
+      expect(downs.find((l) => l.worker === 1)?.reason).toBe('check');
+      expect(downs.find((l) => l.worker === 2)?.reason).toBe('handover');
+      expect(lines(proxy.out.stderr).filter((l) => String(l.msg).startsWith('check of ')).every((l) => l.worker === 1)).toBe(true);
+      mark = logged(proxy);
+      expect(new Set(await burst(port, 12))).toEqual(new Set(['b1']));
+      await until(() => logged(proxy) >= mark + 12, 'twelve access-log lines');
+      expect(served(proxy, mark).pids.size).toBe(2);
+      // Prometheus: one scrape, every worker's requests, the checking worker's states.
+      const metrics = (await get(portOf(started.metrics), '/metrics')).body;
+      expect(metrics).toContain('fulcrum_workers 2');
+      expect(metrics).toMatch(/fulcrum_backend_up\{pool="web",backend="b2"\} 0/);
+      const counted = [...metrics.matchAll(/fulcrum_backend_requests_total\{[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      expect(counted).toBeGreaterThanOrEqual(total + 12);
+      b2.setSick(false);
+      await until(async () => new Set(await burst(port, 4)).size === 2, 'b2 back in rotation on both workers', 10_000);
+
+      // 5. A killed worker is replaced; the other serves meanwhile; the replacement knows the stickiness.
+      const victim = workerLines.find((l) => l.worker === 2)!.pid as number;
+      const aliceAt = sticky[0]!;
+      process.kill(victim, 'SIGKILL');
+      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim), 'the primary noticing the exit', 10_000);
+      expect(new Set(await burst(port, 6, { 'x-user': 'alice' }))).toEqual(new Set([aliceAt]));
+      await until(() => lines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2).length === 2, 'a replacement worker 2', 20_000);
+      const replacement = lines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2)[1]!.pid as number;
+      mark = logged(proxy);
+      expect(new Set(await burst(port, 10, { 'x-user': 'alice' }))).toEqual(new Set([aliceAt]));
+      await until(() => logged(proxy) >= mark + 10, 'ten access-log lines');
+      expect(served(proxy, mark).pids.has(replacement)).toBe(true);
+
+      // 6. SIGHUP reloads every worker; SIGTERM drains them all and exits 0.
+      proxy.child.kill('SIGHUP');
+      await until(() => new Set(lines(proxy.out.stderr).filter((l) => l.msg === 'config reloaded').map((l) => l.worker)).size === 2, 'both workers reloading');
+      proxy.child.kill('SIGTERM');
+      expect(await proxy.exited).toBe(0);
+      expect(lines(proxy.out.stderr).filter((l) => l.msg === 'fulcrum stopped' && l.worker === undefined)).toHaveLength(1);
+    } finally {
+      await stop(proxy);
+      await b1.close();
+      await b2.close();
+    }
+  }, 120_000);
+
+  it("a worker killed with requests in flight fails only its own requests; the other worker's complete", async () => {
+    const held: ServerResponse[] = [];
+    const backend = createHttpServer((req, res) => {
+      if (req.url === '/hold') held.push(res);
+      else res.end('ok');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const { proxy, started } = await startWorkers({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { backends: [{ id: 'b1', address: `http://127.0.0.1:${(backend.address() as { port: number }).port}` }]} },
+      accessLog: { format: 'json', flushMs: 5 },
+    });
+    try {
+      const port = portOf((started.frontends as string[])[0]);
+      const victim = lines(proxy.out.stderr).find((l) => l.msg === 'worker started' && l.worker === 2)!.pid as number;
+      const mark = logged(proxy);
+      // Four connections, round-robin over two workers: both hold requests.
+      const replies = [0, 1, 2, 3].map(() => get(port, '/hold').then((r) => r.status, () => 'failed' as const));
+      await until(() => held.length === 4, 'four requests held at the backend', 10_000);
+      process.kill(victim, 'SIGKILL');
+      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim), 'the primary noticing the exit', 10_000);
+      for (const res of held) res.end('done');
+      const results = await Promise.all(replies);
+      const ok = results.filter((r) => r === 200).length;
+      expect(ok).toBeGreaterThanOrEqual(1);
+      expect(results.filter((r) => r === 'failed').length).toBe(4 - ok);
+      // Every request the surviving worker took completed, and only the killed worker's failed.
+      await until(() => logged(proxy) >= mark + ok, 'the survivor access-log lines');
+      const survivor = lines(proxy.out.stdout).slice(mark);
+      expect(survivor.every((e) => e.pid !== victim && e.status === 200)).toBe(true);
+      expect(survivor).toHaveLength(ok);
+      // And the fleet serves on.
+      expect((await get(port, '/')).status).toBe(200);
+    } finally {
+      await stop(proxy);
+      backend.closeAllConnections();
+      backend.close();
+    }
+  }, 60_000);
+
+  it('a config that cannot start starts no worker loop: exit 1, no "stopped"', async () => {
+    const taken: Server = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const file = join(bundled.dir, 'taken.json');
+      writeFileSync(file, JSON.stringify({ frontends: [{ port, host: '127.0.0.1' }], pools: { web: { backends: [] } } }));
+      const proxy = bundled.run(['--config', file, '--workers', '2']);
+      expect(await proxy.exited).toBe(1);
+      expect(proxy.out.stderr).toContain('a worker could not start; stopping');
+      expect(proxy.out.stderr).not.toContain('fulcrum stopped');
+      expect(proxy.out.stderr).not.toContain('replacing it');
+    } finally {
+      taken.close();
+    }
+  }, 60_000);
+
+  it('an invalid config or --workers value starts nothing', async () => {
+    const file = join(bundled.dir, 'invalid.json');
+    writeFileSync(file, JSON.stringify({ frontends: [{ port: 0 }], pools: { web: { backends: [{ id: 'b1', address: 'http://h:1', weight: 'x' }] } } }));
+    const bad = bundled.run(['--config', file, '--workers', '2']);
+    expect(await bad.exited).toBe(1);
+    expect(bad.out.stderr).toContain('pools.web.backends[0].weight');
+    expect(bad.out.stderr).not.toContain('worker');
+    const zero = bundled.run(['--config', file, '--workers', '0']);
+    expect(await zero.exited).toBe(2);
+    expect(zero.out.stderr).toContain('--workers must be auto or a whole number from 1 to 1024, got "0"');
+  }, 30_000);
+});
