@@ -69,6 +69,7 @@ import {
 import { AccessLogWriter } from './access-log';
 import { createAdminHandler, type AdminControl } from './admin';
 import { endpointGate, type EndpointGate } from './endpoint-auth';
+import { MAX_TIMER_MS } from '@fulcrum/core/validate';
 import { adoptListener, type HandoverState, type Inherited, type InheritedListener, type PoolHandover } from './handover';
 import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateAsyncOptions, type ValidateOptions } from './config';
 import { loadConfig } from './load';
@@ -243,7 +244,7 @@ function engineOf(proxy: ProxyHandler): RawDispatchEngine {
 const STICKY_SYNC_WAIT_MS = 5000;
 
 /** The longest timer Node keeps: the check interval of a worker that never checks. */
-const NEVER_MS = 2_147_483_647;
+const NEVER_MS = MAX_TIMER_MS;
 
 /** Bind `server`, or make it accept on the socket a predecessor handed over. */
 function listen(server: Server, port: number, host: string, inherited?: InheritedListener): Promise<void> {

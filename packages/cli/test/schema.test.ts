@@ -75,13 +75,23 @@ function fullConfigs(): Record<string, Json>[] {
     {
       $schema: './node_modules/@fulcrum/cli/schema/fulcrum.schema.json',
       frontends: [
-        { port: 0, host: '127.0.0.1', engine: 'raw', stats: true, metrics: true, maxConnections: 100 },
+        {
+          port: 0,
+          host: '127.0.0.1',
+          engine: 'raw',
+          stats: true,
+          metrics: true,
+          maxConnections: 100,
+          http2: { h2c: true, maxConcurrentStreams: 100, maxHeaderListSize: 16_384, maxHeaderListPairs: 104, maxResetsPerSecond: 100, maxSessionMemoryMb: 10, idleTimeoutMs: 120_000 },
+        },
         { port: 0, host: 'localhost', engine: 'node', redirectToHttps: { port: 8443, hosts: ['a.example'] } },
       ],
       pools: {
         web: {
           backends: [{ id: 'b1', address: 'http://127.0.0.1:3001', weight: 2, backup: false, maxConnections: 10, zone: 'z1', metadata: { rack: 'r1' } }, backend('b2')],
           algorithm: 'round-robin',
+          upstreamProtocol: 'h2',
+          grpc: { failureStatuses: [14, 13], idempotentMethods: ['/users.v1.Users/Get'] },
           health: {
             type: 'http',
             path: '/health',

@@ -20,7 +20,7 @@
  *   gRPC channels keep their connection across calls, so this is longer than HTTP/1.1's 5 s.
  */
 import { InvalidOptionError } from '@fulcrum/core';
-import { isPlainObject } from '@fulcrum/core/validate';
+import { MAX_TIMER_MS, checkKnownKeys, isPlainObject, optionalBoolean, optionalInteger } from '@fulcrum/core/validate';
 
 /** The protocol a pool speaks to its backends. */
 export type UpstreamProtocol = 'http1' | 'h2';
@@ -59,32 +59,21 @@ export interface NormalizedHttp2Options {
 
 const KEYS = ['h2c', 'maxConcurrentStreams', 'maxHeaderListSize', 'maxHeaderListPairs', 'maxResetsPerSecond', 'maxSessionMemoryMb', 'idleTimeoutMs'];
 
-function int(path: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
-
 /** `http2` of the listener options: `undefined`/`false` → HTTP/1.1 only. */
 export function normalizeHttp2Options(value: unknown, path = 'http2'): NormalizedHttp2Options | undefined {
   if (value === undefined || value === false) return undefined;
   const options = value === true ? {} : value;
   if (!isPlainObject(options)) throw new InvalidOptionError(path, value, 'must be true, false or an object of HTTP/2 options');
   const given = options as Record<string, unknown>;
-  for (const key of Object.keys(given)) {
-    if (!KEYS.includes(key)) throw new InvalidOptionError(`${path}.${key}`, given[key], `is not an HTTP/2 option (known: ${KEYS.join(', ')})`);
-  }
-  if (given.h2c !== undefined && typeof given.h2c !== 'boolean') throw new InvalidOptionError(`${path}.h2c`, given.h2c, 'must be true or false');
+  checkKnownKeys(path, given, KEYS);
   return Object.freeze({
-    h2c: (given.h2c as boolean | undefined) ?? false,
-    maxConcurrentStreams: int(`${path}.maxConcurrentStreams`, given.maxConcurrentStreams, 100, 1, 10_000),
-    maxHeaderListSize: int(`${path}.maxHeaderListSize`, given.maxHeaderListSize, 16_384, 1024, 1_048_576),
-    maxHeaderListPairs: int(`${path}.maxHeaderListPairs`, given.maxHeaderListPairs, 104, 8, 10_000),
-    maxResetsPerSecond: int(`${path}.maxResetsPerSecond`, given.maxResetsPerSecond, 100, 1, 1_000_000),
-    maxSessionMemoryMb: int(`${path}.maxSessionMemoryMb`, given.maxSessionMemoryMb, 10, 1, 10_000),
-    idleTimeoutMs: int(`${path}.idleTimeoutMs`, given.idleTimeoutMs, 120_000, 1, 2_147_483_647),
+    h2c: optionalBoolean(`${path}.h2c`, given.h2c, false),
+    maxConcurrentStreams: optionalInteger(`${path}.maxConcurrentStreams`, given.maxConcurrentStreams, 100, 1, 10_000),
+    maxHeaderListSize: optionalInteger(`${path}.maxHeaderListSize`, given.maxHeaderListSize, 16_384, 1024, 1_048_576),
+    maxHeaderListPairs: optionalInteger(`${path}.maxHeaderListPairs`, given.maxHeaderListPairs, 104, 8, 10_000),
+    maxResetsPerSecond: optionalInteger(`${path}.maxResetsPerSecond`, given.maxResetsPerSecond, 100, 1, 1_000_000),
+    maxSessionMemoryMb: optionalInteger(`${path}.maxSessionMemoryMb`, given.maxSessionMemoryMb, 10, 1, 10_000),
+    idleTimeoutMs: optionalInteger(`${path}.idleTimeoutMs`, given.idleTimeoutMs, 120_000, 1, MAX_TIMER_MS),
   });
 }
 
