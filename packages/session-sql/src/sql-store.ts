@@ -223,7 +223,8 @@ export class SqlStore extends BaseStore {
         await this.#executor.run((c) => c.query(sessionTableDdl(this.#table, this.#indexPrefix)), { idempotent: true, operation: TABLE_OPERATION });
       }
       const [rows] = await this.#executor.run((c) => c.execute(ID_COLUMN_QUERY, [tableName]), { idempotent: true, read: true, operation: TABLE_OPERATION });
-      const type = String((rows as { type?: unknown }[])[0]?.type ?? '').toLowerCase();
+      const column = (rows as { type?: unknown }[])[0]?.type;
+      const type = (typeof column === 'string' ? column : Buffer.isBuffer(column) ? column.toString('utf8') : '').toLowerCase();
       this.#legacyIdColumn = type !== '' && type !== 'varbinary' && type !== 'binary' && type !== 'blob';
     }, false);
     this.#ttlSeconds = intOption('sqlStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, 1, 10 * 365 * 86_400);

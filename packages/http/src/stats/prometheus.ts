@@ -26,7 +26,7 @@ import type { Backend, BackendSnapshot, BackendState, LoadBalancerSnapshot } fro
 import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
 import type { StatsPool, StatsSource } from './source';
-import { RenderGate, SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
+import { SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
 
 /** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

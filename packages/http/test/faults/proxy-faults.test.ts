@@ -80,8 +80,7 @@ describe('a backend killed before it accepts', () => {
 
 describe('a backend killed mid-request', () => {
   it('retries a GET on another backend but never replays a POST the dead backend received', async () => {
-    let a!: Link;
-    a = await link('a', () => {
+    const a: Link = await link('a', () => {
       // The process dies after reading the request and before answering.
       void a.fault.reset().then(() => a.fault.pass());
     });
@@ -294,8 +293,7 @@ describe('5xx bursts', () => {
 describe('bodies over the replay limit', () => {
   it('replays a body of exactly maxReplayBytes byte for byte, and never one byte more', async () => {
     const limit = 4096;
-    let a!: Link;
-    a = await link('a', () => {
+    const a: Link = await link('a', () => {
       void a.fault.reset().then(() => a.fault.pass());
     });
     const b = await link('b', (_req, res, body) => res.end(createHash('sha256').update(body).digest('hex')));
@@ -315,8 +313,7 @@ describe('bodies over the replay limit', () => {
 
 describe('a client that aborts during retries', () => {
   it('starts no further attempt and releases every lease once the client has gone', async () => {
-    let a!: Link;
-    a = await link('a', () => {
+    const a: Link = await link('a', () => {
       void a.fault.reset().then(() => a.fault.pass());
     });
     const b = await link('b');

@@ -24,19 +24,18 @@ interface Instance {
 /** A real backend on 127.0.0.1: `/slow` answers after 200 ms, anything else at once, with its id. */
 async function instance(id: string, options: HealthEndpointOptions = {}): Promise<Instance> {
   const hits: string[] = [];
-  let server: Server | undefined;
   const health = healthEndpoint({ graceMs: 0, ...options });
   const app = (req: IncomingMessage, res: ServerResponse): void => {
     hits.push(req.url ?? '');
     setTimeout(() => res.end(id), req.url === '/slow' ? 200 : 0);
   };
-  server = createServer(health.wrap(app));
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const server = createServer(health.wrap(app));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   cleanups.push(() => {
     health.close();
-    server!.closeAllConnections();
-    return new Promise<void>((resolve) => server!.close(() => resolve()));
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return { id, server, address: `http://127.0.0.1:${port}`, health, hits };
 }
