@@ -129,5 +129,8 @@ export {
   sessionTtlSeconds,
   settle,
   shouldTouch,
+  KeyedLock,
+  withDeadline,
+  sessionStoreClock,
 } from './session';
 export type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from './session';

@@ -11,3 +11,6 @@ export {
   shouldTouch,
 } from './session-store';
 export type { SessionLike, SessionSerializer, StoreCallback } from './session-store';
+export { KeyedLock } from './keyed-lock';
+export { withDeadline } from './deadline';
+export { sessionStoreClock } from './clock-option';
