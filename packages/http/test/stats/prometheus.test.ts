@@ -4,6 +4,7 @@ import { FakeClock } from '@fulcrum/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { escapeLabelValue, prometheus, prometheusHandler } from '../../src/stats';
 import { heldRequest, request, serve } from './http-client';
+import { waitFor } from '../../../../test-support/wait-for';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -258,11 +259,13 @@ describe('prometheusHandler: readers that stop reading', () => {
     expect((await request(`${server.url}/metrics`)).status).toBe(503);
     // The held reader reads nothing more (a paused socket does not even see the server's close):
     // the server cuts it after 200 ms and its slot comes back — later requests get 200 again.
-    let next = await request(`${server.url}/metrics`);
-    for (let i = 0; next.status === 503 && i < 200; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      next = await request(`${server.url}/metrics`);
-    }
+    const next = await waitFor(
+      async () => {
+        const answer = await request(`${server.url}/metrics`);
+        return answer.status === 503 ? undefined : answer;
+      },
+      { what: 'the render slot to come back', intervalMs: 50 },
+    );
     expect(next.status).toBe(200);
     expect(next.body.endsWith('fulcrum_pool_panic{pool="huge"} 0\n')).toBe(true);
     // What the stalled reader got is truncated, and it is told so once it reads again.
