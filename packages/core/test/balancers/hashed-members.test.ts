@@ -1,16 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { Backend, normalizeBackendSpec } from '../../src/backend';
 import type { Balancer } from '../../src/balancers/balancer';
 import { KeylessRoundRobin, eligibleById } from '../../src/balancers/hashed-members';
 import { Maglev } from '../../src/balancers/maglev';
 import { Rendezvous } from '../../src/balancers/rendezvous';
 import { RingHash } from '../../src/balancers/ring-hash';
+import { backend } from './fixtures';
 
 // What the three hashing balancers share; the rest of what they promise in common (eligibility,
 // the same key for any listing order, retries) is checkBalancer's, run on every built-in in
 // test/testing/built-ins.test.ts.
-
-const backend = (id: string, weight = 1) => new Backend(normalizeBackendSpec({ id, address: '127.0.0.1:1', weight }));
 
 const HASHING: [string, () => Balancer][] = [
   ['maglev', () => new Maglev({ tableSize: 1009 })],

@@ -1,34 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Backend, normalizeBackendSpec } from '../../src/backend';
+import { Backend } from '../../src/backend';
 import { Maglev } from '../../src/balancers/maglev';
 import { isInvalidOptionError } from '../../src/errors';
-
-const backend = (id: string, weight = 1) => new Backend(normalizeBackendSpec({ id, address: '127.0.0.1:1', weight }));
-const keys = (count: number, salt = '') => Array.from({ length: count }, (_, i) => `user:${salt}${i}`);
+import { backend, catchError, keys, weightedSet } from './fixtures';
 
 function maglev(backends: readonly Backend[], tableSize?: number): Maglev {
   const balancer = new Maglev(tableSize === undefined ? {} : { tableSize });
   balancer.update(backends);
   return balancer;
 }
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
-
-const weightedSet = (min: number, max: number) =>
-  fc
-    .uniqueArray(fc.nat(1_000_000), { minLength: min, maxLength: max })
-    .chain((ids) =>
-      fc.tuple(fc.constant(ids), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: ids.length, maxLength: ids.length })),
-    )
-    .map(([ids, weights]) => ids.map((id, i) => backend(`backend-${id}`, weights[i])));
 
 describe('Maglev', () => {
   it('is a hashing balancer named maglev with the paper’s 65537-slot table by default', () => {

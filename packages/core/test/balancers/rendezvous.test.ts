@@ -1,10 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Backend, mutable, normalizeBackendSpec } from '../../src/backend';
+import { Backend, mutable } from '../../src/backend';
 import { Rendezvous } from '../../src/balancers/rendezvous';
-
-const backend = (id: string, weight = 1) => new Backend(normalizeBackendSpec({ id, address: '127.0.0.1:1', weight }));
-const keys = (count: number, salt = '') => Array.from({ length: count }, (_, i) => `user:${salt}${i}`);
+import { backend, keys } from './fixtures';
 
 function rendezvous(backends: readonly Backend[]): Rendezvous {
   const balancer = new Rendezvous();

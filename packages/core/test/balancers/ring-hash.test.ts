@@ -1,27 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Backend, mutable, normalizeBackendSpec } from '../../src/backend';
+import { Backend, mutable } from '../../src/backend';
 import { RingHash } from '../../src/balancers/ring-hash';
 import { isInvalidOptionError } from '../../src/errors';
 import { murmur3 } from '../../src/hash';
-
-const backend = (id: string, weight = 1) => new Backend(normalizeBackendSpec({ id, address: '127.0.0.1:1', weight }));
-const keys = (count: number, salt = '') => Array.from({ length: count }, (_, i) => `user:${salt}${i}`);
+import { backend, keys, weightedSet } from './fixtures';
 
 function ring(backends: readonly Backend[], options: ConstructorParameters<typeof RingHash>[0] = {}): RingHash {
   const balancer = new RingHash(options);
   balancer.update(backends);
   return balancer;
 }
-
-/** Unique ids with integer weights 1..4: the weights sum to ≥ 1, where point counts are per backend. */
-const weightedSet = (min: number, max: number) =>
-  fc
-    .uniqueArray(fc.nat(1_000_000), { minLength: min, maxLength: max })
-    .chain((ids) =>
-      fc.tuple(fc.constant(ids), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: ids.length, maxLength: ids.length })),
-    )
-    .map(([ids, weights]) => ids.map((id, i) => backend(`backend-${id}`, weights[i])));
 
 describe('RingHash', () => {
   it('is a hashing balancer named ring-hash with Envoy’s default bounds', () => {
