@@ -488,10 +488,10 @@ export class SqlStore extends BaseStore {
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────
 
-  #deleteInBatches(operation: string, sql: string, params: () => unknown[]): Promise<number> {
+  async #deleteInBatches(operation: string, sql: string, params: () => unknown[]): Promise<number> {
     this.#assertOpen();
     const run: RunStatement = (name, statement, values) => this.#run(name, statement, values, true);
-    return deleteInBatches(run, operation, sql, params, this.#cleanupBatchSize, () => this.#closed);
+    return await deleteInBatches(run, operation, sql, params, this.#cleanupBatchSize, () => this.#closed);
   }
 
   /** Whether the table's id column keeps `sid` apart from other ids (always, unless it is a legacy column). */

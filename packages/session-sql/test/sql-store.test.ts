@@ -6,7 +6,7 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SESSION_ID_LENGTH, isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';
 import { FakeClock, checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
-import { deferred } from '../../../test-support/wait-for';
+import { deferred, waitFor } from '../../../test-support/wait-for';
 import { SqlStore, SqlContentionError, isSessionConflictError, classifyFailure } from '@fulcrum/session-sql';
 import type { PoolLike } from '@fulcrum/session-sql';
 import { createPool, dropTables, requireMysql, uniqueTable, readSession } from './helpers';
@@ -201,6 +201,25 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     const [rows] = (await pool.query(`SELECT id FROM \`${tables.at(-1)}\``)) as unknown as [{ id: Buffer }[]];
     expect(rows.map((row) => row.id.toString())).toEqual(['long']);
     await store.close();
+  });
+
+  it('runs its cleanup timer on its clock option, and refuses cleanup() once closed', async () => {
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const name = table('clock_cleanup');
+    // random 0.5: the timer fires exactly at cleanupIntervalMs (±10% jitter around it otherwise).
+    const store = new SqlStore({ pool, table: name, cleanupIntervalMs: 60_000, random: () => 0.5, clock });
+    await store.set('gone', sessionFor(1000, {}, clock.now()));
+    await store.set('kept', sessionFor(3_600_000, {}, clock.now()));
+    const count = async () => {
+      const [[row]] = (await pool.query(`SELECT COUNT(*) AS n FROM \`${name}\``)) as unknown as [[{ n: number }]];
+      return Number(row.n);
+    };
+    await clock.advance(59_999);
+    expect(await count()).toBe(2);
+    await clock.advance(1);
+    await waitFor(async () => (await count()) === 1, { what: 'the timer’s cleanup to delete the expired row' });
+    await store.close();
+    await expect(store.cleanup()).rejects.toSatisfy(isStoreUnavailableError);
   });
 
   it('decides touch throttling on its clock option', async () => {
