@@ -1,16 +1,30 @@
 // Shared build for every package: run from a package folder as `tsup --config ../../tsup.config.ts`.
-// Entries are the package's public entry points: src/index.ts, plus src/testing/index.ts where present.
-// A package with two entries (core) is built with code splitting, in both formats: what the entries
-// share lives in one chunk, so `@fulcrum/core/testing` uses the same `Backend` and error classes as
-// `@fulcrum/core` (instanceof holds across the entries) instead of carrying a second copy of core.
-import { existsSync } from 'node:fs';
+// Entries are the package's public entry points, read from its `exports` map: the ESM file of each
+// subpath, `./dist/X.js`, is built from `src/X.ts` (`.` → src/index.ts, `./testing` →
+// src/testing/index.ts, `@fulcrum/http/proxy` → src/proxy/index.ts, …).
+// A package with several entries is built with code splitting, in both formats: what the entries
+// share lives in chunks, so `@fulcrum/core/testing` uses the same `Backend` and error classes as
+// `@fulcrum/core`, and `@fulcrum/http/proxy` the same classes as `@fulcrum/http` (instanceof holds
+// across the entries) instead of each entry carrying its own copy.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineConfig } from 'tsup';
 
+interface ExportTarget {
+  import?: { default?: string };
+}
+
 const cwd = process.cwd();
-const entry: Record<string, string> = { index: 'src/index.ts' };
-const hasTesting = existsSync(join(cwd, 'src/testing/index.ts'));
-if (hasTesting) entry['testing/index'] = 'src/testing/index.ts';
+const manifest = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as { exports?: Record<string, ExportTarget | string> };
+const entry: Record<string, string> = {};
+for (const [subpath, target] of Object.entries(manifest.exports ?? { '.': { import: { default: './dist/index.js' } } })) {
+  if (subpath === './package.json' || typeof target === 'string') continue;
+  const file = target.import?.default;
+  const match = file === undefined ? null : /^\.\/dist\/(.+)\.js$/.exec(file);
+  if (match === null) throw new Error(`${subpath}: the ESM target ${String(file)} is not ./dist/<name>.js`);
+  entry[match[1]!] = `src/${match[1]}.ts`;
+}
+const split = Object.keys(entry).length > 1;
 
 export default defineConfig({
   entry,
@@ -24,7 +38,7 @@ export default defineConfig({
   },
   clean: true,
   target: 'node20',
-  splitting: hasTesting,
+  splitting: split,
   treeshake: true,
   outDir: 'dist',
 });

@@ -6,8 +6,11 @@
 //  3. install the tarballs into a fresh project in the temporary directory — outside the
 //     workspace, so nothing resolves to the repository — with the peers a user would add;
 //  4. import every entry of every package from ESM and from CJS, checking they export the same
-//     names, and that `@fulcrum/core/testing` shares core's classes (`instanceof` across entries);
-//  5. type-check a TypeScript file importing every entry under `moduleResolution` `node16` (as an
+//     names, that `@fulcrum/core/testing` shares core's classes (`instanceof` across entries), and
+//     that every subpath entry (`@fulcrum/http/proxy`, `@fulcrum/core/validate`, …) exports the very
+//     objects of its package's main entry, not copies;
+//  5. run the installed `fulcrum` bin (@fulcrum/cli) as a user would: --help and --version;
+//  6. type-check a TypeScript file importing every entry under `moduleResolution` `node16` (as an
 //     ES module and as CommonJS) and `bundler`, strict, with the packages' .d.ts checked.
 //
 // Usage: node scripts/check-pack.mjs [--keep]   (--keep leaves the temporary project for a look)
@@ -148,9 +151,12 @@ try {
   // 4. Every entry from ESM and from CJS.
   step('importing every entry from ESM and CJS');
   const entries = packages.flatMap(({ pkg }) => entriesOf(pkg));
+  // Every subpath entry shares the main entry's classes and functions (one chunk, not a copy).
+  const subpathsOf = Object.fromEntries(packages.map(({ pkg }) => [pkg.name, entriesOf(pkg).filter((entry) => entry !== pkg.name)]).filter(([, subs]) => subs.length > 0));
   writeFileSync(
     join(app, 'esm.mjs'),
     `const entries = ${JSON.stringify(entries)};
+const subpathsOf = ${JSON.stringify(subpathsOf)};
 const names = {};
 for (const entry of entries) {
   const mod = await import(entry);
@@ -165,12 +171,30 @@ try { testing.createBackends([{ id: 'bad id!', address: 'x' }]); throw new Error
 catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error('ESM: not an @fulcrum/core InvalidOptionError: ' + error); }
 const http = await import('@fulcrum/http');
 if (http.InvalidOptionError !== core.InvalidOptionError) throw new Error('ESM: @fulcrum/http re-exports another InvalidOptionError');
+
+for (const [pkgName, entryNames] of Object.entries(subpathsOf)) {
+  const main = await import(pkgName);
+  for (const entry of entryNames) {
+    const sub = await import(entry);
+    for (const name of Object.keys(sub)) {
+      if (name in main && sub[name] !== main[name]) throw new Error('ESM: ' + entry + ' exports another ' + name + ' than ' + pkgName + ' (a second copy instead of a shared chunk)');
+    }
+  }
+}
+const dispatcher = (await import('@fulcrum/http/dispatcher')).createBalancedDispatcher({ balancer: { backends: [{ id: 'a', address: 'http://127.0.0.1:1' }] } });
+if (!(dispatcher instanceof (await import('@fulcrum/http')).BalancedDispatcher)) throw new Error('ESM: @fulcrum/http/dispatcher makes no @fulcrum/http BalancedDispatcher');
+await dispatcher.close();
+try { (await import('@fulcrum/core/validate')).finiteNumber('x', Number.NaN); throw new Error('finiteNumber accepted NaN'); }
+catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error('ESM: @fulcrum/core/validate throws no @fulcrum/core InvalidOptionError: ' + error); }
+try { (await import('@fulcrum/http/proxy')).createProxy({}); throw new Error('createProxy accepted no balancer'); }
+catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error('ESM: @fulcrum/http/proxy throws no @fulcrum/core InvalidOptionError: ' + error); }
 process.stdout.write(JSON.stringify(names));
 `,
   );
   writeFileSync(
     join(app, 'cjs.cjs'),
     `const entries = ${JSON.stringify(entries)};
+const subpathsOf = ${JSON.stringify(subpathsOf)};
 const names = {};
 for (const entry of entries) {
   const mod = require(entry);
@@ -183,7 +207,24 @@ const [backend] = testing.createBackends([{ id: 'a', address: 'http://127.0.0.1:
 if (!(backend instanceof core.Backend)) throw new Error('CJS: createBackends()[0] is not an @fulcrum/core Backend');
 try { testing.createBackends([{ id: 'bad id!', address: 'x' }]); throw new Error('accepted a bad id'); }
 catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error('CJS: not an @fulcrum/core InvalidOptionError: ' + error); }
-process.stdout.write(JSON.stringify(names));
+
+for (const [pkgName, entryNames] of Object.entries(subpathsOf)) {
+  const main = require(pkgName);
+  for (const entry of entryNames) {
+    const sub = require(entry);
+    for (const name of Object.keys(sub)) {
+      if (name in main && sub[name] !== main[name]) throw new Error('CJS: ' + entry + ' exports another ' + name + ' than ' + pkgName + ' (a second copy instead of a shared chunk)');
+    }
+  }
+}
+const dispatcher = require('@fulcrum/http/dispatcher').createBalancedDispatcher({ balancer: { backends: [{ id: 'a', address: 'http://127.0.0.1:1' }] } });
+if (!(dispatcher instanceof require('@fulcrum/http').BalancedDispatcher)) throw new Error('CJS: @fulcrum/http/dispatcher makes no @fulcrum/http BalancedDispatcher');
+dispatcher.close().then(() => process.stdout.write(JSON.stringify(names)));
+try { require('@fulcrum/core/validate').finiteNumber('x', Number.NaN); throw new Error('finiteNumber accepted NaN'); }
+catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error('CJS: @fulcrum/core/validate throws no @fulcrum/core InvalidOptionError: ' + error); }
+try { require('@fulcrum/http/proxy').createProxy({}); throw new Error('createProxy accepted no balancer'); }
+catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error('CJS: @fulcrum/http/proxy throws no @fulcrum/core InvalidOptionError: ' + error); }
+
 `,
   );
   const [esm, cjs] = await Promise.all([run('ESM imports', process.execPath, ['esm.mjs'], { cwd: app }), run('CJS requires', process.execPath, ['cjs.cjs'], { cwd: app })]);
@@ -194,6 +235,14 @@ process.stdout.write(JSON.stringify(names));
       if (JSON.stringify(esmNames[entry]) !== JSON.stringify(cjsNames[entry])) problems.push(`${entry}: the ESM and CJS builds export different names`);
     }
   }
+
+  // The commands as a user runs them: each package's bins from the installed tarballs.
+  step('running the installed bins');
+  const fulcrumHelp = await run('fulcrum --help (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--help'], { cwd: app });
+  if (fulcrumHelp !== undefined && !/^usage: fulcrum --config/m.test(fulcrumHelp)) problems.push(`fulcrum --help printed no usage:\n${fulcrumHelp.trim()}`);
+  const fulcrumVersion = await run('fulcrum --version (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--version'], { cwd: app });
+  const cliVersion = packages.find(({ pkg }) => pkg.name === '@fulcrum/cli')?.pkg.version;
+  if (fulcrumVersion !== undefined && !fulcrumVersion.startsWith(`fulcrum ${cliVersion} `)) problems.push(`fulcrum --version printed ${JSON.stringify(fulcrumVersion.trim())}, not version ${cliVersion}`);
 
   // 5. TypeScript: every entry, three resolutions.
   step('type-checking imports under node16 (ESM and CJS) and bundler');

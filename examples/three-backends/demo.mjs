@@ -34,7 +34,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startFulcrum } from '@fulcrum/http';
+import { startFulcrum } from '@fulcrum/cli';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BACKEND_IDS = ['app-1', 'app-2', 'app-3'];

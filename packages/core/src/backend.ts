@@ -5,7 +5,7 @@
  * only the load balancer writes them.
  */
 import { InvalidOptionError } from './errors';
-import { finiteNumber, isPlainObject } from './validate';
+import { finiteNumber, isPlainObject } from './validate/checks';
 
 export interface BackendSpec {
   /** Unique; 1–64 chars of [A-Za-z0-9._:-]; stable across restarts and instances (hashing uses it). */
@@ -51,7 +51,7 @@ export const MAX_BACKEND_WEIGHT = 1_000_000;
  */
 export const MIN_BACKEND_WEIGHT = 0.01;
 
-const WEIGHT_EXPECTED = `must be 0 or a finite number from ${MIN_BACKEND_WEIGHT} to ${MAX_BACKEND_WEIGHT} (0 = no new unsticky traffic)`;
+const WEIGHT_EXPECTED = `must be 0 or a finite number ≥ ${MIN_BACKEND_WEIGHT} and ≤ ${MAX_BACKEND_WEIGHT} (0 = no new unsticky traffic)`;
 
 /**
  * A backend weight, checked: 0, or finite and within [`MIN_BACKEND_WEIGHT`, `MAX_BACKEND_WEIGHT`].

@@ -24,8 +24,13 @@ export const ErrorCodes = Object.freeze({
   SESSION_CONFLICT: 'FULCRUM_SESSION_CONFLICT',
   /** `DnsDiscoveryError` (`@fulcrum/http`): a DNS discovery refresh failed. */
   DNS_DISCOVERY: 'FULCRUM_DNS_DISCOVERY',
-  /** `ConfigFileError` (`@fulcrum/http`, the `fulcrum` CLI): a config file could not be read or parsed. */
+  /** `ConfigFileError` (`@fulcrum/cli`, the `fulcrum` command): a config file could not be read or parsed. */
   CONFIG_FILE: 'FULCRUM_CONFIG_FILE',
+  /**
+   * `ConfigPathError` (`@fulcrum/http`, the `fulcrum` CLI): a file a config refers to (a certificate,
+   * a key, the access log) is not a usable file.
+   */
+  CONFIG_PATH: 'FULCRUM_CONFIG_PATH',
   /** `CorruptFileError` (`@fulcrum/session-fs`): a session file or stick-log record failed its checks. */
   CORRUPT_FILE: 'FULCRUM_FS_CORRUPT_FILE',
   /** `InvariantViolation` (`@fulcrum/core/testing`): `checkBalancer` found a broken invariant. */

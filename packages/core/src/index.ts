@@ -1,6 +1,8 @@
 // The public surface of @fulcrum/core. Re-exports only; no logic lives here.
-export { Backend, BACKEND_ID_PATTERN, MAX_BACKEND_WEIGHT, MIN_BACKEND_WEIGHT, normalizeBackendSpec, normalizeBackendSpecs, validateAddress, validateWeight } from './backend';
-export type { BackendSpec, BackendState, NormalizedBackendSpec } from './backend';
+// Option checks and `normalize*` functions are in `@fulcrum/core/validate`; session-store and
+// replicator rules in `@fulcrum/core/session`; the property-test kit in `@fulcrum/core/testing`.
+export { Backend, BACKEND_ID_PATTERN, MAX_BACKEND_WEIGHT, MIN_BACKEND_WEIGHT } from './backend';
+export type { BackendSpec, BackendState } from './backend';
 
 export { createLoadBalancer, LoadBalancer, Lease } from './load-balancer';
 export type {
@@ -38,9 +40,7 @@ export type { Clock, Timer } from './clock';
 export { defaultRandom, createSeededRandom } from './random';
 export type { Random } from './random';
 
-export { isPlainObject } from './validate';
 export {
-  describeValue,
   ErrorCodes,
   FulcrumError,
   InvalidOptionError,
@@ -57,58 +57,21 @@ export {
 } from './errors';
 export type { FailureKind, FulcrumErrorCode } from './errors';
 
-export {
-  DEFAULT_HEALTH_COUNTER,
-  HealthChecker,
-  MAX_TIMER_MS,
-  OutlierDetector,
-  applyAdminDirectives,
-  checkPhase,
-  fullHealth,
-  initialHealth,
-  interpretProbeValue,
-  isBackendFailure,
-  normalizeHealthOptions,
-  normalizeOutlierOptions,
-  normalizePanicThreshold,
-  normalizeSlowStartOptions,
-  reduceHealth,
-  resolveState,
-  slowStartFactor,
-} from './health';
+// Health: the options and the probe contract. The counter arithmetic, the checker and the outlier
+// detector are the load balancer's internals; `normalize*Options` are in `@fulcrum/core/validate`.
 export type {
-  AdminDirectives,
   AdminState,
-  CheckPhase,
   EjectionCause,
-  HealthCheckerDeps,
-  HealthCounterConfig,
-  HealthObservation,
   HealthOptions,
   HealthStatus,
-  InitialHealthState,
-  NormalizedHealthOptions,
-  NormalizedOutlierOptions,
-  NormalizedSlowStartOptions,
-  OutlierDetectorDeps,
-  OutlierHostState,
   OutlierOptions,
   Probe,
   ProbeResult,
   SlowStartOptions,
 } from './health';
 
-export {
-  MemoryReplicator,
-  NODE_ID_PATTERN,
-  StickTable,
-  compareStickEntries,
-  compareWrites,
-  isExpired,
-  isStickEntry,
-  mergeStickEntry,
-  mergeStickStates,
-} from './stick';
+// Stick-tables. The merge rule replicators use is in `@fulcrum/core/session`.
+export { MemoryReplicator, NODE_ID_PATTERN, StickTable } from './stick';
 export type {
   MemoryReplicatorOptions,
   Replicator,
@@ -118,19 +81,3 @@ export type {
   StickTombstone,
   StickValueEntry,
 } from './stick';
-
-export {
-  DEFAULT_SESSION_TTL_SECONDS,
-  MAX_SESSION_ID_LENGTH,
-  assertSessionId,
-  isValidSessionId,
-  jsonSerializer,
-  sessionExpiresAt,
-  sessionTtlSeconds,
-  settle,
-  shouldTouch,
-  KeyedLock,
-  withDeadline,
-  sessionStoreClock,
-} from './session';
-export type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from './session';

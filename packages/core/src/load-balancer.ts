@@ -38,7 +38,7 @@ import { applyAdminDirectives, checkPhase, initialHealth, reduceHealth, resolveS
 import type { AdminState, HealthStatus } from './health/state-machine';
 import { defaultRandom } from './random';
 import type { Random } from './random';
-import { isPlainObject, optionalNumber } from './validate';
+import { isPlainObject, optionalNumber } from './validate/checks';
 
 /** What the load balancer needs of a stick-table: `StickTable<string>` fits. */
 export interface AffinityTable {
@@ -108,8 +108,9 @@ export interface MembershipChange {
  * Why a backend's state changed: an admin call (`drain`, `maintain`, `ready`), an active check or
  * what its agent reported, or its removal. Passive observation of traffic acts through outlier
  * ejection, reported by the `'ejected'` and `'restored'` events (an ejected backend keeps its state).
+ * `'handover'`: the counter another process had reached was restored (`restoreHealth`, a seamless upgrade).
  */
-export type StateCause = 'admin' | 'probe' | 'removal';
+export type StateCause = 'admin' | 'probe' | 'removal' | 'handover';
 
 export interface LoadBalancerEvents {
   state: (id: string, from: BackendState, to: BackendState, cause: StateCause) => void;
@@ -551,6 +552,22 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
   /** Return a drained or maintained backend to service (its health decides up or down). */
   ready(id: string): void {
     this.#setAdmin(this.#requireMember(id), 'ready');
+  }
+
+  /**
+   * Set a backend's active-check counter to what another load balancer had reached (its
+   * `snapshot().backends[i].health.value`): a process taking over from another — the `fulcrum` CLI's
+   * seamless upgrade — carries health over instead of starting every backend at `initialState`.
+   * The value is clamped to `[0, rise + fall − 1]`; without health checks, or for an unknown id, it
+   * does nothing (a handover may name backends the new configuration dropped).
+   */
+  restoreHealth(id: string, counter: number): void {
+    const member = this.#byId.get(id);
+    const health = this.#health;
+    if (member === undefined || member.removing || health === undefined || !Number.isFinite(counter)) return;
+    const value = Math.min(health.rise + health.fall - 1, Math.max(0, Math.round(counter)));
+    member.health = { health: value, up: value >= health.rise };
+    if (this.#applyState(member, 'handover')) this.#refresh();
   }
 
   /** Plain JSON for stats pages, metrics and logs. */

@@ -22,7 +22,8 @@ const packageReadme = (name: string) => readFileSync(new URL(`../../${name}/READ
 /** Codes whose classes live in other packages (their own tests check the classes): code, class, package. */
 const elsewhere = [
   [ErrorCodes.DNS_DISCOVERY, 'DnsDiscoveryError', 'http'],
-  [ErrorCodes.CONFIG_FILE, 'ConfigFileError', 'http'],
+  [ErrorCodes.CONFIG_FILE, 'ConfigFileError', 'cli'],
+  [ErrorCodes.CONFIG_PATH, 'ConfigPathError', 'cli'],
   [ErrorCodes.CORRUPT_FILE, 'CorruptFileError', 'session-fs'],
 ] as const;
 

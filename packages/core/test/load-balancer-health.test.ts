@@ -253,3 +253,60 @@ describe('eligibility invariant', () => {
     );
   });
 });
+
+describe('restoreHealth: a handover carries the check counter over', () => {
+  const health = (probe: () => Promise<boolean>) => ({ probe, rise: 2, fall: 3, intervalMs: 1000, jitter: 0 });
+
+  it('continues from the counter another load balancer reached, to the check', async () => {
+    const clock = new FakeClock(0);
+    const { verdicts, probe } = scriptedProbe();
+    const before = createLoadBalancer({ backends: specs(2), algorithm: 'round-robin', clock, health: { ...health(async () => true), probe, initialState: 'fully-up' } });
+    verdicts.set('b1', false);
+    await clock.advance(1000); // b1: one failure from fully up (4) → 3, still up
+    const counter = before.snapshot().backends.find((b) => b.id === 'b1')!.health!.value;
+    expect(counter).toBe(3);
+    before.close();
+
+    const after = createLoadBalancer({ backends: specs(2), algorithm: 'round-robin', clock, health: { ...health(async () => true), probe, initialState: 'fully-up' } });
+    const events: string[] = [];
+    after.on('state', (id, from, to, cause) => events.push(`${id}:${from}->${to}:${cause}`));
+    after.restoreHealth('b1', counter);
+    expect(after.snapshot().backends.find((b) => b.id === 'b1')!.health!.value).toBe(3);
+    // Without the handover b1 would need three failures; with it, the two left take it down.
+    await clock.advance(1000);
+    expect(after.get('b1')!.state).toBe('up');
+    await clock.advance(1000);
+    expect(after.get('b1')!.state).toBe('down');
+    expect(events).toEqual(['b1:up->down:probe']);
+    after.close();
+  });
+
+  it('takes a backend that was down out of rotation at once, and says why', () => {
+    const clock = new FakeClock(0);
+    const lb = createLoadBalancer({ backends: specs(3), algorithm: 'round-robin', clock, health: health(async () => true) });
+    const events: string[] = [];
+    lb.on('state', (id, from, to, cause) => events.push(`${id}:${from}->${to}:${cause}`));
+    lb.restoreHealth('b2', 0);
+    expect(lb.get('b2')!.state).toBe('down');
+    expect(idsOf(lb)).toEqual(new Set(['b0', 'b1']));
+    expect(events).toEqual(['b2:up->down:handover']);
+    lb.close();
+  });
+
+  it('clamps the counter and ignores unknown ids, non-numbers and pools without checks', () => {
+    const clock = new FakeClock(0);
+    const lb = createLoadBalancer({ backends: specs(1), clock, health: health(async () => true) });
+    lb.restoreHealth('b0', 99);
+    expect(lb.snapshot().backends[0]!.health!.value).toBe(4);
+    lb.restoreHealth('b0', -5);
+    expect(lb.get('b0')!.state).toBe('down');
+    lb.restoreHealth('b0', Number.NaN);
+    expect(lb.snapshot().backends[0]!.health!.value).toBe(0);
+    expect(() => lb.restoreHealth('nope', 0)).not.toThrow();
+    lb.close();
+    const unchecked = createLoadBalancer({ backends: specs(1), clock });
+    unchecked.restoreHealth('b0', 0);
+    expect(unchecked.get('b0')!.state).toBe('up');
+    unchecked.close();
+  });
+});

@@ -5,14 +5,14 @@ import {
   MAX_SESSION_ID_LENGTH,
   assertSessionId,
   isValidSessionId,
-  realClock,
   sessionExpiresAt,
   sessionStoreClock,
   sessionTtlSeconds,
   settle,
   shouldTouch,
   withDeadline,
-} from '@fulcrum/core';
+} from '@fulcrum/core/session';
+import { realClock } from '@fulcrum/core';
 import { FakeClock } from '@fulcrum/core/testing';
 import { deferred } from '../../../test-support/wait-for';
 

@@ -33,12 +33,18 @@ export {
   compileHashBy,
 } from './affinity';
 export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from './affinity';
-export { httpProbe, tcpProbe } from './probes';
-export type { ExpectStatus, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { grpcHealthProbe, httpProbe, tcpProbe } from './probes';
+export type { ExpectStatus, GrpcHealthProbeOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export { GrpcStatus, parseGrpcTimeout } from './h2/grpc';
+export type { GrpcOptions } from './h2/grpc';
+export { normalizeHttp2Options } from './h2/options';
+export type { Http2Options, NormalizedHttp2Options, UpstreamProtocol } from './h2/options';
+export { protocolStats, renderProtocolMetrics } from './h2/stats';
+export type { ProtocolStats } from './h2/stats';
 export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
 export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
-export { createRouter, DEFAULT_SPLIT_COOKIE_NAME } from './router';
-export type { Router, RouteMatch, RouterOptions, RouteSpec, RouteMatchSpec, SplitOptions, SplitTarget } from './router';
+export { createRouter, DEFAULT_SPLIT_COOKIE_NAME, POOL_PROXY_KEYS, normalizePoolProxyOptions, normalizeRouterOptions } from './router';
+export type { NormalizedRouterOptions, PoolProxyOptions, PoolSpec, Router, RouteMatch, RouterOptions, RouteSpec, RouteMatchSpec, SplitOptions, SplitTarget } from './router';
 export { createTlsContext, tlsOptions, redirectToHttps } from './tls';
 export type { TlsCertificate, TlsContext, TlsOptions, RedirectToHttpsOptions } from './tls';
 export { createTcpProxy, proxyHeader, proxyHeaderV1, proxyHeaderV2, PROXY_V2_SIGNATURE } from './tcp';
@@ -49,46 +55,20 @@ export { DnsDiscovery, DnsDiscoveryError, dnsDiscovery, isDnsDiscoveryError } fr
 export type { DnsDiscoveryEvents, DnsDiscoveryOptions, DnsResolver, DnsTarget } from './discovery';
 export { healthEndpoint } from './health-endpoint';
 export type { HealthEndpoint, HealthEndpointOptions, HealthState, ShutdownResult } from './health-endpoint';
-export {
-  AccessLogWriter,
-  ConfigFileError,
-  createAdminHandler,
-  formatJson,
-  formatText,
-  loadConfig,
-  parseConfigText,
-  runCli,
-  startFulcrum,
-  stderrLogger,
-  substituteEnv,
-  validateConfig,
-  validateConfigAsync,
-  ConfigPathError,
-  MAX_CONFIG_FILE_BYTES,
-  readConfigFile,
-} from './cli';
-export type {
-  AccessLogFormat,
-  AccessLogWriterOptions,
-  AdminControl,
-  AdminHandlerOptions,
-  CliIo,
-  FrontendConfig,
-  FulcrumConfig,
-  FulcrumConfigFile,
-  FulcrumInstance,
-  HealthConfig,
-  PoolConfig,
-  ReplicationConfig,
-  RouteConfig,
-  RunnerLogger,
-  StartOptions,
-  EndpointAuthConfig,
-  EndpointListenerConfig,
-  ValidateAsyncOptions,
-  ValidateOptions,
-} from './cli';
 export { RateLimiter, normalizeRateLimitOptions } from './ratelimit';
+// Building blocks of servers composed from the raw engine — what `@fulcrum/cli` (the `fulcrum`
+// application) builds its frontends from: one listener dispatching each request to the engine of the
+// pool it routed to, and handing Fulcrum's own pages to a node:http server.
+export { RawListener } from './engine/listener';
+export type { RawDispatch, RawListenerOptions } from './engine/listener';
+export { normalizeListenerOptions } from './engine/options';
+export type { NormalizedListenerOptions } from './engine/options';
+export type { RequestView } from './engine/request-view';
+export { PROXY_ENGINE } from './proxy/proxy';
+export { normalizeProxyOptions } from './proxy/options';
+export type { NormalizedProxyOptions } from './proxy/options';
+export { closeAfterAnswer } from './proxy/errors';
+export { isSecureRequest } from './affinity';
 export type { NormalizedRateLimitOptions, RateLimitKey, RateLimitOptions, RateLimiterDeps } from './ratelimit';
 // Core's errors that this package throws and its README names, so a user of @fulcrum/http alone can
 // catch and check them (`isFulcrumError(error, ErrorCodes.UPSTREAM)`).

@@ -34,7 +34,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { InvalidOptionError, StoreUnavailableError, mergeStickEntry } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
+import { mergeStickEntry } from '@fulcrum/core/session';
 import type { Replicator, StickEntry } from '@fulcrum/core';
 import {
   DirectorySync,

@@ -33,19 +33,19 @@
 import { join } from 'node:path';
 import { access, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
+import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
+import type { Clock } from '@fulcrum/core';
 import {
   DEFAULT_SESSION_TTL_SECONDS,
-  InvalidOptionError,
-  StoreUnavailableError,
+  KeyedLock,
   assertSessionId,
   isValidSessionId,
   jsonSerializer,
   sessionExpiresAt,
-  settle,
-  KeyedLock,
   sessionStoreClock,
-} from '@fulcrum/core';
-import type { Clock, SessionLike, SessionSerializer } from '@fulcrum/core';
+  settle,
+} from '@fulcrum/core/session';
+import type { SessionLike, SessionSerializer } from '@fulcrum/core/session';
 import { Store } from 'express-session';
 import type { SessionData } from 'express-session';
 import {

@@ -3,25 +3,16 @@
  * naming the option's path, the value given and what is allowed, once, at construction.
  */
 import { InvalidOptionError } from '@fulcrum/core';
+import { optionsObject } from '@fulcrum/core/validate';
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
+export { MAX_TIMER_MS, isPlainObject, optionalBoolean, optionalNumber } from '@fulcrum/core/validate';
 
 /**
  * Refuses anything but a plain object, and unknown keys (a typo never passes silently). When the key
  * is a peer store's option name, the message names the Fulcrum equivalent (`hints`).
  */
 export function checkOptions(path: string, value: unknown, known: readonly string[], hints: Readonly<Record<string, string>> = {}): Record<string, unknown> {
-  if (!isPlainObject(value)) throw new InvalidOptionError(path, value, 'must be an options object');
-  for (const key of Object.keys(value)) {
-    if (known.includes(key)) continue;
-    const hint = Object.prototype.hasOwnProperty.call(hints, key) ? hints[key] : undefined;
-    throw new InvalidOptionError(`${path}.${key}`, value[key], hint === undefined ? `is not an option (known: ${known.join(', ')})` : `is not an option: ${hint}`);
-  }
-  return value;
+  return optionsObject(path, value, known, { hints, expected: 'must be an options object', allowMissing: false });
 }
 
 /**
@@ -52,32 +43,6 @@ export function requiredDirectory(path: string, value: unknown): string {
   return value;
 }
 
-export function optionalNumber(
-  path: string,
-  value: unknown,
-  fallback: number,
-  bounds: { min: number; max?: number; integer?: boolean },
-): number {
-  if (value === undefined) return fallback;
-  const kind = bounds.integer ? 'an integer' : 'a finite number';
-  const range = `≥ ${bounds.min}${bounds.max === undefined ? '' : ` and ≤ ${bounds.max}`}`;
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    (bounds.integer === true && !Number.isInteger(value)) ||
-    value < bounds.min ||
-    (bounds.max !== undefined && value > bounds.max)
-  ) {
-    throw new InvalidOptionError(path, value, `must be ${kind} ${range}`);
-  }
-  return value;
-}
-
-export function optionalBoolean(path: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(path, value, 'must be true or false');
-  return value;
-}
 
 export function optionalFileMode(path: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -86,6 +51,3 @@ export function optionalFileMode(path: string, value: unknown, fallback: number)
   }
   return value;
 }
-
-/** Longest timer Node accepts (2^31 − 1 ms); a larger delay would fire at once. */
-export const MAX_TIMER_MS = 2_147_483_647;

@@ -21,7 +21,7 @@
  * copied, or an NFS client shows zero-filled, is never parsed: the reader waits for it to complete.
  */
 import { randomBytes } from 'node:crypto';
-import { isStickEntry } from '@fulcrum/core';
+import { isStickEntry } from '@fulcrum/core/session';
 import type { StickEntry } from '@fulcrum/core';
 import { digest } from './atomic-file';
 

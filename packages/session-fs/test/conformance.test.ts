@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAX_SESSION_ID_LENGTH } from '@fulcrum/core';
+import { MAX_SESSION_ID_LENGTH } from '@fulcrum/core/session';
 import { checkReplicator, checkStore } from '@fulcrum/core/testing';
 import type { StoreUnderTest } from '@fulcrum/core/testing';
 import { FileReplicator, FileStore } from '@fulcrum/session-fs';

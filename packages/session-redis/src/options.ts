@@ -16,6 +16,7 @@
  */
 import type { RedisOptions } from 'ioredis';
 import { InvalidOptionError } from '@fulcrum/core';
+import { checkKnownKeys } from '@fulcrum/core/validate';
 
 /** Defaults of `redisClientOptions()` (see the file header for why). */
 export const CLIENT_DEFAULTS = Object.freeze({
@@ -36,11 +37,7 @@ export function redisClientOptions(overrides: RedisOptions = {}): RedisOptions {
   return { ...CLIENT_DEFAULTS, ...overrides };
 }
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
+export { isPlainObject, optionalNumber, optionalString } from '@fulcrum/core/validate';
 
 /**
  * Refuses keys that are not options of `path`'s component, so a typo or an option carried over from
@@ -48,17 +45,7 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  * the one-day default). When the key is a peer store's option name, the message names the Fulcrum
  * equivalent (`hints`).
  */
-export function checkKnownOptions(path: string, options: Record<string, unknown>, known: readonly string[], hints: Readonly<Record<string, string>> = {}): void {
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    const hint = Object.prototype.hasOwnProperty.call(hints, key) ? hints[key] : undefined;
-    throw new InvalidOptionError(
-      `${path}.${key}`,
-      options[key],
-      hint === undefined ? `is not an option (known: ${known.join(', ')})` : `is not an option: ${hint}`,
-    );
-  }
-}
+export const checkKnownOptions = checkKnownKeys;
 
 /**
  * connect-redis 9's option names (and a few from earlier majors and connect-mongo that users carry
@@ -94,30 +81,6 @@ export function checkClient(path: string, client: unknown): void {
   }
 }
 
-export function optionalNumber(
-  path: string,
-  value: unknown,
-  fallback: number,
-  bounds: { min: number; minExclusive?: boolean; max?: number; integer?: boolean },
-): number {
-  if (value === undefined) return fallback;
-  const kind = bounds.integer ? 'an integer' : 'a finite number';
-  const range = `${bounds.minExclusive ? '>' : '≥'} ${bounds.min}${bounds.max === undefined ? '' : ` and ≤ ${bounds.max}`}`;
-  const ok =
-    typeof value === 'number' &&
-    Number.isFinite(value) &&
-    (!bounds.integer || Number.isInteger(value)) &&
-    (bounds.minExclusive ? value > bounds.min : value >= bounds.min) &&
-    (bounds.max === undefined || value <= bounds.max);
-  if (!ok) throw new InvalidOptionError(path, value, `must be ${kind} ${range}`);
-  return value as number;
-}
-
-export function optionalString(path: string, value: unknown, fallback: string, pattern: RegExp, expected: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !pattern.test(value)) throw new InvalidOptionError(path, value, expected);
-  return value;
-}
 
 /** Escape Redis glob metacharacters, so a prefix like `app[1]:` matches only itself in SCAN MATCH. */
 export function escapeGlob(text: string): string {

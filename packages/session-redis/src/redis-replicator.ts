@@ -22,7 +22,9 @@
  *   else). Pass `subscriber`, or the replicator duplicates `client` on first `subscribe` and closes
  *   that duplicate in `close()`.
  */
-import { InvalidOptionError, StoreUnavailableError, isStickEntry } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
+import { MAX_TIMER_MS } from '@fulcrum/core/validate';
+import { isStickEntry } from '@fulcrum/core/session';
 import type { Replicator, StickEntry } from '@fulcrum/core';
 import { waitForReady } from './connection';
 import { toStoreError } from './errors';
@@ -112,7 +114,7 @@ export class RedisReplicator<V = string> implements Replicator<V> {
     this.expiryKey = `${tagged}:expiry`;
     this.#maxEntriesPerCall = optionalNumber('redisReplicator.maxEntriesPerCall', options.maxEntriesPerCall, 1000, { min: 1, max: 10_000, integer: true });
     this.#purgeLimit = optionalNumber('redisReplicator.purgeLimit', options.purgeLimit, 256, { min: 1, max: 100_000, integer: true });
-    this.#connectTimeoutMs = optionalNumber('redisReplicator.connectTimeoutMs', options.connectTimeoutMs, 2000, { min: 0, minExclusive: true, max: 2_147_483_647 });
+    this.#connectTimeoutMs = optionalNumber('redisReplicator.connectTimeoutMs', options.connectTimeoutMs, 2000, { min: 0, minExclusive: true, max: MAX_TIMER_MS });
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw new InvalidOptionError('redisReplicator.onError', options.onError, 'must be a function');
     }

@@ -33,20 +33,20 @@
  */
 import { Store } from 'express-session';
 import type { SessionData } from 'express-session';
+import { InvalidOptionError, StoreUnavailableError, SessionConflictError } from '@fulcrum/core';
+import type { Clock } from '@fulcrum/core';
+import { MAX_TIMER_MS } from '@fulcrum/core/validate';
 import {
   DEFAULT_SESSION_TTL_SECONDS,
-  InvalidOptionError,
-  StoreUnavailableError,
   assertSessionId,
   isValidSessionId,
   jsonSerializer,
   sessionExpiresAt,
-  settle,
-  SessionConflictError,
   sessionStoreClock,
+  settle,
   withDeadline,
-} from '@fulcrum/core';
-import type { Clock, SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
+} from '@fulcrum/core/session';
+import type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from '@fulcrum/core/session';
 import { AFTER_FAILURE, toStoreError } from './errors';
 import type { Redis } from 'ioredis';
 import { getMany, scanTargets, unlinkMany, type RedisClient } from './key-scan';
@@ -166,7 +166,7 @@ export class RedisStore extends Store {
     const ttlSeconds = optionalNumber('redisStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, { min: 0, minExclusive: true });
     const touchAfterSeconds = optionalNumber('redisStore.touchAfterSeconds', options.touchAfterSeconds, 60, { min: 0 });
     const scanCount = optionalNumber('redisStore.scanCount', options.scanCount, 100, { min: 1, max: 100_000, integer: true });
-    const commandTimeoutMs = optionalNumber('redisStore.commandTimeoutMs', options.commandTimeoutMs, 2000, { min: 0, minExclusive: true, max: 2_147_483_647 });
+    const commandTimeoutMs = optionalNumber('redisStore.commandTimeoutMs', options.commandTimeoutMs, 2000, { min: 0, minExclusive: true, max: MAX_TIMER_MS });
     const serializer = options.serializer ?? jsonSerializer;
     if (typeof serializer !== 'object' || serializer === null || typeof serializer.stringify !== 'function' || typeof serializer.parse !== 'function') {
       throw new InvalidOptionError('redisStore.serializer', serializer, 'must be an object with stringify(session) and parse(text) functions');

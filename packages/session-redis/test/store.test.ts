@@ -7,7 +7,8 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySession from '@fastify/session';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock, checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
-import { MAX_SESSION_ID_LENGTH, isInvalidOptionError } from '@fulcrum/core';
+import { isInvalidOptionError } from '@fulcrum/core';
+import { MAX_SESSION_ID_LENGTH } from '@fulcrum/core/session';
 import { RedisStore } from '@fulcrum/session-redis';
 import { closeClients, newClient, redisReachable, REDIS_URL, sessionData, skipUnless, uniquePrefix } from './helpers';
 

@@ -7,7 +7,7 @@
  * since it was read is never written back, so a request that ends after a logout cannot revive it.
  */
 import { SessionConflictError } from '@fulcrum/core';
-import type { SessionLike, SessionSerializer } from '@fulcrum/core';
+import type { SessionLike, SessionSerializer } from '@fulcrum/core/session';
 import { mergeSessions } from './merge';
 import type { RowRead, RunStatement, WriteResult } from './rows';
 

@@ -20,7 +20,8 @@
  * - Every attempt has a deadline (`timeoutMs`); on expiry the connection is destroyed, so a late
  *   answer can never be mistaken for the next statement's.
  */
-import { StoreUnavailableError, realClock, withDeadline } from '@fulcrum/core';
+import { StoreUnavailableError, realClock } from '@fulcrum/core';
+import { withDeadline } from '@fulcrum/core/session';
 import type { Clock } from '@fulcrum/core';
 import { SqlContentionError } from './errors';
 

@@ -8,7 +8,7 @@
  * as a plain store would for the whole session. `cookie` always comes from this writer (its expiry
  * is the one express-session is about to send).
  */
-import type { SessionLike } from '@fulcrum/core';
+import type { SessionLike } from '@fulcrum/core/session';
 
 const same = (a: unknown, b: unknown): boolean => a === b || JSON.stringify(a) === JSON.stringify(b);
 

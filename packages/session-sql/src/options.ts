@@ -3,6 +3,7 @@
  * naming the option path, the value and what is allowed, once, at construction.
  */
 import { InvalidOptionError } from '@fulcrum/core';
+import { checkKnownKeys, optionalInteger } from '@fulcrum/core/validate';
 import type { PoolLike, RetryOptions } from './executor';
 
 /** Galera-specific settings. */
@@ -18,13 +19,9 @@ export interface GaleraOptions {
   nodeFailovers?: number;
 }
 
-export function intOption(path: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
+/** The shared checks of `@fulcrum/core/validate`, under the names this package's files use. */
+export const intOption = optionalInteger;
+export const checkKnownOptions = checkKnownKeys;
 
 export function validatePool(path: string, pool: unknown): PoolLike {
   if ((typeof pool !== 'object' && typeof pool !== 'function') || pool === null || typeof (pool as PoolLike).getConnection !== 'function') {
@@ -51,23 +48,6 @@ export function normalizeGalera(path: string, galera: unknown): { syncWait: numb
     syncWait: intOption(`${path}.syncWait`, g.syncWait, 1, 0, 15),
     nodeFailovers: intOption(`${path}.nodeFailovers`, g.nodeFailovers, 2, 0, 100),
   };
-}
-
-/**
- * Refuses keys that are not options, so a typo or an option carried over from another store never
- * passes silently (`new SqlStore({ pool, expiration: 600_000 })` would otherwise keep the one-day
- * default). When the key is a peer store's option name, the message names the Fulcrum equivalent.
- */
-export function checkKnownOptions(path: string, options: object, known: readonly string[], hints: Readonly<Record<string, string>> = {}): void {
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    const hint = Object.prototype.hasOwnProperty.call(hints, key) ? hints[key] : undefined;
-    throw new InvalidOptionError(
-      `${path}.${key}`,
-      (options as Record<string, unknown>)[key],
-      hint === undefined ? `is not an option (known: ${known.join(', ')})` : `is not an option: ${hint}`,
-    );
-  }
 }
 
 const CONNECTION_HINT =

@@ -28,7 +28,9 @@
  * (commit latency plus clock skew between Galera nodes on one site; raise it for wider skew);
  * 1000 rows per poll page; purge every minute.
  */
-import { InvalidOptionError, isStickEntry } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { MAX_TIMER_MS } from '@fulcrum/core/validate';
+import { isStickEntry } from '@fulcrum/core/session';
 import type { Replicator, StickEntry } from '@fulcrum/core';
 import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';
@@ -131,7 +133,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
     this.#pollIntervalMs = intOption('sqlReplicator.pollIntervalMs', options.pollIntervalMs, 250, 1, 3_600_000);
     this.#overlapUs = intOption('sqlReplicator.pollOverlapMs', options.pollOverlapMs, 2000, 0, 3_600_000) * 1000;
     this.#pollBatchSize = intOption('sqlReplicator.pollBatchSize', options.pollBatchSize, 1000, 1, 100_000);
-    this.#purgeIntervalMs = intOption('sqlReplicator.purgeIntervalMs', options.purgeIntervalMs, 60_000, 0, 2_147_483_647);
+    this.#purgeIntervalMs = intOption('sqlReplicator.purgeIntervalMs', options.purgeIntervalMs, 60_000, 0, MAX_TIMER_MS);
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw new InvalidOptionError('sqlReplicator.onError', options.onError, 'must be a function');
     }

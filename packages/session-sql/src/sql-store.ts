@@ -38,19 +38,20 @@
  */
 import session from 'express-session';
 import type { SessionData } from 'express-session';
+import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
+import type { Clock } from '@fulcrum/core';
+import { MAX_TIMER_MS } from '@fulcrum/core/validate';
 import {
   DEFAULT_SESSION_TTL_SECONDS,
-  InvalidOptionError,
   KeyedLock,
-  StoreUnavailableError,
   isValidSessionId,
   assertSessionId,
   jsonSerializer,
   sessionExpiresAt,
   sessionStoreClock,
   settle,
-} from '@fulcrum/core';
-import type { Clock, SessionLike, SessionSerializer, SessionStoreCallback } from '@fulcrum/core';
+} from '@fulcrum/core/session';
+import type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from '@fulcrum/core/session';
 import { CleanupSchedule, deleteInBatches } from './cleanup';
 import { compareAndSet, type CompareAndSetContext, type OptimisticMode, type ReadRecord } from './compare-and-set';
 import { ConnectionState } from './connection-state';
@@ -192,7 +193,7 @@ export class SqlStore extends BaseStore {
     }, false);
     this.#ttlSeconds = intOption('sqlStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, 1, 10 * 365 * 86_400);
     this.#touchAfterSeconds = intOption('sqlStore.touchAfterSeconds', options.touchAfterSeconds, 60, 0, 365 * 86_400);
-    const cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, 2_147_483_647);
+    const cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, MAX_TIMER_MS);
     this.#cleanupBatchSize = intOption('sqlStore.cleanupBatchSize', options.cleanupBatchSize, 1000, 1, 1_000_000);
     const serializer = options.serializer ?? jsonSerializer;
     if (typeof serializer?.parse !== 'function' || typeof serializer?.stringify !== 'function') {

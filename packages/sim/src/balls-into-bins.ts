@@ -14,6 +14,7 @@
 import { Backend, createLoadBalancer, createSeededRandom, InvalidOptionError } from '@fulcrum/core';
 import type { Balancer, Clock, Random } from '@fulcrum/core';
 import { createBalancer } from '@fulcrum/core';
+import { finiteNumber } from '@fulcrum/core/validate';
 
 export interface BallsIntoBinsOptions {
   /** Backends. Integer 1..10⁷. */
@@ -43,8 +44,7 @@ export interface BallsIntoBinsResult {
 const FIXED_CLOCK: Clock = Object.freeze({ now: () => 0, setTimeout: () => 0, clearTimeout: () => undefined });
 
 function integer(path: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  return value;
+  return finiteNumber(path, value, { min, max, integer: true });
 }
 
 /**

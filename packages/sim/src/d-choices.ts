@@ -9,6 +9,7 @@
  */
 import type { Backend, Balancer, Random } from '@fulcrum/core';
 import { InvalidOptionError } from '@fulcrum/core';
+import { finiteNumber } from '@fulcrum/core/validate';
 
 export class PowerOfDChoices implements Balancer {
   readonly name: string;
@@ -18,7 +19,7 @@ export class PowerOfDChoices implements Balancer {
 
   /** @param d Choices per pick, an integer 1..16 (1 is uniform random). */
   constructor(d: number, random: Random) {
-    if (!Number.isInteger(d) || d < 1 || d > 16) throw new InvalidOptionError('d', d, 'must be an integer from 1 to 16');
+    finiteNumber('d', d, { min: 1, max: 16, integer: true });
     if (typeof random !== 'function') throw new InvalidOptionError('random', random, 'must be a function returning a number in [0, 1)');
     this.d = d;
     this.#random = random;

@@ -26,3 +26,5 @@ export type { BallsIntoBinsOptions, BallsIntoBinsResult } from './balls-into-bin
 export { PowerOfDChoices } from './d-choices';
 export { renderReport, escapeHtml } from './report';
 export type { ReportOptions } from './report';
+// Core's error for an invalid scenario, named in the README, so a user of the simulator alone can check it.
+export { ErrorCodes, InvalidOptionError, isFulcrumError, isInvalidOptionError } from '@fulcrum/core';

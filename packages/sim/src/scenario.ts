@@ -5,7 +5,8 @@
  * value and what is allowed; unknown fields are refused, so a typo never silently does nothing — and
  * returns a frozen, fully defaulted copy the simulator runs without checking again.
  */
-import { BACKEND_ID_PATTERN, InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { BACKEND_ID_PATTERN, InvalidOptionError } from '@fulcrum/core';
+import { finiteNumber, isPlainObject, optionsObject, type NumberBounds } from '@fulcrum/core/validate';
 import type { OutlierOptions, SlowStartOptions } from '@fulcrum/core';
 import { meanOf } from './distributions';
 import type { Distribution } from './distributions';
@@ -226,33 +227,13 @@ function fail(path: string, value: unknown, expected: string): never {
 }
 
 function object(path: string, value: unknown, known: readonly string[]): Record<string, unknown> {
-  if (!isPlainObject(value)) fail(path, value, 'must be an object');
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) fail(`${path}.${key}`, value[key], `is not a field (known: ${known.join(', ')})`);
-  }
-  return value;
+  return optionsObject(path, value, known, { allowMissing: false });
 }
 
-interface NumberRule {
-  min?: number;
-  max?: number;
-  minExclusive?: boolean;
-  integer?: boolean;
-}
+type NumberRule = NumberBounds;
 
 function number(path: string, value: unknown, rule: NumberRule): number {
-  const { min = -Infinity, max = Infinity, minExclusive = false, integer = false } = rule;
-  const ok =
-    typeof value === 'number' &&
-    Number.isFinite(value) &&
-    (minExclusive ? value > min : value >= min) &&
-    value <= max &&
-    (!integer || Number.isInteger(value));
-  if (!ok) {
-    const range = `${minExclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`;
-    fail(path, value, `must be a finite ${integer ? 'integer' : 'number'} ${range}`);
-  }
-  return value as number;
+  return finiteNumber(path, value, rule);
 }
 
 function optional<T>(value: unknown, fallback: T, read: (v: unknown) => T): T {

@@ -36,7 +36,7 @@ beforeAll(async () => {
     format: 'esm',
     target: 'node20',
     outfile: bin,
-    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts') },
+    alias: { '@fulcrum/core': join(root, 'packages/core/src/index.ts'), '@fulcrum/core/validate': join(root, 'packages/core/src/validate/index.ts') },
     nodePaths: [join(root, 'packages/core/node_modules')],
     logLevel: 'silent',
   });

@@ -24,7 +24,7 @@
  */
 import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
-import { optionalNumber } from '../validate';
+import { optionalNumber } from '../validate/checks';
 import type { Balancer, Outcome } from './balancer';
 import { WEIGHTED_SHARES } from './weights';
 

@@ -31,7 +31,7 @@
 import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
 import { hash32, murmur3 } from '../hash';
-import { optionalNumber } from '../validate';
+import { optionalNumber } from '../validate/checks';
 import { KeylessRoundRobin, eligibleById } from './hashed-members';
 import type { Balancer, BalancerOptions } from './balancer';
 import { OwnerWalk } from './owner-walk';

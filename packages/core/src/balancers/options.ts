@@ -8,7 +8,7 @@ import { realClock } from '../clock';
 import { InvalidOptionError } from '../errors';
 import type { Random } from '../random';
 import { defaultRandom } from '../random';
-import { optionalFunction } from '../validate';
+import { optionalFunction } from '../validate/checks';
 import type { BalancerOptions } from './balancer';
 
 /** The options object itself: `undefined` means all defaults; anything but an object is a mistake. */

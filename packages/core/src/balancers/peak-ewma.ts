@@ -54,7 +54,7 @@
  */
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
-import { optionalNumber } from '../validate';
+import { optionalNumber } from '../validate/checks';
 import type { Balancer, BalancerOptions, ShareContract } from './balancer';
 import { readClock, readOptions, readRandom } from './options';
 import { TwoChoices } from './two-choices';

@@ -25,13 +25,12 @@
  */
 import type { Outcome } from '../balancers/balancer';
 import { InvalidOptionError } from '../errors';
-import { finiteNumber, isPlainObject } from '../validate';
+import { MAX_TIMER_MS, checkKnownKeys, finiteNumber, plainObject } from '../validate/checks';
 import type { Probe } from './checker';
 import type { NormalizedSlowStartOptions, SlowStartOptions } from './slow-start';
 import type { InitialHealthState } from './state-machine';
 
-/** The longest delay every platform's `setTimeout` honours (2³¹ − 1 ms, about 24.8 days). */
-export const MAX_TIMER_MS = 2_147_483_647;
+export { MAX_TIMER_MS };
 
 // ─── Active health checks ──────────────────────────────────────────────────────────────────────
 
@@ -295,13 +294,9 @@ export function normalizePanicThreshold(value: unknown, path = 'panicThreshold')
 // ─── Helpers ───────────────────────────────────────────────────────────────────────────────────
 
 function objectWithKnownKeys(path: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (!isPlainObject(value)) throw new InvalidOptionError(path, value, 'must be an object');
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new InvalidOptionError(`${path}.${key}`, value[key], `is not an option; allowed: ${allowed.join(', ')}`);
-    }
-  }
-  return value;
+  const object = plainObject(path, value);
+  checkKnownKeys(path, object, allowed);
+  return object;
 }
 
 function integerOption(path: string, options: Record<string, unknown>, key: string, fallback: number, min: number): number {

@@ -14,7 +14,7 @@
  */
 import { realClock, type Clock } from '../clock';
 import { InvalidOptionError } from '../errors';
-import { optionalBoolean, optionalFunction, optionalObject } from '../validate';
+import { optionalBoolean, optionalFunction, optionalObject } from '../validate/checks';
 import { isStickEntry, mergeStickEntry } from './merge';
 import type { Replicator, StickEntry } from './replicator';
 

@@ -41,7 +41,7 @@
 import { LRUCache } from 'lru-cache';
 import { coarseClock, type Clock, type Timer } from '../clock';
 import { InvalidOptionError } from '../errors';
-import { optionalFunction, optionalNumber, finiteNumber, isPlainObject } from '../validate';
+import { optionalFunction, optionalNumber, finiteNumber, isPlainObject } from '../validate/checks';
 import { compareWrites, isStickEntry, NODE_ID_PATTERN } from './merge';
 import type { Replicator, StickEntry } from './replicator';
 

@@ -26,8 +26,11 @@ export interface HealthEvent {
   pass: boolean;
 }
 
-/** One change to a set of backends; apply it with `applyMembershipChange`. */
-export type MembershipChange =
+/**
+ * One operation on a set of backends, as a test generates it; apply it with `applyMembershipChange`.
+ * (Not core's `MembershipChange`, which reports what `LoadBalancer.update()` did.)
+ */
+export type MembershipOp =
   | { op: 'add'; spec: BackendSpec }
   | { op: 'remove'; id: string }
   | { op: 'setWeight'; id: string; weight: number };
@@ -169,15 +172,15 @@ export function healthEvents(
 /** One membership change over the ids in `ids` (see `membershipChanges`). */
 export function membershipChange(
   options: { ids?: readonly string[]; withZeroWeights?: boolean } = {},
-): fc.Arbitrary<MembershipChange> {
+): fc.Arbitrary<MembershipOp> {
   const ids = nonEmptyIds(options.ids, 'membershipChange');
   const id = fc.constantFrom(...ids);
   return fc.oneof(
     fc
       .tuple(id, address(), weight(options))
-      .map(([specId, specAddress, specWeight]): MembershipChange => ({ op: 'add', spec: { id: specId, address: specAddress, weight: specWeight } })),
-    id.map((specId): MembershipChange => ({ op: 'remove', id: specId })),
-    fc.tuple(id, weight(options)).map(([specId, specWeight]): MembershipChange => ({ op: 'setWeight', id: specId, weight: specWeight })),
+      .map(([specId, specAddress, specWeight]): MembershipOp => ({ op: 'add', spec: { id: specId, address: specAddress, weight: specWeight } })),
+    id.map((specId): MembershipOp => ({ op: 'remove', id: specId })),
+    fc.tuple(id, weight(options)).map(([specId, specWeight]): MembershipOp => ({ op: 'setWeight', id: specId, weight: specWeight })),
   );
 }
 
@@ -190,7 +193,7 @@ export function membershipChange(
  */
 export function membershipChanges(
   options: { ids?: readonly string[]; withZeroWeights?: boolean; minLength?: number; maxLength?: number } = {},
-): fc.Arbitrary<MembershipChange[]> {
+): fc.Arbitrary<MembershipOp[]> {
   return fc.array(membershipChange(options), { minLength: options.minLength ?? 0, maxLength: options.maxLength ?? 16 });
 }
 
@@ -199,7 +202,7 @@ export function membershipChanges(
  * appends unless the id is present, `remove` drops the id, `setWeight` replaces its weight; a change
  * naming an absent id (or adding a present one) returns an unchanged copy.
  */
-export function applyMembershipChange(specs: readonly BackendSpec[], change: MembershipChange): BackendSpec[] {
+export function applyMembershipChange(specs: readonly BackendSpec[], change: MembershipOp): BackendSpec[] {
   switch (change.op) {
     case 'add':
       return specs.some((s) => s.id === change.spec.id) ? [...specs] : [...specs, change.spec];

@@ -9,7 +9,7 @@
 import { Backend, mutable, normalizeBackendSpecs, type BackendSpec, type BackendState } from '../backend';
 import type { Balancer, Outcome } from '../balancers/balancer';
 import { InvalidOptionError } from '../errors';
-import { finiteNumber } from '../validate';
+import { finiteNumber } from '../validate/checks';
 
 /**
  * Build runtime `Backend` objects from specs. Specs are validated like `createLoadBalancer`'s

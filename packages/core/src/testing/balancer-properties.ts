@@ -17,7 +17,7 @@ import fc from 'fast-check';
 import type { Backend, BackendSpec } from '../backend';
 import { mutable, recordLatency } from '../backend';
 import type { Balancer, Outcome, ShareRule } from '../balancers/balancer';
-import { backendId, backendSpecs, key as keyArbitrary, keys as keysArbitrary, membershipChange, type MembershipChange } from './arbitraries';
+import { backendId, backendSpecs, key as keyArbitrary, keys as keysArbitrary, membershipChange, type MembershipOp } from './arbitraries';
 import { createBackends, setBackendLoad, simulateAcquire, simulateRelease } from './backends';
 import {
   checkAttemptChain,
@@ -81,7 +81,7 @@ interface PickStep {
 }
 
 interface MembershipStep {
-  change: MembershipChange | undefined;
+  change: MembershipOp | undefined;
   order: number;
   slowStart: [number, number] | undefined;
   latency: [number, number] | undefined;
@@ -164,7 +164,7 @@ export function membershipProperty(factory: () => Balancer, options: ResolvedChe
   });
 }
 
-function applyChange(change: MembershipChange, live: Map<string, Backend>, held: Backend[], balancer: Balancer): void {
+function applyChange(change: MembershipOp, live: Map<string, Backend>, held: Backend[], balancer: Balancer): void {
   switch (change.op) {
     case 'add':
       // A re-added id is a new Backend object: a balancer that kept the old one returns a stale object.

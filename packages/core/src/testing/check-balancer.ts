@@ -39,7 +39,7 @@
 import fc from 'fast-check';
 import type { Balancer, ShareContract, ShareRule } from '../balancers/balancer';
 import { InvalidOptionError } from '../errors';
-import { finiteNumber, isPlainObject, optionalBoolean } from '../validate';
+import { finiteNumber, isPlainObject, optionalBoolean } from '../validate/checks';
 import { createBackends } from './backends';
 import {
   determinismProperty,

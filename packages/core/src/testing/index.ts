@@ -24,7 +24,7 @@ export {
   type BackendSpecOptions,
   type BackendSpecsOptions,
   type HealthEvent,
-  type MembershipChange,
+  type MembershipOp,
 } from './arbitraries';
 export { InvariantViolation } from './check-support';
 export {

@@ -31,7 +31,16 @@
 import { EventEmitter } from 'node:events';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { ErrorCodes, FulcrumError, InvalidOptionError, isFulcrumError, isPlainObject, type BackendSpec, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
+import {
+  ErrorCodes,
+  FulcrumError,
+  InvalidOptionError,
+  isFulcrumError,
+  type BackendSpec,
+  type LoadBalancer,
+  type MembershipChange,
+} from '@fulcrum/core';
+import { checkKnownKeys, finiteNumber, isPlainObject, optionalTimerMs } from '@fulcrum/core/validate';
 
 /** What discovery needs of a resolver: node:dns/promises' `Resolver` fits; tests pass a fake. */
 export interface DnsResolver {
@@ -87,7 +96,6 @@ export class DnsDiscoveryError extends FulcrumError {
 /** True for a `DnsDiscoveryError` of any installed copy of Fulcrum. */
 export const isDnsDiscoveryError = (error: unknown): error is DnsDiscoveryError => isFulcrumError(error, ErrorCodes.DNS_DISCOVERY);
 
-const MAX_TIMER = 2_147_483_647;
 const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND', 'NODATA', 'NOTFOUND']);
 /** RFC 2782: weight 0 is "a very small chance" of selection, never none. */
 const SRV_ZERO_WEIGHT = 0.01;
@@ -122,9 +130,7 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
     this.target = Object.freeze(normalizeTarget(target));
     if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with an lb');
     const known = ['lb', 'resolver', 'minTtlMs', 'maxTtlMs', 'family', 'scheme', 'allowEmpty', 'backend', 'onError'];
-    for (const key of Object.keys(options)) {
-      if (!known.includes(key)) throw new InvalidOptionError(`options.${key}`, (options as unknown as Record<string, unknown>)[key], `is not an option of dnsDiscovery (known: ${known.join(', ')})`);
-    }
+    checkKnownKeys('options', options, known);
     const lb = options.lb as Partial<LoadBalancer> | undefined;
     if (typeof lb !== 'object' || lb === null || typeof lb.update !== 'function') {
       throw new InvalidOptionError('options.lb', options.lb, 'must be a LoadBalancer');
@@ -316,11 +322,7 @@ function codeOf(error: unknown): string {
 }
 
 function duration(path: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1 || value > MAX_TIMER) {
-    throw new InvalidOptionError(path, value, `must be a number of milliseconds from 1 to ${MAX_TIMER}`);
-  }
-  return value;
+  return optionalTimerMs(path, value, fallback, 1);
 }
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
@@ -333,16 +335,11 @@ function normalizeTarget(target: unknown): DnsTarget {
     if (typeof raw.srv !== 'string' || !HOSTNAME.test(raw.srv)) throw new InvalidOptionError('target.srv', raw.srv, "must be a DNS name like '_http._tcp.users.internal'");
     return { srv: raw.srv };
   }
-  for (const key of Object.keys(raw)) {
-    if (key !== 'hostname' && key !== 'port') throw new InvalidOptionError(`target.${key}`, raw[key], 'is not a field of a target (known: hostname, port, or srv)');
-  }
+  checkKnownKeys('target', raw, ['hostname', 'port', 'srv']);
   if (typeof raw.hostname !== 'string' || (!HOSTNAME.test(raw.hostname) && isIP(raw.hostname) === 0)) {
     throw new InvalidOptionError('target.hostname', raw.hostname, 'must be a DNS name or an IP address');
   }
-  if (typeof raw.port !== 'number' || !Number.isInteger(raw.port) || raw.port < 1 || raw.port > 65_535) {
-    throw new InvalidOptionError('target.port', raw.port, 'must be an integer port from 1 to 65535');
-  }
-  return { hostname: raw.hostname, port: raw.port };
+  return { hostname: raw.hostname, port: finiteNumber('target.port', raw.port, { min: 1, max: 65_535, integer: true }) };
 }
 
 /**

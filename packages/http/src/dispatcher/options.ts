@@ -20,7 +20,8 @@
  *   affinity/hash key also travels in a header, which is removed before the request leaves.
  */
 import type { IncomingMessage } from 'node:http';
-import { InvalidOptionError, isPlainObject, type LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, type LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import type { Dispatcher } from 'undici';
 import { compileHashBy } from '../affinity/hash-by';
 import { normalizeProxyOptions, resolveBalancer, type NormalizedProxyOptions } from '../proxy/options';

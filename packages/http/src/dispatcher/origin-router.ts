@@ -8,7 +8,8 @@
  * Origins are compared in `URL.origin` form (lower-case host, default port dropped), so
  * `http://Users.Internal:80` and `http://users.internal` are the same key.
  */
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 import { Agent, Dispatcher, errors } from 'undici';
 import { parseOrigin } from './options';
 

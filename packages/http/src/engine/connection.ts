@@ -81,6 +81,12 @@ export class ClientConnection implements ClientSide {
   #backlogPaused = false;
   /** The client half-closed: once what it sent is answered, the connection closes. */
   #clientEnded = false;
+  /**
+   * A request head has arrived on this connection. Until then the client is about to send its first
+   * request — it connected for that — so a shutdown answers it (with `Connection: close`) rather
+   * than resetting it: a listener handed to a successor must not cost the requests already queued.
+   */
+  #started = false;
   deadline = 0;
   #deadlineKind = Deadline.Head;
 
@@ -125,9 +131,12 @@ export class ClientConnection implements ClientSide {
     return this.#ctx.closing;
   }
 
-  /** Idle between requests (nothing received of the next one): a shutdown may close it now. */
+  /**
+   * Idle between requests (nothing received of the next one since a response): a shutdown may close
+   * it now, and a client reusing it retries (RFC 9112 §9.3.1). A fresh connection is not idle.
+   */
   get idle(): boolean {
-    return this.#state === State.Head && this.#buf === undefined;
+    return this.#started && this.#state === State.Head && this.#buf === undefined;
   }
 
   write(data: string | Buffer): boolean {
@@ -246,6 +255,7 @@ export class ClientConnection implements ClientSide {
     const engine = dispatch.ctx.engine;
     this.#idleMs = engine.config.idleMs;
     this.#head = head;
+    this.#started = true;
     this.#responseDone = false;
     this.#bodyDone = head.framing === Framing.None;
     this.#bodyRemaining = head.framing === Framing.Length ? head.contentLength : 0;

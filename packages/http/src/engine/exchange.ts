@@ -183,7 +183,7 @@ export class Exchange implements ConnectionOwner {
     this.#hashKey = engine.hashKey?.(req, this.#clientIp);
     this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now());
     if (engine.config.admission !== undefined) {
-      const verdict = engine.admit(req, this.#clientIp, route.pool, 'client');
+      const verdict = engine.admit(req, this.#clientIp, route, 'client');
       if (!verdict.admit) return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
       this.#admissionDone = verdict.done;
     }

@@ -21,6 +21,8 @@ import { ClientConnection, type Dispatch, type ListenerContext } from './connect
 import type { ExchangeContext } from './exchange';
 import type { NormalizedListenerOptions } from './options';
 import type { RequestView } from './request-view';
+import { Http2Frontend, sniffH2c } from '../h2/frontend';
+import { attachHttp2 } from '../h2/listener-hooks';
 
 /** How often client deadlines and idle backend connections are checked, ms. */
 const SWEEP_MS = 500;
@@ -78,6 +80,7 @@ class EngineContext implements ExchangeContext {
 /** Where the listener sends a request: an engine and its route, or hand the connection off. */
 export type RawDispatch = { readonly engine: ProxyEngine; readonly route: import('../proxy/options').RouteDecision | undefined; readonly onEnd?: () => void } | 'hand-off';
 
+/** Options of a `RawListener`: validated listener options, the per-request dispatch, and the node:http server taking handed-off connections. */
 export interface RawListenerOptions {
   readonly listener: NormalizedListenerOptions;
   dispatch(view: RequestView): RawDispatch;
@@ -87,6 +90,14 @@ export interface RawListenerOptions {
   report(error: unknown): void;
 }
 
+/**
+ * The raw engine's listening socket (plain TCP or TLS) and its client connections: each request head
+ * is parsed here and `dispatch` says which pool engine serves it, or hands the connection to the
+ * `fallback` node:http server. `createProxyServer` is one engine behind one listener; the `fulcrum`
+ * application puts one engine per pool behind each frontend's listener. `listen`, `close`,
+ * `address` and the `server` are those of a node:net / node:tls server; `retire(engine)` releases
+ * what the listener holds for an engine that will not be dispatched to again.
+ */
 export class RawListener extends EventEmitter implements ListenerContext {
   listener: NormalizedListenerOptions;
   readonly server: Server | TlsServer;
@@ -97,13 +108,17 @@ export class RawListener extends EventEmitter implements ListenerContext {
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
   #closeWaiters: (() => void)[] = [];
+  readonly #h2: Http2Frontend | undefined;
 
   constructor(options: RawListenerOptions) {
     super();
     this.#options = options;
     const listener = options.listener;
     this.listener = listener;
-    const tls = listener.tls;
+    const tls = listener.tls === undefined || listener.http2 === undefined || listener.tls.ALPNProtocols !== undefined
+      ? listener.tls
+      // HTTP/2 by ALPN: h2 first, as every server that offers both does.
+      : { ...listener.tls, ALPNProtocols: ['h2', 'http/1.1'] };
     const server = tls === undefined
       ? createNetServer({ allowHalfOpen: true, noDelay: true })
       : createTlsServer({
@@ -130,9 +145,11 @@ export class RawListener extends EventEmitter implements ListenerContext {
       });
       if (tls === undefined) this.#accept(socket);
     });
+    this.#h2 = listener.http2 === undefined ? undefined : attachHttp2(this, listener.http2, options);
     if (tls !== undefined) {
       server.on('secureConnection', (socket: TLSSocket) => {
-        this.#accept(socket);
+        if (socket.alpnProtocol === 'h2' && this.#h2 !== undefined) this.#h2.accept(socket);
+        else this.#accept(socket);
       });
       server.on('tlsClientError', (_error: Error, socket: TLSSocket) => socket.destroy());
     }
@@ -177,6 +194,19 @@ export class RawListener extends EventEmitter implements ListenerContext {
 
   #accept(socket: Socket): void {
     if (socket.destroyed) return;
+    const h2 = this.#h2;
+    if (h2 !== undefined && this.listener.http2?.h2c === true && !(socket as TLSSocket).encrypted) {
+      // Prior knowledge: the HTTP/2 preface, or an HTTP/1.1 request line, decides.
+      sniffH2c(socket, this.listener.headersTimeoutMs, (isH2) => {
+        if (socket.destroyed) return;
+        if (isH2) h2.accept(socket);
+        else {
+          this.#clients.add(new ClientConnection(this, socket));
+          socket.resume();
+        }
+      });
+      return;
+    }
     this.#clients.add(new ClientConnection(this, socket));
   }
 
@@ -187,6 +217,16 @@ export class RawListener extends EventEmitter implements ListenerContext {
       this.#contexts.set(engine, ctx);
     }
     return ctx;
+  }
+
+  /** Where a request goes, as the listener's owner decides it (HTTP/2 streams ask here too). */
+  route(view: RequestView): RawDispatch | undefined {
+    try {
+      return this.#options.dispatch(view);
+    } catch (error) {
+      this.#options.report(error);
+      return undefined;
+    }
   }
 
   dispatch(view: RequestView): Dispatch {
@@ -232,12 +272,23 @@ export class RawListener extends EventEmitter implements ListenerContext {
   };
 
   listen(port: number, host: string, callback?: () => void): this {
-    this.server.listen(port, host, () => {
-      this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
-      this.#sweep.unref();
-      callback?.();
-    });
+    this.server.listen(port, host, () => this.#listening(callback));
     return this;
+  }
+
+  /**
+   * Accept on a socket that is already listening — one another process handed over (`net`'s
+   * `server.listen(handle)`) — instead of binding a port.
+   */
+  listenOn(handle: Server, callback?: () => void): this {
+    this.server.listen(handle, () => this.#listening(callback));
+    return this;
+  }
+
+  #listening(callback: (() => void) | undefined): void {
+    this.#sweep ??= setInterval(this.#sweepDeadlines, SWEEP_MS);
+    this.#sweep.unref();
+    callback?.();
   }
 
   address(): AddressInfo | null {
@@ -254,6 +305,7 @@ export class RawListener extends EventEmitter implements ListenerContext {
     if (callback !== undefined) this.#closeWaiters.push(callback);
     if (this.server.listening) this.server.close();
     for (const client of this.#clients) client.shutdown();
+    this.#h2?.close();
     this.#options.fallback?.closeIdleConnections();
     if (this.#open === 0) this.#allClosed();
     return this;
@@ -266,6 +318,7 @@ export class RawListener extends EventEmitter implements ListenerContext {
 
   closeAllConnections(): void {
     for (const client of this.#clients) client.socket.destroy();
+    this.#h2?.destroyAll();
     this.#options.fallback?.closeAllConnections();
   }
 

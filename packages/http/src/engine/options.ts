@@ -18,9 +18,11 @@
  * Timers are swept every 500 ms: each deadline holds to within half a second.
  */
 import type { SecureContextOptions, TlsOptions as NodeTlsOptions } from 'node:tls';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { MAX_TIMER_MS, isPlainObject, optionalInteger } from '@fulcrum/core/validate';
 import { ConnectionLimit } from '../proxy/connection-limit';
 import type { ProxyOptions } from '../proxy/options';
+import { normalizeHttp2Options, type Http2Options, type NormalizedHttp2Options } from '../h2/options';
 
 export { ConnectionLimit };
 
@@ -48,6 +50,12 @@ export interface ProxyServerOptions extends ProxyOptions {
   backendIdleMs?: number;
   /** Accept absolute-form request targets (`GET http://host/path`); the path is forwarded. Default false. */
   allowAbsoluteForm?: boolean;
+  /**
+   * Serve HTTP/2 as well: on a TLS listener by ALPN (`h2` and `http/1.1` on the same port), on a
+   * plain one with prior knowledge when `h2c: true`. `true` takes every default limit; see
+   * `Http2Options`. Default false (HTTP/1.1 only).
+   */
+  http2?: boolean | Http2Options;
 }
 
 export interface NormalizedListenerOptions {
@@ -61,6 +69,7 @@ export interface NormalizedListenerOptions {
   readonly tunnelIdleMs: number;
   readonly backendIdleMs: number;
   readonly allowAbsoluteForm: boolean;
+  readonly http2: NormalizedHttp2Options | undefined;
 }
 
 const LISTENER_KEYS = [
@@ -74,17 +83,11 @@ const LISTENER_KEYS = [
   'tunnelIdleMs',
   'backendIdleMs',
   'allowAbsoluteForm',
+  'http2',
 ] as const;
 
-const MAX_TIMER = 2_147_483_647;
-
-function int(path: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
+const MAX_TIMER = MAX_TIMER_MS;
+const int = optionalInteger;
 
 /** Split `createProxyServer`'s options into the proxy's (validated by `createProxy`'s code) and the listener's. */
 export function splitServerOptions(options: ProxyServerOptions): { proxy: ProxyOptions; listener: NormalizedListenerOptions } {
@@ -114,5 +117,6 @@ export function normalizeListenerOptions(options: Omit<ProxyServerOptions, keyof
     tunnelIdleMs: int('tunnelIdleMs', options.tunnelIdleMs, 3_600_000, 1, MAX_TIMER),
     backendIdleMs: int('backendIdleMs', options.backendIdleMs, 4000, 1, MAX_TIMER),
     allowAbsoluteForm: options.allowAbsoluteForm ?? false,
+    http2: normalizeHttp2Options(options.http2),
   });
 }

@@ -34,6 +34,10 @@ const FIRST_ONLY = new Set([
   'expires',
 ]);
 
+/**
+ * A parsed request head as the raw engine sees it: the subset of `IncomingMessage` that routing,
+ * affinity and admission read (`method`, `url`, `headers`, `rawHeaders`, `socket`; `headers` built on first use).
+ */
 export class RequestView {
   readonly method: string;
   readonly url: string;

@@ -13,9 +13,9 @@
  * `headersTimeoutMs`.
  */
 import type { AddressInfo } from 'node:net';
-import type { IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import type { LoadBalancer } from '@fulcrum/core';
-import { ProxyEngine } from '../proxy/proxy';
+import { ProxyEngine, serveRequest } from '../proxy/proxy';
 import { RawListener } from './listener';
 import { splitServerOptions, type ProxyServerOptions } from './options';
 
@@ -35,7 +35,7 @@ export interface ProxyServer {
   readonly connections: number;
   /** The load balancer of a single-pool server; with a router, the first pool's. */
   readonly lb: LoadBalancer;
-  /** Every pool by name (`'default'` for a single `balancer`). */
+  /** Every pool by name (a single `balancer`'s is its `name`, `'default'` unless given). */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 
@@ -48,9 +48,19 @@ class RawProxyServer implements ProxyServer {
     const { proxy, listener } = splitServerOptions(options);
     const engine = new ProxyEngine(proxy);
     this.engine = engine;
+    const h2Pools = [...engine.pools.keys()].some((pool) => engine.config.upstreamProtocol(pool) === 'h2');
     this.#listener = new RawListener({
       listener,
-      dispatch: (view) => ({ engine, route: engine.closed ? undefined : engine.route(view as unknown as IncomingMessage) }),
+      dispatch: (view) => {
+        const route = engine.closed ? undefined : engine.route(view as unknown as IncomingMessage);
+        // A pool with options of its own (createRouter's PoolSpec) is served by its own engine.
+        const target = route === undefined ? engine : engine.engineFor(route.pool);
+        // An HTTP/1.1 connection with a request for an HTTP/2 pool is served by `node:http` from
+        // then on (`serveRequest`: HTTP/1.1 → HTTP/2 translation); HTTP/2 streams never come here.
+        if (h2Pools && route !== undefined && view.httpVersion !== '2.0' && target.config.upstreamProtocol(route.pool) === 'h2') return 'hand-off';
+        return { engine: target, route };
+      },
+      ...(h2Pools ? { fallback: createHttpServer((req, res) => serveRequest(engine, req, res)) } : {}),
       report: (error) => engine.report(error, 'client'),
     });
     this.#listener.on('error', (error) => engine.report(error, 'client'));

@@ -33,7 +33,8 @@
  *   stuck database; a check that fails, throws or times out answers 503 with `down`.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { checkKnownKeys, finiteNumber, isPlainObject, optionalInteger, optionalTimerMs } from '@fulcrum/core/validate';
 
 export type HealthState = 'serving' | 'draining' | 'stopped';
 
@@ -95,7 +96,6 @@ export interface HealthEndpoint {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const MAX_TIMER = 2_147_483_647;
 
 /** Create the health endpoint of a backend. See `HealthEndpointOptions` for every default. */
 export function healthEndpoint(options: HealthEndpointOptions = {}): HealthEndpoint {
@@ -310,9 +310,7 @@ const KNOWN = [
 function normalize(options: HealthEndpointOptions): Config {
   const raw: unknown = options;
   if (!isPlainObject(raw)) throw new InvalidOptionError('options', raw, 'must be an object');
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN.includes(key)) throw new InvalidOptionError(key, raw[key], `is not an option of healthEndpoint (known: ${KNOWN.join(', ')})`);
-  }
+  checkKnownKeys('', raw, KNOWN);
   const path = options.path ?? '/health';
   if (typeof path !== 'string' || !/^\/[\x21-\x7e]{0,255}$/.test(path) || path.includes('?')) {
     throw new InvalidOptionError('path', path, "must be a path starting with '/', without a query");
@@ -337,10 +335,7 @@ function normalize(options: HealthEndpointOptions): Config {
   if (server !== undefined && (typeof server !== 'object' || server === null || typeof server.close !== 'function')) {
     throw new InvalidOptionError('server', server, 'must be a node:http Server');
   }
-  const drainingStatus = options.drainingStatus ?? 503;
-  if (!Number.isInteger(drainingStatus) || drainingStatus < 200 || drainingStatus > 599) {
-    throw new InvalidOptionError('drainingStatus', drainingStatus, 'must be an HTTP status from 200 to 599');
-  }
+  const drainingStatus = optionalInteger('drainingStatus', options.drainingStatus, 503, 200, 599);
   return {
     path,
     agentHeader,
@@ -360,16 +355,9 @@ function normalize(options: HealthEndpointOptions): Config {
 }
 
 function ms(path: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_TIMER) {
-    throw new InvalidOptionError(path, value, `must be a number of milliseconds from ${min} to ${MAX_TIMER}`);
-  }
-  return value;
+  return optionalTimerMs(path, value, fallback, min);
 }
 
 function percentage(path: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100) {
-    throw new InvalidOptionError(path, value, 'must be a number from 0 to 100');
-  }
-  return value;
+  return finiteNumber(path, value, { min: 0, max: 100 });
 }

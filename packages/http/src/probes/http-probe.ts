@@ -34,7 +34,7 @@ import type { Backend, Probe, ProbeResult } from '@fulcrum/core';
 import { describeNetworkError, runCheck } from './address';
 import { AGENT_BODY_LIMIT, mergeAgentReports, parseAgentJson, parseAgentWords } from './agent';
 import type { AgentReport } from './agent';
-import { isPlainObject, optionalTimeout, optionsObject } from './validate';
+import { isPlainObject, optionalTimerMs, optionsObject } from '@fulcrum/core/validate';
 
 /** Statuses a probe accepts: one, a list, or an inclusive range. */
 export type ExpectStatus = number | readonly number[] | { readonly min: number; readonly max: number };
@@ -120,7 +120,7 @@ function normalizeHttpProbeOptions(input: unknown): HttpProbeConfig {
   }
   if (method !== 'GET' && method !== 'HEAD') throw new InvalidOptionError('httpProbe.method', method, 'must be "GET" or "HEAD"');
   const expect = normalizeExpectStatus(expectStatus);
-  const timeoutMs = optionalTimeout('httpProbe.timeoutMs', options.timeoutMs);
+  const timeoutMs = optionalTimerMs('httpProbe.timeoutMs', options.timeoutMs, undefined);
   if (host !== undefined && (typeof host !== 'string' || host.length > 261 || !HOST.test(host))) {
     throw new InvalidOptionError('httpProbe.host', host, 'must be a host name or IP with an optional port, like "api.internal:8080"');
   }

@@ -15,7 +15,7 @@
 import net from 'node:net';
 import type { Probe } from '@fulcrum/core';
 import { describeNetworkError, runCheck } from './address';
-import { optionalTimeout, optionsObject } from './validate';
+import { optionalTimerMs, optionsObject } from '@fulcrum/core/validate';
 
 /** Options of `tcpProbe()`. */
 export interface TcpProbeOptions {
@@ -30,7 +30,7 @@ export interface TcpProbeOptions {
  */
 export function tcpProbe(options?: TcpProbeOptions): Probe {
   const config = optionsObject('tcpProbe', options, ['timeoutMs']);
-  const timeoutMs = optionalTimeout('tcpProbe.timeoutMs', config.timeoutMs);
+  const timeoutMs = optionalTimerMs('tcpProbe.timeoutMs', config.timeoutMs, undefined);
 
   return (backend, signal) =>
     runCheck(backend.address, signal, timeoutMs, (target, finish) => {

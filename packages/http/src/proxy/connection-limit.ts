@@ -15,7 +15,7 @@
  * refused upgrade) is counted once.
  */
 import type { Server, Socket } from 'node:net';
-import { InvalidOptionError } from '@fulcrum/core';
+import { finiteNumber } from '@fulcrum/core/validate';
 
 /** A cap on the open connections of several servers together. */
 export class ConnectionLimit {
@@ -42,8 +42,7 @@ export class ConnectionLimit {
   }
 
   set max(value: number) {
-    if (!Number.isInteger(value) || value < 1) throw new InvalidOptionError('maxConnections', value, 'must be an integer of at least 1');
-    this.#max = value;
+    this.#max = finiteNumber('maxConnections', value, { min: 1, integer: true });
   }
 
   /** Connections open now. */
@@ -109,10 +108,7 @@ export interface LimitConnectionsOptions {
  */
 export function limitConnections(server: Server, options: LimitConnectionsOptions): () => void {
   if (options.perServer !== undefined) {
-    if (!Number.isInteger(options.perServer) || options.perServer < 1) {
-      throw new InvalidOptionError('perServer', options.perServer, 'must be an integer of at least 1');
-    }
-    server.maxConnections = options.perServer;
+    server.maxConnections = finiteNumber('perServer', options.perServer, { min: 1, integer: true });
   }
   return options.shared === undefined ? () => undefined : options.shared.attach(server);
 }

@@ -7,11 +7,14 @@
  * any form or JSON API call, small enough that 10,000 concurrent uploads cost at most 640 MB. Queue
  * 1024 waiters for 5 s: a short burst is absorbed, a sustained overload is refused fast.
  */
-import { InvalidOptionError, LoadBalancer, isPlainObject, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { MAX_TIMER_MS, checkKnownKeys, isPlainObject, optionalBoolean, optionalNumber } from '@fulcrum/core/validate';
 import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';
 import { DEFAULT_MAX_HEADER_COUNT } from './request-checks';
 import { RETRY_CONDITIONS, type RetryCondition } from '../retry/policy';
+import { normalizeGrpcOptions, type GrpcOptions, type NormalizedGrpcOptions } from '../h2/grpc';
+import { normalizeUpstreamProtocol, type UpstreamProtocol } from '../h2/options';
 
 export interface ProxyTimeouts {
   /** Establishing a connection to a backend, ms. Default 5000. */
@@ -33,6 +36,8 @@ export interface RouteDecision {
   path: string;
   /** A cookie to add to the response (split stickiness). */
   setCookie?: string;
+  /** The index of the route that matched (`createRouter`), for `admission` hooks. */
+  route?: number;
 }
 
 /** Chooses a pool per request (`createRouter` builds one). */
@@ -40,6 +45,8 @@ export interface RequestRouter {
   /** `secure`: the client reached a trusted TLS-terminating proxy over HTTPS (`isSecureRequest`). */
   match(req: import('node:http').IncomingMessage, secure?: boolean): RouteDecision | undefined;
   readonly pools: ReadonlyMap<string, LoadBalancer>;
+  /** Pools' own proxy options (`createRouter`'s `PoolSpec`s): their requests use these instead of the proxy's. */
+  readonly poolOptions?: ReadonlyMap<string, Readonly<Partial<ProxyOptions>>>;
   close(): void | Promise<void>;
 }
 
@@ -105,6 +112,8 @@ export interface AccessLogEntry {
     totalMs: number;
   };
   termination: Termination;
+  /** A gRPC call's status (from the backend's trailers, or the one the proxy answered with). */
+  grpcStatus?: number;
 }
 
 /** The answer of an admission check (`admission` option): let the request in, or refuse it. */
@@ -164,7 +173,7 @@ export interface ProxyOptions {
    * Called before a request is forwarded, after routing: rate limits and concurrency limits plug in
    * here. A refusal is answered with its status, message and headers (e.g. 429 with Retry-After).
    */
-  admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string }) => AdmissionVerdict;
+  admission?: (req: import('node:http').IncomingMessage, info: { clientIp: string; pool: string; route?: number }) => AdmissionVerdict;
   /**
    * Header lines a request may carry; more are answered 431 and never forwarded or acted on. Must
    * stay below the server's `maxHeadersCount` (Node's default 2000), which drops the excess silently.
@@ -179,6 +188,15 @@ export interface ProxyOptions {
   upgradeTimeouts?: { handshakeMs?: number; tunnelMs?: number };
   /** Called with every upstream or client error the proxy handled (for logs). Never required. */
   onError?: (error: unknown, context: { phase: 'upstream' | 'client' | 'upgrade'; backendId?: string }) => void;
+  /**
+   * The protocol each pool speaks to its backends: `'http1'` (default) or `'h2'` (HTTP/2 over TLS
+   * for `https://` backends, h2c with prior knowledge for `http://` ones). One value for every
+   * pool, or an object of pool name → protocol (`'default'` names a single `balancer`'s pool).
+   * gRPC backends need `'h2'`.
+   */
+  upstreamProtocol?: UpstreamProtocol | Readonly<Record<string, UpstreamProtocol>>;
+  /** gRPC calls: which statuses are backend failures, which methods may be retried. See `GrpcOptions`. */
+  grpc?: GrpcOptions;
 }
 
 export interface NormalizedProxyOptions {
@@ -205,6 +223,9 @@ export interface NormalizedProxyOptions {
   readonly maxHeaderCount: number;
   readonly handshakeMs: number;
   readonly tunnelMs: number;
+  /** The upstream protocol of a pool, by its name. */
+  readonly upstreamProtocol: (pool: string) => UpstreamProtocol;
+  readonly grpc: NormalizedGrpcOptions;
 }
 
 const KNOWN = new Set([
@@ -231,29 +252,24 @@ const KNOWN = new Set([
   'admission',
   'maxHeaderCount',
   'upgradeTimeouts',
+  'upstreamProtocol',
+  'grpc',
 ]);
 
 function num(path: string, value: unknown, fallback: number, min: number, max: number, integer = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new InvalidOptionError(path, value, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-  }
-  return value;
+  return optionalNumber(path, value, fallback, { min, max, integer });
 }
 
-function bool(path: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(path, value, 'must be true or false');
-  return value;
-}
+const bool = optionalBoolean;
+const MAX_TIMER = MAX_TIMER_MS;
 
-const MAX_TIMER = 2_147_483_647;
-
+/**
+ * `createProxy`'s options validated and defaulted into a frozen config (no pool, router or socket is
+ * created): throws `InvalidOptionError` naming the option. The `fulcrum` config validation calls it.
+ */
 export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOptions {
   if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createProxy (known: ${[...KNOWN].join(', ')})`);
-  }
+  checkKnownKeys('', options, [...KNOWN]);
   const retryOn = options.retryOn ?? ['connect', 'reset', 'timeout'];
   if (!Array.isArray(retryOn)) throw new InvalidOptionError('retryOn', retryOn, `must be an array of ${RETRY_CONDITIONS.join(', ')}`);
   retryOn.forEach((condition, i) => {
@@ -263,18 +279,10 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
   if (!isPlainObject(budget)) throw new InvalidOptionError('retryBudget', budget, 'must be an object');
   const timeouts = options.timeouts ?? {};
   if (!isPlainObject(timeouts)) throw new InvalidOptionError('timeouts', timeouts, 'must be an object');
-  for (const key of Object.keys(timeouts)) {
-    if (!['connectMs', 'headersMs', 'idleMs', 'totalMs'].includes(key)) {
-      throw new InvalidOptionError(`timeouts.${key}`, (timeouts as Record<string, unknown>)[key], 'is not a timeout (known: connectMs, headersMs, idleMs, totalMs)');
-    }
-  }
+  checkKnownKeys('timeouts', timeouts, ['connectMs', 'headersMs', 'idleMs', 'totalMs']);
   const upgradeTimeouts = options.upgradeTimeouts ?? {};
   if (!isPlainObject(upgradeTimeouts)) throw new InvalidOptionError('upgradeTimeouts', upgradeTimeouts, 'must be an object');
-  for (const key of Object.keys(upgradeTimeouts)) {
-    if (key !== 'handshakeMs' && key !== 'tunnelMs') {
-      throw new InvalidOptionError(`upgradeTimeouts.${key}`, (upgradeTimeouts as Record<string, unknown>)[key], 'is not an upgrade timeout (known: handshakeMs, tunnelMs)');
-    }
-  }
+  checkKnownKeys('upgradeTimeouts', upgradeTimeouts, ['handshakeMs', 'tunnelMs']);
   const headersMs = num('timeouts.headersMs', timeouts.headersMs, 60_000, 1, MAX_TIMER);
   if (options.backendTls !== undefined && !isPlainObject(options.backendTls)) {
     throw new InvalidOptionError('backendTls', options.backendTls, 'must be an object of TLS options');
@@ -284,7 +292,10 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
       throw new InvalidOptionError(name, options[name], 'must be a function');
     }
   }
+  const protocols = normalizeUpstreamProtocol(options.upstreamProtocol);
   return Object.freeze({
+    upstreamProtocol: (pool: string) => protocols.byPool.get(pool) ?? protocols.fallback,
+    grpc: normalizeGrpcOptions(options.grpc as GrpcOptions | undefined),
     attempts: num('attempts', options.attempts, 3, 1, 10, true),
     retryOn: new Set(retryOn as readonly RetryCondition[]),
     retryNonIdempotent: bool('retryNonIdempotent', options.retryNonIdempotent, false),
@@ -322,7 +333,8 @@ export function resolvePools(options: ProxyOptions): { pools: ReadonlyMap<string
     return { pools: router.pools, router: router as RequestRouter, owned: undefined };
   }
   const { lb, owned } = resolveBalancer(options.balancer);
-  return { pools: new Map([['default', lb]]), router: undefined, owned: owned ? lb : undefined };
+  // The pool is named after its load balancer (`name`, 'default' unless given), in logs and stats.
+  return { pools: new Map([[lb.name ?? 'default', lb]]), router: undefined, owned: owned ? lb : undefined };
 }
 
 /** The load balancer to use: the one given, or a new one the proxy owns. */

@@ -19,7 +19,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
+import { InvalidOptionError, isInvalidOptionError, type Backend, type Lease, type LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher, Pool } from 'undici';
 import { Stickiness, TrustedProxies, clientAddress, compileHashBy, isSecureRequest } from '../affinity';
 import { RetryBudget } from '../retry/budget';
@@ -29,6 +29,7 @@ import { classifyError, closeAfterAnswer, isLocalExhaustion, reportError, sendEr
 import { hostOf, originOf, requestHeaders, responseHeaders } from './headers';
 import {
   normalizeProxyOptions,
+  resolveBalancer,
   resolvePools,
   type NormalizedProxyOptions,
   type ProxyOptions,
@@ -42,6 +43,7 @@ import { createBackendPool } from './pool';
 import { WaitQueue } from './queue';
 import { checkRequestHead } from './request-checks';
 import { UpgradeProxy, serverOf } from './upgrade';
+import { forwardHttp1ToHttp2, forwardHttp2Request } from '../h2/serve';
 
 export interface ProxyHandler {
   (req: IncomingMessage, res: ServerResponse): void;
@@ -59,7 +61,7 @@ export interface ProxyHandler {
   close(): Promise<void>;
   /** The load balancer of a single-pool proxy; with a router, the first pool's. */
   readonly lb: LoadBalancer;
-  /** Every pool by name (`'default'` for a single `balancer`). */
+  /** Every pool by name (a single `balancer`'s is its `name`, `'default'` unless given). */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
 }
 
@@ -83,22 +85,41 @@ export class ProxyEngine {
   /** Each backend's Host header value, parsed once from its address. */
   readonly #hosts = new Map<Backend, string>();
   readonly #onRemoved: (backend: Backend) => void;
+  readonly #closers: (() => void)[] = [];
+  /**
+   * The engines of the router's pools that have options of their own (`PoolSpec`): each is a
+   * single-pool engine with the proxy's options overridden by the pool's, routing through this
+   * engine's router. Requests are handed to `engineFor(pool)` once routed.
+   */
+  readonly #poolEngines = new Map<string, ProxyEngine>();
+  readonly #parent: ProxyEngine | undefined;
+  /** The name of the single pool (without a router): its load balancer's. */
+  readonly #poolName: string;
   closed = false;
 
-  constructor(options: ProxyOptions) {
+  constructor(options: ProxyOptions, parent?: { engine: ProxyEngine; pool: string }) {
     this.config = normalizeProxyOptions(options);
-    const { pools, router, owned } = resolvePools(options);
-    this.pools = pools;
-    this.router = router;
-    this.#owned = owned;
-    const lb = pools.values().next().value;
-    if (lb === undefined) throw new Error('a router without pools');
-    this.lb = lb;
+    if (parent === undefined) {
+      const { pools, router, owned } = resolvePools(options);
+      this.pools = pools;
+      this.router = router;
+      this.#owned = owned;
+    } else {
+      // A pool's engine: its parent's router decides, this engine serves the one pool.
+      this.pools = new Map([[parent.pool, resolveBalancer(options.balancer).lb]]);
+      this.router = parent.engine.router;
+      this.#owned = undefined;
+      this.#parent = parent.engine;
+    }
+    const [first] = this.pools;
+    if (first === undefined) throw new Error('a router without pools');
+    this.#poolName = first[0];
+    this.lb = first[1];
     this.trusted = options.trustedProxies === undefined ? undefined : new TrustedProxies(options.trustedProxies, 'trustedProxies');
     this.stickiness =
       options.stickiness === undefined
         ? undefined
-        : new Stickiness(options.stickiness, { clock: lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
+        : new Stickiness(options.stickiness, { clock: this.lb.clock, ...(this.trusted ? { trustedProxies: this.trusted } : {}) });
     this.hashKey = options.hashBy === undefined ? undefined : compileHashBy(options.hashBy, 'hashBy');
     this.budget = new RetryBudget(this.config.budgetPercent, this.config.budgetMinConcurrency);
     this.queue = new WaitQueue(this.config.maxQueue, this.config.queueTimeoutMs);
@@ -110,12 +131,38 @@ export class ProxyEngine {
       this.#pools.delete(backend);
       pool.close().catch(() => undefined);
     };
-    for (const pool of pools.values()) pool.on('removed', this.#onRemoved);
+    for (const pool of this.pools.values()) pool.on('removed', this.#onRemoved);
+    const poolOptions = parent === undefined ? this.router?.poolOptions : undefined;
+    if (poolOptions !== undefined && poolOptions.size > 0) {
+      const { router: _router, balancer: _balancer, ...shared } = options;
+      try {
+        for (const [name, own] of poolOptions) {
+          const lb = this.pools.get(name);
+          if (lb === undefined) continue;
+          try {
+            this.#poolEngines.set(name, new ProxyEngine({ ...shared, ...own, balancer: lb }, { engine: this, pool: name }));
+          } catch (error) {
+            if (!isInvalidOptionError(error)) throw error;
+            const invalid = error as InvalidOptionError;
+            throw new InvalidOptionError(`router.pools.${name}.${invalid.path}`, invalid.value, invalid.expected, { cause: error });
+          }
+        }
+      } catch (error) {
+        void this.close();
+        throw error;
+      }
+    }
+  }
+
+  /** The engine that serves a routed request of `pool`: the pool's own (`PoolSpec`), else this one. */
+  engineFor(pool: string): ProxyEngine {
+    if (this.#parent !== undefined) return this.#parent.engineFor(pool);
+    return this.#poolEngines.get(pool) ?? this;
   }
 
   /** The pool and upstream path for a request; `undefined` when no route matches (404). */
   route(req: IncomingMessage): RouteDecision | undefined {
-    if (this.router === undefined) return { pool: 'default', lb: this.lb, path: req.url ?? '/' };
+    if (this.router === undefined) return { pool: this.#poolName, lb: this.lb, path: req.url ?? '/' };
     const trusted = this.trusted;
     return this.router.match(req, isSecureRequest(req, trusted !== undefined && trusted.contains(req.socket.remoteAddress ?? '')));
   }
@@ -161,9 +208,9 @@ export class ProxyEngine {
   // ---- decisions both engines take the same way, per request -----------------------------------
 
   /** The admission check's verdict (`config.admission` must be set); a check that throws admits. */
-  admit(req: IncomingMessage, clientIp: string, pool: string, phase: 'client' | 'upgrade'): AdmissionVerdict {
+  admit(req: IncomingMessage, clientIp: string, route: RouteDecision, phase: 'client' | 'upgrade'): AdmissionVerdict {
     try {
-      return this.config.admission!(req, { clientIp, pool });
+      return this.config.admission!(req, route.route === undefined ? { clientIp, pool: route.pool } : { clientIp, pool: route.pool, route: route.route });
     } catch (error) {
       this.report(error, phase);
       return ADMITTED;
@@ -204,9 +251,16 @@ export class ProxyEngine {
     return this.budget.charge(failure.kind);
   }
 
+  /** Run `closer` when the engine closes (the HTTP/2 backend sessions register here). */
+  onClose(closer: () => void): void {
+    this.#closers.push(closer);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const closer of this.#closers.splice(0)) closer();
+    const children = Promise.all([...this.#poolEngines.values()].map((engine) => engine.close()));
     this.queue.close();
     this.upgrades.close();
     for (const pool of this.pools.values()) pool.off('removed', this.#onRemoved);
@@ -214,6 +268,7 @@ export class ProxyEngine {
     this.#pools.clear();
     await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
     await this.stickiness?.close();
+    await children;
     this.#owned?.close();
   }
 }
@@ -301,7 +356,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler {
       return this.#fail(400, 'Bad Request', 'bad-request');
     }
     if (engine.config.admission !== undefined) {
-      const verdict = engine.admit(this.#req, this.#clientIp, this.#route.pool, 'client');
+      const verdict = engine.admit(this.#req, this.#clientIp, this.#route, 'client');
       if (!verdict.admit) {
         this.#req.resume();
         return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
@@ -734,55 +789,7 @@ function logRejected(engine: ProxyEngine, req: IncomingMessage, status: number, 
  */
 export function createProxy(options: ProxyOptions): ProxyHandler {
   const engine = new ProxyEngine(options);
-  const handler = ((req: IncomingMessage, res: ServerResponse) => {
-    if (refusedConnections.has(req.socket)) {
-      // A request pipelined behind a refused head: the connection is closing, and nothing on it
-      // after the refusal is served (the client and the proxy may disagree about where it starts).
-      req.resume();
-      return;
-    }
-    if (engine.closed) {
-      req.resume();
-      sendError(res, 503, 'Service Unavailable');
-      logRejected(engine, req, 503, 'closed');
-      return;
-    }
-    let refusal;
-    try {
-      refusal = checkRequestHead(req, engine.config.maxHeaderCount);
-    } catch (error) {
-      // A bug (or a request object something broke) costs this request, never the process.
-      engine.report(error, 'client');
-      req.resume();
-      sendError(res, 500, 'Internal Server Error');
-      logRejected(engine, req, 500, 'internal-error');
-      return;
-    }
-    if (refusal !== undefined) {
-      // Nothing of a refused head is acted on; the connection closes after the answer, since the
-      // client and the proxy may disagree about where this request ends.
-      req.resume();
-      const socket = req.socket;
-      refusedConnections.add(socket);
-      res.once('finish', () => closeAfterAnswer(socket));
-      sendError(res, refusal.status, refusal.message, CLOSE);
-      logRejected(engine, req, refusal.status, 'bad-request');
-      return;
-    }
-    let route: RouteDecision | undefined;
-    try {
-      route = engine.route(req);
-    } catch (error) {
-      engine.report(error, 'client');
-    }
-    if (route === undefined) {
-      req.resume();
-      sendError(res, 404, 'Not Found');
-      logRejected(engine, req, 404, 'not-found');
-      return;
-    }
-    new ProxiedRequest(engine, req, res, route).start();
-  }) as ProxyHandler;
+  const handler = ((req: IncomingMessage, res: ServerResponse) => serveRequest(engine, req, res)) as ProxyHandler;
   Object.defineProperties(handler, {
     upgrade: {
       // A plain function: Node calls 'upgrade' listeners with the server as `this`, and a refused
@@ -797,4 +804,75 @@ export function createProxy(options: ProxyOptions): ProxyHandler {
     [PROXY_ENGINE]: { value: engine },
   });
   return handler;
+}
+
+/**
+ * One request of a `node:http`, `node:https` or `node:http2` (compatibility API) server through an
+ * engine: HTTP/2 requests, and requests to pools whose backends speak HTTP/2, go to the stream
+ * exchange (`../h2`); the rest to `ProxiedRequest` over undici.
+ */
+export function serveRequest(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor === 2 && (req as unknown as { stream?: unknown }).stream !== undefined) {
+    if (engine.closed) {
+      req.resume();
+      sendError(res, 503, 'Service Unavailable');
+      logRejected(engine, req, 503, 'closed');
+      return;
+    }
+    forwardHttp2Request(engine, req, res);
+    return;
+  }
+  if (refusedConnections.has(req.socket)) {
+    // A request pipelined behind a refused head: the connection is closing, and nothing on it
+    // after the refusal is served (the client and the proxy may disagree about where it starts).
+    req.resume();
+    return;
+  }
+  if (engine.closed) {
+    req.resume();
+    sendError(res, 503, 'Service Unavailable');
+    logRejected(engine, req, 503, 'closed');
+    return;
+  }
+  let refusal;
+  try {
+    refusal = checkRequestHead(req, engine.config.maxHeaderCount);
+  } catch (error) {
+    // A bug (or a request object something broke) costs this request, never the process.
+    engine.report(error, 'client');
+    req.resume();
+    sendError(res, 500, 'Internal Server Error');
+    logRejected(engine, req, 500, 'internal-error');
+    return;
+  }
+  if (refusal !== undefined) {
+    // Nothing of a refused head is acted on; the connection closes after the answer, since the
+    // client and the proxy may disagree about where this request ends.
+    req.resume();
+    const socket = req.socket;
+    refusedConnections.add(socket);
+    res.once('finish', () => closeAfterAnswer(socket));
+    sendError(res, refusal.status, refusal.message, CLOSE);
+    logRejected(engine, req, refusal.status, 'bad-request');
+    return;
+  }
+  let route: RouteDecision | undefined;
+  try {
+    route = engine.route(req);
+  } catch (error) {
+    engine.report(error, 'client');
+  }
+  if (route === undefined) {
+    req.resume();
+    sendError(res, 404, 'Not Found');
+    logRejected(engine, req, 404, 'not-found');
+    return;
+  }
+  // A pool with options of its own (createRouter's PoolSpec) is served by its own engine.
+  const target = engine.engineFor(route.pool);
+  if (target.config.upstreamProtocol(route.pool) === 'h2') {
+    forwardHttp1ToHttp2(target, req, res, route);
+    return;
+  }
+  new ProxiedRequest(target, req, res, route).start();
 }

@@ -77,7 +77,8 @@ export class UpgradeProxy {
 
 /** One upgrade request: its checks, its handshake, then its tunnel or its ordinary response. */
 class UpgradeExchange {
-  readonly #engine: ProxyEngine;
+  /** The proxy's engine, then (once routed) the engine of the pool the request goes to. */
+  #engine: ProxyEngine;
   readonly #open: Set<Duplex>;
   readonly #req: IncomingMessage;
   readonly #client: Duplex;
@@ -116,7 +117,7 @@ class UpgradeExchange {
   }
 
   start(): void {
-    const engine = this.#engine;
+    let engine = this.#engine;
     const client = this.#client;
     const req = this.#req;
     client.on('error', this.#onClientError);
@@ -135,8 +136,11 @@ class UpgradeExchange {
     }
     const route = this.#route;
     if (route === undefined) return this.#refuse(404, 'Not Found', 'not-found');
+    // A pool with options of its own (createRouter's PoolSpec) is served by its own engine.
+    engine = engine.engineFor(route.pool);
+    this.#engine = engine;
     if (engine.config.admission !== undefined) {
-      const verdict = engine.admit(req, this.#clientIp, route.pool, 'upgrade');
+      const verdict = engine.admit(req, this.#clientIp, route, 'upgrade');
       if (!verdict.admit) return this.#refuse(verdict.status, verdict.message, 'denied', verdict.headers);
       this.#admissionDone = verdict.done;
     }

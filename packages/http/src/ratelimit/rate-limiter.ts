@@ -24,7 +24,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { InvalidOptionError, StickTable, isPlainObject, type Clock, type Replicator, type StickEntry } from '@fulcrum/core';
+import { InvalidOptionError, StickTable, type Clock, type Replicator, type StickEntry } from '@fulcrum/core';
+import { checkKnownKeys, isPlainObject, optionalBoolean, optionalInteger } from '@fulcrum/core/validate';
 import { flatKey } from '../affinity/flat-key';
 import type { AdmissionVerdict } from '../proxy/options';
 
@@ -84,20 +85,12 @@ export interface NormalizedRateLimitOptions {
   readonly shared: boolean;
 }
 
-function integer(path: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(path, value, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
+const integer = optionalInteger;
 
 /** Validate rate-limit options; errors name `path` (`pools.api.rateLimit.requests`). */
 export function normalizeRateLimitOptions(input: unknown, path = 'rateLimit'): NormalizedRateLimitOptions {
   if (!isPlainObject(input)) throw new InvalidOptionError(path, input, 'must be an object like { "requests": 100, "windowMs": 10000 }');
-  for (const key of Object.keys(input)) {
-    if (!KNOWN.includes(key)) throw new InvalidOptionError(`${path}.${key}`, input[key], `is not an option (known: ${KNOWN.join(', ')})`);
-  }
+  checkKnownKeys(path, input, KNOWN);
   const requests = integer(`${path}.requests`, input.requests, 0, 1, 1e9);
   const concurrent = integer(`${path}.concurrent`, input.concurrent, 0, 1, 1e9);
   if (requests === 0 && concurrent === 0) {
@@ -113,7 +106,7 @@ export function normalizeRateLimitOptions(input: unknown, path = 'rateLimit'): N
   }
   const status = integer(`${path}.status`, input.status, 429, 429, 503);
   if (status !== 429 && status !== 503) throw new InvalidOptionError(`${path}.status`, status, 'must be 429 or 503');
-  if (input.shared !== undefined && typeof input.shared !== 'boolean') throw new InvalidOptionError(`${path}.shared`, input.shared, 'must be true or false');
+  const shared = optionalBoolean(`${path}.shared`, input.shared, false);
   return Object.freeze({
     requests,
     windowMs: integer(`${path}.windowMs`, input.windowMs, 10_000, 100, 3_600_000),
@@ -121,7 +114,7 @@ export function normalizeRateLimitOptions(input: unknown, path = 'rateLimit'): N
     by,
     status,
     capacity: integer(`${path}.capacity`, input.capacity, 100_000, 1, 10_000_000),
-    shared: input.shared === true,
+    shared,
   });
 }
 

@@ -10,8 +10,12 @@
  * Pool names double as the value of the split-stickiness cookie, so they follow the backend-id rule
  * (1–64 characters of `[A-Za-z0-9._:-]`): they are never free text inside a cookie.
  */
-import { BACKEND_ID_PATTERN, InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { BACKEND_ID_PATTERN, InvalidOptionError } from '@fulcrum/core';
+import type { LoadBalancer, LoadBalancerOptions } from '@fulcrum/core';
+import { finiteNumber, isPlainObject } from '@fulcrum/core/validate';
 import type { CookieStickinessOptions } from '../affinity/cookie';
+import { compileHashBy, type HashBy } from '../affinity/hash-by';
+import { normalizeProxyOptions, type ProxyOptions } from '../proxy/options';
 import type { CompiledMatch, HeaderCondition, HostCondition } from './match';
 
 /** Conditions of a route; all given ones must hold. An absent `match` matches every request. */
@@ -82,6 +86,65 @@ export interface SplitOptions {
 }
 
 export const DEFAULT_SPLIT_COOKIE_NAME = 'fulcrum_pool';
+
+/**
+ * The `createProxy` options a pool of a router may set for its own requests (HAProxy's per-backend
+ * `balance`, `stick`, `retries` and `timeout server`). They override the proxy's, key by key (a
+ * pool's `timeouts` replaces the proxy's `timeouts` object). `maxHeaderCount` is not among them: a
+ * head is checked before it is routed.
+ */
+export const POOL_PROXY_KEYS = [
+  'stickiness',
+  'hashBy',
+  'attempts',
+  'retryOn',
+  'retryNonIdempotent',
+  'retryBudget',
+  'maxRetryAfterMs',
+  'maxReplayBytes',
+  'maxQueue',
+  'queueTimeoutMs',
+  'timeouts',
+  'connectionsPerBackend',
+  'preserveHost',
+  'forwardedHeaders',
+  'backendTls',
+  'upgradeTimeouts',
+] as const;
+
+/** What a pool of a router sets for itself (see `POOL_PROXY_KEYS`). */
+export type PoolProxyOptions = Pick<ProxyOptions, (typeof POOL_PROXY_KEYS)[number]>;
+
+/**
+ * A pool with options of its own: its load balancer (or the options to create one, which the router
+ * then owns) and the proxy options its requests use instead of the proxy's.
+ */
+export interface PoolSpec extends PoolProxyOptions {
+  balancer: LoadBalancer | LoadBalancerOptions;
+}
+
+const POOL_SPEC_KEYS = new Set<string>(['balancer', ...POOL_PROXY_KEYS]);
+
+/**
+ * Validate a pool's own proxy options without creating anything (no load balancer, socket or
+ * stick-table): the keys, every value `createProxy` would check, and `hashBy`. Errors name
+ * `pools.<name>.<option>`. Stickiness is checked when the proxy builds it (it owns a stick-table).
+ */
+export function normalizePoolProxyOptions(path: string, spec: Readonly<Record<string, unknown>>): PoolProxyOptions {
+  unknownKeys(path, spec, POOL_SPEC_KEYS);
+  const options: Record<string, unknown> = {};
+  for (const key of POOL_PROXY_KEYS) if (spec[key] !== undefined) options[key] = spec[key];
+  const { stickiness, hashBy, ...checked } = options;
+  try {
+    normalizeProxyOptions(checked as ProxyOptions);
+    if (hashBy !== undefined) compileHashBy(hashBy as HashBy, 'hashBy');
+  } catch (error) {
+    if (!(error instanceof InvalidOptionError)) throw error;
+    throw new InvalidOptionError(`${path}.${error.path}`, error.value, error.expected, { cause: error });
+  }
+  if (stickiness !== undefined && !isPlainObject(stickiness)) throw new InvalidOptionError(`${path}.stickiness`, stickiness, 'must be the stickiness options ({ cookie }, { sourceIp }, { header } or { learnCookie })');
+  return Object.freeze(options) as PoolProxyOptions;
+}
 
 /** A compiled route. `split` is replaced wholesale by `setSplit` (one reference swap). */
 export interface CompiledRoute {
@@ -259,11 +322,8 @@ export function compileSplit(path: string, value: unknown, pools: ReadonlySet<st
     }
     if (seen.has(name)) throw new InvalidOptionError(Array.isArray(value) ? `${entry.path}.pool` : entry.path, name, 'is listed twice in one split');
     seen.add(name);
-    const weight = entry.weight;
     const weightPath = Array.isArray(value) ? `${entry.path}.weight` : entry.path;
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0 || weight > 1e9) {
-      throw new InvalidOptionError(weightPath, weight, 'must be a finite number from 0 to 1e9');
-    }
+    const weight = finiteNumber(weightPath, entry.weight, { min: 0, max: 1e9 });
     total += weight;
     names.push(name);
     cumulative.push(total);

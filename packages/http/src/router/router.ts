@@ -29,14 +29,18 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, isPlainObject, type LoadBalancerOptions, type Random } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, type LoadBalancerOptions, type Random } from '@fulcrum/core';
+import { checkKnownKeys, isPlainObject } from '@fulcrum/core/validate';
 import { StickyCookie } from '../affinity/cookie';
 import { headersMatch, hostMatches, parseHost, pathMatches } from './match';
 import {
   DEFAULT_SPLIT_COOKIE_NAME,
   compileRoutes,
   compileSplit,
+  normalizePoolProxyOptions,
   validatePoolName,
+  type PoolProxyOptions,
+  type PoolSpec,
   type CompiledRoute,
   type CompiledSplit,
   type RouteSpec,
@@ -47,8 +51,12 @@ import { normaliseTarget } from './path';
 
 /** Options of `createRouter`. */
 export interface RouterOptions {
-  /** Named pools: a `LoadBalancer` (the caller's) or its options (the router creates and closes it). */
-  pools: Readonly<Record<string, LoadBalancer | LoadBalancerOptions>>;
+  /**
+   * Named pools: a `LoadBalancer` (the caller's) or its options (the router creates and closes it),
+   * or a `PoolSpec` — `{ balancer, stickiness?, hashBy?, attempts?, timeouts?, … }` — whose proxy
+   * options its requests use instead of the proxy's, under both engines.
+   */
+  pools: Readonly<Record<string, LoadBalancer | LoadBalancerOptions | PoolSpec>>;
   /** The forwarding rules, in order; the first that matches wins. */
   routes: readonly RouteSpec[];
   /** Stickiness and tester override of weighted splits. Required (its `cookie`) when a route splits. */
@@ -91,6 +99,8 @@ export interface Router {
   match(req: IncomingMessage, secure?: boolean): RouteMatch | undefined;
   /** The pools by name. */
   readonly pools: ReadonlyMap<string, LoadBalancer>;
+  /** The proxy options of the pools given as a `PoolSpec`, validated and frozen, by pool name. */
+  readonly poolOptions: ReadonlyMap<string, PoolProxyOptions>;
   /**
    * Change a route's split at runtime (a canary ramp, a rollback): by route index or name, to
    * `[{ pool, weight }]` or `{ pool: weight }`. Also turns a single-pool route into a split. New
@@ -108,8 +118,98 @@ const KNOWN = new Set(['pools', 'routes', 'split', 'random', 'now', 'encodedDotS
 const SPLIT_KEYS = new Set(['cookie', 'headerOverride']);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/** `createRouter`'s options validated, with nothing created: what `normalizeRouterOptions` returns. */
+export interface NormalizedRouterOptions {
+  readonly random: Random;
+  readonly now: () => number;
+  readonly passEncodedDotSegments: boolean;
+  /** The tester-override header, lowercased, or `undefined` (off). */
+  readonly headerOverride: string | undefined;
+  readonly cookie: SplitOptions['cookie'];
+  /** Each pool's load balancer or its options, as given (a `PoolSpec`'s `balancer`). */
+  readonly balancers: ReadonlyMap<string, unknown>;
+  /** The proxy options of the pools given as a `PoolSpec`. */
+  readonly poolOptions: ReadonlyMap<string, PoolProxyOptions>;
+  readonly routes: CompiledRoute[];
+}
+
+/**
+ * Validate `createRouter`'s options without creating a load balancer, a timer or a socket: every
+ * check `createRouter` makes on routes, splits, the split cookie, pool names and pools' own proxy
+ * options (a pool's load balancer options are checked when `createRouter` builds it). Throws
+ * `InvalidOptionError` naming the option; the `fulcrum` config validation calls it.
+ */
+export function normalizeRouterOptions(options: RouterOptions): NormalizedRouterOptions {
+  if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with pools and routes');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createRouter (known: ${[...KNOWN].join(', ')})`);
+  }
+  if (options.random !== undefined && typeof options.random !== 'function') throw new InvalidOptionError('random', options.random, 'must be a function returning [0, 1)');
+  if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', options.now, 'must be a function returning ms since the epoch');
+  const encodedDotSegments = options.encodedDotSegments ?? 'reject';
+  if (encodedDotSegments !== 'reject' && encodedDotSegments !== 'pass') {
+    throw new InvalidOptionError('encodedDotSegments', encodedDotSegments, "must be 'reject' or 'pass'");
+  }
+
+  const split: SplitOptions = options.split ?? {};
+  if (!isPlainObject(split as unknown)) throw new InvalidOptionError('split', split, 'must be { cookie?, headerOverride? }');
+  for (const key of Object.keys(split)) {
+    if (!SPLIT_KEYS.has(key)) throw new InvalidOptionError(`split.${key}`, (split as Record<string, unknown>)[key], 'is not an option (known: cookie, headerOverride)');
+  }
+  const override = split.headerOverride ?? false;
+  if (override !== false && (typeof override !== 'string' || !TOKEN.test(override))) {
+    throw new InvalidOptionError('split.headerOverride', override, 'must be a header name or false');
+  }
+  let cookiePrefix = DEFAULT_SPLIT_COOKIE_NAME;
+  const cookieOptions = split.cookie;
+  if (cookieOptions !== undefined && cookieOptions !== false) {
+    if (!isPlainObject(cookieOptions as unknown)) throw new InvalidOptionError('split.cookie', cookieOptions, 'must be the cookie options ({ secrets, … }) or false');
+    const name: unknown = cookieOptions.name;
+    if (name !== undefined) {
+      if (typeof name !== 'string' || !TOKEN.test(name) || name.length > 128) {
+        throw new InvalidOptionError('split.cookie.name', name, 'must be a cookie name prefix (an RFC 6265 token of up to 128 characters)');
+      }
+      cookiePrefix = name;
+    }
+    // Validate the cookie options now, with the option path, not on the first split request.
+    new StickyCookie({ ...cookieOptions, name: `${cookiePrefix}_0` }, 'split.cookie');
+  }
+
+  if (!isPlainObject(options.pools) || Object.keys(options.pools).length === 0) {
+    throw new InvalidOptionError('pools', options.pools, 'must be an object of pool name → LoadBalancer or load balancer options, with at least one pool');
+  }
+  const balancers = new Map<string, unknown>();
+  const poolOptions = new Map<string, PoolProxyOptions>();
+  for (const name of Object.keys(options.pools)) {
+    validatePoolName(`pools.${name}`, name);
+    let pool: unknown = options.pools[name];
+    if (isPlainObject(pool) && 'balancer' in pool) {
+      poolOptions.set(name, normalizePoolProxyOptions(`pools.${name}`, pool));
+      pool = pool.balancer;
+    }
+    balancers.set(name, pool);
+  }
+  const routes = compileRoutes(options.routes, new Set(balancers.keys()), cookiePrefix);
+  for (const route of routes) {
+    if (route.split !== undefined && split.cookie === undefined) {
+      throw new InvalidOptionError('split.cookie', undefined, `is required when a route splits traffic (routes[${route.index}].split): { secrets } for sticky splits, or false to assign every request by weight`);
+    }
+  }
+  return {
+    random: options.random ?? defaultRandom,
+    now: options.now ?? Date.now,
+    passEncodedDotSegments: encodedDotSegments === 'pass',
+    headerOverride: override === false ? undefined : override.toLowerCase(),
+    cookie: split.cookie,
+    balancers,
+    poolOptions,
+    routes,
+  };
+}
+
 class RouterImpl implements Router {
   readonly pools: ReadonlyMap<string, LoadBalancer>;
+  readonly poolOptions = new Map<string, PoolProxyOptions>();
   readonly #owned: LoadBalancer[] = [];
   readonly #routes: CompiledRoute[];
   readonly #byName = new Map<string, CompiledRoute>();
@@ -123,57 +223,18 @@ class RouterImpl implements Router {
   #closed = false;
 
   constructor(options: RouterOptions) {
-    if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with pools and routes');
-    for (const key of Object.keys(options)) {
-      if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createRouter (known: ${[...KNOWN].join(', ')})`);
-    }
-    if (options.random !== undefined && typeof options.random !== 'function') throw new InvalidOptionError('random', options.random, 'must be a function returning [0, 1)');
-    if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', options.now, 'must be a function returning ms since the epoch');
-    this.#random = options.random ?? defaultRandom;
-    this.#now = options.now ?? Date.now;
-    const encodedDotSegments = options.encodedDotSegments ?? 'reject';
-    if (encodedDotSegments !== 'reject' && encodedDotSegments !== 'pass') {
-      throw new InvalidOptionError('encodedDotSegments', encodedDotSegments, "must be 'reject' or 'pass'");
-    }
-    this.#passEncodedDotSegments = encodedDotSegments === 'pass';
-
-    const split: SplitOptions = options.split ?? {};
-    if (!isPlainObject(split as unknown)) throw new InvalidOptionError('split', split, 'must be { cookie?, headerOverride? }');
-    for (const key of Object.keys(split)) {
-      if (!SPLIT_KEYS.has(key)) throw new InvalidOptionError(`split.${key}`, (split as Record<string, unknown>)[key], 'is not an option (known: cookie, headerOverride)');
-    }
-    const override = split.headerOverride ?? false;
-    if (override !== false && (typeof override !== 'string' || !TOKEN.test(override))) {
-      throw new InvalidOptionError('split.headerOverride', override, 'must be a header name or false');
-    }
-    this.#override = override === false ? undefined : override.toLowerCase();
-    this.#cookieOptions = split.cookie;
-    let cookiePrefix = DEFAULT_SPLIT_COOKIE_NAME;
-    const cookieOptions = split.cookie;
-    if (cookieOptions !== undefined && cookieOptions !== false) {
-      if (!isPlainObject(cookieOptions as unknown)) throw new InvalidOptionError('split.cookie', cookieOptions, 'must be the cookie options ({ secrets, … }) or false');
-      const name: unknown = cookieOptions.name;
-      if (name !== undefined) {
-        if (typeof name !== 'string' || !TOKEN.test(name) || name.length > 128) {
-          throw new InvalidOptionError('split.cookie.name', name, 'must be a cookie name prefix (an RFC 6265 token of up to 128 characters)');
-        }
-        cookiePrefix = name;
-      }
-      // Validate the cookie options now, with the option path, not on the first split request.
-      new StickyCookie({ ...cookieOptions, name: `${cookiePrefix}_0` }, 'split.cookie');
-    }
-
-    if (!isPlainObject(options.pools) || Object.keys(options.pools).length === 0) {
-      throw new InvalidOptionError('pools', options.pools, 'must be an object of pool name → LoadBalancer or load balancer options, with at least one pool');
-    }
+    const normalized = normalizeRouterOptions(options);
+    this.#random = normalized.random;
+    this.#now = normalized.now;
+    this.#passEncodedDotSegments = normalized.passEncodedDotSegments;
+    this.#override = normalized.headerOverride;
+    this.#cookieOptions = normalized.cookie;
+    for (const [name, own] of normalized.poolOptions) this.poolOptions.set(name, own);
     const pools = new Map<string, LoadBalancer>();
     try {
-      for (const name of Object.keys(options.pools)) {
-        validatePoolName(`pools.${name}`, name);
-        pools.set(name, this.#resolvePool(name, options.pools[name]));
-      }
+      for (const [name, pool] of normalized.balancers) pools.set(name, this.#resolvePool(name, pool));
       this.#poolNames = new Set(pools.keys());
-      this.#routes = compileRoutes(options.routes, this.#poolNames, cookiePrefix);
+      this.#routes = normalized.routes;
       for (const route of this.#routes) {
         this.#byName.set(route.name, route);
         if (route.split !== undefined) this.#cookieFor(route, `routes[${route.index}].split`);

@@ -26,6 +26,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '@fulcrum/core';
+import { finiteNumber } from '@fulcrum/core/validate';
 import type { LoadBalancerSnapshot } from '@fulcrum/core';
 import { EventLog } from './event-log';
 import type { StatsEvent } from './event-log';
@@ -160,12 +161,8 @@ function normalizeStatsPageOptions(input: unknown): { title: string; refreshMs: 
   if (typeof title !== 'string' || title.length === 0 || title.length > 200) {
     throw new InvalidOptionError('statsPage.title', title, 'must be a string of 1–200 characters');
   }
-  if (!Number.isInteger(refreshMs) || (refreshMs as number) < 100 || (refreshMs as number) > 3_600_000) {
-    throw new InvalidOptionError('statsPage.refreshMs', refreshMs, 'must be an integer number of ms from 100 to 3600000');
-  }
-  if (!Number.isInteger(historySize) || (historySize as number) < 1 || (historySize as number) > 10_000) {
-    throw new InvalidOptionError('statsPage.historySize', historySize, 'must be an integer from 1 to 10000');
-  }
+  finiteNumber('statsPage.refreshMs', refreshMs, { min: 100, max: 3_600_000, integer: true });
+  finiteNumber('statsPage.historySize', historySize, { min: 1, max: 10_000, integer: true });
   return { title, refreshMs: refreshMs as number, historySize: historySize as number, adminPath: normalizeAdminPath(admin) };
 }
 

@@ -16,6 +16,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '@fulcrum/core';
+import { checkKnownKeys, finiteNumber } from '@fulcrum/core/validate';
 import { send } from './respond';
 
 /** About how many bytes are written per turn of the event loop. */
@@ -139,15 +140,9 @@ export function normalizeStreamOptions(path: string, input: unknown): RenderGate
   if (input === undefined) return new RenderGate();
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidOptionError(path, input, 'must be an object');
   const options = input as Record<string, unknown>;
-  for (const key of Object.keys(options)) {
-    if (key !== 'maxConcurrentRenders' && key !== 'stallTimeoutMs') throw new InvalidOptionError(`${path}.${key}`, options[key], 'is not an option (known: maxConcurrentRenders, stallTimeoutMs)');
-  }
+  checkKnownKeys(path, options, ['maxConcurrentRenders', 'stallTimeoutMs']);
   const { maxConcurrentRenders = MAX_CONCURRENT_RENDERS, stallTimeoutMs = STALL_TIMEOUT_MS } = options;
-  if (!Number.isInteger(maxConcurrentRenders) || (maxConcurrentRenders as number) < 1 || (maxConcurrentRenders as number) > 64) {
-    throw new InvalidOptionError(`${path}.maxConcurrentRenders`, maxConcurrentRenders, 'must be an integer from 1 to 64');
-  }
-  if (!Number.isInteger(stallTimeoutMs) || (stallTimeoutMs as number) < 100 || (stallTimeoutMs as number) > 3_600_000) {
-    throw new InvalidOptionError(`${path}.stallTimeoutMs`, stallTimeoutMs, 'must be an integer number of ms from 100 to 3600000');
-  }
+  finiteNumber(`${path}.maxConcurrentRenders`, maxConcurrentRenders, { min: 1, max: 64, integer: true });
+  finiteNumber(`${path}.stallTimeoutMs`, stallTimeoutMs, { min: 100, max: 3_600_000, integer: true });
   return new RenderGate(maxConcurrentRenders as number, stallTimeoutMs as number);
 }

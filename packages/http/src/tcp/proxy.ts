@@ -40,7 +40,8 @@
  * `noDelay` on both sockets: relayed small writes (query, reply) must not wait for Nagle.
  */
 import net from 'node:net';
-import { InvalidOptionError, LoadBalancer, isFulcrumError, isPlainObject, type Backend, type Lease, type LoadBalancerOptions, type Outcome } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, isFulcrumError, type Backend, type Lease, type LoadBalancerOptions, type Outcome } from '@fulcrum/core';
+import { MAX_TIMER_MS, checkKnownKeys, isPlainObject, optionalNumber } from '@fulcrum/core/validate';
 import { normalizeIp } from '../affinity/ip';
 import { reportError } from '../proxy/errors';
 import { WaitQueue } from '../proxy/queue';
@@ -88,7 +89,7 @@ export interface TcpProxyHandler {
 }
 
 const KNOWN = new Set(['balancer', 'hashBy', 'proxyProtocol', 'timeouts', 'attempts', 'maxQueue', 'queueTimeoutMs', 'onError']);
-const MAX_TIMER = 2_147_483_647;
+const MAX_TIMER = MAX_TIMER_MS;
 const KEEPALIVE_MS = 60_000;
 /** Marks the error of our own connect timer, to report `timeout` rather than `connect`. */
 const TIMEOUT = Symbol('connect timeout');
@@ -105,18 +106,12 @@ interface Config {
 }
 
 function number(path: string, value: unknown, fallback: number, min: number, max: number, integer: boolean): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new InvalidOptionError(path, value, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-  }
-  return value;
+  return optionalNumber(path, value, fallback, { min, max, integer });
 }
 
 function normalise(options: TcpProxyOptions): Config {
   if (!isPlainObject(options as unknown)) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createTcpProxy (known: ${[...KNOWN].join(', ')})`);
-  }
+  checkKnownKeys('', options, [...KNOWN]);
   const { hashBy, proxyProtocol = false, onError } = options;
   if (hashBy !== undefined && hashBy !== 'source-ip' && typeof hashBy !== 'function') {
     throw new InvalidOptionError('hashBy', hashBy, "must be 'source-ip' or a function (socket) => string | undefined");
@@ -125,9 +120,7 @@ function normalise(options: TcpProxyOptions): Config {
   if (onError !== undefined && typeof onError !== 'function') throw new InvalidOptionError('onError', onError, 'must be a function');
   const timeouts = options.timeouts ?? {};
   if (!isPlainObject(timeouts as unknown)) throw new InvalidOptionError('timeouts', timeouts, 'must be { connectMs?, idleMs? }');
-  for (const key of Object.keys(timeouts)) {
-    if (key !== 'connectMs' && key !== 'idleMs') throw new InvalidOptionError(`timeouts.${key}`, (timeouts as Record<string, unknown>)[key], 'is not a timeout (known: connectMs, idleMs)');
-  }
+  checkKnownKeys('timeouts', timeouts, ['connectMs', 'idleMs']);
   return Object.freeze({
     hashBy,
     proxyProtocol: proxyProtocol === false ? undefined : proxyProtocol,

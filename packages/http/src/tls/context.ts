@@ -25,7 +25,8 @@
 import { X509Certificate, constants as cryptoConstants } from 'node:crypto';
 import type { ServerOptions } from 'node:https';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { isPlainObject } from '@fulcrum/core/validate';
 
 /** One certificate and the names it serves. */
 export interface TlsCertificate {

@@ -17,7 +17,8 @@
  * `*` targets get 400. The response has a tiny body and closes nothing: keep-alive works as usual.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InvalidOptionError, isPlainObject } from '@fulcrum/core';
+import { InvalidOptionError } from '@fulcrum/core';
+import { checkKnownKeys, isPlainObject, optionalInteger } from '@fulcrum/core/validate';
 import { parseHost } from '../router/match';
 
 /** Options of `redirectToHttps`. */
@@ -51,11 +52,8 @@ function answer(res: ServerResponse, status: number, message: string, location?:
 /** A `(req, res)` handler redirecting to https (see the file header). */
 export function redirectToHttps(options: RedirectToHttpsOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   if (!isPlainObject(options as unknown)) throw new InvalidOptionError('options', options, 'must be { port?, hosts? }');
-  for (const key of Object.keys(options)) {
-    if (key !== 'port' && key !== 'hosts') throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], 'is not an option of redirectToHttps (known: port, hosts)');
-  }
-  const port = options.port ?? 443;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidOptionError('port', port, 'must be an integer port from 1 to 65535');
+  checkKnownKeys('', options, ['port', 'hosts']);
+  const port = optionalInteger('port', options.port, 443, 1, 65_535);
   const portSuffix = port === 443 ? '' : `:${port}`;
   let exact: Set<string> | undefined;
   let suffixes: string[] | undefined;

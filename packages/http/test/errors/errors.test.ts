@@ -4,23 +4,17 @@ import * as core from '@fulcrum/core';
 import * as express from '@fulcrum/express-adapter';
 import * as fastify from '@fulcrum/fastify-adapter';
 import * as http from '@fulcrum/http';
-import { ConfigFileError, DnsDiscoveryError, isDnsDiscoveryError, parseConfigText } from '@fulcrum/http';
+import { DnsDiscoveryError, isDnsDiscoveryError } from '@fulcrum/http';
+import * as sessionFs from '@fulcrum/session-fs';
+import * as sessionRedis from '@fulcrum/session-redis';
+import * as sessionSql from '@fulcrum/session-sql';
+import * as sim from '@fulcrum/sim';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-describe("@fulcrum/http's errors", () => {
-  it('throws a ConfigFileError that is a FulcrumError with its code for a config file that is not JSON', () => {
-    let thrown: unknown;
-    try {
-      parseConfigText('{\n  "pools": {\n}', 'fulcrum.json');
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(ConfigFileError);
-    expect(core.isFulcrumError(thrown, core.ErrorCodes.CONFIG_FILE)).toBe(true);
-    expect(thrown).toMatchObject({ name: 'ConfigFileError', code: 'FULCRUM_CONFIG_FILE', file: 'fulcrum.json:3:2' });
-    expect((thrown as Error).cause).toBeInstanceOf(SyntaxError);
-  });
+const readme = (dir: string) => readFileSync(new URL(`../../../${dir}/README.md`, import.meta.url), 'utf8');
 
+describe("@fulcrum/http's errors", () => {
   it('makes DnsDiscoveryError a FulcrumError with its code, target and cause', () => {
     const cause = Object.assign(new Error('queryA ENOTFOUND users.internal'), { code: 'ENOTFOUND' });
     const error = new DnsDiscoveryError('users.internal:8080', 'no records', { cause });
@@ -28,6 +22,26 @@ describe("@fulcrum/http's errors", () => {
     expect(isDnsDiscoveryError(error)).toBe(true);
     expect(isDnsDiscoveryError(new core.UpstreamError('connect'))).toBe(false);
     expect(error).toMatchObject({ name: 'DnsDiscoveryError', code: 'FULCRUM_DNS_DISCOVERY', target: 'users.internal:8080', cause });
+  });
+
+  it.each([
+    ['http', http],
+    ['express-adapter', express],
+    ['fastify-adapter', fastify],
+    ['session-fs', sessionFs],
+    ['session-redis', sessionRedis],
+    ['session-sql', sessionSql],
+    ['sim', sim],
+  ] as const)('has @fulcrum/%s export every error class its README names, as a FulcrumError (core\'s own class where core has it)', (dir, mod) => {
+    const named = [...new Set([...readme(dir).matchAll(/`([A-Z][A-Za-z]*Error)`/g)].map((m) => m[1]!))];
+    expect(named.length).toBeGreaterThan(0);
+    const exported = mod as unknown as Record<string, unknown>;
+    const fromCore = core as unknown as Record<string, unknown>;
+    for (const name of named) {
+      expect(exported[name], `${name}, named in ${dir}/README.md`).toBeTypeOf('function');
+      if (name !== 'FulcrumError') expect((exported[name] as { prototype: unknown }).prototype, name).toBeInstanceOf(core.FulcrumError);
+      if (name in fromCore) expect(exported[name], name).toBe(fromCore[name]);
+    }
   });
 
   it('re-exports the errors its README names as the same classes and guards as core', () => {

@@ -1,0 +1,27 @@
+// The standalone proxy (`fulcrum --config`): config, runner, admin API, access logs. Re-exports only.
+export { runCli } from './main';
+export type { CliIo } from './main';
+export { startFulcrum } from './runner';
+export type { FulcrumInstance, StartOptions } from './runner';
+export { LOG_LEVELS, createLogger, stderrLogger } from './log';
+export type { LogLevel, LoggerOptions, RunnerLogger } from './log';
+export { substituteEnv, validateConfig, validateConfigAsync } from './config';
+export { ConfigPathError, MAX_CONFIG_FILE_BYTES, readConfigFile } from './files';
+export type {
+  FrontendConfig,
+  FulcrumConfig,
+  FulcrumConfigFile,
+  HealthConfig,
+  PoolConfig,
+  ReplicationConfig,
+  RouteConfig,
+  EndpointAuthConfig,
+  EndpointListenerConfig,
+  ValidateAsyncOptions,
+  ValidateOptions,
+} from './config';
+export { ConfigFileError, loadConfig, parseConfigText } from './load';
+export { AccessLogWriter, formatJson, formatText } from './access-log';
+export type { AccessLogFormat, AccessLogWriterOptions } from './access-log';
+export { createAdminHandler } from './admin';
+export type { AdminControl, AdminHandlerOptions } from './admin';

@@ -1,0 +1,229 @@
+/**
+ * `fulcrum` — the command line: `fulcrum --config fulcrum.json` runs the proxy, `fulcrum --check
+ * --config fulcrum.json` validates and exits (0 valid, 1 invalid, with the error on stderr — for CI
+ * and for `ExecReload=` checks before a SIGHUP, as `haproxy -c` and `nginx -t` are used).
+ *
+ * Signals: SIGHUP reloads the file (HAProxy's and nginx's convention); SIGTERM and SIGINT shut down
+ * gracefully (stop accepting, finish in-flight requests within `shutdown.graceMs`, exit 0); a second
+ * SIGTERM/SIGINT during that exits at once with 1, for the operator who means it. SIGUSR2 upgrades
+ * without dropping a connection (nginx's convention): the process starts its successor from the same
+ * command line — the new code, after a package upgrade — hands it the listening sockets and the
+ * state (`handover.ts`), and drains and exits once the successor serves; if the successor fails, this
+ * process keeps serving.
+ */
+import { spawn } from 'node:child_process';
+import { ErrorCodes, isFulcrumError } from '@fulcrum/core';
+import { announceReady, handOver, HANDOVER_ENV, receiveHandover, type Inherited } from './handover';
+import { loadConfig } from './load';
+import { LOG_LEVELS, createLogger, type LogLevel, type RunnerLogger } from './log';
+import { startFulcrum } from './runner';
+
+/** How long a successor may take to receive the handover, start and serve, ms. */
+const UPGRADE_TIMEOUT_MS = 30_000;
+
+const USAGE = `usage: fulcrum --config <file.json> [--check] [--log-level <level>] [--log-format json|text]
+
+  -c, --config <file>       the config file (JSON; see the README of @fulcrum/cli and schema/fulcrum.schema.json)
+      --check               validate the config and exit: 0 if valid, 1 with the error if not
+      --log-level <level>   debug, info (default), warn or error: the least severe line written to stderr
+      --log-format <format> json (default; pino-compatible lines) or text
+  -v, --version             the version
+  -h, --help                this text
+
+signals: SIGHUP reloads the config; SIGUSR2 hands over to a new process without dropping a
+connection (an upgrade); SIGTERM or SIGINT shut down gracefully, a second one at once
+`;
+
+/** What `runCli` needs from the process (injectable for tests); every field has a default. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: Readonly<Record<string, string | undefined>>;
+  /** The runner's log. Default: built from `--log-level` and `--log-format`, on `stderr`. */
+  logger?: RunnerLogger;
+  /** What `--version` prints (the bin passes the package's). */
+  version?: string;
+}
+
+interface ParsedArgs {
+  config: string | undefined;
+  check: boolean;
+  help: boolean;
+  version: boolean;
+  logLevel: LogLevel;
+  logFormat: 'json' | 'text';
+}
+
+/** The value of `--name value` or `--name=value` at `argv[i]`; `undefined` when `arg` is not that option. */
+function optionValue(argv: readonly string[], i: number, names: readonly string[]): { value: string | undefined; next: number } | undefined {
+  const arg = argv[i]!;
+  if (names.includes(arg)) return { value: argv[i + 1], next: i + 1 };
+  const long = names.find((name) => name.startsWith('--') && arg.startsWith(`${name}=`));
+  return long === undefined ? undefined : { value: arg.slice(long.length + 1), next: i };
+}
+
+function parseArgs(argv: readonly string[]): ParsedArgs | string {
+  const parsed: ParsedArgs = { config: undefined, check: false, help: false, version: false, logLevel: 'info', logFormat: 'json' };
+  // `pnpm start -- --config f.json` passes the `--` through: it ends nothing here.
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') continue;
+    if (arg === '--check' || arg === '-t') {
+      parsed.check = true;
+      continue;
+    }
+    if (arg === '--help' || arg === '-h') {
+      parsed.help = true;
+      continue;
+    }
+    if (arg === '--version' || arg === '-v') {
+      parsed.version = true;
+      continue;
+    }
+    const config = optionValue(argv, i, ['--config', '-c']);
+    const level = config ?? optionValue(argv, i, ['--log-level']);
+    const format = level ?? optionValue(argv, i, ['--log-format']);
+    const found = format;
+    if (found === undefined) return `unknown argument ${JSON.stringify(arg)}`;
+    if (found.value === undefined || found.value === '') return `${arg} needs a value`;
+    i = found.next;
+    if (config !== undefined) parsed.config = found.value;
+    else if (level !== undefined) {
+      if (!(LOG_LEVELS as readonly string[]).includes(found.value)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(found.value)}`;
+      parsed.logLevel = found.value as LogLevel;
+    } else {
+      if (found.value !== 'json' && found.value !== 'text') return `--log-format must be json or text, got ${JSON.stringify(found.value)}`;
+      parsed.logFormat = found.value;
+    }
+  }
+  return parsed;
+}
+
+/**
+ * Run the CLI with `argv` (without node and script). Resolves with the exit code for `--check`, bad
+ * arguments and start failures; while the proxy runs it resolves only after a signal shut it down.
+ */
+export async function runCli(argv: readonly string[], options: Partial<CliIo> = {}): Promise<number> {
+  const io: CliIo = {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    env: process.env,
+    ...options,
+  };
+  const args = parseArgs(argv);
+  if (typeof args === 'string') {
+    io.stderr(`fulcrum: ${args}\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    io.stdout(USAGE);
+    return 0;
+  }
+  if (args.version) {
+    io.stdout(`fulcrum ${io.version ?? 'unknown'} (node ${process.version})\n`);
+    return 0;
+  }
+  const logger = io.logger ?? createLogger({ level: args.logLevel, format: args.logFormat, write: io.stderr });
+  if (args.config === undefined) {
+    io.stderr(`fulcrum: --config is required\n${USAGE}`);
+    return 2;
+  }
+  let config;
+  try {
+    config = await loadConfig(args.config, { env: io.env });
+  } catch (error) {
+    // A file that cannot be read or parsed names itself (with line and column); a bad value names its path in the file.
+    const message = (error as Error).message;
+    io.stderr(isFulcrumError(error, ErrorCodes.CONFIG_FILE) ? `fulcrum: ${message}\n` : `fulcrum: ${args.config}: ${message}\n`);
+    return 1;
+  }
+  if (args.check) {
+    io.stdout(`fulcrum: ${args.config}: valid (${config.pools.size} pool${config.pools.size === 1 ? '' : 's'}, ${config.frontends.length} frontend${config.frontends.length === 1 ? '' : 's'})\n`);
+    return 0;
+  }
+  // A successor (SIGUSR2 in the predecessor) takes its listeners and state before it starts.
+  let inherit: Inherited | undefined;
+  if (io.env[HANDOVER_ENV] === '1') {
+    // Not passed on: this process's own successor is told so by this process, not by the environment.
+    delete process.env[HANDOVER_ENV];
+    try {
+      inherit = await receiveHandover(UPGRADE_TIMEOUT_MS);
+    } catch (error) {
+      io.stderr(`fulcrum: cannot take over: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
+  let instance;
+  try {
+    instance = await startFulcrum(config, { configFile: args.config, env: io.env, logger, ...(inherit === undefined ? {} : { inherit }) });
+  } catch (error) {
+    io.stderr(`fulcrum: cannot start: ${(error as Error).message}\n`);
+    return 1;
+  }
+  if (inherit !== undefined) {
+    announceReady();
+    logger('info', 'took over from the previous process', { pid: process.pid });
+  }
+  const running = instance;
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    let upgrading = false;
+    const onHup = (): void => running.reloadLogged('SIGHUP');
+    const onUpgrade = (): void => {
+      if (stopping || upgrading) {
+        logger('warn', stopping ? 'upgrade ignored: shutting down' : 'upgrade ignored: one is in progress');
+        return;
+      }
+      upgrading = true;
+      const script = process.argv[1];
+      if (script === undefined) {
+        upgrading = false;
+        logger('error', 'upgrade failed: no script path to start the new process from');
+        return;
+      }
+      logger('info', 'upgrade: starting a new process', { pid: process.pid });
+      const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: { ...process.env, [HANDOVER_ENV]: '1' },
+      });
+      handOver(child, running.handoverState(), running.listeningSockets(), UPGRADE_TIMEOUT_MS).then(
+        (pid) => {
+          child.disconnect();
+          child.unref();
+          logger('info', 'upgrade: the new process serves; this one drains and exits', { successor: pid });
+          onStop('SIGUSR2');
+        },
+        (error: unknown) => {
+          upgrading = false;
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+          logger('error', 'upgrade failed; this process keeps serving', { error: (error as Error).message ?? String(error) });
+        },
+      );
+    };
+    const onStop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        resolveExit(1);
+        return;
+      }
+      stopping = true;
+      logger('info', 'shutting down', { signal, graceMs: running.config.shutdownGraceMs });
+      running.close().then(
+        () => {
+          process.off('SIGHUP', onHup);
+          process.off('SIGUSR2', onUpgrade);
+          process.off('SIGTERM', onStop);
+          process.off('SIGINT', onStop);
+          resolveExit(0);
+        },
+        (error: unknown) => {
+          io.stderr(`fulcrum: shutdown failed: ${(error as Error).message}\n`);
+          resolveExit(1);
+        },
+      );
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGUSR2', onUpgrade);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+  });
+}

@@ -1,8 +1,0 @@
-#!/usr/bin/env node
-// The `fulcrum` command: runs the built CLI of @fulcrum/http (see docs/cli.md).
-import { runCli } from '../dist/index.js';
-
-const code = await runCli(process.argv.slice(2));
-process.exitCode = code;
-// Everything is closed by now; should a handle linger anyway, do not let it keep a stopped proxy alive.
-setTimeout(() => process.exit(code), 2000).unref();

@@ -1,0 +1,865 @@
+/**
+ * One request stream through the proxy when HTTP/2 is on either side: an HTTP/2 client stream to
+ * any pool, or an HTTP/1.1 request to a pool whose backends speak HTTP/2. Each stream is balanced,
+ * retried and accounted on its own — one `Lease` per stream, never per connection — so one gRPC
+ * channel's calls spread over every backend, which a layer-4 balancer cannot do.
+ *
+ * Every decision goes through the same code as the HTTP/1.1 engines (`ProxyEngine`: routing,
+ * admission, affinity, hash keys, `retryVerdict` and its budget, the wait queue, `Lease.release`,
+ * the access log). What is particular to streams:
+ * - The request body is forwarded as it arrives, with backpressure both ways, and held for replay
+ *   while it fits `maxReplayBytes` and no response head has come back.
+ * - A retry happens only while nothing was committed: no response head reached the client, and the
+ *   backend refused the stream (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream id) or
+ *   was never reached (connect failure) — gRPC's transparent-retry rule, and the HTTP rule for
+ *   non-idempotent methods. Idempotent methods (and gRPC methods listed in
+ *   `grpc.idempotentMethods`) are also retried on `retryOn` failures before the response head.
+ * - gRPC calls: `grpc-timeout` becomes the deadline; errors the proxy makes are trailers-only
+ *   responses with a gRPC status (`./grpc.ts`); the call's `grpc-status` is its outcome.
+ * - Upstream HTTP/2: `node:http2` sessions per backend (`./backend-sessions.ts`). Upstream HTTP/1.1:
+ *   the undici pool `createProxy` uses, with HTTP/2 → HTTP/1.1 translation (pseudo-headers to a
+ *   request line and Host; trailers relayed when the backend sends chunked trailer fields).
+ */
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
+import { PassThrough } from 'node:stream';
+import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
+import type { Dispatcher } from 'undici';
+import { clientAddress, isSecureRequest } from '../affinity';
+import { classifyError, isLocalExhaustion } from '../proxy/errors';
+import { requestHeaders, responseHeaders } from '../proxy/headers';
+import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
+import type { ProxyEngine } from '../proxy/proxy';
+import { normalizeAddress, round } from '../proxy/proxy';
+import type { AttemptFailure } from '../retry/policy';
+import { H2BackendPool, type H2Slot } from './backend-sessions';
+import type { ClientStream } from './client-side';
+import { GrpcStatus, grpcStatusFor, isGrpcContentType, isIdempotentCall, parseGrpcTimeout, readGrpcStatus, trailersOnly } from './grpc';
+import { countGrpcStatus, countStream } from './stats';
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+/** Bytes of request body queued for a backend before the client is paused. */
+const QUEUE_HIGH_WATER = 256 * 1024;
+
+/** Response header fields HTTP/2 forbids (RFC 9113 §8.2.2) besides the hop-by-hop ones `responseHeaders` drops. */
+const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/** The HTTP/2 side of one engine: its backend sessions. */
+export class H2Upstreams {
+  readonly engine: ProxyEngine;
+  readonly #pools = new Map<Backend, H2BackendPool>();
+  readonly #idleMs: number;
+  readonly #onRemoved = (backend: Backend): void => {
+    const pool = this.#pools.get(backend);
+    if (pool === undefined) return;
+    this.#pools.delete(backend);
+    pool.close();
+  };
+
+  constructor(engine: ProxyEngine, idleMs = 4000) {
+    this.engine = engine;
+    this.#idleMs = idleMs;
+    for (const lb of engine.pools.values()) lb.on('removed', this.#onRemoved);
+  }
+
+  pool(backend: Backend): H2BackendPool {
+    let pool = this.#pools.get(backend);
+    if (pool === undefined) {
+      const config = this.engine.config;
+      pool = new H2BackendPool(backend, {
+        connectMs: config.connectMs,
+        idleMs: this.#idleMs,
+        maxSessions: backend.maxConnections ?? config.connectionsPerBackend,
+        tls: config.backendTls,
+      });
+      this.#pools.set(backend, pool);
+    }
+    return pool;
+  }
+
+  close(): void {
+    for (const lb of this.engine.pools.values()) lb.off('removed', this.#onRemoved);
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
+  }
+}
+
+const upstreamsByEngine = new WeakMap<ProxyEngine, H2Upstreams>();
+
+/** The HTTP/2 backend sessions of an engine, created on first use and closed with the engine. */
+export function upstreamsOf(engine: ProxyEngine): H2Upstreams {
+  let upstreams = upstreamsByEngine.get(engine);
+  if (upstreams === undefined) {
+    const created = new H2Upstreams(engine);
+    upstreams = created;
+    upstreamsByEngine.set(engine, created);
+    engine.onClose(() => created.close());
+  }
+  return upstreams;
+}
+
+/** The request as routing, affinity and admission read it (`IncomingMessage`'s head fields). */
+class StreamView {
+  readonly method: string;
+  readonly url: string;
+  readonly httpVersion: string;
+  readonly httpVersionMajor: number;
+  readonly rawHeaders: string[];
+  readonly socket: { remoteAddress: string; encrypted: boolean };
+  readonly #client: ClientStream;
+  #headers: IncomingHttpHeaders | undefined;
+
+  constructor(client: ClientStream) {
+    this.#client = client;
+    this.method = client.method;
+    this.url = client.path;
+    this.httpVersion = client.version === 2 ? '2.0' : '1.1';
+    this.httpVersionMajor = client.version;
+    this.rawHeaders = client.rawHeaders;
+    this.socket = { remoteAddress: client.remoteAddress, encrypted: client.encrypted };
+  }
+
+  /** The client's headers with `host` from `:authority` (HTTP/2 has none); built on first read. */
+  get headers(): IncomingHttpHeaders {
+    if (this.#headers !== undefined) return this.#headers;
+    const given = this.#client.headers;
+    let headers = given;
+    if (given.host === undefined && typeof given[':authority'] === 'string') headers = { ...given, host: given[':authority'] };
+    this.#headers = headers;
+    return headers;
+  }
+}
+
+/** An attempt's upstream request: a stream on an HTTP/2 session, or an undici HTTP/1.1 request. */
+interface Upstream {
+  write(chunk: Buffer): boolean;
+  onDrain(callback: () => void): void;
+  end(): void;
+  abort(): void;
+}
+
+/** Route a client stream and forward it. `route` is the router's decision (computed by the caller when given). */
+export function forwardStream(engine: ProxyEngine, client: ClientStream, route?: RouteDecision | null, onEnd?: () => void): void {
+  const view = new StreamView(client);
+  let decided = route;
+  if (decided === undefined && !engine.closed) {
+    try {
+      decided = engine.route(view as unknown as IncomingMessage);
+    } catch (error) {
+      engine.report(error, 'client');
+    }
+  }
+  new StreamExchange(engine, client, view, decided ?? undefined, onEnd).start();
+}
+
+/** A client stream to an engine's route: the view the router should see, for callers that route first. */
+export function streamView(client: ClientStream): IncomingMessage {
+  return new StreamView(client) as unknown as IncomingMessage;
+}
+
+class StreamExchange {
+  readonly #engine: ProxyEngine;
+  readonly #client: ClientStream;
+  readonly #view: StreamView;
+  readonly #route: RouteDecision | undefined;
+  readonly #lb: LoadBalancer | undefined;
+  readonly #grpc: boolean;
+  readonly #clientIp: string;
+  readonly #peerTrusted: boolean;
+  readonly #onFinished: (() => void) | undefined;
+  #hashKey: string | undefined;
+  #stickyId: string | undefined;
+  #retryMethod: string;
+
+  // request body
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #replayable = true;
+  #bodyUsed = false;
+  #bodyEnded = false;
+  #clientPaused = false;
+  #upstreamEnded = false;
+
+  // attempts
+  #tried: Backend[] | undefined;
+  #attempts = 0;
+  #lease: Lease | undefined;
+  #current: Backend | undefined;
+  #upstream: Upstream | undefined;
+  #slot: H2Slot | undefined;
+  #cancelWait: (() => void) | undefined;
+  #attemptStart = 0;
+  #headLatency: number | undefined;
+  #headTimer: NodeJS.Timeout | undefined;
+  #waitTimer: NodeJS.Timeout | undefined;
+  #attemptId = 0;
+
+  // response
+  #status = 0;
+  #grpcStatus: number | undefined;
+  #responseStarted = false;
+  #finished = false;
+  #clientGone = false;
+  #unqueue: (() => void) | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #retrySlots = 0;
+  #budgetTaken = false;
+  #admissionDone: (() => void) | undefined;
+  readonly #arrivedAt = performance.now();
+  readonly #arrivedWall = Date.now();
+  #queuedAt = 0;
+  #queueMs = 0;
+  #bytesOut = 0;
+  #lastBackendId: string | undefined;
+  #lastReason: string | undefined;
+
+  constructor(engine: ProxyEngine, client: ClientStream, view: StreamView, route: RouteDecision | undefined, onEnd: (() => void) | undefined) {
+    this.#engine = engine;
+    this.#client = client;
+    this.#view = view;
+    this.#route = route;
+    this.#lb = route?.lb;
+    this.#onFinished = onEnd;
+    const contentType = client.headers['content-type'];
+    this.#grpc = isGrpcContentType(typeof contentType === 'string' ? contentType : undefined);
+    const remote = client.remoteAddress;
+    this.#peerTrusted = engine.trusted?.contains(remote) ?? false;
+    this.#clientIp = engine.trusted === undefined ? normalizeAddress(remote) : clientAddress(view as unknown as IncomingMessage, engine.trusted);
+    // A gRPC call a route marks idempotent is retried as an idempotent method would be.
+    this.#retryMethod = this.#grpc && isIdempotentCall(engine.config.grpc, client.path) ? 'PUT' : client.method;
+  }
+
+  start(): void {
+    const engine = this.#engine;
+    countStream(engine, this.#client.version);
+    this.#client.onClose(this.#onClientClose);
+    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
+    if (this.#route === undefined) return this.#fail(404, 'Not Found', 'not-found');
+    const path = this.#client.path;
+    if (path.charCodeAt(0) !== 0x2f /* / */ || path.includes('#') || this.#client.method === 'CONNECT') return this.#fail(400, 'Bad Request', 'bad-request');
+    engine.budget.begin();
+    this.#budgetTaken = true;
+    try {
+      this.#begin();
+    } catch (error) {
+      engine.report(error, 'client');
+      this.#fail(500, 'Internal Server Error', 'internal-error');
+    }
+  }
+
+  #begin(): void {
+    const engine = this.#engine;
+    const route = this.#route!;
+    const req = this.#view as unknown as IncomingMessage;
+    this.#hashKey = engine.hashKey?.(req, this.#clientIp);
+    this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now());
+    if (engine.config.admission !== undefined) {
+      const verdict = engine.admit(req, this.#clientIp, route, 'client');
+      if (!verdict.admit) return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
+      this.#admissionDone = verdict.done;
+    }
+    let deadlineMs = engine.config.totalMs > 0 ? engine.config.totalMs : Number.POSITIVE_INFINITY;
+    if (this.#grpc) {
+      const timeout = this.#client.headers['grpc-timeout'];
+      const grpcMs = parseGrpcTimeout(typeof timeout === 'string' ? timeout : undefined);
+      if (grpcMs !== undefined) deadlineMs = Math.min(deadlineMs, grpcMs);
+    }
+    if (Number.isFinite(deadlineMs)) this.#deadline = setTimeout(this.#onDeadline, Math.max(1, Math.ceil(deadlineMs)));
+    const body = this.#client.body;
+    if (this.#client.bodyless) this.#bodyEnded = true;
+    else {
+      body.on('data', this.#onBodyData);
+      body.once('end', this.#onBodyEnd);
+      body.on('error', () => undefined);
+    }
+    this.#next();
+  }
+
+  // ---- request body ---------------------------------------------------------------------------
+
+  #onBodyData = (chunk: Buffer): void => {
+    if (this.#finished) return;
+    if (this.#replayable) {
+      this.#held.push(chunk);
+      this.#heldBytes += chunk.length;
+      if (this.#heldBytes > this.#engine.config.maxReplayBytes) {
+        this.#replayable = false;
+        this.#held = [];
+      }
+    }
+    this.#queue.push(chunk);
+    this.#queuedBytes += chunk.length;
+    this.#flush();
+    if (this.#queuedBytes > QUEUE_HIGH_WATER && !this.#clientPaused) {
+      this.#clientPaused = true;
+      this.#client.body.pause();
+    }
+  };
+
+  #onBodyEnd = (): void => {
+    this.#bodyEnded = true;
+    this.#flush();
+  };
+
+  #flush = (): void => {
+    const upstream = this.#upstream;
+    if (upstream === undefined || this.#upstreamEnded) return;
+    while (this.#queue.length > 0) {
+      const chunk = this.#queue.shift()!;
+      this.#queuedBytes -= chunk.length;
+      this.#bodyUsed = true;
+      if (!upstream.write(chunk)) {
+        upstream.onDrain(this.#flush);
+        return;
+      }
+    }
+    if (this.#clientPaused) {
+      this.#clientPaused = false;
+      this.#client.body.resume();
+    }
+    if (this.#bodyEnded) {
+      this.#upstreamEnded = true;
+      upstream.end();
+    }
+  };
+
+  // ---- attempts -------------------------------------------------------------------------------
+
+  #acquire(): Lease | undefined {
+    return this.#lb!.acquire({ key: this.#hashKey, stickyBackendId: this.#stickyId, exclude: this.#tried, attempt: this.#attempts, skipFull: true });
+  }
+
+  #next(): void {
+    if (this.#finished || this.#clientGone) return;
+    const engine = this.#engine;
+    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
+    const lease = this.#acquire();
+    if (lease !== undefined) return this.#send(lease);
+    if (this.#lb!.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
+    this.#queuedAt = performance.now();
+    const unqueue = engine.queue.add({
+      tryStart: () => {
+        if (this.#finished || this.#clientGone) return true;
+        const queued = this.#acquire();
+        if (queued === undefined) return false;
+        this.#unqueue = undefined;
+        this.#queueMs += performance.now() - this.#queuedAt;
+        this.#send(queued);
+        return true;
+      },
+      expire: (reason) => {
+        this.#unqueue = undefined;
+        this.#queueMs += performance.now() - this.#queuedAt;
+        if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
+        else this.#fail(503, 'Service Unavailable', 'closed');
+      },
+    });
+    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
+    this.#unqueue = unqueue;
+  }
+
+  #send(lease: Lease): void {
+    const engine = this.#engine;
+    this.#lease = lease;
+    this.#attempts++;
+    const attemptId = ++this.#attemptId;
+    this.#status = 0;
+    this.#grpcStatus = undefined;
+    this.#headLatency = undefined;
+    this.#upstreamEnded = false;
+    const backend = lease.backend;
+    this.#current = backend;
+    this.#lastBackendId = backend.id;
+    if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
+    if (this.#attempts > 1 && this.#replayable) {
+      // A retry sends the body from its start.
+      this.#queue = this.#held.slice();
+      this.#queuedBytes = this.#heldBytes;
+    }
+    const h2 = engine.config.upstreamProtocol(this.#route!.pool) === 'h2';
+    const authority = h2 ? upstreamsOf(engine).pool(backend).authority : engine.hostFor(backend);
+    const headers = requestHeaders(
+      this.#client.rawHeaders,
+      {
+        remoteAddress: normalizeAddress(this.#client.remoteAddress),
+        encrypted: this.#client.encrypted,
+        peerTrusted: this.#peerTrusted,
+        preserveHost: engine.config.preserveHost,
+        addForwarded: engine.config.forwardedHeaders,
+      },
+      authority,
+    );
+    if (headers === undefined) {
+      this.#releaseLease({ ok: true });
+      return this.#fail(400, 'Bad Request', 'bad-request');
+    }
+    this.#attemptStart = performance.now();
+    if (!this.#grpc) {
+      // A gRPC server sends its head with its first message, which may come much later (streaming
+      // calls): gRPC calls are bounded by their deadline instead.
+      this.#headTimer = setTimeout(() => {
+        this.#headTimer = undefined;
+        if (attemptId === this.#attemptId) this.#attemptFailed({ kind: 'timeout', notSent: false }, undefined);
+      }, engine.config.headersMs);
+    }
+    if (h2) this.#sendH2(backend, headers, attemptId);
+    else this.#sendH1(backend, headers, attemptId);
+  }
+
+  #sendH2(backend: Backend, headers: string[], attemptId: number): void {
+    const pool = upstreamsOf(this.#engine).pool(backend);
+    const got = pool.acquire((slot) => {
+      this.#cancelWait = undefined;
+      if (attemptId !== this.#attemptId || this.#finished || this.#clientGone) {
+        if (!(slot instanceof Error)) slot.release();
+        return;
+      }
+      if (slot instanceof Error) return this.#attemptFailed(classifyError(slot), slot);
+      this.#openH2(slot, pool, headers, attemptId);
+    });
+    if (typeof got === 'function') {
+      this.#cancelWait = got;
+      // Every connection to it is full (or still opening): wait no longer than a connect may take.
+      this.#waitTimer = setTimeout(() => {
+        this.#waitTimer = undefined;
+        if (attemptId !== this.#attemptId || this.#slot !== undefined) return;
+        this.#cancelWait?.();
+        this.#cancelWait = undefined;
+        this.#attemptFailed({ kind: 'timeout', notSent: true }, undefined);
+      }, this.#engine.config.connectMs);
+      return;
+    }
+    this.#openH2(got, pool, headers, attemptId);
+  }
+
+  #openH2(slot: H2Slot, pool: H2BackendPool, raw: string[], attemptId: number): void {
+    this.#clearWaitTimer();
+    this.#slot = slot;
+    const outgoing: OutgoingHttpHeaders = {
+      ':method': this.#client.method,
+      ':scheme': pool.scheme,
+      ':path': this.#route!.path,
+    };
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      const value = raw[i + 1]!;
+      if (name === 'host') {
+        outgoing[':authority'] = value;
+        continue;
+      }
+      if (H2_FORBIDDEN.has(name)) continue;
+      const existing = outgoing[name];
+      if (existing === undefined) outgoing[name] = value;
+      else if (Array.isArray(existing)) existing.push(value);
+      else outgoing[name] = [existing as string, value];
+    }
+    // `te: trailers` is the one TE HTTP/2 allows, and gRPC servers require it.
+    const te = this.#client.headers.te;
+    if (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te)) outgoing.te = 'trailers';
+    let stream: ClientHttp2Stream;
+    try {
+      stream = slot.session.request(outgoing, { endStream: this.#bodyEnded && this.#queue.length === 0 });
+    } catch (error) {
+      slot.release();
+      this.#slot = undefined;
+      return this.#attemptFailed({ kind: 'connect', notSent: true }, error as Error);
+    }
+    if (this.#bodyEnded && this.#queue.length === 0) this.#upstreamEnded = true;
+    let gotHead = false;
+    let ended = false;
+    const current = (): boolean => attemptId === this.#attemptId && !this.#finished;
+    stream.on('response', (headers: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
+      if (!current()) return;
+      gotHead = true;
+      const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+      this.#onHead(headers[':status'] ?? 502, headers, endStream);
+      if (endStream) {
+        ended = true;
+        this.#onResponseEnd(undefined);
+      }
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (current()) this.#onData(chunk, stream);
+    });
+    stream.on('trailers', (trailers: IncomingHttpHeaders) => {
+      if (!current()) return;
+      this.#pendingTrailers = trailers;
+    });
+    stream.on('end', () => {
+      if (!current() || ended || !gotHead) return;
+      ended = true;
+      this.#onResponseEnd(this.#pendingTrailers);
+    });
+    let streamError: Error | undefined;
+    stream.on('error', (error: Error) => {
+      streamError = error;
+    });
+    stream.once('close', () => {
+      slot.release();
+      if (this.#slot === slot) this.#slot = undefined;
+      if (!current() || ended) return;
+      const code = stream.rstCode;
+      let failure: AttemptFailure;
+      if (!gotHead && (code === NGHTTP2_REFUSED_STREAM || !slot.connected)) {
+        // Refused (or above a GOAWAY's last stream id), or the connection never came up: the
+        // backend never processed it.
+        failure = streamError === undefined ? { kind: 'reset', notSent: true } : { ...classifyError(streamError), notSent: true };
+      } else failure = streamError === undefined ? { kind: 'reset', notSent: false } : classifyError(streamError);
+      const error = streamError ?? new Error(`backend stream closed${gotHead ? ' mid-response' : ''} (HTTP/2 error code ${code ?? 'none'})`);
+      this.#attemptFailed(failure, error);
+    });
+    this.#upstream = {
+      write: (chunk) => stream.write(chunk),
+      onDrain: (callback) => stream.once('drain', callback),
+      end: () => stream.end(),
+      abort: () => {
+        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+      },
+    };
+    this.#responseStream = stream;
+    this.#flush();
+  }
+
+  #pendingTrailers: IncomingHttpHeaders | undefined;
+  #responseStream: ClientHttp2Stream | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+
+  #sendH1(backend: Backend, headers: string[], attemptId: number): void {
+    const pool = this.#engine.pool(backend);
+    let body: Dispatcher.DispatchOptions['body'] = null;
+    let pipe: PassThrough | undefined;
+    if (this.#bodyEnded && this.#queue.length === 0) this.#upstreamEnded = true;
+    else if (this.#bodyEnded) {
+      body = Buffer.concat(this.#queue);
+      this.#queue = [];
+      this.#queuedBytes = 0;
+      this.#bodyUsed = true;
+      this.#upstreamEnded = true;
+    } else {
+      pipe = new PassThrough();
+      body = pipe;
+    }
+    const current = (): boolean => attemptId === this.#attemptId && !this.#finished;
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart: (controller) => {
+        this.#controller = controller;
+      },
+      onResponseStart: (controller, statusCode, headers) => {
+        if (!current()) return controller.abort(new Error('stale attempt'));
+        if (statusCode < 200) return;
+        this.#h1Paused = controller;
+        this.#onHead(statusCode, headers as IncomingHttpHeaders, false);
+      },
+      onResponseData: (_controller, chunk) => {
+        if (current()) this.#onData(chunk, undefined);
+      },
+      onResponseEnd: (_controller, trailers) => {
+        if (current()) this.#onResponseEnd(trailers as IncomingHttpHeaders);
+      },
+      onResponseError: (_controller, error) => {
+        if (!current()) return;
+        if (isLocalExhaustion(error)) return this.#fail(503, 'Service Unavailable', 'proxy-exhausted');
+        this.#attemptFailed(classifyError(error), error);
+      },
+    };
+    if (pipe !== undefined) {
+      const stream = pipe;
+      this.#upstream = {
+        write: (chunk) => stream.write(chunk),
+        onDrain: (callback) => stream.once('drain', callback),
+        end: () => stream.end(),
+        abort: () => this.#controller?.abort(new Error('aborted')),
+      };
+    } else {
+      this.#upstream = { write: () => true, onDrain: () => undefined, end: () => undefined, abort: () => this.#controller?.abort(new Error('aborted')) };
+    }
+    try {
+      const method = this.#client.method;
+      pool.dispatch({ path: this.#route!.path, method, headers, body }, handler);
+    } catch (error) {
+      return this.#attemptFailed(classifyError(error), error as Error);
+    }
+    this.#flush();
+  }
+
+  #h1Paused: Dispatcher.DispatchController | undefined;
+
+  // ---- the response ---------------------------------------------------------------------------
+
+  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean): void {
+    if (this.#clientGone) return;
+    this.#clearHeadTimer();
+    this.#status = status;
+    this.#headLatency = performance.now() - this.#attemptStart;
+    const backend = this.#lease!.backend;
+    const fields: Record<string, string | string[] | undefined> = {};
+    for (const name in headers) {
+      if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name)) fields[name] = headers[name] as string | string[] | undefined;
+    }
+    const outgoing = responseHeaders(fields) as OutgoingHttpHeaders;
+    if (this.#grpc && endStream) this.#grpcStatus = readGrpcStatus(headers['grpc-status']);
+    const setCookie = headers['set-cookie'];
+    const cookie = this.#engine.stickiness?.commit(
+      this.#view as unknown as IncomingMessage,
+      this.#clientIp,
+      backend.id,
+      setCookie === undefined ? [] : Array.isArray(setCookie) ? setCookie : [setCookie],
+      this.#client.encrypted || isSecureRequest(this.#view as unknown as IncomingMessage, this.#peerTrusted),
+      this.#lb!.clock.now(),
+    );
+    const mine = [cookie, this.#route!.setCookie === undefined || cookie !== undefined ? undefined : this.#route!.setCookie].filter((c): c is string => c !== undefined);
+    if (mine.length > 0) {
+      const existing = outgoing['set-cookie'];
+      outgoing['set-cookie'] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]), ...mine];
+    }
+    this.#responseStarted = true;
+    if (this.#grpc && !endStream) {
+      // The deadline still bounds a gRPC call after its head; the trailers say how it ended.
+    } else this.#clearDeadline();
+    try {
+      this.#client.respond(status, outgoing, endStream);
+    } catch (error) {
+      this.#engine.report(error, 'client', backend.id);
+      this.#abortUpstream();
+      this.#releaseLease({ ok: true, error: 'aborted' });
+      this.#client.reset();
+      return this.#end('internal-error', 500);
+    }
+  }
+
+  #onData(chunk: Buffer, stream: ClientHttp2Stream | undefined): void {
+    this.#bytesOut += chunk.length;
+    if (!this.#client.write(chunk)) {
+      if (stream !== undefined) {
+        stream.pause();
+        this.#client.onDrain(() => stream.resume());
+      } else {
+        const controller = this.#h1Paused;
+        controller?.pause();
+        this.#client.onDrain(() => controller?.resume());
+      }
+    }
+  }
+
+  #onResponseEnd(trailers: IncomingHttpHeaders | undefined): void {
+    if (this.#finished) return;
+    let relayed: OutgoingHttpHeaders | undefined;
+    if (trailers !== undefined) {
+      relayed = {};
+      for (const name of Object.keys(trailers)) {
+        if (name.charCodeAt(0) === 0x3a || H2_FORBIDDEN.has(name)) continue;
+        const value = trailers[name];
+        if (value === undefined) continue;
+        relayed[name] = value;
+      }
+      if (this.#grpc) this.#grpcStatus = readGrpcStatus(trailers['grpc-status']) ?? this.#grpcStatus;
+    }
+    const status = this.#status;
+    let ok = status < 500;
+    if (this.#grpc) {
+      // A gRPC call's outcome is its status; none at all is UNKNOWN (as a client reads it).
+      const code = this.#grpcStatus ?? GrpcStatus.UNKNOWN;
+      countGrpcStatus(this.#engine, code);
+      ok = !this.#engine.config.grpc.failureStatuses.has(code);
+    }
+    this.#releaseLease(ok ? { ok, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart } : { ok, status, error: 'status', durationMs: this.#headLatency ?? performance.now() - this.#attemptStart });
+    this.#detachUpstream(false);
+    this.#client.end(relayed);
+    this.#end('ok');
+  }
+
+  // ---- failures, retries, endings -------------------------------------------------------------
+
+  #attemptFailed(failure: AttemptFailure, error: Error | undefined): void {
+    if (this.#finished) return;
+    this.#clearHeadTimer();
+    if (error !== undefined) this.#engine.report(error, 'upstream', this.#lease?.backend.id);
+    this.#releaseLease({ ok: false, error: failure.kind, durationMs: performance.now() - this.#attemptStart });
+    this.#detachUpstream(true);
+    if (this.#responseStarted) {
+      if (this.#grpc) {
+        // The head is out: the call ends with UNAVAILABLE in its trailers, as a client sees a lost backend.
+        countGrpcStatus(this.#engine, GrpcStatus.UNAVAILABLE);
+        this.#client.end({ 'grpc-status': String(GrpcStatus.UNAVAILABLE), 'grpc-message': 'upstream connection lost' });
+        return this.#end('upstream-truncated');
+      }
+      this.#client.reset();
+      return this.#end('upstream-truncated');
+    }
+    if (this.#bodyUsed && !this.#replayable) failure.notSent = false;
+    if (this.#shouldRetry(failure)) return this.#retry();
+    if (failure.kind === 'timeout') return this.#fail(504, 'Gateway Timeout', 'timeout');
+    this.#fail(502, 'Bad Gateway', 'upstream-failed');
+  }
+
+  #shouldRetry(failure: AttemptFailure): boolean {
+    const engine = this.#engine;
+    const verdict = engine.retryVerdict(failure, {
+      method: this.#retryMethod,
+      attempts: this.#attempts,
+      maxAttempts: engine.config.attempts,
+      responseStarted: this.#responseStarted,
+      clientGone: this.#clientGone,
+      replayable: this.#replayable || !this.#bodyUsed,
+    });
+    if (verdict === 'refused') return false;
+    if (verdict === 'charged') this.#retrySlots++;
+    return true;
+  }
+
+  #retry(): void {
+    if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
+    this.#current = undefined;
+    if (this.#clientGone || this.#finished) return;
+    this.#next();
+  }
+
+  #onDeadline = (): void => {
+    this.#deadline = undefined;
+    if (this.#finished) return;
+    if (!this.#responseStarted) return this.#fail(504, 'Gateway Timeout', 'timeout');
+    this.#abortUpstream();
+    this.#releaseLease({ ok: false, error: 'timeout', durationMs: performance.now() - this.#attemptStart });
+    if (this.#grpc) {
+      countGrpcStatus(this.#engine, GrpcStatus.DEADLINE_EXCEEDED);
+      this.#client.end({ 'grpc-status': String(GrpcStatus.DEADLINE_EXCEEDED), 'grpc-message': 'Deadline exceeded' });
+    } else this.#client.reset();
+    this.#end('timeout', this.#status);
+  };
+
+  #onClientClose = (): void => {
+    if (this.#finished) return;
+    this.#clientGone = true;
+    this.#unqueue?.();
+    this.#unqueue = undefined;
+    this.#abortUpstream();
+    this.#releaseLease({ ok: true, error: 'aborted' });
+    this.#end('client-aborted');
+  };
+
+  #abortUpstream(): void {
+    this.#attemptId++;
+    this.#detachUpstream(true);
+  }
+
+  #detachUpstream(abort: boolean): void {
+    this.#clearHeadTimer();
+    this.#clearWaitTimer();
+    this.#cancelWait?.();
+    this.#cancelWait = undefined;
+    const upstream = this.#upstream;
+    this.#upstream = undefined;
+    this.#responseStream = undefined;
+    this.#controller = undefined;
+    this.#h1Paused = undefined;
+    this.#pendingTrailers = undefined;
+    if (abort) upstream?.abort();
+  }
+
+  #releaseLease(outcome: { ok: boolean; status?: number; error?: AttemptFailure['kind']; durationMs?: number }): void {
+    const lease = this.#lease;
+    if (lease === undefined) return;
+    this.#lease = undefined;
+    lease.release(outcome);
+    this.#engine.released();
+  }
+
+  #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
+    if (this.#finished) return;
+    this.#unqueue?.();
+    this.#unqueue = undefined;
+    this.#abortUpstream();
+    if (this.#lease !== undefined) this.#releaseLease({ ok: false, error: status === 504 ? 'timeout' : 'reset' });
+    this.#status = status;
+    if (!this.#clientGone) {
+      if (this.#responseStarted) this.#client.reset();
+      else if (this.#grpc) {
+        const code = grpcStatusFor(termination, status);
+        countGrpcStatus(this.#engine, code);
+        this.#client.respond(200, withoutStatus(trailersOnly(code, message)), true);
+      } else {
+        const body = Buffer.from(`${message}\n`);
+        this.#client.respond(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-store' }, false);
+        this.#client.write(body);
+        this.#client.end(undefined);
+      }
+    }
+    // The rest of the request body is read and dropped.
+    if (!this.#bodyEnded) this.#client.body.resume();
+    this.#end(termination, status);
+  }
+
+  #clearWaitTimer(): void {
+    if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+  }
+
+  #clearHeadTimer(): void {
+    if (this.#headTimer !== undefined) clearTimeout(this.#headTimer);
+    this.#headTimer = undefined;
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+  }
+
+  #end(termination: Termination, status = this.#status): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#clearDeadline();
+    this.#clearHeadTimer();
+    this.#queue = [];
+    this.#held = [];
+    const body = this.#client.body;
+    body.off('data', this.#onBodyData);
+    body.off('end', this.#onBodyEnd);
+    if (!this.#bodyEnded && !this.#clientGone) body.resume();
+    const engine = this.#engine;
+    if (this.#budgetTaken) {
+      const budget = engine.budget;
+      for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
+      budget.end();
+    }
+    if (this.#onFinished !== undefined) {
+      try {
+        this.#onFinished();
+      } catch (error) {
+        engine.report(error, 'client');
+      }
+    }
+    const done = this.#admissionDone;
+    this.#admissionDone = undefined;
+    engine.admissionEnded(done, 'client');
+    if (engine.config.accessLog === undefined) return;
+    const entry: AccessLogEntry = {
+      time: new Date(this.#arrivedWall).toISOString(),
+      method: this.#client.method,
+      path: this.#client.path,
+      status: termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : status,
+      pool: this.#budgetTaken ? this.#route!.pool : '',
+      attempts: this.#attempts,
+      clientIp: this.#clientIp,
+      bytesOut: this.#bytesOut,
+      timings: {
+        queueMs: round(this.#queueMs),
+        ...(this.#headLatency === undefined ? {} : { headMs: round(this.#headLatency) }),
+        totalMs: round(performance.now() - this.#arrivedAt),
+      },
+      termination,
+    };
+    if (this.#lastBackendId !== undefined) entry.backendId = this.#lastBackendId;
+    if (this.#lastReason !== undefined) entry.reason = this.#lastReason;
+    if (this.#grpcStatus !== undefined) entry.grpcStatus = this.#grpcStatus;
+    engine.log(entry);
+  }
+}
+
+function withoutStatus(headers: Record<string, string | number>): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name of Object.keys(headers)) if (name !== ':status') out[name] = headers[name];
+  return out;
+}
