@@ -4,6 +4,7 @@
  * condition that has no event to hook, with a bounded wait and an error that says what never
  * happened — never a fixed sleep that is too short on a loaded machine and too long on an idle one.
  */
+import { inspect } from 'node:util';
 
 /** A promise with its `resolve`/`reject` outside: fire it from the event the test waits for. */
 export interface Deferred<T> {
@@ -67,7 +68,7 @@ export async function waitFor<T>(check: () => T | Promise<T>, options: WaitForOp
       lastError = error;
     }
     if (Date.now() >= deadline) {
-      const detail = lastError === undefined ? `last value: ${String(last)}` : `last error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
+      const detail = lastError === undefined ? `last value: ${inspect(last)}` : `last error: ${lastError instanceof Error ? lastError.message : inspect(lastError)}`;
       throw new Error(`waitFor: ${what} did not happen within ${timeoutMs} ms (${detail})`, lastError === undefined ? undefined : { cause: lastError });
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

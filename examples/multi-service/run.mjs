@@ -91,7 +91,7 @@ function makeCertificate() {
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     const reason = error.code === 'ENOENT' ? 'openssl is not installed' : (error.stderr?.toString().trim() ?? error.message);
-    throw new Error(`could not generate the throwaway certificate: ${reason}`);
+    throw new Error(`could not generate the throwaway certificate: ${reason}`, { cause: error });
   }
   return { dir, cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
 }

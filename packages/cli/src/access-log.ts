@@ -155,7 +155,7 @@ export class AccessLogWriter {
     const data = this.#chunks.join('');
     this.#chunks = [];
     this.#size = 0;
-    let ok = true;
+    let ok: boolean;
     try {
       ok = this.#stream.write(data);
     } catch {

@@ -474,7 +474,7 @@ export async function validateConfigAsync(input: unknown, options: ValidateAsync
     },
     checkWritable: (path) => {
       if (path !== logPath) return checkAppendableSync(path);
-      if (logCheck !== undefined) throw logCheck;
+      if (logCheck !== undefined) throw logCheck as Error;
     },
   });
   if (config.replication !== undefined) await checkReplicationPackages(config.replication, options.importModule ?? ((name) => import(name)));

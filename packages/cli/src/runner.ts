@@ -731,7 +731,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   /** Release load balancers and stick-tables nothing serves any more. */
   async #release(leaving: readonly { lb: LoadBalancer | undefined; table: StickTable<string> | undefined }[]): Promise<void> {
     for (const { lb } of leaving) lb?.close();
-    await Promise.all(leaving.map(({ table }) => table?.close()));
+    await Promise.all(leaving.flatMap(({ table }) => (table === undefined ? [] : [table.close()])));
   }
 
   #applyLimiters(config: FulcrumConfig): void {

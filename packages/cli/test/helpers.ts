@@ -1,5 +1,6 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from '../../../test-support/wait-for';
 
 /** A backend on 127.0.0.1 that answers with its name; `/health` answers `health` (200 unless `sick`). */
 export async function startBackend(name: string): Promise<{ server: Server; port: number; url: string; hits: number; setSick(sick: boolean): void; close(): Promise<void> }> {
@@ -59,11 +60,7 @@ export function get(port: number, path: string, options: { method?: string; head
 
 /** Poll `check` until it returns true (bounded; the suite never waits on wall-clock assertions). */
 export async function until(check: () => boolean | Promise<boolean>, what: string, limitMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(check, { what, timeoutMs: limitMs, intervalMs: 20 });
 }
 
 export const SECRET = 'a-cookie-secret-of-at-least-32-bytes-long!!';

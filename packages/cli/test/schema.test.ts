@@ -321,8 +321,17 @@ describe('schema/fulcrum.schema.json and the validator', () => {
           // Choose a leaf or an object member of the current config.
           const members: [Record<string | number, Json>, string | number][] = [];
           const collect = (node: Json): void => {
-            if (Array.isArray(node)) node.forEach((item, i) => (members.push([node as unknown as Record<number, Json>, i]), collect(item)));
-            else if (node !== null && typeof node === 'object') for (const [k, v] of Object.entries(node)) (members.push([node, k]), collect(v));
+            if (Array.isArray(node)) {
+              node.forEach((item, i) => {
+                members.push([node as unknown as Record<number, Json>, i]);
+                collect(item);
+              });
+            } else if (node !== null && typeof node === 'object') {
+              for (const [k, v] of Object.entries(node)) {
+                members.push([node, k]);
+                collect(v);
+              }
+            }
           };
           collect(config);
           const [holder, key] = members[pick % members.length]!;

@@ -99,6 +99,6 @@ export const coarseClock: Clock = Object.freeze({
     (expire) => realClock.setTimeout(expire, 1),
     () => Date.now !== nativeDateNow || globalThis.setTimeout !== nativeSetTimeout,
   ),
-  setTimeout: realClock.setTimeout,
-  clearTimeout: realClock.clearTimeout,
+  setTimeout: (fn: () => void, ms: number) => realClock.setTimeout(fn, ms),
+  clearTimeout: (timer: Timer) => realClock.clearTimeout(timer),
 });

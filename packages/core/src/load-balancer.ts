@@ -38,7 +38,7 @@ import { applyAdminDirectives, checkPhase, initialHealth, reduceHealth, resolveS
 import type { AdminState, HealthStatus } from './health/state-machine';
 import { defaultRandom } from './random';
 import type { Random } from './random';
-import { finiteNumber, isPlainObject, optionalNumber } from './validate/checks';
+import { isPlainObject, optionalNumber } from './validate/checks';
 
 /** What the load balancer needs of a stick-table: `StickTable<string>` fits. */
 export interface AffinityTable {
@@ -506,7 +506,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     const wanted = new Set(normalized.map((s) => s.id));
     const leaving = new Set<string>();
     const joining: NormalizedBackendSpec[] = [];
-    for (const [id, member] of this.#byId) if (!wanted.has(id)) leaving.add(id);
+    for (const id of this.#byId.keys()) if (!wanted.has(id)) leaving.add(id);
     for (const spec of normalized) {
       const member = this.#byId.get(spec.id);
       if (member === undefined) joining.push(spec);

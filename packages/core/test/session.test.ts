@@ -1,14 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  KeyedLock,
   MAX_SESSION_ID_LENGTH,
   assertSessionId,
   isValidSessionId,
   sessionExpiresAt,
+  sessionStoreClock,
   sessionTtlSeconds,
   settle,
   shouldTouch,
+  withDeadline,
 } from '@fulcrum/core/session';
+import { realClock } from '@fulcrum/core';
+import { FakeClock } from '@fulcrum/core/testing';
+import { deferred } from '../../../test-support/wait-for';
 
 describe('session store rules', () => {
   it('takes the expiry from the cookie, else maxAge, else the default TTL', () => {
@@ -79,5 +85,64 @@ describe('session store rules', () => {
     expect(viaCallback).toEqual([null, 8]);
     const failure = await new Promise((resolve) => settle(() => { throw new Error('boom'); }, (error) => resolve((error as Error).message)));
     expect(failure).toBe('boom');
+  });
+});
+
+describe('the stores’ shared helpers', () => {
+  it('KeyedLock runs one key’s tasks in order, other keys’ at once, and forgets idle keys', async () => {
+    const lock = new KeyedLock();
+    const order: string[] = [];
+    const gate = deferred<void>();
+    const first = lock.run('a', async () => {
+      await gate.promise;
+      order.push('a1');
+    });
+    const second = lock.run('a', async () => {
+      order.push('a2');
+    });
+    await lock.run('b', async () => {
+      order.push('b1');
+    });
+    expect(order).toEqual(['b1']);
+    expect(lock.settled('a')).toBeDefined();
+    expect(lock.settled('c')).toBeUndefined();
+    gate.resolve();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['b1', 'a1', 'a2']);
+    await lock.idle();
+    expect(lock.size).toBe(0);
+  });
+
+  it('KeyedLock runs the next task after a failed one', async () => {
+    const lock = new KeyedLock();
+    const failed = lock.run('a', () => Promise.reject(new Error('boom')));
+    const next = lock.run('a', async () => 'ran');
+    await expect(failed).rejects.toThrow('boom');
+    await expect(next).resolves.toBe('ran');
+  });
+
+  it('withDeadline rejects with the caller’s error once the clock passes the deadline, and clears its timer on an answer', async () => {
+    const clock = new FakeClock();
+    const never = new Promise<string>(() => undefined);
+    const late = withDeadline(never, 100, clock, () => new Error('too slow'));
+    const outcome = late.then(
+      () => 'answered',
+      (error: Error) => error.message,
+    );
+    await clock.advance(99);
+    expect(clock.pending).toBe(1);
+    await clock.advance(1);
+    expect(await outcome).toBe('too slow');
+    await expect(withDeadline(Promise.resolve('yes'), 100, clock, () => new Error('too slow'))).resolves.toBe('yes');
+    expect(clock.pending).toBe(0);
+  });
+
+  it('sessionStoreClock defaults to realClock and refuses what is not a Clock, naming the option', () => {
+    expect(sessionStoreClock('x.clock', undefined)).toBe(realClock);
+    const clock = new FakeClock();
+    expect(sessionStoreClock('x.clock', clock)).toBe(clock);
+    for (const bad of [null, 5, {}, { now: () => 0 }, { now: () => 0, setTimeout: () => 0 }]) {
+      expect(() => sessionStoreClock('x.clock', bad)).toThrow(/^x\.clock: must be a Clock/);
+    }
   });
 });

@@ -163,8 +163,8 @@ describe('backend weight bounds', () => {
               // one held request per backend of rounding.
               const noise = random ? 5 * Math.sqrt((expected * (1 - expected)) / picks) + 0.02 : 0;
               const slack = 0.012 + (held > 0 ? weights.length / held : 0) + noise + (algorithm === 'ring-hash' ? ringSlack(weights, i) : 0);
-              if (w === 0) expect(observed[i], `weights ${weights}`).toBe(0);
-              else expect(Math.abs(observed[i]! - expected), `${algorithm} weights ${weights} backend ${i}`).toBeLessThanOrEqual(slack);
+              if (w === 0) expect(observed[i], `weights ${weights.join(',')}`).toBe(0);
+              else expect(Math.abs(observed[i]! - expected), `${algorithm} weights ${weights.join(',')} backend ${i}`).toBeLessThanOrEqual(slack);
             });
           } finally {
             lb.close();

@@ -54,6 +54,8 @@ export function proxy(options: ExpressProxyOptions): ProxyMiddleware {
     delegate(handler, req, res, next, () => (req.url = mountedUrl));
   };
   return Object.defineProperties(middleware, {
+    // `upgrade` is declared `this: unknown`: it never reads `this`, so it may travel unbound.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
     upgrade: { value: handler.upgrade, enumerable: true },
     close: { value: () => handler.close(), enumerable: true },
     lb: { value: handler.lb, enumerable: true },

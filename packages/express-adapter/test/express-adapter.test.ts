@@ -5,7 +5,8 @@ import { isFulcrumError } from '@fulcrum/core';
 import { metrics, proxy, stats, type ExpressProxyOptions, type ProxyMiddleware } from '@fulcrum/express-adapter';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeServer, delay, listen, liveHandles, refusedAddress, send, sha256Of, startBackend, upgradeEcho, type TestBackend } from '../../../test-support/adapter-fixtures';
+import { closeServer, listen, liveHandles, refusedAddress, send, sha256Of, startBackend, upgradeEcho, type TestBackend } from '../../../test-support/adapter-fixtures';
+import { waitFor } from '../../../test-support/wait-for';
 
 const SECRET = 'express-adapter-test-secret-0123456789abcdef';
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -265,8 +266,8 @@ describe('proxy()', () => {
     await mw.close();
     page.close();
     while (cleanups.length > 0) await cleanups.pop()!();
-    await delay(20);
-    expect(liveHandles()).toBeLessThanOrEqual(before);
+    // Closed handles leave the list once their close callbacks have run.
+    await waitFor(() => liveHandles() <= before, { what: 'the handles to be closed' });
   });
 });
 

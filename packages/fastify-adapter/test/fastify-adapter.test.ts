@@ -6,7 +6,8 @@ import { isFulcrumError } from '@fulcrum/core';
 import { fulcrum, type FulcrumPluginOptions } from '@fulcrum/fastify-adapter';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeServer, delay, listen, liveHandles, refusedAddress, send, sha256Of, startBackend, upgradeEcho, type TestBackend } from '../../../test-support/adapter-fixtures';
+import { closeServer, listen, liveHandles, refusedAddress, send, sha256Of, startBackend, upgradeEcho, type TestBackend } from '../../../test-support/adapter-fixtures';
+import { waitFor } from '../../../test-support/wait-for';
 
 const SECRET = 'fastify-adapter-test-secret-0123456789abcdef';
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -309,7 +310,7 @@ describe('the fulcrum plugin', () => {
     await closeServer(bare);
     expect(refused.status).toBe(503);
     while (cleanups.length > 0) await cleanups.pop()!();
-    await delay(20);
-    expect(liveHandles()).toBeLessThanOrEqual(before);
+    // Closed handles leave the list once their close callbacks have run.
+    await waitFor(() => liveHandles() <= before, { what: 'the handles to be closed' });
   });
 });

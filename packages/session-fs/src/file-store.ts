@@ -34,7 +34,17 @@ import { join } from 'node:path';
 import { access, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
-import { DEFAULT_SESSION_TTL_SECONDS, assertSessionId, isValidSessionId, jsonSerializer, sessionExpiresAt, settle } from '@fulcrum/core/session';
+import type { Clock } from '@fulcrum/core';
+import {
+  DEFAULT_SESSION_TTL_SECONDS,
+  KeyedLock,
+  assertSessionId,
+  isValidSessionId,
+  jsonSerializer,
+  sessionExpiresAt,
+  sessionStoreClock,
+  settle,
+} from '@fulcrum/core/session';
 import type { SessionLike, SessionSerializer } from '@fulcrum/core/session';
 import { Store } from 'express-session';
 import type { SessionData } from 'express-session';
@@ -49,7 +59,6 @@ import {
 } from './atomic-file';
 import type { FileIdentity } from './atomic-file';
 import { CorruptFileError } from './errors';
-import { KeyedLock } from './keyed-lock';
 import { MAX_TIMER_MS, PEER_STORE_OPTION_HINTS, checkOptions, optionalBoolean, optionalFileMode, optionalNumber, requiredDirectory } from './options';
 import {
   decodeSessionFile,
@@ -90,11 +99,17 @@ export interface FileStoreOptions {
   fsync?: boolean;
   /** Permissions of session files (the owner must read and write). Default 0o600. */
   fileMode?: number;
+  /**
+   * The time for expiry, TTL and touch decisions (core's `Clock`; a test passes a `FakeClock` and
+   * expires sessions without waiting). File ages — crash leftovers, corrupt files — are measured
+   * against the files' own modification times, so on the real clock. Default `realClock`.
+   */
+  clock?: Clock;
 }
 
 type Callback<T> = (error: unknown, result?: T) => void;
 
-const OPTION_NAMES = ['dir', 'ttlSeconds', 'touchAfterSeconds', 'cleanupIntervalMs', 'serializer', 'fsync', 'fileMode'] as const;
+const OPTION_NAMES = ['dir', 'ttlSeconds', 'touchAfterSeconds', 'cleanupIntervalMs', 'serializer', 'fsync', 'fileMode', 'clock'] as const;
 
 /** Files read at once by `all`, `ids`, `length`, `clear` and the sweep: bounded, so 100k sessions never hit EMFILE. */
 const SCAN_CONCURRENCY = 16;
@@ -182,6 +197,7 @@ export class FileStore extends Store {
   readonly ready: Promise<void>;
 
   readonly #serializer: SessionSerializer;
+  readonly #clock: Clock;
   readonly #locks = new KeyedLock();
   readonly #directorySync: DirectorySync;
   readonly #failures = new WeakSet<Error>();
@@ -215,6 +231,7 @@ export class FileStore extends Store {
       throw new InvalidOptionError('fileStore.serializer', serializer, 'must be an object with stringify(session) and parse(text)');
     }
     this.#serializer = serializer as SessionSerializer;
+    this.#clock = sessionStoreClock('fileStore.clock', o.clock);
     this.#directorySync = new DirectorySync(this.dir);
     this.ready = this.#start();
   }
@@ -233,7 +250,7 @@ export class FileStore extends Store {
       // A forged cookie is just a cookie without a session: null, never an error page.
       if (!isValidSessionId(sid)) return null;
       const file = await this.#read(sid);
-      if (file === undefined || file.expiresAt <= Date.now()) return null;
+      if (file === undefined || file.expiresAt <= this.#clock.now()) return null;
       return this.#parse(sid, file.body);
     }), callback);
   }
@@ -247,7 +264,7 @@ export class FileStore extends Store {
     return settle(() => this.#operation('set', async () => {
       assertSessionId(sid);
       await this.#usable();
-      const now = Date.now();
+      const now = this.#clock.now();
       const expiresAt = sessionExpiresAt(session as SessionLike, now, this.ttlSeconds);
       if (expiresAt <= now) return this.#destroy(sid);
       // Serialise outside the lock: CPU work need not wait for another write's fsync.
@@ -275,12 +292,12 @@ export class FileStore extends Store {
     return settle(() => this.#operation('touch', async () => {
       await this.#usable();
       if (!isValidSessionId(sid)) return;
-      const now = Date.now();
+      const now = this.#clock.now();
       const expiresAt = sessionExpiresAt(session as SessionLike, now, this.ttlSeconds);
       if (expiresAt <= now) return;
       await this.#locks.run(sid, async () => {
         const stored = await this.#read(sid, true);
-        if (stored === undefined || stored.expiresAt <= Date.now()) return;
+        if (stored === undefined || stored.expiresAt <= this.#clock.now()) return;
         // Capped at half the session's lifetime: an uncapped throttle longer than a rolling
         // session's maxAge would let an active user's session expire between writes.
         const throttleMs = Math.min(this.touchAfterSeconds * 1000, Math.floor((expiresAt - now) / 2));
@@ -531,7 +548,7 @@ export class FileStore extends Store {
   async #scan(visit: (file: SessionFile) => Promise<void>): Promise<void> {
     await this.#usable();
     const names = (await this.#io(true, () => readdir(this.dir))).filter(isSessionFileName);
-    const now = Date.now();
+    const now = this.#clock.now();
     await forEachLimited(names, SCAN_CONCURRENCY, async (name) => {
       const file = await this.#io(false, () => this.#load(name, false));
       if (file === undefined || file.expiresAt <= now) return;
@@ -547,15 +564,17 @@ export class FileStore extends Store {
     await this.#usable();
     const result: CleanupResult = { expired: 0, corrupt: 0, temporary: 0 };
     const names = await this.#io(true, () => readdir(this.dir));
-    const now = Date.now();
-    result.temporary = await this.#io(true, () => sweepTempFiles(this.dir, now, names));
+    // Session expiry is the store's clock; file ages are the file system's (modification times).
+    const now = this.#clock.now();
+    const fileNow = Date.now();
+    result.temporary = await this.#io(true, () => sweepTempFiles(this.dir, fileNow, names));
     const sessions = names.filter(isSessionFileName);
     await forEachLimited(sessions, SCAN_CONCURRENCY, async (name) => {
       const path = join(this.dir, name);
       const file = await this.#io(false, () => this.#peek(name));
       if (file === undefined) return;
       if (file.corrupt) {
-        if (now - file.mtimeMs < CORRUPT_FILE_GRACE_MS) return;
+        if (fileNow - file.mtimeMs < CORRUPT_FILE_GRACE_MS) return;
         if (await this.#unlinkIfUnchanged(path, file.identity)) result.corrupt++;
         return;
       }

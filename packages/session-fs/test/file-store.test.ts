@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';
 import { MAX_SESSION_ID_LENGTH, jsonSerializer } from '@fulcrum/core/session';
 import fc from 'fast-check';
+import { FakeClock } from '@fulcrum/core/testing';
 import type { SessionLike } from '@fulcrum/core/session';
 import type { SessionData } from 'express-session';
 import { FileStore, isCorruptFileError } from '@fulcrum/session-fs';
@@ -27,8 +28,8 @@ function open(options: FileStoreOptions): FileStore {
   return store;
 }
 
-function session(data: Record<string, unknown> = {}, ttlMs = 3_600_000): SessionData {
-  return { cookie: { originalMaxAge: ttlMs, expires: new Date(Date.now() + ttlMs), httpOnly: true, path: '/' }, ...data } as unknown as SessionData;
+function session(data: Record<string, unknown> = {}, ttlMs = 3_600_000, now = Date.now()): SessionData {
+  return { cookie: { originalMaxAge: ttlMs, expires: new Date(now + ttlMs), httpOnly: true, path: '/' }, ...data } as unknown as SessionData;
 }
 
 const SESSION_FILE = /^[0-9a-f]{64}\.session$/;
@@ -197,12 +198,15 @@ describe('FileStore reading damaged and expired files', () => {
     expect(reasons).toContain('checksum');
   });
 
-  it('never returns an expired session, and its sweep removes only expired files', async () => {
+  it('never returns an expired session, and its sweep removes only expired files (on its clock option)', async () => {
     const dir = await dirs.make();
-    const store = open({ dir });
-    await store.set('short', session({}, 150));
-    await store.set('long', session());
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    // Years before the wall clock: a store that read Date.now() would find every session expired.
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const store = open({ dir, clock });
+    await store.set('short', session({}, 150, clock.now()));
+    await store.set('long', session({}, 3_600_000, clock.now()));
+    expect(await store.get('short')).not.toBeNull();
+    await clock.advance(150);
     // Still on disk (no sweep has run), yet never read.
     expect(await readdir(dir)).toContain(sessionFileName('short'));
     expect(await store.get('short')).toBeNull();
@@ -310,6 +314,26 @@ describe('FileStore availability and options', () => {
     await eventually('reconnect', () => events.filter((e) => e === 'connect').length === 2, 5000);
     await store.set('s', session({ back: true }));
     expect(await store.get('s')).toMatchObject({ back: true });
+  });
+
+  it('decides touch throttling on its clock option', async () => {
+    const dir = await dirs.make();
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const store = open({ dir, clock, touchAfterSeconds: 60 });
+    await store.set('t', session({}, 3_600_000, clock.now()));
+    const storedExpiry = async () => new Date(((await store.get('t')) as unknown as SessionLike).cookie!.expires as string).getTime();
+    const first = await storedExpiry();
+    // 30 s later the rolling session extends its expiry by 30 s: under the 60 s throttle.
+    await clock.advance(30_000);
+    await store.touch('t', session({}, 3_600_000, clock.now()));
+    expect(await storedExpiry()).toBe(first);
+    await clock.advance(60_000);
+    await store.touch('t', session({}, 3_600_000, clock.now()));
+    expect(await storedExpiry()).toBe(clock.now() + 3_600_000);
+  });
+
+  it('refuses a clock without now, setTimeout and clearTimeout', () => {
+    expect(() => new FileStore({ dir: '/tmp/unused', clock: { now: () => 0 } as never })).toThrow(/fileStore\.clock: must be a Clock/);
   });
 
   it('works in callback style for express-session', async () => {

@@ -34,8 +34,18 @@
 import { Store } from 'express-session';
 import type { SessionData } from 'express-session';
 import { InvalidOptionError, StoreUnavailableError, SessionConflictError } from '@fulcrum/core';
+import type { Clock } from '@fulcrum/core';
 import { MAX_TIMER_MS } from '@fulcrum/core/validate';
-import { DEFAULT_SESSION_TTL_SECONDS, assertSessionId, isValidSessionId, jsonSerializer, sessionExpiresAt, settle } from '@fulcrum/core/session';
+import {
+  DEFAULT_SESSION_TTL_SECONDS,
+  assertSessionId,
+  isValidSessionId,
+  jsonSerializer,
+  sessionExpiresAt,
+  sessionStoreClock,
+  settle,
+  withDeadline,
+} from '@fulcrum/core/session';
 import type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from '@fulcrum/core/session';
 import { AFTER_FAILURE, toStoreError } from './errors';
 import type { Redis } from 'ioredis';
@@ -79,6 +89,12 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** Reject a `set` that would overwrite a newer version or recreate a destroyed session. Default false. */
   optimistic?: boolean | OptimisticOptions;
+  /**
+   * The time the store computes TTLs from (a session's cookie expiry minus now) and the timer of the
+   * `commandTimeoutMs` deadline: core's `Clock`. A test passes a `FakeClock`. Redis itself expires
+   * keys on its own clock. Default `realClock`.
+   */
+  clock?: Clock;
 }
 
 /** The validated, defaulted configuration of a store (`store.config`). */
@@ -99,7 +115,7 @@ const TOUCH_WRITE_COMMAND = 'fulcrumSessionTouchWrite';
 const SET_COMMAND = 'fulcrumSessionSetVersioned';
 const VERSION_FIELD_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const PREFIX_PATTERN = /^[^\0\r\n]{0,256}$/;
-const OPTION_NAMES = ['client', 'prefix', 'ttlSeconds', 'touchAfterSeconds', 'serializer', 'scanCount', 'commandTimeoutMs', 'optimistic'] as const;
+const OPTION_NAMES = ['client', 'prefix', 'ttlSeconds', 'touchAfterSeconds', 'serializer', 'scanCount', 'commandTimeoutMs', 'optimistic', 'clock'] as const;
 
 interface ScriptedClient {
   [TOUCH_READ_COMMAND](key: string, ttlMs: number, throttleMs: number): Promise<number | string>;
@@ -133,6 +149,7 @@ export class RedisStore extends Store {
   readonly #serializer: SessionSerializer;
   readonly #pattern: string;
   readonly #armTimer: boolean;
+  readonly #clock: Clock;
   /** Session object → the version this store last wrote for it (optimistic mode). */
   readonly #written = new WeakMap<object, { sid: string; read: number | undefined; version: number }>();
   #connected: boolean;
@@ -169,6 +186,7 @@ export class RedisStore extends Store {
     this.config = Object.freeze({ prefix, ttlSeconds, touchAfterSeconds, scanCount, commandTimeoutMs, versionField });
     this.#client = options.client;
     this.#serializer = serializer;
+    this.#clock = sessionStoreClock('redisStore.clock', options.clock);
     this.#pattern = `${escapeGlob(prefix)}*`;
     const clientTimeout = clientCommandTimeout(this.#client);
     this.#armTimer = clientTimeout === undefined || clientTimeout > commandTimeoutMs;
@@ -214,7 +232,7 @@ export class RedisStore extends Store {
   override set(sid: string, session: SessionData, callback?: SessionStoreCallback<void>): Promise<void> | undefined {
     return settle(async () => {
       const key = this.config.prefix + assertSessionId(sid);
-      const now = Date.now();
+      const now = this.#clock.now();
       const ttlMs = Math.ceil(sessionExpiresAt(session as SessionLike, now, this.config.ttlSeconds) - now);
       if (ttlMs <= 0) {
         await this.#run('set', () => this.#client.del(key));
@@ -251,7 +269,7 @@ export class RedisStore extends Store {
     return settle(async () => {
       if (!isValidSessionId(sid)) return;
       const key = this.config.prefix + sid;
-      const now = Date.now();
+      const now = this.#clock.now();
       const ttlMs = Math.ceil(sessionExpiresAt(session as SessionLike, now, this.config.ttlSeconds) - now);
       if (ttlMs <= 0) {
         await this.#run('touch', () => this.#client.del(key));
@@ -429,29 +447,17 @@ export class RedisStore extends Store {
     } catch (error) {
       promise = Promise.reject(error);
     }
-    if (this.#armTimer) promise = withDeadline(promise, this.config.commandTimeoutMs, what);
+    if (this.#armTimer) {
+      const ms = this.config.commandTimeoutMs;
+      promise = withDeadline(
+        promise,
+        ms,
+        this.#clock,
+        () => new StoreUnavailableError(`RedisStore.${what} failed: Redis did not answer within ${ms} ms (commandTimeoutMs); ${AFTER_FAILURE}`),
+      );
+    }
     return promise.catch((error: unknown) => {
       throw toStoreError(error, `RedisStore.${what}`);
     });
   }
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new StoreUnavailableError(`RedisStore.${what} failed: Redis did not answer within ${ms} ms (commandTimeoutMs); ${AFTER_FAILURE}`)),
-      ms,
-    );
-    timer.unref?.();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }

@@ -300,9 +300,9 @@ async function withConnection<T>(port: number, fn: (client: Redis) => Promise<T>
 }
 
 /** A session as express-session stores it, expiring `ttlMs` from now. */
-export function sessionData(ttlMs: number, data: Record<string, unknown> = {}): SessionData {
+export function sessionData(ttlMs: number, data: Record<string, unknown> = {}, now = Date.now()): SessionData {
   return {
-    cookie: { originalMaxAge: ttlMs, expires: new Date(Date.now() + ttlMs).toISOString(), httpOnly: true, path: '/' },
+    cookie: { originalMaxAge: ttlMs, expires: new Date(now + ttlMs).toISOString(), httpOnly: true, path: '/' },
     ...data,
   } as unknown as SessionData;
 }

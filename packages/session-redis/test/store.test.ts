@@ -6,7 +6,7 @@ import Fastify from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifySession from '@fastify/session';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
+import { FakeClock, checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
 import { isInvalidOptionError } from '@fulcrum/core';
 import { MAX_SESSION_ID_LENGTH } from '@fulcrum/core/session';
 import { RedisStore } from '@fulcrum/session-redis';
@@ -73,6 +73,26 @@ describe.skipIf(skip)('RedisStore on a standalone Redis', () => {
     const fallback = await client.pttl(`${prefix}exp2`);
     expect(fallback).toBeGreaterThan(590_000);
     expect(fallback).toBeLessThanOrEqual(600_000);
+  });
+
+  it('computes the TTL it sends from its clock option, not the wall clock', async () => {
+    // Years before the wall clock: a store that read Date.now() would delete the session instead.
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const store = new RedisStore({ client, prefix, clock });
+    const cookie = sessionData(60_000, { n: 1 }, clock.now());
+    await store.set('clock', cookie);
+    const first = await client.pttl(`${prefix}clock`);
+    expect(first).toBeGreaterThan(55_000);
+    expect(first).toBeLessThanOrEqual(60_000);
+    // 30 s later on the store's clock, the same cookie has 30 s left.
+    await clock.advance(30_000);
+    await store.set('clock', cookie);
+    const second = await client.pttl(`${prefix}clock`);
+    expect(second).toBeGreaterThan(25_000);
+    expect(second).toBeLessThanOrEqual(30_000);
+    await clock.advance(30_000);
+    await store.set('clock', cookie);
+    expect(await client.exists(`${prefix}clock`)).toBe(0);
   });
 
   it('deletes a session instead of writing it when its cookie has already expired', async () => {

@@ -20,7 +20,9 @@
  * - Every attempt has a deadline (`timeoutMs`); on expiry the connection is destroyed, so a late
  *   answer can never be mistaken for the next statement's.
  */
-import { StoreUnavailableError } from '@fulcrum/core';
+import { StoreUnavailableError, realClock } from '@fulcrum/core';
+import { withDeadline } from '@fulcrum/core/session';
+import type { Clock } from '@fulcrum/core';
 import { SqlContentionError } from './errors';
 
 /** The part of a mysql2 promise connection this package uses. */
@@ -56,6 +58,8 @@ export interface ExecutorConfig {
   /** `wsrep_sync_wait` set on each connection before its first read, or 0 for none. */
   readonly syncWait: number;
   readonly random: () => number;
+  /** The timer of the `timeoutMs` deadline. Default `realClock`. */
+  readonly clock?: Clock;
 }
 
 export type FailureClass = 'contention' | 'node' | 'connection' | 'other';
@@ -239,26 +243,16 @@ export class SqlExecutor {
   /** Rejects with a DeadlineError after `timeoutMs`, destroying `connection` (a late answer must not be reused). */
   #deadline<T>(promise: Promise<T>, connection: SqlConnection | undefined): Promise<T> {
     const ms = this.#config.timeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (connection) safeDestroy(connection);
-        else {
-          // A connection that arrives after the deadline goes back to the pool unused.
-          promise.then((late) => (late as SqlConnection | undefined)?.release?.(), () => undefined);
-        }
-        reject(new DeadlineError(ms));
-      }, ms);
-      timer.unref?.();
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
+    return withDeadline(promise, ms, this.#config.clock ?? realClock, () => {
+      if (connection) safeDestroy(connection);
+      else {
+        // A connection that arrives after the deadline goes back to the pool unused.
+        promise.then(
+          (late) => (late as SqlConnection | undefined)?.release?.(),
+          () => undefined,
+        );
+      }
+      return new DeadlineError(ms);
     });
   }
 }

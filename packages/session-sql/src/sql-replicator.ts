@@ -161,7 +161,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   async publish(entries: readonly StickEntry<V>[]): Promise<void> {
     if (this.#closed) throw new Error('SqlReplicator is closed');
     const now = Date.now();
-    const rows: { key: Buffer; params: unknown[] }[] = [];
+    const rows: { key: Buffer; valueLength: number; params: unknown[] }[] = [];
     for (const entry of entries) {
       if (!isStickEntry(entry) || entry.expiresAt <= now) continue;
       const key = Buffer.from(entry.key, 'utf8');
@@ -171,7 +171,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
       }
       const deleted = entry.deleted === true;
       const value = deleted ? null : JSON.stringify(entry.value);
-      rows.push({ key, params: [key, value, deleted ? 1 : 0, entry.updatedAt, entry.expiresAt, entry.origin] });
+      rows.push({ key, valueLength: value === null ? 0 : value.length, params: [key, value, deleted ? 1 : 0, entry.updatedAt, entry.expiresAt, entry.origin] });
     }
     // Key order: concurrent publishers lock rows in the same order.
     rows.sort((a, b) => Buffer.compare(a.key, b.key));
@@ -180,7 +180,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
       let end = start;
       let bytes = 0;
       while (end < rows.length && end - start < PUBLISH_BATCH_ROWS) {
-        const size = rows[end]!.key.length + String(rows[end]!.params[1] ?? '').length * 3 + 100;
+        const size = rows[end]!.key.length + rows[end]!.valueLength * 3 + 100;
         if (end > start && bytes + size > PUBLISH_BATCH_BYTES) break;
         bytes += size;
         end++;

@@ -23,6 +23,11 @@
  *   exceed `wsrep_max_ws_rows`); batches keep each transaction small, and jitter keeps several app
  *   instances from deleting the same rows at the same moment.
  *
+ * The parts, one file each: `read-batcher.ts` (batched reads), `write-coalescer.ts` (batched
+ * upserts), `compare-and-set.ts` (versions and merges), `connection-state.ts` (connect/disconnect and
+ * the recovery probe), `cleanup.ts` (the expiry sweep); per-id serialisation is core's `KeyedLock`.
+ * This file holds the options and express-session's Store API, and says which part does what.
+ *
  * Defaults: table `fulcrum_sessions`; sessions without a cookie expiry live one day (express-session's);
  * `touch` writes at most once a minute per session (a minute of imprecision on a day-long session
  * is invisible, and it removes a write from nearly every request); cleanup every minute, 1000 rows a
@@ -33,20 +38,33 @@
  */
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import { InvalidOptionError, StoreUnavailableError, isFulcrumError } from '@fulcrum/core';
+import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
+import type { Clock } from '@fulcrum/core';
 import { MAX_TIMER_MS } from '@fulcrum/core/validate';
-import { DEFAULT_SESSION_TTL_SECONDS, isValidSessionId, assertSessionId, jsonSerializer, sessionExpiresAt, settle } from '@fulcrum/core/session';
+import {
+  DEFAULT_SESSION_TTL_SECONDS,
+  KeyedLock,
+  isValidSessionId,
+  assertSessionId,
+  jsonSerializer,
+  sessionExpiresAt,
+  sessionStoreClock,
+  settle,
+} from '@fulcrum/core/session';
 import type { SessionLike, SessionSerializer, StoreCallback as SessionStoreCallback } from '@fulcrum/core/session';
-import { SessionConflictError } from '@fulcrum/core';
+import { CleanupSchedule, deleteInBatches } from './cleanup';
+import { compareAndSet, type CompareAndSetContext, type OptimisticMode, type ReadRecord } from './compare-and-set';
+import { ConnectionState } from './connection-state';
 import { SqlExecutor } from './executor';
-import type { PoolLike, RetryOptions, SqlConnection } from './executor';
+import type { PoolLike, RetryOptions } from './executor';
 import { quoteTableName } from './identifiers';
-import { mergeSessions } from './merge';
+import { ReadBatcher } from './read-batcher';
+import { idText, type RunStatement, type SessionRow, type WriteResult } from './rows';
 import { ID_COLUMN_QUERY, TableOnce, idColumnMigration, legacyIdColumnHolds, sessionTableDdl } from './schema';
 import { PEER_STORE_OPTION_HINTS, checkKnownOptions, normalizeGalera, normalizeRetry, validatePool, intOption, type GaleraOptions } from './options';
+import { WriteCoalescer } from './write-coalescer';
 
-/** What to do with a write made from a copy another request changed since it was read. */
-export type OptimisticMode = 'merge' | 'reject' | false;
+export type { OptimisticMode } from './compare-and-set';
 
 export interface SqlStoreOptions {
   /** A mysql2 pool: `mysql2/promise` or callback `createPool`, or a `createPoolCluster` (Galera). Required. The store never ends it. */
@@ -92,58 +110,25 @@ export interface SqlStoreOptions {
   probeIntervalMs?: number;
   /** Randomness for backoff and cleanup jitter, in [0, 1). Default `Math.random`. */
   random?: () => number;
+  /**
+   * The time for expiry, TTL and touch decisions (the `expires_at` written and compared in every
+   * statement) and the timers of cleanup, the recovery probe and the statement deadline: core's
+   * `Clock`. A test passes a `FakeClock` and expires sessions without waiting. Default `realClock`.
+   */
+  clock?: Clock;
 }
 
 /** The label of the statements that create and check the table, renamed to the call that waited on them. */
 const TABLE_OPERATION = 'SqlStore.ready';
 
-/** A session id as a row gives it back: a Buffer from the `VARBINARY` column, a string from a legacy one. */
-function idText(value: unknown): string {
-  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
-}
-
-interface ReadRecord {
-  readonly version: number;
-  text: string;
-  expiresAt: number;
-}
-
-interface PendingUpsert {
-  readonly sid: string;
-  readonly text: string;
-  readonly expiresAt: number;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
-}
-
-interface SessionRow {
-  data: string | Buffer;
-  version: number | string;
-  expires_at: number | string;
-}
-
-interface RowRead {
-  text: string;
-  version: number;
-  expiresAt: number;
-}
-
-interface WriteResult {
-  affectedRows: number;
-}
-
 /** A session as the store hands it out (express-session's `SessionData` is structurally the same). */
 export type StoredSession = SessionLike & { cookie: NonNullable<SessionLike['cookie']> };
-
-/** ~1 MiB: well under every server's `max_allowed_packet` (4 MiB on old MySQL, 16 MiB on MariaDB). */
-const MAX_BATCH_BYTES = 1 << 20;
-const noop = () => undefined;
 
 const BaseStore = session.Store;
 
 const OPTION_NAMES = [
   'pool', 'table', 'createTable', 'ttlSeconds', 'touchAfterSeconds', 'cleanupIntervalMs', 'cleanupBatchSize', 'serializer',
-  'optimistic', 'maxMergeAttempts', 'timeoutMs', 'retry', 'batchSize', 'batchConcurrency', 'galera', 'probeIntervalMs', 'random',
+  'optimistic', 'maxMergeAttempts', 'timeoutMs', 'retry', 'batchSize', 'batchConcurrency', 'galera', 'probeIntervalMs', 'random', 'clock',
 ] as const;
 
 /** Every live session keyed by its id, in an object without a prototype (express-session's MemoryStore shape). */
@@ -161,39 +146,26 @@ export class SqlStore extends BaseStore {
   readonly #indexPrefix: string;
   readonly #ttlSeconds: number;
   readonly #touchAfterSeconds: number;
-  readonly #cleanupIntervalMs: number;
   readonly #cleanupBatchSize: number;
   readonly #serializer: SessionSerializer;
-  readonly #optimistic: OptimisticMode;
-  readonly #maxMergeAttempts: number;
-  readonly #batchSize: number;
-  readonly #batchConcurrency: number;
-  readonly #probeIntervalMs: number;
-  readonly #random: () => number;
+  readonly #clock: Clock;
   readonly #sql: Readonly<Record<'get' | 'cas' | 'touch' | 'touchData' | 'destroy' | 'length' | 'ids' | 'all' | 'clear' | 'cleanup', string>>;
-  readonly #upsertSql = new Map<number, string>();
-  readonly #readSql = new Map<number, string>();
-  readonly #readWaiters = new Map<string, { resolve: (row: RowRead | undefined) => void; reject: (error: unknown) => void }[]>();
-  #readQueue: string[] = [];
-  #inflightReads = 0;
-  #readFlushScheduled = false;
 
+  /** Batched reads: every read of one session goes through it. */
+  readonly #reads: ReadBatcher;
+  /** Batched upserts, for writes without a version to compare. */
+  readonly #upserts: WriteCoalescer;
   /** Sessions read through this store → the version (and text) they were read at. */
-  readonly #reads = new WeakMap<object, ReadRecord>();
+  readonly #versions = new WeakMap<object, ReadRecord>();
+  readonly #compareAndSet: CompareAndSetContext | undefined;
   /** Per-id chain of writes: keeps one id's writes in order and out of concurrent batches. */
-  readonly #tails = new Map<string, Promise<void>>();
-  #queue: PendingUpsert[] = [];
-  #inflightBatches = 0;
-  #flushScheduled = false;
-  #drained: (() => void)[] = [];
+  readonly #writes = new KeyedLock();
+  readonly #connection: ConnectionState;
+  readonly #cleanup: CleanupSchedule;
 
   readonly #tableOnce: TableOnce;
   /** The table is an earlier version's, with an ascii `VARCHAR(256)` id column (see `schema.ts`). */
   #legacyIdColumn = false;
-  #connected: boolean | undefined;
-  #probeTimer: ReturnType<typeof setTimeout> | undefined;
-  #cleanupTimer: ReturnType<typeof setTimeout> | undefined;
-  #cleanupRunning: Promise<number> | undefined;
   #closed = false;
 
   constructor(options: SqlStoreOptions) {
@@ -215,12 +187,13 @@ export class SqlStore extends BaseStore {
         await this.#executor.run((c) => c.query(sessionTableDdl(this.#table, this.#indexPrefix)), { idempotent: true, operation: TABLE_OPERATION });
       }
       const [rows] = await this.#executor.run((c) => c.execute(ID_COLUMN_QUERY, [tableName]), { idempotent: true, read: true, operation: TABLE_OPERATION });
-      const type = String((rows as { type?: unknown }[])[0]?.type ?? '').toLowerCase();
+      const column = (rows as { type?: unknown }[])[0]?.type;
+      const type = (typeof column === 'string' ? column : Buffer.isBuffer(column) ? column.toString('utf8') : '').toLowerCase();
       this.#legacyIdColumn = type !== '' && type !== 'varbinary' && type !== 'binary' && type !== 'blob';
     }, false);
     this.#ttlSeconds = intOption('sqlStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, 1, 10 * 365 * 86_400);
     this.#touchAfterSeconds = intOption('sqlStore.touchAfterSeconds', options.touchAfterSeconds, 60, 0, 365 * 86_400);
-    this.#cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, MAX_TIMER_MS);
+    const cleanupIntervalMs = intOption('sqlStore.cleanupIntervalMs', options.cleanupIntervalMs, 60_000, 0, MAX_TIMER_MS);
     this.#cleanupBatchSize = intOption('sqlStore.cleanupBatchSize', options.cleanupBatchSize, 1000, 1, 1_000_000);
     const serializer = options.serializer ?? jsonSerializer;
     if (typeof serializer?.parse !== 'function' || typeof serializer?.stringify !== 'function') {
@@ -231,16 +204,24 @@ export class SqlStore extends BaseStore {
     if (optimistic !== 'merge' && optimistic !== 'reject' && optimistic !== false) {
       throw new InvalidOptionError('sqlStore.optimistic', options.optimistic, "must be 'merge', 'reject' or false");
     }
-    this.#optimistic = optimistic;
-    this.#maxMergeAttempts = intOption('sqlStore.maxMergeAttempts', options.maxMergeAttempts, 5, 1, 100);
-    this.#batchSize = intOption('sqlStore.batchSize', options.batchSize, 64, 1, 1000);
-    this.#batchConcurrency = intOption('sqlStore.batchConcurrency', options.batchConcurrency, 4, 1, 1000);
-    this.#probeIntervalMs = intOption('sqlStore.probeIntervalMs', options.probeIntervalMs, 1000, 10, 3_600_000);
+    const maxMergeAttempts = intOption('sqlStore.maxMergeAttempts', options.maxMergeAttempts, 5, 1, 100);
+    const batchSize = intOption('sqlStore.batchSize', options.batchSize, 64, 1, 1000);
+    const batchConcurrency = intOption('sqlStore.batchConcurrency', options.batchConcurrency, 4, 1, 1000);
+    const probeIntervalMs = intOption('sqlStore.probeIntervalMs', options.probeIntervalMs, 1000, 10, 3_600_000);
     if (options.random !== undefined && typeof options.random !== 'function') {
       throw new InvalidOptionError('sqlStore.random', options.random, 'must be a function returning a number in [0, 1)');
     }
-    this.#random = options.random ?? Math.random;
+    const random = options.random ?? Math.random;
+    const clock = sessionStoreClock('sqlStore.clock', options.clock);
+    this.#clock = clock;
+    const now = () => clock.now();
     const galera = normalizeGalera('sqlStore.galera', options.galera);
+    this.#connection = new ConnectionState({
+      clock,
+      probeIntervalMs,
+      probe: () => this.#executor.run((c) => c.query('SELECT 1'), { idempotent: true }),
+      emit: (event, error) => (event === 'connect' ? this.emit('connect') : this.emit('disconnect', error)),
+    });
     this.#executor = new SqlExecutor(
       pool,
       {
@@ -248,9 +229,10 @@ export class SqlStore extends BaseStore {
         nodeFailovers: galera.nodeFailovers,
         syncWait: galera.syncWait,
         timeoutMs: intOption('sqlStore.timeoutMs', options.timeoutMs, 5000, 1, 3_600_000),
-        random: this.#random,
+        random,
+        clock,
       },
-      { onSuccess: () => this.#markConnected(), onUnavailable: (error) => this.#markDisconnected(error) },
+      { onSuccess: () => this.#connection.markConnected(), onUnavailable: (error) => this.#connection.markDisconnected(error) },
     );
     const t = this.#table;
     this.#sql = Object.freeze({
@@ -267,7 +249,20 @@ export class SqlStore extends BaseStore {
       clear: `DELETE FROM ${t} LIMIT ${this.#cleanupBatchSize}`,
       cleanup: `DELETE FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ${this.#cleanupBatchSize}`,
     });
-    this.#scheduleCleanup();
+    const run: RunStatement = (operation, sql, params, { idempotent, read }) => this.#run(operation, sql, params, idempotent, read);
+    this.#reads = new ReadBatcher({ table: t, batchSize, concurrency: batchConcurrency, singleSql: this.#sql.get, now, run });
+    this.#upserts = new WriteCoalescer({ table: t, batchSize, concurrency: batchConcurrency, run });
+    this.#compareAndSet =
+      optimistic === false
+        ? undefined
+        : { mode: optimistic, maxMergeAttempts, serializer, sql: this.#sql.cas, versions: this.#versions, now, run, readRow: (sid) => this.#reads.read(sid) };
+    this.#cleanup = new CleanupSchedule({
+      clock,
+      random,
+      intervalMs: cleanupIntervalMs,
+      run: () => this.#deleteInBatches('cleanup', this.#sql.cleanup, () => [clock.now()]),
+      report: (error) => this.#report(error),
+    });
   }
 
   // ── express-session's Store API ─────────────────────────────────────────────────────────────
@@ -322,9 +317,9 @@ export class SqlStore extends BaseStore {
    * at follows it to the new object, so the write at the end of the request is compare-and-set.
    */
   override createSession(req: Parameters<session.Store['createSession']>[0], data: Parameters<session.Store['createSession']>[1]) {
-    const record = this.#reads.get(data as object);
+    const record = this.#versions.get(data as object);
     const created = super.createSession(req, data);
-    if (record !== undefined) this.#reads.set(created, record);
+    if (record !== undefined) this.#versions.set(created, record);
     return created;
   }
 
@@ -332,12 +327,7 @@ export class SqlStore extends BaseStore {
 
   /** Deletes expired rows now, in batches; resolves with how many went. The timer calls this too. */
   cleanup(): Promise<number> {
-    if (this.#cleanupRunning) return this.#cleanupRunning;
-    const run = this.#deleteInBatches('cleanup', this.#sql.cleanup, () => [Date.now()]).finally(() => {
-      this.#cleanupRunning = undefined;
-    });
-    this.#cleanupRunning = run;
-    return run;
+    return this.#cleanup.run();
   }
 
   /** Creates the table if `createTable` and it was not done yet; statements call this first anyway. */
@@ -349,14 +339,10 @@ export class SqlStore extends BaseStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#cleanupTimer) clearTimeout(this.#cleanupTimer);
-    if (this.#probeTimer) clearTimeout(this.#probeTimer);
-    this.#cleanupTimer = undefined;
-    this.#probeTimer = undefined;
-    if (this.#queue.length > 0 || this.#inflightBatches > 0) {
-      await new Promise<void>((resolve) => this.#drained.push(resolve));
-    }
-    await this.#cleanupRunning?.catch(noop);
+    this.#connection.close();
+    const cleanupDone = this.#cleanup.close();
+    await this.#upserts.drained();
+    await cleanupDone;
   }
 
   // ── operations ──────────────────────────────────────────────────────────────────────────────
@@ -365,9 +351,9 @@ export class SqlStore extends BaseStore {
     if (!isValidSessionId(sid)) return null;
     this.#assertOpen();
     if (!(await this.#idFits(sid, 'get'))) return null;
-    const pending = this.#tails.get(sid);
+    const pending = this.#writes.settled(sid);
     if (pending) await pending; // read-your-writes within this process
-    const row = await this.#readRow(sid);
+    const row = await this.#reads.read(sid);
     if (row === undefined) return null;
     let parsed: SessionLike;
     try {
@@ -377,7 +363,7 @@ export class SqlStore extends BaseStore {
       return null;
     }
     if (typeof parsed !== 'object' || parsed === null) return null;
-    this.#reads.set(parsed, { version: row.version, text: row.text, expiresAt: row.expiresAt });
+    this.#versions.set(parsed, { version: row.version, text: row.text, expiresAt: row.expiresAt });
     return parsed as StoredSession;
   }
 
@@ -391,79 +377,53 @@ export class SqlStore extends BaseStore {
         `must be at most 256 ASCII characters not ending in a space, because table ${this.#table} has the id column of an earlier version (VARCHAR(256) CHARACTER SET ascii), which would merge other ids; run \`${idColumnMigration(this.#table)}\` to accept every id`,
       );
     }
-    const now = Date.now();
+    const now = this.#clock.now();
     const expiresAt = Math.round(sessionExpiresAt(session, now, this.#ttlSeconds));
     if (expiresAt <= now) return this.#destroy(sid);
     const text = this.#serializer.stringify(session);
     if (typeof text !== 'string') throw new TypeError('sqlStore.serializer.stringify must return a string');
-    const record = this.#optimistic === false ? undefined : this.#reads.get(session);
-    return this.#serial(sid, async () => {
-      if (record === undefined) {
-        await this.#upsert(sid, text, expiresAt);
+    const cas = this.#compareAndSet;
+    const record = cas === undefined ? undefined : this.#versions.get(session);
+    return this.#writes.run(sid, async () => {
+      if (cas === undefined || record === undefined) {
+        await this.#upserts.upsert(sid, text, expiresAt);
         // The version after an upsert is unknown: a later write of this object is unconditional.
-        this.#reads.delete(session);
+        this.#versions.delete(session);
       } else {
-        await this.#compareAndSet(sid, session, record, text, expiresAt);
+        await compareAndSet(cas, sid, session, record, text, expiresAt);
       }
     });
-  }
-
-  async #compareAndSet(sid: string, session: SessionLike, record: ReadRecord, text: string, expiresAt: number): Promise<void> {
-    let base = record;
-    let mine = text;
-    for (let attempt = 1; ; attempt++) {
-      const now = Date.now();
-      const result = await this.#run('set', (c) => c.execute(this.#sql.cas, [mine, expiresAt, sid, base.version, now]), false);
-      if ((result as WriteResult).affectedRows === 1) {
-        this.#reads.set(session, { version: base.version + 1, text: mine, expiresAt });
-        return;
-      }
-      const current = await this.#readRow(sid);
-      if (current === undefined) {
-        // Destroyed (or expired) since it was read: writing it back would undo a logout.
-        this.#reads.delete(session);
-        if (this.#optimistic === 'reject') throw new SessionConflictError(sid, 'destroyed', base.version, 0);
-        return;
-      }
-      // A merge that keeps losing (the session changes faster than it can be merged) gives up too.
-      if (this.#optimistic === 'reject' || attempt >= this.#maxMergeAttempts) {
-        throw new SessionConflictError(sid, 'changed', base.version, current.version);
-      }
-      const merged = mergeSessions(this.#serializer.parse(base.text), this.#serializer.parse(current.text), this.#serializer.parse(mine));
-      mine = this.#serializer.stringify(merged);
-      base = current;
-    }
   }
 
   async #touch(sid: string, session: SessionLike): Promise<void> {
     if (!isValidSessionId(sid)) return;
     if (!(await this.#idFits(sid, 'touch'))) return;
     this.#assertOpen();
-    const now = Date.now();
+    const now = this.#clock.now();
     const expiresAt = Math.round(sessionExpiresAt(session, now, this.#ttlSeconds));
     if (expiresAt <= now) return;
     // Capped at half the session's lifetime (as the Redis store does): an uncapped throttle longer
     // than a rolling session's maxAge would let an active user's session expire between writes.
     const throttleMs = Math.min(this.#touchAfterSeconds * 1000, Math.floor((expiresAt - now) / 2));
-    const record = this.#reads.get(session);
+    const record = this.#versions.get(session);
     if (record !== undefined && throttleMs > 0 && expiresAt - record.expiresAt < throttleMs) return;
     // The throttle is also in the WHERE clauses, for rows changed since they were read.
     const bound = throttleMs > 0 ? expiresAt - throttleMs : Number.MAX_SAFE_INTEGER;
     const cookie = session.cookie;
-    await this.#serial(sid, async () => {
+    await this.#writes.run(sid, async () => {
       if (cookie !== undefined && cookie !== null) {
         // Store the new cookie too (as express-session's MemoryStore does, so `get` shows the expiry
         // in force): a compare-and-set on the version read, which a touch does not bump — a `set`
         // that came in between wins, and a destroyed row is never written back.
         let base: ReadRecord | undefined = record;
         if (base === undefined) {
-          const row = await this.#readRow(sid);
+          const row = await this.#reads.read(sid);
           if (row === undefined || row.expiresAt > bound) return; // gone, or throttled
           base = { version: row.version, text: row.text, expiresAt: row.expiresAt };
         }
         const text = this.#withCookie(base.text, cookie);
         if (text !== undefined) {
-          const result = await this.#run('touch', (c) => c.execute(this.#sql.touchData, [text, expiresAt, sid, base.version, Date.now(), bound]), true);
+          const result = await this.#run('touch', this.#sql.touchData, [text, expiresAt, sid, base.version, this.#clock.now(), bound], true);
           if ((result as WriteResult).affectedRows === 1) {
             if (record !== undefined) {
               record.expiresAt = expiresAt;
@@ -474,7 +434,7 @@ export class SqlStore extends BaseStore {
         }
       }
       // No cookie to store, unreadable data, or a newer write since the read: extend the expiry only.
-      const result = await this.#run('touch', (c) => c.execute(this.#sql.touch, [expiresAt, sid, Date.now(), bound]), true);
+      const result = await this.#run('touch', this.#sql.touch, [expiresAt, sid, this.#clock.now(), bound], true);
       if (record !== undefined && (result as WriteResult).affectedRows === 1) record.expiresAt = expiresAt;
     });
   }
@@ -495,14 +455,14 @@ export class SqlStore extends BaseStore {
     if (!isValidSessionId(sid)) return;
     if (!(await this.#idFits(sid, 'destroy'))) return;
     this.#assertOpen();
-    await this.#serial(sid, async () => {
-      await this.#run('destroy', (c) => c.execute(this.#sql.destroy, [sid]), true);
+    await this.#writes.run(sid, async () => {
+      await this.#run('destroy', this.#sql.destroy, [sid], true);
     });
   }
 
   async #all(): Promise<SessionsById> {
     this.#assertOpen();
-    const rows = (await this.#run('all', (c) => c.execute(this.#sql.all, [Date.now()]), true, true)) as (SessionRow & { id: string })[];
+    const rows = (await this.#run('all', this.#sql.all, [this.#clock.now()], true, true)) as (SessionRow & { id: string })[];
     const sessions = Object.create(null) as SessionsById;
     for (const row of rows) {
       try {
@@ -517,158 +477,23 @@ export class SqlStore extends BaseStore {
 
   async #length(): Promise<number> {
     this.#assertOpen();
-    const rows = (await this.#run('length', (c) => c.execute(this.#sql.length, [Date.now()]), true, true)) as { n: number | string }[];
+    const rows = (await this.#run('length', this.#sql.length, [this.#clock.now()], true, true)) as { n: number | string }[];
     return Number(rows[0]?.n ?? 0);
   }
 
   async #ids(): Promise<string[]> {
     this.#assertOpen();
-    const rows = (await this.#run('ids', (c) => c.execute(this.#sql.ids, [Date.now()]), true, true)) as { id: string | Buffer }[];
+    const rows = (await this.#run('ids', this.#sql.ids, [this.#clock.now()], true, true)) as { id: string | Buffer }[];
     return rows.map((row) => idText(row.id));
   }
 
+  // ── plumbing ────────────────────────────────────────────────────────────────────────────────
+
   async #deleteInBatches(operation: string, sql: string, params: () => unknown[]): Promise<number> {
     this.#assertOpen();
-    let total = 0;
-    for (;;) {
-      const result = (await this.#run(operation, (c) => c.execute(sql, params()), true)) as WriteResult;
-      total += result.affectedRows;
-      if (result.affectedRows < this.#cleanupBatchSize || this.#closed) return total;
-      // Let requests in between batches.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    const run: RunStatement = (name, statement, values) => this.#run(name, statement, values, true);
+    return await deleteInBatches(run, operation, sql, params, this.#cleanupBatchSize, () => this.#closed);
   }
-
-  #readRow(sid: string): Promise<RowRead | undefined> {
-    return new Promise((resolve, reject) => {
-      const waiting = this.#readWaiters.get(sid);
-      if (waiting) waiting.push({ resolve, reject });
-      else {
-        this.#readWaiters.set(sid, [{ resolve, reject }]);
-        this.#readQueue.push(sid);
-      }
-      this.#scheduleReads();
-    });
-  }
-
-  #scheduleReads(): void {
-    if (this.#readFlushScheduled || this.#readQueue.length === 0 || this.#inflightReads >= this.#batchConcurrency) return;
-    this.#readFlushScheduled = true;
-    queueMicrotask(() => {
-      this.#readFlushScheduled = false;
-      while (this.#readQueue.length > 0 && this.#inflightReads < this.#batchConcurrency) {
-        const sids = this.#readQueue.splice(0, this.#batchSize);
-        const waiters = sids.map((sid) => {
-          const list = this.#readWaiters.get(sid)!;
-          this.#readWaiters.delete(sid);
-          return list;
-        });
-        this.#inflightReads++;
-        void this.#readBatch(sids, waiters).finally(() => {
-          this.#inflightReads--;
-          this.#scheduleReads();
-        });
-      }
-    });
-  }
-
-  /** One `SELECT … WHERE id IN (…)` for every session read that waited for a connection. */
-  async #readBatch(sids: string[], waiters: { resolve: (row: RowRead | undefined) => void; reject: (error: unknown) => void }[][]): Promise<void> {
-    try {
-      const sql = sids.length === 1 ? this.#sql.get : this.#readStatement(sids.length);
-      const rows = (await this.#run('get', (c) => c.execute(sql, [...sids, Date.now()]), true, true)) as (SessionRow & { id?: string })[];
-      const found = new Map<string, RowRead>();
-      for (const row of rows) {
-        const read = { text: String(row.data), version: Number(row.version), expiresAt: Number(row.expires_at) };
-        found.set(sids.length === 1 ? sids[0]! : idText(row.id), read);
-      }
-      sids.forEach((sid, i) => {
-        for (const waiter of waiters[i]!) waiter.resolve(found.get(sid));
-      });
-    } catch (error) {
-      for (const list of waiters) for (const waiter of list) waiter.reject(error);
-    }
-  }
-
-  #readStatement(count: number): string {
-    let sql = this.#readSql.get(count);
-    if (sql === undefined) {
-      sql = `SELECT id, data, version, expires_at FROM ${this.#table} WHERE id IN (${Array.from({ length: count }, () => '?').join(', ')}) AND expires_at > ?`;
-      this.#readSql.set(count, sql);
-    }
-    return sql;
-  }
-
-  // ── batched upserts ─────────────────────────────────────────────────────────────────────────
-
-  #upsert(sid: string, text: string, expiresAt: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ sid, text, expiresAt, resolve, reject });
-      this.#scheduleFlush();
-    });
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#queue.length === 0 || this.#inflightBatches >= this.#batchConcurrency) return;
-    this.#flushScheduled = true;
-    // A microtask, not a timer: writes made in the same tick share a statement, and a lone write
-    // is not delayed.
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
-  }
-
-  #flush(): void {
-    while (this.#queue.length > 0 && this.#inflightBatches < this.#batchConcurrency) {
-      let bytes = 0;
-      let count = 0;
-      while (count < this.#queue.length && count < this.#batchSize) {
-        const size = this.#queue[count]!.text.length * 3 + 300;
-        if (count > 0 && bytes + size > MAX_BATCH_BYTES) break;
-        bytes += size;
-        count++;
-      }
-      const batch = this.#queue.splice(0, count);
-      this.#inflightBatches++;
-      void this.#writeBatch(batch).finally(() => {
-        this.#inflightBatches--;
-        if (this.#queue.length > 0) this.#scheduleFlush();
-        else if (this.#inflightBatches === 0) for (const resolve of this.#drained.splice(0)) resolve();
-      });
-    }
-  }
-
-  async #writeBatch(batch: PendingUpsert[]): Promise<void> {
-    // Rows in id order: two batches touching the same rows lock them in the same order.
-    if (batch.length > 1) batch.sort((a, b) => (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0));
-    const params: unknown[] = [];
-    for (const write of batch) params.push(write.sid, write.text, write.expiresAt);
-    try {
-      await this.#run('set', (c) => c.execute(this.#upsertStatement(batch.length), params), true);
-      for (const write of batch) write.resolve();
-    } catch (error) {
-      if (batch.length > 1 && !isFulcrumError(error)) {
-        // An SQL error (a row too large, a bad value): retry alone so only the culprit fails.
-        await Promise.all(batch.map((write) => this.#writeBatch([write])));
-        return;
-      }
-      for (const write of batch) write.reject(error);
-    }
-  }
-
-  #upsertStatement(rows: number): string {
-    let sql = this.#upsertSql.get(rows);
-    if (sql === undefined) {
-      sql =
-        `INSERT INTO ${this.#table} (id, data, expires_at, version) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, 1)').join(', ')} ` +
-        'ON DUPLICATE KEY UPDATE data = VALUES(data), expires_at = VALUES(expires_at), version = version + 1';
-      this.#upsertSql.set(rows, sql);
-    }
-    return sql;
-  }
-
-  // ── plumbing ────────────────────────────────────────────────────────────────────────────────
 
   /** Whether the table's id column keeps `sid` apart from other ids (always, unless it is a legacy column). */
   async #idFits(sid: string, operation: string): Promise<boolean> {
@@ -686,67 +511,14 @@ export class SqlStore extends BaseStore {
     return !this.#legacyIdColumn || legacyIdColumnHolds(sid);
   }
 
-  /** Runs `operation` after every earlier write of `sid` settled. */
-  #serial(sid: string, operation: () => Promise<void>): Promise<void> {
-    const previous = this.#tails.get(sid);
-    const run = previous === undefined ? operation() : previous.then(operation);
-    const tail = run.then(noop, noop);
-    this.#tails.set(sid, tail);
-    void tail.then(() => {
-      if (this.#tails.get(sid) === tail) this.#tails.delete(sid);
-    });
-    return run;
-  }
-
-  async #run(operation: string, work: (connection: SqlConnection) => Promise<[unknown, unknown]>, idempotent: boolean, read = false): Promise<unknown> {
+  async #run(operation: string, sql: string, params: unknown[], idempotent: boolean, read = false): Promise<unknown> {
     if (!this.#tableOnce.ready) await this.#tableOnce.ensure();
-    const [result] = await this.#executor.run(work, { idempotent, read, operation: `SqlStore.${operation}` });
+    const [result] = await this.#executor.run((c) => c.execute(sql, params), { idempotent, read, operation: `SqlStore.${operation}` });
     return result;
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreUnavailableError('SqlStore: the store is closed (close() was called); every call fails — create a new store');
-  }
-
-  #markConnected(): void {
-    if (this.#probeTimer) {
-      clearTimeout(this.#probeTimer);
-      this.#probeTimer = undefined;
-    }
-    if (this.#connected === true) return;
-    this.#connected = true;
-    this.emit('connect');
-  }
-
-  #markDisconnected(error: unknown): void {
-    if (this.#connected !== false) {
-      this.#connected = false;
-      this.emit('disconnect', error);
-    }
-    // express-session stops calling a disconnected store, so the store must notice recovery itself.
-    if (this.#probeTimer === undefined && !this.#closed) this.#probe();
-  }
-
-  #probe(): void {
-    this.#probeTimer = setTimeout(() => {
-      this.#probeTimer = undefined;
-      if (this.#closed || this.#connected === true) return;
-      this.#executor.run((c) => c.query('SELECT 1'), { idempotent: true }).catch(() => {
-        if (!this.#closed && this.#connected !== true && this.#probeTimer === undefined) this.#probe();
-      });
-    }, this.#probeIntervalMs);
-    this.#probeTimer.unref?.();
-  }
-
-  #scheduleCleanup(): void {
-    if (this.#cleanupIntervalMs === 0 || this.#closed) return;
-    const delay = Math.round(this.#cleanupIntervalMs * (0.9 + 0.2 * this.#random()));
-    this.#cleanupTimer = setTimeout(() => {
-      this.cleanup()
-        .catch((error: unknown) => this.#report(error))
-        .finally(() => this.#scheduleCleanup());
-    }, delay);
-    this.#cleanupTimer.unref?.();
   }
 
   /** Background failures go to `error` listeners when there are any; never an unhandled `error` event. */

@@ -45,7 +45,15 @@ describe.skipIf(!runnable)('SqlStore when MariaDB restarts', () => {
       () => 'resolved',
       (error: unknown) => error,
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // In flight: the server shows the store's upsert waiting for the row lock.
+    await waitFor(
+      async () => {
+        const [rows] = await locker.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO%fulcrum_sessions%'");
+        return Number((rows as { n: number | string }[])[0]?.n) > 0;
+      },
+      10_000,
+      'the write to wait for the row lock',
+    );
     await server.stop('SIGKILL');
     locker.destroy();
 

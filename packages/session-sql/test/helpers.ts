@@ -195,8 +195,6 @@ export async function startPrivateMariadb(options: PrivateMariadbOptions = {}): 
 }
 
 /** A store's `get`, typed as plain data for assertions (express-session types sessions narrowly). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function readSession(store: { get(sid: string): unknown }, sid: string): Promise<Record<string, any> | null> {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return ((await store.get(sid)) ?? null) as Record<string, any> | null;
 }

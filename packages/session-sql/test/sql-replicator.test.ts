@@ -4,6 +4,7 @@ import { isInvalidOptionError, type StickEntry } from '@fulcrum/core';
 import { checkReplicator } from '@fulcrum/core/testing';
 import { SqlReplicator } from '@fulcrum/session-sql';
 import { createPool, dropTables, requireMysql, uniqueTable } from './helpers';
+import { waitFor } from '../../../test-support/wait-for';
 
 const available = await requireMysql('SqlReplicator tests');
 
@@ -109,9 +110,5 @@ describe.skipIf(!available)('SqlReplicator on MariaDB', () => {
 });
 
 async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(condition, { timeoutMs });
 }

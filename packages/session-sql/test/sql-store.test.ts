@@ -6,7 +6,8 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError, isStoreUnavailableError } from '@fulcrum/core';
 import { MAX_SESSION_ID_LENGTH } from '@fulcrum/core/session';
-import { checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
+import { FakeClock, checkStore, type StoreUnderTest } from '@fulcrum/core/testing';
+import { deferred, waitFor } from '../../../test-support/wait-for';
 import { SqlStore, SqlContentionError, isSessionConflictError, classifyFailure } from '@fulcrum/session-sql';
 import type { PoolLike } from '@fulcrum/session-sql';
 import { createPool, dropTables, requireMysql, uniqueTable, readSession } from './helpers';
@@ -36,8 +37,8 @@ function spyPool(pool: mysql.Pool) {
   return { pool: spied, statements };
 }
 
-function sessionFor(ttlMs: number, data: Record<string, unknown> = {}) {
-  return { cookie: { originalMaxAge: ttlMs, expires: new Date(Date.now() + ttlMs), httpOnly: true, path: '/' }, ...data };
+function sessionFor(ttlMs: number, data: Record<string, unknown> = {}, now = Date.now()) {
+  return { cookie: { originalMaxAge: ttlMs, expires: new Date(now + ttlMs), httpOnly: true, path: '/' }, ...data };
 }
 
 describe('SqlStore options', () => {
@@ -184,6 +185,63 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     expect((await readSession(migrated, 'a '))?.who).toBe('a space');
     expect((await readSession(migrated, 'é'))?.who).toBe('e acute');
     await migrated.close();
+  });
+
+  it('expires, counts and sweeps sessions on its clock option, not the wall clock', async () => {
+    // Years before the wall clock: a store that read Date.now() would find every session expired.
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const store = new SqlStore({ pool, table: table('clock'), cleanupIntervalMs: 0, clock });
+    await store.set('short', sessionFor(1000, { n: 1 }, clock.now()));
+    await store.set('long', sessionFor(60_000, { n: 2 }, clock.now()));
+    expect(await readSession(store, 'short')).toMatchObject({ n: 1 });
+    expect(await store.length()).toBe(2);
+    await clock.advance(1000);
+    expect(await readSession(store, 'short')).toBeNull();
+    expect(await store.ids()).toEqual(['long']);
+    expect(await store.cleanup()).toBe(1);
+    const [rows] = (await pool.query(`SELECT id FROM \`${tables.at(-1)}\``)) as unknown as [{ id: Buffer }[]];
+    expect(rows.map((row) => row.id.toString())).toEqual(['long']);
+    await store.close();
+  });
+
+  it('runs its cleanup timer on its clock option, and refuses cleanup() once closed', async () => {
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const name = table('clock_cleanup');
+    // random 0.5: the timer fires exactly at cleanupIntervalMs (±10% jitter around it otherwise).
+    const store = new SqlStore({ pool, table: name, cleanupIntervalMs: 60_000, random: () => 0.5, clock });
+    await store.set('gone', sessionFor(1000, {}, clock.now()));
+    await store.set('kept', sessionFor(3_600_000, {}, clock.now()));
+    const count = async () => {
+      const [[row]] = (await pool.query(`SELECT COUNT(*) AS n FROM \`${name}\``)) as unknown as [[{ n: number }]];
+      return Number(row.n);
+    };
+    await clock.advance(59_999);
+    expect(await count()).toBe(2);
+    await clock.advance(1);
+    await waitFor(async () => (await count()) === 1, { what: 'the timer’s cleanup to delete the expired row' });
+    await store.close();
+    await expect(store.cleanup()).rejects.toSatisfy(isStoreUnavailableError);
+  });
+
+  it('decides touch throttling on its clock option', async () => {
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const store = new SqlStore({ pool, table: table('clock_touch'), cleanupIntervalMs: 0, touchAfterSeconds: 60, clock });
+    await store.set('t', sessionFor(3_600_000, {}, clock.now()));
+    const storedExpiry = async () => {
+      const [[row]] = (await pool.query(`SELECT expires_at FROM \`${tables.at(-1)}\` WHERE id = 't'`)) as unknown as [[{ expires_at: number }]];
+      return Number(row.expires_at);
+    };
+    const first = await storedExpiry();
+    // 30 s later the same rolling session extends its expiry by 30 s: under the 60 s throttle.
+    await clock.advance(30_000);
+    await store.touch('t', sessionFor(3_600_000, {}, clock.now()));
+    expect(await storedExpiry()).toBe(first);
+    // 90 s after the write it extends it by 90 s: written.
+    await clock.advance(60_000);
+    const later = sessionFor(3_600_000, {}, clock.now());
+    await store.touch('t', later);
+    expect(await storedExpiry()).toBe(later.cookie.expires.getTime());
+    await store.close();
   });
 
   it('throttles touch: no write unless it extends the expiry by touchAfterSeconds', async () => {
@@ -337,6 +395,10 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     afterAll(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
 
     async function raceThroughApp(optimistic: 'merge' | false): Promise<Record<string, unknown>> {
+      const fields = ['a', 'b', 'c', 'd'];
+      // Every request has read the session before any of them changes it: the race, made certain.
+      const allRead = deferred<void>();
+      let read = 0;
       const store = new SqlStore({ pool, table: table(`race_${optimistic || 'off'}`), cleanupIntervalMs: 0, optimistic });
       const app = express();
       app.use(session({ store, secret: 'test-secret', resave: false, saveUninitialized: true, name: 'sid' }));
@@ -344,9 +406,10 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
         (req.session as unknown as Record<string, unknown>).started = true;
         res.send('ok');
       });
-      // Each request reads the session, works for a while, then changes its own field.
+      // Each request reads the session, waits until the others have read it too, then changes its own field.
       app.get('/set/:field', async (req, res) => {
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (++read === fields.length) allRead.resolve();
+        await allRead.promise;
         (req.session as unknown as Record<string, unknown>)[req.params.field] = true;
         res.send('ok');
       });
@@ -356,7 +419,6 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const first = await fetch(`${base}/start`);
       const cookie = first.headers.get('set-cookie')!.split(';')[0]!;
-      const fields = ['a', 'b', 'c', 'd'];
       await Promise.all(fields.map((field) => fetch(`${base}/set/${field}`, { headers: { cookie } }).then((r) => r.text())));
       const shown = (await (await fetch(`${base}/show`, { headers: { cookie } })).json()) as Record<string, unknown>;
       await new Promise<void>((resolve) => server!.close(() => resolve()));

@@ -32,6 +32,7 @@ import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
 import { hash32, murmur3 } from '../hash';
 import { optionalNumber } from '../validate/checks';
+import { KeylessRoundRobin, eligibleById } from './hashed-members';
 import type { Balancer, BalancerOptions } from './balancer';
 import { OwnerWalk } from './owner-walk';
 import { WEIGHTED_SHARES } from './weights';
@@ -62,8 +63,8 @@ export class Maglev implements Balancer {
   private table: Int32Array;
   /** Finds retries' next distinct backends. */
   private readonly walker = new OwnerWalk();
-  /** Next backend for key-less picks, which spread round-robin. */
-  private cursor = 0;
+  /** Key-less picks spread round-robin. */
+  private readonly keyless = new KeylessRoundRobin();
   /** `config.tableSize` as a plain field. */
   private readonly tableSize: number;
   /** tableSize / 2^32: a key's slot is ⌊uint32 hash × this⌋ (see `pick`). */
@@ -86,7 +87,7 @@ export class Maglev implements Balancer {
 
   update(backends: readonly Backend[]): void {
     const size = this.config.tableSize;
-    const eligible = backends.filter((b) => b.effectiveWeight > 0).sort(compareIds);
+    const eligible = eligibleById(backends);
     const count = eligible.length;
     if (count >= size) {
       throw new InvalidOptionError('tableSize', size, `must be larger than the number of backends (${count})`);
@@ -96,17 +97,13 @@ export class Maglev implements Balancer {
     this.backends = eligible;
     this.table = table;
     this.walker.reset(count);
-    this.cursor = 0;
+    this.keyless.reset();
   }
 
   pick(key?: string, attempt = 0): Backend | undefined {
     const count = this.backends.length;
     if (count === 0) return undefined;
-    if (key === undefined) {
-      const backend = this.backends[this.cursor];
-      this.cursor = this.cursor + 1 === count ? 0 : this.cursor + 1;
-      return backend;
-    }
+    if (key === undefined) return this.keyless.next(this.backends);
     // Lemire's multiply-shift range reduction: floor(h · M / 2^32), a multiply where `h % M` would be
     // an integer division (tens of cycles). M / 2^32 is exact, so this is h·M/2^32 rounded once, as
     // before; the product stays below M, so `>>> 0` is the floor.
@@ -159,9 +156,4 @@ function isPrime(value: number): boolean {
   if (value % 2 === 0) return value === 2;
   for (let divisor = 3; divisor * divisor <= value; divisor += 2) if (value % divisor === 0) return false;
   return true;
-}
-
-function compareIds(a: Backend, b: Backend): number {
-  // Code-unit order, not locale order: it must be the same on every host.
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

@@ -24,6 +24,7 @@
  */
 import type { Backend } from '../backend';
 import { hash32, hashPair, murmur3 } from '../hash';
+import { KeylessRoundRobin, eligibleById } from './hashed-members';
 import type { Balancer } from './balancer';
 import { WEIGHTED_SHARES } from './weights';
 
@@ -44,11 +45,11 @@ export class Rendezvous implements Balancer {
   private weights = new Float64Array(0);
   /** Scratch space for one pick's scores. */
   private scores = new Float64Array(0);
-  /** Next backend for key-less picks, which spread round-robin. */
-  private cursor = 0;
+  /** Key-less picks spread round-robin. */
+  private readonly keyless = new KeylessRoundRobin();
 
   update(backends: readonly Backend[]): void {
-    const eligible = backends.filter((b) => b.effectiveWeight > 0).sort(compareIds);
+    const eligible = eligibleById(backends);
     const idHashes = new Int32Array(eligible.length);
     const weights = new Float64Array(eligible.length);
     for (let i = 0; i < eligible.length; i++) {
@@ -60,17 +61,13 @@ export class Rendezvous implements Balancer {
     this.idHashes = idHashes;
     this.weights = weights;
     this.scores = new Float64Array(eligible.length);
-    this.cursor = 0;
+    this.keyless.reset();
   }
 
   pick(key?: string, attempt = 0): Backend | undefined {
     const count = this.backends.length;
     if (count === 0) return undefined;
-    if (key === undefined) {
-      const backend = this.backends[this.cursor];
-      this.cursor = this.cursor + 1 === count ? 0 : this.cursor + 1;
-      return backend;
-    }
+    if (key === undefined) return this.keyless.next(this.backends);
     const keyHash = hash32(key) >>> 0;
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) {
@@ -113,9 +110,4 @@ export class Rendezvous implements Balancer {
     const mixed = hashPair(keyHash, this.idHashes[index] as number);
     return -(this.weights[index] as number) / Math.log((mixed + 0.5) / TWO_TO_32);
   }
-}
-
-function compareIds(a: Backend, b: Backend): number {
-  // Code-unit order, not locale order: it must be the same on every host.
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

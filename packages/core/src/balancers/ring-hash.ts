@@ -35,6 +35,7 @@ import type { Backend } from '../backend';
 import { InvalidOptionError } from '../errors';
 import { hash32, murmur3 } from '../hash';
 import { optionalNumber } from '../validate/checks';
+import { KeylessRoundRobin, eligibleById } from './hashed-members';
 import type { Balancer, BalancerOptions } from './balancer';
 import { OwnerWalk } from './owner-walk';
 import { WEIGHTED_SHARES } from './weights';
@@ -64,8 +65,8 @@ export class RingHash implements Balancer {
   private owners = new Int32Array(0);
   /** Finds retries' next distinct backends. */
   private readonly walker = new OwnerWalk();
-  /** Next backend for key-less picks, which spread round-robin. */
-  private cursor = 0;
+  /** Key-less picks spread round-robin. */
+  private readonly keyless = new KeylessRoundRobin();
 
   constructor(options: BalancerOptions = {}) {
     const minRingSize = optionalNumber('minRingSize', options.minRingSize, DEFAULT_MIN_RING_SIZE, {
@@ -90,7 +91,7 @@ export class RingHash implements Balancer {
   }
 
   update(backends: readonly Backend[]): void {
-    const eligible = backends.filter((b) => b.effectiveWeight > 0).sort(compareIds);
+    const eligible = eligibleById(backends);
     const { minRingSize, maxRingSize } = this.config;
     if (eligible.length > maxRingSize) {
       throw new InvalidOptionError(
@@ -144,17 +145,13 @@ export class RingHash implements Balancer {
     this.points = hashes;
     this.owners = owners;
     this.walker.reset(eligible.length);
-    this.cursor = 0;
+    this.keyless.reset();
   }
 
   pick(key?: string, attempt = 0): Backend | undefined {
     const count = this.backends.length;
     if (count === 0) return undefined;
-    if (key === undefined) {
-      const backend = this.backends[this.cursor];
-      this.cursor = this.cursor + 1 === count ? 0 : this.cursor + 1;
-      return backend;
-    }
+    if (key === undefined) return this.keyless.next(this.backends);
     const start = this.lowerBound(hash32(key) >>> 0);
     const wanted = attempt > 0 ? Math.floor(attempt) % count : 0;
     if (wanted === 0) return this.backends[this.owners[start] as number];
@@ -173,11 +170,6 @@ export class RingHash implements Balancer {
     }
     return low === points.length ? 0 : low;
   }
-}
-
-function compareIds(a: Backend, b: Backend): number {
-  // Code-unit order, not locale order: it must be the same on every host.
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 /**

@@ -227,11 +227,12 @@ export class HealthChecker {
   }
 
   #raise(error: unknown, backend: Backend): void {
-    const { onError, clock } = this.#deps;
+    const deps = this.#deps;
+    const clock = deps.clock;
     let uncaught = error;
-    if (onError !== undefined) {
+    if (deps.onError !== undefined) {
       try {
-        onError(error, backend);
+        deps.onError(error, backend);
         return;
       } catch (fromHandler) {
         uncaught = fromHandler;

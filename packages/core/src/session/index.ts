@@ -14,3 +14,6 @@ export {
 } from './session-store';
 export type { SessionLike, SessionSerializer, StoreCallback } from './session-store';
 export { compareWrites, isExpired, isStickEntry, mergeStickEntry } from '../stick/merge';
+export { KeyedLock } from './keyed-lock';
+export { withDeadline } from './deadline';
+export { sessionStoreClock } from './clock-option';

@@ -279,7 +279,7 @@ export async function checkStore(
     if (!returned || typeof (returned as PromiseLike<unknown>).then !== 'function') {
       throw new StoreConformanceError(caseName, `${method}() without a callback must return a promise`);
     }
-    return (await returned) as T;
+    return await (returned as PromiseLike<T>);
   };
 
   const fail = (caseName: string, message: string, cause?: unknown): never => {

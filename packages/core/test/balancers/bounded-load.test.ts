@@ -1,14 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Backend, mutable, normalizeBackendSpec } from '../../src/backend';
+import { Backend, mutable } from '../../src/backend';
 import type { Balancer, Outcome } from '../../src/balancers/balancer';
 import { BoundedLoad } from '../../src/balancers/bounded-load';
 import { Maglev } from '../../src/balancers/maglev';
 import { Rendezvous } from '../../src/balancers/rendezvous';
 import { RingHash } from '../../src/balancers/ring-hash';
 import { isInvalidOptionError } from '../../src/errors';
+import { backend, catchError } from './fixtures';
 
-const backend = (id: string, weight = 1) => new Backend(normalizeBackendSpec({ id, address: '127.0.0.1:1', weight }));
 const OK: Outcome = { ok: true };
 
 const inners: Record<string, () => Balancer> = {
@@ -32,15 +32,6 @@ function acquire(balancer: BoundedLoad, backend: Backend): void {
 function release(balancer: BoundedLoad, backend: Backend): void {
   mutable(backend).inflight -= 1;
   balancer.released(backend, OK);
-}
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
 }
 
 describe('BoundedLoad', () => {

@@ -527,12 +527,10 @@ class StreamExchange {
         if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
       },
     };
-    this.#responseStream = stream;
     this.#flush();
   }
 
   #pendingTrailers: IncomingHttpHeaders | undefined;
-  #responseStream: ClientHttp2Stream | undefined;
   #controller: Dispatcher.DispatchController | undefined;
 
   #sendH1(backend: Backend, headers: string[], attemptId: number): void {
@@ -769,7 +767,6 @@ class StreamExchange {
     this.#cancelWait = undefined;
     const upstream = this.#upstream;
     this.#upstream = undefined;
-    this.#responseStream = undefined;
     this.#controller = undefined;
     this.#h1Paused = undefined;
     this.#pendingTrailers = undefined;

@@ -94,6 +94,8 @@ export function runCheck(
     }
     let done = false;
     let timer: NodeJS.Timeout | undefined;
+    // Not const: `start` may settle synchronously, before it returns the connection.
+    // eslint-disable-next-line prefer-const
     let connection: { destroy(): void } | undefined;
     const onAbort = (): void => settle(undefined, signal.reason);
     const settle = (result: ProbeResult | undefined, abortReason?: unknown): void => {

@@ -15,7 +15,7 @@
  * fate (or flow-control windows) with the traffic they judge.
  */
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
-import type { Probe, ProbeResult } from '@fulcrum/core';
+import type { Probe } from '@fulcrum/core';
 import { InvalidOptionError } from '@fulcrum/core';
 import { describeNetworkError, runCheck } from './address';
 import { optionalTimerMs, optionsObject } from '@fulcrum/core/validate';

@@ -6,6 +6,7 @@ import { createBalancedDispatcher } from '../../src/dispatcher';
 import { DnsDiscoveryError, dnsDiscovery, type DnsDiscovery, type DnsResolver } from '../../src/discovery';
 import { startBackend, type TestBackend } from '../proxy/helpers';
 import { startDnsServer } from './dns-server';
+import { deferred } from '../../../../test-support/wait-for';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -203,10 +204,15 @@ describe('dnsDiscovery', () => {
     });
 
     it('sends traffic to added instances and drains removed ones, finishing their requests', async () => {
+      // i0 holds a /slow request until the test releases it, and signals that it has one.
+      const slowAtI0 = deferred();
+      const releaseSlow = deferred();
       for (const id of ['i0', 'i1', 'i2']) {
         instances.push(
           await startBackend(id, (req, res) => {
-            setTimeout(() => res.end(id), req.url === '/slow' ? 150 : 0);
+            if (id !== 'i0' || req.url !== '/slow') return void res.end(id);
+            slowAtI0.resolve();
+            void releaseSlow.promise.then(() => res.end(id));
           }),
         );
       }
@@ -232,7 +238,7 @@ describe('dnsDiscovery', () => {
           if (answer === 'i0') return answer;
         }
       })();
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await slowAtI0.promise;
       resolver.srv.set('_http._tcp.users', srv([i1, i2]));
       const change = await nextUpdate(discovery);
       expect(change.added).toEqual([`127.0.0.1:${i2.port}`]);
@@ -241,6 +247,8 @@ describe('dnsDiscovery', () => {
       const after = await Promise.all(Array.from({ length: 10 }, () => body()));
       expect(new Set(after)).toEqual(new Set(['i1', 'i2']));
       expect(i0.hits.length).toBe(hitsOnI0);
+      // Removed from DNS and from the balancer, i0 still finishes the request it holds.
+      releaseSlow.resolve();
       expect(await slow).toBe('i0');
       expect(lb.get(`127.0.0.1:${i0.port}`)).toBeUndefined();
     });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxyServer, type ProxyServer } from '@fulcrum/http';
 import { startBackend, type TestBackend } from '../proxy/helpers';
+import { waitFor } from '../../../../test-support/wait-for';
 
 const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((path) => existsSync(path));
 const required = process.env.CI === 'true';
@@ -127,7 +128,7 @@ describe.runIf(HAPROXY !== undefined || required)('the raw engine against HAProx
     await raw.listen(0);
     rawPort = raw.address()!.port;
     // HAProxy prints nothing when ready: wait until it forwards a valid request.
-    for (let i = 0; i < 100 && (await probe(haproxyPort, VALID[0]!)) !== 'forwarded'; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(async () => (await probe(haproxyPort, VALID[0]!)) === 'forwarded', { what: 'HAProxy to forward a request', intervalMs: 50 });
   });
 
   afterAll(async () => {

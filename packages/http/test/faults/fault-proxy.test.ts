@@ -5,6 +5,7 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultProxy } from './fault-proxy';
+import { waitFor } from '../../../../test-support/wait-for';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -75,11 +76,7 @@ function client(port: number): Promise<Client> {
 }
 
 async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitFor(condition, { timeoutMs });
 }
 
 describe('FaultProxy', () => {

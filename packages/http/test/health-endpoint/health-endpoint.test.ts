@@ -6,6 +6,7 @@ import { fetch, request } from 'undici';
 import { createBalancedDispatcher } from '../../src/dispatcher';
 import { healthEndpoint, type HealthEndpoint, type HealthEndpointOptions } from '../../src/health-endpoint';
 import { httpProbe } from '../../src/probes';
+import { deferred } from '../../../../test-support/wait-for';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -24,19 +25,18 @@ interface Instance {
 /** A real backend on 127.0.0.1: `/slow` answers after 200 ms, anything else at once, with its id. */
 async function instance(id: string, options: HealthEndpointOptions = {}): Promise<Instance> {
   const hits: string[] = [];
-  let server: Server | undefined;
   const health = healthEndpoint({ graceMs: 0, ...options });
   const app = (req: IncomingMessage, res: ServerResponse): void => {
     hits.push(req.url ?? '');
     setTimeout(() => res.end(id), req.url === '/slow' ? 200 : 0);
   };
-  server = createServer(health.wrap(app));
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const server = createServer(health.wrap(app));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   cleanups.push(() => {
     health.close();
-    server!.closeAllConnections();
-    return new Promise<void>((resolve) => server!.close(() => resolve()));
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return { id, server, address: `http://127.0.0.1:${port}`, health, hits };
 }
@@ -192,15 +192,16 @@ describe('healthEndpoint', () => {
     const a = await instance('a', { timeoutMs: 50 });
     const server = a.server;
     const health = healthEndpoint({ graceMs: 0, timeoutMs: 50, server });
-    // A request that outlives timeoutMs, counted by this endpoint's middleware.
-    const hanging = createServer(health.wrap(() => undefined));
+    // A request that outlives timeoutMs, counted by this endpoint's middleware; it signals its arrival.
+    const arrived = deferred();
+    const hanging = createServer(health.wrap(() => arrived.resolve()));
     await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => {
       hanging.closeAllConnections();
       return new Promise<void>((resolve) => hanging.close(() => resolve()));
     });
     const pending = fetch(`http://127.0.0.1:${(hanging.address() as AddressInfo).port}/never`).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await arrived.promise;
     expect(await health.beginShutdown()).toEqual({ abandoned: 1 });
     expect(server.listening).toBe(false);
     hanging.closeAllConnections();

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { useEngine, ENGINES, send, startBackend, startProxy, type TestBackend } from './helpers';
+import { waitFor } from '../../../../test-support/wait-for';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const cleanups: (() => Promise<void>)[] = [];
@@ -188,8 +189,8 @@ describe('WebSockets through the proxy', () => {
       client.once('close', () => resolve());
       client.close();
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(p.proxy.lb.snapshot().backends[0]!.inflight).toBe(0);
+    // The upstream socket closes after the client's: the lease ends with it.
+    await waitFor(() => p.proxy.lb.snapshot().backends[0]!.inflight === 0, { what: 'the upgrade’s lease to be released' });
   });
 
   it('answers 503 to an upgrade when no backend is available', async () => {

@@ -4,7 +4,8 @@ import { certDir } from '../tls/certs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLoadBalancer, isInvalidOptionError } from '@fulcrum/core';
 import { createProxy, createProxyServer } from '@fulcrum/http';
-import { ENGINES, closedPort, delay, send, startBackend, startProxy, type Engine, type TestBackend, type TestProxy } from './helpers';
+import { deferred, waitFor } from '../../../../test-support/wait-for';
+import { ENGINES, closedPort, send, startBackend, startProxy, type Engine, type TestBackend, type TestProxy } from './helpers';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -254,17 +255,27 @@ describe('retries', () => {
   });
 
   it('starts no new attempt after the client aborts', async () => {
-    const hanging = await startBackend('hang', () => undefined);
+    // The backend never answers; it signals when the request reached it and when its exchange was cut.
+    const arrived = deferred();
+    const cut = deferred();
+    const hanging = await startBackend('hang', (_req, res) => {
+      res.on('close', () => cut.resolve());
+      arrived.resolve();
+    });
     cleanups.push(() => hanging.close());
     const [other] = await backends(1);
     const specs = [hanging, other!].map((b) => ({ id: b.id, address: b.address }));
-    const p = await proxyFor([], { balancer: { backends: specs, algorithm: 'first' }, timeouts: { headersMs: 400 } });
+    // A header timeout far away: only the client's abort can end the attempt.
+    const p = await proxyFor([], { balancer: { backends: specs, algorithm: 'first' }, timeouts: { headersMs: 60_000 } });
     const controller = new AbortController();
     const pending = send(p.url, { signal: controller.signal }).catch(() => 'aborted');
-    await delay(100);
+    await arrived.promise;
     controller.abort();
     expect(await pending).toBe('aborted');
-    await delay(600);
+    // The proxy cut the upstream exchange, then released its lease. A retry would have taken a
+    // lease on the other backend (held until answered) and left a hit there.
+    await cut.promise;
+    await waitFor(() => p.proxy.lb.snapshot().backends.every((b) => b.inflight === 0), { what: 'every lease to be released' });
     expect(hanging.hits).toHaveLength(1);
     expect(other!.hits).toHaveLength(0);
     expect(p.proxy.lb.snapshot().backends.every((b) => b.inflight === 0)).toBe(true);
@@ -353,11 +364,9 @@ describe('close', () => {
     await p.close();
     for (const b of list) await b.close();
     cleanups.length = 0;
-    await delay(50);
-    const after = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
-    const grown = after.filter((r) => r === 'TCPSocketWrap' || r === 'TCPServerWrap' || r === 'Timeout');
-    const baseline = before.filter((r) => r === 'TCPSocketWrap' || r === 'TCPServerWrap' || r === 'Timeout');
-    expect(grown.length).toBeLessThanOrEqual(baseline.length);
+    const counted = (resources: string[]) => resources.filter((r) => r === 'TCPSocketWrap' || r === 'TCPServerWrap' || r === 'Timeout').length;
+    // Closed sockets leave the list once their close callbacks have run: wait for that, bounded.
+    await waitFor(() => counted(process.getActiveResourcesInfo()) <= counted(before), { what: 'sockets and timers to be gone' });
   });
 });
 
@@ -429,7 +438,7 @@ describe('response bodies end exactly where the backend said', () => {
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
     socket.write('GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n');
-    for (let i = 0; i < 200 && (received.match(/\r\n\r\nok/g) ?? []).length < 3; i++) await delay(10);
+    await waitFor(() => (received.match(/\r\n\r\nok/g) ?? []).length >= 3, { what: 'three responses' });
     expect((received.match(/HTTP\/1\.1 200 OK/g) ?? []).length).toBe(3);
     expect((received.match(/\r\n\r\nok/g) ?? []).length).toBe(3);
   });

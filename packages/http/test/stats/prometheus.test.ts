@@ -6,6 +6,7 @@ import { escapeLabelValue, prometheus, prometheusHandler } from '../../src/stats
 import { heldRequest, request, serve } from './http-client';
 import { trafficOf } from '../../src/stats/traffic';
 import { spawnSync } from 'node:child_process';
+import { waitFor } from '../../../../test-support/wait-for';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -262,11 +263,13 @@ describe('prometheusHandler: readers that stop reading', () => {
     expect((await request(`${server.url}/metrics`)).status).toBe(503);
     // The held reader reads nothing more (a paused socket does not even see the server's close):
     // the server cuts it after 200 ms and its slot comes back — later requests get 200 again.
-    let next = await request(`${server.url}/metrics`);
-    for (let i = 0; next.status === 503 && i < 200; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      next = await request(`${server.url}/metrics`);
-    }
+    const next = await waitFor(
+      async () => {
+        const answer = await request(`${server.url}/metrics`);
+        return answer.status === 503 ? undefined : answer;
+      },
+      { what: 'the render slot to come back', intervalMs: 50 },
+    );
     expect(next.status).toBe(200);
     expect(next.body).toContain('fulcrum_pool_panic{pool="huge"} 0\n');
     expect(next.body.endsWith('fulcrum_workers 1\n')).toBe(true);

@@ -1,9 +1,10 @@
 /**
  * A per-key promise chain: tasks for one key run one after another, tasks for different keys run
- * freely. It is how the file store serialises the writes of one session id inside a process, the
+ * freely. It is how the session stores serialise the writes of one session id inside a process, the
  * way a database serialises writers of one row with a row lock (and how ioredis pipelines the
- * commands of one connection in order), without a lock file on a replicated directory — lock files
- * do not replicate atomically, so they cannot work between hosts anyway.
+ * commands of one connection in order): the file store needs it because a replicated directory has
+ * no lock that works between hosts, the SQL store so that one id's writes keep their order and never
+ * sit in two concurrent batches.
  *
  * A task's failure does not break the chain: the next task runs whatever the previous one answered.
  * Idle keys are forgotten, so memory is bounded by the keys with work in flight.
@@ -29,6 +30,14 @@ export class KeyedLock {
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     });
     return result;
+  }
+
+  /**
+   * Settles once every task of `key` queued so far has settled (never rejects); `undefined` when none
+   * is queued, so a caller with nothing to wait for does not yield (read-your-writes at no cost).
+   */
+  settled(key: string): Promise<void> | undefined {
+    return this.#tails.get(key);
   }
 
   /** Resolves once every task queued so far has settled. */
