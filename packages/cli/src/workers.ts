@@ -124,6 +124,8 @@ export class WorkerLink {
   constructor(slot: number) {
     this.slot = slot;
     this.runsChecks = slot === CHECKING_SLOT;
+    // The replicator's methods are called with the replicator as `this`: they reach the link through it.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const link = this;
     this.replicator = {
       publish(entries) {

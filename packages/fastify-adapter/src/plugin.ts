@@ -1,3 +1,5 @@
+// The one declaration of `fastify.fulcrum`, shared by the ESM and CJS type entries (see tsup.config.ts).
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference
 /// <reference path="../fastify.d.ts" />
 /**
  * The Fastify plugin: `fastify.register(fulcrum, { prefix: '/api', ...proxyOptions })` forwards every
@@ -12,7 +14,7 @@
  * metrics routes sit there too, outside the prefix. The proxy is closed in `onClose`.
  */
 import type { IncomingMessage } from 'node:http';
-import { createProxy, prometheusHandler, statsPage, type ProxyHandler, type ProxyHooks, type ProxyOptions, type StatsHandler } from '@fulcrum/http';
+import { createProxy, prometheusHandler, statsPage, type ProxyHooks, type ProxyOptions, type StatsHandler } from '@fulcrum/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { splitOptions, type FulcrumPluginOptions, type PluginConfig } from './options';

@@ -363,6 +363,8 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
 
   #createChild(id: string, address: string, endpoint: Endpoint, options: ChannelOptions, resolutionNote: string): Child {
     const healthCheck = this.#config?.options.healthCheck;
+    // Assigned below, once the helper that refers to it exists.
+    // eslint-disable-next-line prefer-const
     let child: Child | undefined;
     const helper = experimental.createChildChannelControlHelper(this.#helper, {
       createSubchannel: (subchannelAddress, subchannelArgs) => {

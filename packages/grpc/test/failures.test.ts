@@ -147,7 +147,7 @@ describe('statuses become outcomes', () => {
     expect(await codeOf(unary(c.client, { fail: grpc.status.NOT_FOUND }))).toBe(grpc.status.NOT_FOUND);
     expect(b().failures).toBe(3);
     // A call the client cancels is no failure of the backend.
-    const call = (c.client as unknown as grpc.Client & { Unary: Function }).Unary({ hold: true }, () => {}) as grpc.ClientUnaryCall;
+    const call = (c.client as unknown as grpc.Client & { Unary: (...args: unknown[]) => unknown }).Unary({ hold: true }, () => {}) as grpc.ClientUnaryCall;
     await bs[0]!.held.promise;
     call.cancel();
     await waitFor(() => b().inflight === 0, { what: 'the cancelled call to end' });

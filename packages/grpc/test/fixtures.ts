@@ -226,7 +226,7 @@ export async function connect(
 export function unary(client: EchoClient, request: EchoRequest, options: { metadata?: grpc.Metadata; deadlineMs?: number } = {}): Promise<EchoReply> {
   return new Promise((resolve, reject) => {
     const callOptions: grpc.CallOptions = options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
-    (client as unknown as grpc.Client & { Unary: Function }).Unary(request, options.metadata ?? new grpc.Metadata(), callOptions, (error: grpc.ServiceError | null, reply: EchoReply) =>
+    (client as unknown as grpc.Client & { Unary: (...args: unknown[]) => unknown }).Unary(request, options.metadata ?? new grpc.Metadata(), callOptions, (error: grpc.ServiceError | null, reply: EchoReply) =>
       error ? reject(error) : resolve(reply),
     );
   });

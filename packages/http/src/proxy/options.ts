@@ -7,7 +7,7 @@
  * any form or JSON API call, small enough that 10,000 concurrent uploads cost at most 640 MB. Queue
  * 1024 waiters for 5 s: a short burst is absorbed, a sustained overload is refused fast.
  */
-import { InvalidOptionError, LoadBalancer, type LoadBalancerOptions } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer } from '@fulcrum/core';
 import { MAX_TIMER_MS, checkKnownKeys, isPlainObject, optionalBoolean, optionalNumber } from '@fulcrum/core/validate';
 import type { HashBy } from '../affinity';
 import type { StickinessOptions } from '../affinity';

@@ -29,7 +29,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, type LoadBalancerOptions, type Random } from '@fulcrum/core';
+import { InvalidOptionError, LoadBalancer, defaultRandom, isFulcrumError, type Random } from '@fulcrum/core';
 import { isPlainObject } from '@fulcrum/core/validate';
 import { StickyCookie } from '../affinity/cookie';
 import { resolveBalancerOptions, type ProxyBalancerOptions } from '../probes/health-check';

@@ -26,7 +26,7 @@ import type { Backend, BackendSnapshot, BackendState, LoadBalancerSnapshot } fro
 import { allowReadOnly, guarded, send } from './respond';
 import { normalizeStatsSource, snapshotPools } from './source';
 import type { StatsPool, StatsSource } from './source';
-import { RenderGate, SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
+import { SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
 import { DURATION_BOUNDS_MS, statsTrafficOf } from './traffic';
 import type { BackendTraffic, HistogramJson, PoolTraffic } from './traffic';
 
