@@ -93,10 +93,12 @@ function balancer(name, list) {
   return b;
 }
 
-const keyless = (name, list = backends) => () => {
-  const b = balancer(name, list);
-  return () => b.pick();
-};
+const keyless =
+  (name, list = backends) =>
+  () => {
+    const b = balancer(name, list);
+    return () => b.pick();
+  };
 const keyed = (name) => () => {
   const b = balancer(name, backends);
   return (i) => b.pick(KEYS[i % K]);
@@ -118,26 +120,38 @@ const subjects = [
   ['maglev pick(key)', keyed('maglev')],
   ['rendezvous pick(key)', keyed('rendezvous')],
   ['bounded-load pick(key)', keyed('bounded-load')],
-  ['maglev pick(key, attempt 1) (retry walk)', () => {
-    const b = balancer('maglev', backends);
-    return (i) => b.pick(KEYS[i % K], 1);
-  }],
-  ['ring-hash pick(key, attempt 1) (retry walk)', () => {
-    const b = balancer('ring-hash', backends);
-    return (i) => b.pick(KEYS[i % K], 1);
-  }],
-  ['lb(p2c) acquire()+release() (Lease by design)', () => {
-    const lb = createLoadBalancer({ backends: specs });
-    return () => {
-      const lease = lb.acquire();
-      lease.release();
-      return lease;
-    };
-  }],
-  ['hashring get(key) (peer, defaults)', () => {
-    const ring = new HashRing(specs.map((s) => s.address));
-    return (i) => ring.get(KEYS[i % K]);
-  }],
+  [
+    'maglev pick(key, attempt 1) (retry walk)',
+    () => {
+      const b = balancer('maglev', backends);
+      return (i) => b.pick(KEYS[i % K], 1);
+    },
+  ],
+  [
+    'ring-hash pick(key, attempt 1) (retry walk)',
+    () => {
+      const b = balancer('ring-hash', backends);
+      return (i) => b.pick(KEYS[i % K], 1);
+    },
+  ],
+  [
+    'lb(p2c) acquire()+release() (Lease by design)',
+    () => {
+      const lb = createLoadBalancer({ backends: specs });
+      return () => {
+        const lease = lb.acquire();
+        lease.release();
+        return lease;
+      };
+    },
+  ],
+  [
+    'hashring get(key) (peer, defaults)',
+    () => {
+      const ring = new HashRing(specs.map((s) => s.address));
+      return (i) => ring.get(KEYS[i % K]);
+    },
+  ],
 ];
 
 const results = [];

@@ -113,7 +113,9 @@ if (process.argv[2] === '--serve') {
     console.log(`| ${name} | ${Math.round(m).toLocaleString('en-US')} | ${samples[name].map((x) => Math.round(x)).join(', ')} | ${(m / plain).toFixed(2)}× |`);
   }
   const ratio = median(samples[names[2]]) / plain;
-  console.log(`\nfulcrum dispatcher / plain Pool = ${ratio.toFixed(2)}× (target ≥ ${TARGET}×): ${ratio >= TARGET ? 'PASS' : 'FAIL'}; failed requests: ${failures}`);
+  console.log(
+    `\nfulcrum dispatcher / plain Pool = ${ratio.toFixed(2)}× (target ≥ ${TARGET}×): ${ratio >= TARGET ? 'PASS' : 'FAIL'}; failed requests: ${failures}`,
+  );
   for (const { dispatcher } of Object.values(contenders)) await dispatcher.close();
   child.disconnect();
   process.exitCode = failures === 0 ? 0 : 1;

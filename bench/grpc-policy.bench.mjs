@@ -71,7 +71,9 @@ if (process.argv[2] === '--serve') {
         else setTimeout(() => callback(null, { i }), delay);
       },
     });
-    ports.push(await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)))));
+    ports.push(
+      await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)))),
+    );
   }
   process.on('message', (message) => {
     if (message.delays) {
@@ -163,7 +165,9 @@ async function main() {
   console.log('|---|---|---|---|---|');
   for (const name of names) {
     const m = median(cpu[name]);
-    console.log(`| ${name} | ${m.toFixed(1)} | ${cpu[name].map((x) => x.toFixed(1)).join(', ')} | ${(m / base).toFixed(2)}× | ${Math.round(median(rate[name])).toLocaleString('en')} |`);
+    console.log(
+      `| ${name} | ${m.toFixed(1)} | ${cpu[name].map((x) => x.toFixed(1)).join(', ')} | ${(m / base).toFixed(2)}× | ${Math.round(median(rate[name])).toLocaleString('en')} |`,
+    );
   }
   const worst = Math.max(...names.filter((n) => n.startsWith('fulcrum')).map((n) => median(cpu[n]) / base));
   console.log(`\nGoal (every fulcrum contender ≤ 1.1× round_robin's CPU per call): ${worst <= 1.1 ? 'PASS' : 'FAIL'} (worst ${worst.toFixed(2)}×)`);
@@ -198,9 +202,7 @@ async function main() {
   const ratio = median(tail['fulcrum peak-ewma']) / median(tail['grpc-js round_robin']);
   console.log(`\nGoal (peak-EWMA's p99 ≤ 0.5× round_robin's): ${ratio <= 0.5 ? 'PASS' : 'FAIL'} (${ratio.toFixed(2)}×)`);
   report('grpc', [
-    ...names
-      .filter((n) => n.startsWith('fulcrum'))
-      .map((n) => row('gRPC policy', `${n}: CPU per call ÷ round_robin's`, median(cpu[n]) / base, 'x', 1.1)),
+    ...names.filter((n) => n.startsWith('fulcrum')).map((n) => row('gRPC policy', `${n}: CPU per call ÷ round_robin's`, median(cpu[n]) / base, 'x', 1.1)),
     row('gRPC policy', "peak-EWMA p99 ÷ round_robin's, one slow backend of five", ratio, 'x', 0.5),
   ]);
   child.disconnect();

@@ -220,7 +220,10 @@ const client = new Client('127.0.0.1:' + process.argv[1], grpc.credentials.creat
 function check(port) {
   const result = spawnSync(process.execPath, ['-e', CHECK, String(port)], { encoding: 'utf8', timeout: 20_000 });
   if (result.status !== 0) throw new Error(`check failed: ${result.stderr}`);
-  return result.stdout.trim().replace(/^backends /, '').split(',');
+  return result.stdout
+    .trim()
+    .replace(/^backends /, '')
+    .split(',');
 }
 
 /** Resolve once something accepts on `port` (HAProxy says nothing on a clean start). */
@@ -256,8 +259,28 @@ function percentile(sorted, p) {
 
 function load(port, tmp) {
   const log = join(tmp, `h2load-${port}-${Date.now()}.log`);
-  const args = ['h2load', '-c', String(clients), '-m', String(streams), '-t', '1', '-D', String(duration), '--warm-up-time', String(warmup),
-    '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', join(tmp, 'request.bin'), '--log-file', log, `http://127.0.0.1:${port}/bench.Echo/Unary`];
+  const args = [
+    'h2load',
+    '-c',
+    String(clients),
+    '-m',
+    String(streams),
+    '-t',
+    '1',
+    '-D',
+    String(duration),
+    '--warm-up-time',
+    String(warmup),
+    '-H',
+    'content-type: application/grpc',
+    '-H',
+    'te: trailers',
+    '-d',
+    join(tmp, 'request.bin'),
+    '--log-file',
+    log,
+    `http://127.0.0.1:${port}/bench.Echo/Unary`,
+  ];
   const command = pin ? ['taskset', '-c', '1', ...args] : args;
   const result = spawnSync(command[0], command.slice(1), { encoding: 'utf8', timeout: (duration + warmup + 60) * 1000 });
   if (result.status !== 0) throw new Error(`h2load failed: ${result.stderr}${result.stdout}`);
@@ -265,8 +288,19 @@ function load(port, tmp) {
   const rps = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]);
   const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   const failed = Number(/requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(out)?.[1] ?? 0);
-  const times = readFileSync(log, 'utf8').trim().split('\n').map((line) => Number(line.split('\t')[2])).filter(Number.isFinite).sort((a, b) => a - b);
-  return { rps, p50: percentile(times, 50) / 1000, p99: percentile(times, 99) / 1000, non2xx: status ? Number(status[2]) + Number(status[3]) + Number(status[4]) : -1, failed };
+  const times = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => Number(line.split('\t')[2]))
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  return {
+    rps,
+    p50: percentile(times, 50) / 1000,
+    p99: percentile(times, 99) / 1000,
+    non2xx: status ? Number(status[2]) + Number(status[3]) + Number(status[4]) : -1,
+    failed,
+  };
 }
 
 async function main() {
@@ -312,7 +346,9 @@ async function main() {
         const cpuAfter = cpuSeconds(measured.pid);
         row.cpuUsPerCall = cpuBefore === undefined || cpuAfter === undefined ? NaN : ((cpuAfter - cpuBefore) * 1e6) / (row.rps * (duration + warmup));
         (results[name] ??= []).push(row);
-        console.log(`${name} round ${round + 1}: ${row.rps.toFixed(0)} calls/s, p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, CPU ${row.cpuUsPerCall.toFixed(0)} µs/call, non-2xx ${row.non2xx}, failed ${row.failed}`);
+        console.log(
+          `${name} round ${round + 1}: ${row.rps.toFixed(0)} calls/s, p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, CPU ${row.cpuUsPerCall.toFixed(0)} µs/call, non-2xx ${row.non2xx}, failed ${row.failed}`,
+        );
         if (child !== undefined) {
           child.kill('SIGTERM');
           await new Promise((resolve) => child.once('exit', resolve));
@@ -326,7 +362,9 @@ async function main() {
       const list = results[name];
       if (!list) continue;
       const rps = median(list, 'rps');
-      console.log(`| ${LABELS[name]} | ${rps.toFixed(0)} | ${median(list, 'p50').toFixed(2)} | ${median(list, 'p99').toFixed(2)} | ${median(list, 'cpuUsPerCall').toFixed(0)} | ${haproxyRps ? `${(rps / haproxyRps).toFixed(2)}×` : '–'} |`);
+      console.log(
+        `| ${LABELS[name]} | ${rps.toFixed(0)} | ${median(list, 'p50').toFixed(2)} | ${median(list, 'p99').toFixed(2)} | ${median(list, 'cpuUsPerCall').toFixed(0)} | ${haproxyRps ? `${(rps / haproxyRps).toFixed(2)}×` : '–'} |`,
+      );
     }
   } finally {
     killAll();

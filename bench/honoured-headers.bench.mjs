@@ -42,7 +42,12 @@ function parsed() {
       res.end();
       if (requests.length === M) done(requests);
     });
-    const socket = new Duplex({ read() {}, write(_chunk, _encoding, callback) { callback(); } });
+    const socket = new Duplex({
+      read() {},
+      write(_chunk, _encoding, callback) {
+        callback();
+      },
+    });
     server.emit('connection', socket);
     socket.push(Buffer.from(head.repeat(M)));
   });

@@ -100,7 +100,14 @@ const p50 = (name) => stats.get(name)?.p50;
 report('lb', [
   row('lb', 'acquire()+release() (p2c, default)', p50('lb(p2c) acquire() + release()'), 'ns', 100, `bare p2c pick ${p50('p2c pick() alone')?.toFixed(1)} ns`),
   row('lb', 'acquire()+release({ok,durationMs}) (p2c)', p50('lb(p2c) acquire() + release({ ok, durationMs })'), 'ns', 100),
-  row('lb', 'acquire()+release() (p2c, realClock: 2 Date.now)', p50('lb(p2c, realClock) acquire() + release()'), 'ns', undefined, `Date.now() alone ${p50('Date.now()')?.toFixed(1)} ns`),
+  row(
+    'lb',
+    'acquire()+release() (p2c, realClock: 2 Date.now)',
+    p50('lb(p2c, realClock) acquire() + release()'),
+    'ns',
+    undefined,
+    `Date.now() alone ${p50('Date.now()')?.toFixed(1)} ns`,
+  ),
   row('lb', 'acquire()+release({ok,durationMs}) (p2c, realClock)', p50('lb(p2c, realClock) acquire() + release({ ok, durationMs })'), 'ns'),
   row('lb', 'acquire()+release() (round-robin)', p50('lb(round-robin) acquire() + release()'), 'ns'),
   row('lb', 'acquire()+release() (least-connections)', p50('lb(least-connections) acquire() + release()'), 'ns'),

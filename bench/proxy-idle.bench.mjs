@@ -24,7 +24,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({ options: { connections: { type: 'string', default: '10000' }, only: { type: 'string', default: 'haproxy,fulcrum-server,fulcrum' } } });
+const { values } = parseArgs({
+  options: { connections: { type: 'string', default: '10000' }, only: { type: 'string', default: 'haproxy,fulcrum-server,fulcrum' } },
+});
 const total = Number(values.connections);
 if (!Number.isInteger(total) || total < 1 || total > 50_000) throw new Error(`--connections must be 1..50000, got ${values.connections}`);
 const names = values.only.split(',');
@@ -120,7 +122,11 @@ try {
   for (const id of ['b1', 'b2', 'b3']) backends.push(await start([process.execPath, join(BENCH_DIR, 'proxy', 'backend.mjs'), id]));
   const rows = [];
   for (const name of names) {
-    const proxy = await startProxy(name, backends.map((b) => b.port), tmp);
+    const proxy = await startProxy(
+      name,
+      backends.map((b) => b.port),
+      tmp,
+    );
     for (let i = 0; i < 20; i++) (await idleConnection(proxy.port)).destroy();
     await new Promise((resolve) => setTimeout(resolve, 500));
     const before = rssKiB(proxy.child.pid);
@@ -139,7 +145,8 @@ try {
     await once(proxy.child, 'exit');
   }
   console.log(`\n| proxy | RSS before | RSS with ${total} idle keep-alive connections | per connection |\n|---|---|---|---|`);
-  for (const r of rows) console.log(`| ${r.name} | ${(r.before / 1024).toFixed(1)} MiB | ${(r.after / 1024).toFixed(1)} MiB | ${(r.perConnection / 1024).toFixed(2)} KiB |`);
+  for (const r of rows)
+    console.log(`| ${r.name} | ${(r.before / 1024).toFixed(1)} MiB | ${(r.after / 1024).toFixed(1)} MiB | ${(r.perConnection / 1024).toFixed(2)} KiB |`);
 } finally {
   for (const b of backends) b.child.kill('SIGKILL');
   rmSync(tmp, { recursive: true, force: true });

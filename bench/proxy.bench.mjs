@@ -43,7 +43,19 @@ import { summarizeProfile } from './proxy/profile-summary.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const HTTP_DIST = join(BENCH_DIR, '..', 'packages', 'http', 'dist', 'index.js');
-const ALL = ['haproxy', 'fulcrum-server', 'fulcrum-server-plain', 'fulcrum-server-base', 'fulcrum', 'fulcrum-plain', 'undici-minimal', 'reply-from', 'http-proxy', 'hpm', 'node-l4'];
+const ALL = [
+  'haproxy',
+  'fulcrum-server',
+  'fulcrum-server-plain',
+  'fulcrum-server-base',
+  'fulcrum',
+  'fulcrum-plain',
+  'undici-minimal',
+  'reply-from',
+  'http-proxy',
+  'hpm',
+  'node-l4',
+];
 const LABELS = {
   haproxy: 'HAProxy (roundrobin, cookie insert)',
   fulcrum: 'Fulcrum (round-robin, cookie stickiness)',
@@ -77,7 +89,8 @@ const connections = positive('connections', values.connections, 10_000);
 const rounds = positive('rounds', values.rounds, 20);
 // The A/B row runs only when asked for (it needs FULCRUM_BASE_DIST, another build's index.js).
 const only = values.only === undefined ? ALL.filter((name) => name !== 'fulcrum-server-base') : values.only.split(',');
-if (only.includes('fulcrum-server-base') && process.env.FULCRUM_BASE_DIST === undefined) die('--only fulcrum-server-base needs FULCRUM_BASE_DIST=<another build of packages/http>/dist/index.js');
+if (only.includes('fulcrum-server-base') && process.env.FULCRUM_BASE_DIST === undefined)
+  die('--only fulcrum-server-base needs FULCRUM_BASE_DIST=<another build of packages/http>/dist/index.js');
 for (const name of only) if (!ALL.includes(name)) die(`--only: unknown proxy ${JSON.stringify(name)} (known: ${ALL.join(', ')})`);
 const profileDir = values['cpu-prof'];
 const bodyBytes = positive('body-bytes', values['body-bytes'], 16 * 1024 * 1024, true);
@@ -85,7 +98,8 @@ const uploadBytes = positive('upload-bytes', values['upload-bytes'], 64 * 1024 *
 
 function positive(name, text, max, zeroOk = false) {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < (zeroOk ? 0 : 1) || n > max) die(`--${name} must be an integer from ${zeroOk ? 0 : 1} to ${max}, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < (zeroOk ? 0 : 1) || n > max)
+    die(`--${name} must be an integer from ${zeroOk ? 0 : 1} to ${max}, got ${JSON.stringify(text)}`);
   return n;
 }
 function die(message) {
@@ -335,9 +349,12 @@ async function main() {
   const notes = [];
   const backends = [];
   try {
-    for (const id of ['b1', 'b2', 'b3']) backends.push(await startServer([process.execPath, join(BENCH_DIR, 'proxy', 'backend.mjs'), id, String(bodyBytes)], 0));
+    for (const id of ['b1', 'b2', 'b3'])
+      backends.push(await startServer([process.execPath, join(BENCH_DIR, 'proxy', 'backend.mjs'), id, String(bodyBytes)], 0));
     const backendPorts = backends.map((b) => b.port);
-    console.log(`backends on 127.0.0.1:${backendPorts.join(', :')} (CPU 0); load: ${loader} on CPU 1, ${connections} connections, ${warmup} s warm-up + ${duration} s`);
+    console.log(
+      `backends on 127.0.0.1:${backendPorts.join(', :')} (CPU 0); load: ${loader} on CPU 1, ${connections} connections, ${warmup} s warm-up + ${duration} s`,
+    );
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? only : [...only].reverse();
       for (const name of order) {
@@ -356,7 +373,9 @@ async function main() {
           result.cpuPerRequest = cpuBefore === undefined || cpuAfter === undefined || result.total === 0 ? Number.NaN : (cpuAfter - cpuBefore) / result.total;
           if (uploadBytes > 0) result.mbps = (result.rps * uploadBytes) / 1e6;
           results.get(name).push({ ...result, round });
-          console.log(`${name.padEnd(20)} ${result.rps.toFixed(0).padStart(7)} req/s${uploadBytes > 0 ? ` (${result.mbps.toFixed(0)} MB/s up)` : ''}  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  proxy CPU ${result.cpuPerRequest.toFixed(1)} µs/req  errors ${result.errors}`);
+          console.log(
+            `${name.padEnd(20)} ${result.rps.toFixed(0).padStart(7)} req/s${uploadBytes > 0 ? ` (${result.mbps.toFixed(0)} MB/s up)` : ''}  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  proxy CPU ${result.cpuPerRequest.toFixed(1)} µs/req  errors ${result.errors}`,
+          );
         } catch (error) {
           notes.push(`${name}: ${error.message.split('\n')[0]}`);
           console.error(`${name}: ${error.message}`);
@@ -388,7 +407,9 @@ async function main() {
   console.log(`\n| proxy | req/s |${up ? ' upload MB/s |' : ''} p50 | p99 | proxy CPU per request | errors | ${rounds > 1 ? 'runs (req/s) |' : ''}`);
   console.log(`|---|---|${up ? '---|' : ''}---|---|---|---|${rounds > 1 ? '---|' : ''}`);
   for (const r of rows) {
-    console.log(`| ${LABELS[r.name]} | ${Math.round(r.rps)} |${up ? ` ${r.mbps.toFixed(0)} |` : ''} ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.cpu.toFixed(1)} µs | ${r.errors} |${rounds > 1 ? ` ${r.runs.join(', ')} |` : ''}`);
+    console.log(
+      `| ${LABELS[r.name]} | ${Math.round(r.rps)} |${up ? ` ${r.mbps.toFixed(0)} |` : ''} ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.cpu.toFixed(1)} µs | ${r.errors} |${rounds > 1 ? ` ${r.runs.join(', ')} |` : ''}`,
+    );
   }
   // Goals are judged on the median of per-round ratios: the two runs of a round are minutes apart at
   // most, so on a shared machine a ratio within a round is steadier than a ratio of medians.
@@ -419,13 +440,17 @@ async function main() {
     for (const g of goals) {
       const efficiency = cpuOf(g.other) / cpuOf(g.self);
       const pass = g.ratio >= g.target && (g.cpuTarget === undefined || efficiency >= g.cpuTarget);
-      console.log(`| ${g.goal} | ${g.ratio.toFixed(2)}× | ${g.perRound.map((r) => r.toFixed(2)).join(', ')} | ${pass ? 'PASS' : 'FAIL'} | ${efficiency.toFixed(2)}× |`);
+      console.log(
+        `| ${g.goal} | ${g.ratio.toFixed(2)}× | ${g.perRound.map((r) => r.toFixed(2)).join(', ')} | ${pass ? 'PASS' : 'FAIL'} | ${efficiency.toFixed(2)}× |`,
+      );
     }
   }
   for (const note of notes) console.log(`note: ${note}`);
 
   if (profileDir !== undefined) {
-    for (const file of readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).sort()) {
+    for (const file of readdirSync(profileDir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .sort()) {
       console.log(`\nhottest functions (self time) in ${join(profileDir, file)}:`);
       console.log(summarizeProfile(join(profileDir, file), 25));
     }

@@ -31,7 +31,9 @@ const { createRouter } = await import(pathToFileURL(HTTP_DIST).href);
 
 const TARGET_NS = 1000;
 const backends = (name) => ({ backends: [{ id: `${name}-1`, address: 'http://127.0.0.1:9' }] });
-const pools = Object.fromEntries(['web', 'api', 'api-v2', 'admin', 'static', 'blog', 'shop', 'tenant', 'beta', 'status', 'canary'].map((p) => [p, backends(p)]));
+const pools = Object.fromEntries(
+  ['web', 'api', 'api-v2', 'admin', 'static', 'blog', 'shop', 'tenant', 'beta', 'status', 'canary'].map((p) => [p, backends(p)]),
+);
 
 /** 50 routes: ten sites, each with the rules a real one accumulates. */
 function routes() {
@@ -57,7 +59,14 @@ function routes() {
     { match: { host: 'www.example.com', pathPrefix: '/shop' }, pool: 'shop' },
     { match: { host: 'www.example.com', pathPrefix: '/account', cookie: 'session' }, pool: 'web' },
     { match: { host: 'www.example.com', method: ['POST', 'PUT', 'DELETE'], pathPrefix: '/forms' }, pool: 'web' },
-    { name: 'www', match: { host: 'www.example.com' }, split: [{ pool: 'web', weight: 90 }, { pool: 'canary', weight: 10 }] },
+    {
+      name: 'www',
+      match: { host: 'www.example.com' },
+      split: [
+        { pool: 'web', weight: 90 },
+        { pool: 'canary', weight: 10 },
+      ],
+    },
     // The last route: a host, a prefix and a header, all of which must be compared.
     { match: { host: 'status.example.com', pathPrefix: '/v1/checks', header: { name: 'x-team', value: 'sre' } }, pool: 'status' },
   );

@@ -42,7 +42,10 @@ function makeSession(n) {
   return {
     cookie: { originalMaxAge: 86_400_000, expires: new Date(Date.now() + 86_400_000).toISOString(), httpOnly: true, path: '/', secure: false },
     user: { id: n, name: `User Number ${n}`, email: `user${n}@example.test`, roles: ['reader', 'writer'] },
-    cart: [{ sku: 'A-1001', qty: 2 }, { sku: 'B-2002', qty: 1 }],
+    cart: [
+      { sku: 'A-1001', qty: 2 },
+      { sku: 'B-2002', qty: 1 },
+    ],
     csrf: 'k3J9f0aQm2Zx7Vb1Nc4Lp8Ts6Wy5Rd0E',
     flash: [],
     visits: n,

@@ -67,34 +67,54 @@ function runBare() {
   const push = (t, kind, startedAt) => {
     if (size === capacity) {
       capacity *= 2;
-      const t2 = new Float64Array(capacity); t2.set(times); times = t2;
-      const k2 = new Int32Array(capacity); k2.set(kinds); kinds = k2;
-      const s2 = new Float64Array(capacity); s2.set(starts); starts = s2;
+      const t2 = new Float64Array(capacity);
+      t2.set(times);
+      times = t2;
+      const k2 = new Int32Array(capacity);
+      k2.set(kinds);
+      kinds = k2;
+      const s2 = new Float64Array(capacity);
+      s2.set(starts);
+      starts = s2;
     }
     let i = size++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (times[p] <= t) break;
-      times[i] = times[p]; kinds[i] = kinds[p]; starts[i] = starts[p];
+      times[i] = times[p];
+      kinds[i] = kinds[p];
+      starts[i] = starts[p];
       i = p;
     }
-    times[i] = t; kinds[i] = kind; starts[i] = startedAt;
+    times[i] = t;
+    kinds[i] = kind;
+    starts[i] = startedAt;
   };
-  let popTime = 0, popKind = 0, popStart = 0;
+  let popTime = 0,
+    popKind = 0,
+    popStart = 0;
   const pop = () => {
-    popTime = times[0]; popKind = kinds[0]; popStart = starts[0];
+    popTime = times[0];
+    popKind = kinds[0];
+    popStart = starts[0];
     const last = --size;
-    const t = times[last], k = kinds[last], s = starts[last];
+    const t = times[last],
+      k = kinds[last],
+      s = starts[last];
     let i = 0;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= last) break;
       if (c + 1 < last && times[c + 1] < times[c]) c++;
       if (t <= times[c]) break;
-      times[i] = times[c]; kinds[i] = kinds[c]; starts[i] = starts[c];
+      times[i] = times[c];
+      kinds[i] = kinds[c];
+      starts[i] = starts[c];
       i = c;
     }
-    times[i] = t; kinds[i] = k; starts[i] = s;
+    times[i] = t;
+    kinds[i] = k;
+    starts[i] = s;
   };
   const inflight = new Int32Array(BACKENDS);
   const busy = new Int32Array(BACKENDS);
@@ -158,8 +178,29 @@ const fulcrumWall = median(runs.fulcrumWall);
 const bareWall = median(runs.bareWall);
 const list = (values) => values.map((v) => v.toFixed(0)).join(', ');
 report('sim', [
-  row('sim', 'simulate(): CPU ns per simulated request, 10-backend p2c (≥ 1M req/s on one core)', fulcrumCpu, 'ns', 1000, `${(1000 / fulcrumCpu).toFixed(2)} M req/CPU-s; runs ${list(runs.fulcrumCpu)}`),
-  row('sim', 'simulate(): wall ns per simulated request', fulcrumWall, 'ns', undefined, `${(1000 / fulcrumWall).toFixed(2)} M req/s; runs ${list(runs.fulcrumWall)}`),
-  row('sim', 'bare event loop, same model (reference): CPU ns per request', bareCpu, 'ns', undefined, `${(1000 / bareCpu).toFixed(2)} M req/CPU-s; wall ${bareWall.toFixed(0)} ns`),
+  row(
+    'sim',
+    'simulate(): CPU ns per simulated request, 10-backend p2c (≥ 1M req/s on one core)',
+    fulcrumCpu,
+    'ns',
+    1000,
+    `${(1000 / fulcrumCpu).toFixed(2)} M req/CPU-s; runs ${list(runs.fulcrumCpu)}`,
+  ),
+  row(
+    'sim',
+    'simulate(): wall ns per simulated request',
+    fulcrumWall,
+    'ns',
+    undefined,
+    `${(1000 / fulcrumWall).toFixed(2)} M req/s; runs ${list(runs.fulcrumWall)}`,
+  ),
+  row(
+    'sim',
+    'bare event loop, same model (reference): CPU ns per request',
+    bareCpu,
+    'ns',
+    undefined,
+    `${(1000 / bareCpu).toFixed(2)} M req/CPU-s; wall ${bareWall.toFixed(0)} ns`,
+  ),
   row('sim', 'simulate() / bare loop (CPU time)', fulcrumCpu / bareCpu, 'x', undefined),
 ]);

@@ -55,7 +55,8 @@ const killEvery = positive('kill-every');
 const downSeconds = positive('down');
 const postPercent = Number(values['post-percent']);
 const budgetPercent = values['budget-percent'] === undefined ? undefined : Number(values['budget-percent']);
-if (budgetPercent !== undefined && !(budgetPercent >= 0 && budgetPercent <= 100)) throw new Error(`--budget-percent must be 0–100, got ${values['budget-percent']}`);
+if (budgetPercent !== undefined && !(budgetPercent >= 0 && budgetPercent <= 100))
+  throw new Error(`--budget-percent must be 0–100, got ${values['budget-percent']}`);
 if (!(postPercent >= 0 && postPercent <= 100)) throw new Error(`--post-percent must be 0–100, got ${values['post-percent']}`);
 
 function positive(name) {
@@ -176,7 +177,14 @@ function once1(method) {
     const start = performance.now();
     const body = method === 'POST' ? `order-${++postIds}` : undefined;
     const req = request(
-      { host: '127.0.0.1', port: proxyPort, path: method === 'GET' ? `/page/${gets}` : '/orders', method, agent, headers: body ? { 'content-length': Buffer.byteLength(body) } : {} },
+      {
+        host: '127.0.0.1',
+        port: proxyPort,
+        path: method === 'GET' ? `/page/${gets}` : '/orders',
+        method,
+        agent,
+        headers: body ? { 'content-length': Buffer.byteLength(body) } : {},
+      },
       (res) => {
         res.resume();
         res.on('end', () => {
@@ -274,7 +282,13 @@ const failedGets = [...failures].filter(([k]) => k.startsWith('GET ')).reduce((n
 const failedPosts = [...failures].filter(([k]) => k.startsWith('POST ')).reduce((n, [, v]) => n + v, 0);
 const leaked = socketsAfter.tcp - socketsBefore.tcp;
 const mb = (n) => (n / 1024 / 1024).toFixed(1);
-const list = (map) => (map.size === 0 ? 'none' : [...map].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(', '));
+const list = (map) =>
+  map.size === 0
+    ? 'none'
+    : [...map]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ');
 const kinds = list(failures);
 
 console.log(`

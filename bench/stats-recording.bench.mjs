@@ -27,7 +27,13 @@ const { trafficOf } = await import(pathToFileURL(HTTP_DIST).href);
 const { LoadBalancer } = await import(pathToFileURL(CORE_DIST).href);
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, requests: { type: 'string', default: '1000000' } } });
 
-const lb = new LoadBalancer({ name: 'bench', backends: [{ id: 'a', address: 'http://10.0.0.1:80' }, { id: 'b', address: 'http://10.0.0.2:80' }] });
+const lb = new LoadBalancer({
+  name: 'bench',
+  backends: [
+    { id: 'a', address: 'http://10.0.0.1:80' },
+    { id: 'b', address: 'http://10.0.0.2:80' },
+  ],
+});
 const outcome = { ok: true, status: 200, durationMs: 12 };
 
 function recorded(n) {

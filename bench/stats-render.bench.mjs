@@ -40,7 +40,9 @@ for (const file of [HTTP_DIST, CORE_DIST]) {
 const { prometheus, prometheusHandler, statsPage, trafficOf } = await import(pathToFileURL(HTTP_DIST).href);
 const { LoadBalancer } = await import(pathToFileURL(CORE_DIST).href);
 
-const { values } = parseArgs({ options: { backends: { type: 'string', default: '40000' }, rounds: { type: 'string', default: '3' }, traffic: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { backends: { type: 'string', default: '40000' }, rounds: { type: 'string', default: '3' }, traffic: { type: 'boolean', default: false } },
+});
 const count = Number(values.backends);
 const rounds = Number(values.rounds);
 

@@ -46,7 +46,9 @@ function makeFlatKeys(count, seed) {
   const random = prng(seed);
   const keys = new Array(count);
   for (let i = 0; i < count; i++) {
-    const high = Math.floor(random() * 0x1000000).toString(16).padStart(6, '0');
+    const high = Math.floor(random() * 0x1000000)
+      .toString(16)
+      .padStart(6, '0');
     const low = (i + seed * count).toString(16).padStart(8, '0');
     // Decoding from bytes yields a flat (sequential) string, as a parsed cookie or header value is;
     // a concatenation would leave a rope (ConsString) that costs more than the key would in practice.
@@ -179,7 +181,11 @@ if (existsSync(HTTP_DIST)) {
   const modes = {
     'sourceIp (X-Forwarded-For 1–4 KB)': sticky({ sourceIp: {} }, forwarded),
     'header (1–4 KB of other headers)': sticky({ header: 'x-session' }, (i) => request(i, { 'X-Session': sessionId(i) })),
-    'learnCookie (Set-Cookie 1–4 KB)': sticky({ learnCookie: 'JSESSIONID' }, (i) => request(i, {}), (i) => [wire(`JSESSIONID=${sessionId(i)}; Path=/; HttpOnly; ${padding(i, 'x-ext=1; ')}SameSite=Lax`)]),
+    'learnCookie (Set-Cookie 1–4 KB)': sticky(
+      { learnCookie: 'JSESSIONID' },
+      (i) => request(i, {}),
+      (i) => [wire(`JSESSIONID=${sessionId(i)}; Path=/; HttpOnly; ${padding(i, 'x-ext=1; ')}SameSite=Lax`)],
+    ),
     'rate limiter by source-ip (XFF 1–4 KB)': limiter('source-ip', forwarded),
     'rate limiter by header (value 1–4 KB)': limiter({ header: 'x-api-key' }, (i) => request(i, { 'X-Api-Key': `${sessionId(i)}${padding(i, 'k')}` })),
     'reference: Map of sliced keys (Set-Cookie 1–4 KB)': () => {
@@ -310,7 +316,17 @@ for (const name of Object.keys(builders)) {
     ),
   );
 }
-if (!StickTable) rows.push(row('stick', 'StickTable: bytes/entry @300k incl. key', NaN, 'B', undefined, `pending (goal ≤ ${GOAL_BYTES} B): not exported by the built @fulcrum/core yet`));
+if (!StickTable)
+  rows.push(
+    row(
+      'stick',
+      'StickTable: bytes/entry @300k incl. key',
+      NaN,
+      'B',
+      undefined,
+      `pending (goal ≤ ${GOAL_BYTES} B): not exported by the built @fulcrum/core yet`,
+    ),
+  );
 for (const name of Object.keys(builders)) {
   rows.push(row('stick', `${name} get (hit)`, p50(`${name} get`), 'ns'));
   rows.push(row('stick', `${name} set (existing)`, p50(`${name} set existing`), 'ns'));
@@ -318,7 +334,16 @@ for (const name of Object.keys(builders)) {
 }
 for (const [name, bytes] of Object.entries(proxyKeyBytes)) {
   const isReference = name.startsWith('reference');
-  rows.push(row('stick', `proxy-made keys: ${name}`, bytes, 'B', isReference ? undefined : 600, isReference ? 'a key that keeps its line alive' : 'bytes/entry incl. key, 50k entries'));
+  rows.push(
+    row(
+      'stick',
+      `proxy-made keys: ${name}`,
+      bytes,
+      'B',
+      isReference ? undefined : 600,
+      isReference ? 'a key that keeps its line alive' : 'bytes/entry incl. key, 50k entries',
+    ),
+  );
 }
 if (StickTable) rows.push(row('stick', 'lb acquire({affinityKey})+release (sticky hit)', p50('sticky hit: acquire({ affinityKey }) + release()'), 'ns'));
 report('stick', rows);

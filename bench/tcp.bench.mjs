@@ -90,7 +90,13 @@ async function nodeProxy(which, ports, listenPort) {
   if (which === '--fulcrum') {
     const { createTcpProxy } = await import(pathToFileURL(HTTP_DIST).href);
     handler = createTcpProxy({
-      balancer: { algorithm: 'round-robin', backends: [{ id: 'a', address: `127.0.0.1:${a}` }, { id: 'b', address: `127.0.0.1:${b}` }] },
+      balancer: {
+        algorithm: 'round-robin',
+        backends: [
+          { id: 'a', address: `127.0.0.1:${a}` },
+          { id: 'b', address: `127.0.0.1:${b}` },
+        ],
+      },
     });
   } else {
     // The least a Node layer-4 proxy does: round robin, connect, pipe both ways, tear down on error.
@@ -357,7 +363,9 @@ backend two
 
   const { child: backendChild, ports: backendPorts } = await startReady([process.execPath, BENCH_FILE, '--backend'], 0);
   const results = new Map(only.map((name) => [name, []]));
-  console.log(`tcp.bench: ${duration} s per measurement, ${connections} concurrent short connections, ${rounds} round(s)${pin ? ', pinned (proxy+backends: CPU 0, client: CPU 1)' : ''}`);
+  console.log(
+    `tcp.bench: ${duration} s per measurement, ${connections} concurrent short connections, ${rounds} round(s)${pin ? ', pinned (proxy+backends: CPU 0, client: CPU 1)' : ''}`,
+  );
   try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? only : [...only].reverse();
@@ -407,16 +415,18 @@ backend two
     return sorted.length === 0 ? undefined : sorted[Math.floor((sorted.length - 1) / 2)];
   };
   const summary = new Map(
-    [...results].filter(([, rows]) => rows.length > 0).map(([name, rows]) => [
-      name,
-      {
-        mbps: median(rows.map((r) => r.mbps)),
-        connps: median(rows.map((r) => r.connps)),
-        errors: rows.reduce((n, r) => n + r.errors, 0),
-        cpuPerMb: median(rows.map((r) => r.cpuPerMb)),
-        cpuPerConn: median(rows.map((r) => r.cpuPerConn)),
-      },
-    ]),
+    [...results]
+      .filter(([, rows]) => rows.length > 0)
+      .map(([name, rows]) => [
+        name,
+        {
+          mbps: median(rows.map((r) => r.mbps)),
+          connps: median(rows.map((r) => r.connps)),
+          errors: rows.reduce((n, r) => n + r.errors, 0),
+          cpuPerMb: median(rows.map((r) => r.cpuPerMb)),
+          cpuPerConn: median(rows.map((r) => r.cpuPerConn)),
+        },
+      ]),
   );
   const ha = summary.get('haproxy');
   console.log(`\n| contender | bulk MB/s | vs HAProxy | short conn/s | vs HAProxy | proxy CPU µs/MB | proxy CPU µs/conn | errors |`);

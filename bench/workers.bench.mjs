@@ -77,8 +77,16 @@ async function waitForPort(port) {
 async function startFulcrum(workers, backendPort) {
   const port = await freePort();
   const file = join(dir, `fulcrum-${workers}.json`);
-  writeFileSync(file, JSON.stringify({ frontends: [{ port, host: '127.0.0.1', engine: 'raw' }], pools: { web: { backends: [{ id: 'b1', address: `http://127.0.0.1:${backendPort}` }] } } }));
-  const child = spawn(process.execPath, [bin, '--config', file, '--workers', String(workers), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(
+    file,
+    JSON.stringify({
+      frontends: [{ port, host: '127.0.0.1', engine: 'raw' }],
+      pools: { web: { backends: [{ id: 'b1', address: `http://127.0.0.1:${backendPort}` }] } },
+    }),
+  );
+  const child = spawn(process.execPath, [bin, '--config', file, '--workers', String(workers), '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   await waitForPort(port);
   // Let every worker finish its start (the port is shared as soon as one listens).
   if (workers > 1) {
@@ -119,7 +127,9 @@ try {
         const result = wrk(fulcrum.port, SECONDS);
         const cpu = cpuSeconds(fulcrum.child.pid) - before;
         rows.push({ round, workers, ...result, cpuUs: (cpu / result.total) * 1e6 });
-        console.log(`round ${round} workers ${workers}: ${result.rps.toFixed(0)} req/s, ${((cpu / result.total) * 1e6).toFixed(1)} µs CPU/request (fulcrum tree), non-2xx ${result.non2xx}${result.socket ? `, socket errors ${result.socket}` : ''}`);
+        console.log(
+          `round ${round} workers ${workers}: ${result.rps.toFixed(0)} req/s, ${((cpu / result.total) * 1e6).toFixed(1)} µs CPU/request (fulcrum tree), non-2xx ${result.non2xx}${result.socket ? `, socket errors ${result.socket}` : ''}`,
+        );
       } finally {
         await stopChild(fulcrum.child);
       }
@@ -132,5 +142,7 @@ try {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const workers of [1, 2]) {
   const mine = rows.filter((r) => r.workers === workers);
-  console.log(`workers ${workers}: median ${median(mine.map((r) => r.rps)).toFixed(0)} req/s, median ${median(mine.map((r) => r.cpuUs)).toFixed(1)} µs CPU/request`);
+  console.log(
+    `workers ${workers}: median ${median(mine.map((r) => r.rps)).toFixed(0)} req/s, median ${median(mine.map((r) => r.cpuUs)).toFixed(1)} µs CPU/request`,
+  );
 }

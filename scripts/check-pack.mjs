@@ -145,7 +145,12 @@ try {
       2,
     )}\n`,
   );
-  const install = run('installing the tarballs', 'npx', [...PNPM, 'install', '--prefer-offline', '--ignore-workspace', '--config.auto-install-peers=false', '--config.strict-peer-dependencies=false'], { cwd: app });
+  const install = run(
+    'installing the tarballs',
+    'npx',
+    [...PNPM, 'install', '--prefer-offline', '--ignore-workspace', '--config.auto-install-peers=false', '--config.strict-peer-dependencies=false'],
+    { cwd: app },
+  );
   await Promise.all([lint, install]);
   if (!existsSync(join(app, 'node_modules', '@fulcrum', 'core'))) throw new Error('install failed');
 
@@ -153,7 +158,9 @@ try {
   step('importing every entry from ESM and CJS');
   const entries = packages.flatMap(({ pkg }) => entriesOf(pkg));
   // Every subpath entry shares the main entry's classes and functions (one chunk, not a copy).
-  const subpathsOf = Object.fromEntries(packages.map(({ pkg }) => [pkg.name, entriesOf(pkg).filter((entry) => entry !== pkg.name)]).filter(([, subs]) => subs.length > 0));
+  const subpathsOf = Object.fromEntries(
+    packages.map(({ pkg }) => [pkg.name, entriesOf(pkg).filter((entry) => entry !== pkg.name)]).filter(([, subs]) => subs.length > 0),
+  );
   writeFileSync(
     join(app, 'esm.mjs'),
     `const entries = ${JSON.stringify(entries)};
@@ -228,7 +235,10 @@ catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error
 
 `,
   );
-  const [esm, cjs] = await Promise.all([run('ESM imports', process.execPath, ['esm.mjs'], { cwd: app }), run('CJS requires', process.execPath, ['cjs.cjs'], { cwd: app })]);
+  const [esm, cjs] = await Promise.all([
+    run('ESM imports', process.execPath, ['esm.mjs'], { cwd: app }),
+    run('CJS requires', process.execPath, ['cjs.cjs'], { cwd: app }),
+  ]);
   if (esm !== undefined && cjs !== undefined) {
     const esmNames = JSON.parse(esm);
     const cjsNames = JSON.parse(cjs);
@@ -243,7 +253,8 @@ catch (error) { if (!(error instanceof core.InvalidOptionError)) throw new Error
   if (fulcrumHelp !== undefined && !/^usage: fulcrum --config/m.test(fulcrumHelp)) problems.push(`fulcrum --help printed no usage:\n${fulcrumHelp.trim()}`);
   const fulcrumVersion = await run('fulcrum --version (installed @fulcrum/cli)', join(app, 'node_modules', '.bin', 'fulcrum'), ['--version'], { cwd: app });
   const cliVersion = packages.find(({ pkg }) => pkg.name === '@fulcrum/cli')?.pkg.version;
-  if (fulcrumVersion !== undefined && !fulcrumVersion.startsWith(`fulcrum ${cliVersion} `)) problems.push(`fulcrum --version printed ${JSON.stringify(fulcrumVersion.trim())}, not version ${cliVersion}`);
+  if (fulcrumVersion !== undefined && !fulcrumVersion.startsWith(`fulcrum ${cliVersion} `))
+    problems.push(`fulcrum --version printed ${JSON.stringify(fulcrumVersion.trim())}, not version ${cliVersion}`);
 
   // 5. TypeScript: every entry, three resolutions.
   step('type-checking imports under node16 (ESM and CJS) and bundler');

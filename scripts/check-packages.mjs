@@ -49,8 +49,10 @@ for (const name of readdirSync(join(root, 'packages'))) {
       if (subpath !== '.' && main) {
         const mainEsm = await import(pathToFileURL(join(dir, main.import.default)).href);
         const mainCjs = createRequire(import.meta.url)(join(dir, main.require.default));
-        for (const name of Object.keys(mod)) if (name in mainEsm && mod[name] !== mainEsm[name]) problems.push(`${pkg.name}${subpath.slice(1)} (ESM): ${name} is a copy of the main entry's`);
-        for (const name of Object.keys(req)) if (name in mainCjs && req[name] !== mainCjs[name]) problems.push(`${pkg.name}${subpath.slice(1)} (CJS): ${name} is a copy of the main entry's`);
+        for (const name of Object.keys(mod))
+          if (name in mainEsm && mod[name] !== mainEsm[name]) problems.push(`${pkg.name}${subpath.slice(1)} (ESM): ${name} is a copy of the main entry's`);
+        for (const name of Object.keys(req))
+          if (name in mainCjs && req[name] !== mainCjs[name]) problems.push(`${pkg.name}${subpath.slice(1)} (CJS): ${name} is a copy of the main entry's`);
       }
       const a = Object.keys(mod).sort().join(',');
       const b = Object.keys(req).sort().join(',');
@@ -63,7 +65,8 @@ for (const name of readdirSync(join(root, 'packages'))) {
   for (const [command, target] of Object.entries(typeof pkg.bin === 'string' ? { [pkg.name]: pkg.bin } : (pkg.bin ?? {}))) {
     const file = join(dir, target);
     if (!existsSync(file)) problems.push(`${pkg.name}: bin ${command} names ${target}, which does not exist (run pnpm build)`);
-    else if (!readFileSync(file, 'utf8').startsWith('#!/usr/bin/env node')) problems.push(`${pkg.name}: bin ${command} (${target}) does not start with #!/usr/bin/env node`);
+    else if (!readFileSync(file, 'utf8').startsWith('#!/usr/bin/env node'))
+      problems.push(`${pkg.name}: bin ${command} (${target}) does not start with #!/usr/bin/env node`);
   }
   const readme = readFileSync(join(dir, 'README.md'), 'utf8');
   if (!/```(ts|js|typescript|javascript)/.test(readme)) problems.push(`${pkg.name}: README has no code example`);
@@ -82,15 +85,20 @@ async function checkCoreTestingSharesCore() {
       const core = await load[format](mainFile);
       const testing = await load[format](testingFile);
       const [backend] = testing.createBackends([{ id: 'a', address: 'http://127.0.0.1:1' }]);
-      if (!(backend instanceof core.Backend)) problems.push(`@fulcrum/core/testing (${format}): createBackends()[0] is not an instance of @fulcrum/core's Backend (a second copy of core is bundled)`);
+      if (!(backend instanceof core.Backend))
+        problems.push(
+          `@fulcrum/core/testing (${format}): createBackends()[0] is not an instance of @fulcrum/core's Backend (a second copy of core is bundled)`,
+        );
       let thrown;
       try {
         testing.createBackends([{ id: 'bad id!', address: 'http://127.0.0.1:1' }]);
       } catch (error) {
         thrown = error;
       }
-      if (!(thrown instanceof core.InvalidOptionError)) problems.push(`@fulcrum/core/testing (${format}): an invalid spec does not throw @fulcrum/core's InvalidOptionError (got ${thrown})`);
-      if (/class Backend\b|var Backend = class/.test(readFileSync(join(dir, testingFile), 'utf8'))) problems.push(`@fulcrum/core/testing (${format}): ${testingFile} defines its own Backend class`);
+      if (!(thrown instanceof core.InvalidOptionError))
+        problems.push(`@fulcrum/core/testing (${format}): an invalid spec does not throw @fulcrum/core's InvalidOptionError (got ${thrown})`);
+      if (/class Backend\b|var Backend = class/.test(readFileSync(join(dir, testingFile), 'utf8')))
+        problems.push(`@fulcrum/core/testing (${format}): ${testingFile} defines its own Backend class`);
     } catch (error) {
       problems.push(`@fulcrum/core/testing (${format}): ${error.message}`);
     }
@@ -121,7 +129,8 @@ for (const name of readdirSync(join(root, 'packages'))) {
 walk(join(root, 'packages', 'sim', 'src'), (file) => {
   if (!file.endsWith('.ts') || file.endsWith(join('src', 'cli.ts'))) return;
   const text = readFileSync(file, 'utf8');
-  if (/from\s+['"]node:|require\(['"]node:/.test(text)) problems.push(`${file.slice(root.length + 1)}: the sim library must not import node: modules (only src/cli.ts may)`);
+  if (/from\s+['"]node:|require\(['"]node:/.test(text))
+    problems.push(`${file.slice(root.length + 1)}: the sim library must not import node: modules (only src/cli.ts may)`);
 });
 
 if (problems.length > 0) {

@@ -85,7 +85,10 @@ for (const file of files) {
 const base = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8'));
 const packageNames = readdirSync(join(root, 'packages'));
 // Type packages first: `express` itself (no types) must not win over `@types/express`.
-const packageModules = [...packageNames.map((name) => `packages/${name}/node_modules/@types/*`), ...packageNames.map((name) => `packages/${name}/node_modules/*`)];
+const packageModules = [
+  ...packageNames.map((name) => `packages/${name}/node_modules/@types/*`),
+  ...packageNames.map((name) => `packages/${name}/node_modules/*`),
+];
 writeFileSync(
   join(out, 'tsconfig.json'),
   JSON.stringify({

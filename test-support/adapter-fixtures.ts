@@ -79,11 +79,7 @@ export interface Reply {
 }
 
 /** One request without keep-alive, so no client socket outlives the test. */
-export function send(
-  base: string,
-  path: string,
-  options: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {},
-): Promise<Reply> {
+export function send(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     // `path` goes out verbatim (a URL object would read `//api//x` as a host).
     const { hostname, port } = new URL(base);

@@ -68,7 +68,8 @@ export async function waitFor<T>(check: () => T | Promise<T>, options: WaitForOp
       lastError = error;
     }
     if (Date.now() >= deadline) {
-      const detail = lastError === undefined ? `last value: ${inspect(last)}` : `last error: ${lastError instanceof Error ? lastError.message : inspect(lastError)}`;
+      const detail =
+        lastError === undefined ? `last value: ${inspect(last)}` : `last error: ${lastError instanceof Error ? lastError.message : inspect(lastError)}`;
       throw new Error(`waitFor: ${what} did not happen within ${timeoutMs} ms (${detail})`, lastError === undefined ? undefined : { cause: lastError });
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

@@ -38,11 +38,14 @@ async function startInstance(id, port) {
 
 const log = (line) => console.log(`[run] ${line}`);
 // A bound on the whole run: whatever happens, nothing is left behind.
-const guard = setTimeout(() => {
-  log('timed out');
-  for (const child of children) child.kill('SIGKILL');
-  process.exit(1);
-}, (seconds + 30) * 1000);
+const guard = setTimeout(
+  () => {
+    log('timed out');
+    for (const child of children) child.kill('SIGKILL');
+    process.exit(1);
+  },
+  (seconds + 30) * 1000,
+);
 
 let ok = false;
 try {

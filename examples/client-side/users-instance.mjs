@@ -29,11 +29,14 @@ const app = (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
-    setTimeout(() => {
-      const body = JSON.stringify({ instance: id, method: req.method, path: req.url, received: Buffer.concat(chunks).length });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    }, 5 + Math.floor(Math.random() * 20));
+    setTimeout(
+      () => {
+        const body = JSON.stringify({ instance: id, method: req.method, path: req.url, received: Buffer.concat(chunks).length });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      },
+      5 + Math.floor(Math.random() * 20),
+    );
   });
 };
 

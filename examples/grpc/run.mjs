@@ -70,12 +70,14 @@ async function round(label) {
   for (const s of servers) s.calls = 0;
   // Ten calls at a time, like a service under load.
   let next = 0;
-  await Promise.all(Array.from({ length: 10 }, async () => {
-    while (next < CALLS) {
-      next++;
-      await hello('fulcrum');
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      while (next < CALLS) {
+        next++;
+        await hello('fulcrum');
+      }
+    }),
+  );
   const shares = Object.fromEntries(servers.map((s) => [s.name, s.calls]));
   console.log(`${label.padEnd(10)} ${servers.map((s) => `${s.name}: ${String(s.calls).padStart(4)}`).join('   ')}`);
   return shares;
@@ -92,7 +94,10 @@ try {
   await until(() => lb?.eligibleCount === 3, 'three servers in the balancer');
 
   const spread = await round('spread');
-  check('every server receives calls', Object.values(spread).every((n) => n > 0));
+  check(
+    'every server receives calls',
+    Object.values(spread).every((n) => n > 0),
+  );
 
   servers[2].delayMs = 20;
   await round('warm-up');

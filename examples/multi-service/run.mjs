@@ -82,9 +82,23 @@ function makeCertificate() {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', `/CN=${DOMAIN}`, '-addext', `subjectAltName=DNS:${DOMAIN},DNS:*.${DOMAIN}`,
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${DOMAIN}`,
+        '-addext',
+        `subjectAltName=DNS:${DOMAIN},DNS:*.${DOMAIN}`,
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'], timeout: 15_000 },
     );
@@ -181,7 +195,10 @@ async function start() {
   proxy = createProxy({
     router,
     accessLog: values.log
-      ? (e) => log(`${e.method} ${e.path} → ${e.pool === '' ? '(no route)' : e.pool}${e.backendId ? `/${e.backendId}` : ''} ${e.status} ${e.termination} ${e.timings.totalMs.toFixed(1)} ms`)
+      ? (e) =>
+          log(
+            `${e.method} ${e.path} → ${e.pool === '' ? '(no route)' : e.pool}${e.backendId ? `/${e.backendId}` : ''} ${e.status} ${e.termination} ${e.timings.totalMs.toFixed(1)} ms`,
+          )
       : undefined,
     onError: (error, { phase, backendId }) => log(`proxy ${phase} error${backendId ? ` (${backendId})` : ''}: ${error?.message ?? error}`),
   });

@@ -105,7 +105,10 @@ const proxy = createTcpProxy({
 const server = net.createServer({ allowHalfOpen: true }, proxy);
 
 const openByNode = () => Object.fromEntries(lb.snapshot().backends.map((b) => [b.id, b.inflight]));
-const fmt = (counts) => Object.entries(counts).map(([id, n]) => `${id}=${n}`).join(' ');
+const fmt = (counts) =>
+  Object.entries(counts)
+    .map(([id, n]) => `${id}=${n}`)
+    .join(' ');
 const checks = [];
 function check(name, ok, detail) {
   checks.push({ name, ok });
@@ -170,7 +173,11 @@ async function scenario(port) {
   try {
     await connection.query('CREATE TEMPORARY TABLE fulcrum_tcp_example (id INT PRIMARY KEY, amount DECIMAL(10,2))');
     await connection.beginTransaction();
-    for (const [id, amount] of [[1, 9.5], [2, 20.25], [3, 70.25]]) {
+    for (const [id, amount] of [
+      [1, 9.5],
+      [2, 20.25],
+      [3, 70.25],
+    ]) {
       await connection.execute('INSERT INTO fulcrum_tcp_example (id, amount) VALUES (?, ?)', [id, amount]);
     }
     await connection.commit();

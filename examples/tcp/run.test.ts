@@ -51,7 +51,9 @@ function start(args: string[]): Run {
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const result = new Promise<Result>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no result in 12 s:\n${output}`)), 12_000);
     child.on('message', (message: Result) => {

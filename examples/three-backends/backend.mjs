@@ -102,7 +102,12 @@ const server = createServer((req, res) => {
       : `Hello from ${id} (pid ${process.pid}): visit ${visits} of this session.\n`;
   if (accept.includes('text/html')) {
     // Browsers get the same line with a link to the stats page; nothing here echoes request data.
-    return send(res, 200, `<!doctype html><meta charset="utf-8"><title>${id}</title><p>${line}</p><p><a href="/fulcrum">Fulcrum stats</a></p>\n`, 'text/html; charset=utf-8');
+    return send(
+      res,
+      200,
+      `<!doctype html><meta charset="utf-8"><title>${id}</title><p>${line}</p><p><a href="/fulcrum">Fulcrum stats</a></p>\n`,
+      'text/html; charset=utf-8',
+    );
   }
   send(res, 200, line);
 });

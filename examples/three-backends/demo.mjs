@@ -91,7 +91,8 @@ const proxyPort = parsePort('--port', values.port);
 const backendPorts = values['backend-ports'].split(',').map((text) => parsePort('--backend-ports', text));
 if (backendPorts.length !== BACKEND_IDS.length) fail(`--backend-ports needs ${BACKEND_IDS.length} ports, got ${JSON.stringify(values['backend-ports'])}`);
 const restartDelaySeconds = Number(values['restart-delay']);
-if (!Number.isFinite(restartDelaySeconds) || restartDelaySeconds < 0 || restartDelaySeconds > 3600) fail(`--restart-delay must be 0–3600 seconds, got ${JSON.stringify(values['restart-delay'])}`);
+if (!Number.isFinite(restartDelaySeconds) || restartDelaySeconds < 0 || restartDelaySeconds > 3600)
+  fail(`--restart-delay must be 0–3600 seconds, got ${JSON.stringify(values['restart-delay'])}`);
 const restart = !values['no-restart'];
 const seconds = Number(values.seconds);
 if (!Number.isFinite(seconds) || seconds < 0) fail(`--seconds must be a number ≥ 0, got ${JSON.stringify(values.seconds)}`);
@@ -156,7 +157,11 @@ function startBackend(id, port) {
         startBackend(id, entry.port).then(
           (next) => {
             if (stopping) return next.child.kill('SIGTERM');
-            log(green(`${id} restarted: pid ${next.pid}, port ${next.port}${next.port === entry.port ? '' : ' (its old port was taken)'} — kill ${next.pid} to stop it again`));
+            log(
+              green(
+                `${id} restarted: pid ${next.pid}, port ${next.port}${next.port === entry.port ? '' : ' (its old port was taken)'} — kill ${next.pid} to stop it again`,
+              ),
+            );
             if (next.port !== entry.port) lb.update(backendSpecs());
             report({ type: 'backend', id, port: next.port, pid: next.pid });
           },
@@ -248,7 +253,10 @@ const lines = [
   dim('      run it again and again: same backend, the visit count goes up (cookies kept in the jar)'),
   `  curl -s ${base}/`,
   dim('      without cookies: each request is a new client, balanced over all three'),
-  ...started.map((b) => `  kill ${b.pid}   ${dim(`# stop ${b.id}: watch the failover on the stats page${restart ? `; it restarts after ${restartDelaySeconds} s with slow start` : ''}`)}`),
+  ...started.map(
+    (b) =>
+      `  kill ${b.pid}   ${dim(`# stop ${b.id}: watch the failover on the stats page${restart ? `; it restarts after ${restartDelaySeconds} s with slow start` : ''}`)}`,
+  ),
   `  curl -s -X POST http://${shownHost}:${started[1].port}/admin/fail   ${dim(`# ${started[1].id} fails its health checks (/admin/recover heals it)`)}`,
   `  kill -STOP ${started[2].pid}   ${dim(`# freeze ${started[2].id}: requests time out after 2 s and are retried elsewhere (kill -CONT ${started[2].pid} thaws it)`)}`,
   '',

@@ -37,7 +37,14 @@ export interface AdminControl {
    * Every worker's pools with their counters summed (`fulcrum --workers`), and with `perWorker` each
    * worker's own; `undefined` in one process.
    */
-  aggregate?(perWorker?: boolean): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[] }> | undefined;
+  aggregate?(
+    perWorker?: boolean,
+  ):
+    | Promise<{
+        pools: Record<string, LoadBalancerSnapshot>;
+        workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[];
+      }>
+    | undefined;
 }
 
 /** Largest request body the admin API reads. */
@@ -49,7 +56,12 @@ function digest(text: string): Buffer {
 
 function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -183,7 +195,11 @@ export function createAdminHandler(control: AdminControl, options: AdminHandlerO
     }
     let parts: string[];
     try {
-      parts = pathname.slice(prefix.length).split('/').filter((p) => p !== '').map(decodeURIComponent);
+      parts = pathname
+        .slice(prefix.length)
+        .split('/')
+        .filter((p) => p !== '')
+        .map(decodeURIComponent);
     } catch {
       reply(res, 400, { error: 'malformed path' });
       return true;
@@ -192,7 +208,8 @@ export function createAdminHandler(control: AdminControl, options: AdminHandlerO
       ([status, body]) => reply(res, status, body),
       (error: unknown) => {
         if (error instanceof HttpError) return reply(res, error.status, { error: error.message });
-        if (isInvalidOptionError(error) || (error instanceof Error && error.name === 'ConfigFileError')) return reply(res, 400, { error: (error as Error).message });
+        if (isInvalidOptionError(error) || (error instanceof Error && error.name === 'ConfigFileError'))
+          return reply(res, 400, { error: (error as Error).message });
         reply(res, 500, { error: 'internal error' });
       },
     );

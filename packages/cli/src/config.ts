@@ -300,8 +300,7 @@ export interface NormalizedListener {
 
 /** A validated `auth`: exactly one of a token and a user/password pair. */
 export type NormalizedEndpointAuth =
-  | { readonly kind: 'token'; readonly token: string }
-  | { readonly kind: 'basic'; readonly username: string; readonly password: string };
+  { readonly kind: 'token'; readonly token: string } | { readonly kind: 'basic'; readonly username: string; readonly password: string };
 
 /** A validated config: frozen, every default applied. */
 export interface FulcrumConfig {
@@ -320,14 +319,25 @@ export interface FulcrumConfig {
   readonly replication: NormalizedReplication | undefined;
   /** `listener`: its own or the admin's (`undefined`: only on the frontends that opt in). */
   readonly stats:
-    | { readonly path: string; readonly title: string; readonly refreshMs: number; readonly listener: NormalizedListener | undefined; readonly auth: NormalizedEndpointAuth | undefined }
+    | {
+        readonly path: string;
+        readonly title: string;
+        readonly refreshMs: number;
+        readonly listener: NormalizedListener | undefined;
+        readonly auth: NormalizedEndpointAuth | undefined;
+      }
     | undefined;
   readonly metrics: { readonly path: string; readonly listener: NormalizedListener | undefined; readonly auth: NormalizedEndpointAuth | undefined } | undefined;
   readonly admin: { readonly token: string; readonly port: number | undefined; readonly host: string; readonly path: string } | undefined;
   readonly accessLog: { readonly format: 'json' | 'text'; readonly path: string; readonly bufferBytes: number; readonly flushMs: number } | undefined;
   readonly rateLimit: NormalizedRateLimitOptions | undefined;
   readonly shutdownGraceMs: number;
-  readonly server: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly keepAliveTimeoutMs: number; readonly maxConnections: number };
+  readonly server: {
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly maxConnections: number;
+  };
 }
 
 /** Where validation reads the environment and relative files from. */
@@ -356,14 +366,41 @@ export interface ValidateAsyncOptions extends Omit<ValidateOptions, 'readFile' |
 }
 
 const TOP_KEYS = [
-  '$schema', 'frontends', 'pools', 'routes', 'split', 'encodedDotSegments', 'trustedProxies', 'replication', 'nodeId', 'stats',
-  'metrics', 'admin', 'accessLog', 'rateLimit', 'shutdown', 'server',
+  '$schema',
+  'frontends',
+  'pools',
+  'routes',
+  'split',
+  'encodedDotSegments',
+  'trustedProxies',
+  'replication',
+  'nodeId',
+  'stats',
+  'metrics',
+  'admin',
+  'accessLog',
+  'rateLimit',
+  'shutdown',
+  'server',
 ];
 const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart', 'panicThreshold', 'latencyDecayMs'];
 const PROXY_KEYS = [
-  'attempts', 'retryOn', 'retryNonIdempotent', 'retryBudget', 'maxReplayBytes', 'maxQueue', 'queueTimeoutMs',
-  'timeouts', 'connectionsPerBackend', 'preserveHost', 'forwardedHeaders', 'backendTls', 'maxHeaderCount',
-  'upgradeTimeouts', 'upstreamProtocol', 'grpc',
+  'attempts',
+  'retryOn',
+  'retryNonIdempotent',
+  'retryBudget',
+  'maxReplayBytes',
+  'maxQueue',
+  'queueTimeoutMs',
+  'timeouts',
+  'connectionsPerBackend',
+  'preserveHost',
+  'forwardedHeaders',
+  'backendTls',
+  'maxHeaderCount',
+  'upgradeTimeouts',
+  'upstreamProtocol',
+  'grpc',
 ];
 const POOL_KEYS = [...BALANCER_KEYS, ...PROXY_KEYS, 'stickiness', 'hashBy', 'rateLimit'];
 /** The keys of a backend, a stickiness, a retry budget and a route as a file writes them (the API's take functions and objects too). */
@@ -420,7 +457,8 @@ function nonEmptyString(path: string, value: unknown, what = 'a non-empty string
 export function substituteEnv(value: unknown, env: Readonly<Record<string, string | undefined>>, path = '', depth = 0): unknown {
   // Deeper than any key of the file goes (6 levels): refused with a path, before any recursive walk
   // here or later (JSON.stringify of a backend's `metadata`) can overflow the stack.
-  if (depth > MAX_CONFIG_DEPTH) throw new InvalidOptionError(path, '(nested further)', `must not nest objects or arrays more than ${MAX_CONFIG_DEPTH} levels deep`);
+  if (depth > MAX_CONFIG_DEPTH)
+    throw new InvalidOptionError(path, '(nested further)', `must not nest objects or arrays more than ${MAX_CONFIG_DEPTH} levels deep`);
   if (typeof value === 'string') {
     if (!value.startsWith(ENV_PREFIX)) return value;
     const name = value.slice(ENV_PREFIX.length);
@@ -459,8 +497,24 @@ export async function validateConfigAsync(input: unknown, options: ValidateAsync
   for (const path of certificatePaths(file, baseDir)) if (!reads.has(path)) reads.set(path, readConfigFile(path));
   const logPath = accessLogPath(file, baseDir);
   const [texts, logCheck] = await Promise.all([
-    Promise.all([...reads].map(async ([path, text]) => [path, await text.then((t) => ({ text: t }), (error: unknown) => ({ error }))] as const)),
-    logPath === undefined ? undefined : checkAppendable(logPath).then(() => undefined, (error: unknown) => error),
+    Promise.all(
+      [...reads].map(
+        async ([path, text]) =>
+          [
+            path,
+            await text.then(
+              (t) => ({ text: t }),
+              (error: unknown) => ({ error }),
+            ),
+          ] as const,
+      ),
+    ),
+    logPath === undefined
+      ? undefined
+      : checkAppendable(logPath).then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
   ]);
   const read = new Map(texts);
   const config = validateSubstituted(file, {
@@ -516,7 +570,12 @@ async function checkReplicationPackages(spec: NormalizedReplication, importModul
       await importModule(name);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new InvalidOptionError(`replication.${spec.kind}`, name, `needs the package ${name}, which ${code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ? 'is not installed' : 'cannot be loaded'} (install it next to @fulcrum/cli)`, { cause: error });
+      throw new InvalidOptionError(
+        `replication.${spec.kind}`,
+        name,
+        `needs the package ${name}, which ${code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ? 'is not installed' : 'cannot be loaded'} (install it next to @fulcrum/cli)`,
+        { cause: error },
+      );
     }
   }
 }
@@ -570,7 +629,9 @@ function validateSubstituted(substituted: unknown, options: ValidateOptions): Fu
   if (routes !== undefined) {
     // createRouter's own checks of routes, pool names, splits and the split cookie, with nothing built.
     const names = Object.fromEntries([...pools.keys()].map((name) => [name, { backends: [] }]));
-    under('', () => normalizeRouterOptions({ pools: names, routes: routes!, encodedDotSegments, ...(file.split === undefined ? {} : { split: file.split as SplitOptions }) }));
+    under('', () =>
+      normalizeRouterOptions({ pools: names, routes: routes!, encodedDotSegments, ...(file.split === undefined ? {} : { split: file.split as SplitOptions }) }),
+    );
   }
 
   const frontends = validateFrontends(file.frontends, baseDir, readFile);
@@ -607,7 +668,8 @@ function objectOrEmpty(path: string, value: unknown, known: readonly string[]): 
 function validatePool(path: string, name: string, raw: unknown): NormalizedPool {
   const pool = objectOf(path, raw, POOL_KEYS, 'an object with "backends"');
   if (pool.backends === undefined) throw new InvalidOptionError(`${path}.backends`, undefined, 'must be an array of backends (it may be empty)');
-  if (Array.isArray(pool.backends)) pool.backends.forEach((spec: unknown, i: number) => isPlainObject(spec) && objectOf(`${path}.backends[${i}]`, spec, BACKEND_KEYS));
+  if (Array.isArray(pool.backends))
+    pool.backends.forEach((spec: unknown, i: number) => isPlainObject(spec) && objectOf(`${path}.backends[${i}]`, spec, BACKEND_KEYS));
   under(path, () => normalizeBackendSpecs(pool.backends, 'backends'));
   // The specs as written (validated): normalized ones carry Infinity and undefined, which are not specs.
   const backends = (pool.backends as BackendSpec[]).map((spec) => Object.freeze(JSON.parse(JSON.stringify(spec)) as BackendSpec));
@@ -633,7 +695,8 @@ function validatePool(path: string, name: string, raw: unknown): NormalizedPool 
   }
   if (pool.latencyDecayMs !== undefined) {
     const decay = pool.latencyDecayMs;
-    if (typeof decay !== 'number' || !Number.isFinite(decay) || decay <= 0) throw new InvalidOptionError(`${path}.latencyDecayMs`, decay, 'must be a finite number > 0 (ms)');
+    if (typeof decay !== 'number' || !Number.isFinite(decay) || decay <= 0)
+      throw new InvalidOptionError(`${path}.latencyDecayMs`, decay, 'must be a finite number > 0 (ms)');
     balancer.latencyDecayMs = pool.latencyDecayMs;
   }
   if (pool.retryBudget !== undefined) objectOf(`${path}.retryBudget`, pool.retryBudget, RETRY_BUDGET_KEYS);
@@ -643,7 +706,11 @@ function validatePool(path: string, name: string, raw: unknown): NormalizedPool 
   let stickiness: Omit<StickinessOptions, 'table'> | undefined;
   if (pool.stickiness !== undefined) {
     if (isPlainObject(pool.stickiness) && 'table' in pool.stickiness) {
-      throw new InvalidOptionError(`${path}.stickiness.table`, pool.stickiness.table, 'is not a key of the config file (the stick-table is the runner\'s; set "replication" to share it)');
+      throw new InvalidOptionError(
+        `${path}.stickiness.table`,
+        pool.stickiness.table,
+        'is not a key of the config file (the stick-table is the runner\'s; set "replication" to share it)',
+      );
     }
     objectOf(`${path}.stickiness`, pool.stickiness, STICKINESS_KEYS);
     stickiness = pool.stickiness as Omit<StickinessOptions, 'table'>;
@@ -695,7 +762,11 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
     const path = `frontends[${i}]`;
     const frontend = objectOf(path, item, ['port', 'host', 'tls', 'redirectToHttps', 'stats', 'metrics', 'maxConnections', 'engine', 'http2']);
     if (frontend.engine !== undefined && frontend.engine !== 'raw' && frontend.engine !== 'node') {
-      throw new InvalidOptionError(`${path}.engine`, frontend.engine, 'must be "raw" (the default: Fulcrum\'s own HTTP/1.1 engine) or "node" (node:http + undici)');
+      throw new InvalidOptionError(
+        `${path}.engine`,
+        frontend.engine,
+        'must be "raw" (the default: Fulcrum\'s own HTTP/1.1 engine) or "node" (node:http + undici)',
+      );
     }
     if (frontend.port === undefined) throw new InvalidOptionError(`${path}.port`, undefined, describeBounds({ min: 0, max: 65_535, integer: true }));
     const port = integer(`${path}.port`, frontend.port, 0, 0, 65_535);
@@ -707,7 +778,8 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
     let tls: NormalizedFrontend['tls'];
     if (frontend.tls !== undefined) {
       const spec = objectOf(`${path}.tls`, frontend.tls, ['certs']);
-      if (!Array.isArray(spec.certs) || spec.certs.length === 0) throw new InvalidOptionError(`${path}.tls.certs`, spec.certs, 'must be a non-empty array of { "cert": "file.pem", "key": "file.key" }');
+      if (!Array.isArray(spec.certs) || spec.certs.length === 0)
+        throw new InvalidOptionError(`${path}.tls.certs`, spec.certs, 'must be a non-empty array of { "cert": "file.pem", "key": "file.key" }');
       const certs = spec.certs.map((c: unknown, j: number) => {
         const cpath = `${path}.tls.certs[${j}]`;
         const pair = objectOf(cpath, c, ['cert', 'key']);
@@ -722,15 +794,20 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
     let redirect: Readonly<RedirectToHttpsOptions> | undefined;
     if (frontend.redirectToHttps !== undefined) {
       const rpath = `${path}.redirectToHttps`;
-      if (tls !== undefined) throw new InvalidOptionError(rpath, frontend.redirectToHttps, 'must not be set on a TLS frontend (it would redirect https to itself)');
+      if (tls !== undefined)
+        throw new InvalidOptionError(rpath, frontend.redirectToHttps, 'must not be set on a TLS frontend (it would redirect https to itself)');
       const spec = objectOf(rpath, frontend.redirectToHttps, ['port', 'hosts'], 'an object like { "port": 443 }');
       under(rpath, () => redirectToHttps(spec as RedirectToHttpsOptions), /^options\.?/);
-      redirect = Object.freeze({ ...(spec.port === undefined ? {} : { port: spec.port as number }), ...(spec.hosts === undefined ? {} : { hosts: Object.freeze([...(spec.hosts as string[])]) }) });
+      redirect = Object.freeze({
+        ...(spec.port === undefined ? {} : { port: spec.port as number }),
+        ...(spec.hosts === undefined ? {} : { hosts: Object.freeze([...(spec.hosts as string[])]) }),
+      });
     }
     const optIn = (name: 'stats' | 'metrics'): boolean => {
       const value = frontend[name];
       if (value !== undefined && typeof value !== 'boolean') throw new InvalidOptionError(`${path}.${name}`, value, 'must be true or false');
-      if (value === true && redirect !== undefined) throw new InvalidOptionError(`${path}.${name}`, value, 'must not be set on a redirectToHttps frontend (it serves nothing but the redirect)');
+      if (value === true && redirect !== undefined)
+        throw new InvalidOptionError(`${path}.${name}`, value, 'must not be set on a redirectToHttps frontend (it serves nothing but the redirect)');
       return value === true;
     };
     const maxConnections = frontend.maxConnections === undefined ? undefined : integer(`${path}.maxConnections`, frontend.maxConnections, 0, 1, 10_000_000);
@@ -741,7 +818,18 @@ function validateFrontends(raw: unknown, baseDir: string, readFile: (path: strin
       normalizeHttp2Options(frontend.http2, `${path}.http2`);
       http2 = frontend.http2 === true ? {} : (frontend.http2 as Http2Options);
     }
-    return Object.freeze({ port, host, tls, redirectToHttps: redirect, stats: optIn('stats'), metrics: optIn('metrics'), key: `${key}${tls ? '/tls' : ''}`, maxConnections, engine, http2 });
+    return Object.freeze({
+      port,
+      host,
+      tls,
+      redirectToHttps: redirect,
+      stats: optIn('stats'),
+      metrics: optIn('metrics'),
+      key: `${key}${tls ? '/tls' : ''}`,
+      maxConnections,
+      engine,
+      http2,
+    });
   });
 }
 
@@ -753,7 +841,9 @@ function readPem(path: string, file: unknown, baseDir: string, readFile: (path: 
     text = readFile(full);
   } catch (error) {
     const reason = error instanceof ConfigPathError ? error.reason : `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`;
-    throw new InvalidOptionError(path, file, `must be a readable regular file of at most ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB, but it ${reason}`, { cause: error });
+    throw new InvalidOptionError(path, file, `must be a readable regular file of at most ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB, but it ${reason}`, {
+      cause: error,
+    });
   }
   if (!text.includes('-----BEGIN ')) throw new InvalidOptionError(path, file, 'must be a PEM file (no "-----BEGIN" line found)');
   return text;
@@ -768,14 +858,23 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
     const redis = objectOf('replication.redis', spec.redis, ['url', 'channel', 'key']);
     const url = nonEmptyString('replication.redis.url', redis.url, 'a redis:// or rediss:// URL');
     if (!/^rediss?:\/\//.test(url)) throw new InvalidOptionError('replication.redis.url', url, 'must be a redis:// or rediss:// URL');
-    return Object.freeze({ kind: 'redis', url, channel: redisName('replication.redis.channel', redis.channel), key: redisName('replication.redis.key', redis.key) });
+    return Object.freeze({
+      kind: 'redis',
+      url,
+      channel: redisName('replication.redis.channel', redis.channel),
+      key: redisName('replication.redis.key', redis.key),
+    });
   }
   if (spec.sql !== undefined) {
     const sql = objectOf('replication.sql', spec.sql, ['url', 'table']);
     const url = nonEmptyString('replication.sql.url', sql.url, 'a mysql:// URL');
     if (!/^mysql:\/\//.test(url)) throw new InvalidOptionError('replication.sql.url', url, 'must be a mysql:// URL');
     if (sql.table !== undefined && (typeof sql.table !== 'string' || !SQL_TABLE_NAME.test(sql.table))) {
-      throw new InvalidOptionError('replication.sql.table', sql.table, 'must be a table name: a letter or "_", then up to 47 letters, digits or "_" (it is written into SQL statements, so nothing else)');
+      throw new InvalidOptionError(
+        'replication.sql.table',
+        sql.table,
+        'must be a table name: a letter or "_", then up to 47 letters, digits or "_" (it is written into SQL statements, so nothing else)',
+      );
     }
     return Object.freeze({ kind: 'sql', url, table: sql.table as string | undefined });
   }
@@ -784,7 +883,8 @@ function validateReplication(raw: unknown, baseDir: string): NormalizedReplicati
   return Object.freeze({
     kind: 'directory',
     dir: resolve(baseDir, dir),
-    pollIntervalMs: directory.pollIntervalMs === undefined ? undefined : integer('replication.directory.pollIntervalMs', directory.pollIntervalMs, 1000, 10, MAX_TIMER_MS),
+    pollIntervalMs:
+      directory.pollIntervalMs === undefined ? undefined : integer('replication.directory.pollIntervalMs', directory.pollIntervalMs, 1000, 10, MAX_TIMER_MS),
   });
 }
 
@@ -838,7 +938,11 @@ function validateStats(raw: unknown, admin: FulcrumConfig['admin']): FulcrumConf
 function validateMetrics(raw: unknown, admin: FulcrumConfig['admin']): FulcrumConfig['metrics'] {
   if (raw === undefined) return undefined;
   const metrics = objectOf('metrics', raw, ['path', 'port', 'host', 'auth']);
-  return Object.freeze({ path: urlPath('metrics.path', metrics.path), listener: endpointListener('metrics', metrics, admin), auth: endpointAuth('metrics.auth', metrics.auth) });
+  return Object.freeze({
+    path: urlPath('metrics.path', metrics.path),
+    listener: endpointListener('metrics', metrics, admin),
+    auth: endpointAuth('metrics.auth', metrics.auth),
+  });
 }
 
 /** The stats page's or metrics' listener: its own `port`, else the admin listener, else none. */
@@ -864,9 +968,14 @@ function endpointAuth(path: string, raw: unknown): NormalizedEndpointAuth | unde
   const auth = objectOf(path, raw, ['token', 'username', 'password'], 'an object: { "token": "…" } or { "username": "…", "password": "…" }');
   const hidden = (value: unknown): unknown => (typeof value === 'string' ? `(${value.length} characters)` : value);
   if (auth.token !== undefined) {
-    if (auth.username !== undefined || auth.password !== undefined) throw new InvalidOptionError(path, '(token and username/password)', 'must hold either "token" or "username" and "password", not both');
+    if (auth.username !== undefined || auth.password !== undefined)
+      throw new InvalidOptionError(path, '(token and username/password)', 'must hold either "token" or "username" and "password", not both');
     if (typeof auth.token !== 'string' || auth.token.length < MIN_ENDPOINT_SECRET || /[\s\x00-\x1f\x7f]/.test(auth.token)) {
-      throw new InvalidOptionError(`${path}.token`, hidden(auth.token), `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without spaces or control characters (use "$env:NAME")`);
+      throw new InvalidOptionError(
+        `${path}.token`,
+        hidden(auth.token),
+        `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without spaces or control characters (use "$env:NAME")`,
+      );
     }
     return Object.freeze({ kind: 'token', token: auth.token });
   }
@@ -874,7 +983,11 @@ function endpointAuth(path: string, raw: unknown): NormalizedEndpointAuth | unde
     throw new InvalidOptionError(`${path}.username`, auth.username, 'must be 1–128 characters without ":" or control characters (or give "token" instead)');
   }
   if (typeof auth.password !== 'string' || auth.password.length < MIN_ENDPOINT_SECRET || /[\x00-\x1f\x7f]/.test(auth.password)) {
-    throw new InvalidOptionError(`${path}.password`, hidden(auth.password), `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without control characters (use "$env:NAME")`);
+    throw new InvalidOptionError(
+      `${path}.password`,
+      hidden(auth.password),
+      `must be a secret of at least ${MIN_ENDPOINT_SECRET} characters without control characters (use "$env:NAME")`,
+    );
   }
   return Object.freeze({ kind: 'basic', username: auth.username, password: auth.password });
 }
@@ -886,9 +999,17 @@ const ADMIN_SEGMENTS = ['state', 'pools', 'routes', 'reload'];
  * Stats and metrics must be served somewhere, never on a listener that is also a frontend, and on
  * the admin listener not over one of its endpoints; frontends may only opt in to what is configured.
  */
-function checkEndpointPlacement(frontends: readonly NormalizedFrontend[], admin: FulcrumConfig['admin'], stats: FulcrumConfig['stats'], metrics: FulcrumConfig['metrics']): void {
+function checkEndpointPlacement(
+  frontends: readonly NormalizedFrontend[],
+  admin: FulcrumConfig['admin'],
+  stats: FulcrumConfig['stats'],
+  metrics: FulcrumConfig['metrics'],
+): void {
   const adminKey = admin?.port === undefined ? undefined : `${admin.host}:${admin.port}`;
-  for (const [name, spec] of [['stats', stats], ['metrics', metrics]] as const) {
+  for (const [name, spec] of [
+    ['stats', stats],
+    ['metrics', metrics],
+  ] as const) {
     const optedIn = frontends.findIndex((f) => f[name]);
     if (spec === undefined) {
       if (optedIn !== -1) throw new InvalidOptionError(`frontends[${optedIn}].${name}`, true, `needs the top-level "${name}" ({ "path": … })`);
@@ -896,19 +1017,42 @@ function checkEndpointPlacement(frontends: readonly NormalizedFrontend[], admin:
     }
     const listener = spec.listener;
     if (listener === undefined && optedIn === -1) {
-      throw new InvalidOptionError(name, { path: spec.path }, `has no listener: give it a "port" of its own (on 127.0.0.1 by default), give "admin" a "port" (it is then served there), or opt a frontend in with "${name}": true`);
+      throw new InvalidOptionError(
+        name,
+        { path: spec.path },
+        `has no listener: give it a "port" of its own (on 127.0.0.1 by default), give "admin" a "port" (it is then served there), or opt a frontend in with "${name}": true`,
+      );
     }
     if (listener === undefined) continue;
-    const clash = frontends.findIndex((f) => f.port !== 0 && f.port === listener.port && (f.host === listener.host || f.host === '0.0.0.0' || f.host === '::' || listener.host === '0.0.0.0' || listener.host === '::'));
-    if (clash !== -1) throw new InvalidOptionError(`${name}.port`, listener.port, `must differ from frontends[${clash}].port (to serve ${name} on a frontend, set "${name}": true there)`);
+    const clash = frontends.findIndex(
+      (f) =>
+        f.port !== 0 &&
+        f.port === listener.port &&
+        (f.host === listener.host || f.host === '0.0.0.0' || f.host === '::' || listener.host === '0.0.0.0' || listener.host === '::'),
+    );
+    if (clash !== -1)
+      throw new InvalidOptionError(
+        `${name}.port`,
+        listener.port,
+        `must differ from frontends[${clash}].port (to serve ${name} on a frontend, set "${name}": true there)`,
+      );
     if (listener.key === adminKey) {
       const first = spec.path.split('/')[1] ?? '';
       if (spec.path === '/' || ADMIN_SEGMENTS.includes(first)) {
-        throw new InvalidOptionError(`${name}.path`, spec.path, `must not hide the admin API it shares a listener with (not "/", nor under /${ADMIN_SEGMENTS.join(', /')})`);
+        throw new InvalidOptionError(
+          `${name}.path`,
+          spec.path,
+          `must not hide the admin API it shares a listener with (not "/", nor under /${ADMIN_SEGMENTS.join(', /')})`,
+        );
       }
     }
   }
-  if (stats?.listener !== undefined && metrics?.listener !== undefined && stats.listener.key === metrics.listener.key && (stats.path === metrics.path || stats.path === '/')) {
+  if (
+    stats?.listener !== undefined &&
+    metrics?.listener !== undefined &&
+    stats.listener.key === metrics.listener.key &&
+    (stats.path === metrics.path || stats.path === '/')
+  ) {
     throw new InvalidOptionError('metrics.path', metrics.path, 'must not be under stats.path on the listener they share');
   }
 }
@@ -921,7 +1065,11 @@ function validateAdmin(raw: unknown): FulcrumConfig['admin'] {
   const admin = objectOf('admin', raw, ['token', 'port', 'host', 'path']);
   if (typeof admin.token !== 'string' || admin.token.length < MIN_TOKEN_LENGTH) {
     // Never echo the token itself into a log.
-    throw new InvalidOptionError('admin.token', typeof admin.token === 'string' ? `(${admin.token.length} characters)` : admin.token, `must be a secret of at least ${MIN_TOKEN_LENGTH} characters (use "$env:NAME")`);
+    throw new InvalidOptionError(
+      'admin.token',
+      typeof admin.token === 'string' ? `(${admin.token.length} characters)` : admin.token,
+      `must be a secret of at least ${MIN_TOKEN_LENGTH} characters (use "$env:NAME")`,
+    );
   }
   if (admin.port === undefined && admin.path === undefined) {
     throw new InvalidOptionError('admin', '(no port, no path)', 'must set "port" (its own listener) or "path" (under every frontend)');
@@ -937,7 +1085,8 @@ function validateAdmin(raw: unknown): FulcrumConfig['admin'] {
 /** The stats page calls the admin API at this path from the browser: no characters that need quoting there. */
 function adminPath(value: unknown): string {
   const path = urlPath('admin.path', value);
-  if (/["'<>\\]/.test(path) || path.startsWith('//')) throw new InvalidOptionError('admin.path', value, 'must be a URL path without quotes, "<", ">", "\\" or a leading "//"');
+  if (/["'<>\\]/.test(path) || path.startsWith('//'))
+    throw new InvalidOptionError('admin.path', value, 'must be a URL path without quotes, "<", ">", "\\" or a leading "//"');
   return path;
 }
 
@@ -946,7 +1095,8 @@ function validateAccessLog(raw: unknown, baseDir: string, checkWritable: (path: 
   const log = objectOf('accessLog', raw, ['format', 'path', 'bufferBytes', 'flushMs']);
   const format = log.format ?? 'json';
   if (format !== 'json' && format !== 'text') throw new InvalidOptionError('accessLog.format', format, 'must be "json" or "text"');
-  const path = log.path === undefined || log.path === '-' ? '-' : resolve(baseDir, nonEmptyString('accessLog.path', log.path, 'a file path, or "-" for stdout'));
+  const path =
+    log.path === undefined || log.path === '-' ? '-' : resolve(baseDir, nonEmptyString('accessLog.path', log.path, 'a file path, or "-" for stdout'));
   if (path !== '-') {
     try {
       checkWritable(path);

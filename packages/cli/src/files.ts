@@ -141,6 +141,13 @@ export function checkAppendableSync(file: string): void {
 function appendError(file: string, error: unknown): ConfigPathError {
   const code = (error as NodeJS.ErrnoException).code ?? 'unwritable';
   // ENXIO: a FIFO without a reader (O_NONBLOCK refuses rather than waits for one).
-  const why = code === 'EISDIR' ? 'is a directory' : code === 'ENXIO' ? 'is a FIFO (named pipe)' : code === 'ENOENT' ? 'is in a directory that does not exist' : `cannot be opened for writing (${code})`;
+  const why =
+    code === 'EISDIR'
+      ? 'is a directory'
+      : code === 'ENXIO'
+        ? 'is a FIFO (named pipe)'
+        : code === 'ENOENT'
+          ? 'is in a directory that does not exist'
+          : `cannot be opened for writing (${code})`;
   return new ConfigPathError(file, why, { cause: error });
 }

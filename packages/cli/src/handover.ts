@@ -130,7 +130,12 @@ export function receiveHandover(timeoutMs: number): Promise<Inherited> {
  * then give `server` the connections accepted in the meantime (`'connection'` events are how `net`,
  * `http` and `tls` servers take injected sockets).
  */
-export function adoptListener(server: Server, listenOn: (handle: Server, callback: () => void) => void, inherited: InheritedListener, callback: () => void): void {
+export function adoptListener(
+  server: Server,
+  listenOn: (handle: Server, callback: () => void) => void,
+  inherited: InheritedListener,
+  callback: () => void,
+): void {
   listenOn(inherited.server, () => {
     inherited.server.removeAllListeners('connection');
     for (const socket of inherited.pending.splice(0)) {

@@ -97,7 +97,8 @@ function parseArgs(argv: readonly string[]): ParsedArgs | string {
       if (typeof count === 'string') return count;
       parsed.workers = count;
     } else if (level !== undefined) {
-      if (!(LOG_LEVELS as readonly string[]).includes(found.value)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(found.value)}`;
+      if (!(LOG_LEVELS as readonly string[]).includes(found.value))
+        return `--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(found.value)}`;
       parsed.logLevel = found.value as LogLevel;
     } else {
       if (found.value !== 'json' && found.value !== 'text') return `--log-format must be json or text, got ${JSON.stringify(found.value)}`;
@@ -149,7 +150,9 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
     return 1;
   }
   if (args.check) {
-    io.stdout(`fulcrum: ${args.config}: valid (${config.pools.size} pool${config.pools.size === 1 ? '' : 's'}, ${config.frontends.length} frontend${config.frontends.length === 1 ? '' : 's'})\n`);
+    io.stdout(
+      `fulcrum: ${args.config}: valid (${config.pools.size} pool${config.pools.size === 1 ? '' : 's'}, ${config.frontends.length} frontend${config.frontends.length === 1 ? '' : 's'})\n`,
+    );
     return 0;
   }
   if (slot !== undefined) return runWorker(slot, config, args.config, io, logger);

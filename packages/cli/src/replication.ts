@@ -39,8 +39,15 @@ export async function openReplicator(spec: NormalizedReplication, nodeId: string
     return { replicator, close: () => replicator.close() };
   }
   if (spec.kind === 'redis') {
-    const session = await load<{ RedisReplicator: new (o: Record<string, unknown>) => Replicator<unknown> }>(loader, '@fulcrum/session-redis', 'replication.redis');
-    const ioredis = await load<{ default?: new (url: string, o?: object) => { quit(): Promise<unknown> }; Redis?: new (url: string, o?: object) => { quit(): Promise<unknown> } }>(loader, 'ioredis', 'replication.redis');
+    const session = await load<{ RedisReplicator: new (o: Record<string, unknown>) => Replicator<unknown> }>(
+      loader,
+      '@fulcrum/session-redis',
+      'replication.redis',
+    );
+    const ioredis = await load<{
+      default?: new (url: string, o?: object) => { quit(): Promise<unknown> };
+      Redis?: new (url: string, o?: object) => { quit(): Promise<unknown> };
+    }>(loader, 'ioredis', 'replication.redis');
     const Redis = ioredis.Redis ?? ioredis.default!;
     const client = new Redis(spec.url);
     const replicator = new session.RedisReplicator({

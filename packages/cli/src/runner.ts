@@ -71,7 +71,14 @@ import { createAdminHandler, type AdminControl } from './admin';
 import { endpointGate, type EndpointGate } from './endpoint-auth';
 import { MAX_TIMER_MS } from '@fulcrum/core/validate';
 import { adoptListener, type HandoverState, type Inherited, type InheritedListener, type PoolHandover } from './handover';
-import { validateConfigAsync, type FulcrumConfig, type NormalizedFrontend, type NormalizedPool, type ValidateAsyncOptions, type ValidateOptions } from './config';
+import {
+  validateConfigAsync,
+  type FulcrumConfig,
+  type NormalizedFrontend,
+  type NormalizedPool,
+  type ValidateAsyncOptions,
+  type ValidateOptions,
+} from './config';
 import { loadConfig } from './load';
 import { stderrLogger, type RunnerLogger } from './log';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
@@ -126,7 +133,6 @@ export interface WorkerOptions {
   /** Every worker's report, for the aggregated admin state and metrics. */
   collect(): Promise<WorkerReport[]>;
 }
-
 
 /** A running proxy. */
 export interface FulcrumInstance {
@@ -208,7 +214,10 @@ function logPoolEvents(lb: LoadBalancer, pool: string, lastCheck: ReadonlyMap<st
   lb.on('added', (backend) => log('info', `backend ${pool}/${backend.id} added`, { pool, backend: backend.id, state: STATE_WORDS[backend.state] }));
   lb.on('removed', (backend) => log('info', `backend ${pool}/${backend.id} removed`, { pool, backend: backend.id }));
   lb.on('panic', (active, healthyFraction) => {
-    log(active ? 'warn' : 'info', `pool ${pool} ${active ? 'enters' : 'leaves'} panic mode`, { pool, healthyFraction: Math.round(healthyFraction * 1000) / 1000 });
+    log(active ? 'warn' : 'info', `pool ${pool} ${active ? 'enters' : 'leaves'} panic mode`, {
+      pool,
+      healthyFraction: Math.round(healthyFraction * 1000) / 1000,
+    });
   });
 }
 
@@ -377,7 +386,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined; stats: AddressInfo | undefined; metrics: AddressInfo | undefined } {
     const frontends = this.config.frontends.map((spec) => this.#frontends.get(spec.key)!.server.address() as AddressInfo);
     const config = this.config;
-    const at = (key: string | undefined): AddressInfo | undefined => (key === undefined ? undefined : ((this.#services.get(key)?.address() as AddressInfo | null) ?? undefined));
+    const at = (key: string | undefined): AddressInfo | undefined =>
+      key === undefined ? undefined : ((this.#services.get(key)?.address() as AddressInfo | null) ?? undefined);
     return {
       frontends,
       admin: at(config.admin?.port === undefined ? undefined : `${config.admin.host}:${config.admin.port}`),
@@ -443,7 +453,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   #validateOptions(): ValidateAsyncOptions {
-    return { ...(this.#options.env === undefined ? {} : { env: this.#options.env }), ...(this.#options.importModule === undefined ? {} : { importModule: this.#options.importModule }) };
+    return {
+      ...(this.#options.env === undefined ? {} : { env: this.#options.env }),
+      ...(this.#options.importModule === undefined ? {} : { importModule: this.#options.importModule }),
+    };
   }
 
   // ── AdminControl ──────────────────────────────────────────────────────────────────────────────
@@ -483,7 +496,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     return Promise.race([loaded, late]).then((inTime) => {
       clearTimeout(timer);
       this.#sync = undefined;
-      if (!inTime) this.#log('warn', 'stick-tables did not load the replicated snapshot in time: serving with what they have', { waitedMs: STICKY_SYNC_WAIT_MS });
+      if (!inTime)
+        this.#log('warn', 'stick-tables did not load the replicated snapshot in time: serving with what they have', { waitedMs: STICKY_SYNC_WAIT_MS });
     });
   }
 
@@ -569,7 +583,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       const pageSource = this.#options.worker === undefined ? source : Object.fromEntries([...next].map(([n, p]) => [n, this.#aggregatedView(n, p.lb)]));
       const stats = config.stats;
       const page = (adminPath: string | undefined): StatsHandler =>
-        this.#aggregating(statsPage(pageSource, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) }));
+        this.#aggregating(
+          statsPage(pageSource, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) }),
+        );
       this.#stats = stats !== undefined && config.frontends.some((f) => f.stats) ? page(statsAdminPath) : undefined;
       this.#statsListener = stats?.listener !== undefined ? page(statsOnAdminListener ? '/' : undefined) : undefined;
       this.#metrics = config.metrics === undefined ? undefined : this.#options.worker !== undefined ? this.#workerMetrics : prometheusHandler(source);
@@ -577,7 +593,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       this.#metricsGate = endpointGate(config.metrics?.auth, 'fulcrum-metrics');
     }
     if (adminKey !== this.#adminKey) {
-      this.#admin = config.admin === undefined ? undefined : createAdminHandler(this, { token: config.admin.token, prefix: config.admin.port === undefined ? config.admin.path : '' });
+      this.#admin =
+        config.admin === undefined
+          ? undefined
+          : createAdminHandler(this, { token: config.admin.token, prefix: config.admin.port === undefined ? config.admin.path : '' });
       this.#adminKey = adminKey;
     }
     for (const [key, server] of openedServices) this.#services.set(key, server);
@@ -592,7 +611,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     if (accessLogKey !== this.#accessLogKey) {
       const old = this.#accessLog;
       const spec = config.accessLog;
-      this.#accessLog = spec === undefined ? undefined : new AccessLogWriter({ format: spec.format, destination: spec.path, bufferBytes: spec.bufferBytes, flushMs: spec.flushMs });
+      this.#accessLog =
+        spec === undefined
+          ? undefined
+          : new AccessLogWriter({ format: spec.format, destination: spec.path, bufferBytes: spec.bufferBytes, flushMs: spec.flushMs });
       this.#accessLogKey = accessLogKey;
       if (old !== undefined) retired.push(old.close());
     }
@@ -605,7 +627,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       if (!opened.includes(frontend)) {
         if (frontend.tls !== undefined && spec.tls !== undefined) {
           // Validation built these certificates once already: a failure here is not the file's.
-          retired.push(frontend.tls.reload(spec.tls.certs).catch((error: unknown) => this.#log('error', 'TLS certificates not swapped; the previous ones stay', { frontend: spec.key, error: String(error) })));
+          retired.push(
+            frontend.tls
+              .reload(spec.tls.certs)
+              .catch((error: unknown) =>
+                this.#log('error', 'TLS certificates not swapped; the previous ones stay', { frontend: spec.key, error: String(error) }),
+              ),
+          );
         }
         if (JSON.stringify(spec.redirectToHttps ?? null) !== JSON.stringify(frontend.spec.redirectToHttps ?? null)) {
           frontend.redirect = spec.redirectToHttps === undefined ? undefined : redirectToHttps(spec.redirectToHttps);
@@ -636,13 +664,20 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       lastCheck = new Map();
       const health = spec.balancer.health as HealthOptions | undefined;
       const worker = this.#options.worker;
-      let checks: HealthOptions | undefined = health === undefined ? undefined : { ...health, probe: recordingProbe(health.probe, spec.name, lastCheck, this.#log) };
+      let checks: HealthOptions | undefined =
+        health === undefined ? undefined : { ...health, probe: recordingProbe(health.probe, spec.name, lastCheck, this.#log) };
       if (checks !== undefined && worker !== undefined && !worker.runsChecks) {
         // Health checks run once, in the checking worker: this one never probes (its first check
         // would come in ~24 days, and answers the last verdict it received) and applies the
         // checking worker's verdicts through `restoreHealth` (`applyChange`).
         const name = spec.name;
-        checks = { ...checks, probe: (backend) => Promise.resolve(this.#verdicts.get(`${name}\u001f${backend.id}`) ?? true), intervalMs: NEVER_MS, fastIntervalMs: NEVER_MS, downIntervalMs: NEVER_MS };
+        checks = {
+          ...checks,
+          probe: (backend) => Promise.resolve(this.#verdicts.get(`${name}\u001f${backend.id}`) ?? true),
+          intervalMs: NEVER_MS,
+          fastIntervalMs: NEVER_MS,
+          downIntervalMs: NEVER_MS,
+        };
       }
       lb = new LoadBalancer({ ...spec.balancer, ...(checks === undefined ? {} : { health: checks }), backends: spec.backends });
       logPoolEvents(lb, spec.name, lastCheck, this.#log);
@@ -689,14 +724,17 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   /** The router over the pools (with routes) and the one proxy every frontend hands requests to. */
   #buildProxy(config: FulcrumConfig, pools: ReadonlyMap<string, PoolRuntime>): { router: Router | undefined; proxy: ProxyHandler } {
     // A head is checked before it is routed: the largest of the pools' limits applies to all.
-    const headerCounts = [...pools.values()].flatMap((p) => ((p.spec.proxy as ProxyOptions).maxHeaderCount === undefined ? [] : [(p.spec.proxy as ProxyOptions).maxHeaderCount!]));
+    const headerCounts = [...pools.values()].flatMap((p) =>
+      (p.spec.proxy as ProxyOptions).maxHeaderCount === undefined ? [] : [(p.spec.proxy as ProxyOptions).maxHeaderCount!],
+    );
     const shared: ProxyOptions = {
       ...(config.trustedProxies === undefined ? {} : { trustedProxies: config.trustedProxies }),
       ...(headerCounts.length === 0 ? {} : { maxHeaderCount: Math.max(...headerCounts) }),
       accessLog: this.#writeAccessLog,
       admission: this.#admission,
       onError: (error, context) => {
-        if (context.phase === 'upstream') this.#log('warn', 'upstream error', { backendId: context.backendId, error: String((error as Error)?.message ?? error) });
+        if (context.phase === 'upstream')
+          this.#log('warn', 'upstream error', { backendId: context.backendId, error: String((error as Error)?.message ?? error) });
       },
     };
     if (config.routes === undefined) {
@@ -935,7 +973,14 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   /** Every worker's counters summed (states from the checking worker), when this is a worker. */
-  aggregate(perWorker = false): Promise<{ pools: Record<string, LoadBalancerSnapshot>; workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[] }> | undefined {
+  aggregate(
+    perWorker = false,
+  ):
+    | Promise<{
+        pools: Record<string, LoadBalancerSnapshot>;
+        workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[];
+      }>
+    | undefined {
     const worker = this.#options.worker;
     if (worker === undefined) return undefined;
     return worker.collect().then((reports) => ({
@@ -1157,7 +1202,10 @@ export async function startFulcrum(
 ): Promise<FulcrumInstance & { reloadLogged(cause: string): void; applyChange(change: WorkerChange): void; workerReport(): WorkerReport }> {
   const validated = isValidated(config)
     ? config
-    : await validateConfigAsync(config, { ...(options.env === undefined ? {} : { env: options.env }), ...(options.importModule === undefined ? {} : { importModule: options.importModule }) });
+    : await validateConfigAsync(config, {
+        ...(options.env === undefined ? {} : { env: options.env }),
+        ...(options.importModule === undefined ? {} : { importModule: options.importModule }),
+      });
   const runner = new FulcrumRunner(validated, options);
   await runner.start();
   return runner;

@@ -83,7 +83,8 @@ function isMessage(value: unknown): value is { fulcrum: 'w'; t: string } {
  */
 export function parseWorkers(value: string, cores: number = availableParallelism()): number | string {
   if (value === 'auto') return Math.max(1, cores);
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1024) return `--workers must be auto or a whole number from 1 to 1024, got ${JSON.stringify(value)}`;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1024)
+    return `--workers must be auto or a whole number from 1 to 1024, got ${JSON.stringify(value)}`;
   return Number(value);
 }
 
@@ -428,7 +429,14 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       }
       slot.failures = failedStart ? slot.failures + 1 : 0;
       const delayMs = slot.failures === 0 ? 0 : Math.min(BACKOFF_MAX_MS, 100 * 2 ** (slot.failures - 1));
-      log(slot.failures > 0 ? 'error' : 'warn', 'worker exited; replacing it', { worker: slot.slot, pid: worker.process.pid, code, signal, failedStart, restartInMs: delayMs });
+      log(slot.failures > 0 ? 'error' : 'warn', 'worker exited; replacing it', {
+        worker: slot.slot,
+        pid: worker.process.pid,
+        code,
+        signal,
+        failedStart,
+        restartInMs: delayMs,
+      });
       slot.ready = false;
       slot.timer = setTimeout(() => fork(slot), delayMs);
     };

@@ -20,7 +20,14 @@ afterAll(() => bundled.remove());
 describe('bin/fulcrum.mjs', () => {
   it('--check exits 0 for a valid file and 1 with the path of the error for an invalid one', async () => {
     const goodFile = join(dir, 'good.json');
-    writeFileSync(goodFile, JSON.stringify({ frontends: [{ port: 8080 }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:3001' }] } }, admin: { port: 9000, token: '$env:FULCRUM_ADMIN_TOKEN' } }));
+    writeFileSync(
+      goodFile,
+      JSON.stringify({
+        frontends: [{ port: 8080 }],
+        pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:3001' }] } },
+        admin: { port: 9000, token: '$env:FULCRUM_ADMIN_TOKEN' },
+      }),
+    );
     const ok = run(['--check', '--config', goodFile], { FULCRUM_ADMIN_TOKEN: 'x'.repeat(20) });
     expect(await ok.exited).toBe(0);
     expect(ok.out.stdout).toContain('valid (1 pool, 1 frontend)');
@@ -30,7 +37,21 @@ describe('bin/fulcrum.mjs', () => {
     expect(missingEnv.out.stderr).toContain('admin.token: reads the environment variable FULCRUM_ADMIN_TOKEN, which is not set');
 
     const badFile = join(dir, 'bad.json');
-    writeFileSync(badFile, JSON.stringify({ frontends: [{ port: 8080 }], pools: { api: { backends: [{ id: 'a', address: 'http://h:1' }, { id: 'b', address: 'http://h:2' }, { id: 'c', address: 'http://h:3', weight: 'x' }] } } }));
+    writeFileSync(
+      badFile,
+      JSON.stringify({
+        frontends: [{ port: 8080 }],
+        pools: {
+          api: {
+            backends: [
+              { id: 'a', address: 'http://h:1' },
+              { id: 'b', address: 'http://h:2' },
+              { id: 'c', address: 'http://h:3', weight: 'x' },
+            ],
+          },
+        },
+      }),
+    );
     const bad = run(['--check', '--config', badFile]);
     expect(await bad.exited).toBe(1);
     expect(bad.out.stderr).toContain('pools.api.backends[2].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (0 = no new unsticky traffic), got "x"');
@@ -40,7 +61,10 @@ describe('bin/fulcrum.mjs', () => {
     const fifo = join(dir, 'cert.fifo');
     execFileSync('mkfifo', [fifo]);
     const file = join(dir, 'fifo.json');
-    writeFileSync(file, JSON.stringify({ frontends: [{ port: 8443, tls: { certs: [{ cert: 'cert.fifo', key: 'cert.fifo' }] } }], pools: { web: { backends: [] } } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ frontends: [{ port: 8443, tls: { certs: [{ cert: 'cert.fifo', key: 'cert.fifo' }] } }], pools: { web: { backends: [] } } }),
+    );
     const check = run(['--check', '--config', file]);
     expect(await check.exited).toBe(1);
     expect(check.out.stderr).toContain('frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it is a FIFO (named pipe)');
@@ -50,7 +74,10 @@ describe('bin/fulcrum.mjs', () => {
     // The bundle lives in a temp directory with no node_modules: exactly a proxy installed without
     // the optional @fulcrum/session-redis (ESM resolution, as the running CLI does it).
     const file = join(dir, 'redis.json');
-    writeFileSync(file, JSON.stringify({ frontends: [{ port: 8080 }], pools: { web: { backends: [] } }, replication: { redis: { url: 'redis://127.0.0.1:6379' } } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ frontends: [{ port: 8080 }], pools: { web: { backends: [] } }, replication: { redis: { url: 'redis://127.0.0.1:6379' } } }),
+    );
     const check = run(['--check', '--config', file]);
     expect(await check.exited).toBe(1);
     expect(check.out.stderr).toContain('replication.redis: needs the package @fulcrum/session-redis, which is not installed (install it next to @fulcrum/cli)');

@@ -63,7 +63,16 @@ describe('validateConfig', () => {
   });
 
   it.each([
-    ['a backend weight', (c: any) => (c.pools.api.backends = [{ id: 'a', address: 'http://x:1' }, { id: 'b', address: 'http://x:2' }, { id: 'c', address: 'http://x:3', weight: 'x' }]), 'pools.api.backends[2].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (0 = no new unsticky traffic), got "x"'],
+    [
+      'a backend weight',
+      (c: any) =>
+        (c.pools.api.backends = [
+          { id: 'a', address: 'http://x:1' },
+          { id: 'b', address: 'http://x:2' },
+          { id: 'c', address: 'http://x:3', weight: 'x' },
+        ]),
+      'pools.api.backends[2].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (0 = no new unsticky traffic), got "x"',
+    ],
     ['a duplicate backend id', (c: any) => c.pools.web.backends.push({ id: 'b1', address: 'http://h:1' }), 'pools.web.backends[2].id: must be unique'],
     ['a bad address', (c: any) => (c.pools.web.backends[0].address = 'ftp://x'), 'pools.web.backends[0].address'],
     ['an unknown algorithm', (c: any) => (c.pools.web.algorithm = 'fastest'), 'algorithm'],
@@ -76,17 +85,41 @@ describe('validateConfig', () => {
     ['two stickiness modes', (c: any) => (c.pools.web.stickiness.header = 'x-user'), 'pools.web.stickiness'],
     ['a bad proxy timeout', (c: any) => (c.pools.api.timeouts = { connect: 5 }), 'pools.api.timeouts.connect: is not an option (known: connectMs'],
     ['a bad attempts count', (c: any) => (c.pools.api.attempts = 0), 'pools.api.attempts: must be an integer ≥ 1 and ≤ 10, got 0'],
-    ['a route regex with nested quantifiers', (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '([a-z]+)+' } }), 'routes[0].match.header.regex: must not risk catastrophic backtracking: a repeated group contains a quantifier'],
-    ['a route regex with a backreference', (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '(a)\\1' } }), 'routes[0].match.header.regex: must not risk catastrophic backtracking: a backreference'],
+    [
+      'a route regex with nested quantifiers',
+      (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '([a-z]+)+' } }),
+      'routes[0].match.header.regex: must not risk catastrophic backtracking: a repeated group contains a quantifier',
+    ],
+    [
+      'a route regex with a backreference',
+      (c: any) => (c.routes[0].match = { header: { name: 'x-user', regex: '(a)\\1' } }),
+      'routes[0].match.header.regex: must not risk catastrophic backtracking: a backreference',
+    ],
     ['a route to an unknown pool', (c: any) => (c.routes[1].pool = 'nope'), 'routes[1].pool'],
     ['no routes with several pools', (c: any) => delete c.routes, 'routes: must be given when there are several pools'],
     ['a port out of range', (c: any) => (c.frontends[0].port = 70000), 'frontends[0].port: must be an integer ≥ 0 and ≤ 65535, got 70000'],
     ['no frontends', (c: any) => (c.frontends = []), 'frontends: must be a non-empty array'],
-    ['a missing TLS file', (c: any) => (c.frontends[0].tls = { certs: [{ cert: '/nonexistent/a.pem', key: '/nonexistent/a.key' }] }), 'frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it cannot be opened (ENOENT)'],
-    ['a redirect port', (c: any) => (c.frontends[0].redirectToHttps = { port: 0 }), 'frontends[0].redirectToHttps.port: must be an integer ≥ 1 and ≤ 65535, got 0'],
+    [
+      'a missing TLS file',
+      (c: any) => (c.frontends[0].tls = { certs: [{ cert: '/nonexistent/a.pem', key: '/nonexistent/a.key' }] }),
+      'frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it cannot be opened (ENOENT)',
+    ],
+    [
+      'a redirect port',
+      (c: any) => (c.frontends[0].redirectToHttps = { port: 0 }),
+      'frontends[0].redirectToHttps.port: must be an integer ≥ 1 and ≤ 65535, got 0',
+    ],
     ['a redirect host list', (c: any) => (c.frontends[0].redirectToHttps = { hosts: ['a b'] }), 'frontends[0].redirectToHttps.hosts[0]: must be a host name'],
-    ['an unknown redirect key', (c: any) => (c.frontends[0].redirectToHttps = { status: 302 }), 'frontends[0].redirectToHttps.status: is not an option (known: port, hosts)'],
-    ['a redirect that is not an object', (c: any) => (c.frontends[0].redirectToHttps = true), 'frontends[0].redirectToHttps: must be an object like { "port": 443 }, got true'],
+    [
+      'an unknown redirect key',
+      (c: any) => (c.frontends[0].redirectToHttps = { status: 302 }),
+      'frontends[0].redirectToHttps.status: is not an option (known: port, hosts)',
+    ],
+    [
+      'a redirect that is not an object',
+      (c: any) => (c.frontends[0].redirectToHttps = true),
+      'frontends[0].redirectToHttps: must be an object like { "port": 443 }, got true',
+    ],
     ['a short admin token', (c: any) => (c.admin.token = 'abc'), 'admin.token: must be a secret of at least 16 characters'],
     ['an admin path with a quote', (c: any) => (c.admin = { token: env.ADMIN, path: '/admin"x' }), 'admin.path: must be a URL path without quotes'],
     ['an admin without port or path', (c: any) => delete c.admin.port, 'admin: must set "port"'],
@@ -96,7 +129,11 @@ describe('validateConfig', () => {
     ['a rate limit key', (c: any) => (c.routes[0].rateLimit = { requests: 1, by: 'cookie' }), 'routes[0].rateLimit.by'],
     ['two replication kinds', (c: any) => (c.replication = { redis: { url: 'redis://h' }, directory: { dir: '/tmp' } }), 'replication: must hold exactly one'],
     ['a replication URL', (c: any) => (c.replication = { redis: { url: 'http://h' } }), 'replication.redis.url: must be a redis:// or rediss:// URL'],
-    ['a missing env var', (c: any) => (c.admin.token = '$env:NOT_SET_ANYWHERE'), 'admin.token: reads the environment variable NOT_SET_ANYWHERE, which is not set'],
+    [
+      'a missing env var',
+      (c: any) => (c.admin.token = '$env:NOT_SET_ANYWHERE'),
+      'admin.token: reads the environment variable NOT_SET_ANYWHERE, which is not set',
+    ],
     ['a malformed env reference', (c: any) => (c.admin.token = '$env:bad-name'), 'admin.token: must name an environment variable'],
     ['a pool name with spaces', (c: any) => (c.pools['my pool'] = { backends: [] }), 'pools.my pool: pool names must be'],
     ['a grace period', (c: any) => (c.shutdown = { graceMs: -5 }), 'shutdown.graceMs: must be an integer ≥ 0 and ≤ 3600000, got -5'],
@@ -139,7 +176,11 @@ describe('fulcrum --check: what used to pass validation and fail (or hang) later
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  const minimal = (extra: Record<string, unknown> = {}, frontend: Record<string, unknown> = {}) => ({ frontends: [{ port: 8080, ...frontend }], pools: { web: { backends: [] } }, ...extra });
+  const minimal = (extra: Record<string, unknown> = {}, frontend: Record<string, unknown> = {}) => ({
+    frontends: [{ port: 8080, ...frontend }],
+    pools: { web: { backends: [] } },
+    ...extra,
+  });
   async function refusal(config: unknown, options: Parameters<typeof validateConfigAsync>[1] = {}): Promise<{ path: string; message: string }> {
     try {
       await validateConfigAsync(config, { env: {}, baseDir: work, ...options });
@@ -185,11 +226,15 @@ describe('fulcrum --check: what used to pass validation and fail (or hang) later
     ['a missing directory', () => join(work, 'no-such-dir', 'access.log'), 'is in a directory that does not exist'],
     ['a directory', () => work, 'is a directory'],
     ['a path under a regular file', () => join(work, 'a-file', 'access.log'), 'cannot be opened for writing (ENOTDIR)'],
-    ['a FIFO', () => {
-      const fifo = join(work, 'log.fifo');
-      execFileSync('mkfifo', [fifo]);
-      return fifo;
-    }, 'is a FIFO (named pipe)'],
+    [
+      'a FIFO',
+      () => {
+        const fifo = join(work, 'log.fifo');
+        execFileSync('mkfifo', [fifo]);
+        return fifo;
+      },
+      'is a FIFO (named pipe)',
+    ],
   ])('refuses an access log in %s', async (_what, path, reason) => {
     const { path: option, message } = await refusal(minimal({ accessLog: { path: path() } }));
     expect(option).toBe('accessLog.path');
@@ -214,7 +259,10 @@ describe('fulcrum --check: what used to pass validation and fail (or hang) later
   });
 
   it('accepts replication whose packages are installed (this workspace has them)', async () => {
-    const config = await validateConfigAsync(minimal({ replication: { redis: { url: 'redis://127.0.0.1:6379', key: 'fulcrum:stick' } } }), { env: {}, baseDir: work });
+    const config = await validateConfigAsync(minimal({ replication: { redis: { url: 'redis://127.0.0.1:6379', key: 'fulcrum:stick' } } }), {
+      env: {},
+      baseDir: work,
+    });
     expect(config.replication).toMatchObject({ kind: 'redis', key: 'fulcrum:stick' });
   });
 });

@@ -57,7 +57,9 @@ describe('fulcrum config: http2 frontends and h2 pools', () => {
   it('refuses http2 on a node-engine frontend and bad HTTP/2 limits, naming the key', () => {
     const pools = { web: { backends: [{ id: 'a', address: 'http://127.0.0.1:1' }] } };
     expect(() => validateConfig({ frontends: [{ port: 0, engine: 'node', http2: true }], pools })).toThrow(/frontends\[0\]\.http2/);
-    expect(() => validateConfig({ frontends: [{ port: 0, http2: { maxConcurrentStreams: 0 } }], pools })).toThrow(/frontends\[0\]\.http2\.maxConcurrentStreams/);
+    expect(() => validateConfig({ frontends: [{ port: 0, http2: { maxConcurrentStreams: 0 } }], pools })).toThrow(
+      /frontends\[0\]\.http2\.maxConcurrentStreams/,
+    );
     expect(() => validateConfig({ frontends: [{ port: 0 }], pools: { web: { ...pools.web, upstreamProtocol: 'h3' } } })).toThrow(/upstreamProtocol/);
   });
 });

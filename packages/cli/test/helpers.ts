@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { waitFor } from '../../../test-support/wait-for';
 
 /** A backend on 127.0.0.1 that answers with its name; `/health` answers `health` (200 unless `sick`). */
-export async function startBackend(name: string): Promise<{ server: Server; port: number; url: string; hits: number; setSick(sick: boolean): void; close(): Promise<void> }> {
+export async function startBackend(
+  name: string,
+): Promise<{ server: Server; port: number; url: string; hits: number; setSick(sick: boolean): void; close(): Promise<void> }> {
   let sick = false;
   const state = { hits: 0 };
   const server = createServer((req, res) => {
@@ -45,7 +47,12 @@ export interface Reply {
 }
 
 /** One request with a fresh connection (no keep-alive, so nothing lingers after a test). */
-export function get(port: number, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}, host = '127.0.0.1'): Promise<Reply> {
+export function get(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  host = '127.0.0.1',
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request({ host, port, path, method: options.method ?? 'GET', headers: { connection: 'close', ...options.headers }, agent: false }, (res) => {
       const chunks: Buffer[] = [];

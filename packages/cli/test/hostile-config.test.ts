@@ -9,7 +9,28 @@ import { validateConfig } from '../src/config';
 
 describe('garbage configuration files', () => {
   it('throws nothing but InvalidOptionError for arbitrary JSON (property)', () => {
-    const keys = fc.constantFrom('frontends', 'pools', 'routes', 'replication', 'stats', 'admin', 'port', 'backends', 'algorithm', 'address', 'id', 'weight', 'stickiness', 'cookie', 'secrets', 'health', 'pool', 'match', 'tls', 'nodeId');
+    const keys = fc.constantFrom(
+      'frontends',
+      'pools',
+      'routes',
+      'replication',
+      'stats',
+      'admin',
+      'port',
+      'backends',
+      'algorithm',
+      'address',
+      'id',
+      'weight',
+      'stickiness',
+      'cookie',
+      'secrets',
+      'health',
+      'pool',
+      'match',
+      'tls',
+      'nodeId',
+    );
     const json = fc.letrec((tie) => ({
       value: fc.oneof(
         { depthSize: 'small' },

@@ -78,7 +78,15 @@ describe('fulcrum logs', () => {
     await frontendPort(proxy);
     b1.sick = true;
     await until(() => lineWith(proxy, 'backend web/b1 is DOWN') !== undefined, 'the DOWN line', 10_000);
-    expect(lineWith(proxy, 'backend web/b1 is DOWN')).toMatchObject({ level: 40, pool: 'web', backend: 'b1', from: 'UP', to: 'DOWN', reason: 'check', check: 'HTTP 503 (expected 200-399)' });
+    expect(lineWith(proxy, 'backend web/b1 is DOWN')).toMatchObject({
+      level: 40,
+      pool: 'web',
+      backend: 'b1',
+      from: 'UP',
+      to: 'DOWN',
+      reason: 'check',
+      check: 'HTTP 503 (expected 200-399)',
+    });
     b1.sick = false;
     await until(() => lineWith(proxy, 'backend web/b1 is UP') !== undefined, 'the UP line', 10_000);
     expect(lineWith(proxy, 'backend web/b1 is UP')).toMatchObject({ level: 30, from: 'DOWN', to: 'UP', reason: 'check', check: 'HTTP 200' });
@@ -86,10 +94,18 @@ describe('fulcrum logs', () => {
 
   it('logs DRAIN, MAINT and UP with the reason admin for changes made through the admin API', async () => {
     const b1 = await backend('b1');
-    const { proxy } = start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } }, admin: { token: TOKEN, path: '/admin' } });
+    const { proxy } = start({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
+      admin: { token: TOKEN, path: '/admin' },
+    });
     const port = await frontendPort(proxy);
     const auth = { authorization: `Bearer ${TOKEN}` };
-    for (const [action, word] of [['drain', 'DRAIN'], ['maintenance', 'MAINT'], ['ready', 'UP']] as const) {
+    for (const [action, word] of [
+      ['drain', 'DRAIN'],
+      ['maintenance', 'MAINT'],
+      ['ready', 'UP'],
+    ] as const) {
       expect((await get(port, `/admin/pools/web/backends/b1/${action}`, { method: 'POST', headers: auth })).status).toBe(200);
       await until(() => lineWith(proxy, `backend web/b1 is ${word}`) !== undefined, `the ${word} line`);
       expect(lineWith(proxy, `backend web/b1 is ${word}`)).toMatchObject({ pool: 'web', backend: 'b1', to: word, reason: 'admin' });
@@ -120,12 +136,19 @@ describe('fulcrum logs', () => {
 
   it('writes text lines with --log-format text and drops info lines with --log-level warn', async () => {
     const b1 = await backend('b1');
-    const { proxy } = start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }], health } } }, ['--log-format', 'text', '--log-level', 'warn']);
+    const { proxy } = start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }], health } } }, [
+      '--log-format',
+      'text',
+      '--log-level',
+      'warn',
+    ]);
     // No start line at warn: the DOWN line (a warning) is the first one.
     b1.sick = true;
     await until(() => proxy.out.stderr.includes('backend web/b1 is DOWN'), 'the DOWN line', 10_000);
     const line = proxy.out.stderr.split('\n').find((l) => l.includes('is DOWN'))!;
-    expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARN backend web\/b1 is DOWN pool=web backend=b1 from=UP to=DOWN reason=check check="HTTP 503 \(expected 200-399\)"$/);
+    expect(line).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARN backend web\/b1 is DOWN pool=web backend=b1 from=UP to=DOWN reason=check check="HTTP 503 \(expected 200-399\)"$/,
+    );
     expect(proxy.out.stderr).not.toContain('fulcrum started');
     expect(proxy.out.stderr).not.toContain('{');
   });

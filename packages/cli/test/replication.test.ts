@@ -57,10 +57,14 @@ async function sharesStickiness(replication: Record<string, unknown>, spec: Norm
   // Wait until what A learned is in the backing service (what a joining instance loads).
   const observer = await openReplicator(spec, 'observer', (name) => import(name));
   cleanups.push(() => observer.close());
-  await until(async () => {
-    const keys = (await observer.replicator.snapshot()).map((entry) => entry.key);
-    return USERS.every((user) => keys.some((key) => key.endsWith(`:${user}`)));
-  }, 'the entries to reach the backing service', 15_000);
+  await until(
+    async () => {
+      const keys = (await observer.replicator.snapshot()).map((entry) => entry.key);
+      return USERS.every((user) => keys.some((key) => key.endsWith(`:${user}`)));
+    },
+    'the entries to reach the backing service',
+    15_000,
+  );
 
   // B starts afterwards and is asked in the reverse order: balanced on its own, round robin would
   // send most users elsewhere. Every one goes where A sent it.
@@ -82,24 +86,32 @@ describe('fulcrum runner: stick-table replication between instances', () => {
     await sharesStickiness({ directory: { dir, pollIntervalMs: 50 } }, { kind: 'directory', dir, pollIntervalMs: 50 } as NormalizedReplication);
   }, 60_000);
 
-  it.skipIf(skipRedis)('through Redis (session-redis)', async () => {
-    const channel = `fulcrum-cli-${run}`;
-    const key = `fulcrum-cli-${run}`;
-    cleanups.push(async () => {
-      const { Redis } = await import('ioredis');
-      const client = new Redis(REDIS_URL);
-      await client.del(key).finally(() => client.quit());
-    });
-    await sharesStickiness({ redis: { url: REDIS_URL, channel, key } }, { kind: 'redis', url: REDIS_URL, channel, key } as NormalizedReplication);
-  }, 60_000);
+  it.skipIf(skipRedis)(
+    'through Redis (session-redis)',
+    async () => {
+      const channel = `fulcrum-cli-${run}`;
+      const key = `fulcrum-cli-${run}`;
+      cleanups.push(async () => {
+        const { Redis } = await import('ioredis');
+        const client = new Redis(REDIS_URL);
+        await client.del(key).finally(() => client.quit());
+      });
+      await sharesStickiness({ redis: { url: REDIS_URL, channel, key } }, { kind: 'redis', url: REDIS_URL, channel, key } as NormalizedReplication);
+    },
+    60_000,
+  );
 
-  it.skipIf(skipSql)('through MariaDB (session-sql)', async () => {
-    const table = `fulcrum_cli_${run}`;
-    cleanups.push(async () => {
-      const mysql = await import('mysql2/promise');
-      const connection = await mysql.createConnection(MYSQL_URL);
-      await connection.query(`DROP TABLE IF EXISTS \`${table}\``).finally(() => connection.end());
-    });
-    await sharesStickiness({ sql: { url: MYSQL_URL, table } }, { kind: 'sql', url: MYSQL_URL, table } as NormalizedReplication);
-  }, 60_000);
+  it.skipIf(skipSql)(
+    'through MariaDB (session-sql)',
+    async () => {
+      const table = `fulcrum_cli_${run}`;
+      cleanups.push(async () => {
+        const mysql = await import('mysql2/promise');
+        const connection = await mysql.createConnection(MYSQL_URL);
+        await connection.query(`DROP TABLE IF EXISTS \`${table}\``).finally(() => connection.end());
+      });
+      await sharesStickiness({ sql: { url: MYSQL_URL, table } }, { kind: 'sql', url: MYSQL_URL, table } as NormalizedReplication);
+    },
+    60_000,
+  );
 });

@@ -34,13 +34,13 @@ function cookieOf(reply: { headers: Record<string, string | string[] | undefined
 describe('startFulcrum: reload', () => {
   it('keeps health state and sticky clients of unchanged backends, and drains removed ones', async () => {
     const [b1, b2, b3] = await backends(3);
-    const pool = (ids: typeof b1[]) => ({
+    const pool = (ids: (typeof b1)[]) => ({
       algorithm: 'round-robin',
       backends: ids.map((b, i) => ({ id: `b${[b1, b2, b3].indexOf(b) + 1}`, address: b.url, ...(i === 0 ? {} : {}) })),
       health: { path: '/health', intervalMs: 50, fastIntervalMs: 50, downIntervalMs: 50, rise: 1, fall: 1, timeoutMs: 500 },
       stickiness: { cookie: { secrets: [SECRET] } },
     });
-    const config = (ids: typeof b1[]) => ({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: pool(ids) } });
+    const config = (ids: (typeof b1)[]) => ({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: pool(ids) } });
     const fulcrum = await start(config([b1, b2]));
     b2.setSick(true);
     await until(() => fulcrum.pool('web')!.get('b2')!.state === 'down', 'b2 down');
@@ -66,7 +66,16 @@ describe('startFulcrum: reload', () => {
     const [b1, b2] = await backends(2);
     const config = (title: string) => ({
       frontends: [{ port: 0, host: '127.0.0.1', stats: true }],
-      pools: { web: { algorithm: 'round-robin', backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }], stickiness: { header: 'x-user' } } },
+      pools: {
+        web: {
+          algorithm: 'round-robin',
+          backends: [
+            { id: 'b1', address: b1.url },
+            { id: 'b2', address: b2.url },
+          ],
+          stickiness: { header: 'x-user' },
+        },
+      },
       stats: { path: '/fulcrum', title },
     });
     const fulcrum = await start(config('before'));
@@ -82,9 +91,9 @@ describe('startFulcrum: reload', () => {
   it('keeps running the old config when the new one is invalid', async () => {
     const [b1] = await backends(1);
     const fulcrum = await start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } });
-    await expect(fulcrum.reload({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url, weight: 'x' }] } } })).rejects.toThrow(
-      'pools.web.backends[0].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (0 = no new unsticky traffic), got "x"',
-    );
+    await expect(
+      fulcrum.reload({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url, weight: 'x' }] } } }),
+    ).rejects.toThrow('pools.web.backends[0].weight: must be 0 or a finite number ≥ 0.01 and ≤ 1000000 (0 = no new unsticky traffic), got "x"');
     expect((await get(fulcrum.port, '/')).body).toBe('b1');
   });
 
@@ -97,7 +106,11 @@ describe('startFulcrum: reload', () => {
       writeFileSync(file, JSON.stringify({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'one', address, weight }] } } }));
     write(b1.url);
     const logs: string[] = [];
-    const instance = await startFulcrum(JSON.parse(readFileSync(file, 'utf8')), { configFile: file, watchDebounceMs: 30, logger: (l, m, f) => logs.push(`${l} ${m} ${JSON.stringify(f ?? {})}`) });
+    const instance = await startFulcrum(JSON.parse(readFileSync(file, 'utf8')), {
+      configFile: file,
+      watchDebounceMs: 30,
+      logger: (l, m, f) => logs.push(`${l} ${m} ${JSON.stringify(f ?? {})}`),
+    });
     cleanups.push(() => instance.close(1000));
     const port = instance.addresses().frontends[0]!.port;
     write(b1.url, 'heavy');
@@ -115,16 +128,34 @@ describe('startFulcrum: admin API', () => {
     const fulcrum = await start({
       frontends: [{ port: 0, host: '127.0.0.1' }],
       pools: {
-        blue: { algorithm: 'round-robin', backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }] },
+        blue: {
+          algorithm: 'round-robin',
+          backends: [
+            { id: 'b1', address: b1.url },
+            { id: 'b2', address: b2.url },
+          ],
+        },
         green: { backends: [{ id: 'g1', address: b2.url }] },
       },
-      routes: [{ name: 'main', split: [{ pool: 'blue', weight: 100 }, { pool: 'green', weight: 0 }] }],
+      routes: [
+        {
+          name: 'main',
+          split: [
+            { pool: 'blue', weight: 100 },
+            { pool: 'green', weight: 0 },
+          ],
+        },
+      ],
       split: { cookie: false },
       admin: { port: 0, host: '127.0.0.1', token: TOKEN },
     });
     const admin = fulcrum.addresses().admin!.port;
     const call = (method: string, path: string, body?: unknown, token = TOKEN) =>
-      get(admin, path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      get(admin, path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
     return { fulcrum, call, admin };
   }
 
@@ -167,7 +198,11 @@ describe('startFulcrum: admin API', () => {
 
   it('serves the admin API under a path of the frontends when it has no port', async () => {
     const [b1] = await backends(1);
-    const fulcrum = await start({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } }, admin: { path: '/_admin', token: TOKEN } });
+    const fulcrum = await start({
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
+      admin: { path: '/_admin', token: TOKEN },
+    });
     expect((await get(fulcrum.port, '/_admin/state')).status).toBe(401);
     expect((await get(fulcrum.port, '/_admin/state', { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     expect((await get(fulcrum.port, '/_adminx')).body).toBe('b1');
@@ -177,7 +212,12 @@ describe('startFulcrum: admin API', () => {
 describe('startFulcrum: the stats page and the admin API', () => {
   it('gives the stats page the admin path when the API is under a path, and no admin controls when it has its own port', async () => {
     const [b1] = await backends(1);
-    const config = (admin: object) => ({ frontends: [{ port: 0, host: '127.0.0.1', stats: true }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } }, stats: { path: '/fulcrum' }, admin: { token: TOKEN, ...admin } });
+    const config = (admin: object) => ({
+      frontends: [{ port: 0, host: '127.0.0.1', stats: true }],
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
+      stats: { path: '/fulcrum' },
+      admin: { token: TOKEN, ...admin },
+    });
     const fulcrum = await start(config({ path: '/fulcrum/admin' }));
     expect((await get(fulcrum.port, '/fulcrum')).body).toContain('data-admin-path="/fulcrum/admin"');
     // The admin API under the stats path is the API, not the page.
@@ -198,10 +238,20 @@ describe('startFulcrum: access logs and rate limits', () => {
     const fulcrum = await start({
       frontends: [{ port: 0, host: '127.0.0.1' }],
       pools: {
-        web: { algorithm: 'first', backends: [{ id: 'dead', address: 'http://127.0.0.1:1' }, { id: 'b1', address: b1.url }] },
+        web: {
+          algorithm: 'first',
+          backends: [
+            { id: 'dead', address: 'http://127.0.0.1:1' },
+            { id: 'b1', address: b1.url },
+          ],
+        },
         broken: { backends: [{ id: 'gone', address: 'http://127.0.0.1:1' }], attempts: 1 },
       },
-      routes: [{ match: { pathPrefix: '/broken' }, pool: 'broken' }, { match: { pathPrefix: '/limited' }, pool: 'web', rateLimit: { requests: 1, windowMs: 60_000 } }, { pool: 'web' }],
+      routes: [
+        { match: { pathPrefix: '/broken' }, pool: 'broken' },
+        { match: { pathPrefix: '/limited' }, pool: 'web', rateLimit: { requests: 1, windowMs: 60_000 } },
+        { pool: 'web' },
+      ],
       accessLog: { path, flushMs: 10 },
     });
     expect((await get(fulcrum.port, '/ok')).status).toBe(200);
@@ -211,7 +261,10 @@ describe('startFulcrum: access logs and rate limits', () => {
     expect(limited.status).toBe(429);
     expect(limited.headers['retry-after']).toBe('60');
     await until(() => readFileSync(path, 'utf8').split('\n').filter(Boolean).length >= 4, 'four log lines');
-    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const byPath = (p: string) => lines.filter((l) => l.path === p);
     // The 'first' algorithm tries the dead backend first: a connect failure, retried on b1.
     expect(byPath('/ok')[0]).toMatchObject({ level: 30, msg: 'request', status: 200, pool: 'web', backendId: 'b1', attempts: 2, termination: 'ok' });
@@ -237,7 +290,10 @@ describe('startFulcrum: access logs and rate limits', () => {
 
   it('stops accepting on close and finishes the requests in flight', async () => {
     const [b1] = await backends(1);
-    const fulcrum = await startFulcrum({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } }, { logger: quiet });
+    const fulcrum = await startFulcrum(
+      { frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } },
+      { logger: quiet },
+    );
     const port = fulcrum.addresses().frontends[0]!.port;
     const inflight = get(port, '/slow');
     await until(() => b1.hits === 1, 'the request to reach the backend');
@@ -285,7 +341,15 @@ describe('startFulcrum: paths and cookies behind a TLS-terminating proxy', () =>
     const config = (trustedProxies?: string[]) => ({
       frontends: [{ port: 0, host: '127.0.0.1' }],
       pools: { blue: { backends: [{ id: 'b1', address: b1.url }] }, green: { backends: [{ id: 'b2', address: b2.url }] } },
-      routes: [{ name: 'main', split: [{ pool: 'blue', weight: 50 }, { pool: 'green', weight: 50 }] }],
+      routes: [
+        {
+          name: 'main',
+          split: [
+            { pool: 'blue', weight: 50 },
+            { pool: 'green', weight: 50 },
+          ],
+        },
+      ],
       split: { cookie: { secrets: [SECRET] } },
       ...(trustedProxies === undefined ? {} : { trustedProxies }),
     });
@@ -311,7 +375,10 @@ describe('startFulcrum: engines', () => {
     const [b1] = await backends(1);
     const fulcrum = await start({
       // Two hosts: frontends are keyed by host:port, and port 0 would make them one.
-      frontends: [{ port: 0, host: '127.0.0.1', metrics: true }, { port: 0, host: '127.0.0.2', engine: 'node' }],
+      frontends: [
+        { port: 0, host: '127.0.0.1', metrics: true },
+        { port: 0, host: '127.0.0.2', engine: 'node' },
+      ],
       pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
       metrics: { path: '/metrics' },
     });
@@ -334,15 +401,36 @@ describe('startFulcrum: engines', () => {
     const [a1, a2] = await backends(2);
     const [b1, b2] = await backends(2);
     const fulcrum = await start({
-      frontends: [{ port: 0, host: '127.0.0.1' }, { port: 0, host: '127.0.0.2', engine: 'node' }],
+      frontends: [
+        { port: 0, host: '127.0.0.1' },
+        { port: 0, host: '127.0.0.2', engine: 'node' },
+      ],
       pools: {
-        a: { algorithm: 'round-robin', backends: [{ id: 'a1', address: a1.url }, { id: 'a2', address: a2.url }], stickiness: { cookie: { name: 'srv_a', secrets: [SECRET] } } },
-        b: { algorithm: 'round-robin', backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }], stickiness: { header: 'x-user' }, attempts: 1 },
+        a: {
+          algorithm: 'round-robin',
+          backends: [
+            { id: 'a1', address: a1.url },
+            { id: 'a2', address: a2.url },
+          ],
+          stickiness: { cookie: { name: 'srv_a', secrets: [SECRET] } },
+        },
+        b: {
+          algorithm: 'round-robin',
+          backends: [
+            { id: 'b1', address: b1.url },
+            { id: 'b2', address: b2.url },
+          ],
+          stickiness: { header: 'x-user' },
+          attempts: 1,
+        },
       },
       routes: [{ match: { pathPrefix: '/a' }, pool: 'a' }, { pool: 'b' }],
     });
     const [raw, node] = fulcrum.addresses().frontends.map((a) => a.port) as [number, number];
-    for (const [port, host] of [[raw, '127.0.0.1'], [node, '127.0.0.2']] as const) {
+    for (const [port, host] of [
+      [raw, '127.0.0.1'],
+      [node, '127.0.0.2'],
+    ] as const) {
       const first = await get(port, '/a', {}, host);
       const cookie = cookieOf(first);
       expect(cookie).toMatch(/^srv_a=/);
@@ -355,6 +443,11 @@ describe('startFulcrum: engines', () => {
   });
 
   it('refuses an unknown engine with the path named', async () => {
-    await expect(startFulcrum({ frontends: [{ port: 0, engine: 'fast' }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } } }, { logger: quiet })).rejects.toThrow(/^frontends\[0\]\.engine:/);
+    await expect(
+      startFulcrum(
+        { frontends: [{ port: 0, engine: 'fast' }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } } },
+        { logger: quiet },
+      ),
+    ).rejects.toThrow(/^frontends\[0\]\.engine:/);
   });
 });

@@ -82,13 +82,24 @@ function fullConfigs(): Record<string, Json>[] {
           stats: true,
           metrics: true,
           maxConnections: 100,
-          http2: { h2c: true, maxConcurrentStreams: 100, maxHeaderListSize: 16_384, maxHeaderListPairs: 104, maxResetsPerSecond: 100, maxSessionMemoryMb: 10, idleTimeoutMs: 120_000 },
+          http2: {
+            h2c: true,
+            maxConcurrentStreams: 100,
+            maxHeaderListSize: 16_384,
+            maxHeaderListPairs: 104,
+            maxResetsPerSecond: 100,
+            maxSessionMemoryMb: 10,
+            idleTimeoutMs: 120_000,
+          },
         },
         { port: 0, host: 'localhost', engine: 'node', redirectToHttps: { port: 8443, hosts: ['a.example'] } },
       ],
       pools: {
         web: {
-          backends: [{ id: 'b1', address: 'http://127.0.0.1:3001', weight: 2, backup: false, maxConnections: 10, zone: 'z1', metadata: { rack: 'r1' } }, backend('b2')],
+          backends: [
+            { id: 'b1', address: 'http://127.0.0.1:3001', weight: 2, backup: false, maxConnections: 10, zone: 'z1', metadata: { rack: 'r1' } },
+            backend('b2'),
+          ],
           algorithm: 'round-robin',
           upstreamProtocol: 'h2',
           grpc: { failureStatuses: [14, 13], idempotentMethods: ['/users.v1.Users/Get'] },
@@ -146,13 +157,32 @@ function fullConfigs(): Record<string, Json>[] {
           maxHeaderCount: 100,
           upgradeTimeouts: { handshakeMs: 1000, tunnelMs: 60_000 },
         },
-        api: { backends: [backend('a1')], algorithm: 'ring-hash', hashBy: 'uri', stickiness: { sourceIp: { trustedProxies: ['10.0.0.0/8'] }, ttlMs: 60_000 }, health: { type: 'tcp' } },
+        api: {
+          backends: [backend('a1')],
+          algorithm: 'ring-hash',
+          hashBy: 'uri',
+          stickiness: { sourceIp: { trustedProxies: ['10.0.0.0/8'] }, ttlMs: 60_000 },
+          health: { type: 'tcp' },
+        },
         canary: { backends: [backend('c1')], stickiness: { header: 'x-session' } },
         learn: { backends: [backend('l1')], stickiness: { learnCookie: 'sid' } },
       },
       routes: [
-        { name: 'api', match: { host: 'a.example', pathPrefix: '/api', method: ['GET', 'POST'], header: { name: 'x-api', value: '1' }, cookie: 'beta' }, pool: 'api', rewritePrefix: '/', rateLimit: { ...rateLimit, by: 'source-ip' } },
-        { name: 'exact', match: { path: '/exact', method: 'GET' }, split: [{ pool: 'web', weight: 90 }, { pool: 'canary', weight: 10 }] },
+        {
+          name: 'api',
+          match: { host: 'a.example', pathPrefix: '/api', method: ['GET', 'POST'], header: { name: 'x-api', value: '1' }, cookie: 'beta' },
+          pool: 'api',
+          rewritePrefix: '/',
+          rateLimit: { ...rateLimit, by: 'source-ip' },
+        },
+        {
+          name: 'exact',
+          match: { path: '/exact', method: 'GET' },
+          split: [
+            { pool: 'web', weight: 90 },
+            { pool: 'canary', weight: 10 },
+          ],
+        },
         { name: 'learn', match: { pathPrefix: '/learn' }, pool: 'learn' },
         { pool: 'web' },
       ],
@@ -174,7 +204,12 @@ function fullConfigs(): Record<string, Json>[] {
       pools: { web: { backends: [backend('b1')] }, other: { backends: [backend('o1')] } },
       routes: [
         { match: { header: { name: 'x-tenant', regex: '[a-z]{1,16}' } }, pool: 'other', rateLimit: { concurrent: 5, by: { header: 'x-tenant' } } },
-        { split: [{ pool: 'web', weight: 1 }, { pool: 'other', weight: 1 }] },
+        {
+          split: [
+            { pool: 'web', weight: 1 },
+            { pool: 'other', weight: 1 },
+          ],
+        },
       ],
       split: { cookie: false, headerOverride: false },
       encodedDotSegments: 'pass',
@@ -291,13 +326,18 @@ describe('schema/fulcrum.schema.json and the validator', () => {
         const verdict = validatorVerdict(probe);
         const expectedPath = segments.length === 0 ? 'notAKey' : `${displayPath(segments)}.notAKey`;
         // Refused naming the key, or the object (a union such as rateLimit.by names the whole value).
-        if (verdict.ok || (verdict.error.path !== expectedPath && verdict.error.path !== displayPath(segments))) drift.push(`${where}: the validator ${verdict.ok ? 'accepts' : `says ${verdict.error.message}`} for an unknown key`);
+        if (verdict.ok || (verdict.error.path !== expectedPath && verdict.error.path !== displayPath(segments)))
+          drift.push(`${where}: the validator ${verdict.ok ? 'accepts' : `says ${verdict.error.message}`} for an unknown key`);
         if (schemaAccepts(probe)) drift.push(`${where}: the schema accepts an unknown key`);
         const known = verdict.ok ? undefined : /\(known: ([^)]*)\)/.exec(verdict.error.message)?.[1];
         if (known !== undefined) {
-          const validatorKeys = known.split(', ').filter((key) => !API_ONLY_KEYS.has(key)).sort();
+          const validatorKeys = known
+            .split(', ')
+            .filter((key) => !API_ONLY_KEYS.has(key))
+            .sort();
           const schemaKeys = [...new Set(nodes.flatMap((n) => Object.keys(n.properties ?? {})))].sort();
-          if (JSON.stringify(validatorKeys) !== JSON.stringify(schemaKeys)) drift.push(`${where}: the validator knows ${validatorKeys.join(',')}, the schema ${schemaKeys.join(',')}`);
+          if (JSON.stringify(validatorKeys) !== JSON.stringify(schemaKeys))
+            drift.push(`${where}: the validator knows ${validatorKeys.join(',')}, the schema ${schemaKeys.join(',')}`);
         }
       }
     }
@@ -341,7 +381,8 @@ describe('schema/fulcrum.schema.json and the validator', () => {
         const verdict = validatorVerdict(config);
         if (verdict.ok) {
           accepted++;
-          if (!schemaAccepts(config)) throw new Error(`the validator accepts what the schema refuses: ${JSON.stringify(schemaAccepts.errors)}\n${JSON.stringify(config)}`);
+          if (!schemaAccepts(config))
+            throw new Error(`the validator accepts what the schema refuses: ${JSON.stringify(schemaAccepts.errors)}\n${JSON.stringify(config)}`);
         } else refused++;
       }),
       { seed: 2101, numRuns: 100 },

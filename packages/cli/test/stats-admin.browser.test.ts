@@ -33,7 +33,13 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
       {
         frontends: [{ port: 0, host: '127.0.0.1', stats: true }],
         pools: {
-          web: { algorithm: 'round-robin', backends: [{ id: 'b1', address: 'http://127.0.0.1:9', weight: 2 }, { id: 'b2', address: 'http://127.0.0.1:9' }] },
+          web: {
+            algorithm: 'round-robin',
+            backends: [
+              { id: 'b1', address: 'http://127.0.0.1:9', weight: 2 },
+              { id: 'b2', address: 'http://127.0.0.1:9' },
+            ],
+          },
           api: { backends: [{ id: 'a1', address: 'http://127.0.0.1:9' }] },
         },
         routes: [{ match: { pathPrefix: '/api' }, pool: 'api' }, { pool: 'web' }],
@@ -97,13 +103,17 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     expect(await page.locator('#admin-token').inputValue()).toBe('');
 
     await row('web', 'b1').locator('button[data-action="drain"]').click();
-    await row('web', 'b1').locator('td.state', { hasText: /^draining$/ }).waitFor(WAIT);
+    await row('web', 'b1')
+      .locator('td.state', { hasText: /^draining$/ })
+      .waitFor(WAIT);
     expect(fulcrum.pool('web')!.get('b1')!.state).toBe('draining');
     expect(await message().textContent()).toBe('b1: draining');
     expect(adminRequests.at(-1)).toBe(`POST ${ADMIN_PATH}/pools/web/backends/b1/drain`);
 
     await row('api', 'a1').locator('button[data-action="maintenance"]').click();
-    await row('api', 'a1').locator('td.state', { hasText: /^maintenance$/ }).waitFor(WAIT);
+    await row('api', 'a1')
+      .locator('td.state', { hasText: /^maintenance$/ })
+      .waitFor(WAIT);
     expect(fulcrum.pool('api')!.get('a1')!.state).toBe('maintenance');
 
     expect(await page.evaluate(() => (globalThis as unknown as { __sameDocument?: number }).__sameDocument)).toBe(7);
@@ -151,7 +161,9 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     await row('web', 'b1').locator('td.state', { hasText: /^up$/ }).waitFor(WAIT);
     expect(fulcrum.pool('web')!.get('b1')!.state).toBe('up');
     await row('web', 'b2').locator('button[data-action="drain"]').click();
-    await row('web', 'b2').locator('td.state', { hasText: /^draining$/ }).waitFor(WAIT);
+    await row('web', 'b2')
+      .locator('td.state', { hasText: /^draining$/ })
+      .waitFor(WAIT);
     await page.screenshot({ path: '/tmp/fulcrum-stats-admin.png', fullPage: true });
     expect(cspViolations).toEqual([]);
   });

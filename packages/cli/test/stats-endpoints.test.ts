@@ -59,7 +59,10 @@ describe('fulcrum: stats and metrics stay off the public frontends', () => {
   it('serves them on a frontend only when it opts in, and on a listener of their own', async () => {
     const b1 = await backend();
     const fulcrum = await start({
-      frontends: [{ port: 0, host: '127.0.0.1', stats: true }, { port: 0, host: '127.0.0.2' }],
+      frontends: [
+        { port: 0, host: '127.0.0.1', stats: true },
+        { port: 0, host: '127.0.0.2' },
+      ],
       pools: { web: { backends: [{ id: 'b1', address: b1.url }] } },
       stats: { path: '/fulcrum', port: 0 },
       metrics: { path: '/metrics', port: 0, host: '127.0.0.1' },
@@ -148,10 +151,25 @@ describe('fulcrum: where stats and metrics may be served (validation)', () => {
     ['stats on a frontend port', base({ stats: { path: '/s', port: 8080 } }), 'stats.port', 'must differ from frontends[0].port'],
     ['a host without a port', base({ stats: { path: '/s', host: '0.0.0.0' } }, { stats: true }), 'stats.host', 'needs "port"'],
     ['stats hiding the admin API', base({ stats: { path: '/pools' }, admin: { port: 9000, token: TOKEN } }), 'stats.path', 'must not hide the admin API'],
-    ['metrics at the root of the admin listener', base({ metrics: { path: '/' }, admin: { port: 9000, token: TOKEN } }), 'metrics.path', 'must not hide the admin API'],
+    [
+      'metrics at the root of the admin listener',
+      base({ metrics: { path: '/' }, admin: { port: 9000, token: TOKEN } }),
+      'metrics.path',
+      'must not hide the admin API',
+    ],
     ['a short token', base({ metrics: { path: '/m', port: 9100, auth: { token: 'short' } } }), 'metrics.auth.token', 'at least 16 characters'],
-    ['a user name with a colon', base({ stats: { path: '/s', port: 9100, auth: { username: 'a:b', password: PASSWORD } } }), 'stats.auth.username', 'without ":"'],
-    ['a token and a password', base({ stats: { path: '/s', port: 9100, auth: { token: METRICS_TOKEN, username: 'a', password: PASSWORD } } }), 'stats.auth', 'not both'],
+    [
+      'a user name with a colon',
+      base({ stats: { path: '/s', port: 9100, auth: { username: 'a:b', password: PASSWORD } } }),
+      'stats.auth.username',
+      'without ":"',
+    ],
+    [
+      'a token and a password',
+      base({ stats: { path: '/s', port: 9100, auth: { token: METRICS_TOKEN, username: 'a', password: PASSWORD } } }),
+      'stats.auth',
+      'not both',
+    ],
     ['stats on a redirect frontend', base({ stats: { path: '/s' } }, { stats: true, redirectToHttps: {} }), 'frontends[0].stats', 'redirectToHttps'],
   ])('refuses %s', (_what, config, path, message) => {
     let caught: unknown;

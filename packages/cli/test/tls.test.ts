@@ -25,7 +25,11 @@ beforeAll(() => {
   certs = certDir();
   work = mkdtempSync(join(tmpdir(), 'fulcrum-cli-tls-'));
   // Files the config points at: a.test, b.test, and a renewed a.test written over the first later.
-  for (const [name, cn, dns] of [['a', 'a.test', ['a.test']], ['a-renewed', 'a.test renewed', ['a.test']], ['b', 'b.test', ['b.test', '*.b.test']]] as const) {
+  for (const [name, cn, dns] of [
+    ['a', 'a.test', ['a.test']],
+    ['a-renewed', 'a.test renewed', ['a.test']],
+    ['b', 'b.test', ['b.test', '*.b.test']],
+  ] as const) {
     const pair = certs.make(name, cn, dns);
     writeFileSync(join(work, `${name}.crt`), pair.cert);
     writeFileSync(join(work, `${name}.key`), pair.key);
@@ -50,13 +54,23 @@ interface TlsReply {
 function tlsGet(port: number, path: string, servername: string | undefined, agent: Agent | false = false): Promise<TlsReply> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      { host: '127.0.0.1', port, path, agent, rejectUnauthorized: false, ...(servername === undefined ? {} : { servername }), headers: agent === false ? { connection: 'close' } : {} },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        agent,
+        rejectUnauthorized: false,
+        ...(servername === undefined ? {} : { servername }),
+        headers: agent === false ? { connection: 'close' } : {},
+      },
       (res) => {
         const socket = res.socket as TLSSocket;
         const cn = String(socket.getPeerCertificate().subject.CN);
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), cn, reused: req.reusedSocket, headers: res.headers }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), cn, reused: req.reusedSocket, headers: res.headers }),
+        );
         res.on('error', reject);
       },
     );
@@ -69,7 +83,9 @@ function tlsGet(port: number, path: string, servername: string | undefined, agen
 function upgradeOver(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => {
-      socket.write('GET /ws HTTP/1.1\r\nhost: a.test\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      socket.write(
+        'GET /ws HTTP/1.1\r\nhost: a.test\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
     });
     let answer = '';
     socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
@@ -92,7 +108,18 @@ describe('startFulcrum: TLS frontends', () => {
     const backend = await startBackend('b1');
     cleanups.push(() => backend.close());
     const { fulcrum } = await startWithFile({
-      frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }, { cert: 'b.crt', key: 'b.key' }] } }],
+      frontends: [
+        {
+          port: 0,
+          host: '127.0.0.1',
+          tls: {
+            certs: [
+              { cert: 'a.crt', key: 'a.key' },
+              { cert: 'b.crt', key: 'b.key' },
+            ],
+          },
+        },
+      ],
       pools: { web: { backends: [{ id: 'b1', address: backend.url }] } },
     });
     const port = fulcrum.addresses().frontends[0]!.port;
@@ -132,7 +159,10 @@ describe('startFulcrum: TLS frontends', () => {
   it('refuses a reload whose key does not match its certificate and keeps serving the old one', async () => {
     const backend = await startBackend('b1');
     cleanups.push(() => backend.close());
-    const good = { frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }], pools: { web: { backends: [{ id: 'b1', address: backend.url }] } } };
+    const good = {
+      frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }],
+      pools: { web: { backends: [{ id: 'b1', address: backend.url }] } },
+    };
     const { fulcrum, file } = await startWithFile(good);
     const port = fulcrum.addresses().frontends[0]!.port;
     writeFileSync(file, JSON.stringify({ ...good, frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'b.crt', key: 'a.key' }] } }] }));
@@ -150,7 +180,10 @@ describe('startFulcrum: TLS renegotiation', () => {
       pools: { web: { backends: [{ id: 'b1', address: backend.url }] } },
     });
     const socket = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: fulcrum.addresses().frontends[0]!.port, servername: 'a.test', rejectUnauthorized: false, maxVersion: 'TLSv1.2' }, () => resolve(s));
+      const s = tlsConnect(
+        { host: '127.0.0.1', port: fulcrum.addresses().frontends[0]!.port, servername: 'a.test', rejectUnauthorized: false, maxVersion: 'TLSv1.2' },
+        () => resolve(s),
+      );
       s.once('error', reject);
     });
     cleanups.push(() => socket.destroy());
@@ -181,7 +214,13 @@ describe('validateConfig: TLS and redirect frontends', () => {
     expect(() =>
       validateConfig({ frontends: [{ port: 8443, tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] }, redirectToHttps: {} }], pools }, { baseDir: work }),
     ).toThrow('frontends[0].redirectToHttps: must not be set on a TLS frontend');
-    const config = validateConfig({ frontends: [{ port: 80, redirectToHttps: { port: 8443, hosts: ['a.test'] } }, { port: 81, redirectToHttps: {} }], pools });
+    const config = validateConfig({
+      frontends: [
+        { port: 80, redirectToHttps: { port: 8443, hosts: ['a.test'] } },
+        { port: 81, redirectToHttps: {} },
+      ],
+      pools,
+    });
     expect(config.frontends.map((f) => f.redirectToHttps)).toEqual([{ port: 8443, hosts: ['a.test'] }, {}]);
   });
 });
@@ -243,7 +282,9 @@ describe('certificate paths that are not regular files', () => {
   it('refuses a key file over 1 MiB', async () => {
     const big = join(special, 'big.key');
     writeFileSync(big, `-----BEGIN PRIVATE KEY-----\n${'A'.repeat(1024 * 1024)}\n`);
-    await expect(validateConfigAsync({ frontends: [{ port: 8443, tls: { certs: [{ cert: 'a.crt', key: big }] } }], pools: { web: { backends: [] } } }, { baseDir: work })).rejects.toThrow(
+    await expect(
+      validateConfigAsync({ frontends: [{ port: 8443, tls: { certs: [{ cert: 'a.crt', key: big }] } }], pools: { web: { backends: [] } } }, { baseDir: work }),
+    ).rejects.toThrow(
       /^frontends\[0\]\.tls\.certs\[0\]\.key: must be a readable regular file of at most 1 MiB, but it is \d+ bytes, over the 1048576-byte limit/,
     );
   });
@@ -251,10 +292,16 @@ describe('certificate paths that are not regular files', () => {
   it('keeps the old config and certificate when a reload names a FIFO, and the proxy keeps answering', async () => {
     const backend = await startBackend('b1');
     cleanups.push(() => backend.close());
-    const good = { frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }], pools: { web: { backends: [{ id: 'b1', address: backend.url }] } } };
+    const good = {
+      frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }],
+      pools: { web: { backends: [{ id: 'b1', address: backend.url }] } },
+    };
     const { fulcrum, file } = await startWithFile(good);
     const port = fulcrum.addresses().frontends[0]!.port;
-    writeFileSync(file, JSON.stringify({ ...good, frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: join(special, 'cert.fifo'), key: 'a.key' }] } }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({ ...good, frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: join(special, 'cert.fifo'), key: 'a.key' }] } }] }),
+    );
     // A blocking read of the FIFO would never return (nothing writes to it): the reload would hang
     // and, being on the event loop, so would every request.
     await expect(fulcrum.reload()).rejects.toThrow('frontends[0].tls.certs[0].cert: must be a readable regular file of at most 1 MiB, but it is a FIFO');

@@ -147,7 +147,11 @@ describe('fulcrum upgrades on SIGUSR2 without dropping a connection', () => {
     try {
       await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the first process to start', 10_000);
       const started = logLines(stderr()).find((l) => l.msg === 'fulcrum started')!;
-      const port = Number(String((started.frontends as string[])[0]).split(':').pop());
+      const port = Number(
+        String((started.frontends as string[])[0])
+          .split(':')
+          .pop(),
+      );
       const adminPort = Number(String(started.admin).split(':').pop());
       const admin = (method: string, path: string) => get(adminPort, path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
       const stateOf = async (id: string): Promise<string> => {
@@ -202,7 +206,11 @@ describe('fulcrum upgrades on SIGUSR2 without dropping a connection', () => {
     try {
       await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the process to start', 10_000);
       const started = logLines(stderr()).find((l) => l.msg === 'fulcrum started')!;
-      const port = Number(String((started.frontends as string[])[0]).split(':').pop());
+      const port = Number(
+        String((started.frontends as string[])[0])
+          .split(':')
+          .pop(),
+      );
       // The successor reads the file again, and this one is broken.
       writeFileSync(file, '{ "frontends": [');
       old.kill('SIGUSR2');

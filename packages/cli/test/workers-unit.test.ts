@@ -19,14 +19,31 @@ describe('parseWorkers', () => {
     expect(parseWorkers('auto', 6)).toBe(6);
     expect(parseWorkers('auto', 0)).toBe(1);
     expect(parseWorkers('3')).toBe(3);
-    for (const bad of ['0', '-1', '1.5', '1025', 'two', '', '0x2', ' 2']) expect(parseWorkers(bad)).toMatch(/^--workers must be auto or a whole number from 1 to 1024, got /);
+    for (const bad of ['0', '-1', '1.5', '1025', 'two', '', '0x2', ' 2'])
+      expect(parseWorkers(bad)).toMatch(/^--workers must be auto or a whole number from 1 to 1024, got /);
   });
 });
 
 describe('mergeReports', () => {
   const backend = (id: string, state: string, requests: number, inflight = 0) =>
-    ({ id, address: `http://${id}`, state, weight: 1, effectiveWeight: 1, inflight, requests, failures: requests > 5 ? 1 : 0 }) as unknown as LoadBalancerSnapshot['backends'][number];
-  const pool = (backends: LoadBalancerSnapshot['backends']): LoadBalancerSnapshot => ({ at: 0, name: 'web', algorithm: 'p2c', tier: 'primary', eligible: backends.length, backends });
+    ({
+      id,
+      address: `http://${id}`,
+      state,
+      weight: 1,
+      effectiveWeight: 1,
+      inflight,
+      requests,
+      failures: requests > 5 ? 1 : 0,
+    }) as unknown as LoadBalancerSnapshot['backends'][number];
+  const pool = (backends: LoadBalancerSnapshot['backends']): LoadBalancerSnapshot => ({
+    at: 0,
+    name: 'web',
+    algorithm: 'p2c',
+    tier: 'primary',
+    eligible: backends.length,
+    backends,
+  });
   it('sums counters over workers and takes states from worker 1, whatever the order', () => {
     const reports: WorkerReport[] = [
       { slot: 2, pid: 2, pools: { web: pool([backend('b1', 'up', 7, 1), backend('b2', 'up', 3)]) } },
@@ -41,7 +58,7 @@ describe('mergeReports', () => {
   });
 });
 
-describe('MergedEntries (the primary\'s stick-table entries)', () => {
+describe("MergedEntries (the primary's stick-table entries)", () => {
   const entry = (key: string, updatedAt: number, value: string, expiresAt = 10_000, origin = 'a') => ({ key, updatedAt, expiresAt, origin, value });
   it('keeps the last writer per key, drops expired entries, and evicts the least recently written past its capacity', () => {
     const merged = new MergedEntries(3);
@@ -72,7 +89,11 @@ function recordingLink(slot: number) {
     snapshot: async () => [],
     close: async () => undefined,
   };
-  return { published, changes, options: { slot, runsChecks: slot === 1, replicator, broadcast: (c: WorkerChange) => void changes.push(c), collect: async () => [] as WorkerReport[] } };
+  return {
+    published,
+    changes,
+    options: { slot, runsChecks: slot === 1, replicator, broadcast: (c: WorkerChange) => void changes.push(c), collect: async () => [] as WorkerReport[] },
+  };
 }
 
 describe('a runner as a worker', () => {
@@ -81,7 +102,11 @@ describe('a runner as a worker', () => {
     cleanups.push(() => b1.close());
     const dir = mkdtempSync(join(tmpdir(), 'fulcrum-workers-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const base = { frontends: [{ port: 0, host: '127.0.0.1' }], nodeId: 'lb-a', pools: { web: { backends: [{ id: 'b1', address: b1.url }], stickiness: { header: 'x-user' } } } };
+    const base = {
+      frontends: [{ port: 0, host: '127.0.0.1' }],
+      nodeId: 'lb-a',
+      pools: { web: { backends: [{ id: 'b1', address: b1.url }], stickiness: { header: 'x-user' } } },
+    };
 
     const viaLink = recordingLink(2);
     const lines: Record<string, unknown>[] = [];
@@ -93,13 +118,19 @@ describe('a runner as a worker', () => {
     expect(lines.find((l) => l.msg === 'worker serving')?.nodeId).toBe('lb-a.w2');
 
     const ownReplication = recordingLink(3);
-    const b = await startFulcrum({ ...base, replication: { directory: { dir, pollIntervalMs: 50 } } }, { logger: () => undefined, worker: ownReplication.options, watch: false, importModule: (name) => import(name) });
+    const b = await startFulcrum(
+      { ...base, replication: { directory: { dir, pollIntervalMs: 50 } } },
+      { logger: () => undefined, worker: ownReplication.options, watch: false, importModule: (name) => import(name) },
+    );
     cleanups.push(() => b.close(1000));
     await get(b.addresses().frontends[0]!.port, '/', { headers: { 'x-user': 'bob' } });
     const { FileReplicator } = await import('@fulcrum/session-fs');
     const observer = new FileReplicator({ dir, nodeId: 'observer' });
     cleanups.push(() => observer.close());
-    await until(async () => (await observer.snapshot()).some((e) => e.key.endsWith('bob') && e.origin === 'lb-a.w3'), "bob's entry in the directory, from lb-a.w3");
+    await until(
+      async () => (await observer.snapshot()).some((e) => e.key.endsWith('bob') && e.origin === 'lb-a.w3'),
+      "bob's entry in the directory, from lb-a.w3",
+    );
     expect(ownReplication.published).toEqual([]);
   });
 
@@ -111,7 +142,15 @@ describe('a runner as a worker', () => {
       {
         frontends: [{ port: 0, host: '127.0.0.1' }],
         pools: { blue: { backends: [{ id: 'b1', address: b1.url }] }, green: { backends: [{ id: 'g1', address: b1.url }] } },
-        routes: [{ name: 'main', split: [{ pool: 'blue', weight: 100 }, { pool: 'green', weight: 0 }] }],
+        routes: [
+          {
+            name: 'main',
+            split: [
+              { pool: 'blue', weight: 100 },
+              { pool: 'green', weight: 0 },
+            ],
+          },
+        ],
         split: { cookie: false },
         admin: { port: 0, host: '127.0.0.1', token: 'admin-token-0123456789abcdef' },
       },
@@ -142,10 +181,21 @@ describe('a runner as a worker', () => {
   it('applies other workers changes and health verdicts, broadcasts its own admin changes, and survives bad ones', async () => {
     const b1 = await startBackend('b1');
     const b2 = await startBackend('b2');
-    cleanups.push(() => b1.close(), () => b2.close());
+    cleanups.push(
+      () => b1.close(),
+      () => b2.close(),
+    );
     const config = {
       frontends: [{ port: 0, host: '127.0.0.1' }],
-      pools: { web: { backends: [{ id: 'b1', address: b1.url }, { id: 'b2', address: b2.url }], health: { path: '/health', intervalMs: 50, fall: 1 } } },
+      pools: {
+        web: {
+          backends: [
+            { id: 'b1', address: b1.url },
+            { id: 'b2', address: b2.url },
+          ],
+          health: { path: '/health', intervalMs: 50, fall: 1 },
+        },
+      },
       admin: { port: 0, host: '127.0.0.1', token: 'admin-token-0123456789abcdef' },
     };
     const checker = recordingLink(1);

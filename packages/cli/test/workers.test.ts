@@ -124,7 +124,9 @@ describe('fulcrum --workers', () => {
       expect(total).toBe(state.workers.reduce((n, w) => n + w.requests, 0));
       expect(total).toBeGreaterThanOrEqual(12 + 20 + 12);
       expect(state.pools.web.backends.find((b) => b.id === 'b1')!.state).toBe('draining');
-      const perWorker = JSON.parse((await get(admin, '/state?per=worker', { headers: auth })).body) as { workers: { slot: number; pools: { web: { backends: { state: string; requests: number }[] } } }[] };
+      const perWorker = JSON.parse((await get(admin, '/state?per=worker', { headers: auth })).body) as {
+        workers: { slot: number; pools: { web: { backends: { state: string; requests: number }[] } } }[];
+      };
       expect(perWorker.workers.map((w) => w.pools.web.backends.map((b) => b.state))).toEqual([
         ['draining', 'up'],
         ['draining', 'up'],
@@ -139,11 +141,19 @@ describe('fulcrum --workers', () => {
 
       // 4. Health is checked by worker 1 only; worker 2 applies its verdict: both stop sending to b2.
       b2.setSick(true);
-      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'backend web/b2 is DOWN' && l.worker === 2), "worker 2 applying worker 1's verdict", 10_000);
+      await until(
+        () => lines(proxy.out.stderr).some((l) => l.msg === 'backend web/b2 is DOWN' && l.worker === 2),
+        "worker 2 applying worker 1's verdict",
+        10_000,
+      );
       const downs = lines(proxy.out.stderr).filter((l) => l.msg === 'backend web/b2 is DOWN');
       expect(downs.find((l) => l.worker === 1)?.reason).toBe('check');
       expect(downs.find((l) => l.worker === 2)?.reason).toBe('handover');
-      expect(lines(proxy.out.stderr).filter((l) => String(l.msg).startsWith('check of ')).every((l) => l.worker === 1)).toBe(true);
+      expect(
+        lines(proxy.out.stderr)
+          .filter((l) => String(l.msg).startsWith('check of '))
+          .every((l) => l.worker === 1),
+      ).toBe(true);
       mark = logged(proxy);
       expect(new Set(await burst(port, 12))).toEqual(new Set(['b1']));
       await until(() => logged(proxy) >= mark + 12, 'twelve access-log lines');
@@ -161,7 +171,11 @@ describe('fulcrum --workers', () => {
       const victim = workerLines.find((l) => l.worker === 2)!.pid as number;
       const aliceAt = sticky[0]!;
       process.kill(victim, 'SIGKILL');
-      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim), 'the primary noticing the exit', 10_000);
+      await until(
+        () => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim),
+        'the primary noticing the exit',
+        10_000,
+      );
       expect(new Set(await burst(port, 6, { 'x-user': 'alice' }))).toEqual(new Set([aliceAt]));
       await until(() => lines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2).length === 2, 'a replacement worker 2', 20_000);
       const replacement = lines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2)[1]!.pid as number;
@@ -172,7 +186,15 @@ describe('fulcrum --workers', () => {
 
       // 6. SIGHUP reloads every worker; SIGTERM drains them all and exits 0.
       proxy.child.kill('SIGHUP');
-      await until(() => new Set(lines(proxy.out.stderr).filter((l) => l.msg === 'config reloaded').map((l) => l.worker)).size === 2, 'both workers reloading');
+      await until(
+        () =>
+          new Set(
+            lines(proxy.out.stderr)
+              .filter((l) => l.msg === 'config reloaded')
+              .map((l) => l.worker),
+          ).size === 2,
+        'both workers reloading',
+      );
       proxy.child.kill('SIGTERM');
       expect(await proxy.exited).toBe(0);
       expect(lines(proxy.out.stderr).filter((l) => l.msg === 'fulcrum stopped' && l.worker === undefined)).toHaveLength(1);
@@ -192,7 +214,7 @@ describe('fulcrum --workers', () => {
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const { proxy, started } = await startWorkers({
       frontends: [{ port: 0, host: '127.0.0.1' }],
-      pools: { web: { backends: [{ id: 'b1', address: `http://127.0.0.1:${(backend.address() as { port: number }).port}` }]} },
+      pools: { web: { backends: [{ id: 'b1', address: `http://127.0.0.1:${(backend.address() as { port: number }).port}` }] } },
       accessLog: { format: 'json', flushMs: 5 },
     });
     try {
@@ -200,10 +222,19 @@ describe('fulcrum --workers', () => {
       const victim = lines(proxy.out.stderr).find((l) => l.msg === 'worker started' && l.worker === 2)!.pid as number;
       const mark = logged(proxy);
       // Four connections, round-robin over two workers: both hold requests.
-      const replies = [0, 1, 2, 3].map(() => get(port, '/hold').then((r) => r.status, () => 'failed' as const));
+      const replies = [0, 1, 2, 3].map(() =>
+        get(port, '/hold').then(
+          (r) => r.status,
+          () => 'failed' as const,
+        ),
+      );
       await until(() => held.length === 4, 'four requests held at the backend', 10_000);
       process.kill(victim, 'SIGKILL');
-      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim), 'the primary noticing the exit', 10_000);
+      await until(
+        () => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim),
+        'the primary noticing the exit',
+        10_000,
+      );
       for (const res of held) res.end('done');
       const results = await Promise.all(replies);
       const ok = results.filter((r) => r === 200).length;

@@ -200,7 +200,15 @@ export function backendIdOf(address: string): string {
 export function normalizeBackendSpec(spec: unknown, path = 'backend'): NormalizedBackendSpec {
   if (typeof spec === 'string') {
     validateAddress(path, spec);
-    return Object.freeze({ id: backendIdOf(spec), address: spec, weight: 1, backup: false, maxConnections: Infinity, zone: undefined, metadata: EMPTY_METADATA });
+    return Object.freeze({
+      id: backendIdOf(spec),
+      address: spec,
+      weight: 1,
+      backup: false,
+      maxConnections: Infinity,
+      zone: undefined,
+      metadata: EMPTY_METADATA,
+    });
   }
   if (!isPlainObject(spec)) throw new InvalidOptionError(path, spec, "must be an object with an id and an address, or an address like 'http://10.0.0.5:8080'");
   const { id, address, weight, backup, maxConnections, zone, metadata } = spec as Record<string, unknown>;
@@ -212,8 +220,7 @@ export function normalizeBackendSpec(spec: unknown, path = 'backend'): Normalize
   if (backup !== undefined && typeof backup !== 'boolean') {
     throw new InvalidOptionError(`${path}.backup`, backup, 'must be true or false');
   }
-  const normalizedMax =
-    maxConnections === undefined ? Infinity : finiteNumber(`${path}.maxConnections`, maxConnections, { min: 1, integer: true });
+  const normalizedMax = maxConnections === undefined ? Infinity : finiteNumber(`${path}.maxConnections`, maxConnections, { min: 1, integer: true });
   if (zone !== undefined && (typeof zone !== 'string' || zone.length === 0 || zone.length > 128)) {
     throw new InvalidOptionError(`${path}.zone`, zone, 'must be a non-empty string of at most 128 characters');
   }

@@ -152,9 +152,7 @@ export function isFulcrumError(error: unknown, code?: FulcrumErrorCode): error i
 }
 
 export const isInvalidOptionError = (e: unknown): e is InvalidOptionError => isFulcrumError(e, ErrorCodes.INVALID_OPTION);
-export const isNoBackendAvailableError = (e: unknown): e is NoBackendAvailableError =>
-  isFulcrumError(e, ErrorCodes.NO_BACKEND);
-export const isStoreUnavailableError = (e: unknown): e is StoreUnavailableError =>
-  isFulcrumError(e, ErrorCodes.STORE_UNAVAILABLE);
+export const isNoBackendAvailableError = (e: unknown): e is NoBackendAvailableError => isFulcrumError(e, ErrorCodes.NO_BACKEND);
+export const isStoreUnavailableError = (e: unknown): e is StoreUnavailableError => isFulcrumError(e, ErrorCodes.STORE_UNAVAILABLE);
 export const isUpstreamError = (e: unknown): e is UpstreamError => isFulcrumError(e, ErrorCodes.UPSTREAM);
 export const isSessionConflictError = (e: unknown): e is SessionConflictError => isFulcrumError(e, ErrorCodes.SESSION_CONFLICT);

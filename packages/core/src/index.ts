@@ -59,25 +59,8 @@ export type { FailureKind, FulcrumErrorCode } from './errors';
 
 // Health: the options and the probe contract. The counter arithmetic, the checker and the outlier
 // detector are the load balancer's internals; `normalize*Options` are in `@fulcrum/core/validate`.
-export type {
-  AdminState,
-  EjectionCause,
-  HealthOptions,
-  HealthStatus,
-  OutlierOptions,
-  Probe,
-  ProbeResult,
-  SlowStartOptions,
-} from './health';
+export type { AdminState, EjectionCause, HealthOptions, HealthStatus, OutlierOptions, Probe, ProbeResult, SlowStartOptions } from './health';
 
 // Stick-tables. The merge rule replicators use is in `@fulcrum/core/session`.
 export { MemoryReplicator, NODE_ID_PATTERN, StickTable } from './stick';
-export type {
-  MemoryReplicatorOptions,
-  Replicator,
-  StickEntry,
-  StickEntryStamp,
-  StickTableOptions,
-  StickTombstone,
-  StickValueEntry,
-} from './stick';
+export type { MemoryReplicatorOptions, Replicator, StickEntry, StickEntryStamp, StickTableOptions, StickTombstone, StickValueEntry } from './stick';

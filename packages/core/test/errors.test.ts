@@ -34,9 +34,21 @@ describe('errors', () => {
     [new StoreUnavailableError(), ErrorCodes.STORE_UNAVAILABLE, isStoreUnavailableError],
     [new UpstreamError('timeout'), ErrorCodes.UPSTREAM, isUpstreamError],
     [new SessionConflictError('abc', 'changed', 3, 4), ErrorCodes.SESSION_CONFLICT, isSessionConflictError],
-    [new InvariantViolation('weighted share: b got 0.4, expected 0.5'), ErrorCodes.INVARIANT_VIOLATION, (e: unknown) => isFulcrumError(e, ErrorCodes.INVARIANT_VIOLATION)],
-    [new StoreConformanceError('destroy', 'the session came back'), ErrorCodes.STORE_CONFORMANCE, (e: unknown) => isFulcrumError(e, ErrorCodes.STORE_CONFORMANCE)],
-    [new ReplicatorConformanceError('merge', 'an expired entry came back'), ErrorCodes.REPLICATOR_CONFORMANCE, (e: unknown) => isFulcrumError(e, ErrorCodes.REPLICATOR_CONFORMANCE)],
+    [
+      new InvariantViolation('weighted share: b got 0.4, expected 0.5'),
+      ErrorCodes.INVARIANT_VIOLATION,
+      (e: unknown) => isFulcrumError(e, ErrorCodes.INVARIANT_VIOLATION),
+    ],
+    [
+      new StoreConformanceError('destroy', 'the session came back'),
+      ErrorCodes.STORE_CONFORMANCE,
+      (e: unknown) => isFulcrumError(e, ErrorCodes.STORE_CONFORMANCE),
+    ],
+    [
+      new ReplicatorConformanceError('merge', 'an expired entry came back'),
+      ErrorCodes.REPLICATOR_CONFORMANCE,
+      (e: unknown) => isFulcrumError(e, ErrorCodes.REPLICATOR_CONFORMANCE),
+    ],
   ] as const;
 
   it.each(cases)('%s has its code, a default message, its name and a guard', (error, code, guard) => {

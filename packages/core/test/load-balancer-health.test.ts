@@ -100,7 +100,13 @@ describe("the 'check' event", () => {
       health: {
         // Answers after 40 ms of the clock: the duration is the probe's, measured on the clock.
         probe: () => new Promise((resolve) => clock.setTimeout(() => resolve({ ok: false, detail: 'HTTP 503' }), 40)),
-        rise: 1, fall: 1, intervalMs: 1000, fastIntervalMs: 1000, downIntervalMs: 1000, jitter: 0, initialState: 'fully-up',
+        rise: 1,
+        fall: 1,
+        intervalMs: 1000,
+        fastIntervalMs: 1000,
+        downIntervalMs: 1000,
+        jitter: 0,
+        initialState: 'fully-up',
       },
     });
     const seen: string[] = [];
@@ -295,14 +301,24 @@ describe('restoreHealth: a handover carries the check counter over', () => {
   it('continues from the counter another load balancer reached, to the check', async () => {
     const clock = new FakeClock(0);
     const { verdicts, probe } = scriptedProbe();
-    const before = createLoadBalancer({ backends: specs(2), algorithm: 'round-robin', clock, health: { ...health(async () => true), probe, initialState: 'fully-up' } });
+    const before = createLoadBalancer({
+      backends: specs(2),
+      algorithm: 'round-robin',
+      clock,
+      health: { ...health(async () => true), probe, initialState: 'fully-up' },
+    });
     verdicts.set('b1', false);
     await clock.advance(1000); // b1: one failure from fully up (4) → 3, still up
     const counter = before.snapshot().backends.find((b) => b.id === 'b1')!.health!.value;
     expect(counter).toBe(3);
     before.close();
 
-    const after = createLoadBalancer({ backends: specs(2), algorithm: 'round-robin', clock, health: { ...health(async () => true), probe, initialState: 'fully-up' } });
+    const after = createLoadBalancer({
+      backends: specs(2),
+      algorithm: 'round-robin',
+      clock,
+      health: { ...health(async () => true), probe, initialState: 'fully-up' },
+    });
     const events: string[] = [];
     after.on('state', (id, from, to, cause) => events.push(`${id}:${from}->${to}:${cause}`));
     after.restoreHealth('b1', counter);

@@ -42,7 +42,7 @@ describe('session store rules', () => {
   });
 
   it.each(['%', '/foo', '../x', '../../etc/passwd', 'a b', 'a\u0000b', '.hidden', "' OR 1=1 --", '*', 'é', '日本語', '😀', 'x'.repeat(MAX_SESSION_ID_LENGTH)])(
-    'accepts %j, as express-session\'s MemoryStore does',
+    "accepts %j, as express-session's MemoryStore does",
     (id) => {
       expect(isValidSessionId(id)).toBe(true);
       expect(assertSessionId(id)).toBe(id);
@@ -81,9 +81,21 @@ describe('session store rules', () => {
 
   it('reports to a callback when given one, else returns a promise', async () => {
     await expect(settle(async () => 7)).resolves.toBe(7);
-    const viaCallback = await new Promise((resolve) => settle(async () => 8, (error, value) => resolve([error, value])));
+    const viaCallback = await new Promise((resolve) =>
+      settle(
+        async () => 8,
+        (error, value) => resolve([error, value]),
+      ),
+    );
     expect(viaCallback).toEqual([null, 8]);
-    const failure = await new Promise((resolve) => settle(() => { throw new Error('boom'); }, (error) => resolve((error as Error).message)));
+    const failure = await new Promise((resolve) =>
+      settle(
+        () => {
+          throw new Error('boom');
+        },
+        (error) => resolve((error as Error).message),
+      ),
+    );
     expect(failure).toBe('boom');
   });
 });

@@ -74,7 +74,10 @@ describe('backend weight bounds', () => {
   });
 
   it('accepts 0 and both bounds, and weighted round robin honours them: a weight-1 backend beside two at the maximum gets next to nothing', () => {
-    const lb = createLoadBalancer({ backends: [spec(0, MAX_BACKEND_WEIGHT), spec(1, MAX_BACKEND_WEIGHT), spec(2, 1), spec(3, 0), spec(4, MIN_BACKEND_WEIGHT)], algorithm: 'weighted-round-robin' });
+    const lb = createLoadBalancer({
+      backends: [spec(0, MAX_BACKEND_WEIGHT), spec(1, MAX_BACKEND_WEIGHT), spec(2, 1), spec(3, 0), spec(4, MIN_BACKEND_WEIGHT)],
+      algorithm: 'weighted-round-robin',
+    });
     const [a, b, c, d, e] = shares(lb, ['b0', 'b1', 'b2', 'b3', 'b4'], 20_000, 0);
     expect(a).toBeCloseTo(0.5, 3);
     expect(b).toBeCloseTo(0.5, 3);
@@ -150,12 +153,24 @@ describe('backend weight bounds', () => {
         (weights, seed) => {
           const clock = new FakeClock(0);
           const base = { random: seededRandom(seed), clock };
-          const options = algorithm === 'ring-hash' ? { ...base, maxRingSize: RING_CAP } : algorithm === 'bounded-load' ? { ...base, inner: 'maglev' as const } : base;
-          const lb = createLoadBalancer({ backends: weights.map((w, i) => spec(i, w)), algorithm: createBalancer(algorithm, options), clock, random: seededRandom(seed), panicThreshold: 0 });
+          const options =
+            algorithm === 'ring-hash' ? { ...base, maxRingSize: RING_CAP } : algorithm === 'bounded-load' ? { ...base, inner: 'maglev' as const } : base;
+          const lb = createLoadBalancer({
+            backends: weights.map((w, i) => spec(i, w)),
+            algorithm: createBalancer(algorithm, options),
+            clock,
+            random: seededRandom(seed),
+            panicThreshold: 0,
+          });
           try {
             const total = weights.reduce((sum, w) => sum + w, 0);
             expect(Number.isFinite(total)).toBe(true);
-            const observed = shares(lb, weights.map((_, i) => `b${i}`), picks, held);
+            const observed = shares(
+              lb,
+              weights.map((_, i) => `b${i}`),
+              picks,
+              held,
+            );
             weights.forEach((w, i) => {
               const expected = w / total;
               // A table's resolution (a WRR slot in a hundred, a Maglev slot) plus, for random

@@ -12,7 +12,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 
 /** Call `handler`; a synchronous throw goes to `next(err)` if nothing was sent, else the response is cut. */
-export function delegate(handler: (req: IncomingMessage, res: ServerResponse) => void, req: Request, res: Response, next: NextFunction, restore?: () => void): void {
+export function delegate(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+  restore?: () => void,
+): void {
   try {
     handler(req, res);
   } catch (error) {

@@ -64,7 +64,9 @@ export function proxy(options: ExpressProxyOptions): ProxyMiddleware {
 
 function bodyAlreadyRead(): Error {
   return Object.assign(
-    new Error('@fulcrum/express-adapter: the request body was already read (a body parser runs before the proxy); mount the proxy before express.json()/express.urlencoded()'),
+    new Error(
+      '@fulcrum/express-adapter: the request body was already read (a body parser runs before the proxy); mount the proxy before express.json()/express.urlencoded()',
+    ),
     { status: 500, expose: false },
   );
 }

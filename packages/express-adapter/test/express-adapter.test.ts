@@ -5,7 +5,17 @@ import { isFulcrumError } from '@fulcrum/core';
 import { metrics, proxy, stats, type ExpressProxyOptions, type ProxyMiddleware } from '@fulcrum/express-adapter';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeServer, listen, liveHandles, refusedAddress, send, sha256Of, startBackend, upgradeEcho, type TestBackend } from '../../../test-support/adapter-fixtures';
+import {
+  closeServer,
+  listen,
+  liveHandles,
+  refusedAddress,
+  send,
+  sha256Of,
+  startBackend,
+  upgradeEcho,
+  type TestBackend,
+} from '../../../test-support/adapter-fixtures';
 import { waitFor } from '../../../test-support/wait-for';
 
 const SECRET = 'express-adapter-test-secret-0123456789abcdef';
@@ -65,7 +75,10 @@ describe('proxy()', () => {
   it('forwards headers middleware set before the proxy (an auth step replacing Authorization)', async () => {
     const [backend] = await backends(1);
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([backend!]), on: { proxyReq: (proxyReq, req) => void proxyReq.setHeader('x-from-hook', String(req.headers['x-user'])) } });
+      const mw = proxy({
+        balancer: balancer([backend!]),
+        on: { proxyReq: (proxyReq, req) => void proxyReq.setHeader('x-from-hook', String(req.headers['x-user'])) },
+      });
       app.use((req, _res, next) => {
         req.headers['x-user'] = 'alice';
         req.headers.authorization = 'Bearer internal';
@@ -161,7 +174,11 @@ describe('proxy()', () => {
       const mw = proxy({ balancer: balancer([backend!]), keepMountPath: true, onError: (error) => void reported.push(error) });
       const sabotage: RequestHandler = (req, _res, next) => {
         // Simulate a fault inside the proxy: reading the raw headers throws.
-        Object.defineProperty(req, 'rawHeaders', { get: () => { throw new Error('broken request'); } });
+        Object.defineProperty(req, 'rawHeaders', {
+          get: () => {
+            throw new Error('broken request');
+          },
+        });
         next();
       };
       app.use('/api', sabotage, mw);

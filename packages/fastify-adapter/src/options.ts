@@ -48,15 +48,18 @@ export interface PluginConfig {
 export function splitOptions(options: FulcrumPluginOptions): PluginConfig {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'must be an object with a balancer');
   const { prefix, rewritePrefix, stats, metrics, logLevel, logSerializers, rewriteRequestHeaders, rewriteHeaders, ...proxy } = options;
-  if (rewriteRequestHeaders !== undefined && typeof rewriteRequestHeaders !== 'function') throw new InvalidOptionError('rewriteRequestHeaders', rewriteRequestHeaders, 'must be a function');
-  if (rewriteHeaders !== undefined && typeof rewriteHeaders !== 'function') throw new InvalidOptionError('rewriteHeaders', rewriteHeaders, 'must be a function');
+  if (rewriteRequestHeaders !== undefined && typeof rewriteRequestHeaders !== 'function')
+    throw new InvalidOptionError('rewriteRequestHeaders', rewriteRequestHeaders, 'must be a function');
+  if (rewriteHeaders !== undefined && typeof rewriteHeaders !== 'function')
+    throw new InvalidOptionError('rewriteHeaders', rewriteHeaders, 'must be a function');
   let statsConfig: PluginConfig['stats'];
   if (stats !== undefined) {
     if (typeof stats !== 'object' || stats === null) throw new InvalidOptionError('stats', stats, 'must be an object with a path');
     const { path, ...page } = stats;
     statsConfig = { path: routePath('stats.path', path), page };
   }
-  if (metrics !== undefined && (typeof metrics !== 'object' || metrics === null)) throw new InvalidOptionError('metrics', metrics, 'must be an object with a path');
+  if (metrics !== undefined && (typeof metrics !== 'object' || metrics === null))
+    throw new InvalidOptionError('metrics', metrics, 'must be an object with a path');
   return {
     prefix: urlPrefix('prefix', prefix),
     rewritePrefix: urlPrefix('rewritePrefix', rewritePrefix),

@@ -69,7 +69,9 @@ type RawHandler = (req: FastifyRequest['raw'], res: FastifyReply['raw']) => void
 async function plugin(fastify: FastifyInstance, options: FulcrumPluginOptions): Promise<void> {
   const config = splitOptions(options);
   if (fastify.hasDecorator('fulcrum')) {
-    throw new Error('@fulcrum/fastify-adapter: fastify.fulcrum already exists in this context or an enclosing one; register each pool in its own encapsulated context (fastify.register(async (scope) => scope.register(fulcrum, …)))');
+    throw new Error(
+      '@fulcrum/fastify-adapter: fastify.fulcrum already exists in this context or an enclosing one; register each pool in its own encapsulated context (fastify.register(async (scope) => scope.register(fulcrum, …)))',
+    );
   }
   const requests = new WeakMap<IncomingMessage, FastifyRequest>();
   const proxy = createProxy(withRewrites(config, requests));

@@ -19,7 +19,16 @@ function typecheck(files: Record<string, string>): Promise<{ code: number; outpu
   return (async () => {
     for (const [name, text] of Object.entries(files)) await writeFile(join(project, name), text);
     const tsconfig = {
-      compilerOptions: { module: 'node16', moduleResolution: 'node16', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [join(root, 'node_modules/@types')] },
+      compilerOptions: {
+        module: 'node16',
+        moduleResolution: 'node16',
+        target: 'ES2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [join(root, 'node_modules/@types')],
+      },
       files: Object.keys(files),
     };
     await writeFile(join(project, 'tsconfig.json'), JSON.stringify(tsconfig));
@@ -64,7 +73,8 @@ describe('the type entries in a project mixing ESM and CJS', () => {
       ].join('\n'),
       // `fastify.fulcrum` is typed (not any) on both sides: a wrong use fails.
       'wrong-esm.mts': "import Fastify from 'fastify';\nimport '@fulcrum/fastify-adapter';\nexport const wrong: string = Fastify().fulcrum.lb;\n",
-      'wrong-cjs.cts': "import fastify = require('fastify');\nimport adapter = require('@fulcrum/fastify-adapter');\nvoid adapter;\nexport const wrong: number = fastify.default().fulcrum.proxy;\n",
+      'wrong-cjs.cts':
+        "import fastify = require('fastify');\nimport adapter = require('@fulcrum/fastify-adapter');\nvoid adapter;\nexport const wrong: number = fastify.default().fulcrum.proxy;\n",
     });
     expect(output).not.toMatch(/TS2717|TS1479/);
     const errors = output.split('\n').filter((line) => /error TS/.test(line));

@@ -6,7 +6,17 @@ import { isFulcrumError } from '@fulcrum/core';
 import { fulcrum, type FulcrumPluginOptions } from '@fulcrum/fastify-adapter';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeServer, listen, liveHandles, refusedAddress, send, sha256Of, startBackend, upgradeEcho, type TestBackend } from '../../../test-support/adapter-fixtures';
+import {
+  closeServer,
+  listen,
+  liveHandles,
+  refusedAddress,
+  send,
+  sha256Of,
+  startBackend,
+  upgradeEcho,
+  type TestBackend,
+} from '../../../test-support/adapter-fixtures';
 import { waitFor } from '../../../test-support/wait-for';
 
 const SECRET = 'fastify-adapter-test-secret-0123456789abcdef';
@@ -86,9 +96,12 @@ describe('the fulcrum plugin', () => {
   it('strips the prefixes of enclosing plugins too', async () => {
     const [backend] = await backends(1);
     const { url } = await serve((app) => {
-      app.register(async (v1) => {
-        v1.register(fulcrum, { prefix: '/api', balancer: balancer([backend!]) });
-      }, { prefix: '/v1' });
+      app.register(
+        async (v1) => {
+          v1.register(fulcrum, { prefix: '/api', balancer: balancer([backend!]) });
+        },
+        { prefix: '/v1' },
+      );
     });
     expect((await send(url, '/v1/api/items')).status).toBe(200);
     expect((await send(url, '/api/items')).status).toBe(404);
@@ -209,7 +222,11 @@ describe('the fulcrum plugin', () => {
     cleanups.push(() => app.close());
     app.addHook('onRequest', async (request) => {
       // Simulate a fault inside the proxy: reading the raw headers throws.
-      Object.defineProperty(request.raw, 'rawHeaders', { get: () => { throw new Error('broken request'); } });
+      Object.defineProperty(request.raw, 'rawHeaders', {
+        get: () => {
+          throw new Error('broken request');
+        },
+      });
     });
     app.register(fulcrum, { balancer: balancer([backend!]), onError: (error) => void reported.push(error) });
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -286,7 +303,10 @@ describe('the fulcrum plugin', () => {
     for (const [extra, message] of cases) {
       const app = Fastify();
       app.register(fulcrum, { balancer: { backends: [] }, ...extra } as FulcrumPluginOptions);
-      const error = await app.ready().then(() => undefined, (e: unknown) => e);
+      const error = await app.ready().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       await app.close();
       expect(isFulcrumError(error, 'FULCRUM_INVALID_OPTION')).toBe(true);
       expect((error as Error).message).toMatch(message);

@@ -117,7 +117,11 @@ export function normalizeFulcrumPolicyOptions(value: unknown, path = POLICY_NAME
 
   const algorithm = value.algorithm ?? 'p2c';
   if (typeof algorithm !== 'string' || !hasBalancer(algorithm)) {
-    throw new InvalidOptionError(`${path}.algorithm`, algorithm, 'must be the name of a built-in or registered balancer (p2c, peak-ewma, round-robin, least-connections, maglev, ring-hash, rendezvous, …)');
+    throw new InvalidOptionError(
+      `${path}.algorithm`,
+      algorithm,
+      'must be the name of a built-in or registered balancer (p2c, peak-ewma, round-robin, least-connections, maglev, ring-hash, rendezvous, …)',
+    );
   }
 
   const algorithmOptions = value.algorithmOptions ?? {};
@@ -146,7 +150,11 @@ export function normalizeFulcrumPolicyOptions(value: unknown, path = POLICY_NAME
     }
     const metadata = raw.metadata;
     if (typeof metadata !== 'string' || !METADATA_KEY.test(metadata) || metadata.endsWith('-bin') || metadata.startsWith('grpc-')) {
-      throw new InvalidOptionError(`${path}.hashKey.metadata`, metadata, "must be a lowercase ASCII metadata key (0-9 a-z _ . -), not a binary '-bin' key or a reserved 'grpc-' one");
+      throw new InvalidOptionError(
+        `${path}.hashKey.metadata`,
+        metadata,
+        "must be a lowercase ASCII metadata key (0-9 a-z _ . -), not a binary '-bin' key or a reserved 'grpc-' one",
+      );
     }
     hashKey = Object.freeze({ metadata });
   }
@@ -155,13 +163,21 @@ export function normalizeFulcrumPolicyOptions(value: unknown, path = POLICY_NAME
     throw new InvalidOptionError(`${path}.hashKey`, undefined, `is required by the hashing algorithm '${algorithm}' (e.g. { metadata: 'x-user-id' })`);
   }
   if (hashKey !== undefined && UNHASHED.has(algorithm)) {
-    throw new InvalidOptionError(`${path}.hashKey`, hashKey, `is used only by hashing algorithms (maglev, ring-hash, rendezvous, bounded-load), not by '${algorithm}'`);
+    throw new InvalidOptionError(
+      `${path}.hashKey`,
+      hashKey,
+      `is used only by hashing algorithms (maglev, ring-hash, rendezvous, bounded-load), not by '${algorithm}'`,
+    );
   }
 
   let outlier: NormalizedFulcrumPolicyOptions['outlier'];
   if (value.outlier !== undefined) {
     if (isPlainObject(value.outlier) && 'isFailure' in value.outlier) {
-      throw new InvalidOptionError(`${path}.outlier.isFailure`, value.outlier.isFailure, 'is not an option here: list the statuses that count as failures in failureStatuses');
+      throw new InvalidOptionError(
+        `${path}.outlier.isFailure`,
+        value.outlier.isFailure,
+        'is not an option here: list the statuses that count as failures in failureStatuses',
+      );
     }
     normalizeOutlierOptions(value.outlier, `${path}.outlier`);
     outlier = Object.freeze({ ...(value.outlier as object) });
@@ -189,7 +205,11 @@ export function normalizeFulcrumPolicyOptions(value: unknown, path = POLICY_NAME
   rawStatuses.forEach((status: unknown, i: number) => {
     const code = typeof status === 'string' ? (GRPC_STATUS as Record<string, number>)[status] : status;
     if (typeof code !== 'number' || !Number.isInteger(code) || code < 1 || code > 16 || code === GRPC_STATUS.CANCELLED) {
-      throw new InvalidOptionError(`${path}.failureStatuses[${i}]`, status, 'must be a gRPC status name or code other than OK and CANCELLED (e.g. UNAVAILABLE or 14)');
+      throw new InvalidOptionError(
+        `${path}.failureStatuses[${i}]`,
+        status,
+        'must be a gRPC status name or code other than OK and CANCELLED (e.g. UNAVAILABLE or 14)',
+      );
     }
     if ((failureMask & (1 << code)) === 0) failureStatuses.push(code);
     failureMask |= 1 << code;

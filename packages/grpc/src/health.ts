@@ -15,7 +15,14 @@
  *   `setStatus(service, status)` pushing to every watcher.
  */
 import { Client, Metadata, experimental, status as grpcStatus } from '@grpc/grpc-js';
-import type { ServerWritableStream, ServiceDefinition, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation, ClientReadableStream } from '@grpc/grpc-js';
+import type {
+  ServerWritableStream,
+  ServiceDefinition,
+  sendUnaryData,
+  ServerUnaryCall,
+  UntypedServiceImplementation,
+  ClientReadableStream,
+} from '@grpc/grpc-js';
 import { InvalidOptionError } from '@fulcrum/core';
 
 /** `grpc.health.v1.HealthCheckResponse.ServingStatus`. */

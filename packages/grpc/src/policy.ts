@@ -214,7 +214,12 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
     return this.#lb;
   }
 
-  updateAddressList(endpoints: experimental.StatusOr<Endpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions, resolutionNote: string): boolean {
+  updateAddressList(
+    endpoints: experimental.StatusOr<Endpoint[]>,
+    config: experimental.TypedLoadBalancingConfig,
+    options: ChannelOptions,
+    resolutionNote: string,
+  ): boolean {
     if (!(config instanceof FulcrumLoadBalancingConfig)) return false;
     if (!endpoints.ok) {
       if (this.#children.size === 0) this.#publish(TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details);
@@ -337,7 +342,10 @@ export class FulcrumLoadBalancer implements experimental.LoadBalancer {
       name: next.name,
       // With options, the balancer is built here (the load balancer takes an instance as well as a
       // name), on the clock and random source the load balancer would give it.
-      algorithm: Object.keys(next.algorithmOptions).length === 0 ? next.algorithm : createBalancer(next.algorithm, { ...next.algorithmOptions, clock: coarseClock, random: defaultRandom }),
+      algorithm:
+        Object.keys(next.algorithmOptions).length === 0
+          ? next.algorithm
+          : createBalancer(next.algorithm, { ...next.algorithmOptions, clock: coarseClock, random: defaultRandom }),
       ...(outlier !== undefined ? { outlier } : {}),
       ...(next.slowStart !== undefined ? { slowStart: next.slowStart } : {}),
       panicThreshold: next.panicThreshold,

@@ -19,7 +19,12 @@ const method = (m, requestStream, responseStream) => ({
 });
 const server = new grpc.Server();
 server.addService(
-  { Unary: method('Unary', false, false), ServerStream: method('ServerStream', false, true), ClientStream: method('ClientStream', true, false), Bidi: method('Bidi', true, true) },
+  {
+    Unary: method('Unary', false, false),
+    ServerStream: method('ServerStream', false, true),
+    ClientStream: method('ClientStream', true, false),
+    Bidi: method('Bidi', true, true),
+  },
   {
     Unary(call, callback) {
       process.stdout.write('call Unary\n');

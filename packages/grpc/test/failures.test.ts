@@ -40,7 +40,10 @@ async function processBackends(n: number): Promise<ProcessBackend[]> {
 describe('a backend killed mid-call', () => {
   it('fails the committed unary call with UNAVAILABLE, never replays it, and sends the next calls to the others', async () => {
     const bs = await processBackends(3);
-    const c = await client(bs.map((b) => b.address), { algorithm: 'round-robin' });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'round-robin' },
+    );
     const lb = c.lb();
     const chosen = deferred<string>();
     lb.once('decision', (d) => chosen.resolve(d.backendId));
@@ -95,7 +98,10 @@ describe('a backend killed mid-call', () => {
 
   it('stops balancing to a backend killed between calls; new calls succeed on the others', async () => {
     const bs = await processBackends(3);
-    const c = await client(bs.map((b) => b.address), { algorithm: 'p2c' });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'p2c' },
+    );
     await bs[0]!.kill();
     await waitFor(() => c.lb().eligibleCount === 2, { what: 'p0 to leave the set' });
     const replies = await Promise.all(Array.from({ length: 20 }, () => unary(c.client, {})));
@@ -157,10 +163,13 @@ describe('statuses become outcomes', () => {
 
   it('ejects a backend that keeps failing (outlier detection) and sends every call to the others', async () => {
     const bs = await backends(3);
-    const c = await client(bs.map((b) => b.address), {
-      algorithm: 'round-robin',
-      outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000, maxEjectionPercent: 50 },
-    });
+    const c = await client(
+      bs.map((b) => b.address),
+      {
+        algorithm: 'round-robin',
+        outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000, maxEjectionPercent: 50 },
+      },
+    );
     const lb = c.lb();
     const ejected = deferred<string>();
     lb.on('ejected', (id) => ejected.resolve(id));

@@ -226,8 +226,11 @@ export async function connect(
 export function unary(client: EchoClient, request: EchoRequest, options: { metadata?: grpc.Metadata; deadlineMs?: number } = {}): Promise<EchoReply> {
   return new Promise((resolve, reject) => {
     const callOptions: grpc.CallOptions = options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
-    (client as unknown as grpc.Client & { Unary: (...args: unknown[]) => unknown }).Unary(request, options.metadata ?? new grpc.Metadata(), callOptions, (error: grpc.ServiceError | null, reply: EchoReply) =>
-      error ? reject(error) : resolve(reply),
+    (client as unknown as grpc.Client & { Unary: (...args: unknown[]) => unknown }).Unary(
+      request,
+      options.metadata ?? new grpc.Metadata(),
+      callOptions,
+      (error: grpc.ServiceError | null, reply: EchoReply) => (error ? reject(error) : resolve(reply)),
     );
   });
 }
@@ -281,9 +284,10 @@ export async function startProcessBackend(name: string): Promise<ProcessBackend>
     port: p,
     address: `127.0.0.1:${p}`,
     calls,
-    nextHeld: () => held.promise.then(() => {
-      held = deferred<void>();
-    }),
+    nextHeld: () =>
+      held.promise.then(() => {
+        held = deferred<void>();
+      }),
     async kill() {
       child.kill('SIGKILL');
       await exited;

@@ -19,10 +19,14 @@ describe('the grpc.health.v1 messages, encoded by hand', () => {
 
   it('round-trip any service name and status', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.constantFrom<ServingStatus>('UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'), (service, status) => {
-        expect(decodeHealthCheckRequest(encodeHealthCheckRequest({ service }))).toEqual({ service });
-        expect(decodeHealthCheckResponse(encodeHealthCheckResponse({ status }))).toEqual({ status });
-      }),
+      fc.property(
+        fc.string({ unit: 'grapheme', maxLength: 300 }),
+        fc.constantFrom<ServingStatus>('UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'),
+        (service, status) => {
+          expect(decodeHealthCheckRequest(encodeHealthCheckRequest({ service }))).toEqual({ service });
+          expect(decodeHealthCheckResponse(encodeHealthCheckResponse({ status }))).toEqual({ status });
+        },
+      ),
       { seed: 1818, numRuns: 300 },
     );
   });

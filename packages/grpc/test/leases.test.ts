@@ -28,7 +28,9 @@ function slowCredentials() {
 
 function unaryWith(client: unknown, request: EchoRequest, callOptions: grpc.CallOptions): Promise<EchoReply> {
   return new Promise((resolve, reject) => {
-    (client as { Unary: (...args: unknown[]) => unknown }).Unary(request, new grpc.Metadata(), callOptions, (e: grpc.ServiceError | null, r: EchoReply) => (e ? reject(e) : resolve(r)));
+    (client as { Unary: (...args: unknown[]) => unknown }).Unary(request, new grpc.Metadata(), callOptions, (e: grpc.ServiceError | null, r: EchoReply) =>
+      e ? reject(e) : resolve(r),
+    );
   });
 }
 
@@ -62,7 +64,12 @@ describe('leases follow calls, not picks', () => {
     const lb = c.lb();
     const ended: Promise<void>[] = [];
     for (let i = 0; i < 1000; i++) {
-      const call = (c.client as unknown as { Unary: (...args: unknown[]) => unknown }).Unary({ hold: true }, new grpc.Metadata(), {}, () => {}) as grpc.ClientUnaryCall;
+      const call = (c.client as unknown as { Unary: (...args: unknown[]) => unknown }).Unary(
+        { hold: true },
+        new grpc.Metadata(),
+        {},
+        () => {},
+      ) as grpc.ClientUnaryCall;
       ended.push(new Promise((resolve) => call.on('status', () => resolve())));
       // Not synchronously: grpc-js 1.14 still opens the stream of a call cancelled before the
       // channel had its config (the stream then lives until the backend ends it).

@@ -61,14 +61,20 @@ describe('hashing by a metadata key', () => {
 
   it('balances a call without the key over all backends', async () => {
     const bs = await backends(3);
-    const c = await client(bs.map((b) => b.address), { algorithm: 'maglev', hashKey: { metadata: 'x-user' } });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'maglev', hashKey: { metadata: 'x-user' } },
+    );
     const replies = await Promise.all(Array.from({ length: 60 }, () => unary(c.client, {})));
     expect(new Set(replies.map((r) => r.backend)).size).toBeGreaterThan(1);
   });
 
   it('records the key and the reason in decisions', async () => {
     const bs = await backends(2);
-    const c = await client(bs.map((b) => b.address), { algorithm: 'rendezvous', hashKey: { metadata: 'x-user' } });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'rendezvous', hashKey: { metadata: 'x-user' } },
+    );
     const decision = deferred<{ key?: string; reason: string; backendId: string }>();
     c.lb().once('decision', (d) => decision.resolve(d));
     const reply = await unary(c.client, {}, { metadata: withKey('alice') });
@@ -82,7 +88,10 @@ describe('hashing by a metadata key', () => {
 describe('health from grpc.health.v1.Health/Watch', () => {
   it('takes a backend that turns NOT_SERVING out of the set and brings it back when SERVING', async () => {
     const bs = await backends(3, { health: true });
-    const c = await client(bs.map((b) => b.address), { algorithm: 'round-robin', healthCheck: { serviceName: '' } });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'round-robin', healthCheck: { serviceName: '' } },
+    );
     const lb = c.lb();
     bs[1]!.health.setStatus('', 'NOT_SERVING');
     await waitFor(() => lb.eligibleCount === 2, { what: 'b1 to leave the set' });
@@ -113,7 +122,10 @@ describe('health from grpc.health.v1.Health/Watch', () => {
 
   it('treats a server without the health service as serving (UNIMPLEMENTED)', async () => {
     const bs = await backends(2, { health: false });
-    const c = await client(bs.map((b) => b.address), { algorithm: 'round-robin', healthCheck: { serviceName: '' } });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'round-robin', healthCheck: { serviceName: '' } },
+    );
     expect(c.lb().eligibleCount).toBe(2);
     const replies = await Promise.all(Array.from({ length: 10 }, () => unary(c.client, {})));
     expect(new Set(replies.map((r) => r.backend)).size).toBe(2);
@@ -127,7 +139,15 @@ describe('health from grpc.health.v1.Health/Watch', () => {
     let watches = 0;
     bad.addService(
       {
-        Watch: { path: '/grpc.health.v1.Health/Watch', requestStream: false, responseStream: true, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
+        Watch: {
+          path: '/grpc.health.v1.Health/Watch',
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: raw.serialize,
+          requestDeserialize: raw.deserialize,
+          responseSerialize: raw.serialize,
+          responseDeserialize: raw.deserialize,
+        },
       },
       {
         Watch(call: grpc.ServerWritableStream<Buffer, Buffer>) {
@@ -137,7 +157,9 @@ describe('health from grpc.health.v1.Health/Watch', () => {
         },
       },
     );
-    const port = await new Promise<number>((resolve, reject) => bad.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) =>
+      bad.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
     cleanup.push(() => bad.forceShutdown());
     const c = await client([good.address], { algorithm: 'round-robin', healthCheck: { serviceName: '' } });
     c.setAddresses([good.address, `127.0.0.1:${port}`]);

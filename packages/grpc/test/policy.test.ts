@@ -34,9 +34,9 @@ function serverStream(c: EchoClient, request: EchoRequest): Promise<EchoReply[]>
 
 function clientStream(c: EchoClient, texts: string[]): Promise<EchoReply> {
   return new Promise((resolve, reject) => {
-    const call = (c as unknown as { ClientStream(cb: (e: grpc.ServiceError | null, r: EchoReply) => void): grpc.ClientWritableStream<EchoRequest> }).ClientStream((e, r) =>
-      e ? reject(e) : resolve(r),
-    );
+    const call = (
+      c as unknown as { ClientStream(cb: (e: grpc.ServiceError | null, r: EchoReply) => void): grpc.ClientWritableStream<EchoRequest> }
+    ).ClientStream((e, r) => (e ? reject(e) : resolve(r)));
     for (const text of texts) call.write({ text });
     call.end();
   });
@@ -54,10 +54,13 @@ function bidi(c: EchoClient, texts: string[]): Promise<EchoReply[]> {
   });
 }
 
-describe('the fulcrum policy spreads one channel\'s calls', () => {
+describe("the fulcrum policy spreads one channel's calls", () => {
   it('sends round-robin unary calls to each of three backends in turn', async () => {
     const bs = await backends(3);
-    const c = await client(bs.map((b) => b.address), { algorithm: 'round-robin' });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'round-robin' },
+    );
     const seen: string[] = [];
     for (let i = 0; i < 30; i++) seen.push((await unary(c.client, { text: String(i) })).backend);
     for (const b of bs) expect(b.calls.Unary).toBe(10);
@@ -70,7 +73,10 @@ describe('the fulcrum policy spreads one channel\'s calls', () => {
 
   it('balances server-streaming, client-streaming and bidi calls per call, on one connection per backend', async () => {
     const bs = await backends(3);
-    const c = await client(bs.map((b) => b.address), { algorithm: 'round-robin' });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'round-robin' },
+    );
     for (let i = 0; i < 6; i++) {
       const replies = await serverStream(c.client, { count: 4 });
       expect(replies.map((r) => r.seq)).toEqual([0, 1, 2, 3]);
@@ -87,12 +93,20 @@ describe('the fulcrum policy spreads one channel\'s calls', () => {
       expect(b.calls.ClientStream).toBe(2);
       expect(b.calls.Bidi).toBe(2);
     }
-    expect(c.lb().snapshot().backends.every((b) => b.inflight === 0 && b.requests === 6)).toBe(true);
+    expect(
+      c
+        .lb()
+        .snapshot()
+        .backends.every((b) => b.inflight === 0 && b.requests === 6),
+    ).toBe(true);
   });
 
   it('sends a least-connections call to the backend that holds none while the others each hold one', async () => {
     const bs = await backends(3);
-    const c = await client(bs.map((b) => b.address), { algorithm: 'least-connections' });
+    const c = await client(
+      bs.map((b) => b.address),
+      { algorithm: 'least-connections' },
+    );
     // Hold one call on each of two backends: least-connections must send the next to the third.
     const first = unary(c.client, { hold: true });
     await waitFor(() => bs.filter((b) => b.calls.Unary === 1).length === 1, { what: 'the first held call' });
@@ -113,12 +127,20 @@ describe('the fulcrum policy spreads one channel\'s calls', () => {
   it('spreads p2c and peak-EWMA calls over all backends', async () => {
     const bs = await backends(3);
     for (const algorithm of ['p2c', 'peak-ewma']) {
-      const c = await client(bs.map((b) => b.address), { algorithm });
+      const c = await client(
+        bs.map((b) => b.address),
+        { algorithm },
+      );
       const replies = await Promise.all(Array.from({ length: 90 }, (_, i) => unary(c.client, { text: String(i) })));
       const counts = new Map<string, number>();
       for (const r of replies) counts.set(r.backend, (counts.get(r.backend) ?? 0) + 1);
       expect([...counts.keys()].sort()).toEqual(['b0', 'b1', 'b2']);
-      expect(c.lb().snapshot().backends.reduce((n, b) => n + b.requests, 0)).toBe(90);
+      expect(
+        c
+          .lb()
+          .snapshot()
+          .backends.reduce((n, b) => n + b.requests, 0),
+      ).toBe(90);
     }
   });
 });

@@ -2,15 +2,7 @@
 export { createProxy } from './proxy/proxy';
 export type { ProxyHandler } from './proxy/proxy';
 export type { ProxyHooks, ProxyRequestHead, ProxyResponseHead } from './proxy/hooks';
-export type {
-  AccessLogEntry,
-  AdmissionVerdict,
-  ProxyOptions,
-  ProxyTimeouts,
-  RequestRouter,
-  RouteDecision,
-  Termination,
-} from './proxy/options';
+export type { AccessLogEntry, AdmissionVerdict, ProxyOptions, ProxyTimeouts, RequestRouter, RouteDecision, Termination } from './proxy/options';
 export { hasBody } from './proxy/body';
 export { ConnectionLimit, limitConnections } from './proxy/connection-limit';
 export type { LimitConnectionsOptions } from './proxy/connection-limit';
@@ -35,7 +27,15 @@ export {
 } from './affinity';
 export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from './affinity';
 export { grpcHealthProbe, httpProbe, resolveHealth, tcpProbe } from './probes';
-export type { ProxyBalancerOptions, ExpectStatus, GrpcHealthProbeOptions, HealthCheckOptions, HttpProbeOptions, HttpProbeTlsOptions, TcpProbeOptions } from './probes';
+export type {
+  ProxyBalancerOptions,
+  ExpectStatus,
+  GrpcHealthProbeOptions,
+  HealthCheckOptions,
+  HttpProbeOptions,
+  HttpProbeTlsOptions,
+  TcpProbeOptions,
+} from './probes';
 export { GrpcStatus, parseGrpcTimeout } from './h2/grpc';
 export type { GrpcOptions } from './h2/grpc';
 export { normalizeHttp2Options } from './h2/options';
@@ -47,7 +47,18 @@ export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource
 export { DURATION_BOUNDS_MS, quantileOf, trafficOf } from './stats';
 export type { BackendTrafficJson, PoolTraffic, PoolTrafficJson } from './stats';
 export { createRouter, DEFAULT_SPLIT_COOKIE_NAME, POOL_PROXY_KEYS, normalizePoolProxyOptions, normalizeRouterOptions } from './router';
-export type { NormalizedRouterOptions, PoolProxyOptions, PoolSpec, Router, RouteMatch, RouterOptions, RouteSpec, RouteMatchSpec, SplitOptions, SplitTarget } from './router';
+export type {
+  NormalizedRouterOptions,
+  PoolProxyOptions,
+  PoolSpec,
+  Router,
+  RouteMatch,
+  RouterOptions,
+  RouteSpec,
+  RouteMatchSpec,
+  SplitOptions,
+  SplitTarget,
+} from './router';
 export { createTlsContext, tlsOptions, redirectToHttps } from './tls';
 export type { TlsCertificate, TlsContext, TlsOptions, RedirectToHttpsOptions } from './tls';
 export { createTcpProxy, proxyHeader, proxyHeaderV1, proxyHeaderV2, PROXY_V2_SIGNATURE } from './tcp';

@@ -10,12 +10,7 @@
 import { ErrorCodes, FulcrumError, isFulcrumError } from '@fulcrum/core';
 
 /** Why a file was refused. */
-export type CorruptFileReason =
-  | 'header'
-  | 'truncated'
-  | 'checksum'
-  | 'id-mismatch'
-  | 'payload';
+export type CorruptFileReason = 'header' | 'truncated' | 'checksum' | 'id-mismatch' | 'payload';
 
 /** A session file or stick-log record failed its checks and was ignored. */
 export class CorruptFileError extends FulcrumError {

@@ -37,28 +37,11 @@ import { join, resolve } from 'node:path';
 import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
 import { mergeStickEntry } from '@fulcrum/core/session';
 import type { Replicator, StickEntry } from '@fulcrum/core';
-import {
-  DirectorySync,
-  STALE_TEMP_MS,
-  currentIdentity,
-  errorCode,
-  identityOf,
-  sweepTempFiles,
-  writeFileAtomic,
-} from './atomic-file';
+import { DirectorySync, STALE_TEMP_MS, currentIdentity, errorCode, identityOf, sweepTempFiles, writeFileAtomic } from './atomic-file';
 import type { FileIdentity } from './atomic-file';
 import { CorruptFileError } from './errors';
 import { MAX_TIMER_MS, checkOptions, optionalBoolean, optionalFileMode, optionalNumber, requiredDirectory } from './options';
-import {
-  LOG_NODE_ID_PATTERN,
-  decodeHeader,
-  decodeRecord,
-  encodeHeader,
-  encodeRecord,
-  isLogFileName,
-  logFileName,
-  newGeneration,
-} from './stick-log';
+import { LOG_NODE_ID_PATTERN, decodeHeader, decodeRecord, encodeHeader, encodeRecord, isLogFileName, logFileName, newGeneration } from './stick-log';
 
 /** Options of `FileReplicator`. */
 export interface FileReplicatorOptions {

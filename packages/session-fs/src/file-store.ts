@@ -48,25 +48,11 @@ import {
 import type { SessionLike, SessionSerializer } from '@fulcrum/core/session';
 import { Store } from 'express-session';
 import type { SessionData } from 'express-session';
-import {
-  DirectorySync,
-  currentIdentity,
-  errorCode,
-  identityOf,
-  isDirectoryLost,
-  sweepTempFiles,
-  writeFileAtomic,
-} from './atomic-file';
+import { DirectorySync, currentIdentity, errorCode, identityOf, isDirectoryLost, sweepTempFiles, writeFileAtomic } from './atomic-file';
 import type { FileIdentity } from './atomic-file';
 import { CorruptFileError } from './errors';
 import { MAX_TIMER_MS, PEER_STORE_OPTION_HINTS, checkOptions, optionalBoolean, optionalFileMode, optionalNumber, requiredDirectory } from './options';
-import {
-  decodeSessionFile,
-  encodeSessionFile,
-  isDecodeFailure,
-  isSessionFileName,
-  sessionFileName,
-} from './session-file';
+import { decodeSessionFile, encodeSessionFile, isDecodeFailure, isSessionFileName, sessionFileName } from './session-file';
 import type { SessionFile } from './session-file';
 
 /** Options of `FileStore`. */
@@ -245,14 +231,18 @@ export class FileStore extends Store {
 
   /** The session stored under `sid`, or null (unknown, expired, corrupt, or a malformed id). */
   get(sid: string, callback?: Callback<SessionData | null>): Promise<SessionData | null> | undefined {
-    return settle(() => this.#operation('get', async () => {
-      await this.#usable();
-      // A forged cookie is just a cookie without a session: null, never an error page.
-      if (!isValidSessionId(sid)) return null;
-      const file = await this.#read(sid);
-      if (file === undefined || file.expiresAt <= this.#clock.now()) return null;
-      return this.#parse(sid, file.body);
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('get', async () => {
+          await this.#usable();
+          // A forged cookie is just a cookie without a session: null, never an error page.
+          if (!isValidSessionId(sid)) return null;
+          const file = await this.#read(sid);
+          if (file === undefined || file.expiresAt <= this.#clock.now()) return null;
+          return this.#parse(sid, file.body);
+        }),
+      callback,
+    );
   }
 
   /**
@@ -261,25 +251,33 @@ export class FileStore extends Store {
    * `InvalidOptionError`.
    */
   set(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => this.#operation('set', async () => {
-      assertSessionId(sid);
-      await this.#usable();
-      const now = this.#clock.now();
-      const expiresAt = sessionExpiresAt(session as SessionLike, now, this.ttlSeconds);
-      if (expiresAt <= now) return this.#destroy(sid);
-      // Serialise outside the lock: CPU work need not wait for another write's fsync.
-      const content = encodeSessionFile(sid, expiresAt, this.#serializer.stringify(session as SessionLike));
-      await this.#locks.run(sid, () => this.#io(true, () => this.#write(sessionFileName(sid), content)));
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('set', async () => {
+          assertSessionId(sid);
+          await this.#usable();
+          const now = this.#clock.now();
+          const expiresAt = sessionExpiresAt(session as SessionLike, now, this.ttlSeconds);
+          if (expiresAt <= now) return this.#destroy(sid);
+          // Serialise outside the lock: CPU work need not wait for another write's fsync.
+          const content = encodeSessionFile(sid, expiresAt, this.#serializer.stringify(session as SessionLike));
+          await this.#locks.run(sid, () => this.#io(true, () => this.#write(sessionFileName(sid), content)));
+        }),
+      callback,
+    );
   }
 
   /** Removes the session stored under `sid`, if any. A malformed `sid` has nothing to remove. */
   destroy(sid: string, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => this.#operation('destroy', async () => {
-      await this.#usable();
-      if (!isValidSessionId(sid)) return;
-      await this.#destroy(sid);
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('destroy', async () => {
+          await this.#usable();
+          if (!isValidSessionId(sid)) return;
+          await this.#destroy(sid);
+        }),
+      callback,
+    );
   }
 
   /**
@@ -289,30 +287,32 @@ export class FileStore extends Store {
    * version that was read, so a `destroy` (or a newer `set`) that came first always wins.
    */
   override touch(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => this.#operation('touch', async () => {
-      await this.#usable();
-      if (!isValidSessionId(sid)) return;
-      const now = this.#clock.now();
-      const expiresAt = sessionExpiresAt(session as SessionLike, now, this.ttlSeconds);
-      if (expiresAt <= now) return;
-      await this.#locks.run(sid, async () => {
-        const stored = await this.#read(sid, true);
-        if (stored === undefined || stored.expiresAt <= this.#clock.now()) return;
-        // Capped at half the session's lifetime: an uncapped throttle longer than a rolling
-        // session's maxAge would let an active user's session expire between writes.
-        const throttleMs = Math.min(this.touchAfterSeconds * 1000, Math.floor((expiresAt - now) / 2));
-        if (throttleMs > 0 && expiresAt - stored.expiresAt < throttleMs) return;
-        const data = this.#parse(sid, stored.body);
-        if (data === null) return;
-        const cookie = (session as SessionLike).cookie;
-        const touched = cookie === undefined ? data : { ...data, cookie };
-        const content = encodeSessionFile(sid, expiresAt, this.#serializer.stringify(touched as SessionLike));
-        const path = join(this.dir, sessionFileName(sid));
-        await this.#io(true, () =>
-          this.#write(sessionFileName(sid), content, async () => (await currentIdentity(path)) === stored.identity),
-        );
-      });
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('touch', async () => {
+          await this.#usable();
+          if (!isValidSessionId(sid)) return;
+          const now = this.#clock.now();
+          const expiresAt = sessionExpiresAt(session as SessionLike, now, this.ttlSeconds);
+          if (expiresAt <= now) return;
+          await this.#locks.run(sid, async () => {
+            const stored = await this.#read(sid, true);
+            if (stored === undefined || stored.expiresAt <= this.#clock.now()) return;
+            // Capped at half the session's lifetime: an uncapped throttle longer than a rolling
+            // session's maxAge would let an active user's session expire between writes.
+            const throttleMs = Math.min(this.touchAfterSeconds * 1000, Math.floor((expiresAt - now) / 2));
+            if (throttleMs > 0 && expiresAt - stored.expiresAt < throttleMs) return;
+            const data = this.#parse(sid, stored.body);
+            if (data === null) return;
+            const cookie = (session as SessionLike).cookie;
+            const touched = cookie === undefined ? data : { ...data, cookie };
+            const content = encodeSessionFile(sid, expiresAt, this.#serializer.stringify(touched as SessionLike));
+            const path = join(this.dir, sessionFileName(sid));
+            await this.#io(true, () => this.#write(sessionFileName(sid), content, async () => (await currentIdentity(path)) === stored.identity));
+          });
+        }),
+      callback,
+    );
   }
 
   /**
@@ -320,48 +320,62 @@ export class FileStore extends Store {
    * express-session's MemoryStore and of the other Fulcrum stores (expired and corrupt files are left out).
    */
   override all(callback?: Callback<Record<string, SessionData>>): Promise<Record<string, SessionData>> | undefined {
-    return settle(() => this.#operation('all', async () => {
-      const sessions = Object.create(null) as Record<string, SessionData>;
-      await this.#scan(async (file) => {
-        const session = this.#parse(file.id, file.body);
-        if (session !== null) sessions[file.id] = session;
-      });
-      return sessions;
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('all', async () => {
+          const sessions = Object.create(null) as Record<string, SessionData>;
+          await this.#scan(async (file) => {
+            const session = this.#parse(file.id, file.body);
+            if (session !== null) sessions[file.id] = session;
+          });
+          return sessions;
+        }),
+      callback,
+    );
   }
 
   /** The ids of every live session. */
   ids(callback?: Callback<string[]>): Promise<string[]> | undefined {
-    return settle(() => this.#operation('ids', async () => {
-      const ids: string[] = [];
-      await this.#scan(async (file) => {
-        ids.push(file.id);
-      });
-      return ids;
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('ids', async () => {
+          const ids: string[] = [];
+          await this.#scan(async (file) => {
+            ids.push(file.id);
+          });
+          return ids;
+        }),
+      callback,
+    );
   }
 
   /** How many live sessions there are. */
   override length(callback?: Callback<number>): Promise<number> | undefined {
-    return settle(() => this.#operation('length', async () => {
-      let count = 0;
-      await this.#scan(async () => {
-        count++;
-      });
-      return count;
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('length', async () => {
+          let count = 0;
+          await this.#scan(async () => {
+            count++;
+          });
+          return count;
+        }),
+      callback,
+    );
   }
 
   /** Removes every session file (on every host, once the tool has replicated the deletions). */
   override clear(callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => this.#operation('clear', async () => {
-      await this.#usable();
-      const names = (await this.#io(true, () => readdir(this.dir))).filter(isSessionFileName);
-      await forEachLimited(names, SCAN_CONCURRENCY, (name) =>
-        this.#io(false, () => unlink(join(this.dir, name)).catch(ignoreMissing)),
-      );
-      if (this.fsync) await this.#io(true, () => this.#directorySync.sync());
-    }), callback);
+    return settle(
+      () =>
+        this.#operation('clear', async () => {
+          await this.#usable();
+          const names = (await this.#io(true, () => readdir(this.dir))).filter(isSessionFileName);
+          await forEachLimited(names, SCAN_CONCURRENCY, (name) => this.#io(false, () => unlink(join(this.dir, name)).catch(ignoreMissing)));
+          if (this.fsync) await this.#io(true, () => this.#directorySync.sync());
+        }),
+      callback,
+    );
   }
 
   // ── maintenance ───────────────────────────────────────────────────────────────────────────────
@@ -457,9 +471,7 @@ export class FileStore extends Store {
       if (lost) this.#setConnected(false);
       throw this.#failure(
         `${describeFsFailure(error)}; ${
-          lost
-            ? 'the store has disconnected and fails calls at once until a probe, every second, finds the directory again'
-            : 'this call fails without a retry'
+          lost ? 'the store has disconnected and fails calls at once until a probe, every second, finds the directory again' : 'this call fails without a retry'
         }`,
         error,
       );

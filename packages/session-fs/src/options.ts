@@ -23,8 +23,8 @@ export const PEER_STORE_OPTION_HINTS: Readonly<Record<string, string>> = Object.
   path: "session-file-store's `path` is `dir` here",
   ttl: "session-file-store's and connect-redis's `ttl` (seconds) is `ttlSeconds` here; a session's own cookie expiry always wins over it",
   reapInterval: "session-file-store's `reapInterval` (seconds; -1 disables) is `cleanupIntervalMs` here (ms; 0 disables)",
-  reapAsync: 'FileStore always sweeps off the request path, on an unref\'d timer: drop the option',
-  reapSyncFallback: 'FileStore always sweeps off the request path, on an unref\'d timer: drop the option',
+  reapAsync: "FileStore always sweeps off the request path, on an unref'd timer: drop the option",
+  reapSyncFallback: "FileStore always sweeps off the request path, on an unref'd timer: drop the option",
   reapMaxConcurrent: 'FileStore bounds its sweep to 16 files at a time: drop the option',
   encoder: "session-file-store's `encoder`/`decoder` pair is `serializer: { stringify, parse }` here",
   decoder: "session-file-store's `encoder`/`decoder` pair is `serializer: { stringify, parse }` here",
@@ -42,7 +42,6 @@ export function requiredDirectory(path: string, value: unknown): string {
   }
   return value;
 }
-
 
 export function optionalFileMode(path: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;

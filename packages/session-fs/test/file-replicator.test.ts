@@ -19,7 +19,14 @@ afterEach(async () => {
 afterAll(() => dirs.cleanup());
 
 function replicator(options: FileReplicatorOptions): FileReplicator {
-  const created = new FileReplicator({ watch: false, pollIntervalMs: 30, onError: (e) => { throw e; }, ...options });
+  const created = new FileReplicator({
+    watch: false,
+    pollIntervalMs: 30,
+    onError: (e) => {
+      throw e;
+    },
+    ...options,
+  });
   open.push(created);
   return created;
 }
@@ -168,7 +175,10 @@ describe('FileReplicator', () => {
     const expired: StickEntry<string> = { key: 'k', value: 'b', updatedAt: longAgo, expiresAt: longAgo + 1000, origin: 'dead' };
     await writeFile(dead, encodeHeader({ generation: '0123456789abcdef', createdAt: longAgo, nodeId: 'dead' }) + encodeRecord([expired]));
     const alive = join(dir, logFileName('alive'));
-    await writeFile(alive, encodeHeader({ generation: 'fedcba9876543210', createdAt: longAgo, nodeId: 'alive' }) + encodeRecord([entry('k2', 'b', longAgo, 'alive')]));
+    await writeFile(
+      alive,
+      encodeHeader({ generation: 'fedcba9876543210', createdAt: longAgo, nodeId: 'alive' }) + encodeRecord([entry('k2', 'b', longAgo, 'alive')]),
+    );
     const past = new Date(longAgo);
     await utimes(dead, past, past);
     const sweeper = replicator({ dir, nodeId: 'sweeper' });

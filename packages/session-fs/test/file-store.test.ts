@@ -103,7 +103,30 @@ describe('FileStore on a shared directory', () => {
     const parent = join(root, 'a', 'b');
     const dir = join(parent, 'sessions');
     const store = open({ dir });
-    const ids = ['../x', '../../etc/x', '../../../../../../tmp/escape', '/abs', `${root}/planted`, 'a/b', 'a\\b', '..', '.', '.hidden', '\u0000', 'a\u0000b', 'ünïcödé-会话-🍪', ' ', 'a b', '%', '%2e%2e%2fx', 'line\nbreak', 'CON', '__proto__', 'x'.repeat(MAX_SESSION_ID_LENGTH), '\u0800'.repeat(MAX_SESSION_ID_LENGTH)];
+    const ids = [
+      '../x',
+      '../../etc/x',
+      '../../../../../../tmp/escape',
+      '/abs',
+      `${root}/planted`,
+      'a/b',
+      'a\\b',
+      '..',
+      '.',
+      '.hidden',
+      '\u0000',
+      'a\u0000b',
+      'ünïcödé-会话-🍪',
+      ' ',
+      'a b',
+      '%',
+      '%2e%2e%2fx',
+      'line\nbreak',
+      'CON',
+      '__proto__',
+      'x'.repeat(MAX_SESSION_ID_LENGTH),
+      '\u0800'.repeat(MAX_SESSION_ID_LENGTH),
+    ];
     for (const id of ids) await store.set(id, session({ id }));
     for (const id of ids) expect(await store.get(id), JSON.stringify(id.slice(0, 20))).toMatchObject({ id });
     // Nothing was created anywhere but the session directory, and only hashed names in it.

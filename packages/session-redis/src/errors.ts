@@ -45,8 +45,7 @@ export function describeRedisFailure(error: unknown): string {
 }
 
 /** What the store does after a failed call, said once for every message. */
-export const AFTER_FAILURE =
-  'this call fails without a retry; ioredis reconnects in the background and calls succeed again once Redis is back';
+export const AFTER_FAILURE = 'this call fails without a retry; ioredis reconnects in the background and calls succeed again once Redis is back';
 
 /**
  * Map an ioredis failure to what the store reports: outages become `StoreUnavailableError` (the

@@ -54,7 +54,7 @@ export const checkKnownOptions = checkKnownKeys;
 export const PEER_STORE_OPTION_HINTS: Readonly<Record<string, string>> = Object.freeze({
   ttl: "connect-redis's `ttl` (seconds, or a function of the session) is `ttlSeconds` here (seconds); a session's own cookie expiry always wins over it",
   disableTTL:
-    'RedisStore always writes an expiry (the cookie\'s, else `ttlSeconds`), so a session can never outlive its cookie; there is no switch to turn it off',
+    "RedisStore always writes an expiry (the cookie's, else `ttlSeconds`), so a session can never outlive its cookie; there is no switch to turn it off",
   disableTouch:
     'RedisStore has no switch to turn touch off; `touchAfterSeconds` sets how rarely it writes (capped at half the session lifetime so rolling sessions stay alive)',
   touchAfter: "connect-mongo's `touchAfter` is `touchAfterSeconds` here",
@@ -80,7 +80,6 @@ export function checkClient(path: string, client: unknown): void {
     throw new InvalidOptionError(path, client, 'must be an ioredis Redis or Cluster client');
   }
 }
-
 
 /** Escape Redis glob metacharacters, so a prefix like `app[1]:` matches only itself in SCAN MATCH. */
 export function escapeGlob(text: string): string {

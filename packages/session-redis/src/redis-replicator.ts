@@ -104,7 +104,11 @@ export class RedisReplicator<V = string> implements Replicator<V> {
     if (options.subscriber !== undefined) {
       checkClient('redisReplicator.subscriber', options.subscriber);
       if (options.subscriber === options.client) {
-        throw new InvalidOptionError('redisReplicator.subscriber', 'the client itself', 'must be a separate connection (a subscribed connection cannot run other commands)');
+        throw new InvalidOptionError(
+          'redisReplicator.subscriber',
+          'the client itself',
+          'must be a separate connection (a subscribed connection cannot run other commands)',
+        );
       }
     }
     this.channel = optionalString('redisReplicator.channel', options.channel, 'fulcrum:stick', NAME_PATTERN, NAME_EXPECTED);
@@ -114,7 +118,11 @@ export class RedisReplicator<V = string> implements Replicator<V> {
     this.expiryKey = `${tagged}:expiry`;
     this.#maxEntriesPerCall = optionalNumber('redisReplicator.maxEntriesPerCall', options.maxEntriesPerCall, 1000, { min: 1, max: 10_000, integer: true });
     this.#purgeLimit = optionalNumber('redisReplicator.purgeLimit', options.purgeLimit, 256, { min: 1, max: 100_000, integer: true });
-    this.#connectTimeoutMs = optionalNumber('redisReplicator.connectTimeoutMs', options.connectTimeoutMs, 2000, { min: 0, minExclusive: true, max: MAX_TIMER_MS });
+    this.#connectTimeoutMs = optionalNumber('redisReplicator.connectTimeoutMs', options.connectTimeoutMs, 2000, {
+      min: 0,
+      minExclusive: true,
+      max: MAX_TIMER_MS,
+    });
     if (options.onError !== undefined && typeof options.onError !== 'function') {
       throw new InvalidOptionError('redisReplicator.onError', options.onError, 'must be a function');
     }

@@ -162,7 +162,13 @@ export class RedisStore extends Store {
     if (!isPlainObject(options)) throw new InvalidOptionError('redisStore', options, 'must be an object');
     checkKnownOptions('redisStore', options, OPTION_NAMES, PEER_STORE_OPTION_HINTS);
     checkClient('redisStore.client', options.client);
-    const prefix = optionalString('redisStore.prefix', options.prefix, 'sess:', PREFIX_PATTERN, 'must be a string of up to 256 characters without NUL, CR or LF');
+    const prefix = optionalString(
+      'redisStore.prefix',
+      options.prefix,
+      'sess:',
+      PREFIX_PATTERN,
+      'must be a string of up to 256 characters without NUL, CR or LF',
+    );
     const ttlSeconds = optionalNumber('redisStore.ttlSeconds', options.ttlSeconds, DEFAULT_SESSION_TTL_SECONDS, { min: 0, minExclusive: true });
     const touchAfterSeconds = optionalNumber('redisStore.touchAfterSeconds', options.touchAfterSeconds, 60, { min: 0 });
     const scanCount = optionalNumber('redisStore.scanCount', options.scanCount, 100, { min: 1, max: 100_000, integer: true });
@@ -175,7 +181,13 @@ export class RedisStore extends Store {
     const optimistic = options.optimistic;
     if (optimistic === true) versionField = '__version';
     else if (isPlainObject(optimistic)) {
-      versionField = optionalString('redisStore.optimistic.versionField', optimistic.versionField, '__version', VERSION_FIELD_PATTERN, 'must be 1–64 chars of [A-Za-z0-9_], not starting with a digit');
+      versionField = optionalString(
+        'redisStore.optimistic.versionField',
+        optimistic.versionField,
+        '__version',
+        VERSION_FIELD_PATTERN,
+        'must be 1–64 chars of [A-Za-z0-9_], not starting with a digit',
+      );
     } else if (optimistic !== undefined && optimistic !== false) {
       throw new InvalidOptionError('redisStore.optimistic', optimistic, 'must be true, false or { versionField }');
     }
@@ -374,9 +386,7 @@ export class RedisStore extends Store {
     const text = JSON.stringify(data);
     const rest = text === '{}' ? '}' : `,${text.slice(1)}`;
     const client = this.#client as unknown as ScriptedClient;
-    const [status, version] = await this.#run('set', () =>
-      client[SET_COMMAND](key, expected === undefined ? '' : String(expected), rest, ttlMs, field),
-    );
+    const [status, version] = await this.#run('set', () => client[SET_COMMAND](key, expected === undefined ? '' : String(expected), rest, ttlMs, field));
     if (status === 1) {
       this.#written.set(record, { sid, read: readVersion, version });
       return;

@@ -24,7 +24,11 @@ describe.skipIf(skip)('on a private 3-master Redis Cluster', () => {
   });
 
   it('passes checkStore with an ioredis Cluster client', async () => {
-    await checkStore(() => new RedisStore({ client: connect(), prefix: 'chk:' }) as unknown as StoreUnderTest, { ttlMs: 300, expiryGraceMs: 150, maxIdLength: 1024 });
+    await checkStore(() => new RedisStore({ client: connect(), prefix: 'chk:' }) as unknown as StoreUnderTest, {
+      ttlMs: 300,
+      expiryGraceMs: 150,
+      maxIdLength: 1024,
+    });
   });
 
   it('lists, counts and clears sessions held by every master', async () => {

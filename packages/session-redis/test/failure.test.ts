@@ -26,7 +26,13 @@ describe.skipIf(skip)('failure behaviour against a private redis-server', () => 
       const disconnected = once(store, 'disconnect');
       await server.kill();
       await disconnected;
-      const failures = await Promise.allSettled([store.get('s1'), store.set('s1', sessionData(60_000)), store.touch('s1', sessionData(60_000)), store.destroy('s1'), store.length()]);
+      const failures = await Promise.allSettled([
+        store.get('s1'),
+        store.set('s1', sessionData(60_000)),
+        store.touch('s1', sessionData(60_000)),
+        store.destroy('s1'),
+        store.length(),
+      ]);
       for (const failure of failures) {
         expect(failure.status).toBe('rejected');
         expect(isStoreUnavailableError((failure as PromiseRejectedResult).reason)).toBe(true);
@@ -50,7 +56,9 @@ describe.skipIf(skip)('failure behaviour against a private redis-server', () => 
     await admin.client('PAUSE', 1500, 'ALL');
     const error = await store.get('s').catch((e: unknown) => e);
     expect(isStoreUnavailableError(error)).toBe(true);
-    expect(String((error as Error).message)).toMatch(/^RedisStore.get failed: Redis did not answer within \d+ ms \(commandTimeoutMs\); this call fails without a retry/);
+    expect(String((error as Error).message)).toMatch(
+      /^RedisStore.get failed: Redis did not answer within \d+ ms \(commandTimeoutMs\); this call fails without a retry/,
+    );
     store.close();
   });
 

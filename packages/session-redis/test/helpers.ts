@@ -248,10 +248,14 @@ export class PrivateSentinel {
     this.#process = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
     // Ready when the sentinel has found the replica and the replica is in sync.
     await withConnection(this.port, (sentinel) =>
-      until(async () => {
-        const replicas = (await sentinel.call('SENTINEL', 'REPLICAS', PrivateSentinel.NAME).catch(() => [])) as string[][];
-        return replicas.some((fields) => fields.includes(String(this.replica.port)) && fields.join(' ').includes('master-link-status ok'));
-      }, 'the sentinel to see the replica in sync', 20_000),
+      until(
+        async () => {
+          const replicas = (await sentinel.call('SENTINEL', 'REPLICAS', PrivateSentinel.NAME).catch(() => [])) as string[][];
+          return replicas.some((fields) => fields.includes(String(this.replica.port)) && fields.join(' ').includes('master-link-status ok'));
+        },
+        'the sentinel to see the replica in sync',
+        20_000,
+      ),
     );
   }
 

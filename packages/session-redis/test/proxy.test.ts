@@ -73,7 +73,11 @@ describe.skipIf(skip)('two proxies sharing stickiness through Redis', () => {
     for (const user of users) first.set(user, await get(ports[0]!, { 'x-user': user }));
     expect(new Set(first.values()).size).toBeGreaterThan(1);
     // Let the batches travel through Redis pub/sub.
-    await waitFor(() => users.every((u) => tables[1]!.get(`hdr:${u}`) !== undefined), { what: 'every affinity entry to reach the second proxy', timeoutMs: 3000, intervalMs: 20 });
+    await waitFor(() => users.every((u) => tables[1]!.get(`hdr:${u}`) !== undefined), {
+      what: 'every affinity entry to reach the second proxy',
+      timeoutMs: 3000,
+      intervalMs: 20,
+    });
     for (const user of users) {
       for (let i = 0; i < 3; i++) expect(await get(ports[1]!, { 'x-user': user })).toBe(first.get(user));
     }

@@ -133,9 +133,7 @@ describe.skipIf(skip)('RedisReplicator', () => {
 
   it('makes two load balancers with their own tables and connections send a client to the same backend', async () => {
     const backends = ['a', 'b', 'c', 'd', 'e'].map((id, i) => ({ id, address: `http://127.0.0.1:${9000 + i}` }));
-    const tables = [0, 1].map(
-      (i) => new StickTable<string>({ capacity: 1000, ttlMs: 60_000, nodeId: `lb-${i}`, batchMs: 5, replicator: make('lbs') }),
-    );
+    const tables = [0, 1].map((i) => new StickTable<string>({ capacity: 1000, ttlMs: 60_000, nodeId: `lb-${i}`, batchMs: 5, replicator: make('lbs') }));
     await Promise.all(tables.map((t) => t.ready));
     const [first, second] = tables.map((stickTable) => createLoadBalancer({ backends, algorithm: 'random', stickTable }));
     try {

@@ -25,7 +25,11 @@ describe.skipIf(skip)('RedisStore on a standalone Redis', () => {
   });
 
   it('passes the checkStore conformance suite', async () => {
-    await checkStore(() => new RedisStore({ client, prefix: `${prefix}chk:` }) as unknown as StoreUnderTest, { ttlMs: 300, expiryGraceMs: 150, maxIdLength: MAX_SESSION_ID_LENGTH });
+    await checkStore(() => new RedisStore({ client, prefix: `${prefix}chk:` }) as unknown as StoreUnderTest, {
+      ttlMs: 300,
+      expiryGraceMs: 150,
+      maxIdLength: MAX_SESSION_ID_LENGTH,
+    });
   });
 
   it('refuses invalid options with errors naming the option and the value', () => {

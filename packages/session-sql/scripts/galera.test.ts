@@ -93,7 +93,14 @@ describe('SqlStore on a 3-node Galera cluster', () => {
 
   it('lets concurrent writes of one session through two nodes all succeed after retries', async () => {
     const counter = { conflicts: 0 };
-    const options = { table: TABLE, cleanupIntervalMs: 0, createTable: false, galera: true, batchSize: 1, retry: { maxAttempts: 20, baseDelayMs: 5, maxDelayMs: 100 } };
+    const options = {
+      table: TABLE,
+      cleanupIntervalMs: 0,
+      createTable: false,
+      galera: true,
+      batchSize: 1,
+      retry: { maxAttempts: 20, baseDelayMs: 5, maxDelayMs: 100 },
+    };
     const a = new SqlStore({ pool: countingPool(pool(0), counter), ...options });
     const b = new SqlStore({ pool: countingPool(pool(1), counter), ...options });
     const writes: Promise<void>[] = [];

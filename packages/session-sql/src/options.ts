@@ -68,7 +68,7 @@ export const PEER_STORE_OPTION_HINTS: Readonly<Record<string, string>> = Object.
   disableTouch:
     'SqlStore has no switch to turn touch off; `touchAfterSeconds` sets how rarely it writes (capped at half the session lifetime so rolling sessions stay alive)',
   ttl: "connect-redis's `ttl` (seconds) is `ttlSeconds` here",
-  disableTTL: 'SqlStore always stores an expiry (the cookie\'s, else `ttlSeconds`); there is no switch to turn it off',
+  disableTTL: "SqlStore always stores an expiry (the cookie's, else `ttlSeconds`); there is no switch to turn it off",
   prefix: 'SqlStore keeps sessions in a table of their own: name it with `table` instead of a key prefix',
   touchAfter: "connect-mongo's `touchAfter` is `touchAfterSeconds` here",
   host: CONNECTION_HINT,

@@ -205,11 +205,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   /** Every live entry (tombstones included), for a table that joins. */
   async snapshot(): Promise<readonly StickEntry<V>[]> {
     if (this.#closed) throw new Error('SqlReplicator is closed');
-    const rows = (await this.#run(
-      (c) => c.execute(`SELECT ${COLUMNS} FROM ${this.#table} WHERE expires_at > ?`, [Date.now()]),
-      true,
-      true,
-    )) as EntryRow[];
+    const rows = (await this.#run((c) => c.execute(`SELECT ${COLUMNS} FROM ${this.#table} WHERE expires_at > ?`, [Date.now()]), true, true)) as EntryRow[];
     const entries: StickEntry<V>[] = [];
     for (const row of rows) {
       const entry = this.#toEntry(row);
@@ -268,8 +264,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
     let afterUs = since;
     let afterKey: Buffer = Buffer.alloc(0);
     const sql =
-      `SELECT ${COLUMNS} FROM ${this.#table} WHERE changed_us >= ? AND (changed_us > ? OR k > ?) ` +
-      `ORDER BY changed_us, k LIMIT ${this.#pollBatchSize}`;
+      `SELECT ${COLUMNS} FROM ${this.#table} WHERE changed_us >= ? AND (changed_us > ? OR k > ?) ` + `ORDER BY changed_us, k LIMIT ${this.#pollBatchSize}`;
     const fresh: StickEntry<string>[] = [];
     const now = Date.now();
     for (;;) {
@@ -338,11 +333,14 @@ export class SqlReplicator<V = string> implements Replicator<V> {
 
   #schedulePurge(): void {
     if (this.#purgeIntervalMs === 0 || this.#closed) return;
-    this.#purgeTimer = setTimeout(() => {
-      this.purge()
-        .catch((error: unknown) => this.#onError(error))
-        .finally(() => this.#schedulePurge());
-    }, Math.round(this.#purgeIntervalMs * (0.9 + 0.2 * this.#random())));
+    this.#purgeTimer = setTimeout(
+      () => {
+        this.purge()
+          .catch((error: unknown) => this.#onError(error))
+          .finally(() => this.#schedulePurge());
+      },
+      Math.round(this.#purgeIntervalMs * (0.9 + 0.2 * this.#random())),
+    );
     this.#purgeTimer.unref?.();
   }
 }

@@ -127,8 +127,24 @@ export type StoredSession = SessionLike & { cookie: NonNullable<SessionLike['coo
 const BaseStore = session.Store;
 
 const OPTION_NAMES = [
-  'pool', 'table', 'createTable', 'ttlSeconds', 'touchAfterSeconds', 'cleanupIntervalMs', 'cleanupBatchSize', 'serializer',
-  'optimistic', 'maxMergeAttempts', 'timeoutMs', 'retry', 'batchSize', 'batchConcurrency', 'galera', 'probeIntervalMs', 'random', 'clock',
+  'pool',
+  'table',
+  'createTable',
+  'ttlSeconds',
+  'touchAfterSeconds',
+  'cleanupIntervalMs',
+  'cleanupBatchSize',
+  'serializer',
+  'optimistic',
+  'maxMergeAttempts',
+  'timeoutMs',
+  'retry',
+  'batchSize',
+  'batchConcurrency',
+  'galera',
+  'probeIntervalMs',
+  'random',
+  'clock',
 ] as const;
 
 /** Every live session keyed by its id, in an object without a prototype (express-session's MemoryStore shape). */

@@ -60,7 +60,10 @@ describe.skipIf(!runnable)('SqlStore when MariaDB restarts', () => {
     const error = await inflight;
     expect(isStoreUnavailableError(error)).toBe(true);
     expect(String((error as Error).message)).not.toMatch(/127\.0\.0\.1|:\d{4,5}/);
-    const whileDown = await store.get('committed')!.then(() => 'resolved', (e: unknown) => e);
+    const whileDown = await store.get('committed')!.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
     expect(isStoreUnavailableError(whileDown)).toBe(true);
     expect(events).toEqual(['connect', 'disconnect']);
 

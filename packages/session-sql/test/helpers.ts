@@ -84,7 +84,14 @@ async function resolveBinary(name: string): Promise<string | undefined> {
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
   for (const dir of dirs) {
     const path = join(dir || '.', name);
-    if (dir && (await access(path, constants.X_OK).then(() => true, () => false))) return path;
+    if (
+      dir &&
+      (await access(path, constants.X_OK).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return path;
   }
   return undefined;
 }
@@ -125,9 +132,13 @@ export async function startPrivateMariadb(options: PrivateMariadbOptions = {}): 
     await mkdir(datadir);
     await chown(datadir, 65534, 65534).catch(() => undefined);
   } else {
-    await run((await resolveBinary('mariadb-install-db')) ?? 'mariadb-install-db', ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--user=root'], {
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    await run(
+      (await resolveBinary('mariadb-install-db')) ?? 'mariadb-install-db',
+      ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--user=root'],
+      {
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
   }
   const port = options.port ?? (await freePort());
   const url = `mysql://root@127.0.0.1:${port}/test`;

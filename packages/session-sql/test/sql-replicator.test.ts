@@ -40,7 +40,15 @@ describe.skipIf(!available)('SqlReplicator on MariaDB', () => {
     await checkReplicator(({ cluster }) => {
       const name = `rc_${cluster.replace(/[^A-Za-z0-9]/g, '_')}`.slice(0, 48);
       if (!tables.includes(name)) tables.push(name);
-      return new SqlReplicator<string>({ pool, table: name, pollIntervalMs: 20, purgeIntervalMs: 0, onError: (e) => { throw e; } });
+      return new SqlReplicator<string>({
+        pool,
+        table: name,
+        pollIntervalMs: 20,
+        purgeIntervalMs: 0,
+        onError: (e) => {
+          throw e;
+        },
+      });
     });
   });
 

@@ -133,7 +133,23 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     const store = new SqlStore({ pool: spy.pool, table: name, cleanupIntervalMs: 0 });
     await store.ready();
     spy.statements.length = 0;
-    const ids = ["' OR 1=1 --", "x'); DROP TABLE t; --", '/foo', '%', '_', 'a', 'a ', 'A', 'é', 'e\u0301', '😀', 'a\u0000b', 'x'.repeat(MAX_SESSION_ID_LENGTH), '\u0800'.repeat(MAX_SESSION_ID_LENGTH), '😀'.repeat(MAX_SESSION_ID_LENGTH / 2)];
+    const ids = [
+      "' OR 1=1 --",
+      "x'); DROP TABLE t; --",
+      '/foo',
+      '%',
+      '_',
+      'a',
+      'a ',
+      'A',
+      'é',
+      'e\u0301',
+      '😀',
+      'a\u0000b',
+      'x'.repeat(MAX_SESSION_ID_LENGTH),
+      '\u0800'.repeat(MAX_SESSION_ID_LENGTH),
+      '😀'.repeat(MAX_SESSION_ID_LENGTH / 2),
+    ];
     for (const id of ids) await store.set(id, sessionFor(60_000, { id }));
     for (const id of ids) expect((await readSession(store, id))?.id, JSON.stringify(id.slice(0, 10))).toBe(id);
     for (const { sql } of spy.statements) for (const id of ids.filter((x) => x.includes("'"))) expect(sql.includes(id), sql).toBe(false);
@@ -167,7 +183,10 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     await legacy.set('a', sessionFor(60_000, { who: 'a' }));
     expect((await readSession(legacy, '/foo'))?.who).toBe('slash');
     for (const id of ['é', 'a ', 'x'.repeat(257)]) {
-      const error = await Promise.resolve(legacy.set(id, sessionFor(60_000, { who: id }))).then(() => undefined, (e: unknown) => e);
+      const error = await Promise.resolve(legacy.set(id, sessionFor(60_000, { who: id }))).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isInvalidOptionError(error), JSON.stringify(id.slice(0, 10))).toBe(true);
       expect((error as Error).message).toContain(`ALTER TABLE \`${name}\` MODIFY \`id\` VARBINARY(3072) NOT NULL`);
       expect(await readSession(legacy, id)).toBeNull();
@@ -304,7 +323,10 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     second.n = 2;
     await store.set('r1', second);
     first.n = 1;
-    const error = await store.set('r1', first)!.then(() => undefined, (e: unknown) => e);
+    const error = await store.set('r1', first)!.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isSessionConflictError(error)).toBe(true);
     expect(error).toMatchObject({ reason: 'changed', expectedVersion: 1, storedVersion: 2 });
     expect((await readSession(store, 'r1'))?.n).toBe(2);
@@ -354,7 +376,10 @@ describe.skipIf(!available)('SqlStore on MariaDB', () => {
     await store.set('d1', sessionFor(60_000, { ok: true }));
     expect((await readSession(store, 'd1'))?.ok).toBe(true);
     failuresLeft = 3;
-    const error = await store.set('d1', sessionFor(60_000))!.then(() => undefined, (e: unknown) => e);
+    const error = await store.set('d1', sessionFor(60_000))!.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(SqlContentionError);
     expect((error as SqlContentionError).attempts).toBe(3);
     expect(isStoreUnavailableError(error)).toBe(true);

@@ -76,7 +76,12 @@ export function ballsIntoBins(options: BallsIntoBinsOptions): BallsIntoBinsResul
   const limit = options.loadBalancerLimit === undefined ? 10_000 : integer('loadBalancerLimit', options.loadBalancerLimit, 0, 1e7);
   const random = createSeededRandom(seed);
   const policy = options.policy ?? 'p2c';
-  const balancer = typeof policy === 'string' ? createBalancer(policy, { random, clock: FIXED_CLOCK }) : typeof policy === 'function' ? policy({ random, clock: FIXED_CLOCK }) : undefined;
+  const balancer =
+    typeof policy === 'string'
+      ? createBalancer(policy, { random, clock: FIXED_CLOCK })
+      : typeof policy === 'function'
+        ? policy({ random, clock: FIXED_CLOCK })
+        : undefined;
   if (balancer === undefined) throw new InvalidOptionError('policy', policy, 'must be an algorithm name or a factory ({ random, clock }) => Balancer');
   const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:8080`;
 

@@ -54,7 +54,10 @@ function parseArgs(argv: readonly string[]): Args | 'help' {
       case '-h':
         return 'help';
       case '--compare':
-        policies = value().split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+        policies = value()
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p.length > 0);
         if (policies.length === 0) throw new UsageError('--compare needs at least one policy');
         for (const p of policies) if (!hasBalancer(p)) throw new UsageError(`--compare: unknown policy '${p}' (known: ${ALGORITHM_NAMES.join(', ')})`);
         break;
@@ -67,7 +70,8 @@ function parseArgs(argv: readonly string[]): Args | 'help' {
       case '--seed': {
         const v = value();
         seed = Number(v);
-        if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(seed) || seed < -(2 ** 31) || seed > 2 ** 31 - 1) throw new UsageError(`--seed must be a 32-bit integer, got '${v}'`);
+        if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(seed) || seed < -(2 ** 31) || seed > 2 ** 31 - 1)
+          throw new UsageError(`--seed must be a 32-bit integer, got '${v}'`);
         break;
       }
       default:
@@ -93,7 +97,18 @@ function readScenario(file: string): Scenario {
 
 function table(results: readonly SimulationResult[]): string {
   const head = ['policy', 'requests', 'mean ms', 'p50', 'p99', 'p99.9', 'max', 'errors', 'retries', 'ejections'];
-  const rows = results.map((r) => [r.policy, String(r.requests), r.meanMs.toFixed(2), r.p50.toFixed(2), r.p99.toFixed(2), r.p999.toFixed(2), r.maxMs.toFixed(2), String(r.failed), String(r.retries), String(r.ejections)]);
+  const rows = results.map((r) => [
+    r.policy,
+    String(r.requests),
+    r.meanMs.toFixed(2),
+    r.p50.toFixed(2),
+    r.p99.toFixed(2),
+    r.p999.toFixed(2),
+    r.maxMs.toFixed(2),
+    String(r.failed),
+    String(r.retries),
+    String(r.ejections),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
@@ -130,7 +145,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return 0;
   } catch (error) {
-    if (error instanceof UsageError || isFulcrumError(error) || (error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'EACCES') {
+    if (
+      error instanceof UsageError ||
+      isFulcrumError(error) ||
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (error as NodeJS.ErrnoException).code === 'EACCES'
+    ) {
       process.stderr.write(`fulcrum-sim: ${(error as Error).message}\n`);
       return 1;
     }

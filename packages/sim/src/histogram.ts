@@ -35,7 +35,8 @@ export class Histogram {
 
   /** @param subBits Sub-buckets per power of two, as a power of two: 1..10, default 6 (±0.8 %). */
   constructor(subBits = 6) {
-    if (!Number.isInteger(subBits) || subBits < 1 || subBits > 10) throw new RangeError(`Histogram: subBits must be an integer in 1..10, got ${String(subBits)}`);
+    if (!Number.isInteger(subBits) || subBits < 1 || subBits > 10)
+      throw new RangeError(`Histogram: subBits must be an integer in 1..10, got ${String(subBits)}`);
     this.subBits = subBits;
     this.shift = 20 - subBits;
     this.counts = new Float64Array((MAX_EXPONENT - MIN_EXPONENT + 1) << subBits);

@@ -81,23 +81,28 @@ function lineChart(o: ChartOptions): string {
     if (xMax <= xMin) xMax = xMin * 10;
   } else if (xMax <= xMin) xMax = xMin + 1;
   const yMax = o.yMax ?? Math.max(1e-9, ...ys) * 1.05;
-  const sx = (x: number): number => MARGIN.left + (o.xLog ? (Math.log10(Math.max(x, xMin)) - Math.log10(xMin)) / (Math.log10(xMax) - Math.log10(xMin)) : (x - xMin) / (xMax - xMin)) * plotW;
+  const sx = (x: number): number =>
+    MARGIN.left + (o.xLog ? (Math.log10(Math.max(x, xMin)) - Math.log10(xMin)) / (Math.log10(xMax) - Math.log10(xMin)) : (x - xMin) / (xMax - xMin)) * plotW;
   const sy = (y: number): number => MARGIN.top + plotH - (Math.min(y, yMax) / yMax) * plotH;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="${escapeHtml(o.id)}" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${escapeHtml(o.title)}">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="${escapeHtml(o.id)}" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${escapeHtml(o.title)}">`,
+  );
   parts.push(`<text x="${MARGIN.left}" y="18" class="title">${escapeHtml(o.title)}</text>`);
   // Axes and grid.
   const yTicks = niceTicks(0, yMax, 5);
   for (const t of yTicks) {
     const y = sy(t).toFixed(1);
-    parts.push(`<line class="grid" x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${y}" y2="${y}"/><text class="tick" x="${MARGIN.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`);
+    parts.push(
+      `<line class="grid" x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${y}" y2="${y}"/><text class="tick" x="${MARGIN.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`,
+    );
   }
-  const xTicks = o.xLog
-    ? Array.from({ length: Math.round(Math.log10(xMax / xMin)) + 1 }, (_, i) => xMin * 10 ** i)
-    : niceTicks(xMin, xMax, 8);
+  const xTicks = o.xLog ? Array.from({ length: Math.round(Math.log10(xMax / xMin)) + 1 }, (_, i) => xMin * 10 ** i) : niceTicks(xMin, xMax, 8);
   for (const t of xTicks) {
     const x = sx(t).toFixed(1);
-    parts.push(`<line class="grid" x1="${x}" x2="${x}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/><text class="tick" x="${x}" y="${MARGIN.top + plotH + 16}" text-anchor="middle">${fmt(t)}</text>`);
+    parts.push(
+      `<line class="grid" x1="${x}" x2="${x}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/><text class="tick" x="${x}" y="${MARGIN.top + plotH + 16}" text-anchor="middle">${fmt(t)}</text>`,
+    );
   }
   parts.push(`<rect class="frame" x="${MARGIN.left}" y="${MARGIN.top}" width="${plotW}" height="${plotH}"/>`);
   parts.push(`<text class="label" x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 6}" text-anchor="middle">${escapeHtml(o.xLabel)}</text>`);
@@ -106,20 +111,26 @@ function lineChart(o: ChartOptions): string {
   for (const m of o.markers ?? []) {
     if (m.x < xMin || m.x > xMax) continue;
     const x = sx(m.x).toFixed(1);
-    parts.push(`<line class="marker" data-event="${escapeHtml(m.label)}" x1="${x}" x2="${x}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"><title>${escapeHtml(`${fmt(m.x)} ms: ${m.label}`)}</title></line>`);
+    parts.push(
+      `<line class="marker" data-event="${escapeHtml(m.label)}" x1="${x}" x2="${x}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"><title>${escapeHtml(`${fmt(m.x)} ms: ${m.label}`)}</title></line>`,
+    );
   }
   // Data.
   for (const s of o.series) {
     const points = s.points.filter(([x, y]) => Number.isFinite(y) && (!o.xLog || x > 0));
     if (points.length === 0) continue;
     const d = points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
-    parts.push(`<polyline class="series" data-series="${escapeHtml(s.name)}" data-points="${points.length}" fill="none" stroke="${s.color}" stroke-width="1.6" points="${d}"><title>${escapeHtml(s.name)}</title></polyline>`);
+    parts.push(
+      `<polyline class="series" data-series="${escapeHtml(s.name)}" data-points="${points.length}" fill="none" stroke="${s.color}" stroke-width="1.6" points="${d}"><title>${escapeHtml(s.name)}</title></polyline>`,
+    );
   }
   // Legend.
   o.series.forEach((s, i) => {
     const x = MARGIN.left + 8 + (i % 4) * 170;
     const y = MARGIN.top + 12 + Math.floor(i / 4) * 14;
-    parts.push(`<rect x="${x}" y="${y - 8}" width="10" height="3" fill="${s.color}"/><text class="legend" x="${x + 14}" y="${y - 4}" dominant-baseline="middle">${escapeHtml(s.name)}</text>`);
+    parts.push(
+      `<rect x="${x}" y="${y - 8}" width="10" height="3" fill="${s.color}"/><text class="legend" x="${x + 14}" y="${y - 4}" dominant-baseline="middle">${escapeHtml(s.name)}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('');
@@ -153,9 +164,13 @@ export function renderReport(results: readonly SimulationResult[], options: Repo
   out.push(`<title>${escapeHtml(title)} — Fulcrum simulation</title><style>${STYLE}</style></head><body>`);
   out.push(`<h1>${escapeHtml(title)}</h1>`);
   if (options.description) out.push(`<p>${escapeHtml(options.description)}</p>`);
-  out.push(`<p class="muted">Seed ${first.seed} · ${fmt(first.requests)} measured requests per policy · ${fmt(first.simulatedMs / 1000)} s simulated · made by @fulcrum/sim with the real load balancer</p>`);
+  out.push(
+    `<p class="muted">Seed ${first.seed} · ${fmt(first.requests)} measured requests per policy · ${fmt(first.simulatedMs / 1000)} s simulated · made by @fulcrum/sim with the real load balancer</p>`,
+  );
 
-  out.push('<h2>Summary</h2><table id="summary"><thead><tr><th>policy</th><th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>retries</th><th>ejections</th></tr></thead><tbody>');
+  out.push(
+    '<h2>Summary</h2><table id="summary"><thead><tr><th>policy</th><th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>retries</th><th>ejections</th></tr></thead><tbody>',
+  );
   for (const r of results) {
     out.push(
       `<tr data-policy="${escapeHtml(r.policy)}"><td>${escapeHtml(r.policy)}</td><td>${fmt(r.meanMs)}</td><td>${fmt(r.p50)}</td><td>${fmt(r.p90)}</td><td>${fmt(r.p99)}</td><td>${fmt(r.p999)}</td><td>${fmt(r.maxMs)}</td><td>${r.failed}</td><td>${r.retries}</td><td>${r.ejections}</td></tr>`,
@@ -182,7 +197,11 @@ export function renderReport(results: readonly SimulationResult[], options: Repo
       title: 'p99 latency over time (by arrival)',
       xLabel: 'simulated time, ms',
       yLabel: 'p99, ms',
-      series: results.map((r, i) => ({ name: r.policy, color: color(i), points: r.timeline.startMs.map((t, k) => [t, r.timeline.p99[k]!] as [number, number]).filter((_, k) => r.timeline.requests[k]! > 0) })),
+      series: results.map((r, i) => ({
+        name: r.policy,
+        color: color(i),
+        points: r.timeline.startMs.map((t, k) => [t, r.timeline.p99[k]!] as [number, number]).filter((_, k) => r.timeline.requests[k]! > 0),
+      })),
       markers: changeMarkers,
     }),
   );
@@ -190,20 +209,29 @@ export function renderReport(results: readonly SimulationResult[], options: Repo
   results.forEach((r, i) => {
     out.push(`<h2>Load per backend — ${escapeHtml(r.policy)}</h2>`);
     const interval = r.timeline.intervalMs;
-    const markers = [...changeMarkers, ...r.events.filter((e) => e.kind !== 'change').map((e) => ({ x: e.atMs, label: `${e.backend ?? ''} ${e.detail}`.trim() }))];
+    const markers = [
+      ...changeMarkers,
+      ...r.events.filter((e) => e.kind !== 'change').map((e) => ({ x: e.atMs, label: `${e.backend ?? ''} ${e.detail}`.trim() })),
+    ];
     out.push(
       lineChart({
         id: `load-${i}`,
         title: `Requests per second sent to each backend (${r.policy})`,
         xLabel: 'simulated time, ms',
         yLabel: 'requests / s',
-        series: r.backends.map((b, k) => ({ name: b.id, color: color(k), points: b.requestsOverTime.map((c, j) => [r.timeline.startMs[j]!, (c * 1000) / interval] as [number, number]) })),
+        series: r.backends.map((b, k) => ({
+          name: b.id,
+          color: color(k),
+          points: b.requestsOverTime.map((c, j) => [r.timeline.startMs[j]!, (c * 1000) / interval] as [number, number]),
+        })),
         markers,
       }),
     );
     const notable = r.events.slice(0, 40);
     if (notable.length > 0) {
-      out.push(`<ul class="events">${notable.map((e) => `<li>${fmt(e.atMs)} ms — ${escapeHtml(e.backend ? `${e.backend}: ${e.detail}` : e.detail)}</li>`).join('')}${r.events.length > 40 ? `<li>… ${r.events.length - 40 + r.eventsDropped} more</li>` : ''}</ul>`);
+      out.push(
+        `<ul class="events">${notable.map((e) => `<li>${fmt(e.atMs)} ms — ${escapeHtml(e.backend ? `${e.backend}: ${e.detail}` : e.detail)}</li>`).join('')}${r.events.length > 40 ? `<li>… ${r.events.length - 40 + r.eventsDropped} more</li>` : ''}</ul>`,
+      );
     }
   });
   out.push('</body></html>');

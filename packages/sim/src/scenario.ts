@@ -213,7 +213,8 @@ export interface NormalizedScenario {
     | { readonly type: 'poisson'; readonly ratePerMs: number; readonly bursts: readonly Required<Burst>[] }
     | { readonly type: 'closed'; readonly clients: number; readonly thinkTime: Distribution };
   readonly keys: { readonly count: number; readonly distribution: 'zipf' | 'uniform'; readonly exponent: number } | undefined;
-  readonly retries: { readonly attempts: number; readonly on: readonly RetryableFailure[]; readonly budgetPercent: number; readonly minRetries: number } | undefined;
+  readonly retries:
+    { readonly attempts: number; readonly on: readonly RetryableFailure[]; readonly budgetPercent: number; readonly minRetries: number } | undefined;
   readonly changes: readonly NormalizedChange[];
   readonly loadBalancer: LoadBalancerScenario;
 }
@@ -266,7 +267,11 @@ export function normalizeDistribution(path: string, value: unknown, depth = 0): 
     }
     case 'lognormal': {
       const d = object(path, value, ['type', 'medianMs', 'sigma']);
-      return { type, medianMs: number(`${path}.medianMs`, d.medianMs, { ...ms, minExclusive: true }), sigma: number(`${path}.sigma`, d.sigma, { min: 0, max: 5 }) };
+      return {
+        type,
+        medianMs: number(`${path}.medianMs`, d.medianMs, { ...ms, minExclusive: true }),
+        sigma: number(`${path}.sigma`, d.sigma, { min: 0, max: 5 }),
+      };
     }
     case 'bimodal': {
       if (depth >= 4) fail(path, value, 'must nest bimodal distributions at most 4 deep');
@@ -281,7 +286,19 @@ export function normalizeDistribution(path: string, value: unknown, depth = 0): 
   }
 }
 
-const BACKEND_FIELDS = ['id', 'count', 'weight', 'backup', 'zone', 'service', 'concurrency', 'maxConnections', 'queueLimit', 'errorRate', 'initialQueue'] as const;
+const BACKEND_FIELDS = [
+  'id',
+  'count',
+  'weight',
+  'backup',
+  'zone',
+  'service',
+  'concurrency',
+  'maxConnections',
+  'queueLimit',
+  'errorRate',
+  'initialQueue',
+] as const;
 const MAX_BACKENDS = 1_000_000;
 
 function normalizeBackends(path: string, value: unknown, initial: boolean, ids: Set<string>, out: NormalizedBackend[]): number[] {
@@ -291,7 +308,9 @@ function normalizeBackends(path: string, value: unknown, initial: boolean, ids: 
   const template = {
     weight: optional(b.weight, 1, (v) => number(`${path}.weight`, v, { min: 0, max: 1e6 })),
     backup: optional(b.backup, false, (v) => (typeof v === 'boolean' ? v : fail(`${path}.backup`, v, 'must be a boolean'))),
-    zone: optional(b.zone, undefined as string | undefined, (v) => (typeof v === 'string' && v.length > 0 && v.length <= 64 ? v : fail(`${path}.zone`, v, 'must be a string of 1–64 characters'))),
+    zone: optional(b.zone, undefined as string | undefined, (v) =>
+      typeof v === 'string' && v.length > 0 && v.length <= 64 ? v : fail(`${path}.zone`, v, 'must be a string of 1–64 characters'),
+    ),
     service: normalizeDistribution(`${path}.service`, b.service),
     concurrency: optional(b.concurrency, Infinity, (v) => number(`${path}.concurrency`, v, { min: 1, max: 1e6, integer: true })),
     maxConnections: optional(b.maxConnections, Infinity, (v) => number(`${path}.maxConnections`, v, { min: 1, max: 1e6, integer: true })),
@@ -357,7 +376,9 @@ export function normalizeScenario(input: unknown): NormalizedScenario {
     'loadBalancer',
     'description',
   ]);
-  const name = optional(s.name, 'scenario', (v) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : fail('scenario.name', v, 'must be a string of 1–200 characters')));
+  const name = optional(s.name, 'scenario', (v) =>
+    typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : fail('scenario.name', v, 'must be a string of 1–200 characters'),
+  );
   if (s.description !== undefined && typeof s.description !== 'string') fail('scenario.description', s.description, 'must be a string');
   const seed = optional(s.seed, 1, (v) => number('scenario.seed', v, { min: -(2 ** 31), max: 2 ** 31 - 1, integer: true }));
   const durationMs = number('scenario.durationMs', s.durationMs, { min: 0, minExclusive: true, max: MAX_TIME_MS });
@@ -365,7 +386,9 @@ export function normalizeScenario(input: unknown): NormalizedScenario {
   const timeoutMs = optional(s.timeoutMs, Infinity, (v) => number('scenario.timeoutMs', v, { min: 0, minExclusive: true, max: MAX_TIME_MS }));
   const connectFailureMs = optional(s.connectFailureMs, 1, (v) => number('scenario.connectFailureMs', v, { min: 0, max: MAX_TIME_MS }));
   const proxyQueueLimit = optional(s.proxyQueueLimit, Infinity, (v) => number('scenario.proxyQueueLimit', v, { min: 0, max: 1e9, integer: true }));
-  const sampleIntervalMs = optional(s.sampleIntervalMs, durationMs / 100, (v) => number('scenario.sampleIntervalMs', v, { min: durationMs / 2000, max: durationMs }));
+  const sampleIntervalMs = optional(s.sampleIntervalMs, durationMs / 100, (v) =>
+    number('scenario.sampleIntervalMs', v, { min: durationMs / 2000, max: durationMs }),
+  );
 
   const ids = new Set<string>();
   const backends: NormalizedBackend[] = [];
@@ -380,7 +403,22 @@ export function normalizeScenario(input: unknown): NormalizedScenario {
   const retries = normalizeRetries(s.retries);
   const loadBalancer = normalizeLoadBalancer(s.loadBalancer, keys !== undefined);
 
-  return Object.freeze({ name, seed, durationMs, warmupMs, timeoutMs, connectFailureMs, proxyQueueLimit, sampleIntervalMs, backends: Object.freeze(backends), arrivals, keys, retries, changes, loadBalancer });
+  return Object.freeze({
+    name,
+    seed,
+    durationMs,
+    warmupMs,
+    timeoutMs,
+    connectFailureMs,
+    proxyQueueLimit,
+    sampleIntervalMs,
+    backends: Object.freeze(backends),
+    arrivals,
+    keys,
+    retries,
+    changes,
+    loadBalancer,
+  });
 }
 
 function normalizeArrivals(value: unknown, backends: readonly NormalizedBackend[]): NormalizedScenario['arrivals'] {
@@ -405,10 +443,16 @@ function normalizeArrivals(value: unknown, backends: readonly NormalizedBackend[
     let capacityPerMs = 0;
     backends.forEach((b, i) => {
       if (!b.initial || b.backup) return;
-      if (b.concurrency === Infinity) fail(`${path}.utilization`, utilization, `needs a finite concurrency on every primary backend (backend '${b.id}', #${i}, has none); give ratePerSecond instead`);
+      if (b.concurrency === Infinity)
+        fail(
+          `${path}.utilization`,
+          utilization,
+          `needs a finite concurrency on every primary backend (backend '${b.id}', #${i}, has none); give ratePerSecond instead`,
+        );
       capacityPerMs += (b.concurrency * b.weight > 0 ? b.concurrency : 0) / meanOf(b.service);
     });
-    if (!(capacityPerMs > 0 && Number.isFinite(capacityPerMs))) fail(`${path}.utilization`, utilization, 'needs primary backends with a positive capacity (concurrency / mean service time)');
+    if (!(capacityPerMs > 0 && Number.isFinite(capacityPerMs)))
+      fail(`${path}.utilization`, utilization, 'needs primary backends with a positive capacity (concurrency / mean service time)');
     ratePerMs = utilization * capacityPerMs;
   }
   const bursts = optional(a.bursts, [] as Required<Burst>[], (v) =>
@@ -486,7 +530,8 @@ function normalizeChanges(value: unknown, ids: Set<string>, backends: Normalized
     switch (action) {
       case 'add': {
         const [index] = normalizeBackends(`${path}.backend`, c.backend, false, ids, backends);
-        if (backends.length - (index ?? 0) !== 1) fail(`${path}.backend.count`, (c.backend as { count?: unknown }).count, 'must be 1 (add one backend per change)');
+        if (backends.length - (index ?? 0) !== 1)
+          fail(`${path}.backend.count`, (c.backend as { count?: unknown }).count, 'must be 1 (add one backend per change)');
         indexOf.set(backends[index!]!.id, index!);
         out.push({ ...base, atMs, action, backend: index!, label: `add ${backends[index!]!.id}` });
         break;
@@ -539,6 +584,9 @@ function normalizeChanges(value: unknown, ids: Set<string>, backends: Normalized
     }
   });
   // Stable by time: changes at the same instant apply in the order written.
-  const sorted = out.map((c, order) => ({ c, order })).sort((x, y) => x.c.atMs - y.c.atMs || x.order - y.order).map((x) => Object.freeze(x.c));
+  const sorted = out
+    .map((c, order) => ({ c, order }))
+    .sort((x, y) => x.c.atMs - y.c.atMs || x.order - y.order)
+    .map((x) => Object.freeze(x.c));
   return Object.freeze(sorted);
 }

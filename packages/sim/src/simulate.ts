@@ -19,7 +19,21 @@
  * recycled slots, and the statistics are streaming histograms (see `Histogram`).
  */
 import { createLoadBalancer, createSeededRandom, InvalidOptionError } from '@fulcrum/core';
-import type { AcquireContext, AffinityTable, Backend, Balancer, BalancerOptions, Clock, FailureKind, Lease, LoadBalancer, LoadBalancerOptions, Outcome, Random, Timer } from '@fulcrum/core';
+import type {
+  AcquireContext,
+  AffinityTable,
+  Backend,
+  Balancer,
+  BalancerOptions,
+  Clock,
+  FailureKind,
+  Lease,
+  LoadBalancer,
+  LoadBalancerOptions,
+  Outcome,
+  Random,
+  Timer,
+} from '@fulcrum/core';
 import { createBalancer } from '@fulcrum/core';
 import { EventQueue } from './event-queue';
 import { samplerOf, zipfSampler } from './distributions';
@@ -34,7 +48,11 @@ import type { NormalizedBackend, NormalizedScenario, Scenario } from './scenario
  * deterministic too), or `{ name, create }` to give it a name for reports. A `Balancer` instance is
  * accepted for a single run (it keeps state, so it cannot be shared between runs).
  */
-export type Policy = string | Balancer | ((options: BalancerOptions & { random: Random; clock: Clock }) => Balancer) | { name: string; create: (options: BalancerOptions & { random: Random; clock: Clock }) => Balancer };
+export type Policy =
+  | string
+  | Balancer
+  | ((options: BalancerOptions & { random: Random; clock: Clock }) => Balancer)
+  | { name: string; create: (options: BalancerOptions & { random: Random; clock: Clock }) => Balancer };
 
 export interface SimulationEvent {
   atMs: number;
@@ -228,7 +246,14 @@ class Simulation {
   #free = new Int32Array(0);
   #freeCount = 0;
 
-  readonly #context: { key: string | undefined; affinityKey: string | undefined; stickyBackendId: string | undefined; exclude: Backend[] | undefined; attempt: number; skipFull: boolean } = {
+  readonly #context: {
+    key: string | undefined;
+    affinityKey: string | undefined;
+    stickyBackendId: string | undefined;
+    exclude: Backend[] | undefined;
+    attempt: number;
+    skipFull: boolean;
+  } = {
     skipFull: false,
     key: undefined,
     affinityKey: undefined,
@@ -343,7 +368,10 @@ class Simulation {
 
     // The load balancer, as configured, on the virtual clock.
     const balancer = buildBalancer(policy, lbRandom, this.clock);
-    const named = typeof policy === 'object' && policy !== null && typeof (policy as { create?: unknown }).create === 'function' ? (policy as { name: unknown }).name : undefined;
+    const named =
+      typeof policy === 'object' && policy !== null && typeof (policy as { create?: unknown }).create === 'function'
+        ? (policy as { name: unknown }).name
+        : undefined;
     this.policyName = typeof policy === 'string' ? policy : typeof named === 'string' ? named : balancer.name;
     const lbOptions: LoadBalancerOptions = {
       name: 'sim',
@@ -360,7 +388,11 @@ class Simulation {
     if (this.#affinity) lbOptions.stickTable = mapAffinityTable();
     if (lbScenario.health !== undefined) {
       if (!options.async) {
-        throw new InvalidOptionError('scenario.loadBalancer.health', lbScenario.health, 'needs simulateAsync(): health probes answer through promises, which a synchronous run cannot wait for');
+        throw new InvalidOptionError(
+          'scenario.loadBalancer.health',
+          lbScenario.health,
+          'needs simulateAsync(): health probes answer through promises, which a synchronous run cannot wait for',
+        );
       }
       lbOptions.health = {
         ...lbScenario.health,
@@ -381,7 +413,11 @@ class Simulation {
       throw error;
     }
     this.lb = lb;
-    for (const b of lb.backends) this.#byBackend.set(b, this.backends.find((s) => s.spec.id === b.id)!);
+    for (const b of lb.backends)
+      this.#byBackend.set(
+        b,
+        this.backends.find((s) => s.spec.id === b.id)!,
+      );
     lb.on('added', (backend) => {
       const sim = this.backends.find((s) => s.spec.id === backend.id);
       if (sim !== undefined) {
@@ -895,7 +931,12 @@ class Simulation {
       requests: measured,
       ok: this.#ok,
       failed: measured - this.#ok,
-      failures: { connect: failures[Failure.Connect]!, timeout: failures[Failure.Timeout]!, status: failures[Failure.Status]!, noBackend: failures[Failure.NoBackend]! },
+      failures: {
+        connect: failures[Failure.Connect]!,
+        timeout: failures[Failure.Timeout]!,
+        status: failures[Failure.Status]!,
+        noBackend: failures[Failure.NoBackend]!,
+      },
       retries: this.#retries,
       retriesRefusedByBudget: this.#retriesRefused,
       ejections: this.#ejections,
@@ -906,7 +947,12 @@ class Simulation {
       p999: h.quantile(0.999),
       maxMs: h.count === 0 ? 0 : h.max,
       cdf: h.cdf(200),
-      queueing: { meanWaitMs: this.wait.mean, p99WaitMs: this.wait.quantile(0.99), maxQueueLength: Math.max(0, ...this.backends.map((b) => b.maxQueue)), maxProxyQueueLength: this.#maxProxyQueue },
+      queueing: {
+        meanWaitMs: this.wait.mean,
+        p99WaitMs: this.wait.quantile(0.99),
+        maxQueueLength: Math.max(0, ...this.backends.map((b) => b.maxQueue)),
+        maxProxyQueueLength: this.#maxProxyQueue,
+      },
       timeline: {
         intervalMs,
         startMs: Array.from({ length: this.#buckets }, (_, k) => k * intervalMs),
@@ -970,7 +1016,8 @@ function buildBalancer(policy: Policy, random: Random, clock: Clock): Balancer {
   }
   if (typeof policy === 'function') return checkBalancer(policy({ random, clock }));
   if (typeof policy === 'object' && policy !== null) {
-    if (typeof (policy as { create?: unknown }).create === 'function') return checkBalancer((policy as { create: (o: { random: Random; clock: Clock }) => Balancer }).create({ random, clock }));
+    if (typeof (policy as { create?: unknown }).create === 'function')
+      return checkBalancer((policy as { create: (o: { random: Random; clock: Clock }) => Balancer }).create({ random, clock }));
     return checkBalancer(policy as Balancer);
   }
   throw new InvalidOptionError('policy', policy, 'must be an algorithm name, a Balancer, a factory ({ random, clock }) => Balancer, or { name, create }');

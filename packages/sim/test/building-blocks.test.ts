@@ -43,17 +43,21 @@ describe('EventQueue', () => {
 describe('Histogram', () => {
   it('reads every quantile within 0.8 % of the exact sample quantile, and the mean, min and max exactly', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0.002, max: 1e8, noNaN: true }), { minLength: 1, maxLength: 500 }), fc.double({ min: 0, max: 1, noNaN: true }), (values, q) => {
-        const h = new Histogram();
-        for (const v of values) h.record(v);
-        const sorted = [...values].sort((a, b) => a - b);
-        const exact = sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
-        expect(Math.abs(h.quantile(q) / exact - 1)).toBeLessThanOrEqual(1 / 128 + 1e-12);
-        expect(h.min).toBe(sorted[0]);
-        expect(h.max).toBe(sorted.at(-1));
-        expect(h.mean).toBeCloseTo(values.reduce((a, b) => a + b, 0) / values.length, 6);
-        expect(h.count).toBe(values.length);
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0.002, max: 1e8, noNaN: true }), { minLength: 1, maxLength: 500 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (values, q) => {
+          const h = new Histogram();
+          for (const v of values) h.record(v);
+          const sorted = [...values].sort((a, b) => a - b);
+          const exact = sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+          expect(Math.abs(h.quantile(q) / exact - 1)).toBeLessThanOrEqual(1 / 128 + 1e-12);
+          expect(h.min).toBe(sorted[0]);
+          expect(h.max).toBe(sorted.at(-1));
+          expect(h.mean).toBeCloseTo(values.reduce((a, b) => a + b, 0) / values.length, 6);
+          expect(h.count).toBe(values.length);
+        },
+      ),
       { seed: 11, numRuns: 300 },
     );
   });

@@ -83,7 +83,10 @@ describe('fulcrum-sim', () => {
   });
 
   it('exits 1 naming the field of an invalid scenario', async () => {
-    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...SCENARIO, backends: [{ id: 'b', service: { type: 'exponential', meanMs: -5 }, concurrency: 1 }] }));
+    writeFileSync(
+      join(dir, 'bad.json'),
+      JSON.stringify({ ...SCENARIO, backends: [{ id: 'b', service: { type: 'exponential', meanMs: -5 }, concurrency: 1 }] }),
+    );
     const result = await run(['bad.json']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('scenario.backends[0].service.meanMs');
@@ -91,7 +94,13 @@ describe('fulcrum-sim', () => {
   });
 
   it('exits 2 with the usage for a bad command line', async () => {
-    for (const args of [[], ['scenario.json', '--compare', 'p2c,fastest'], ['scenario.json', '--seed', 'x'], ['scenario.json', '--frobnicate'], ['a.json', 'b.json']]) {
+    for (const args of [
+      [],
+      ['scenario.json', '--compare', 'p2c,fastest'],
+      ['scenario.json', '--seed', 'x'],
+      ['scenario.json', '--frobnicate'],
+      ['a.json', 'b.json'],
+    ]) {
       const result = await run(args);
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.stderr).toContain('usage: fulcrum-sim');

@@ -44,9 +44,19 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the simulation 
   it('draws a latency CDF with one rising line per policy, from near 0 to 1', async () => {
     const lines = await page.$$eval('#latency-cdf polyline.series', (nodes) =>
       nodes.map((n) => {
-        const points = (n.getAttribute('points') ?? '').trim().split(/\s+/).map((p: string) => p.split(',').map(Number));
+        const points = (n.getAttribute('points') ?? '')
+          .trim()
+          .split(/\s+/)
+          .map((p: string) => p.split(',').map(Number));
         const box = (n as unknown as { getBBox(): { width: number; height: number } }).getBBox();
-        return { series: n.getAttribute('data-series'), count: points.length, firstY: points[0]![1]!, lastY: points.at(-1)![1]!, width: box.width, height: box.height };
+        return {
+          series: n.getAttribute('data-series'),
+          count: points.length,
+          firstY: points[0]![1]!,
+          lastY: points.at(-1)![1]!,
+          width: box.width,
+          height: box.height,
+        };
       }),
     );
     expect(lines.map((l) => l.series)).toEqual(policies);
@@ -62,14 +72,18 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the simulation 
   it('draws p99 over time and the load of every backend under every policy, with the changes marked', async () => {
     expect(await page.$$eval('#p99-over-time polyline.series', (nodes) => nodes.length)).toBe(3);
     for (let i = 0; i < policies.length; i++) {
-      const series = await page.$$eval(`#load-${i} polyline.series`, (nodes) => nodes.map((n) => [n.getAttribute('data-series'), Number(n.getAttribute('data-points'))] as const));
+      const series = await page.$$eval(`#load-${i} polyline.series`, (nodes) =>
+        nodes.map((n) => [n.getAttribute('data-series'), Number(n.getAttribute('data-points'))] as const),
+      );
       expect(series.map(([name]) => name)).toEqual(['b-0', 'b-1', 'b-2', 'b-3']);
       for (const [, points] of series) expect(points).toBe(100);
       const markers = await page.$$eval(`#load-${i} line.marker`, (nodes) => nodes.map((n) => n.getAttribute('data-event')));
       expect(markers).toContain('b-1 10× slower');
       expect(markers).toContain('recover b-1');
     }
-    const rendered = await page.$$eval('svg.chart', (nodes) => nodes.map((n) => (n as unknown as { getBoundingClientRect(): { width: number; height: number } }).getBoundingClientRect()));
+    const rendered = await page.$$eval('svg.chart', (nodes) =>
+      nodes.map((n) => (n as unknown as { getBoundingClientRect(): { width: number; height: number } }).getBoundingClientRect()),
+    );
     expect(rendered).toHaveLength(2 + policies.length);
     for (const box of rendered) expect(box.width * box.height).toBeGreaterThan(10_000);
   });

@@ -64,7 +64,15 @@ function supermarket(lambda: number, durationMs: number, warmupMs: number, prefi
     durationMs,
     warmupMs,
     // 1000 FIFO servers, exponential service of mean 1 (a ms here), Poisson arrivals at rate λ·n.
-    backends: [{ id: 's', count: 1000, concurrency: 1, service: { type: 'exponential', meanMs: 1 }, ...(prefill ? { initialQueue: { type: 'geometric' as const, mean: lambda / (1 - lambda) } } : {}) }],
+    backends: [
+      {
+        id: 's',
+        count: 1000,
+        concurrency: 1,
+        service: { type: 'exponential', meanMs: 1 },
+        ...(prefill ? { initialQueue: { type: 'geometric' as const, mean: lambda / (1 - lambda) } } : {}),
+      },
+    ],
     arrivals: { type: 'poisson', utilization: lambda },
   };
 }
@@ -73,7 +81,12 @@ describe('the supermarket model (Mitzenmacher 1996): n = 1000 FIFO servers, expo
   it('matches the fixed point T(λ) within 3 % at λ = 0.5, 0.7, 0.9 and within 10 % at 0.99, joining the shorter of two queues', { timeout: 120_000 }, () => {
     expect(supermarketTime(0.5)).toBeCloseTo(1.266, 3);
     expect(supermarketTime(0.9)).toBeCloseTo(2.614, 3);
-    for (const [lambda, tolerance] of [[0.5, 0.03], [0.7, 0.03], [0.9, 0.03], [0.99, 0.1]] as const) {
+    for (const [lambda, tolerance] of [
+      [0.5, 0.03],
+      [0.7, 0.03],
+      [0.9, 0.03],
+      [0.99, 0.1],
+    ] as const) {
       // The mean field settles within a few hundred service times; the warm-up is discarded.
       const result = simulate(supermarket(lambda, lambda === 0.99 ? 700 : 400, lambda === 0.99 ? 300 : 100, false), 'p2c');
       const expected = supermarketTime(lambda);
@@ -85,7 +98,12 @@ describe('the supermarket model (Mitzenmacher 1996): n = 1000 FIFO servers, expo
   // service times to forget an empty start (160,000 at λ = 0.99), so each server starts in its
   // stationary state (a geometric queue of mean λ/(1 − λ)) instead; every arrival then sees steady state.
   it('gives random assignment 1/(1 − λ) within 3 % at λ = 0.5, 0.7, 0.9 and within 10 % at 0.99', { timeout: 180_000 }, () => {
-    for (const [lambda, tolerance, durationMs] of [[0.5, 0.03, 400], [0.7, 0.03, 600], [0.9, 0.03, 1000], [0.99, 0.1, 1000]] as const) {
+    for (const [lambda, tolerance, durationMs] of [
+      [0.5, 0.03, 400],
+      [0.7, 0.03, 600],
+      [0.9, 0.03, 1000],
+      [0.99, 0.1, 1000],
+    ] as const) {
       const result = simulate(supermarket(lambda, durationMs, 0, true), 'random');
       const expected = 1 / (1 - lambda);
       expect(Math.abs(result.meanMs / expected - 1), `λ = ${lambda}: ${result.meanMs} vs ${expected}`).toBeLessThanOrEqual(tolerance);
@@ -131,16 +149,20 @@ describe('a slow node (peak EWMA)', () => {
   // What every built-in does (the table in packages/sim/README.md): the load-aware ones send the slow
   // node less than its tenth; the load-blind ones its full tenth (or, for hashing without keys, a
   // round-robin tenth), so its queue grows without bound.
-  it('sends the slow node less than its equal share under every load-aware built-in, and its full share under the load-blind ones', { timeout: 120_000 }, () => {
-    for (const policy of ['peak-ewma', 'p2c', 'least-connections']) {
-      const result = simulate(SLOW_NODE, policy);
-      expect(result.backends[0]!.share, policy).toBeLessThan(0.05);
-      expect(result.p99, policy).toBeLessThan(10 * simulate(SLOW_NODE_BASE, policy).p99);
-    }
-    for (const policy of ['round-robin', 'weighted-round-robin', 'random', 'ring-hash', 'maglev', 'rendezvous']) {
-      const result = simulate(SLOW_NODE, policy);
-      expect(result.backends[0]!.share, policy).toBeGreaterThan(0.09);
-      expect(result.p99, policy).toBeGreaterThan(5 * simulate(SLOW_NODE_BASE, policy).p99);
-    }
-  });
+  it(
+    'sends the slow node less than its equal share under every load-aware built-in, and its full share under the load-blind ones',
+    { timeout: 120_000 },
+    () => {
+      for (const policy of ['peak-ewma', 'p2c', 'least-connections']) {
+        const result = simulate(SLOW_NODE, policy);
+        expect(result.backends[0]!.share, policy).toBeLessThan(0.05);
+        expect(result.p99, policy).toBeLessThan(10 * simulate(SLOW_NODE_BASE, policy).p99);
+      }
+      for (const policy of ['round-robin', 'weighted-round-robin', 'random', 'ring-hash', 'maglev', 'rendezvous']) {
+        const result = simulate(SLOW_NODE, policy);
+        expect(result.backends[0]!.share, policy).toBeGreaterThan(0.09);
+        expect(result.p99, policy).toBeGreaterThan(5 * simulate(SLOW_NODE_BASE, policy).p99);
+      }
+    },
+  );
 });

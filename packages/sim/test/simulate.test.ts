@@ -60,7 +60,13 @@ describe('simulate', () => {
 
   it('measures M/M/1 waiting time: with one exponential server at ρ = 0.5 the mean time in system is 2 service times', () => {
     const result = simulate(
-      { seed: 3, durationMs: 200_000, warmupMs: 1000, backends: [{ id: 'one', concurrency: 1, service: { type: 'exponential', meanMs: 1 } }], arrivals: { type: 'poisson', ratePerSecond: 500 } },
+      {
+        seed: 3,
+        durationMs: 200_000,
+        warmupMs: 1000,
+        backends: [{ id: 'one', concurrency: 1, service: { type: 'exponential', meanMs: 1 } }],
+        arrivals: { type: 'poisson', ratePerSecond: 500 },
+      },
       'round-robin',
     );
     expect(result.meanMs).toBeGreaterThan(1.9);
@@ -85,7 +91,11 @@ describe('simulate', () => {
   });
 
   it('retries 5xx only when told the requests are idempotent (retries.on includes status)', () => {
-    const scenario: Scenario = { ...BASE, backends: [{ id: 'b', count: 5, service: { type: 'fixed', ms: 5 }, errorRate: 0.1 }], arrivals: { type: 'poisson', ratePerSecond: 500 } };
+    const scenario: Scenario = {
+      ...BASE,
+      backends: [{ id: 'b', count: 5, service: { type: 'fixed', ms: 5 }, errorRate: 0.1 }],
+      arrivals: { type: 'poisson', ratePerSecond: 500 },
+    };
     const connectOnly = simulate({ ...scenario, retries: { attempts: 2 } }, 'random');
     expect(connectOnly.retries).toBe(0);
     expect(connectOnly.failures.status / connectOnly.requests).toBeCloseTo(0.1, 1);
@@ -95,7 +105,13 @@ describe('simulate', () => {
   });
 
   it('holds retries to the budget: 20 % of requests in flight, at least minRetries', () => {
-    const scenario: Scenario = { ...BASE, backends: [{ id: 'b', count: 5, service: { type: 'fixed', ms: 5 } }], retries: { attempts: 1, budgetPercent: 0, minRetries: 0 }, changes: [{ atMs: 0, action: 'fail', backend: 'b-0' }], arrivals: { type: 'poisson', ratePerSecond: 500 } };
+    const scenario: Scenario = {
+      ...BASE,
+      backends: [{ id: 'b', count: 5, service: { type: 'fixed', ms: 5 } }],
+      retries: { attempts: 1, budgetPercent: 0, minRetries: 0 },
+      changes: [{ atMs: 0, action: 'fail', backend: 'b-0' }],
+      arrivals: { type: 'poisson', ratePerSecond: 500 },
+    };
     const result = simulate(scenario, 'round-robin');
     expect(result.retries).toBe(0);
     expect(result.retriesRefusedByBudget).toBe(result.failures.connect);
@@ -103,7 +119,11 @@ describe('simulate', () => {
   });
 
   it('ejects a failing backend through the real outlier detector and records when', () => {
-    const scenario: Scenario = { ...BASE, loadBalancer: { outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000 } }, changes: [{ atMs: 3000, action: 'fail', backend: 'b-3', mode: 'error' }] };
+    const scenario: Scenario = {
+      ...BASE,
+      loadBalancer: { outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000 } },
+      changes: [{ atMs: 3000, action: 'fail', backend: 'b-3', mode: 'error' }],
+    };
     const result = simulate(scenario, 'round-robin');
     expect(result.ejections).toBe(1);
     const ejected = result.events.find((e) => e.kind === 'ejected');
@@ -114,13 +134,28 @@ describe('simulate', () => {
   });
 
   it('times an attempt out after timeoutMs and counts it', () => {
-    const result = simulate({ ...BASE, timeoutMs: 20, backends: [{ id: 'b', count: 2, concurrency: 1, service: { type: 'fixed', ms: 30 } }], arrivals: { type: 'poisson', ratePerSecond: 10 } }, 'round-robin');
+    const result = simulate(
+      {
+        ...BASE,
+        timeoutMs: 20,
+        backends: [{ id: 'b', count: 2, concurrency: 1, service: { type: 'fixed', ms: 30 } }],
+        arrivals: { type: 'poisson', ratePerSecond: 10 },
+      },
+      'round-robin',
+    );
     expect(result.failures.timeout).toBe(result.requests);
     expect(result.maxMs).toBe(20);
   });
 
   it('rejects beyond a full backend queue with a 503', () => {
-    const result = simulate({ ...BASE, backends: [{ id: 'b', concurrency: 1, queueLimit: 0, service: { type: 'fixed', ms: 10 } }], arrivals: { type: 'poisson', ratePerSecond: 500 } }, 'round-robin');
+    const result = simulate(
+      {
+        ...BASE,
+        backends: [{ id: 'b', concurrency: 1, queueLimit: 0, service: { type: 'fixed', ms: 10 } }],
+        arrivals: { type: 'poisson', ratePerSecond: 500 },
+      },
+      'round-robin',
+    );
     expect(result.failures.status).toBeGreaterThan(0);
     expect(result.queueing.maxQueueLength).toBe(0);
   });
@@ -143,7 +178,14 @@ describe('simulate', () => {
   });
 
   it("fills backends in order under 'first' when they have a maxConnections", () => {
-    const result = simulate({ ...BASE, backends: [{ id: 'b', count: 4, maxConnections: 4, concurrency: 4, service: { type: 'fixed', ms: 10 } }], arrivals: { type: 'poisson', ratePerSecond: 300 } }, 'first');
+    const result = simulate(
+      {
+        ...BASE,
+        backends: [{ id: 'b', count: 4, maxConnections: 4, concurrency: 4, service: { type: 'fixed', ms: 10 } }],
+        arrivals: { type: 'poisson', ratePerSecond: 300 },
+      },
+      'first',
+    );
     const shares = result.backends.map((b) => b.share);
     expect(shares[0]!).toBeGreaterThan(shares[1]!);
     expect(shares[1]!).toBeGreaterThan(shares[2]!);
@@ -153,7 +195,15 @@ describe('simulate', () => {
 
   it("counts the wait at the proxy against the client's timeout", () => {
     // One connection, 4 ms per request, 400 requests/s: the proxy's queue grows past the 5 ms timeout.
-    const result = simulate({ ...BASE, timeoutMs: 5, backends: [{ id: 'b', maxConnections: 1, service: { type: 'fixed', ms: 4 } }], arrivals: { type: 'poisson', ratePerSecond: 400 } }, 'round-robin');
+    const result = simulate(
+      {
+        ...BASE,
+        timeoutMs: 5,
+        backends: [{ id: 'b', maxConnections: 1, service: { type: 'fixed', ms: 4 } }],
+        arrivals: { type: 'poisson', ratePerSecond: 400 },
+      },
+      'round-robin',
+    );
     expect(result.queueing.maxProxyQueueLength).toBeGreaterThan(2);
     expect(result.failures.timeout).toBeGreaterThan(result.requests / 2);
     // No request outlives its timeout, however long it queued; waits reach it.
@@ -205,14 +255,34 @@ describe('simulate', () => {
   });
 
   it('runs closed-loop clients: each waits for its answer and thinks before the next request', () => {
-    const result = simulate({ ...BASE, arrivals: { type: 'closed', clients: 10, thinkTime: { type: 'fixed', ms: 90 } }, backends: [{ id: 'b', count: 5, service: { type: 'fixed', ms: 10 } }] }, 'round-robin');
+    const result = simulate(
+      {
+        ...BASE,
+        arrivals: { type: 'closed', clients: 10, thinkTime: { type: 'fixed', ms: 90 } },
+        backends: [{ id: 'b', count: 5, service: { type: 'fixed', ms: 10 } }],
+      },
+      'round-robin',
+    );
     // Each client completes one request per 100 ms: 10 clients × 10 s × 10/s.
     expect(result.requests).toBe(1000);
     expect(result.meanMs).toBe(10);
   });
 
   it('adds bursts on top of Poisson arrivals', () => {
-    const result = simulate({ ...BASE, arrivals: { type: 'poisson', ratePerSecond: 0, bursts: [{ atMs: 1000, requests: 300 }, { atMs: 5000, requests: 200, overMs: 1000 }] } }, 'p2c');
+    const result = simulate(
+      {
+        ...BASE,
+        arrivals: {
+          type: 'poisson',
+          ratePerSecond: 0,
+          bursts: [
+            { atMs: 1000, requests: 300 },
+            { atMs: 5000, requests: 200, overMs: 1000 },
+          ],
+        },
+      },
+      'p2c',
+    );
     expect(result.requests).toBe(500);
     expect(result.timeline.requests[Math.floor(1000 / result.timeline.intervalMs)]).toBe(300);
   });
@@ -237,18 +307,23 @@ describe('simulate', () => {
   });
 
   it('composes with fast-check: least-loaded choices never do worse than random on p99 by more than 10 %', () => {
-    const scenarioArb = fc.record({
-      seed: fc.integer({ min: 1, max: 1000 }),
-      backends: fc.integer({ min: 2, max: 8 }),
-      utilization: fc.double({ min: 0.3, max: 0.8, noNaN: true }),
-      sigma: fc.double({ min: 0, max: 1, noNaN: true }),
-    }).map(({ seed, backends, utilization, sigma }): Scenario => ({
-      seed,
-      durationMs: 5000,
-      backends: [{ id: 'b', count: backends, concurrency: 2, service: { type: 'lognormal', medianMs: 5, sigma } }],
-      arrivals: { type: 'poisson', utilization },
-    }));
-    fc.assert(fc.property(scenarioArb, (s) => simulate(s, 'p2c').p99 <= simulate(s, 'random').p99 * 1.1), { seed: 42, numRuns: 15 });
+    const scenarioArb = fc
+      .record({
+        seed: fc.integer({ min: 1, max: 1000 }),
+        backends: fc.integer({ min: 2, max: 8 }),
+        utilization: fc.double({ min: 0.3, max: 0.8, noNaN: true }),
+        sigma: fc.double({ min: 0, max: 1, noNaN: true }),
+      })
+      .map(({ seed, backends, utilization, sigma }): Scenario => ({
+        seed,
+        durationMs: 5000,
+        backends: [{ id: 'b', count: backends, concurrency: 2, service: { type: 'lognormal', medianMs: 5, sigma } }],
+        arrivals: { type: 'poisson', utilization },
+      }));
+    fc.assert(
+      fc.property(scenarioArb, (s) => simulate(s, 'p2c').p99 <= simulate(s, 'random').p99 * 1.1),
+      { seed: 42, numRuns: 15 },
+    );
   });
 
   it('runs active health checks under simulateAsync: a refusing backend goes down and comes back', async () => {

@@ -18,10 +18,7 @@ afterEach(async () => {
 async function start(config: Record<string, unknown>): Promise<FulcrumInstance> {
   const backend = await startBackend('b1');
   cleanups.push(() => backend.close());
-  const instance = await startFulcrum(
-    { pools: { web: { backends: [{ id: 'b1', address: backend.url }] } }, ...config },
-    { logger: () => undefined },
-  );
+  const instance = await startFulcrum({ pools: { web: { backends: [{ id: 'b1', address: backend.url }] } }, ...config }, { logger: () => undefined });
   cleanups.push(() => instance.close(500));
   return instance;
 }
@@ -104,7 +101,7 @@ describe('connection caps', () => {
     return conn;
   }
 
-  it('refuses connections past a frontend\'s maxConnections, and accepts again once one closes', async () => {
+  it("refuses connections past a frontend's maxConnections, and accepts again once one closes", async () => {
     const fulcrum = await start({ frontends: [{ port: 0, host: '127.0.0.1', maxConnections: 3 }] });
     const port = fulcrum.addresses().frontends[0]!.port;
     const open = [await held(port), await held(port), await held(port)];
@@ -121,7 +118,10 @@ describe('connection caps', () => {
 
   it('refuses connections past server.maxConnections over all frontends together', async () => {
     const fulcrum = await start({
-      frontends: [{ port: 0, host: '127.0.0.1' }, { port: 0, host: '127.0.0.1' }],
+      frontends: [
+        { port: 0, host: '127.0.0.1' },
+        { port: 0, host: '127.0.0.1' },
+      ],
       server: { maxConnections: 2 },
     });
     const [a, b] = fulcrum.addresses().frontends.map((f) => f.port) as [number, number];
@@ -142,9 +142,9 @@ describe('limits in the config file', () => {
     const base = { pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } } };
     expect(() => validateConfig({ ...base, frontends: [{ port: 0, maxConnections: 0 }] })).toThrow(/frontends\[0\]\.maxConnections.*0/);
     expect(() => validateConfig({ ...base, frontends: [{ port: 0 }], server: { maxConnections: 1.5 } })).toThrow(/server\.maxConnections.*1\.5/);
-    expect(() =>
-      validateConfig({ frontends: [{ port: 0 }], pools: { web: { ...base.pools.web, upgradeTimeouts: { tunnelMs: 'long' } } } }),
-    ).toThrow(/upgradeTimeouts\.tunnelMs.*long/);
+    expect(() => validateConfig({ frontends: [{ port: 0 }], pools: { web: { ...base.pools.web, upgradeTimeouts: { tunnelMs: 'long' } } } })).toThrow(
+      /upgradeTimeouts\.tunnelMs.*long/,
+    );
     expect(() => validateConfig({ frontends: [{ port: 0 }], pools: { web: { ...base.pools.web, maxHeaderCount: 5000 } } })).toThrow(/maxHeaderCount.*5000/);
   });
 });

@@ -84,7 +84,11 @@ describe('the global connection cap on a TLS frontend', () => {
   it('closes the excess TCP connection before its handshake and keeps serving the first', async () => {
     const capped = await startFulcrum(
       validateConfig(
-        { frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }], pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } }, server: { maxConnections: 1 } },
+        {
+          frontends: [{ port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'a.crt', key: 'a.key' }] } }],
+          pools: { web: { backends: [{ id: 'b1', address: 'http://127.0.0.1:1' }] } },
+          server: { maxConnections: 1 },
+        },
         { baseDir: work },
       ),
       { logger: () => undefined },

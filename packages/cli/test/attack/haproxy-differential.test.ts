@@ -53,10 +53,22 @@ const CASES: Case[] = [
   { name: 'no Host in HTTP/1.1', bytes: 'GET / HTTP/1.1\r\n\r\n', haproxy: 'refused' },
   { name: 'an HTTP/0.9 request line', bytes: 'GET /\r\n\r\n', haproxy: 'refused' },
   { name: 'a fragment in the target', bytes: 'GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n', haproxy: 'refused' },
-  { name: 'Transfer-Encoding: identity, chunked', bytes: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n', haproxy: 'refused' },
+  {
+    name: 'Transfer-Encoding: identity, chunked',
+    bytes: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n',
+    haproxy: 'refused',
+  },
   { name: 'Transfer-Encoding: gzip, chunked', bytes: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', haproxy: 'refused' },
-  { name: 'Transfer-Encoding: chunked, chunked', bytes: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n', haproxy: 'refused' },
-  { name: 'two Transfer-Encoding headers', bytes: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', haproxy: 'refused' },
+  {
+    name: 'Transfer-Encoding: chunked, chunked',
+    bytes: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n',
+    haproxy: 'refused',
+  },
+  {
+    name: 'two Transfer-Encoding headers',
+    bytes: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    haproxy: 'refused',
+  },
   { name: 'a chunked body', bytes: 'POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', haproxy: 'accepted' },
   { name: 'two different Content-Lengths', bytes: 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', haproxy: 'refused' },
   { name: 'a Content-Length with a sign', bytes: 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\na', haproxy: 'refused' },
@@ -187,7 +199,10 @@ describe.skipIf(!present && !required)('HAProxy 2.6 and Fulcrum, fed the same by
   });
 
   it.each(CASES.map((c) => [c.name, c] as const))('gives the verdict HAProxy gives (or the stated stricter one) for %s', async (_name, c) => {
-    const [fromHaproxy, fromFulcrum] = await Promise.all([rawExchange(haproxyPort, c.bytes, 1000), rawExchange(fulcrum.addresses().frontends[0]!.port, c.bytes, 1000)]);
+    const [fromHaproxy, fromFulcrum] = await Promise.all([
+      rawExchange(haproxyPort, c.bytes, 1000),
+      rawExchange(fulcrum.addresses().frontends[0]!.port, c.bytes, 1000),
+    ]);
     expect(verdictOf(fromHaproxy), `HAProxy answered ${JSON.stringify(fromHaproxy.text.slice(0, 60))}`).toBe(c.haproxy);
     const expected = c.fulcrum?.verdict ?? c.haproxy;
     expect(verdictOf(fromFulcrum), `Fulcrum answered ${JSON.stringify(fromFulcrum.text.slice(0, 60))}`).toBe(expected);
@@ -201,7 +216,10 @@ describe.skipIf(!present && !required)('HAProxy 2.6 and Fulcrum, fed the same by
   ])('treats the request after a refused %s upgrade as HAProxy does: a request of its own, with X-Forwarded-For', async (_kind, upgrade) => {
     const bytes = `GET /up HTTP/1.1\r\nHost: a\r\n${upgrade}\r\nGET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`;
     const results: Record<string, typeof seen> = {};
-    for (const [name, port] of [['haproxy', haproxyPort], ['fulcrum', fulcrum.addresses().frontends[0]!.port]] as const) {
+    for (const [name, port] of [
+      ['haproxy', haproxyPort],
+      ['fulcrum', fulcrum.addresses().frontends[0]!.port],
+    ] as const) {
       seen.length = 0;
       const reply = await rawExchange(port, bytes, 2000);
       expect(reply.text.match(/HTTP\/1\.1 200/g)?.length, `${name} answered ${JSON.stringify(reply.text.slice(0, 80))}`).toBe(2);

@@ -100,14 +100,6 @@ export interface BalancerOptions {
 export type HashingAlgorithmName = 'ring-hash' | 'maglev' | 'rendezvous';
 
 export type AlgorithmName =
-  | 'round-robin'
-  | 'weighted-round-robin'
-  | 'least-connections'
-  | 'p2c'
-  | 'peak-ewma'
-  | 'random'
-  | 'first'
-  | HashingAlgorithmName
-  | 'bounded-load';
+  'round-robin' | 'weighted-round-robin' | 'least-connections' | 'p2c' | 'peak-ewma' | 'random' | 'first' | HashingAlgorithmName | 'bounded-load';
 
 export type BalancerFactory = (options: BalancerOptions) => Balancer;

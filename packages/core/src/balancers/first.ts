@@ -58,12 +58,12 @@ export class FirstAvailable implements Balancer {
       const least = this.leastLoaded();
       if (least >= 0) {
         // Every backend is full: a retry queues on another one rather than on the one that failed.
-        return members[retry ? (least + attempt) % n | 0 : least];
+        return members[retry ? ((least + attempt) % n) | 0 : least];
       }
       cursor = this.cursor;
     }
     if (!retry) return members[cursor];
-    const start = (cursor + attempt) % n | 0;
+    const start = ((cursor + attempt) % n) | 0;
     for (let step = 0; step < n; step++) {
       const i = start + step < n ? start + step : start + step - n;
       const backend = members[i]!;

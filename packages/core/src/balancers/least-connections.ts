@@ -100,7 +100,7 @@ export class LeastConnections implements Balancer {
     const n = heap.length;
     if (n === 0) return undefined;
     if (attempt === undefined || !(attempt > 0) || n === 1) return this.members[heap[0]!];
-    let position = attempt % n | 0;
+    let position = (attempt % n) | 0;
     if (n > 2 && (position === 1 || position === 2)) {
       // Positions 1 and 2 are both children of the top: order them so attempt 1 is the runner-up.
       const secondIsBetter = this.less(heap[2]!, heap[1]!);

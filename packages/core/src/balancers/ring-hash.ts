@@ -94,11 +94,7 @@ export class RingHash implements Balancer {
     const eligible = eligibleById(backends);
     const { minRingSize, maxRingSize } = this.config;
     if (eligible.length > maxRingSize) {
-      throw new InvalidOptionError(
-        'maxRingSize',
-        maxRingSize,
-        `must be at least the number of backends (${eligible.length}), so each gets a point`,
-      );
+      throw new InvalidOptionError('maxRingSize', maxRingSize, `must be at least the number of backends (${eligible.length}), so each gets a point`);
     }
     let totalWeight = 0;
     for (const backend of eligible) totalWeight += backend.effectiveWeight;

@@ -205,17 +205,14 @@ function readByte(): number {
       if (isLowSurrogate(low)) {
         charIndex++;
         const codePoint = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
-        pendingBytes =
-          (0x80 | ((codePoint >>> 12) & 0x3f)) |
-          ((0x80 | ((codePoint >>> 6) & 0x3f)) << 8) |
-          ((0x80 | (codePoint & 0x3f)) << 16);
+        pendingBytes = 0x80 | ((codePoint >>> 12) & 0x3f) | ((0x80 | ((codePoint >>> 6) & 0x3f)) << 8) | ((0x80 | (codePoint & 0x3f)) << 16);
         pendingCount = 3;
         return 0xf0 | (codePoint >>> 18);
       }
     }
     code = 0xfffd;
   }
-  pendingBytes = (0x80 | ((code >>> 6) & 0x3f)) | ((0x80 | (code & 0x3f)) << 8);
+  pendingBytes = 0x80 | ((code >>> 6) & 0x3f) | ((0x80 | (code & 0x3f)) << 8);
   pendingCount = 2;
   return 0xe0 | (code >>> 12);
 }

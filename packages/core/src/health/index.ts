@@ -1,22 +1,6 @@
 // The health subsystem's public names. Re-exports only; no logic lives here.
-export {
-  DEFAULT_HEALTH_COUNTER,
-  applyAdminDirectives,
-  checkPhase,
-  fullHealth,
-  initialHealth,
-  reduceHealth,
-  resolveState,
-} from './state-machine';
-export type {
-  AdminDirectives,
-  AdminState,
-  CheckPhase,
-  HealthCounterConfig,
-  HealthObservation,
-  HealthStatus,
-  InitialHealthState,
-} from './state-machine';
+export { DEFAULT_HEALTH_COUNTER, applyAdminDirectives, checkPhase, fullHealth, initialHealth, reduceHealth, resolveState } from './state-machine';
+export type { AdminDirectives, AdminState, CheckPhase, HealthCounterConfig, HealthObservation, HealthStatus, InitialHealthState } from './state-machine';
 
 export { HealthChecker, interpretProbeValue } from './checker';
 export type { HealthCheckerDeps, Probe, ProbeResult } from './checker';
@@ -27,18 +11,5 @@ export type { OutlierDetectorDeps, OutlierHostState } from './outlier';
 export { slowStartFactor } from './slow-start';
 export type { NormalizedSlowStartOptions, SlowStartOptions } from './slow-start';
 
-export {
-  MAX_TIMER_MS,
-  isBackendFailure,
-  normalizeHealthOptions,
-  normalizeOutlierOptions,
-  normalizePanicThreshold,
-  normalizeSlowStartOptions,
-} from './options';
-export type {
-  EjectionCause,
-  HealthOptions,
-  NormalizedHealthOptions,
-  NormalizedOutlierOptions,
-  OutlierOptions,
-} from './options';
+export { MAX_TIMER_MS, isBackendFailure, normalizeHealthOptions, normalizeOutlierOptions, normalizePanicThreshold, normalizeSlowStartOptions } from './options';
+export type { EjectionCause, HealthOptions, NormalizedHealthOptions, NormalizedOutlierOptions, OutlierOptions } from './options';

@@ -69,17 +69,7 @@ export interface NormalizedHealthOptions {
   readonly initialState: InitialHealthState;
 }
 
-const HEALTH_KEYS = [
-  'probe',
-  'rise',
-  'fall',
-  'intervalMs',
-  'fastIntervalMs',
-  'downIntervalMs',
-  'timeoutMs',
-  'jitter',
-  'initialState',
-] as const;
+const HEALTH_KEYS = ['probe', 'rise', 'fall', 'intervalMs', 'fastIntervalMs', 'downIntervalMs', 'timeoutMs', 'jitter', 'initialState'] as const;
 
 const INITIAL_STATES: readonly InitialHealthState[] = ['fully-up', 'up', 'down', 'fully-down'];
 
@@ -228,11 +218,7 @@ export function normalizeOutlierOptions(value: unknown, path = 'outlier'): Norma
   const baseEjectionMs = positiveOption(path, options, 'baseEjectionMs', 30_000);
   const maxEjectionMs = positiveOption(path, options, 'maxEjectionMs', Math.max(300_000, baseEjectionMs));
   if (maxEjectionMs < baseEjectionMs) {
-    throw new InvalidOptionError(
-      `${path}.maxEjectionMs`,
-      maxEjectionMs,
-      `must be ≥ ${path}.baseEjectionMs (${baseEjectionMs})`,
-    );
+    throw new InvalidOptionError(`${path}.maxEjectionMs`, maxEjectionMs, `must be ≥ ${path}.baseEjectionMs (${baseEjectionMs})`);
   }
   const { isFailure } = options;
   if (isFailure !== undefined && typeof isFailure !== 'function') {
@@ -247,9 +233,7 @@ export function normalizeOutlierOptions(value: unknown, path = 'outlier'): Norma
     consecutiveFailures: integerOption(path, options, 'consecutiveFailures', 5, 1),
     enforceConsecutiveFailures: booleanOption(path, options, 'enforceConsecutiveFailures', true),
     successRateStdevFactor:
-      options.successRateStdevFactor === undefined
-        ? 1.9
-        : finiteNumber(`${path}.successRateStdevFactor`, options.successRateStdevFactor, { min: 0 }),
+      options.successRateStdevFactor === undefined ? 1.9 : finiteNumber(`${path}.successRateStdevFactor`, options.successRateStdevFactor, { min: 0 }),
     successRateRequestVolume: integerOption(path, options, 'successRateRequestVolume', 100, 1),
     successRateMinimumHosts: integerOption(path, options, 'successRateMinimumHosts', 5, 1),
     enforceSuccessRate: booleanOption(path, options, 'enforceSuccessRate', true),
@@ -276,8 +260,7 @@ export function normalizeSlowStartOptions(value: unknown, path = 'slowStart'): N
     throw new InvalidOptionError(`${path}.windowMs`, undefined, 'is required: a finite number of ms > 0');
   }
   const windowMs = finiteNumber(`${path}.windowMs`, options.windowMs, { min: 0, minExclusive: true });
-  const aggression =
-    options.aggression === undefined ? 1 : finiteNumber(`${path}.aggression`, options.aggression, { min: 0, minExclusive: true });
+  const aggression = options.aggression === undefined ? 1 : finiteNumber(`${path}.aggression`, options.aggression, { min: 0, minExclusive: true });
   const minWeightPercent = percentOption(path, options, 'minWeightPercent', 10);
   return Object.freeze({ windowMs, aggression, minWeightPercent });
 }

@@ -237,8 +237,7 @@ export class OutlierDetector {
   }
 
   #sweepFailurePercentage(counts: readonly IntervalCount[], now: number): void {
-    const { failurePercentageRequestVolume, failurePercentageMinimumHosts, failurePercentageThreshold, enforceFailurePercentage } =
-      this.#config;
+    const { failurePercentageRequestVolume, failurePercentageMinimumHosts, failurePercentageThreshold, enforceFailurePercentage } = this.#config;
     if (!enforceFailurePercentage) return;
     const valid = eligible(counts, failurePercentageRequestVolume);
     if (valid.length === 0 || valid.length < failurePercentageMinimumHosts) return;
@@ -255,8 +254,7 @@ export class OutlierDetector {
 
   #eject(host: HostRecord, cause: EjectionCause, now: number): void {
     const { maxEjectionPercent, alwaysEjectOneHost, baseEjectionMs, maxEjectionMs } = this.#config;
-    const allowed =
-      (100 * (this.#ejectedCount + 1)) / this.#hosts.size <= maxEjectionPercent || (alwaysEjectOneHost && this.#ejectedCount === 0);
+    const allowed = (100 * (this.#ejectedCount + 1)) / this.#hosts.size <= maxEjectionPercent || (alwaysEjectOneHost && this.#ejectedCount === 0);
     if (!allowed) return;
     if (host.multiplier * baseEjectionMs < maxEjectionMs + baseEjectionMs) host.multiplier++;
     host.ejected = true;

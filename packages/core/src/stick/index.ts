@@ -5,12 +5,4 @@
 export { StickTable, type StickTableOptions } from './stick-table';
 export type { Replicator, StickEntry, StickEntryStamp, StickTombstone, StickValueEntry } from './replicator';
 export { MemoryReplicator, type MemoryReplicatorOptions } from './memory-replicator';
-export {
-  compareStickEntries,
-  compareWrites,
-  isExpired,
-  isStickEntry,
-  mergeStickEntry,
-  mergeStickStates,
-  NODE_ID_PATTERN,
-} from './merge';
+export { compareStickEntries, compareWrites, isExpired, isStickEntry, mergeStickEntry, mergeStickStates, NODE_ID_PATTERN } from './merge';

@@ -48,18 +48,7 @@ export function compareWrites(
 
 /** `compareWrites` on two entries (of the same key). */
 export function compareStickEntries<V>(a: StickEntry<V>, b: StickEntry<V>): number {
-  return compareWrites(
-    a.updatedAt,
-    a.origin,
-    a.deleted === true,
-    a.expiresAt,
-    a.value,
-    b.updatedAt,
-    b.origin,
-    b.deleted === true,
-    b.expiresAt,
-    b.value,
-  );
+  return compareWrites(a.updatedAt, a.origin, a.deleted === true, a.expiresAt, a.value, b.updatedAt, b.origin, b.deleted === true, b.expiresAt, b.value);
 }
 
 /** The winner of two writes of one key (the first on a tie, which is then the same write). */
@@ -72,10 +61,7 @@ export function mergeStickEntry<V>(current: StickEntry<V> | undefined, incoming:
  * Merge two replica states (key → latest entry) into a new one. The reference semantics of a
  * table's `merge`, minus expiry and capacity; the property tests check that tables agree with it.
  */
-export function mergeStickStates<V>(
-  a: ReadonlyMap<string, StickEntry<V>>,
-  b: ReadonlyMap<string, StickEntry<V>>,
-): Map<string, StickEntry<V>> {
+export function mergeStickStates<V>(a: ReadonlyMap<string, StickEntry<V>>, b: ReadonlyMap<string, StickEntry<V>>): Map<string, StickEntry<V>> {
   const merged = new Map(a);
   for (const [key, entry] of b) merged.set(key, mergeStickEntry(merged.get(key), entry));
   return merged;

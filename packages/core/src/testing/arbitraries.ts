@@ -30,10 +30,7 @@ export interface HealthEvent {
  * One operation on a set of backends, as a test generates it; apply it with `applyMembershipChange`.
  * (Not core's `MembershipChange`, which reports what `LoadBalancer.update()` did.)
  */
-export type MembershipOp =
-  | { op: 'add'; spec: BackendSpec }
-  | { op: 'remove'; id: string }
-  | { op: 'setWeight'; id: string; weight: number };
+export type MembershipOp = { op: 'add'; spec: BackendSpec } | { op: 'remove'; id: string } | { op: 'setWeight'; id: string; weight: number };
 
 /** Options of `backendSpec` and `backendSpecs`. */
 export interface BackendSpecOptions {
@@ -97,17 +94,15 @@ export function backendSpec(options: BackendSpecOptions = {}): fc.Arbitrary<Back
     zone: fc.constantFrom('zone-a', 'zone-b', 'zone-c'),
     metadata: fc.constant(undefined),
   };
-  return fc
-    .record(model, { requiredKeys: ['id', 'address'] })
-    .map((spec) => {
-      // Absent rather than `undefined`, like a spec written by hand.
-      const clean: BackendSpec = { id: spec.id, address: spec.address };
-      if (spec.weight !== undefined) clean.weight = spec.weight;
-      if (spec.backup === true) clean.backup = true;
-      if (spec.maxConnections !== undefined) clean.maxConnections = spec.maxConnections;
-      if (spec.zone !== undefined) clean.zone = spec.zone;
-      return clean;
-    });
+  return fc.record(model, { requiredKeys: ['id', 'address'] }).map((spec) => {
+    // Absent rather than `undefined`, like a spec written by hand.
+    const clean: BackendSpec = { id: spec.id, address: spec.address };
+    if (spec.weight !== undefined) clean.weight = spec.weight;
+    if (spec.backup === true) clean.backup = true;
+    if (spec.maxConnections !== undefined) clean.maxConnections = spec.maxConnections;
+    if (spec.zone !== undefined) clean.zone = spec.zone;
+    return clean;
+  });
 }
 
 /** A list of valid specs with unique ids (what `createLoadBalancer({ backends })` accepts). */
@@ -158,21 +153,17 @@ export function healthEvents(
     backendId: fc.constantFrom(...ids),
     pass: fc.boolean(),
   });
-  return fc
-    .array(step, { minLength: options.minLength ?? 0, maxLength: options.maxLength ?? 32 })
-    .map((steps) => {
-      let at = start;
-      return steps.map(({ gap, backendId: id, pass }) => {
-        at += gap;
-        return { at, backendId: id, pass };
-      });
+  return fc.array(step, { minLength: options.minLength ?? 0, maxLength: options.maxLength ?? 32 }).map((steps) => {
+    let at = start;
+    return steps.map(({ gap, backendId: id, pass }) => {
+      at += gap;
+      return { at, backendId: id, pass };
     });
+  });
 }
 
 /** One membership change over the ids in `ids` (see `membershipChanges`). */
-export function membershipChange(
-  options: { ids?: readonly string[]; withZeroWeights?: boolean } = {},
-): fc.Arbitrary<MembershipOp> {
+export function membershipChange(options: { ids?: readonly string[]; withZeroWeights?: boolean } = {}): fc.Arbitrary<MembershipOp> {
   const ids = nonEmptyIds(options.ids, 'membershipChange');
   const id = fc.constantFrom(...ids);
   return fc.oneof(

@@ -89,7 +89,10 @@ interface MembershipStep {
 }
 
 /** Invariants 1, 2, 5 and 6 (and bounded load) across arbitrary membership changes and load. */
-export function membershipProperty(factory: () => Balancer, options: ResolvedCheckOptions): fc.IProperty<[{ initial: BackendSpec[]; steps: MembershipStep[] }]> {
+export function membershipProperty(
+  factory: () => Balancer,
+  options: ResolvedCheckOptions,
+): fc.IProperty<[{ initial: BackendSpec[]; steps: MembershipStep[] }]> {
   const pickStep: fc.Arbitrary<PickStep> = fc.record({
     // Some keys recur, as real clients do: that is what piles load on one backend of a hashing balancer.
     key: fc.oneof(fc.constant(undefined), keyArbitrary(), fc.constantFrom(...RECURRING_KEYS)),
@@ -305,7 +308,9 @@ export function shareProperty(factory: () => Balancer, options: ResolvedCheckOpt
         continue;
       }
       if (Math.abs(count - expected) > bound) {
-        const what = hashing ? `${trials} keys` : `${trials} picks ${concurrency === 1 ? 'made one at a time (each released before the next)' : `with ${concurrency} in flight`}`;
+        const what = hashing
+          ? `${trials} keys`
+          : `${trials} picks ${concurrency === 1 ? 'made one at a time (each released before the next)' : `with ${concurrency} in flight`}`;
         fail(
           `${describeBackend(backend)} got ${count} of ${what} (${percent(count / trials)}), expected ${expected.toFixed(1)} ` +
             `(${percent(share)} = ${weighted ? 'effectiveWeight / Σ effectiveWeight' : '1 / eligible backends, even shares'}) ` +

@@ -41,13 +41,7 @@ import type { Balancer, ShareContract, ShareRule } from '../balancers/balancer';
 import { InvalidOptionError } from '../errors';
 import { finiteNumber, isPlainObject, optionalBoolean } from '../validate/checks';
 import { createBackends } from './backends';
-import {
-  determinismProperty,
-  membershipProperty,
-  removalProperty,
-  shareProperty,
-  type ResolvedCheckOptions,
-} from './balancer-properties';
+import { determinismProperty, membershipProperty, removalProperty, shareProperty, type ResolvedCheckOptions } from './balancer-properties';
 import { checkEligible, InvariantViolation } from './check-support';
 
 /** How `checkBalancer` checks traffic shares (invariant 3). */
@@ -172,12 +166,20 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
   const weightedOption = options.weighted === undefined ? undefined : optionalBoolean('options.weighted', options.weighted, true);
   const sample = makeBalancer(factory);
   const declared = declaredShares(sample);
-  const share: ShareCheck = options.share ?? (declared === undefined ? 'statistical' : declared.loaded === 'none' ? 'none' : declared.exact ? 'exact' : 'statistical');
+  const share: ShareCheck =
+    options.share ?? (declared === undefined ? 'statistical' : declared.loaded === 'none' ? 'none' : declared.exact ? 'exact' : 'statistical');
   const loaded: ShareRule =
     weightedOption !== undefined ? (weightedOption ? 'weighted' : 'even') : declared === undefined || declared.loaded === 'none' ? 'weighted' : declared.loaded;
   const weighted = loaded !== 'even';
   const serial: ShareRule =
-    options.serial ?? (options.share === 'none' ? 'none' : weightedOption !== undefined ? (weightedOption ? 'weighted' : 'even') : (declared?.serial ?? (share === 'none' ? 'none' : 'weighted')));
+    options.serial ??
+    (options.share === 'none'
+      ? 'none'
+      : weightedOption !== undefined
+        ? weightedOption
+          ? 'weighted'
+          : 'even'
+        : (declared?.serial ?? (share === 'none' ? 'none' : 'weighted')));
   const maxMoved = options.maxMovedFraction;
   if (maxMoved !== undefined && typeof maxMoved !== 'function') finiteNumber('options.maxMovedFraction', maxMoved, { min: 0, max: 1 });
   const invariants = options.invariants ?? ALL_INVARIANTS;
@@ -192,11 +194,9 @@ export function checkBalancer(factory: () => Balancer, options: CheckBalancerOpt
     picksPerRun: options.picksPerRun === undefined ? 1000 : finiteNumber('options.picksPerRun', options.picksPerRun, { min: 1, integer: true }),
     keysPerRun: options.keysPerRun === undefined ? 256 : finiteNumber('options.keysPerRun', options.keysPerRun, { min: 8, integer: true }),
     concurrency: options.concurrency === undefined ? 100 : finiteNumber('options.concurrency', options.concurrency, { min: 1, integer: true }),
-    maxMovedFraction:
-      maxMoved === undefined ? (r: KeyRemoval) => defaultMaxMovedFraction(r) : typeof maxMoved === 'number' ? () => maxMoved : maxMoved,
+    maxMovedFraction: maxMoved === undefined ? (r: KeyRemoval) => defaultMaxMovedFraction(r) : typeof maxMoved === 'number' ? () => maxMoved : maxMoved,
     onlyFromLeaving: optionalBoolean('options.onlyFromLeaving', options.onlyFromLeaving, true),
-    boundedLoadFactor:
-      options.boundedLoadFactor === undefined ? undefined : finiteNumber('options.boundedLoadFactor', options.boundedLoadFactor, { min: 1 }),
+    boundedLoadFactor: options.boundedLoadFactor === undefined ? undefined : finiteNumber('options.boundedLoadFactor', options.boundedLoadFactor, { min: 1 }),
   });
 
   const name = sample.name;
@@ -232,7 +232,13 @@ function declaredShares(balancer: Balancer): ShareContract | undefined {
   const shares = (balancer as { shares?: unknown }).shares;
   if (shares === undefined) return undefined;
   const s = shares as Partial<ShareContract> | null;
-  if (typeof s !== 'object' || s === null || !SHARE_RULES.includes(s.serial as ShareRule) || !SHARE_RULES.includes(s.loaded as ShareRule) || typeof s.exact !== 'boolean') {
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    !SHARE_RULES.includes(s.serial as ShareRule) ||
+    !SHARE_RULES.includes(s.loaded as ShareRule) ||
+    typeof s.exact !== 'boolean'
+  ) {
     throw new InvalidOptionError(`${balancer.name}.shares`, shares, "must be { serial, loaded: 'weighted' | 'even' | 'served' | 'none', exact: boolean }");
   }
   return s as ShareContract;
@@ -284,8 +290,7 @@ function runFixedCases(factory: () => Balancer, name: string, seed: number): voi
     } catch (error) {
       if (!(error instanceof InvariantViolation)) throw error;
       throw new Error(
-        `checkBalancer(${name}): invariant "membership" failed on ${title}: ${error.message}\n` +
-          `(a fixed case, the same for every seed; seed: ${seed})`,
+        `checkBalancer(${name}): invariant "membership" failed on ${title}: ${error.message}\n` + `(a fixed case, the same for every seed; seed: ${seed})`,
         { cause: error },
       );
     }
@@ -309,7 +314,8 @@ const MAX_COUNTEREXAMPLE_CHARS = 4000;
 
 function failureMessage(name: string, invariant: InvariantName, details: fc.RunDetails<[unknown]>, seed: number): string {
   const error = details.errorInstance;
-  const reason = error instanceof InvariantViolation ? error.message : `the balancer threw: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
+  const reason =
+    error instanceof InvariantViolation ? error.message : `the balancer threw: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
   let counterexample = details.counterexample === null ? '(none)' : fc.stringify(details.counterexample[0]);
   if (counterexample.length > MAX_COUNTEREXAMPLE_CHARS) counterexample = `${counterexample.slice(0, MAX_COUNTEREXAMPLE_CHARS)}…`;
   const path = details.counterexamplePath ?? '';

@@ -101,11 +101,7 @@ export async function checkReplicator(factory: ReplicatorFactory, options: Check
   };
 
   /** Run one case with a fresh cluster of `nodes` tables; always closes tables and replicators. */
-  const withCluster = async (
-    caseName: string,
-    body: (cluster: Cluster, key: (name: string) => string) => Promise<void>,
-    tableTtlMs = LONG_TTL_MS,
-  ) => {
+  const withCluster = async (caseName: string, body: (cluster: Cluster, key: (name: string) => string) => Promise<void>, tableTtlMs = LONG_TTL_MS) => {
     caseNumber++;
     const clusterId = `${run}-${caseNumber}`;
     const tables: StickTable<string>[] = [];
@@ -147,19 +143,18 @@ export async function checkReplicator(factory: ReplicatorFactory, options: Check
     }
   };
 
-  const everywhere = (tables: readonly StickTable<string>[], key: string, value: string | undefined) =>
-    tables.every((t) => t.get(key) === value);
+  const everywhere = (tables: readonly StickTable<string>[], key: string, value: string | undefined) => tables.every((t) => t.get(key) === value);
 
   await withCluster('a write on one table reaches the others', async ({ tables }, key) => {
     tables[0]!.set(key('a'), 'b1');
     tables[1]!.set(key('b'), 'b2 ünïcödé 🍪');
-    await eventually('a write on one table reaches the others', 'a value set on one table never appeared on all', () =>
-      everywhere(tables, key('a'), 'b1') && everywhere(tables, key('b'), 'b2 ünïcödé 🍪'),
+    await eventually(
+      'a write on one table reaches the others',
+      'a value set on one table never appeared on all',
+      () => everywhere(tables, key('a'), 'b1') && everywhere(tables, key('b'), 'b2 ünïcödé 🍪'),
     );
     tables[2 % tables.length]!.set(key('a'), 'b3');
-    await eventually('a write on one table reaches the others', 'an overwrite never reached every table', () =>
-      everywhere(tables, key('a'), 'b3'),
-    );
+    await eventually('a write on one table reaches the others', 'an overwrite never reached every table', () => everywhere(tables, key('a'), 'b3'));
   });
 
   await withCluster('concurrent writes converge to one value', async ({ tables }, key) => {
@@ -192,9 +187,7 @@ export async function checkReplicator(factory: ReplicatorFactory, options: Check
     tables[0]!.delete(key('deleted'));
     tables[1]!.set(key('late'), 'b3');
     await Promise.all(tables.map((t) => t.flush()));
-    await eventually(c, 'writes never reached every table', () =>
-      everywhere(tables, key('late'), 'b3') && everywhere(tables, key('deleted'), undefined),
-    );
+    await eventually(c, 'writes never reached every table', () => everywhere(tables, key('late'), 'b3') && everywhere(tables, key('deleted'), undefined));
     const joined = await cluster.join();
     if (joined.get(key('kept')) !== 'b1') fail(c, 'a new table did not load a value from the snapshot');
     if (joined.get(key('late')) !== 'b3') fail(c, 'a new table did not load the latest value from the snapshot');
@@ -206,7 +199,7 @@ export async function checkReplicator(factory: ReplicatorFactory, options: Check
     const now = Date.now();
     const sent: StickEntry<string>[] = [
       { key: key('plain'), value: 'b1', updatedAt: now, expiresAt: now + 60_000, origin: 'peer-x' },
-      { key: key('ünï 🍪 "quoted"'), value: 'value with \'quotes\' and \u00e9', updatedAt: now + 0.5, expiresAt: now + 60_000, origin: 'peer.y:1' },
+      { key: key('ünï 🍪 "quoted"'), value: "value with 'quotes' and \u00e9", updatedAt: now + 0.5, expiresAt: now + 60_000, origin: 'peer.y:1' },
       { key: key('gone'), updatedAt: now, expiresAt: now + 60_000, origin: 'peer-x', deleted: true },
       ...Array.from({ length: 300 }, (_, i): StickEntry<string> => ({
         key: key(`bulk-${i}`),
@@ -226,9 +219,7 @@ export async function checkReplicator(factory: ReplicatorFactory, options: Check
       }
     });
     await replicators[0]!.publish(sent);
-    await eventually(c, `only ${received.size} of ${sent.length} published entries arrived`, () =>
-      sent.every((e) => received.has(e.key)),
-    );
+    await eventually(c, `only ${received.size} of ${sent.length} published entries arrived`, () => sent.every((e) => received.has(e.key)));
     for (const entry of sent) {
       const got = received.get(entry.key)!;
       const same =
@@ -246,21 +237,23 @@ export async function checkReplicator(factory: ReplicatorFactory, options: Check
     if (late.some((e) => e.key === key('after'))) fail(c, 'a batch was delivered after unsubscribe');
   });
 
-  await withCluster('expired entries are not resurrected', async (cluster, key) => {
-    const c = 'expired entries are not resurrected';
-    const { tables, replicators } = cluster;
-    tables[0]!.set(key('short'), 'b1');
-    await eventually(c, 'a value never appeared on all tables', () => everywhere(tables, key('short'), 'b1'));
-    const expiresAt = Date.now() + ttlMs;
-    await sleep(ttlMs + 20);
-    if (!everywhere(tables, key('short'), undefined)) fail(c, 'an entry was still readable after its expiresAt');
-    // A late message carrying an expired entry, and a snapshot that still holds it, must not revive it.
-    await replicators[1]!.publish([
-      { key: key('short'), value: 'stale', updatedAt: expiresAt - ttlMs, expiresAt: Date.now() - 1, origin: 'ghost' },
-    ]);
-    const joined = await cluster.join();
-    await sleep(4 * batchMs + 50);
-    if (joined.get(key('short')) !== undefined) fail(c, 'a joining table loaded an expired entry');
-    if (!everywhere(tables, key('short'), undefined)) fail(c, 'a late message brought an expired entry back');
-  }, ttlMs);
+  await withCluster(
+    'expired entries are not resurrected',
+    async (cluster, key) => {
+      const c = 'expired entries are not resurrected';
+      const { tables, replicators } = cluster;
+      tables[0]!.set(key('short'), 'b1');
+      await eventually(c, 'a value never appeared on all tables', () => everywhere(tables, key('short'), 'b1'));
+      const expiresAt = Date.now() + ttlMs;
+      await sleep(ttlMs + 20);
+      if (!everywhere(tables, key('short'), undefined)) fail(c, 'an entry was still readable after its expiresAt');
+      // A late message carrying an expired entry, and a snapshot that still holds it, must not revive it.
+      await replicators[1]!.publish([{ key: key('short'), value: 'stale', updatedAt: expiresAt - ttlMs, expiresAt: Date.now() - 1, origin: 'ghost' }]);
+      const joined = await cluster.join();
+      await sleep(4 * batchMs + 50);
+      if (joined.get(key('short')) !== undefined) fail(c, 'a joining table loaded an expired entry');
+      if (!everywhere(tables, key('short'), undefined)) fail(c, 'a late message brought an expired entry back');
+    },
+    ttlMs,
+  );
 }

@@ -226,10 +226,7 @@ const LONG_TTL = 60 * 60 * 1000;
  * calls `clear()`, so give it a store of its own: its own prefix, table or directory). Resolves when
  * every case passed; rejects with a `StoreConformanceError` naming the first failed case.
  */
-export async function checkStore(
-  factory: () => Promise<StoreUnderTest> | StoreUnderTest,
-  options: CheckStoreOptions = {},
-): Promise<void> {
+export async function checkStore(factory: () => Promise<StoreUnderTest> | StoreUnderTest, options: CheckStoreOptions = {}): Promise<void> {
   const ttlMs = options.ttlMs ?? 1000;
   const graceMs = options.expiryGraceMs ?? 1000;
   const writers = options.concurrentWrites ?? 16;
@@ -311,11 +308,7 @@ export async function checkStore(
   };
 
   const allOf = async (caseName: string, style: 'callback' | 'promise'): Promise<SessionData[]> => {
-    const all = await step(
-      caseName,
-      'all()',
-      style === 'callback' ? viaCallback<unknown>(caseName, 'all') : viaPromise<unknown>(caseName, 'all'),
-    );
+    const all = await step(caseName, 'all()', style === 'callback' ? viaCallback<unknown>(caseName, 'all') : viaPromise<unknown>(caseName, 'all'));
     if (all === null || all === undefined) return [];
     if (Array.isArray(all)) return all as SessionData[];
     if (typeof all === 'object') return Object.values(all as Record<string, SessionData>);
@@ -323,11 +316,7 @@ export async function checkStore(
   };
 
   const lengthOf = async (caseName: string, style: 'callback' | 'promise'): Promise<number> => {
-    const length = await step(
-      caseName,
-      'length()',
-      style === 'callback' ? viaCallback<unknown>(caseName, 'length') : viaPromise<unknown>(caseName, 'length'),
-    );
+    const length = await step(caseName, 'length()', style === 'callback' ? viaCallback<unknown>(caseName, 'length') : viaPromise<unknown>(caseName, 'length'));
     if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) {
       fail(caseName, `length() must answer a non-negative integer, got ${String(length)}`);
     }
@@ -439,9 +428,11 @@ export async function checkStore(
       const keyed = await step(c, 'all()', viaPromise<unknown>(c, 'all'));
       if (keyed !== null && typeof keyed === 'object' && !Array.isArray(keyed)) {
         const byId = keyed as Record<string, SessionData>;
-        if (JSON.stringify(Object.keys(byId).sort()) !== JSON.stringify([...names].sort())) fail(c, `all() is keyed by ${JSON.stringify(Object.keys(byId))}, not by the stored ids`);
+        if (JSON.stringify(Object.keys(byId).sort()) !== JSON.stringify([...names].sort()))
+          fail(c, `all() is keyed by ${JSON.stringify(Object.keys(byId))}, not by the stored ids`);
         names.forEach((name, i) => {
-          if (JSON.stringify(normalize(byId[name]!)) !== JSON.stringify(normalize(sessions[i]!))) fail(c, `all()[${JSON.stringify(name)}] is not the session stored under that id`);
+          if (JSON.stringify(normalize(byId[name]!)) !== JSON.stringify(normalize(sessions[i]!)))
+            fail(c, `all()[${JSON.stringify(name)}] is not the session stored under that id`);
         });
       }
       await step(c, 'destroy()', viaPromise(c, 'destroy', names[0]));

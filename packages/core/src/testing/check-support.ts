@@ -90,7 +90,14 @@ export function describeSet(set: readonly Backend[]): string {
 
 /** `pick("key", 1)` as the caller wrote it, for messages. */
 export function describeCall(key: string | undefined, attempt: number | undefined): string {
-  const args = key === undefined ? (attempt === undefined ? '' : `undefined, ${attempt}`) : attempt === undefined ? JSON.stringify(key) : `${JSON.stringify(key)}, ${attempt}`;
+  const args =
+    key === undefined
+      ? attempt === undefined
+        ? ''
+        : `undefined, ${attempt}`
+      : attempt === undefined
+        ? JSON.stringify(key)
+        : `${JSON.stringify(key)}, ${attempt}`;
   return `pick(${args})`;
 }
 
@@ -103,7 +110,9 @@ export function checkEligible(result: Backend | undefined, set: readonly Backend
   const positives = countPositive(set);
   if (positives === 0) {
     if (result !== undefined) {
-      fail(`${call} returned ${describeBackend(result)}, but no backend in the set has a positive effectiveWeight (set ${describeSet(set)}); it must return undefined`);
+      fail(
+        `${call} returned ${describeBackend(result)}, but no backend in the set has a positive effectiveWeight (set ${describeSet(set)}); it must return undefined`,
+      );
     }
     return;
   }
@@ -118,7 +127,9 @@ export function checkEligible(result: Backend | undefined, set: readonly Backend
     );
   }
   if (!(result.effectiveWeight > 0)) {
-    fail(`${call} returned ${describeBackend(result)}, whose effectiveWeight is ${result.effectiveWeight}; weight-0 backends take no new traffic (set ${describeSet(set)})`);
+    fail(
+      `${call} returned ${describeBackend(result)}, whose effectiveWeight is ${result.effectiveWeight}; weight-0 backends take no new traffic (set ${describeSet(set)})`,
+    );
   }
 }
 

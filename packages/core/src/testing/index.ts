@@ -27,14 +27,7 @@ export {
   type MembershipOp,
 } from './arbitraries';
 export { InvariantViolation } from './check-support';
-export {
-  checkBalancer,
-  defaultMaxMovedFraction,
-  type CheckBalancerOptions,
-  type InvariantName,
-  type KeyRemoval,
-  type ShareCheck,
-} from './check-balancer';
+export { checkBalancer, defaultMaxMovedFraction, type CheckBalancerOptions, type InvariantName, type KeyRemoval, type ShareCheck } from './check-balancer';
 export {
   checkStore,
   StoreConformanceError,
@@ -44,10 +37,4 @@ export {
   type StoreCallback,
   type StoreUnderTest,
 } from './check-store';
-export {
-  checkReplicator,
-  ReplicatorConformanceError,
-  type CheckReplicatorOptions,
-  type ReplicatorContext,
-  type ReplicatorFactory,
-} from './check-replicator';
+export { checkReplicator, ReplicatorConformanceError, type CheckReplicatorOptions, type ReplicatorContext, type ReplicatorFactory } from './check-replicator';

@@ -100,7 +100,11 @@ describe('AliasTable', () => {
     for (let i = 0; i < draws; i++) counts[table.sampleOther(random, 0)]!++;
     expect(counts[0]).toBe(0);
     // Conditioned on "not index 0": 2/4, 1/4, 1/4.
-    for (const [i, p] of [[1, 0.5], [2, 0.25], [3, 0.25]] as const) {
+    for (const [i, p] of [
+      [1, 0.5],
+      [2, 0.25],
+      [3, 0.25],
+    ] as const) {
       expect(Math.abs(counts[i]! / draws - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / draws));
     }
   });
@@ -113,7 +117,11 @@ describe('AliasTable', () => {
     const draws = 40_000;
     for (let i = 0; i < draws; i++) counts[table.sampleOther(random, 0)]!++;
     expect(counts[0]).toBe(0);
-    for (const [i, p] of [[1, 0.25], [2, 0.5], [3, 0.25]] as const) {
+    for (const [i, p] of [
+      [1, 0.25],
+      [2, 0.5],
+      [3, 0.25],
+    ] as const) {
       expect(Math.abs(counts[i]! / draws - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / draws));
     }
   });
@@ -181,7 +189,12 @@ describe('AliasTable', () => {
       expect(table.pairSecond).not.toBe(first);
       firsts[first]!++;
     }
-    for (const [i, p] of [[0, 0.5], [1, 0.25], [2, 0.125], [3, 0.125]] as const) {
+    for (const [i, p] of [
+      [0, 0.5],
+      [1, 0.25],
+      [2, 0.125],
+      [3, 0.125],
+    ] as const) {
       expect(Math.abs(firsts[i]! / 40_000 - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / 40_000));
     }
     table.build([9]);

@@ -8,8 +8,7 @@ const letter = (i: number): string => (i < 26 ? String.fromCharCode(97 + i) : `b
 
 function makeBackends(caps: readonly (number | undefined)[], weight = 1): Backend[] {
   return caps.map(
-    (maxConnections, i) =>
-      new Backend(normalizeBackendSpec({ id: letter(i), address: '127.0.0.1:1', weight, ...(maxConnections ? { maxConnections } : {}) })),
+    (maxConnections, i) => new Backend(normalizeBackendSpec({ id: letter(i), address: '127.0.0.1:1', weight, ...(maxConnections ? { maxConnections } : {}) })),
   );
 }
 

@@ -22,7 +22,5 @@ export function catchError(fn: () => unknown): unknown {
 export const weightedSet = (min: number, max: number): fc.Arbitrary<Backend[]> =>
   fc
     .uniqueArray(fc.nat(1_000_000), { minLength: min, maxLength: max })
-    .chain((ids) =>
-      fc.tuple(fc.constant(ids), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: ids.length, maxLength: ids.length })),
-    )
+    .chain((ids) => fc.tuple(fc.constant(ids), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: ids.length, maxLength: ids.length })))
     .map(([ids, weights]) => ids.map((id, i) => backend(`backend-${id}`, weights[i])));

@@ -229,7 +229,12 @@ describe('PeakEwma', () => {
     fc.assert(
       fc.property(
         fc.array(
-          fc.record({ weight: fc.double({ min: 0.1, max: 10, noNaN: true }), inflight: fc.nat(20), latency: fc.integer({ min: 0, max: 500 }), at: fc.nat(30_000) }),
+          fc.record({
+            weight: fc.double({ min: 0.1, max: 10, noNaN: true }),
+            inflight: fc.nat(20),
+            latency: fc.integer({ min: 0, max: 500 }),
+            at: fc.nat(30_000),
+          }),
           { minLength: 2, maxLength: 10 },
         ),
         fc.integer(),

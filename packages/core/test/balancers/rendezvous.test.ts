@@ -13,12 +13,7 @@ function rendezvous(backends: readonly Backend[]): Rendezvous {
 const weightedSet = (min: number, max: number) =>
   fc
     .uniqueArray(fc.nat(1_000_000), { minLength: min, maxLength: max })
-    .chain((ids) =>
-      fc.tuple(
-        fc.constant(ids),
-        fc.array(fc.double({ min: 0.05, max: 5, noNaN: true }), { minLength: ids.length, maxLength: ids.length }),
-      ),
-    )
+    .chain((ids) => fc.tuple(fc.constant(ids), fc.array(fc.double({ min: 0.05, max: 5, noNaN: true }), { minLength: ids.length, maxLength: ids.length })))
     .map(([ids, weights]) => ids.map((id, i) => backend(`backend-${id}`, weights[i])));
 
 function shares(balancer: Rendezvous, sample: readonly string[]): Map<Backend | undefined, number> {

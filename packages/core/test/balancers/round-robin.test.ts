@@ -4,9 +4,7 @@ import { Backend, mutable, normalizeBackendSpec } from '../../src/backend';
 import { RoundRobin } from '../../src/balancers/round-robin';
 
 function makeBackends(weights: readonly number[]): Backend[] {
-  return weights.map(
-    (weight, i) => new Backend(normalizeBackendSpec({ id: String.fromCharCode(97 + i), address: '127.0.0.1:1', weight })),
-  );
+  return weights.map((weight, i) => new Backend(normalizeBackendSpec({ id: String.fromCharCode(97 + i), address: '127.0.0.1:1', weight })));
 }
 
 function picks(balancer: RoundRobin, count: number): string {

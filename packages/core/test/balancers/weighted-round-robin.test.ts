@@ -1,12 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Backend, mutable, normalizeBackendSpec } from '../../src/backend';
-import {
-  integerWeights,
-  MAX_CYCLE,
-  SmoothWeightedRoundRobin,
-  smoothWeightedSequence,
-} from '../../src/balancers/weighted-round-robin';
+import { integerWeights, MAX_CYCLE, SmoothWeightedRoundRobin, smoothWeightedSequence } from '../../src/balancers/weighted-round-robin';
 
 const letter = (i: number): string => (i < 26 ? String.fromCharCode(97 + i) : `b${i}`);
 
@@ -98,25 +93,21 @@ describe('SmoothWeightedRoundRobin', () => {
 
   it('gives each backend exactly its share in every cycle', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 20 }),
-        fc.integer({ min: 1, max: 3 }),
-        (weights, cycles) => {
-          const positive = weights.filter((w) => w > 0);
-          const balancer = new SmoothWeightedRoundRobin();
-          const backends = makeBackends(weights);
-          balancer.update(backends);
-          if (positive.length === 0) return balancer.pick() === undefined;
-          const divisor = gcdOf(positive);
-          const cycle = positive.reduce((sum, w) => sum + w, 0) / divisor;
-          const counts = new Map<Backend | undefined, number>();
-          for (let i = 0; i < cycles * cycle; i++) {
-            const picked = balancer.pick();
-            counts.set(picked, (counts.get(picked) ?? 0) + 1);
-          }
-          return backends.every((b, i) => (counts.get(b) ?? 0) === (cycles * weights[i]!) / divisor);
-        },
-      ),
+      fc.property(fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 3 }), (weights, cycles) => {
+        const positive = weights.filter((w) => w > 0);
+        const balancer = new SmoothWeightedRoundRobin();
+        const backends = makeBackends(weights);
+        balancer.update(backends);
+        if (positive.length === 0) return balancer.pick() === undefined;
+        const divisor = gcdOf(positive);
+        const cycle = positive.reduce((sum, w) => sum + w, 0) / divisor;
+        const counts = new Map<Backend | undefined, number>();
+        for (let i = 0; i < cycles * cycle; i++) {
+          const picked = balancer.pick();
+          counts.set(picked, (counts.get(picked) ?? 0) + 1);
+        }
+        return backends.every((b, i) => (counts.get(b) ?? 0) === (cycles * weights[i]!) / divisor);
+      }),
       { seed: 1234, numRuns: 100 },
     );
   });

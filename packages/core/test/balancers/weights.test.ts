@@ -4,9 +4,7 @@ import { gcd, isSelectable, selectableBackends } from '../../src/balancers/weigh
 
 describe('weights', () => {
   it('selects the backends with a positive effective weight, in order', () => {
-    const backends = [1, 0, 2, 1].map(
-      (weight, i) => new Backend(normalizeBackendSpec({ id: `s${i}`, address: '127.0.0.1:1', weight })),
-    );
+    const backends = [1, 0, 2, 1].map((weight, i) => new Backend(normalizeBackendSpec({ id: `s${i}`, address: '127.0.0.1:1', weight })));
     mutable(backends[3]!).effectiveWeight = 0;
     mutable(backends[1]!).effectiveWeight = 0.01;
     expect(selectableBackends(backends).map((b) => b.id)).toEqual(['s0', 's1', 's2']);

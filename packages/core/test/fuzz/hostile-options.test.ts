@@ -9,9 +9,31 @@ import { describe, expect, it } from 'vitest';
 import { ALGORITHM_NAMES, Maglev, createBalancer, createLoadBalancer, isInvalidOptionError, type BackendSpec } from '@fulcrum/core';
 
 const optionKeys = fc.constantFrom(
-  'backends', 'algorithm', 'health', 'outlier', 'slowStart', 'panicThreshold', 'stickTable', 'clock', 'random',
-  'id', 'address', 'weight', 'backup', 'maxConnections', 'zone', 'metadata', 'windowMs', 'aggression',
-  'minWeightPercent', 'consecutiveFailures', 'intervalMs', 'rise', 'fall', 'probe', 'tableSize',
+  'backends',
+  'algorithm',
+  'health',
+  'outlier',
+  'slowStart',
+  'panicThreshold',
+  'stickTable',
+  'clock',
+  'random',
+  'id',
+  'address',
+  'weight',
+  'backup',
+  'maxConnections',
+  'zone',
+  'metadata',
+  'windowMs',
+  'aggression',
+  'minWeightPercent',
+  'consecutiveFailures',
+  'intervalMs',
+  'rise',
+  'fall',
+  'probe',
+  'tableSize',
 );
 
 const garbage = fc.letrec((tie) => ({
@@ -142,7 +164,11 @@ describe('createLoadBalancer with garbage options', () => {
 });
 
 function specs(n: number, prefix = 'b'): BackendSpec[] {
-  return Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, address: `http://10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:8080`, weight: 1 + (i % 3) }));
+  return Array.from({ length: n }, (_, i) => ({
+    id: `${prefix}${i}`,
+    address: `http://10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:8080`,
+    weight: 1 + (i % 3),
+  }));
 }
 
 describe('10,000 backends', () => {

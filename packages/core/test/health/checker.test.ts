@@ -16,16 +16,7 @@ import {
   type NormalizedHealthOptions,
   type ProbeResult,
 } from '../../src/health';
-import {
-  backend,
-  backends,
-  FakeClock,
-  flushEventLoop,
-  PROPERTY_RUNS,
-  ScriptedProbe,
-  trackUnhandledRejections,
-  type ProbeBehaviour,
-} from './helpers';
+import { backend, backends, FakeClock, flushEventLoop, PROPERTY_RUNS, ScriptedProbe, trackUnhandledRejections, type ProbeBehaviour } from './helpers';
 
 interface Recorded {
   readonly id: string;
@@ -73,9 +64,7 @@ afterEach(async () => {
 
 describe('HealthChecker scheduling', () => {
   it('probes at intervalMs while up, fastIntervalMs while transitioning and downIntervalMs while down', async () => {
-    const script: ProbeBehaviour[] = ['pass', 'pass', 'fail', 'fail', 'fail', 'fail', 'pass', 'pass', 'pass'].map(
-      (kind) => ({ kind }) as ProbeBehaviour,
-    );
+    const script: ProbeBehaviour[] = ['pass', 'pass', 'fail', 'fail', 'fail', 'fail', 'pass', 'pass', 'pass'].map((kind) => ({ kind }) as ProbeBehaviour);
     const { clock, scripted, results, statusOf, checker } = harness(script);
     const a = backend('a');
     checker.add(a);
@@ -334,8 +323,7 @@ describe('HealthChecker against a reference schedule', () => {
           checker.add(backend('a'));
 
           // The reference: start, end and verdict of each probe, with HAProxy's interval choice.
-          const interval = (phase: CheckPhase) =>
-            phase === 'up' ? config.intervalMs : phase === 'down' ? config.downIntervalMs : config.fastIntervalMs;
+          const interval = (phase: CheckPhase) => (phase === 'up' ? config.intervalMs : phase === 'down' ? config.downIntervalMs : config.fastIntervalMs);
           let status = initialHealth(config, initialState);
           let t = 0.5 * Math.min(config.intervalMs, config.fastIntervalMs, config.downIntervalMs);
           const expected: { start: number; end: number; ok: boolean }[] = [];

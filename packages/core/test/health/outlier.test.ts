@@ -259,7 +259,14 @@ function actions(hosts: number): fc.Arbitrary<Action[]> {
   const host = fc.integer({ min: 0, max: hosts - 1 });
   return fc.array(
     fc.oneof(
-      { weight: 6, arbitrary: fc.record({ type: fc.constant('record' as const), host, outcome: fc.constantFrom('fail' as const, 'fail' as const, 'ok' as const, 'aborted' as const) }) },
+      {
+        weight: 6,
+        arbitrary: fc.record({
+          type: fc.constant('record' as const),
+          host,
+          outcome: fc.constantFrom('fail' as const, 'fail' as const, 'ok' as const, 'aborted' as const),
+        }),
+      },
       { weight: 2, arbitrary: fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 6_000 }) }) },
       { weight: 1, arbitrary: fc.record({ type: fc.constant('restore' as const), host }) },
     ),
@@ -288,7 +295,15 @@ describe('OutlierDetector against a reference model', () => {
           const base = 3_000;
           const max = 10_000;
           const h = harness(
-            { intervalMs: interval, baseEjectionMs: base, maxEjectionMs: max, maxEjectionPercent, alwaysEjectOneHost, consecutiveFailures, enforceSuccessRate: false },
+            {
+              intervalMs: interval,
+              baseEjectionMs: base,
+              maxEjectionMs: max,
+              maxEjectionPercent,
+              alwaysEjectOneHost,
+              consecutiveFailures,
+              enforceSuccessRate: false,
+            },
             n,
           );
           const model: ModelHost[] = Array.from({ length: n }, () => ({ ejected: false, until: 0, multiplier: 0, streak: 0, restoredAt: undefined }));
@@ -336,7 +351,12 @@ describe('OutlierDetector against a reference model', () => {
 
             expect(h.events).toEqual(expected);
             model.forEach((m, i) => {
-              expect(h.detector.stateOf(h.host(i))).toMatchObject({ ejected: m.ejected, until: m.until, multiplier: m.multiplier, consecutiveFailures: m.streak });
+              expect(h.detector.stateOf(h.host(i))).toMatchObject({
+                ejected: m.ejected,
+                until: m.until,
+                multiplier: m.multiplier,
+                consecutiveFailures: m.streak,
+              });
             });
             // The cap, stated on its own: never more than maxEjectionPercent, except the one host alwaysEjectOneHost allows.
             const count = ejectedCount();

@@ -59,16 +59,13 @@ const op = (nodes: number): fc.Arbitrary<Op> => {
   );
 };
 
-const view = (table: StickTable<string>) =>
-  table.entries({ tombstones: true }).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+const view = (table: StickTable<string>) => table.entries({ tombstones: true }).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
 describe('replicated stick-tables', () => {
   it('converge to the same view after all deliveries, whatever the delays, duplicates and reordering', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 2, max: 4 }).chain((nodes) =>
-          fc.tuple(fc.constant(nodes), fc.integer({ min: 1, max: 3 }), fc.array(op(nodes), { maxLength: 60 })),
-        ),
+        fc.integer({ min: 2, max: 4 }).chain((nodes) => fc.tuple(fc.constant(nodes), fc.integer({ min: 1, max: 3 }), fc.array(op(nodes), { maxLength: 60 }))),
         async ([nodes, maxBatch, ops]) => {
           const clock = new FakeClock(START);
           const network = new Network();
@@ -128,8 +125,7 @@ describe('replicated stick-tables', () => {
           } else if (s.kind === 'delete') {
             table.delete(s.key);
             expect(table.get(s.key)).toBeUndefined();
-          }
-          else if (s.kind === 'touch') table.touch(s.key);
+          } else if (s.kind === 'touch') table.touch(s.key);
           else if (s.kind === 'get') table.get(s.key);
           else if (s.kind === 'advance') await clock.advance(s.ms);
           else {

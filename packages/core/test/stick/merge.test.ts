@@ -1,13 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  compareStickEntries,
-  isExpired,
-  isStickEntry,
-  mergeStickEntry,
-  mergeStickStates,
-  type StickEntry,
-} from '../../src/stick';
+import { compareStickEntries, isExpired, isStickEntry, mergeStickEntry, mergeStickStates, type StickEntry } from '../../src/stick';
 
 // Few distinct stamps and origins, so ties (the hard cases) are frequent.
 const entryOf = (key: fc.Arbitrary<string>): fc.Arbitrary<StickEntry<unknown>> =>
@@ -95,12 +88,11 @@ describe('the last-writer-wins merge', () => {
   it('gives the same result whatever order a list of writes arrives in, with duplicates', () => {
     fc.assert(
       fc.property(
-        fc.array(entry, { minLength: 1, maxLength: 8 }).chain((entries) =>
-          fc.tuple(fc.constant(entries), fc.shuffledSubarray([...entries, ...entries], { minLength: 2 * entries.length })),
-        ),
+        fc
+          .array(entry, { minLength: 1, maxLength: 8 })
+          .chain((entries) => fc.tuple(fc.constant(entries), fc.shuffledSubarray([...entries, ...entries], { minLength: 2 * entries.length }))),
         ([entries, shuffled]) => {
-          const reduce = (list: StickEntry<unknown>[]) =>
-            list.reduce<StickEntry<unknown> | undefined>((acc, e) => mergeStickEntry(acc, e), undefined);
+          const reduce = (list: StickEntry<unknown>[]) => list.reduce<StickEntry<unknown> | undefined>((acc, e) => mergeStickEntry(acc, e), undefined);
           expect(reduce(shuffled)).toEqual(reduce(entries));
         },
       ),

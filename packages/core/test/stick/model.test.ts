@@ -52,7 +52,10 @@ const check = (model: Model, real: Real) => {
 };
 
 class SetCommand implements Command {
-  constructor(readonly key: string, readonly value: string) {}
+  constructor(
+    readonly key: string,
+    readonly value: string,
+  ) {}
   check = () => true;
   async run(model: Model, real: Real) {
     real.table.set(this.key, this.value);

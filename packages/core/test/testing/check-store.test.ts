@@ -49,7 +49,12 @@ class ReferenceStore implements StoreUnderTest {
   destroy(sid: string, callback?: StoreCallback<void>) {
     return this.#answer(() => {
       if (this.flaw === 'glob-destroy' && sid.includes('*')) {
-        const pattern = new RegExp(`^${sid.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+        const pattern = new RegExp(
+          `^${sid
+            .split('*')
+            .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+            .join('.*')}$`,
+        );
         for (const id of [...this.#sessions.keys()]) if (pattern.test(id)) this.#sessions.delete(id);
       }
       delete this.#objectMap[sid];
@@ -98,9 +103,7 @@ describe('checkStore', () => {
   });
 
   it('rejects a store that ignores the cookie expiry', async () => {
-    await expect(checkStore(() => new ReferenceStore('ignores-ttl'), fast)).rejects.toThrow(
-      /a session whose cookie already expired/,
-    );
+    await expect(checkStore(() => new ReferenceStore('ignores-ttl'), fast)).rejects.toThrow(/a session whose cookie already expired/);
   });
 
   it('rejects a store that ignores the cookie expiry even when only the expiry wait could tell', async () => {
@@ -110,9 +113,7 @@ describe('checkStore', () => {
   });
 
   it('rejects a store where a hostile id reaches another session', async () => {
-    await expect(checkStore(() => new ReferenceStore('glob-destroy'), fast)).rejects.toThrow(
-      /hostile ids: another session changed after destroy\("\*"\)/,
-    );
+    await expect(checkStore(() => new ReferenceStore('glob-destroy'), fast)).rejects.toThrow(/hostile ids: another session changed after destroy\("\*"\)/);
   });
 
   it('rejects a store that breaks on prototype-named ids', async () => {
@@ -134,12 +135,19 @@ describe('checkStore', () => {
   it('rejects a store whose all() is keyed by something other than the session ids', async () => {
     class KeyedByIndex extends ReferenceStore {
       override all(callback?: StoreCallback<SessionData[] | Record<string, SessionData> | null | undefined>) {
-        const answer = (super.all() as Promise<Record<string, SessionData>>).then((byId) => Object.fromEntries(Object.values(byId).map((session, i) => [String(i), session])));
+        const answer = (super.all() as Promise<Record<string, SessionData>>).then((byId) =>
+          Object.fromEntries(Object.values(byId).map((session, i) => [String(i), session])),
+        );
         if (!callback) return answer;
-        answer.then((value) => callback(null, value), (error: unknown) => callback(error));
+        answer.then(
+          (value) => callback(null, value),
+          (error: unknown) => callback(error),
+        );
       }
     }
-    await expect(checkStore(() => new KeyedByIndex(), { ...fast, skipExpiryWait: true })).rejects.toThrow(/all\(\) is keyed by \["0","1","2"\], not by the stored ids/);
+    await expect(checkStore(() => new KeyedByIndex(), { ...fast, skipExpiryWait: true })).rejects.toThrow(
+      /all\(\) is keyed by \["0","1","2"\], not by the stored ids/,
+    );
   });
 
   it('rejects a store whose concurrent writes leave a mixed value', async () => {
@@ -153,9 +161,7 @@ describe('checkStore', () => {
         return super.set(sid, torn, callback);
       }
     }
-    await expect(checkStore(() => new TornWrites(), { ...fast, skipExpiryWait: true })).rejects.toThrow(
-      /concurrent writes of one id/,
-    );
+    await expect(checkStore(() => new TornWrites(), { ...fast, skipExpiryWait: true })).rejects.toThrow(/concurrent writes of one id/);
   });
 
   it('passes a correct store that refuses ids over the stated maxIdLength', async () => {
@@ -195,7 +201,16 @@ describe('checkStore', () => {
   it.each([
     ['folds case, as a case-insensitive collation does', (sid: string) => sid.toLowerCase()],
     ['ignores trailing spaces, as a PAD SPACE collation does', (sid: string) => sid.replace(/ +$/, '')],
-    ['percent-decodes ids, as a naive file-name mapping would', (sid: string) => { try { return decodeURIComponent(sid); } catch { return sid; } }],
+    [
+      'percent-decodes ids, as a naive file-name mapping would',
+      (sid: string) => {
+        try {
+          return decodeURIComponent(sid);
+        } catch {
+          return sid;
+        }
+      },
+    ],
     ['normalises Unicode', (sid: string) => sid.normalize('NFC')],
   ])('rejects a store whose keys collide because it %s', async (_what, keyOf) => {
     class Colliding extends ReferenceStore {
@@ -205,10 +220,18 @@ describe('checkStore', () => {
         this.#original.set(key, sid);
         return key;
       }
-      override get(sid: string, callback?: StoreCallback<SessionData | null | undefined>) { return super.get(this.#key(sid), callback); }
-      override set(sid: string, session: SessionData, callback?: StoreCallback<void>) { return super.set(this.#key(sid), session, callback); }
-      override destroy(sid: string, callback?: StoreCallback<void>) { return super.destroy(this.#key(sid), callback); }
-      override touch(sid: string, session: SessionData, callback?: StoreCallback<void>) { return super.touch(this.#key(sid), session, callback); }
+      override get(sid: string, callback?: StoreCallback<SessionData | null | undefined>) {
+        return super.get(this.#key(sid), callback);
+      }
+      override set(sid: string, session: SessionData, callback?: StoreCallback<void>) {
+        return super.set(this.#key(sid), session, callback);
+      }
+      override destroy(sid: string, callback?: StoreCallback<void>) {
+        return super.destroy(this.#key(sid), callback);
+      }
+      override touch(sid: string, session: SessionData, callback?: StoreCallback<void>) {
+        return super.touch(this.#key(sid), session, callback);
+      }
     }
     await expect(checkStore(() => new Colliding(), { ...fast, skipExpiryWait: true })).rejects.toThrow(
       /ids a custom genid makes: .*(found a session before any was stored|did not return the session set under that id|did not list exactly)/,

@@ -56,11 +56,7 @@ export const DUPLICATE_COOKIE: unique symbol = Symbol('duplicate cookie');
  * `undefined` when absent, empty or oversized. With `unique: true`, a name present more than once
  * yields `DUPLICATE_COOKIE`; otherwise the first occurrence wins. Never throws.
  */
-export function readCookie(
-  header: string | readonly string[] | undefined,
-  name: string,
-  unique: boolean,
-): string | undefined | typeof DUPLICATE_COOKIE {
+export function readCookie(header: string | readonly string[] | undefined, name: string, unique: boolean): string | undefined | typeof DUPLICATE_COOKIE {
   if (header === undefined) return undefined;
   let found: ScanState;
   if (typeof header === 'string') {

@@ -128,7 +128,11 @@ export class StickyCookie {
     }
     for (const key of Object.keys(options)) {
       if (!KNOWN_OPTIONS.has(key)) {
-        throw new InvalidOptionError(`${path}.${key}`, (options as unknown as Record<string, unknown>)[key], `is not an option (known: ${[...KNOWN_OPTIONS].join(', ')})`);
+        throw new InvalidOptionError(
+          `${path}.${key}`,
+          (options as unknown as Record<string, unknown>)[key],
+          `is not an option (known: ${[...KNOWN_OPTIONS].join(', ')})`,
+        );
       }
     }
 
@@ -156,7 +160,9 @@ export class StickyCookie {
     const domain = options.domain;
     if (
       domain !== undefined &&
-      (typeof domain !== 'string' || !/^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(domain) || domain.length > 253)
+      (typeof domain !== 'string' ||
+        !/^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(domain) ||
+        domain.length > 253)
     ) {
       throw new InvalidOptionError(`${path}.domain`, domain, 'must be a host name such as "example.com"');
     }
@@ -324,7 +330,8 @@ function validateSecrets(secrets: unknown, path: string): readonly Buffer[] {
     const secret: unknown = secrets[i];
     let key: Buffer;
     if (typeof secret === 'string') key = Buffer.from(secret, 'utf8');
-    else if (secret instanceof Uint8Array) key = Buffer.from(secret); // a copy: later mutation by the caller changes nothing
+    else if (secret instanceof Uint8Array)
+      key = Buffer.from(secret); // a copy: later mutation by the caller changes nothing
     else throw new InvalidOptionError(`${path}[${i}]`, typeof secret, 'must be a string or a Uint8Array');
     // Never put the secret itself in an error message: messages end up in logs.
     if (key.length < MIN_SECRET_BYTES) {

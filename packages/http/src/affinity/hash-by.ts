@@ -25,13 +25,7 @@ import { InvalidOptionError } from '@fulcrum/core';
 import { readCookie, requestCookieLines } from './cookie-header';
 
 /** What feeds a hashing balancer (see the file header). */
-export type HashBy =
-  | 'source-ip'
-  | 'uri'
-  | { header: string }
-  | { cookie: string }
-  | { query: string }
-  | ((req: IncomingMessage) => string | undefined);
+export type HashBy = 'source-ip' | 'uri' | { header: string } | { cookie: string } | { query: string } | ((req: IncomingMessage) => string | undefined);
 
 /** A compiled `hashBy`: the key of one request, or `undefined`. Never throws. */
 export type HashKeyExtractor = (req: IncomingMessage, clientIp: string) => string | undefined;

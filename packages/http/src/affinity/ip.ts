@@ -63,7 +63,7 @@ export function formatIp(ip: ParsedIp): string {
   // Longest run of ≥ 2 zero groups (RFC 5952 §4.2.2: a single zero group is never compressed).
   let bestStart = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -77,8 +77,14 @@ export function formatIp(ip: ParsedIp): string {
     i = j;
   }
   if (bestStart === -1) return groups.map((g) => g.toString(16)).join(':');
-  const head = groups.slice(0, bestStart).map((g) => g.toString(16)).join(':');
-  const tail = groups.slice(bestStart + bestLength).map((g) => g.toString(16)).join(':');
+  const head = groups
+    .slice(0, bestStart)
+    .map((g) => g.toString(16))
+    .join(':');
+  const tail = groups
+    .slice(bestStart + bestLength)
+    .map((g) => g.toString(16))
+    .join(':');
   return `${head}::${tail}`;
 }
 

@@ -26,10 +26,7 @@ import type { TLSSocket } from 'node:tls';
  * `X-Forwarded-Proto` value is `https`, or whose first `Forwarded` element says `proto=https`
  * (case-insensitive). Never throws.
  */
-export function isSecureRequest(
-  req: Pick<IncomingMessage, 'socket' | 'rawHeaders'>,
-  peerTrusted: boolean,
-): boolean {
+export function isSecureRequest(req: Pick<IncomingMessage, 'socket' | 'rawHeaders'>, peerTrusted: boolean): boolean {
   if ((req.socket as TLSSocket | undefined)?.encrypted === true) return true;
   if (!peerTrusted) return false;
   const raw = req.rawHeaders;

@@ -99,9 +99,7 @@ const KEY_PREFIX: Readonly<Record<Exclude<StickinessMode, 'cookie'>, string>> = 
   learnCookie: 'ck:',
 });
 /** The prefix of a hashed key: the mode's prefix and `#`, built once. */
-const HASHED_PREFIX: Readonly<Record<string, string>> = Object.freeze(
-  Object.fromEntries(Object.values(KEY_PREFIX).map((prefix) => [prefix, `${prefix}#`])),
-);
+const HASHED_PREFIX: Readonly<Record<string, string>> = Object.freeze(Object.fromEntries(Object.values(KEY_PREFIX).map((prefix) => [prefix, `${prefix}#`])));
 
 /** Session affinity for one pool (see the file header). */
 export class Stickiness {
@@ -131,7 +129,11 @@ export class Stickiness {
     }
     for (const key of Object.keys(options)) {
       if (!KNOWN_OPTIONS.has(key)) {
-        throw new InvalidOptionError(`${path}.${key}`, (options as unknown as Record<string, unknown>)[key], `is not an option (known: ${[...KNOWN_OPTIONS].join(', ')})`);
+        throw new InvalidOptionError(
+          `${path}.${key}`,
+          (options as unknown as Record<string, unknown>)[key],
+          `is not an option (known: ${[...KNOWN_OPTIONS].join(', ')})`,
+        );
       }
     }
     const chosen = MODES.filter((mode) => options[mode] !== undefined);
@@ -146,7 +148,8 @@ export class Stickiness {
     this.mode = mode;
 
     if (mode === 'cookie') {
-      if (options.table !== undefined) throw new InvalidOptionError(`${path}.table`, options.table, 'is not used with cookie stickiness (the signed cookie carries the state)');
+      if (options.table !== undefined)
+        throw new InvalidOptionError(`${path}.table`, options.table, 'is not used with cookie stickiness (the signed cookie carries the state)');
       if (options.ttlMs !== undefined) throw new InvalidOptionError(`${path}.ttlMs`, options.ttlMs, 'is not used with cookie stickiness; set cookie.maxAgeMs');
       this.cookie = new StickyCookie(options.cookie!, `${path}.cookie`);
       this.table = undefined;
@@ -165,7 +168,8 @@ export class Stickiness {
         throw new InvalidOptionError(`${path}.sourceIp`, sourceIp, 'must be an object ({} or { trustedProxies: [...] })');
       }
       for (const key of Object.keys(sourceIp)) {
-        if (key !== 'trustedProxies') throw new InvalidOptionError(`${path}.sourceIp.${key}`, (sourceIp as Record<string, unknown>)[key], 'is not an option (known: trustedProxies)');
+        if (key !== 'trustedProxies')
+          throw new InvalidOptionError(`${path}.sourceIp.${key}`, (sourceIp as Record<string, unknown>)[key], 'is not an option (known: trustedProxies)');
       }
       const list = (sourceIp as { trustedProxies?: readonly string[] }).trustedProxies;
       this.#sourceTrusted = list !== undefined ? new TrustedProxies(list, `${path}.sourceIp.trustedProxies`) : deps.trustedProxies;

@@ -31,15 +31,7 @@
 import { EventEmitter } from 'node:events';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import {
-  ErrorCodes,
-  FulcrumError,
-  InvalidOptionError,
-  isFulcrumError,
-  type BackendSpec,
-  type LoadBalancer,
-  type MembershipChange,
-} from '@fulcrum/core';
+import { ErrorCodes, FulcrumError, InvalidOptionError, isFulcrumError, type BackendSpec, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
 import { checkKnownKeys, finiteNumber, isPlainObject, optionalTimerMs } from '@fulcrum/core/validate';
 
 /** What discovery needs of a resolver: node:dns/promises' `Resolver` fits; tests pass a fake. */
@@ -137,7 +129,14 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
     }
     this.lb = options.lb;
     const resolver = options.resolver as Partial<DnsResolver> | undefined;
-    if (resolver !== undefined && (typeof resolver !== 'object' || resolver === null || typeof resolver.resolve4 !== 'function' || typeof resolver.resolve6 !== 'function' || typeof resolver.resolveSrv !== 'function')) {
+    if (
+      resolver !== undefined &&
+      (typeof resolver !== 'object' ||
+        resolver === null ||
+        typeof resolver.resolve4 !== 'function' ||
+        typeof resolver.resolve6 !== 'function' ||
+        typeof resolver.resolveSrv !== 'function')
+    ) {
       throw new InvalidOptionError('options.resolver', options.resolver, 'must have resolve4, resolve6 and resolveSrv (a node:dns/promises Resolver fits)');
     }
     this.#ownsResolver = resolver === undefined;
@@ -151,7 +150,8 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
     const scheme = options.scheme ?? 'http';
     if (scheme !== 'http' && scheme !== 'https') throw new InvalidOptionError('options.scheme', scheme, "must be 'http' or 'https'");
     this.#scheme = scheme;
-    if (options.allowEmpty !== undefined && typeof options.allowEmpty !== 'boolean') throw new InvalidOptionError('options.allowEmpty', options.allowEmpty, 'must be true or false');
+    if (options.allowEmpty !== undefined && typeof options.allowEmpty !== 'boolean')
+      throw new InvalidOptionError('options.allowEmpty', options.allowEmpty, 'must be true or false');
     this.#allowEmpty = options.allowEmpty ?? false;
     if (options.backend !== undefined && !isPlainObject(options.backend)) throw new InvalidOptionError('options.backend', options.backend, 'must be an object');
     const { weight, maxConnections, zone, metadata } = options.backend ?? {};
@@ -161,7 +161,8 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
       ...(zone === undefined ? {} : { zone }),
       ...(metadata === undefined ? {} : { metadata }),
     });
-    if (options.onError !== undefined && typeof options.onError !== 'function') throw new InvalidOptionError('options.onError', options.onError, 'must be a function');
+    if (options.onError !== undefined && typeof options.onError !== 'function')
+      throw new InvalidOptionError('options.onError', options.onError, 'must be a function');
     this.#onError = options.onError;
     this.#label = 'srv' in this.target ? this.target.srv : `${this.target.hostname}:${this.target.port}`;
     this.ready = this.refresh().then(
@@ -203,7 +204,8 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
     let resolved: Resolved;
     try {
       resolved = 'srv' in this.target ? await this.#resolveSrv(this.target.srv) : await this.#resolveHost(this.target.hostname, this.target.port);
-      if (resolved.specs.length === 0 && !this.#allowEmpty) throw new DnsDiscoveryError(this.#label, 'no records (keeping the last good set; allowEmpty: true accepts an empty answer)');
+      if (resolved.specs.length === 0 && !this.#allowEmpty)
+        throw new DnsDiscoveryError(this.#label, 'no records (keeping the last good set; allowEmpty: true accepts an empty answer)');
     } catch (error) {
       const wrapped = error instanceof DnsDiscoveryError ? error : new DnsDiscoveryError(this.#label, `lookup failed (${codeOf(error)})`, { cause: error });
       if (!this.#stopped) {
@@ -332,7 +334,8 @@ function normalizeTarget(target: unknown): DnsTarget {
   const raw = target as Record<string, unknown>;
   if ('srv' in raw) {
     if (Object.keys(raw).length !== 1) throw new InvalidOptionError('target', target, 'an SRV target takes only { srv } (ports come from the records)');
-    if (typeof raw.srv !== 'string' || !HOSTNAME.test(raw.srv)) throw new InvalidOptionError('target.srv', raw.srv, "must be a DNS name like '_http._tcp.users.internal'");
+    if (typeof raw.srv !== 'string' || !HOSTNAME.test(raw.srv))
+      throw new InvalidOptionError('target.srv', raw.srv, "must be a DNS name like '_http._tcp.users.internal'");
     return { srv: raw.srv };
   }
   checkKnownKeys('target', raw, ['hostname', 'port', 'srv']);

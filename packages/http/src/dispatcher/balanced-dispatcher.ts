@@ -103,7 +103,10 @@ export class BalancedDispatcher extends Dispatcher {
   override close(callback?: () => void): Promise<void> | void {
     const promise = this.#close();
     if (callback === undefined) return promise;
-    promise.then(() => callback(), () => callback());
+    promise.then(
+      () => callback(),
+      () => callback(),
+    );
   }
 
   override destroy(): Promise<void>;
@@ -115,7 +118,10 @@ export class BalancedDispatcher extends Dispatcher {
     const done = typeof errOrCallback === 'function' ? errOrCallback : callback;
     this.#destroyPromise ??= this.#engine.destroy(err ?? new errors.ClientDestroyedError());
     if (done === undefined) return this.#destroyPromise;
-    this.#destroyPromise.then(() => done(), () => done());
+    this.#destroyPromise.then(
+      () => done(),
+      () => done(),
+    );
   }
 
   #close(): Promise<void> {

@@ -33,11 +33,7 @@ export const DEFAULT_KEY_HEADER = 'x-fulcrum-key';
 
 /** What feeds a hashing balancer when a request carries no explicit key. */
 export type DispatcherHashBy =
-  | 'uri'
-  | { header: string }
-  | { cookie: string }
-  | { query: string }
-  | ((options: Dispatcher.DispatchOptions) => string | undefined);
+  'uri' | { header: string } | { cookie: string } | { query: string } | ((options: Dispatcher.DispatchOptions) => string | undefined);
 
 /** Timeouts of each attempt (the proxy's `timeouts`, without `totalMs`: callers pass an `AbortSignal`). */
 export interface DispatcherTimeouts {
@@ -144,7 +140,11 @@ export function normalizeDispatcherOptions(options: BalancedDispatcherOptions): 
   }
   const timeouts = raw.timeouts;
   if (isPlainObject(timeouts) && 'totalMs' in timeouts) {
-    throw new InvalidOptionError('timeouts.totalMs', timeouts.totalMs, 'is not a dispatcher timeout: pass an AbortSignal with the request (known: connectMs, headersMs, idleMs)');
+    throw new InvalidOptionError(
+      'timeouts.totalMs',
+      timeouts.totalMs,
+      'is not a dispatcher timeout: pass an AbortSignal with the request (known: connectMs, headersMs, idleMs)',
+    );
   }
   // The proxy's validation, on the options both front ends share: same names, paths and defaults.
   const normalized = normalizeProxyOptions({ balancer: {} as LoadBalancerOptions, ...shared });
@@ -186,7 +186,8 @@ function normalizeOrigins(value: unknown): ReadonlySet<string> | undefined {
   list.forEach((entry: unknown, i) => {
     const path = typeof value === 'string' ? 'origin' : `origin[${i}]`;
     const origin = parseOrigin(entry);
-    if (origin === undefined) throw new InvalidOptionError(path, entry, "must be an http(s) origin like 'http://users.internal' (no path, query or credentials)");
+    if (origin === undefined)
+      throw new InvalidOptionError(path, entry, "must be an http(s) origin like 'http://users.internal' (no path, query or credentials)");
     origins.add(origin);
   });
   return origins;
@@ -213,7 +214,11 @@ export function parseOrigin(value: unknown): string | undefined {
  */
 function compileDispatcherHashBy(hashBy: DispatcherHashBy): (options: Dispatcher.DispatchOptions) => string | undefined {
   if ((hashBy as unknown) === 'source-ip') {
-    throw new InvalidOptionError('hashBy', hashBy, "must be 'uri', { header: name }, { cookie: name }, { query: name } or a function (options) => string | undefined ('source-ip' has no meaning client-side)");
+    throw new InvalidOptionError(
+      'hashBy',
+      hashBy,
+      "must be 'uri', { header: name }, { cookie: name }, { query: name } or a function (options) => string | undefined ('source-ip' has no meaning client-side)",
+    );
   }
   if (typeof hashBy === 'function') {
     const fn = hashBy;
@@ -246,10 +251,7 @@ export function lowerCaseHeaders(headers: Dispatcher.DispatchOptions['headers'])
 }
 
 /** Visit every header of a dispatch `headers` value: a record, a flat array, or an iterable of pairs. */
-export function forEachHeader(
-  headers: Dispatcher.DispatchOptions['headers'],
-  visit: (name: string, value: string | string[]) => void,
-): void {
+export function forEachHeader(headers: Dispatcher.DispatchOptions['headers'], visit: (name: string, value: string | string[]) => void): void {
   if (headers === null || headers === undefined) return;
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) visit(String(headers[i]), headers[i + 1] as string);

@@ -112,7 +112,9 @@ const NOOP_CONTROLLER: Dispatcher.DispatchController = Object.freeze({
 });
 
 function isDispatcher(value: unknown): value is Dispatcher {
-  return typeof value === 'object' && value !== null && typeof (value as Dispatcher).dispatch === 'function' && typeof (value as Dispatcher).close === 'function';
+  return (
+    typeof value === 'object' && value !== null && typeof (value as Dispatcher).dispatch === 'function' && typeof (value as Dispatcher).close === 'function'
+  );
 }
 
 /**

@@ -379,7 +379,14 @@ export class ClientConnection implements ClientSide {
   /** Answer a head that could not be accepted, and close. */
   #refuse(status: number, reason: string): void {
     this.#buf = undefined;
-    this.write(errorResponse(status, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : status === 422 ? 'Unprocessable Content' : 'Bad Request', undefined, true));
+    this.write(
+      errorResponse(
+        status,
+        status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : status === 422 ? 'Unprocessable Content' : 'Bad Request',
+        undefined,
+        true,
+      ),
+    );
     void reason;
     this.#closeSoon();
   }

@@ -873,14 +873,19 @@ export class Exchange implements ConnectionOwner, AttemptSource {
 
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
-    const verdict = engine.retryVerdict(failure, {
-      method: this.#head.method,
-      attempts: this.#attempts,
-      maxAttempts: engine.config.attempts,
-      responseStarted: this.#responseStarted,
-      clientGone: this.#clientGone,
-      replayable: this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent),
-    }, this.#lb!, this.#current);
+    const verdict = engine.retryVerdict(
+      failure,
+      {
+        method: this.#head.method,
+        attempts: this.#attempts,
+        maxAttempts: engine.config.attempts,
+        responseStarted: this.#responseStarted,
+        clientGone: this.#clientGone,
+        replayable: this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent),
+      },
+      this.#lb!,
+      this.#current,
+    );
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -1016,4 +1021,3 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     engine.log(entry);
   }
 }
-

@@ -78,7 +78,8 @@ class EngineContext implements ExchangeContext {
 }
 
 /** Where the listener sends a request: an engine and its route, or hand the connection off. */
-export type RawDispatch = { readonly engine: ProxyEngine; readonly route: import('../proxy/options').RouteDecision | undefined; readonly onEnd?: () => void } | 'hand-off';
+export type RawDispatch =
+  { readonly engine: ProxyEngine; readonly route: import('../proxy/options').RouteDecision | undefined; readonly onEnd?: () => void } | 'hand-off';
 
 /** Options of a `RawListener`: validated listener options, the per-request dispatch, and the node:http server taking handed-off connections. */
 export interface RawListenerOptions {
@@ -115,20 +116,22 @@ export class RawListener extends EventEmitter implements ListenerContext {
     this.#options = options;
     const listener = options.listener;
     this.listener = listener;
-    const tls = listener.tls === undefined || listener.http2 === undefined || listener.tls.ALPNProtocols !== undefined
-      ? listener.tls
-      // HTTP/2 by ALPN: h2 first, as every server that offers both does.
-      : { ...listener.tls, ALPNProtocols: ['h2', 'http/1.1'] };
-    const server = tls === undefined
-      ? createNetServer({ allowHalfOpen: true, noDelay: true })
-      : createTlsServer({
-          ...tls,
-          // Client-initiated renegotiation is a CPU lever for an attacker; HAProxy and nginx refuse it.
-          // OpenSSL answers it with a no_renegotiation alert and the connection goes on.
-          secureOptions: (tls.secureOptions ?? 0) | cryptoConstants.SSL_OP_NO_RENEGOTIATION,
-          allowHalfOpen: true,
-          handshakeTimeout: listener.headersTimeoutMs,
-        } as Parameters<typeof createTlsServer>[0]);
+    const tls =
+      listener.tls === undefined || listener.http2 === undefined || listener.tls.ALPNProtocols !== undefined
+        ? listener.tls
+        : // HTTP/2 by ALPN: h2 first, as every server that offers both does.
+          { ...listener.tls, ALPNProtocols: ['h2', 'http/1.1'] };
+    const server =
+      tls === undefined
+        ? createNetServer({ allowHalfOpen: true, noDelay: true })
+        : createTlsServer({
+            ...tls,
+            // Client-initiated renegotiation is a CPU lever for an attacker; HAProxy and nginx refuse it.
+            // OpenSSL answers it with a no_renegotiation alert and the connection goes on.
+            secureOptions: (tls.secureOptions ?? 0) | cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+            allowHalfOpen: true,
+            handshakeTimeout: listener.headersTimeoutMs,
+          } as Parameters<typeof createTlsServer>[0]);
     // Counted on the raw TCP socket, before any TLS work: the excess costs one accept and one close.
     server.on('connection', (socket: Socket) => {
       const limits = this.listener;

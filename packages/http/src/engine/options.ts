@@ -95,7 +95,8 @@ export function splitServerOptions(options: ProxyServerOptions): { proxy: ProxyO
   const proxy: Record<string, unknown> = {};
   const given = options as unknown as Record<string, unknown>;
   for (const key of Object.keys(given)) if (!(LISTENER_KEYS as readonly string[]).includes(key)) proxy[key] = given[key];
-  if (options.tls !== undefined && !isPlainObject(options.tls)) throw new InvalidOptionError('tls', options.tls, 'must be an object of TLS server options (key, cert, SNICallback…)');
+  if (options.tls !== undefined && !isPlainObject(options.tls))
+    throw new InvalidOptionError('tls', options.tls, 'must be an object of TLS server options (key, cert, SNICallback…)');
   return { proxy: proxy as ProxyOptions, listener: normalizeListenerOptions(options) };
 }
 

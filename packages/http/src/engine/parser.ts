@@ -198,16 +198,66 @@ function byLength(tokens: readonly string[]): readonly (readonly string[])[] {
 }
 const COMMON_METHODS = byLength(['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 const COMMON_NAMES = byLength([
-  'Host', 'host', 'User-Agent', 'user-agent', 'Accept', 'accept', 'Accept-Encoding', 'accept-encoding',
-  'Accept-Language', 'accept-language', 'Connection', 'connection', 'Cookie', 'cookie', 'Referer', 'referer',
-  'Origin', 'origin', 'Content-Type', 'content-type', 'Content-Length', 'content-length', 'Cache-Control',
-  'cache-control', 'Pragma', 'If-None-Match', 'if-none-match', 'If-Modified-Since', 'if-modified-since',
-  'Authorization', 'authorization', 'Upgrade-Insecure-Requests', 'Sec-Fetch-Site', 'Sec-Fetch-Mode',
-  'Sec-Fetch-Dest', 'Sec-Fetch-User', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'Sec-CH-UA',
-  'Sec-CH-UA-Mobile', 'Sec-CH-UA-Platform', 'sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform',
-  'X-Forwarded-For', 'x-forwarded-for', 'X-Forwarded-Proto', 'x-forwarded-proto', 'X-Request-Id',
-  'x-request-id', 'Upgrade', 'upgrade', 'Sec-WebSocket-Key', 'Sec-WebSocket-Version', 'Priority', 'priority',
-  'DNT', 'TE', 'te',
+  'Host',
+  'host',
+  'User-Agent',
+  'user-agent',
+  'Accept',
+  'accept',
+  'Accept-Encoding',
+  'accept-encoding',
+  'Accept-Language',
+  'accept-language',
+  'Connection',
+  'connection',
+  'Cookie',
+  'cookie',
+  'Referer',
+  'referer',
+  'Origin',
+  'origin',
+  'Content-Type',
+  'content-type',
+  'Content-Length',
+  'content-length',
+  'Cache-Control',
+  'cache-control',
+  'Pragma',
+  'If-None-Match',
+  'if-none-match',
+  'If-Modified-Since',
+  'if-modified-since',
+  'Authorization',
+  'authorization',
+  'Upgrade-Insecure-Requests',
+  'Sec-Fetch-Site',
+  'Sec-Fetch-Mode',
+  'Sec-Fetch-Dest',
+  'Sec-Fetch-User',
+  'sec-fetch-site',
+  'sec-fetch-mode',
+  'sec-fetch-dest',
+  'Sec-CH-UA',
+  'Sec-CH-UA-Mobile',
+  'Sec-CH-UA-Platform',
+  'sec-ch-ua',
+  'sec-ch-ua-mobile',
+  'sec-ch-ua-platform',
+  'X-Forwarded-For',
+  'x-forwarded-for',
+  'X-Forwarded-Proto',
+  'x-forwarded-proto',
+  'X-Request-Id',
+  'x-request-id',
+  'Upgrade',
+  'upgrade',
+  'Sec-WebSocket-Key',
+  'Sec-WebSocket-Version',
+  'Priority',
+  'priority',
+  'DNT',
+  'TE',
+  'te',
 ]);
 
 /** `buf[start, end)` as a string: the matching constant of `table` when there is one, else a copy. */
@@ -335,7 +385,8 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, metho
 
 /** `HTTP/1.0` → 10, `HTTP/1.1` → 11, anything else → 0. Reads 8 bytes at `pos`. */
 function parseVersion(buf: Buffer, pos: number): number {
-  if (buf[pos] !== 72 || buf[pos + 1] !== 84 || buf[pos + 2] !== 84 || buf[pos + 3] !== 80 || buf[pos + 4] !== 47 || buf[pos + 5] !== 49 || buf[pos + 6] !== 46) return 0;
+  if (buf[pos] !== 72 || buf[pos + 1] !== 84 || buf[pos + 2] !== 84 || buf[pos + 3] !== 80 || buf[pos + 4] !== 47 || buf[pos + 5] !== 49 || buf[pos + 6] !== 46)
+    return 0;
   const minor = buf[pos + 7];
   return minor === 49 ? 11 : minor === 48 ? 10 : 0;
 }

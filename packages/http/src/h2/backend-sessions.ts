@@ -145,7 +145,14 @@ export class H2BackendPool {
       // delayed ACK (40 ms a call). The session's socket may not be touched once it has it.
       createConnection: () =>
         this.scheme === 'https'
-          ? tlsConnect({ ...tls, host, port, ALPNProtocols: ['h2'], servername: tls?.servername ?? (isIP(host) === 0 ? host : undefined), noDelay: true } as ConnectionOptions)
+          ? tlsConnect({
+              ...tls,
+              host,
+              port,
+              ALPNProtocols: ['h2'],
+              servername: tls?.servername ?? (isIP(host) === 0 ? host : undefined),
+              noDelay: true,
+            } as ConnectionOptions)
           : netConnect({ host, port, noDelay: true }),
     };
     const session = http2.connect(this.origin, options);

@@ -174,7 +174,8 @@ export class Http1ClientStream implements ClientStream {
     const res = this.#res;
     if (res.writableEnded || res.destroyed) return;
     // Trailer fields need the chunked coding; a response with a Content-Length drops them.
-    if (trailers !== undefined && Object.keys(trailers).length > 0 && res.getHeader('content-length') === undefined) res.addTrailers(trailers as Record<string, string>);
+    if (trailers !== undefined && Object.keys(trailers).length > 0 && res.getHeader('content-length') === undefined)
+      res.addTrailers(trailers as Record<string, string>);
     res.end();
   }
 

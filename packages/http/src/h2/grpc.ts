@@ -56,14 +56,21 @@ export interface NormalizedGrpcOptions {
 const DEFAULT_FAILURES = [GrpcStatus.UNAVAILABLE, GrpcStatus.INTERNAL, GrpcStatus.UNKNOWN];
 
 export function normalizeGrpcOptions(options: GrpcOptions | undefined): NormalizedGrpcOptions {
-  if (options !== undefined && !isPlainObject(options)) throw new InvalidOptionError('grpc', options, 'must be an object ({ failureStatuses, idempotentMethods })');
+  if (options !== undefined && !isPlainObject(options))
+    throw new InvalidOptionError('grpc', options, 'must be an object ({ failureStatuses, idempotentMethods })');
   for (const key of Object.keys(options ?? {})) {
-    if (key !== 'failureStatuses' && key !== 'idempotentMethods') throw new InvalidOptionError(`grpc.${key}`, (options as Record<string, unknown>)[key], 'is not a gRPC option (known: failureStatuses, idempotentMethods)');
+    if (key !== 'failureStatuses' && key !== 'idempotentMethods')
+      throw new InvalidOptionError(
+        `grpc.${key}`,
+        (options as Record<string, unknown>)[key],
+        'is not a gRPC option (known: failureStatuses, idempotentMethods)',
+      );
   }
   const failures = options?.failureStatuses ?? DEFAULT_FAILURES;
   if (!Array.isArray(failures)) throw new InvalidOptionError('grpc.failureStatuses', failures, 'must be an array of gRPC status codes (0–16)');
   failures.forEach((code, i) => {
-    if (!Number.isInteger(code) || code < 0 || code > 16) throw new InvalidOptionError(`grpc.failureStatuses[${i}]`, code, 'must be a gRPC status code (an integer 0–16)');
+    if (!Number.isInteger(code) || code < 0 || code > 16)
+      throw new InvalidOptionError(`grpc.failureStatuses[${i}]`, code, 'must be a gRPC status code (an integer 0–16)');
   });
   const methods = options?.idempotentMethods ?? [];
   if (!Array.isArray(methods)) throw new InvalidOptionError('grpc.idempotentMethods', methods, 'must be an array of method names like /pkg.Service/Method');
@@ -89,7 +96,9 @@ export function isIdempotentCall(config: NormalizedGrpcOptions, path: string): b
 
 /** Whether a request is a gRPC call (by its content-type). */
 export function isGrpcContentType(contentType: string | undefined): boolean {
-  return contentType !== undefined && contentType.startsWith('application/grpc') && (contentType.length === 16 || contentType[16] === '+' || contentType[16] === ';');
+  return (
+    contentType !== undefined && contentType.startsWith('application/grpc') && (contentType.length === 16 || contentType[16] === '+' || contentType[16] === ';')
+  );
 }
 
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };

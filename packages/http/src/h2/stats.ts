@@ -65,9 +65,11 @@ export function renderProtocolMetrics(stats: ProtocolStats): string {
   text += '# HELP fulcrum_http1_to_http2_requests_total HTTP/1.1 requests forwarded to HTTP/2 backends.\n';
   text += '# TYPE fulcrum_http1_to_http2_requests_total counter\n';
   text += `fulcrum_http1_to_http2_requests_total ${stats.h1ToH2Requests}\n`;
-  text += '# HELP fulcrum_grpc_calls_total gRPC calls ended, by grpc-status (the backend\'s, or the proxy\'s own answer).\n';
+  text += "# HELP fulcrum_grpc_calls_total gRPC calls ended, by grpc-status (the backend's, or the proxy's own answer).\n";
   text += '# TYPE fulcrum_grpc_calls_total counter\n';
-  for (const code of Object.keys(stats.grpcStatuses).map(Number).sort((a, b) => a - b)) {
+  for (const code of Object.keys(stats.grpcStatuses)
+    .map(Number)
+    .sort((a, b) => a - b)) {
     text += `fulcrum_grpc_calls_total{grpc_status="${code}"} ${stats.grpcStatuses[code]}\n`;
   }
   return text;

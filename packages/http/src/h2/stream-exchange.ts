@@ -344,23 +344,26 @@ class StreamExchange {
     if (lease !== undefined) return this.#send(lease);
     if (this.#lb!.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
     this.#queuedAt = performance.now();
-    const unqueue = engine.queue.add({
-      tryStart: () => {
-        if (this.#finished || this.#clientGone) return true;
-        const queued = this.#acquire();
-        if (queued === undefined) return false;
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        this.#send(queued);
-        return true;
+    const unqueue = engine.queue.add(
+      {
+        tryStart: () => {
+          if (this.#finished || this.#clientGone) return true;
+          const queued = this.#acquire();
+          if (queued === undefined) return false;
+          this.#unqueue = undefined;
+          this.#queueMs += performance.now() - this.#queuedAt;
+          this.#send(queued);
+          return true;
+        },
+        expire: (reason) => {
+          this.#unqueue = undefined;
+          this.#queueMs += performance.now() - this.#queuedAt;
+          if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
+          else this.#fail(503, 'Service Unavailable', 'closed');
+        },
       },
-      expire: (reason) => {
-        this.#unqueue = undefined;
-        this.#queueMs += performance.now() - this.#queuedAt;
-        if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
-        else this.#fail(503, 'Service Unavailable', 'closed');
-      },
-    }, this.#lb);
+      this.#lb,
+    );
     if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
     this.#unqueue = unqueue;
   }
@@ -625,7 +628,9 @@ class StreamExchange {
       this.#client.encrypted || isSecureRequest(this.#view as unknown as IncomingMessage, this.#peerTrusted),
       this.#lb!.clock.now(),
     );
-    const mine = [cookie, this.#route!.setCookie === undefined || cookie !== undefined ? undefined : this.#route!.setCookie].filter((c): c is string => c !== undefined);
+    const mine = [cookie, this.#route!.setCookie === undefined || cookie !== undefined ? undefined : this.#route!.setCookie].filter(
+      (c): c is string => c !== undefined,
+    );
     if (mine.length > 0) {
       const existing = outgoing['set-cookie'];
       outgoing['set-cookie'] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]), ...mine];
@@ -680,7 +685,11 @@ class StreamExchange {
       countGrpcStatus(this.#engine, code);
       ok = !this.#engine.config.grpc.failureStatuses.has(code);
     }
-    this.#releaseLease(ok ? { ok, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart } : { ok, status, error: 'status', durationMs: this.#headLatency ?? performance.now() - this.#attemptStart });
+    this.#releaseLease(
+      ok
+        ? { ok, status, durationMs: this.#headLatency ?? performance.now() - this.#attemptStart }
+        : { ok, status, error: 'status', durationMs: this.#headLatency ?? performance.now() - this.#attemptStart },
+    );
     this.#detachUpstream(false);
     this.#client.end(relayed);
     this.#end('ok');
@@ -712,14 +721,19 @@ class StreamExchange {
 
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
-    const verdict = engine.retryVerdict(failure, {
-      method: this.#retryMethod,
-      attempts: this.#attempts,
-      maxAttempts: engine.config.attempts,
-      responseStarted: this.#responseStarted,
-      clientGone: this.#clientGone,
-      replayable: this.#replayable || !this.#bodyUsed,
-    }, this.#lb!, this.#current);
+    const verdict = engine.retryVerdict(
+      failure,
+      {
+        method: this.#retryMethod,
+        attempts: this.#attempts,
+        maxAttempts: engine.config.attempts,
+        responseStarted: this.#responseStarted,
+        clientGone: this.#clientGone,
+        replayable: this.#replayable || !this.#bodyUsed,
+      },
+      this.#lb!,
+      this.#current,
+    );
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -796,7 +810,11 @@ class StreamExchange {
         this.#client.respond(200, withoutStatus(trailersOnly(code, message)), true);
       } else {
         const body = Buffer.from(`${message}\n`);
-        this.#client.respond(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-store' }, false);
+        this.#client.respond(
+          status,
+          { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-store' },
+          false,
+        );
         this.#client.write(body);
         this.#client.end(undefined);
       }

@@ -318,7 +318,8 @@ function normalize(options: HealthEndpointOptions): Config {
   let agentHeader: string | undefined = 'x-fulcrum-agent';
   if (options.agentHeader === false) agentHeader = undefined;
   else if (options.agentHeader !== undefined) {
-    if (typeof options.agentHeader !== 'string' || !TOKEN.test(options.agentHeader)) throw new InvalidOptionError('agentHeader', options.agentHeader, 'must be a header name or false');
+    if (typeof options.agentHeader !== 'string' || !TOKEN.test(options.agentHeader))
+      throw new InvalidOptionError('agentHeader', options.agentHeader, 'must be a header name or false');
     agentHeader = options.agentHeader.toLowerCase();
   }
   for (const key of ['check', 'onShutdown', 'onError'] as const) {

@@ -107,7 +107,11 @@ export function runCheck(
       if (result === undefined) reject(abortReason);
       else resolve(result);
     };
-    connection = start(target, (result) => settle(result), () => done);
+    connection = start(
+      target,
+      (result) => settle(result),
+      () => done,
+    );
     // A connection that failed synchronously has already settled; destroy what start returned.
     if (done) {
       connection.destroy();

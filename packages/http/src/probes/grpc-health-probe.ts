@@ -105,7 +105,8 @@ export function decodeHealthCheckResponse(body: Buffer): number | undefined {
 export function grpcHealthProbe(options?: GrpcHealthProbeOptions): Probe {
   const config = optionsObject('grpcHealthProbe', options, ['service', 'timeoutMs', 'tls', 'metadata']);
   const service = config.service ?? '';
-  if (typeof service !== 'string') throw new InvalidOptionError('grpcHealthProbe.service', service, 'must be a string (a gRPC service name, or empty for the whole server)');
+  if (typeof service !== 'string')
+    throw new InvalidOptionError('grpcHealthProbe.service', service, 'must be a string (a gRPC service name, or empty for the whole server)');
   const timeoutMs = optionalTimerMs('grpcHealthProbe.timeoutMs', config.timeoutMs, undefined);
   const tls = optionsObject('grpcHealthProbe.tls', config.tls, ['ca', 'rejectUnauthorized', 'servername']);
   if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
@@ -114,7 +115,11 @@ export function grpcHealthProbe(options?: GrpcHealthProbeOptions): Probe {
   const metadata = optionsObject('grpcHealthProbe.metadata', config.metadata, Object.keys((config.metadata as object | undefined) ?? {}));
   for (const [name, value] of Object.entries(metadata)) {
     if (!/^[a-z0-9_.-]+$/.test(name) || name.startsWith('grpc-') || typeof value !== 'string' || /[\r\n\0]/.test(value)) {
-      throw new InvalidOptionError(`grpcHealthProbe.metadata.${name}`, value, 'must be a lower-case metadata name (not grpc-*) with a string value without CR, LF or NUL');
+      throw new InvalidOptionError(
+        `grpcHealthProbe.metadata.${name}`,
+        value,
+        'must be a lower-case metadata name (not grpc-*) with a string value without CR, LF or NUL',
+      );
     }
   }
   const request = encodeHealthCheckRequest(service);

@@ -228,7 +228,10 @@ export function headersOf(raw: readonly string[]): Record<string, string | strin
  * lower-case name, and the names are counted. Only when that differs (a change, or a header on
  * several lines) is Node's object rebuilt from the lines and compared name by name.
  */
-export function honouredRawHeaders(req: { readonly rawHeaders: string[]; readonly headers: Readonly<Record<string, string | string[] | undefined>> }): string[] {
+export function honouredRawHeaders(req: {
+  readonly rawHeaders: string[];
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}): string[] {
   const raw = req.rawHeaders;
   const headers = req.headers;
   let same = true;

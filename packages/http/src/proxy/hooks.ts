@@ -113,7 +113,8 @@ function checkedHeader(hook: string, managed: ReadonlySet<string>, name: unknown
   const values = Array.isArray(value) ? (value as unknown[]) : [value];
   const out: string[] = [];
   for (const item of values) {
-    if (typeof item !== 'string' && typeof item !== 'number') throw new InvalidOptionError(`${hook}: ${lower}`, item, 'a header value must be a string or a number');
+    if (typeof item !== 'string' && typeof item !== 'number')
+      throw new InvalidOptionError(`${hook}: ${lower}`, item, 'a header value must be a string or a number');
     const text = String(item);
     if (UNSAFE.test(text)) throw new InvalidOptionError(`${hook}: ${lower}`, text, 'a header value must not contain CR, LF or NUL');
     out.push(text);
@@ -214,7 +215,15 @@ function refuseThenable(hook: string, result: unknown): void {
 }
 
 /** Run `on.proxyReq` over an attempt's header list (edited in place). Throws what the hook throws. */
-export function runRequestHook(hooks: NormalizedHooks, list: string[], req: IncomingMessage, method: string, path: string, backend: Backend, attempt: number): void {
+export function runRequestHook(
+  hooks: NormalizedHooks,
+  list: string[],
+  req: IncomingMessage,
+  method: string,
+  path: string,
+  backend: Backend,
+  attempt: number,
+): void {
   const head = new UpstreamRequestHead(list, method, path, backend, attempt, hooks.managed);
   refuseThenable('on.proxyReq', hooks.proxyReq!(head, req));
 }
@@ -224,7 +233,13 @@ export function runRequestHook(hooks: NormalizedHooks, list: string[], req: Inco
  * entry it added or changed that is not a token name, is one the proxy owns, or carries CR, LF or
  * NUL throws (the response is not sent). `original` are the headers before the hook.
  */
-export function runResponseHook(hooks: NormalizedHooks, headers: Record<string, string | string[]>, req: IncomingMessage, statusCode: number, backend: Backend): Record<string, string | string[]> {
+export function runResponseHook(
+  hooks: NormalizedHooks,
+  headers: Record<string, string | string[]>,
+  req: IncomingMessage,
+  statusCode: number,
+  backend: Backend,
+): Record<string, string | string[]> {
   const original = { ...headers };
   const head: ProxyResponseHead = { statusCode, backend, headers };
   refuseThenable('on.proxyRes', hooks.proxyRes!(head, req));

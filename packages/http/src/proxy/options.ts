@@ -339,9 +339,14 @@ export function normalizeProxyOptions(options: ProxyOptions): NormalizedProxyOpt
 }
 
 /** The pools a proxy serves: one load balancer, or a router's. */
-export function resolvePools(options: ProxyOptions): { pools: ReadonlyMap<string, LoadBalancer>; router: RequestRouter | undefined; owned: LoadBalancer | undefined } {
+export function resolvePools(options: ProxyOptions): {
+  pools: ReadonlyMap<string, LoadBalancer>;
+  router: RequestRouter | undefined;
+  owned: LoadBalancer | undefined;
+} {
   if (options.router !== undefined) {
-    if (options.balancer !== undefined) throw new InvalidOptionError('router', '(router and balancer)', 'must be given without balancer: the routes choose the pools');
+    if (options.balancer !== undefined)
+      throw new InvalidOptionError('router', '(router and balancer)', 'must be given without balancer: the routes choose the pools');
     const router = options.router as Partial<RequestRouter> | null;
     if (typeof router !== 'object' || router === null || typeof router.match !== 'function' || !(router.pools instanceof Map)) {
       throw new InvalidOptionError('router', options.router, 'must be a router from createRouter()');

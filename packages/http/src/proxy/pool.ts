@@ -34,6 +34,8 @@ export function createBackendPool(backend: Backend, settings: BackendPoolSetting
     // its protocol (its pipelining, 1 by default, caps HTTP/2 streams too): with allowH2 a connection
     // takes H2_STREAMS_PER_CONNECTION requests at once — streams on HTTP/2, or, on an instance that
     // negotiates HTTP/1.1 after all, pipelined idempotent requests (undici pipelines nothing else).
-    ...(options.allowH2 === true ? { allowH2: true, pipelining: H2_STREAMS_PER_CONNECTION, maxConcurrentStreams: H2_STREAMS_PER_CONNECTION } : { pipelining: 1 }),
+    ...(options.allowH2 === true
+      ? { allowH2: true, pipelining: H2_STREAMS_PER_CONNECTION, maxConcurrentStreams: H2_STREAMS_PER_CONNECTION }
+      : { pipelining: 1 }),
   });
 }

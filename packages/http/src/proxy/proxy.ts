@@ -223,21 +223,24 @@ export class ProxyEngine {
     if (lease !== undefined) return source.startAttempt(lease);
     if (lb.tier === 'none') return source.refuse(503, 'Service Unavailable: no backend available', 'no-backend');
     const queuedAt = performance.now();
-    const unqueue = this.queue.add({
-      tryStart: () => {
-        if (source.settled) return true;
-        const queued = source.acquireLease();
-        if (queued === undefined) return false;
-        source.queueEnded(performance.now() - queuedAt);
-        source.startAttempt(queued);
-        return true;
+    const unqueue = this.queue.add(
+      {
+        tryStart: () => {
+          if (source.settled) return true;
+          const queued = source.acquireLease();
+          if (queued === undefined) return false;
+          source.queueEnded(performance.now() - queuedAt);
+          source.startAttempt(queued);
+          return true;
+        },
+        expire: (reason) => {
+          source.queueEnded(performance.now() - queuedAt);
+          if (reason === 'timeout') source.refuse(503, 'Service Unavailable: queue timeout', 'queue-timeout');
+          else source.refuse(503, 'Service Unavailable', 'closed');
+        },
       },
-      expire: (reason) => {
-        source.queueEnded(performance.now() - queuedAt);
-        if (reason === 'timeout') source.refuse(503, 'Service Unavailable: queue timeout', 'queue-timeout');
-        else source.refuse(503, 'Service Unavailable', 'closed');
-      },
-    }, lb);
+      lb,
+    );
     if (unqueue === undefined) return source.refuse(503, 'Service Unavailable: queue full', 'queue-full');
     source.queued(unqueue);
   }
@@ -266,7 +269,15 @@ export class ProxyEngine {
    * An attempt's upstream headers: the client's lines through the proxy's hygiene, then `on.proxyReq`.
    * 400 when a client's header is unsafe; 500 when the hook threw or set something refused (reported).
    */
-  upstreamHeaders(req: IncomingMessage, raw: readonly string[], ctx: ForwardingContext, backendHost: string, path: string, backend: Backend, attempt: number): string[] | 400 | 500 {
+  upstreamHeaders(
+    req: IncomingMessage,
+    raw: readonly string[],
+    ctx: ForwardingContext,
+    backendHost: string,
+    path: string,
+    backend: Backend,
+    attempt: number,
+  ): string[] | 400 | 500 {
     const headers = requestHeaders(raw, ctx, backendHost);
     if (headers === undefined) return 400;
     const hooks = this.config.hooks;
@@ -281,7 +292,12 @@ export class ProxyEngine {
   }
 
   /** `on.proxyRes` over the client's response headers; `undefined` when it threw or was refused (reported). */
-  responseHook(headers: Record<string, string | string[]>, req: IncomingMessage, status: number, backend: Backend): Record<string, string | string[]> | undefined {
+  responseHook(
+    headers: Record<string, string | string[]>,
+    req: IncomingMessage,
+    status: number,
+    backend: Backend,
+  ): Record<string, string | string[]> | undefined {
     try {
       return runResponseHook(this.config.hooks!, headers, req, status, backend);
     } catch (error) {
@@ -360,7 +376,16 @@ export class ProxyEngine {
    * A request that `requestStarted` counted ended: how (`termination`, the status the client got,
    * 0 for none), its last backend, request and response body bytes, its total and queued time in ms.
    */
-  requestEnded(lb: LoadBalancer, backend: Backend | undefined, termination: Termination, status: number, bytesIn: number, bytesOut: number, totalMs: number, queueMs: number): void {
+  requestEnded(
+    lb: LoadBalancer,
+    backend: Backend | undefined,
+    termination: Termination,
+    status: number,
+    bytesIn: number,
+    bytesOut: number,
+    totalMs: number,
+    queueMs: number,
+  ): void {
     trafficOf(lb).ended(backend, termination, status, bytesIn, bytesOut, totalMs, queueMs);
   }
 
@@ -492,14 +517,17 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
       // one, waiting for it would hang. The server is misconfigured; say so.
       return this.#fail(500, 'Internal Server Error: the request body was already consumed', 'internal-error');
     }
-    readBody(this.#req, engine.config.maxReplayBytes).then((body) => {
-      if (body === undefined || this.#clientGone) return;
-      this.#body = body;
-      this.#next();
-    }, (error: unknown) => {
-      engine.report(error, 'client');
-      this.#fail(400, 'Bad Request', 'bad-request');
-    });
+    readBody(this.#req, engine.config.maxReplayBytes).then(
+      (body) => {
+        if (body === undefined || this.#clientGone) return;
+        this.#body = body;
+        this.#next();
+      },
+      (error: unknown) => {
+        engine.report(error, 'client');
+        this.#fail(400, 'Bad Request', 'bad-request');
+      },
+    );
   }
 
   #onClientClose = (): void => {
@@ -607,7 +635,12 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     if (this.#clientGone) controller.abort(new ClientAbortedError());
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
     if (this.#clientGone || this.#finished) return controller.abort(new ClientAbortedError());
     if (statusCode < 200) {
       // An informational answer (102 Processing, 103 Early Hints): the final one follows. Early
@@ -755,14 +788,19 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
 
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
-    const verdict = engine.retryVerdict(failure, {
-      method: this.#req.method ?? 'GET',
-      attempts: this.#attempts,
-      maxAttempts: engine.config.attempts,
-      responseStarted: this.#responseStarted,
-      clientGone: this.#clientGone,
-      replayable: this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent),
-    }, this.#lb, this.#current);
+    const verdict = engine.retryVerdict(
+      failure,
+      {
+        method: this.#req.method ?? 'GET',
+        attempts: this.#attempts,
+        maxAttempts: engine.config.attempts,
+        responseStarted: this.#responseStarted,
+        clientGone: this.#clientGone,
+        replayable: this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent),
+      },
+      this.#lb,
+      this.#current,
+    );
     if (verdict === 'refused') return false;
     if (verdict === 'charged') this.#retrySlots++;
     return true;
@@ -824,7 +862,16 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     const budget = this.#engine.budget;
     for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
     budget.end();
-    this.#engine.requestEnded(this.#lb, this.#current, termination, status, this.#bytesIn(), this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
+    this.#engine.requestEnded(
+      this.#lb,
+      this.#current,
+      termination,
+      status,
+      this.#bytesIn(),
+      this.#bytesOut,
+      performance.now() - this.#arrivedAt,
+      this.#queueMs,
+    );
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
     this.#engine.admissionEnded(done, 'client');

@@ -312,8 +312,7 @@ class UpgradeExchange {
     const length = res.headers['content-length'];
     const hasLength = typeof length === 'string' && /^\d{1,15}$/.test(length);
     const chunked = !noBody && !hasLength && req.httpVersion === '1.1';
-    const keepAlive =
-      this.#server !== undefined && !this.#engine.closed && req.httpVersion === '1.1' && (noBody || hasLength || chunked) && !wantsClose(req);
+    const keepAlive = this.#server !== undefined && !this.#engine.closed && req.httpVersion === '1.1' && (noBody || hasLength || chunked) && !wantsClose(req);
     const listed = connectionListed(res.headers.connection);
     let head = `HTTP/1.1 ${status} ${safeReason(res.statusMessage, '')}\r\n`;
     const raw = res.rawHeaders;
@@ -400,7 +399,9 @@ class UpgradeExchange {
       const lower = raw[i]!.toLowerCase();
       if (lower === 'upgrade' || lower === 'http2-settings') continue;
       if (lower === 'connection') {
-        const kept = raw[i + 1]!.split(',').map((t) => t.trim()).filter((t) => t !== '' && !/^(upgrade|http2-settings)$/i.test(t));
+        const kept = raw[i + 1]!.split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '' && !/^(upgrade|http2-settings)$/i.test(t));
         if (kept.length > 0) head += `Connection: ${kept.join(', ')}\r\n`;
         continue;
       }

@@ -230,7 +230,6 @@ export class RateLimiter {
   close(): Promise<void> {
     return this.table.close();
   }
-
 }
 
 const ADMIT: AdmissionVerdict = Object.freeze({ admit: true as const });

@@ -16,14 +16,7 @@ import type { FailureKind } from '@fulcrum/core';
 /** What may trigger a retry: a failure kind, or an upstream status (opt-in, nginx's `http_502` …). */
 export type RetryCondition = 'connect' | 'reset' | 'timeout' | 'status-502' | 'status-503' | 'status-504';
 
-export const RETRY_CONDITIONS: readonly RetryCondition[] = Object.freeze([
-  'connect',
-  'reset',
-  'timeout',
-  'status-502',
-  'status-503',
-  'status-504',
-]);
+export const RETRY_CONDITIONS: readonly RetryCondition[] = Object.freeze(['connect', 'reset', 'timeout', 'status-502', 'status-503', 'status-504']);
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 

@@ -142,7 +142,8 @@ export function normalizePoolProxyOptions(path: string, spec: Readonly<Record<st
     if (!(error instanceof InvalidOptionError)) throw error;
     throw new InvalidOptionError(`${path}.${error.path}`, error.value, error.expected, { cause: error });
   }
-  if (stickiness !== undefined && !isPlainObject(stickiness)) throw new InvalidOptionError(`${path}.stickiness`, stickiness, 'must be the stickiness options ({ cookie }, { sourceIp }, { header } or { learnCookie })');
+  if (stickiness !== undefined && !isPlainObject(stickiness))
+    throw new InvalidOptionError(`${path}.stickiness`, stickiness, 'must be the stickiness options ({ cookie }, { sourceIp }, { header } or { learnCookie })');
   return Object.freeze(options) as PoolProxyOptions;
 }
 
@@ -256,7 +257,15 @@ function compileHeader(path: string, value: unknown): HeaderCondition {
 
 function compileMatch(path: string, value: unknown): CompiledMatch {
   if (value === undefined) {
-    return Object.freeze({ host: undefined, path: undefined, prefix: undefined, prefixTrailingSlash: false, methods: undefined, header: undefined, cookie: undefined });
+    return Object.freeze({
+      host: undefined,
+      path: undefined,
+      prefix: undefined,
+      prefixTrailingSlash: false,
+      methods: undefined,
+      header: undefined,
+      cookie: undefined,
+    });
   }
   if (!isPlainObject(value)) throw new InvalidOptionError(path, value, 'must be an object of conditions');
   unknownKeys(path, value, MATCH_KEYS);
@@ -276,7 +285,8 @@ function compileMatch(path: string, value: unknown): CompiledMatch {
   let methods: Set<string> | undefined;
   if (value.method !== undefined) {
     const list = typeof value.method === 'string' ? [value.method] : value.method;
-    if (!Array.isArray(list) || list.length === 0) throw new InvalidOptionError(`${path}.method`, value.method, 'must be a method or a non-empty array of methods');
+    if (!Array.isArray(list) || list.length === 0)
+      throw new InvalidOptionError(`${path}.method`, value.method, 'must be a method or a non-empty array of methods');
     methods = new Set();
     list.forEach((method: unknown, i: number) => {
       const methodPath = typeof value.method === 'string' ? `${path}.method` : `${path}.method[${i}]`;

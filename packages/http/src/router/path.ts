@@ -55,9 +55,7 @@ function hexValue(code: number): number {
 }
 
 function isUnreserved(code: number): boolean {
-  return (
-    (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || (code >= 48 && code <= 57) || code === 45 || code === 46 || code === 95 || code === 126
-  );
+  return (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || (code >= 48 && code <= 57) || code === 45 || code === 46 || code === 95 || code === 126;
 }
 
 /**
@@ -175,7 +173,7 @@ function hasEncodedDotSegment(segment: string): boolean {
 function isEncodedSeparator(segment: string, i: number): boolean {
   const high = segment.charCodeAt(i + 1);
   const low = segment.charCodeAt(i + 2);
-  return (high === 50 /* 2 */ && low === 70) /* F */ || (high === 53 /* 5 */ && low === 67) /* C */ || (high === 51 /* 3 */ && low === 66) /* B */;
+  return (high === 50 /* 2 */ && low === 70) /* F */ || (high === 53 /* 5 */ && low === 67) /* C */ || (high === 51 /* 3 */ && low === 66); /* B */
 }
 
 function hasEncodedSeparatorFrom(segment: string, from: number): boolean {

@@ -143,10 +143,17 @@ export interface NormalizedRouterOptions {
 export function normalizeRouterOptions(options: RouterOptions): NormalizedRouterOptions {
   if (!isPlainObject(options)) throw new InvalidOptionError('options', options, 'must be an object with pools and routes');
   for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option of createRouter (known: ${[...KNOWN].join(', ')})`);
+    if (!KNOWN.has(key))
+      throw new InvalidOptionError(
+        key,
+        (options as unknown as Record<string, unknown>)[key],
+        `is not an option of createRouter (known: ${[...KNOWN].join(', ')})`,
+      );
   }
-  if (options.random !== undefined && typeof options.random !== 'function') throw new InvalidOptionError('random', options.random, 'must be a function returning [0, 1)');
-  if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', options.now, 'must be a function returning ms since the epoch');
+  if (options.random !== undefined && typeof options.random !== 'function')
+    throw new InvalidOptionError('random', options.random, 'must be a function returning [0, 1)');
+  if (options.now !== undefined && typeof options.now !== 'function')
+    throw new InvalidOptionError('now', options.now, 'must be a function returning ms since the epoch');
   const encodedDotSegments = options.encodedDotSegments ?? 'reject';
   if (encodedDotSegments !== 'reject' && encodedDotSegments !== 'pass') {
     throw new InvalidOptionError('encodedDotSegments', encodedDotSegments, "must be 'reject' or 'pass'");
@@ -155,7 +162,8 @@ export function normalizeRouterOptions(options: RouterOptions): NormalizedRouter
   const split: SplitOptions = options.split ?? {};
   if (!isPlainObject(split as unknown)) throw new InvalidOptionError('split', split, 'must be { cookie?, headerOverride? }');
   for (const key of Object.keys(split)) {
-    if (!SPLIT_KEYS.has(key)) throw new InvalidOptionError(`split.${key}`, (split as Record<string, unknown>)[key], 'is not an option (known: cookie, headerOverride)');
+    if (!SPLIT_KEYS.has(key))
+      throw new InvalidOptionError(`split.${key}`, (split as Record<string, unknown>)[key], 'is not an option (known: cookie, headerOverride)');
   }
   const override = split.headerOverride ?? false;
   if (override !== false && (typeof override !== 'string' || !TOKEN.test(override))) {
@@ -164,7 +172,8 @@ export function normalizeRouterOptions(options: RouterOptions): NormalizedRouter
   let cookiePrefix = DEFAULT_SPLIT_COOKIE_NAME;
   const cookieOptions = split.cookie;
   if (cookieOptions !== undefined && cookieOptions !== false) {
-    if (!isPlainObject(cookieOptions as unknown)) throw new InvalidOptionError('split.cookie', cookieOptions, 'must be the cookie options ({ secrets, … }) or false');
+    if (!isPlainObject(cookieOptions as unknown))
+      throw new InvalidOptionError('split.cookie', cookieOptions, 'must be the cookie options ({ secrets, … }) or false');
     const name: unknown = cookieOptions.name;
     if (name !== undefined) {
       if (typeof name !== 'string' || !TOKEN.test(name) || name.length > 128) {
@@ -193,7 +202,11 @@ export function normalizeRouterOptions(options: RouterOptions): NormalizedRouter
   const routes = compileRoutes(options.routes, new Set(balancers.keys()), cookiePrefix);
   for (const route of routes) {
     if (route.split !== undefined && split.cookie === undefined) {
-      throw new InvalidOptionError('split.cookie', undefined, `is required when a route splits traffic (routes[${route.index}].split): { secrets } for sticky splits, or false to assign every request by weight`);
+      throw new InvalidOptionError(
+        'split.cookie',
+        undefined,
+        `is required when a route splits traffic (routes[${route.index}].split): { secrets } for sticky splits, or false to assign every request by weight`,
+      );
     }
   }
   return {
@@ -275,7 +288,11 @@ class RouterImpl implements Router {
   #cookieFor(route: CompiledRoute, path: string): StickyCookie | undefined {
     const options = this.#cookieOptions;
     if (options === undefined) {
-      throw new InvalidOptionError('split.cookie', undefined, `is required when a route splits traffic (${path}): { secrets } for sticky splits, or false to assign every request by weight`);
+      throw new InvalidOptionError(
+        'split.cookie',
+        undefined,
+        `is required when a route splits traffic (${path}): { secrets } for sticky splits, or false to assign every request by weight`,
+      );
     }
     if (options === false) return undefined;
     let cookie = this.#cookies.get(route.name);

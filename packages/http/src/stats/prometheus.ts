@@ -43,14 +43,34 @@ interface Family<T> {
 }
 
 const BACKEND_FAMILIES: readonly Family<BackendSnapshot>[] = [
-  { name: 'fulcrum_backend_up', type: 'gauge', help: 'Whether the backend is up (1) or down, draining or in maintenance (0).', value: (b) => (b.state === 'up' ? 1 : 0) },
+  {
+    name: 'fulcrum_backend_up',
+    type: 'gauge',
+    help: 'Whether the backend is up (1) or down, draining or in maintenance (0).',
+    value: (b) => (b.state === 'up' ? 1 : 0),
+  },
   { name: 'fulcrum_backend_inflight', type: 'gauge', help: 'Requests in flight to the backend.', value: (b) => b.inflight },
   { name: 'fulcrum_backend_requests_total', type: 'counter', help: 'Requests completed by the backend.', value: (b) => b.requests },
   { name: 'fulcrum_backend_failures_total', type: 'counter', help: 'Requests to the backend that failed.', value: (b) => b.failures },
-  { name: 'fulcrum_backend_latency_ewma_seconds', type: 'gauge', help: 'Peak-sensitive moving average of the backend latency, in seconds.', value: (b) => b.latencyEwma / 1000 },
+  {
+    name: 'fulcrum_backend_latency_ewma_seconds',
+    type: 'gauge',
+    help: 'Peak-sensitive moving average of the backend latency, in seconds.',
+    value: (b) => b.latencyEwma / 1000,
+  },
   { name: 'fulcrum_backend_weight', type: 'gauge', help: 'Configured weight of the backend.', value: (b) => b.weight },
-  { name: 'fulcrum_backend_effective_weight', type: 'gauge', help: 'Weight the balancer uses for new traffic, after slow start and agent percentages: 0 unless the backend is up and not ejected.', value: (b) => servingWeight(b) },
-  { name: 'fulcrum_backend_ejected', type: 'gauge', help: 'Whether outlier detection has ejected the backend (1) or not (0).', value: (b) => (b.ejected ? 1 : 0) },
+  {
+    name: 'fulcrum_backend_effective_weight',
+    type: 'gauge',
+    help: 'Weight the balancer uses for new traffic, after slow start and agent percentages: 0 unless the backend is up and not ejected.',
+    value: (b) => servingWeight(b),
+  },
+  {
+    name: 'fulcrum_backend_ejected',
+    type: 'gauge',
+    help: 'Whether outlier detection has ejected the backend (1) or not (0).',
+    value: (b) => (b.ejected ? 1 : 0),
+  },
 ];
 
 /** The weight new unsticky traffic sees: a draining, down, in-maintenance or ejected backend gets none. */
@@ -61,7 +81,12 @@ export function servingWeight(b: Pick<BackendSnapshot, 'state' | 'ejected' | 'ef
 const POOL_FAMILIES: readonly Family<LoadBalancerSnapshot>[] = [
   { name: 'fulcrum_pool_backends', type: 'gauge', help: 'Backends in the pool.', value: (p) => p.backends.length },
   { name: 'fulcrum_pool_eligible_backends', type: 'gauge', help: 'Backends the balancer currently chooses from.', value: (p) => p.eligible },
-  { name: 'fulcrum_pool_panic', type: 'gauge', help: 'Whether the pool is in panic mode, spreading load over unhealthy backends (1) or not (0).', value: (p) => (p.tier === 'panic' ? 1 : 0) },
+  {
+    name: 'fulcrum_pool_panic',
+    type: 'gauge',
+    help: 'Whether the pool is in panic mode, spreading load over unhealthy backends (1) or not (0).',
+    value: (p) => (p.tier === 'panic' ? 1 : 0),
+  },
 ];
 
 /**
@@ -248,38 +273,139 @@ const byCode = (counts: readonly number[]): [string, number][] => CODES.map((cod
 
 const POOL_TRAFFIC_FAMILIES: readonly TrafficFamily<PoolTraffic>[] = [
   { name: 'fulcrum_pool_requests_total', type: 'counter', help: 'Requests of the pool that ended, however they ended.', value: (p) => p.requests },
-  { name: 'fulcrum_pool_responses_total', type: 'counter', help: 'Responses the clients got, by status class (the proxy\'s own 502/503/504 included).', label: 'code', value: (p) => byCode(p.responses) },
-  { name: 'fulcrum_pool_failed_requests_total', type: 'counter', help: 'Requests that failed: a 5xx to the client or a response cut short.', value: (p) => p.errors },
-  { name: 'fulcrum_pool_denied_requests_total', type: 'counter', help: 'Requests refused by the admission check (rate limits and the like).', value: (p) => p.denied },
+  {
+    name: 'fulcrum_pool_responses_total',
+    type: 'counter',
+    help: "Responses the clients got, by status class (the proxy's own 502/503/504 included).",
+    label: 'code',
+    value: (p) => byCode(p.responses),
+  },
+  {
+    name: 'fulcrum_pool_failed_requests_total',
+    type: 'counter',
+    help: 'Requests that failed: a 5xx to the client or a response cut short.',
+    value: (p) => p.errors,
+  },
+  {
+    name: 'fulcrum_pool_denied_requests_total',
+    type: 'counter',
+    help: 'Requests refused by the admission check (rate limits and the like).',
+    value: (p) => p.denied,
+  },
   { name: 'fulcrum_pool_request_errors_total', type: 'counter', help: 'Malformed requests answered 400.', value: (p) => p.requestErrors },
-  { name: 'fulcrum_pool_client_aborts_total', type: 'counter', help: 'Requests the client abandoned before the response was complete.', value: (p) => p.clientAborts },
-  { name: 'fulcrum_pool_retries_total', type: 'counter', help: 'Failed attempts tried again on the same backend, over the pool\'s backends (removed ones included).', value: (p) => p.sums().retries },
-  { name: 'fulcrum_pool_redispatches_total', type: 'counter', help: 'Retries that went to another backend, over the pool\'s backends (removed ones included).', value: (p) => p.sums().redispatches },
+  {
+    name: 'fulcrum_pool_client_aborts_total',
+    type: 'counter',
+    help: 'Requests the client abandoned before the response was complete.',
+    value: (p) => p.clientAborts,
+  },
+  {
+    name: 'fulcrum_pool_retries_total',
+    type: 'counter',
+    help: "Failed attempts tried again on the same backend, over the pool's backends (removed ones included).",
+    value: (p) => p.sums().retries,
+  },
+  {
+    name: 'fulcrum_pool_redispatches_total',
+    type: 'counter',
+    help: "Retries that went to another backend, over the pool's backends (removed ones included).",
+    value: (p) => p.sums().redispatches,
+  },
   { name: 'fulcrum_pool_request_bytes_total', type: 'counter', help: 'Request body bytes received from clients.', value: (p) => p.bytesIn },
   { name: 'fulcrum_pool_response_bytes_total', type: 'counter', help: 'Response body bytes sent to clients.', value: (p) => p.bytesOut },
   { name: 'fulcrum_pool_active_requests', type: 'gauge', help: 'Requests in progress, queued ones included.', value: (p) => p.sessions },
   { name: 'fulcrum_pool_active_requests_max', type: 'gauge', help: 'The most requests in progress at once since counting began.', value: (p) => p.sessionsMax },
-  { name: 'fulcrum_pool_queue_length', type: 'gauge', help: 'Requests waiting for a backend slot (every candidate at its maxConnections).', value: (p) => p.queue },
+  {
+    name: 'fulcrum_pool_queue_length',
+    type: 'gauge',
+    help: 'Requests waiting for a backend slot (every candidate at its maxConnections).',
+    value: (p) => p.queue,
+  },
   { name: 'fulcrum_pool_queue_length_max', type: 'gauge', help: 'The most requests waiting at once since counting began.', value: (p) => p.queueMax },
 ];
 
 const BACKEND_TRAFFIC_FAMILIES: readonly TrafficFamily<BackendTraffic>[] = [
-  { name: 'fulcrum_backend_responses_total', type: 'counter', help: 'Responses of the backend, by status class.', label: 'code', value: (b) => byCode(b.responses) },
-  { name: 'fulcrum_backend_connection_errors_total', type: 'counter', help: 'Attempts that could not connect to the backend and were not tried again (HAProxy econ).', value: (b) => b.connectionErrors },
-  { name: 'fulcrum_backend_response_errors_total', type: 'counter', help: 'Attempts whose response failed (reset, timeout, cut short) and were not tried again (HAProxy eresp).', value: (b) => b.responseErrors },
-  { name: 'fulcrum_backend_retries_total', type: 'counter', help: 'Failed attempts on the backend tried again on the same backend (HAProxy wretr).', value: (b) => b.retries },
-  { name: 'fulcrum_backend_redispatches_total', type: 'counter', help: 'Failed attempts on the backend tried again on another backend (HAProxy wredis).', value: (b) => b.redispatches },
+  {
+    name: 'fulcrum_backend_responses_total',
+    type: 'counter',
+    help: 'Responses of the backend, by status class.',
+    label: 'code',
+    value: (b) => byCode(b.responses),
+  },
+  {
+    name: 'fulcrum_backend_connection_errors_total',
+    type: 'counter',
+    help: 'Attempts that could not connect to the backend and were not tried again (HAProxy econ).',
+    value: (b) => b.connectionErrors,
+  },
+  {
+    name: 'fulcrum_backend_response_errors_total',
+    type: 'counter',
+    help: 'Attempts whose response failed (reset, timeout, cut short) and were not tried again (HAProxy eresp).',
+    value: (b) => b.responseErrors,
+  },
+  {
+    name: 'fulcrum_backend_retries_total',
+    type: 'counter',
+    help: 'Failed attempts on the backend tried again on the same backend (HAProxy wretr).',
+    value: (b) => b.retries,
+  },
+  {
+    name: 'fulcrum_backend_redispatches_total',
+    type: 'counter',
+    help: 'Failed attempts on the backend tried again on another backend (HAProxy wredis).',
+    value: (b) => b.redispatches,
+  },
   { name: 'fulcrum_backend_request_bytes_total', type: 'counter', help: 'Request body bytes sent to the backend.', value: (b) => b.bytesIn },
   { name: 'fulcrum_backend_response_bytes_total', type: 'counter', help: 'Response body bytes relayed from the backend.', value: (b) => b.bytesOut },
-  { name: 'fulcrum_backend_connections', type: 'gauge', help: 'Connections to the backend open now (keep-alive pools of both engines).', value: (b) => b.connections.open },
+  {
+    name: 'fulcrum_backend_connections',
+    type: 'gauge',
+    help: 'Connections to the backend open now (keep-alive pools of both engines).',
+    value: (b) => b.connections.open,
+  },
   { name: 'fulcrum_backend_connections_opened_total', type: 'counter', help: 'Connections to the backend opened so far.', value: (b) => b.connections.opened },
-  { name: 'fulcrum_backend_inflight_max', type: 'gauge', help: 'The most requests in flight to the backend at once since counting began.', value: (b) => b.sessionsMax },
-  { name: 'fulcrum_backend_checks_total', type: 'counter', help: 'Active health checks of the backend, by result.', label: 'result', value: (b) => [['passed', b.checksPassed], ['failed', b.checksFailed]] },
-  { name: 'fulcrum_backend_check_success', type: 'gauge', help: 'Whether the last active health check passed (1) or failed (0); absent before the first.', value: (b) => (b.lastCheck === null ? [] : b.lastCheck.ok ? 1 : 0) },
-  { name: 'fulcrum_backend_check_duration_seconds', type: 'gauge', help: 'How long the last active health check took, in seconds.', value: (b) => (b.lastCheck === null ? [] : b.lastCheck.durationMs / 1000) },
+  {
+    name: 'fulcrum_backend_inflight_max',
+    type: 'gauge',
+    help: 'The most requests in flight to the backend at once since counting began.',
+    value: (b) => b.sessionsMax,
+  },
+  {
+    name: 'fulcrum_backend_checks_total',
+    type: 'counter',
+    help: 'Active health checks of the backend, by result.',
+    label: 'result',
+    value: (b) => [
+      ['passed', b.checksPassed],
+      ['failed', b.checksFailed],
+    ],
+  },
+  {
+    name: 'fulcrum_backend_check_success',
+    type: 'gauge',
+    help: 'Whether the last active health check passed (1) or failed (0); absent before the first.',
+    value: (b) => (b.lastCheck === null ? [] : b.lastCheck.ok ? 1 : 0),
+  },
+  {
+    name: 'fulcrum_backend_check_duration_seconds',
+    type: 'gauge',
+    help: 'How long the last active health check took, in seconds.',
+    value: (b) => (b.lastCheck === null ? [] : b.lastCheck.durationMs / 1000),
+  },
   { name: 'fulcrum_backend_ejections_total', type: 'counter', help: 'Times outlier detection ejected the backend.', value: (b) => b.ejections },
-  { name: 'fulcrum_backend_downtime_seconds_total', type: 'counter', help: 'Time the backend spent down, in seconds, the current outage included.', value: (b, now) => b.toJSON(now).downtimeMs / 1000 },
-  { name: 'fulcrum_backend_last_state_change_timestamp_seconds', type: 'gauge', help: 'When the backend state last changed (or counting began), seconds on the load balancer clock.', value: (b) => b.lastChangeAt / 1000 },
+  {
+    name: 'fulcrum_backend_downtime_seconds_total',
+    type: 'counter',
+    help: 'Time the backend spent down, in seconds, the current outage included.',
+    value: (b, now) => b.toJSON(now).downtimeMs / 1000,
+  },
+  {
+    name: 'fulcrum_backend_last_state_change_timestamp_seconds',
+    type: 'gauge',
+    help: 'When the backend state last changed (or counting began), seconds on the load balancer clock.',
+    value: (b) => b.lastChangeAt / 1000,
+  },
 ];
 
 /** Every bucket bound, for the per-pool histograms (a few series per pool). */
@@ -325,13 +451,22 @@ function* trafficPieces(pools: readonly StatsPool[]): Generator<string> {
     yield headerText(family);
     for (const { label, traffic } of counted) yield sampleText(family, label, traffic, 0);
   }
-  yield headerText({ name: 'fulcrum_pool_request_duration_seconds', type: 'histogram', help: 'Total time of answered requests, from arrival to the end of the response, in seconds.' });
+  yield headerText({
+    name: 'fulcrum_pool_request_duration_seconds',
+    type: 'histogram',
+    help: 'Total time of answered requests, from arrival to the end of the response, in seconds.',
+  });
   for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_request_duration_seconds', label, traffic.duration, POOL_LE_MS);
   yield headerText({ name: 'fulcrum_pool_queue_wait_seconds', type: 'histogram', help: 'Time requests waited in the queue for a backend slot, in seconds.' });
   for (const { label, traffic } of counted) yield histogramText('fulcrum_pool_queue_wait_seconds', label, traffic.queueWait, POOL_LE_MS);
-  yield headerText({ name: 'fulcrum_backend_request_duration_seconds', type: 'histogram', help: 'Time to the response head of answered attempts on the backend, in seconds.' });
+  yield headerText({
+    name: 'fulcrum_backend_request_duration_seconds',
+    type: 'histogram',
+    help: 'Time to the response head of answered attempts on the backend, in seconds.',
+  });
   for (const { label, traffic } of counted) {
-    for (const [backend, counters] of traffic.entries()) yield histogramText('fulcrum_backend_request_duration_seconds', `${label},backend="${escapeLabelValue(backend.id)}"`, counters.duration, BACKEND_LE_MS);
+    for (const [backend, counters] of traffic.entries())
+      yield histogramText('fulcrum_backend_request_duration_seconds', `${label},backend="${escapeLabelValue(backend.id)}"`, counters.duration, BACKEND_LE_MS);
   }
   for (const family of BACKEND_TRAFFIC_FAMILIES) {
     yield headerText(family);

@@ -41,7 +41,8 @@ export function normalizeStatsSource(path: string, source: unknown): readonly St
   }
   return Object.freeze(
     entries.map(([name, lb]) => {
-      if (name.length === 0 || name.length > MAX_NAME) throw new InvalidOptionError(`${path}[${JSON.stringify(name)}]`, name, `pool names must be 1–${MAX_NAME} characters`);
+      if (name.length === 0 || name.length > MAX_NAME)
+        throw new InvalidOptionError(`${path}[${JSON.stringify(name)}]`, name, `pool names must be 1–${MAX_NAME} characters`);
       if (!isLoadBalancer(lb)) throw new InvalidOptionError(`${path}[${JSON.stringify(name)}]`, lb, 'must be a LoadBalancer');
       return Object.freeze({ name, lb });
     }),

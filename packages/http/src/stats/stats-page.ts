@@ -119,18 +119,38 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
     if (format === 'json') {
       if (backendCount(pools) > SMALL_BODY_BACKENDS) {
         if (!gate.enter(req, res)) return;
-        streamBody(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, statsJsonPieces(pools, log.list()), () => gate.leave(), gate.stallTimeoutMs);
+        streamBody(
+          req,
+          res,
+          200,
+          { 'content-type': 'application/json; charset=utf-8' },
+          statsJsonPieces(pools, log.list()),
+          () => gate.leave(),
+          gate.stallTimeoutMs,
+        );
         return;
       }
-      const body: StatsJson = { pools: snapshotPools(pools), events: log.list(), traffic: trafficJson(pools), durationBoundsMs: DURATION_BOUNDS_MS, workers: 1 };
+      const body: StatsJson = {
+        pools: snapshotPools(pools),
+        events: log.list(),
+        traffic: trafficJson(pools),
+        durationBoundsMs: DURATION_BOUNDS_MS,
+        workers: 1,
+      };
       send(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, JSON.stringify(body));
     } else if (format === 'html') {
-      send(req, res, 200, {
-        'content-type': 'text/html; charset=utf-8',
-        'content-security-policy': STATS_PAGE_CSP,
-        'x-frame-options': 'DENY',
-        'referrer-policy': 'no-referrer',
-      }, page);
+      send(
+        req,
+        res,
+        200,
+        {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': STATS_PAGE_CSP,
+          'x-frame-options': 'DENY',
+          'referrer-policy': 'no-referrer',
+        },
+        page,
+      );
     } else {
       send(req, res, 400, { 'content-type': 'text/plain; charset=utf-8' }, 'unknown format (use format=json or none)\n');
     }
@@ -202,7 +222,11 @@ function normalizeAdminPath(admin: unknown): string | undefined {
   }
   const { path } = admin as { path?: unknown };
   if (typeof path !== 'string' || !ADMIN_PATH.test(path) || /["'<>\\?#]/.test(path) || path.startsWith('//')) {
-    throw new InvalidOptionError('statsPage.admin.path', path, 'must be an absolute URL path on the same origin, like "/fulcrum/admin" (no query, quotes or "//" prefix)');
+    throw new InvalidOptionError(
+      'statsPage.admin.path',
+      path,
+      'must be an absolute URL path on the same origin, like "/fulcrum/admin" (no query, quotes or "//" prefix)',
+    );
   }
   // Without the trailing slash (the script appends "/pools/…"); the root is the empty prefix, so no
   // URL ever starts with "//" (which a browser would read as another host).

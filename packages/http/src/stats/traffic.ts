@@ -615,7 +615,10 @@ export interface ConnectionCount {
 
 const NO_CONNECTIONS: ConnectionCount = Object.freeze({ open: 0, opened: 0 });
 const CONNECTIONS_KEY = Symbol.for('fulcrum.stats.connections');
-const connectionRegistry: WeakMap<object, ConnectionCount> = ((globalThis as Record<symbol, unknown>)[CONNECTIONS_KEY] ??= new WeakMap()) as WeakMap<object, ConnectionCount>;
+const connectionRegistry: WeakMap<object, ConnectionCount> = ((globalThis as Record<symbol, unknown>)[CONNECTIONS_KEY] ??= new WeakMap()) as WeakMap<
+  object,
+  ConnectionCount
+>;
 
 /**
  * A connection to `backend` opened (+1) or closed (−1): the engines' keep-alive pools report here,

@@ -116,7 +116,8 @@ function normalise(options: TcpProxyOptions): Config {
   if (hashBy !== undefined && hashBy !== 'source-ip' && typeof hashBy !== 'function') {
     throw new InvalidOptionError('hashBy', hashBy, "must be 'source-ip' or a function (socket) => string | undefined");
   }
-  if (proxyProtocol !== false && proxyProtocol !== 'v1' && proxyProtocol !== 'v2') throw new InvalidOptionError('proxyProtocol', proxyProtocol, "must be false, 'v1' or 'v2'");
+  if (proxyProtocol !== false && proxyProtocol !== 'v1' && proxyProtocol !== 'v2')
+    throw new InvalidOptionError('proxyProtocol', proxyProtocol, "must be false, 'v1' or 'v2'");
   if (onError !== undefined && typeof onError !== 'function') throw new InvalidOptionError('onError', onError, 'must be a function');
   const timeouts = options.timeouts ?? {};
   if (!isPlainObject(timeouts as unknown)) throw new InvalidOptionError('timeouts', timeouts, 'must be { connectMs?, idleMs? }');

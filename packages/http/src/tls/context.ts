@@ -108,7 +108,11 @@ const SERVERNAME = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})*$`);
 
 function pem(path: string, value: unknown): string | Buffer {
   if ((typeof value === 'string' && value.includes('-----BEGIN')) || (Buffer.isBuffer(value) && value.includes('-----BEGIN'))) return value;
-  throw new InvalidOptionError(path, typeof value === 'string' ? `${value.slice(0, 20)}…` : value === undefined ? undefined : typeof value, 'must be PEM text (a string or Buffer with "-----BEGIN")');
+  throw new InvalidOptionError(
+    path,
+    typeof value === 'string' ? `${value.slice(0, 20)}…` : value === undefined ? undefined : typeof value,
+    'must be PEM text (a string or Buffer with "-----BEGIN")',
+  );
 }
 
 /** The DNS names a certificate was issued for. */
@@ -140,7 +144,8 @@ function normaliseOptions(input: unknown): { certs: readonly TlsCertificate[]; c
   const { certs, minVersion = 'TLSv1.2', ciphers, requestCert = false, rejectUnauthorized = true } = options as unknown as TlsOptions;
   if (!Array.isArray(certs) || certs.length === 0) throw new InvalidOptionError('certs', certs, 'must be a non-empty array of { cert, key }');
   if (minVersion !== 'TLSv1.2' && minVersion !== 'TLSv1.3') throw new InvalidOptionError('minVersion', minVersion, "must be 'TLSv1.2' or 'TLSv1.3'");
-  if (ciphers !== undefined && (typeof ciphers !== 'string' || ciphers.length === 0)) throw new InvalidOptionError('ciphers', ciphers, 'must be an OpenSSL cipher list');
+  if (ciphers !== undefined && (typeof ciphers !== 'string' || ciphers.length === 0))
+    throw new InvalidOptionError('ciphers', ciphers, 'must be an OpenSSL cipher list');
   if (typeof requestCert !== 'boolean') throw new InvalidOptionError('requestCert', requestCert, 'must be true or false');
   if (typeof rejectUnauthorized !== 'boolean') throw new InvalidOptionError('rejectUnauthorized', rejectUnauthorized, 'must be true or false');
   return { certs, common: { minVersion, secureOptions: NO_RENEGOTIATION, ...(ciphers === undefined ? {} : { ciphers }) } };
@@ -161,14 +166,16 @@ function buildTable(certs: readonly TlsCertificate[], common: SecureContextOptio
     const spec = entry as unknown as TlsCertificate;
     const cert = pem(`${path}.cert`, spec.cert);
     const key = pem(`${path}.key`, spec.key);
-    if (spec.passphrase !== undefined && typeof spec.passphrase !== 'string') throw new InvalidOptionError(`${path}.passphrase`, '[hidden]', 'must be a string');
+    if (spec.passphrase !== undefined && typeof spec.passphrase !== 'string')
+      throw new InvalidOptionError(`${path}.passphrase`, '[hidden]', 'must be a string');
     if (spec.default !== undefined && typeof spec.default !== 'boolean') throw new InvalidOptionError(`${path}.default`, spec.default, 'must be true or false');
     let names: string[];
     if (spec.servernames === undefined) {
       names = namesOf(cert, `${path}.cert`);
       if (names.length === 0) throw new InvalidOptionError(`${path}.servernames`, undefined, 'must be given: the certificate names no DNS host');
     } else {
-      if (!Array.isArray(spec.servernames) || spec.servernames.length === 0) throw new InvalidOptionError(`${path}.servernames`, spec.servernames, 'must be a non-empty array of host names');
+      if (!Array.isArray(spec.servernames) || spec.servernames.length === 0)
+        throw new InvalidOptionError(`${path}.servernames`, spec.servernames, 'must be a non-empty array of host names');
       names = spec.servernames.map((name: unknown, j: number) => {
         const lower = typeof name === 'string' ? name.toLowerCase().replace(/\.$/, '') : name;
         if (typeof lower !== 'string' || !SERVERNAME.test(lower) || lower.length > 253) {

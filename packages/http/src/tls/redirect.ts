@@ -58,7 +58,8 @@ export function redirectToHttps(options: RedirectToHttpsOptions = {}): (req: Inc
   let exact: Set<string> | undefined;
   let suffixes: string[] | undefined;
   if (options.hosts !== undefined) {
-    if (!Array.isArray(options.hosts) || options.hosts.length === 0) throw new InvalidOptionError('hosts', options.hosts, 'must be a non-empty array of host names');
+    if (!Array.isArray(options.hosts) || options.hosts.length === 0)
+      throw new InvalidOptionError('hosts', options.hosts, 'must be a non-empty array of host names');
     exact = new Set();
     suffixes = [];
     options.hosts.forEach((host: unknown, i: number) => {

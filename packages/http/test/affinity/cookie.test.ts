@@ -51,7 +51,16 @@ describe('StickyCookie round trip', () => {
     const plain = cookie.serialize('a', NOW, false);
     expect(plain).toMatch(/^fulcrum_srv=[A-Za-z0-9_-]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/);
     expect(cookie.serialize('a', NOW, true)).toMatch(/; SameSite=Lax; Secure$/);
-    const custom = new StickyCookie({ secrets: [SECRET_A], name: 'srv', maxAgeMs: 60_000, path: '/app', domain: 'example.com', sameSite: 'strict', httpOnly: false, secure: false });
+    const custom = new StickyCookie({
+      secrets: [SECRET_A],
+      name: 'srv',
+      maxAgeMs: 60_000,
+      path: '/app',
+      domain: 'example.com',
+      sameSite: 'strict',
+      httpOnly: false,
+      secure: false,
+    });
     expect(custom.serialize('a', NOW, true)).toMatch(/^srv=[A-Za-z0-9_-]+; Max-Age=60; Path=\/app; Domain=example.com; SameSite=Strict$/);
     expect(new StickyCookie({ secrets: [SECRET_A], secure: true }).serialize('a', NOW, false)).toMatch(/; Secure$/);
     // Browsers drop SameSite=None and prefixed cookies without Secure, so those always carry it.

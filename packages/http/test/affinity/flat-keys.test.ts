@@ -122,7 +122,10 @@ describe('stick-table keys cut from padded headers', () => {
       ),
     ],
     ['rate limiter by source-ip, address cut from a 1–4 KB X-Forwarded-For', limiter('source-ip', forwardedFor)],
-    ['rate limiter by header, key cut from a 1–4 KB API-key header', limiter({ header: 'x-api-key' }, (i) => request(i, { 'X-Api-Key': `${sessionId(i)}${padding(i, 'k')}` }))],
+    [
+      'rate limiter by header, key cut from a 1–4 KB API-key header',
+      limiter({ header: 'x-api-key' }, (i) => request(i, { 'X-Api-Key': `${sessionId(i)}${padding(i, 'k')}` })),
+    ],
   ])('keeps each entry under 600 bytes — %s', (_mode, make) => {
     const bytes = bytesPerEntry(make);
     expect(bytes).toBeGreaterThan(0);

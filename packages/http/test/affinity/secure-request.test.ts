@@ -10,7 +10,10 @@ describe('isSecureRequest', () => {
   });
 
   it('believes X-Forwarded-Proto and Forwarded only from a trusted peer', () => {
-    for (const headers of [['X-Forwarded-Proto', 'https'], ['Forwarded', 'proto=https']]) {
+    for (const headers of [
+      ['X-Forwarded-Proto', 'https'],
+      ['Forwarded', 'proto=https'],
+    ]) {
       expect(isSecureRequest(request(headers), true)).toBe(true);
       expect(isSecureRequest(request(headers), false)).toBe(false);
     }

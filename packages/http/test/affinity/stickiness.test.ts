@@ -91,7 +91,13 @@ describe('cookie stickiness', () => {
     const pair = sticky.commit(fakeRequest('1.1.1.1'), '', 'app-2', undefined, false, T0)!.split(';')[0]!;
     // What node:http hands over: rawHeaders as sent. `headers` is built lazily and never read here.
     const raw = (rawHeaders: string[]) =>
-      ({ socket: { remoteAddress: '1.1.1.1' }, rawHeaders, get headers(): never { throw new Error('req.headers was read') } }) as unknown as IncomingMessage;
+      ({
+        socket: { remoteAddress: '1.1.1.1' },
+        rawHeaders,
+        get headers(): never {
+          throw new Error('req.headers was read');
+        },
+      }) as unknown as IncomingMessage;
     expect(sticky.lookup(raw(['Host', 'x', 'COOKIE', pair]), '', T0 + 1)).toBe('app-2');
     expect(sticky.lookup(raw(['cookie', 'a=1; b=2', 'Cookie', `c=3; ${pair}`]), '', T0 + 1)).toBe('app-2');
     expect(sticky.lookup(raw(['Host', 'x']), '', T0 + 1)).toBeUndefined();

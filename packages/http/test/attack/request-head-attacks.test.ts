@@ -66,7 +66,7 @@ describe('request heads the proxy refuses', () => {
     expect(entries.every((e) => e.termination === 'bad-request' && e.attempts === 0)).toBe(true);
   });
 
-  it('drops nothing silently: with 1,100 headers the trusted proxy\'s X-Forwarded-For at the end is never replaced by the client\'s claim', async () => {
+  it("drops nothing silently: with 1,100 headers the trusted proxy's X-Forwarded-For at the end is never replaced by the client's claim", async () => {
     const hitsBefore = backend.hits.length;
     const reply = await rawExchange(
       proxy.port,

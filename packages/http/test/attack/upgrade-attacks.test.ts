@@ -143,7 +143,10 @@ describe('an upgrade the backend refuses', () => {
   it('sends an upgrade request with a body as an ordinary request, body intact, without Upgrade', async () => {
     const b = await backend('b');
     const p = await proxyWith({ balancer: { backends: [{ id: 'b', address: b.address }] } });
-    const reply = await rawExchange(p.port, `POST /form HTTP/1.1\r\nHost: x\r\n${H2C}Content-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const reply = await rawExchange(
+      p.port,
+      `POST /form HTTP/1.1\r\nHost: x\r\n${H2C}Content-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    );
     expect(count(reply.text, 'HTTP/1.1 200')).toBe(2);
     // Pipelined requests are forwarded concurrently: they may reach the backend in either order.
     expect(b.hits.map((h) => [h.method, h.url, h.body, h.headers.upgrade]).sort()).toEqual([
@@ -200,7 +203,7 @@ describe('an upgrade the backend accepts', () => {
     const conn = await RawConnection.open(p.port);
     cleanups.push(() => conn.destroy());
     conn.write(`GET /chat HTTP/1.1\r\nHost: x\r\n${WEBSOCKET}\r\nhello`);
-    const text = await conn.until((t) => t.includes("HELLO"));
+    const text = await conn.until((t) => t.includes('HELLO'));
     expect(text.startsWith('HTTP/1.1 101 Switching Protocols\r\n')).toBe(true);
     expect(p.proxy.lb.snapshot().backends[0]!.inflight).toBe(1);
     conn.destroy();

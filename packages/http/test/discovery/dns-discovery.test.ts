@@ -158,7 +158,10 @@ describe('dnsDiscovery', () => {
   it('keeps the last good set through a failed lookup or an empty answer, and says so', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const resolver = new FakeResolver();
-    resolver.a.set('users', [{ address: '10.0.0.1', ttl: 1 }, { address: '10.0.0.2', ttl: 1 }]);
+    resolver.a.set('users', [
+      { address: '10.0.0.1', ttl: 1 },
+      { address: '10.0.0.2', ttl: 1 },
+    ]);
     const lb = lbWithCleanup();
     const onError = vi.fn();
     const discovery = start({ hostname: 'users', port: 80 }, { lb, resolver, minTtlMs: 1000, onError });

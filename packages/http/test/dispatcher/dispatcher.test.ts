@@ -35,10 +35,12 @@ async function get(dispatcher: Dispatcher, path = '/', headers: Record<string, s
   return { status: res.statusCode, body: await res.body.text() };
 }
 
-const OK_TEXT = (id: string): BackendHandler => (_req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain' });
-  res.end(id);
-};
+const OK_TEXT =
+  (id: string): BackendHandler =>
+  (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(id);
+  };
 
 describe('createBalancedDispatcher', () => {
   it('refuses bad options with the option named', () => {
@@ -70,7 +72,10 @@ describe('createBalancedDispatcher', () => {
   it('defaults a load balancer it creates to peak-ewma and keeps a given algorithm', () => {
     const byDefault = createBalancedDispatcher({ balancer: { backends: [] } });
     const explicit = createBalancedDispatcher({ balancer: { backends: [], algorithm: 'maglev' } });
-    cleanups.push(() => byDefault.close(), () => explicit.close());
+    cleanups.push(
+      () => byDefault.close(),
+      () => explicit.close(),
+    );
     expect(byDefault.lb.algorithm).toBe('peak-ewma');
     expect(explicit.lb.algorithm).toBe('maglev');
   });

@@ -116,7 +116,13 @@ describe('createBalancedDispatcher({ allowH2 })', () => {
       res.end(JSON.stringify({ id: 'h1', version: req.httpVersion, method: req.method, body: '' }));
     });
     await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => { plain.close(() => resolve()); plain.closeAllConnections(); }));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          plain.close(() => resolve());
+          plain.closeAllConnections();
+        }),
+    );
     const h1 = { id: 'h1', address: `https://localhost:${(plain.address() as AddressInfo).port}` };
 
     expect((await get(dispatcher([both]))).json.version).toBe('1.1');

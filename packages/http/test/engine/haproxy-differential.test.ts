@@ -147,7 +147,13 @@ describe.runIf(HAPROXY !== undefined || required)('the raw engine against HAProx
   });
 
   it('refuses every hostile request HAProxy refuses, and forwards none of the corpus HAProxy would not', async () => {
-    const verdicts = await Promise.all(HOSTILE.map(async (bytes) => ({ bytes: JSON.stringify(bytes.slice(0, 120)), theirs: await probe(haproxyPort, bytes), ours: await probe(rawPort, bytes) })));
+    const verdicts = await Promise.all(
+      HOSTILE.map(async (bytes) => ({
+        bytes: JSON.stringify(bytes.slice(0, 120)),
+        theirs: await probe(haproxyPort, bytes),
+        ours: await probe(rawPort, bytes),
+      })),
+    );
     for (const { bytes, theirs, ours } of verdicts) {
       if (theirs !== 'forwarded') expect({ bytes, ours }).not.toEqual({ bytes, ours: 'forwarded' });
     }

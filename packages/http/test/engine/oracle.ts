@@ -8,8 +8,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 export type OracleVerdict =
-  | { accepted: true; method: string; url: string; rawHeaders: string[]; body: Buffer; bodyComplete: boolean }
-  | { accepted: false; code: string };
+  { accepted: true; method: string; url: string; rawHeaders: string[]; body: Buffer; bodyComplete: boolean } | { accepted: false; code: string };
 
 export class LlhttpOracle {
   readonly #server: Server;
@@ -22,7 +21,14 @@ export class LlhttpOracle {
       const resolve = this.#take(req.socket);
       const chunks: Buffer[] = [];
       const done = (complete: boolean): void =>
-        resolve?.({ accepted: true, method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders, body: Buffer.concat(chunks), bodyComplete: complete });
+        resolve?.({
+          accepted: true,
+          method: req.method ?? '',
+          url: req.url ?? '',
+          rawHeaders: req.rawHeaders,
+          body: Buffer.concat(chunks),
+          bodyComplete: complete,
+        });
       // After an upgrade head, llhttp hands the rest over unparsed: there is no body to compare.
       if (!bodyAllowed) return done(false);
       req.on('data', (c: Buffer) => chunks.push(c));

@@ -11,9 +11,7 @@ import { LlhttpOracle } from './oracle';
 
 const LIMITS = { maxHeadBytes: 16_384, maxHeaders: 100 };
 
-type Ours =
-  | { accepted: true; method: string; url: string; rawHeaders: string[]; body: Buffer; bodyComplete: boolean }
-  | { accepted: false; reason: string };
+type Ours = { accepted: true; method: string; url: string; rawHeaders: string[]; body: Buffer; bodyComplete: boolean } | { accepted: false; reason: string };
 
 /** What our parser makes of the first message in `bytes`, body included. */
 export function ours(bytes: Buffer): Ours {
@@ -23,7 +21,14 @@ export function ours(bytes: Buffer): Ours {
   const at = head.headLength;
   if (head.framing === Framing.Length) {
     const end = Math.min(bytes.length, at + head.contentLength);
-    return { accepted: true, method: head.method, url: head.target, rawHeaders: head.rawHeaders, body: bytes.subarray(at, end), bodyComplete: end - at === head.contentLength };
+    return {
+      accepted: true,
+      method: head.method,
+      url: head.target,
+      rawHeaders: head.rawHeaders,
+      body: bytes.subarray(at, end),
+      bodyComplete: end - at === head.contentLength,
+    };
   }
   if (head.framing === Framing.Chunked) {
     const decoder = new ChunkedDecoder();
@@ -42,11 +47,11 @@ beforeAll(async () => {
 });
 afterAll(() => oracle.close());
 
-const tchar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!#$%&\'*+^`|~'.split(''));
+const tchar = fc.constantFrom(..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!#$%&'*+^`|~".split(''));
 const token = fc.string({ unit: tchar, minLength: 1, maxLength: 12 });
 const valueChar = fc.constantFrom(...'abcXYZ019 -_.;=,/"()'.split(''), '\t', '\u00e9');
 const fieldValue = fc.string({ unit: valueChar, maxLength: 20 }).map((v) => v.trim());
-const pathChar = fc.constantFrom(...'abcxyz019-._~!$&\'()*+,;=:@/%?'.split(''));
+const pathChar = fc.constantFrom(..."abcxyz019-._~!$&'()*+,;=:@/%?".split(''));
 const target = fc.string({ unit: pathChar, maxLength: 24 }).map((p) => `/${p}`);
 const method = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH');
 const body = fc.string({ unit: fc.constantFrom('a', 'b', '\r', '\n', '0', ';'), maxLength: 40 });
@@ -74,7 +79,10 @@ const valid: fc.Arbitrary<Message> = fc
     body,
   })
   .map(({ method: m, target: t, version, host, headers, framing: f, body: b }) => {
-    const list: [string, string][] = [['Host', host], ...headers.filter(([n]) => !/^(host|content-length|transfer-encoding|expect|connection|upgrade)$/i.test(n))];
+    const list: [string, string][] = [
+      ['Host', host],
+      ...headers.filter(([n]) => !/^(host|content-length|transfer-encoding|expect|connection|upgrade)$/i.test(n)),
+    ];
     let wire = '';
     if (f.kind === 'length') {
       list.push(['Content-Length', String(b.length)]);
@@ -100,10 +108,22 @@ function serialize(message: Message): Buffer {
 const interesting = [0x0d, 0x0a, 0x20, 0x09, 0x3a, 0x00, 0x7f, 0x80, 0xff, 0x2c, 0x23, 0x22, 0x3b, 0x30, 0x41, 0x0b, 0x0c];
 
 const framingHeaders = fc.constantFrom<[string, string][]>(
-  [['Content-Length', '5'], ['Transfer-Encoding', 'chunked']],
-  [['Transfer-Encoding', 'chunked'], ['Content-Length', '5']],
-  [['Content-Length', '5'], ['Content-Length', '5']],
-  [['Content-Length', '5'], ['Content-Length', '6']],
+  [
+    ['Content-Length', '5'],
+    ['Transfer-Encoding', 'chunked'],
+  ],
+  [
+    ['Transfer-Encoding', 'chunked'],
+    ['Content-Length', '5'],
+  ],
+  [
+    ['Content-Length', '5'],
+    ['Content-Length', '5'],
+  ],
+  [
+    ['Content-Length', '5'],
+    ['Content-Length', '6'],
+  ],
   [['Content-Length', '5, 5']],
   [['Content-Length', '+5']],
   [['Content-Length', '-1']],
@@ -113,7 +133,10 @@ const framingHeaders = fc.constantFrom<[string, string][]>(
   [['Content-Length', '99999999999999999999']],
   [['Transfer-Encoding', 'chunked, identity']],
   [['Transfer-Encoding', 'identity, chunked']],
-  [['Transfer-Encoding', 'chunked'], ['Transfer-Encoding', 'chunked']],
+  [
+    ['Transfer-Encoding', 'chunked'],
+    ['Transfer-Encoding', 'chunked'],
+  ],
   [['Transfer-Encoding', 'xchunked']],
   [['Transfer-Encoding', 'CHUNKED']],
   [['Transfer-Encoding', 'gzip']],
@@ -123,7 +146,10 @@ const framingHeaders = fc.constantFrom<[string, string][]>(
   [['Host', 'other.example']],
   [['Expect', '100-continue']],
   [['Expect', 'something']],
-  [['Connection', 'Upgrade'], ['Upgrade', 'websocket']],
+  [
+    ['Connection', 'Upgrade'],
+    ['Upgrade', 'websocket'],
+  ],
   [['Connection', 'close, keep-alive']],
 );
 
@@ -134,7 +160,21 @@ const mutation = fc.oneof(
   fc.record({ kind: fc.constant('duplicate' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('swap' as const), at: fc.nat(), with: fc.nat() }),
   fc.record({ kind: fc.constant('framing' as const), headers: framingHeaders, at: fc.nat() }),
-  fc.record({ kind: fc.constant('chunked-body' as const), body: fc.constantFrom('5\r\nhello\r\n0\r\n\r\n', '5 \r\nhello\r\n0\r\n\r\n', '5\nhello\n0\n\n', 'fffffffffffffffffff\r\n', '0x5\r\nhello\r\n0\r\n\r\n', '5\r\nhelloX\r\n0\r\n\r\n', '-5\r\nhello\r\n0\r\n\r\n', '5;a=b\r\nhello\r\n0\r\nT: v\r\n\r\n', '5\r\nhello\r\n0\r\nT v\r\n\r\n', '5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n') }),
+  fc.record({
+    kind: fc.constant('chunked-body' as const),
+    body: fc.constantFrom(
+      '5\r\nhello\r\n0\r\n\r\n',
+      '5 \r\nhello\r\n0\r\n\r\n',
+      '5\nhello\n0\n\n',
+      'fffffffffffffffffff\r\n',
+      '0x5\r\nhello\r\n0\r\n\r\n',
+      '5\r\nhelloX\r\n0\r\n\r\n',
+      '-5\r\nhello\r\n0\r\n\r\n',
+      '5;a=b\r\nhello\r\n0\r\nT: v\r\n\r\n',
+      '5\r\nhello\r\n0\r\nT v\r\n\r\n',
+      '5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n',
+    ),
+  }),
 );
 
 function mutate(message: Message, m: Mutation): Buffer {
@@ -154,7 +194,11 @@ function mutate(message: Message, m: Mutation): Buffer {
       headers.splice(m.at % (headers.length + 1), 0, ...m.headers);
       return serialize({ ...message, headers, body: 'hello' });
     case 'chunked-body':
-      return serialize({ ...message, headers: [...headers.filter(([n]) => !/^(content-length|transfer-encoding)$/i.test(n)), ['Transfer-Encoding', 'chunked']], body: m.body });
+      return serialize({
+        ...message,
+        headers: [...headers.filter(([n]) => !/^(content-length|transfer-encoding)$/i.test(n)), ['Transfer-Encoding', 'chunked']],
+        body: m.body,
+      });
     default: {
       const bytes = [...serialize(message)];
       const at = m.at % (bytes.length + 1);
@@ -183,7 +227,11 @@ async function agree(bytes: Buffer): Promise<void> {
   if (!mine.accepted) return;
   expect(theirs.accepted, `accepted what llhttp refused (${theirs.accepted ? '' : theirs.code}): ${shown}`).toBe(true);
   if (!theirs.accepted) return;
-  expect({ method: mine.method, url: mine.url, rawHeaders: mine.rawHeaders }, shown).toEqual({ method: theirs.method, url: theirs.url, rawHeaders: theirs.rawHeaders });
+  expect({ method: mine.method, url: mine.url, rawHeaders: mine.rawHeaders }, shown).toEqual({
+    method: theirs.method,
+    url: theirs.url,
+    rawHeaders: theirs.rawHeaders,
+  });
   // llhttp streams a body it may later refuse; compare bodies both parsers finished.
   if (mine.bodyComplete && theirs.bodyComplete) expect(mine.body.toString('latin1'), shown).toBe(theirs.body.toString('latin1'));
   else expect(mine.body.length <= theirs.body.length || !theirs.bodyComplete, shown).toBe(true);

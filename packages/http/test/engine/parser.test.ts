@@ -321,10 +321,15 @@ describe('relaying response fields', () => {
   });
 
   it('keeps the same fields, with the same values, as the string relay', () => {
-    const text = 'HTTP/1.1 200 OK\r\nDate: x\r\nConnection: close\r\nSet-Cookie: s=1\r\nContent-Length: 0\r\nHTTP2-Settings: a\r\nExpect: b\r\nETag: "1"\r\n\r\n';
+    const text =
+      'HTTP/1.1 200 OK\r\nDate: x\r\nConnection: close\r\nSet-Cookie: s=1\r\nContent-Length: 0\r\nHTTP2-Settings: a\r\nExpect: b\r\nETag: "1"\r\n\r\n';
     const copied = relay(text);
     const strings = relayedFields((response(text) as ResponseHead).rawHeaders, false);
-    const parse = (lines: string): string[] => lines.split('\r\n').filter((l) => l !== '').map((l) => l.replace(/:\s*/, ': ').trimEnd());
+    const parse = (lines: string): string[] =>
+      lines
+        .split('\r\n')
+        .filter((l) => l !== '')
+        .map((l) => l.replace(/:\s*/, ': ').trimEnd());
     expect(parse(copied.lines)).toEqual(parse(strings.lines));
     expect(copied.setCookie).toEqual(strings.setCookie);
     // A field named by `Connection: close` itself is dropped by both.

@@ -161,12 +161,22 @@ describe('HTTP/1.1 on the wire', () => {
   });
 
   it('re-frames a chunked request body it holds as a Content-Length one, and a streamed one as chunked', async () => {
-    const b = await backend('b', (req, res, body) => res.end(`${req.headers['content-length'] ?? '-'}|${req.headers['transfer-encoding'] ?? '-'}|${body.length}`));
+    const b = await backend('b', (req, res, body) =>
+      res.end(`${req.headers['content-length'] ?? '-'}|${req.headers['transfer-encoding'] ?? '-'}|${body.length}`),
+    );
     const { port } = await server(single(b, { maxReplayBytes: 1024 }));
-    const small = await rawClient(port, 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n', (t) => t.includes('|5'));
+    const small = await rawClient(
+      port,
+      'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n',
+      (t) => t.includes('|5'),
+    );
     expect(small.text.endsWith('5|-|5')).toBe(true);
     const chunk = 'z'.repeat(1500);
-    const large = await rawClient(port, `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${(1500).toString(16)}\r\n${chunk}\r\n0\r\n\r\n`, (t) => t.includes('|1500'));
+    const large = await rawClient(
+      port,
+      `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${(1500).toString(16)}\r\n${chunk}\r\n0\r\n\r\n`,
+      (t) => t.includes('|1500'),
+    );
     expect(large.text).toMatch(/-\|chunked\|1500/);
   });
 
@@ -260,7 +270,7 @@ describe('backpressure', () => {
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await backendStalled;
     // Let the socket buffers on the way settle: the backend writes until every one of them is full.
-    for (let last = -1; written !== last; ) {
+    for (let last = -1; written !== last;) {
       last = written;
       await new Promise((resolve) => setTimeout(resolve, 150));
     }
@@ -324,7 +334,7 @@ describe('bytes through a reused read buffer', () => {
       let body = text.subarray(bodyStart);
       if (path === '/chunked') {
         const parts: Buffer[] = [];
-        for (let at = 0; ; ) {
+        for (let at = 0; ;) {
           const lineEnd = body.indexOf('\r\n', at);
           const size = parseInt(body.toString('latin1', at, lineEnd), 16);
           if (size === 0) break;
@@ -398,7 +408,9 @@ describe('upgrades', () => {
 
   it('gives up on an upgrade the backend never answers (504) and releases its lease', async () => {
     const { port, proxy } = await server(single({ id: 'ws', address: `http://127.0.0.1:${ws.port}` }, { timeouts: { headersMs: 300 } }));
-    const reply = await rawClient(port, 'GET /silent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', (text) => text.includes('\r\n\r\n'));
+    const reply = await rawClient(port, 'GET /silent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', (text) =>
+      text.includes('\r\n\r\n'),
+    );
     expect(reply.text).toMatch(/^HTTP\/1\.1 504 /);
     expect(proxy.lb.snapshot().backends[0]!.inflight).toBe(0);
   });

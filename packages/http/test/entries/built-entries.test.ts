@@ -87,13 +87,11 @@ describe.each(['ESM', 'CJS'] as const)('the built entries (%s)', (format) => {
     const ext = format === 'ESM' ? '.js' : '.cjs';
     const dispatcherEntry = await load(`${packageDir('http')}dist/dispatcher/index${ext}`);
     const http = await load(`${packageDir('http')}dist/index${ext}`);
-    expect(Object.keys(dispatcherEntry).filter((k) => k !== 'default' && k !== '__esModule').sort()).toEqual([
-      'BalancedDispatcher',
-      'DEFAULT_KEY_HEADER',
-      'OriginRouter',
-      'createBalancedDispatcher',
-      'routeByOrigin',
-    ]);
+    expect(
+      Object.keys(dispatcherEntry)
+        .filter((k) => k !== 'default' && k !== '__esModule')
+        .sort(),
+    ).toEqual(['BalancedDispatcher', 'DEFAULT_KEY_HEADER', 'OriginRouter', 'createBalancedDispatcher', 'routeByOrigin']);
     expect(Object.keys(http).length).toBeGreaterThan(50);
   });
 });

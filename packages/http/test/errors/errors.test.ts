@@ -32,7 +32,7 @@ describe("@fulcrum/http's errors", () => {
     ['session-redis', sessionRedis],
     ['session-sql', sessionSql],
     ['sim', sim],
-  ] as const)('has @fulcrum/%s export every error class its README names, as a FulcrumError (core\'s own class where core has it)', (dir, mod) => {
+  ] as const)("has @fulcrum/%s export every error class its README names, as a FulcrumError (core's own class where core has it)", (dir, mod) => {
     const named = [...new Set([...readme(dir).matchAll(/`([A-Z][A-Za-z]*Error)`/g)].map((m) => m[1]!))];
     expect(named.length).toBeGreaterThan(0);
     const exported = mod as unknown as Record<string, unknown>;
@@ -45,7 +45,15 @@ describe("@fulcrum/http's errors", () => {
   });
 
   it('re-exports the errors its README names as the same classes and guards as core', () => {
-    for (const name of ['ErrorCodes', 'FulcrumError', 'InvalidOptionError', 'NoBackendAvailableError', 'UpstreamError', 'isFulcrumError', 'isUpstreamError'] as const) {
+    for (const name of [
+      'ErrorCodes',
+      'FulcrumError',
+      'InvalidOptionError',
+      'NoBackendAvailableError',
+      'UpstreamError',
+      'isFulcrumError',
+      'isUpstreamError',
+    ] as const) {
       expect(http[name], name).toBe(core[name]);
     }
   });

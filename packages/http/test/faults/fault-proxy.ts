@@ -131,10 +131,13 @@ class Lane {
   }
 
   #schedule(ms: number): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.pump();
-    }, Math.max(1, Math.ceil(ms)));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.pump();
+      },
+      Math.max(1, Math.ceil(ms)),
+    );
   }
 
   dispose(): void {

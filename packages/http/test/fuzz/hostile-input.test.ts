@@ -33,122 +33,123 @@ function raw(port: number, bytes: Buffer): Promise<string> {
 }
 
 describe.each(ENGINES)('the %s engine', (engine) => {
-let backends: TestBackend[] = [];
-let cookieProxy: TestProxy;
-let xffProxy: TestProxy;
+  let backends: TestBackend[] = [];
+  let cookieProxy: TestProxy;
+  let xffProxy: TestProxy;
 
-beforeAll(async () => {
-  // Both engines: the raw one must be at least as strict as Node's parser behind createProxy.
-  backends = await Promise.all(['a', 'b'].map((id) => startBackend(id)));
-  const specs = backends.map((b) => ({ id: b.id, address: b.address }));
-  cookieProxy = await startProxy({ balancer: { backends: specs, algorithm: 'first' }, stickiness: { cookie: { secrets: [SECRET] } } }, engine);
-  xffProxy = await startProxy({
-    balancer: { backends: specs, algorithm: 'round-robin' },
-    trustedProxies: ['loopback'],
-    stickiness: { sourceIp: { trustedProxies: ['loopback'] } },
-  }, engine);
-});
-
-afterAll(async () => {
-  await cookieProxy?.close();
-  await xffProxy?.close();
-  for (const b of backends) await b.close();
-});
-
-describe('forged sticky cookies over the wire', () => {
-  it('never lets a bit-flipped cookie pin a client: it is ignored and replaced (property)', async () => {
-    // 'first' sends new clients to a. A genuine cookie for b (issued while a was in maintenance) is
-    // what a forger starts from; every one-bit variant of it must be ignored: served by a, not b.
-    cookieProxy.proxy.lb.maintain('a');
-    const issued = await send(cookieProxy.url);
-    cookieProxy.proxy.lb.ready('a');
-    expect(issued.body).toBe('b');
-    const valid = cookieValue(issued.headers['set-cookie']);
-    expect((await send(cookieProxy.url, { headers: { cookie: `fulcrum_srv=${valid}` } })).body).toBe('b');
-    const bytes = Buffer.from(valid, 'base64url');
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: bytes.length * 8 - 1 }), async (bit) => {
-        const forged = Buffer.from(bytes);
-        forged[bit >> 3]! ^= 1 << (bit & 7);
-        const reply = await send(cookieProxy.url, { headers: { cookie: `fulcrum_srv=${forged.toString('base64url')}` } });
-        expect(reply.status).toBe(200);
-        expect(reply.body).toBe('a');
-        // An ignored cookie is replaced by a freshly signed one.
-        expect(cookieValue(reply.headers['set-cookie'])).not.toBe(forged.toString('base64url'));
-      }),
-      { seed: 1010, numRuns: 60 },
+  beforeAll(async () => {
+    // Both engines: the raw one must be at least as strict as Node's parser behind createProxy.
+    backends = await Promise.all(['a', 'b'].map((id) => startBackend(id)));
+    const specs = backends.map((b) => ({ id: b.id, address: b.address }));
+    cookieProxy = await startProxy({ balancer: { backends: specs, algorithm: 'first' }, stickiness: { cookie: { secrets: [SECRET] } } }, engine);
+    xffProxy = await startProxy(
+      {
+        balancer: { backends: specs, algorithm: 'round-robin' },
+        trustedProxies: ['loopback'],
+        stickiness: { sourceIp: { trustedProxies: ['loopback'] } },
+      },
+      engine,
     );
   });
 
-  it('answers every garbage Cookie header and keeps serving (property)', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.string({ unit: 'binary-ascii', maxLength: 300 }), async (garbage) => {
-        // Raw bytes: a real client library would refuse to send most of these.
-        const value = garbage.replace(/[\r\n]/g, '');
-        const answer = await raw(cookieProxy.port, Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nCookie: fulcrum_srv=${value}; fulcrum_srv=${value}\r\nConnection: close\r\n\r\n`, 'latin1'));
-        expect(answer).toMatch(/^HTTP\/1\.1 (200 [\s\S]*x-backend: a\r\n|400 )/i);
-      }),
-      { seed: 1011, numRuns: 60 },
-    );
-    expect((await send(cookieProxy.url)).status).toBe(200);
+  afterAll(async () => {
+    await cookieProxy?.close();
+    await xffProxy?.close();
+    for (const b of backends) await b.close();
   });
-});
 
-describe('hostile X-Forwarded-For chains', () => {
-  it('forwards what it received plus the socket address, and stays up, for any chain (property)', async () => {
-    const hop = fc.oneof(
-      fc.ipV4(),
-      fc.ipV6(),
-      fc.string({ maxLength: 40 }),
-      fc.constantFrom('unknown', '[::1]:80', '1.2.3.4:99999', '[', ',,,', ' '),
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.array(hop, { maxLength: 20 }), async (hops) => {
-        const header = hops.join(', ').replace(/[\r\n\0]/g, '');
-        const target = backends.find((b) => b.id === 'a')!;
-        const before = target.hits.length + backends[1]!.hits.length;
-        const reply = await send(xffProxy.url, { headers: { 'x-forwarded-for': header } }).catch((e: Error) => e);
-        if (reply instanceof Error) throw reply;
-        if (reply.status === 400) return; // Node's parser refused the bytes; nothing was forwarded.
-        expect(reply.status).toBe(200);
-        const hit = [...backends[0]!.hits, ...backends[1]!.hits].length;
-        expect(hit).toBe(before + 1);
-        const last = backends.flatMap((b) => b.hits).at(-1)!;
-        const forwarded = String(last.headers['x-forwarded-for']);
-        expect(forwarded.endsWith('127.0.0.1')).toBe(true);
-        expect(/[\r\n\0]/.test(forwarded)).toBe(false);
-      }),
-      { seed: 1012, numRuns: 80 },
-    );
+  describe('forged sticky cookies over the wire', () => {
+    it('never lets a bit-flipped cookie pin a client: it is ignored and replaced (property)', async () => {
+      // 'first' sends new clients to a. A genuine cookie for b (issued while a was in maintenance) is
+      // what a forger starts from; every one-bit variant of it must be ignored: served by a, not b.
+      cookieProxy.proxy.lb.maintain('a');
+      const issued = await send(cookieProxy.url);
+      cookieProxy.proxy.lb.ready('a');
+      expect(issued.body).toBe('b');
+      const valid = cookieValue(issued.headers['set-cookie']);
+      expect((await send(cookieProxy.url, { headers: { cookie: `fulcrum_srv=${valid}` } })).body).toBe('b');
+      const bytes = Buffer.from(valid, 'base64url');
+      await fc.assert(
+        fc.asyncProperty(fc.nat({ max: bytes.length * 8 - 1 }), async (bit) => {
+          const forged = Buffer.from(bytes);
+          forged[bit >> 3]! ^= 1 << (bit & 7);
+          const reply = await send(cookieProxy.url, { headers: { cookie: `fulcrum_srv=${forged.toString('base64url')}` } });
+          expect(reply.status).toBe(200);
+          expect(reply.body).toBe('a');
+          // An ignored cookie is replaced by a freshly signed one.
+          expect(cookieValue(reply.headers['set-cookie'])).not.toBe(forged.toString('base64url'));
+        }),
+        { seed: 1010, numRuns: 60 },
+      );
+    });
+
+    it('answers every garbage Cookie header and keeps serving (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.string({ unit: 'binary-ascii', maxLength: 300 }), async (garbage) => {
+          // Raw bytes: a real client library would refuse to send most of these.
+          const value = garbage.replace(/[\r\n]/g, '');
+          const answer = await raw(
+            cookieProxy.port,
+            Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nCookie: fulcrum_srv=${value}; fulcrum_srv=${value}\r\nConnection: close\r\n\r\n`, 'latin1'),
+          );
+          expect(answer).toMatch(/^HTTP\/1\.1 (200 [\s\S]*x-backend: a\r\n|400 )/i);
+        }),
+        { seed: 1011, numRuns: 60 },
+      );
+      expect((await send(cookieProxy.url)).status).toBe(200);
+    });
   });
-});
 
-describe('header injection as raw bytes', () => {
-  it('never forwards CR, LF or NUL in a header, whatever bytes the client sends (property)', async () => {
-    const evil = fc.constantFrom('\r', '\n', '\0', '\r\n', '\r\nx-injected: 1', '\nx-injected: 1', '\0x-injected: 1', '\r\n\r\nGET /smuggled HTTP/1.1\r\n');
-    await fc.assert(
-      fc.asyncProperty(fc.string({ maxLength: 20 }), evil, fc.string({ maxLength: 20 }), fc.boolean(), async (prefix, bad, suffix, inName) => {
-        const clean = (s: string) => s.replace(/[\r\n\0:]/g, '');
-        const header = inName ? `x-a${clean(prefix)}${bad}${clean(suffix)}: v` : `x-a: ${clean(prefix)}${bad}${clean(suffix)}`;
-        const before = backends.flatMap((b) => b.hits).length;
-        const answer = await raw(xffProxy.port, Buffer.from(`GET /fuzz HTTP/1.1\r\nHost: x\r\n${header}\r\nConnection: close\r\n\r\n`, 'latin1'));
-        const hits = backends.flatMap((b) => b.hits).slice(before);
-        // A CRLF in a value's place ends the line: what follows is a header line of its own, sent as
-        // such by the client — forwarding it is no injection. A bare CR, LF or NUL is never a line end.
-        const ownLine = !inName && bad === '\r\nx-injected: 1';
-        for (const hit of hits) {
-          expect(hit.url).not.toBe('/smuggled');
-          for (const [name, value] of Object.entries(hit.headers)) {
-            expect(/[\r\n\0]/.test(name + String(value)), name).toBe(false);
-            if (!ownLine) expect(name).not.toBe('x-injected');
+  describe('hostile X-Forwarded-For chains', () => {
+    it('forwards what it received plus the socket address, and stays up, for any chain (property)', async () => {
+      const hop = fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 40 }), fc.constantFrom('unknown', '[::1]:80', '1.2.3.4:99999', '[', ',,,', ' '));
+      await fc.assert(
+        fc.asyncProperty(fc.array(hop, { maxLength: 20 }), async (hops) => {
+          const header = hops.join(', ').replace(/[\r\n\0]/g, '');
+          const target = backends.find((b) => b.id === 'a')!;
+          const before = target.hits.length + backends[1]!.hits.length;
+          const reply = await send(xffProxy.url, { headers: { 'x-forwarded-for': header } }).catch((e: Error) => e);
+          if (reply instanceof Error) throw reply;
+          if (reply.status === 400) return; // Node's parser refused the bytes; nothing was forwarded.
+          expect(reply.status).toBe(200);
+          const hit = [...backends[0]!.hits, ...backends[1]!.hits].length;
+          expect(hit).toBe(before + 1);
+          const last = backends.flatMap((b) => b.hits).at(-1)!;
+          const forwarded = String(last.headers['x-forwarded-for']);
+          expect(forwarded.endsWith('127.0.0.1')).toBe(true);
+          expect(/[\r\n\0]/.test(forwarded)).toBe(false);
+        }),
+        { seed: 1012, numRuns: 80 },
+      );
+    });
+  });
+
+  describe('header injection as raw bytes', () => {
+    it('never forwards CR, LF or NUL in a header, whatever bytes the client sends (property)', async () => {
+      const evil = fc.constantFrom('\r', '\n', '\0', '\r\n', '\r\nx-injected: 1', '\nx-injected: 1', '\0x-injected: 1', '\r\n\r\nGET /smuggled HTTP/1.1\r\n');
+      await fc.assert(
+        fc.asyncProperty(fc.string({ maxLength: 20 }), evil, fc.string({ maxLength: 20 }), fc.boolean(), async (prefix, bad, suffix, inName) => {
+          const clean = (s: string) => s.replace(/[\r\n\0:]/g, '');
+          const header = inName ? `x-a${clean(prefix)}${bad}${clean(suffix)}: v` : `x-a: ${clean(prefix)}${bad}${clean(suffix)}`;
+          const before = backends.flatMap((b) => b.hits).length;
+          const answer = await raw(xffProxy.port, Buffer.from(`GET /fuzz HTTP/1.1\r\nHost: x\r\n${header}\r\nConnection: close\r\n\r\n`, 'latin1'));
+          const hits = backends.flatMap((b) => b.hits).slice(before);
+          // A CRLF in a value's place ends the line: what follows is a header line of its own, sent as
+          // such by the client — forwarding it is no injection. A bare CR, LF or NUL is never a line end.
+          const ownLine = !inName && bad === '\r\nx-injected: 1';
+          for (const hit of hits) {
+            expect(hit.url).not.toBe('/smuggled');
+            for (const [name, value] of Object.entries(hit.headers)) {
+              expect(/[\r\n\0]/.test(name + String(value)), name).toBe(false);
+              if (!ownLine) expect(name).not.toBe('x-injected');
+            }
           }
-        }
-        // Either refused (400 from Node's parser or the proxy) or forwarded clean: never a crash.
-        expect(answer).toMatch(/^HTTP\/1\.1 (200|400) /);
-      }),
-      { seed: 1013, numRuns: 80 },
-    );
-    expect((await send(xffProxy.url)).status).toBe(200);
+          // Either refused (400 from Node's parser or the proxy) or forwarded clean: never a crash.
+          expect(answer).toMatch(/^HTTP\/1\.1 (200|400) /);
+        }),
+        { seed: 1013, numRuns: 80 },
+      );
+      expect((await send(xffProxy.url)).status).toBe(200);
+    });
   });
-});
 });

@@ -46,7 +46,11 @@ export interface EchoClient extends grpc.Client {
   bidi(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<Message, Message>;
 }
 
-const EchoClientConstructor = grpc.makeGenericClientConstructor(EchoService, 'Echo') as unknown as new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => EchoClient;
+const EchoClientConstructor = grpc.makeGenericClientConstructor(EchoService, 'Echo') as unknown as new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ClientOptions,
+) => EchoClient;
 
 export interface EchoBackend {
   readonly id: string;

@@ -24,7 +24,11 @@ async function backends(n: number): Promise<EchoBackend[]> {
   return list;
 }
 
-async function proxyTo(list: readonly EchoBackend[], options: Partial<ProxyServerOptions> = {}, algorithm: 'round-robin' | 'p2c' = 'round-robin'): Promise<{ proxy: ProxyServer; lb: LoadBalancer; client: EchoClient }> {
+async function proxyTo(
+  list: readonly EchoBackend[],
+  options: Partial<ProxyServerOptions> = {},
+  algorithm: 'round-robin' | 'p2c' = 'round-robin',
+): Promise<{ proxy: ProxyServer; lb: LoadBalancer; client: EchoClient }> {
   const lb = createLoadBalancer({ algorithm, backends: list.map((b) => ({ id: b.id, address: b.address })) });
   cleanups.push(() => lb.close());
   const proxy = createProxyServer({ balancer: lb, upstreamProtocol: 'h2', http2: { h2c: true }, ...options });

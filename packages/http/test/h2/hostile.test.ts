@@ -77,8 +77,30 @@ describe('hostile HTTP/2 against the h2c listener', () => {
     ['te other than trailers', request('/x', [['te', 'gzip']])],
     ['an upper-case header name', request('/x', [['X-Upper', 'v']])],
     ['an unknown pseudo-header', request('/x', [[':evil', 'v']])],
-    ['a pseudo-header after a regular one', Buffer.concat([request('/x', [['x-a', '1']]), request('/y').subarray(0, 0), Buffer.from([0x00, 5]), Buffer.from(':path'), Buffer.from([2]), Buffer.from('/z')])],
-    ['no :path', Buffer.concat([Buffer.from([0x00, 7]), Buffer.from(':method'), Buffer.from([3]), Buffer.from('GET'), Buffer.from([0x00, 7]), Buffer.from(':scheme'), Buffer.from([4]), Buffer.from('http')])],
+    [
+      'a pseudo-header after a regular one',
+      Buffer.concat([
+        request('/x', [['x-a', '1']]),
+        request('/y').subarray(0, 0),
+        Buffer.from([0x00, 5]),
+        Buffer.from(':path'),
+        Buffer.from([2]),
+        Buffer.from('/z'),
+      ]),
+    ],
+    [
+      'no :path',
+      Buffer.concat([
+        Buffer.from([0x00, 7]),
+        Buffer.from(':method'),
+        Buffer.from([3]),
+        Buffer.from('GET'),
+        Buffer.from([0x00, 7]),
+        Buffer.from(':scheme'),
+        Buffer.from([4]),
+        Buffer.from('http'),
+      ]),
+    ],
   ];
   for (const [what, headerBlock] of malformed) {
     it(`refuses ${what} with a stream or connection error, and forwards nothing`, async () => {

@@ -49,7 +49,10 @@ async function h1Backend(id: string): Promise<{ address: string; seen: IncomingM
  * An HTTP/2 (h2c) backend that answers with what it saw, and a trailer. With `holdUntil`, no
  * stream is answered before that many are open at once.
  */
-async function h2Backend(id: string, options: { settings?: http2.Settings; holdUntil?: number } = {}): Promise<{ address: string; streams: number; sessions: number; maxOpen: number }> {
+async function h2Backend(
+  id: string,
+  options: { settings?: http2.Settings; holdUntil?: number } = {},
+): Promise<{ address: string; streams: number; sessions: number; maxOpen: number }> {
   const state = { address: '', streams: 0, sessions: 0, maxOpen: 0 };
   let open = 0;
   const waiting: (() => void)[] = [];
@@ -78,7 +81,11 @@ async function h2Backend(id: string, options: { settings?: http2.Settings; holdU
   return state;
 }
 
-async function h2Get(session: ClientHttp2Session, path: string, body?: string): Promise<{ headers: IncomingHttpHeaders; body: string; trailers: IncomingHttpHeaders | undefined }> {
+async function h2Get(
+  session: ClientHttp2Session,
+  path: string,
+  body?: string,
+): Promise<{ headers: IncomingHttpHeaders; body: string; trailers: IncomingHttpHeaders | undefined }> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ':path': path, ':method': body === undefined ? 'GET' : 'POST' }, { endStream: body === undefined });
     let headers: IncomingHttpHeaders = {};
@@ -100,7 +107,12 @@ async function server(options: ProxyServerOptions): Promise<number> {
   return proxy.address()!.port;
 }
 
-function h1Get(port: number, path: string, tls: boolean, body?: string): Promise<{ status: number; headers: IncomingMessage['headers']; body: string; trailers: Record<string, string | undefined> }> {
+function h1Get(
+  port: number,
+  path: string,
+  tls: boolean,
+  body?: string,
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: string; trailers: Record<string, string | undefined> }> {
   return new Promise((resolve, reject) => {
     const send = tls ? httpsRequest : httpRequest;
     const req = send({ host: '127.0.0.1', port, path, method: body === undefined ? 'GET' : 'POST', rejectUnauthorized: false, agent: false }, (res) => {
@@ -226,7 +238,12 @@ describe('HTTP/2 listeners of createProxyServer', () => {
   it('carries gRPC over TLS (ALPN h2) to h2c backends', async () => {
     const backend = await startEchoBackend('g0');
     cleanups.push(() => backend.kill());
-    const port = await server({ balancer: { backends: [{ id: 'g0', address: backend.address }] }, upstreamProtocol: 'h2', tls: { cert: cert.cert, key: cert.key }, http2: true });
+    const port = await server({
+      balancer: { backends: [{ id: 'g0', address: backend.address }] },
+      upstreamProtocol: 'h2',
+      tls: { cert: cert.cert, key: cert.key },
+      http2: true,
+    });
     const client = echoClient(`localhost:${port}`, grpc.credentials.createSsl(Buffer.from(cert.cert)));
     cleanups.push(() => client.close());
     const { message, trailers } = await unary(client, { text: 'secure' });
@@ -238,7 +255,10 @@ describe('HTTP/2 listeners of createProxyServer', () => {
 describe('createProxy on a node:http2 secure server with allowHTTP1', () => {
   async function mounted(options: Parameters<typeof createProxy>[0]): Promise<number> {
     const proxy = createProxy(options);
-    const server = http2.createSecureServer({ cert: cert.cert, key: cert.key, allowHTTP1: true }, proxy as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    const server = http2.createSecureServer(
+      { cert: cert.cert, key: cert.key, allowHTTP1: true },
+      proxy as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => server.close(() => resolve(undefined))));
     cleanups.push(() => proxy.close());
@@ -260,7 +280,10 @@ describe('createProxy on a node:http2 secure server with allowHTTP1', () => {
   it('carries gRPC to an HTTP/2 pool', async () => {
     const list = [await startEchoBackend('g0'), await startEchoBackend('g1')];
     for (const b of list) cleanups.push(() => b.kill());
-    const port = await mounted({ balancer: { algorithm: 'round-robin', backends: list.map((b) => ({ id: b.id, address: b.address })) }, upstreamProtocol: 'h2' });
+    const port = await mounted({
+      balancer: { algorithm: 'round-robin', backends: list.map((b) => ({ id: b.id, address: b.address })) },
+      upstreamProtocol: 'h2',
+    });
     const client = echoClient(`localhost:${port}`, grpc.credentials.createSsl(Buffer.from(cert.cert)));
     cleanups.push(() => client.close());
     const seen = new Set<string>();

@@ -123,7 +123,12 @@ export class RawH2 {
 
   /** The stream's end: its response HEADERS/DATA with END_STREAM, or its RST_STREAM, or a GOAWAY. */
   streamEnd(stream: number): Promise<Frame> {
-    return this.waitFor((f) => (f.stream === stream && (f.type === FrameType.RST_STREAM || ((f.type === FrameType.HEADERS || f.type === FrameType.DATA) && (f.flags & Flags.END_STREAM) !== 0))) || f.type === FrameType.GOAWAY);
+    return this.waitFor(
+      (f) =>
+        (f.stream === stream &&
+          (f.type === FrameType.RST_STREAM || ((f.type === FrameType.HEADERS || f.type === FrameType.DATA) && (f.flags & Flags.END_STREAM) !== 0))) ||
+        f.type === FrameType.GOAWAY,
+    );
   }
 
   close(): void {
@@ -135,7 +140,12 @@ export class RawH2 {
     while (this.#buf.length >= 9) {
       const length = this.#buf.readUIntBE(0, 3);
       if (this.#buf.length < 9 + length) break;
-      const f: Frame = { type: this.#buf[3]!, flags: this.#buf[4]!, stream: this.#buf.readUInt32BE(5) & 0x7fffffff, payload: this.#buf.subarray(9, 9 + length) };
+      const f: Frame = {
+        type: this.#buf[3]!,
+        flags: this.#buf[4]!,
+        stream: this.#buf.readUInt32BE(5) & 0x7fffffff,
+        payload: this.#buf.subarray(9, 9 + length),
+      };
       this.#buf = this.#buf.subarray(9 + length);
       this.frames.push(f);
       if (f.type === FrameType.SETTINGS && (f.flags & Flags.ACK) === 0) this.send(frame(FrameType.SETTINGS, Flags.ACK, 0));

@@ -173,9 +173,7 @@ describe('healthEndpoint', () => {
     });
     await waitFor(() => lb.get('a')!.state !== 'up');
     const hitsBefore = a.hits.length;
-    const after = await Promise.all(
-      Array.from({ length: 10 }, async () => (await request('http://users.internal/fast', { dispatcher })).body.text()),
-    );
+    const after = await Promise.all(Array.from({ length: 10 }, async () => (await request('http://users.internal/fast', { dispatcher })).body.text()));
     expect(after).toEqual(Array(10).fill('b'));
     expect(a.hits.length).toBe(hitsBefore);
 

@@ -197,7 +197,12 @@ describe('httpProbe agent reports', () => {
 
   it('reads a small JSON body with a status and a weight percentage', async () => {
     const body = JSON.stringify({ status: 'draining', weightPercent: 30 });
-    expect(await agentResult({ 'content-type': 'application/json; charset=utf-8' }, body)).toEqual({ ok: true, detail: 'HTTP 200', drain: true, weightPercent: 30 });
+    expect(await agentResult({ 'content-type': 'application/json; charset=utf-8' }, body)).toEqual({
+      ok: true,
+      detail: 'HTTP 200',
+      drain: true,
+      weightPercent: 30,
+    });
     expect(await agentResult({ 'content-type': 'application/health+json' }, '{"status":"maintenance"}')).toMatchObject({ maintenance: true });
     expect(await agentResult({ 'content-type': 'application/json' }, '{"status":"down"}')).toMatchObject({ ok: false });
   });
@@ -238,11 +243,29 @@ describe('httpProbe over HTTPS', () => {
   let tls: { key: string; cert: string };
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'fulcrum-probe-tls-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=backend.test', '-addext', 'subjectAltName=DNS:backend.test,IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=backend.test',
+        '-addext',
+        'subjectAltName=DNS:backend.test,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     tls = { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -365,7 +388,19 @@ describe('httpProbe options', () => {
 
   it('accepts the documented forms', () => {
     expect(typeof httpProbe()).toBe('function');
-    expect(typeof httpProbe({ path: '/health', method: 'HEAD', expectStatus: [200, 204], timeoutMs: 500, headers: { 'x-a': 'b' }, host: '[::1]:8080', agentHeader: false })).toBe('function');
-    expect(typeof httpProbe({ expectStatus: { min: 200, max: 204 }, tls: { ca: ['a', Buffer.from('b')], rejectUnauthorized: true, servername: 'a.test' } })).toBe('function');
+    expect(
+      typeof httpProbe({
+        path: '/health',
+        method: 'HEAD',
+        expectStatus: [200, 204],
+        timeoutMs: 500,
+        headers: { 'x-a': 'b' },
+        host: '[::1]:8080',
+        agentHeader: false,
+      }),
+    ).toBe('function');
+    expect(
+      typeof httpProbe({ expectStatus: { min: 200, max: 204 }, tls: { ca: ['a', Buffer.from('b')], rejectUnauthorized: true, servername: 'a.test' } }),
+    ).toBe('function');
   });
 });

@@ -72,7 +72,10 @@ describe('tcpProbe', () => {
 
   it('fails a connect that hangs past its own timeout', async () => {
     const port = await unresponsiveListener();
-    expect(await tcpProbe({ timeoutMs: 150 })(backendAt(`127.0.0.1:${port}`), new AbortController().signal)).toEqual({ ok: false, detail: 'timed out after 150 ms' });
+    expect(await tcpProbe({ timeoutMs: 150 })(backendAt(`127.0.0.1:${port}`), new AbortController().signal)).toEqual({
+      ok: false,
+      detail: 'timed out after 150 ms',
+    });
   });
 
   it('rejects with the signal reason when aborted during a hanging connect', async () => {
@@ -93,17 +96,19 @@ describe('tcpProbe', () => {
     expect(server.connections).toBe(0);
   });
 
-  it.each([[{ timeoutMs: -1 }, 'tcpProbe.timeoutMs'], [{ timeoutMs: '100' }, 'tcpProbe.timeoutMs'], [{ port: 80 }, 'tcpProbe.port'], [7, 'tcpProbe']])(
-    'refuses %j with an InvalidOptionError naming %s',
-    (options, path) => {
-      let thrown: unknown;
-      try {
-        tcpProbe(options as never);
-      } catch (error) {
-        thrown = error;
-      }
-      expect(isInvalidOptionError(thrown)).toBe(true);
-      expect((thrown as { path: string }).path).toBe(path);
-    },
-  );
+  it.each([
+    [{ timeoutMs: -1 }, 'tcpProbe.timeoutMs'],
+    [{ timeoutMs: '100' }, 'tcpProbe.timeoutMs'],
+    [{ port: 80 }, 'tcpProbe.port'],
+    [7, 'tcpProbe'],
+  ])('refuses %j with an InvalidOptionError naming %s', (options, path) => {
+    let thrown: unknown;
+    try {
+      tcpProbe(options as never);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(isInvalidOptionError(thrown)).toBe(true);
+    expect((thrown as { path: string }).path).toBe(path);
+  });
 });

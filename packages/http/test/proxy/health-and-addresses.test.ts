@@ -77,10 +77,15 @@ describe('health options without a probe function', () => {
   });
 
   it('builds a probe for a router pool and a balanced dispatcher too, and passes a given probe through', async () => {
-    const router = createRouter({ pools: { web: { backends: ['http://127.0.0.1:1'], health: { type: 'tcp', intervalMs: 60_000 } } }, routes: [{ pool: 'web' }] });
+    const router = createRouter({
+      pools: { web: { backends: ['http://127.0.0.1:1'], health: { type: 'tcp', intervalMs: 60_000 } } },
+      routes: [{ pool: 'web' }],
+    });
     expect(router.pools.get('web')!.backends).toHaveLength(1);
     await router.close();
-    expect(() => createRouter({ pools: { web: { backends: ['http://127.0.0.1:1'], health: { path: 'x' } } }, routes: [{ pool: 'web' }] })).toThrow(/^pools\.web\.health\.path: /);
+    expect(() => createRouter({ pools: { web: { backends: ['http://127.0.0.1:1'], health: { path: 'x' } } }, routes: [{ pool: 'web' }] })).toThrow(
+      /^pools\.web\.health\.path: /,
+    );
     const dispatcher = createBalancedDispatcher({ balancer: { backends: ['http://127.0.0.1:1'], health: { path: '/healthz', intervalMs: 60_000 } } });
     await dispatcher.close();
     const probe = async () => ({ ok: true });

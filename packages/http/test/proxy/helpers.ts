@@ -28,10 +28,12 @@ export interface TestBackend {
 
 export type BackendHandler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
-const defaultHandler = (id: string): BackendHandler => (_req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': id });
-  res.end(id);
-};
+const defaultHandler =
+  (id: string): BackendHandler =>
+  (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': id });
+    res.end(id);
+  };
 
 /** A real HTTP backend on 127.0.0.1 that records what reached it. */
 export async function startBackend(id: string, handler: BackendHandler = defaultHandler(id)): Promise<TestBackend> {

@@ -22,7 +22,9 @@ describe('honouredRawHeaders', () => {
   });
 
   it('forwards lines whose headers are exactly what middleware left in req.headers', () => {
-    const edits = fc.array(fc.tuple(fc.constantFrom('x-user', 'authorization', 'accept', 'x-new', 'cookie'), fc.option(values, { nil: undefined })), { maxLength: 4 });
+    const edits = fc.array(fc.tuple(fc.constantFrom('x-user', 'authorization', 'accept', 'x-new', 'cookie'), fc.option(values, { nil: undefined })), {
+      maxLength: 4,
+    });
     fc.assert(
       fc.property(rawLists, edits, (raw, changes) => {
         const req = request(raw);

@@ -33,7 +33,14 @@ describe.each(ENGINES)('the %s engine', (engine) => {
       const seen: { method: string; path: string; backend: string; attempt: number; cookie: string | undefined; url: string | undefined }[] = [];
       const on: ProxyHooks = {
         proxyReq(proxyReq, req) {
-          seen.push({ method: proxyReq.method, path: proxyReq.path, backend: proxyReq.backend.id, attempt: proxyReq.attempt, cookie: proxyReq.getHeader('cookie'), url: req.url });
+          seen.push({
+            method: proxyReq.method,
+            path: proxyReq.path,
+            backend: proxyReq.backend.id,
+            attempt: proxyReq.attempt,
+            cookie: proxyReq.getHeader('cookie'),
+            url: req.url,
+          });
           proxyReq.setHeader('X-User', 'alice').appendHeader('x-tag', ['a', 'b']).removeHeader('cookie');
           expect(proxyReq.hasHeader('x-user')).toBe(true);
           expect(proxyReq.getHeaders()['x-tag']).toEqual(['a', 'b']);
@@ -100,7 +107,10 @@ describe.each(ENGINES)('the %s engine', (engine) => {
 
     it('lets a hook set forwarding headers when the proxy does not add them', async () => {
       const b = await backend('b0');
-      const { p } = await proxyWith([b], { forwardedHeaders: false, on: { proxyReq: (proxyReq) => void proxyReq.setHeader('x-forwarded-for', '203.0.113.9') } });
+      const { p } = await proxyWith([b], {
+        forwardedHeaders: false,
+        on: { proxyReq: (proxyReq) => void proxyReq.setHeader('x-forwarded-for', '203.0.113.9') },
+      });
       await send(p.url);
       expect(b.hits[0]!.headers['x-forwarded-for']).toBe('203.0.113.9');
     });

@@ -29,7 +29,13 @@ async function proxyWith(options: ProxyOptions): Promise<TestProxy> {
 }
 
 function routerOf(pools: Parameters<typeof createRouter>[0]['pools']): Router {
-  const router = createRouter({ pools, routes: [{ match: { pathPrefix: '/a' }, pool: 'a' }, { match: { pathPrefix: '/b' }, pool: 'b' }] });
+  const router = createRouter({
+    pools,
+    routes: [
+      { match: { pathPrefix: '/a' }, pool: 'a' },
+      { match: { pathPrefix: '/b' }, pool: 'b' },
+    ],
+  });
   cleanup.push(() => router.close());
   return router;
 }
@@ -84,7 +90,14 @@ describe.each(ENGINES)('the %s engine', (engine) => {
   it('uses each pool its own hashBy, attempts and timeouts', async () => {
     const refused = await closedPort();
     const [a1, a2, b1] = [await backend('a1'), await backend('a2'), await backend('b1', (_req, res) => setTimeout(() => res.end('late'), 1500))];
-    const dead = new LoadBalancer({ backends: [{ id: 'dead', address: `http://127.0.0.1:${refused}` }, { id: 'a1', address: a1.address }, { id: 'a2', address: a2.address }], algorithm: 'ring-hash' });
+    const dead = new LoadBalancer({
+      backends: [
+        { id: 'dead', address: `http://127.0.0.1:${refused}` },
+        { id: 'a1', address: a1.address },
+        { id: 'a2', address: a2.address },
+      ],
+      algorithm: 'ring-hash',
+    });
     cleanup.push(() => dead.close());
     const router = routerOf({
       // Pool a: a header decides the backend, and one attempt only: a key on the dead backend fails.
@@ -111,7 +124,7 @@ describe.each(ENGINES)('the %s engine', (engine) => {
     expect((await send(proxy.url, { path: '/b' })).status).toBe(504);
   });
 
-  it('routes a WebSocket upgrade to its pool\'s engine: its hashBy picks the backend, the route\'s rewrite holds', async () => {
+  it("routes a WebSocket upgrade to its pool's engine: its hashBy picks the backend, the route's rewrite holds", async () => {
     const names: string[] = [];
     const ports: number[] = [];
     for (const name of ['w1', 'w2']) {
@@ -148,7 +161,13 @@ describe.each(ENGINES)('the %s engine', (engine) => {
   it('keeps the proxy options for a pool without its own', async () => {
     const refused = await closedPort();
     const a1 = await backend('a1');
-    const flaky = new LoadBalancer({ backends: [{ id: 'dead', address: `http://127.0.0.1:${refused}` }, { id: 'a1', address: a1.address }], algorithm: 'first' });
+    const flaky = new LoadBalancer({
+      backends: [
+        { id: 'dead', address: `http://127.0.0.1:${refused}` },
+        { id: 'a1', address: a1.address },
+      ],
+      algorithm: 'first',
+    });
     cleanup.push(() => flaky.close());
     const b1 = await backend('b1');
     // Pool a inherits attempts: 3 from the proxy, so the refused first choice is retried on a1.

@@ -45,11 +45,7 @@ function invalid(fn: () => unknown): { path: string; value: unknown } {
 
 describe('createRouter: matching', () => {
   it('picks the first route whose conditions all hold, in order', () => {
-    const r = router([
-      { match: { pathPrefix: '/api', method: 'POST' }, pool: 'admin' },
-      { match: { pathPrefix: '/api' }, pool: 'api' },
-      { pool: 'web' },
-    ]);
+    const r = router([{ match: { pathPrefix: '/api', method: 'POST' }, pool: 'admin' }, { match: { pathPrefix: '/api' }, pool: 'api' }, { pool: 'web' }]);
     expect(r.match(req('/api/x', {}, 'POST'))?.pool).toBe('admin');
     expect(r.match(req('/api/x'))).toMatchObject({ pool: 'api', route: 1, path: '/api/x' });
     expect(r.match(req('/other'))).toMatchObject({ pool: 'web', route: 2 });
@@ -76,7 +72,10 @@ describe('createRouter: matching', () => {
   });
 
   it('matches path prefixes by whole segments', () => {
-    const r = router([{ match: { pathPrefix: '/api' }, pool: 'api' }, { match: { pathPrefix: '/docs/' }, pool: 'admin' }]);
+    const r = router([
+      { match: { pathPrefix: '/api' }, pool: 'api' },
+      { match: { pathPrefix: '/docs/' }, pool: 'admin' },
+    ]);
     expect(r.match(req('/api'))?.pool).toBe('api');
     expect(r.match(req('/api/'))?.pool).toBe('api');
     expect(r.match(req('/api/v1/users?x=1'))?.pool).toBe('api');
@@ -96,7 +95,10 @@ describe('createRouter: matching', () => {
   });
 
   it('matches on the normalised path, so dot segments cannot reach a route they should not', () => {
-    const r = router([{ match: { pathPrefix: '/admin' }, pool: 'admin' }, { match: { pathPrefix: '/public' }, pool: 'web' }]);
+    const r = router([
+      { match: { pathPrefix: '/admin' }, pool: 'admin' },
+      { match: { pathPrefix: '/public' }, pool: 'web' },
+    ]);
     const m = r.match(req('/public/../admin/users'));
     expect(m).toMatchObject({ pool: 'admin', path: '/admin/users' });
     expect(r.match(req('/public/%2e%2e/admin'))).toMatchObject({ pool: 'admin', path: '/admin' });
@@ -184,9 +186,47 @@ describe('createRouter: validation', () => {
   it.each([
     [{ routes: [{ pool: 'nope' }] }, 'routes[0].pool'],
     [{ routes: [{ pool: 'web' }, { split: [] }] }, 'routes[1].split'],
-    [{ routes: [{ pool: 'web' }, { pool: 'api' }, { split: [{ pool: 'blue', weight: 1 }, { pool: 'green', weight: -1 }] }] }, 'routes[2].split[1].weight'],
-    [{ routes: [{ split: [{ pool: 'blue', weight: 0 }, { pool: 'green', weight: 0 }] }] }, 'routes[0].split'],
-    [{ routes: [{ split: [{ pool: 'blue', weight: 1 }, { pool: 'blue', weight: 1 }] }] }, 'routes[0].split[1].pool'],
+    [
+      {
+        routes: [
+          { pool: 'web' },
+          { pool: 'api' },
+          {
+            split: [
+              { pool: 'blue', weight: 1 },
+              { pool: 'green', weight: -1 },
+            ],
+          },
+        ],
+      },
+      'routes[2].split[1].weight',
+    ],
+    [
+      {
+        routes: [
+          {
+            split: [
+              { pool: 'blue', weight: 0 },
+              { pool: 'green', weight: 0 },
+            ],
+          },
+        ],
+      },
+      'routes[0].split',
+    ],
+    [
+      {
+        routes: [
+          {
+            split: [
+              { pool: 'blue', weight: 1 },
+              { pool: 'blue', weight: 1 },
+            ],
+          },
+        ],
+      },
+      'routes[0].split[1].pool',
+    ],
     [{ routes: [{ split: [{ pool: 'blue', weight: Number.NaN }] }] }, 'routes[0].split[0].weight'],
     [{ routes: [{ match: { pathPrefix: 'api' }, pool: 'api' }] }, 'routes[0].match.pathPrefix'],
     [{ routes: [{ match: { pathPrefix: '/api/../x' }, pool: 'api' }] }, 'routes[0].match.pathPrefix'],
@@ -204,7 +244,15 @@ describe('createRouter: validation', () => {
     [{ routes: [{ match: { hots: 'a' }, pool: 'api' }] }, 'routes[0].match.hots'],
     [{ routes: [{ pool: 'api', split: [{ pool: 'blue', weight: 1 }] }] }, 'routes[0]'],
     [{ routes: [{ match: {} }] }, 'routes[0]'],
-    [{ routes: [{ name: 'a', pool: 'api' }, { name: 'a', pool: 'web' }] }, 'routes[1].name'],
+    [
+      {
+        routes: [
+          { name: 'a', pool: 'api' },
+          { name: 'a', pool: 'web' },
+        ],
+      },
+      'routes[1].name',
+    ],
     [{ routes: [] }, 'routes'],
     [{ routes: [{ pool: 'api' }], split: { cookie, headerOverride: 'bad header' } }, 'split.headerOverride'],
     [{ routes: [{ pool: 'api' }], split: { cookie: { secrets: ['short'] } } }, 'split.cookie.secrets[0]'],
@@ -218,7 +266,9 @@ describe('createRouter: validation', () => {
   });
 
   it('names the pool in errors from a pool’s own options, and leaves no pool it created running', () => {
-    const result = invalid(() => createRouter({ pools: { ok: poolOptions('a'), bad: { backends: [{ id: 'x', address: 'nope' }] } }, routes: [{ pool: 'ok' }] }));
+    const result = invalid(() =>
+      createRouter({ pools: { ok: poolOptions('a'), bad: { backends: [{ id: 'x', address: 'nope' }] } }, routes: [{ pool: 'ok' }] }),
+    );
     expect(result.path).toBe('pools.bad.backends[0].address');
     expect(invalid(() => createRouter({ pools: { 'bad name': poolOptions('a') }, routes: [{ pool: 'ok' }] })).path).toBe('pools.bad name');
     expect(invalid(() => createRouter({ pools: {}, routes: [{ pool: 'ok' }] })).path).toBe('pools');
@@ -226,7 +276,15 @@ describe('createRouter: validation', () => {
 });
 
 describe('createRouter: weighted splits', () => {
-  const canary: RouteSpec[] = [{ name: 'site', split: [{ pool: 'blue', weight: 90 }, { pool: 'green', weight: 10 }] }];
+  const canary: RouteSpec[] = [
+    {
+      name: 'site',
+      split: [
+        { pool: 'blue', weight: 90 },
+        { pool: 'green', weight: 10 },
+      ],
+    },
+  ];
 
   it('assigns new clients by weight', () => {
     const r = router(canary, { split: { cookie: false }, random: seededRandom(7) });
@@ -251,9 +309,27 @@ describe('createRouter: weighted splits', () => {
 
   it('ignores forged, tampered and other-route cookies and assigns by weight instead', () => {
     const options = { split: { cookie: { secrets: [SECRET] } }, random: () => 0 } as const;
-    const r = router([...canary, { name: 'other', match: { pathPrefix: '/o' }, split: [{ pool: 'blue', weight: 1 }, { pool: 'green', weight: 1 }] }], options);
+    const r = router(
+      [
+        ...canary,
+        {
+          name: 'other',
+          match: { pathPrefix: '/o' },
+          split: [
+            { pool: 'blue', weight: 1 },
+            { pool: 'green', weight: 1 },
+          ],
+        },
+      ],
+      options,
+    );
     // random() = 0 always assigns blue: a cookie that worked would say green.
-    const otherRoute = createRouter({ pools: POOLS, now: () => NOW, routes: [{ name: 'other', split: [{ pool: 'green', weight: 1 }] }], split: { cookie: { secrets: [SECRET] } } });
+    const otherRoute = createRouter({
+      pools: POOLS,
+      now: () => NOW,
+      routes: [{ name: 'other', split: [{ pool: 'green', weight: 1 }] }],
+      split: { cookie: { secrets: [SECRET] } },
+    });
     const greenForOther = otherRoute.match(req('/'))!.setCookie!.split(';')[0]!.split('=')[1]!;
     otherRoute.close();
     const forgedSecret = createRouter({ pools: POOLS, now: () => NOW, routes: canary, split: { cookie: { secrets: [randomBytes(32)] } }, random: () => 0.99 });
@@ -278,7 +354,10 @@ describe('createRouter: weighted splits', () => {
     expect(r.match(req('/'))!.pool).toBe('green');
     expect(r.match(req('/', { cookie }))!.pool).toBe('blue');
 
-    r.setSplit(0, [{ pool: 'blue', weight: 0 }, { pool: 'green', weight: 1 }]);
+    r.setSplit(0, [
+      { pool: 'blue', weight: 0 },
+      { pool: 'green', weight: 1 },
+    ]);
     const moved = r.match(req('/', { cookie }))!;
     expect(moved.pool).toBe('green');
     expect(moved.setCookie).toMatch(/^fulcrum_pool_site=/);
@@ -306,7 +385,13 @@ describe('createRouter: weighted splits', () => {
 
   it('lets testers pick a pool of the matched split by header, only when enabled and only within the split', () => {
     const routes: RouteSpec[] = [
-      { name: 'site', split: [{ pool: 'blue', weight: 1 }, { pool: 'green', weight: 0 }] },
+      {
+        name: 'site',
+        split: [
+          { pool: 'blue', weight: 1 },
+          { pool: 'green', weight: 0 },
+        ],
+      },
     ];
     const enabled = router(routes, { split: { cookie: { secrets: [SECRET] }, headerOverride: 'x-fulcrum-pool' }, random: () => 0 });
     const tester = enabled.match(req('/', { 'x-fulcrum-pool': 'green' }))!;
@@ -383,7 +468,9 @@ describe('createRouter: regular expressions that cannot stall the event loop', (
   });
 
   it('refuses a RegExp object with nested quantifiers too, not only source strings', () => {
-    expect(invalid(() => createRouter({ pools: POOLS, routes: [{ match: { header: { name: 'x', regex: /(\w+\s?)+$/ } }, pool: 'api' }] })).path).toBe('routes[0].match.header.regex');
+    expect(invalid(() => createRouter({ pools: POOLS, routes: [{ match: { header: { name: 'x', regex: /(\w+\s?)+$/ } }, pool: 'api' }] })).path).toBe(
+      'routes[0].match.header.regex',
+    );
   });
 
   it.each(['v[0-9]+', '(?:foo|bar)', '(ab)+', '(a+)?b', '\\d+\\.\\d+', '[(+)]+x', 'a{1,3}', '(a{1})*'])('accepts the linear-time shape %s', (regex) => {

@@ -77,31 +77,37 @@ describe.skipIf(HAPROXY === undefined && !required)('stats counters against HAPr
   async function throughHaproxy(name: string, servers: string[]): Promise<HaproxyRun> {
     const [front, stats] = [await closedPort(), await closedPort()];
     const config = join(dir, `${name}.cfg`);
-    writeFileSync(config, [
-      'global',
-      '    maxconn 100',
-      'defaults',
-      '    mode http',
-      '    timeout connect 1s',
-      '    timeout client 5s',
-      '    timeout server 5s',
-      '    retries 2',
-      '    option redispatch 1',
-      'frontend fe',
-      `    bind 127.0.0.1:${front}`,
-      '    default_backend web',
-      'backend web',
-      '    balance roundrobin',
-      ...servers.map((address, i) => `    server b${i + 1} ${address}`),
-      'listen stats',
-      `    bind 127.0.0.1:${stats}`,
-      '    stats enable',
-      '    stats uri /stats',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'global',
+        '    maxconn 100',
+        'defaults',
+        '    mode http',
+        '    timeout connect 1s',
+        '    timeout client 5s',
+        '    timeout server 5s',
+        '    retries 2',
+        '    option redispatch 1',
+        'frontend fe',
+        `    bind 127.0.0.1:${front}`,
+        '    default_backend web',
+        'backend web',
+        '    balance roundrobin',
+        ...servers.map((address, i) => `    server b${i + 1} ${address}`),
+        'listen stats',
+        `    bind 127.0.0.1:${stats}`,
+        '    stats enable',
+        '    stats uri /stats',
+        '',
+      ].join('\n'),
+    );
     const child = spawn(HAPROXY!, ['-db', '-f', config], { stdio: 'ignore' });
     running.push(child);
-    await waitFor(async () => (await get(stats, '/stats;csv').catch(() => ({ status: 0 }))).status === 200, { what: 'HAProxy to serve its stats', intervalMs: 50 });
+    await waitFor(async () => (await get(stats, '/stats;csv').catch(() => ({ status: 0 }))).status === 200, {
+      what: 'HAProxy to serve its stats',
+      intervalMs: 50,
+    });
     const statuses: number[] = [];
     for (let i = 0; i < REQUESTS; i++) statuses.push((await get(front, '/')).status);
     const rows = parseCsv((await get(stats, '/stats;csv')).body);
@@ -110,11 +116,17 @@ describe.skipIf(HAPROXY === undefined && !required)('stats counters against HAPr
   }
 
   /** The same through a Fulcrum engine: round robin, three attempts (HAProxy's retries 2). */
-  async function throughFulcrum(engine: (typeof ENGINES)[number], servers: string[]): Promise<{ statuses: number[]; traffic: PoolTrafficJson; attempts: Record<string, number> }> {
-    const proxy = await startProxy({
-      balancer: { name: 'web', algorithm: 'round-robin', backends: servers.map((address, i) => ({ id: `b${i + 1}`, address: `http://${address}` })) },
-      attempts: 3,
-    }, engine);
+  async function throughFulcrum(
+    engine: (typeof ENGINES)[number],
+    servers: string[],
+  ): Promise<{ statuses: number[]; traffic: PoolTrafficJson; attempts: Record<string, number> }> {
+    const proxy = await startProxy(
+      {
+        balancer: { name: 'web', algorithm: 'round-robin', backends: servers.map((address, i) => ({ id: `b${i + 1}`, address: `http://${address}` })) },
+        attempts: 3,
+      },
+      engine,
+    );
     try {
       const statuses: number[] = [];
       for (let i = 0; i < REQUESTS; i++) statuses.push((await send(proxy.url)).status);
@@ -137,8 +149,21 @@ describe.skipIf(HAPROXY === undefined && !required)('stats counters against HAPr
     const pool = theirs.rows.get('BACKEND');
     const t = ours.traffic;
     // The pool: sessions, responses by class, errors, retries and redispatches.
-    expect({ requests: t.requests, '2xx': t.responses['2xx'], '5xx': t.responses['5xx'], connectionErrors: t.connectionErrors, responseErrors: t.responseErrors, retries: t.retries })
-      .toEqual({ requests: n(pool, 'stot'), '2xx': n(pool, 'hrsp_2xx'), '5xx': n(pool, 'hrsp_5xx'), connectionErrors: n(pool, 'econ'), responseErrors: n(pool, 'eresp'), retries: n(pool, 'wretr') });
+    expect({
+      requests: t.requests,
+      '2xx': t.responses['2xx'],
+      '5xx': t.responses['5xx'],
+      connectionErrors: t.connectionErrors,
+      responseErrors: t.responseErrors,
+      retries: t.retries,
+    }).toEqual({
+      requests: n(pool, 'stot'),
+      '2xx': n(pool, 'hrsp_2xx'),
+      '5xx': n(pool, 'hrsp_5xx'),
+      connectionErrors: n(pool, 'econ'),
+      responseErrors: n(pool, 'eresp'),
+      retries: n(pool, 'wretr'),
+    });
     expect(n(pool, 'wredis')).toBe(n(theirs.rows.get('b2'), 'wredis'));
     expect(t.redispatches).toBe(t.backends['b2']!.redispatches);
     // The dead backend: each of its attempts redispatched, none a connection error or a retry.

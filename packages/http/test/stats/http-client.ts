@@ -80,7 +80,8 @@ export function heldRequest(url: string, headers: Record<string, string> = {}): 
           resume: () =>
             new Promise<string>((done, fail) => {
               res.on('data', (chunk: Buffer) => chunks.push(chunk));
-              const finish = (): void => (res.complete ? done(Buffer.concat(chunks).toString('utf8')) : fail(new Error('aborted: the server cut the response')));
+              const finish = (): void =>
+                res.complete ? done(Buffer.concat(chunks).toString('utf8')) : fail(new Error('aborted: the server cut the response'));
               if (ended) finish();
               else onEnd = finish;
               res.resume();

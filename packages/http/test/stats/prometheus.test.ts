@@ -84,7 +84,12 @@ function parseExposition(text: string): Exposition {
 }
 
 function lb(name: string, backends: { id: string; weight?: number }[], clock = new FakeClock(0)): LoadBalancer {
-  const balancer = createLoadBalancer({ name, clock, algorithm: 'round-robin', backends: backends.map((b, i) => ({ ...b, address: i < 254 ? `http://10.0.0.${i + 1}:80` : `http://10.1.${i >> 8}.${i & 255}:80` })) });
+  const balancer = createLoadBalancer({
+    name,
+    clock,
+    algorithm: 'round-robin',
+    backends: backends.map((b, i) => ({ ...b, address: i < 254 ? `http://10.0.0.${i + 1}:80` : `http://10.1.${i >> 8}.${i & 255}:80` })),
+  });
   cleanups.push(() => balancer.close());
   return balancer;
 }
@@ -104,9 +109,20 @@ describe('prometheus', () => {
     web.drain('b2');
     const parsed = parseExposition(prometheus(web)());
 
-    const families = ['fulcrum_backend_up', 'fulcrum_backend_state', 'fulcrum_backend_inflight', 'fulcrum_backend_requests_total', 'fulcrum_backend_failures_total',
-      'fulcrum_backend_latency_ewma_seconds', 'fulcrum_backend_weight', 'fulcrum_backend_effective_weight', 'fulcrum_backend_ejected',
-      'fulcrum_pool_backends', 'fulcrum_pool_eligible_backends', 'fulcrum_pool_panic'];
+    const families = [
+      'fulcrum_backend_up',
+      'fulcrum_backend_state',
+      'fulcrum_backend_inflight',
+      'fulcrum_backend_requests_total',
+      'fulcrum_backend_failures_total',
+      'fulcrum_backend_latency_ewma_seconds',
+      'fulcrum_backend_weight',
+      'fulcrum_backend_effective_weight',
+      'fulcrum_backend_ejected',
+      'fulcrum_pool_backends',
+      'fulcrum_pool_eligible_backends',
+      'fulcrum_pool_panic',
+    ];
     for (const family of families) {
       expect(parsed.help.get(family)?.length ?? 0).toBeGreaterThan(10);
       expect(parsed.type.get(family)).toBe(family.endsWith('_total') ? 'counter' : 'gauge');
@@ -137,8 +153,14 @@ describe('prometheus', () => {
   it('reports ejection and panic', async () => {
     const clock = new FakeClock(0);
     const pool = createLoadBalancer({
-      name: 'p', clock, panicThreshold: 0.6, outlier: { consecutiveFailures: 1, maxEjectionPercent: 100 },
-      backends: [{ id: 'a', address: 'http://10.0.0.1:80' }, { id: 'b', address: 'http://10.0.0.2:80' }],
+      name: 'p',
+      clock,
+      panicThreshold: 0.6,
+      outlier: { consecutiveFailures: 1, maxEjectionPercent: 100 },
+      backends: [
+        { id: 'a', address: 'http://10.0.0.1:80' },
+        { id: 'b', address: 'http://10.0.0.2:80' },
+      ],
     });
     cleanups.push(() => pool.close());
     pool.acquire({ exclude: ['b'] })?.release({ ok: false, error: 'connect' });
@@ -256,7 +278,10 @@ describe('prometheusHandler: a huge source', () => {
 
 describe('prometheusHandler: readers that stop reading', () => {
   it('cuts a streamed response whose client reads nothing for stallTimeoutMs, giving its render slot back', async () => {
-    const huge = lb('huge', Array.from({ length: 40_000 }, (_, i) => ({ id: `b${i}` })));
+    const huge = lb(
+      'huge',
+      Array.from({ length: 40_000 }, (_, i) => ({ id: `b${i}` })),
+    );
     const server = await serve(prometheusHandler(huge, { maxConcurrentRenders: 1, stallTimeoutMs: 200 }));
     cleanups.push(() => server.close());
     const stalled = await heldRequest(`${server.url}/metrics`);
@@ -279,7 +304,11 @@ describe('prometheusHandler: readers that stop reading', () => {
 
   it('refuses stream options out of range, naming them', () => {
     const web = lb('web', [{ id: 'b1' }]);
-    for (const [options, path] of [[{ maxConcurrentRenders: 0 }, 'prometheusHandler.options.maxConcurrentRenders'], [{ stallTimeoutMs: 5 }, 'prometheusHandler.options.stallTimeoutMs'], [{ max: 1 }, 'prometheusHandler.options.max']] as const) {
+    for (const [options, path] of [
+      [{ maxConcurrentRenders: 0 }, 'prometheusHandler.options.maxConcurrentRenders'],
+      [{ stallTimeoutMs: 5 }, 'prometheusHandler.options.stallTimeoutMs'],
+      [{ max: 1 }, 'prometheusHandler.options.max'],
+    ] as const) {
       let thrown: unknown;
       try {
         prometheusHandler(web, options as never);
@@ -302,7 +331,10 @@ describe('prometheus: traffic counters', () => {
       algorithm: 'round-robin',
       outlier: { consecutiveFailures: 2, baseEjectionMs: 30_000 },
       health: { probe: async () => (failing ? { ok: false, detail: 'HTTP 503' } : true), intervalMs: 1000, jitter: 0 },
-      backends: [{ id: 'b1', address: 'http://10.0.0.1:80' }, { id: 'b2', address: 'http://10.0.0.2:80', maxConnections: 5 }],
+      backends: [
+        { id: 'b1', address: 'http://10.0.0.1:80' },
+        { id: 'b2', address: 'http://10.0.0.2:80', maxConnections: 5 },
+      ],
     });
     cleanups.push(() => web.close());
     const metrics = prometheus({ web, 'odd "pool"\n': lb('odd', [{ id: 'o1' }]) });
@@ -337,13 +369,19 @@ describe('prometheus: traffic counters', () => {
     const b2 = { pool: 'web', backend: 'b2' };
     expect(parsed.type.get('fulcrum_backend_request_duration_seconds')).toBe('histogram');
     expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1)).toBeGreaterThan(0);
-    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '+Inf' })).toBe(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1));
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '+Inf' })).toBe(
+      sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1),
+    );
     // Per backend, a coarse subset of the bounds (7 + Inf); per pool, all of them (19 + Inf).
-    expect(parsed.samples.filter((s) => s.name === 'fulcrum_backend_request_duration_seconds_bucket' && s.labels.backend === 'b1').map((s) => s.labels.le)).toEqual(['0.005', '0.02', '0.05', '0.1', '0.3', '1', '5', '+Inf']);
+    expect(
+      parsed.samples.filter((s) => s.name === 'fulcrum_backend_request_duration_seconds_bucket' && s.labels.backend === 'b1').map((s) => s.labels.le),
+    ).toEqual(['0.005', '0.02', '0.05', '0.1', '0.3', '1', '5', '+Inf']);
     expect(parsed.samples.filter((s) => s.name === 'fulcrum_pool_request_duration_seconds_bucket' && s.labels.pool === 'web')).toHaveLength(20);
     const buckets = parsed.samples.filter((s) => s.name === 'fulcrum_backend_request_duration_seconds_bucket' && s.labels.backend === 'b1').map((s) => s.value);
     expect(buckets).toEqual([...buckets].sort((x, y) => x - y));
-    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '0.02' })).toBe(sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1));
+    expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '0.02' })).toBe(
+      sample(parsed, 'fulcrum_backend_request_duration_seconds_count', b1),
+    );
     expect(sample(parsed, 'fulcrum_backend_request_duration_seconds_bucket', { ...b1, le: '0.005' })).toBe(0);
     expect(sample(parsed, 'fulcrum_backend_connection_errors_total', b2)).toBeGreaterThan(0);
     expect(sample(parsed, 'fulcrum_backend_redispatches_total', b2)).toBe(0);
@@ -361,7 +399,10 @@ describe('prometheus: traffic counters', () => {
   });
 
   it('gives a draining backend an effective weight of 0', () => {
-    const pool = lb('w', [{ id: 'a', weight: 3 }, { id: 'b', weight: 3 }]);
+    const pool = lb('w', [
+      { id: 'a', weight: 3 },
+      { id: 'b', weight: 3 },
+    ]);
     pool.drain('a');
     const parsed = parseExposition(prometheus(pool)());
     expect(sample(parsed, 'fulcrum_backend_effective_weight', { backend: 'a' })).toBe(0);

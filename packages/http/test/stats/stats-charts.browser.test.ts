@@ -36,7 +36,11 @@ function forgedStates(lb: LoadBalancer): LoadBalancer {
     off: () => forged,
     snapshot(): LoadBalancerSnapshot {
       const real = lb.snapshot();
-      const [a, b, c] = real.backends as [LoadBalancerSnapshot['backends'][number], LoadBalancerSnapshot['backends'][number], LoadBalancerSnapshot['backends'][number]];
+      const [a, b, c] = real.backends as [
+        LoadBalancerSnapshot['backends'][number],
+        LoadBalancerSnapshot['backends'][number],
+        LoadBalancerSnapshot['backends'][number],
+      ];
       return {
         ...real,
         name: 'states',
@@ -77,8 +81,13 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     // until outlier detection ejects it (5 failures in a row) and b1 carries everything.
     proxy = createProxy({
       balancer: {
-        name: 'web', algorithm: 'round-robin', outlier: { consecutiveFailures: 5, baseEjectionMs: 600_000, maxEjectionPercent: 50 },
-        backends: [{ id: 'b1', address: b1.address }, { id: 'b2', address: b2.address }],
+        name: 'web',
+        algorithm: 'round-robin',
+        outlier: { consecutiveFailures: 5, baseEjectionMs: 600_000, maxEjectionPercent: 50 },
+        backends: [
+          { id: 'b1', address: b1.address },
+          { id: 'b2', address: b2.address },
+        ],
       },
       attempts: 1,
     });
@@ -89,11 +98,18 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     // Every event type, on a fake clock: added, ejected, state, restored, panic, removed.
     const clock = new FakeClock(1_700_000_000_000);
     events = createLoadBalancer({
-      name: 'events', clock, panicThreshold: 0.5, outlier: { consecutiveFailures: 1, baseEjectionMs: 5000, intervalMs: 1000 },
-      backends: [{ id: 'e1', address: 'http://10.0.0.1:80' }, { id: 'e2', address: 'http://10.0.0.2:80' }],
+      name: 'events',
+      clock,
+      panicThreshold: 0.5,
+      outlier: { consecutiveFailures: 1, baseEjectionMs: 5000, intervalMs: 1000 },
+      backends: [
+        { id: 'e1', address: 'http://10.0.0.1:80' },
+        { id: 'e2', address: 'http://10.0.0.2:80' },
+      ],
     });
     statesSource = createLoadBalancer({
-      name: 'states', backends: ['s1', 's2', 's3'].map((id, i) => ({ id, address: `http://10.0.2.${i + 1}:8080` })),
+      name: 'states',
+      backends: ['s1', 's2', 's3'].map((id, i) => ({ id, address: `http://10.0.2.${i + 1}:8080` })),
     });
     stats = statsPage({ web: proxy.lb, events, states: forgedStates(statesSource) }, { refreshMs: 200 });
     events.add({ id: 'e3', address: 'http://10.0.0.3:80' });
@@ -135,18 +151,31 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
   });
 
   const web = (selector: string) => page.locator(`section[data-pool="web"] ${selector}`);
-  const chartMax = (pool: string, kind: string) => page.locator(`section[data-pool="${pool}"] figure[data-chart="${kind}"] svg`).getAttribute('data-max').then(Number);
+  const chartMax = (pool: string, kind: string) =>
+    page.locator(`section[data-pool="${pool}"] figure[data-chart="${kind}"] svg`).getAttribute('data-max').then(Number);
 
   it('draws request rate, latency and error rate from the pool history, and both backends sharing the load', async () => {
     await web('figure[data-chart="rate"] polyline').first().waitFor(WAIT);
-    await page.waitForFunction(() => Number(document.querySelector('section[data-pool="web"] figure[data-chart="rate"] svg')?.getAttribute('data-max')) > 0, undefined, WAIT);
-    await page.waitForFunction(() => Number(document.querySelector('section[data-pool="web"] figure[data-chart="latency"] svg')?.getAttribute('data-max')) > 0, undefined, WAIT);
+    await page.waitForFunction(
+      () => Number(document.querySelector('section[data-pool="web"] figure[data-chart="rate"] svg')?.getAttribute('data-max')) > 0,
+      undefined,
+      WAIT,
+    );
+    await page.waitForFunction(
+      () => Number(document.querySelector('section[data-pool="web"] figure[data-chart="latency"] svg')?.getAttribute('data-max')) > 0,
+      undefined,
+      WAIT,
+    );
     expect(await chartMax('web', 'errors')).toBe(0);
     // Both backends carry traffic in the per-backend chart (the tab's own history).
-    await page.waitForFunction(() => {
-      const lines = document.querySelectorAll('section[data-pool="web"] figure[data-chart="backends"] polyline');
-      return lines.length === 2 && [...lines].every((line) => (line.getAttribute('points') ?? '').split(' ').some((p) => Number(p.split(',')[1]) < 60));
-    }, undefined, WAIT);
+    await page.waitForFunction(
+      () => {
+        const lines = document.querySelectorAll('section[data-pool="web"] figure[data-chart="backends"] polyline');
+        return lines.length === 2 && [...lines].every((line) => (line.getAttribute('points') ?? '').split(' ').some((p) => Number(p.split(',')[1]) < 60));
+      },
+      undefined,
+      WAIT,
+    );
     expect(await web('figure[data-chart="latency"] .legend').allTextContents()).toEqual([expect.stringMatching(/^p50 /), expect.stringMatching(/^p99 /)]);
     // The HAProxy columns carry the traffic: sessions, bytes out, 2xx responses, for b1 and in total.
     expect(Number(await web('tr[data-backend="b1"] td.resp-2xx').textContent())).toBeGreaterThan(0);
@@ -157,8 +186,16 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
 
   it('shows the failover when a backend is killed: failures in the charts and columns, its line falls to 0', async () => {
     await b2.close();
-    await page.waitForFunction(() => Number(document.querySelector('section[data-pool="web"] figure[data-chart="errors"] svg')?.getAttribute('data-max')) > 0, undefined, WAIT);
-    await page.waitForFunction(() => Number(document.querySelector('section[data-pool="web"] tr[data-backend="b2"] td.err-conn')?.textContent) > 0, undefined, WAIT);
+    await page.waitForFunction(
+      () => Number(document.querySelector('section[data-pool="web"] figure[data-chart="errors"] svg')?.getAttribute('data-max')) > 0,
+      undefined,
+      WAIT,
+    );
+    await page.waitForFunction(
+      () => Number(document.querySelector('section[data-pool="web"] tr[data-backend="b2"] td.err-conn')?.textContent) > 0,
+      undefined,
+      WAIT,
+    );
     await page.waitForFunction(() => Number(document.querySelector('section[data-pool="web"] tfoot td.resp-5xx')?.textContent) > 0, undefined, WAIT);
     expect(await web('figure[data-chart="rate"] .legend.line-error').textContent()).toMatch(/^failed \d/);
     // The failed share is b2's: the 502s the clients got.
@@ -166,14 +203,19 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     expect(Number(await web('tfoot td.err-conn').textContent())).toBeGreaterThan(0);
     // Ejected: b2's line in the per-backend chart comes down to 0 while b1's carries the traffic.
     await web('tr[data-backend="b2"] td.ejected .pill').waitFor(WAIT);
-    await page.waitForFunction(() => {
-      const last = (id: string): number => {
-        const points = document.querySelector(`section[data-pool="web"] figure[data-chart="backends"] polyline[data-series="${id}"]`)?.getAttribute('points') ?? '';
-        return Number(points.split(' ').at(-1)?.split(',')[1]);
-      };
-      // y grows downwards: the bottom of the 64-unit chart is 63.
-      return last('b2') === 63 && last('b1') < 63;
-    }, undefined, WAIT);
+    await page.waitForFunction(
+      () => {
+        const last = (id: string): number => {
+          const points =
+            document.querySelector(`section[data-pool="web"] figure[data-chart="backends"] polyline[data-series="${id}"]`)?.getAttribute('points') ?? '';
+          return Number(points.split(' ').at(-1)?.split(',')[1]);
+        };
+        // y grows downwards: the bottom of the 64-unit chart is 63.
+        return last('b2') === 63 && last('b1') < 63;
+      },
+      undefined,
+      WAIT,
+    );
     await page.screenshot({ path: '/tmp/fulcrum-stats-charts.png', fullPage: true });
   });
 

@@ -31,7 +31,11 @@ function forgedPool(lb: LoadBalancer): LoadBalancer {
     off: () => forged,
     snapshot(): LoadBalancerSnapshot {
       const real = lb.snapshot();
-      return { ...real, name: 'forged', backends: real.backends.slice(0, 1).map((b) => ({ ...b, id: HOSTILE_ID, address: `http://x/"><script>window.__pwned=4</script>` })) };
+      return {
+        ...real,
+        name: 'forged',
+        backends: real.backends.slice(0, 1).map((b) => ({ ...b, id: HOSTILE_ID, address: `http://x/"><script>window.__pwned=4</script>` })),
+      };
     },
   };
   return forged as unknown as LoadBalancer;
@@ -169,10 +173,17 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
 
   it('looks like a dashboard (screenshot at /tmp/fulcrum-stats.png)', async () => {
     web.drain('b2');
-    await page.locator('tr[data-backend="b2"] td.state', { hasText: /^draining$/ }).first().waitFor(WAIT);
+    await page
+      .locator('tr[data-backend="b2"] td.state', { hasText: /^draining$/ })
+      .first()
+      .waitFor(WAIT);
     await page.screenshot({ path: '/tmp/fulcrum-stats.png', fullPage: true });
-    const upColour = await page.locator('section[data-pool="web"] tr[data-backend="b4"] td.state .pill').evaluate((node) => (globalThis as unknown as BrowserGlobals).getComputedStyle(node).color);
-    const maintColour = await page.locator('section[data-pool="web"] tr[data-backend="b1"] td.state .pill').evaluate((node) => (globalThis as unknown as BrowserGlobals).getComputedStyle(node).color);
+    const upColour = await page
+      .locator('section[data-pool="web"] tr[data-backend="b4"] td.state .pill')
+      .evaluate((node) => (globalThis as unknown as BrowserGlobals).getComputedStyle(node).color);
+    const maintColour = await page
+      .locator('section[data-pool="web"] tr[data-backend="b1"] td.state .pill')
+      .evaluate((node) => (globalThis as unknown as BrowserGlobals).getComputedStyle(node).color);
     expect(upColour).not.toBe(maintColour);
   });
 });

@@ -14,14 +14,22 @@ afterEach(async () => {
 });
 
 function pool(name: string, ids: string[], clock = new FakeClock(1_700_000_000_000)): LoadBalancer {
-  const lb = createLoadBalancer({ name, clock, algorithm: 'round-robin', backends: ids.map((id, i) => ({ id, address: i < 254 ? `http://10.0.0.${i + 1}:8080` : `http://10.1.${i >> 8}.${i & 255}:8080` })) });
+  const lb = createLoadBalancer({
+    name,
+    clock,
+    algorithm: 'round-robin',
+    backends: ids.map((id, i) => ({ id, address: i < 254 ? `http://10.0.0.${i + 1}:8080` : `http://10.1.${i >> 8}.${i & 255}:8080` })),
+  });
   cleanups.push(() => lb.close());
   return lb;
 }
 
 async function mount(stats: StatsHandler): Promise<TestServer> {
   const server = await serve((req, res) => stats(req, res));
-  cleanups.push(() => server.close(), () => stats.close());
+  cleanups.push(
+    () => server.close(),
+    () => stats.close(),
+  );
   return server;
 }
 
@@ -41,7 +49,10 @@ describe('statsPage JSON', () => {
     const data = JSON.parse(reply.body) as StatsJson;
     expect(Object.keys(data.pools)).toEqual(['web', 'api']);
     expect(data.pools.web).toEqual(JSON.parse(JSON.stringify(web.snapshot())));
-    expect(data.pools.web?.backends.map((b) => [b.id, b.state, b.requests])).toEqual([['b1', 'maintenance', 0], ['b2', 'up', 1]]);
+    expect(data.pools.web?.backends.map((b) => [b.id, b.state, b.requests])).toEqual([
+      ['b1', 'maintenance', 0],
+      ['b2', 'up', 1],
+    ]);
     expect(data.events).toEqual([{ seq: 1, at: 1_700_000_000_000, pool: 'web', type: 'state', backend: 'b1', from: 'up', to: 'maintenance', cause: 'admin' }]);
   });
 
@@ -54,8 +65,14 @@ describe('statsPage JSON', () => {
   it('records state, ejection, restore, add, remove and panic events', async () => {
     const clock = new FakeClock(1000);
     const lb = createLoadBalancer({
-      name: 'web', clock, panicThreshold: 0.5, outlier: { consecutiveFailures: 1, baseEjectionMs: 5000, intervalMs: 1000 },
-      backends: [{ id: 'b1', address: 'http://10.0.0.1:80' }, { id: 'b2', address: 'http://10.0.0.2:80' }],
+      name: 'web',
+      clock,
+      panicThreshold: 0.5,
+      outlier: { consecutiveFailures: 1, baseEjectionMs: 5000, intervalMs: 1000 },
+      backends: [
+        { id: 'b1', address: 'http://10.0.0.1:80' },
+        { id: 'b2', address: 'http://10.0.0.2:80' },
+      ],
     });
     cleanups.push(() => lb.close());
     const server = await mount(statsPage(lb));
@@ -267,6 +284,14 @@ describe('statsPage JSON of a huge source', () => {
     const reply = await request(`${server.url}/?format=json`);
     expect(reply.headers['transfer-encoding']).toBe('chunked');
     const traffic = { big: trafficOf(big).toJSON(), '"odd"\n</script>': trafficOf(odd).toJSON() };
-    expect(reply.body).toBe(JSON.stringify({ pools: { big: big.snapshot(), '"odd"\n</script>': odd.snapshot() }, events: [], traffic, durationBoundsMs: DURATION_BOUNDS_MS, workers: 1 }));
+    expect(reply.body).toBe(
+      JSON.stringify({
+        pools: { big: big.snapshot(), '"odd"\n</script>': odd.snapshot() },
+        events: [],
+        traffic,
+        durationBoundsMs: DURATION_BOUNDS_MS,
+        workers: 1,
+      }),
+    );
   });
 });

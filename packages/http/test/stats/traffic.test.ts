@@ -49,7 +49,15 @@ describe('PoolTraffic and the load balancer events', () => {
       name: 'events',
       clock,
       backends: [{ id: 'a', address: 'http://127.0.0.1:1' }],
-      health: { probe: async () => (healthy ? true : { ok: false, detail: 'HTTP 500' }), intervalMs: 1000, fastIntervalMs: 1000, downIntervalMs: 1000, rise: 1, fall: 1, jitter: 0 },
+      health: {
+        probe: async () => (healthy ? true : { ok: false, detail: 'HTTP 500' }),
+        intervalMs: 1000,
+        fastIntervalMs: 1000,
+        downIntervalMs: 1000,
+        rise: 1,
+        fall: 1,
+        jitter: 0,
+      },
     });
     const traffic = new PoolTraffic(lb);
     const a = lb.get('a')!;
@@ -153,7 +161,14 @@ describe.each(ENGINES)('traffic counted by the %s engine', (engine) => {
     const ok = await backend('ok');
     const dead = await closedPort();
     const p = await proxy({
-      balancer: { name: 'retry', algorithm: 'round-robin', backends: [{ id: 'dead', address: `http://127.0.0.1:${dead}` }, { id: 'ok', address: ok.address }] },
+      balancer: {
+        name: 'retry',
+        algorithm: 'round-robin',
+        backends: [
+          { id: 'dead', address: `http://127.0.0.1:${dead}` },
+          { id: 'ok', address: ok.address },
+        ],
+      },
     });
     for (let i = 0; i < 4; i++) expect((await send(p.url)).status).toBe(200);
     const json = trafficOf(p.proxy.lb).toJSON();

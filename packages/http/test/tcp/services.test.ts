@@ -32,7 +32,13 @@ describe.skipIf(skipMysql)('createTcpProxy in front of MariaDB', () => {
   let lb: LoadBalancer;
   beforeAll(async () => {
     // Two backend entries for the same server: the connections are spread over both ids.
-    lb = createLoadBalancer({ algorithm: 'least-connections', backends: [{ id: 'db-a', address: hostPort(MYSQL_URL) }, { id: 'db-b', address: hostPort(MYSQL_URL) }] });
+    lb = createLoadBalancer({
+      algorithm: 'least-connections',
+      backends: [
+        { id: 'db-a', address: hostPort(MYSQL_URL) },
+        { id: 'db-b', address: hostPort(MYSQL_URL) },
+      ],
+    });
     proxy = await startTcpProxy({ balancer: lb });
   });
   afterAll(async () => {

@@ -88,7 +88,13 @@ describe('createTcpProxy', () => {
   it('retries a failed connect on another backend, nothing having been sent, and reports the failure to the balancer', async () => {
     const [live] = await services('live');
     const dead = await closedPort();
-    const balancer = lb({ algorithm: 'round-robin', backends: [{ id: 'dead', address: `127.0.0.1:${dead}` }, { id: 'live', address: live!.address }] });
+    const balancer = lb({
+      algorithm: 'round-robin',
+      backends: [
+        { id: 'dead', address: `127.0.0.1:${dead}` },
+        { id: 'live', address: live!.address },
+      ],
+    });
     const errors: string[] = [];
     const { port } = await proxyFor({ balancer, onError: (_e, ctx) => errors.push(`${ctx.phase}:${ctx.backendId}`) });
     for (let i = 0; i < 4; i++) {

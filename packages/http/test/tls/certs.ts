@@ -21,7 +21,23 @@ export function certDir(): CertDir {
     make(name, commonName, dnsNames) {
       const keyPath = join(dir, `${name}.key`);
       const certPath = join(dir, `${name}.crt`);
-      const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${commonName}`];
+      const args = [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        certPath,
+        '-days',
+        '2',
+        '-subj',
+        `/CN=${commonName}`,
+      ];
       if (dnsNames.length > 0) args.push('-addext', `subjectAltName=${dnsNames.map((n) => `DNS:${n}`).join(',')}`);
       execFileSync('openssl', args, { stdio: 'ignore' });
       return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };

@@ -47,7 +47,10 @@ afterAll(async () => {
 
 describe('redirectToHttps', () => {
   it('answers GET and HEAD with 301 to the same host, path and query over https', async () => {
-    expect(await raw(plain, 'GET /a/b?x=1&y=%2F HTTP/1.1\r\nHost: Example.COM:80\r\n\r\n')).toEqual({ status: 301, location: 'https://example.com/a/b?x=1&y=%2F' });
+    expect(await raw(plain, 'GET /a/b?x=1&y=%2F HTTP/1.1\r\nHost: Example.COM:80\r\n\r\n')).toEqual({
+      status: 301,
+      location: 'https://example.com/a/b?x=1&y=%2F',
+    });
     expect(await raw(plain, 'HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n')).toEqual({ status: 301, location: 'https://example.com/' });
   });
 

@@ -147,7 +147,13 @@ describe('createTlsContext: SNI selection', () => {
 
   it('refuses two defaults and invalid servernames', () => {
     const paths = [
-      () => createTlsContext({ certs: [{ ...a, default: true }, { ...wild, default: true }] }),
+      () =>
+        createTlsContext({
+          certs: [
+            { ...a, default: true },
+            { ...wild, default: true },
+          ],
+        }),
       () => createTlsContext({ certs: [{ ...a, servernames: ['bad name'] }] }),
     ].map((fn) => {
       try {
@@ -201,7 +207,10 @@ describe('createTlsContext: renegotiation', () => {
   /** Renegotiate from the client side of a TLS 1.2 connection; resolves with the error, or undefined if the server went along. */
   async function renegotiate(port: number, servername: string | undefined): Promise<Error | undefined> {
     const socket = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.2', ...(servername === undefined ? {} : { servername }) }, () => resolve(s));
+      const s = connect(
+        { host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.2', ...(servername === undefined ? {} : { servername }) },
+        () => resolve(s),
+      );
       s.once('error', reject);
     });
     expect(socket.getProtocol()).toBe('TLSv1.2');
