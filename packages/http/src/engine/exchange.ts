@@ -16,9 +16,9 @@
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
 import { classifyError } from '../proxy/errors';
-import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
+import type { RouteDecision, Termination } from '../proxy/options';
 import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
-import { PASS_THROUGH, round } from '../proxy/proxy';
+import { PASS_THROUGH, accessLogEntry } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
@@ -1000,24 +1000,22 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     this.#admissionDone = undefined;
     engine.admissionEnded(done, 'client');
     if (engine.config.accessLog === undefined) return;
-    const entry: AccessLogEntry = {
-      time: new Date(this.#arrivedWall).toISOString(),
+    const entry = accessLogEntry({
+      arrivedWall: this.#arrivedWall,
+      arrivedAt: this.#arrivedAt,
       method: this.#head.method,
       path: this.#view.url,
-      status: termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : status,
+      status,
+      termination,
       pool: this.#budgetTaken ? this.#route!.pool : '',
       attempts: this.#attempts,
       clientIp: this.#clientIp,
       bytesOut: this.#bytesOut,
-      timings: {
-        queueMs: round(this.#queueMs),
-        ...(this.#headLatency === undefined ? {} : { headMs: round(this.#headLatency) }),
-        totalMs: round(performance.now() - this.#arrivedAt),
-      },
-      termination,
-    };
-    if (this.#lastBackendId !== undefined) entry.backendId = this.#lastBackendId;
-    if (this.#lastReason !== undefined) entry.reason = this.#lastReason;
+      queueMs: this.#queueMs,
+      headMs: this.#headLatency,
+      backendId: this.#lastBackendId,
+      reason: this.#lastReason,
+    });
     engine.log(entry);
   }
 }

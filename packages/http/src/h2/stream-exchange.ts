@@ -28,9 +28,9 @@ import type { Dispatcher } from 'undici';
 import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
 import { responseHeaders } from '../proxy/headers';
-import type { AccessLogEntry, RouteDecision, Termination } from '../proxy/options';
+import type { RouteDecision, Termination } from '../proxy/options';
 import type { ProxyEngine } from '../proxy/proxy';
-import { normalizeAddress, round } from '../proxy/proxy';
+import { accessLogEntry, normalizeAddress } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { H2BackendPool, type H2Slot } from './backend-sessions';
 import type { ClientStream } from './client-side';
@@ -868,24 +868,22 @@ class StreamExchange {
     this.#admissionDone = undefined;
     engine.admissionEnded(done, 'client');
     if (engine.config.accessLog === undefined) return;
-    const entry: AccessLogEntry = {
-      time: new Date(this.#arrivedWall).toISOString(),
+    const entry = accessLogEntry({
+      arrivedWall: this.#arrivedWall,
+      arrivedAt: this.#arrivedAt,
       method: this.#client.method,
       path: this.#client.path,
-      status: termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : status,
+      status,
+      termination,
       pool: this.#budgetTaken ? this.#route!.pool : '',
       attempts: this.#attempts,
       clientIp: this.#clientIp,
       bytesOut: this.#bytesOut,
-      timings: {
-        queueMs: round(this.#queueMs),
-        ...(this.#headLatency === undefined ? {} : { headMs: round(this.#headLatency) }),
-        totalMs: round(performance.now() - this.#arrivedAt),
-      },
-      termination,
-    };
-    if (this.#lastBackendId !== undefined) entry.backendId = this.#lastBackendId;
-    if (this.#lastReason !== undefined) entry.reason = this.#lastReason;
+      queueMs: this.#queueMs,
+      headMs: this.#headLatency,
+      backendId: this.#lastBackendId,
+      reason: this.#lastReason,
+    });
     if (this.#grpcStatus !== undefined) entry.grpcStatus = this.#grpcStatus;
     engine.log(entry);
   }

@@ -877,25 +877,24 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     this.#engine.admissionEnded(done, 'client');
     const accessLog = this.#engine.config.accessLog;
     if (accessLog === undefined) return;
-    const entry: AccessLogEntry = {
-      time: new Date(this.#arrivedWall).toISOString(),
-      method: this.#req.method ?? '',
-      path: this.#req.url ?? '',
-      status: termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : status,
-      pool: this.#route.pool,
-      attempts: this.#attempts,
-      clientIp: this.#clientIp,
-      bytesOut: this.#bytesOut,
-      timings: {
-        queueMs: round(this.#queueMs),
-        ...(this.#headLatency === undefined ? {} : { headMs: round(this.#headLatency) }),
-        totalMs: round(performance.now() - this.#arrivedAt),
-      },
-      termination,
-    };
-    if (this.#lastBackendId !== undefined) entry.backendId = this.#lastBackendId;
-    if (this.#lastReason !== undefined) entry.reason = this.#lastReason;
-    this.#engine.log(entry);
+    this.#engine.log(
+      accessLogEntry({
+        arrivedWall: this.#arrivedWall,
+        arrivedAt: this.#arrivedAt,
+        method: this.#req.method ?? '',
+        path: this.#req.url ?? '',
+        status,
+        termination,
+        pool: this.#route.pool,
+        attempts: this.#attempts,
+        clientIp: this.#clientIp,
+        bytesOut: this.#bytesOut,
+        queueMs: this.#queueMs,
+        headMs: this.#headLatency,
+        backendId: this.#lastBackendId,
+        reason: this.#lastReason,
+      }),
+    );
   }
 }
 
@@ -929,6 +928,54 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
 /** Milliseconds to the microsecond, for access-log timings. */
 export function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/** What an exchange knows of a finished request: the facts of its access-log line. */
+export interface RequestFacts {
+  /** `Date.now()` when the request arrived (the line's `time`). */
+  readonly arrivedWall: number;
+  /** `performance.now()` when it arrived (for `totalMs`). */
+  readonly arrivedAt: number;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly termination: Termination;
+  readonly pool: string;
+  readonly attempts: number;
+  readonly clientIp: string;
+  readonly bytesOut: number;
+  readonly queueMs: number;
+  readonly headMs: number | undefined;
+  readonly backendId: string | undefined;
+  readonly reason: string | undefined;
+}
+
+/**
+ * The access-log line of a finished request, the same for every exchange (`createProxy`'s, the raw
+ * engine's, an HTTP/2 stream's). A request cut short (`client-aborted`, `upstream-truncated`) is
+ * logged with status 0: what the client received was not that status's whole answer.
+ */
+export function accessLogEntry(facts: RequestFacts): AccessLogEntry {
+  const termination = facts.termination;
+  const entry: AccessLogEntry = {
+    time: new Date(facts.arrivedWall).toISOString(),
+    method: facts.method,
+    path: facts.path,
+    status: termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : facts.status,
+    pool: facts.pool,
+    attempts: facts.attempts,
+    clientIp: facts.clientIp,
+    bytesOut: facts.bytesOut,
+    timings: {
+      queueMs: round(facts.queueMs),
+      ...(facts.headMs === undefined ? {} : { headMs: round(facts.headMs) }),
+      totalMs: round(performance.now() - facts.arrivedAt),
+    },
+    termination,
+  };
+  if (facts.backendId !== undefined) entry.backendId = facts.backendId;
+  if (facts.reason !== undefined) entry.reason = facts.reason;
+  return entry;
 }
 
 /** Internal abort reason: the client went away (or the proxy is finishing the request itself). */
