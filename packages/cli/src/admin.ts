@@ -37,9 +37,7 @@ export interface AdminControl {
    * Every worker's pools with their counters summed (`fulcrum --workers`), and with `perWorker` each
    * worker's own; `undefined` in one process.
    */
-  aggregate?(
-    perWorker?: boolean,
-  ):
+  aggregate?(perWorker?: boolean):
     | Promise<{
         pools: Record<string, LoadBalancerSnapshot>;
         workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[];

@@ -973,9 +973,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   }
 
   /** Every worker's counters summed (states from the checking worker), when this is a worker. */
-  aggregate(
-    perWorker = false,
-  ):
+  aggregate(perWorker = false):
     | Promise<{
         pools: Record<string, LoadBalancerSnapshot>;
         workers: { slot: number; pid: number; requests: number; pools?: Record<string, LoadBalancerSnapshot> }[];
