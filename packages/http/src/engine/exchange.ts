@@ -982,9 +982,8 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     this.#bodyChunks = NO_CHUNKS;
     const engine = this.#engine;
     if (this.#budgetTaken) {
-      const budget = engine.budget;
-      for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
-      budget.end();
+      engine.budget.end(this.#retrySlots);
+      this.#retrySlots = 0;
       const head = this.#head;
       const bytesIn = head.framing === Framing.Length ? head.contentLength : this.#bodySize;
       engine.requestEnded(this.#lb!, this.#current, termination, status, bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);

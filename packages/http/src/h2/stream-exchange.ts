@@ -852,9 +852,8 @@ class StreamExchange {
     if (!this.#bodyEnded && !this.#clientGone) body.resume();
     const engine = this.#engine;
     if (this.#budgetTaken) {
-      const budget = engine.budget;
-      for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
-      budget.end();
+      engine.budget.end(this.#retrySlots);
+      this.#retrySlots = 0;
       engine.requestEnded(this.#lb!, this.#current, termination, status, this.#bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
     }
     if (this.#onFinished !== undefined) {

@@ -859,9 +859,8 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     this.#finished = true;
     this.#clearDeadline();
     this.#res.off('close', this.#onClientClose);
-    const budget = this.#engine.budget;
-    for (; this.#retrySlots > 0; this.#retrySlots--) budget.release();
-    budget.end();
+    this.#engine.budget.end(this.#retrySlots);
+    this.#retrySlots = 0;
     this.#engine.requestEnded(
       this.#lb,
       this.#current,

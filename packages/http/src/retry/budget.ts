@@ -25,8 +25,10 @@ export class RetryBudget {
   }
 
   /** A request ended (whether or not it retried). */
-  end(): void {
+  /** A request ends; `chargedRetries` is how many `'charged'` verdicts it got, given back here. */
+  end(chargedRetries = 0): void {
     this.#active--;
+    for (let i = 0; i < chargedRetries; i++) this.release();
   }
 
   /**
