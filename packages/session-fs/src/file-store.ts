@@ -412,6 +412,7 @@ export class FileStore extends Store {
   async #start(): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      // Crash leftovers are aged by their modification times: the file system's clock, not the store's.
       await sweepTempFiles(this.dir, Date.now());
       this.#setConnected(true);
     } catch (error) {
