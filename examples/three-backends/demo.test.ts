@@ -126,6 +126,11 @@ async function readStats(agent: Agent, port: number): Promise<StatsJson> {
   return JSON.parse(answer.body) as StatsJson;
 }
 
+/** The events in which health checks took `backend` down or outlier detection ejected it. */
+function failoverOf(stats: StatsJson, backend: string): StatsJson['events'] {
+  return stats.events.filter((e) => e.backend === backend && ((e.type === 'state' && e.to === 'down') || e.type === 'ejected'));
+}
+
 /** `name=value` pairs of every Set-Cookie, joined as a Cookie header. */
 function cookieHeader(setCookie: string[]): string {
   return setCookie.map((line) => line.split(';')[0]).join('; ');
@@ -172,12 +177,18 @@ describe('the three-backends demo', () => {
         }
       };
       const clients = [client(), client(), client(), client()];
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitFor(() => statuses.length >= 20, { what: 'the four clients to be sending GETs', intervalMs: 10 });
       process.kill(victim.pid, 'SIGKILL');
       killed = true;
-      // Long enough for in-flight requests to be reset, new ones to be refused, and the health
-      // checks and outlier detection to take the backend out.
-      await new Promise((resolve) => setTimeout(resolve, 2500));
+      // In-flight requests are reset and new ones refused until the health checks or outlier
+      // detection take the backend out: wait for the stats page to record that, then for a run of
+      // GETs after it, all under load.
+      await waitFor(async () => failoverOf(await readStats(agent, demo.proxyPort), victim.id).length > 0, {
+        what: `${victim.id} to be taken down or ejected`,
+        intervalMs: 100,
+      });
+      const atFailover = statuses.length;
+      await waitFor(() => statuses.length >= atFailover + 50, { what: '50 more GETs after the failover', intervalMs: 10 });
       stop = true;
       await Promise.all(clients);
       expect(statuses.length).toBeGreaterThan(50);
@@ -190,8 +201,7 @@ describe('the three-backends demo', () => {
       // --restart-delay 1 it may already be back.
       const stats = await readStats(agent, demo.proxyPort);
       expect(stats.pools['web']!.backends.map((b) => b.id)).toEqual(['app-1', 'app-2', 'app-3']);
-      const failover = stats.events.filter((e) => e.backend === victim.id && ((e.type === 'state' && e.to === 'down') || e.type === 'ejected'));
-      expect(failover.length).toBeGreaterThan(0);
+      expect(failoverOf(stats, victim.id).length).toBeGreaterThan(0);
       // The traffic behind the charts: every request counted, the per-second history filled, and
       // the killed backend's failed attempts moved to the others (redispatches, as HAProxy counts
       // them); no GET failed, so no request ended in a connection or response error.
