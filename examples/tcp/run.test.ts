@@ -3,11 +3,11 @@
 // (MYSQL_URL, default mysql://root@127.0.0.1:3306/test). Its scenario checks itself and reports the
 // result over IPC; this test also uses the proxy it leaves open with its own mysql2 client.
 // An unreachable MariaDB skips the MariaDB tests with one line, except under CI=true where it fails.
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forkExample, interrupt, type Exit, type ExampleProcess } from '../../test-support/example-process';
+import { freePort } from '../../test-support/free-port';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
@@ -60,17 +60,6 @@ afterEach(async () => {
   for (const run of [...running]) await stop(run);
 });
 
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 describe.skipIf(!available)('examples/tcp in front of MariaDB', () => {
   it('spreads, maintains, fails over and commits through the proxy, then serves other clients until stopped', async () => {
     const run = start(['--seconds', '20', '--mysql-url', MYSQL_URL]);
@@ -105,7 +94,7 @@ describe.skipIf(!available)('examples/tcp in front of MariaDB', () => {
 
 describe('examples/tcp without a database', () => {
   it('exits 1 and names the address when nothing listens there', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const run = start(['--seconds', '20', '--mysql-url', `mysql://root@127.0.0.1:${port}/test`]);
     const result = await run.result;
     expect(result.ok).toBe(false);
