@@ -50,7 +50,7 @@ async function startDemo(args: string[]): Promise<RunningDemo> {
 async function stopDemo(demo: RunningDemo): Promise<Exit> {
   running.delete(demo);
   if (demo.child.exitCode === null && demo.child.signalCode === null) demo.child.kill('SIGINT');
-  const result = await Promise.race([demo.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 10_000).unref())]);
+  const result = await Promise.race([demo.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]);
   if (result === undefined) {
     demo.child.kill('SIGKILL');
     for (const pid of demo.pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
