@@ -1011,18 +1011,23 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   /** This worker's snapshots, for an aggregation another worker asked for. */
   workerReport(): WorkerReport {
     const pools: Record<string, LoadBalancerSnapshot> = {};
-    const traffic: Record<string, PoolTrafficJson> = {};
-    for (const [name, pool] of this.#pools) {
-      pools[name] = pool.lb.snapshot();
-      traffic[name] = trafficOf(pool.lb).toJSON();
+    for (const [name, pool] of this.#pools) pools[name] = pool.lb.snapshot();
+    const report: WorkerReport = { slot: this.#options.worker?.slot ?? 0, pid: process.pid, pools };
+    // The stats beside the snapshots are for the page and the metrics: a failure to read them must
+    // not take the worker down (this runs in an IPC handler), only leave them out of this answer.
+    try {
+      const traffic: Record<string, PoolTrafficJson> = {};
+      for (const [name, pool] of this.#pools) traffic[name] = trafficOf(pool.lb).toJSON();
+      const named = [...this.#pools].map(([name, pool]) => ({ name, lb: pool.lb }));
+      report.stats = {
+        events: (this.#stats ?? this.#statsListener)?.events() ?? [],
+        traffic,
+        protocol: protocolStatsJson(named, this.#http2Frontends()),
+      };
+    } catch (error) {
+      this.#log('warn', 'stats left out of a worker report', { error: String(error) });
     }
-    const named = [...this.#pools].map(([name, pool]) => ({ name, lb: pool.lb }));
-    const stats = {
-      events: (this.#stats ?? this.#statsListener)?.events() ?? [],
-      traffic,
-      protocol: protocolStatsJson(named, this.#http2Frontends()),
-    };
-    return { slot: this.#options.worker?.slot ?? 0, pid: process.pid, pools, stats };
+    return report;
   }
 
   /** The raw frontends by `host:port`, whose HTTP/2 counters the stats show. */
