@@ -25,6 +25,7 @@ import { availableParallelism } from 'node:os';
 import type { BackendSnapshot, LoadBalancerSnapshot, Replicator, StickEntry } from '@fulcrum/core';
 import { isExpired, mergeStickEntry } from '@fulcrum/core/session';
 import type { RunnerLogger } from './log';
+import type { WorkerStats } from './worker-stats';
 
 /** Environment variables the primary gives its workers. */
 export const WORKER_SLOT_ENV = 'FULCRUM_WORKER_SLOT';
@@ -55,6 +56,8 @@ export interface WorkerReport {
   slot: number;
   pid: number;
   pools: Record<string, LoadBalancerSnapshot>;
+  /** Its events, traffic and HTTP/2 counters, for the stats page and metrics (worker-stats.ts). */
+  stats?: WorkerStats;
 }
 
 /** Messages between the primary and its workers (every one carries `fulcrum: 'w'`). */
