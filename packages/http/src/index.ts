@@ -50,7 +50,16 @@ export {
   sumProtocolStats,
 } from './h2/stats';
 export type { FrontendProtocolStats, ProtocolStats, ProtocolStatsJson } from './h2/stats';
-export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, renderTrafficJson, statsPage } from './stats';
+export {
+  PROMETHEUS_CONTENT_TYPE,
+  prometheus,
+  prometheusHandler,
+  renderPrometheus,
+  renderPrometheusPieces,
+  renderTrafficJson,
+  renderTrafficJsonPieces,
+  statsPage,
+} from './stats';
 export type { PrometheusHandlerOptions, StatsEvent, StatsFrontends, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
 export { DURATION_BOUNDS_MS, quantileOf, trafficOf } from './stats';
 export type { BackendTrafficJson, PoolTraffic, PoolTrafficJson } from './stats';

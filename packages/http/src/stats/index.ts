@@ -1,7 +1,16 @@
 // The stats surfaces: a live HTML page with JSON, and Prometheus metrics. Re-exports only.
 export { statsPage } from './stats-page';
 export type { StatsHandler, StatsJson, StatsPageOptions } from './stats-page';
-export { PROMETHEUS_CONTENT_TYPE, escapeLabelValue, prometheus, prometheusHandler, renderPrometheus, renderTrafficJson } from './prometheus';
+export {
+  PROMETHEUS_CONTENT_TYPE,
+  escapeLabelValue,
+  prometheus,
+  prometheusHandler,
+  renderPrometheus,
+  renderPrometheusPieces,
+  renderTrafficJson,
+  renderTrafficJsonPieces,
+} from './prometheus';
 export type { StatsEvent } from './event-log';
 export type { StatsFrontends, StatsPool, StatsSource } from './source';
 export type { PrometheusHandlerOptions } from './prometheus';

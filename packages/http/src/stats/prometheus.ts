@@ -241,36 +241,40 @@ function headerText(family: { name: string; type: string; help: string }): strin
 
 /** Render snapshots keyed by pool name. Exposed for callers that collect snapshots themselves. */
 export function renderPrometheus(pools: Readonly<Record<string, LoadBalancerSnapshot>>): string {
-  const lines: string[] = [];
+  return joinPieces(renderPrometheusPieces(pools));
+}
+
+/**
+ * The text of `renderPrometheus(pools)`, piece by piece (a line or a family's header each), for a
+ * caller that streams it and yields to the event loop between chunks (`fulcrum --workers` on a
+ * large pool).
+ */
+export function* renderPrometheusPieces(pools: Readonly<Record<string, LoadBalancerSnapshot>>): Generator<string> {
   const names = Object.keys(pools);
   const backendLabels = (pool: string, b: BackendSnapshot): string => `pool="${escapeLabelValue(pool)}",backend="${escapeLabelValue(b.id)}"`;
 
   for (const family of BACKEND_FAMILIES) {
-    header(lines, family);
+    yield headerText(family);
     for (const pool of names) {
-      for (const b of (pools[pool] as LoadBalancerSnapshot).backends) {
-        lines.push(`${family.name}{${backendLabels(pool, b)}} ${formatValue(family.value(b))}`);
-      }
+      for (const b of (pools[pool] as LoadBalancerSnapshot).backends) yield `${family.name}{${backendLabels(pool, b)}} ${formatValue(family.value(b))}\n`;
     }
     // The one-hot state family goes right after `up`, its closest relative.
     if (family.name === 'fulcrum_backend_up') {
-      header(lines, STATE_FAMILY);
+      yield headerText(STATE_FAMILY);
       for (const pool of names) {
         for (const b of (pools[pool] as LoadBalancerSnapshot).backends) {
-          for (const state of STATES) lines.push(`fulcrum_backend_state{${backendLabels(pool, b)},state="${state}"} ${b.state === state ? 1 : 0}`);
+          const labels = backendLabels(pool, b);
+          let text = '';
+          for (const state of STATES) text += `fulcrum_backend_state{${labels},state="${state}"} ${b.state === state ? 1 : 0}\n`;
+          yield text;
         }
       }
     }
   }
   for (const family of POOL_FAMILIES) {
-    header(lines, family);
-    for (const pool of names) lines.push(`${family.name}{pool="${escapeLabelValue(pool)}"} ${formatValue(family.value(pools[pool] as LoadBalancerSnapshot))}`);
+    yield headerText(family);
+    for (const pool of names) yield `${family.name}{pool="${escapeLabelValue(pool)}"} ${formatValue(family.value(pools[pool] as LoadBalancerSnapshot))}\n`;
   }
-  return `${lines.join('\n')}\n`;
-}
-
-function header(lines: string[], family: Pick<Family<unknown>, 'name' | 'type' | 'help'>): void {
-  lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
 }
 
 /** Label values escape backslash, double quote and line feed (the format's only escapes). */
@@ -486,8 +490,13 @@ function* trafficPieces(pools: readonly StatsPool[], frontends: (() => Readonly<
  * For callers that gather counters themselves (`fulcrum --workers`).
  */
 export function renderTrafficJson(traffic: Readonly<Record<string, PoolTrafficJson>>): string {
+  return joinPieces(renderTrafficJsonPieces(traffic));
+}
+
+/** The text of `renderTrafficJson(traffic)`, piece by piece (see `renderPrometheusPieces`). */
+export function* renderTrafficJsonPieces(traffic: Readonly<Record<string, PoolTrafficJson>>): Generator<string> {
   const counted = Object.keys(traffic).map((name) => ({ label: `pool="${escapeLabelValue(name)}"`, traffic: poolFromJson(traffic[name]!) }));
-  return joinPieces(trafficFamilyPieces(counted));
+  yield* trafficFamilyPieces(counted);
 }
 
 /** Status classes in the counters' array order. */
