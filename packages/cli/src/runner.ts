@@ -84,7 +84,7 @@ import {
 import { loadConfig } from './load';
 import { stderrLogger, type RunnerLogger } from './log';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
-import { renderWorkersMetrics, workersStatsJson } from './worker-stats';
+import { coalesce, runSliced, streamPieces, sumWorkerTrafficSteps, workersMetricsPieces, workersStatsJsonPieces, type CollectedReports } from './worker-stats';
 import { mergeReports, type WorkerChange, type WorkerReport } from './workers';
 
 /** How often Node sweeps connections for expired header and request timeouts, ms. */
@@ -133,8 +133,8 @@ export interface WorkerOptions {
   readonly replicator: Replicator<unknown>;
   /** Send an admin change made here, or a health verdict, to every other worker. */
   broadcast(change: WorkerChange): void;
-  /** Every worker's report, for the aggregated admin state and metrics. */
-  collect(): Promise<WorkerReport[]>;
+  /** Every worker's report, for the aggregated admin state and metrics; `missing`: the slots of the workers left out. */
+  collect(): Promise<WorkerReport[] & { missing?: number[] }>;
 }
 
 /** A running proxy. */
@@ -997,8 +997,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     | undefined {
     const worker = this.#options.worker;
     if (worker === undefined) return undefined;
-    return worker.collect().then((reports) => ({
-      pools: mergeReports(reports),
+    return this.#collect().then(({ reports, pools }) => ({
+      pools,
       workers: reports.map((r) => ({
         slot: r.slot,
         pid: r.pid,
@@ -1079,17 +1079,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       if (query === -1 || new URLSearchParams(url.slice(query + 1)).get('format') !== 'json') return handler(req, res);
       if (req.method !== 'GET' && req.method !== 'HEAD') return handler(req, res);
       req.resume();
-      void this.#options.worker!.collect().then((reports) => {
-        const pools = mergeReports(reports);
+      void this.#collect().then(({ reports, pools, traffic }) => {
         this.#aggregated = pools;
-        const body = Buffer.from(JSON.stringify(workersStatsJson(pools, reports, STATS_HISTORY)), 'utf8');
-        res.writeHead(200, {
-          'content-type': 'application/json; charset=utf-8',
-          'cache-control': 'no-store',
-          'x-content-type-options': 'nosniff',
-          'content-length': body.length,
-        });
-        res.end(req.method === 'HEAD' ? undefined : body);
+        streamPieces(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, workersStatsJsonPieces(pools, reports, STATS_HISTORY, traffic));
       });
     }) as StatsHandler;
     wrapped.close = () => handler.close();
@@ -1104,12 +1096,25 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    void this.#options.worker!.collect().then((reports) => {
-      const text = renderWorkersMetrics(mergeReports(reports), reports);
-      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : text);
-    });
+    void this.#collect().then(({ reports, pools, traffic }) =>
+      streamPieces(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, workersMetricsPieces(pools, reports, traffic)),
+    );
   };
+
+  /**
+   * Every worker's reports, their snapshots merged and their traffic counters summed (a few ms per
+   * turn of the event loop). Scrapes that arrive while one is under way share it: one IPC round and
+   * one merge, not one per scrape. The result is shared: read it, never change it.
+   */
+  #collect = coalesce(
+    async (): Promise<{ reports: CollectedReports; pools: Record<string, LoadBalancerSnapshot>; traffic: Record<string, PoolTrafficJson> }> => {
+      const reports = await this.#options.worker!.collect();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const pools = mergeReports(reports);
+      const traffic = await runSliced(sumWorkerTrafficSteps(reports));
+      return { reports, pools, traffic };
+    },
+  );
 
   #requestEnded = (): void => {
     this.#inflight--;

@@ -24,12 +24,15 @@
  *   held both the total and its parts would count everything twice (Prometheus' guidance on labels:
  *   a family's series must add up to something meaningful).
  */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { LoadBalancerSnapshot } from '@fulcrum/core';
 import {
   DURATION_BOUNDS_MS,
   renderPrometheus,
+  renderPrometheusPieces,
   renderProtocolFamilies,
   renderTrafficJson,
+  renderTrafficJsonPieces,
   sumProtocolStats,
   type PoolTrafficJson,
   type ProtocolStatsJson,
@@ -193,13 +196,47 @@ function combineSeries(a: Series, b: Series): Series {
 
 /** Every worker's traffic counters, summed per pool (see the header). */
 export function sumWorkerTraffic(reports: readonly WorkerStatsReport[]): Record<string, PoolTrafficJson> {
+  return run(sumWorkerTrafficSteps(reports));
+}
+
+/** `sumWorkerTraffic` in steps: it yields every `STEP_ITEMS` backends (`runSliced` runs it a few ms per turn of the event loop). */
+export function* sumWorkerTrafficSteps(reports: readonly WorkerStatsReport[]): Steps<Record<string, PoolTrafficJson>> {
   const sum = Object.create(null) as Record<string, PoolTrafficJson>;
   for (const report of reports) {
     for (const [pool, traffic] of Object.entries(report.stats?.traffic ?? {})) {
-      sum[pool] = combine(sum[pool] as unknown as Json, traffic as unknown as Json, pool) as unknown as PoolTrafficJson;
+      sum[pool] = (yield* poolSteps(sum[pool] as unknown as Json, traffic as unknown as Json, pool)) as unknown as PoolTrafficJson;
     }
   }
   return sum;
+}
+
+/** `combine(a, b, name)` of a pool's counters, yielding between the entries of its `backends` (one per backend: the bulk of a large pool). */
+function* poolSteps(a: Json | undefined, b: Json, name: string): Steps<Json> {
+  if (!isPlain(b) || !(a === undefined || a === null || isPlain(a))) return combine(a, b, name);
+  const left = a ?? {};
+  const right = b;
+  const out: { [key: string]: Json } = Object.create(null) as { [key: string]: Json };
+  for (const k of Object.keys(left)) out[k] = k === 'backends' ? yield* backendsSteps(left[k], right[k]) : combine(left[k], right[k], k);
+  for (const k of Object.keys(right)) if (!(k in out)) out[k] = k === 'backends' ? yield* backendsSteps(undefined, right[k]) : clone(right[k]!);
+  return out;
+}
+
+function* backendsSteps(a: Json | undefined, b: Json | undefined): Steps<Json> {
+  if (b === undefined || b === null || !isPlain(b) || !(a === undefined || a === null || isPlain(a))) return combine(a, b, 'backends');
+  const left = a ?? {};
+  const right = b;
+  const out: { [key: string]: Json } = Object.create(null) as { [key: string]: Json };
+  let n = 0;
+  for (const k of Object.keys(left)) {
+    out[k] = combine(left[k], right[k], k);
+    if (++n % STEP_ITEMS === 0) yield;
+  }
+  for (const k of Object.keys(right)) {
+    if (k in out) continue;
+    out[k] = clone(right[k]!);
+    if (++n % STEP_ITEMS === 0) yield;
+  }
+  return out;
 }
 
 /** Every worker's HTTP/2 and gRPC counters, summed. */
@@ -262,4 +299,435 @@ export function renderWorkersMetrics(pools: Record<string, LoadBalancerSnapshot>
     family('fulcrum_workers', 'gauge', 'Worker processes that answered this scrape.') +
     `fulcrum_workers ${reports.length}\n`
   );
+}
+
+// ── Bounded cost on large pools (issue #22) ──────────────────────────────────────────────────
+//
+// A scrape under `--workers` moves every worker's snapshots (a 40,000-backend pool: ~10 MB of JSON
+// per worker) through the primary to the worker that answers, which then renders ~30 MB of text.
+// Done in one step each, that stalled the answering worker's event loop for seconds (its proxied
+// requests with it) and the primary's for hundreds of ms (bench/workers-stats.bench.mjs). Hence:
+//
+// - **Packed reports.** A worker sends its report as one JSON text (`packReport`) in which arrays
+//   and records of same-shaped objects (the backends, their traffic counters) are tables — column
+//   names once, then rows of values — so the text is smaller, and the primary relays a string
+//   instead of parsing and re-serialising a tree of objects. Over `MAX_REPORT_CHARS` the report is
+//   refused (the answer leaves that worker out and says so) rather than sent.
+// - **Unpacked one report per turn** of the event loop (`unpackReports`).
+// - **Coalesced scrapes.** Scrapes that arrive while one collection is under way share its reports
+//   (`coalesce`): one IPC round, not one per scrape.
+// - **Streamed answers.** The metrics and the page's JSON are written ~64 KB per turn of the event
+//   loop with backpressure (`streamPieces`), as the single process's handlers do.
+
+/** A packed report's longest text (characters, i.e. bytes of its ASCII JSON): past it, the report is refused. */
+export const MAX_REPORT_CHARS = 128 * 1024 * 1024;
+
+/** A worker's report as it crosses the IPC link: its data packed into one JSON text, or why it was refused. */
+export interface PackedReport {
+  slot: number;
+  pid: number;
+  /** `packValue({ pools, stats })` as JSON. */
+  data?: string;
+  /** Set instead of `data` when the report could not be sent (over `MAX_REPORT_CHARS`). */
+  refused?: string;
+}
+
+/** Reports of one collection, with the slots of the workers left out of it (no answer in time, or a refused report). */
+export type CollectedReports = WorkerStatsReport[] & { missing?: number[] };
+
+/** Markers opening a packed array: a table of objects, a record of objects, an array kept as is. */
+const TABLE = '\u0000t';
+const RECORD = '\u0000r';
+const LITERAL = '\u0000a';
+
+type Plain = { [key: string]: unknown };
+
+function isPlain(value: unknown): value is Plain {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The keys JSON writes (a property holding `undefined` is not written). */
+function keysOf(value: Plain): string[] {
+  const keys: string[] = [];
+  for (const key of Object.keys(value)) if (value[key] !== undefined) keys.push(key);
+  return keys;
+}
+
+/** The keys every item has, in the same order, when there are at least two items, else undefined. */
+function sharedKeys(items: readonly unknown[]): string[] | undefined {
+  if (items.length < 2 || !isPlain(items[0])) return undefined;
+  const columns = keysOf(items[0]);
+  for (let i = 1; i < items.length; i++) {
+    const item = items[i];
+    if (!isPlain(item)) return undefined;
+    const keys = keysOf(item);
+    if (keys.length !== columns.length) return undefined;
+    for (let k = 0; k < keys.length; k++) if (keys[k] !== columns[k]) return undefined;
+  }
+  return columns;
+}
+
+/**
+ * `value` (plain JSON data) with every array or record of at least two same-shaped objects written
+ * as a table: `[TABLE, columns, rows]` or `[RECORD, names, columns, rows]`. `unpackValue` gives back
+ * what `JSON.parse(JSON.stringify(value))` would, key order included.
+ */
+export function packValue(value: unknown): unknown {
+  return run(packSteps(value, false));
+}
+
+/** Work done in steps: each `yield` is a point where the event loop may run (`runSliced`). */
+export type Steps<T> = Generator<void, T, void>;
+
+/** Items (rows, backends) handled between two yields of a `Steps`. */
+const STEP_ITEMS = 64;
+/** How long `runSliced` works before it lets the event loop run, ms. */
+const SLICE_MS = 10;
+
+/** Run `steps` to the end at once. */
+function run<T>(steps: Steps<T>): T {
+  for (;;) {
+    const next = steps.next();
+    if (next.done === true) return next.value;
+  }
+}
+
+/** Run `steps` ~`sliceMs` at a time, letting the event loop run in between (proxied requests, other answers). */
+export async function runSliced<T>(steps: Steps<T>, sliceMs: number = SLICE_MS): Promise<T> {
+  let start = performance.now();
+  for (;;) {
+    const next = steps.next();
+    if (next.done === true) return next.value;
+    if (performance.now() - start >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      start = performance.now();
+    }
+  }
+}
+
+/**
+ * `packValue` in steps. `sliced`: yield between the rows of a table and the items of a collection
+ * of more than `STEP_ITEMS` (whose items are then packed at once: they are a pool's backends).
+ */
+function* packSteps(value: unknown, sliced: boolean): Steps<unknown> {
+  if (Array.isArray(value)) {
+    const columns = sharedKeys(value);
+    if (columns !== undefined) return [TABLE, columns, yield* rowsSteps(value, columns, sliced)];
+    const big = value.length > STEP_ITEMS;
+    const items: unknown[] = [];
+    for (const item of value) {
+      items.push(item === undefined || typeof item === 'function' ? null : big ? run(packSteps(item, false)) : yield* packSteps(item, sliced));
+      if (big && sliced) yield;
+    }
+    return typeof items[0] === 'string' && items[0].startsWith('\u0000') ? [LITERAL, ...items] : items;
+  }
+  if (isPlain(value)) {
+    const names = keysOf(value);
+    const items = names.map((name) => value[name]);
+    const columns = sharedKeys(items);
+    if (columns !== undefined) return [RECORD, names, columns, yield* rowsSteps(items, columns, sliced)];
+    const big = names.length > STEP_ITEMS;
+    const out: Plain = {};
+    for (const name of names) {
+      set(out, name, big ? run(packSteps(value[name], false)) : yield* packSteps(value[name], sliced));
+      if (big && sliced) yield;
+    }
+    return out;
+  }
+  return value;
+}
+
+function* rowsSteps(items: readonly unknown[], columns: readonly string[], sliced: boolean): Steps<unknown[][]> {
+  const rows: unknown[][] = [];
+  for (const item of items) {
+    rows.push(columns.map((column) => run(packSteps((item as Plain)[column], false))));
+    if (sliced) yield;
+  }
+  return rows;
+}
+
+/** `out[key] = value`, also for a key named `__proto__` (a pool or backend may be called so). */
+function set(out: Plain, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  else out[key] = value;
+}
+
+function fromRow(columns: readonly string[], row: readonly unknown[]): Plain {
+  const out: Plain = {};
+  for (let i = 0; i < columns.length; i++) {
+    const cell = row[i];
+    set(out, columns[i]!, typeof cell === 'object' && cell !== null ? run(unpackSteps(cell, false)) : cell);
+  }
+  return out;
+}
+
+/** The inverse of `packValue` (on its JSON round trip). */
+export function unpackValue(value: unknown): unknown {
+  return run(unpackSteps(value, false));
+}
+
+/** `unpackValue` in steps (see `packSteps`). */
+function* unpackSteps(value: unknown, sliced: boolean): Steps<unknown> {
+  if (Array.isArray(value)) {
+    if (value[0] === TABLE) {
+      const columns = value[1] as string[];
+      const out: Plain[] = [];
+      for (const row of value[2] as unknown[][]) {
+        out.push(fromRow(columns, row));
+        if (sliced) yield;
+      }
+      return out;
+    }
+    if (value[0] === RECORD) {
+      const names = value[1] as string[];
+      const columns = value[2] as string[];
+      const rows = value[3] as unknown[][];
+      const out: Plain = {};
+      for (let i = 0; i < names.length; i++) {
+        set(out, names[i]!, fromRow(columns, rows[i]!));
+        if (sliced) yield;
+      }
+      return out;
+    }
+    const items = value[0] === LITERAL ? value.slice(1) : value;
+    const big = items.length > STEP_ITEMS;
+    const out: unknown[] = [];
+    for (const item of items) {
+      out.push(big ? run(unpackSteps(item, false)) : yield* unpackSteps(item, sliced));
+      if (big && sliced) yield;
+    }
+    return out;
+  }
+  if (isPlain(value)) {
+    const keys = Object.keys(value);
+    const big = keys.length > STEP_ITEMS;
+    const out: Plain = {};
+    for (const key of keys) {
+      set(out, key, big ? run(unpackSteps(value[key], false)) : yield* unpackSteps(value[key], sliced));
+      if (big && sliced) yield;
+    }
+    return out;
+  }
+  return value;
+}
+
+/** The JSON text of `value`, built piece by piece (`jsonPieces`); undefined as soon as it grows past `maxChars`. */
+function* stringifySteps(value: unknown, maxChars: number): Steps<string | undefined> {
+  let text = '';
+  let n = 0;
+  for (const piece of jsonPieces(value)) {
+    text += piece;
+    if (text.length > maxChars) return undefined;
+    if (++n % (STEP_ITEMS * 4) === 0) yield;
+  }
+  return text;
+}
+
+function* packReportSteps(report: WorkerStatsReport, maxChars: number): Steps<PackedReport> {
+  const { slot, pid } = report;
+  let data: string | undefined;
+  try {
+    data = yield* stringifySteps(yield* packSteps({ pools: report.pools, stats: report.stats }, true), maxChars);
+  } catch (error) {
+    // A text past the engine's longest string throws: that is over any cap too.
+    return { slot, pid, refused: `report could not be serialised: ${String(error)}` };
+  }
+  if (data === undefined) return { slot, pid, refused: `report over the cap of ${maxChars} bytes` };
+  return { slot, pid, data };
+}
+
+/** A worker's report, packed for the IPC link; refused (without `data`) when its text would exceed `maxChars`. */
+export function packReport(report: WorkerStatsReport, maxChars: number = MAX_REPORT_CHARS): PackedReport {
+  return run(packReportSteps(report, maxChars));
+}
+
+/** `packReport`, a few ms per turn of the event loop (what a worker does when asked for its report). */
+export function packReportSliced(report: WorkerStatsReport, maxChars: number = MAX_REPORT_CHARS): Promise<PackedReport> {
+  return runSliced(packReportSteps(report, maxChars));
+}
+
+function reportOf(packed: PackedReport, data: unknown): WorkerStatsReport {
+  const { pools, stats } = data as { pools: Record<string, LoadBalancerSnapshot>; stats?: WorkerStats };
+  return stats === undefined ? { slot: packed.slot, pid: packed.pid, pools } : { slot: packed.slot, pid: packed.pid, pools, stats };
+}
+
+/** A packed report as the aggregation reads it; undefined for a refused one. */
+export function unpackReport(packed: PackedReport): WorkerStatsReport | undefined {
+  if (typeof packed.data !== 'string') return undefined;
+  return reportOf(packed, unpackValue(JSON.parse(packed.data)));
+}
+
+/**
+ * The reports of a collection unpacked a few ms per turn of the event loop (the JSON text of one
+ * report is parsed in one step); a refused or unreadable one joins `missing`.
+ */
+export async function unpackReports(packed: readonly PackedReport[], missing: readonly number[] = []): Promise<CollectedReports> {
+  const reports: CollectedReports = [];
+  const left = [...missing];
+  for (const one of packed) {
+    if (typeof one.data !== 'string') {
+      left.push(one.slot);
+      continue;
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      reports.push(reportOf(one, await runSliced(unpackSteps(JSON.parse(one.data), true))));
+    } catch {
+      // Not a report this version wrote (a worker of another build mid-upgrade): left out, not a hang.
+      left.push(one.slot);
+    }
+  }
+  reports.missing = left.sort((a, b) => a - b);
+  return reports;
+}
+
+/** `fn` whose calls while one is under way share its result: one IPC round for simultaneous scrapes. */
+export function coalesce<T>(fn: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= fn().finally(() => (pending = undefined));
+    return pending;
+  };
+}
+
+/**
+ * The text of `JSON.stringify(value)` (plain JSON data), piece by piece: an array or object of more
+ * than `PIECE_NODES` values, nested ones counted, is written item by item; a smaller one in one piece.
+ */
+export function* jsonPieces(value: unknown): Generator<string> {
+  if (!isLarge(value)) {
+    yield JSON.stringify(value) ?? 'null';
+    return;
+  }
+  if (Array.isArray(value)) {
+    yield '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) yield ',';
+      const item = value[i] as unknown;
+      if (item === undefined || typeof item === 'function' || typeof item === 'symbol') yield 'null';
+      else yield* jsonPieces(item);
+    }
+    yield ']';
+    return;
+  }
+  const object = value as Plain;
+  yield '{';
+  let first = true;
+  for (const key of Object.keys(object)) {
+    const item = object[key];
+    if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;
+    yield `${first ? '' : ','}${JSON.stringify(key)}:`;
+    first = false;
+    yield* jsonPieces(item);
+  }
+  yield '}';
+}
+
+/** Values an array or object of `jsonPieces` may hold, nested ones counted, and still be written in one piece. */
+const PIECE_NODES = 256;
+
+/** Whether `value` holds more than `PIECE_NODES` values (counting stops there). */
+function isLarge(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  let budget = PIECE_NODES;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node !== 'object' || node === null) continue;
+    const items = Array.isArray(node) ? (node as unknown[]) : Object.values(node as Plain);
+    budget -= items.length;
+    if (budget < 0) return true;
+    for (const item of items) if (typeof item === 'object' && item !== null) stack.push(item);
+  }
+  return false;
+}
+
+/**
+ * The page's JSON (`workersStatsJson`, and `missingWorkers`: the slots left out of this answer),
+ * piece by piece; `traffic` is `sumWorkerTraffic(reports)`, computed beforehand in steps.
+ */
+export function workersStatsJsonPieces(
+  pools: Record<string, LoadBalancerSnapshot>,
+  reports: CollectedReports,
+  historySize: number,
+  traffic: Record<string, PoolTrafficJson> = sumWorkerTraffic(reports),
+): Generator<string> {
+  const json: StatsJson & { missingWorkers: number[] } = {
+    pools,
+    events: mergeWorkerEvents(reports, historySize),
+    traffic,
+    durationBoundsMs: DURATION_BOUNDS_MS,
+    protocol: sumWorkerProtocol(reports),
+    workers: reports.length,
+    missingWorkers: reports.missing ?? [],
+  };
+  return jsonPieces(json);
+}
+
+/**
+ * The text of `renderWorkersMetrics`, and `fulcrum_workers_missing`, piece by piece; `traffic` is
+ * `sumWorkerTraffic(reports)`, computed beforehand in steps.
+ */
+export function* workersMetricsPieces(
+  pools: Record<string, LoadBalancerSnapshot>,
+  reports: CollectedReports,
+  traffic: Record<string, PoolTrafficJson> = sumWorkerTraffic(reports),
+): Generator<string> {
+  yield* renderPrometheusPieces(pools);
+  yield* renderTrafficJsonPieces(traffic);
+  yield renderProtocolFamilies(sumWorkerProtocol(reports));
+  yield renderWorkerFamilies(reports);
+  yield family('fulcrum_workers', 'gauge', 'Worker processes that answered this scrape.');
+  yield `fulcrum_workers ${reports.length}\n`;
+  yield family('fulcrum_workers_missing', 'gauge', 'Worker processes left out of this scrape: no answer within the deadline, or a report over the size cap.');
+  yield `fulcrum_workers_missing ${reports.missing?.length ?? 0}\n`;
+}
+
+/** Bytes written per turn of the event loop by `streamPieces`. */
+const CHUNK_CHARS = 64 * 1024;
+/** A reader that takes nothing for this long (ms) is cut. */
+const STREAM_STALL_MS = 30_000;
+
+/**
+ * Answer `status` with `headers` and the text of `pieces`, ~64 KB per turn of the event loop, waiting
+ * for the client to drain what was written (a reader that takes nothing for 30 s is cut). HEAD gets
+ * the headers only. An error in `pieces` destroys the socket: a truncated body must not look complete.
+ */
+export function streamPieces(req: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, pieces: Iterator<string>): void {
+  res.writeHead(status, { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  const step = (): void => {
+    if (res.destroyed) return;
+    let chunk = '';
+    let last = false;
+    try {
+      while (chunk.length < CHUNK_CHARS) {
+        const next = pieces.next();
+        if (next.done === true) {
+          last = true;
+          break;
+        }
+        chunk += next.value;
+      }
+    } catch {
+      res.destroy();
+      return;
+    }
+    if (last) res.end(chunk);
+    else if (res.write(chunk)) setImmediate(step);
+    else {
+      const stall = setTimeout(() => res.destroy(), STREAM_STALL_MS);
+      const closed = (): void => clearTimeout(stall);
+      res.once('close', closed);
+      res.once('drain', () => {
+        clearTimeout(stall);
+        res.off('close', closed);
+        step();
+      });
+    }
+  };
+  step();
 }

@@ -25,7 +25,7 @@ import { availableParallelism } from 'node:os';
 import type { BackendSnapshot, LoadBalancerSnapshot, Replicator, StickEntry } from '@fulcrum/core';
 import { isExpired, mergeStickEntry } from '@fulcrum/core/session';
 import type { RunnerLogger } from './log';
-import type { WorkerStats } from './worker-stats';
+import { packReportSliced, unpackReports, type CollectedReports, type PackedReport, type WorkerStats } from './worker-stats';
 
 /** Environment variables the primary gives its workers. */
 export const WORKER_SLOT_ENV = 'FULCRUM_WORKER_SLOT';
@@ -67,12 +67,12 @@ type ToPrimary =
   | { fulcrum: 'w'; t: 'snapshot'; id: number }
   | { fulcrum: 'w'; t: 'change'; change: WorkerChange }
   | { fulcrum: 'w'; t: 'collect'; id: number }
-  | { fulcrum: 'w'; t: 'report'; id: number; report: WorkerReport };
+  | { fulcrum: 'w'; t: 'report'; id: number; report: PackedReport };
 type ToWorker =
   | { fulcrum: 'w'; t: 'entries'; entries: StickEntry<unknown>[] }
   | { fulcrum: 'w'; t: 'snapshot'; id: number; entries: StickEntry<unknown>[] }
   | { fulcrum: 'w'; t: 'change'; change: WorkerChange }
-  | { fulcrum: 'w'; t: 'collect'; id: number; reports: WorkerReport[] }
+  | { fulcrum: 'w'; t: 'collect'; id: number; reports: PackedReport[]; missing?: number[] }
   | { fulcrum: 'w'; t: 'report'; id: number }
   | { fulcrum: 'w'; t: 'shutdown' };
 
@@ -112,7 +112,7 @@ export class WorkerLink {
   readonly replicator: Replicator<unknown>;
   #nextId = 0;
   readonly #snapshots = new Map<number, (entries: StickEntry<unknown>[]) => void>();
-  readonly #collects = new Map<number, (reports: WorkerReport[]) => void>();
+  readonly #collects = new Map<number, (reports: PackedReport[], missing: number[]) => void>();
   readonly #subscribers = new Set<(entries: readonly StickEntry<unknown>[]) => void>();
   /** Applies a change another worker made (set by the CLI once the runner is up). */
   onChange: (change: WorkerChange) => void = () => undefined;
@@ -162,11 +162,13 @@ export class WorkerLink {
       this.#pending.push(m.change);
       if (this.#applying) this.#drainPending();
     } else if (m.t === 'collect') {
-      this.#collects.get(m.id)?.(m.reports);
+      this.#collects.get(m.id)?.(m.reports, m.missing ?? []);
       this.#collects.delete(m.id);
     } else if (m.t === 'report') {
       const report = this.report();
-      send({ fulcrum: 'w', t: 'report', id: m.id, report: report ?? { slot: this.slot, pid: process.pid, pools: {} } });
+      void packReportSliced(report ?? { slot: this.slot, pid: process.pid, pools: {} }).then((packed) =>
+        send({ fulcrum: 'w', t: 'report', id: m.id, report: packed }),
+      );
     } else if (m.t === 'shutdown') {
       this.shutdownRequested = true;
       this.onShutdown();
@@ -189,11 +191,11 @@ export class WorkerLink {
     send({ fulcrum: 'w', t: 'change', change });
   }
 
-  /** Every live worker's report (this one's included), through the primary. */
-  collect(): Promise<WorkerReport[]> {
+  /** Every live worker's report (this one's included), through the primary; `missing` names the workers left out. */
+  collect(): Promise<CollectedReports> {
     const id = ++this.#nextId;
     return new Promise((resolve) => {
-      this.#collects.set(id, resolve);
+      this.#collects.set(id, (reports, missing) => void unpackReports(reports, missing).then(resolve));
       send({ fulcrum: 'w', t: 'collect', id });
     });
   }
@@ -301,7 +303,10 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   /** Admin changes since the last reload, replayed to replacement workers. */
   let adminLog: WorkerChange[] = [];
   let nextCollect = 0;
-  const collects = new Map<number, { waiting: Set<number>; reports: WorkerReport[]; reply: (reports: WorkerReport[]) => void; timer: NodeJS.Timeout }>();
+  const collects = new Map<
+    number,
+    { waiting: Set<number>; reports: PackedReport[]; reply: (reports: PackedReport[], missing: number[]) => void; timer: NodeJS.Timeout }
+  >();
   let stopping = false;
   let announced = false;
 
@@ -318,7 +323,12 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     if (pending === undefined) return;
     collects.delete(id);
     clearTimeout(pending.timer);
-    pending.reply(pending.reports.sort((a, b) => a.slot - b.slot));
+    const missing = [...pending.waiting].sort((a, b) => a - b);
+    if (missing.length > 0) log('warn', 'workers left out of a stats answer: no report in time', { workers: missing, timeoutMs: COLLECT_TIMEOUT_MS });
+    pending.reply(
+      pending.reports.sort((a, b) => a.slot - b.slot),
+      missing,
+    );
   };
 
   const onMessage = (slot: Slot, worker: Worker, raw: unknown): void => {
@@ -362,7 +372,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         collects.set(id, {
           waiting: new Set(targets.map((s) => s.slot)),
           reports: [],
-          reply: (reports) => sendTo(worker, { fulcrum: 'w', t: 'collect', id: message.id, reports }),
+          reply: (reports, missing) => sendTo(worker, { fulcrum: 'w', t: 'collect', id: message.id, reports, missing }),
           timer,
         });
         for (const target of targets) sendTo(target.worker, { fulcrum: 'w', t: 'report', id });
@@ -372,6 +382,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       case 'report': {
         const pending = collects.get(message.id);
         if (pending === undefined) return;
+        if (message.report.refused !== undefined) log('warn', 'worker report refused', { worker: slot.slot, reason: message.report.refused });
         pending.reports.push(message.report);
         pending.waiting.delete(slot.slot);
         if (pending.waiting.size === 0) finishCollect(message.id);

@@ -3,6 +3,7 @@
 // their own families, promtool-checked), and an admin drain every worker applies is one event of
 // the page's list, with the workers that recorded it.
 import { spawnSync } from 'node:child_process';
+import { request } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -57,6 +58,30 @@ function call(session: http2.ClientHttp2Session, path: string): Promise<string> 
     stream.on('close', () => resolve(status));
     stream.resume();
     stream.end(Buffer.alloc(5));
+  });
+}
+
+/** GET `path`, or undefined when no answer came within `ms` (the connection is then cut). */
+function getWithin(port: number, path: string, ms: number): Promise<{ status: number; body: string } | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', () => resolve(undefined));
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      resolve(undefined);
+    }, ms);
+    req.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+    req.end();
   });
 }
 
@@ -171,4 +196,77 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
       await g2.close();
     }
   }, 60_000);
+
+  it('answers whole for a 40,000-backend pool, and without a stopped worker once the deadline passed: the page, the metrics and the log say which', async () => {
+    const file = join(bundled.dir, `workers-huge-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        frontends: [{ port: 0, host: '127.0.0.1' }],
+        // Nothing listens there, and nothing probes them: no health checks.
+        pools: {
+          huge: { backends: Array.from({ length: 40_000 }, (_, i) => ({ id: `b${i}`, address: `http://10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:8080` })) },
+        },
+        metrics: { path: '/metrics', port: 0, host: '127.0.0.1' },
+        stats: { path: '/stats', port: 0, host: '127.0.0.1' },
+      }),
+    );
+    const proxy: BinRun = bundled.run(['--config', file, '--workers', '2']);
+    let stopped: number | undefined;
+    try {
+      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 60_000);
+      const started = lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!;
+      const metricsPort = portOf(started.metrics);
+      const statsPort = portOf(started.stats);
+
+      type Json = { workers: number; missingWorkers: number[]; pools: Record<string, { backends: { id: string }[] }> };
+      const whole = await getWithin(statsPort, '/stats?format=json', 30_000);
+      const json = JSON.parse(whole!.body) as Json;
+      expect(json.pools.huge!.backends).toHaveLength(40_000);
+      expect(json.pools.huge!.backends[39_999]!.id).toBe('b39999');
+      expect(json.workers).toBe(2);
+      expect(json.missingWorkers).toEqual([]);
+      const text = (await getWithin(metricsPort, '/metrics', 30_000))!.body;
+      expect(sample(text, 'fulcrum_workers')).toBe(2);
+      expect(sample(text, 'fulcrum_workers_missing')).toBe(0);
+      expect(text).toMatch(/^fulcrum_backend_up\{pool="huge",backend="b39999"\} 1$/m);
+      const pid = Number(/^fulcrum_worker_info\{worker="2",pid="(\d+)"\} 1$/m.exec(text)![1]);
+
+      process.kill(pid, 'SIGSTOP');
+      stopped = pid;
+      // Connections go round-robin over the workers: one handed to the stopped worker waits, so it is
+      // cut and the scrape asked again, until worker 1 answers — after the primary's deadline.
+      const answered = async (port: number, path: string): Promise<string> => {
+        let body: string | undefined;
+        await until(
+          async () => {
+            const reply = await getWithin(port, path, 10_000);
+            body = reply?.body;
+            return reply !== undefined;
+          },
+          `${path} answered by worker 1`,
+          60_000,
+        );
+        return body!;
+      };
+      const partial = await answered(metricsPort, '/metrics');
+      expect(sample(partial, 'fulcrum_workers')).toBe(1);
+      expect(sample(partial, 'fulcrum_workers_missing')).toBe(1);
+      expect(partial).toContain('fulcrum_worker_info{worker="1",');
+      expect(partial).not.toContain('fulcrum_worker_info{worker="2",');
+      const page = JSON.parse(await answered(statsPort, '/stats?format=json')) as Json;
+      expect(page.workers).toBe(1);
+      expect(page.missingWorkers).toEqual([2]);
+      expect(page.pools.huge!.backends).toHaveLength(40_000);
+      const left = lines(proxy.out.stderr).filter((l) => l.msg === 'workers left out of a stats answer: no report in time');
+      expect(left.length).toBeGreaterThan(0);
+      expect(left[0]!.workers).toEqual([2]);
+    } finally {
+      if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+      if (proxy.child.exitCode === null) {
+        proxy.child.kill('SIGTERM');
+        await proxy.exited;
+      }
+    }
+  }, 180_000);
 });

@@ -39,6 +39,7 @@ header { display: flex; align-items: baseline; justify-content: space-between; g
   background: var(--card); border-bottom: 1px solid var(--line); }
 h1 { margin: 0; font-size: 20px; font-weight: 600; }
 #status { color: var(--muted); font-size: 13px; white-space: nowrap; }
+#missing-workers { color: var(--down); font-size: 13px; }
 #status::before { content: ""; display: inline-block; width: 8px; height: 8px; margin-right: 6px; border-radius: 50%; background: var(--muted); }
 #status.live::before { background: var(--up); }
 #status.stale { color: var(--down); }
@@ -140,6 +141,7 @@ const SCRIPT = `
   var protocolEl = document.getElementById('protocol-body');
   var protocolSection = document.getElementById('protocol-section');
   var statusEl = document.getElementById('status');
+  var missingEl = document.getElementById('missing-workers');
   var timer = 0;
   var lastUpdate = 0;
   var bounds = [];
@@ -755,6 +757,10 @@ const SCRIPT = `
 
   function render(data) {
     document.body.classList.toggle('multi-worker', num(data && data.workers) > 1);
+    // Under --workers: workers left out of this answer (no report in time, or one over the size cap).
+    var missing = data && Array.isArray(data.missingWorkers) ? data.missingWorkers.map(num) : [];
+    missingEl.hidden = missing.length === 0;
+    missingEl.textContent = missing.length === 0 ? '' : 'no counters from worker' + (missing.length > 1 ? 's ' : ' ') + missing.join(', ');
     renderProtocol(data && data.protocol);
     var pools = data && typeof data.pools === 'object' && data.pools !== null ? data.pools : {};
     var traffic = data && typeof data.traffic === 'object' && data.traffic !== null ? data.traffic : {};
@@ -881,7 +887,7 @@ export function renderStatsPage(title: string, refreshMs: number, adminPath?: st
 <style>${STYLE}</style>
 </head>
 <body data-refresh-ms="${refreshMs}"${admin}>
-<header><h1>${safeTitle}</h1><span id="status">loading\u2026</span></header>
+<header><h1>${safeTitle}</h1><span id="missing-workers" role="status" hidden></span><span id="status">loading\u2026</span></header>
 <noscript>This page needs JavaScript to show live data; the same data is at ?format=json.</noscript>
 <main>
 <div id="pools"></div>
