@@ -84,8 +84,17 @@ import {
 import { loadConfig } from './load';
 import { stderrLogger, type RunnerLogger } from './log';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
-import { coalesce, runSliced, streamPieces, sumWorkerTrafficSteps, workersMetricsPieces, workersStatsJsonPieces, type CollectedReports } from './worker-stats';
-import { mergeReports, type WorkerChange, type WorkerReport } from './workers';
+import {
+  coalesce,
+  mergeSnapshotsSteps,
+  runSliced,
+  streamPieces,
+  sumWorkerTrafficSteps,
+  workersMetricsPieces,
+  workersStatsJsonPieces,
+  type CollectedReports,
+} from './worker-stats';
+import { CHECKING_SLOT, type WorkerChange, type WorkerReport } from './workers';
 
 /** How often Node sweeps connections for expired header and request timeouts, ms. */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
@@ -1110,7 +1119,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     async (): Promise<{ reports: CollectedReports; pools: Record<string, LoadBalancerSnapshot>; traffic: Record<string, PoolTrafficJson> }> => {
       const reports = await this.#options.worker!.collect();
       await new Promise<void>((resolve) => setImmediate(resolve));
-      const pools = mergeReports(reports);
+      const pools = await runSliced(mergeSnapshotsSteps(reports, CHECKING_SLOT));
       const traffic = await runSliced(sumWorkerTrafficSteps(reports));
       return { reports, pools, traffic };
     },

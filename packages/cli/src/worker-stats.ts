@@ -25,7 +25,7 @@
  *   a family's series must add up to something meaningful).
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { LoadBalancerSnapshot } from '@fulcrum/core';
+import type { BackendSnapshot, LoadBalancerSnapshot } from '@fulcrum/core';
 import {
   DURATION_BOUNDS_MS,
   renderPrometheus,
@@ -579,6 +579,42 @@ export async function unpackReports(packed: readonly PackedReport[], missing: re
   }
   reports.missing = left.sort((a, b) => a - b);
   return reports;
+}
+
+/**
+ * `mergeReports` of workers.ts (the snapshots summed: in-flight, requests and failures added over the
+ * workers; states, weights and the rest from the checking worker's report) in steps: it yields every
+ * `STEP_ITEMS` backends, so a 40,000-backend pool is merged a few ms per turn of the event loop.
+ * The same result (a test holds them equal).
+ */
+export function* mergeSnapshotsSteps(reports: readonly WorkerStatsReport[], checkingSlot: number): Steps<Record<string, LoadBalancerSnapshot>> {
+  const merged: Record<string, LoadBalancerSnapshot> = {};
+  if (reports.length === 0) return merged;
+  const base = reports.find((r) => r.slot === checkingSlot) ?? reports[0]!;
+  let n = 0;
+  for (const [name, pool] of Object.entries(base.pools)) {
+    const backends: BackendSnapshot[] = [];
+    const byId = new Map<string, BackendSnapshot>();
+    for (const b of pool.backends) {
+      const sum = { ...b, inflight: 0, requests: 0, failures: 0 };
+      backends.push(sum);
+      byId.set(sum.id, sum);
+      if (++n % STEP_ITEMS === 0) yield;
+    }
+    for (const report of reports) {
+      for (const b of report.pools[name]?.backends ?? []) {
+        const sum = byId.get(b.id);
+        if (sum !== undefined) {
+          sum.inflight += b.inflight;
+          sum.requests += b.requests;
+          sum.failures += b.failures;
+        }
+        if (++n % STEP_ITEMS === 0) yield;
+      }
+    }
+    merged[name] = { ...pool, backends };
+  }
+  return merged;
 }
 
 /** `fn` whose calls while one is under way share its result: one IPC round for simultaneous scrapes. */

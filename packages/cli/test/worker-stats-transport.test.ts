@@ -11,6 +11,7 @@ import { mergeReports } from '../src';
 import {
   coalesce,
   jsonPieces,
+  mergeSnapshotsSteps,
   packReport,
   packReportSliced,
   packValue,
@@ -119,16 +120,16 @@ describe('a 40,000-backend report', () => {
     expect(JSON.stringify(reports[1])).toBe(JSON.stringify(JSON.parse(JSON.stringify(two))));
   }, 60_000);
 
-  it('sums and renders in slices to the same text as the one-step forms', async () => {
-    const reports: CollectedReports = Object.assign([one, two], { missing: [3] });
+  it('sums and renders in slices to the same text as the one-step forms (5,000 backends each)', async () => {
+    const reports: CollectedReports = Object.assign([hugeReport(1, 5_000), hugeReport(2, 5_000)], { missing: [3] });
     let turns = 0;
     const ticker = setInterval(() => turns++, 0);
     const traffic = await runSliced(sumWorkerTrafficSteps(reports));
     clearInterval(ticker);
     expect(turns).toBeGreaterThan(0);
     expect(JSON.stringify(traffic)).toBe(JSON.stringify(sumWorkerTraffic(reports)));
-    expect(Object.keys(traffic.huge!.backends)).toHaveLength(40_000);
-    expect(traffic.huge!.backends.b39999!.duration.count).toBe(2);
+    expect(Object.keys(traffic.huge!.backends)).toHaveLength(5_000);
+    expect(traffic.huge!.backends.b4999!.duration.count).toBe(2);
 
     const pools = mergeReports(reports);
     const text = [...workersMetricsPieces(pools, reports, traffic)].join('');
@@ -148,6 +149,31 @@ describe('a 40,000-backend report', () => {
     expect(reports.map((r) => r.slot)).toEqual([2]);
     expect(reports.missing).toEqual([1, 3]);
   }, 60_000);
+});
+
+describe('mergeSnapshotsSteps', () => {
+  it("is mergeReports in steps: counters added, states from the checking worker's report, a backend only one worker has left out", async () => {
+    const base = hugeReport(1, 3_000);
+    const other = structuredClone(hugeReport(2, 3_000));
+    other.pools.huge!.backends.forEach((b, i) => {
+      b.requests = i % 7;
+      b.failures = i % 3;
+      b.inflight = 1;
+      b.state = 'draining';
+    });
+    other.pools.huge!.backends.push({ ...other.pools.huge!.backends[0]!, id: 'only-in-2' });
+    other.pools.extra = { ...other.pools.huge!, name: 'extra' };
+    const reports = [other, base];
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    const merged = await runSliced(mergeSnapshotsSteps(reports, 1), 1);
+    clearInterval(ticker);
+    expect(turns).toBeGreaterThan(0);
+    expect(merged).toEqual(mergeReports(reports));
+    expect(merged.huge!.backends[13]).toMatchObject({ state: 'up', requests: 6, failures: 1, inflight: 1 });
+    expect(Object.keys(merged)).toEqual(['huge']);
+    expect(await runSliced(mergeSnapshotsSteps([], 1))).toEqual({});
+  });
 });
 
 describe('coalesce', () => {
