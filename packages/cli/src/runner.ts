@@ -1175,7 +1175,7 @@ function statsKey(config: FulcrumConfig): string {
 }
 
 /** The listeners of the admin API, stats page and metrics, by `host:port` (shared when equal). */
-function serviceListeners(config: FulcrumConfig): Map<string, { port: number; host: string }> {
+export function serviceListeners(config: FulcrumConfig): Map<string, { port: number; host: string }> {
   const listeners = new Map<string, { port: number; host: string }>();
   if (config.admin?.port !== undefined) listeners.set(`${config.admin.host}:${config.admin.port}`, { port: config.admin.port, host: config.admin.host });
   for (const listener of [config.stats?.listener, config.metrics?.listener]) {

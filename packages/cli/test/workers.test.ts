@@ -263,7 +263,9 @@ describe('fulcrum --workers', () => {
       writeFileSync(file, JSON.stringify({ frontends: [{ port, host: '127.0.0.1' }], pools: { web: { backends: [] } } }));
       const proxy = bundled.run(['--config', file, '--workers', '2']);
       expect(await proxy.exited).toBe(1);
-      expect(proxy.out.stderr).toContain('a worker could not start; stopping');
+      // The primary binds the listeners before it forks anything.
+      expect(proxy.out.stderr).toContain('fulcrum: cannot start: listen EADDRINUSE');
+      expect(proxy.out.stderr).not.toContain('worker');
       expect(proxy.out.stderr).not.toContain('fulcrum stopped');
       expect(proxy.out.stderr).not.toContain('replacing it');
     } finally {
