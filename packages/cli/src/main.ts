@@ -281,7 +281,14 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
       env: io.env,
       logger,
       inherit,
-      worker: { slot, runsChecks: link.runsChecks, replicator: link.replicator, broadcast: (change) => link.broadcast(change), collect: () => link.collect() },
+      worker: {
+        slot,
+        runsChecks: link.runsChecks,
+        replicator: link.replicator,
+        broadcast: (change) => link.broadcast(change),
+        collect: () => link.collect(),
+        listening: (keys) => link.listening(keys),
+      },
     });
   } catch (error) {
     // Stopped before it served (the primary shut down meanwhile): nothing failed.

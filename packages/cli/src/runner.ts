@@ -132,6 +132,8 @@ export interface WorkerOptions {
   broadcast(change: WorkerChange): void;
   /** Every worker's report, for the aggregated admin state and metrics. */
   collect(): Promise<WorkerReport[]>;
+  /** The keys of the listeners this worker serves, after its start and each reload (`listeningSockets()`). */
+  listening?(keys: readonly string[]): void;
 }
 
 /** A running proxy. */
@@ -649,6 +651,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     }
     this.config = config;
     await Promise.all(adopted.map(([server, inherited]) => listen(server, 0, '', inherited)));
+    this.#options.worker?.listening?.([...this.listeningSockets().keys()]);
     // Retirements finish in the background: they wait for in-flight requests.
     void Promise.all(retired).catch((error: unknown) => this.#log('warn', 'retiring old pools failed', { error: String(error) }));
   }

@@ -145,6 +145,15 @@ export class PrimaryListeners {
     }
   }
 
+  /** Close the listener `key` here for good (no worker serves it any more), and the connections waiting for it. */
+  retire(key: string): void {
+    this.#servers.get(key)?.close();
+    this.#servers.delete(key);
+    for (let i = this.#waiting.length - 1; i >= 0; i--) {
+      if (this.#waiting[i]!.key === key) this.#waiting.splice(i, 1)[0]!.socket.destroy();
+    }
+  }
+
   /** Stop accepting here (the workers' and a successor's copies stay open); close what waits. */
   close(): void {
     if (this.#closed) return;

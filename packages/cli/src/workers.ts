@@ -85,6 +85,7 @@ type ToPrimary =
   | { fulcrum: 'w'; t: 'collect'; id: number }
   | { fulcrum: 'w'; t: 'report'; id: number; report: WorkerReport }
   | { fulcrum: 'w'; t: 'hello' }
+  | { fulcrum: 'w'; t: 'listening'; keys: string[] }
   | { fulcrum: 'w'; t: 'handover'; id: number; state: HandoverState | null };
 type ToWorker =
   | { fulcrum: 'w'; t: 'entries'; entries: StickEntry<unknown>[] }
@@ -274,6 +275,11 @@ export class WorkerLink {
     send({ fulcrum: 'w', t: 'ready', addresses });
   }
 
+  /** The listeners this worker serves (after its start and each reload): the primary closes the ones no worker serves. */
+  listening(keys: readonly string[]): void {
+    send({ fulcrum: 'w', t: 'listening', keys: [...keys] });
+  }
+
   /** Send a change made here to every other worker. */
   broadcast(change: WorkerChange): void {
     send({ fulcrum: 'w', t: 'change', change });
@@ -382,6 +388,8 @@ interface Slot {
   forkedAt: number;
   /** Consecutive failed starts: the backoff doubles with each. */
   failures: number;
+  /** The listener keys its worker last said it serves; undefined until it says. */
+  listening: ReadonlySet<string> | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -467,6 +475,11 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         }
         return;
       }
+      case 'listening': {
+        slot.listening = new Set(message.keys);
+        retireUnused();
+        return;
+      }
       case 'handover': {
         handovers.get(message.id)?.(message.state);
         handovers.delete(message.id);
@@ -514,8 +527,23 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     }
   };
 
+  /**
+   * Close the primary's copy of a listener that a reload took out of every worker (once every running
+   * worker has said what it serves): it would accept connections nobody serves, and keep the port.
+   */
+  const retireUnused = (): void => {
+    const running = slots.filter((s) => s.worker !== undefined);
+    if (running.length === 0 || running.some((s) => s.listening === undefined)) return;
+    for (const key of [...listeners.servers.keys()]) {
+      if (running.some((s) => s.listening!.has(key))) continue;
+      listeners.retire(key);
+      log('info', 'listener closed: no worker serves it since a reload', { listener: key });
+    }
+  };
+
   const fork = (slot: Slot): void => {
     slot.timer = undefined;
+    slot.listening = undefined;
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.slot) });
     slot.worker = worker;
     slot.ready = false;
@@ -671,7 +699,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     for (let i = 1; i <= options.workers; i++) {
-      const slot: Slot = { slot: i, worker: undefined, ready: false, forkedAt: 0, failures: 0, timer: undefined };
+      const slot: Slot = { slot: i, worker: undefined, ready: false, forkedAt: 0, failures: 0, timer: undefined, listening: undefined };
       slots.push(slot);
       fork(slot);
     }

@@ -254,6 +254,43 @@ describe('fulcrum --workers', () => {
     }
   }, 60_000);
 
+  it('closes a frontend a reload removed: the primary holds no socket nobody serves', async () => {
+    const b1 = await startBackend('b1');
+    const config = (frontends: object[]) => ({ frontends, pools: { web: { backends: [{ id: 'b1', address: b1.url }] } } });
+    const file = join(bundled.dir, 'workers-reload-frontends.json');
+    writeFileSync(
+      file,
+      JSON.stringify(
+        config([
+          { port: 0, host: '127.0.0.1' },
+          { port: 0, host: '127.0.0.2' },
+        ]),
+      ),
+    );
+    const proxy = bundled.run(['--config', file, '--workers', '2']);
+    try {
+      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
+      const [kept, removed] = (lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!.frontends as string[]).map(portOf) as [number, number];
+      expect((await get(removed, '/', {}, '127.0.0.2')).body).toBe('b1');
+      writeFileSync(file, JSON.stringify(config([{ port: 0, host: '127.0.0.1' }])));
+      proxy.child.kill('SIGHUP');
+      await until(
+        () => lines(proxy.out.stderr).some((l) => l.msg === 'listener closed: no worker serves it since a reload'),
+        'the primary closing its copy',
+        10_000,
+      );
+      const refused = await get(removed, '/', {}, '127.0.0.2').then(
+        () => 'served',
+        (error: NodeJS.ErrnoException) => error.code,
+      );
+      expect(refused).toBe('ECONNREFUSED');
+      expect((await get(kept, '/')).body).toBe('b1');
+    } finally {
+      await stop(proxy);
+      await b1.close();
+    }
+  }, 60_000);
+
   it('a config that cannot start starts no worker loop: exit 1, no "stopped"', async () => {
     const taken: Server = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
