@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach } from 'vitest';
 
 export interface Hit {
   method: string;
@@ -49,6 +50,36 @@ export async function startBackend(id: string): Promise<TestBackend> {
     server,
     close: () => closeServer(server),
   };
+}
+
+export type Cleanup = () => Promise<void> | void;
+
+/**
+ * A list the calling test file pushes cleanups onto: after each test they run, last pushed first
+ * (a proxy closes before the backends it forwards to).
+ */
+export function cleanupsAfterEach(): Cleanup[] {
+  const cleanups: Cleanup[] = [];
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!();
+  });
+  return cleanups;
+}
+
+/** `n` recording backends with ids `b0`, `b1`…, each closed by `cleanups`. */
+export async function startBackends(n: number, cleanups: Cleanup[]): Promise<TestBackend[]> {
+  const list: TestBackend[] = [];
+  for (let i = 0; i < n; i++) {
+    const backend = await startBackend(`b${i}`);
+    cleanups.push(() => backend.close());
+    list.push(backend);
+  }
+  return list;
+}
+
+/** Balancer options: round robin over `list` (ids and addresses only), so tests can predict the spread. */
+export function roundRobin(list: readonly { id: string; address: string }[]): { algorithm: 'round-robin'; backends: { id: string; address: string }[] } {
+  return { algorithm: 'round-robin', backends: list.map(({ id, address }) => ({ id, address })) };
 }
 
 /** A loopback port with nothing listening: connections to it are refused. */

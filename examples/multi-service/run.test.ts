@@ -7,7 +7,6 @@
 // SNI and is valid for that name. `--seconds` bounds every run even if this test dies, and the example
 // leaves when its IPC channel closes; each test checks that it exited 0, that no instance it started
 // is alive, and that the certificate directory is gone.
-import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -15,6 +14,7 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { forkExample, interrupt, isAlive, type Exit, type ExampleProcess } from '../../test-support/example-process';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const CERTIFIED = new Set(['example.test', 'api.example.test', 'www.example.test']);
@@ -28,60 +28,24 @@ interface Ready {
 }
 type Message = Ready | { type: 'split'; weights: Record<string, number> };
 
-interface Example {
-  child: ChildProcess;
+interface Example extends ExampleProcess<Message> {
   ready: Ready;
   ca: Buffer;
-  messages: Message[];
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const running = new Set<Example>();
+const running = new Set<ExampleProcess<Message>>();
 
-function start(args: string[]): Promise<Example> {
-  const child = fork(RUN, ['--https-port', '0', '--http-port', '0', '--seconds', '20', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const messages: Message[] = [];
-  child.on('message', (message: Message) => messages.push(message));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the example was not ready in 15 s:\n${output}`)), 15_000);
-    child.on('message', (message: Message) => {
-      if (message.type !== 'ready') return;
-      clearTimeout(timer);
-      const example: Example = { child, ready: message, ca: readFileSync(join(message.certificateDir, 'cert.pem')), messages, output: () => output, exited };
-      running.add(example);
-      resolve(example);
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`the example exited before it was ready (code ${code}, signal ${signal}):\n${output}`));
-    });
-  });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+async function start(args: string[]): Promise<Example> {
+  const run = forkExample<Message>(RUN, ['--https-port', '0', '--http-port', '0', '--seconds', '20', ...args]);
+  running.add(run);
+  const ready = await run.message('ready', 15_000);
+  return Object.assign(run, { ready, ca: readFileSync(join(ready.certificateDir, 'cert.pem')) });
 }
 
 /** SIGINT, as Ctrl-C would; returns how it exited. */
-async function stop(example: Example): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function stop(example: ExampleProcess<Message>): Promise<Exit> {
   running.delete(example);
-  if (example.child.exitCode === null && example.child.signalCode === null) example.child.kill('SIGINT');
-  const killer = setTimeout(() => example.child.kill('SIGKILL'), 10_000);
-  const result = await example.exited;
-  clearTimeout(killer);
-  return result;
+  return interrupt(example);
 }
 
 afterEach(async () => {
@@ -160,17 +124,8 @@ class Client {
   }
 }
 
-function nextSplit(example: Example, seen: number): Promise<Record<string, number>> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 10_000;
-    const poll = () => {
-      const splits = example.messages.filter((m) => m.type === 'split');
-      if (splits.length > seen) return resolve(splits[seen]!.weights);
-      if (Date.now() > deadline) return reject(new Error(`no split message #${seen + 1}:\n${example.output()}`));
-      setTimeout(poll, 20);
-    };
-    poll();
-  });
+async function nextSplit(example: Example, seen: number): Promise<Record<string, number>> {
+  return (await example.message('split', 10_000, seen)).weights;
 }
 
 async function expectCleanExit(example: Example): Promise<void> {

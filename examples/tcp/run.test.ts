@@ -3,11 +3,11 @@
 // (MYSQL_URL, default mysql://root@127.0.0.1:3306/test). Its scenario checks itself and reports the
 // result over IPC; this test also uses the proxy it leaves open with its own mysql2 client.
 // An unreachable MariaDB skips the MariaDB tests with one line, except under CI=true where it fails.
-import { fork, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { afterEach, describe, expect, it } from 'vitest';
+import { forkExample, interrupt, type Exit, type ExampleProcess } from '../../test-support/example-process';
+import { freePort } from '../../test-support/free-port';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
@@ -37,63 +37,28 @@ interface Result {
   port: number;
   checks: { name: string; ok: boolean }[];
 }
-interface Run {
-  child: ChildProcess;
+interface Run extends ExampleProcess<Result> {
+  /** The scenario's report: it checks itself, then leaves its proxy open until stopped. */
   result: Promise<Result>;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const running = new Set<Run>();
 
 function start(args: string[]): Run {
-  const child = fork(RUN, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const result = new Promise<Result>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no result in 12 s:\n${output}`)), 12_000);
-    child.on('message', (message: Result) => {
-      if (message.type !== 'result') return;
-      clearTimeout(timer);
-      resolve(message);
-    });
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`the example exited without a result (code ${code}):\n${output}`));
-    });
-  });
-  const run = { child, result, output: () => output, exited };
-  running.add(run);
-  return run;
+  const run = forkExample<Result>(RUN, ['--port', '0', ...args]);
+  const withResult: Run = Object.assign(run, { result: run.message('result', 12_000) });
+  running.add(withResult);
+  return withResult;
 }
 
-async function stop(run: Run): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function stop(run: Run): Promise<Exit> {
   running.delete(run);
-  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGINT');
-  const killer = setTimeout(() => run.child.kill('SIGKILL'), 10_000);
-  const exit = await run.exited;
-  clearTimeout(killer);
-  return exit;
+  return interrupt(run);
 }
 
 afterEach(async () => {
   for (const run of [...running]) await stop(run);
 });
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!available)('examples/tcp in front of MariaDB', () => {
   it('spreads, maintains, fails over and commits through the proxy, then serves other clients until stopped', async () => {
@@ -129,7 +94,7 @@ describe.skipIf(!available)('examples/tcp in front of MariaDB', () => {
 
 describe('examples/tcp without a database', () => {
   it('exits 1 and names the address when nothing listens there', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const run = start(['--seconds', '20', '--mysql-url', `mysql://root@127.0.0.1:${port}/test`]);
     const result = await run.result;
     expect(result.ok).toBe(false);

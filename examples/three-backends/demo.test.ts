@@ -6,10 +6,10 @@
 // developer has running on 8080. `--seconds` bounds the demo even if this test dies, and the demo
 // exits when its IPC channel to us closes; every test still stops it and checks that no process it
 // started — backends included, restarted ones too — is left alive.
-import { fork, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { forkExample, isAlive, type Exit, type ExampleProcess } from '../../test-support/example-process';
 import { waitFor } from '../../test-support/wait-for';
 
 const DEMO = fileURLToPath(new URL('./demo.mjs', import.meta.url));
@@ -24,63 +24,33 @@ type DemoMessage =
   | { type: 'backend'; id: string; port: number; pid: number }
   | { type: 'exit'; id: string; pid: number; code: number | null; signal: string | null };
 
-interface RunningDemo {
-  child: ChildProcess;
+interface RunningDemo extends ExampleProcess<DemoMessage> {
   proxyPort: number;
   backends: BackendInfo[];
   /** Every backend pid the demo ever reported, restarted ones included. */
   pids: Set<number>;
-  messages: DemoMessage[];
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const running = new Set<RunningDemo>();
 
-function startDemo(args: string[]): Promise<RunningDemo> {
-  const child = fork(DEMO, ['--port', '0', '--backend-ports', '0,0,0', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+async function startDemo(args: string[]): Promise<RunningDemo> {
+  const run = forkExample<DemoMessage>(DEMO, ['--port', '0', '--backend-ports', '0,0,0', ...args]);
+  const demo: RunningDemo = Object.assign(run, { proxyPort: 0, backends: [] as BackendInfo[], pids: new Set<number>() });
+  running.add(demo);
+  demo.child.on('message', (message: DemoMessage) => {
+    if (message.type === 'ready') for (const b of message.backends) demo.pids.add(b.pid);
+    else if (message.type === 'backend') demo.pids.add(message.pid);
   });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the demo did not become ready in 15 s:\n${output}`)), 15_000);
-    const demo: RunningDemo = { child, proxyPort: 0, backends: [], pids: new Set(), messages: [], output: () => output, exited };
-    running.add(demo);
-    child.on('message', (message: DemoMessage) => {
-      demo.messages.push(message);
-      if (message.type === 'ready') {
-        clearTimeout(timer);
-        demo.proxyPort = message.proxyPort;
-        demo.backends = message.backends;
-        for (const b of message.backends) demo.pids.add(b.pid);
-        resolve(demo);
-      } else if (message.type === 'backend') {
-        demo.pids.add(message.pid);
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`the demo exited before it was ready (code ${code}, signal ${signal}):\n${output}`));
-    });
-  });
+  const ready = await demo.message('ready', 15_000);
+  demo.proxyPort = ready.proxyPort;
+  demo.backends = ready.backends;
+  return demo;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function stopDemo(demo: RunningDemo): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function stopDemo(demo: RunningDemo): Promise<Exit> {
   running.delete(demo);
   if (demo.child.exitCode === null && demo.child.signalCode === null) demo.child.kill('SIGINT');
-  const result = await Promise.race([demo.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 10_000).unref())]);
+  const result = await Promise.race([demo.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]);
   if (result === undefined) {
     demo.child.kill('SIGKILL');
     for (const pid of demo.pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
@@ -124,6 +94,11 @@ async function readStats(agent: Agent, port: number): Promise<StatsJson> {
   const answer = await get(agent, port, '/fulcrum?format=json');
   expect(answer.status).toBe(200);
   return JSON.parse(answer.body) as StatsJson;
+}
+
+/** The events in which health checks took `backend` down or outlier detection ejected it. */
+function failoverOf(stats: StatsJson, backend: string): StatsJson['events'] {
+  return stats.events.filter((e) => e.backend === backend && ((e.type === 'state' && e.to === 'down') || e.type === 'ejected'));
 }
 
 /** `name=value` pairs of every Set-Cookie, joined as a Cookie header. */
@@ -172,12 +147,18 @@ describe('the three-backends demo', () => {
         }
       };
       const clients = [client(), client(), client(), client()];
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitFor(() => statuses.length >= 20, { what: 'the four clients to be sending GETs', intervalMs: 10 });
       process.kill(victim.pid, 'SIGKILL');
       killed = true;
-      // Long enough for in-flight requests to be reset, new ones to be refused, and the health
-      // checks and outlier detection to take the backend out.
-      await new Promise((resolve) => setTimeout(resolve, 2500));
+      // In-flight requests are reset and new ones refused until the health checks or outlier
+      // detection take the backend out: wait for the stats page to record that, then for a run of
+      // GETs after it, all under load.
+      await waitFor(async () => failoverOf(await readStats(agent, demo.proxyPort), victim.id).length > 0, {
+        what: `${victim.id} to be taken down or ejected`,
+        intervalMs: 100,
+      });
+      const atFailover = statuses.length;
+      await waitFor(() => statuses.length >= atFailover + 50, { what: '50 more GETs after the failover', intervalMs: 10 });
       stop = true;
       await Promise.all(clients);
       expect(statuses.length).toBeGreaterThan(50);
@@ -190,8 +171,7 @@ describe('the three-backends demo', () => {
       // --restart-delay 1 it may already be back.
       const stats = await readStats(agent, demo.proxyPort);
       expect(stats.pools['web']!.backends.map((b) => b.id)).toEqual(['app-1', 'app-2', 'app-3']);
-      const failover = stats.events.filter((e) => e.backend === victim.id && ((e.type === 'state' && e.to === 'down') || e.type === 'ejected'));
-      expect(failover.length).toBeGreaterThan(0);
+      expect(failoverOf(stats, victim.id).length).toBeGreaterThan(0);
       // The traffic behind the charts: every request counted, the per-second history filled, and
       // the killed backend's failed attempts moved to the others (redispatches, as HAProxy counts
       // them); no GET failed, so no request ended in a connection or response error.
@@ -229,13 +209,10 @@ describe('the three-backends demo', () => {
   it('accepts the `--` that `pnpm start -- --algorithm least-connections` passes before its options', async () => {
     // An invalid --port after the `--` proves the options behind it are parsed (not refused as
     // "Unexpected argument") without starting any backend.
-    const child = fork(DEMO, ['--', '--algorithm', 'least-connections', '--port', 'not-a-port'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
-    expect(output).not.toContain('Unexpected argument');
-    expect(output).toContain('--port must be a port from 0 to 65535, got "not-a-port"');
+    const run = forkExample<DemoMessage>(DEMO, ['--', '--algorithm', 'least-connections', '--port', 'not-a-port']);
+    const { code } = await run.exited;
+    expect(run.output()).not.toContain('Unexpected argument');
+    expect(run.output()).toContain('--port must be a port from 0 to 65535, got "not-a-port"');
     expect(code).toBe(2);
   });
 

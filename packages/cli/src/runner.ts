@@ -50,14 +50,16 @@ import {
   createTlsContext,
   normalizeListenerOptions,
   prometheusHandler,
-  renderPrometheus,
+  protocolStatsJson,
   PROMETHEUS_CONTENT_TYPE,
   redirectToHttps,
   statsPage,
+  trafficOf,
   type AccessLogEntry,
   type AdmissionVerdict,
   type NormalizedRateLimitOptions,
   type PoolSpec,
+  type PoolTrafficJson,
   type ProxyHandler,
   type ProxyOptions,
   type RawDispatch,
@@ -82,6 +84,7 @@ import {
 import { loadConfig } from './load';
 import { stderrLogger, type RunnerLogger } from './log';
 import { namespaced, openReplicator, type ModuleLoader, type OpenReplicator } from './replication';
+import { renderWorkersMetrics, workersStatsJson } from './worker-stats';
 import { mergeReports, type WorkerChange, type WorkerReport } from './workers';
 
 /** How often Node sweeps connections for expired header and request timeouts, ms. */
@@ -253,6 +256,9 @@ function engineOf(proxy: ProxyHandler): RawDispatchEngine {
  * instances already know (their snapshot), ms; past it the instance serves with what it has.
  */
 const STICKY_SYNC_WAIT_MS = 5000;
+
+/** Transitions the stats page lists under `--workers` (the newest, over every worker): the page's own default. */
+const STATS_HISTORY = 50;
 
 /** The longest timer Node keeps: the check interval of a worker that never checks. */
 const NEVER_MS = MAX_TIMER_MS;
@@ -586,11 +592,21 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       const stats = config.stats;
       const page = (adminPath: string | undefined): StatsHandler =>
         this.#aggregating(
-          statsPage(pageSource, { title: stats!.title, refreshMs: stats!.refreshMs, ...(adminPath === undefined ? {} : { admin: { path: adminPath } }) }),
+          statsPage(pageSource, {
+            title: stats!.title,
+            refreshMs: stats!.refreshMs,
+            frontends: this.#http2Frontends,
+            ...(adminPath === undefined ? {} : { admin: { path: adminPath } }),
+          }),
         );
       this.#stats = stats !== undefined && config.frontends.some((f) => f.stats) ? page(statsAdminPath) : undefined;
       this.#statsListener = stats?.listener !== undefined ? page(statsOnAdminListener ? '/' : undefined) : undefined;
-      this.#metrics = config.metrics === undefined ? undefined : this.#options.worker !== undefined ? this.#workerMetrics : prometheusHandler(source);
+      this.#metrics =
+        config.metrics === undefined
+          ? undefined
+          : this.#options.worker !== undefined
+            ? this.#workerMetrics
+            : prometheusHandler(source, { frontends: this.#http2Frontends });
       this.#statsGate = endpointGate(stats?.auth, 'fulcrum-stats');
       this.#metricsGate = endpointGate(config.metrics?.auth, 'fulcrum-metrics');
     }
@@ -999,8 +1015,30 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   workerReport(): WorkerReport {
     const pools: Record<string, LoadBalancerSnapshot> = {};
     for (const [name, pool] of this.#pools) pools[name] = pool.lb.snapshot();
-    return { slot: this.#options.worker?.slot ?? 0, pid: process.pid, pools };
+    const report: WorkerReport = { slot: this.#options.worker?.slot ?? 0, pid: process.pid, pools };
+    // The stats beside the snapshots are for the page and the metrics: a failure to read them must
+    // not take the worker down (this runs in an IPC handler), only leave them out of this answer.
+    try {
+      const traffic: Record<string, PoolTrafficJson> = {};
+      for (const [name, pool] of this.#pools) traffic[name] = trafficOf(pool.lb).toJSON();
+      const named = [...this.#pools].map(([name, pool]) => ({ name, lb: pool.lb }));
+      report.stats = {
+        events: (this.#stats ?? this.#statsListener)?.events() ?? [],
+        traffic,
+        protocol: protocolStatsJson(named, this.#http2Frontends()),
+      };
+    } catch (error) {
+      this.#log('warn', 'stats left out of a worker report', { error: String(error) });
+    }
+    return report;
   }
+
+  /** The raw frontends by `host:port`, whose HTTP/2 counters the stats show. */
+  #http2Frontends = (): Record<string, object> => {
+    const frontends: Record<string, object> = {};
+    for (const [key, frontend] of this.#frontends) if (frontend.server instanceof RawListener) frontends[key] = frontend.server;
+    return frontends;
+  };
 
   /** Apply a change another worker made (admin API) or found (health verdict). Never throws. */
   applyChange(change: WorkerChange): void {
@@ -1042,12 +1080,23 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       const url = req.url ?? '/';
       const query = url.indexOf('?');
       if (query === -1 || new URLSearchParams(url.slice(query + 1)).get('format') !== 'json') return handler(req, res);
-      void this.aggregate()!.then((state) => {
-        this.#aggregated = state.pools;
-        handler(req, res);
+      if (req.method !== 'GET' && req.method !== 'HEAD') return handler(req, res);
+      req.resume();
+      void this.#options.worker!.collect().then((reports) => {
+        const pools = mergeReports(reports);
+        this.#aggregated = pools;
+        const body = Buffer.from(JSON.stringify(workersStatsJson(pools, reports, STATS_HISTORY)), 'utf8');
+        res.writeHead(200, {
+          'content-type': 'application/json; charset=utf-8',
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          'content-length': body.length,
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
       });
     }) as StatsHandler;
     wrapped.close = () => handler.close();
+    wrapped.events = () => handler.events();
     return wrapped;
   }
 
@@ -1058,8 +1107,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    void this.aggregate()!.then((state) => {
-      const text = `${renderPrometheus(state.pools)}# HELP fulcrum_workers Worker processes that answered this scrape.\n# TYPE fulcrum_workers gauge\nfulcrum_workers ${state.workers.length}\n`;
+    void this.#options.worker!.collect().then((reports) => {
+      const text = renderWorkersMetrics(mergeReports(reports), reports);
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : text);
     });

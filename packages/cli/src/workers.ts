@@ -44,6 +44,7 @@ import {
 } from './handover';
 import type { RunnerLogger } from './log';
 import type { PrimaryListeners } from './worker-listeners';
+import type { WorkerStats } from './worker-stats';
 
 /** Environment variables the primary gives its workers. */
 export const WORKER_SLOT_ENV = 'FULCRUM_WORKER_SLOT';
@@ -74,6 +75,8 @@ export interface WorkerReport {
   slot: number;
   pid: number;
   pools: Record<string, LoadBalancerSnapshot>;
+  /** Its events, traffic and HTTP/2 counters, for the stats page and metrics (worker-stats.ts). */
+  stats?: WorkerStats;
 }
 
 /** Messages between the primary and its workers (every one carries `fulcrum: 'w'`). */

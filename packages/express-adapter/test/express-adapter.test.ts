@@ -4,40 +4,23 @@ import { createServer, type Server } from 'node:http';
 import { isFulcrumError } from '@fulcrum/core';
 import { metrics, proxy, stats, type ExpressProxyOptions, type ProxyMiddleware } from '@fulcrum/express-adapter';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  cleanupsAfterEach,
   closeServer,
   listen,
   liveHandles,
   refusedAddress,
+  roundRobin,
   send,
   sha256Of,
-  startBackend,
+  startBackends,
   upgradeEcho,
-  type TestBackend,
 } from '../../../test-support/adapter-fixtures';
 import { waitFor } from '../../../test-support/wait-for';
 
 const SECRET = 'express-adapter-test-secret-0123456789abcdef';
-const cleanups: (() => Promise<void> | void)[] = [];
-
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-async function backends(n: number): Promise<TestBackend[]> {
-  const list: TestBackend[] = [];
-  for (let i = 0; i < n; i++) {
-    const backend = await startBackend(`b${i}`);
-    cleanups.push(() => backend.close());
-    list.push(backend);
-  }
-  return list;
-}
-
-function balancer(list: readonly { id: string; address: string }[]): ExpressProxyOptions['balancer'] {
-  return { algorithm: 'round-robin', backends: list.map(({ id, address }) => ({ id, address })) };
-}
+const cleanups = cleanupsAfterEach();
 
 /** An Express app on a real server, with the proxy (and its server) closed after the test. */
 async function serve(build: (app: Express) => ProxyMiddleware | undefined): Promise<{ url: string; server: Server; errors: unknown[] }> {
@@ -61,9 +44,9 @@ async function serve(build: (app: Express) => ProxyMiddleware | undefined): Prom
 
 describe('proxy()', () => {
   it('spreads requests over every backend of the pool', async () => {
-    const list = await backends(3);
+    const list = await startBackends(3, cleanups);
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer(list) });
+      const mw = proxy({ balancer: roundRobin(list) });
       app.use(mw);
       return mw;
     });
@@ -73,10 +56,10 @@ describe('proxy()', () => {
   });
 
   it('forwards headers middleware set before the proxy (an auth step replacing Authorization)', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
       const mw = proxy({
-        balancer: balancer([backend!]),
+        balancer: roundRobin([backend!]),
         on: { proxyReq: (proxyReq, req) => void proxyReq.setHeader('x-from-hook', String(req.headers['x-user'])) },
       });
       app.use((req, _res, next) => {
@@ -95,9 +78,9 @@ describe('proxy()', () => {
   });
 
   it('forwards the path after the mount point, query included', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([backend!]) });
+      const mw = proxy({ balancer: roundRobin([backend!]) });
       app.use('/api', mw);
       return mw;
     });
@@ -109,10 +92,10 @@ describe('proxy()', () => {
   });
 
   it('strips every mount path of nested routers', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
       const router = express.Router();
-      const mw = proxy({ balancer: balancer([backend!]) });
+      const mw = proxy({ balancer: roundRobin([backend!]) });
       router.use('/api', mw);
       app.use('/v1', router);
       return mw;
@@ -122,9 +105,9 @@ describe('proxy()', () => {
   });
 
   it('forwards the path as the client sent it with keepMountPath', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([backend!]), keepMountPath: true });
+      const mw = proxy({ balancer: roundRobin([backend!]), keepMountPath: true });
       app.use('/v1', express.Router().use('/api', mw));
       return mw;
     });
@@ -133,9 +116,9 @@ describe('proxy()', () => {
   });
 
   it('delivers a 1 MB POST body intact while body parsers serve other routes', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([backend!]) });
+      const mw = proxy({ balancer: roundRobin([backend!]) });
       app.use('/api', mw);
       app.use(express.json(), express.raw({ type: '*/*', limit: '2mb' }));
       app.post('/local', (req, res) => res.json({ parsed: req.body }));
@@ -151,9 +134,9 @@ describe('proxy()', () => {
   });
 
   it('hands a body already drained by a parser to next(err) instead of hanging', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url, errors } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([backend!]) });
+      const mw = proxy({ balancer: roundRobin([backend!]) });
       app.use(express.json());
       app.use('/api', mw);
       return mw;
@@ -168,10 +151,10 @@ describe('proxy()', () => {
   });
 
   it('answers a fault inside the proxy with 500 itself and reports it to onError', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const reported: unknown[] = [];
     const { url, errors } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([backend!]), keepMountPath: true, onError: (error) => void reported.push(error) });
+      const mw = proxy({ balancer: roundRobin([backend!]), keepMountPath: true, onError: (error) => void reported.push(error) });
       const sabotage: RequestHandler = (req, _res, next) => {
         // Simulate a fault inside the proxy: reading the raw headers throws.
         Object.defineProperty(req, 'rawHeaders', {
@@ -193,9 +176,9 @@ describe('proxy()', () => {
   });
 
   it('keeps a client on its backend with the signed sticky cookie', async () => {
-    const list = await backends(3);
+    const list = await startBackends(3, cleanups);
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer(list), stickiness: { cookie: { secrets: [SECRET] } } });
+      const mw = proxy({ balancer: roundRobin(list), stickiness: { cookie: { secrets: [SECRET] } } });
       app.use('/app', mw);
       return mw;
     });
@@ -215,10 +198,10 @@ describe('proxy()', () => {
   });
 
   it('retries a GET refused by one backend on another and answers 200', async () => {
-    const [alive] = await backends(1);
+    const [alive] = await startBackends(1, cleanups);
     const dead = { id: 'dead', address: await refusedAddress() };
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([dead, alive!]) });
+      const mw = proxy({ balancer: roundRobin([dead, alive!]) });
       app.use('/api', mw);
       return mw;
     });
@@ -233,7 +216,7 @@ describe('proxy()', () => {
   it('answers an unreachable pool itself (502), without the backend address, not through next(err)', async () => {
     const dead = { id: 'dead', address: await refusedAddress() };
     const { url, errors } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([dead]), attempts: 1 });
+      const mw = proxy({ balancer: roundRobin([dead]), attempts: 1 });
       app.use('/api', mw);
       return mw;
     });
@@ -244,9 +227,9 @@ describe('proxy()', () => {
   });
 
   it('forwards WebSocket upgrades through server.on("upgrade", mw.upgrade)', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer([backend!]) });
+      const mw = proxy({ balancer: roundRobin([backend!]) });
       app.use('/ws', mw);
       return mw;
     });
@@ -271,8 +254,8 @@ describe('proxy()', () => {
 
   it('leaves no sockets, servers or timers behind once closed', async () => {
     const before = liveHandles();
-    const list = await backends(2);
-    const mw = proxy({ balancer: balancer(list), stickiness: { cookie: { secrets: [SECRET] } } });
+    const list = await startBackends(2, cleanups);
+    const mw = proxy({ balancer: roundRobin(list), stickiness: { cookie: { secrets: [SECRET] } } });
     const page = stats(mw.lb);
     const app = express().use('/fulcrum', page).use('/api', mw);
     const server = createServer(app);
@@ -290,10 +273,10 @@ describe('proxy()', () => {
 
 describe('stats() and metrics()', () => {
   it('serve the page, its JSON relative to the mount, and Prometheus text', async () => {
-    const list = await backends(2);
+    const list = await startBackends(2, cleanups);
     let page: ReturnType<typeof stats> | undefined;
     const { url } = await serve((app) => {
-      const mw = proxy({ balancer: balancer(list) });
+      const mw = proxy({ balancer: roundRobin(list) });
       page = stats({ web: mw.lb }, { title: 'edge-1' });
       app.use('/admin/fulcrum', page);
       app.use('/admin/metrics', metrics(mw.lb));

@@ -5,40 +5,23 @@ import type { AddressInfo } from 'node:net';
 import { isFulcrumError } from '@fulcrum/core';
 import { fulcrum, type FulcrumPluginOptions } from '@fulcrum/fastify-adapter';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  cleanupsAfterEach,
   closeServer,
   listen,
   liveHandles,
   refusedAddress,
+  roundRobin,
   send,
   sha256Of,
-  startBackend,
+  startBackends,
   upgradeEcho,
-  type TestBackend,
 } from '../../../test-support/adapter-fixtures';
 import { waitFor } from '../../../test-support/wait-for';
 
 const SECRET = 'fastify-adapter-test-secret-0123456789abcdef';
-const cleanups: (() => Promise<void> | void)[] = [];
-
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-async function backends(n: number): Promise<TestBackend[]> {
-  const list: TestBackend[] = [];
-  for (let i = 0; i < n; i++) {
-    const backend = await startBackend(`b${i}`);
-    cleanups.push(() => backend.close());
-    list.push(backend);
-  }
-  return list;
-}
-
-function balancer(list: readonly { id: string; address: string }[]): FulcrumPluginOptions['balancer'] {
-  return { algorithm: 'round-robin', backends: list.map(({ id, address }) => ({ id, address })) };
-}
+const cleanups = cleanupsAfterEach();
 
 /** A Fastify app on 127.0.0.1:0, closed after the test. */
 async function serve(build: (app: FastifyInstance) => unknown): Promise<{ app: FastifyInstance; url: string }> {
@@ -51,19 +34,19 @@ async function serve(build: (app: FastifyInstance) => unknown): Promise<{ app: F
 
 describe('the fulcrum plugin', () => {
   it('spreads requests over every backend of the pool', async () => {
-    const list = await backends(3);
-    const { url } = await serve((app) => app.register(fulcrum, { balancer: balancer(list) }));
+    const list = await startBackends(3, cleanups);
+    const { url } = await serve((app) => app.register(fulcrum, { balancer: roundRobin(list) }));
     const seen: string[] = [];
     for (let i = 0; i < 9; i++) seen.push((await send(url, `/x/${i}`)).body);
     expect(seen.sort()).toEqual(['b0', 'b0', 'b0', 'b1', 'b1', 'b1', 'b2', 'b2', 'b2']);
   });
 
   it('strips the prefix, keeping the raw path and query, and leaves other paths alone', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const completed: string[] = [];
     const { url } = await serve((app) => {
       app.addHook('onResponse', async (request) => void completed.push(`${request.originalUrl} -> ${request.url}`));
-      app.register(fulcrum, { prefix: '/api', balancer: balancer([backend!]) });
+      app.register(fulcrum, { prefix: '/api', balancer: roundRobin([backend!]) });
       app.get('/apix', async () => 'app');
     });
     for (const path of ['/api/users/7?expand=1&x=%2F', '/api/a%20b/', '/api', '/api/', '/api?q=1']) {
@@ -77,13 +60,13 @@ describe('the fulcrum plugin', () => {
   });
 
   it('replaces the prefix with rewritePrefix, or keeps it when they are equal', async () => {
-    const list = await backends(2);
+    const list = await startBackends(2, cleanups);
     const { url } = await serve((app) => {
       app.register(async (scope) => {
-        scope.register(fulcrum, { prefix: '/api', rewritePrefix: '/v2', balancer: balancer([list[0]!]) });
+        scope.register(fulcrum, { prefix: '/api', rewritePrefix: '/v2', balancer: roundRobin([list[0]!]) });
       });
       app.register(async (scope) => {
-        scope.register(fulcrum, { prefix: '/keep', rewritePrefix: '/keep', balancer: balancer([list[1]!]) });
+        scope.register(fulcrum, { prefix: '/keep', rewritePrefix: '/keep', balancer: roundRobin([list[1]!]) });
       });
     });
     await send(url, '/api/users?x=1');
@@ -94,11 +77,11 @@ describe('the fulcrum plugin', () => {
   });
 
   it('strips the prefixes of enclosing plugins too', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
       app.register(
         async (v1) => {
-          v1.register(fulcrum, { prefix: '/api', balancer: balancer([backend!]) });
+          v1.register(fulcrum, { prefix: '/api', balancer: roundRobin([backend!]) });
         },
         { prefix: '/v1' },
       );
@@ -109,10 +92,10 @@ describe('the fulcrum plugin', () => {
   });
 
   it('follows the router options on case and duplicate slashes', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const app = Fastify({ routerOptions: { caseSensitive: false, ignoreDuplicateSlashes: true } });
     cleanups.push(() => app.close());
-    app.register(fulcrum, { prefix: '/api', balancer: balancer([backend!]) });
+    app.register(fulcrum, { prefix: '/api', balancer: roundRobin([backend!]) });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     expect((await send(url, '/API/Users')).status).toBe(200);
@@ -121,9 +104,9 @@ describe('the fulcrum plugin', () => {
   });
 
   it('delivers request bodies untouched: 1 MB binary, invalid JSON, no content type', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
-      app.register(fulcrum, { prefix: '/api', balancer: balancer([backend!]) });
+      app.register(fulcrum, { prefix: '/api', balancer: roundRobin([backend!]) });
       app.post('/local', async (request) => ({ parsed: request.body }));
     });
     const big = randomBytes(1024 * 1024);
@@ -144,8 +127,8 @@ describe('the fulcrum plugin', () => {
   });
 
   it('keeps a client on its backend with the signed sticky cookie', async () => {
-    const list = await backends(3);
-    const { url } = await serve((app) => app.register(fulcrum, { prefix: '/app', balancer: balancer(list), stickiness: { cookie: { secrets: [SECRET] } } }));
+    const list = await startBackends(3, cleanups);
+    const { url } = await serve((app) => app.register(fulcrum, { prefix: '/app', balancer: roundRobin(list), stickiness: { cookie: { secrets: [SECRET] } } }));
     const first = await send(url, '/app/');
     const cookie = String(first.headers['set-cookie']?.[0]).split(';')[0]!;
     expect(cookie).toMatch(/^fulcrum_srv=/);
@@ -156,9 +139,9 @@ describe('the fulcrum plugin', () => {
   });
 
   it('retries a GET refused by one backend on another and answers 200', async () => {
-    const [alive] = await backends(1);
+    const [alive] = await startBackends(1, cleanups);
     const dead = { id: 'dead', address: await refusedAddress() };
-    const { url } = await serve((app) => app.register(fulcrum, { prefix: '/api', balancer: balancer([dead, alive!]) }));
+    const { url } = await serve((app) => app.register(fulcrum, { prefix: '/api', balancer: roundRobin([dead, alive!]) }));
     for (let i = 0; i < 6; i++) {
       const reply = await send(url, `/api/r${i}`);
       expect(reply.status).toBe(200);
@@ -168,9 +151,9 @@ describe('the fulcrum plugin', () => {
   });
 
   it('serves the stats page, its JSON and Prometheus metrics outside the prefix', async () => {
-    const list = await backends(2);
+    const list = await startBackends(2, cleanups);
     const { url } = await serve((app) =>
-      app.register(fulcrum, { prefix: '/api', balancer: balancer(list), stats: { path: '/fulcrum', title: 'edge-1' }, metrics: { path: '/metrics' } }),
+      app.register(fulcrum, { prefix: '/api', balancer: roundRobin(list), stats: { path: '/fulcrum', title: 'edge-1' }, metrics: { path: '/metrics' } }),
     );
     await send(url, '/api/hello');
     const json = await send(url, '/fulcrum?format=json');
@@ -189,9 +172,9 @@ describe('the fulcrum plugin', () => {
   });
 
   it('decorates fastify.fulcrum with the load balancer and the proxy, once per context', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { app, url } = await serve((app) => {
-      app.register(fulcrum, { prefix: '/api', balancer: balancer([backend!]) });
+      app.register(fulcrum, { prefix: '/api', balancer: roundRobin([backend!]) });
       app.get('/drain', async () => {
         app.fulcrum.lb.drain('b0');
         return app.fulcrum.lb.snapshot().backends[0]!.state;
@@ -202,21 +185,21 @@ describe('the fulcrum plugin', () => {
 
     // A second pool in the same context, or beneath it, would shadow the first.
     const twice = Fastify();
-    twice.register(fulcrum, { balancer: balancer([backend!]) });
-    twice.register(async (scope) => scope.register(fulcrum, { prefix: '/b', balancer: balancer([backend!]) }));
+    twice.register(fulcrum, { balancer: roundRobin([backend!]) });
+    twice.register(async (scope) => scope.register(fulcrum, { prefix: '/b', balancer: roundRobin([backend!]) }));
     await expect(twice.ready()).rejects.toThrow(/already exists/);
     await twice.close();
   });
 
   it('forwards WebSocket upgrades through fastify.fulcrum.proxy.upgrade', async () => {
-    const [backend] = await backends(1);
-    const { app, url } = await serve((app) => app.register(fulcrum, { balancer: balancer([backend!]) }));
+    const [backend] = await startBackends(1, cleanups);
+    const { app, url } = await serve((app) => app.register(fulcrum, { balancer: roundRobin([backend!]) }));
     app.server.on('upgrade', app.fulcrum.proxy.upgrade);
     expect(await upgradeEcho(url, '/ws/chat', 'ping')).toEqual({ status: 101, echoed: 'ping' });
   });
 
   it('answers 500 rather than hanging when the proxy fails after the hijack', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const reported: unknown[] = [];
     const app = Fastify();
     cleanups.push(() => app.close());
@@ -228,7 +211,7 @@ describe('the fulcrum plugin', () => {
         },
       });
     });
-    app.register(fulcrum, { balancer: balancer([backend!]), onError: (error) => void reported.push(error) });
+    app.register(fulcrum, { balancer: roundRobin([backend!]), onError: (error) => void reported.push(error) });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const reply = await send(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, '/x');
     expect(reply.status).toBe(500);
@@ -238,14 +221,14 @@ describe('the fulcrum plugin', () => {
   });
 
   it('forwards headers an onRequest hook set on the request', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) => {
       app.addHook('onRequest', async (request) => {
         request.headers['x-user'] = 'alice';
         request.headers.authorization = 'Bearer internal';
         delete request.headers.cookie;
       });
-      app.register(fulcrum, { balancer: balancer([backend!]) });
+      app.register(fulcrum, { balancer: roundRobin([backend!]) });
     });
     await send(url, '/x', { headers: { authorization: 'Basic Y2xpZW50', cookie: 'sid=1' } });
     expect(backend!.hits[0]!.headers['x-user']).toBe('alice');
@@ -254,12 +237,12 @@ describe('the fulcrum plugin', () => {
   });
 
   it('rewrites request and response headers with rewriteRequestHeaders / rewriteHeaders, given the FastifyRequest', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const seen: string[] = [];
     const { url } = await serve((app) => {
       app.decorateRequest('tenant', 'acme');
       app.register(fulcrum, {
-        balancer: balancer([backend!]),
+        balancer: roundRobin([backend!]),
         rewriteRequestHeaders: (request, headers) => {
           seen.push(request.url);
           // A subset without the forwarding headers: those stay, they are the proxy's.
@@ -280,9 +263,9 @@ describe('the fulcrum plugin', () => {
   });
 
   it('refuses a CR/LF a rewrite puts in a header: 500, nothing forwarded', async () => {
-    const [backend] = await backends(1);
+    const [backend] = await startBackends(1, cleanups);
     const { url } = await serve((app) =>
-      app.register(fulcrum, { balancer: balancer([backend!]), rewriteRequestHeaders: (_request, headers) => ({ ...headers, 'x-user': 'a\r\nx-admin: 1' }) }),
+      app.register(fulcrum, { balancer: roundRobin([backend!]), rewriteRequestHeaders: (_request, headers) => ({ ...headers, 'x-user': 'a\r\nx-admin: 1' }) }),
     );
     expect((await send(url, '/x')).status).toBe(500);
     expect(backend!.hits).toHaveLength(0);
@@ -315,9 +298,9 @@ describe('the fulcrum plugin', () => {
 
   it('closes the proxy with Fastify and leaves no sockets, servers or timers behind', async () => {
     const before = liveHandles();
-    const list = await backends(2);
+    const list = await startBackends(2, cleanups);
     const app = Fastify();
-    app.register(fulcrum, { prefix: '/api', balancer: balancer(list), stickiness: { cookie: { secrets: [SECRET] } }, stats: { path: '/fulcrum' } });
+    app.register(fulcrum, { prefix: '/api', balancer: roundRobin(list), stickiness: { cookie: { secrets: [SECRET] } }, stats: { path: '/fulcrum' } });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     for (let i = 0; i < 6; i++) expect((await send(url, '/api/x')).status).toBe(200);

@@ -40,10 +40,18 @@ export { GrpcStatus, parseGrpcTimeout } from './h2/grpc';
 export type { GrpcOptions } from './h2/grpc';
 export { normalizeHttp2Options } from './h2/options';
 export type { Http2Options, NormalizedHttp2Options, UpstreamProtocol } from './h2/options';
-export { protocolStats, renderProtocolMetrics } from './h2/stats';
-export type { ProtocolStats } from './h2/stats';
-export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, statsPage } from './stats';
-export type { StatsEvent, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
+export {
+  frontendProtocolStats,
+  poolProtocolStats,
+  protocolStats,
+  protocolStatsJson,
+  renderProtocolFamilies,
+  renderProtocolMetrics,
+  sumProtocolStats,
+} from './h2/stats';
+export type { FrontendProtocolStats, ProtocolStats, ProtocolStatsJson } from './h2/stats';
+export { PROMETHEUS_CONTENT_TYPE, prometheus, prometheusHandler, renderPrometheus, renderTrafficJson, statsPage } from './stats';
+export type { PrometheusHandlerOptions, StatsEvent, StatsFrontends, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
 export { DURATION_BOUNDS_MS, quantileOf, trafficOf } from './stats';
 export type { BackendTrafficJson, PoolTraffic, PoolTrafficJson } from './stats';
 export { createRouter, DEFAULT_SPLIT_COOKIE_NAME, POOL_PROXY_KEYS, normalizePoolProxyOptions, normalizeRouterOptions } from './router';

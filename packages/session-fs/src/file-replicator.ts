@@ -35,8 +35,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
-import { mergeStickEntry } from '@fulcrum/core/session';
-import type { Replicator, StickEntry } from '@fulcrum/core';
+import { mergeStickEntry, sessionStoreClock } from '@fulcrum/core/session';
+import type { Clock, Replicator, StickEntry } from '@fulcrum/core';
 import { DirectorySync, STALE_TEMP_MS, currentIdentity, errorCode, identityOf, sweepTempFiles, writeFileAtomic } from './atomic-file';
 import type { FileIdentity } from './atomic-file';
 import { CorruptFileError } from './errors';
@@ -70,9 +70,17 @@ export interface FileReplicatorOptions {
    * (once per distinct message).
    */
   onError?: (error: unknown) => void;
+  /**
+   * The time of expiry decisions — entries dropped when published, read, snapshotted or compacted,
+   * logs of nodes that are gone — and of the 10 s wait for a damaged line: core's `Clock`, the same
+   * one the stick-table uses (a test passes a `FakeClock` and expires entries with
+   * `await clock.advance(ms)`). The poll timer runs on real time, since it looks for what other
+   * hosts write, and crash leftovers are aged by their files' modification times. Default `realClock`.
+   */
+  clock?: Clock;
 }
 
-const OPTION_NAMES = ['dir', 'nodeId', 'pollIntervalMs', 'watch', 'compactBytes', 'fsync', 'fileMode', 'onError'] as const;
+const OPTION_NAMES = ['dir', 'nodeId', 'pollIntervalMs', 'watch', 'compactBytes', 'fsync', 'fileMode', 'onError', 'clock'] as const;
 
 /** Entries per line when a log is rewritten: keeps lines (and the memory to parse one) bounded. */
 const ENTRIES_PER_RECORD = 1000;
@@ -147,6 +155,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
   readonly ready: Promise<void>;
 
   readonly #onError: (error: unknown) => void;
+  readonly #clock: Clock;
   readonly #ownName: string;
   readonly #liveKey: string;
   readonly #directorySync: DirectorySync;
@@ -187,6 +196,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
       throw new InvalidOptionError('fileReplicator.onError', o.onError, 'must be a function');
     }
     this.#onError = (o.onError as ((error: unknown) => void) | undefined) ?? defaultOnError();
+    this.#clock = sessionStoreClock('fileReplicator.clock', o.clock);
     this.#ownName = logFileName(nodeId);
     // Last of the checks, so that a refused construction never holds the id.
     if (liveLogs.has(this.#liveKey)) {
@@ -207,7 +217,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
    */
   publish(entries: readonly StickEntry<V>[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('FileReplicator is closed'));
-    const now = Date.now();
+    const now = this.#clock.now();
     const batch: StickEntry<V>[] = [];
     for (const entry of entries) {
       if (entry.expiresAt <= now) continue;
@@ -240,7 +250,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
     this.#throwIfUnusable();
     const names = await this.#guard(() => readdir(this.dir));
     const merged = new Map<string, StickEntry<V>>();
-    const now = Date.now();
+    const now = this.#clock.now();
     const take = (entry: StickEntry<V>) => {
       if (entry.expiresAt > now) merged.set(entry.key, mergeStickEntry(merged.get(entry.key), entry));
     };
@@ -289,6 +299,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
   async #start(): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      // Modification times of temporary files: the file system's clock (see #poll).
       this.#lastTempSweep = Date.now();
       await sweepTempFiles(this.dir, this.#lastTempSweep);
       await this.#loadOwn();
@@ -379,7 +390,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
   }
 
   async #compact(): Promise<void> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const live: StickEntry<V>[] = [];
     for (const [key, entry] of this.#own) {
       if (entry.expiresAt <= now) this.#own.delete(key);
@@ -409,13 +420,15 @@ export class FileReplicator<V = string> implements Replicator<V> {
     const logs = new Set(names.filter((name) => name !== this.#ownName && isLogFileName(name)));
     for (const name of logs) await this.#read(name, true);
     for (const name of this.#cursors.keys()) if (!logs.has(name)) this.#cursors.delete(name);
-    const now = Date.now();
+    const now = this.#clock.now();
     if (this.#closed) return;
     await this.#purgeOrphans(now);
     await this.#compactIfAllExpired(now);
-    if (now - this.#lastTempSweep > STALE_TEMP_MS) {
-      this.#lastTempSweep = now;
-      await sweepTempFiles(this.dir, now, names).catch((error: unknown) => this.#onError(error));
+    // Temporary files are aged by their modification times: the file system's clock, not ours.
+    const fileNow = Date.now();
+    if (fileNow - this.#lastTempSweep > STALE_TEMP_MS) {
+      this.#lastTempSweep = fileNow;
+      await sweepTempFiles(this.dir, fileNow, names).catch((error: unknown) => this.#onError(error));
     }
   }
 
@@ -473,7 +486,7 @@ export class FileReplicator<V = string> implements Replicator<V> {
         cursor = { generation: header.generation, offset: newline + 1, identity: '', maxExpiresAt: header.createdAt, damagedAt: -1, damagedSince: 0 };
         this.#cursors.set(name, cursor);
       }
-      const now = Date.now();
+      const now = this.#clock.now();
       const fresh: StickEntry<V>[] = [];
       if (size > cursor.offset) {
         const bytes = Buffer.alloc(size - cursor.offset);

@@ -34,7 +34,7 @@ import { join } from 'node:path';
 import { access, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
-import type { Clock } from '@fulcrum/core';
+import type { Clock, Timer } from '@fulcrum/core';
 import {
   DEFAULT_SESSION_TTL_SECONDS,
   KeyedLock,
@@ -86,8 +86,9 @@ export interface FileStoreOptions {
   /** Permissions of session files (the owner must read and write). Default 0o600. */
   fileMode?: number;
   /**
-   * The time for expiry, TTL and touch decisions (core's `Clock`; a test passes a `FakeClock` and
-   * expires sessions without waiting). File ages — crash leftovers, corrupt files — are measured
+   * The time for expiry, TTL and touch decisions and the timers of the cleanup sweep and the
+   * recovery probe (core's `Clock`; a test passes a `FakeClock`, expires sessions and runs those
+   * timers with `await clock.advance(ms)`). File ages — crash leftovers, corrupt files — are measured
    * against the files' own modification times, so on the real clock. Default `realClock`.
    */
   clock?: Clock;
@@ -190,8 +191,8 @@ export class FileStore extends Store {
   #connected = false;
   #closed = false;
   #warned = false;
-  #cleanupTimer: NodeJS.Timeout | undefined;
-  #probeTimer: NodeJS.Timeout | undefined;
+  #cleanupTimer: Timer | undefined;
+  #probeTimer: Timer | undefined;
   #cleanupRun: Promise<CleanupResult> | undefined;
 
   constructor(options: FileStoreOptions) {
@@ -398,8 +399,8 @@ export class FileStore extends Store {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#cleanupTimer !== undefined) clearInterval(this.#cleanupTimer);
-    if (this.#probeTimer !== undefined) clearInterval(this.#probeTimer);
+    if (this.#cleanupTimer !== undefined) this.#clock.clearTimeout(this.#cleanupTimer);
+    if (this.#probeTimer !== undefined) this.#clock.clearTimeout(this.#probeTimer);
     this.#cleanupTimer = undefined;
     this.#probeTimer = undefined;
     await this.ready;
@@ -412,18 +413,24 @@ export class FileStore extends Store {
   async #start(): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      // Crash leftovers are aged by their modification times: the file system's clock, not the store's.
       await sweepTempFiles(this.dir, Date.now());
       this.#setConnected(true);
     } catch (error) {
       this.#report(new StoreUnavailableError('session directory unavailable', { cause: error }));
       this.#setConnected(false);
     }
-    if (this.cleanupIntervalMs > 0 && !this.#closed) {
-      this.#cleanupTimer = setInterval(() => {
-        if (this.#connected) this.cleanup().catch((error: unknown) => this.#report(error));
-      }, this.cleanupIntervalMs);
-      this.#cleanupTimer.unref();
-    }
+    this.#scheduleCleanup();
+  }
+
+  /** The background sweep: one run every `cleanupIntervalMs` after the last one ended (realClock's timers are unref'd). */
+  #scheduleCleanup(): void {
+    if (this.cleanupIntervalMs === 0 || this.#closed) return;
+    this.#cleanupTimer = this.#clock.setTimeout(() => {
+      this.#cleanupTimer = undefined;
+      const run = this.#connected ? this.cleanup().catch((error: unknown) => this.#report(error)) : Promise.resolve();
+      void run.finally(() => this.#scheduleCleanup());
+    }, this.cleanupIntervalMs);
   }
 
   async #usable(): Promise<void> {
@@ -642,12 +649,20 @@ export class FileStore extends Store {
     // Let a caller that just constructed the store attach its listeners first.
     process.nextTick(() => this.emit(connected ? 'connect' : 'disconnect'));
     if (connected) {
-      if (this.#probeTimer !== undefined) clearInterval(this.#probeTimer);
+      if (this.#probeTimer !== undefined) this.#clock.clearTimeout(this.#probeTimer);
       this.#probeTimer = undefined;
-    } else if (this.#probeTimer === undefined && !this.#closed) {
-      this.#probeTimer = setInterval(() => void this.#probe(), RECONNECT_PROBE_MS);
-      this.#probeTimer.unref();
+    } else {
+      this.#scheduleProbe();
     }
+  }
+
+  /** The next recovery probe, `RECONNECT_PROBE_MS` after the last one ended, while disconnected. */
+  #scheduleProbe(): void {
+    if (this.#connected || this.#closed || this.#probeTimer !== undefined) return;
+    this.#probeTimer = this.#clock.setTimeout(() => {
+      this.#probeTimer = undefined;
+      void this.#probe().finally(() => this.#scheduleProbe());
+    }, RECONNECT_PROBE_MS);
   }
 
   async #probe(): Promise<void> {

@@ -1,8 +1,9 @@
 import { appendFile, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StickTable, isInvalidOptionError } from '@fulcrum/core';
 import type { StickEntry } from '@fulcrum/core';
+import { FakeClock } from '@fulcrum/core/testing';
 import { FileReplicator, isCorruptFileError } from '@fulcrum/session-fs';
 import type { FileReplicatorOptions } from '@fulcrum/session-fs';
 import { encodeHeader, encodeRecord, logFileName } from '../src/stick-log';
@@ -12,7 +13,6 @@ const dirs = tempDirs();
 const open: FileReplicator[] = [];
 const tables: StickTable<string>[] = [];
 afterEach(async () => {
-  vi.useRealTimers();
   await Promise.all(tables.splice(0).map((table) => table.close()));
   await Promise.all(open.splice(0).map((replicator) => replicator.close()));
 });
@@ -31,8 +31,9 @@ function replicator(options: FileReplicatorOptions): FileReplicator {
   return created;
 }
 
-function entry(key: string, value: string, updatedAt: number, origin: string, ttlMs = 60_000): StickEntry<string> {
-  return { key, value, updatedAt, expiresAt: Date.now() + ttlMs, origin };
+/** An entry that expires `ttlMs` after `now` (by default the wall clock's now). */
+function entry(key: string, value: string, updatedAt: number, origin: string, ttlMs = 60_000, now = Date.now()): StickEntry<string> {
+  return { key, value, updatedAt, expiresAt: now + ttlMs, origin };
 }
 
 function collect(from: FileReplicator): Map<string, StickEntry<string>> {
@@ -96,7 +97,9 @@ describe('FileReplicator', () => {
   it('waits for a zero-filled line to be repaired, and skips it with an error if it never is', async () => {
     const dir = await dirs.make();
     const errors: unknown[] = [];
-    const reader = replicator({ dir, nodeId: 'reader', onError: (e) => errors.push(e) });
+    // The 10 s grace for a damaged line runs on the replicator's clock: advanced below, not waited for.
+    const clock = new FakeClock(Date.now());
+    const reader = replicator({ dir, nodeId: 'reader', clock, onError: (e) => errors.push(e) });
     await reader.ready;
     const seen = collect(reader);
     const header = encodeHeader({ generation: '0123456789abcdef', createdAt: Date.now(), nodeId: 'writer' });
@@ -117,8 +120,11 @@ describe('FileReplicator', () => {
     seen.clear();
     await reader.poll();
     expect(seen.size).toBe(0);
-    vi.useFakeTimers({ toFake: ['Date'] });
-    vi.setSystemTime(Date.now() + 11_000);
+    await clock.advance(9_999);
+    await reader.poll();
+    expect(seen.size).toBe(0);
+    expect(errors.filter(isCorruptFileError)).toHaveLength(0);
+    await clock.advance(1);
     await reader.poll();
     expect([...seen.keys()]).toEqual(['after']);
     expect(errors.filter(isCorruptFileError)).toHaveLength(1);
@@ -158,11 +164,13 @@ describe('FileReplicator', () => {
 
   it('takes its log back after a restart with the same node id', async () => {
     const dir = await dirs.make();
-    const before = replicator({ dir, nodeId: 'stable' });
-    await before.publish([entry('kept', 'b1', Date.now(), 'stable'), entry('gone', 'b1', Date.now(), 'stable', 50)]);
+    // Years before the wall clock: a replicator that read Date.now() would find every entry expired.
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const before = replicator({ dir, nodeId: 'stable', clock });
+    await before.publish([entry('kept', 'b1', clock.now(), 'stable', 60_000, clock.now()), entry('gone', 'b1', clock.now(), 'stable', 50, clock.now())]);
     await before.close();
-    await new Promise((resolve) => setTimeout(resolve, 80));
-    const after = replicator({ dir, nodeId: 'stable' });
+    await clock.advance(50);
+    const after = replicator({ dir, nodeId: 'stable', clock });
     expect((await after.snapshot()).map((e) => e.key)).toEqual(['kept']);
     // The restart compacted the expired entry away.
     expect(await readFile(join(dir, logFileName('stable')), 'utf8')).not.toContain('"gone"');
@@ -191,14 +199,17 @@ describe('FileReplicator', () => {
 
   it('drops entries that expired before they were published or read', async () => {
     const dir = await dirs.make();
-    const writer = replicator({ dir, nodeId: 'writer' });
+    // Years before the wall clock: a replicator that read Date.now() would drop 'live' too.
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const now = clock.now();
+    const writer = replicator({ dir, nodeId: 'writer', clock });
     // Only the explicit poll below reads, after 'soon' has expired.
-    const reader = replicator({ dir, nodeId: 'reader', pollIntervalMs: 60_000 });
+    const reader = replicator({ dir, nodeId: 'reader', pollIntervalMs: 60_000, clock });
     await reader.ready;
     const seen = collect(reader);
-    await writer.publish([{ key: 'dead', value: 'x', updatedAt: Date.now() - 10, expiresAt: Date.now() - 1, origin: 'w' }]);
-    await writer.publish([entry('soon', 'x', Date.now(), 'w', 60), entry('live', 'x', Date.now(), 'w')]);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await writer.publish([{ key: 'dead', value: 'x', updatedAt: now - 10, expiresAt: now, origin: 'w' }]);
+    await writer.publish([entry('soon', 'x', now, 'w', 60, now), entry('live', 'x', now, 'w', 60_000, now)]);
+    await clock.advance(60);
     await reader.poll();
     expect([...seen.keys()]).toEqual(['live']);
     expect((await reader.snapshot()).map((e) => e.key)).toEqual(['live']);
@@ -222,6 +233,7 @@ describe('FileReplicator', () => {
       [{ dir: '/tmp/x', compactBytes: 100 }, 'fileReplicator.compactBytes'],
       [{ dir: '/tmp/x', watch: 1 }, 'fileReplicator.watch'],
       [{ dir: '/tmp/x', onError: 'log' }, 'fileReplicator.onError'],
+      [{ dir: '/tmp/x', clock: { now: () => 0 } }, 'fileReplicator.clock'],
       [{ dir: '/tmp/x', interval: 5 }, 'fileReplicator.interval'],
     ];
     for (const [options, path] of cases) {

@@ -238,6 +238,20 @@ describe('FileStore reading damaged and expired files', () => {
     expect(await readdir(dir)).toEqual([sessionFileName('long')]);
   });
 
+  it('runs its cleanup sweep on its clock option, every cleanupIntervalMs', async () => {
+    const dir = await dirs.make();
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const store = open({ dir, clock, cleanupIntervalMs: 60_000 });
+    await store.ready;
+    await store.set('short', session({}, 1000, clock.now()));
+    await store.set('long', session({}, 3_600_000, clock.now()));
+    await clock.advance(59_999);
+    expect((await readdir(dir)).sort()).toEqual([sessionFileName('long'), sessionFileName('short')].sort());
+    await clock.advance(1);
+    await eventually('the timer’s sweep to remove the expired file', async () => (await readdir(dir)).length === 1);
+    expect(await readdir(dir)).toEqual([sessionFileName('long')]);
+  });
+
   it('sweeps a file that stayed corrupt for over an hour, and keeps a freshly damaged one', async () => {
     const dir = await dirs.make();
     const store = open({ dir });
@@ -318,7 +332,9 @@ describe('FileStore availability and options', () => {
   it('disconnects when its directory vanishes, fails fast meanwhile, and reconnects when it is back', async () => {
     const parent = await dirs.make();
     const dir = join(parent, 'mounted');
-    const store = open({ dir });
+    // The recovery probe runs on the store's clock: advanced below, one probe at a time.
+    const clock = new FakeClock(Date.now());
+    const store = open({ dir, clock });
     const events: string[] = [];
     store.on('connect', () => events.push('connect'));
     store.on('disconnect', () => events.push('disconnect'));
@@ -330,10 +346,16 @@ describe('FileStore availability and options', () => {
     expect(isStoreUnavailableError(failed)).toBe(true);
     await eventually('disconnect', () => events.includes('disconnect'));
     expect(isStoreUnavailableError(await Promise.resolve(store.get('s')).catch((e: unknown) => e))).toBe(true);
-    // The store never re-creates it (that would write under an unmounted mount point).
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // The store never re-creates it (that would write under an unmounted mount point). A probe that
+    // has ended schedules the next one a second on: that is the signal that the first one is done.
+    const firstProbeAt = clock.now() + 1000;
+    expect(clock.nextDueAt).toBe(firstProbeAt);
+    await clock.advance(1000);
+    await eventually('the first probe to end', () => clock.nextDueAt === firstProbeAt + 1000);
     expect(await readdir(parent)).toEqual([]);
+    expect(store.connected).toBe(false);
     await mkdir(dir);
+    await clock.advance(1000);
     await eventually('reconnect', () => events.filter((e) => e === 'connect').length === 2, 5000);
     await store.set('s', session({ back: true }));
     expect(await store.get('s')).toMatchObject({ back: true });

@@ -13,7 +13,8 @@
  *   The key name is wrapped in a hash tag so both keys live in one Cluster slot.
  * - Ordering: the merge applies core's last-writer-wins rule by `(updatedAt, origin)` inside Redis,
  *   so a late or duplicated batch never replaces a newer entry in the snapshot, and an expired entry
- *   (by Redis's clock) is never written. Receivers apply the same rule (`StickTable.merge`), so
+ *   (by Redis's clock; the replicator's own `clock` already dropped what it sees as expired) is never
+ *   written. Receivers apply the same rule (`StickTable.merge`), so
  *   pub/sub's at-most-once, unordered delivery is enough.
  * - Gaps: pub/sub drops messages while the subscriber is disconnected. When it reconnects, the
  *   replicator re-reads the snapshot and delivers it to its subscribers, so tables heal without a
@@ -24,8 +25,8 @@
  */
 import { InvalidOptionError, StoreUnavailableError } from '@fulcrum/core';
 import { MAX_TIMER_MS } from '@fulcrum/core/validate';
-import { isStickEntry } from '@fulcrum/core/session';
-import type { Replicator, StickEntry } from '@fulcrum/core';
+import { isStickEntry, sessionStoreClock } from '@fulcrum/core/session';
+import type { Clock, Replicator, StickEntry } from '@fulcrum/core';
 import { waitForReady } from './connection';
 import { toStoreError } from './errors';
 import type { RedisClient } from './key-scan';
@@ -58,6 +59,13 @@ export interface RedisReplicatorOptions {
    * subscriber callback that threw, a resync after reconnect that failed. Default: a process warning.
    */
   onError?: (error: unknown) => void;
+  /**
+   * The time by which entries count as expired on this side — dropped before they are sent and
+   * filtered out of snapshots: core's `Clock`, the same one the stick-table uses (a test passes a
+   * `FakeClock`). Redis itself refuses and purges expired entries, and expires the snapshot keys, on
+   * its own clock. Default `realClock`.
+   */
+  clock?: Clock;
 }
 
 const MERGE_COMMAND = 'fulcrumStickMerge';
@@ -92,6 +100,7 @@ export class RedisReplicator<V = string> implements Replicator<V> {
   readonly #purgeLimit: number;
   readonly #connectTimeoutMs: number;
   readonly #onError: (error: unknown) => void;
+  readonly #clock: Clock;
   readonly #listeners = new Set<Listener<V>>();
   #subscriber: RedisClient | undefined;
   #subscribed: Promise<void> | undefined;
@@ -127,6 +136,7 @@ export class RedisReplicator<V = string> implements Replicator<V> {
       throw new InvalidOptionError('redisReplicator.onError', options.onError, 'must be a function');
     }
     this.#onError = options.onError ?? warn;
+    this.#clock = sessionStoreClock('redisReplicator.clock', options.clock);
     this.#client = options.client;
     this.#givenSubscriber = options.subscriber;
     const client = this.#client as unknown as Record<string, unknown>;
@@ -140,7 +150,7 @@ export class RedisReplicator<V = string> implements Replicator<V> {
    */
   async publish(entries: readonly StickEntry<V>[]): Promise<void> {
     if (this.#closed) throw new Error('RedisReplicator is closed');
-    const now = Date.now();
+    const now = this.#clock.now();
     const client = this.#client as unknown as ScriptedClient;
     let args: string[] = [];
     const send = async () => {
@@ -183,7 +193,7 @@ export class RedisReplicator<V = string> implements Replicator<V> {
     await this.#subscribed;
     const client = this.#client as unknown as ScriptedClient;
     await this.#run('snapshot', () => client[PURGE_COMMAND](this.hashKey, this.expiryKey, this.#purgeLimit));
-    const now = Date.now();
+    const now = this.#clock.now();
     const entries: StickEntry<V>[] = [];
     let cursor = '0';
     do {

@@ -9,6 +9,7 @@ import { StickTable, isStoreUnavailableError } from '@fulcrum/core';
 import { RedisReplicator, RedisStore, redisClientOptions } from '@fulcrum/session-redis';
 import { FaultProxy } from '../../http/test/faults/fault-proxy';
 import { closeClients, newClient, PrivateRedis, redisBinariesAvailable, sessionData, skipUnless } from './helpers';
+import { writeUntilStopped, type StoreLoad } from '../../../test-support/store-load';
 import { waitFor } from '../../../test-support/wait-for';
 
 const skip = skipUnless(redisBinariesAvailable(), 'redis-server / redis-cli (for a private server)');
@@ -17,31 +18,9 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
   await waitFor(condition, { what, timeoutMs, intervalMs: 20 });
 }
 
-/** Writes sessions in a loop and records which ones Redis acknowledged. */
-function writer(store: RedisStore, prefix: string) {
-  const acknowledged: string[] = [];
-  const failures: unknown[] = [];
-  let stop = false;
-  const done = (async () => {
-    for (let i = 0; !stop; i++) {
-      const id = `${prefix}-${i}`;
-      try {
-        await store.set(id, sessionData(600_000, { n: i }));
-        acknowledged.push(id);
-      } catch (error) {
-        failures.push(error);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    }
-  })();
-  return {
-    acknowledged,
-    failures,
-    stop: async () => {
-      stop = true;
-      await done;
-    },
-  };
+/** Sessions written one after another until stopped: what Redis acknowledged, and what failed. */
+function writer(store: RedisStore, prefix: string): StoreLoad {
+  return writeUntilStopped((id, n) => store.set(id, sessionData(600_000, { n })), prefix, 10);
 }
 
 describe.skipIf(skip)('Redis behind a FaultProxy', () => {

@@ -7,13 +7,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SessionData } from 'express-session';
 import { Cluster as Cluster5, Redis as Redis5, type RedisOptions } from 'ioredis';
 import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis6';
 import { waitFor } from '../../../test-support/wait-for';
+import { freePort } from '../../../test-support/free-port';
 
 /**
  * The ioredis major the tests' clients use: 5 by default, 6 with `FULCRUM_IOREDIS_MAJOR=6` (CI runs
@@ -83,16 +83,7 @@ export async function closeClients(): Promise<void> {
   clients.clear();
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   await waitFor(condition, { what, timeoutMs, intervalMs: 50 });

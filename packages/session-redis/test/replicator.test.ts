@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkReplicator } from '@fulcrum/core/testing';
+import { FakeClock, checkReplicator } from '@fulcrum/core/testing';
 import { StickTable, createLoadBalancer, isInvalidOptionError, type StickEntry } from '@fulcrum/core';
 import { RedisReplicator } from '@fulcrum/session-redis';
 import { closeClients, newClient, redisReachable, REDIS_URL, skipUnless, uniquePrefix } from './helpers';
@@ -41,6 +41,7 @@ describe.skipIf(skip)('RedisReplicator', () => {
       [{ client, subscriber: client }, 'redisReplicator.subscriber'],
       [{ client, maxEntriesPerCall: 0 }, 'redisReplicator.maxEntriesPerCall'],
       [{ client, onError: 'log' }, 'redisReplicator.onError'],
+      [{ client, clock: { now: () => 0 } }, 'redisReplicator.clock'],
     ];
     for (const [options, path] of cases) {
       let caught: unknown;
@@ -96,23 +97,56 @@ describe.skipIf(skip)('RedisReplicator', () => {
     expect(await replicator.snapshot()).toEqual([sent]);
   });
 
-  it('never stores an expired entry, purges expired ones and lets the keys expire with the last entry', async () => {
-    const replicator = make('expiry');
-    const now = Date.now();
-    await replicator.publish([{ key: 'dead', value: 'x', updatedAt: now - 2000, expiresAt: now - 1000, origin: 'a' }]);
-    expect(await admin.exists(replicator.hashKey)).toBe(0);
+  // Expiry has two judges here: the replicator's `clock` (what it sends and what its snapshots return)
+  // and Redis's own clock (what the merge script accepts, what it purges, when the keys expire).
+  // A FakeClock moves only the first; each test below says which one it checks.
+  it("drops and filters entries on its clock option, while Redis keeps them until they expire on Redis's clock", async () => {
+    const clock = new FakeClock(Date.now());
+    const replicator = make('clock', { clock });
+    const now = clock.now();
     await replicator.publish([
-      { key: 'short', value: 'x', updatedAt: now, expiresAt: now + 150, origin: 'a' },
+      { key: 'short', value: 'x', updatedAt: now, expiresAt: now + 10_000, origin: 'a' },
       { key: 'long', value: 'y', updatedAt: now, expiresAt: now + 30_000, origin: 'a' },
     ]);
+    // The keys' TTL follows the latest entry, counted by Redis from its own clock.
     const ttl = await admin.pttl(replicator.hashKey);
     expect(ttl).toBeGreaterThan(20_000);
     expect(ttl).toBeLessThanOrEqual(30_000);
     expect(await admin.pttl(replicator.expiryKey)).toBeGreaterThan(20_000);
-    await new Promise((r) => setTimeout(r, 200));
+    await clock.advance(10_000);
+    // Expired on the replicator's clock: left out of the snapshot, and not sent any more…
     expect((await replicator.snapshot()).map((e) => e.key)).toEqual(['long']);
-    expect(await admin.hkeys(replicator.hashKey)).toEqual(['long']);
-    expect(await admin.zrange(replicator.expiryKey, 0, -1)).toEqual(['long']);
+    await replicator.publish([{ key: 'late', value: 'z', updatedAt: now, expiresAt: now + 10_000, origin: 'a' }]);
+    // …while Redis, whose clock has not moved 10 s, still holds 'short' (and would have taken 'late').
+    expect((await admin.hkeys(replicator.hashKey)).sort()).toEqual(['long', 'short']);
+  });
+
+  it("never stores an entry expired on Redis's clock, even when the replicator's clock says it is live", async () => {
+    // Years before the wall clock: the replicator's own filter lets the entry through, so what is
+    // checked is the merge script's refusal.
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const replicator = make('redis-clock', { clock });
+    const now = clock.now();
+    await replicator.publish([{ key: 'dead', value: 'x', updatedAt: now, expiresAt: now + 60_000, origin: 'a' }]);
+    expect(await admin.exists(replicator.hashKey)).toBe(0);
+  });
+
+  it("purges entries that expired on Redis's clock while stored, on the next merge or snapshot", async () => {
+    const replicator = make('purge');
+    const now = Date.now();
+    await replicator.publish([{ key: 'live', value: 'y', updatedAt: now, expiresAt: now + 30_000, origin: 'a' }]);
+    // An entry whose expiry passed while it sat in the snapshot, written as the script writes one;
+    // waiting for a live one to expire would only make the test slower, not more honest.
+    const stale = { key: 'stale', value: 'x', updatedAt: now - 2000, expiresAt: now - 1000, origin: 'a' };
+    await admin.hset(replicator.hashKey, 'stale', JSON.stringify(stale));
+    await admin.zadd(replicator.expiryKey, stale.expiresAt, 'stale');
+    expect((await replicator.snapshot()).map((e) => e.key)).toEqual(['live']);
+    expect(await admin.hkeys(replicator.hashKey)).toEqual(['live']);
+    expect(await admin.zrange(replicator.expiryKey, 0, -1)).toEqual(['live']);
+    await admin.hset(replicator.hashKey, 'stale', JSON.stringify(stale));
+    await admin.zadd(replicator.expiryKey, stale.expiresAt, 'stale');
+    await replicator.publish([{ key: 'other', value: 'z', updatedAt: now, expiresAt: now + 30_000, origin: 'a' }]);
+    expect((await admin.hkeys(replicator.hashKey)).sort()).toEqual(['live', 'other']);
   });
 
   it('publishes only the entries that won, as one message per batch', async () => {

@@ -30,8 +30,8 @@
  */
 import { InvalidOptionError } from '@fulcrum/core';
 import { MAX_TIMER_MS } from '@fulcrum/core/validate';
-import { isStickEntry } from '@fulcrum/core/session';
-import type { Replicator, StickEntry } from '@fulcrum/core';
+import { isStickEntry, sessionStoreClock } from '@fulcrum/core/session';
+import type { Clock, Replicator, StickEntry, Timer } from '@fulcrum/core';
 import { SqlExecutor } from './executor';
 import type { PoolLike, RetryOptions, SqlConnection } from './executor';
 import { quoteTableName } from './identifiers';
@@ -63,6 +63,15 @@ export interface SqlReplicatorOptions {
   onError?: (error: unknown) => void;
   /** Randomness for backoff and purge jitter. Default `Math.random`. */
   random?: () => number;
+  /**
+   * The time of every expiry decision — entries dropped before they are written, the `expires_at`
+   * compared by snapshots, polls and purges — and the timers of polling, purging and the statement
+   * deadline: core's `Clock`, the same one the stick-table uses (as `SqlStore`'s `clock`). A test
+   * passes a `FakeClock`, expires entries with `await clock.advance(ms)` and runs polls and purges
+   * by advancing it. `changed_us`, which orders changes for polling, stays the database's own
+   * clock. Default `realClock`.
+   */
+  clock?: Clock;
 }
 
 interface EntryRow {
@@ -106,15 +115,16 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   readonly #purgeIntervalMs: number;
   readonly #onError: (error: unknown) => void;
   readonly #random: () => number;
+  readonly #clock: Clock;
   readonly #listeners = new Set<Listener>();
   readonly #upsertSql = new Map<number, string>();
   /** Rows delivered within the overlap window: key → stamp, to drop re-read duplicates. */
   readonly #delivered = new Map<string, { stamp: string; changedUs: number }>();
   readonly #tableOnce: TableOnce;
   #cursorUs: number | undefined;
-  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  #pollTimer: Timer | undefined;
   #polling: Promise<void> | undefined;
-  #purgeTimer: ReturnType<typeof setTimeout> | undefined;
+  #purgeTimer: Timer | undefined;
   #closed = false;
 
   constructor(options: SqlReplicatorOptions) {
@@ -142,6 +152,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
       throw new InvalidOptionError('sqlReplicator.random', options.random, 'must be a function returning a number in [0, 1)');
     }
     this.#random = options.random ?? Math.random;
+    this.#clock = sessionStoreClock('sqlReplicator.clock', options.clock);
     const galera = normalizeGalera('sqlReplicator.galera', options.galera);
     this.#executor = new SqlExecutor(
       pool,
@@ -151,6 +162,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
         syncWait: galera.syncWait,
         timeoutMs: intOption('sqlReplicator.timeoutMs', options.timeoutMs, 5000, 1, 3_600_000),
         random: this.#random,
+        clock: this.#clock,
       },
       { onSuccess: () => undefined, onUnavailable: () => undefined },
     );
@@ -160,7 +172,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   /** Writes the entries, each only where it wins the last-writer-wins order. Expired ones are dropped. */
   async publish(entries: readonly StickEntry<V>[]): Promise<void> {
     if (this.#closed) throw new Error('SqlReplicator is closed');
-    const now = Date.now();
+    const now = this.#clock.now();
     const rows: { key: Buffer; valueLength: number; params: unknown[] }[] = [];
     for (const entry of entries) {
       if (!isStickEntry(entry) || entry.expiresAt <= now) continue;
@@ -205,7 +217,11 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   /** Every live entry (tombstones included), for a table that joins. */
   async snapshot(): Promise<readonly StickEntry<V>[]> {
     if (this.#closed) throw new Error('SqlReplicator is closed');
-    const rows = (await this.#run((c) => c.execute(`SELECT ${COLUMNS} FROM ${this.#table} WHERE expires_at > ?`, [Date.now()]), true, true)) as EntryRow[];
+    const rows = (await this.#run(
+      (c) => c.execute(`SELECT ${COLUMNS} FROM ${this.#table} WHERE expires_at > ?`, [this.#clock.now()]),
+      true,
+      true,
+    )) as EntryRow[];
     const entries: StickEntry<V>[] = [];
     for (const row of rows) {
       const entry = this.#toEntry(row);
@@ -219,7 +235,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
     let total = 0;
     for (;;) {
       const result = (await this.#run(
-        (c) => c.execute(`DELETE FROM ${this.#table} WHERE expires_at <= ? ORDER BY expires_at LIMIT 1000`, [Date.now()]),
+        (c) => c.execute(`DELETE FROM ${this.#table} WHERE expires_at <= ? ORDER BY expires_at LIMIT 1000`, [this.#clock.now()]),
         true,
       )) as { affectedRows: number };
       total += result.affectedRows;
@@ -232,8 +248,8 @@ export class SqlReplicator<V = string> implements Replicator<V> {
   async close(): Promise<void> {
     this.#closed = true;
     this.#listeners.clear();
-    if (this.#pollTimer) clearTimeout(this.#pollTimer);
-    if (this.#purgeTimer) clearTimeout(this.#purgeTimer);
+    if (this.#pollTimer !== undefined) this.#clock.clearTimeout(this.#pollTimer);
+    if (this.#purgeTimer !== undefined) this.#clock.clearTimeout(this.#purgeTimer);
     this.#pollTimer = undefined;
     this.#purgeTimer = undefined;
     await this.#polling?.catch(() => undefined);
@@ -243,7 +259,8 @@ export class SqlReplicator<V = string> implements Replicator<V> {
 
   #schedulePoll(delay: number): void {
     if (this.#closed || this.#listeners.size === 0) return;
-    this.#pollTimer = setTimeout(() => {
+    // realClock's timers are unref'd: polling never keeps a process alive on its own.
+    this.#pollTimer = this.#clock.setTimeout(() => {
       this.#pollTimer = undefined;
       this.#polling = this.#poll()
         .catch((error: unknown) => this.#onError(error))
@@ -252,7 +269,6 @@ export class SqlReplicator<V = string> implements Replicator<V> {
           this.#schedulePoll(this.#pollIntervalMs);
         });
     }, delay);
-    this.#pollTimer.unref?.();
   }
 
   async #poll(): Promise<void> {
@@ -266,7 +282,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
     const sql =
       `SELECT ${COLUMNS} FROM ${this.#table} WHERE changed_us >= ? AND (changed_us > ? OR k > ?) ` + `ORDER BY changed_us, k LIMIT ${this.#pollBatchSize}`;
     const fresh: StickEntry<string>[] = [];
-    const now = Date.now();
+    const now = this.#clock.now();
     for (;;) {
       const rows = (await this.#run((c) => c.execute(sql, [afterUs, afterUs, afterKey]), true, true)) as EntryRow[];
       for (const row of rows) {
@@ -333,7 +349,7 @@ export class SqlReplicator<V = string> implements Replicator<V> {
 
   #schedulePurge(): void {
     if (this.#purgeIntervalMs === 0 || this.#closed) return;
-    this.#purgeTimer = setTimeout(
+    this.#purgeTimer = this.#clock.setTimeout(
       () => {
         this.purge()
           .catch((error: unknown) => this.#onError(error))
@@ -341,6 +357,5 @@ export class SqlReplicator<V = string> implements Replicator<V> {
       },
       Math.round(this.#purgeIntervalMs * (0.9 + 0.2 * this.#random())),
     );
-    this.#purgeTimer.unref?.();
   }
 }

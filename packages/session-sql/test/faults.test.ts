@@ -11,6 +11,7 @@ import { isStoreUnavailableError } from '@fulcrum/core';
 import { SqlStore } from '@fulcrum/session-sql';
 import { FaultProxy } from '../../http/test/faults/fault-proxy';
 import { MYSQL_URL, dropTables, requireMysql, uniqueTable, waitFor } from './helpers';
+import { writeUntilStopped, type StoreLoad } from '../../../test-support/store-load';
 
 const available = await requireMysql('SqlStore fault tests');
 
@@ -18,31 +19,15 @@ function session(n: number) {
   return { cookie: { expires: new Date(Date.now() + 600_000), originalMaxAge: 600_000 }, n };
 }
 
-/** Writes sessions in a loop and records which ones the database acknowledged. */
-function writer(store: SqlStore, prefix: string) {
-  const acknowledged: string[] = [];
-  const failures: unknown[] = [];
-  let stop = false;
-  const done = (async () => {
-    for (let i = 0; !stop; i++) {
-      const id = `${prefix}-${i}`;
-      try {
-        await store.set(id, session(i) as never);
-        acknowledged.push(id);
-      } catch (error) {
-        failures.push(error);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-  })();
-  return {
-    acknowledged,
-    failures,
-    stop: async () => {
-      stop = true;
-      await done;
+/** Sessions written one after another until stopped: what the database acknowledged, and what failed. */
+function writer(store: SqlStore, prefix: string): StoreLoad {
+  return writeUntilStopped(
+    async (id, n) => {
+      await store.set(id, session(n) as never);
     },
-  };
+    prefix,
+    20,
+  );
 }
 
 describe.skipIf(!available)('SqlStore behind a FaultProxy', () => {

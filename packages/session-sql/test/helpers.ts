@@ -8,12 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdtemp, rm, chmod, chown, mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { waitFor as waitUntil } from '../../../test-support/wait-for';
+import { freePort } from '../../../test-support/free-port';
 
 const run = promisify(execFile);
 
@@ -57,17 +57,7 @@ export async function dropTables(pool: mysql.Pool, ...tables: string[]): Promise
   for (const table of tables) await pool.query(`DROP TABLE IF EXISTS \`${table}\``).catch(() => undefined);
 }
 
-/** A free TCP port on 127.0.0.1 (listen(0), then closed). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   await waitUntil(condition, { what, timeoutMs, intervalMs: 100 });

@@ -1,7 +1,7 @@
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError, type StickEntry } from '@fulcrum/core';
-import { checkReplicator } from '@fulcrum/core/testing';
+import { FakeClock, checkReplicator } from '@fulcrum/core/testing';
 import { SqlReplicator } from '@fulcrum/session-sql';
 import { createPool, dropTables, requireMysql, uniqueTable } from './helpers';
 import { waitFor } from '../../../test-support/wait-for';
@@ -9,7 +9,7 @@ import { waitFor } from '../../../test-support/wait-for';
 const available = await requireMysql('SqlReplicator tests');
 
 describe('SqlReplicator options', () => {
-  it('refuses a table name that is not a plain identifier', () => {
+  it('refuses a table name that is not a plain identifier, a zero poll interval and a clock that is not a Clock', () => {
     const pool = { getConnection: () => Promise.reject(new Error('must not be called')) };
     expect(() => new SqlReplicator({ pool, table: 'x`; DROP TABLE y' })).toThrow(/sqlReplicator\.table/);
     let caught: unknown;
@@ -19,6 +19,7 @@ describe('SqlReplicator options', () => {
       caught = error;
     }
     expect(isInvalidOptionError(caught)).toBe(true);
+    expect(() => new SqlReplicator({ pool, clock: { now: () => 0 } as never })).toThrow(/sqlReplicator\.clock: must be a Clock/);
   });
 });
 
@@ -78,21 +79,59 @@ describe.skipIf(!available)('SqlReplicator on MariaDB', () => {
     await replicator.close();
   });
 
-  it('purges expired rows and never returns them', async () => {
+  // Expiry here is the replicator's clock only: `expires_at` is compared with the time the replicator
+  // passes in each statement, never with the database's NOW(). So a FakeClock decides it entirely, and
+  // these tests check what MariaDB really stores and returns.
+  it('drops, hides and purges expired rows on its clock option, not the wall clock', async () => {
     const table = uniqueTable('rep_purge');
     tables.push(table);
-    const replicator = new SqlReplicator<string>({ pool, table, purgeIntervalMs: 0 });
-    const now = Date.now();
+    // Years before the wall clock: a replicator that read Date.now() would write nothing at all.
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const replicator = new SqlReplicator<string>({ pool, table, purgeIntervalMs: 0, clock });
+    const now = clock.now();
     await replicator.publish([
       { key: 'short', value: 'x', updatedAt: now, expiresAt: now + 150, origin: 'a' },
       { key: 'long', value: 'y', updatedAt: now, expiresAt: now + 60_000, origin: 'a' },
     ]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await replicator.snapshot()).map((e) => e.key).sort()).toEqual(['long', 'short']);
+    await clock.advance(150);
     expect((await replicator.snapshot()).map((e) => e.key)).toEqual(['long']);
+    await replicator.publish([{ key: 'late', value: 'z', updatedAt: now, expiresAt: now + 150, origin: 'a' }]);
+    expect(await rowKeys(pool, table)).toEqual(['long', 'short']);
     expect(await replicator.purge()).toBe(1);
-    const [[count]] = (await pool.query(`SELECT COUNT(*) AS n FROM \`${table}\``)) as unknown as [[{ n: number }]];
-    expect(Number(count.n)).toBe(1);
+    expect(await rowKeys(pool, table)).toEqual(['long']);
     await replicator.close();
+  });
+
+  it('runs its poll and purge timers on its clock option', async () => {
+    const table = uniqueTable('rep_timers');
+    tables.push(table);
+    const clock = new FakeClock(Date.UTC(2020, 0, 1));
+    const now = clock.now();
+    const writer = new SqlReplicator<string>({ pool, table, purgeIntervalMs: 0, clock });
+    await writer.publish([
+      { key: 'short', value: 'x', updatedAt: now, expiresAt: now + 30_000, origin: 'a' },
+      { key: 'long', value: 'y', updatedAt: now, expiresAt: now + 3_600_000, origin: 'a' },
+    ]);
+    const reader = new SqlReplicator<string>({ pool, table, purgeIntervalMs: 0, clock });
+    const received: StickEntry<string>[] = [];
+    reader.subscribe((entries) => received.push(...entries));
+    // The first poll is due at once, and only the clock can fire it.
+    expect(clock.pending).toBe(1);
+    await clock.advance(0);
+    await until(() => received.length === 2);
+    expect(received.map((e) => e.key).sort()).toEqual(['long', 'short']);
+    await reader.close();
+    // No poll in flight from here on: a statement's deadline is on the clock too, and advancing past
+    // it would fail the statement, as a database that long silent would.
+    // random 0.5: the purge timer fires exactly at purgeIntervalMs (±10% jitter around it otherwise).
+    const purger = new SqlReplicator<string>({ pool, table, purgeIntervalMs: 60_000, random: () => 0.5, clock });
+    await clock.advance(59_999);
+    expect(await rowKeys(pool, table)).toEqual(['long', 'short']);
+    await clock.advance(1);
+    await waitFor(async () => (await rowKeys(pool, table)).length === 1, { what: 'the purge timer to delete the expired row' });
+    expect(await rowKeys(pool, table)).toEqual(['long']);
+    await Promise.all([writer.close(), purger.close()]);
   });
 
   it('delivers a change committed late with an older stamp (the overlap window)', async () => {
@@ -119,4 +158,10 @@ describe.skipIf(!available)('SqlReplicator on MariaDB', () => {
 
 async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
   await waitFor(condition, { timeoutMs });
+}
+
+/** The keys of the rows the table holds, expired or not, sorted. */
+async function rowKeys(pool: mysql.Pool, table: string): Promise<string[]> {
+  const [rows] = (await pool.query(`SELECT k FROM \`${table}\` ORDER BY k`)) as unknown as [{ k: Buffer | string }[]];
+  return rows.map((row) => String(row.k));
 }

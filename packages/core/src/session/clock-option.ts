@@ -1,4 +1,4 @@
-/** The `clock` option every session store takes, checked the same way in each. */
+/** The `clock` option every session store and stick-table replicator takes, checked the same way in each. */
 import { realClock, type Clock } from '../clock';
 import { InvalidOptionError } from '../errors';
 

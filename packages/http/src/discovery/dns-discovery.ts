@@ -9,10 +9,14 @@
  * weight 0 means "a very small chance" — mapped to 0.01, since 0 means "no traffic" to the load
  * balancer.
  *
- * Each refresh feeds `lb.update(specs)`: instances are keyed `${ip}:${port}`, so an address that
- * stays in DNS keeps its `Backend` object, health and statistics across refreshes; a new one gets
- * traffic (through slow start when the load balancer has it); one that left DNS drains — its requests
- * in flight finish, new ones go elsewhere.
+ * Each refresh feeds `lb.update(specs)`: an instance's id is derived from its address by core's
+ * `backendIdOf` (`b-` and 16 hex digits of a hash of `scheme://ip:port`), so an address that stays in
+ * DNS keeps its `Backend` object, health and statistics across refreshes — and every load balancer
+ * instance that discovers it gives it the same id; a new one gets traffic (through slow start when the
+ * load balancer has it); one that left DNS drains — its requests in flight finish, new ones go
+ * elsewhere. The id is opaque because it travels to clients in the sticky cookie, which must never
+ * tell them where a backend is (as for backends given as bare addresses); the address stays in
+ * `backend.address`, where the stats page and the `'update'` event's specs show it.
  *
  * Defaults and why:
  * - `minTtlMs: 5000` (Envoy's `dns_min_refresh_rate`): records with TTL 0 or 1 would otherwise turn
@@ -31,7 +35,16 @@
 import { EventEmitter } from 'node:events';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { ErrorCodes, FulcrumError, InvalidOptionError, isFulcrumError, type BackendSpec, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
+import {
+  ErrorCodes,
+  FulcrumError,
+  InvalidOptionError,
+  backendIdOf,
+  isFulcrumError,
+  type BackendSpec,
+  type LoadBalancer,
+  type MembershipChange,
+} from '@fulcrum/core';
 import { checkKnownKeys, finiteNumber, isPlainObject, optionalTimerMs } from '@fulcrum/core/validate';
 
 /** What discovery needs of a resolver: node:dns/promises' `Resolver` fits; tests pass a fake. */
@@ -68,7 +81,10 @@ export interface DnsDiscoveryOptions {
 }
 
 export interface DnsDiscoveryEvents {
-  /** A refresh succeeded; `change` is what `lb.update` changed (often nothing). */
+  /**
+   * A refresh succeeded; `change` is what `lb.update` changed (often nothing), by backend id; `specs`
+   * pairs each id with its address, for logs.
+   */
   update: [change: MembershipChange, specs: readonly BackendSpec[]];
   /** A refresh failed; the load balancer keeps the last good set. */
   error: [error: Error];
@@ -302,7 +318,9 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
 
   #spec(address: string, port: number, weight: number | undefined): BackendSpec {
     const host = isIP(address) === 6 ? `[${address}]` : address;
-    const spec: BackendSpec = { ...this.#template, id: `${address}:${port}`, address: `${this.#scheme}://${host}:${port}` };
+    const url = `${this.#scheme}://${host}:${port}`;
+    // Opaque and stable (see the file header): the id reaches clients in sticky cookies, the address never.
+    const spec: BackendSpec = { ...this.#template, id: backendIdOf(url), address: url };
     if (weight !== undefined) spec.weight = weight;
     return spec;
   }

@@ -96,6 +96,8 @@ export class Exchange implements ConnectionOwner, AttemptSource {
   /** Body bytes held (replay, or waiting for the backend connection); allocated on first use. */
   #bodyChunks: Buffer[] = NO_CHUNKS;
   #bodySize = 0;
+  /** Client bytes relayed through a tunnel: the stats count them as request bytes, as HAProxy does. */
+  #tunnelBytesIn = 0;
   #bodyComplete = false;
   /** Stream mode: some body bytes went to a backend, so the body cannot be sent again. */
   #bodyUsed = false;
@@ -826,6 +828,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
   onTunnelData(chunk: Buffer): boolean {
     const upstream = this.#upstream;
     if (upstream === undefined) return true;
+    this.#tunnelBytesIn += chunk.length;
     return upstream.socket.write(chunk);
   }
 
@@ -945,7 +948,8 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (this.#finished) return;
     this.#clientGone = true;
     this.#abortAttempt();
-    this.#releaseLease({ ok: true, error: 'aborted' });
+    // A client closing its tunnel is how a tunnel ends: its attempt was answered (101), not aborted.
+    this.#releaseLease(this.#tunnel ? { ok: true, status: 101 } : { ok: true, error: 'aborted' });
     this.#end(this.#tunnel ? 'ok' : 'client-aborted', this.#tunnel ? 101 : this.#status);
   }
 
@@ -985,7 +989,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
       engine.budget.end(this.#retrySlots);
       this.#retrySlots = 0;
       const head = this.#head;
-      const bytesIn = head.framing === Framing.Length ? head.contentLength : this.#bodySize;
+      const bytesIn = (head.framing === Framing.Length ? head.contentLength : this.#bodySize) + this.#tunnelBytesIn;
       engine.requestEnded(this.#lb!, this.#current, termination, status, bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
     }
     if (this.#onEnd !== undefined) {

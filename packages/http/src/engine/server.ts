@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import type { LoadBalancer } from '@fulcrum/core';
 import { ProxyEngine, serveRequest } from '../proxy/proxy';
+import { aliasFrontend } from '../h2/stats';
 import { RawListener } from './listener';
 import { splitServerOptions, type ProxyServerOptions } from './options';
 
@@ -64,6 +65,7 @@ class RawProxyServer implements ProxyServer {
       report: (error) => engine.report(error, 'client'),
     });
     this.#listener.on('error', (error) => engine.report(error, 'client'));
+    aliasFrontend(this, this.#listener);
   }
 
   get connections(): number {

@@ -19,6 +19,7 @@
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { NormalizedHttp2Options } from './options';
+import type { FrontendProtocolStats } from './stats';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -49,14 +50,22 @@ export class Http2Frontend {
   readonly server: Http2Server;
   readonly #limits: NormalizedHttp2Options;
   readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #stats: FrontendProtocolStats | undefined;
   #closing = false;
 
-  constructor(limits: NormalizedHttp2Options, onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, onError: (error: unknown) => void) {
+  constructor(
+    limits: NormalizedHttp2Options,
+    onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void,
+    onError: (error: unknown) => void,
+    stats?: FrontendProtocolStats,
+  ) {
     this.#limits = limits;
+    this.#stats = stats;
     const server = http2.createServer(http2ServerOptions(limits));
     server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       if (this.#closing) {
+        if (this.#stats !== undefined) this.#stats.streamsRefused++;
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
@@ -93,23 +102,42 @@ export class Http2Frontend {
   #onSession(session: ServerHttp2Session): void {
     this.#sessions.add(session);
     const limits = this.#limits;
+    const stats = this.#stats;
     const state: SessionState = { open: 0, resets: 0, windowStart: 0 };
     session.on('error', () => undefined);
-    session.once('close', () => this.#sessions.delete(session));
+    if (stats !== undefined) {
+      stats.sessions++;
+      stats.sessionsTotal++;
+    }
+    session.once('close', () => {
+      this.#sessions.delete(session);
+      if (stats !== undefined) stats.sessions--;
+    });
     session.setTimeout(limits.idleTimeoutMs, () => {
       if (state.open === 0) closeSession(session, NGHTTP2_NO_ERROR);
     });
     session.on('stream', (stream: ServerHttp2Stream) => {
       state.open++;
-      stream.once('close', () => state.open--);
+      if (stats !== undefined) {
+        stats.streams++;
+        stats.streamsTotal++;
+      }
+      stream.once('close', () => {
+        state.open--;
+        if (stats !== undefined) stats.streams--;
+      });
       // A stream the client reset before its response was complete.
       stream.once('aborted', () => {
+        if (stats !== undefined) stats.streamsReset++;
         const now = Date.now();
         if (now - state.windowStart >= 1000) {
           state.windowStart = now;
           state.resets = 0;
         }
-        if (++state.resets > limits.maxResetsPerSecond) closeSession(session, NGHTTP2_ENHANCE_YOUR_CALM);
+        if (++state.resets > limits.maxResetsPerSecond) {
+          if (stats !== undefined && !session.closed && !session.destroyed) stats.sessionsClosedForResets++;
+          closeSession(session, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
       });
     });
   }

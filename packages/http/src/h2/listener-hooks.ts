@@ -10,6 +10,7 @@ import type { RequestView } from '../engine/request-view';
 import { Http2ClientStream } from './client-side';
 import { Http2Frontend } from './frontend';
 import type { NormalizedHttp2Options } from './options';
+import { frontendStatsOf } from './stats';
 import { forwardStream, streamView } from './stream-exchange';
 
 export function attachHttp2(listener: RawListener, limits: NormalizedHttp2Options, options: RawListenerOptions): Http2Frontend {
@@ -28,5 +29,6 @@ export function attachHttp2(listener: RawListener, limits: NormalizedHttp2Option
       forwardStream(target.engine, client, target.route ?? null, target.onEnd);
     },
     (error) => options.report(error),
+    frontendStatsOf(listener),
   );
 }

@@ -236,7 +236,7 @@ class StreamExchange {
 
   start(): void {
     const engine = this.#engine;
-    countStream(engine, this.#client.version);
+    countStream(engine, this.#client.version, this.#lb);
     this.#client.onClose(this.#onClientClose);
     if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
     if (this.#route === undefined) return this.#fail(404, 'Not Found', 'not-found');
@@ -682,7 +682,7 @@ class StreamExchange {
     if (this.#grpc) {
       // A gRPC call's outcome is its status; none at all is UNKNOWN (as a client reads it).
       const code = this.#grpcStatus ?? GrpcStatus.UNKNOWN;
-      countGrpcStatus(this.#engine, code);
+      countGrpcStatus(this.#engine, code, this.#lb);
       ok = !this.#engine.config.grpc.failureStatuses.has(code);
     }
     this.#releaseLease(
@@ -706,7 +706,7 @@ class StreamExchange {
     if (this.#responseStarted) {
       if (this.#grpc) {
         // The head is out: the call ends with UNAVAILABLE in its trailers, as a client sees a lost backend.
-        countGrpcStatus(this.#engine, GrpcStatus.UNAVAILABLE);
+        countGrpcStatus(this.#engine, GrpcStatus.UNAVAILABLE, this.#lb);
         this.#client.end({ 'grpc-status': String(GrpcStatus.UNAVAILABLE), 'grpc-message': 'upstream connection lost' });
         return this.#end('upstream-truncated');
       }
@@ -753,7 +753,7 @@ class StreamExchange {
     this.#abortUpstream();
     this.#releaseLease({ ok: false, error: 'timeout', durationMs: performance.now() - this.#attemptStart });
     if (this.#grpc) {
-      countGrpcStatus(this.#engine, GrpcStatus.DEADLINE_EXCEEDED);
+      countGrpcStatus(this.#engine, GrpcStatus.DEADLINE_EXCEEDED, this.#lb);
       this.#client.end({ 'grpc-status': String(GrpcStatus.DEADLINE_EXCEEDED), 'grpc-message': 'Deadline exceeded' });
     } else this.#client.reset();
     this.#end('timeout', this.#status);
@@ -806,7 +806,7 @@ class StreamExchange {
       if (this.#responseStarted) this.#client.reset();
       else if (this.#grpc) {
         const code = grpcStatusFor(termination, status);
-        countGrpcStatus(this.#engine, code);
+        countGrpcStatus(this.#engine, code, this.#lb);
         this.#client.respond(200, withoutStatus(trailersOnly(code, message)), true);
       } else {
         const body = Buffer.from(`${message}\n`);

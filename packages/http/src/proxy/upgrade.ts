@@ -30,7 +30,7 @@ import { request as httpsRequest } from 'node:https';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Lease } from '@fulcrum/core';
+import type { Backend, Lease, Outcome } from '@fulcrum/core';
 import { clientAddress } from '../affinity';
 import type { AccessLogEntry, RouteDecision, Termination } from './options';
 import type { ProxyEngine } from './proxy';
@@ -98,6 +98,11 @@ class UpgradeExchange {
   #attempts = 0;
   #status = 0;
   #bytesOut = 0;
+  /** Client bytes relayed to the backend through the tunnel (the stats' request bytes). */
+  #bytesIn = 0;
+  /** Counted in the pool's traffic (`requestStarted`): a routed upgrade, tunnel or not, like HAProxy's sessions. */
+  #counted = false;
+  #backend: Backend | undefined;
   #headMs: number | undefined;
   #queueMs = 0;
   #backendId: string | undefined;
@@ -139,6 +144,8 @@ class UpgradeExchange {
     // A pool with options of its own (createRouter's PoolSpec) is served by its own engine.
     engine = engine.engineFor(route.pool);
     this.#engine = engine;
+    engine.requestStarted(route.lb);
+    this.#counted = true;
     if (engine.config.admission !== undefined) {
       const verdict = engine.admit(req, this.#clientIp, route, 'upgrade');
       if (!verdict.admit) return this.#refuse(verdict.status, verdict.message, 'denied', verdict.headers);
@@ -194,6 +201,7 @@ class UpgradeExchange {
     this.#attempts = 1;
     const backend = lease.backend;
     this.#backendId = backend.id;
+    this.#backend = backend;
     const url = new URL(backend.address.includes('://') ? backend.address : `http://${backend.address}`);
     const headers = engine.upstreamHeaders(
       req,
@@ -275,6 +283,11 @@ class UpgradeExchange {
     if (upstreamHead.length > 0) client.write(upstreamHead);
     const early = this.#takeEarlyBytes();
     if (early.length > 0) upstream.write(early);
+    // What the client sent past its request head (the first bytes of the upgraded stream, and any read while waiting).
+    this.#bytesIn += early.length;
+    client.on('data', (chunk: Buffer) => {
+      this.#bytesIn += chunk.length;
+    });
     const tunnelMs = this.#engine.config.tunnelMs;
     const idle = (): void => {
       client.destroy();
@@ -512,7 +525,11 @@ class UpgradeExchange {
     if (lease === undefined) return;
     this.#lease = undefined;
     lease.release(outcome);
-    this.#engine.released();
+    // The pool's and backend's counters (and the queue's next request); a tunnel's answer was its 101.
+    const given: Outcome = outcome ?? { ok: true };
+    const counted: Outcome = given.status === undefined && this.#status === 101 ? { ...given, status: 101 } : given;
+    if (this.#counted) this.#engine.attemptEnded(this.#route!.lb, lease, counted, undefined);
+    else this.#engine.released();
   }
 
   #clearTimer(): void {
@@ -544,6 +561,11 @@ class UpgradeExchange {
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
     this.#engine.admissionEnded(done, 'upgrade');
+    if (this.#counted) {
+      const status = termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : this.#status;
+      const totalMs = performance.now() - this.#arrivedAt;
+      this.#engine.requestEnded(this.#route!.lb, this.#backend, termination, status, this.#bytesIn, this.#bytesOut, totalMs, this.#queueMs);
+    }
     this.#log(termination);
   }
 

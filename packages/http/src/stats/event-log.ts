@@ -18,6 +18,10 @@ interface EventBase {
   /** The load balancer's clock, in ms (epoch ms with the real clock). */
   at: number;
   pool: string;
+  /** Under `fulcrum --workers`: the worker (slot) that recorded the event first. */
+  worker?: number;
+  /** Under `fulcrum --workers`: every worker that recorded it (a change applied by all of them is one event). */
+  workers?: number[];
 }
 
 /** One recorded transition. */

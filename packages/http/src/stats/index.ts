@@ -1,8 +1,9 @@
 // The stats surfaces: a live HTML page with JSON, and Prometheus metrics. Re-exports only.
 export { statsPage } from './stats-page';
 export type { StatsHandler, StatsJson, StatsPageOptions } from './stats-page';
-export { PROMETHEUS_CONTENT_TYPE, escapeLabelValue, prometheus, prometheusHandler, renderPrometheus } from './prometheus';
+export { PROMETHEUS_CONTENT_TYPE, escapeLabelValue, prometheus, prometheusHandler, renderPrometheus, renderTrafficJson } from './prometheus';
 export type { StatsEvent } from './event-log';
-export type { StatsPool, StatsSource } from './source';
+export type { StatsFrontends, StatsPool, StatsSource } from './source';
+export type { PrometheusHandlerOptions } from './prometheus';
 export { DURATION_BOUNDS_MS, SERIES_SECONDS, quantileOf, trafficOf } from './traffic';
 export type { BackendTrafficJson, HistogramJson, LastCheck, PoolTraffic, PoolTrafficJson, ResponseClasses, SeriesJson } from './traffic';

@@ -102,7 +102,10 @@ figure.chart { margin: 0; min-width: 0; }
 .fill { height: 100%; background: var(--up); }
 .fill.low { background: var(--down); }
 .empty { color: var(--muted); text-align: center; padding: 16px; }
+[hidden] { display: none !important; }
 .events td { font-size: 13px; }
+.events .worker-col { display: none; }
+body.multi-worker .events .worker-col { display: table-cell; }
 .events td.time { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
 noscript { display: block; padding: 16px 24px; color: var(--down); }
 .admin-bar { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 10px 16px; background: var(--card);
@@ -134,6 +137,8 @@ const SCRIPT = `
   var refreshMs = Number(document.body.getAttribute('data-refresh-ms')) || 1000;
   var poolsEl = document.getElementById('pools');
   var eventsEl = document.getElementById('events-body');
+  var protocolEl = document.getElementById('protocol-body');
+  var protocolSection = document.getElementById('protocol-section');
   var statusEl = document.getElementById('status');
   var timer = 0;
   var lastUpdate = 0;
@@ -700,6 +705,10 @@ const SCRIPT = `
   function eventRow(e) {
     var tr = el('tr', 'event-' + word(e.type));
     cell(tr, clock(e.at), 'time');
+    // Under --workers: the worker that recorded it first, and how many others did too.
+    var others = Array.isArray(e.workers) ? e.workers.length - 1 : 0;
+    var workerCell = cell(tr, typeof e.worker === 'number' ? 'w' + num(e.worker) + (others > 0 ? ' +' + others : '') : '\u2014', 'worker-col');
+    if (Array.isArray(e.workers)) workerCell.title = 'recorded by workers ' + e.workers.map(num).join(', ');
     cell(tr, e.pool, 'pool');
     cell(tr, e.backend === undefined ? '\\u2014' : e.backend, 'backend');
     var what = cell(tr, null, 'what');
@@ -708,7 +717,45 @@ const SCRIPT = `
     return tr;
   }
 
+  // HTTP/2 and gRPC: one row per listener that serves HTTP/2, one per pool that has seen a stream.
+  function grpcText(statuses) {
+    var codes = Object.keys(statuses || {}).map(Number).filter(isFinite).sort(function (a, b) { return a - b; });
+    return codes.length === 0 ? '\u2014' : codes.map(function (code) { return code + ': ' + count(statuses[code]); }).join(', ');
+  }
+  function renderProtocol(protocol) {
+    var rows = [];
+    var frontends = protocol && typeof protocol.frontends === 'object' && protocol.frontends !== null ? protocol.frontends : {};
+    var pools = protocol && typeof protocol.pools === 'object' && protocol.pools !== null ? protocol.pools : {};
+    Object.keys(frontends).forEach(function (name) {
+      var f = frontends[name] || {};
+      var tr = el('tr');
+      cell(tr, 'listener ' + name, 'pool');
+      [f.sessions, f.sessionsTotal, f.streams, f.streamsTotal, f.streamsRefused, f.streamsReset].forEach(function (n) { cell(tr, count(n), 'num'); });
+      cell(tr, '\u2014', 'num');
+      cell(tr, '\u2014');
+      rows.push(tr);
+    });
+    Object.keys(pools).forEach(function (name) {
+      var p = pools[name] || {};
+      var tr = el('tr');
+      cell(tr, 'pool ' + name, 'pool');
+      cell(tr, '\u2014', 'num');
+      cell(tr, '\u2014', 'num');
+      cell(tr, '\u2014', 'num');
+      cell(tr, count(p.h2Streams), 'num');
+      cell(tr, '\u2014', 'num');
+      cell(tr, '\u2014', 'num');
+      cell(tr, count(p.h1ToH2Requests), 'num');
+      cell(tr, grpcText(p.grpcStatuses));
+      rows.push(tr);
+    });
+    protocolSection.hidden = rows.length === 0;
+    protocolEl.replaceChildren.apply(protocolEl, rows);
+  }
+
   function render(data) {
+    document.body.classList.toggle('multi-worker', num(data && data.workers) > 1);
+    renderProtocol(data && data.protocol);
     var pools = data && typeof data.pools === 'object' && data.pools !== null ? data.pools : {};
     var traffic = data && typeof data.traffic === 'object' && data.traffic !== null ? data.traffic : {};
     if (Array.isArray(data.durationBoundsMs)) bounds = data.durationBoundsMs;
@@ -730,7 +777,7 @@ const SCRIPT = `
     var rows = events.map(eventRow);
     if (rows.length === 0) {
       var empty = el('td', 'empty', 'no transitions yet');
-      empty.colSpan = 4;
+      empty.colSpan = 5;
       var tr = el('tr');
       tr.appendChild(empty);
       rows.push(tr);
@@ -838,9 +885,13 @@ export function renderStatsPage(title: string, refreshMs: number, adminPath?: st
 <noscript>This page needs JavaScript to show live data; the same data is at ?format=json.</noscript>
 <main>
 <div id="pools"></div>
+<section class="events-section" id="protocol-section" hidden>
+<div class="pool-head"><h2>HTTP/2 and gRPC</h2></div>
+<div class="scroll"><table class="events protocol"><thead><tr><th>Where</th><th>Sessions</th><th>Sessions total</th><th>Streams</th><th>Streams total</th><th>Refused</th><th>Reset</th><th>HTTP/1.1 to HTTP/2</th><th>gRPC calls by status</th></tr></thead><tbody id="protocol-body"></tbody></table></div>
+</section>
 <section class="events-section">
 <div class="pool-head"><h2>Recent transitions</h2></div>
-<div class="scroll"><table class="events"><thead><tr><th>Time</th><th>Pool</th><th>Backend</th><th>Event</th></tr></thead><tbody id="events-body"></tbody></table></div>
+<div class="scroll"><table class="events"><thead><tr><th>Time</th><th class="worker-col">Worker</th><th>Pool</th><th>Backend</th><th>Event</th></tr></thead><tbody id="events-body"></tbody></table></div>
 </section>
 </main>
 <script>${SCRIPT}</script>

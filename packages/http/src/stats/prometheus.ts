@@ -23,12 +23,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Backend, BackendSnapshot, BackendState, LoadBalancerSnapshot } from '@fulcrum/core';
+import { protocolStatsJson, renderProtocolFamilies } from '../h2/stats';
 import { allowReadOnly, guarded, send } from './respond';
-import { normalizeStatsSource, snapshotPools } from './source';
-import type { StatsPool, StatsSource } from './source';
+import { normalizeFrontends, normalizeStatsSource, snapshotPools } from './source';
+import type { StatsFrontends, StatsPool, StatsSource } from './source';
 import { SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody, type StreamOptions } from './stream';
 import { DURATION_BOUNDS_MS, statsTrafficOf } from './traffic';
-import type { BackendTraffic, HistogramJson, PoolTraffic } from './traffic';
+import type { BackendTraffic, HistogramJson, PoolTraffic, PoolTrafficJson, ResponseClasses } from './traffic';
 
 /** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -98,10 +99,29 @@ const POOL_FAMILIES: readonly Family<LoadBalancerSnapshot>[] = [
  * metrics(); // '# HELP fulcrum_backend_up …\nfulcrum_backend_up{pool="web",backend="b1"} 1\n…'
  * ```
  */
-export function prometheus(source: StatsSource): () => string {
+export function prometheus(source: StatsSource, options?: { frontends?: StatsFrontends }): () => string {
   const pools = normalizeStatsSource('prometheus(source)', source);
+  const frontends = normalizeProtocolOption('prometheus.options', options);
   for (const { lb } of pools) statsTrafficOf(lb);
-  return () => renderPrometheus(snapshotPools(pools)) + joinPieces(trafficPieces(pools));
+  return () => renderPrometheus(snapshotPools(pools)) + joinPieces(trafficPieces(pools, frontends));
+}
+
+/** Options of `prometheusHandler`: the streaming bounds, and the listeners whose HTTP/2 counters to add. */
+export interface PrometheusHandlerOptions extends StreamOptions {
+  /** Listeners by name (`createProxyServer` servers with `http2`), or a function returning them. Default: none. */
+  frontends?: StatsFrontends;
+}
+
+function normalizeProtocolOption(path: string, options: unknown): (() => Readonly<Record<string, object>>) | undefined {
+  if (typeof options !== 'object' || options === null || !('frontends' in options)) return undefined;
+  return normalizeFrontends(`${path}.frontends`, (options as { frontends?: unknown }).frontends);
+}
+
+/** `options` without `frontends`, for the stream options' own check. */
+function streamOptionsOf(options: PrometheusHandlerOptions | undefined): StreamOptions | undefined {
+  if (typeof options !== 'object' || options === null || !('frontends' in options)) return options;
+  const { frontends: _frontends, ...rest } = options;
+  return rest;
 }
 
 function joinPieces(pieces: Iterable<string>): string {
@@ -116,20 +136,21 @@ function joinPieces(pieces: Iterable<string>): string {
  * (default 2) at a time at most (more get 503 with `Retry-After: 1`); a reader that stalls for
  * `stallTimeoutMs` (default 30 s) is cut.
  */
-export function prometheusHandler(source: StatsSource, options?: StreamOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function prometheusHandler(source: StatsSource, options?: PrometheusHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const pools = normalizeStatsSource('prometheusHandler(source)', source);
-  const gate = normalizeStreamOptions('prometheusHandler.options', options);
+  const gate = normalizeStreamOptions('prometheusHandler.options', streamOptionsOf(options));
+  const frontends = normalizeProtocolOption('prometheusHandler.options', options);
   for (const { lb } of pools) statsTrafficOf(lb);
   return (req, res) =>
     guarded(req, res, () => {
       if (!allowReadOnly(req, res)) return;
       const live = liveBackends(pools);
       if (live === undefined) {
-        send(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, renderPrometheus(snapshotPools(pools)) + joinPieces(trafficPieces(pools)));
+        send(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, renderPrometheus(snapshotPools(pools)) + joinPieces(trafficPieces(pools, frontends)));
         return;
       }
       if (!gate.enter(req, res)) return;
-      streamBody(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, allPieces(live, pools), () => gate.leave(), gate.stallTimeoutMs);
+      streamBody(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, allPieces(live, pools, frontends), () => gate.leave(), gate.stallTimeoutMs);
     });
 }
 
@@ -156,9 +177,13 @@ function liveBackends(pools: readonly StatsPool[]): LivePool[] | undefined {
   return total > SMALL_BODY_BACKENDS ? live : undefined;
 }
 
-function* allPieces(live: readonly LivePool[], pools: readonly StatsPool[]): Generator<string> {
+function* allPieces(
+  live: readonly LivePool[],
+  pools: readonly StatsPool[],
+  frontends: (() => Readonly<Record<string, object>>) | undefined,
+): Generator<string> {
   yield* prometheusPieces(live);
-  yield* trafficPieces(pools);
+  yield* trafficPieces(pools, frontends);
 }
 
 /** What a backend family reads, filled from a live `Backend` into one reused object. */
@@ -439,14 +464,60 @@ function sampleText<T>(family: TrafficFamily<T>, labels: string, item: T, now: n
 
 /**
  * The traffic families, piece by piece: per pool, then per backend that has counters (a backend that
- * has seen no request, check or event has no series yet), then the worker gauge.
+ * has seen no request, check or event has no series yet), then the HTTP/2 and gRPC families
+ * (`../h2/stats.ts`), then the worker gauge.
  */
-function* trafficPieces(pools: readonly StatsPool[]): Generator<string> {
+function* trafficPieces(pools: readonly StatsPool[], frontends: (() => Readonly<Record<string, object>>) | undefined): Generator<string> {
   const counted: { label: string; traffic: PoolTraffic }[] = [];
   for (const { name, lb } of pools) {
     const traffic = statsTrafficOf(lb);
     if (traffic !== undefined) counted.push({ label: `pool="${escapeLabelValue(name)}"`, traffic });
   }
+  yield* trafficFamilyPieces(counted);
+  yield renderProtocolFamilies(protocolStatsJson(pools, frontends?.()));
+  yield headerText({ name: 'fulcrum_workers', type: 'gauge', help: 'Processes serving traffic whose counters these metrics hold.' });
+  yield 'fulcrum_workers 1\n';
+}
+
+/**
+ * The traffic families of counters in their JSON form (`PoolTrafficJson` by pool name, as
+ * `statsPage`'s `?format=json` gives them, or several processes' summed): the same families and
+ * series `prometheus()` writes for live counters, without the HTTP/2 families and the worker gauge.
+ * For callers that gather counters themselves (`fulcrum --workers`).
+ */
+export function renderTrafficJson(traffic: Readonly<Record<string, PoolTrafficJson>>): string {
+  const counted = Object.keys(traffic).map((name) => ({ label: `pool="${escapeLabelValue(name)}"`, traffic: poolFromJson(traffic[name]!) }));
+  return joinPieces(trafficFamilyPieces(counted));
+}
+
+/** Status classes in the counters' array order. */
+function classesArray(responses: ResponseClasses): number[] {
+  return [responses['1xx'], responses['2xx'], responses['3xx'], responses['4xx'], responses['5xx'], responses.other];
+}
+
+/** A `PoolTraffic` as far as the families read it, over its JSON form. */
+function poolFromJson(json: PoolTrafficJson): PoolTraffic {
+  const backends = Object.keys(json.backends).map((id) => {
+    const b = json.backends[id]!;
+    const counters = {
+      ...b,
+      responses: classesArray(b.responses),
+      connections: { open: b.connections, opened: b.connectionsOpened },
+      toJSON: () => b,
+    };
+    return [{ id } as Backend, counters as unknown as BackendTraffic] as const;
+  });
+  const view = {
+    ...json,
+    responses: classesArray(json.responses),
+    sums: () => ({ retries: json.retries, redispatches: json.redispatches, connectionErrors: json.connectionErrors, responseErrors: json.responseErrors }),
+    now: () => json.at,
+    entries: () => backends,
+  };
+  return view as unknown as PoolTraffic;
+}
+
+function* trafficFamilyPieces(counted: readonly { label: string; traffic: PoolTraffic }[]): Generator<string> {
   for (const family of POOL_TRAFFIC_FAMILIES) {
     yield headerText(family);
     for (const { label, traffic } of counted) yield sampleText(family, label, traffic, 0);
@@ -475,8 +546,6 @@ function* trafficPieces(pools: readonly StatsPool[]): Generator<string> {
       for (const [backend, counters] of traffic.entries()) yield sampleText(family, `${label},backend="${escapeLabelValue(backend.id)}"`, counters, now);
     }
   }
-  yield headerText({ name: 'fulcrum_workers', type: 'gauge', help: 'Processes serving traffic whose counters these metrics hold.' });
-  yield 'fulcrum_workers 1\n';
 }
 
 /** Go's ParseFloat spellings for the special values; JavaScript's for the rest parse the same. */

@@ -58,3 +58,28 @@ export function snapshotPools(pools: readonly StatsPool[]): Record<string, LoadB
   for (const { name, lb } of pools) snapshots[name] = lb.snapshot();
   return snapshots;
 }
+
+/**
+ * Listeners by name whose HTTP/2 counters the stats show (`createProxyServer` servers): an object, or
+ * a function returning one (read at each render, for a caller whose listeners change).
+ */
+export type StatsFrontends = Readonly<Record<string, object>> | (() => Readonly<Record<string, object>>);
+
+/** Validate the `frontends` option into a function giving the current listeners (or `undefined`). */
+export function normalizeFrontends(path: string, frontends: unknown): (() => Readonly<Record<string, object>>) | undefined {
+  if (frontends === undefined) return undefined;
+  if (typeof frontends === 'function') return frontends as () => Readonly<Record<string, object>>;
+  if (typeof frontends !== 'object' || frontends === null || Array.isArray(frontends)) {
+    throw new InvalidOptionError(path, frontends, 'must be an object of listener names to createProxyServer servers, or a function returning one');
+  }
+  const entries = Object.entries(frontends);
+  if (entries.length > MAX_POOLS) throw new InvalidOptionError(path, frontends, `must name at most ${MAX_POOLS} listeners`);
+  for (const [name, listener] of entries) {
+    if (name.length === 0 || name.length > MAX_NAME)
+      throw new InvalidOptionError(`${path}[${JSON.stringify(name)}]`, name, `listener names must be 1–${MAX_NAME} characters`);
+    if (typeof listener !== 'object' || listener === null)
+      throw new InvalidOptionError(`${path}[${JSON.stringify(name)}]`, listener, 'must be a createProxyServer server');
+  }
+  const fixed = Object.freeze({ ...frontends }) as Readonly<Record<string, object>>;
+  return () => fixed;
+}

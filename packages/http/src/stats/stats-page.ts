@@ -33,12 +33,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '@fulcrum/core';
 import { finiteNumber } from '@fulcrum/core/validate';
 import type { LoadBalancerSnapshot } from '@fulcrum/core';
+import { protocolStatsJson, type ProtocolStatsJson } from '../h2/stats';
 import { EventLog } from './event-log';
 import type { StatsEvent } from './event-log';
 import { renderStatsPage, STATS_PAGE_CSP } from './page';
 import { allowReadOnly, guarded, send } from './respond';
-import { normalizeStatsSource, snapshotPools } from './source';
-import type { StatsPool, StatsSource } from './source';
+import { normalizeFrontends, normalizeStatsSource, snapshotPools } from './source';
+import type { StatsFrontends, StatsPool, StatsSource } from './source';
 import { SMALL_BODY_BACKENDS, normalizeStreamOptions, streamBody } from './stream';
 import { DURATION_BOUNDS_MS, statsTrafficOf, trafficJson, trafficJsonPieces } from './traffic';
 import type { PoolTrafficJson } from './traffic';
@@ -61,13 +62,22 @@ export interface StatsPageOptions {
   maxConcurrentRenders?: number;
   /** A streamed response whose client reads nothing for this long is cut, ms (100–3,600,000). Default 30,000. */
   stallTimeoutMs?: number;
+  /**
+   * Listeners by name (`createProxyServer` servers with `http2`) whose HTTP/2 sessions and streams
+   * the page shows, or a function returning them. Default: none (the pools' HTTP/2 and gRPC counters
+   * are shown whatever this says).
+   */
+  frontends?: StatsFrontends;
 }
 
 /** What `?format=json` returns. */
 export interface StatsJson {
   /** `lb.snapshot()` per pool name. */
   pools: Record<string, LoadBalancerSnapshot>;
-  /** Recent transitions, oldest first. */
+  /**
+   * Recent transitions, oldest first. Under `fulcrum --workers` every worker's, merged: each with the
+   * `worker` (slot) that recorded it first and the `workers` that recorded it.
+   */
   events: StatsEvent[];
   /**
    * Traffic counters per pool name (HAProxy's stats columns, and the charts' per-second history);
@@ -77,6 +87,8 @@ export interface StatsJson {
   traffic: Record<string, PoolTrafficJson>;
   /** Upper bounds (ms) of the duration histograms' buckets; the last bucket is open. */
   durationBoundsMs: readonly number[];
+  /** HTTP/2 and gRPC counters: per pool (streams, HTTP/1.1 to HTTP/2 requests, gRPC statuses) and per listener. */
+  protocol: ProtocolStatsJson;
   /** Processes whose counters this answer holds (1: this one). */
   workers: number;
 }
@@ -85,9 +97,11 @@ export interface StatsJson {
 export type StatsHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
   /** Stop recording transitions (unsubscribe from every load balancer). The page still serves snapshots. */
   close(): void;
+  /** The recorded transitions, oldest first (what `?format=json` carries as `events`). */
+  events(): StatsEvent[];
 };
 
-const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize', 'admin', 'maxConcurrentRenders', 'stallTimeoutMs'];
+const KNOWN_OPTIONS = ['title', 'refreshMs', 'historySize', 'admin', 'maxConcurrentRenders', 'stallTimeoutMs', 'frontends'];
 /** Absolute, visible ASCII without quotes, query or fragment: it goes into an attribute and into URLs. */
 const ADMIN_PATH = /^\/[\x21-\x7e]{0,255}$/;
 
@@ -108,6 +122,7 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
   // Count from now on, so state changes and checks before the first view are not missed.
   for (const { lb } of pools) statsTrafficOf(lb);
   const { maxConcurrentRenders, stallTimeoutMs } = (options ?? {}) as StatsPageOptions;
+  const frontends = normalizeFrontends('statsPage.frontends', options?.frontends);
   const gate = normalizeStreamOptions('statsPage', {
     ...(maxConcurrentRenders === undefined ? {} : { maxConcurrentRenders }),
     ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
@@ -124,7 +139,7 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
           res,
           200,
           { 'content-type': 'application/json; charset=utf-8' },
-          statsJsonPieces(pools, log.list()),
+          statsJsonPieces(pools, log.list(), protocolStatsJson(pools, frontends?.())),
           () => gate.leave(),
           gate.stallTimeoutMs,
         );
@@ -135,6 +150,7 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
         events: log.list(),
         traffic: trafficJson(pools),
         durationBoundsMs: DURATION_BOUNDS_MS,
+        protocol: protocolStatsJson(pools, frontends?.()),
         workers: 1,
       };
       send(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, JSON.stringify(body));
@@ -156,7 +172,7 @@ export function statsPage(source: StatsSource, options?: StatsPageOptions): Stat
     }
   };
   const handler = (req: IncomingMessage, res: ServerResponse): void => guarded(req, res, () => respond(req, res));
-  return Object.assign(handler, { close: () => log.close() });
+  return Object.assign(handler, { close: () => log.close(), events: () => log.list() });
 }
 
 /** Backends over every pool, from the live lists (0 for a custom load balancer without one). */
@@ -175,7 +191,7 @@ function backendCount(pools: readonly StatsPool[]): number {
  * backends are written one by one, so `streamBody` can yield to the event loop between chunks.
  * `backends` is the snapshot's last key, which keeps the text identical to the one-step form.
  */
-function* statsJsonPieces(pools: readonly StatsPool[], events: readonly StatsEvent[]): Generator<string> {
+function* statsJsonPieces(pools: readonly StatsPool[], events: readonly StatsEvent[], protocol: ProtocolStatsJson): Generator<string> {
   yield '{"pools":{';
   let firstPool = true;
   for (const { name, lb } of pools) {
@@ -195,7 +211,7 @@ function* statsJsonPieces(pools: readonly StatsPool[], events: readonly StatsEve
     firstTraffic = false;
     yield* trafficJsonPieces(traffic, traffic.now());
   }
-  yield `},"durationBoundsMs":${JSON.stringify(DURATION_BOUNDS_MS)},"workers":1}`;
+  yield `},"durationBoundsMs":${JSON.stringify(DURATION_BOUNDS_MS)},"protocol":${JSON.stringify(protocol)},"workers":1}`;
 }
 
 function normalizeStatsPageOptions(input: unknown): { title: string; refreshMs: number; historySize: number; adminPath: string | undefined } {

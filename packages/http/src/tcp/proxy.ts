@@ -45,6 +45,7 @@ import { MAX_TIMER_MS, checkKnownKeys, isPlainObject, optionalNumber } from '@fu
 import { normalizeIp } from '../affinity/ip';
 import { reportError } from '../proxy/errors';
 import { WaitQueue } from '../proxy/queue';
+import { trafficOf, type PoolTraffic } from '../stats/traffic';
 import { proxyHeader, type ProxyProtocolVersion } from './proxy-protocol';
 
 /** Options of `createTcpProxy`. */
@@ -185,6 +186,11 @@ class Relay {
   #connected = false;
   #outcome: Outcome = { ok: true };
   #done = false;
+  /** The pool's stats counters: a relayed connection is a session of the pool, as HAProxy counts a TCP session. */
+  readonly #traffic: PoolTraffic;
+  readonly #arrivedAt = performance.now();
+  #queuedAt = 0;
+  #queueMs = 0;
   /** Leaves the wait queue, while the connection waits there for a slot. */
   #unqueue: (() => void) | undefined;
 
@@ -192,6 +198,8 @@ class Relay {
     this.#proxy = proxy;
     this.#client = client;
     this.#key = proxy.keyOf(client);
+    this.#traffic = trafficOf(proxy.lb);
+    this.#traffic.started();
     client.on('error', this.#onClientError);
     client.once('close', this.#onClientClose);
   }
@@ -234,6 +242,7 @@ class Relay {
     });
     if (unqueue === undefined) return this.end();
     this.#unqueue = unqueue;
+    this.#queuedAt = performance.now();
     // A socket nobody reads never learns that its peer left. While waiting, let the client's bytes
     // gather in the socket's own buffer (bounded by its highWaterMark; `pipe` delivers them later) so
     // that a client that hangs up is noticed and leaves the queue instead of holding a place in it.
@@ -254,6 +263,8 @@ class Relay {
   };
 
   #leaveQueue(): void {
+    if (this.#queuedAt > 0) this.#queueMs += performance.now() - this.#queuedAt;
+    this.#queuedAt = 0;
     this.#unqueue = undefined;
     this.#client.off('readable', this.#onReadableWhileQueued);
     this.#client.off('end', this.#onEndWhileQueued);
@@ -346,11 +357,14 @@ class Relay {
       upstream.on('error', ignore);
       upstream.destroy();
     }
+    const retry = this.#attempt < this.#proxy.config.attempts && !this.#done && !this.#client.destroyed;
     if (lease !== undefined) {
-      lease.release({ ok: false, error: kind, durationMs: performance.now() - this.#connectStart });
+      this.#release(lease, { ok: false, error: kind, durationMs: performance.now() - this.#connectStart });
+      // An error a retry may recover from is not the connection's error (HAProxy's econ counts the last).
+      if (retry) this.#traffic.recovered(lease.backend, kind);
       (this.#tried ??= []).push(lease.backend);
     }
-    if (this.#attempt < this.#proxy.config.attempts && !this.#done && !this.#client.destroyed) this.#connect();
+    if (retry) this.#connect();
     else this.end();
     // The slot this attempt held is free: after this connection's own retry, a waiting one may have it.
     if (lease !== undefined) this.#proxy.released();
@@ -388,9 +402,26 @@ class Relay {
     this.#upstream?.destroy();
     const lease = this.#lease;
     this.#lease = undefined;
-    lease?.release(this.#outcome.durationMs === undefined ? { ...this.#outcome, durationMs: this.#connectMs } : this.#outcome);
+    if (lease !== undefined) this.#release(lease, this.#outcome.durationMs === undefined ? { ...this.#outcome, durationMs: this.#connectMs } : this.#outcome);
+    const outcome = this.#outcome;
+    const termination = !this.#connected
+      ? outcome.error === 'aborted'
+        ? 'client-aborted'
+        : 'upstream-failed'
+      : outcome.error === 'reset'
+        ? 'upstream-truncated'
+        : 'ok';
+    const client = this.#client;
+    this.#traffic.ended(lease?.backend, termination, 0, client.bytesRead, client.bytesWritten, performance.now() - this.#arrivedAt, this.#queueMs);
     this.#proxy.forget(this);
     if (lease !== undefined) this.#proxy.released();
+  }
+
+  /** Release an attempt's lease and count it (the backend's sessions, and a retry of the one before). */
+  #release(lease: Lease, outcome: Outcome): void {
+    lease.release(outcome);
+    const previous = this.#tried === undefined ? undefined : this.#tried[this.#tried.length - 1];
+    this.#traffic.attemptEnded(lease.backend, outcome, lease.backend.inflight + 1, lease.startedAt, previous);
   }
 }
 

@@ -1,10 +1,10 @@
 import { Resolver } from 'node:dns/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLoadBalancer, isInvalidOptionError, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
+import { backendIdOf, createLoadBalancer, isInvalidOptionError, type LoadBalancer, type MembershipChange } from '@fulcrum/core';
 import { request } from 'undici';
 import { createBalancedDispatcher } from '../../src/dispatcher';
 import { DnsDiscoveryError, dnsDiscovery, type DnsDiscovery, type DnsResolver } from '../../src/discovery';
-import { startBackend, type TestBackend } from '../proxy/helpers';
+import { send, startBackend, startProxy, type TestBackend } from '../proxy/helpers';
 import { startDnsServer } from './dns-server';
 import { deferred } from '../../../../test-support/wait-for';
 
@@ -87,7 +87,7 @@ describe('dnsDiscovery', () => {
     }
   });
 
-  it('turns A records into instances keyed ip:port, and AAAA ones when the name has no A record', async () => {
+  it('turns A records into instances with opaque ids derived from their addresses, and AAAA ones when the name has no A record', async () => {
     const resolver = new FakeResolver();
     resolver.a.set('users.internal', [
       { address: '10.0.0.6', ttl: 30 },
@@ -101,10 +101,16 @@ describe('dnsDiscovery', () => {
     expect(await d4.ready).toBe(true);
     expect(await d6.ready).toBe(true);
     expect(lb4.backends.map((b) => [b.id, b.address, b.weight, b.zone])).toEqual([
-      ['10.0.0.5:8080', 'http://10.0.0.5:8080', 2, 'a'],
-      ['10.0.0.6:8080', 'http://10.0.0.6:8080', 2, 'a'],
+      [backendIdOf('http://10.0.0.5:8080'), 'http://10.0.0.5:8080', 2, 'a'],
+      [backendIdOf('http://10.0.0.6:8080'), 'http://10.0.0.6:8080', 2, 'a'],
     ]);
-    expect(lb6.backends.map((b) => [b.id, b.address])).toEqual([['fd00::5:8080', 'http://[fd00::5]:8080']]);
+    expect(lb6.backends.map((b) => [b.id, b.address])).toEqual([[backendIdOf('http://[fd00::5]:8080'), 'http://[fd00::5]:8080']]);
+    // Opaque: nothing of the address is readable in the id (`b-` and 16 hex digits of a hash).
+    for (const b of [...lb4.backends, ...lb6.backends]) expect(b.id).toMatch(/^b-[0-9a-f]{16}$/);
+    // Stable: another instance discovering the same addresses gives them the same ids.
+    const again = lbWithCleanup();
+    await start({ hostname: 'users.internal', port: 8080 }, { lb: again, resolver }).ready;
+    expect(again.backends.map((b) => b.id)).toEqual(lb4.backends.map((b) => b.id));
   });
 
   it('maps SRV priorities to primaries and backups and weight 0 to a very small share', async () => {
@@ -119,10 +125,10 @@ describe('dnsDiscovery', () => {
     resolver.a.set('n3.users', [{ address: '10.0.0.3', ttl: 30 }]);
     const lb = lbWithCleanup();
     await start({ srv: '_http._tcp.users' }, { lb, resolver }).ready;
-    expect(lb.backends.map((b) => [b.id, b.weight, b.backup])).toEqual([
-      ['10.0.0.1:9001', 5, false],
-      ['10.0.0.2:9002', 0.01, false],
-      ['10.0.0.3:9003', 1, true],
+    expect(lb.backends.map((b) => [b.address, b.weight, b.backup])).toEqual([
+      ['http://10.0.0.1:9001', 5, false],
+      ['http://10.0.0.2:9002', 0.01, false],
+      ['http://10.0.0.3:9003', 1, true],
     ]);
   });
 
@@ -173,7 +179,7 @@ describe('dnsDiscovery', () => {
     resolver.fail = undefined;
     resolver.a.delete('users');
     await vi.advanceTimersByTimeAsync(1000);
-    expect(lb.backends.map((b) => b.id)).toEqual(['10.0.0.1:80', '10.0.0.2:80']);
+    expect(lb.backends.map((b) => b.address)).toEqual(['http://10.0.0.1:80', 'http://10.0.0.2:80']);
     expect(events).toHaveLength(2);
     expect(events[0]).toBeInstanceOf(DnsDiscoveryError);
     expect((events[0]!.cause as { code: string }).code).toBe('ESERVFAIL');
@@ -182,7 +188,8 @@ describe('dnsDiscovery', () => {
     // Recovery: the next good answer is applied.
     resolver.a.set('users', [{ address: '10.0.0.3', ttl: 1 }]);
     await vi.advanceTimersByTimeAsync(1000);
-    expect(lb.backends.map((b) => b.id).filter((id) => !lb.snapshot().backends.find((s) => s.id === id)?.removing)).toEqual(['10.0.0.3:80']);
+    const serving = lb.snapshot().backends.filter((b) => b.removing !== true);
+    expect(serving.map((b) => b.address)).toEqual(['http://10.0.0.3:80']);
   });
 
   it('empties the set on an empty answer only with allowEmpty, and never throws without an error listener', async () => {
@@ -244,8 +251,8 @@ describe('dnsDiscovery', () => {
       await slowAtI0.promise;
       resolver.srv.set('_http._tcp.users', srv([i1, i2]));
       const change = await nextUpdate(discovery);
-      expect(change.added).toEqual([`127.0.0.1:${i2.port}`]);
-      expect(change.removed).toEqual([`127.0.0.1:${i0.port}`]);
+      expect(change.added).toEqual([backendIdOf(i2.address)]);
+      expect(change.removed).toEqual([backendIdOf(i0.address)]);
       const hitsOnI0 = i0.hits.length;
       const after = await Promise.all(Array.from({ length: 10 }, () => body()));
       expect(new Set(after)).toEqual(new Set(['i1', 'i2']));
@@ -253,7 +260,55 @@ describe('dnsDiscovery', () => {
       // Removed from DNS and from the balancer, i0 still finishes the request it holds.
       releaseSlow.resolve();
       expect(await slow).toBe('i0');
-      expect(lb.get(`127.0.0.1:${i0.port}`)).toBeUndefined();
+      expect(lb.get(backendIdOf(i0.address))).toBeUndefined();
+    });
+  });
+
+  describe('behind a proxy with sticky cookies', () => {
+    const instances: TestBackend[] = [];
+    afterEach(async () => {
+      for (const b of instances.splice(0)) await b.close();
+    });
+
+    it('issues a sticky cookie for a discovered instance that names neither its IP nor its port, and still pins', async () => {
+      for (const id of ['i0', 'i1', 'i2']) instances.push(await startBackend(id));
+      const resolver = new FakeResolver();
+      resolver.srv.set(
+        '_http._tcp.users',
+        instances.map((b) => ({ name: 'node.test', port: b.port, priority: 0, weight: 1 })),
+      );
+      resolver.a.set('node.test', [{ address: '127.0.0.1', ttl: 60 }]);
+      const lb = createLoadBalancer({ backends: [], algorithm: 'round-robin' });
+      const discovery = start({ srv: '_http._tcp.users' }, { lb, resolver });
+      expect(await discovery.ready).toBe(true);
+      const proxy = await startProxy({ balancer: lb, stickiness: { cookie: { secrets: ['a-test-secret-that-is-long-enough-0123456789'] } } });
+      // The proxy does not own a load balancer it was given: closed after the proxy.
+      cleanups.push(() => lb.close());
+      cleanups.push(() => proxy.close());
+
+      const first = await send(proxy.url);
+      const setCookie = String(first.headers['set-cookie']);
+      const cookie = setCookie.split(';')[0]!;
+      expect(cookie).toMatch(/^fulcrum_srv=/);
+      // The value is base64url(version | issuedAt | backend id | MAC): decoded, it holds the id in
+      // clear (only the MAC protects it), so that is where an address would show.
+      const decoded = Buffer.from(cookie.slice('fulcrum_srv='.length), 'base64url');
+      const idInCookie = decoded.subarray(5, decoded.length - 16).toString('utf8');
+      const served = instances.find((b) => b.id === first.body)!;
+      expect(idInCookie).toBe(backendIdOf(served.address));
+      expect(idInCookie).toMatch(/^b-[0-9a-f]{16}$/);
+      const text = decoded.toString('latin1');
+      expect(text).not.toContain('127.0.0.1');
+      for (const b of instances) expect(text).not.toContain(String(b.port));
+
+      // It pins: every request with the cookie goes to the same instance, across a DNS refresh too.
+      for (let i = 0; i < 6; i++) expect((await send(proxy.url, { headers: { cookie } })).body).toBe(first.body);
+      await discovery.refresh();
+      for (let i = 0; i < 6; i++) expect((await send(proxy.url, { headers: { cookie } })).body).toBe(first.body);
+      // Without it, round robin spreads the requests over all three.
+      const spread = new Set<string>();
+      for (let i = 0; i < 6; i++) spread.add((await send(proxy.url)).body);
+      expect(spread).toEqual(new Set(['i0', 'i1', 'i2']));
     });
   });
 
@@ -274,17 +329,17 @@ describe('dnsDiscovery', () => {
     const discovery = start({ srv: '_http._tcp.users.internal' }, { lb, resolver });
     expect(await discovery.ready).toBe(true);
     expect(lb.backends.map((b) => [b.id, b.address, b.weight])).toEqual([
-      ['127.0.0.11:8081', 'http://127.0.0.11:8081', 3],
-      ['127.0.0.12:8082', 'http://127.0.0.12:8082', 1],
+      [backendIdOf('http://127.0.0.11:8081'), 'http://127.0.0.11:8081', 3],
+      [backendIdOf('http://127.0.0.12:8082'), 'http://127.0.0.12:8082', 1],
     ]);
     expect(dns.queries).toEqual(expect.arrayContaining(['SRV _http._tcp.users.internal', 'A a.users.internal', 'A b.users.internal']));
 
     // One instance leaves the zone; a SERVFAIL afterwards changes nothing.
     dns.zone.set('_http._tcp.users.internal', { SRV: [{ priority: 1, weight: 3, port: 8081, target: 'a.users.internal', ttl: 60 }] });
     const change = await discovery.refresh();
-    expect(change.removed).toEqual(['127.0.0.12:8082']);
+    expect(change.removed).toEqual([backendIdOf('http://127.0.0.12:8082')]);
     dns.servfail = true;
     await expect(discovery.refresh()).rejects.toBeInstanceOf(DnsDiscoveryError);
-    expect(lb.backends.map((b) => b.id)).toEqual(['127.0.0.11:8081']);
+    expect(lb.backends.map((b) => b.address)).toEqual(['http://127.0.0.11:8081']);
   });
 });

@@ -290,6 +290,7 @@ describe('statsPage JSON of a huge source', () => {
         events: [],
         traffic,
         durationBoundsMs: DURATION_BOUNDS_MS,
+        protocol: { pools: {}, frontends: {} },
         workers: 1,
       }),
     );

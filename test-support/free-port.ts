@@ -1,0 +1,16 @@
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago (listen on 0, read the port, close): for a
+ * private server a test starts on it, or for a client that must find nothing listening there.
+ */
+import { createServer } from 'node:net';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
