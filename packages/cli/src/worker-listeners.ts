@@ -107,6 +107,11 @@ export class PrimaryListeners {
     return this.#servers;
   }
 
+  /** Connections accepted here that wait for a ready worker. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
   /** `host:port` of every listener, by key (the ports bound for port 0 included). */
   addresses(): Map<string, string> {
     const out = new Map<string, string>();
