@@ -27,6 +27,7 @@
  * primary exits. A worker that dies is replaced, after a backoff when it died during its start (a
  * config that cannot start does not fork-loop).
  */
+import type { ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -414,6 +415,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   let stopping = false;
   let announced = false;
   let upgrading = false;
+  /** The new primary of an upgrade under way. */
+  let successor: ChildProcess | undefined;
   const { listeners } = options;
   let nextHandover = 0;
   const handovers = new Map<number, (state: HandoverState | null) => void>();
@@ -637,6 +640,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         primary: { entries: entries.live(Date.now()), health: [...health.values()], adminLog },
       };
       const child = spawnSuccessor(options.argv);
+      successor = child;
       try {
         const pid = await handOver(child, state, listeners.servers, UPGRADE_TIMEOUT_MS);
         child.disconnect();
@@ -645,6 +649,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       } catch (error) {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
         throw error;
+      } finally {
+        successor = undefined;
       }
     };
     const onUsr2 = (): void => {
@@ -659,6 +665,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       log('info', 'upgrade: starting a new process', { pid: process.pid, workers: slots.length });
       upgrade().then(
         (pid) => {
+          // Stopped meanwhile (SIGTERM): the successor was told to stop too; `onStop` is under way.
+          if (stopping) return;
           log('info', 'upgrade: the new process serves; this one drains and exits', { successor: pid });
           onStop('SIGUSR2');
         },
@@ -684,6 +692,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       log('info', 'shutting down', { signal, workers: slots.length, graceMs: options.shutdownGraceMs });
       // The primary's copies first: a connection relayed before this reaches its worker before the shutdown.
       listeners.close();
+      // An upgrade under way is abandoned: the operator stops this fleet, not for another to take over.
+      if (successor !== undefined && successor.exitCode === null && successor.signalCode === null) successor.kill('SIGTERM');
       for (const slot of slots) {
         if (slot.timer !== undefined) clearTimeout(slot.timer);
         slot.timer = undefined;

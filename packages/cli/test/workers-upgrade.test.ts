@@ -185,6 +185,37 @@ describe('fulcrum --workers upgrades on SIGUSR2 without dropping a connection', 
     }
   }, 120_000);
 
+  it('a SIGTERM during an upgrade stops the old primary and abandons the new one: nothing serves afterwards', async () => {
+    const a = await startBackend('a');
+    const file = join(bundled.dir, 'workers-stopped-upgrade.json');
+    writeFileSync(file, JSON.stringify({ frontends: [{ port: 0, host: '127.0.0.1' }], pools: { web: { backends: [{ id: 'a', address: a.url }] } } }));
+    const { child: old, out, exited } = bundled.run(['--config', file, '--workers', '2']);
+    pids.push(old.pid!);
+    const stderr = (): string => out.stderr;
+    try {
+      await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the primary to start', 30_000);
+      const port = portOf((logLines(stderr()).find((l) => l.msg === 'fulcrum started')!.frontends as string[])[0]);
+      old.kill('SIGUSR2');
+      await until(() => logLines(stderr()).some((l) => l.msg === 'upgrade: starting a new process'), 'the upgrade to start', 10_000);
+      old.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(logLines(stderr()).some((l) => l.msg === 'upgrade: the new process serves; this one drains and exits')).toBe(false);
+      // The new primary stops too (it exits before it serves, or drains once it did): the port closes.
+      await until(
+        () =>
+          get(port, '/').then(
+            () => false,
+            (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED',
+          ),
+        'the port to refuse connections',
+        20_000,
+      );
+    } finally {
+      old.kill('SIGKILL');
+      await a.close();
+    }
+  }, 60_000);
+
   it('keeps the old primary and its workers serving when the new primary cannot start', async () => {
     const a = await startBackend('a');
     const file = join(bundled.dir, 'workers-failing-upgrade.json');
