@@ -718,10 +718,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
               ttlMs: sticky.ttlMs ?? DEFAULT_STICKY_TTL_MS,
               nodeId: this.#nodeId(config),
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
-              // Between workers of one host the IPC is cheap, and round-robin sends a client's next
+              // Between workers of one host the IPC is cheap, and the kernel may hand a client's next
               // connection to another worker at once: publish each write as it is made (a batch of
-              // one), not in 50 ms batches — so the primary relays it before it hands that worker
-              // the client's next connection, over the same channel.
+              // one), not in 50 ms batches, so the primary relays it within two IPC hops (a next
+              // connection accepted elsewhere before that is balanced anew: README, "Workers").
               ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0, maxBatch: 1 } : {}),
             });
     }

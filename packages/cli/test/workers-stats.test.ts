@@ -99,7 +99,7 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
       const admin = portOf(started.admin);
       const metrics = async (): Promise<string> => (await get(metricsPort, '/metrics')).body;
 
-      // New connections go round-robin over the workers: open them until both have served streams.
+      // The kernel spreads new connections over the workers: open them until both have served streams.
       let ok = 0;
       let failed = 0;
       await until(
