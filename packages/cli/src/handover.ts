@@ -23,6 +23,10 @@
  * outlier ejections (they end within `maxEjectionMs` and are re-learned from traffic), rate-limit
  * counters (local and short-lived) and connections themselves — in-flight requests and tunnels finish
  * on the old process within `shutdown.graceMs`.
+ *
+ * Under `fulcrum --workers N` the primary is the process that hands over (workers.ts): its listening
+ * sockets are received with `pauseOnConnect` (it passes what it accepts to its workers whole), and
+ * the state adds what the primary keeps for later workers (`PrimaryHandover`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
