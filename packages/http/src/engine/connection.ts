@@ -17,6 +17,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { StickyVerification } from '../affinity/stickiness';
 import type { RouteDecision } from '../proxy/options';
 import { normalizeAddress } from '../proxy/proxy';
 import type { ClientSide, ExchangeContext } from './exchange';
@@ -68,6 +69,7 @@ export class ClientConnection implements ClientSide {
   readonly remoteAddress: string;
   readonly normalizedAddress: string;
   readonly encrypted: boolean;
+  readonly sticky: StickyVerification = { verified: undefined };
   readonly #ctx: ListenerContext;
   #buf: Buffer | undefined;
   #state = State.Head;

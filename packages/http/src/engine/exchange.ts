@@ -21,6 +21,7 @@ import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
+import type { StickyVerification } from '../affinity/stickiness';
 import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
@@ -45,6 +46,8 @@ export interface ClientSide {
   readonly encrypted: boolean;
   /** The listener is closing: answer with `Connection: close`. */
   readonly closing: boolean;
+  /** The sticky-cookie verification of the request in progress, from lookup to commit (one per connection). */
+  readonly sticky: StickyVerification;
   write(data: string | Buffer): boolean;
   cork(): void;
   uncork(): void;
@@ -202,7 +205,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     const route = this.#route!;
     const req = this.#view as unknown as IncomingMessage;
     this.#hashKey = engine.hashKey?.(req, this.#clientIp);
-    this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now());
+    this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now(), this.#client.sticky);
     if (engine.config.admission !== undefined) {
       const verdict = engine.admit(req, this.#clientIp, route, 'client');
       if (!verdict.admit) return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
@@ -664,6 +667,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
       // HTTPS to us, or to a trusted TLS-terminating proxy in front (as createProxy decides it).
       this.#secure || isSecureRequest(this.#view, this.#peerTrusted),
       this.#lb!.clock.now(),
+      this.#client.sticky,
     );
     if (cookie !== undefined) text += `set-cookie: ${cookie}\r\n`;
     const routeCookie = this.#route!.setCookie;
