@@ -16,6 +16,7 @@
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
 import { classifyError } from '../proxy/errors';
+import { requestHeadLines, type ForwardingContext, type ForwardingLines } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
 import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry } from '../proxy/proxy';
@@ -48,6 +49,8 @@ export interface ClientSide {
   readonly closing: boolean;
   /** The sticky-cookie verification of the request in progress, from lookup to commit (one per connection). */
   readonly sticky: StickyVerification;
+  /** The forwarding lines of this connection's requests, built once (`requestHeadLines`). */
+  readonly forwarding: ForwardingLines;
   write(data: string | Buffer): boolean;
   cork(): void;
   uncork(): void;
@@ -366,28 +369,41 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
     const pool = this.#ctx.pool(backend);
     this.#pool = pool;
-    const headers = engine.upstreamHeaders(
-      this.#view as unknown as IncomingMessage,
-      this.#view.rawHeaders,
-      {
-        remoteAddress: this.#client.normalizedAddress,
-        encrypted: this.#secure,
-        peerTrusted: this.#peerTrusted,
-        preserveHost: engine.config.preserveHost,
-        addForwarded: engine.config.forwardedHeaders,
-        upgrade: this.#isUpgrade,
-      },
-      pool.target.authority,
-      this.#route!.path,
-      backend,
-      this.#attempts,
-    );
-    if (typeof headers === 'number') {
-      this.#releaseLease({ ok: true });
-      return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
+    const forwarding: ForwardingContext = {
+      remoteAddress: this.#client.normalizedAddress,
+      encrypted: this.#secure,
+      peerTrusted: this.#peerTrusted,
+      preserveHost: engine.config.preserveHost,
+      addForwarded: engine.config.forwardedHeaders,
+      upgrade: this.#isUpgrade,
+    };
+    let lines: string | undefined;
+    if (engine.config.hooks?.proxyReq === undefined) {
+      // No hook to hand a list to: the lines are written as text, the forwarding ones built once per
+      // connection (`requestHeaders`' decisions, property-tested equal).
+      lines = requestHeadLines(this.#view.rawHeaders, forwarding, pool.target.authority, this.#client.forwarding);
+      if (lines === undefined) {
+        this.#releaseLease({ ok: true });
+        return this.#fail(400, 'Bad Request', 'bad-request');
+      }
+    } else {
+      const headers = engine.upstreamHeaders(
+        this.#view as unknown as IncomingMessage,
+        this.#view.rawHeaders,
+        forwarding,
+        pool.target.authority,
+        this.#route!.path,
+        backend,
+        this.#attempts,
+      );
+      if (typeof headers === 'number') {
+        this.#releaseLease({ ok: true });
+        return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
+      }
+      lines = '';
+      for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     }
-    let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n${lines}`;
     if (this.#head.framing === Framing.Chunked) {
       text += this.#bodyMode === BodyMode.Buffer ? `content-length: ${this.#bodySize}\r\n` : 'transfer-encoding: chunked\r\n';
     }
