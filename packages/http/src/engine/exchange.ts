@@ -15,6 +15,9 @@
  */
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
+// Imported, not the global: `globalThis.performance` is an accessor Node defines lazily, so each
+// `performance.now()` through the global calls a getter first (LoadGlobalIC in the profile).
+import { performance } from 'node:perf_hooks';
 import { classifyError } from '../proxy/errors';
 import { requestHeadLines, type ForwardingContext, type ForwardingLines } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
@@ -23,7 +26,7 @@ import { PASS_THROUGH, accessLogEntry } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
 import type { StickyVerification } from '../affinity/stickiness';
-import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
+import type { BackendConnection, BackendPool, ConnectionOwner, PoolWaiter } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
 import { FieldRelay, errorResponse, recordFields, relayedFields, relayedRecord, statusLine } from './response';
@@ -83,7 +86,7 @@ const NO_CHUNKS: Buffer[] = [];
 /** The response-field relay, shared: each use is synchronous, between a parse and its write. */
 const RELAY = new FieldRelay();
 
-export class Exchange implements ConnectionOwner, AttemptSource {
+export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   readonly #ctx: ExchangeContext;
   readonly #engine: ProxyEngine;
   readonly #client: ClientSide;
@@ -414,7 +417,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
   }
 
   #connect(pool: BackendPool): void {
-    const got = pool.acquire(this, this.#onPoolFree);
+    const got = pool.acquire(this, this);
     if (typeof got === 'function') {
       // The pool is at its size: wait for a connection, no longer than a connect may take.
       this.#cancelWait = got;
@@ -430,13 +433,14 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (got.connected) this.#writeRequest(got);
   }
 
-  #onPoolFree = (): void => {
+  /** A slot of the full pool freed up (`PoolWaiter`). */
+  onPoolFree(): void {
     this.#cancelWait = undefined;
     if (this.#finished || this.#clientGone || this.#pool === undefined || this.#lease === undefined) return;
     if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
     this.#waitTimer = undefined;
     this.#connect(this.#pool);
-  };
+  }
 
   #writeRequest(upstream: BackendConnection): void {
     upstream.requests++;

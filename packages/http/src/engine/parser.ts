@@ -399,7 +399,7 @@ function incomplete(end: number, start: number, limits: HeadLimits): HeadError |
 type AnyHead = RequestHead | ParsedResponseHead;
 
 /** Whether the token `buf[start, start + lower.length)` is `lower` in any case (`lower`: a-z, 0-9, `-`). */
-function nameIs(buf: Buffer, start: number, lower: string): boolean {
+export function nameIs(buf: Buffer, start: number, lower: string): boolean {
   for (let i = 0; i < lower.length; i++) {
     // Names are tchar: the only byte that ORs to a lower-case letter is its upper case.
     if ((buf[start + i]! | 0x20) !== lower.charCodeAt(i)) return false;

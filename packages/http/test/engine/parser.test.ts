@@ -3,6 +3,7 @@
  * published request-smuggling vectors (CL.TE, TE.CL, TE.TE obfuscations, …), chunked decoding and
  * response heads.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder, Framing, HeadError, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from '../../src/engine/parser';
 import { FieldRelay, relayedFields } from '../../src/engine/response';
@@ -336,5 +337,47 @@ describe('relaying response fields', () => {
     const closing = 'HTTP/1.1 200 OK\r\nConnection: close\r\nClose: x\r\nAllow: GET\r\n\r\n';
     expect(relay(closing).lines).toBe('Allow: GET\r\n');
     expect(relayedFields((response(closing) as ResponseHead).rawHeaders, false).lines).toBe('Allow: GET\r\n');
+  });
+
+  it('keeps exactly the lines the string relay keeps, whatever the names and their case (property)', () => {
+    const names = [
+      'Connection',
+      'KEEP-ALIVE',
+      'keep-alive',
+      'Set-Cookie',
+      'SET-cookie',
+      'Transfer-Encoding',
+      'TE',
+      'Te',
+      'Trailer',
+      'Upgrade',
+      'Proxy-Connection',
+      'HTTP2-Settings',
+      'Http2-settings',
+      'Expect',
+      'Close',
+      'CLOSE',
+      'Closer',
+      'Set-Cookies',
+      'Content-Type',
+      'Date',
+      'X-Te',
+      'Tf',
+      'Keep-Alivf',
+    ];
+    const field = fc.tuple(fc.constantFrom(...names), fc.constantFrom('a', 'b=1', 'close', 'keep-alive', 'x y'));
+    fc.assert(
+      fc.property(fc.array(field, { maxLength: 10 }), (fields) => {
+        // `Connection` values that name no other field: the heads `FieldRelay` is used for.
+        const text = `HTTP/1.1 200 OK\r\n${fields.map(([n, v]) => `${n}: ${n.toLowerCase() === 'connection' ? (v === 'close' ? 'close' : 'keep-alive') : v}\r\n`).join('')}Content-Length: 0\r\n\r\n`;
+        const head = response(text);
+        if (!(head instanceof Object) || head instanceof HeadError) return;
+        const copied = relay(text);
+        const strings = relayedFields(head.rawHeaders, false);
+        expect(copied.lines).toBe(strings.lines);
+        expect(copied.setCookie).toEqual(strings.setCookie);
+      }),
+      { seed: 1717, numRuns: 2000 },
+    );
   });
 });
