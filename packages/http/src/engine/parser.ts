@@ -260,6 +260,32 @@ const COMMON_NAMES = byLength([
   'te',
 ]);
 
+/** Reason phrases most responses carry (Node's and most servers' spelling): constants, not copies. */
+const COMMON_REASONS = byLength([
+  'OK',
+  'Created',
+  'Accepted',
+  'No Content',
+  'Moved Permanently',
+  'Found',
+  'See Other',
+  'Not Modified',
+  'Temporary Redirect',
+  'Permanent Redirect',
+  'Bad Request',
+  'Unauthorized',
+  'Forbidden',
+  'Not Found',
+  'Internal Server Error',
+  'Bad Gateway',
+  'Service Unavailable',
+  'Gateway Timeout',
+  'Switching Protocols',
+  'Continue',
+  'Early Hints',
+  'Partial Content',
+]);
+
 /** `buf[start, end)` as a string: the matching constant of `table` when there is one, else a copy. */
 function internedToken(buf: Buffer, start: number, end: number, table: readonly (readonly string[])[]): string {
   const length = end - start;
@@ -361,7 +387,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, metho
     const reasonStart = ++pos;
     while (pos < limit && FIELD_VALUE[buf[pos]!] === 1) pos++;
     if (pos >= limit) return incomplete(end, start, limits);
-    statusMessage = buf.toString('latin1', reasonStart, pos);
+    statusMessage = internedToken(buf, reasonStart, pos, COMMON_REASONS);
   }
   if (pos + 1 >= limit) return incomplete(end, start, limits);
   if (buf[pos] !== CR || buf[pos + 1] !== LF) return new HeadError(502, 'invalid status line');

@@ -180,5 +180,11 @@ export function errorResponse(status: number, message: string, headers: Readonly
 
 /** The status line of a relayed response (always HTTP/1.1: RFC 9110 §6.2, the proxy's own version). */
 export function statusLine(status: number, message: string): string {
-  return `HTTP/1.1 ${status} ${message === '' ? (STATUS_CODES[status] ?? '') : message}\r\n`;
+  const standard = STATUS_CODES[status];
+  // The standard phrase (what nearly every backend sends): one string per status, built once.
+  if (standard !== undefined && (message === '' || message === standard)) return (STANDARD_LINES[status] ??= `HTTP/1.1 ${status} ${standard}\r\n`);
+  return `HTTP/1.1 ${status} ${message === '' ? (standard ?? '') : message}\r\n`;
 }
+
+/** `statusLine` with the standard reason phrase, by status. */
+const STANDARD_LINES: string[] = [];

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder, Framing, HeadError, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from '../../src/engine/parser';
-import { FieldRelay, relayedFields } from '../../src/engine/response';
+import { FieldRelay, relayedFields, statusLine } from '../../src/engine/response';
 
 const LIMITS = { maxHeadBytes: 16_384, maxHeaders: 100 };
 
@@ -269,6 +269,16 @@ describe('response heads', () => {
     expect((response('HTTP/1.1 204 No Content\r\n\r\n') as ResponseHead).framing).toBe(Framing.None);
     expect((response('HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n') as ResponseHead).status).toBe(103);
     expect((response('HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n') as ResponseHead).statusMessage).toBe('');
+    expect((response('HTTP/1.1 200 Okay\r\nContent-Length: 0\r\n\r\n') as ResponseHead).statusMessage).toBe('Okay');
+    expect((response('HTTP/1.1 404 not found\r\nContent-Length: 0\r\n\r\n') as ResponseHead).statusMessage).toBe('not found');
+    // The status line relayed: the standard phrase (built once), or the backend's own, as sent.
+    expect([statusLine(200, 'OK'), statusLine(200, ''), statusLine(200, 'Okay'), statusLine(599, ''), statusLine(404, 'OK')]).toEqual([
+      'HTTP/1.1 200 OK\r\n',
+      'HTTP/1.1 200 OK\r\n',
+      'HTTP/1.1 200 Okay\r\n',
+      'HTTP/1.1 599 \r\n',
+      'HTTP/1.1 404 OK\r\n',
+    ]);
     expect((response('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(false);
   });
 
