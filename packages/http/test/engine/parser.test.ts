@@ -158,6 +158,29 @@ describe('common methods and names', () => {
     expect(head.rawHeaders).toEqual(['HoSt', 'a', 'User-Agenx', 'b', 'user-agent', 'c', 'ACCEPT', 'd', 'X-Odd', 'e']);
     expect(accepted('PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n').method).toBe('PROPFIND');
   });
+
+  it("parses a head the same whatever the connection's previous request held (property)", () => {
+    const field = fc.tuple(
+      fc.constantFrom('Host', 'host', 'Accept', 'Cookie', 'X-A', 'x-a', 'User-Agent'),
+      fc.constantFrom('a', 'b', 'ab', 'a b', 'caf\xe9', 'caf\xe8', ''),
+    );
+    const head = fc.array(field, { maxLength: 6 }).map((fields) => {
+      const lines = fields.filter(([n]) => n.toLowerCase() !== 'host').map(([n, v]) => `${n}: ${v}\r\n`);
+      return `GET /${lines.length} HTTP/1.1\r\nHost: h\r\n${lines.join('')}\r\n`;
+    });
+    fc.assert(
+      fc.property(head, head, fc.array(fc.string({ maxLength: 4 }), { maxLength: 8 }), (first, second, junk) => {
+        const bytes = Buffer.from(second, 'latin1');
+        const plain = parseRequestHead(bytes, 0, bytes.length, LIMITS);
+        expect(parseRequestHead(bytes, 0, bytes.length, LIMITS, accepted(first).rawHeaders)).toEqual(plain);
+        // Whatever the previous list became (a hook may edit it), only equal bytes are reused.
+        expect(parseRequestHead(bytes, 0, bytes.length, LIMITS, junk)).toEqual(plain);
+      }),
+      { seed: 1777, numRuns: 1000 },
+    );
+    expect(accepted('GET / HTTP/1.1\r\nHost: a\r\n\r\n').target).toBe('/');
+    expect(accepted('GET /a HTTP/1.1\r\nHost: a\r\n\r\n').target).toBe('/a');
+  });
 });
 
 describe('published request-smuggling vectors', () => {
