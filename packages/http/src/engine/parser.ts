@@ -543,7 +543,21 @@ function parseFields(
         break;
       case 10:
         if (nameIs(buf, nameStart, 'connection')) {
-          if (raw === undefined) value = buf.toString('latin1', valueStart, valueEnd);
+          if (raw === undefined) {
+            // A backend's one-token value (nearly always `keep-alive` or `close`) is compared in
+            // place: no string. (`nameIs` holds for values too: CR, the one byte besides `-` that
+            // ORs to `-`, cannot be in a value.)
+            const length = valueEnd - valueStart;
+            if (length === 10 && nameIs(buf, valueStart, 'keep-alive')) {
+              connectionKeepAlive = true;
+              break;
+            }
+            if (length === 5 && nameIs(buf, valueStart, 'close')) {
+              connectionClose = true;
+              break;
+            }
+            value = buf.toString('latin1', valueStart, valueEnd);
+          }
           // One token (`keep-alive`, `close`: nearly every message) needs no list; the value has no
           // leading or trailing whitespace left.
           const tokens = value.includes(',') ? value.split(',') : undefined;

@@ -303,6 +303,12 @@ describe('response heads', () => {
       'HTTP/1.1 404 OK\r\n',
     ]);
     expect((response('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(false);
+    expect((response('HTTP/1.0 200 OK\r\nConnection: KEEP-Alive\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(true);
+    expect((response('HTTP/1.1 200 OK\r\nConnection: cLoSe\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(false);
+    const near = response('HTTP/1.0 200 OK\r\nConnection: keep-alivf\r\nContent-Length: 0\r\n\r\n') as ResponseHead;
+    expect([near.keepAlive, near.connectionListsFields]).toEqual([false, true]);
+    const closer = response('HTTP/1.1 200 OK\r\nConnection: closf\r\nContent-Length: 0\r\n\r\n') as ResponseHead;
+    expect([closer.keepAlive, closer.connectionListsFields, closer.connectionClose]).toEqual([true, true, false]);
   });
 
   it('answers 502 for a malformed backend response', () => {
