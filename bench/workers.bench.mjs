@@ -3,7 +3,12 @@
 // answers `200 ok` from memory (so the backend's CPU is small next to the proxy's).
 // Interleaved rounds (1, 2, 1, 2, …) in one run, since the machine may be shared.
 //
-//   node bench/workers.bench.mjs [--rounds 3] [--seconds 5] [--connections 32]
+//   node bench/workers.bench.mjs [--rounds 3] [--seconds 5] [--connections 32] [--baseline <bin>] [--close]
+//
+// --baseline: another build's `bin/fulcrum.mjs` (e.g. an older commit's, bundled elsewhere), run with
+// two workers as a third variant in every round, to compare two builds' `--workers` under the same
+// noise. Each round rotates the order of the variants. --close: every request on a new connection
+// (`Connection: close`), where accepting and passing connections costs most.
 //
 // Needs the built @fulcrum/cli (cd packages/cli && npx tsup --config ../../tsup.config.ts), wrk and nginx.
 import { execFileSync, spawn } from 'node:child_process';
@@ -22,6 +27,14 @@ const ROUNDS = option('rounds', 3);
 const SECONDS = option('seconds', 5);
 const CONNECTIONS = option('connections', 32);
 const bin = fileURLToPath(new URL('../packages/cli/bin/fulcrum.mjs', import.meta.url));
+const CLOSE = args.includes('--close');
+const baselineAt = args.indexOf('--baseline');
+const baseline = baselineAt === -1 ? undefined : args[baselineAt + 1];
+const VARIANTS = [
+  { name: '1 worker', workers: 1, bin },
+  { name: '2 workers', workers: 2, bin },
+  ...(baseline === undefined ? [] : [{ name: '2 workers (baseline)', workers: 2, bin: baseline }]),
+];
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-workers-bench-'));
 const TICKS = 100; // USER_HZ
 
@@ -74,7 +87,7 @@ async function waitForPort(port) {
   throw new Error(`nothing listens on ${port}`);
 }
 
-async function startFulcrum(workers, backendPort) {
+async function startFulcrum(workers, backendPort, bin) {
   const port = await freePort();
   const file = join(dir, `fulcrum-${workers}.json`);
   writeFileSync(
@@ -100,7 +113,8 @@ async function startFulcrum(workers, backendPort) {
 }
 
 function wrk(port, seconds) {
-  const out = execFileSync('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  const close = CLOSE ? ['-H', 'Connection: close'] : [];
+  const out = execFileSync('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, ...close, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const total = Number(/(\d+) requests in/.exec(out)[1]);
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
@@ -119,16 +133,17 @@ const nginx = await startNginx();
 const rows = [];
 try {
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const workers of [1, 2]) {
-      const fulcrum = await startFulcrum(workers, nginx.port);
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + round - 1) % VARIANTS.length]);
+    for (const { name, workers, bin: variantBin } of order) {
+      const fulcrum = await startFulcrum(workers, nginx.port, variantBin);
       try {
         wrk(fulcrum.port, 1); // warm-up: JIT, keep-alive pools
         const before = cpuSeconds(fulcrum.child.pid);
         const result = wrk(fulcrum.port, SECONDS);
         const cpu = cpuSeconds(fulcrum.child.pid) - before;
-        rows.push({ round, workers, ...result, cpuUs: (cpu / result.total) * 1e6 });
+        rows.push({ round, name, ...result, cpuUs: (cpu / result.total) * 1e6 });
         console.log(
-          `round ${round} workers ${workers}: ${result.rps.toFixed(0)} req/s, ${((cpu / result.total) * 1e6).toFixed(1)} µs CPU/request (fulcrum tree), non-2xx ${result.non2xx}${result.socket ? `, socket errors ${result.socket}` : ''}`,
+          `round ${round} ${name}: ${result.rps.toFixed(0)} req/s, ${((cpu / result.total) * 1e6).toFixed(1)} µs CPU/request (fulcrum tree), non-2xx ${result.non2xx}${result.socket ? `, socket errors ${result.socket}` : ''}`,
         );
       } finally {
         await stopChild(fulcrum.child);
@@ -140,9 +155,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-for (const workers of [1, 2]) {
-  const mine = rows.filter((r) => r.workers === workers);
-  console.log(
-    `workers ${workers}: median ${median(mine.map((r) => r.rps)).toFixed(0)} req/s, median ${median(mine.map((r) => r.cpuUs)).toFixed(1)} µs CPU/request`,
-  );
+for (const { name } of VARIANTS) {
+  const mine = rows.filter((r) => r.name === name);
+  console.log(`${name}: median ${median(mine.map((r) => r.rps)).toFixed(0)} req/s, median ${median(mine.map((r) => r.cpuUs)).toFixed(1)} µs CPU/request`);
 }

@@ -11,7 +11,8 @@
 # off again. Printed: user-space instructions per request in total, in V8's optimizing compiler, in
 # the GC (both depend on timing, not on the request, and vary from run to run) and the rest — the
 # per-request work to compare. Kernel time is not counted (callgrind sees user space only).
-# Needs valgrind and h2load. Takes a few minutes (the proxy runs ~50× slower under callgrind).
+# KEEP_PROFILE=FILE keeps the callgrind profile there (for `callgrind_annotate FILE`: which builtins,
+# runtime functions and JIT code the instructions went to). Needs valgrind and h2load. Takes a few minutes (the proxy runs ~50× slower under callgrind).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIST=${1:-$HERE/../../packages/http/dist/index.js}
@@ -63,6 +64,7 @@ callgrind_control -i off "$VALGRIND" > /dev/null 2>&1
 callgrind_control -d "$VALGRIND" > /dev/null 2>&1
 sleep 1
 PROFILE=$(ls -S "$WORK"/callgrind.out* | head -1)
+if [ -n "${KEEP_PROFILE:-}" ]; then cp "$PROFILE" "$KEEP_PROFILE"; fi
 callgrind_annotate --threshold=100 "$PROFILE" 2>/dev/null | awk -v n="$REQUESTS" -v dist="$DIST" '
   /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
   /file:function/ { listing = 1; next }

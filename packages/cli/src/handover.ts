@@ -17,16 +17,24 @@
  * exits or times out, and the old process keeps serving as if nothing happened.
  *
  * What carries over: listening sockets (frontends, admin, stats and metrics listeners, by their
-^ * config key), each backend's active-check counter (`LoadBalancer.restoreHealth`), drain and
+ * config key), each backend's active-check counter (`LoadBalancer.restoreHealth`), drain and
  * maintenance set by an operator, and learned stickiness (stick-table entries, with their expiry).
  * Cookie stickiness needs nothing: its cookies are signed with the configured secrets. Not carried:
  * outlier ejections (they end within `maxEjectionMs` and are re-learned from traffic), rate-limit
  * counters (local and short-lived) and connections themselves — in-flight requests and tunnels finish
  * on the old process within `shutdown.graceMs`.
+ *
+ * Under `fulcrum --workers N` the primary is the process that hands over (workers.ts): its listening
+ * sockets are received with `pauseOnConnect` (it passes what it accepts to its workers whole), and
+ * the state adds what the primary keeps for later workers (`PrimaryHandover`).
  */
-import type { ChildProcess } from 'node:child_process';
-import type { Server, Socket } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { BackendState, StickEntry } from '@fulcrum/core';
+import type { WorkerChange } from './workers';
+
+/** How long a successor may take to receive the handover, start and serve, ms. */
+export const UPGRADE_TIMEOUT_MS = 30_000;
 
 /** The environment variable that tells a `fulcrum` process it takes over from its parent. */
 export const HANDOVER_ENV = 'FULCRUM_HANDOVER';
@@ -39,10 +47,25 @@ export interface PoolHandover {
   readonly sticky: readonly StickEntry<string>[];
 }
 
+/**
+ * What the primary of `fulcrum --workers N` hands its successor beyond the pools' state: what it
+ * keeps for workers that start later (see workers.ts).
+ */
+export interface PrimaryHandover {
+  /** The merged stick-table entries of every namespace (pools' tables, shared rate limits). */
+  readonly entries: readonly StickEntry<unknown>[];
+  /** The checking worker's last verdict per backend. */
+  readonly health: readonly WorkerChange[];
+  /** Admin changes since the last reload, in order. */
+  readonly adminLog: readonly WorkerChange[];
+}
+
 /** The state a successor restores before it serves. Plain JSON: it crosses the IPC channel. */
 export interface HandoverState {
   readonly version: 1;
   readonly pools: Readonly<Record<string, PoolHandover>>;
+  /** Set by a `--workers` primary (the pools' part is its checking worker's). */
+  readonly primary?: PrimaryHandover;
 }
 
 /** A listening socket a successor received, and the connections it accepted before it was adopted. */
@@ -68,15 +91,34 @@ function isMessage(value: unknown): value is HandoverMessage {
   return typeof value === 'object' && value !== null && typeof (value as { fulcrum?: unknown }).fulcrum === 'string';
 }
 
-function isServer(handle: unknown): handle is Server {
+export function isServer(handle: unknown): handle is Server {
   return typeof handle === 'object' && handle !== null && typeof (handle as Server).listen === 'function' && typeof (handle as Server).address === 'function';
 }
 
 /**
- * In the successor: wait for the parent's state and listeners. Rejects after `timeoutMs`, when the
- * parent goes away first, or when the process has no IPC channel.
+ * Hold what a received listening server accepts until something adopts it: the received server
+ * accepts as soon as it arrives, and no client may wait on a connection nobody reads. With
+ * `pauseOnConnect` the held sockets never read (so they can be passed on to another process whole,
+ * as a `--workers` primary does); otherwise they are paused, for this process to serve.
  */
-export function receiveHandover(timeoutMs: number): Promise<Inherited> {
+export function holdConnections(received: Server, pauseOnConnect = false): InheritedListener {
+  const pending: Socket[] = [];
+  // Node delivers a received server once it listens, from a callback rather than an I/O event, so it
+  // has accepted nothing yet: a server created with `pauseOnConnect` can take its socket over
+  // (`listen(handle)` makes it the socket's owner, as `adoptListener` does).
+  const server = pauseOnConnect ? createServer({ pauseOnConnect: true }).listen(received) : received;
+  server.on('connection', (socket: Socket) => {
+    socket.pause();
+    pending.push(socket);
+  });
+  return { server, pending };
+}
+
+/**
+ * In the successor: wait for the parent's state and listeners. Rejects after `timeoutMs`, when the
+ * parent goes away first, or when the process has no IPC channel. `pauseOnConnect`: see `holdConnections`.
+ */
+export function receiveHandover(timeoutMs: number, options: { pauseOnConnect?: boolean } = {}): Promise<Inherited> {
   return new Promise((resolvePromise, reject) => {
     if (typeof process.send !== 'function') {
       reject(new Error(`${HANDOVER_ENV} is set but this process has no IPC channel to its predecessor`));
@@ -106,14 +148,7 @@ export function receiveHandover(timeoutMs: number): Promise<Inherited> {
         state = message.state;
         expected = new Set(message.listeners);
       } else if (message.fulcrum === 'listener' && isServer(handle)) {
-        const pending: Socket[] = [];
-        // The received server accepts as soon as it arrives; hold what it accepts until a frontend
-        // adopts the socket, so no client waits on a connection nobody reads.
-        handle.on('connection', (socket: Socket) => {
-          socket.pause();
-          pending.push(socket);
-        });
-        listeners.set(message.key, { server: handle, pending });
+        listeners.set(message.key, holdConnections(handle, options.pauseOnConnect === true));
       }
       complete();
     };
@@ -191,5 +226,19 @@ export function handOver(child: ChildProcess, state: HandoverState, listeners: R
         if (error) finish(error);
       });
     };
+  });
+}
+
+/**
+ * Start this process's successor: the same command line (`process.execPath`, its `execArgv`, the
+ * script and `argv`) — after a package upgrade the script resolves to the new code — with an IPC
+ * channel and `HANDOVER_ENV` set. Throws when there is no script path.
+ */
+export function spawnSuccessor(argv: readonly string[]): ChildProcess {
+  const script = process.argv[1];
+  if (script === undefined) throw new Error('no script path to start the new process from');
+  return spawn(process.execPath, [...process.execArgv, script, ...argv], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, [HANDOVER_ENV]: '1' },
   });
 }

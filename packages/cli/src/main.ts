@@ -9,18 +9,17 @@
  * without dropping a connection (nginx's convention): the process starts its successor from the same
  * command line — the new code, after a package upgrade — hands it the listening sockets and the
  * state (`handover.ts`), and drains and exits once the successor serves; if the successor fails, this
- * process keeps serving.
+ * process keeps serving. Under `--workers` the primary does the same for itself and its workers
+ * (`workers.ts`).
  */
-import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { ErrorCodes, isFulcrumError } from '@fulcrum/core';
-import { announceReady, handOver, HANDOVER_ENV, receiveHandover, type Inherited } from './handover';
+import { announceReady, handOver, HANDOVER_ENV, receiveHandover, spawnSuccessor, UPGRADE_TIMEOUT_MS, type Inherited } from './handover';
 import { loadConfig } from './load';
 import { LOG_LEVELS, createLogger, type LogLevel, type RunnerLogger } from './log';
 import { startFulcrum } from './runner';
+import { PrimaryListeners } from './worker-listeners';
 import { WorkerLink, parseWorkers, runPrimary, workerSlot } from './workers';
-
-/** How long a successor may take to receive the handover, start and serve, ms. */
-const UPGRADE_TIMEOUT_MS = 30_000;
 
 const USAGE = `usage: fulcrum --config <file.json> [--check] [--workers N|auto] [--log-level <level>] [--log-format json|text]
 
@@ -156,18 +155,43 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
     return 0;
   }
   if (slot !== undefined) return runWorker(slot, config, args.config, io, logger);
-  if (args.workers > 1) return runPrimary({ workers: args.workers, log: logger, shutdownGraceMs: config.shutdownGraceMs });
   // A successor (SIGUSR2 in the predecessor) takes its listeners and state before it starts.
   let inherit: Inherited | undefined;
   if (io.env[HANDOVER_ENV] === '1') {
     // Not passed on: this process's own successor is told so by this process, not by the environment.
     delete process.env[HANDOVER_ENV];
     try {
-      inherit = await receiveHandover(UPGRADE_TIMEOUT_MS);
+      // A primary passes what its copies accept to its workers whole: they must not read.
+      inherit = await receiveHandover(UPGRADE_TIMEOUT_MS, { pauseOnConnect: args.workers > 1 });
     } catch (error) {
       io.stderr(`fulcrum: cannot take over: ${(error as Error).message}\n`);
       return 1;
     }
+  }
+  if (args.workers > 1) {
+    let listeners;
+    try {
+      listeners = await PrimaryListeners.open(config, inherit?.listeners);
+    } catch (error) {
+      io.stderr(`fulcrum: cannot start: ${(error as Error).message}\n`);
+      return 1;
+    }
+    return runPrimary({
+      workers: args.workers,
+      log: logger,
+      shutdownGraceMs: config.shutdownGraceMs,
+      listeners,
+      argv,
+      ...(inherit === undefined
+        ? {}
+        : {
+            inherited: inherit.state,
+            onServing: () => {
+              announceReady();
+              logger('info', 'took over from the previous process', { pid: process.pid });
+            },
+          }),
+    });
   }
   let instance;
   try {
@@ -190,18 +214,15 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
         logger('warn', stopping ? 'upgrade ignored: shutting down' : 'upgrade ignored: one is in progress');
         return;
       }
-      upgrading = true;
-      const script = process.argv[1];
-      if (script === undefined) {
-        upgrading = false;
-        logger('error', 'upgrade failed: no script path to start the new process from');
+      let child;
+      try {
+        child = spawnSuccessor(argv);
+      } catch (error) {
+        logger('error', `upgrade failed: ${(error as Error).message}`);
         return;
       }
+      upgrading = true;
       logger('info', 'upgrade: starting a new process', { pid: process.pid });
-      const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        env: { ...process.env, [HANDOVER_ENV]: '1' },
-      });
       handOver(child, running.handoverState(), running.listeningSockets(), UPGRADE_TIMEOUT_MS).then(
         (pid) => {
           child.disconnect();
@@ -253,21 +274,40 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
   const link = new WorkerLink(slot);
   let instance;
   try {
+    // The primary's listening sockets, adopted as a successor adopts its predecessor's.
+    const inherit = await link.listeners(UPGRADE_TIMEOUT_MS);
     instance = await startFulcrum(config, {
       configFile: file,
       env: io.env,
       logger,
-      worker: { slot, runsChecks: link.runsChecks, replicator: link.replicator, broadcast: (change) => link.broadcast(change), collect: () => link.collect() },
+      inherit,
+      worker: {
+        slot,
+        runsChecks: link.runsChecks,
+        replicator: link.replicator,
+        broadcast: (change) => link.broadcast(change),
+        collect: () => link.collect(),
+        listening: (keys) => link.listening(keys),
+      },
     });
   } catch (error) {
-    io.stderr(`fulcrum: worker ${slot} cannot start: ${(error as Error).message}\n`);
+    // Stopped before it served (the primary shut down meanwhile): nothing failed.
+    const failed = !link.shutdownRequested;
+    if (failed) io.stderr(`fulcrum: worker ${slot} cannot start: ${(error as Error).message}\n`);
     link.detach();
     if (process.connected) process.disconnect();
-    return 1;
+    return failed ? 1 : 0;
   }
   const running = instance;
   link.onChange = (change) => running.applyChange(change);
   link.report = () => running.workerReport();
+  link.handoverState = () => running.handoverState();
+  // A connection the primary's copy of a listener accepted: served as if this worker had accepted it.
+  link.onConnection = (key: string, socket: Socket) => {
+    const server = running.listeningSockets().get(key);
+    if (server === undefined) socket.destroy();
+    else server.emit('connection', socket);
+  };
   const at = running.addresses();
   const text = (a: { address: string; port: number } | undefined): string | undefined => (a === undefined ? undefined : `${a.address}:${a.port}`);
   link.started({
@@ -279,12 +319,15 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const onHup = (): void => logger('debug', 'SIGHUP ignored by a worker: the primary reloads every worker');
+    // Its default action would kill the worker: upgrades are the primary's.
+    const onUsr2 = (): void => logger('debug', 'SIGUSR2 ignored by a worker: the primary upgrades');
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
       running.close().then(
         () => {
           process.off('SIGHUP', onHup);
+          process.off('SIGUSR2', onUsr2);
           process.off('SIGTERM', stop);
           process.off('SIGINT', stop);
           process.off('disconnect', stop);
@@ -302,6 +345,7 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
     link.onShutdown = stop;
     if (link.shutdownRequested) stop();
     process.on('SIGHUP', onHup);
+    process.on('SIGUSR2', onUsr2);
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('disconnect', stop);

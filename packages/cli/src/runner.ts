@@ -144,6 +144,8 @@ export interface WorkerOptions {
   broadcast(change: WorkerChange): void;
   /** Every worker's report, for the aggregated admin state and metrics; `missing`: the slots of the workers left out. */
   collect(): Promise<WorkerReport[] & { missing?: number[] }>;
+  /** The keys of the listeners this worker serves, after its start and each reload (`listeningSockets()`). */
+  listening?(keys: readonly string[]): void;
 }
 
 /** A running proxy. */
@@ -674,6 +676,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     }
     this.config = config;
     await Promise.all(adopted.map(([server, inherited]) => listen(server, 0, '', inherited)));
+    this.#options.worker?.listening?.([...this.listeningSockets().keys()]);
     // Retirements finish in the background: they wait for in-flight requests.
     void Promise.all(retired).catch((error: unknown) => this.#log('warn', 'retiring old pools failed', { error: String(error) }));
   }
@@ -724,10 +727,10 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
               ttlMs: sticky.ttlMs ?? DEFAULT_STICKY_TTL_MS,
               nodeId: this.#nodeId(config),
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
-              // Between workers of one host the IPC is cheap, and round-robin sends a client's next
+              // Between workers of one host the IPC is cheap, and the kernel may hand a client's next
               // connection to another worker at once: publish each write as it is made (a batch of
-              // one), not in 50 ms batches — so the primary relays it before it hands that worker
-              // the client's next connection, over the same channel.
+              // one), not in 50 ms batches, so the primary relays it within two IPC hops (a next
+              // connection accepted elsewhere before that is balanced anew: README, "Workers").
               ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0, maxBatch: 1 } : {}),
             });
     }
@@ -1238,7 +1241,7 @@ function statsKey(config: FulcrumConfig): string {
 }
 
 /** The listeners of the admin API, stats page and metrics, by `host:port` (shared when equal). */
-function serviceListeners(config: FulcrumConfig): Map<string, { port: number; host: string }> {
+export function serviceListeners(config: FulcrumConfig): Map<string, { port: number; host: string }> {
   const listeners = new Map<string, { port: number; host: string }>();
   if (config.admin?.port !== undefined) listeners.set(`${config.admin.host}:${config.admin.port}`, { port: config.admin.port, host: config.admin.host });
   for (const listener of [config.stats?.listener, config.metrics?.listener]) {

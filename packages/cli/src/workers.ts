@@ -16,15 +16,35 @@
  * - the admin `GET /state` and the Prometheus metrics of any worker sum every worker's counters
  *   (states, weights and latencies from the checking worker).
  *
+ * The primary owns the listening sockets and gives each worker a handle to them
+ * (`worker-listeners.ts`), so that it can hand them to a successor.
+ *
  * Signals to the primary: SIGHUP reloads every worker, SIGTERM/SIGINT drain every worker and exit
- * (a second one exits at once). A worker that dies is replaced, after a backoff when it died during
- * its start (a config that cannot start does not fork-loop).
+ * (a second one exits at once), SIGUSR2 upgrades: the primary starts a new primary from the same
+ * command line and hands it the listening sockets and its state (`handover.ts`: the checking
+ * worker's health counters and admin states, the merged stick-table entries, the verdicts and the
+ * admin changes it replays); once the new primary's workers serve, the old workers drain and the old
+ * primary exits. A worker that dies is replaced, after a backoff when it died during its start (a
+ * config that cannot start does not fork-loop).
  */
+import type { ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
+import { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { BackendSnapshot, LoadBalancerSnapshot, Replicator, StickEntry } from '@fulcrum/core';
 import { isExpired, mergeStickEntry } from '@fulcrum/core/session';
+import {
+  handOver,
+  holdConnections,
+  isServer,
+  spawnSuccessor,
+  UPGRADE_TIMEOUT_MS,
+  type HandoverState,
+  type Inherited,
+  type InheritedListener,
+} from './handover';
 import type { RunnerLogger } from './log';
+import type { PrimaryListeners } from './worker-listeners';
 import { packReportSliced, unpackReports, type CollectedReports, type PackedReport, type WorkerStats } from './worker-stats';
 
 /** Environment variables the primary gives its workers. */
@@ -67,14 +87,28 @@ type ToPrimary =
   | { fulcrum: 'w'; t: 'snapshot'; id: number }
   | { fulcrum: 'w'; t: 'change'; change: WorkerChange }
   | { fulcrum: 'w'; t: 'collect'; id: number }
-  | { fulcrum: 'w'; t: 'report'; id: number; report: PackedReport };
+  | { fulcrum: 'w'; t: 'report'; id: number; report: PackedReport }
+  | { fulcrum: 'w'; t: 'hello' }
+  | { fulcrum: 'w'; t: 'listening'; keys: string[] }
+  | { fulcrum: 'w'; t: 'handover'; id: number; state: HandoverState | null };
 type ToWorker =
   | { fulcrum: 'w'; t: 'entries'; entries: StickEntry<unknown>[] }
   | { fulcrum: 'w'; t: 'snapshot'; id: number; entries: StickEntry<unknown>[] }
   | { fulcrum: 'w'; t: 'change'; change: WorkerChange }
   | { fulcrum: 'w'; t: 'collect'; id: number; reports: PackedReport[]; missing?: number[] }
   | { fulcrum: 'w'; t: 'report'; id: number }
-  | { fulcrum: 'w'; t: 'shutdown' };
+  | { fulcrum: 'w'; t: 'shutdown' }
+  /** The listeners to adopt (each follows as a `listener` message with its handle), and the state to restore. */
+  | { fulcrum: 'w'; t: 'listeners'; keys: string[]; state: HandoverState }
+  | { fulcrum: 'w'; t: 'listener'; key: string }
+  /** A connection the primary accepted on the listener `key` (the socket is the message's handle). */
+  | { fulcrum: 'w'; t: 'connection'; key: string }
+  /** This worker's `handoverState()`, for an upgrade. */
+  | { fulcrum: 'w'; t: 'handover'; id: number };
+
+function isSocket(handle: unknown): handle is Socket {
+  return handle instanceof Socket;
+}
 
 function isMessage(value: unknown): value is { fulcrum: 'w'; t: string } {
   return typeof value === 'object' && value !== null && (value as { fulcrum?: unknown }).fulcrum === 'w';
@@ -121,9 +155,23 @@ export class WorkerLink {
   /** Set when the primary asked this worker to stop (perhaps before `onShutdown` was set). */
   shutdownRequested = false;
   onShutdown: () => void = () => undefined;
+  /** Serves a connection the primary accepted (set by the CLI once the runner is up). */
+  onConnection: (key: string, socket: Socket) => void = (_key, socket) => socket.destroy();
+  /** This worker's state for a successor (set by the CLI once the runner is up). */
+  handoverState: () => HandoverState | undefined = () => undefined;
   /** Changes received before the runner could apply them. */
   readonly #pending: WorkerChange[] = [];
   #applying = false;
+  /** Listeners being received from the primary (`listeners()`). */
+  #receiving:
+    | {
+        keys: ReadonlySet<string> | undefined;
+        state: HandoverState | undefined;
+        listeners: Map<string, InheritedListener>;
+        done: () => void;
+        fail: (error: Error) => void;
+      }
+    | undefined;
 
   constructor(slot: number) {
     this.slot = slot;
@@ -151,10 +199,14 @@ export class WorkerLink {
     process.on('message', this.#onMessage);
   }
 
-  #onMessage = (message: unknown): void => {
+  #onMessage = (message: unknown, handle: unknown): void => {
     if (!isMessage(message)) return;
     const m = message as ToWorker;
-    if (m.t === 'entries') for (const subscriber of this.#subscribers) subscriber(m.entries);
+    if (m.t === 'connection') {
+      if (isSocket(handle)) this.onConnection(m.key, handle);
+    } else if (m.t === 'listeners' || m.t === 'listener') this.#receive(m, handle);
+    else if (m.t === 'handover') send({ fulcrum: 'w', t: 'handover', id: m.id, state: this.handoverState() ?? null });
+    else if (m.t === 'entries') for (const subscriber of this.#subscribers) subscriber(m.entries);
     else if (m.t === 'snapshot') {
       this.#snapshots.get(m.id)?.(m.entries);
       this.#snapshots.delete(m.id);
@@ -171,9 +223,52 @@ export class WorkerLink {
       );
     } else if (m.t === 'shutdown') {
       this.shutdownRequested = true;
+      this.#receiving?.fail(new Error('the primary is shutting down'));
       this.onShutdown();
     }
   };
+
+  #receive(m: ToWorker & { t: 'listeners' | 'listener' }, handle: unknown): void {
+    const receiving = this.#receiving;
+    if (m.t === 'listeners') {
+      if (receiving === undefined) return;
+      receiving.keys = new Set(m.keys);
+      receiving.state = m.state;
+    } else if (isServer(handle)) {
+      // A listener nobody waits for (late, after a timeout) must not accept for nobody.
+      if (receiving === undefined) handle.close();
+      else receiving.listeners.set(m.key, holdConnections(handle));
+    }
+    if (receiving?.keys !== undefined && [...receiving.keys].every((key) => receiving.listeners.has(key))) receiving.done();
+  }
+
+  /**
+   * Ask the primary for the listening sockets (and the state a successor's first workers restore),
+   * before the runner starts: it adopts them as a successor adopts its predecessor's. Rejects after
+   * `timeoutMs` or when the primary goes away.
+   */
+  listeners(timeoutMs: number): Promise<Inherited> {
+    return new Promise((resolvePromise, reject) => {
+      const listeners = new Map<string, InheritedListener>();
+      const finish = (error?: Error): void => {
+        clearTimeout(timer);
+        process.off('disconnect', onDisconnect);
+        const state = this.#receiving?.state ?? { version: 1, pools: {} };
+        this.#receiving = undefined;
+        if (error === undefined) return resolvePromise({ listeners, state });
+        for (const listener of listeners.values()) {
+          listener.server.close();
+          for (const socket of listener.pending) socket.destroy();
+        }
+        reject(error);
+      };
+      const onDisconnect = (): void => finish(new Error('the primary went away before it sent the listeners'));
+      const timer = setTimeout(() => finish(new Error(`no listeners from the primary within ${timeoutMs} ms`)), timeoutMs);
+      this.#receiving = { keys: undefined, state: undefined, listeners, done: () => finish(), fail: finish };
+      process.on('disconnect', onDisconnect);
+      send({ fulcrum: 'w', t: 'hello' });
+    });
+  }
 
   #drainPending(): void {
     while (this.#pending.length > 0) this.onChange(this.#pending.shift()!);
@@ -184,6 +279,11 @@ export class WorkerLink {
     this.#applying = true;
     this.#drainPending();
     send({ fulcrum: 'w', t: 'ready', addresses });
+  }
+
+  /** The listeners this worker serves (after its start and each reload): the primary closes the ones no worker serves. */
+  listening(keys: readonly string[]): void {
+    send({ fulcrum: 'w', t: 'listening', keys: [...keys] });
   }
 
   /** Send a change made here to every other worker. */
@@ -271,6 +371,14 @@ export interface PrimaryOptions {
   log: RunnerLogger;
   /** The config's shutdown grace, ms: how long the primary waits for its workers to drain, plus a margin. */
   shutdownGraceMs: number;
+  /** The listening sockets, bound or inherited: given to every worker, and to a successor. */
+  listeners: PrimaryListeners;
+  /** The command line's arguments (without node and script): a successor is started with them. */
+  argv: readonly string[];
+  /** What a predecessor handed over (this primary is a successor): restored by the first workers. */
+  inherited?: HandoverState;
+  /** Called once every first worker serves (a successor tells its predecessor). */
+  onServing?: () => void;
 }
 
 /** Longest wait for the workers' reports of an aggregation, ms; late workers are left out. */
@@ -286,6 +394,8 @@ interface Slot {
   forkedAt: number;
   /** Consecutive failed starts: the backoff doubles with each. */
   failures: number;
+  /** The listener keys its worker last said it serves; undefined until it says. */
+  listening: ReadonlySet<string> | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -309,11 +419,27 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   >();
   let stopping = false;
   let announced = false;
+  let upgrading = false;
+  /** The new primary of an upgrade under way. */
+  let successor: ChildProcess | undefined;
+  const { listeners } = options;
+  let nextHandover = 0;
+  const handovers = new Map<number, (state: HandoverState | null) => void>();
+  // A successor carries on with what its predecessor kept for later workers.
+  const handed = options.inherited?.primary;
+  if (handed !== undefined) {
+    entries.merge(handed.entries);
+    for (const change of handed.health) if (change.op === 'health') health.set(`${change.pool}\u001f${change.id}`, change);
+    adminLog = [...handed.adminLog];
+  }
+  /** What the first workers restore before they serve: the predecessor's pools (a successor), or nothing. */
+  const firstState: HandoverState = { version: 1, pools: options.inherited?.pools ?? {} };
 
   const sweep = setInterval(() => entries.live(Date.now()), 10_000);
   sweep.unref();
 
   const live = (): Slot[] => slots.filter((s) => s.worker !== undefined && s.ready);
+  listeners.readyWorkers = () => live().map((s) => s.worker!);
   const sendTo = (worker: Worker | undefined, message: ToWorker): void => {
     if (worker !== undefined && worker.isConnected()) worker.send(message);
   };
@@ -335,6 +461,21 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     if (!isMessage(raw)) return;
     const message = raw as ToPrimary;
     switch (message.t) {
+      case 'hello': {
+        // Stopping: the listeners are closed here, and a shutdown sent before this worker listened is lost.
+        if (stopping) {
+          sendTo(worker, { fulcrum: 'w', t: 'shutdown' });
+          return;
+        }
+        // The listeners, each with its handle (messages with handles keep their order), and what the
+        // first workers of a successor restore before they serve.
+        const keys = [...listeners.servers.keys()];
+        sendTo(worker, { fulcrum: 'w', t: 'listeners', keys, state: announced ? { version: 1, pools: {} } : firstState });
+        for (const [key, server] of listeners.servers) {
+          if (worker.isConnected()) worker.send({ fulcrum: 'w', t: 'listener', key } satisfies ToWorker, server);
+        }
+        return;
+      }
       case 'ready': {
         slot.ready = true;
         slot.failures = 0;
@@ -342,10 +483,22 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         // What it missed: the checking worker's verdicts and the admin changes since the last reload.
         for (const change of health.values()) sendTo(worker, { fulcrum: 'w', t: 'change', change });
         for (const change of adminLog) sendTo(worker, { fulcrum: 'w', t: 'change', change });
+        listeners.flush();
         if (!announced && live().length === slots.length) {
           announced = true;
           log('info', 'fulcrum started', { workers: slots.length, pid: process.pid, ...message.addresses });
+          options.onServing?.();
         }
+        return;
+      }
+      case 'listening': {
+        slot.listening = new Set(message.keys);
+        retireUnused();
+        return;
+      }
+      case 'handover': {
+        handovers.get(message.id)?.(message.state);
+        handovers.delete(message.id);
         return;
       }
       case 'publish': {
@@ -391,8 +544,23 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     }
   };
 
+  /**
+   * Close the primary's copy of a listener that a reload took out of every worker (once every running
+   * worker has said what it serves): it would accept connections nobody serves, and keep the port.
+   */
+  const retireUnused = (): void => {
+    const running = slots.filter((s) => s.worker !== undefined);
+    if (running.length === 0 || running.some((s) => s.listening === undefined)) return;
+    for (const key of [...listeners.servers.keys()]) {
+      if (running.some((s) => s.listening!.has(key))) continue;
+      listeners.retire(key);
+      log('info', 'listener closed: no worker serves it since a reload', { listener: key });
+    }
+  };
+
   const fork = (slot: Slot): void => {
     slot.timer = undefined;
+    slot.listening = undefined;
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.slot) });
     slot.worker = worker;
     slot.ready = false;
@@ -404,6 +572,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     let exitCode = 0;
     const finished = (): void => {
       if (slots.some((s) => s.worker !== undefined)) return;
+      listeners.close();
       clearInterval(sweep);
       process.off('SIGHUP', onHup);
       process.off('SIGUSR2', onUsr2);
@@ -434,6 +603,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         log('error', 'a worker could not start; stopping', { worker: slot.slot, pid: worker.process.pid, code, signal });
         exitCode = 1;
         stopping = true;
+        listeners.close();
         for (const other of slots) {
           if (other.timer !== undefined) clearTimeout(other.timer);
           sendTo(other.worker, { fulcrum: 'w', t: 'shutdown' });
@@ -455,8 +625,68 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       slot.timer = setTimeout(() => fork(slot), delayMs);
     };
 
-    // Seamless binary upgrades (SIGUSR2) are the single process's: here the signal must not kill the primary.
-    const onUsr2 = (): void => log('warn', 'SIGUSR2 ignored: seamless upgrades need a single process (without --workers)');
+    /** The checking worker's pools for a successor (its health counters, admin states, stickiness). */
+    const checkingState = (): Promise<HandoverState | null> => {
+      const target = live().find((s) => s.slot === CHECKING_SLOT) ?? live()[0];
+      if (target === undefined) return Promise.resolve(null);
+      const id = ++nextHandover;
+      return new Promise((resolvePromise) => {
+        const timer = setTimeout(() => {
+          handovers.delete(id);
+          resolvePromise(null);
+        }, COLLECT_TIMEOUT_MS);
+        handovers.set(id, (state) => {
+          clearTimeout(timer);
+          resolvePromise(state);
+        });
+        sendTo(target.worker, { fulcrum: 'w', t: 'handover', id });
+      });
+    };
+    const upgrade = async (): Promise<number> => {
+      const checked = await checkingState();
+      if (checked === null) log('warn', 'upgrade: no worker gave its state; the new workers start from the verdicts and admin changes alone');
+      const state: HandoverState = {
+        version: 1,
+        pools: checked?.pools ?? {},
+        primary: { entries: entries.live(Date.now()), health: [...health.values()], adminLog },
+      };
+      const child = spawnSuccessor(options.argv);
+      successor = child;
+      try {
+        const pid = await handOver(child, state, listeners.servers, UPGRADE_TIMEOUT_MS);
+        child.disconnect();
+        child.unref();
+        return pid;
+      } catch (error) {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        throw error;
+      } finally {
+        successor = undefined;
+      }
+    };
+    const onUsr2 = (): void => {
+      if (stopping || upgrading || !announced) {
+        log(
+          'warn',
+          stopping ? 'upgrade ignored: shutting down' : upgrading ? 'upgrade ignored: one is in progress' : 'upgrade ignored: the workers are starting',
+        );
+        return;
+      }
+      upgrading = true;
+      log('info', 'upgrade: starting a new process', { pid: process.pid, workers: slots.length });
+      upgrade().then(
+        (pid) => {
+          // Stopped meanwhile (SIGTERM): the successor was told to stop too; `onStop` is under way.
+          if (stopping) return;
+          log('info', 'upgrade: the new process serves; this one drains and exits', { successor: pid });
+          onStop('SIGUSR2');
+        },
+        (error: unknown) => {
+          upgrading = false;
+          log('error', 'upgrade failed; this process keeps serving', { error: (error as Error).message ?? String(error) });
+        },
+      );
+    };
     const onHup = (): void => {
       log('info', 'reloading every worker', { signal: 'SIGHUP' });
       adminLog = [];
@@ -471,6 +701,10 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       }
       stopping = true;
       log('info', 'shutting down', { signal, workers: slots.length, graceMs: options.shutdownGraceMs });
+      // The primary's copies first: a connection relayed before this reaches its worker before the shutdown.
+      listeners.close();
+      // An upgrade under way is abandoned: the operator stops this fleet, not for another to take over.
+      if (successor !== undefined && successor.exitCode === null && successor.signalCode === null) successor.kill('SIGTERM');
       for (const slot of slots) {
         if (slot.timer !== undefined) clearTimeout(slot.timer);
         slot.timer = undefined;
@@ -489,7 +723,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     for (let i = 1; i <= options.workers; i++) {
-      const slot: Slot = { slot: i, worker: undefined, ready: false, forkedAt: 0, failures: 0, timer: undefined };
+      const slot: Slot = { slot: i, worker: undefined, ready: false, forkedAt: 0, failures: 0, timer: undefined, listening: undefined };
       slots.push(slot);
       fork(slot);
     }

@@ -124,7 +124,7 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
       const admin = portOf(started.admin);
       const metrics = async (): Promise<string> => (await get(metricsPort, '/metrics')).body;
 
-      // New connections go round-robin over the workers: open them until both have served streams.
+      // The kernel spreads new connections over the workers: open them until both have served streams.
       let ok = 0;
       let failed = 0;
       await until(
@@ -234,8 +234,8 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
 
       process.kill(pid, 'SIGSTOP');
       stopped = pid;
-      // Connections go round-robin over the workers: one handed to the stopped worker waits, so it is
-      // cut and the scrape asked again, until worker 1 answers — after the primary's deadline.
+      // A connection the stopped worker took would wait: it is cut and the scrape asked again, until
+      // worker 1 answers — after the primary's deadline.
       const answered = async (port: number, path: string): Promise<string> => {
         let body: string | undefined;
         await until(

@@ -25,7 +25,7 @@ export {
   clientAddress,
   compileHashBy,
 } from './affinity';
-export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions } from './affinity';
+export type { CookieStickinessOptions, HashBy, StickinessMode, StickinessOptions, StickyVerification } from './affinity';
 export { grpcHealthProbe, httpProbe, resolveHealth, tcpProbe } from './probes';
 export type {
   ProxyBalancerOptions,

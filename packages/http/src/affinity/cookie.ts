@@ -116,7 +116,7 @@ export class StickyCookie {
   /** Values that passed the MAC check → what they carry (bounded; cleared when full). */
   readonly #verified = new Map<string, VerifiedStickyCookie>();
   /** The latest value signed per backend id, with its issue second. */
-  readonly #signed = new Map<string, { second: number; value: string }>();
+  readonly #signed = new Map<string, { second: number; value: string; cookie: string | undefined; cookieSecure: string | undefined }>();
   readonly #context: Buffer;
   /** Attributes after the value, with and without Secure, built once. */
   readonly #attributes: string;
@@ -275,7 +275,7 @@ export class StickyCookie {
     if (cached !== undefined && cached.second === second) return cached.value;
     const value = this.#sign(backendId, now);
     if (this.#signed.size >= SIGNED_CACHE_SIZE) this.#signed.clear();
-    this.#signed.set(backendId, { second, value });
+    this.#signed.set(backendId, { second, value, cookie: undefined, cookieSecure: undefined });
     return value;
   }
 
@@ -296,7 +296,15 @@ export class StickyCookie {
    */
   serialize(backendId: string, now: number, secure: boolean): string {
     const withSecure = this.secure === true || (this.secure === 'auto' && secure);
-    return `${this.name}=${this.sign(backendId, now)}${withSecure ? this.#attributesSecure : this.#attributes}`;
+    const value = this.sign(backendId, now);
+    // The whole header value is kept with the signed value (same backend, same second): a new
+    // visitor costs no string building either.
+    const entry = this.#signed.get(backendId);
+    if (entry !== undefined && entry.value === value) {
+      if (withSecure) return (entry.cookieSecure ??= `${this.name}=${value}${this.#attributesSecure}`);
+      return (entry.cookie ??= `${this.name}=${value}${this.#attributes}`);
+    }
+    return `${this.name}=${value}${withSecure ? this.#attributesSecure : this.#attributes}`;
   }
 
   /** A `Set-Cookie` value that deletes the cookie (for a client whose backend is gone for good). */

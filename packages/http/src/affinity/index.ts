@@ -8,7 +8,7 @@ export type { CookieStickinessOptions, VerifiedStickyCookie } from './cookie';
 export { compileHashBy, queryParameter } from './hash-by';
 export type { HashBy, HashKeyExtractor } from './hash-by';
 export { DEFAULT_STICKY_CAPACITY, DEFAULT_STICKY_TTL_MS, MAX_RAW_STICKY_KEY_LENGTH, Stickiness } from './stickiness';
-export type { StickinessDeps, StickinessMode, StickinessOptions } from './stickiness';
+export type { StickinessDeps, StickinessMode, StickinessOptions, StickyVerification } from './stickiness';
 export { DUPLICATE_COOKIE, MAX_COOKIE_PAIR_BYTES, readCookie, readSetCookie } from './cookie-header';
 export type { SetCookieInfo } from './cookie-header';
 export { isSecureRequest } from './secure-request';

@@ -80,6 +80,16 @@ export interface StickinessDeps {
   nodeId?: string;
 }
 
+/**
+ * A request's sticky-cookie verification, carried by the caller from `lookup` to `commit` (cookie
+ * mode): the raw engines keep one per connection and pass it to both calls, so the verification is
+ * neither done twice nor kept in a request-keyed `WeakMap` in between. `undefined`: not looked up;
+ * `null`: looked up, no valid cookie.
+ */
+export interface StickyVerification {
+  verified: VerifiedStickyCookie | null | undefined;
+}
+
 /** The configured way of recognising a client. */
 export type StickinessMode = 'cookie' | 'sourceIp' | 'header' | 'learnCookie';
 
@@ -260,9 +270,15 @@ export class Stickiness {
   /**
    * The backend id this request is stuck to — verified (cookie) or recorded (table) — or
    * `undefined`. The id may be stale: the load balancer re-picks when that backend cannot serve.
-   * Never throws, never writes.
+   * Never throws, never writes. With `carry` (cookie mode), the verification is left there for
+   * `commit` (pass the same object) instead of being remembered per request.
    */
-  lookup(req: IncomingMessage, clientIp: string, now: number): string | undefined {
+  lookup(req: IncomingMessage, clientIp: string, now: number, carry?: StickyVerification): string | undefined {
+    if (carry !== undefined && this.mode === 'cookie') {
+      const verified = this.cookie!.verify(requestCookieLines(req), now);
+      carry.verified = verified ?? null;
+      return verified?.backendId;
+    }
     const key = this.affinityKey(req, clientIp, now);
     if (key === undefined) return undefined;
     return this.mode === 'cookie' ? key : this.table!.get(key);
@@ -278,7 +294,8 @@ export class Stickiness {
    * - learnCookie: the cookie's value in `upstreamSetCookie` → `backendId`; a deleting `Set-Cookie`
    *   (Max-Age ≤ 0, Expires in the past, empty value) removes the entry; a request cookie the table
    *   already knows is moved to `backendId` after a redispatch.
-   * Never throws for request or response content.
+   * Never throws for request or response content. `carry`: the object given to `lookup` (cookie
+   * mode reads the verification from it and clears it).
    */
   commit(
     req: IncomingMessage,
@@ -287,11 +304,18 @@ export class Stickiness {
     upstreamSetCookie: readonly string[] | undefined,
     secure: boolean,
     now: number,
+    carry?: StickyVerification,
   ): string | undefined {
     if (this.#closed) return undefined;
     if (this.mode === 'cookie') {
-      const verified = this.#verify(req, now);
-      this.#verified.delete(req);
+      let verified: VerifiedStickyCookie | undefined;
+      if (carry !== undefined && carry.verified !== undefined) {
+        verified = carry.verified ?? undefined;
+        carry.verified = undefined;
+      } else {
+        verified = this.#verify(req, now);
+        this.#verified.delete(req);
+      }
       const cookie = this.cookie!;
       if (verified !== undefined && verified.backendId === backendId && now - verified.issuedAt < cookie.maxAgeMs / 2) return undefined;
       return cookie.serialize(backendId, now, secure);

@@ -137,12 +137,17 @@ export class BackendConnection {
   }
 }
 
+/** Waits for a free slot of a full pool (`BackendPool.acquire`). */
+export interface PoolWaiter {
+  onPoolFree(): void;
+}
+
 export class BackendPool {
   readonly backend: Backend;
   readonly target: BackendTarget;
   readonly #settings: BackendPoolSettings;
   readonly #idle: BackendConnection[] = [];
-  readonly #waiters: (() => void)[] = [];
+  readonly #waiters: PoolWaiter[] = [];
   #total = 0;
   #closed = false;
 
@@ -171,10 +176,11 @@ export class BackendPool {
 
   /**
    * A connection for `owner`: an idle one (returned, ready), a new one (returned; `onUpstreamConnect`
-   * follows), or `undefined` when the pool is full — `onFree` is then called once a slot frees up,
-   * unless the returned cancel function was called first.
+   * follows), or, when the pool is full, a cancel function — `waiter.onPoolFree()` is then called
+   * once a slot frees up, unless the cancel function was called first. (The waiter is an object, not
+   * a callback, so an exchange that finds a connection allocates nothing for the case it did not hit.)
    */
-  acquire(owner: ConnectionOwner, onFree: () => void): BackendConnection | (() => void) {
+  acquire(owner: ConnectionOwner, waiter: PoolWaiter): BackendConnection | (() => void) {
     const idle = this.#idle;
     while (idle.length > 0) {
       const connection = idle.pop()!;
@@ -183,9 +189,9 @@ export class BackendPool {
       return connection;
     }
     if (this.#total < this.limit && !this.#closed) return this.#open(owner);
-    this.#waiters.push(onFree);
+    this.#waiters.push(waiter);
     return () => {
-      const index = this.#waiters.indexOf(onFree);
+      const index = this.#waiters.indexOf(waiter);
       if (index !== -1) this.#waiters.splice(index, 1);
     };
   }
@@ -246,7 +252,7 @@ export class BackendPool {
 
   #wake(): void {
     const waiter = this.#waiters.shift();
-    waiter?.();
+    waiter?.onPoolFree();
   }
 
   /** Close the connections idle for `backendIdleMs` or more (the listener's sweep calls this). */
@@ -261,7 +267,7 @@ export class BackendPool {
   close(): void {
     this.#closed = true;
     for (const connection of this.#idle.splice(0)) connection.destroy();
-    for (const waiter of this.#waiters.splice(0)) waiter();
+    for (const waiter of this.#waiters.splice(0)) waiter.onPoolFree();
   }
 }
 

@@ -17,6 +17,8 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { StickyVerification } from '../affinity/stickiness';
+import { ForwardingLines } from '../proxy/headers';
 import type { RouteDecision } from '../proxy/options';
 import { normalizeAddress } from '../proxy/proxy';
 import type { ClientSide, ExchangeContext } from './exchange';
@@ -68,6 +70,8 @@ export class ClientConnection implements ClientSide {
   readonly remoteAddress: string;
   readonly normalizedAddress: string;
   readonly encrypted: boolean;
+  readonly sticky: StickyVerification = { verified: undefined };
+  readonly forwarding = new ForwardingLines();
   readonly #ctx: ListenerContext;
   #buf: Buffer | undefined;
   #state = State.Head;
@@ -75,6 +79,8 @@ export class ClientConnection implements ClientSide {
   /** The proxy options of the current request's engine (its `idleMs` bounds body pauses). */
   #idleMs = 60_000;
   #head: RequestHead | undefined;
+  /** The previous request's fields: the next head reuses their strings where the bytes are the same. */
+  #previousFields: readonly string[] | undefined;
   #bodyRemaining = 0;
   readonly #decoder = new ChunkedDecoder();
   #bodyDone = false;
@@ -199,7 +205,7 @@ export class ClientConnection implements ClientSide {
             this.deadline = Date.now() + this.#ctx.listener.headersTimeoutMs;
           }
           const listener = this.#ctx.listener;
-          const head = parseRequestHead(buf, 0, buf.length, listener);
+          const head = parseRequestHead(buf, 0, buf.length, listener, this.#previousFields);
           if (head === null) return;
           if (head instanceof HeadError) return this.#refuse(head.status, head.reason);
           this.#buf = head.headLength < buf.length ? buf.subarray(head.headLength) : undefined;
@@ -265,6 +271,7 @@ export class ClientConnection implements ClientSide {
     const engine = dispatch.ctx.engine;
     this.#idleMs = engine.config.idleMs;
     this.#head = head;
+    this.#previousFields = head.rawHeaders;
     this.#started = true;
     this.#responseDone = false;
     this.#bodyDone = head.framing === Framing.None;

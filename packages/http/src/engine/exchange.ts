@@ -15,13 +15,18 @@
  */
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
+// Imported, not the global: `globalThis.performance` is an accessor Node defines lazily, so each
+// `performance.now()` through the global calls a getter first (LoadGlobalIC in the profile).
+import { performance } from 'node:perf_hooks';
 import { classifyError } from '../proxy/errors';
+import { requestHeadLines, type ForwardingContext, type ForwardingLines } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
 import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
-import type { BackendConnection, BackendPool, ConnectionOwner } from './backend-pool';
+import type { StickyVerification } from '../affinity/stickiness';
+import type { BackendConnection, BackendPool, ConnectionOwner, PoolWaiter } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
 import { FieldRelay, errorResponse, recordFields, relayedFields, relayedRecord, statusLine } from './response';
@@ -45,6 +50,10 @@ export interface ClientSide {
   readonly encrypted: boolean;
   /** The listener is closing: answer with `Connection: close`. */
   readonly closing: boolean;
+  /** The sticky-cookie verification of the request in progress, from lookup to commit (one per connection). */
+  readonly sticky: StickyVerification;
+  /** The forwarding lines of this connection's requests, built once (`requestHeadLines`). */
+  readonly forwarding: ForwardingLines;
   write(data: string | Buffer): boolean;
   cork(): void;
   uncork(): void;
@@ -77,7 +86,7 @@ const NO_CHUNKS: Buffer[] = [];
 /** The response-field relay, shared: each use is synchronous, between a parse and its write. */
 const RELAY = new FieldRelay();
 
-export class Exchange implements ConnectionOwner, AttemptSource {
+export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   readonly #ctx: ExchangeContext;
   readonly #engine: ProxyEngine;
   readonly #client: ClientSide;
@@ -204,7 +213,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     const route = this.#route!;
     const req = this.#view as unknown as IncomingMessage;
     this.#hashKey = engine.hashKey?.(req, this.#clientIp);
-    this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now());
+    this.#stickyId = engine.stickiness?.lookup(req, this.#clientIp, route.lb.clock.now(), this.#client.sticky);
     if (engine.config.admission !== undefined) {
       const verdict = engine.admit(req, this.#clientIp, route, 'client');
       if (!verdict.admit) return this.#fail(verdict.status, verdict.message, 'denied', verdict.headers);
@@ -365,28 +374,41 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (engine.config.accessLog !== undefined) this.#lastReason = lease.decision.reason;
     const pool = this.#ctx.pool(backend);
     this.#pool = pool;
-    const headers = engine.upstreamHeaders(
-      this.#view as unknown as IncomingMessage,
-      this.#view.rawHeaders,
-      {
-        remoteAddress: this.#client.normalizedAddress,
-        encrypted: this.#secure,
-        peerTrusted: this.#peerTrusted,
-        preserveHost: engine.config.preserveHost,
-        addForwarded: engine.config.forwardedHeaders,
-        upgrade: this.#isUpgrade,
-      },
-      pool.target.authority,
-      this.#route!.path,
-      backend,
-      this.#attempts,
-    );
-    if (typeof headers === 'number') {
-      this.#releaseLease({ ok: true });
-      return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
+    const forwarding: ForwardingContext = {
+      remoteAddress: this.#client.normalizedAddress,
+      encrypted: this.#secure,
+      peerTrusted: this.#peerTrusted,
+      preserveHost: engine.config.preserveHost,
+      addForwarded: engine.config.forwardedHeaders,
+      upgrade: this.#isUpgrade,
+    };
+    let lines: string | undefined;
+    if (engine.config.hooks?.proxyReq === undefined) {
+      // No hook to hand a list to: the lines are written as text, the forwarding ones built once per
+      // connection (`requestHeaders`' decisions, property-tested equal).
+      lines = requestHeadLines(this.#view.rawHeaders, forwarding, pool.target.authority, this.#client.forwarding);
+      if (lines === undefined) {
+        this.#releaseLease({ ok: true });
+        return this.#fail(400, 'Bad Request', 'bad-request');
+      }
+    } else {
+      const headers = engine.upstreamHeaders(
+        this.#view as unknown as IncomingMessage,
+        this.#view.rawHeaders,
+        forwarding,
+        pool.target.authority,
+        this.#route!.path,
+        backend,
+        this.#attempts,
+      );
+      if (typeof headers === 'number') {
+        this.#releaseLease({ ok: true });
+        return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
+      }
+      lines = '';
+      for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     }
-    let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n${lines}`;
     if (this.#head.framing === Framing.Chunked) {
       text += this.#bodyMode === BodyMode.Buffer ? `content-length: ${this.#bodySize}\r\n` : 'transfer-encoding: chunked\r\n';
     }
@@ -397,7 +419,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
   }
 
   #connect(pool: BackendPool): void {
-    const got = pool.acquire(this, this.#onPoolFree);
+    const got = pool.acquire(this, this);
     if (typeof got === 'function') {
       // The pool is at its size: wait for a connection, no longer than a connect may take.
       this.#cancelWait = got;
@@ -413,13 +435,14 @@ export class Exchange implements ConnectionOwner, AttemptSource {
     if (got.connected) this.#writeRequest(got);
   }
 
-  #onPoolFree = (): void => {
+  /** A slot of the full pool freed up (`PoolWaiter`). */
+  onPoolFree(): void {
     this.#cancelWait = undefined;
     if (this.#finished || this.#clientGone || this.#pool === undefined || this.#lease === undefined) return;
     if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
     this.#waitTimer = undefined;
     this.#connect(this.#pool);
-  };
+  }
 
   #writeRequest(upstream: BackendConnection): void {
     upstream.requests++;
@@ -666,6 +689,7 @@ export class Exchange implements ConnectionOwner, AttemptSource {
       // HTTPS to us, or to a trusted TLS-terminating proxy in front (as createProxy decides it).
       this.#secure || isSecureRequest(this.#view, this.#peerTrusted),
       this.#lb!.clock.now(),
+      this.#client.sticky,
     );
     if (cookie !== undefined) text += `set-cookie: ${cookie}\r\n`;
     const routeCookie = this.#route!.setCookie;

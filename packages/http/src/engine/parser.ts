@@ -260,6 +260,32 @@ const COMMON_NAMES = byLength([
   'te',
 ]);
 
+/** Reason phrases most responses carry (Node's and most servers' spelling): constants, not copies. */
+const COMMON_REASONS = byLength([
+  'OK',
+  'Created',
+  'Accepted',
+  'No Content',
+  'Moved Permanently',
+  'Found',
+  'See Other',
+  'Not Modified',
+  'Temporary Redirect',
+  'Permanent Redirect',
+  'Bad Request',
+  'Unauthorized',
+  'Forbidden',
+  'Not Found',
+  'Internal Server Error',
+  'Bad Gateway',
+  'Service Unavailable',
+  'Gateway Timeout',
+  'Switching Protocols',
+  'Continue',
+  'Early Hints',
+  'Partial Content',
+]);
+
 /** `buf[start, end)` as a string: the matching constant of `table` when there is one, else a copy. */
 function internedToken(buf: Buffer, start: number, end: number, table: readonly (readonly string[])[]): string {
   const length = end - start;
@@ -280,8 +306,20 @@ const HEAD_TOO_LARGE = new HeadError(431, 'head too large');
 /**
  * Parse a request head from `buf[start, end)`. Returns the head, a `HeadError` to answer, or `null`
  * when more bytes are needed (the head is incomplete and still within the size limit).
+ *
+ * `previous`: the `rawHeaders` of the connection's previous request. A client sends mostly the same
+ * fields on every request of a connection (Host, User-Agent, Accept…, Cookie): a field whose name
+ * and value bytes equal the previous request's at the same position gets that request's value
+ * string instead of a new copy out of the buffer (compared byte for byte, so it is the same value
+ * whatever happened to the previous list since). Validation is unchanged: every byte is checked.
  */
-export function parseRequestHead(buf: Buffer, start: number, end: number, options: RequestOptions): RequestHead | HeadError | null {
+export function parseRequestHead(
+  buf: Buffer,
+  start: number,
+  end: number,
+  options: RequestOptions,
+  previous?: readonly string[],
+): RequestHead | HeadError | null {
   let pos = start;
   // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
   // They count towards the head's size, so a stream of empty lines cannot grow the buffer forever.
@@ -302,7 +340,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, option
     // `GET /\r\n` is HTTP/0.9; anything else is a character the target may not hold.
     return new HeadError(400, buf[pos] === CR || buf[pos] === LF ? 'HTTP/0.9 request line' : 'invalid request target');
   }
-  const target = buf.toString('latin1', targetStart, pos);
+  // `/` alone (a health check, a benchmark, many APIs' root) is a constant, not a copy.
+  const target = pos === targetStart + 1 && buf[targetStart] === 47 ? '/' : buf.toString('latin1', targetStart, pos);
   pos++;
   if (limit - pos < 10) return incomplete(end, start, options);
   const version = parseVersion(buf, pos);
@@ -331,7 +370,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, option
     keepAlive: false,
     upgrade: undefined as string | undefined,
   };
-  const fields = parseFields(buf, pos, limit, end, start, options, head, true);
+  const fields = parseFields(buf, pos, limit, end, start, options, head, true, previous);
   if (fields !== undefined) return fields;
   if (head.version === 11 && head.host === undefined) return new HeadError(400, 'missing Host header');
   return head;
@@ -361,7 +400,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, metho
     const reasonStart = ++pos;
     while (pos < limit && FIELD_VALUE[buf[pos]!] === 1) pos++;
     if (pos >= limit) return incomplete(end, start, limits);
-    statusMessage = buf.toString('latin1', reasonStart, pos);
+    statusMessage = internedToken(buf, reasonStart, pos, COMMON_REASONS);
   }
   if (pos + 1 >= limit) return incomplete(end, start, limits);
   if (buf[pos] !== CR || buf[pos + 1] !== LF) return new HeadError(502, 'invalid status line');
@@ -398,8 +437,15 @@ function incomplete(end: number, start: number, limits: HeadLimits): HeadError |
 
 type AnyHead = RequestHead | ParsedResponseHead;
 
+/** Whether `buf[start, end)` decodes (latin1) to exactly `text`. */
+function spells(buf: Buffer, start: number, end: number, text: string): boolean {
+  if (text.length !== end - start) return false;
+  for (let i = 0; i < text.length; i++) if (buf[start + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Whether the token `buf[start, start + lower.length)` is `lower` in any case (`lower`: a-z, 0-9, `-`). */
-function nameIs(buf: Buffer, start: number, lower: string): boolean {
+export function nameIs(buf: Buffer, start: number, lower: string): boolean {
   for (let i = 0; i < lower.length; i++) {
     // Names are tchar: the only byte that ORs to a lower-case letter is its upper case.
     if ((buf[start + i]! | 0x20) !== lower.charCodeAt(i)) return false;
@@ -417,6 +463,7 @@ function parseFields(
   limits: HeadLimits,
   head: AnyHead,
   isRequest: boolean,
+  previous?: readonly string[],
 ): HeadError | null | undefined {
   // Requests: strings now (routing, affinity and hooks read them all). Responses: offsets.
   const raw = isRequest ? head.rawHeaders : undefined;
@@ -463,8 +510,11 @@ function parseFields(
     const nameLength = nameEnd - nameStart;
     let value: string;
     if (raw !== undefined) {
-      value = buf.toString('latin1', valueStart, valueEnd);
-      raw.push(internedToken(buf, nameStart, nameEnd, COMMON_NAMES), value);
+      const name = internedToken(buf, nameStart, nameEnd, COMMON_NAMES);
+      const at = raw.length;
+      const same = previous !== undefined && at + 1 < previous.length && previous[at] === name ? previous[at + 1]! : undefined;
+      value = same !== undefined && spells(buf, valueStart, valueEnd, same) ? same : buf.toString('latin1', valueStart, valueEnd);
+      raw.push(name, value);
     } else {
       offsets!.push(nameStart, nameEnd, valueStart, valueEnd, pos);
       value = '';
@@ -493,7 +543,21 @@ function parseFields(
         break;
       case 10:
         if (nameIs(buf, nameStart, 'connection')) {
-          if (raw === undefined) value = buf.toString('latin1', valueStart, valueEnd);
+          if (raw === undefined) {
+            // A backend's one-token value (nearly always `keep-alive` or `close`) is compared in
+            // place: no string. (`nameIs` holds for values too: CR, the one byte besides `-` that
+            // ORs to `-`, cannot be in a value.)
+            const length = valueEnd - valueStart;
+            if (length === 10 && nameIs(buf, valueStart, 'keep-alive')) {
+              connectionKeepAlive = true;
+              break;
+            }
+            if (length === 5 && nameIs(buf, valueStart, 'close')) {
+              connectionClose = true;
+              break;
+            }
+            value = buf.toString('latin1', valueStart, valueEnd);
+          }
           // One token (`keep-alive`, `close`: nearly every message) needs no list; the value has no
           // leading or trailing whitespace left.
           const tokens = value.includes(',') ? value.split(',') : undefined;

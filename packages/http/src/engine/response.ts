@@ -5,11 +5,26 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { HOP_BY_HOP, connectionListed } from '../proxy/headers';
-import { FIELD_STRIDE, type ResponseHead } from './parser';
+import { FIELD_STRIDE, nameIs, type ResponseHead } from './parser';
 
 /** Lengths of hop-by-hop names and `set-cookie`: other names are relayed without being lower-cased. */
 const CHECKED_LENGTH = new Uint8Array(32);
 for (const name of [...HOP_BY_HOP, 'set-cookie']) CHECKED_LENGTH[name.length] = 1;
+
+/** The names `FieldRelay.scan` looks for — hop-by-hop, `set-cookie`, `close` — lower-case, by length. */
+const SCANNED_BY_LENGTH: readonly (readonly string[])[] = (() => {
+  const table: string[][] = [];
+  for (const name of [...HOP_BY_HOP, 'set-cookie', 'close']) (table[name.length] ??= []).push(name);
+  for (let i = 0; i < 32; i++) table[i] ??= [];
+  return table;
+})();
+
+/** The scanned name (lower-case constant) that `buf[start, start + length)` spells in any case, if any: no string made. */
+function scannedName(buf: Buffer, start: number, length: number): string | undefined {
+  const candidates = SCANNED_BY_LENGTH[length]!;
+  for (let c = 0; c < candidates.length; c++) if (nameIs(buf, start, candidates[c]!)) return candidates[c];
+  return undefined;
+}
 
 /** The backend's fields to relay, as `name: value\r\n` lines, and its `Set-Cookie` values. */
 export function relayedFields(raw: readonly string[], keepUpgrade: boolean): { lines: string; setCookie: string[] | undefined } {
@@ -78,9 +93,10 @@ export class FieldRelay {
       const nameStart = offsets[i]!;
       const nameLength = offsets[i + 1]! - nameStart;
       if ((nameLength < 32 && CHECKED_LENGTH[nameLength] === 1) || (dropClose && nameLength === 5)) {
-        const lower = buf.toString('latin1', nameStart, nameStart + nameLength).toLowerCase();
-        if (HOP_BY_HOP.has(lower) || (dropClose && lower === 'close')) continue;
+        // Compared byte for byte: no string per checked name (a backend's `Connection` and `Keep-Alive`).
+        const lower = scannedName(buf, nameStart, nameLength);
         if (lower === 'set-cookie') (this.setCookie ??= []).push(buf.toString('latin1', offsets[i + 2]!, offsets[i + 3]!));
+        else if (lower !== undefined && (lower !== 'close' || dropClose)) continue;
       }
       const lineEnd = offsets[i + 4]!;
       if (nameStart === runEnd) {
@@ -164,5 +180,11 @@ export function errorResponse(status: number, message: string, headers: Readonly
 
 /** The status line of a relayed response (always HTTP/1.1: RFC 9110 §6.2, the proxy's own version). */
 export function statusLine(status: number, message: string): string {
-  return `HTTP/1.1 ${status} ${message === '' ? (STATUS_CODES[status] ?? '') : message}\r\n`;
+  const standard = STATUS_CODES[status];
+  // The standard phrase (what nearly every backend sends): one string per status, built once.
+  if (standard !== undefined && (message === '' || message === standard)) return (STANDARD_LINES[status] ??= `HTTP/1.1 ${status} ${standard}\r\n`);
+  return `HTTP/1.1 ${status} ${message === '' ? (standard ?? '') : message}\r\n`;
 }
+
+/** `statusLine` with the standard reason phrase, by status. */
+const STANDARD_LINES: string[] = [];

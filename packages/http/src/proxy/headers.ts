@@ -118,6 +118,25 @@ export function requestHeaders(rawHeaders: readonly string[], ctx: ForwardingCon
     }
     out.push(name, value);
   }
+  forwardingFields(out, ctx, backendHost, host, upgradeValue, xff, xfProto, xfHost, forwarded);
+  return out;
+}
+
+/**
+ * The fields the proxy sets after the client's kept ones — Host, `Connection: upgrade` + `Upgrade`,
+ * and the forwarding fields — pushed onto `out` as name, value pairs.
+ */
+function forwardingFields(
+  out: string[],
+  ctx: ForwardingContext,
+  backendHost: string,
+  host: string | undefined,
+  upgradeValue: string | undefined,
+  xff: string | undefined,
+  xfProto: string | undefined,
+  xfHost: string | undefined,
+  forwarded: string | undefined,
+): void {
   out.push('host', ctx.preserveHost && host !== undefined ? host : backendHost);
   if (ctx.upgrade && upgradeValue !== undefined) out.push('connection', 'upgrade', 'upgrade', upgradeValue);
   if (ctx.addForwarded) {
@@ -134,7 +153,97 @@ export function requestHeaders(rawHeaders: readonly string[], ctx: ForwardingCon
     if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
     if (forwarded !== undefined) out.push('forwarded', forwarded);
   }
-  return out;
+}
+
+/**
+ * The lines `requestHeadLines` appends after the client's fields (Host and the forwarding fields),
+ * remembered per client connection: every request of a connection that sends the same Host and no
+ * forwarding or upgrade fields of its own gets the same lines, so they are built once, not per
+ * request. One per connection; `requestHeadLines` checks every input the lines depend on.
+ */
+export class ForwardingLines {
+  #host: string | undefined = undefined;
+  #backendHost = '';
+  #remoteAddress = '';
+  #flags = -1;
+  #lines = '';
+
+  /** The cached lines for these inputs, or `undefined`. */
+  get(ctx: ForwardingContext, backendHost: string, host: string | undefined): string | undefined {
+    return this.#flags === flagsOf(ctx) && this.#host === host && this.#backendHost === backendHost && this.#remoteAddress === ctx.remoteAddress
+      ? this.#lines
+      : undefined;
+  }
+
+  set(ctx: ForwardingContext, backendHost: string, host: string | undefined, lines: string): void {
+    this.#flags = flagsOf(ctx);
+    this.#host = host;
+    this.#backendHost = backendHost;
+    this.#remoteAddress = ctx.remoteAddress;
+    this.#lines = lines;
+  }
+}
+
+function flagsOf(ctx: ForwardingContext): number {
+  return (ctx.encrypted ? 1 : 0) | (ctx.peerTrusted ? 2 : 0) | (ctx.preserveHost ? 4 : 0) | (ctx.addForwarded ? 8 : 0);
+}
+
+/**
+ * `requestHeaders` as the text of the header lines (`name: value\r\n` each, in the same order, no
+ * final empty line), for an engine that writes the head itself: no list, and with `cache` the
+ * forwarding lines are built once per connection (see `ForwardingLines`). `undefined` when a header
+ * is unsafe, as `requestHeaders`.
+ */
+export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingContext, backendHost: string, cache?: ForwardingLines): string | undefined {
+  let connection: Set<string> | undefined;
+  let host: string | undefined;
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let forwarded: string | undefined;
+  let upgradeValue: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    if (UNSAFE.test(name) || UNSAFE.test(value)) return undefined;
+    if (name.length === 10 ? name.toLowerCase() === 'connection' : false) connection = mergeSet(connection, value);
+    else if (name.length === 4 && name.toLowerCase() === 'host') host ??= value;
+  }
+  let lines = '';
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    if (connection === undefined && !maybeSpecial(name)) {
+      lines += `${name}: ${value}\r\n`;
+      continue;
+    }
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade' && ctx.upgrade) {
+      upgradeValue = value;
+      continue;
+    }
+    if (lower === 'host' || HOP_BY_HOP.has(lower) || connection?.has(lower)) continue;
+    if (FORWARDING.has(lower)) {
+      if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+      else if (lower === 'x-forwarded-proto') xfProto ??= value;
+      else if (lower === 'x-forwarded-host') xfHost ??= value;
+      else forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+      continue;
+    }
+    lines += `${name}: ${value}\r\n`;
+  }
+  const cacheable =
+    cache !== undefined && xff === undefined && xfProto === undefined && xfHost === undefined && forwarded === undefined && upgradeValue === undefined;
+  if (cacheable) {
+    const cached = cache.get(ctx, backendHost, host);
+    if (cached !== undefined) return lines + cached;
+  }
+  const fields: string[] = [];
+  forwardingFields(fields, ctx, backendHost, host, upgradeValue, xff, xfProto, xfHost, forwarded);
+  let tail = '';
+  for (let i = 0; i < fields.length; i += 2) tail += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
+  if (cacheable) cache.set(ctx, backendHost, host, tail);
+  return lines + tail;
 }
 
 function mergeSet(set: Set<string> | undefined, value: string): Set<string> {

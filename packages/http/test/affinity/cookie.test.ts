@@ -51,6 +51,10 @@ describe('StickyCookie round trip', () => {
     const plain = cookie.serialize('a', NOW, false);
     expect(plain).toMatch(/^fulcrum_srv=[A-Za-z0-9_-]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/);
     expect(cookie.serialize('a', NOW, true)).toMatch(/; SameSite=Lax; Secure$/);
+    // Kept per backend and second, with and without Secure: the same answer again, never the other's.
+    expect(cookie.serialize('a', NOW + 10, false)).toBe(plain);
+    expect(cookie.serialize('a', NOW + 20, true)).toBe(`${plain}; Secure`);
+    expect(cookie.serialize('a', NOW + 1000, false)).not.toBe(plain);
     const custom = new StickyCookie({
       secrets: [SECRET_A],
       name: 'srv',

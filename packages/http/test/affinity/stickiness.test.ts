@@ -3,7 +3,7 @@ import { FakeClock } from '@fulcrum/core/testing';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clientAddress, TrustedProxies } from '../../src/affinity/client-address';
-import { Stickiness, type StickinessOptions } from '../../src/affinity/stickiness';
+import { Stickiness, type StickinessOptions, type StickyVerification } from '../../src/affinity/stickiness';
 import { fakeRequest, get, startServer, type TestServer } from './helpers';
 
 const SECRET = 'bm90LWEtcmVhbC1zZWNyZXQtYnV0LWxvbmctZW5vdWdoLTEyMzQ1';
@@ -70,6 +70,26 @@ describe('cookie stickiness', () => {
     expect(sticky.lookup(next, '10.0.0.1', T0 + 1000)).toBe('app-2');
     // Same backend, young cookie: nothing to send.
     expect(sticky.commit(next, '10.0.0.1', 'app-2', undefined, false, T0 + 1000)).toBeUndefined();
+  });
+
+  it('carries the verification from lookup to commit in the object the caller passes, and clears it there', () => {
+    const sticky = make(options);
+    const carry: StickyVerification = { verified: undefined };
+    const first = fakeRequest('10.0.0.1');
+    expect(sticky.lookup(first, '10.0.0.1', T0, carry)).toBeUndefined();
+    expect(carry.verified).toBeNull();
+    const setCookie = sticky.commit(first, '10.0.0.1', 'app-2', undefined, false, T0, carry);
+    expect(setCookie).toMatch(/^fulcrum_srv=/);
+    expect(carry.verified).toBeUndefined();
+    const next = fakeRequest('10.0.0.1', { cookie: setCookie!.split(';')[0]! });
+    expect(sticky.lookup(next, '10.0.0.1', T0 + 1000, carry)).toBe('app-2');
+    expect(carry.verified).toEqual({ backendId: 'app-2', issuedAt: T0 });
+    expect(sticky.commit(next, '10.0.0.1', 'app-2', undefined, false, T0 + 1000, carry)).toBeUndefined();
+    // Served by another backend than the cookie names: a new cookie, as without a carry.
+    expect(sticky.lookup(next, '10.0.0.1', T0 + 2000, carry)).toBe('app-2');
+    expect(sticky.cookie!.read(sticky.commit(next, '10.0.0.1', 'app-3', undefined, false, T0 + 2000, carry)!.split(';')[0], T0 + 2000)).toBe('app-3');
+    // A carry that was never filled (no lookup with it): commit verifies the request itself.
+    expect(sticky.commit(next, '10.0.0.1', 'app-2', undefined, false, T0 + 3000, { verified: undefined })).toBeUndefined();
   });
 
   it('reissues when the backend changed, when half the lifetime has passed, and for invalid cookies', () => {

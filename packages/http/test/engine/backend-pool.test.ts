@@ -49,7 +49,7 @@ async function receiveTwice(holds: boolean): Promise<{ kept: string; second: str
       onUpstreamTimeout: () => undefined,
       holdsUpstreamBytes: () => holds,
     };
-    const connection = pool.acquire(owner, () => undefined);
+    const connection = pool.acquire(owner, { onPoolFree: () => undefined });
     if (typeof connection === 'function') throw new Error('pool full');
   });
 }

@@ -3,9 +3,10 @@
  * published request-smuggling vectors (CL.TE, TE.CL, TE.TE obfuscations, …), chunked decoding and
  * response heads.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder, Framing, HeadError, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from '../../src/engine/parser';
-import { FieldRelay, relayedFields } from '../../src/engine/response';
+import { FieldRelay, relayedFields, statusLine } from '../../src/engine/response';
 
 const LIMITS = { maxHeadBytes: 16_384, maxHeaders: 100 };
 
@@ -157,6 +158,29 @@ describe('common methods and names', () => {
     expect(head.rawHeaders).toEqual(['HoSt', 'a', 'User-Agenx', 'b', 'user-agent', 'c', 'ACCEPT', 'd', 'X-Odd', 'e']);
     expect(accepted('PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n').method).toBe('PROPFIND');
   });
+
+  it("parses a head the same whatever the connection's previous request held (property)", () => {
+    const field = fc.tuple(
+      fc.constantFrom('Host', 'host', 'Accept', 'Cookie', 'X-A', 'x-a', 'User-Agent'),
+      fc.constantFrom('a', 'b', 'ab', 'a b', 'caf\xe9', 'caf\xe8', ''),
+    );
+    const head = fc.array(field, { maxLength: 6 }).map((fields) => {
+      const lines = fields.filter(([n]) => n.toLowerCase() !== 'host').map(([n, v]) => `${n}: ${v}\r\n`);
+      return `GET /${lines.length} HTTP/1.1\r\nHost: h\r\n${lines.join('')}\r\n`;
+    });
+    fc.assert(
+      fc.property(head, head, fc.array(fc.string({ maxLength: 4 }), { maxLength: 8 }), (first, second, junk) => {
+        const bytes = Buffer.from(second, 'latin1');
+        const plain = parseRequestHead(bytes, 0, bytes.length, LIMITS);
+        expect(parseRequestHead(bytes, 0, bytes.length, LIMITS, accepted(first).rawHeaders)).toEqual(plain);
+        // Whatever the previous list became (a hook may edit it), only equal bytes are reused.
+        expect(parseRequestHead(bytes, 0, bytes.length, LIMITS, junk)).toEqual(plain);
+      }),
+      { seed: 1777, numRuns: 1000 },
+    );
+    expect(accepted('GET / HTTP/1.1\r\nHost: a\r\n\r\n').target).toBe('/');
+    expect(accepted('GET /a HTTP/1.1\r\nHost: a\r\n\r\n').target).toBe('/a');
+  });
 });
 
 describe('published request-smuggling vectors', () => {
@@ -268,7 +292,23 @@ describe('response heads', () => {
     expect((response('HTTP/1.1 204 No Content\r\n\r\n') as ResponseHead).framing).toBe(Framing.None);
     expect((response('HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n') as ResponseHead).status).toBe(103);
     expect((response('HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n') as ResponseHead).statusMessage).toBe('');
+    expect((response('HTTP/1.1 200 Okay\r\nContent-Length: 0\r\n\r\n') as ResponseHead).statusMessage).toBe('Okay');
+    expect((response('HTTP/1.1 404 not found\r\nContent-Length: 0\r\n\r\n') as ResponseHead).statusMessage).toBe('not found');
+    // The status line relayed: the standard phrase (built once), or the backend's own, as sent.
+    expect([statusLine(200, 'OK'), statusLine(200, ''), statusLine(200, 'Okay'), statusLine(599, ''), statusLine(404, 'OK')]).toEqual([
+      'HTTP/1.1 200 OK\r\n',
+      'HTTP/1.1 200 OK\r\n',
+      'HTTP/1.1 200 Okay\r\n',
+      'HTTP/1.1 599 \r\n',
+      'HTTP/1.1 404 OK\r\n',
+    ]);
     expect((response('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(false);
+    expect((response('HTTP/1.0 200 OK\r\nConnection: KEEP-Alive\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(true);
+    expect((response('HTTP/1.1 200 OK\r\nConnection: cLoSe\r\nContent-Length: 0\r\n\r\n') as ResponseHead).keepAlive).toBe(false);
+    const near = response('HTTP/1.0 200 OK\r\nConnection: keep-alivf\r\nContent-Length: 0\r\n\r\n') as ResponseHead;
+    expect([near.keepAlive, near.connectionListsFields]).toEqual([false, true]);
+    const closer = response('HTTP/1.1 200 OK\r\nConnection: closf\r\nContent-Length: 0\r\n\r\n') as ResponseHead;
+    expect([closer.keepAlive, closer.connectionListsFields, closer.connectionClose]).toEqual([true, true, false]);
   });
 
   it('answers 502 for a malformed backend response', () => {
@@ -336,5 +376,47 @@ describe('relaying response fields', () => {
     const closing = 'HTTP/1.1 200 OK\r\nConnection: close\r\nClose: x\r\nAllow: GET\r\n\r\n';
     expect(relay(closing).lines).toBe('Allow: GET\r\n');
     expect(relayedFields((response(closing) as ResponseHead).rawHeaders, false).lines).toBe('Allow: GET\r\n');
+  });
+
+  it('keeps exactly the lines the string relay keeps, whatever the names and their case (property)', () => {
+    const names = [
+      'Connection',
+      'KEEP-ALIVE',
+      'keep-alive',
+      'Set-Cookie',
+      'SET-cookie',
+      'Transfer-Encoding',
+      'TE',
+      'Te',
+      'Trailer',
+      'Upgrade',
+      'Proxy-Connection',
+      'HTTP2-Settings',
+      'Http2-settings',
+      'Expect',
+      'Close',
+      'CLOSE',
+      'Closer',
+      'Set-Cookies',
+      'Content-Type',
+      'Date',
+      'X-Te',
+      'Tf',
+      'Keep-Alivf',
+    ];
+    const field = fc.tuple(fc.constantFrom(...names), fc.constantFrom('a', 'b=1', 'close', 'keep-alive', 'x y'));
+    fc.assert(
+      fc.property(fc.array(field, { maxLength: 10 }), (fields) => {
+        // `Connection` values that name no other field: the heads `FieldRelay` is used for.
+        const text = `HTTP/1.1 200 OK\r\n${fields.map(([n, v]) => `${n}: ${n.toLowerCase() === 'connection' ? (v === 'close' ? 'close' : 'keep-alive') : v}\r\n`).join('')}Content-Length: 0\r\n\r\n`;
+        const head = response(text);
+        if (!(head instanceof Object) || head instanceof HeadError) return;
+        const copied = relay(text);
+        const strings = relayedFields(head.rawHeaders, false);
+        expect(copied.lines).toBe(strings.lines);
+        expect(copied.setCookie).toEqual(strings.setCookie);
+      }),
+      { seed: 1717, numRuns: 2000 },
+    );
   });
 });

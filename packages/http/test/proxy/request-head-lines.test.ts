@@ -1,0 +1,92 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ForwardingLines, requestHeadLines, requestHeaders, type ForwardingContext } from '../../src/proxy/headers';
+
+/** `requestHeaders`' list as the lines the raw engine writes. */
+function asLines(list: readonly string[] | undefined): string | undefined {
+  if (list === undefined) return undefined;
+  let text = '';
+  for (let i = 0; i < list.length; i += 2) text += `${list[i]}: ${list[i + 1]}\r\n`;
+  return text;
+}
+
+const NAMES = [
+  'Host',
+  'host',
+  'HOST',
+  'Connection',
+  'connection',
+  'Upgrade',
+  'Keep-Alive',
+  'TE',
+  'Expect',
+  'X-Forwarded-For',
+  'x-forwarded-proto',
+  'X-Forwarded-Host',
+  'Forwarded',
+  'Accept',
+  'X-Custom',
+  'x-custom',
+  'Cookie',
+  'Proxy-Authorization',
+];
+const VALUES = [
+  'a',
+  'example.com',
+  'example.com:8080',
+  'close',
+  'keep-alive, x-custom',
+  'upgrade',
+  'websocket',
+  '10.0.0.1',
+  'https',
+  'for=1.2.3.4',
+  'x\r\ny',
+  'v\0',
+  '',
+];
+
+const rawHeaders = fc
+  .array(fc.tuple(fc.constantFrom(...NAMES), fc.oneof(fc.constantFrom(...VALUES), fc.string({ maxLength: 12 }))), { maxLength: 8 })
+  .map((pairs) => pairs.flat());
+const context = fc.record({
+  remoteAddress: fc.constantFrom('127.0.0.1', '::1', '10.1.2.3'),
+  encrypted: fc.boolean(),
+  peerTrusted: fc.boolean(),
+  preserveHost: fc.boolean(),
+  addForwarded: fc.boolean(),
+  upgrade: fc.boolean(),
+});
+
+describe('requestHeadLines', () => {
+  it('writes exactly the fields requestHeaders lists, with or without the per-connection cache (property)', () => {
+    // One cache across every run: a connection's requests differ in Host, fields and engine options,
+    // and the cache must never hand one request the lines of another.
+    const cache = new ForwardingLines();
+    fc.assert(
+      fc.property(rawHeaders, context, fc.constantFrom('b1:8080', 'b2:9090'), (raw, ctx: ForwardingContext, backendHost) => {
+        const expected = asLines(requestHeaders(raw, ctx, backendHost));
+        expect(requestHeadLines(raw, ctx, backendHost)).toBe(expected);
+        expect(requestHeadLines(raw, ctx, backendHost, cache)).toBe(expected);
+        expect(requestHeadLines(raw, ctx, backendHost, cache)).toBe(expected);
+      }),
+      { seed: 17, numRuns: 3000 },
+    );
+  });
+
+  it('builds the forwarding lines once for the requests of a connection that sends the same Host', () => {
+    const cache = new ForwardingLines();
+    const ctx: ForwardingContext = { remoteAddress: '10.0.0.7', encrypted: false, peerTrusted: false, preserveHost: true, addForwarded: true };
+    const first = requestHeadLines(['Host', 'example.com', 'Accept', '*/*'], ctx, 'b1:80', cache);
+    expect(first).toBe(
+      'Accept: */*\r\nhost: example.com\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\nx-forwarded-host: example.com\r\nforwarded: for=10.0.0.7;proto=http;host=example.com\r\n',
+    );
+    const tail = cache.get(ctx, 'b1:80', 'example.com');
+    expect(first!.endsWith(tail!)).toBe(true);
+    // Another Host, another engine option or a client's own forwarding field: not the cached lines.
+    expect(cache.get(ctx, 'b1:80', 'other.example')).toBeUndefined();
+    expect(cache.get({ ...ctx, addForwarded: false }, 'b1:80', 'example.com')).toBeUndefined();
+    expect(requestHeadLines(['Host', 'example.com', 'X-Forwarded-For', '1.2.3.4'], ctx, 'b1:80', cache)).toContain('x-forwarded-for: 1.2.3.4, 10.0.0.7\r\n');
+    expect(cache.get(ctx, 'b1:80', 'example.com')).toBe(tail);
+  });
+});
