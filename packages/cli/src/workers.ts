@@ -413,10 +413,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   /** Admin changes since the last reload, replayed to replacement workers. */
   let adminLog: WorkerChange[] = [];
   let nextCollect = 0;
-  const collects = new Map<
-    number,
-    { waiting: Set<number>; reports: PackedReport[]; reply: (reports: PackedReport[], missing: number[]) => void; timer: NodeJS.Timeout }
-  >();
+  const collects = new Map<number, { waiting: Set<number>; reports: PackedReport[]; reply: (reports: PackedReport[]) => void; timer: NodeJS.Timeout }>();
   let stopping = false;
   let announced = false;
   let upgrading = false;
@@ -449,12 +446,9 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     if (pending === undefined) return;
     collects.delete(id);
     clearTimeout(pending.timer);
-    const missing = [...pending.waiting].sort((a, b) => a - b);
-    if (missing.length > 0) log('warn', 'workers left out of a stats answer: no report in time', { workers: missing, timeoutMs: COLLECT_TIMEOUT_MS });
-    pending.reply(
-      pending.reports.sort((a, b) => a.slot - b.slot),
-      missing,
-    );
+    const late = [...pending.waiting].sort((a, b) => a - b);
+    if (late.length > 0) log('warn', 'workers left out of a stats answer: no report in time', { workers: late, timeoutMs: COLLECT_TIMEOUT_MS });
+    pending.reply(pending.reports.sort((a, b) => a.slot - b.slot));
   };
 
   const onMessage = (slot: Slot, worker: Worker, raw: unknown): void => {
@@ -525,7 +519,11 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         collects.set(id, {
           waiting: new Set(targets.map((s) => s.slot)),
           reports: [],
-          reply: (reports, missing) => sendTo(worker, { fulcrum: 'w', t: 'collect', id: message.id, reports, missing }),
+          // Missing: asked and no report (late, or exited meanwhile); a refused report says so itself.
+          reply: (reports) => {
+            const missing = targets.map((s) => s.slot).filter((s) => !reports.some((r) => r.slot === s));
+            sendTo(worker, { fulcrum: 'w', t: 'collect', id: message.id, reports, missing });
+          },
           timer,
         });
         for (const target of targets) sendTo(target.worker, { fulcrum: 'w', t: 'report', id });
