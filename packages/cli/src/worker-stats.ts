@@ -313,13 +313,16 @@ export function renderWorkersMetrics(pools: Record<string, LoadBalancerSnapshot>
 //   names once, then rows of values — so the text is smaller, and the primary relays a string
 //   instead of parsing and re-serialising a tree of objects. Over `MAX_REPORT_CHARS` the report is
 //   refused (the answer leaves that worker out and says so) rather than sent.
-// - **Unpacked one report per turn** of the event loop (`unpackReports`).
-// - **Coalesced scrapes.** Scrapes that arrive while one collection is under way share its reports
-//   (`coalesce`): one IPC round, not one per scrape.
+// - **In steps.** Packing (`packReportSliced`), unpacking (`unpackReports`), merging the snapshots
+//   (`mergeSnapshotsSteps`) and summing the traffic (`sumWorkerTrafficSteps`) are generators that
+//   yield every few dozen backends; `runSliced` runs them ~10 ms per turn of the event loop. What
+//   cannot be cut: Node's parse of an IPC message, and `JSON.parse` of one report's text.
+// - **Coalesced scrapes.** Scrapes that arrive while one collection is under way share it (the
+//   runner's `coalesce`d collect): one IPC round and one merge, not one per scrape.
 // - **Streamed answers.** The metrics and the page's JSON are written ~64 KB per turn of the event
 //   loop with backpressure (`streamPieces`), as the single process's handlers do.
 
-/** A packed report's longest text (characters, i.e. bytes of its ASCII JSON): past it, the report is refused. */
+/** A packed report's longest text, in characters (bytes, for ASCII names): past it, the report is refused. */
 export const MAX_REPORT_CHARS = 128 * 1024 * 1024;
 
 /** A worker's report as it crosses the IPC link: its data packed into one JSON text, or why it was refused. */
