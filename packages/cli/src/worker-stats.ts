@@ -196,7 +196,7 @@ function combineSeries(a: Series, b: Series): Series {
 
 /** Every worker's traffic counters, summed per pool (see the header). */
 export function sumWorkerTraffic(reports: readonly WorkerStatsReport[]): Record<string, PoolTrafficJson> {
-  return run(sumWorkerTrafficSteps(reports));
+  return runSteps(sumWorkerTrafficSteps(reports));
 }
 
 /** `sumWorkerTraffic` in steps: it yields every `STEP_ITEMS` backends (`runSliced` runs it a few ms per turn of the event loop). */
@@ -376,7 +376,7 @@ function sharedKeys(items: readonly unknown[]): string[] | undefined {
  * what `JSON.parse(JSON.stringify(value))` would, key order included.
  */
 export function packValue(value: unknown): unknown {
-  return run(packSteps(value, false));
+  return runSteps(packSteps(value, false));
 }
 
 /** Work done in steps: each `yield` is a point where the event loop may run (`runSliced`). */
@@ -388,7 +388,7 @@ const STEP_ITEMS = 64;
 const SLICE_MS = 10;
 
 /** Run `steps` to the end at once. */
-function run<T>(steps: Steps<T>): T {
+export function runSteps<T>(steps: Steps<T>): T {
   for (;;) {
     const next = steps.next();
     if (next.done === true) return next.value;
@@ -419,7 +419,7 @@ function* packSteps(value: unknown, sliced: boolean): Steps<unknown> {
     const big = value.length > STEP_ITEMS;
     const items: unknown[] = [];
     for (const item of value) {
-      items.push(item === undefined || typeof item === 'function' ? null : big ? run(packSteps(item, false)) : yield* packSteps(item, sliced));
+      items.push(item === undefined || typeof item === 'function' ? null : big ? runSteps(packSteps(item, false)) : yield* packSteps(item, sliced));
       if (big && sliced) yield;
     }
     return typeof items[0] === 'string' && items[0].startsWith('\u0000') ? [LITERAL, ...items] : items;
@@ -432,7 +432,7 @@ function* packSteps(value: unknown, sliced: boolean): Steps<unknown> {
     const big = names.length > STEP_ITEMS;
     const out: Plain = {};
     for (const name of names) {
-      set(out, name, big ? run(packSteps(value[name], false)) : yield* packSteps(value[name], sliced));
+      set(out, name, big ? runSteps(packSteps(value[name], false)) : yield* packSteps(value[name], sliced));
       if (big && sliced) yield;
     }
     return out;
@@ -443,7 +443,7 @@ function* packSteps(value: unknown, sliced: boolean): Steps<unknown> {
 function* rowsSteps(items: readonly unknown[], columns: readonly string[], sliced: boolean): Steps<unknown[][]> {
   const rows: unknown[][] = [];
   for (const item of items) {
-    rows.push(columns.map((column) => run(packSteps((item as Plain)[column], false))));
+    rows.push(columns.map((column) => runSteps(packSteps((item as Plain)[column], false))));
     if (sliced) yield;
   }
   return rows;
@@ -459,14 +459,14 @@ function fromRow(columns: readonly string[], row: readonly unknown[]): Plain {
   const out: Plain = {};
   for (let i = 0; i < columns.length; i++) {
     const cell = row[i];
-    set(out, columns[i]!, typeof cell === 'object' && cell !== null ? run(unpackSteps(cell, false)) : cell);
+    set(out, columns[i]!, typeof cell === 'object' && cell !== null ? runSteps(unpackSteps(cell, false)) : cell);
   }
   return out;
 }
 
 /** The inverse of `packValue` (on its JSON round trip). */
 export function unpackValue(value: unknown): unknown {
-  return run(unpackSteps(value, false));
+  return runSteps(unpackSteps(value, false));
 }
 
 /** `unpackValue` in steps (see `packSteps`). */
@@ -496,7 +496,7 @@ function* unpackSteps(value: unknown, sliced: boolean): Steps<unknown> {
     const big = items.length > STEP_ITEMS;
     const out: unknown[] = [];
     for (const item of items) {
-      out.push(big ? run(unpackSteps(item, false)) : yield* unpackSteps(item, sliced));
+      out.push(big ? runSteps(unpackSteps(item, false)) : yield* unpackSteps(item, sliced));
       if (big && sliced) yield;
     }
     return out;
@@ -506,7 +506,7 @@ function* unpackSteps(value: unknown, sliced: boolean): Steps<unknown> {
     const big = keys.length > STEP_ITEMS;
     const out: Plain = {};
     for (const key of keys) {
-      set(out, key, big ? run(unpackSteps(value[key], false)) : yield* unpackSteps(value[key], sliced));
+      set(out, key, big ? runSteps(unpackSteps(value[key], false)) : yield* unpackSteps(value[key], sliced));
       if (big && sliced) yield;
     }
     return out;
@@ -541,7 +541,7 @@ function* packReportSteps(report: WorkerStatsReport, maxChars: number): Steps<Pa
 
 /** A worker's report, packed for the IPC link; refused (without `data`) when its text would exceed `maxChars`. */
 export function packReport(report: WorkerStatsReport, maxChars: number = MAX_REPORT_CHARS): PackedReport {
-  return run(packReportSteps(report, maxChars));
+  return runSteps(packReportSteps(report, maxChars));
 }
 
 /** `packReport`, a few ms per turn of the event loop (what a worker does when asked for its report). */
@@ -585,10 +585,10 @@ export async function unpackReports(packed: readonly PackedReport[], missing: re
 }
 
 /**
- * `mergeReports` of workers.ts (the snapshots summed: in-flight, requests and failures added over the
- * workers; states, weights and the rest from the checking worker's report) in steps: it yields every
- * `STEP_ITEMS` backends, so a 40,000-backend pool is merged a few ms per turn of the event loop.
- * The same result (a test holds them equal).
+ * The workers' snapshots summed, in steps: in-flight, requests and failures added over the workers;
+ * states, weights and the rest from the checking worker's report. It yields every `STEP_ITEMS`
+ * backends, so a 40,000-backend pool is merged a few ms per turn of the event loop; `mergeReports`
+ * of workers.ts runs it at once.
  */
 export function* mergeSnapshotsSteps(reports: readonly WorkerStatsReport[], checkingSlot: number): Steps<Record<string, LoadBalancerSnapshot>> {
   const merged: Record<string, LoadBalancerSnapshot> = {};

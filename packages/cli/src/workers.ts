@@ -31,7 +31,7 @@ import type { ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
-import type { BackendSnapshot, LoadBalancerSnapshot, Replicator, StickEntry } from '@fulcrum/core';
+import type { LoadBalancerSnapshot, Replicator, StickEntry } from '@fulcrum/core';
 import { isExpired, mergeStickEntry } from '@fulcrum/core/session';
 import {
   handOver,
@@ -45,7 +45,7 @@ import {
 } from './handover';
 import type { RunnerLogger } from './log';
 import type { PrimaryListeners } from './worker-listeners';
-import { packReportSliced, unpackReports, type CollectedReports, type PackedReport, type WorkerStats } from './worker-stats';
+import { mergeSnapshotsSteps, packReportSliced, runSteps, unpackReports, type CollectedReports, type PackedReport, type WorkerStats } from './worker-stats';
 
 /** Environment variables the primary gives its workers. */
 export const WORKER_SLOT_ENV = 'FULCRUM_WORKER_SLOT';
@@ -307,24 +307,7 @@ export class WorkerLink {
 
 /** Sum the workers' counters into one snapshot per pool; states and weights from the checking worker's. */
 export function mergeReports(reports: readonly WorkerReport[]): Record<string, LoadBalancerSnapshot> {
-  if (reports.length === 0) return {};
-  const base = reports.find((r) => r.slot === CHECKING_SLOT) ?? reports[0]!;
-  const merged: Record<string, LoadBalancerSnapshot> = {};
-  for (const [name, pool] of Object.entries(base.pools)) {
-    const backends: BackendSnapshot[] = pool.backends.map((b) => ({ ...b, inflight: 0, requests: 0, failures: 0 }));
-    const byId = new Map(backends.map((b) => [b.id, b]));
-    for (const report of reports) {
-      for (const b of report.pools[name]?.backends ?? []) {
-        const sum = byId.get(b.id);
-        if (sum === undefined) continue;
-        sum.inflight += b.inflight;
-        sum.requests += b.requests;
-        sum.failures += b.failures;
-      }
-    }
-    merged[name] = { ...pool, backends };
-  }
-  return merged;
+  return runSteps(mergeSnapshotsSteps(reports, CHECKING_SLOT));
 }
 
 // ── Primary side ──────────────────────────────────────────────────────────────────────────────
