@@ -29,7 +29,7 @@
  * the state adds what the primary keeps for later workers (`PrimaryHandover`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { BackendState, StickEntry } from '@fulcrum/core';
 import type { WorkerChange } from './workers';
 
@@ -79,6 +79,12 @@ export interface InheritedListener {
 export interface Inherited {
   readonly listeners: Map<string, InheritedListener>;
   readonly state: HandoverState;
+  /**
+   * Listeners this process serves without accepting on them: a `--workers` primary with
+   * `workers.accept: 'primary'` accepts and passes each connection (`FulcrumRunner.serveRelayed`).
+   * By key, with the address the primary bound.
+   */
+  readonly relayed?: Map<string, AddressInfo>;
 }
 
 type HandoverMessage =

@@ -181,6 +181,7 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
       log: logger,
       shutdownGraceMs: config.shutdownGraceMs,
       listeners,
+      accept: config.workersAccept,
       argv,
       ...(inherit === undefined
         ? {}
@@ -302,12 +303,8 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
   link.onChange = (change) => running.applyChange(change);
   link.report = () => running.workerReport();
   link.handoverState = () => running.handoverState();
-  // A connection the primary's copy of a listener accepted: served as if this worker had accepted it.
-  link.onConnection = (key: string, socket: Socket) => {
-    const server = running.listeningSockets().get(key);
-    if (server === undefined) socket.destroy();
-    else server.emit('connection', socket);
-  };
+  // A connection the primary accepted: served as if this worker had accepted it.
+  link.onConnection = (key: string, socket: Socket) => running.serveRelayed(key, socket);
   const at = running.addresses();
   const text = (a: { address: string; port: number } | undefined): string | undefined => (a === undefined ? undefined : `${a.address}:${a.port}`);
   link.started({
@@ -324,6 +321,7 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
+      logger('debug', 'worker shutting down: draining its connections', { graceMs: running.config.shutdownGraceMs });
       running.close().then(
         () => {
           process.off('SIGHUP', onHup);
