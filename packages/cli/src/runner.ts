@@ -779,10 +779,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
               ttlMs: sticky.ttlMs ?? DEFAULT_STICKY_TTL_MS,
               nodeId: this.#nodeId(config),
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
-              // Between workers of one host the IPC is cheap, and the kernel may hand a client's next
-              // connection to another worker at once: publish each write as it is made (a batch of
-              // one), not in 50 ms batches, so the primary relays it within two IPC hops (a next
-              // connection accepted elsewhere before that is balanced anew: README, "Workers").
+              // Between workers of one host the IPC is cheap, and a client's next connection may go
+              // to another worker at once: publish each write as it is made (a batch of one, written
+              // to the IPC pipe synchronously by `commit`, before the answer's head), not in 50 ms
+              // batches. The primary, which by default accepts every connection, reads it before it
+              // passes that client's next connection on (worker-listeners.ts); with
+              // `workers.accept: 'workers'` a next connection another worker accepts within two IPC
+              // hops is balanced anew (README, "Workers").
               ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0, maxBatch: 1 } : {}),
             });
     }
