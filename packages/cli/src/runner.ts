@@ -572,6 +572,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     if (!first && JSON.stringify(config.replication ?? null) !== (this.#replicationKey || 'null')) {
       this.#log('warn', 'replication settings changed: they take effect at the next restart');
     }
+    if (!first && this.#options.worker !== undefined && config.workersAccept !== this.config.workersAccept) {
+      this.#log('warn', 'workers.accept changed: it takes effect at the next restart or upgrade (SIGUSR2)', { accept: this.config.workersAccept });
+    }
     // 1. Bind what is new before touching anything: a port in use must fail the reload cleanly.
     const opened: Frontend[] = [];
     const openedServices = new Map<string, Server>();

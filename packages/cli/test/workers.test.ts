@@ -417,7 +417,8 @@ describe('fulcrum --workers', () => {
       await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
       const [kept, removed] = (lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!.frontends as string[]).map(portOf) as [number, number];
       expect((await get(removed, '/', {}, '127.0.0.2')).body).toBe('b1');
-      writeFileSync(file, JSON.stringify(config([{ port: 0, host: '127.0.0.1' }])));
+      // workers.accept is the primary's, read at start: a reload that changes it says so.
+      writeFileSync(file, JSON.stringify({ ...config([{ port: 0, host: '127.0.0.1' }]), workers: { accept: 'workers' } }));
       proxy.child.kill('SIGHUP');
       await until(
         () => lines(proxy.out.stderr).some((l) => l.msg === 'listener closed: no worker serves it since a reload'),
@@ -430,6 +431,15 @@ describe('fulcrum --workers', () => {
       );
       expect(refused).toBe('ECONNREFUSED');
       expect((await get(kept, '/')).body).toBe('b1');
+      expect(
+        lines(proxy.out.stderr)
+          .filter((l) => String(l.msg).startsWith('workers.accept changed'))
+          .map((l) => [l.worker, l.accept])
+          .sort(),
+      ).toEqual([
+        [1, 'primary'],
+        [2, 'primary'],
+      ]);
     } finally {
       await stop(proxy);
       await b1.close();
