@@ -66,6 +66,8 @@ function closeInherited(inherited: Map<string, InheritedListener> | undefined): 
 
 export class PrimaryListeners {
   readonly #servers: Map<string, Server>;
+  /** Listeners a predecessor still holds and sends later (`adopt`), with their addresses. */
+  readonly #deferred = new Map<string, AddressInfo>();
   /** Accepted by the primary while no worker was ready: `[key, socket, since]`. */
   readonly #waiting: { key: string; socket: Socket; since: number }[] = [];
   /** Per listener, the turn of the round-robin (each listener its own, as cluster's round-robin handles). */
@@ -121,12 +123,18 @@ export class PrimaryListeners {
    * Inherited listeners the config no longer names are closed. Rejects, with nothing left open, when
    * a port cannot be bound.
    */
-  static async open(config: FulcrumConfig, inherited?: Map<string, InheritedListener>): Promise<PrimaryListeners> {
+  static async open(config: FulcrumConfig, inherited?: Map<string, InheritedListener>, deferred?: ReadonlyMap<string, AddressInfo>): Promise<PrimaryListeners> {
     const servers = new Map<string, Server>();
+    const later = new Map<string, AddressInfo>();
     const held: [string, Socket][] = [];
     try {
       for (const [key, { port, host }] of listenerAddresses(config)) {
         const handed = inherited?.get(key);
+        const coming = deferred?.get(key);
+        if (handed === undefined && coming !== undefined) {
+          later.set(key, coming);
+          continue;
+        }
         if (handed === undefined) {
           servers.set(key, await bind(port, host));
           continue;
@@ -144,8 +152,33 @@ export class PrimaryListeners {
     }
     closeInherited(inherited);
     const listeners = new PrimaryListeners(servers);
+    for (const [key, address] of later) listeners.#deferred.set(key, address);
     for (const [key, socket] of held) listeners.#relay(key, socket);
     return listeners;
+  }
+
+  /**
+   * Take the listening sockets a predecessor sent only now (`Inherited.deferred`): from here they
+   * accept, and what they accepted since they arrived is passed on. Sockets the config does not name
+   * are closed. Returns the keys still missing (nothing serves those).
+   */
+  adopt(received: Map<string, InheritedListener>): string[] {
+    for (const [key, handed] of received) {
+      if (this.#closed || !this.#deferred.has(key)) continue;
+      received.delete(key);
+      this.#deferred.delete(key);
+      handed.server.removeAllListeners('connection');
+      this.#servers.set(key, handed.server);
+      handed.server.on('connection', (socket: Socket) => this.#accept(key, socket));
+      for (const socket of handed.pending.splice(0)) this.#relay(key, socket);
+    }
+    closeInherited(received);
+    return [...this.#deferred.keys()];
+  }
+
+  /** Every listener's key, those still to come from a predecessor included. */
+  keys(): string[] {
+    return [...this.#servers.keys(), ...this.#deferred.keys()];
   }
 
   /** The listening sockets by key: what a worker adopts and a successor receives. */
@@ -160,7 +193,7 @@ export class PrimaryListeners {
 
   /** The address of every listener, by key: what a worker that does not accept reports as its own. */
   addressInfo(): Record<string, AddressInfo> {
-    const out: Record<string, AddressInfo> = {};
+    const out: Record<string, AddressInfo> = Object.fromEntries(this.#deferred);
     for (const [key, server] of this.#servers) {
       const address = server.address();
       if (address !== null && typeof address === 'object') out[key] = { address: address.address, family: address.family, port: address.port };

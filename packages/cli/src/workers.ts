@@ -476,7 +476,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         }
         // The listeners, each with its handle (messages with handles keep their order), and what the
         // first workers of a successor restore before they serve.
-        const keys = [...listeners.servers.keys()];
+        const keys = listeners.keys();
         const state = announced ? { version: 1 as const, pools: {} } : firstState;
         if (options.accept === 'primary') {
           // This primary accepts for it: no handle, only where each listener is (what it reports).

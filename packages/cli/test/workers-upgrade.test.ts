@@ -139,6 +139,15 @@ describe('fulcrum --workers upgrades on SIGUSR2 without dropping a connection', 
         const newWorkers = after.filter((l) => l.msg === 'worker started').map((l) => l.pid as number);
         pids.push(...newWorkers);
         expect(newWorkers).toHaveLength(2);
+        // Accepting for its workers, the new primary takes the sockets only once both serve (the old
+        // one accepts everything until then); with the workers accepting, they get them at hello.
+        const tookAt = after.findIndex((l) => l.msg === 'took the listening sockets: every worker serves');
+        if (accept === 'primary') {
+          const lastStarted = Math.max(...newWorkers.map((pid) => after.findIndex((l) => l.msg === 'worker started' && l.pid === pid)));
+          expect(tookAt).toBeGreaterThan(lastStarted);
+          expect(tookAt).toBeLessThan(after.findIndex((l) => l.msg === 'took over from the previous process'));
+          expect(after[tookAt]!.missing).toBeUndefined();
+        } else expect(tookAt).toBe(-1);
         expect(after.some((l) => l.msg === 'upgrade: the new process serves; this one drains and exits' && l.successor === successor)).toBe(true);
         expect(await oldExit).toBe(0);
         for (const pid of oldWorkers) await until(() => !alive(pid), `old worker ${pid} to exit`, 10_000);
