@@ -26,7 +26,10 @@
  *
  * Under `fulcrum --workers N` the primary is the process that hands over (workers.ts): its listening
  * sockets are received with `pauseOnConnect` (it passes what it accepts to its workers whole), and
- * the state adds what the primary keeps for later workers (`PrimaryHandover`).
+ * the state adds what the primary keeps for later workers (`PrimaryHandover`). A primary whose
+ * workers do not accept (`workers.accept: 'primary'`) says `hello` with `deferListeners`: it gets the
+ * state and the sockets' addresses, and asks for the sockets (`listeners`) once its workers serve, so
+ * that it accepts nothing it could not pass on; until then the predecessor accepts everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
