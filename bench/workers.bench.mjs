@@ -1,7 +1,9 @@
 // `fulcrum --workers 2` next to one process (issue #22): requests per second and CPU per request of
 // the whole fulcrum process tree (primary + workers), under wrk, behind an nginx backend that
 // answers `200 ok` from memory (so the backend's CPU is small next to the proxy's).
-// Interleaved rounds (1, 2, 1, 2, …) in one run, since the machine may be shared.
+// Interleaved rounds in one run, since the machine may be shared. Two workers run in both ways of
+// accepting (`workers.accept`): 'primary' (the default: the primary accepts every connection and
+// passes it to a worker) and 'workers' (each worker accepts on the shared socket; the kernel spreads).
 //
 //   node bench/workers.bench.mjs [--rounds 3] [--seconds 5] [--connections 32] [--baseline <bin>] [--close]
 //
@@ -32,7 +34,8 @@ const baselineAt = args.indexOf('--baseline');
 const baseline = baselineAt === -1 ? undefined : args[baselineAt + 1];
 const VARIANTS = [
   { name: '1 worker', workers: 1, bin },
-  { name: '2 workers', workers: 2, bin },
+  { name: '2 workers, accept primary', workers: 2, bin, accept: 'primary' },
+  { name: '2 workers, accept workers', workers: 2, bin, accept: 'workers' },
   ...(baseline === undefined ? [] : [{ name: '2 workers (baseline)', workers: 2, bin: baseline }]),
 ];
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-workers-bench-'));
@@ -87,14 +90,16 @@ async function waitForPort(port) {
   throw new Error(`nothing listens on ${port}`);
 }
 
-async function startFulcrum(workers, backendPort, bin) {
+async function startFulcrum(workers, backendPort, bin, accept) {
   const port = await freePort();
-  const file = join(dir, `fulcrum-${workers}.json`);
+  const file = join(dir, `fulcrum-${workers}-${accept ?? 'default'}.json`);
   writeFileSync(
     file,
     JSON.stringify({
       frontends: [{ port, host: '127.0.0.1', engine: 'raw' }],
       pools: { web: { backends: [{ id: 'b1', address: `http://127.0.0.1:${backendPort}` }] } },
+      // A baseline build may predate the option: it gets none.
+      ...(accept === undefined ? {} : { workers: { accept } }),
     }),
   );
   const child = spawn(process.execPath, [bin, '--config', file, '--workers', String(workers), '--log-level', 'warn'], {
@@ -134,8 +139,8 @@ const rows = [];
 try {
   for (let round = 1; round <= ROUNDS; round++) {
     const order = VARIANTS.map((_, i) => VARIANTS[(i + round - 1) % VARIANTS.length]);
-    for (const { name, workers, bin: variantBin } of order) {
-      const fulcrum = await startFulcrum(workers, nginx.port, variantBin);
+    for (const { name, workers, bin: variantBin, accept } of order) {
+      const fulcrum = await startFulcrum(workers, nginx.port, variantBin, accept);
       try {
         wrk(fulcrum.port, 1); // warm-up: JIT, keep-alive pools
         const before = cpuSeconds(fulcrum.child.pid);

@@ -332,6 +332,16 @@ export interface FulcrumConfig {
   readonly accessLog: { readonly format: 'json' | 'text'; readonly path: string; readonly bufferBytes: number; readonly flushMs: number } | undefined;
   readonly rateLimit: NormalizedRateLimitOptions | undefined;
   readonly shutdownGraceMs: number;
+  /**
+   * Under `fulcrum --workers N`, which process accepts the connections (`workers.accept`):
+   * `'primary'` (default) accepts every one and passes it to a worker, round-robin, on the same
+   * ordered channel as the replicated stick-table entries, so learned stickiness holds whichever
+   * worker takes a client's next connection; `'workers'` lets every worker accept on the shared
+   * socket (the kernel spreads them), which saves the primary an accept and an IPC pass per
+   * connection but leaves a window of two IPC hops in which a learned entry has not reached the
+   * other workers. Ignored without `--workers`.
+   */
+  readonly workersAccept: 'primary' | 'workers';
   readonly server: {
     readonly headersTimeoutMs: number;
     readonly requestTimeoutMs: number;
@@ -381,6 +391,7 @@ const TOP_KEYS = [
   'accessLog',
   'rateLimit',
   'shutdown',
+  'workers',
   'server',
 ];
 const BALANCER_KEYS = ['backends', 'algorithm', 'health', 'outlier', 'slowStart', 'panicThreshold', 'latencyDecayMs'];
@@ -657,8 +668,15 @@ function validateSubstituted(substituted: unknown, options: ValidateOptions): Fu
     accessLog: validateAccessLog(file.accessLog, baseDir, checkWritable),
     rateLimit: file.rateLimit === undefined ? undefined : normalizeRateLimitOptions(file.rateLimit, 'rateLimit'),
     shutdownGraceMs: integer('shutdown.graceMs', objectOrEmpty('shutdown', file.shutdown, ['graceMs']).graceMs, 10_000, 0, 3_600_000),
+    workersAccept: validateWorkersAccept(file.workers),
     server: validateServer(file.server),
   });
+}
+
+function validateWorkersAccept(raw: unknown): FulcrumConfig['workersAccept'] {
+  const accept = objectOrEmpty('workers', raw, ['accept']).accept ?? 'primary';
+  if (accept !== 'primary' && accept !== 'workers') throw new InvalidOptionError('workers.accept', accept, 'must be "primary" or "workers"');
+  return accept;
 }
 
 function objectOrEmpty(path: string, value: unknown, known: readonly string[]): Record<string, unknown> {

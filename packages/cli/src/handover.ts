@@ -26,10 +26,13 @@
  *
  * Under `fulcrum --workers N` the primary is the process that hands over (workers.ts): its listening
  * sockets are received with `pauseOnConnect` (it passes what it accepts to its workers whole), and
- * the state adds what the primary keeps for later workers (`PrimaryHandover`).
+ * the state adds what the primary keeps for later workers (`PrimaryHandover`). A primary whose
+ * workers do not accept (`workers.accept: 'primary'`) says `hello` with `deferListeners`: it gets the
+ * state and the sockets' addresses, and asks for the sockets (`listeners`) once its workers serve, so
+ * that it accepts nothing it could not pass on; until then the predecessor accepts everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { BackendState, StickEntry } from '@fulcrum/core';
 import type { WorkerChange } from './workers';
 
@@ -79,11 +82,31 @@ export interface InheritedListener {
 export interface Inherited {
   readonly listeners: Map<string, InheritedListener>;
   readonly state: HandoverState;
+  /**
+   * Listeners this process serves without accepting on them: a `--workers` primary with
+   * `workers.accept: 'primary'` accepts and passes each connection (`FulcrumRunner.serveRelayed`).
+   * By key, with the address the primary bound.
+   */
+  readonly relayed?: Map<string, AddressInfo>;
+  /**
+   * Set when the listening sockets were deferred (`receiveHandover`'s `deferListeners`, with a
+   * predecessor that knows it): where each is, and `take()`, which asks for them — they accept from
+   * the moment they arrive. `listeners` is then empty.
+   */
+  readonly deferred?: { readonly addresses: ReadonlyMap<string, AddressInfo>; take(timeoutMs: number): Promise<Map<string, InheritedListener>> };
 }
 
 type HandoverMessage =
-  | { readonly fulcrum: 'hello' }
-  | { readonly fulcrum: 'state'; readonly state: HandoverState; readonly listeners: readonly string[] }
+  /** `deferListeners`: send the listening sockets only when asked (`listeners`), the state and their addresses now. */
+  | { readonly fulcrum: 'hello'; readonly deferListeners?: boolean }
+  | {
+      readonly fulcrum: 'state';
+      readonly state: HandoverState;
+      readonly listeners: readonly string[];
+      /** Set when the sockets follow only on `listeners`: their addresses, by key. */
+      readonly deferred?: Readonly<Record<string, AddressInfo>>;
+    }
+  | { readonly fulcrum: 'listeners' }
   | { readonly fulcrum: 'listener'; readonly key: string }
   | { readonly fulcrum: 'ready'; readonly pid: number };
 
@@ -118,7 +141,7 @@ export function holdConnections(received: Server, pauseOnConnect = false): Inher
  * In the successor: wait for the parent's state and listeners. Rejects after `timeoutMs`, when the
  * parent goes away first, or when the process has no IPC channel. `pauseOnConnect`: see `holdConnections`.
  */
-export function receiveHandover(timeoutMs: number, options: { pauseOnConnect?: boolean } = {}): Promise<Inherited> {
+export function receiveHandover(timeoutMs: number, options: { pauseOnConnect?: boolean; deferListeners?: boolean } = {}): Promise<Inherited> {
   return new Promise((resolvePromise, reject) => {
     if (typeof process.send !== 'function') {
       reject(new Error(`${HANDOVER_ENV} is set but this process has no IPC channel to its predecessor`));
@@ -127,6 +150,7 @@ export function receiveHandover(timeoutMs: number, options: { pauseOnConnect?: b
     const listeners = new Map<string, InheritedListener>();
     let state: HandoverState | undefined;
     let expected: ReadonlySet<string> | undefined;
+    let deferred: Readonly<Record<string, AddressInfo>> | undefined;
     const finish = (error?: Error): void => {
       clearTimeout(timer);
       process.off('message', onMessage);
@@ -137,16 +161,21 @@ export function receiveHandover(timeoutMs: number, options: { pauseOnConnect?: b
           for (const socket of listener.pending) socket.destroy();
         }
         reject(error);
+      } else if (deferred !== undefined) {
+        const addresses = new Map(Object.entries(deferred));
+        const pauseOnConnect = options.pauseOnConnect === true;
+        resolvePromise({ listeners, state: state!, deferred: { addresses, take: (ms) => takeListeners([...addresses.keys()], ms, pauseOnConnect) } });
       } else resolvePromise({ listeners, state: state! });
     };
     const complete = (): void => {
-      if (state !== undefined && expected !== undefined && [...expected].every((key) => listeners.has(key))) finish();
+      if (state !== undefined && expected !== undefined && (deferred !== undefined || [...expected].every((key) => listeners.has(key)))) finish();
     };
     const onMessage = (message: unknown, handle: unknown): void => {
       if (!isMessage(message)) return;
       if (message.fulcrum === 'state') {
         state = message.state;
         expected = new Set(message.listeners);
+        deferred = message.deferred;
       } else if (message.fulcrum === 'listener' && isServer(handle)) {
         listeners.set(message.key, holdConnections(handle, options.pauseOnConnect === true));
       }
@@ -156,7 +185,39 @@ export function receiveHandover(timeoutMs: number, options: { pauseOnConnect?: b
     const timer = setTimeout(() => finish(new Error(`no handover from the predecessor within ${timeoutMs} ms`)), timeoutMs);
     process.on('message', onMessage);
     process.on('disconnect', onDisconnect);
-    process.send({ fulcrum: 'hello' } satisfies HandoverMessage);
+    process.send({ fulcrum: 'hello', ...(options.deferListeners === true ? { deferListeners: true } : {}) } satisfies HandoverMessage);
+  });
+}
+
+/** In the successor, after a deferred handover: ask for the listening sockets `keys` and receive them. */
+function takeListeners(keys: readonly string[], timeoutMs: number, pauseOnConnect: boolean): Promise<Map<string, InheritedListener>> {
+  return new Promise((resolvePromise, reject) => {
+    const listeners = new Map<string, InheritedListener>();
+    const finish = (error?: Error): void => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      process.off('disconnect', onDisconnect);
+      if (error === undefined) return resolvePromise(listeners);
+      for (const listener of listeners.values()) {
+        listener.server.close();
+        for (const socket of listener.pending) socket.destroy();
+      }
+      reject(error);
+    };
+    const onMessage = (message: unknown, handle: unknown): void => {
+      if (!isMessage(message) || message.fulcrum !== 'listener' || !isServer(handle)) return;
+      listeners.set(message.key, holdConnections(handle, pauseOnConnect));
+      if (keys.every((key) => listeners.has(key))) finish();
+    };
+    const onDisconnect = (): void => finish(new Error('the predecessor went away before it sent its listening sockets'));
+    const timer = setTimeout(() => finish(new Error(`no listening sockets from the predecessor within ${timeoutMs} ms`)), timeoutMs);
+    if (keys.length === 0 || typeof process.send !== 'function') {
+      finish(keys.length === 0 ? undefined : new Error('no IPC channel to the predecessor'));
+      return;
+    }
+    process.on('message', onMessage);
+    process.on('disconnect', onDisconnect);
+    process.send({ fulcrum: 'listeners' } satisfies HandoverMessage);
   });
 }
 
@@ -206,8 +267,17 @@ export function handOver(child: ChildProcess, state: HandoverState, listeners: R
     };
     const onMessage = (message: unknown): void => {
       if (!isMessage(message)) return;
-      if (message.fulcrum === 'hello') {
-        send({ fulcrum: 'state', state, listeners: [...listeners.keys()] });
+      if (message.fulcrum === 'hello' && message.deferListeners === true) {
+        // The successor takes the sockets once it can serve what they accept (a --workers primary
+        // whose workers do not accept: once they are ready); meanwhile only where they are.
+        const addresses: Record<string, AddressInfo> = {};
+        for (const [key, server] of listeners) {
+          const address = server.address();
+          if (address !== null && typeof address === 'object') addresses[key] = { address: address.address, family: address.family, port: address.port };
+        }
+        send({ fulcrum: 'state', state, listeners: [...listeners.keys()], deferred: addresses });
+      } else if (message.fulcrum === 'hello' || message.fulcrum === 'listeners') {
+        if (message.fulcrum === 'hello') send({ fulcrum: 'state', state, listeners: [...listeners.keys()] });
         for (const [key, server] of listeners) send({ fulcrum: 'listener', key }, server);
       } else if (message.fulcrum === 'ready') finish(undefined, message.pid);
     };

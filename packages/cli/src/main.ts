@@ -162,7 +162,12 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
     delete process.env[HANDOVER_ENV];
     try {
       // A primary passes what its copies accept to its workers whole: they must not read.
-      inherit = await receiveHandover(UPGRADE_TIMEOUT_MS, { pauseOnConnect: args.workers > 1 });
+      // When it accepts for its workers, it takes the sockets only once they serve (until then the
+      // predecessor accepts them all): nothing waits on a worker starting.
+      inherit = await receiveHandover(UPGRADE_TIMEOUT_MS, {
+        pauseOnConnect: args.workers > 1,
+        deferListeners: args.workers > 1 && config.workersAccept === 'primary',
+      });
     } catch (error) {
       io.stderr(`fulcrum: cannot take over: ${(error as Error).message}\n`);
       return 1;
@@ -171,7 +176,7 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
   if (args.workers > 1) {
     let listeners;
     try {
-      listeners = await PrimaryListeners.open(config, inherit?.listeners);
+      listeners = await PrimaryListeners.open(config, inherit?.listeners, inherit?.deferred?.addresses);
     } catch (error) {
       io.stderr(`fulcrum: cannot start: ${(error as Error).message}\n`);
       return 1;
@@ -181,14 +186,31 @@ export async function runCli(argv: readonly string[], options: Partial<CliIo> = 
       log: logger,
       shutdownGraceMs: config.shutdownGraceMs,
       listeners,
+      accept: config.workersAccept,
       argv,
       ...(inherit === undefined
         ? {}
         : {
             inherited: inherit.state,
             onServing: () => {
-              announceReady();
-              logger('info', 'took over from the previous process', { pid: process.pid });
+              const took = (): void => {
+                announceReady();
+                logger('info', 'took over from the previous process', { pid: process.pid });
+              };
+              const deferred = inherit.deferred;
+              if (deferred === undefined) return took();
+              deferred.take(UPGRADE_TIMEOUT_MS).then(
+                (received) => {
+                  const missing = listeners.adopt(received);
+                  logger('info', 'took the listening sockets: every worker serves', { pid: process.pid, ...(missing.length === 0 ? {} : { missing }) });
+                  took();
+                },
+                (error: unknown) => {
+                  // The predecessor is gone or silent: this process has nothing to accept on.
+                  logger('error', 'cannot take the listening sockets; stopping', { error: (error as Error).message ?? String(error) });
+                  process.kill(process.pid, 'SIGTERM');
+                },
+              );
             },
           }),
     });
@@ -302,12 +324,8 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
   link.onChange = (change) => running.applyChange(change);
   link.report = () => running.workerReport();
   link.handoverState = () => running.handoverState();
-  // A connection the primary's copy of a listener accepted: served as if this worker had accepted it.
-  link.onConnection = (key: string, socket: Socket) => {
-    const server = running.listeningSockets().get(key);
-    if (server === undefined) socket.destroy();
-    else server.emit('connection', socket);
-  };
+  // A connection the primary accepted: served as if this worker had accepted it.
+  link.onConnection = (key: string, socket: Socket) => running.serveRelayed(key, socket);
   const at = running.addresses();
   const text = (a: { address: string; port: number } | undefined): string | undefined => (a === undefined ? undefined : `${a.address}:${a.port}`);
   link.started({
@@ -324,6 +342,7 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
+      logger('debug', 'worker shutting down: draining its connections', { graceMs: running.config.shutdownGraceMs });
       running.close().then(
         () => {
           process.off('SIGHUP', onHup);

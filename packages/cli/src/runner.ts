@@ -31,7 +31,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -287,6 +287,11 @@ function listen(server: Server, port: number, host: string, inherited?: Inherite
   });
 }
 
+/** The `net.Server` under a frontend's server (a raw TCP frontend's `RawListener` wraps one). */
+function netServerOf(server: Server): NetServer {
+  return server instanceof RawListener ? server.server : server;
+}
+
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolvePromise) => {
     if (!server.listening) return resolvePromise();
@@ -355,6 +360,18 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   #reloading: Promise<void> = Promise.resolve();
   /** Set once every frontend listens: a start that failed never "stops". */
   #started = false;
+  /**
+   * Listeners this worker serves without accepting on them (its primary accepts: `Inherited.relayed`),
+   * with the address the primary bound, by server.
+   */
+  readonly #relayedAt = new WeakMap<NetServer, AddressInfo>();
+  /** Connections the primary passed here that are still open: a shutdown waits for them as for its own. */
+  readonly #relayedSockets = new Set<Socket>();
+  #relayedDrained: (() => void) | undefined;
+  readonly #forgetRelayed = (socket: Socket): void => {
+    this.#relayedSockets.delete(socket);
+    if (this.#relayedSockets.size === 0) this.#relayedDrained?.();
+  };
 
   constructor(config: FulcrumConfig, options: StartOptions) {
     this.config = config;
@@ -401,10 +418,12 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   // ── FulcrumInstance ───────────────────────────────────────────────────────────────────────────
 
   addresses(): { frontends: AddressInfo[]; admin: AddressInfo | undefined; stats: AddressInfo | undefined; metrics: AddressInfo | undefined } {
-    const frontends = this.config.frontends.map((spec) => this.#frontends.get(spec.key)!.server.address() as AddressInfo);
+    const frontends = this.config.frontends.map((spec) => this.#addressOf(this.#frontends.get(spec.key)!.server)!);
     const config = this.config;
-    const at = (key: string | undefined): AddressInfo | undefined =>
-      key === undefined ? undefined : ((this.#services.get(key)?.address() as AddressInfo | null) ?? undefined);
+    const at = (key: string | undefined): AddressInfo | undefined => {
+      const server = key === undefined ? undefined : this.#services.get(key);
+      return server === undefined ? undefined : this.#addressOf(server);
+    };
     return {
       frontends,
       admin: at(config.admin?.port === undefined ? undefined : `${config.admin.host}:${config.admin.port}`),
@@ -416,11 +435,51 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
   listeningSockets(): Map<string, NetServer> {
     const sockets = new Map<string, NetServer>();
     for (const [key, frontend] of this.#frontends) {
-      const server = frontend.server instanceof RawListener ? frontend.server.server : frontend.server;
-      if (server.listening) sockets.set(`frontend ${key}`, server);
+      const server = netServerOf(frontend.server);
+      if (server.listening || this.#relayedAt.has(server)) sockets.set(`frontend ${key}`, server);
     }
-    for (const [key, server] of this.#services) if (server.listening) sockets.set(`service ${key}`, server);
+    for (const [key, server] of this.#services) if (server.listening || this.#relayedAt.has(server)) sockets.set(`service ${key}`, server);
     return sockets;
+  }
+
+  /**
+   * Serve a connection the primary of `--workers` accepted on the listener `key` (`frontend <key>`,
+   * `service <host:port>`) as if this process had accepted it; one for a listener it no longer serves
+   * is closed. A shutdown waits for it as for the connections its own listeners accepted.
+   */
+  serveRelayed(key: string, socket: Socket): void {
+    const server = this.#servedAt(key);
+    if (server === undefined || this.#closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    this.#relayedSockets.add(socket);
+    socket.once('close', () => this.#forgetRelayed(socket));
+    server.emit('connection', socket);
+  }
+
+  /** The server of the listener `key` if this process serves it (`listeningSockets().get(key)`, without the map). */
+  #servedAt(key: string): NetServer | undefined {
+    let server: NetServer | undefined;
+    if (key.startsWith('frontend ')) {
+      const frontend = this.#frontends.get(key.slice('frontend '.length));
+      server = frontend === undefined ? undefined : netServerOf(frontend.server);
+    } else if (key.startsWith('service ')) server = this.#services.get(key.slice('service '.length));
+    return server !== undefined && (server.listening || this.#relayedAt.has(server)) ? server : undefined;
+  }
+
+  #addressOf(server: Server): AddressInfo | undefined {
+    return (server.address() as AddressInfo | null) ?? this.#relayedAt.get(netServerOf(server));
+  }
+
+  /** Where the primary accepts for `server` (taken, so it applies once), if it does. */
+  #relay(key: string, server: Server): boolean {
+    const relayed = this.#options.inherit?.relayed;
+    const address = relayed?.get(key);
+    if (address === undefined) return false;
+    relayed!.delete(key);
+    this.#relayedAt.set(netServerOf(server), address);
+    return true;
   }
 
   handoverState(): HandoverState {
@@ -522,6 +581,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     if (!first && JSON.stringify(config.replication ?? null) !== (this.#replicationKey || 'null')) {
       this.#log('warn', 'replication settings changed: they take effect at the next restart');
     }
+    if (!first && this.#options.worker !== undefined && config.workersAccept !== this.config.workersAccept) {
+      this.#log('warn', 'workers.accept changed: it takes effect at the next restart or upgrade (SIGUSR2)', { accept: this.config.workersAccept });
+    }
     // 1. Bind what is new before touching anything: a port in use must fail the reload cleanly.
     const opened: Frontend[] = [];
     const openedServices = new Map<string, Server>();
@@ -536,6 +598,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         const frontend = this.#createFrontend(spec);
         opened.push(frontend);
         const inherited = this.#adopt(`frontend ${spec.key}`);
+        if (this.#relay(`frontend ${spec.key}`, frontend.server)) continue;
         if (inherited === undefined) await listen(frontend.server, spec.port, spec.host);
         else adopted.push([frontend.server, inherited]);
       }
@@ -546,6 +609,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
         const server = createHttpServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => this.#serveListener(key, req, res));
         openedServices.set(key, server);
         const inherited = this.#adopt(`service ${key}`);
+        if (this.#relay(`service ${key}`, server)) continue;
         if (inherited === undefined) await listen(server, listener.port, listener.host);
         else adopted.push([server, inherited]);
       }
@@ -727,10 +791,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
               ttlMs: sticky.ttlMs ?? DEFAULT_STICKY_TTL_MS,
               nodeId: this.#nodeId(config),
               ...(this.#replication ? { replicator: namespaced<string>(this.#replication.replicator, `pool:${spec.name}`) } : {}),
-              // Between workers of one host the IPC is cheap, and the kernel may hand a client's next
-              // connection to another worker at once: publish each write as it is made (a batch of
-              // one), not in 50 ms batches, so the primary relays it within two IPC hops (a next
-              // connection accepted elsewhere before that is balanced anew: README, "Workers").
+              // Between workers of one host the IPC is cheap, and a client's next connection may go
+              // to another worker at once: publish each write as it is made (a batch of one, written
+              // to the IPC pipe synchronously by `commit`, before the answer's head), not in 50 ms
+              // batches. The primary, which by default accepts every connection, reads it before it
+              // passes that client's next connection on (worker-listeners.ts); with
+              // `workers.accept: 'workers'` a next connection another worker accepts within two IPC
+              // hops is balanced anew (README, "Workers").
               ...(config.replication === undefined && this.#options.worker !== undefined ? { batchMs: 0, maxBatch: 1 } : {}),
             });
     }
@@ -1177,7 +1244,13 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     servers.push(...this.#services.values());
     // Stop accepting; idle keep-alive connections close now, busy ones after their response, and
     // connections accepted just before (their first request on its way) once it is answered.
-    const closed = Promise.all(servers.map(closeServer));
+    const relayedDrained =
+      this.#relayedSockets.size === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolvePromise) => {
+            this.#relayedDrained = resolvePromise;
+          });
+    const closed = Promise.all([...servers.map(closeServer), relayedDrained]);
     await new Promise<void>((resolvePromise) => {
       // Keep-alive sockets that finished their request become idle: close them as they do, and at
       // once when the last request in flight ends.
@@ -1263,7 +1336,14 @@ function isValidated(input: unknown): input is FulcrumConfig {
 export async function startFulcrum(
   config: unknown,
   options: StartOptions = {},
-): Promise<FulcrumInstance & { reloadLogged(cause: string): void; applyChange(change: WorkerChange): void; workerReport(): WorkerReport }> {
+): Promise<
+  FulcrumInstance & {
+    reloadLogged(cause: string): void;
+    applyChange(change: WorkerChange): void;
+    workerReport(): WorkerReport;
+    serveRelayed(key: string, socket: Socket): void;
+  }
+> {
   const validated = isValidated(config)
     ? config
     : await validateConfigAsync(config, {

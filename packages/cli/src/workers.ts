@@ -16,8 +16,11 @@
  * - the admin `GET /state` and the Prometheus metrics of any worker sum every worker's counters
  *   (states, weights and latencies from the checking worker).
  *
- * The primary owns the listening sockets and gives each worker a handle to them
- * (`worker-listeners.ts`), so that it can hand them to a successor.
+ * The primary owns the listening sockets, so that it can hand them to a successor
+ * (`worker-listeners.ts`). By default (`workers.accept: 'primary'`) it accepts every connection and
+ * passes it to a worker, on the channel that carries the stick-table entries, so learned stickiness
+ * is exact; with `workers.accept: 'workers'` it also gives each worker a handle to them and the
+ * workers accept themselves.
  *
  * Signals to the primary: SIGHUP reloads every worker, SIGTERM/SIGINT drain every worker and exit
  * (a second one exits at once), SIGUSR2 upgrades: the primary starts a new primary from the same
@@ -29,7 +32,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
-import { Socket } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { LoadBalancerSnapshot, Replicator, StickEntry } from '@fulcrum/core';
 import { isExpired, mergeStickEntry } from '@fulcrum/core/session';
@@ -98,8 +101,11 @@ type ToWorker =
   | { fulcrum: 'w'; t: 'collect'; id: number; reports: PackedReport[]; missing?: number[] }
   | { fulcrum: 'w'; t: 'report'; id: number }
   | { fulcrum: 'w'; t: 'shutdown' }
-  /** The listeners to adopt (each follows as a `listener` message with its handle), and the state to restore. */
-  | { fulcrum: 'w'; t: 'listeners'; keys: string[]; state: HandoverState }
+  /**
+   * The listeners to serve and the state to restore. Each key follows as a `listener` message with its
+   * handle, or is in `relayed` (with its address): the primary accepts on it and passes the connections.
+   */
+  | { fulcrum: 'w'; t: 'listeners'; keys: string[]; state: HandoverState; relayed?: Record<string, AddressInfo> }
   | { fulcrum: 'w'; t: 'listener'; key: string }
   /** A connection the primary accepted on the listener `key` (the socket is the message's handle). */
   | { fulcrum: 'w'; t: 'connection'; key: string }
@@ -168,6 +174,7 @@ export class WorkerLink {
         keys: ReadonlySet<string> | undefined;
         state: HandoverState | undefined;
         listeners: Map<string, InheritedListener>;
+        relayed: Map<string, AddressInfo>;
         done: () => void;
         fail: (error: Error) => void;
       }
@@ -234,12 +241,13 @@ export class WorkerLink {
       if (receiving === undefined) return;
       receiving.keys = new Set(m.keys);
       receiving.state = m.state;
+      for (const [key, address] of Object.entries(m.relayed ?? {})) receiving.relayed.set(key, address);
     } else if (isServer(handle)) {
       // A listener nobody waits for (late, after a timeout) must not accept for nobody.
       if (receiving === undefined) handle.close();
       else receiving.listeners.set(m.key, holdConnections(handle));
     }
-    if (receiving?.keys !== undefined && [...receiving.keys].every((key) => receiving.listeners.has(key))) receiving.done();
+    if (receiving?.keys !== undefined && [...receiving.keys].every((key) => receiving.listeners.has(key) || receiving.relayed.has(key))) receiving.done();
   }
 
   /**
@@ -250,12 +258,13 @@ export class WorkerLink {
   listeners(timeoutMs: number): Promise<Inherited> {
     return new Promise((resolvePromise, reject) => {
       const listeners = new Map<string, InheritedListener>();
+      const relayed = new Map<string, AddressInfo>();
       const finish = (error?: Error): void => {
         clearTimeout(timer);
         process.off('disconnect', onDisconnect);
         const state = this.#receiving?.state ?? { version: 1, pools: {} };
         this.#receiving = undefined;
-        if (error === undefined) return resolvePromise({ listeners, state });
+        if (error === undefined) return resolvePromise({ listeners, state, ...(relayed.size === 0 ? {} : { relayed }) });
         for (const listener of listeners.values()) {
           listener.server.close();
           for (const socket of listener.pending) socket.destroy();
@@ -264,7 +273,7 @@ export class WorkerLink {
       };
       const onDisconnect = (): void => finish(new Error('the primary went away before it sent the listeners'));
       const timer = setTimeout(() => finish(new Error(`no listeners from the primary within ${timeoutMs} ms`)), timeoutMs);
-      this.#receiving = { keys: undefined, state: undefined, listeners, done: () => finish(), fail: finish };
+      this.#receiving = { keys: undefined, state: undefined, listeners, relayed, done: () => finish(), fail: finish };
       process.on('disconnect', onDisconnect);
       send({ fulcrum: 'w', t: 'hello' });
     });
@@ -354,8 +363,10 @@ export interface PrimaryOptions {
   log: RunnerLogger;
   /** The config's shutdown grace, ms: how long the primary waits for its workers to drain, plus a margin. */
   shutdownGraceMs: number;
-  /** The listening sockets, bound or inherited: given to every worker, and to a successor. */
+  /** The listening sockets, bound or inherited: handed to a successor, and to every worker with `accept: 'workers'`. */
   listeners: PrimaryListeners;
+  /** Who accepts the connections (the config's `workers.accept`, read at start): see worker-listeners.ts. */
+  accept: 'primary' | 'workers';
   /** The command line's arguments (without node and script): a successor is started with them. */
   argv: readonly string[];
   /** What a predecessor handed over (this primary is a successor): restored by the first workers. */
@@ -419,7 +430,13 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   sweep.unref();
 
   const live = (): Slot[] => slots.filter((s) => s.worker !== undefined && s.ready);
-  listeners.readyWorkers = () => live().map((s) => s.worker!);
+  // Kept as one array, rebuilt when a worker becomes ready or goes: the primary passes connections
+  // to it, and the accept path allocates nothing for it.
+  let ready: readonly Worker[] = [];
+  const refreshReady = (): void => {
+    ready = live().map((s) => s.worker!);
+  };
+  listeners.readyWorkers = () => ready;
   const sendTo = (worker: Worker | undefined, message: ToWorker): void => {
     if (worker !== undefined && worker.isConnected()) worker.send(message);
   };
@@ -446,8 +463,14 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         }
         // The listeners, each with its handle (messages with handles keep their order), and what the
         // first workers of a successor restore before they serve.
-        const keys = [...listeners.servers.keys()];
-        sendTo(worker, { fulcrum: 'w', t: 'listeners', keys, state: announced ? { version: 1, pools: {} } : firstState });
+        const keys = listeners.keys();
+        const state = announced ? { version: 1 as const, pools: {} } : firstState;
+        if (options.accept === 'primary') {
+          // This primary accepts for it: no handle, only where each listener is (what it reports).
+          sendTo(worker, { fulcrum: 'w', t: 'listeners', keys, state, relayed: listeners.addressInfo() });
+          return;
+        }
+        sendTo(worker, { fulcrum: 'w', t: 'listeners', keys, state });
         for (const [key, server] of listeners.servers) {
           if (worker.isConnected()) worker.send({ fulcrum: 'w', t: 'listener', key } satisfies ToWorker, server);
         }
@@ -456,6 +479,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       case 'ready': {
         slot.ready = true;
         slot.failures = 0;
+        refreshReady();
         log('info', 'worker started', { worker: slot.slot, pid: worker.process.pid });
         // What it missed: the checking worker's verdicts and the admin changes since the last reload.
         for (const change of health.values()) sendTo(worker, { fulcrum: 'w', t: 'change', change });
@@ -545,6 +569,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.slot) });
     slot.worker = worker;
     slot.ready = false;
+    refreshReady();
     slot.forkedAt = Date.now();
     worker.on('message', (message: unknown) => onMessage(slot, worker, message));
   };
@@ -569,6 +594,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       const slot = slots.find((s) => s.worker === worker);
       if (slot === undefined) return;
       slot.worker = undefined;
+      refreshReady();
       for (const [id, pending] of collects) {
         if (pending.waiting.delete(slot.slot) && pending.waiting.size === 0) finishCollect(id);
       }

@@ -52,6 +52,7 @@ describe('validateConfig', () => {
     expect(config.admin).toEqual({ token: env.ADMIN, port: 9000, host: '127.0.0.1', path: '' });
     expect(config.frontends[0]).toMatchObject({ port: 8080, host: '0.0.0.0' });
     expect(config.shutdownGraceMs).toBe(10_000);
+    expect(config.workersAccept).toBe('primary');
     expect(config.routeLimits[0]?.concurrent).toBe(10);
     expect(config.routes![0]).not.toHaveProperty('rateLimit');
     expect(config.accessLog).toMatchObject({ format: 'text', path: '-' });
@@ -137,6 +138,8 @@ describe('validateConfig', () => {
     ['a malformed env reference', (c: any) => (c.admin.token = '$env:bad-name'), 'admin.token: must name an environment variable'],
     ['a pool name with spaces', (c: any) => (c.pools['my pool'] = { backends: [] }), 'pools.my pool: pool names must be'],
     ['a grace period', (c: any) => (c.shutdown = { graceMs: -5 }), 'shutdown.graceMs: must be an integer ≥ 0 and ≤ 3600000, got -5'],
+    ['who accepts under --workers', (c: any) => (c.workers = { accept: 'kernel' }), 'workers.accept: must be "primary" or "workers"'],
+    ['an unknown workers key', (c: any) => (c.workers = { count: 4 }), 'workers.count'],
   ])('refuses %s with the path in the file', (_name, mutate, message) => {
     expect(errorOf(mutate)).toContain(message);
   });

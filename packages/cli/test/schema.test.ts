@@ -197,6 +197,7 @@ function fullConfigs(): Record<string, Json>[] {
       accessLog: { format: 'json', path: 'access.log', bufferBytes: 4096, flushMs: 100 },
       rateLimit,
       shutdown: { graceMs: 1000 },
+      workers: { accept: 'workers' },
       server: { headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5000, maxConnections: 1000 },
     },
     {

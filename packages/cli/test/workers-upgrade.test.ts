@@ -52,138 +52,154 @@ function getTls(port: number, path: string): Promise<string> {
 const linesFrom = (text: string, from: number): Record<string, unknown>[] => logLines(text).slice(from);
 
 describe('fulcrum --workers upgrades on SIGUSR2 without dropping a connection', () => {
-  it('hands listeners and state to a new primary and its workers under load; refuses a second SIGUSR2 meanwhile; replaces a crashed worker afterwards', async () => {
-    const a = await startBackend('a');
-    const b = await startBackend('b');
-    const c = await startBackend('c');
-    c.setSick(true);
-    const file = join(bundled.dir, 'workers-upgrade.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        frontends: [
-          { port: 0, host: '127.0.0.1' },
-          { port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'site.crt', key: 'site.key' }] } },
-        ],
-        pools: {
-          web: {
-            algorithm: 'round-robin',
-            backends: [
-              { id: 'a', address: a.url },
-              { id: 'b', address: b.url },
-              { id: 'c', address: c.url },
-            ],
-            health: { path: '/health', intervalMs: 100, timeoutMs: 1000, fall: 1, rise: 2 },
-            stickiness: { header: 'x-user' },
+  // Both ways of accepting (workers.accept): the primary passing every connection, or the workers
+  // accepting on the handed-over sockets themselves.
+  it.each(['primary', 'workers'] as const)(
+    'hands listeners and state to a new primary and its workers under load; refuses a second SIGUSR2 meanwhile; replaces a crashed worker afterwards (workers.accept %s)',
+    async (accept) => {
+      const a = await startBackend('a');
+      const b = await startBackend('b');
+      const c = await startBackend('c');
+      c.setSick(true);
+      const file = join(bundled.dir, `workers-upgrade-${accept}.json`);
+      writeFileSync(
+        file,
+        JSON.stringify({
+          frontends: [
+            { port: 0, host: '127.0.0.1' },
+            { port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'site.crt', key: 'site.key' }] } },
+          ],
+          pools: {
+            web: {
+              algorithm: 'round-robin',
+              backends: [
+                { id: 'a', address: a.url },
+                { id: 'b', address: b.url },
+                { id: 'c', address: c.url },
+              ],
+              health: { path: '/health', intervalMs: 100, timeoutMs: 1000, fall: 1, rise: 2 },
+              stickiness: { header: 'x-user' },
+            },
           },
-        },
-        admin: { port: 0, host: '127.0.0.1', token: TOKEN },
-        shutdown: { graceMs: 3000 },
-      }),
-    );
-    // At debug: a non-checking worker's restored health is logged there.
-    const { child: old, out } = bundled.run(['--config', file, '--workers', '2', '--log-level', 'debug']);
-    pids.push(old.pid!);
-    const stderr = (): string => out.stderr;
-    const oldExit = new Promise<number | null>((resolve) => old.on('exit', (code) => resolve(code)));
-    try {
-      await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the first primary to start', 30_000);
-      const started = logLines(stderr()).find((l) => l.msg === 'fulcrum started')!;
-      const oldWorkers = logLines(stderr())
-        .filter((l) => l.msg === 'worker started')
-        .map((l) => l.pid as number);
-      pids.push(...oldWorkers);
-      const [port, tlsPort] = (started.frontends as string[]).map(portOf) as [number, number];
-      const adminPort = portOf(started.admin);
-      const admin = (method: string, path: string) => get(adminPort, path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
-      const states = async (): Promise<Record<string, string>> => {
-        const state = JSON.parse((await admin('GET', '/state?per=worker')).body) as {
-          workers: { pid: number; pools: { web: { backends: { id: string; state: string }[] } } }[];
-        };
-        // Every worker's own view, `pid:id` → state.
-        return Object.fromEntries(state.workers.flatMap((w) => w.pools.web.backends.map((backend) => [`${w.pid}:${backend.id}`, backend.state])));
-      };
-      await until(
-        async () => Object.entries(await states()).filter(([k, v]) => k.endsWith(':c') && v === 'down').length === 2,
-        'c checked down on both workers',
-        10_000,
+          admin: { port: 0, host: '127.0.0.1', token: TOKEN },
+          shutdown: { graceMs: 3000 },
+          workers: { accept },
+        }),
       );
-      expect(await getTls(tlsPort, '/')).toMatch(/^[ab]$/);
+      // At debug: a non-checking worker's restored health is logged there.
+      const { child: old, out } = bundled.run(['--config', file, '--workers', '2', '--log-level', 'debug']);
+      pids.push(old.pid!);
+      const stderr = (): string => out.stderr;
+      const oldExit = new Promise<number | null>((resolve) => old.on('exit', (code) => resolve(code)));
+      try {
+        await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the first primary to start', 30_000);
+        const started = logLines(stderr()).find((l) => l.msg === 'fulcrum started')!;
+        const oldWorkers = logLines(stderr())
+          .filter((l) => l.msg === 'worker started')
+          .map((l) => l.pid as number);
+        pids.push(...oldWorkers);
+        const [port, tlsPort] = (started.frontends as string[]).map(portOf) as [number, number];
+        const adminPort = portOf(started.admin);
+        const admin = (method: string, path: string) => get(adminPort, path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+        const states = async (): Promise<Record<string, string>> => {
+          const state = JSON.parse((await admin('GET', '/state?per=worker')).body) as {
+            workers: { pid: number; pools: { web: { backends: { id: string; state: string }[] } } }[];
+          };
+          // Every worker's own view, `pid:id` → state.
+          return Object.fromEntries(state.workers.flatMap((w) => w.pools.web.backends.map((backend) => [`${w.pid}:${backend.id}`, backend.state])));
+        };
+        await until(
+          async () => Object.entries(await states()).filter(([k, v]) => k.endsWith(':c') && v === 'down').length === 2,
+          'c checked down on both workers',
+          10_000,
+        );
+        expect(await getTls(tlsPort, '/')).toMatch(/^[ab]$/);
 
-      // Ten users learn a backend each (a or b), then b is drained: it keeps only its sticky users.
-      const users = new Map<string, string>();
-      for (let i = 0; i < 10; i++) users.set(`u${i}`, (await get(port, '/', { headers: { 'x-user': `u${i}` } })).body);
-      expect(new Set(users.values())).toEqual(new Set(['a', 'b']));
-      expect((await admin('POST', '/pools/web/backends/b/drain')).status).toBe(200);
+        // Ten users learn a backend each (a or b), then b is drained: it keeps only its sticky users.
+        const users = new Map<string, string>();
+        for (let i = 0; i < 10; i++) users.set(`u${i}`, (await get(port, '/', { headers: { 'x-user': `u${i}` } })).body);
+        expect(new Set(users.values())).toEqual(new Set(['a', 'b']));
+        expect((await admin('POST', '/pools/web/backends/b/drain')).status).toBe(200);
 
-      // The load has no `x-user`: a drained b takes none of it, before or after the upgrade.
-      const bHits = b.hits;
-      const load = startLoad(port);
-      await until(() => load.result.ok > 50, 'load before the upgrade', 10_000);
-      const mark = logLines(stderr()).length;
-      old.kill('SIGUSR2');
-      await until(() => linesFrom(stderr(), mark).some((l) => l.msg === 'upgrade: starting a new process'), 'the upgrade to start', 10_000);
-      // The new primary cannot be serving yet: it has to start, and fork and start two workers.
-      old.kill('SIGUSR2');
-      await until(() => linesFrom(stderr(), mark).some((l) => l.msg === 'took over from the previous process'), 'the new primary to take over', 30_000);
-      const after = linesFrom(stderr(), mark);
-      expect(after.some((l) => l.msg === 'upgrade ignored: one is in progress' && l.pid === old.pid)).toBe(true);
-      const successor = after.find((l) => l.msg === 'took over from the previous process')!.pid as number;
-      pids.push(successor);
-      expect(successor).not.toBe(old.pid);
-      const newWorkers = after.filter((l) => l.msg === 'worker started').map((l) => l.pid as number);
-      pids.push(...newWorkers);
-      expect(newWorkers).toHaveLength(2);
-      expect(after.some((l) => l.msg === 'upgrade: the new process serves; this one drains and exits' && l.successor === successor)).toBe(true);
-      expect(await oldExit).toBe(0);
-      for (const pid of oldWorkers) await until(() => !alive(pid), `old worker ${pid} to exit`, 10_000);
-      const atExit = load.result.ok;
-      await until(() => load.result.ok > atExit + 50, 'load after the old primary exited', 10_000);
-      const result = await load.stop();
+        // The load has no `x-user`: a drained b takes none of it, before or after the upgrade.
+        const bHits = b.hits;
+        const load = startLoad(port);
+        await until(() => load.result.ok > 50, 'load before the upgrade', 10_000);
+        const mark = logLines(stderr()).length;
+        old.kill('SIGUSR2');
+        await until(() => linesFrom(stderr(), mark).some((l) => l.msg === 'upgrade: starting a new process'), 'the upgrade to start', 10_000);
+        // The new primary cannot be serving yet: it has to start, and fork and start two workers.
+        old.kill('SIGUSR2');
+        await until(() => linesFrom(stderr(), mark).some((l) => l.msg === 'took over from the previous process'), 'the new primary to take over', 30_000);
+        const after = linesFrom(stderr(), mark);
+        expect(after.some((l) => l.msg === 'upgrade ignored: one is in progress' && l.pid === old.pid)).toBe(true);
+        const successor = after.find((l) => l.msg === 'took over from the previous process')!.pid as number;
+        pids.push(successor);
+        expect(successor).not.toBe(old.pid);
+        const newWorkers = after.filter((l) => l.msg === 'worker started').map((l) => l.pid as number);
+        pids.push(...newWorkers);
+        expect(newWorkers).toHaveLength(2);
+        // Accepting for its workers, the new primary takes the sockets only once both serve (the old
+        // one accepts everything until then); with the workers accepting, they get them at hello.
+        const tookAt = after.findIndex((l) => l.msg === 'took the listening sockets: every worker serves');
+        if (accept === 'primary') {
+          const lastStarted = Math.max(...newWorkers.map((pid) => after.findIndex((l) => l.msg === 'worker started' && l.pid === pid)));
+          expect(tookAt).toBeGreaterThan(lastStarted);
+          expect(tookAt).toBeLessThan(after.findIndex((l) => l.msg === 'took over from the previous process'));
+          expect(after[tookAt]!.missing).toBeUndefined();
+        } else expect(tookAt).toBe(-1);
+        expect(after.some((l) => l.msg === 'upgrade: the new process serves; this one drains and exits' && l.successor === successor)).toBe(true);
+        expect(await oldExit).toBe(0);
+        for (const pid of oldWorkers) await until(() => !alive(pid), `old worker ${pid} to exit`, 10_000);
+        const atExit = load.result.ok;
+        await until(() => load.result.ok > atExit + 50, 'load after the old primary exited', 10_000);
+        const result = await load.stop();
 
-      expect(result.failed).toEqual([]);
-      expect(result.ok).toBeGreaterThan(100);
-      // The same ports (plain, TLS, admin), served by the new workers with what the old ones knew:
-      // the drain, the health verdict and the learned stickiness, on each new worker.
-      const now = await states();
-      for (const pid of newWorkers) {
-        expect(now[`${pid}:b`]).toBe('draining');
-        expect(now[`${pid}:c`]).toBe('down');
-        expect(now[`${pid}:a`]).toBe('up');
+        expect(result.failed).toEqual([]);
+        expect(result.ok).toBeGreaterThan(100);
+        // The same ports (plain, TLS, admin), served by the new workers with what the old ones knew:
+        // the drain, the health verdict and the learned stickiness, on each new worker.
+        const now = await states();
+        for (const pid of newWorkers) {
+          expect(now[`${pid}:b`]).toBe('draining');
+          expect(now[`${pid}:c`]).toBe('down');
+          expect(now[`${pid}:a`]).toBe('up');
+        }
+        expect(c.hits).toBe(0);
+        expect(b.hits).toBe(bHits);
+        // Restored before they served, not replayed after: each new worker logged b drained and c down
+        // before its `worker serving`.
+        for (const pid of newWorkers) {
+          const own = after.filter((l) => l.pid === pid).map((l) => String(l.msg));
+          expect(own.indexOf('backend web/b is DRAIN')).toBeGreaterThanOrEqual(0);
+          expect(own.indexOf('backend web/b is DRAIN')).toBeLessThan(own.indexOf('worker serving'));
+          expect(own.indexOf('backend web/c is DOWN')).toBeGreaterThanOrEqual(0);
+          expect(own.indexOf('backend web/c is DOWN')).toBeLessThan(own.indexOf('worker serving'));
+        }
+        for (const [user, backend] of users) expect((await get(port, '/', { headers: { 'x-user': user } })).body).toBe(backend);
+        expect(await getTls(tlsPort, '/')).toBe('a');
+
+        // Crash replacement still works under the new primary, on the handed-over sockets.
+        const victim = newWorkers[1]!;
+        process.kill(victim, 'SIGKILL');
+        const crashMark = logLines(stderr()).length;
+        await until(() => linesFrom(stderr(), crashMark).some((l) => l.msg === 'worker started'), 'the new primary to replace its worker', 20_000);
+        expect(logLines(stderr()).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim)).toBe(true);
+        const replacement = linesFrom(stderr(), crashMark).find((l) => l.msg === 'worker started')!.pid as number;
+        pids.push(replacement);
+        const replacementStates = await states();
+        expect(replacementStates[`${replacement}:b`]).toBe('draining');
+        for (let i = 0; i < 20; i++) expect((await get(port, '/')).body).toBe('a');
+
+        process.kill(successor, 'SIGTERM');
+        await until(() => !alive(successor), 'the new primary to stop', 10_000);
+      } finally {
+        old.kill('SIGKILL');
+        await Promise.all([a.close(), b.close(), c.close()]);
       }
-      expect(c.hits).toBe(0);
-      expect(b.hits).toBe(bHits);
-      // Restored before they served, not replayed after: each new worker logged b drained and c down
-      // before its `worker serving`.
-      for (const pid of newWorkers) {
-        const own = after.filter((l) => l.pid === pid).map((l) => String(l.msg));
-        expect(own.indexOf('backend web/b is DRAIN')).toBeGreaterThanOrEqual(0);
-        expect(own.indexOf('backend web/b is DRAIN')).toBeLessThan(own.indexOf('worker serving'));
-        expect(own.indexOf('backend web/c is DOWN')).toBeGreaterThanOrEqual(0);
-        expect(own.indexOf('backend web/c is DOWN')).toBeLessThan(own.indexOf('worker serving'));
-      }
-      for (const [user, backend] of users) expect((await get(port, '/', { headers: { 'x-user': user } })).body).toBe(backend);
-      expect(await getTls(tlsPort, '/')).toBe('a');
-
-      // Crash replacement still works under the new primary, on the handed-over sockets.
-      const victim = newWorkers[1]!;
-      process.kill(victim, 'SIGKILL');
-      const crashMark = logLines(stderr()).length;
-      await until(() => linesFrom(stderr(), crashMark).some((l) => l.msg === 'worker started'), 'the new primary to replace its worker', 20_000);
-      expect(logLines(stderr()).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim)).toBe(true);
-      const replacement = linesFrom(stderr(), crashMark).find((l) => l.msg === 'worker started')!.pid as number;
-      pids.push(replacement);
-      const replacementStates = await states();
-      expect(replacementStates[`${replacement}:b`]).toBe('draining');
-      for (let i = 0; i < 20; i++) expect((await get(port, '/')).body).toBe('a');
-
-      process.kill(successor, 'SIGTERM');
-      await until(() => !alive(successor), 'the new primary to stop', 10_000);
-    } finally {
-      old.kill('SIGKILL');
-      await Promise.all([a.close(), b.close(), c.close()]);
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 
   it('a SIGTERM during an upgrade stops the old primary and abandons the new one: nothing serves afterwards', async () => {
     const a = await startBackend('a');
