@@ -30,7 +30,7 @@ import { classifyError, isLocalExhaustion } from '../proxy/errors';
 import { responseHeaders } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
 import type { ProxyEngine } from '../proxy/proxy';
-import { accessLogEntry, normalizeAddress } from '../proxy/proxy';
+import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { H2BackendPool, type H2Slot } from './backend-sessions';
 import type { ClientStream } from './client-side';
@@ -197,6 +197,11 @@ class StreamExchange {
   #headLatency: number | undefined;
   #headTimer: NodeJS.Timeout | undefined;
   #waitTimer: NodeJS.Timeout | undefined;
+  /** Longest pause in the response body (`timeouts.idleMs`), from the head on; refreshed by each chunk. */
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** A wait a backend asked for with Retry-After before the next attempt, and its timer. */
+  #retryDelayMs = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   #attemptId = 0;
 
   // response
@@ -486,7 +491,8 @@ class StreamExchange {
       if (!current()) return;
       gotHead = true;
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      this.#onHead(headers[':status'] ?? 502, headers, endStream);
+      // Not relayed: retried on another backend (a 502–504 the rules allow), or failed.
+      if (!this.#onHead(headers[':status'] ?? 502, headers, endStream) || !current()) return;
       if (endStream) {
         ended = true;
         this.#onResponseEnd(undefined);
@@ -598,11 +604,16 @@ class StreamExchange {
 
   // ---- the response ---------------------------------------------------------------------------
 
-  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean): void {
-    if (this.#clientGone) return;
+  /**
+   * A final response head: relay it, or retry (a 502–504 the retry rules allow, as the HTTP/1.1
+   * engines decide it). Returns whether it was relayed.
+   */
+  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean): boolean {
+    if (this.#clientGone) return false;
     this.#clearHeadTimer();
     this.#status = status;
     this.#headLatency = performance.now() - this.#attemptStart;
+    if (status >= 502 && status <= 504 && this.#retryOnStatus(status, headers['retry-after'])) return false;
     const backend = this.#lease!.backend;
     const fields: Record<string, string | string[] | undefined> = {};
     for (const name in headers) {
@@ -614,7 +625,8 @@ class StreamExchange {
       if (edited === undefined) {
         // The backend answered well; the hook failed. Drop the answer without blaming the backend.
         this.#releaseLease({ ok: true, status, durationMs: this.#headLatency });
-        return this.#fail(500, 'Internal Server Error', 'internal-error');
+        this.#fail(500, 'Internal Server Error', 'internal-error');
+        return false;
       }
       outgoing = edited;
     }
@@ -646,12 +658,43 @@ class StreamExchange {
       this.#abortUpstream();
       this.#releaseLease({ ok: true, error: 'aborted' });
       this.#client.reset();
-      return this.#end('internal-error', 500);
+      this.#end('internal-error', 500);
+      return false;
     }
+    // From the head on, the body may pause no longer than `idleMs` (the HTTP/1.1 engines' socket
+    // timeout, undici's bodyTimeout): a backend that stalls mid-response is cut, not waited for.
+    if (!endStream) this.#idleTimer = setTimeout(this.#onIdle, this.#engine.config.idleMs);
+    return true;
   }
+
+  /** A 502–504 from the backend: retry when the rules and the budget allow (after its Retry-After, when it asks). */
+  #retryOnStatus(status: number, retryAfter: string | string[] | undefined): boolean {
+    const failure: AttemptFailure = { kind: 'status', status, notSent: false };
+    const wait = this.#engine.retryAfterWait(
+      typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0],
+      this.#lb!,
+      (this.#tried?.length ?? 0) + 1,
+      this.#arrivedAt,
+    );
+    if (wait === PASS_THROUGH || !this.#shouldRetry(failure)) return false;
+    this.#retryDelayMs = wait;
+    this.#abortUpstream();
+    this.#releaseLease({ ok: false, status, error: 'status', durationMs: this.#headLatency });
+    this.#retry();
+    return true;
+  }
+
+  #onIdle = (): void => {
+    this.#idleTimer = undefined;
+    if (this.#finished || this.#upstream === undefined) return;
+    const error = new Error(`backend sent no response data for ${this.#engine.config.idleMs} ms`);
+    this.#abortUpstream();
+    this.#attemptFailed({ kind: 'timeout', notSent: false }, error);
+  };
 
   #onData(chunk: Buffer, stream: ClientHttp2Stream | undefined): void {
     this.#bytesOut += chunk.length;
+    this.#idleTimer?.refresh();
     if (!this.#client.write(chunk)) {
       if (stream !== undefined) {
         stream.pause();
@@ -721,6 +764,9 @@ class StreamExchange {
 
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
+    // A gRPC call is retried only while uncommitted (refused, or never reached a backend), or when
+    // a route marks its method idempotent — `retryNonIdempotent` does not reach gRPC calls.
+    if (this.#grpc && !failure.notSent && this.#retryMethod !== 'PUT') return false;
     const verdict = engine.retryVerdict(
       failure,
       {
@@ -743,8 +789,16 @@ class StreamExchange {
     if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
     this.#current = undefined;
     if (this.#clientGone || this.#finished) return;
-    this.#next();
+    const delay = this.#retryDelayMs;
+    this.#retryDelayMs = 0;
+    if (delay <= 0) return this.#next();
+    this.#retryTimer = setTimeout(this.#retryAfterDelay, delay);
   }
+
+  #retryAfterDelay = (): void => {
+    this.#retryTimer = undefined;
+    this.#next();
+  };
 
   #onDeadline = (): void => {
     this.#deadline = undefined;
@@ -776,15 +830,18 @@ class StreamExchange {
 
   #detachUpstream(abort: boolean): void {
     this.#clearHeadTimer();
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#clearWaitTimer();
     this.#cancelWait?.();
     this.#cancelWait = undefined;
     const upstream = this.#upstream;
     this.#upstream = undefined;
+    // Before the controller is let go: an HTTP/1.1 attempt's abort goes through it.
+    if (abort) upstream?.abort();
     this.#controller = undefined;
     this.#h1Paused = undefined;
     this.#pendingTrailers = undefined;
-    if (abort) upstream?.abort();
   }
 
   #releaseLease(outcome: { ok: boolean; status?: number; error?: AttemptFailure['kind']; durationMs?: number }): void {
@@ -844,6 +901,10 @@ class StreamExchange {
     this.#finished = true;
     this.#clearDeadline();
     this.#clearHeadTimer();
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     this.#queue = [];
     this.#held = [];
     const body = this.#client.body;
