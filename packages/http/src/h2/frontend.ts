@@ -51,11 +51,15 @@ export class Http2Frontend {
   readonly #sessions = new Set<ServerHttp2Session>();
   #closing = false;
 
-  constructor(limits: NormalizedHttp2Options, onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void, onError: (error: unknown) => void) {
+  constructor(
+    limits: NormalizedHttp2Options,
+    onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void,
+    onError: (error: unknown) => void,
+  ) {
     this.#limits = limits;
     const server = http2.createServer(http2ServerOptions(limits));
     server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
-    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
       if (this.#closing) {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
@@ -68,7 +72,7 @@ export class Http2Frontend {
       setImmediate(() => {
         if (stream.destroyed || stream.closed) return;
         try {
-          onStream(stream, headers);
+          onStream(stream, headers, flags, rawHeaders);
         } catch (error) {
           onError(error);
           if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
