@@ -38,6 +38,9 @@ export function http2ServerOptions(limits: NormalizedHttp2Options): http2.Server
   };
 }
 
+/** A stream's errors end it (its exchange sees the close); one shared listener, no closure per stream. */
+export function ignoreError(): void {}
+
 /** Per-session state: open streams, and client resets in the current one-second window. */
 interface SessionState {
   open: number;
@@ -49,6 +52,10 @@ export class Http2Frontend {
   readonly server: Http2Server;
   readonly #limits: NormalizedHttp2Options;
   readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+  readonly #onError: (error: unknown) => void;
+  /** Streams received in this read, four entries each (stream, headers, flags, raw headers), forwarded together. */
+  #arrived: unknown[] = [];
   #closing = false;
 
   constructor(
@@ -57,6 +64,8 @@ export class Http2Frontend {
     onError: (error: unknown) => void,
   ) {
     this.#limits = limits;
+    this.#onStream = onStream;
+    this.#onError = onError;
     const server = http2.createServer(http2ServerOptions(limits));
     server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
@@ -64,24 +73,32 @@ export class Http2Frontend {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      // A stream's errors end it (its exchange sees the close); none may go unhandled, even
-      // before the exchange exists.
-      stream.on('error', () => undefined);
+      // None of a stream's errors may go unhandled, even before its exchange exists.
+      stream.on('error', ignoreError);
       // Forwarded once the frames read with it are processed: a stream the client reset in the
-      // same read (rapid reset sends HEADERS and RST_STREAM back to back) never costs a backend request.
-      setImmediate(() => {
-        if (stream.destroyed || stream.closed) return;
-        try {
-          onStream(stream, headers, flags, rawHeaders);
-        } catch (error) {
-          onError(error);
-          if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-        }
-      });
+      // same read (rapid reset sends HEADERS and RST_STREAM back to back) never costs a backend
+      // request. One immediate per read, not per stream.
+      if (this.#arrived.length === 0) setImmediate(this.#forwardArrived);
+      this.#arrived.push(stream, headers, flags, rawHeaders);
     });
     server.on('sessionError', () => undefined);
     this.server = server;
   }
+
+  #forwardArrived = (): void => {
+    const arrived = this.#arrived;
+    this.#arrived = [];
+    for (let i = 0; i < arrived.length; i += 4) {
+      const stream = arrived[i] as ServerHttp2Stream;
+      if (stream.destroyed || stream.closed) continue;
+      try {
+        this.#onStream(stream, arrived[i + 1] as IncomingHttpHeaders, arrived[i + 2] as number, arrived[i + 3] as string[]);
+      } catch (error) {
+        this.#onError(error);
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    }
+  };
 
   get sessions(): number {
     return this.#sessions.size;
@@ -105,9 +122,11 @@ export class Http2Frontend {
     });
     session.on('stream', (stream: ServerHttp2Stream) => {
       state.open++;
-      stream.once('close', () => state.open--);
-      // A stream the client reset before its response was complete.
-      stream.once('aborted', () => {
+      // One listener per stream: `aborted` is set (and 'aborted' emitted) before 'close'.
+      stream.once('close', () => {
+        state.open--;
+        // A stream reset before its response was complete.
+        if (!stream.aborted) return;
         const now = Date.now();
         if (now - state.windowStart >= 1000) {
           state.windowStart = now;

@@ -427,6 +427,9 @@ class StreamExchange {
 
   #sendH2(backend: Backend, headers: string[], attemptId: number): void {
     const pool = upstreamsOf(this.#engine).pool(backend);
+    // The common case, a connection with room: no wait callback to build.
+    const ready = pool.tryAcquire();
+    if (ready !== undefined) return this.#openH2(ready, pool, headers, attemptId);
     const got = pool.acquire((slot) => {
       this.#cancelWait = undefined;
       if (attemptId !== this.#attemptId || this.#finished || this.#clientGone) {
@@ -640,12 +643,11 @@ class StreamExchange {
       this.#client.encrypted || isSecureRequest(this.#view as unknown as IncomingMessage, this.#peerTrusted),
       this.#lb!.clock.now(),
     );
-    const mine = [cookie, this.#route!.setCookie === undefined || cookie !== undefined ? undefined : this.#route!.setCookie].filter(
-      (c): c is string => c !== undefined,
-    );
-    if (mine.length > 0) {
+    // The stickiness cookie, else the route's (split stickiness); nothing to build when neither.
+    const mine = cookie ?? this.#route!.setCookie;
+    if (mine !== undefined) {
       const existing = outgoing['set-cookie'];
-      outgoing['set-cookie'] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]), ...mine];
+      outgoing['set-cookie'] = existing === undefined ? [mine] : Array.isArray(existing) ? [...existing, mine] : [String(existing), mine];
     }
     this.#responseStarted = true;
     if (this.#grpc && !endStream) {
