@@ -29,7 +29,7 @@ import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
 import { responseHeaders } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
-import type { ProxyEngine } from '../proxy/proxy';
+import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { H2BackendPool, type H2Slot } from './backend-sessions';
@@ -158,7 +158,7 @@ export function streamView(client: ClientStream): IncomingMessage {
   return new StreamView(client) as unknown as IncomingMessage;
 }
 
-class StreamExchange {
+class StreamExchange implements AttemptSource {
   readonly #engine: ProxyEngine;
   readonly #client: ClientStream;
   readonly #view: StreamView;
@@ -217,7 +217,6 @@ class StreamExchange {
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
   readonly #arrivedWall = Date.now();
-  #queuedAt = 0;
   #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
@@ -341,36 +340,35 @@ class StreamExchange {
     return this.#lb!.acquire({ key: this.#hashKey, stickyBackendId: this.#stickyId, exclude: this.#tried, attempt: this.#attempts, skipFull: true });
   }
 
+  /** Acquire a backend (or wait for one) and send the next attempt: the engine's one way to do it. */
   #next(): void {
-    if (this.#finished || this.#clientGone) return;
-    const engine = this.#engine;
-    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
-    const lease = this.#acquire();
-    if (lease !== undefined) return this.#send(lease);
-    if (this.#lb!.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
-    this.#queuedAt = performance.now();
-    const unqueue = engine.queue.add(
-      {
-        tryStart: () => {
-          if (this.#finished || this.#clientGone) return true;
-          const queued = this.#acquire();
-          if (queued === undefined) return false;
-          this.#unqueue = undefined;
-          this.#queueMs += performance.now() - this.#queuedAt;
-          this.#send(queued);
-          return true;
-        },
-        expire: (reason) => {
-          this.#unqueue = undefined;
-          this.#queueMs += performance.now() - this.#queuedAt;
-          if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
-          else this.#fail(503, 'Service Unavailable', 'closed');
-        },
-      },
-      this.#lb,
-    );
-    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
+    this.#engine.acquireOrQueue(this.#lb!, this);
+  }
+
+  // ---- AttemptSource (ProxyEngine.acquireOrQueue) ----
+  get settled(): boolean {
+    return this.#finished || this.#clientGone;
+  }
+
+  acquireLease(): Lease | undefined {
+    return this.#acquire();
+  }
+
+  startAttempt(lease: Lease): void {
+    this.#send(lease);
+  }
+
+  refuse(status: number, message: string, termination: Termination): void {
+    this.#fail(status, message, termination);
+  }
+
+  queued(unqueue: () => void): void {
     this.#unqueue = unqueue;
+  }
+
+  queueEnded(waitedMs: number): void {
+    this.#unqueue = undefined;
+    this.#queueMs += waitedMs;
   }
 
   #send(lease: Lease): void {
