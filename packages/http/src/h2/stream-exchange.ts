@@ -913,20 +913,22 @@ class StreamExchange implements AttemptSource {
     if (!this.#bodyEnded && !this.#clientGone) body.resume();
     const engine = this.#engine;
     if (this.#budgetTaken) {
-      engine.budget.end(this.#retrySlots);
+      engine.requestEnded(
+        this.#lb!,
+        this.#current,
+        termination,
+        status,
+        this.#bytesIn,
+        this.#bytesOut,
+        performance.now() - this.#arrivedAt,
+        this.#queueMs,
+        this.#retrySlots,
+      );
       this.#retrySlots = 0;
-      engine.requestEnded(this.#lb!, this.#current, termination, status, this.#bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
-    }
-    if (this.#onFinished !== undefined) {
-      try {
-        this.#onFinished();
-      } catch (error) {
-        engine.report(error, 'client');
-      }
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
-    engine.admissionEnded(done, 'client');
+    engine.requestClosed(this.#onFinished, done);
     if (engine.config.accessLog === undefined) return;
     const entry = accessLogEntry({
       arrivedWall: this.#arrivedWall,
