@@ -4,6 +4,7 @@
  * engines, with real `node:http2` clients and backends — plain HTTP/2 requests and gRPC calls
  * (which are retried only while uncommitted, or where a route marks their method idempotent).
  */
+import { createServer as createHttpServer } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -68,6 +69,27 @@ function answering(status: number, extra: Record<string, string> = {}) {
     if (grpc) stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': status === 200 ? '0' : '14' }));
     stream.end(grpc ? Buffer.alloc(0) : `${backend.id}\n`);
   };
+}
+
+/** An HTTP/1.1 backend answering `status` with its id, after reading the body. */
+async function h1Backend(id: string, status: number): Promise<Backend> {
+  const backend: Backend = { id, address: '', streams: 0, bodies: [] };
+  const server = createHttpServer((req, res) => {
+    backend.streams++;
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('latin1')));
+    req.on('end', () => {
+      backend.bodies.push(body);
+      res.writeHead(status, { 'x-backend': id }).end(`${id}\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  backend.address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  cleanups.push(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return backend;
 }
 
 /** Backends in order: the balancer (`first`) always picks the first one it may, so a retry is visible. */
@@ -150,6 +172,15 @@ describe('HTTP/2 streams: retries on 502/503/504', () => {
     const answer = await request(origin, 'PUT', '/doc', {}, Buffer.from('the document'));
     expect(answer.status).toBe(200);
     expect(list.map((b) => b.bodies)).toEqual([['the document'], ['the document']]);
+  });
+
+  it("retries an HTTP/2 client's GET answered 503 by an HTTP/1.1 backend on the next one", async () => {
+    const list = [await h1Backend('b0', 503), await h1Backend('b1', 200)];
+    const origin = await proxyTo(list, { upstreamProtocol: 'http1', retryOn: ['connect', 'reset', 'timeout', 'status-503'] });
+    const answer = await request(origin, 'GET', '/thing');
+    expect(answer.status).toBe(200);
+    expect(answer.headers['x-backend']).toBe('b1');
+    expect(list.map((b) => b.streams)).toEqual([1, 1]);
   });
 
   it('does not retry a gRPC call answered 503 once it reached a backend, whatever retryOn says', async () => {
