@@ -139,6 +139,31 @@ interface Upstream {
   abort(): void;
 }
 
+/** An attempt's HTTP/2 backend stream as the exchange writes to it: one object per attempt, no closures. */
+class H2Upstream implements Upstream {
+  readonly #stream: ClientHttp2Stream;
+
+  constructor(stream: ClientHttp2Stream) {
+    this.#stream = stream;
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.#stream.write(chunk);
+  }
+
+  onDrain(callback: () => void): void {
+    this.#stream.once('drain', callback);
+  }
+
+  end(): void {
+    this.#stream.end();
+  }
+
+  abort(): void {
+    if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL);
+  }
+}
+
 /** Route a client stream and forward it. `route` is the router's decision (computed by the caller when given). */
 export function forwardStream(engine: ProxyEngine, client: ClientStream, route?: RouteDecision | null, onEnd?: () => void): void {
   const view = new StreamView(client);
@@ -529,14 +554,7 @@ class StreamExchange implements AttemptSource {
       const error = streamError ?? new Error(`backend stream closed${gotHead ? ' mid-response' : ''} (HTTP/2 error code ${code ?? 'none'})`);
       this.#attemptFailed(failure, error);
     });
-    this.#upstream = {
-      write: (chunk) => stream.write(chunk),
-      onDrain: (callback) => stream.once('drain', callback),
-      end: () => stream.end(),
-      abort: () => {
-        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-      },
-    };
+    this.#upstream = new H2Upstream(stream);
     this.#flush();
   }
 
