@@ -196,7 +196,6 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
     const engine = this.#engine;
     if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
     if (this.#route === undefined) return this.#fail(404, 'Not Found', 'not-found');
-    engine.budget.begin();
     this.#budgetTaken = true;
     engine.requestStarted(this.#lb!);
     try {
@@ -1010,22 +1009,24 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
     this.#bodyChunks = NO_CHUNKS;
     const engine = this.#engine;
     if (this.#budgetTaken) {
-      engine.budget.end(this.#retrySlots);
-      this.#retrySlots = 0;
       const head = this.#head;
       const bytesIn = (head.framing === Framing.Length ? head.contentLength : this.#bodySize) + this.#tunnelBytesIn;
-      engine.requestEnded(this.#lb!, this.#current, termination, status, bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
-    }
-    if (this.#onEnd !== undefined) {
-      try {
-        this.#onEnd();
-      } catch (error) {
-        engine.report(error, 'client');
-      }
+      engine.requestEnded(
+        this.#lb!,
+        this.#current,
+        termination,
+        status,
+        bytesIn,
+        this.#bytesOut,
+        performance.now() - this.#arrivedAt,
+        this.#queueMs,
+        this.#retrySlots,
+      );
+      this.#retrySlots = 0;
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
-    engine.admissionEnded(done, 'client');
+    engine.requestClosed(this.#onEnd, done);
     if (engine.config.accessLog === undefined) return;
     const entry = accessLogEntry({
       arrivedWall: this.#arrivedWall,

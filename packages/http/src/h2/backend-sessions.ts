@@ -55,6 +55,33 @@ export interface H2Slot {
 
 type Waiter = (slot: H2Slot | Error) => void;
 
+/** A stream's hold on a session slot: one object per stream, no closures. */
+class StreamSlot implements H2Slot {
+  readonly #slot: SessionSlot;
+  readonly #pool: H2BackendPool;
+  #released = false;
+
+  constructor(slot: SessionSlot, pool: H2BackendPool) {
+    this.#slot = slot;
+    this.#pool = pool;
+  }
+
+  get session(): ClientHttp2Session {
+    return this.#slot.session;
+  }
+
+  get connected(): boolean {
+    return this.#slot.connected;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#slot.active--;
+    this.#pool.slotFreed();
+  }
+}
+
 export class H2BackendPool {
   readonly origin: string;
   readonly authority: string;
@@ -75,6 +102,20 @@ export class H2BackendPool {
   /** Sessions open (for tests and stats). */
   get sessions(): number {
     return this.#slots.size;
+  }
+
+  /** A session's free stream slot now, when one is (and nothing waits before it); else `undefined`. */
+  tryAcquire(): H2Slot | undefined {
+    if (this.#closed || this.#waiters.length > 0) return undefined;
+    for (const slot of this.#slots) {
+      if (slot.usable && slot.settled && slot.active < slot.capacity) return this.#take(slot);
+    }
+    return undefined;
+  }
+
+  /** A stream let go of its slot: a waiter may take it. */
+  slotFreed(): void {
+    if (this.#waiters.length > 0) this.#serve();
   }
 
   /**
@@ -119,19 +160,7 @@ export class H2BackendPool {
 
   #take(slot: SessionSlot): H2Slot {
     slot.active++;
-    let released = false;
-    return {
-      session: slot.session,
-      get connected() {
-        return slot.connected;
-      },
-      release: () => {
-        if (released) return;
-        released = true;
-        slot.active--;
-        if (this.#waiters.length > 0) this.#serve();
-      },
-    };
+    return new StreamSlot(slot, this);
   }
 
   #open(): SessionSlot {

@@ -12,6 +12,12 @@ import type { TLSSocket } from 'node:tls';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
+/** `respond` options (Node copies them): shared, not one literal per response. */
+const END_STREAM = { endStream: true } as const;
+const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
+
+function ignoreError(): void {}
+
 export interface ClientStream {
   readonly version: 1 | 2;
   readonly method: string;
@@ -25,7 +31,7 @@ export interface ClientStream {
   readonly bodyless: boolean;
   readonly remoteAddress: string;
   readonly encrypted: boolean;
-  /** Send the response head; `endStream` when no body or trailers follow. */
+  /** Send the response head; `endStream` when no body or trailers follow. `headers` is the callee's from then on (`:status` may be added to it). */
   respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean): void;
   write(chunk: Buffer): boolean;
   onDrain(callback: () => void): void;
@@ -84,13 +90,15 @@ export class Http2ClientStream implements ClientStream {
     const socket = stream.session?.socket;
     this.remoteAddress = socket?.remoteAddress ?? '';
     this.encrypted = (socket as TLSSocket | undefined)?.encrypted === true;
-    stream.on('error', () => undefined);
+    // The listener's frontend has one on it already; `createProxy`'s server may not.
+    if (stream.listenerCount('error') === 0) stream.on('error', ignoreError);
   }
 
   respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean): void {
     const stream = this.#stream;
     if (stream.destroyed || stream.headersSent) return;
-    stream.respond({ ...headers, ':status': status }, endStream ? { endStream: true } : { waitForTrailers: true });
+    headers[':status'] = status;
+    stream.respond(headers, endStream ? END_STREAM : WAIT_FOR_TRAILERS);
     if (!endStream && this.#compat === undefined) {
       stream.once('wantTrailers', () => {
         if (stream.destroyed) return;

@@ -39,6 +39,9 @@ export function http2ServerOptions(limits: NormalizedHttp2Options): http2.Server
   };
 }
 
+/** A stream's errors end it (its exchange sees the close); one shared listener, no closure per stream. */
+export function ignoreError(): void {}
+
 /** Per-session state: open streams, and client resets in the current one-second window. */
 interface SessionState {
   open: number;
@@ -51,42 +54,56 @@ export class Http2Frontend {
   readonly #limits: NormalizedHttp2Options;
   readonly #sessions = new Set<ServerHttp2Session>();
   readonly #stats: FrontendProtocolStats | undefined;
+  readonly #onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+  readonly #onError: (error: unknown) => void;
+  /** Streams received in this read, four entries each (stream, headers, flags, raw headers), forwarded together. */
+  #arrived: unknown[] = [];
   #closing = false;
 
   constructor(
     limits: NormalizedHttp2Options,
-    onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void,
+    onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void,
     onError: (error: unknown) => void,
     stats?: FrontendProtocolStats,
   ) {
     this.#limits = limits;
     this.#stats = stats;
+    this.#onStream = onStream;
+    this.#onError = onError;
     const server = http2.createServer(http2ServerOptions(limits));
     server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
-    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
       if (this.#closing) {
         if (this.#stats !== undefined) this.#stats.streamsRefused++;
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      // A stream's errors end it (its exchange sees the close); none may go unhandled, even
-      // before the exchange exists.
-      stream.on('error', () => undefined);
+      // None of a stream's errors may go unhandled, even before its exchange exists.
+      stream.on('error', ignoreError);
       // Forwarded once the frames read with it are processed: a stream the client reset in the
-      // same read (rapid reset sends HEADERS and RST_STREAM back to back) never costs a backend request.
-      setImmediate(() => {
-        if (stream.destroyed || stream.closed) return;
-        try {
-          onStream(stream, headers);
-        } catch (error) {
-          onError(error);
-          if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-        }
-      });
+      // same read (rapid reset sends HEADERS and RST_STREAM back to back) never costs a backend
+      // request. One immediate per read, not per stream.
+      if (this.#arrived.length === 0) setImmediate(this.#forwardArrived);
+      this.#arrived.push(stream, headers, flags, rawHeaders);
     });
     server.on('sessionError', () => undefined);
     this.server = server;
   }
+
+  #forwardArrived = (): void => {
+    const arrived = this.#arrived;
+    this.#arrived = [];
+    for (let i = 0; i < arrived.length; i += 4) {
+      const stream = arrived[i] as ServerHttp2Stream;
+      if (stream.destroyed || stream.closed) continue;
+      try {
+        this.#onStream(stream, arrived[i + 1] as IncomingHttpHeaders, arrived[i + 2] as number, arrived[i + 3] as string[]);
+      } catch (error) {
+        this.#onError(error);
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    }
+  };
 
   get sessions(): number {
     return this.#sessions.size;
@@ -122,12 +139,12 @@ export class Http2Frontend {
         stats.streams++;
         stats.streamsTotal++;
       }
+      // One listener per stream: `aborted` is set (and 'aborted' emitted) before 'close'.
       stream.once('close', () => {
         state.open--;
         if (stats !== undefined) stats.streams--;
-      });
-      // A stream the client reset before its response was complete.
-      stream.once('aborted', () => {
+        // A stream the client reset before its response was complete.
+        if (!stream.aborted) return;
         if (stats !== undefined) stats.streamsReset++;
         const now = Date.now();
         if (now - state.windowStart >= 1000) {

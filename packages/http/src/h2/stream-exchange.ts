@@ -29,8 +29,8 @@ import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
 import { responseHeaders } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
-import type { ProxyEngine } from '../proxy/proxy';
-import { accessLogEntry, normalizeAddress } from '../proxy/proxy';
+import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
+import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { H2BackendPool, type H2Slot } from './backend-sessions';
 import type { ClientStream } from './client-side';
@@ -139,6 +139,31 @@ interface Upstream {
   abort(): void;
 }
 
+/** An attempt's HTTP/2 backend stream as the exchange writes to it: one object per attempt, no closures. */
+class H2Upstream implements Upstream {
+  readonly #stream: ClientHttp2Stream;
+
+  constructor(stream: ClientHttp2Stream) {
+    this.#stream = stream;
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.#stream.write(chunk);
+  }
+
+  onDrain(callback: () => void): void {
+    this.#stream.once('drain', callback);
+  }
+
+  end(): void {
+    this.#stream.end();
+  }
+
+  abort(): void {
+    if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL);
+  }
+}
+
 /** Route a client stream and forward it. `route` is the router's decision (computed by the caller when given). */
 export function forwardStream(engine: ProxyEngine, client: ClientStream, route?: RouteDecision | null, onEnd?: () => void): void {
   const view = new StreamView(client);
@@ -158,7 +183,7 @@ export function streamView(client: ClientStream): IncomingMessage {
   return new StreamView(client) as unknown as IncomingMessage;
 }
 
-class StreamExchange {
+class StreamExchange implements AttemptSource {
   readonly #engine: ProxyEngine;
   readonly #client: ClientStream;
   readonly #view: StreamView;
@@ -197,6 +222,11 @@ class StreamExchange {
   #headLatency: number | undefined;
   #headTimer: NodeJS.Timeout | undefined;
   #waitTimer: NodeJS.Timeout | undefined;
+  /** Longest pause in the response body (`timeouts.idleMs`), from the head on; refreshed by each chunk. */
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** A wait a backend asked for with Retry-After before the next attempt, and its timer. */
+  #retryDelayMs = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   #attemptId = 0;
 
   // response
@@ -212,7 +242,6 @@ class StreamExchange {
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
   readonly #arrivedWall = Date.now();
-  #queuedAt = 0;
   #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
@@ -242,7 +271,6 @@ class StreamExchange {
     if (this.#route === undefined) return this.#fail(404, 'Not Found', 'not-found');
     const path = this.#client.path;
     if (path.charCodeAt(0) !== 0x2f /* / */ || path.includes('#') || this.#client.method === 'CONNECT') return this.#fail(400, 'Bad Request', 'bad-request');
-    engine.budget.begin();
     this.#budgetTaken = true;
     engine.requestStarted(this.#lb!);
     try {
@@ -336,36 +364,35 @@ class StreamExchange {
     return this.#lb!.acquire({ key: this.#hashKey, stickyBackendId: this.#stickyId, exclude: this.#tried, attempt: this.#attempts, skipFull: true });
   }
 
+  /** Acquire a backend (or wait for one) and send the next attempt: the engine's one way to do it. */
   #next(): void {
-    if (this.#finished || this.#clientGone) return;
-    const engine = this.#engine;
-    if (engine.closed) return this.#fail(503, 'Service Unavailable', 'closed');
-    const lease = this.#acquire();
-    if (lease !== undefined) return this.#send(lease);
-    if (this.#lb!.tier === 'none') return this.#fail(503, 'Service Unavailable: no backend available', 'no-backend');
-    this.#queuedAt = performance.now();
-    const unqueue = engine.queue.add(
-      {
-        tryStart: () => {
-          if (this.#finished || this.#clientGone) return true;
-          const queued = this.#acquire();
-          if (queued === undefined) return false;
-          this.#unqueue = undefined;
-          this.#queueMs += performance.now() - this.#queuedAt;
-          this.#send(queued);
-          return true;
-        },
-        expire: (reason) => {
-          this.#unqueue = undefined;
-          this.#queueMs += performance.now() - this.#queuedAt;
-          if (reason === 'timeout') this.#fail(503, 'Service Unavailable: queue timeout', 'queue-timeout');
-          else this.#fail(503, 'Service Unavailable', 'closed');
-        },
-      },
-      this.#lb,
-    );
-    if (unqueue === undefined) return this.#fail(503, 'Service Unavailable: queue full', 'queue-full');
+    this.#engine.acquireOrQueue(this.#lb!, this);
+  }
+
+  // ---- AttemptSource (ProxyEngine.acquireOrQueue) ----
+  get settled(): boolean {
+    return this.#finished || this.#clientGone;
+  }
+
+  acquireLease(): Lease | undefined {
+    return this.#acquire();
+  }
+
+  startAttempt(lease: Lease): void {
+    this.#send(lease);
+  }
+
+  refuse(status: number, message: string, termination: Termination): void {
+    this.#fail(status, message, termination);
+  }
+
+  queued(unqueue: () => void): void {
     this.#unqueue = unqueue;
+  }
+
+  queueEnded(waitedMs: number): void {
+    this.#unqueue = undefined;
+    this.#queueMs += waitedMs;
   }
 
   #send(lease: Lease): void {
@@ -422,6 +449,9 @@ class StreamExchange {
 
   #sendH2(backend: Backend, headers: string[], attemptId: number): void {
     const pool = upstreamsOf(this.#engine).pool(backend);
+    // The common case, a connection with room: no wait callback to build.
+    const ready = pool.tryAcquire();
+    if (ready !== undefined) return this.#openH2(ready, pool, headers, attemptId);
     const got = pool.acquire((slot) => {
       this.#cancelWait = undefined;
       if (attemptId !== this.#attemptId || this.#finished || this.#clientGone) {
@@ -486,7 +516,8 @@ class StreamExchange {
       if (!current()) return;
       gotHead = true;
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      this.#onHead(headers[':status'] ?? 502, headers, endStream);
+      // Not relayed: retried on another backend (a 502–504 the rules allow), or failed.
+      if (!this.#onHead(headers[':status'] ?? 502, headers, endStream) || !current()) return;
       if (endStream) {
         ended = true;
         this.#onResponseEnd(undefined);
@@ -522,14 +553,7 @@ class StreamExchange {
       const error = streamError ?? new Error(`backend stream closed${gotHead ? ' mid-response' : ''} (HTTP/2 error code ${code ?? 'none'})`);
       this.#attemptFailed(failure, error);
     });
-    this.#upstream = {
-      write: (chunk) => stream.write(chunk),
-      onDrain: (callback) => stream.once('drain', callback),
-      end: () => stream.end(),
-      abort: () => {
-        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-      },
-    };
+    this.#upstream = new H2Upstream(stream);
     this.#flush();
   }
 
@@ -598,11 +622,16 @@ class StreamExchange {
 
   // ---- the response ---------------------------------------------------------------------------
 
-  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean): void {
-    if (this.#clientGone) return;
+  /**
+   * A final response head: relay it, or retry (a 502–504 the retry rules allow, as the HTTP/1.1
+   * engines decide it). Returns whether it was relayed.
+   */
+  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean): boolean {
+    if (this.#clientGone) return false;
     this.#clearHeadTimer();
     this.#status = status;
     this.#headLatency = performance.now() - this.#attemptStart;
+    if (status >= 502 && status <= 504 && this.#retryOnStatus(status, headers['retry-after'])) return false;
     const backend = this.#lease!.backend;
     const fields: Record<string, string | string[] | undefined> = {};
     for (const name in headers) {
@@ -614,7 +643,8 @@ class StreamExchange {
       if (edited === undefined) {
         // The backend answered well; the hook failed. Drop the answer without blaming the backend.
         this.#releaseLease({ ok: true, status, durationMs: this.#headLatency });
-        return this.#fail(500, 'Internal Server Error', 'internal-error');
+        this.#fail(500, 'Internal Server Error', 'internal-error');
+        return false;
       }
       outgoing = edited;
     }
@@ -628,12 +658,11 @@ class StreamExchange {
       this.#client.encrypted || isSecureRequest(this.#view as unknown as IncomingMessage, this.#peerTrusted),
       this.#lb!.clock.now(),
     );
-    const mine = [cookie, this.#route!.setCookie === undefined || cookie !== undefined ? undefined : this.#route!.setCookie].filter(
-      (c): c is string => c !== undefined,
-    );
-    if (mine.length > 0) {
+    // The stickiness cookie, else the route's (split stickiness); nothing to build when neither.
+    const mine = cookie ?? this.#route!.setCookie;
+    if (mine !== undefined) {
       const existing = outgoing['set-cookie'];
-      outgoing['set-cookie'] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]), ...mine];
+      outgoing['set-cookie'] = existing === undefined ? [mine] : Array.isArray(existing) ? [...existing, mine] : [String(existing), mine];
     }
     this.#responseStarted = true;
     if (this.#grpc && !endStream) {
@@ -646,12 +675,43 @@ class StreamExchange {
       this.#abortUpstream();
       this.#releaseLease({ ok: true, error: 'aborted' });
       this.#client.reset();
-      return this.#end('internal-error', 500);
+      this.#end('internal-error', 500);
+      return false;
     }
+    // From the head on, the body may pause no longer than `idleMs` (the HTTP/1.1 engines' socket
+    // timeout, undici's bodyTimeout): a backend that stalls mid-response is cut, not waited for.
+    if (!endStream) this.#idleTimer = setTimeout(this.#onIdle, this.#engine.config.idleMs);
+    return true;
   }
+
+  /** A 502–504 from the backend: retry when the rules and the budget allow (after its Retry-After, when it asks). */
+  #retryOnStatus(status: number, retryAfter: string | string[] | undefined): boolean {
+    const failure: AttemptFailure = { kind: 'status', status, notSent: false };
+    const wait = this.#engine.retryAfterWait(
+      typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0],
+      this.#lb!,
+      (this.#tried?.length ?? 0) + 1,
+      this.#arrivedAt,
+    );
+    if (wait === PASS_THROUGH || !this.#shouldRetry(failure)) return false;
+    this.#retryDelayMs = wait;
+    this.#abortUpstream();
+    this.#releaseLease({ ok: false, status, error: 'status', durationMs: this.#headLatency });
+    this.#retry();
+    return true;
+  }
+
+  #onIdle = (): void => {
+    this.#idleTimer = undefined;
+    if (this.#finished || this.#upstream === undefined) return;
+    const error = new Error(`backend sent no response data for ${this.#engine.config.idleMs} ms`);
+    this.#abortUpstream();
+    this.#attemptFailed({ kind: 'timeout', notSent: false }, error);
+  };
 
   #onData(chunk: Buffer, stream: ClientHttp2Stream | undefined): void {
     this.#bytesOut += chunk.length;
+    this.#idleTimer?.refresh();
     if (!this.#client.write(chunk)) {
       if (stream !== undefined) {
         stream.pause();
@@ -721,6 +781,9 @@ class StreamExchange {
 
   #shouldRetry(failure: AttemptFailure): boolean {
     const engine = this.#engine;
+    // A gRPC call is retried only while uncommitted (refused, or never reached a backend), or when
+    // a route marks its method idempotent — `retryNonIdempotent` does not reach gRPC calls.
+    if (this.#grpc && !failure.notSent && this.#retryMethod !== 'PUT') return false;
     const verdict = engine.retryVerdict(
       failure,
       {
@@ -743,8 +806,16 @@ class StreamExchange {
     if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
     this.#current = undefined;
     if (this.#clientGone || this.#finished) return;
-    this.#next();
+    const delay = this.#retryDelayMs;
+    this.#retryDelayMs = 0;
+    if (delay <= 0) return this.#next();
+    this.#retryTimer = setTimeout(this.#retryAfterDelay, delay);
   }
+
+  #retryAfterDelay = (): void => {
+    this.#retryTimer = undefined;
+    this.#next();
+  };
 
   #onDeadline = (): void => {
     this.#deadline = undefined;
@@ -776,15 +847,18 @@ class StreamExchange {
 
   #detachUpstream(abort: boolean): void {
     this.#clearHeadTimer();
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#clearWaitTimer();
     this.#cancelWait?.();
     this.#cancelWait = undefined;
     const upstream = this.#upstream;
     this.#upstream = undefined;
+    // Before the controller is let go: an HTTP/1.1 attempt's abort goes through it.
+    if (abort) upstream?.abort();
     this.#controller = undefined;
     this.#h1Paused = undefined;
     this.#pendingTrailers = undefined;
-    if (abort) upstream?.abort();
   }
 
   #releaseLease(outcome: { ok: boolean; status?: number; error?: AttemptFailure['kind']; durationMs?: number }): void {
@@ -844,6 +918,10 @@ class StreamExchange {
     this.#finished = true;
     this.#clearDeadline();
     this.#clearHeadTimer();
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     this.#queue = [];
     this.#held = [];
     const body = this.#client.body;
@@ -852,20 +930,22 @@ class StreamExchange {
     if (!this.#bodyEnded && !this.#clientGone) body.resume();
     const engine = this.#engine;
     if (this.#budgetTaken) {
-      engine.budget.end(this.#retrySlots);
+      engine.requestEnded(
+        this.#lb!,
+        this.#current,
+        termination,
+        status,
+        this.#bytesIn,
+        this.#bytesOut,
+        performance.now() - this.#arrivedAt,
+        this.#queueMs,
+        this.#retrySlots,
+      );
       this.#retrySlots = 0;
-      engine.requestEnded(this.#lb!, this.#current, termination, status, this.#bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt, this.#queueMs);
-    }
-    if (this.#onFinished !== undefined) {
-      try {
-        this.#onFinished();
-      } catch (error) {
-        engine.report(error, 'client');
-      }
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
-    engine.admissionEnded(done, 'client');
+    engine.requestClosed(this.#onFinished, done);
     if (engine.config.accessLog === undefined) return;
     const entry = accessLogEntry({
       arrivedWall: this.#arrivedWall,

@@ -355,8 +355,12 @@ export class ProxyEngine {
 
   // ---- what both engines count for the stats (../stats/traffic.ts); no allocation ----------------
 
-  /** A request of `lb`'s pool begins (after routing, before admission). */
+  /**
+   * A request of `lb`'s pool begins (after routing, before admission): it counts among the retry
+   * budget's active requests and in the pool's traffic until `requestEnded`.
+   */
   requestStarted(lb: LoadBalancer): void {
+    this.budget.begin();
     trafficOf(lb).started();
   }
 
@@ -375,6 +379,7 @@ export class ProxyEngine {
   /**
    * A request that `requestStarted` counted ended: how (`termination`, the status the client got,
    * 0 for none), its last backend, request and response body bytes, its total and queued time in ms.
+   * Its `retrySlots` (retries it charged to the budget) go back to the budget.
    */
   requestEnded(
     lb: LoadBalancer,
@@ -385,8 +390,25 @@ export class ProxyEngine {
     bytesOut: number,
     totalMs: number,
     queueMs: number,
+    retrySlots: number,
   ): void {
+    this.budget.end(retrySlots);
     trafficOf(lb).ended(backend, termination, status, bytesIn, bytesOut, totalMs, queueMs);
+  }
+
+  /**
+   * The rest of every exchange's end, in the same order for all: its listener's `onEnd` (the CLI's
+   * in-flight count; a throw is reported), then its admission's `done` (rate-limit slots).
+   */
+  requestClosed(onEnd: (() => void) | undefined, admissionDone: (() => void) | undefined): void {
+    if (onEnd !== undefined) {
+      try {
+        onEnd();
+      } catch (error) {
+        this.report(error, 'client');
+      }
+    }
+    this.admissionEnded(admissionDone, 'client');
   }
 
   /** Run `closer` when the engine closes (the HTTP/2 backend sessions register here). */
@@ -477,7 +499,6 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
   }
 
   start(): void {
-    this.#engine.budget.begin();
     this.#engine.requestStarted(this.#lb);
     try {
       this.#begin();
@@ -859,8 +880,6 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     this.#finished = true;
     this.#clearDeadline();
     this.#res.off('close', this.#onClientClose);
-    this.#engine.budget.end(this.#retrySlots);
-    this.#retrySlots = 0;
     this.#engine.requestEnded(
       this.#lb,
       this.#current,
@@ -870,7 +889,9 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
       this.#bytesOut,
       performance.now() - this.#arrivedAt,
       this.#queueMs,
+      this.#retrySlots,
     );
+    this.#retrySlots = 0;
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
     this.#engine.admissionEnded(done, 'client');

@@ -564,7 +564,7 @@ class UpgradeExchange {
     if (this.#counted) {
       const status = termination === 'client-aborted' || termination === 'upstream-truncated' ? 0 : this.#status;
       const totalMs = performance.now() - this.#arrivedAt;
-      this.#engine.requestEnded(this.#route!.lb, this.#backend, termination, status, this.#bytesIn, this.#bytesOut, totalMs, this.#queueMs);
+      this.#engine.requestEnded(this.#route!.lb, this.#backend, termination, status, this.#bytesIn, this.#bytesOut, totalMs, this.#queueMs, 0);
     }
     this.#log(termination);
   }
