@@ -447,8 +447,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   #writeRequest(upstream: BackendConnection): void {
     upstream.requests++;
     const socket = upstream.socket;
-    const config = this.#engine.config;
-    if (config.idleMs !== config.headersMs && upstream.requests > 1) socket.setTimeout(config.headersMs);
+    upstream.timeoutMs = this.#engine.config.headersMs;
     const head = this.#requestHead;
     this.#requestHead = '';
     if (this.#bodyMode !== BodyMode.Stream) {
@@ -716,8 +715,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
     }
     this.#responseStarted = true;
     this.#clearTimers();
-    const config = this.#engine.config;
-    if (config.idleMs !== config.headersMs) connection.socket.setTimeout(config.idleMs);
+    connection.timeoutMs = this.#engine.config.idleMs;
     this.#headPrefix = prefix;
     this.#headSuffix = `${text}\r\n`;
     return prefix.length + RELAY.bytes + this.#headSuffix.length;
@@ -841,7 +839,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
     this.#responseStarted = true;
     this.#tunnel = true;
     this.#clearTimers();
-    connection.socket.setTimeout(0);
+    connection.timeoutMs = 0;
     const { lines } = relayedFields(head.rawHeaders, true);
     this.#client.write(`${statusLine(101, head.statusMessage)}${lines}connection: upgrade\r\n\r\n`);
     if (offset < buf.length) this.#client.write(buf.subarray(offset));
