@@ -152,7 +152,8 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   #budgetTaken = false;
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
-  readonly #arrivedWall = Date.now();
+  /** For the access log only (0 without one): `Date.now()` is a call into C++. */
+  readonly #arrivedWall: number;
   #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
@@ -164,6 +165,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
     this.#ctx = ctx;
     this.#onEnd = onEnd;
     this.#engine = ctx.engine;
+    this.#arrivedWall = ctx.engine.config.accessLog === undefined ? 0 : Date.now();
     this.#client = client;
     this.#head = head;
     this.#view = view;

@@ -206,8 +206,10 @@ export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingC
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
     if (UNSAFE.test(name) || UNSAFE.test(value)) return undefined;
-    if (name.length === 10 ? name.toLowerCase() === 'connection' : false) connection = mergeSet(connection, value);
-    else if (name.length === 4 && name.toLowerCase() === 'host') host ??= value;
+    // The two usual spellings first: `toLowerCase` is a call, and a new string when the case changes.
+    if (name.length === 10 ? name === 'Connection' || name === 'connection' || name.toLowerCase() === 'connection' : false) {
+      connection = mergeSet(connection, value);
+    } else if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) host ??= value;
   }
   let lines = '';
   for (let i = 0; i < rawHeaders.length; i += 2) {
