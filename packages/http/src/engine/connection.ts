@@ -56,6 +56,7 @@ export interface ListenerContext {
   readonly listener: NormalizedListenerOptions;
   /** The listener is shutting down. */
   readonly closing: boolean;
+  /** Where the request goes. The answer is read at once: the next call may reuse the object. */
   dispatch(view: RequestView): Dispatch;
   /**
    * Give the connection, with the bytes already read pushed back, to a `node:http` server (the
