@@ -36,7 +36,8 @@ export function requestCookieLines(req: {
   let lines: string | string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length !== 6 || name.toLowerCase() !== 'cookie') continue;
+    // The two usual spellings first: `toLowerCase` is a call, and a new string when the case changes.
+    if (name.length !== 6 || (name !== 'Cookie' && name !== 'cookie' && name.toLowerCase() !== 'cookie')) continue;
     const value = raw[i + 1]!;
     if (lines === undefined) lines = value;
     else if (typeof lines === 'string') lines = [lines, value];

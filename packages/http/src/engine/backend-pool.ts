@@ -70,6 +70,16 @@ export class BackendConnection {
   closed = false;
   /** When it went back to the pool (for the idle sweep), ms since the epoch. */
   idleSince = 0;
+  /**
+   * Inactivity limit once connected, ms (0: none — a tunnel): no byte read or written for this long
+   * and the owner gets `onUpstreamTimeout` (an idle connection is closed). Checked by the listener's
+   * sweep (`checkActivity`), not a socket timer: Node re-inserts a socket's timer into its list on
+   * every read and write (a call into C++ for the loop's time each), two per request here.
+   */
+  timeoutMs: number;
+  /** `bytesRead + bytesWritten` at the last sweep, and when it last changed (ms since the epoch). */
+  #progress = -1;
+  #activeAt = 0;
 
   /** The buffer plain-TCP reads land in (`net.connect`'s `onread`), reused while nothing holds it. */
   #readBuffer: Buffer | undefined;
@@ -78,11 +88,12 @@ export class BackendConnection {
     this.pool = pool;
     this.socket = socket;
     this.#readBuffer = readBuffer;
+    this.timeoutMs = pool.responseTimeoutMs;
     socket.on(pool.target.tls ? 'secureConnect' : 'connect', () => {
       this.connected = true;
-      // From now on one inactivity timer covers waiting for a response head (and, when they are
-      // equal, body pauses): re-arming a socket timer per request costs a Timeout and a closure.
-      socket.setTimeout(pool.responseTimeoutMs);
+      // The socket's timer covered the connect; from now on the sweep watches for inactivity.
+      socket.setTimeout(0);
+      this.#activeAt = Date.now();
       this.owner?.onUpstreamConnect(this);
     });
     // TLS sockets emit 'data' (a fresh Buffer per read); plain TCP reads go through `onRead`.
@@ -121,6 +132,27 @@ export class BackendConnection {
     return (this.#readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
   }
 
+  /**
+   * The sweep: a connected socket whose byte counts did not move for `timeoutMs` timed out. Bytes
+   * still queued for writing count as written (`bytesWritten`), so a write the backend does not take
+   * is inactivity, as with a socket timer. Activity is seen at the sweep after it, so the limit is
+   * met within one or two sweep periods later, never earlier.
+   */
+  checkActivity(now: number): void {
+    if (!this.connected || this.closed || this.timeoutMs === 0) return;
+    const socket = this.socket;
+    const progress = socket.bytesRead + socket.bytesWritten;
+    if (progress !== this.#progress) {
+      this.#progress = progress;
+      this.#activeAt = now;
+      return;
+    }
+    if (now - this.#activeAt < this.timeoutMs) return;
+    this.#activeAt = now;
+    if (this.owner !== undefined) this.owner.onUpstreamTimeout(this);
+    else this.destroy();
+  }
+
   /** Close the connection for good (it is never reused). */
   destroy(): void {
     if (!this.closed) this.#closed(undefined);
@@ -148,6 +180,8 @@ export class BackendPool {
   readonly #settings: BackendPoolSettings;
   readonly #idle: BackendConnection[] = [];
   readonly #waiters: PoolWaiter[] = [];
+  /** Every open connection (idle, busy, connecting), for the inactivity sweep. */
+  readonly #open = new Set<BackendConnection>();
   #total = 0;
   #closed = false;
 
@@ -188,7 +222,7 @@ export class BackendPool {
       connection.owner = owner;
       return connection;
     }
-    if (this.#total < this.limit && !this.#closed) return this.#open(owner);
+    if (this.#total < this.limit && !this.#closed) return this.#connect(owner);
     this.#waiters.push(waiter);
     return () => {
       const index = this.#waiters.indexOf(waiter);
@@ -196,7 +230,7 @@ export class BackendPool {
     };
   }
 
-  #open(owner: ConnectionOwner): BackendConnection {
+  #connect(owner: ConnectionOwner): BackendConnection {
     const { host, port, tls } = this.target;
     const settings = this.#settings;
     let connection: BackendConnection;
@@ -226,6 +260,7 @@ export class BackendPool {
     socket.setNoDelay(true);
     socket.setTimeout(settings.connectMs);
     connection.owner = owner;
+    this.#open.add(connection);
     this.#total++;
     countConnection(this.backend, 1);
     return connection;
@@ -243,6 +278,7 @@ export class BackendPool {
 
   /** A connection closed: forget it, and let a waiter open a replacement. */
   dropped(connection: BackendConnection): void {
+    this.#open.delete(connection);
     this.#total--;
     countConnection(this.backend, -1);
     const index = this.#idle.indexOf(connection);
@@ -255,12 +291,17 @@ export class BackendPool {
     waiter?.onPoolFree();
   }
 
-  /** Close the connections idle for `backendIdleMs` or more (the listener's sweep calls this). */
+  /**
+   * The listener's sweep: close the connections idle for `backendIdleMs` or more, and time out those
+   * inactive for their `timeoutMs`.
+   */
   sweep(now: number): void {
     const idle = this.#idle;
     const limit = now - this.#settings.backendIdleMs;
     // LIFO: the oldest are at the front.
     while (idle.length > 0 && idle[0]!.idleSince <= limit) idle[0]!.destroy();
+    // Deleting the current entry while iterating a Set is safe.
+    for (const connection of this.#open) connection.checkActivity(now);
   }
 
   /** Close idle connections now and busy ones as they are released. */

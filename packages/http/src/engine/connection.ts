@@ -56,6 +56,7 @@ export interface ListenerContext {
   readonly listener: NormalizedListenerOptions;
   /** The listener is shutting down. */
   readonly closing: boolean;
+  /** Where the request goes. The answer is read at once: the next call may reuse the object. */
   dispatch(view: RequestView): Dispatch;
   /**
    * Give the connection, with the bytes already read pushed back, to a `node:http` server (the
@@ -200,13 +201,17 @@ export class ClientConnection implements ClientSide {
       switch (this.#state) {
         case State.Head: {
           if (buf === undefined) return;
-          if (this.#deadlineKind !== Deadline.Head) {
-            this.#deadlineKind = Deadline.Head;
-            this.deadline = Date.now() + this.#ctx.listener.headersTimeoutMs;
-          }
           const listener = this.#ctx.listener;
           const head = parseRequestHead(buf, 0, buf.length, listener, this.#previousFields);
-          if (head === null) return;
+          if (head === null) {
+            // The head's clock starts at its first byte: here, unless it had started already. (A
+            // head that arrives whole, the usual case, needs no deadline: `#begin` sets the next.)
+            if (this.#deadlineKind !== Deadline.Head) {
+              this.#deadlineKind = Deadline.Head;
+              this.deadline = Date.now() + listener.headersTimeoutMs;
+            }
+            return;
+          }
           if (head instanceof HeadError) return this.#refuse(head.status, head.reason);
           this.#buf = head.headLength < buf.length ? buf.subarray(head.headLength) : undefined;
           if (!this.#begin(head)) {

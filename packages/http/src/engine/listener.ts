@@ -16,6 +16,7 @@ import { createServer as createNetServer, type AddressInfo, type Server, type So
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Backend } from '@fulcrum/core';
 import type { ProxyEngine } from '../proxy/proxy';
+import type { RouteDecision } from '../proxy/options';
 import { BackendPool } from './backend-pool';
 import { ClientConnection, type Dispatch, type ListenerContext } from './connection';
 import type { ExchangeContext } from './exchange';
@@ -105,6 +106,15 @@ export class RawListener extends EventEmitter implements ListenerContext {
   readonly #options: RawListenerOptions;
   readonly #clients = new Set<ClientConnection>();
   readonly #contexts = new Map<ProxyEngine, EngineContext>();
+  /** The engine of the last dispatch and its context: most listeners serve one engine (no map lookup per request). */
+  #lastEngine: ProxyEngine | undefined;
+  #lastContext: EngineContext | undefined;
+  /** `dispatch`'s answer: one object, refilled per request (its caller reads it at once). */
+  readonly #dispatched: { ctx: ExchangeContext; route: RouteDecision | undefined; onEnd: (() => void) | undefined } = {
+    ctx: undefined as unknown as ExchangeContext,
+    route: undefined,
+    onEnd: undefined,
+  };
   #open = 0;
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
@@ -214,11 +224,14 @@ export class RawListener extends EventEmitter implements ListenerContext {
   }
 
   #context(engine: ProxyEngine): EngineContext {
+    if (engine === this.#lastEngine) return this.#lastContext!;
     let ctx = this.#contexts.get(engine);
     if (ctx === undefined) {
       ctx = new EngineContext(engine, this.listener);
       this.#contexts.set(engine, ctx);
     }
+    this.#lastEngine = engine;
+    this.#lastContext = ctx;
     return ctx;
   }
 
@@ -241,7 +254,11 @@ export class RawListener extends EventEmitter implements ListenerContext {
       return 'hand-off';
     }
     if (target === 'hand-off') return this.#options.fallback === undefined ? 'hand-off' : target;
-    return { ctx: this.#context(target.engine), route: target.route, onEnd: target.onEnd };
+    const dispatched = this.#dispatched;
+    dispatched.ctx = this.#context(target.engine);
+    dispatched.route = target.route;
+    dispatched.onEnd = target.onEnd;
+    return dispatched;
   }
 
   handOff(socket: Socket): void {
@@ -263,6 +280,10 @@ export class RawListener extends EventEmitter implements ListenerContext {
     const ctx = this.#contexts.get(engine);
     if (ctx === undefined) return;
     this.#contexts.delete(engine);
+    if (engine === this.#lastEngine) {
+      this.#lastEngine = undefined;
+      this.#lastContext = undefined;
+    }
     ctx.close();
   }
 
@@ -331,6 +352,8 @@ export class RawListener extends EventEmitter implements ListenerContext {
     this.#sweep = undefined;
     for (const ctx of this.#contexts.values()) ctx.close();
     this.#contexts.clear();
+    this.#lastEngine = undefined;
+    this.#lastContext = undefined;
     const waiters = this.#closeWaiters.splice(0);
     for (const waiter of waiters) waiter();
     this.emit('close');

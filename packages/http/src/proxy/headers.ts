@@ -37,15 +37,18 @@ const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded
 const UNSAFE = /[\r\n\0]/;
 
 /**
- * Lengths of the names `requestHeaders` treats specially (hop-by-hop, forwarding, Host, Upgrade):
- * any other name is copied without being lower-cased (no new string, no set lookup per field).
+ * Length and first letter of the names `requestHeaders` treats specially (hop-by-hop, forwarding,
+ * Host, Upgrade): any other name is copied without being lower-cased (no new string, no set lookup
+ * per field). The letter is taken as its low five bits, the same for both cases, so a special name
+ * in any case is found; another name that shares a slot only takes the slow path. (The length
+ * alone sent `User-Agent` there, as long as `connection`.)
  */
-const SPECIAL_LENGTH = new Uint8Array(32);
-for (const name of [...HOP_BY_HOP, ...FORWARDING, 'host', 'upgrade']) SPECIAL_LENGTH[name.length] = 1;
+const SPECIAL = new Uint8Array(32 * 32);
+for (const name of [...HOP_BY_HOP, ...FORWARDING, 'host', 'upgrade']) SPECIAL[name.length * 32 + (name.charCodeAt(0) & 31)] = 1;
 
 /** Whether a field name may be one of those `requestHeaders` drops or rewrites. */
 function maybeSpecial(name: string): boolean {
-  return name.length < 32 && SPECIAL_LENGTH[name.length] === 1;
+  return name.length < 32 && SPECIAL[name.length * 32 + (name.charCodeAt(0) & 31)] === 1;
 }
 
 /** Names listed in `Connection` header values (comma-separated, case-insensitive). */
@@ -206,8 +209,10 @@ export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingC
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
     if (UNSAFE.test(name) || UNSAFE.test(value)) return undefined;
-    if (name.length === 10 ? name.toLowerCase() === 'connection' : false) connection = mergeSet(connection, value);
-    else if (name.length === 4 && name.toLowerCase() === 'host') host ??= value;
+    // The two usual spellings first: `toLowerCase` is a call, and a new string when the case changes.
+    if (name.length === 10 ? name === 'Connection' || name === 'connection' || name.toLowerCase() === 'connection' : false) {
+      connection = mergeSet(connection, value);
+    } else if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) host ??= value;
   }
   let lines = '';
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -217,7 +222,7 @@ export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingC
       lines += `${name}: ${value}\r\n`;
       continue;
     }
-    const lower = name.toLowerCase();
+    const lower = name === 'Host' ? 'host' : name.toLowerCase();
     if (lower === 'upgrade' && ctx.upgrade) {
       upgradeValue = value;
       continue;

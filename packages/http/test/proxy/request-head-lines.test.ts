@@ -89,4 +89,21 @@ describe('requestHeadLines', () => {
     expect(requestHeadLines(['Host', 'example.com', 'X-Forwarded-For', '1.2.3.4'], ctx, 'b1:80', cache)).toContain('x-forwarded-for: 1.2.3.4, 10.0.0.7\r\n');
     expect(cache.get(ctx, 'b1:80', 'example.com')).toBe(tail);
   });
+
+  it('never copies a hop-by-hop, forwarding, Host or Upgrade field as the client spelled it, whatever its case', () => {
+    const special = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host'];
+    const forwarding = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'];
+    fc.assert(
+      fc.property(fc.mixedCase(fc.constantFrom(...special, ...forwarding)), context, (name, ctx) => {
+        const lines = requestHeadLines([name, 'from-client', 'User-Agent', 'ua'], ctx, 'b1:80')!;
+        // Dropped, or rewritten under its lower-case name; any other field is copied as sent.
+        if (name !== name.toLowerCase()) expect(lines).not.toContain(`${name}: `);
+        // (Host's value goes on in X-Forwarded-Host / Forwarded, an upgrade request's Upgrade in `upgrade`.)
+        const lower = name.toLowerCase();
+        if (special.includes(lower) && lower !== 'host' && !(lower === 'upgrade' && ctx.upgrade)) expect(lines).not.toMatch(/from-client/);
+        expect(lines.startsWith('User-Agent: ua\r\n') || lines.includes('\nUser-Agent: ua\r\n')).toBe(true);
+      }),
+      { seed: 17, numRuns: 2000 },
+    );
+  });
 });
