@@ -13,19 +13,19 @@
  * against is a copy of an older `packages/http/dist` put beside it (`packages/http/dist-before`), so
  * it resolves the same dependencies. `node-minimal` in the list runs `grpc.bench.mjs`'s minimal
  * `node:http2` proxy instead. Each round warms up with a third of `--calls` first. CPU is user +
- * system time from /proc of the proxy process, divided by the calls.
+ * system time from /proc of the proxy process, divided by the calls. The programs both benchmarks
+ * run are in grpc-programs.mjs.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BACKENDS, NODE_MINIMAL, fulcrumProgram, writeRequest } from './grpc-programs.mjs';
+import { cpuSeconds, freePort, launcher } from './processes.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const GRPC = createRequire(join(ROOT, 'packages', 'http', 'package.json')).resolve('@grpc/grpc-js');
 const { values } = parseArgs({
   options: {
     calls: { type: 'string', default: '30000' },
@@ -54,98 +54,8 @@ function die(message) {
   process.exit(1);
 }
 
-const children = new Set();
-const killAll = () => {
-  for (const child of children) child.kill('SIGKILL');
-};
-process.on('exit', killAll);
+const { killAll, start } = launcher(pin);
 process.on('SIGINT', () => process.exit(130));
-
-const freePort = () =>
-  new Promise((done, fail) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => done(port));
-    });
-    server.on('error', fail);
-  });
-
-function start(argv, cpu) {
-  const command = pin ? ['taskset', '-c', String(cpu), ...argv] : argv;
-  const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return new Promise((done, fail) => {
-    let out = '';
-    const timer = setTimeout(() => fail(new Error(`not ready in 20 s:\n${out}`)), 20_000);
-    const onData = (chunk) => {
-      out += chunk;
-      if (/ready/.test(out)) {
-        clearTimeout(timer);
-        done(child);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-  });
-}
-
-const identity = 'requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b';
-const BACKENDS = `
-const grpc = require(${JSON.stringify(GRPC)});
-const ports = process.argv.slice(1).map(Number);
-const method = { path: '/bench.Echo/Unary', requestStream: false, responseStream: false, ${identity} };
-(async () => {
-  for (const [i, port] of ports.entries()) {
-    const server = new grpc.Server();
-    server.addService({ unary: method }, { unary: (call, callback) => {
-      const trailer = new grpc.Metadata();
-      trailer.set('x-backend', 'b' + i);
-      callback(null, call.request, trailer);
-    } });
-    await new Promise((done, fail) => server.bindAsync('127.0.0.1:' + port, grpc.ServerCredentials.createInsecure(), (e) => (e ? fail(e) : done())));
-  }
-  console.log('ready');
-})();
-`;
-const fulcrum = (dist) => `
-const { createProxyServer } = await import(${JSON.stringify(dist)});
-const [port, ...backends] = process.argv.slice(1).map(Number);
-const server = createProxyServer({
-  balancer: { algorithm: 'round-robin', backends: backends.map((p, i) => ({ id: 'b' + i, address: 'http://127.0.0.1:' + p })) },
-  upstreamProtocol: 'h2',
-  http2: { h2c: true, maxConcurrentStreams: 1000 },
-});
-await server.listen(port);
-console.log('ready');
-`;
-const MINIMAL = `
-import http2 from 'node:http2';
-import net from 'node:net';
-const [port, ...backends] = process.argv.slice(1).map(Number);
-const sessions = backends.map((p) => http2.connect('http://127.0.0.1:' + p, { createConnection: () => net.connect({ host: '127.0.0.1', port: p, noDelay: true }) }));
-let next = 0;
-const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
-server.on('connection', (socket) => socket.setNoDelay(true));
-server.on('stream', (stream, headers) => {
-  const upstream = sessions[next++ % sessions.length].request({ ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'], te: 'trailers' });
-  stream.pipe(upstream);
-  upstream.on('response', (h) => stream.respond({ ':status': h[':status'], 'content-type': h['content-type'] }, { waitForTrailers: true }));
-  let trailers = {};
-  upstream.on('trailers', (t) => { trailers = { 'grpc-status': t['grpc-status'], 'x-backend': t['x-backend'] }; });
-  stream.on('wantTrailers', () => stream.sendTrailers(trailers));
-  upstream.pipe(stream);
-  upstream.on('error', () => stream.close());
-  stream.on('error', () => upstream.close());
-});
-server.listen(port, '127.0.0.1', () => console.log('ready'));
-`;
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 function load(port, request, n) {
   const args = ['h2load', '-c', String(clients), '-m', String(streams), '-t', '1', '-n', String(n)];
@@ -159,18 +69,16 @@ function load(port, request, n) {
 async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'fulcrum-grpc-cpu-'));
   try {
-    const frame = Buffer.alloc(5);
-    frame.writeUInt32BE(16, 1);
     const request = join(tmp, 'request.bin');
-    writeFileSync(request, Buffer.concat([frame, Buffer.from('0123456789abcdef')]));
+    writeRequest(request);
     const backendPorts = [await freePort(), await freePort(), await freePort()];
     await start([process.execPath, '-e', BACKENDS, ...backendPorts.map(String)], 0);
     const results = new Map(variants.map((v) => [v, []]));
     for (let round = 0; round < rounds; round++) {
       for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
         const port = await freePort();
-        const source = variant === 'node-minimal' ? MINIMAL : fulcrum(variant);
-        const child = await start([process.execPath, '--input-type=module', '-e', source, String(port), ...backendPorts.map(String)], 0);
+        const source = variant === 'node-minimal' ? NODE_MINIMAL : fulcrumProgram(variant);
+        const { child } = await start([process.execPath, '--input-type=module', '-e', source, String(port), ...backendPorts.map(String)], 0);
         load(port, request, Math.max(1, Math.floor(calls / 3)));
         const before = cpuSeconds(child.pid);
         load(port, request, calls);

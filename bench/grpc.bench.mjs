@@ -20,23 +20,21 @@
  * `createProxyServer` with `http2: { h2c: true }`, `upstreamProtocol: 'h2'`, round robin.
  * HAProxy 2.6: one thread, `balance roundrobin`, `bind … proto h2`, `server … proto h2`.
  * `node-minimal` is the floor of any proxy on `node:http2`: a server whose streams go round robin
- * to one session per backend, headers copied, bodies piped, nothing else (see NODE_MINIMAL).
+ * to one session per backend, headers copied, bodies piped, nothing else (NODE_MINIMAL in grpc-programs.mjs).
  * Every child is killed on exit; only 127.0.0.1 is contacted.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BACKENDS, GRPC, NODE_MINIMAL, fulcrumProgram, identity, writeRequest } from './grpc-programs.mjs';
+import { cpuSeconds, freePort, launcher } from './processes.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
 const HTTP_DIST = join(ROOT, 'packages', 'http', 'dist', 'index.js');
-const requireFromHttp = createRequire(join(ROOT, 'packages', 'http', 'package.json'));
-const GRPC = requireFromHttp.resolve('@grpc/grpc-js');
 const ALL = ['direct', 'haproxy', 'fulcrum', 'node-minimal'];
 const LABELS = {
   direct: 'direct to one backend (no proxy, no balancing)',
@@ -78,105 +76,8 @@ if (!existsSync(HTTP_DIST)) die('build @fulcrum/http first (cd packages/http && 
 const pin = has('taskset') && cpus().length >= 2;
 if (!pin) console.warn('grpc.bench: taskset or a second CPU is missing: processes are NOT pinned');
 
-const children = new Set();
-const killAll = () => {
-  for (const child of children) child.kill('SIGKILL');
-};
-process.on('exit', killAll);
+const { children, killAll, start } = launcher(pin);
 process.on('SIGINT', () => process.exit(130));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-/** Start `argv` on `cpu`; resolve once it prints `ready`. */
-function start(argv, cpu, ready = /ready/) {
-  const command = pin ? ['taskset', '-c', String(cpu), ...argv] : argv;
-  const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} not ready in 20 s:\n${out}`)), 20_000);
-    const onData = (chunk) => {
-      out += chunk;
-      if (ready.test(out)) {
-        clearTimeout(timer);
-        resolve({ child, out });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${argv[0]} exited (${code}):\n${out}`)));
-  });
-}
-
-const identity = 'requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b';
-
-/** Three grpc-js servers in one process: `/bench.Echo/Unary` answers its request bytes and who it is in a trailer. */
-const BACKENDS = `
-const grpc = require(${JSON.stringify(GRPC)});
-const ports = process.argv.slice(1).map(Number);
-const method = { path: '/bench.Echo/Unary', requestStream: false, responseStream: false, ${identity} };
-(async () => {
-  for (const [i, port] of ports.entries()) {
-    const server = new grpc.Server();
-    server.addService({ unary: method }, { unary: (call, callback) => {
-      const trailer = new grpc.Metadata();
-      trailer.set('x-backend', 'b' + i);
-      callback(null, call.request, trailer);
-    } });
-    await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:' + port, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
-  }
-  console.log('ready');
-})();
-`;
-
-const FULCRUM = `
-const { createProxyServer } = await import(${JSON.stringify(HTTP_DIST)});
-const [port, ...backends] = process.argv.slice(1).map(Number);
-const server = createProxyServer({
-  balancer: { algorithm: 'round-robin', backends: backends.map((p, i) => ({ id: 'b' + i, address: 'http://127.0.0.1:' + p })) },
-  upstreamProtocol: 'h2',
-  http2: { h2c: true, maxConcurrentStreams: 1000 },
-});
-await server.listen(port);
-console.log('ready');
-`;
-
-/**
- * The floor of a Node HTTP/2 proxy: a `node:http2` server whose streams go round robin to one
- * session per backend, headers and trailers copied, bodies piped — no routing, limits, retries,
- * deadlines or accounting. What any proxy built on `node:http2` pays per call.
- */
-const NODE_MINIMAL = `
-import http2 from 'node:http2';
-import net from 'node:net';
-const [port, ...backends] = process.argv.slice(1).map(Number);
-const sessions = backends.map((p) => http2.connect('http://127.0.0.1:' + p, { createConnection: () => net.connect({ host: '127.0.0.1', port: p, noDelay: true }) }));
-let next = 0;
-const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
-server.on('connection', (socket) => socket.setNoDelay(true));
-server.on('stream', (stream, headers) => {
-  const upstream = sessions[next++ % sessions.length].request({ ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'], te: 'trailers' });
-  stream.pipe(upstream);
-  upstream.on('response', (h) => stream.respond({ ':status': h[':status'], 'content-type': h['content-type'] }, { waitForTrailers: true }));
-  let trailers = {};
-  upstream.on('trailers', (t) => { trailers = { 'grpc-status': t['grpc-status'], 'x-backend': t['x-backend'], ...(t['grpc-message'] ? { 'grpc-message': t['grpc-message'] } : {}) }; });
-  stream.on('wantTrailers', () => stream.sendTrailers(trailers));
-  upstream.pipe(stream);
-  upstream.on('error', () => stream.close());
-  stream.on('error', () => upstream.close());
-});
-server.listen(port, '127.0.0.1', () => console.log('ready'));
-`;
 
 function haproxyConfig(port, backends) {
   return `global
@@ -243,16 +144,6 @@ async function waitPort(port) {
   throw new Error(`nothing listens on ${port} after 10 s`);
 }
 
-/** CPU seconds (user + system) a process has used, from /proc; undefined where there is none. */
-function cpuSeconds(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
@@ -306,11 +197,7 @@ function load(port, tmp) {
 async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'fulcrum-grpc-bench-'));
   try {
-    // One gRPC frame: not compressed, 16-byte message.
-    const message = Buffer.from('0123456789abcdef');
-    const frame = Buffer.alloc(5);
-    frame.writeUInt32BE(message.length, 1);
-    writeFileSync(join(tmp, 'request.bin'), Buffer.concat([frame, message]));
+    writeRequest(join(tmp, 'request.bin'));
     const backendPorts = [await freePort(), await freePort(), await freePort()];
     const { child: backendsChild } = await start([process.execPath, '-e', BACKENDS, ...backendPorts.map(String)], 0);
     const results = {};
@@ -335,7 +222,7 @@ async function main() {
           ({ child } = await start([process.execPath, '--input-type=module', '-e', NODE_MINIMAL, String(port), ...backendPorts.map(String)], 0));
         } else if (name === 'fulcrum') {
           port = await freePort();
-          ({ child } = await start([process.execPath, '--input-type=module', '-e', FULCRUM, String(port), ...backendPorts.map(String)], 0));
+          ({ child } = await start([process.execPath, '--input-type=module', '-e', fulcrumProgram(HTTP_DIST), String(port), ...backendPorts.map(String)], 0));
         }
         const reached = check(port);
         if (name !== 'direct' && reached.length !== 3) throw new Error(`${name}: one connection's calls reached ${reached.join(',')}, not all three backends`);

@@ -39,6 +39,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { haproxyConfig } from './proxy/haproxy.mjs';
 import { summarizeProfile } from './proxy/profile-summary.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -194,27 +195,6 @@ function get(port) {
 }
 
 // ------------------------------------------------------------------------------------- the proxies
-
-function haproxyConfig(port, backendPorts) {
-  return `global
-    nbthread 1
-    # Well above the benchmark's connections, and within a default 20k descriptor limit (2 per connection).
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    option http-keep-alive
-frontend bench
-    bind 127.0.0.1:${port}
-    default_backend three
-backend three
-    balance roundrobin
-    cookie SRV insert indirect nocache
-${backendPorts.map((p, i) => `    server b${i + 1} 127.0.0.1:${p} cookie b${i + 1}`).join('\n')}
-`;
-}
 
 async function startProxy(name, backendPorts, tmp) {
   if (name === 'haproxy') {

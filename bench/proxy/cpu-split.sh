@@ -17,53 +17,12 @@ BASE=$(realpath "${1:-/work/main/packages/http/dist/index.js}")
 ROUNDS=${2:-3}
 N=${3:-40000}
 BRANCH=$(realpath "$HERE/../../packages/http/dist/index.js")
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ready_port() {
-  for _ in $(seq 300); do
-    if grep -q '^ready' "$1" 2>/dev/null; then awk '/^ready/ {print $2}' "$1"; return 0; fi
-    sleep 0.1
-  done
-  echo "not ready: $1" >&2
-  exit 1
-}
-
-PORTS=()
-for id in b1 b2 b3; do
-  taskset -c 0 node "$HERE/backend.mjs" "$id" > "$WORK/$id.out" &
-  PIDS+=($!)
-done
-for id in b1 b2 b3; do PORTS+=("$(ready_port "$WORK/$id.out")"); done
-BACKENDS=$(IFS=,; echo "${PORTS[*]}")
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+start_backends taskset -c 0
 
 HAPROXY_PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
-cat > "$WORK/haproxy.cfg" <<CFG
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    option http-keep-alive
-frontend bench
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend three
-backend three
-    balance roundrobin
-    cookie SRV insert indirect nocache
-    server b1 127.0.0.1:${PORTS[0]} cookie b1
-    server b2 127.0.0.1:${PORTS[1]} cookie b2
-    server b3 127.0.0.1:${PORTS[2]} cookie b3
-CFG
+node "$HERE/haproxy.mjs" "$HAPROXY_PORT" "$BACKENDS" > "$WORK/haproxy.cfg"
 taskset -c 0 haproxy -db -f "$WORK/haproxy.cfg" 2> /dev/null &
 HAPROXY=$!
 PIDS+=("$HAPROXY")

@@ -19,43 +19,17 @@ DIST=${1:-$HERE/../../packages/http/dist/index.js}
 REQUESTS=${2:-3000}
 WARMUP=${3:-8000}
 DIST=$(realpath "$DIST")
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_ready() {
-  for _ in $(seq 1500); do
-    grep -q '^ready' "$1" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  echo "not ready: $1" >&2
-  cat "$1" >&2
-  exit 1
-}
-
-PORTS=()
-for id in b1 b2 b3; do
-  node "$HERE/backend.mjs" "$id" > "$WORK/$id.out" &
-  PIDS+=($!)
-done
-for id in b1 b2 b3; do
-  wait_ready "$WORK/$id.out"
-  PORTS+=("$(awk '/^ready/ {print $2}' "$WORK/$id.out")")
-done
-BACKENDS=$(IFS=,; echo "${PORTS[*]}")
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+start_backends
 
 FULCRUM_BASE_DIST=$DIST valgrind --tool=callgrind --smc-check=all-non-file --instr-atstart=no \
   --callgrind-out-file="$WORK/callgrind.out" \
   node --single-threaded "$HERE/servers.mjs" fulcrum-server-base "$BACKENDS" > "$WORK/proxy.out" 2> "$WORK/valgrind.err" &
 VALGRIND=$!
 PIDS+=("$VALGRIND")
-wait_ready "$WORK/proxy.out"
-PORT=$(awk '/^ready/ {print $2}' "$WORK/proxy.out")
+# Under callgrind the proxy takes long to start: up to 300 s.
+PORT=$(ready_port "$WORK/proxy.out" 1500 0.2)
 
 h2load --h1 -n "$WARMUP" -c 8 "http://127.0.0.1:$PORT/" > /dev/null
 callgrind_control -i on "$VALGRIND" > /dev/null 2>&1

@@ -33,6 +33,7 @@ import {
   renderProtocolFamilies,
   renderTrafficJson,
   renderTrafficJsonPieces,
+  streamBody,
   sumProtocolStats,
   type PoolTrafficJson,
   type ProtocolStatsJson,
@@ -722,51 +723,12 @@ export function* workersMetricsPieces(
   yield `fulcrum_workers_missing ${reports.missing?.length ?? 0}\n`;
 }
 
-/** Bytes written per turn of the event loop by `streamPieces`. */
-const CHUNK_CHARS = 64 * 1024;
-/** A reader that takes nothing for this long (ms) is cut. */
-const STREAM_STALL_MS = 30_000;
-
 /**
  * Answer `status` with `headers` and the text of `pieces`, ~64 KB per turn of the event loop, waiting
- * for the client to drain what was written (a reader that takes nothing for 30 s is cut). HEAD gets
- * the headers only. An error in `pieces` destroys the socket: a truncated body must not look complete.
+ * for the client to drain what was written (a reader that takes nothing for 30 s is cut): @fulcrum/http's
+ * `streamBody`, which its stats handlers use. HEAD gets the headers only. An error in `pieces`
+ * destroys the socket: a truncated body must not look complete.
  */
 export function streamPieces(req: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, pieces: Iterator<string>): void {
-  res.writeHead(status, { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
-  if (req.method === 'HEAD') {
-    res.end();
-    return;
-  }
-  const step = (): void => {
-    if (res.destroyed) return;
-    let chunk = '';
-    let last = false;
-    try {
-      while (chunk.length < CHUNK_CHARS) {
-        const next = pieces.next();
-        if (next.done === true) {
-          last = true;
-          break;
-        }
-        chunk += next.value;
-      }
-    } catch {
-      res.destroy();
-      return;
-    }
-    if (last) res.end(chunk);
-    else if (res.write(chunk)) setImmediate(step);
-    else {
-      const stall = setTimeout(() => res.destroy(), STREAM_STALL_MS);
-      const closed = (): void => clearTimeout(stall);
-      res.once('close', closed);
-      res.once('drain', () => {
-        clearTimeout(stall);
-        res.off('close', closed);
-        step();
-      });
-    }
-  };
-  step();
+  streamBody(req, res, status, headers, pieces);
 }

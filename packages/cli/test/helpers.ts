@@ -72,3 +72,21 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
 
 export const SECRET = 'a-cookie-secret-of-at-least-32-bytes-long!!';
 export const TOKEN = 'admin-token-0123456789abcdef';
+
+/** A pool's algorithm and backends: round-robin over `{ id: address }`, in that order. */
+export function roundRobin(addresses: Record<string, string>): { algorithm: 'round-robin'; backends: { id: string; address: string }[] } {
+  return { algorithm: 'round-robin', backends: Object.entries(addresses).map(([id, address]) => ({ id, address })) };
+}
+
+/** The pino-style JSON lines in a process's output (other lines skipped). */
+export function logLines(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** The port of a logged `host:port` address. */
+export const portOf = (address: unknown): number => Number(String(address).split(':').pop());
+
+export const AUTH = { authorization: `Bearer ${TOKEN}` };

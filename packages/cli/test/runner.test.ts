@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFulcrum, type FulcrumInstance } from '../src';
-import { SECRET, TOKEN, get, startBackend, until } from './helpers';
+import { SECRET, TOKEN, get, roundRobin, startBackend, until } from './helpers';
 
 const quiet = (): void => undefined;
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -68,11 +68,7 @@ describe('startFulcrum: reload', () => {
       frontends: [{ port: 0, host: '127.0.0.1', stats: true }],
       pools: {
         web: {
-          algorithm: 'round-robin',
-          backends: [
-            { id: 'b1', address: b1.url },
-            { id: 'b2', address: b2.url },
-          ],
+          ...roundRobin({ b1: b1.url, b2: b2.url }),
           stickiness: { header: 'x-user' },
         },
       },
@@ -128,13 +124,7 @@ describe('startFulcrum: admin API', () => {
     const fulcrum = await start({
       frontends: [{ port: 0, host: '127.0.0.1' }],
       pools: {
-        blue: {
-          algorithm: 'round-robin',
-          backends: [
-            { id: 'b1', address: b1.url },
-            { id: 'b2', address: b2.url },
-          ],
-        },
+        blue: roundRobin({ b1: b1.url, b2: b2.url }),
         green: { backends: [{ id: 'g1', address: b2.url }] },
       },
       routes: [
@@ -407,19 +397,11 @@ describe('startFulcrum: engines', () => {
       ],
       pools: {
         a: {
-          algorithm: 'round-robin',
-          backends: [
-            { id: 'a1', address: a1.url },
-            { id: 'a2', address: a2.url },
-          ],
+          ...roundRobin({ a1: a1.url, a2: a2.url }),
           stickiness: { cookie: { name: 'srv_a', secrets: [SECRET] } },
         },
         b: {
-          algorithm: 'round-robin',
-          backends: [
-            { id: 'b1', address: b1.url },
-            { id: 'b2', address: b2.url },
-          ],
+          ...roundRobin({ b1: b1.url, b2: b2.url }),
           stickiness: { header: 'x-user' },
           attempts: 1,
         },

@@ -1,7 +1,7 @@
 // Continuous load across an upgrade, for the upgrade tests: connections opened per request and
 // keep-alive clients, counting every refused connection and failed request.
 import { Agent, request } from 'node:http';
-import { get } from './helpers';
+import { TOKEN, get, roundRobin } from './helpers';
 
 export function alive(pid: number): boolean {
   try {
@@ -12,12 +12,24 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Lines of pino-style JSON the processes wrote to the shared stderr. */
-export function logLines(text: string): Record<string, unknown>[] {
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+/**
+ * The upgrade tests' config: `frontends`, a pool `web` round-robin over `urls` (health-checked, header
+ * stickiness), an admin listener and 3 s of grace, then `extra`.
+ */
+export function upgradeConfig(urls: Record<string, string>, frontends: object[], extra: object = {}): object {
+  return {
+    frontends,
+    pools: {
+      web: {
+        ...roundRobin(urls),
+        health: { path: '/health', intervalMs: 100, timeoutMs: 1000, fall: 1, rise: 2 },
+        stickiness: { header: 'x-user' },
+      },
+    },
+    admin: { port: 0, host: '127.0.0.1', token: TOKEN },
+    shutdown: { graceMs: 3000 },
+    ...extra,
+  };
 }
 
 export interface LoadResult {

@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bundleBin, type BundledBin } from './bin-bundle';
-import { get, startBackend, TOKEN, until } from './helpers';
-import { alive, logLines, startLoad } from './upgrade-load';
+import { AUTH, get, logLines, portOf, startBackend, until } from './helpers';
+import { alive, startLoad, upgradeConfig } from './upgrade-load';
 
 let bundled: BundledBin;
 const pids: number[] = [];
@@ -30,40 +30,16 @@ describe('fulcrum upgrades on SIGUSR2 without dropping a connection', () => {
     const c = await startBackend('c');
     c.setSick(true);
     const file = join(bundled.dir, 'upgrade.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        frontends: [{ port: 0, host: '127.0.0.1' }],
-        pools: {
-          web: {
-            algorithm: 'round-robin',
-            backends: [
-              { id: 'a', address: a.url },
-              { id: 'b', address: b.url },
-              { id: 'c', address: c.url },
-            ],
-            health: { path: '/health', intervalMs: 100, timeoutMs: 1000, fall: 1, rise: 2 },
-            stickiness: { header: 'x-user' },
-          },
-        },
-        admin: { port: 0, host: '127.0.0.1', token: TOKEN },
-        shutdown: { graceMs: 3000 },
-      }),
-    );
-    const { child: old, out } = bundled.run(['--config', file]);
+    writeFileSync(file, JSON.stringify(upgradeConfig({ a: a.url, b: b.url, c: c.url }, [{ port: 0, host: '127.0.0.1' }])));
+    const { child: old, out, exited: oldExit } = bundled.run(['--config', file]);
     pids.push(old.pid!);
     const stderr = (): string => out.stderr;
-    const oldExit = new Promise<number | null>((resolve) => old.on('exit', (code) => resolve(code)));
     try {
       await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the first process to start', 10_000);
       const started = logLines(stderr()).find((l) => l.msg === 'fulcrum started')!;
-      const port = Number(
-        String((started.frontends as string[])[0])
-          .split(':')
-          .pop(),
-      );
-      const adminPort = Number(String(started.admin).split(':').pop());
-      const admin = (method: string, path: string) => get(adminPort, path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+      const port = portOf((started.frontends as string[])[0]);
+      const adminPort = portOf(started.admin);
+      const admin = (method: string, path: string) => get(adminPort, path, { method, headers: AUTH });
       const stateOf = async (id: string): Promise<string> => {
         const state = JSON.parse((await admin('GET', '/state')).body) as { pools: { web: { backends: { id: string; state: string }[] } } };
         return state.pools.web.backends.find((backend) => backend.id === id)!.state;
@@ -116,11 +92,7 @@ describe('fulcrum upgrades on SIGUSR2 without dropping a connection', () => {
     try {
       await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the process to start', 10_000);
       const started = logLines(stderr()).find((l) => l.msg === 'fulcrum started')!;
-      const port = Number(
-        String((started.frontends as string[])[0])
-          .split(':')
-          .pop(),
-      );
+      const port = portOf((started.frontends as string[])[0]);
       // The successor reads the file again, and this one is broken.
       writeFileSync(file, '{ "frontends": [');
       old.kill('SIGUSR2');

@@ -10,24 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleBin, type BinRun, type BundledBin } from './bin-bundle';
-import { TOKEN, get, until } from './helpers';
+import { AUTH, TOKEN, get, logLines, portOf, roundRobin, until } from './helpers';
 
 let bundled: BundledBin;
-const auth = { authorization: `Bearer ${TOKEN}` };
 
 beforeAll(async () => {
   bundled = await bundleBin();
 }, 60_000);
 
 afterAll(() => bundled.remove());
-
-type Line = Record<string, unknown>;
-const lines = (text: string): Line[] =>
-  text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Line);
-const portOf = (address: unknown): number => Number(String(address).split(':').pop());
 
 /** An h2c backend answering every call as gRPC does: a trailers-only status, 5 (NOT_FOUND) for `/…/Fail`. */
 async function grpcBackend(): Promise<{ address: string; close(): Promise<void> }> {
@@ -101,12 +92,8 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
         frontends: [{ port: 0, host: '127.0.0.1', http2: { h2c: true } }],
         pools: {
           grpc: {
-            algorithm: 'round-robin',
+            ...roundRobin({ g1: g1.address, g2: g2.address }),
             upstreamProtocol: 'h2',
-            backends: [
-              { id: 'g1', address: g1.address },
-              { id: 'g2', address: g2.address },
-            ],
           },
         },
         admin: { port: 0, host: '127.0.0.1', token: TOKEN },
@@ -116,8 +103,8 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
     );
     const proxy: BinRun = bundled.run(['--config', file, '--workers', '2']);
     try {
-      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
-      const started = lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!;
+      await until(() => logLines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
+      const started = logLines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!;
       const port = portOf((started.frontends as string[])[0]);
       const metricsPort = portOf(started.metrics);
       const statsPort = portOf(started.stats);
@@ -167,7 +154,7 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
       expect(perWorkerRequests[0]! + perWorkerRequests[1]!).toBe(ok + failed);
 
       // An admin drain through one worker is applied by both: one event, recorded by workers 1 and 2.
-      expect((await get(admin, '/pools/grpc/backends/g1/drain', { method: 'POST', headers: auth })).status).toBe(200);
+      expect((await get(admin, '/pools/grpc/backends/g1/drain', { method: 'POST', headers: AUTH })).status).toBe(200);
       type Json = {
         workers: number;
         events: { type: string; backend?: string; to?: string; worker?: number; workers?: number[] }[];
@@ -214,8 +201,8 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
     const proxy: BinRun = bundled.run(['--config', file, '--workers', '2']);
     let stopped: number | undefined;
     try {
-      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 60_000);
-      const started = lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!;
+      await until(() => logLines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 60_000);
+      const started = logLines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!;
       const metricsPort = portOf(started.metrics);
       const statsPort = portOf(started.stats);
 
@@ -258,7 +245,7 @@ describe('fulcrum --workers: stats and metrics of every worker', () => {
       expect(page.workers).toBe(1);
       expect(page.missingWorkers).toEqual([2]);
       expect(page.pools.huge!.backends).toHaveLength(40_000);
-      const left = lines(proxy.out.stderr).filter((l) => l.msg === 'workers left out of a stats answer: no report in time');
+      const left = logLines(proxy.out.stderr).filter((l) => l.msg === 'workers left out of a stats answer: no report in time');
       expect(left.length).toBeGreaterThan(0);
       expect(left[0]!.workers).toEqual([2]);
     } finally {

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { certDir, type CertDir } from '../../http/test/tls/certs';
 import { bundleBin, type BundledBin } from './bin-bundle';
-import { get, startBackend, TOKEN, until } from './helpers';
-import { alive, logLines, startLoad } from './upgrade-load';
+import { AUTH, get, logLines, portOf, startBackend, until } from './helpers';
+import { alive, startLoad, upgradeConfig } from './upgrade-load';
 
 let bundled: BundledBin;
 let certs: CertDir;
@@ -31,8 +31,6 @@ afterAll(() => {
 afterEach(() => {
   for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
 });
-
-const portOf = (address: unknown): number => Number(String(address).split(':').pop());
 
 /** One https GET on a fresh connection to a throwaway certificate: the body. */
 function getTls(port: number, path: string): Promise<string> {
@@ -64,33 +62,21 @@ describe('fulcrum --workers upgrades on SIGUSR2 without dropping a connection', 
       const file = join(bundled.dir, `workers-upgrade-${accept}.json`);
       writeFileSync(
         file,
-        JSON.stringify({
-          frontends: [
-            { port: 0, host: '127.0.0.1' },
-            { port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'site.crt', key: 'site.key' }] } },
-          ],
-          pools: {
-            web: {
-              algorithm: 'round-robin',
-              backends: [
-                { id: 'a', address: a.url },
-                { id: 'b', address: b.url },
-                { id: 'c', address: c.url },
-              ],
-              health: { path: '/health', intervalMs: 100, timeoutMs: 1000, fall: 1, rise: 2 },
-              stickiness: { header: 'x-user' },
-            },
-          },
-          admin: { port: 0, host: '127.0.0.1', token: TOKEN },
-          shutdown: { graceMs: 3000 },
-          workers: { accept },
-        }),
+        JSON.stringify(
+          upgradeConfig(
+            { a: a.url, b: b.url, c: c.url },
+            [
+              { port: 0, host: '127.0.0.1' },
+              { port: 0, host: '127.0.0.1', tls: { certs: [{ cert: 'site.crt', key: 'site.key' }] } },
+            ],
+            { workers: { accept } },
+          ),
+        ),
       );
       // At debug: a non-checking worker's restored health is logged there.
-      const { child: old, out } = bundled.run(['--config', file, '--workers', '2', '--log-level', 'debug']);
+      const { child: old, out, exited: oldExit } = bundled.run(['--config', file, '--workers', '2', '--log-level', 'debug']);
       pids.push(old.pid!);
       const stderr = (): string => out.stderr;
-      const oldExit = new Promise<number | null>((resolve) => old.on('exit', (code) => resolve(code)));
       try {
         await until(() => logLines(stderr()).some((l) => l.msg === 'fulcrum started'), 'the first primary to start', 30_000);
         const started = logLines(stderr()).find((l) => l.msg === 'fulcrum started')!;
@@ -100,7 +86,7 @@ describe('fulcrum --workers upgrades on SIGUSR2 without dropping a connection', 
         pids.push(...oldWorkers);
         const [port, tlsPort] = (started.frontends as string[]).map(portOf) as [number, number];
         const adminPort = portOf(started.admin);
-        const admin = (method: string, path: string) => get(adminPort, path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+        const admin = (method: string, path: string) => get(adminPort, path, { method, headers: AUTH });
         const states = async (): Promise<Record<string, string>> => {
           const state = JSON.parse((await admin('GET', '/state?per=worker')).body) as {
             workers: { pid: number; pools: { web: { backends: { id: string; state: string }[] } } }[];

@@ -6,10 +6,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleBin, type BinRun, type BundledBin } from './bin-bundle';
-import { TOKEN, get, startBackend, until } from './helpers';
+import { AUTH, TOKEN, get, logLines, portOf, roundRobin, startBackend, until } from './helpers';
 
 let bundled: BundledBin;
-const auth = { authorization: `Bearer ${TOKEN}` };
 
 beforeAll(async () => {
   bundled = await bundleBin();
@@ -18,26 +17,20 @@ beforeAll(async () => {
 afterAll(() => bundled.remove());
 
 type Line = Record<string, unknown>;
-const lines = (text: string): Line[] =>
-  text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Line);
-const portOf = (address: unknown): number => Number(String(address).split(':').pop());
 
 /** Requests logged since `from` access-log lines: the pids that served them and the backends they went to. */
 function served(proxy: BinRun, from: number): { pids: Set<number>; backends: string[] } {
-  const entries = lines(proxy.out.stdout).slice(from);
+  const entries = logLines(proxy.out.stdout).slice(from);
   return { pids: new Set(entries.map((e) => e.pid as number)), backends: entries.map((e) => String(e.backendId ?? e.backend)) };
 }
-const logged = (proxy: BinRun): number => lines(proxy.out.stdout).length;
+const logged = (proxy: BinRun): number => logLines(proxy.out.stdout).length;
 
 async function startWorkers(config: object, workers = 2, extra: string[] = []): Promise<{ proxy: BinRun; started: Line }> {
   const file = join(bundled.dir, `workers-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(file, JSON.stringify(config));
   const proxy = bundled.run(['--config', file, '--workers', String(workers), ...extra]);
-  await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
-  return { proxy, started: lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')! };
+  await until(() => logLines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
+  return { proxy, started: logLines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')! };
 }
 
 async function stop(proxy: BinRun): Promise<void> {
@@ -92,11 +85,7 @@ describe('fulcrum --workers', () => {
         frontends: [{ port: 0, host: '127.0.0.1' }],
         pools: {
           web: {
-            algorithm: 'round-robin',
-            backends: [
-              { id: 'b1', address: b1.url },
-              { id: 'b2', address: b2.url },
-            ],
+            ...roundRobin({ b1: b1.url, b2: b2.url }),
             stickiness: { header: 'x-user' },
             health: { path: '/health', intervalMs: 100, rise: 1, fall: 1 },
           },
@@ -113,7 +102,7 @@ describe('fulcrum --workers', () => {
       expect(started.workers).toBe(2);
       const port = portOf((started.frontends as string[])[0]);
       const admin = portOf(started.admin);
-      const workerLines = lines(proxy.out.stderr).filter((l) => l.msg === 'worker started');
+      const workerLines = logLines(proxy.out.stderr).filter((l) => l.msg === 'worker started');
       expect(new Set(workerLines.map((l) => l.pid)).size).toBe(2);
 
       // 1. Both workers answer.
@@ -140,7 +129,7 @@ describe('fulcrum --workers', () => {
       const userPids = [...served(proxy, markUsers).pids];
       expect(userPids).toHaveLength(2);
       // Strict alternation: each worker served exactly one of each user's two connections.
-      const perPid = lines(proxy.out.stdout)
+      const perPid = logLines(proxy.out.stdout)
         .slice(markUsers)
         .reduce((m, e) => m.set(e.pid as number, (m.get(e.pid as number) ?? 0) + 1), new Map<number, number>());
       expect([...perPid.values()]).toEqual([users, users]);
@@ -152,11 +141,11 @@ describe('fulcrum --workers', () => {
       expect(new Set(other)).toEqual(new Set([bobFirst]));
 
       // 3. An admin drain made through one worker applies on every worker.
-      const drained = await get(admin, '/pools/web/backends/b1/drain', { method: 'POST', headers: auth });
+      const drained = await get(admin, '/pools/web/backends/b1/drain', { method: 'POST', headers: AUTH });
       expect(drained.status).toBe(200);
       expect(new Set(await burstUntilServed(proxy, port, 12, both))).toEqual(new Set(['b2']));
       // The aggregated state sums both workers' counters and says the drain everywhere.
-      const state = JSON.parse((await get(admin, '/state', { headers: auth })).body) as {
+      const state = JSON.parse((await get(admin, '/state', { headers: AUTH })).body) as {
         pools: { web: { backends: { id: string; state: string; requests: number }[] } };
         workers: { slot: number; pid: number; requests: number }[];
       };
@@ -166,7 +155,7 @@ describe('fulcrum --workers', () => {
       expect(total).toBe(state.workers.reduce((n, w) => n + w.requests, 0));
       expect(total).toBeGreaterThanOrEqual(12 + 2 * users + 2 + 20 + 12);
       expect(state.pools.web.backends.find((b) => b.id === 'b1')!.state).toBe('draining');
-      const perWorker = JSON.parse((await get(admin, '/state?per=worker', { headers: auth })).body) as {
+      const perWorker = JSON.parse((await get(admin, '/state?per=worker', { headers: AUTH })).body) as {
         workers: { slot: number; pools: { web: { backends: { state: string; requests: number }[] } } }[];
       };
       expect(perWorker.workers.map((w) => w.pools.web.backends.map((b) => b.state))).toEqual([
@@ -179,20 +168,20 @@ describe('fulcrum --workers', () => {
         const page = JSON.parse((await get(portOf(started.stats), '/stats?format=json')).body) as { pools: { web: { backends: { requests: number }[] } } };
         expect(page.pools.web.backends.reduce((n, b) => n + b.requests, 0)).toBeGreaterThanOrEqual(total);
       }
-      expect((await get(admin, '/pools/web/backends/b1/ready', { method: 'POST', headers: auth })).status).toBe(200);
+      expect((await get(admin, '/pools/web/backends/b1/ready', { method: 'POST', headers: AUTH })).status).toBe(200);
 
       // 4. Health is checked by worker 1 only; worker 2 applies its verdict: both stop sending to b2.
       b2.setSick(true);
       await until(
-        () => lines(proxy.out.stderr).some((l) => l.msg === 'backend web/b2 is DOWN' && l.worker === 2),
+        () => logLines(proxy.out.stderr).some((l) => l.msg === 'backend web/b2 is DOWN' && l.worker === 2),
         "worker 2 applying worker 1's verdict",
         10_000,
       );
-      const downs = lines(proxy.out.stderr).filter((l) => l.msg === 'backend web/b2 is DOWN');
+      const downs = logLines(proxy.out.stderr).filter((l) => l.msg === 'backend web/b2 is DOWN');
       expect(downs.find((l) => l.worker === 1)?.reason).toBe('check');
       expect(downs.find((l) => l.worker === 2)?.reason).toBe('handover');
       expect(
-        lines(proxy.out.stderr)
+        logLines(proxy.out.stderr)
           .filter((l) => String(l.msg).startsWith('check of '))
           .every((l) => l.worker === 1),
       ).toBe(true);
@@ -211,13 +200,13 @@ describe('fulcrum --workers', () => {
       const aliceAt = sticky[0]!;
       process.kill(victim, 'SIGKILL');
       await until(
-        () => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim),
+        () => logLines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim),
         'the primary noticing the exit',
         10_000,
       );
       expect(new Set(await burst(port, 6, { 'x-user': 'alice' }))).toEqual(new Set([aliceAt]));
-      await until(() => lines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2).length === 2, 'a replacement worker 2', 20_000);
-      const replacement = lines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2)[1]!.pid as number;
+      await until(() => logLines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2).length === 2, 'a replacement worker 2', 20_000);
+      const replacement = logLines(proxy.out.stderr).filter((l) => l.msg === 'worker started' && l.worker === 2)[1]!.pid as number;
       expect(new Set(await burstUntilServed(proxy, port, 10, (pids) => pids.has(replacement), { 'x-user': 'alice' }))).toEqual(new Set([aliceAt]));
 
       // 6. SIGHUP reloads every worker; SIGTERM drains them all and exits 0.
@@ -225,7 +214,7 @@ describe('fulcrum --workers', () => {
       await until(
         () =>
           new Set(
-            lines(proxy.out.stderr)
+            logLines(proxy.out.stderr)
               .filter((l) => l.msg === 'config reloaded')
               .map((l) => l.worker),
           ).size === 2,
@@ -233,7 +222,7 @@ describe('fulcrum --workers', () => {
       );
       proxy.child.kill('SIGTERM');
       expect(await proxy.exited).toBe(0);
-      expect(lines(proxy.out.stderr).filter((l) => l.msg === 'fulcrum stopped' && l.worker === undefined)).toHaveLength(1);
+      expect(logLines(proxy.out.stderr).filter((l) => l.msg === 'fulcrum stopped' && l.worker === undefined)).toHaveLength(1);
     } finally {
       await stop(proxy);
       await b1.close();
@@ -248,11 +237,7 @@ describe('fulcrum --workers', () => {
       frontends: [{ port: 0, host: '127.0.0.1' }],
       pools: {
         web: {
-          algorithm: 'round-robin',
-          backends: [
-            { id: 'b1', address: b1.url },
-            { id: 'b2', address: b2.url },
-          ],
+          ...roundRobin({ b1: b1.url, b2: b2.url }),
           stickiness: { header: 'x-user' },
         },
       },
@@ -302,7 +287,7 @@ describe('fulcrum --workers', () => {
     });
     try {
       const port = portOf((started.frontends as string[])[0]);
-      const victim = lines(proxy.out.stderr).find((l) => l.msg === 'worker started' && l.worker === 2)!.pid as number;
+      const victim = logLines(proxy.out.stderr).find((l) => l.msg === 'worker started' && l.worker === 2)!.pid as number;
       const mark = logged(proxy);
       // The kernel spreads the connections over the workers: hold requests, one more at a time, until
       // both workers hold some (each worker's in-flight count, from the admin API).
@@ -320,7 +305,7 @@ describe('fulcrum --workers', () => {
       await until(
         async () => {
           if (held.length < replies.length) return false;
-          const perWorker = JSON.parse((await get(portOf(started.admin), '/state?per=worker', { headers: auth })).body) as {
+          const perWorker = JSON.parse((await get(portOf(started.admin), '/state?per=worker', { headers: AUTH })).body) as {
             workers: { pools: { web: { backends: { inflight: number }[] } } }[];
           };
           const holding = perWorker.workers.filter((w) => w.pools.web.backends[0]!.inflight > 0).length;
@@ -333,7 +318,7 @@ describe('fulcrum --workers', () => {
       );
       process.kill(victim, 'SIGKILL');
       await until(
-        () => lines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim),
+        () => logLines(proxy.out.stderr).some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim),
         'the primary noticing the exit',
         10_000,
       );
@@ -345,7 +330,7 @@ describe('fulcrum --workers', () => {
       expect(results.filter((r) => r === 'failed').length).toBe(results.length - ok);
       // Every request the surviving worker took completed, and only the killed worker's failed.
       await until(() => logged(proxy) >= mark + ok, 'the survivor access-log lines');
-      const survivor = lines(proxy.out.stdout).slice(mark);
+      const survivor = logLines(proxy.out.stdout).slice(mark);
       expect(survivor.every((e) => e.pid !== victim && e.status === 200)).toBe(true);
       expect(survivor).toHaveLength(ok);
       // And the fleet serves on.
@@ -380,12 +365,12 @@ describe('fulcrum --workers', () => {
       await until(() => held.length === 2, 'both requests at the backend');
       proxy.child.kill('SIGTERM');
       await until(
-        () => lines(proxy.out.stderr).filter((l) => l.msg === 'worker shutting down: draining its connections').length === 2,
+        () => logLines(proxy.out.stderr).filter((l) => l.msg === 'worker shutting down: draining its connections').length === 2,
         'both workers draining',
         10_000,
       );
       // A worker does not count the connections it was passed as its listeners' own: it waits for them.
-      expect(lines(proxy.out.stderr).filter((l) => l.msg === 'fulcrum stopped')).toEqual([]);
+      expect(logLines(proxy.out.stderr).filter((l) => l.msg === 'fulcrum stopped')).toEqual([]);
       for (const res of held) res.end('done');
       expect((await Promise.all(replies)).map((r) => [r.status, r.body])).toEqual([
         [200, 'done'],
@@ -414,14 +399,14 @@ describe('fulcrum --workers', () => {
     );
     const proxy = bundled.run(['--config', file, '--workers', '2']);
     try {
-      await until(() => lines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
-      const [kept, removed] = (lines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!.frontends as string[]).map(portOf) as [number, number];
+      await until(() => logLines(proxy.out.stderr).some((l) => l.msg === 'fulcrum started'), 'the primary announcing its workers', 30_000);
+      const [kept, removed] = (logLines(proxy.out.stderr).find((l) => l.msg === 'fulcrum started')!.frontends as string[]).map(portOf) as [number, number];
       expect((await get(removed, '/', {}, '127.0.0.2')).body).toBe('b1');
       // workers.accept is the primary's, read at start: a reload that changes it says so.
       writeFileSync(file, JSON.stringify({ ...config([{ port: 0, host: '127.0.0.1' }]), workers: { accept: 'workers' } }));
       proxy.child.kill('SIGHUP');
       await until(
-        () => lines(proxy.out.stderr).some((l) => l.msg === 'listener closed: no worker serves it since a reload'),
+        () => logLines(proxy.out.stderr).some((l) => l.msg === 'listener closed: no worker serves it since a reload'),
         'the primary closing its copy',
         10_000,
       );
@@ -432,7 +417,7 @@ describe('fulcrum --workers', () => {
       expect(refused).toBe('ECONNREFUSED');
       expect((await get(kept, '/')).body).toBe('b1');
       expect(
-        lines(proxy.out.stderr)
+        logLines(proxy.out.stderr)
           .filter((l) => String(l.msg).startsWith('workers.accept changed'))
           .map((l) => [l.worker, l.accept])
           .sort(),

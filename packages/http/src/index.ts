@@ -59,6 +59,7 @@ export {
   renderTrafficJson,
   renderTrafficJsonPieces,
   statsPage,
+  streamBody,
 } from './stats';
 export type { PrometheusHandlerOptions, StatsEvent, StatsFrontends, StatsHandler, StatsJson, StatsPageOptions, StatsSource } from './stats';
 export { DURATION_BOUNDS_MS, quantileOf, trafficOf } from './stats';

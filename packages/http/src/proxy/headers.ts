@@ -84,20 +84,14 @@ export interface ForwardingContext {
  * list (undici's cheapest form). Returns `undefined` when a header is unsafe (the caller answers 400).
  */
 export function requestHeaders(rawHeaders: readonly string[], ctx: ForwardingContext, backendHost: string): string[] | undefined {
-  let connection: Set<string> | undefined;
-  let host: string | undefined;
+  if (!scanRequestHead(rawHeaders)) return undefined;
+  const connection = scannedConnection;
+  const host = scannedHost;
   let xff: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let forwarded: string | undefined;
   let upgradeValue: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    const value = rawHeaders[i + 1]!;
-    if (UNSAFE.test(name) || UNSAFE.test(value)) return undefined;
-    if (name.length === 10 ? name.toLowerCase() === 'connection' : false) connection = mergeSet(connection, value);
-    else if (name.length === 4 && name.toLowerCase() === 'host') host ??= value;
-  }
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
@@ -198,22 +192,14 @@ function flagsOf(ctx: ForwardingContext): number {
  * is unsafe, as `requestHeaders`.
  */
 export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingContext, backendHost: string, cache?: ForwardingLines): string | undefined {
-  let connection: Set<string> | undefined;
-  let host: string | undefined;
+  if (!scanRequestHead(rawHeaders)) return undefined;
+  const connection = scannedConnection;
+  const host = scannedHost;
   let xff: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let forwarded: string | undefined;
   let upgradeValue: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    const value = rawHeaders[i + 1]!;
-    if (UNSAFE.test(name) || UNSAFE.test(value)) return undefined;
-    // The two usual spellings first: `toLowerCase` is a call, and a new string when the case changes.
-    if (name.length === 10 ? name === 'Connection' || name === 'connection' || name.toLowerCase() === 'connection' : false) {
-      connection = mergeSet(connection, value);
-    } else if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) host ??= value;
-  }
   let lines = '';
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
@@ -249,6 +235,33 @@ export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingC
   for (let i = 0; i < fields.length; i += 2) tail += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
   if (cacheable) cache.set(ctx, backendHost, host, tail);
   return lines + tail;
+}
+
+// What `scanRequestHead` found, read by its caller right after it returns: module state rather than
+// a returned object, so the raw engine's hot path allocates nothing per request for it.
+let scannedConnection: Set<string> | undefined;
+let scannedHost: string | undefined;
+
+/**
+ * The first pass of `requestHeaders` and `requestHeadLines` over the client's raw headers: false when
+ * one is unsafe; else the names its Connection headers list in `scannedConnection` and its first Host
+ * in `scannedHost`.
+ */
+function scanRequestHead(rawHeaders: readonly string[]): boolean {
+  let connection: Set<string> | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    if (UNSAFE.test(name) || UNSAFE.test(value)) return false;
+    // The two usual spellings first: `toLowerCase` is a call, and a new string when the case changes.
+    if (name.length === 10 ? name === 'Connection' || name === 'connection' || name.toLowerCase() === 'connection' : false) {
+      connection = mergeSet(connection, value);
+    } else if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) host ??= value;
+  }
+  scannedConnection = connection;
+  scannedHost = host;
+  return true;
 }
 
 function mergeSet(set: Set<string> | undefined, value: string): Set<string> {

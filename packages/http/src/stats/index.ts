@@ -11,6 +11,7 @@ export {
   renderTrafficJson,
   renderTrafficJsonPieces,
 } from './prometheus';
+export { streamBody } from './stream';
 export type { StatsEvent } from './event-log';
 export type { StatsFrontends, StatsPool, StatsSource } from './source';
 export type { PrometheusHandlerOptions } from './prometheus';

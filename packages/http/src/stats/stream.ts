@@ -67,7 +67,9 @@ export class RenderGate {
  * Answer with the pieces of `body`, chunked, yielding to the event loop between chunks. HEAD gets
  * the headers only (without a length: it is not known before rendering). `done` runs once, however
  * the response ends (complete, client gone, or an error in the generator — then the socket is
- * destroyed, as a truncated body must not look complete).
+ * destroyed, as a truncated body must not look complete). A client that reads nothing for
+ * `stallTimeoutMs` (100–3,600,000, default 30,000) is cut. Public: the CLI streams the summed
+ * stats of its workers with it.
  */
 export function streamBody(
   req: IncomingMessage,
@@ -75,9 +77,10 @@ export function streamBody(
   status: number,
   headers: OutgoingHttpHeaders,
   body: Iterator<string>,
-  done: () => void,
+  done: () => void = () => undefined,
   stallTimeoutMs: number = STALL_TIMEOUT_MS,
 ): void {
+  finiteNumber('stallTimeoutMs', stallTimeoutMs, { min: 100, max: 3_600_000, integer: true });
   let finished = false;
   // Armed while waiting for the client to drain what was written: a reader that stops is cut, and
   // the render slot comes back.
