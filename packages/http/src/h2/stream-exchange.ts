@@ -27,7 +27,7 @@ import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher } from 'undici';
 import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
-import { responseHeaders } from '../proxy/headers';
+import { HOP_BY_HOP, responseHeaders } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
 import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
@@ -516,7 +516,7 @@ class StreamExchange implements AttemptSource {
     }
     // `te: trailers` is the one TE HTTP/2 allows, and gRPC servers require it.
     const te = this.#client.headers.te;
-    if (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te)) outgoing.te = 'trailers';
+    if (te === 'trailers' || (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te))) outgoing.te = 'trailers';
     let stream: ClientHttp2Stream;
     try {
       stream = slot.session.request(outgoing, { endStream: this.#bodyEnded && this.#queue.length === 0 });
@@ -552,7 +552,7 @@ class StreamExchange implements AttemptSource {
     attempt.gotHead = true;
     const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     // Not relayed: retried on another backend (a 502–504 the rules allow), or failed.
-    if (!exchange.#onHead(headers[':status'] ?? 502, headers, endStream) || !exchange.#isCurrent(attempt)) return;
+    if (!exchange.#onHead(headers[':status'] ?? 502, headers, endStream, true) || !exchange.#isCurrent(attempt)) return;
     if (endStream) {
       attempt.ended = true;
       exchange.#onResponseEnd(undefined);
@@ -628,7 +628,7 @@ class StreamExchange implements AttemptSource {
         if (!current()) return controller.abort(new Error('stale attempt'));
         if (statusCode < 200) return;
         this.#h1Paused = controller;
-        this.#onHead(statusCode, headers as IncomingHttpHeaders, false);
+        this.#onHead(statusCode, headers as IncomingHttpHeaders, false, false);
       },
       onResponseData: (_controller, chunk) => {
         if (current()) this.#onData(chunk, undefined);
@@ -670,18 +670,28 @@ class StreamExchange implements AttemptSource {
    * A final response head: relay it, or retry (a 502–504 the retry rules allow, as the HTTP/1.1
    * engines decide it). Returns whether it was relayed.
    */
-  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean): boolean {
+  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean, fromH2: boolean): boolean {
     if (this.#clientGone) return false;
     this.#clearHeadTimer();
     this.#status = status;
     this.#headLatency = performance.now() - this.#attemptStart;
     if (status >= 502 && status <= 504 && this.#retryOnStatus(status, headers['retry-after'])) return false;
     const backend = this.#lease!.backend;
-    const fields: Record<string, string | string[] | undefined> = {};
-    for (const name in headers) {
-      if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name)) fields[name] = headers[name] as string | string[] | undefined;
+    let outgoing: OutgoingHttpHeaders;
+    if (fromH2) {
+      // nghttp2 has already checked an HTTP/2 head (lower-case names, no CR/LF/NUL in values, no
+      // connection-specific fields): one copy without the pseudo-headers and hop-by-hop fields.
+      outgoing = {};
+      for (const name in headers) {
+        if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name) && !HOP_BY_HOP.has(name)) outgoing[name] = headers[name];
+      }
+    } else {
+      const fields: Record<string, string | string[] | undefined> = {};
+      for (const name in headers) {
+        if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name)) fields[name] = headers[name] as string | string[] | undefined;
+      }
+      outgoing = responseHeaders(fields) as OutgoingHttpHeaders;
     }
-    let outgoing = responseHeaders(fields) as OutgoingHttpHeaders;
     if (this.#engine.config.hooks?.proxyRes !== undefined) {
       const edited = this.#engine.responseHook(outgoing as Record<string, string | string[]>, this.#view as unknown as IncomingMessage, status, backend);
       if (edited === undefined) {
@@ -773,7 +783,7 @@ class StreamExchange implements AttemptSource {
     let relayed: OutgoingHttpHeaders | undefined;
     if (trailers !== undefined) {
       relayed = {};
-      for (const name of Object.keys(trailers)) {
+      for (const name in trailers) {
         if (name.charCodeAt(0) === 0x3a || H2_FORBIDDEN.has(name)) continue;
         const value = trailers[name];
         if (value === undefined) continue;
