@@ -690,7 +690,7 @@ class StreamExchange implements AttemptSource {
       for (const name in headers) {
         if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name)) fields[name] = headers[name] as string | string[] | undefined;
       }
-      outgoing = responseHeaders(fields) as OutgoingHttpHeaders;
+      outgoing = responseHeaders(fields);
     }
     if (this.#engine.config.hooks?.proxyRes !== undefined) {
       const edited = this.#engine.responseHook(outgoing as Record<string, string | string[]>, this.#view as unknown as IncomingMessage, status, backend);
