@@ -18,6 +18,17 @@ const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
 
 function ignoreError(): void {}
 
+/** The client stream a `ServerHttp2Stream` answers for, set when it asks for trailers (this module's own symbol). */
+const CLIENT = Symbol('fulcrum.h2.client');
+type TaggedStream = ServerHttp2Stream & { [CLIENT]: Http2ClientStream };
+
+/** 'wantTrailers' of every response that waits for trailers: one function, no closure per stream. */
+function sendTrailers(this: ServerHttp2Stream): void {
+  if (this.destroyed) return;
+  // Empty trailers go out as an empty DATA frame with END_STREAM (Node does it that way).
+  this.sendTrailers((this as TaggedStream)[CLIENT].trailers ?? {});
+}
+
 export interface ClientStream {
   readonly version: 1 | 2;
   readonly method: string;
@@ -72,7 +83,8 @@ export class Http2ClientStream implements ClientStream {
   readonly encrypted: boolean;
   readonly #stream: ServerHttp2Stream;
   readonly #compat: Http2ServerResponse | undefined;
-  #trailers: OutgoingHttpHeaders | undefined;
+  /** The trailers to send when the stream asks for them (`end`). */
+  trailers: OutgoingHttpHeaders | undefined;
 
   /**
    * `body`: where the request body is read — the stream, or a compatibility-API request that
@@ -100,11 +112,9 @@ export class Http2ClientStream implements ClientStream {
     headers[':status'] = status;
     stream.respond(headers, endStream ? END_STREAM : WAIT_FOR_TRAILERS);
     if (!endStream && this.#compat === undefined) {
-      stream.once('wantTrailers', () => {
-        if (stream.destroyed) return;
-        // Empty trailers go out as an empty DATA frame with END_STREAM (Node does it that way).
-        stream.sendTrailers(this.#trailers ?? {});
-      });
+      // Emitted once per stream: `on`, not `once` (no wrapper to allocate).
+      (stream as TaggedStream)[CLIENT] = this;
+      stream.on('wantTrailers', sendTrailers);
     }
   }
 
@@ -118,7 +128,7 @@ export class Http2ClientStream implements ClientStream {
   }
 
   end(trailers: OutgoingHttpHeaders | undefined): void {
-    this.#trailers = trailers;
+    this.trailers = trailers;
     // The compatibility response answers 'wantTrailers' itself, with the trailers added to it.
     if (this.#compat !== undefined && trailers !== undefined) this.#compat.addTrailers(trailers as Record<string, string>);
     if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.end();
@@ -134,7 +144,8 @@ export class Http2ClientStream implements ClientStream {
   }
 
   onClose(callback: () => void): void {
-    this.#stream.once('close', callback);
+    // 'close' is emitted once: `on` allocates no `once` wrapper.
+    this.#stream.on('close', callback);
   }
 }
 

@@ -139,8 +139,9 @@ export class Http2Frontend {
         stats.streams++;
         stats.streamsTotal++;
       }
-      // One listener per stream: `aborted` is set (and 'aborted' emitted) before 'close'.
-      stream.once('close', () => {
+      // One listener per stream: `aborted` is set (and 'aborted' emitted) before 'close', which is
+      // emitted once (`on`: no `once` wrapper).
+      stream.on('close', () => {
         state.open--;
         if (stats !== undefined) stats.streams--;
         // A stream the client reset before its response was complete.

@@ -27,7 +27,7 @@ import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher } from 'undici';
 import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
-import { responseHeaders } from '../proxy/headers';
+import { HOP_BY_HOP, responseHeaders } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
 import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
@@ -139,28 +139,45 @@ interface Upstream {
   abort(): void;
 }
 
-/** An attempt's HTTP/2 backend stream as the exchange writes to it: one object per attempt, no closures. */
-class H2Upstream implements Upstream {
-  readonly #stream: ClientHttp2Stream;
+/** The attempt a backend stream belongs to, set on the stream when it opens (this module's own symbol). */
+const ATTEMPT = Symbol('fulcrum.h2.attempt');
+type TaggedStream = ClientHttp2Stream & { [ATTEMPT]: H2Upstream };
 
-  constructor(stream: ClientHttp2Stream) {
-    this.#stream = stream;
+/**
+ * An attempt's HTTP/2 backend stream: what the exchange writes to, and the attempt's state that the
+ * stream's listeners read. One object per attempt; the listeners are `StreamExchange`'s static
+ * functions, registered as they are (no closures per attempt), which find this object on the stream.
+ */
+class H2Upstream implements Upstream {
+  readonly stream: ClientHttp2Stream;
+  readonly exchange: StreamExchange;
+  readonly slot: H2Slot;
+  readonly attemptId: number;
+  gotHead = false;
+  ended = false;
+  error: Error | undefined = undefined;
+
+  constructor(stream: ClientHttp2Stream, exchange: StreamExchange, slot: H2Slot, attemptId: number) {
+    this.stream = stream;
+    this.exchange = exchange;
+    this.slot = slot;
+    this.attemptId = attemptId;
   }
 
   write(chunk: Buffer): boolean {
-    return this.#stream.write(chunk);
+    return this.stream.write(chunk);
   }
 
   onDrain(callback: () => void): void {
-    this.#stream.once('drain', callback);
+    this.stream.once('drain', callback);
   }
 
   end(): void {
-    this.#stream.end();
+    this.stream.end();
   }
 
   abort(): void {
-    if (!this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL);
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
   }
 }
 
@@ -499,7 +516,7 @@ class StreamExchange implements AttemptSource {
     }
     // `te: trailers` is the one TE HTTP/2 allows, and gRPC servers require it.
     const te = this.#client.headers.te;
-    if (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te)) outgoing.te = 'trailers';
+    if (te === 'trailers' || (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te))) outgoing.te = 'trailers';
     let stream: ClientHttp2Stream;
     try {
       stream = slot.session.request(outgoing, { endStream: this.#bodyEnded && this.#queue.length === 0 });
@@ -509,52 +526,79 @@ class StreamExchange implements AttemptSource {
       return this.#attemptFailed({ kind: 'connect', notSent: true }, error as Error);
     }
     if (this.#bodyEnded && this.#queue.length === 0) this.#upstreamEnded = true;
-    let gotHead = false;
-    let ended = false;
-    const current = (): boolean => attemptId === this.#attemptId && !this.#finished;
-    stream.on('response', (headers: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
-      if (!current()) return;
-      gotHead = true;
-      const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      // Not relayed: retried on another backend (a 502–504 the rules allow), or failed.
-      if (!this.#onHead(headers[':status'] ?? 502, headers, endStream) || !current()) return;
-      if (endStream) {
-        ended = true;
-        this.#onResponseEnd(undefined);
-      }
-    });
-    stream.on('data', (chunk: Buffer) => {
-      if (current()) this.#onData(chunk, stream);
-    });
-    stream.on('trailers', (trailers: IncomingHttpHeaders) => {
-      if (!current()) return;
-      this.#pendingTrailers = trailers;
-    });
-    stream.on('end', () => {
-      if (!current() || ended || !gotHead) return;
-      ended = true;
-      this.#onResponseEnd(this.#pendingTrailers);
-    });
-    let streamError: Error | undefined;
-    stream.on('error', (error: Error) => {
-      streamError = error;
-    });
-    stream.once('close', () => {
-      slot.release();
-      if (this.#slot === slot) this.#slot = undefined;
-      if (!current() || ended) return;
-      const code = stream.rstCode;
-      let failure: AttemptFailure;
-      if (!gotHead && (code === NGHTTP2_REFUSED_STREAM || !slot.connected)) {
-        // Refused (or above a GOAWAY's last stream id), or the connection never came up: the
-        // backend never processed it.
-        failure = streamError === undefined ? { kind: 'reset', notSent: true } : { ...classifyError(streamError), notSent: true };
-      } else failure = streamError === undefined ? { kind: 'reset', notSent: false } : classifyError(streamError);
-      const error = streamError ?? new Error(`backend stream closed${gotHead ? ' mid-response' : ''} (HTTP/2 error code ${code ?? 'none'})`);
-      this.#attemptFailed(failure, error);
-    });
-    this.#upstream = new H2Upstream(stream);
+    const upstream = new H2Upstream(stream, this, slot, attemptId);
+    (stream as TaggedStream)[ATTEMPT] = upstream;
+    stream.on('response', StreamExchange.#onH2Response);
+    stream.on('data', StreamExchange.#onH2Data);
+    stream.on('trailers', StreamExchange.#onH2Trailers);
+    stream.on('end', StreamExchange.#onH2End);
+    stream.on('error', StreamExchange.#onH2Error);
+    stream.on('close', StreamExchange.#onH2Close);
+    this.#upstream = upstream;
     this.#flush();
+  }
+
+  // The listeners of every HTTP/2 backend stream (`this` is the stream): shared by all attempts.
+
+  /** Whether the attempt is still the exchange's current one. */
+  #isCurrent(attempt: H2Upstream): boolean {
+    return attempt.attemptId === this.#attemptId && !this.#finished;
+  }
+
+  static #onH2Response(this: ClientHttp2Stream, headers: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number): void {
+    const attempt = (this as TaggedStream)[ATTEMPT];
+    const exchange = attempt.exchange;
+    if (!exchange.#isCurrent(attempt)) return;
+    attempt.gotHead = true;
+    const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    // Not relayed: retried on another backend (a 502–504 the rules allow), or failed.
+    if (!exchange.#onHead(headers[':status'] ?? 502, headers, endStream, true) || !exchange.#isCurrent(attempt)) return;
+    if (endStream) {
+      attempt.ended = true;
+      exchange.#onResponseEnd(undefined);
+    }
+  }
+
+  static #onH2Data(this: ClientHttp2Stream, chunk: Buffer): void {
+    const attempt = (this as TaggedStream)[ATTEMPT];
+    if (attempt.exchange.#isCurrent(attempt)) attempt.exchange.#onData(chunk, this);
+  }
+
+  static #onH2Trailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {
+    const attempt = (this as TaggedStream)[ATTEMPT];
+    if (attempt.exchange.#isCurrent(attempt)) attempt.exchange.#pendingTrailers = trailers;
+  }
+
+  static #onH2End(this: ClientHttp2Stream): void {
+    const attempt = (this as TaggedStream)[ATTEMPT];
+    const exchange = attempt.exchange;
+    if (!exchange.#isCurrent(attempt) || attempt.ended || !attempt.gotHead) return;
+    attempt.ended = true;
+    exchange.#onResponseEnd(exchange.#pendingTrailers);
+  }
+
+  static #onH2Error(this: ClientHttp2Stream, error: Error): void {
+    (this as TaggedStream)[ATTEMPT].error = error;
+  }
+
+  static #onH2Close(this: ClientHttp2Stream): void {
+    const attempt = (this as TaggedStream)[ATTEMPT];
+    const exchange = attempt.exchange;
+    const slot = attempt.slot;
+    slot.release();
+    if (exchange.#slot === slot) exchange.#slot = undefined;
+    if (!exchange.#isCurrent(attempt) || attempt.ended) return;
+    const code = this.rstCode;
+    const gotHead = attempt.gotHead;
+    const streamError = attempt.error;
+    let failure: AttemptFailure;
+    if (!gotHead && (code === NGHTTP2_REFUSED_STREAM || !slot.connected)) {
+      // Refused (or above a GOAWAY's last stream id), or the connection never came up: the
+      // backend never processed it.
+      failure = streamError === undefined ? { kind: 'reset', notSent: true } : { ...classifyError(streamError), notSent: true };
+    } else failure = streamError === undefined ? { kind: 'reset', notSent: false } : classifyError(streamError);
+    const error = streamError ?? new Error(`backend stream closed${gotHead ? ' mid-response' : ''} (HTTP/2 error code ${code ?? 'none'})`);
+    exchange.#attemptFailed(failure, error);
   }
 
   #pendingTrailers: IncomingHttpHeaders | undefined;
@@ -584,7 +628,7 @@ class StreamExchange implements AttemptSource {
         if (!current()) return controller.abort(new Error('stale attempt'));
         if (statusCode < 200) return;
         this.#h1Paused = controller;
-        this.#onHead(statusCode, headers as IncomingHttpHeaders, false);
+        this.#onHead(statusCode, headers as IncomingHttpHeaders, false, false);
       },
       onResponseData: (_controller, chunk) => {
         if (current()) this.#onData(chunk, undefined);
@@ -626,18 +670,28 @@ class StreamExchange implements AttemptSource {
    * A final response head: relay it, or retry (a 502–504 the retry rules allow, as the HTTP/1.1
    * engines decide it). Returns whether it was relayed.
    */
-  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean): boolean {
+  #onHead(status: number, headers: IncomingHttpHeaders, endStream: boolean, fromH2: boolean): boolean {
     if (this.#clientGone) return false;
     this.#clearHeadTimer();
     this.#status = status;
     this.#headLatency = performance.now() - this.#attemptStart;
     if (status >= 502 && status <= 504 && this.#retryOnStatus(status, headers['retry-after'])) return false;
     const backend = this.#lease!.backend;
-    const fields: Record<string, string | string[] | undefined> = {};
-    for (const name in headers) {
-      if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name)) fields[name] = headers[name] as string | string[] | undefined;
+    let outgoing: OutgoingHttpHeaders;
+    if (fromH2) {
+      // nghttp2 has already checked an HTTP/2 head (lower-case names, no CR/LF/NUL in values, no
+      // connection-specific fields): one copy without the pseudo-headers and hop-by-hop fields.
+      outgoing = {};
+      for (const name in headers) {
+        if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name) && !HOP_BY_HOP.has(name)) outgoing[name] = headers[name];
+      }
+    } else {
+      const fields: Record<string, string | string[] | undefined> = {};
+      for (const name in headers) {
+        if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name)) fields[name] = headers[name] as string | string[] | undefined;
+      }
+      outgoing = responseHeaders(fields);
     }
-    let outgoing = responseHeaders(fields) as OutgoingHttpHeaders;
     if (this.#engine.config.hooks?.proxyRes !== undefined) {
       const edited = this.#engine.responseHook(outgoing as Record<string, string | string[]>, this.#view as unknown as IncomingMessage, status, backend);
       if (edited === undefined) {
@@ -729,7 +783,7 @@ class StreamExchange implements AttemptSource {
     let relayed: OutgoingHttpHeaders | undefined;
     if (trailers !== undefined) {
       relayed = {};
-      for (const name of Object.keys(trailers)) {
+      for (const name in trailers) {
         if (name.charCodeAt(0) === 0x3a || H2_FORBIDDEN.has(name)) continue;
         const value = trailers[name];
         if (value === undefined) continue;
