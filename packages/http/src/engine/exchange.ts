@@ -971,18 +971,7 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
     if (this.#budgetTaken) {
       const head = this.#head;
       const bytesIn = (head.framing === Framing.Length ? head.contentLength : this.#bodySize) + this.#tunnelBytesIn;
-      engine.requestEnded(
-        this.#lb!,
-        this.#current,
-        termination,
-        status,
-        bytesIn,
-        this.#bytesOut,
-        performance.now() - this.#arrivedAt,
-        this.queueMs,
-        this.retrySlots,
-      );
-      this.retrySlots = 0;
+      this.countEnd(engine, this.#lb!, this.#current, termination, status, bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt);
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;

@@ -884,18 +884,7 @@ class StreamExchange extends AttemptSource {
     if (!this.#bodyEnded && !this.#clientGone) body.resume();
     const engine = this.#engine;
     if (this.#budgetTaken) {
-      engine.requestEnded(
-        this.#lb!,
-        this.#current,
-        termination,
-        status,
-        this.#bytesIn,
-        this.#bytesOut,
-        performance.now() - this.#arrivedAt,
-        this.queueMs,
-        this.retrySlots,
-      );
-      this.retrySlots = 0;
+      this.countEnd(engine, this.#lb!, this.#current, termination, status, this.#bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt);
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;

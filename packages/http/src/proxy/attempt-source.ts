@@ -15,14 +15,14 @@ import type { ProxyEngine } from './proxy';
 /** A request as `ProxyEngine.acquireOrQueue` drives it. */
 export abstract class AttemptSource {
   /** Takes the request out of the wait queue while it waits there. */
-  protected unqueue: (() => void) | undefined = undefined;
+  #unqueue: (() => void) | undefined = undefined;
   /** Time spent in the wait queue, over all attempts, for the stats and the access log. */
   protected queueMs = 0;
   /** Retry-budget slots this request holds: a retry counts against the budget until the request ends. */
-  protected retrySlots = 0;
+  #retrySlots = 0;
   /** A wait a backend asked for with Retry-After before the next attempt, and its timer. */
   protected retryDelayMs = 0;
-  protected retryTimer: NodeJS.Timeout | undefined = undefined;
+  #retryTimer: NodeJS.Timeout | undefined = undefined;
 
   /** The request wants no backend any more (it ended, or its client left). */
   abstract get settled(): boolean;
@@ -34,27 +34,27 @@ export abstract class AttemptSource {
 
   /** It waits in the queue: `unqueue` takes it out. */
   queued(unqueue: () => void): void {
-    this.unqueue = unqueue;
+    this.#unqueue = unqueue;
   }
 
   /** It left the queue (started or expired) after `waitedMs`. */
   queueEnded(waitedMs: number): void {
-    this.unqueue = undefined;
+    this.#unqueue = undefined;
     this.queueMs += waitedMs;
   }
 
   /** Give up the place in the wait queue, if it holds one (the request ended or its client left). */
   protected leaveQueue(): void {
-    const unqueue = this.unqueue;
+    const unqueue = this.#unqueue;
     if (unqueue === undefined) return;
-    this.unqueue = undefined;
+    this.#unqueue = undefined;
     unqueue();
   }
 
   /** Stop the timer of a delayed retry, if one runs (the request ended). */
   protected cancelRetry(): void {
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 
   /**
@@ -76,8 +76,26 @@ export abstract class AttemptSource {
     const state: RetryState = { method, attempts, maxAttempts: engine.config.attempts, responseStarted, clientGone, replayable };
     const verdict = engine.retryVerdict(failure, state, lb, backend);
     if (verdict === 'refused') return false;
-    if (verdict === 'charged') this.retrySlots++;
+    if (verdict === 'charged') this.#retrySlots++;
     return true;
+  }
+
+  /**
+   * Count the request's end (`ProxyEngine.requestEnded`, after `requestStarted`) with its time in the
+   * wait queue; the retry-budget slots its retries held go back to the budget.
+   */
+  protected countEnd(
+    engine: ProxyEngine,
+    lb: LoadBalancer,
+    backend: Backend | undefined,
+    termination: Termination,
+    status: number,
+    bytesIn: number,
+    bytesOut: number,
+    totalMs: number,
+  ): void {
+    engine.requestEnded(lb, backend, termination, status, bytesIn, bytesOut, totalMs, this.queueMs, this.#retrySlots);
+    this.#retrySlots = 0;
   }
 
   /**
@@ -89,8 +107,8 @@ export abstract class AttemptSource {
     const delay = this.retryDelayMs;
     this.retryDelayMs = 0;
     if (delay <= 0) return engine.acquireOrQueue(lb, this);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
       engine.acquireOrQueue(lb, this);
     }, delay);
   }

@@ -821,18 +821,7 @@ class ProxiedRequest extends AttemptSource implements Dispatcher.DispatchHandler
     this.#finished = true;
     this.#clearDeadline();
     this.#res.off('close', this.#onClientClose);
-    this.#engine.requestEnded(
-      this.#lb,
-      this.#current,
-      termination,
-      status,
-      this.#bytesIn(),
-      this.#bytesOut,
-      performance.now() - this.#arrivedAt,
-      this.queueMs,
-      this.retrySlots,
-    );
-    this.retrySlots = 0;
+    this.countEnd(this.#engine, this.#lb, this.#current, termination, status, this.#bytesIn(), this.#bytesOut, performance.now() - this.#arrivedAt);
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
     this.#engine.admissionEnded(done, 'client');
