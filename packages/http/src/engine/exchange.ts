@@ -21,7 +21,8 @@ import { performance } from 'node:perf_hooks';
 import { classifyError } from '../proxy/errors';
 import { requestHeadLines, type ForwardingContext, type ForwardingLines } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
-import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
+import { AttemptSource } from '../proxy/attempt-source';
+import type { ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { clientAddress, isSecureRequest } from '../affinity';
@@ -86,7 +87,7 @@ const NO_CHUNKS: Buffer[] = [];
 /** The response-field relay, shared: each use is synchronous, between a parse and its write. */
 const RELAY = new FieldRelay();
 
-export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
+export class Exchange extends AttemptSource implements ConnectionOwner, PoolWaiter {
   readonly #ctx: ExchangeContext;
   readonly #engine: ProxyEngine;
   readonly #client: ClientSide;
@@ -144,17 +145,12 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
 
   #finished = false;
   #clientGone = false;
-  #unqueue: (() => void) | undefined;
   #deadline: NodeJS.Timeout | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #retryDelayMs = 0;
-  #retrySlots = 0;
   #budgetTaken = false;
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
   /** For the access log only (0 without one): `Date.now()` is a call into C++. */
   readonly #arrivedWall: number;
-  #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
   #lastReason: string | undefined;
@@ -162,6 +158,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   readonly #onEnd: (() => void) | undefined;
 
   constructor(ctx: ExchangeContext, client: ClientSide, head: RequestHead, view: RequestView, route: RouteDecision | undefined, onEnd?: () => void) {
+    super();
     this.#ctx = ctx;
     this.#onEnd = onEnd;
     this.#engine = ctx.engine;
@@ -320,16 +317,6 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
 
   // ---- attempts -------------------------------------------------------------------------------
 
-  #acquire(): Lease | undefined {
-    return this.#lb!.acquire({
-      key: this.#hashKey,
-      stickyBackendId: this.#stickyId,
-      exclude: this.#tried,
-      attempt: this.#attempts,
-      skipFull: true,
-    });
-  }
-
   /** Acquire a backend (or wait for one) and send the next attempt: the decision `createProxy` takes. */
   #next(): void {
     this.#engine.acquireOrQueue(this.#lb!, this);
@@ -340,28 +327,15 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
     return this.#finished || this.#clientGone;
   }
 
-  acquireLease(): Lease | undefined {
-    return this.#acquire();
-  }
-
-  startAttempt(lease: Lease): void {
-    this.#send(lease);
-  }
-
   refuse(status: number, message: string, termination: Termination): void {
     this.#fail(status, message, termination);
   }
 
-  queued(unqueue: () => void): void {
-    this.#unqueue = unqueue;
+  acquireLease(): Lease | undefined {
+    return this.#lb!.acquire({ key: this.#hashKey, stickyBackendId: this.#stickyId, exclude: this.#tried, attempt: this.#attempts, skipFull: true });
   }
 
-  queueEnded(waitedMs: number): void {
-    this.#unqueue = undefined;
-    this.#queueMs += waitedMs;
-  }
-
-  #send(lease: Lease): void {
+  startAttempt(lease: Lease): void {
     const engine = this.#engine;
     this.#lease = lease;
     this.#attempts++;
@@ -644,7 +618,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
       const failure: AttemptFailure = { kind: 'status', status, notSent: false };
       const wait = this.#retryAfterWait(head.rawHeaders);
       if (wait !== PASS_THROUGH && this.#shouldRetry(failure)) {
-        this.#retryDelayMs = wait;
+        this.retryDelayMs = wait;
         this.#detachUpstream(false);
         this.#releaseLease({ ok: false, status, error: 'status', durationMs: this.#headLatency });
         this.#retry();
@@ -898,37 +872,25 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   }
 
   #shouldRetry(failure: AttemptFailure): boolean {
-    const engine = this.#engine;
-    const verdict = engine.retryVerdict(
+    const replayable = this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent);
+    return this.retryAllowed(
+      this.#engine,
       failure,
-      {
-        method: this.#head.method,
-        attempts: this.#attempts,
-        maxAttempts: engine.config.attempts,
-        responseStarted: this.#responseStarted,
-        clientGone: this.#clientGone,
-        replayable: this.#bodyMode !== BodyMode.Stream || (!this.#bodyUsed && failure.notSent),
-      },
+      this.#head.method,
+      this.#attempts,
+      this.#responseStarted,
+      this.#clientGone,
+      replayable,
       this.#lb!,
       this.#current,
     );
-    if (verdict === 'refused') return false;
-    if (verdict === 'charged') this.#retrySlots++;
-    return true;
   }
 
   #retry(): void {
     if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
     this.#current = undefined;
     this.#releaseLease({ ok: false });
-    if (this.#clientGone || this.#finished) return;
-    const delay = this.#retryDelayMs;
-    this.#retryDelayMs = 0;
-    if (delay <= 0) return this.#next();
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#next();
-    }, delay);
+    this.attemptAgain(this.#engine, this.#lb!);
   }
 
   /** Let go of the attempt's backend connection: it is closed, never reused mid-exchange. */
@@ -948,8 +910,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   }
 
   #abortAttempt(): void {
-    this.#unqueue?.();
-    this.#unqueue = undefined;
+    this.leaveQueue();
     this.#detachUpstream(false);
   }
 
@@ -996,8 +957,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
   #clearTimers(): void {
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     this.#deadline = undefined;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    this.cancelRetry();
   }
 
   #end(termination: Termination, status = this.#status): void {
@@ -1011,18 +971,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
     if (this.#budgetTaken) {
       const head = this.#head;
       const bytesIn = (head.framing === Framing.Length ? head.contentLength : this.#bodySize) + this.#tunnelBytesIn;
-      engine.requestEnded(
-        this.#lb!,
-        this.#current,
-        termination,
-        status,
-        bytesIn,
-        this.#bytesOut,
-        performance.now() - this.#arrivedAt,
-        this.#queueMs,
-        this.#retrySlots,
-      );
-      this.#retrySlots = 0;
+      this.countEnd(engine, this.#lb!, this.#current, termination, status, bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt);
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
@@ -1039,7 +988,7 @@ export class Exchange implements ConnectionOwner, AttemptSource, PoolWaiter {
       attempts: this.#attempts,
       clientIp: this.#clientIp,
       bytesOut: this.#bytesOut,
-      queueMs: this.#queueMs,
+      queueMs: this.queueMs,
       headMs: this.#headLatency,
       backendId: this.#lastBackendId,
       reason: this.#lastReason,

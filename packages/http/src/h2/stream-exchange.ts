@@ -29,7 +29,8 @@ import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
 import { HOP_BY_HOP, responseHeaders } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
-import type { AttemptSource, ProxyEngine } from '../proxy/proxy';
+import { AttemptSource } from '../proxy/attempt-source';
+import type { ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { H2BackendPool, type H2Slot } from './backend-sessions';
@@ -200,7 +201,7 @@ export function streamView(client: ClientStream): IncomingMessage {
   return new StreamView(client) as unknown as IncomingMessage;
 }
 
-class StreamExchange implements AttemptSource {
+class StreamExchange extends AttemptSource {
   readonly #engine: ProxyEngine;
   readonly #client: ClientStream;
   readonly #view: StreamView;
@@ -241,9 +242,6 @@ class StreamExchange implements AttemptSource {
   #waitTimer: NodeJS.Timeout | undefined;
   /** Longest pause in the response body (`timeouts.idleMs`), from the head on; refreshed by each chunk. */
   #idleTimer: NodeJS.Timeout | undefined;
-  /** A wait a backend asked for with Retry-After before the next attempt, and its timer. */
-  #retryDelayMs = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
   #attemptId = 0;
 
   // response
@@ -252,19 +250,17 @@ class StreamExchange implements AttemptSource {
   #responseStarted = false;
   #finished = false;
   #clientGone = false;
-  #unqueue: (() => void) | undefined;
   #deadline: NodeJS.Timeout | undefined;
-  #retrySlots = 0;
   #budgetTaken = false;
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
   readonly #arrivedWall = Date.now();
-  #queueMs = 0;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
   #lastReason: string | undefined;
 
   constructor(engine: ProxyEngine, client: ClientStream, view: StreamView, route: RouteDecision | undefined, onEnd: (() => void) | undefined) {
+    super();
     this.#engine = engine;
     this.#client = client;
     this.#view = view;
@@ -377,10 +373,6 @@ class StreamExchange implements AttemptSource {
 
   // ---- attempts -------------------------------------------------------------------------------
 
-  #acquire(): Lease | undefined {
-    return this.#lb!.acquire({ key: this.#hashKey, stickyBackendId: this.#stickyId, exclude: this.#tried, attempt: this.#attempts, skipFull: true });
-  }
-
   /** Acquire a backend (or wait for one) and send the next attempt: the engine's one way to do it. */
   #next(): void {
     this.#engine.acquireOrQueue(this.#lb!, this);
@@ -391,28 +383,15 @@ class StreamExchange implements AttemptSource {
     return this.#finished || this.#clientGone;
   }
 
-  acquireLease(): Lease | undefined {
-    return this.#acquire();
-  }
-
-  startAttempt(lease: Lease): void {
-    this.#send(lease);
-  }
-
   refuse(status: number, message: string, termination: Termination): void {
     this.#fail(status, message, termination);
   }
 
-  queued(unqueue: () => void): void {
-    this.#unqueue = unqueue;
+  acquireLease(): Lease | undefined {
+    return this.#lb!.acquire({ key: this.#hashKey, stickyBackendId: this.#stickyId, exclude: this.#tried, attempt: this.#attempts, skipFull: true });
   }
 
-  queueEnded(waitedMs: number): void {
-    this.#unqueue = undefined;
-    this.#queueMs += waitedMs;
-  }
-
-  #send(lease: Lease): void {
+  startAttempt(lease: Lease): void {
     const engine = this.#engine;
     this.#lease = lease;
     this.#attempts++;
@@ -748,7 +727,7 @@ class StreamExchange implements AttemptSource {
       this.#arrivedAt,
     );
     if (wait === PASS_THROUGH || !this.#shouldRetry(failure)) return false;
-    this.#retryDelayMs = wait;
+    this.retryDelayMs = wait;
     this.#abortUpstream();
     this.#releaseLease({ ok: false, status, error: 'status', durationMs: this.#headLatency });
     this.#retry();
@@ -838,38 +817,16 @@ class StreamExchange implements AttemptSource {
     // A gRPC call is retried only while uncommitted (refused, or never reached a backend), or when
     // a route marks its method idempotent — `retryNonIdempotent` does not reach gRPC calls.
     if (this.#grpc && !failure.notSent && this.#retryMethod !== 'PUT') return false;
-    const verdict = engine.retryVerdict(
-      failure,
-      {
-        method: this.#retryMethod,
-        attempts: this.#attempts,
-        maxAttempts: engine.config.attempts,
-        responseStarted: this.#responseStarted,
-        clientGone: this.#clientGone,
-        replayable: this.#replayable || !this.#bodyUsed,
-      },
-      this.#lb!,
-      this.#current,
-    );
-    if (verdict === 'refused') return false;
-    if (verdict === 'charged') this.#retrySlots++;
-    return true;
+    const replayable = this.#replayable || !this.#bodyUsed;
+    return this.retryAllowed(engine, failure, this.#retryMethod, this.#attempts, this.#responseStarted, this.#clientGone, replayable, this.#lb!, this.#current);
   }
 
+  /** The failed attempt's lease is already released (`#attemptFailed`, `#retryOnStatus`). */
   #retry(): void {
     if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
     this.#current = undefined;
-    if (this.#clientGone || this.#finished) return;
-    const delay = this.#retryDelayMs;
-    this.#retryDelayMs = 0;
-    if (delay <= 0) return this.#next();
-    this.#retryTimer = setTimeout(this.#retryAfterDelay, delay);
+    this.attemptAgain(this.#engine, this.#lb!);
   }
-
-  #retryAfterDelay = (): void => {
-    this.#retryTimer = undefined;
-    this.#next();
-  };
 
   #onDeadline = (): void => {
     this.#deadline = undefined;
@@ -887,8 +844,7 @@ class StreamExchange implements AttemptSource {
   #onClientClose = (): void => {
     if (this.#finished) return;
     this.#clientGone = true;
-    this.#unqueue?.();
-    this.#unqueue = undefined;
+    this.leaveQueue();
     this.#abortUpstream();
     this.#releaseLease({ ok: true, error: 'aborted' });
     this.#end('client-aborted');
@@ -925,8 +881,7 @@ class StreamExchange implements AttemptSource {
 
   #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
     if (this.#finished) return;
-    this.#unqueue?.();
-    this.#unqueue = undefined;
+    this.leaveQueue();
     this.#abortUpstream();
     if (this.#lease !== undefined) this.#releaseLease({ ok: false, error: status === 504 ? 'timeout' : 'reset' });
     this.#status = status;
@@ -974,8 +929,7 @@ class StreamExchange implements AttemptSource {
     this.#clearHeadTimer();
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    this.cancelRetry();
     this.#queue = [];
     this.#held = [];
     const body = this.#client.body;
@@ -984,18 +938,7 @@ class StreamExchange implements AttemptSource {
     if (!this.#bodyEnded && !this.#clientGone) body.resume();
     const engine = this.#engine;
     if (this.#budgetTaken) {
-      engine.requestEnded(
-        this.#lb!,
-        this.#current,
-        termination,
-        status,
-        this.#bytesIn,
-        this.#bytesOut,
-        performance.now() - this.#arrivedAt,
-        this.#queueMs,
-        this.#retrySlots,
-      );
-      this.#retrySlots = 0;
+      this.countEnd(engine, this.#lb!, this.#current, termination, status, this.#bytesIn, this.#bytesOut, performance.now() - this.#arrivedAt);
     }
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
@@ -1012,7 +955,7 @@ class StreamExchange implements AttemptSource {
       attempts: this.#attempts,
       clientIp: this.#clientIp,
       bytesOut: this.#bytesOut,
-      queueMs: this.#queueMs,
+      queueMs: this.queueMs,
       headMs: this.#headLatency,
       backendId: this.#lastBackendId,
       reason: this.#lastReason,

@@ -41,6 +41,7 @@ import {
   type AdmissionVerdict,
   type Termination,
 } from './options';
+import { AttemptSource } from './attempt-source';
 import { createBackendPool } from './pool';
 import { WaitQueue } from './queue';
 import { checkRequestHead } from './request-checks';
@@ -69,22 +70,6 @@ export interface ProxyHandler {
 
 /** The `ProxyEngine` behind a `createProxy` handler, for the raw engine's listeners in the CLI. */
 export const PROXY_ENGINE: unique symbol = Symbol('fulcrum.proxyEngine');
-
-/** Internal state shared by the request handler and its attempts. */
-/** A request as `ProxyEngine.acquireOrQueue` drives it (`ProxiedRequest`, and the raw engine's `Exchange`). */
-export interface AttemptSource {
-  /** The request wants no backend any more (it ended, or its client left). */
-  readonly settled: boolean;
-  /** A lease for the next attempt (its key, sticky id and the backends already tried), or none free. */
-  acquireLease(): Lease | undefined;
-  startAttempt(lease: Lease): void;
-  /** Answer the request with the proxy's own error. */
-  refuse(status: number, message: string, termination: Termination): void;
-  /** It waits in the queue: `unqueue` takes it out. */
-  queued(unqueue: () => void): void;
-  /** It left the queue (started or expired) after `waitedMs`. */
-  queueEnded(waitedMs: number): void;
-}
 
 export class ProxyEngine {
   readonly lb: LoadBalancer;
@@ -437,7 +422,7 @@ export class ProxyEngine {
  * One client request through the proxy: its attempts, its retries, its response. Implements undici's
  * dispatch handler so response bytes go straight from the upstream socket to the client socket.
  */
-class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
+class ProxiedRequest extends AttemptSource implements Dispatcher.DispatchHandler {
   readonly #engine: ProxyEngine;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -463,20 +448,13 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
   #clientGone = false;
   #retrying = false;
   #bodyUsed = false;
-  #unqueue: (() => void) | undefined;
   #deadline: NodeJS.Timeout | undefined;
-  /** Retry-budget slots this request holds: a retry counts against the budget until the request ends. */
-  #retrySlots = 0;
   readonly #arrivedAt = performance.now();
   readonly #arrivedWall = Date.now();
-  #queueMs = 0;
   #bytesOut = 0;
   /** The response's Content-Length when a body of that size follows; -1 otherwise. */
   #declaredLength = -1;
   #lastBackendId: string | undefined;
-  /** A wait a backend asked for with Retry-After before the next attempt, and its timer. */
-  #retryDelayMs = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
   /** The backend of the attempt in progress: a retry must avoid it even after its lease is released. */
   #current: Backend | undefined;
   #lastReason: string | undefined;
@@ -485,6 +463,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
   #rawHeaders: string[] | undefined;
 
   constructor(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse, route: RouteDecision) {
+    super();
     this.#engine = engine;
     this.#req = req;
     this.#res = res;
@@ -555,23 +534,11 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     if (this.#finished) return;
     // The client went away before the response was complete: stop the attempt, start no new one.
     this.#clientGone = true;
-    this.#unqueue?.();
-    this.#unqueue = undefined;
+    this.leaveQueue();
     this.#controller?.abort(new ClientAbortedError());
     this.#releaseLease({ ok: true, error: 'aborted' });
     this.#end('client-aborted');
   };
-
-  /** A backend for the next attempt, or `undefined` when none is eligible or all are full. */
-  #acquire(): Lease | undefined {
-    return this.#lb.acquire({
-      key: this.#hashKey,
-      stickyBackendId: this.#stickyId,
-      exclude: this.#tried,
-      attempt: this.#attempts,
-      skipFull: true,
-    });
-  }
 
   /** Acquire a backend (or wait for one) and send the next attempt. */
   #next(): void {
@@ -583,28 +550,16 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     return this.#finished || this.#clientGone;
   }
 
-  acquireLease(): Lease | undefined {
-    return this.#acquire();
-  }
-
-  startAttempt(lease: Lease): void {
-    this.#send(lease);
-  }
-
   refuse(status: number, message: string, termination: Termination): void {
     this.#fail(status, message, termination);
   }
 
-  queued(unqueue: () => void): void {
-    this.#unqueue = unqueue;
+  /** A backend for the next attempt, or `undefined` when none is eligible or all are full. */
+  acquireLease(): Lease | undefined {
+    return this.#lb.acquire({ key: this.#hashKey, stickyBackendId: this.#stickyId, exclude: this.#tried, attempt: this.#attempts, skipFull: true });
   }
 
-  queueEnded(waitedMs: number): void {
-    this.#unqueue = undefined;
-    this.#queueMs += waitedMs;
-  }
-
-  #send(lease: Lease): void {
+  startAttempt(lease: Lease): void {
     const engine = this.#engine;
     this.#lease = lease;
     this.#attempts++;
@@ -680,7 +635,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
       const failure: AttemptFailure = { kind: 'status', status: statusCode, notSent: false };
       const wait = this.#retryAfterWait(headers['retry-after']);
       if (wait !== PASS_THROUGH && this.#shouldRetry(failure)) {
-        this.#retryDelayMs = wait;
+        this.retryDelayMs = wait;
         this.#retrying = true;
         controller.abort(new RetryingError());
         return;
@@ -808,37 +763,25 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
   }
 
   #shouldRetry(failure: AttemptFailure): boolean {
-    const engine = this.#engine;
-    const verdict = engine.retryVerdict(
+    const replayable = this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent);
+    return this.retryAllowed(
+      this.#engine,
       failure,
-      {
-        method: this.#req.method ?? 'GET',
-        attempts: this.#attempts,
-        maxAttempts: engine.config.attempts,
-        responseStarted: this.#responseStarted,
-        clientGone: this.#clientGone,
-        replayable: this.#body.kind !== 'stream' || (!this.#bodyUsed && failure.notSent),
-      },
+      this.#req.method ?? 'GET',
+      this.#attempts,
+      this.#responseStarted,
+      this.#clientGone,
+      replayable,
       this.#lb,
       this.#current,
     );
-    if (verdict === 'refused') return false;
-    if (verdict === 'charged') this.#retrySlots++;
-    return true;
   }
 
   #retry(): void {
     if (this.#current !== undefined) (this.#tried ??= []).push(this.#current);
     this.#current = undefined;
     this.#releaseLease({ ok: false });
-    if (this.#clientGone || this.#finished) return;
-    const delay = this.#retryDelayMs;
-    this.#retryDelayMs = 0;
-    if (delay <= 0) return this.#next();
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#next();
-    }, delay);
+    this.attemptAgain(this.#engine, this.#lb);
   }
 
   #releaseLease(outcome: { ok: boolean; status?: number; error?: AttemptFailure['kind']; durationMs?: number }): void {
@@ -851,8 +794,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
 
   #fail(status: number, message: string, termination: Termination, headers?: Readonly<Record<string, string>>): void {
     if (this.#finished) return;
-    this.#unqueue?.();
-    this.#unqueue = undefined;
+    this.leaveQueue();
     if (this.#lease !== undefined) {
       this.#controller?.abort(new ClientAbortedError());
       this.#releaseLease({ ok: false, error: status === 504 ? 'timeout' : 'reset' });
@@ -871,8 +813,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
   #clearDeadline(): void {
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     this.#deadline = undefined;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    this.cancelRetry();
   }
 
   #end(termination: Termination, status = this.#status): void {
@@ -880,18 +821,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
     this.#finished = true;
     this.#clearDeadline();
     this.#res.off('close', this.#onClientClose);
-    this.#engine.requestEnded(
-      this.#lb,
-      this.#current,
-      termination,
-      status,
-      this.#bytesIn(),
-      this.#bytesOut,
-      performance.now() - this.#arrivedAt,
-      this.#queueMs,
-      this.#retrySlots,
-    );
-    this.#retrySlots = 0;
+    this.countEnd(this.#engine, this.#lb, this.#current, termination, status, this.#bytesIn(), this.#bytesOut, performance.now() - this.#arrivedAt);
     const done = this.#admissionDone;
     this.#admissionDone = undefined;
     this.#engine.admissionEnded(done, 'client');
@@ -909,7 +839,7 @@ class ProxiedRequest implements Dispatcher.DispatchHandler, AttemptSource {
         attempts: this.#attempts,
         clientIp: this.#clientIp,
         bytesOut: this.#bytesOut,
-        queueMs: this.#queueMs,
+        queueMs: this.queueMs,
         headMs: this.#headLatency,
         backendId: this.#lastBackendId,
         reason: this.#lastReason,

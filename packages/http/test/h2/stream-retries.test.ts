@@ -148,6 +148,20 @@ describe('HTTP/2 streams: retries on 502/503/504', () => {
     expect(log[0]!.attempts).toBe(2);
   });
 
+  it("waits for the only backend's Retry-After before retrying it, within the deadline", async () => {
+    const arrivals: number[] = [];
+    const only = await h2Backend('b0', (stream, headers, backend) => {
+      arrivals.push(performance.now());
+      answering(arrivals.length === 1 ? 503 : 200, arrivals.length === 1 ? { 'retry-after': '1' } : {})(stream, headers, backend);
+    });
+    const origin = await proxyTo([only], { retryOn: ['connect', 'reset', 'timeout', 'status-503'], timeouts: { totalMs: 5000 } });
+    const answer = await request(origin, 'GET', '/thing');
+    expect(answer.status).toBe(200);
+    expect(only.streams).toBe(2);
+    // A lower bound, not a speed claim: the retry must not come before the backend asked.
+    expect(arrivals[1]! - arrivals[0]!).toBeGreaterThanOrEqual(950);
+  });
+
   it('relays the 503 as it is when retryOn does not list it (the default)', async () => {
     const list = [await h2Backend('b0', answering(503)), await h2Backend('b1', answering(200))];
     const origin = await proxyTo(list);
