@@ -12,9 +12,13 @@ import type { TLSSocket } from 'node:tls';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
-/** `respond` options (Node copies them): shared, not one literal per response. */
+/**
+ * `respond` options, shared, and holding every property Node sets on its copy (`endStream`): on Node
+ * 20, adding a property to an object spread from a non-empty literal takes ~0.9 µs (a new hidden
+ * class each time), so `respond` given `{ waitForTrailers: true }` paid that once per response.
+ */
 const END_STREAM = { endStream: true } as const;
-const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
+const WAIT_FOR_TRAILERS = { endStream: false, waitForTrailers: true } as const;
 
 function ignoreError(): void {}
 

@@ -39,6 +39,8 @@ import { GrpcStatus, grpcStatusFor, isGrpcContentType, isIdempotentCall, parseGr
 import { countGrpcStatus, countStream } from './stats';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+/** The methods `ClientHttp2Session.request` ends the stream for when not told (Node's documented default). */
+const NO_PAYLOAD_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE']);
 
 /** Bytes of request body queued for a backend before the client is paused. */
 const QUEUE_HIGH_WATER = 256 * 1024;
@@ -126,7 +128,11 @@ class StreamView {
     if (this.#headers !== undefined) return this.#headers;
     const given = this.#client.headers;
     let headers = given;
-    if (given.host === undefined && typeof given[':authority'] === 'string') headers = { ...given, host: given[':authority'] };
+    if (given.host === undefined && typeof given[':authority'] === 'string') {
+      // Not `{ ...given, host }`: on Node 20 a new property on a spread copy costs a hidden class each time.
+      headers = Object.assign({ __proto__: null }, given) as IncomingHttpHeaders;
+      headers.host = given[':authority'];
+    }
     this.#headers = headers;
     return headers;
   }
@@ -498,7 +504,11 @@ class StreamExchange extends AttemptSource {
     if (te === 'trailers' || (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te))) outgoing.te = 'trailers';
     let stream: ClientHttp2Stream;
     try {
-      stream = slot.session.request(outgoing, { endStream: this.#bodyEnded && this.#queue.length === 0 });
+      const endStream = this.#bodyEnded && this.#queue.length === 0;
+      // No options where Node's default (end for GET, HEAD and DELETE) is what we want: Node copies the
+      // options and adds the priority fields to the copy, which on Node 20 costs ~4 µs when the copy
+      // came from a non-empty object (a new hidden class per property) and nothing from `undefined`.
+      stream = slot.session.request(outgoing, endStream === NO_PAYLOAD_METHODS.has(this.#client.method) ? undefined : { endStream });
     } catch (error) {
       slot.release();
       this.#slot = undefined;
