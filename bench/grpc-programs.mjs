@@ -41,13 +41,14 @@ const method = { path: '/bench.Echo/Unary', requestStream: false, responseStream
 `;
 
 /** Fulcrum's `createProxyServer` from the build `dist` (an index.js): h2c in, h2 out, round robin. */
-export const fulcrumProgram = (dist) => `
+export const fulcrumProgram = (dist, forwardedHeaders = true) => `
 const { createProxyServer } = await import(${JSON.stringify(dist)});
 const [port, ...backends] = process.argv.slice(1).map(Number);
 const server = createProxyServer({
   balancer: { algorithm: 'round-robin', backends: backends.map((p, i) => ({ id: 'b' + i, address: 'http://127.0.0.1:' + p })) },
   upstreamProtocol: 'h2',
   http2: { h2c: true, maxConcurrentStreams: 1000 },
+  forwardedHeaders: ${forwardedHeaders},
 });
 await server.listen(port);
 console.log('ready');

@@ -5,7 +5,7 @@
  * grpc-js backends.
  *
  *   node bench/grpc.bench.mjs [--duration 10] [--warmup 3] [--clients 8] [--streams 16] [--rounds 1]
- *                             [--only direct,haproxy,fulcrum,node-minimal]
+ *                             [--only direct,haproxy,fulcrum,fulcrum-plain,node-minimal]
  *
  * Set-up, as the proxy bench: the backends and the proxy under test share CPU 0 (`taskset -c 0`),
  * h2load runs alone on CPU 1. Load: `h2load` (Debian's nghttp2-client) with `--clients` HTTP/2
@@ -17,7 +17,9 @@
  * one CPU share, not a balanced setup.
  *
  * Fulcrum is the BUILT `packages/http/dist` (`cd packages/http && npx tsup --config ../../tsup.config.ts`):
- * `createProxyServer` with `http2: { h2c: true }`, `upstreamProtocol: 'h2'`, round robin.
+ * `createProxyServer` with `http2: { h2c: true }`, `upstreamProtocol: 'h2'`, round robin; `fulcrum-plain`
+ * the same with `forwardedHeaders: false`, so that it sends the backends what HAProxy's configuration
+ * here sends them (HAProxy adds X-Forwarded-For only with `option forwardfor`, none of the others).
  * HAProxy 2.6: one thread, `balance roundrobin`, `bind … proto h2`, `server … proto h2`.
  * `node-minimal` is the floor of any proxy on `node:http2`: a server whose streams go round robin
  * to one session per backend, headers copied, bodies piped, nothing else (NODE_MINIMAL in grpc-programs.mjs).
@@ -35,11 +37,12 @@ import { cpuSeconds, freePort, launcher } from './processes.mjs';
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
 const HTTP_DIST = join(ROOT, 'packages', 'http', 'dist', 'index.js');
-const ALL = ['direct', 'haproxy', 'fulcrum', 'node-minimal'];
+const ALL = ['direct', 'haproxy', 'fulcrum', 'fulcrum-plain', 'node-minimal'];
 const LABELS = {
   direct: 'direct to one backend (no proxy, no balancing)',
   haproxy: 'HAProxy 2.6 (proto h2 both sides, roundrobin)',
   fulcrum: 'Fulcrum createProxyServer (h2c both sides, round-robin)',
+  'fulcrum-plain': 'Fulcrum, no forwarding fields (`forwardedHeaders: false`: HAProxy adds none here either)',
   'node-minimal': 'reference: minimal node:http2 proxy (round robin, no checks, no retries)',
 };
 
@@ -220,9 +223,10 @@ async function main() {
         } else if (name === 'node-minimal') {
           port = await freePort();
           ({ child } = await start([process.execPath, '--input-type=module', '-e', NODE_MINIMAL, String(port), ...backendPorts.map(String)], 0));
-        } else if (name === 'fulcrum') {
+        } else if (name === 'fulcrum' || name === 'fulcrum-plain') {
           port = await freePort();
-          ({ child } = await start([process.execPath, '--input-type=module', '-e', fulcrumProgram(HTTP_DIST), String(port), ...backendPorts.map(String)], 0));
+          const program = fulcrumProgram(HTTP_DIST, name === 'fulcrum');
+          ({ child } = await start([process.execPath, '--input-type=module', '-e', program, String(port), ...backendPorts.map(String)], 0));
         }
         const reached = check(port);
         if (name !== 'direct' && reached.length !== 3) throw new Error(`${name}: one connection's calls reached ${reached.join(',')}, not all three backends`);
