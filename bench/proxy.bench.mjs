@@ -7,7 +7,8 @@
  *                              [--only fulcrum,haproxy,…] [--cpu-prof DIR]
  *                              [--body-bytes N] [--upload-bytes N]
  *   FULCRUM_BASE_DIST=/tmp/base/dist/index.js node bench/proxy.bench.mjs --only fulcrum-server,fulcrum-server-base
- *     (A/B: the raw engine from another build, e.g. main's, interleaved with this one)
+ *     (A/B: the raw engine from another build, e.g. main's, interleaved with this one; `fulcrum-base`
+ *     is createProxy from that build, e.g. one from before the raw engine existed)
  *
  * `--body-bytes` pads the backends' responses to N bytes (4096, 65536); `--upload-bytes` makes wrk
  * POST an N-byte body with every request (1048576: the upload row, reported in MB/s).
@@ -50,6 +51,7 @@ const ALL = [
   'fulcrum-server-plain',
   'fulcrum-server-base',
   'fulcrum',
+  'fulcrum-base',
   'fulcrum-plain',
   'undici-minimal',
   'reply-from',
@@ -64,6 +66,7 @@ const LABELS = {
   'fulcrum-server': 'Fulcrum createProxyServer (raw engine, cookie stickiness)',
   'fulcrum-server-plain': 'Fulcrum createProxyServer (raw engine, no stickiness)',
   'fulcrum-server-base': 'Fulcrum createProxyServer from FULCRUM_BASE_DIST (A/B baseline, cookie stickiness)',
+  'fulcrum-base': 'Fulcrum createProxy from FULCRUM_BASE_DIST (another build, cookie stickiness)',
   'undici-minimal': 'minimal undici-Pool proxy',
   'reply-from': 'fastify + @fastify/reply-from',
   'http-proxy': 'http-proxy',
@@ -88,10 +91,11 @@ const duration = positive('duration', values.duration, 600);
 const warmup = positive('warmup', values.warmup, 600, true);
 const connections = positive('connections', values.connections, 10_000);
 const rounds = positive('rounds', values.rounds, 20);
-// The A/B row runs only when asked for (it needs FULCRUM_BASE_DIST, another build's index.js).
-const only = values.only === undefined ? ALL.filter((name) => name !== 'fulcrum-server-base') : values.only.split(',');
-if (only.includes('fulcrum-server-base') && process.env.FULCRUM_BASE_DIST === undefined)
-  die('--only fulcrum-server-base needs FULCRUM_BASE_DIST=<another build of packages/http>/dist/index.js');
+// The A/B rows run only when asked for (they need FULCRUM_BASE_DIST, another build's index.js).
+const BASE_ROWS = ['fulcrum-server-base', 'fulcrum-base'];
+const only = values.only === undefined ? ALL.filter((name) => !BASE_ROWS.includes(name)) : values.only.split(',');
+if (only.some((name) => BASE_ROWS.includes(name)) && process.env.FULCRUM_BASE_DIST === undefined)
+  die(`--only ${BASE_ROWS.join('/')} needs FULCRUM_BASE_DIST=<another build of packages/http>/dist/index.js`);
 for (const name of only) if (!ALL.includes(name)) die(`--only: unknown proxy ${JSON.stringify(name)} (known: ${ALL.join(', ')})`);
 const profileDir = values['cpu-prof'];
 const bodyBytes = positive('body-bytes', values['body-bytes'], 16 * 1024 * 1024, true);
@@ -241,7 +245,7 @@ async function verify(name, port) {
     if ([headers['set-cookie'] ?? []].flat().some((c) => /^(fulcrum_srv|SRV)=/.test(c))) cookies++;
   }
   if (seen.size !== 3) throw new Error(`${name}: 9 requests reached only ${[...seen].join(', ')}`);
-  const wantsCookie = name === 'fulcrum' || name === 'fulcrum-server' || name === 'fulcrum-server-base' || name === 'haproxy';
+  const wantsCookie = ['fulcrum', 'fulcrum-base', 'fulcrum-server', 'fulcrum-server-base', 'haproxy'].includes(name);
   if (wantsCookie && cookies !== 9) throw new Error(`${name}: stickiness is on but only ${cookies} of 9 responses set a cookie`);
 }
 
@@ -406,6 +410,8 @@ async function main() {
     // efficiency ratio ≥ 1 / 1.4), and ≥ 2 × createProxy's efficiency.
     ['haproxy', 0.75, 'createProxyServer ≥ 0.75 × HAProxy, CPU ≤ 1.4 ×', 'fulcrum-server', 1 / 1.4],
     ['fulcrum', 0, 'createProxyServer ≥ 2 × createProxy efficiency', 'fulcrum-server', 2],
+    // The same against createProxy from another build (FULCRUM_BASE_DIST): the row the issue measured.
+    ['fulcrum-base', 0, 'createProxyServer ≥ 2 × the base build\'s createProxy efficiency', 'fulcrum-server', 2],
     // A/B: this build against another one (FULCRUM_BASE_DIST), no target.
     ['fulcrum-server-base', 0, 'createProxyServer: this build / the baseline build', 'fulcrum-server', 0],
   ]) {

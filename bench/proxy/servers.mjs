@@ -11,6 +11,8 @@
 //   fulcrum-server-plain  the same without stickiness
 //   fulcrum-server-base   fulcrum-server from another build (FULCRUM_BASE_DIST: a copy of an older
 //                     packages/http/dist, e.g. main's), for A/B runs interleaved with the current one
+//   fulcrum-base      fulcrum (createProxy, cookie stickiness) from FULCRUM_BASE_DIST: e.g. the
+//                     createProxy of a commit before the raw engine existed, next to today's
 //   undici-minimal    the reference: ~30 lines, one undici Pool per backend, round robin, bodies
 //                     streamed both ways, hop-by-hop headers dropped, 502 on error
 //   reply-from        fastify 5 + @fastify/reply-from with `base` = the three origins (its documented
@@ -38,8 +40,8 @@ if (ports.length !== 3 || ports.some((p) => !Number.isInteger(p) || p <= 0)) {
 const origins = ports.map((port) => `http://127.0.0.1:${port}`);
 const CONNECTIONS = 128;
 
-async function fulcrum(sticky) {
-  const { createProxy } = await import('@fulcrum/http');
+async function fulcrum(sticky, dist) {
+  const { createProxy } = await import(dist ?? '@fulcrum/http');
   const proxy = createProxy({
     balancer: {
       algorithm: 'round-robin',
@@ -147,17 +149,21 @@ async function nodeL4() {
   });
 }
 
+/** FULCRUM_BASE_DIST as an import specifier: the index.js of another build of packages/http. */
+function baseDist(kind) {
+  const dist = process.env.FULCRUM_BASE_DIST;
+  if (dist === undefined) throw new Error(`${kind} needs FULCRUM_BASE_DIST (the index.js of another build)`);
+  return pathToFileURL(dist).href;
+}
+
 const makers = {
   'node-l4': nodeL4,
   fulcrum: () => fulcrum(true),
   'fulcrum-plain': () => fulcrum(false),
   'fulcrum-server': () => fulcrumServer(true),
   'fulcrum-server-plain': () => fulcrumServer(false),
-  'fulcrum-server-base': () => {
-    const dist = process.env.FULCRUM_BASE_DIST;
-    if (dist === undefined) throw new Error('fulcrum-server-base needs FULCRUM_BASE_DIST (the index.js of another build)');
-    return fulcrumServer(true, pathToFileURL(dist).href);
-  },
+  'fulcrum-server-base': () => fulcrumServer(true, baseDist('fulcrum-server-base')),
+  'fulcrum-base': () => fulcrum(true, baseDist('fulcrum-base')),
   'undici-minimal': undiciMinimal,
   'reply-from': replyFrom,
   'http-proxy': httpProxy,
