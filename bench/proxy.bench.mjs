@@ -411,7 +411,7 @@ async function main() {
     ['haproxy', 0.75, 'createProxyServer ≥ 0.75 × HAProxy, CPU ≤ 1.4 ×', 'fulcrum-server', 1 / 1.4],
     ['fulcrum', 0, 'createProxyServer ≥ 2 × createProxy efficiency', 'fulcrum-server', 2],
     // The same against createProxy from another build (FULCRUM_BASE_DIST): the row the issue measured.
-    ['fulcrum-base', 0, 'createProxyServer ≥ 2 × the base build\'s createProxy efficiency', 'fulcrum-server', 2],
+    ['fulcrum-base', 0, "createProxyServer ≥ 2 × the base build's createProxy efficiency", 'fulcrum-server', 2],
     // A/B: this build against another one (FULCRUM_BASE_DIST), no target.
     ['fulcrum-server-base', 0, 'createProxyServer: this build / the baseline build', 'fulcrum-server', 0],
   ]) {
