@@ -6,6 +6,7 @@
  *
  *   node bench/grpc.bench.mjs [--duration 10] [--warmup 3] [--clients 8] [--streams 16] [--rounds 1]
  *                             [--only direct,haproxy,fulcrum,fulcrum-plain,node-minimal]
+ *                             [--node-flags '--max-semi-space-size=32']
  *
  * Set-up, as the proxy bench: the backends and the proxy under test share CPU 0 (`taskset -c 0`),
  * h2load runs alone on CPU 1. Load: `h2load` (Debian's nghttp2-client) with `--clients` HTTP/2
@@ -21,6 +22,8 @@
  * the same with `forwardedHeaders: false`, so that it sends the backends what HAProxy's configuration
  * here sends them (HAProxy adds X-Forwarded-For only with `option forwardfor`, none of the others).
  * HAProxy 2.6: one thread, `balance roundrobin`, `bind … proto h2`, `server … proto h2`.
+ * `--node-flags` are given to the Node proxies (Fulcrum's rows and node-minimal), not to the backends:
+ * `--max-semi-space-size=32` is the young-generation size `packages/http/README.md` recommends.
  * `node-minimal` is the floor of any proxy on `node:http2`: a server whose streams go round robin
  * to one session per backend, headers copied, bodies piped, nothing else (NODE_MINIMAL in grpc-programs.mjs).
  * Every child is killed on exit; only 127.0.0.1 is contacted.
@@ -54,6 +57,7 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '1' },
     only: { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const int = (name, max) => {
@@ -67,6 +71,9 @@ const clients = int('clients', 1000);
 const streams = int('streams', 1000);
 const rounds = int('rounds', 20);
 const only = values.only === undefined ? ALL : values.only.split(',');
+// Node options for the Node proxies (Fulcrum's rows and node-minimal), e.g. `--max-semi-space-size=32`.
+const nodeFlags = values['node-flags'].split(/\s+/).filter(Boolean);
+for (const flag of nodeFlags) if (!/^--[a-z][a-z0-9-]*(=[\w.-]+)?$/.test(flag)) die(`--node-flags: ${flag} is not a Node option`);
 for (const name of only) if (!ALL.includes(name)) die(`--only: unknown target ${name} (known: ${ALL.join(', ')})`);
 
 function die(message) {
@@ -222,11 +229,11 @@ async function main() {
           await waitPort(port);
         } else if (name === 'node-minimal') {
           port = await freePort();
-          ({ child } = await start([process.execPath, '--input-type=module', '-e', NODE_MINIMAL, String(port), ...backendPorts.map(String)], 0));
+          ({ child } = await start([process.execPath, ...nodeFlags, '--input-type=module', '-e', NODE_MINIMAL, String(port), ...backendPorts.map(String)], 0));
         } else if (name === 'fulcrum' || name === 'fulcrum-plain') {
           port = await freePort();
           const program = fulcrumProgram(HTTP_DIST, name === 'fulcrum');
-          ({ child } = await start([process.execPath, '--input-type=module', '-e', program, String(port), ...backendPorts.map(String)], 0));
+          ({ child } = await start([process.execPath, ...nodeFlags, '--input-type=module', '-e', program, String(port), ...backendPorts.map(String)], 0));
         }
         const reached = check(port);
         if (name !== 'direct' && reached.length !== 3) throw new Error(`${name}: one connection's calls reached ${reached.join(',')}, not all three backends`);
