@@ -1,8 +1,9 @@
 // `fulcrum --workers 2` with real processes: the large renders of the metrics and the stats page's
 // JSON are bounded for the whole instance as one process bounds them per handler — two at once, a
 // third gets 503 with `Retry-After: 1` whichever worker it reaches, and the slots come back after a
-// completed answer and after a client that disconnects mid-body. Scrapes that share one collection
-// are served as one process would serve them: two large ones at once, any number of small ones.
+// completed answer, after a client that disconnects mid-body, and when the workers holding them die.
+// Scrapes that share one collection are served as one process would serve them: two large ones at
+// once, any number of small ones.
 //
 // Which worker serves a connection: the primary passes the connections of a listener to the workers
 // round-robin (worker-listeners.ts), so of connections opened one after the other, the 1st, 3rd, 5th
@@ -24,7 +25,7 @@ afterAll(() => bundled.remove());
 
 interface Scrape {
   socket: Socket;
-  /** The status line and headers. */
+  /** The status line and headers (status 0: the connection closed before them). */
   head: Promise<{ status: number; headers: Map<string, string> }>;
   /** The body (de-chunked), once the server closed the connection. */
   body: Promise<string>;
@@ -68,6 +69,7 @@ function scrape(socket: Socket, path: string, hold = false): Scrape {
       resolveHead({ status, headers });
     });
     socket.on('close', () => {
+      if (bodyStart === -1) resolveHead({ status: 0, headers: new Map() });
       const raw = Buffer.concat(chunks);
       resolve((chunked ? dechunk(raw) : raw).toString('utf8'));
     });
@@ -128,7 +130,7 @@ async function stop(proxy: BinRun): Promise<void> {
 }
 
 describe('fulcrum --workers: large stats renders, two at once over every worker', () => {
-  it('refuses a third large scrape on either worker with 503 and Retry-After: 1, and gets the slots back after a completed answer and a client gone mid-body', async () => {
+  it('refuses a third large scrape on either worker with 503 and Retry-After: 1, and gets the slots back after a completed answer, a client gone mid-body and a worker gone', async () => {
     // 10,000 backends: 7.5 MB of metrics, far more than the sockets' buffers take from a client that
     // does not read; and a collection well within the primary's 2 s deadline on a loaded machine.
     const { proxy, metrics, stats } = await startWorkers('workers-renders', 10_000);
@@ -180,6 +182,15 @@ describe('fulcrum --workers: large stats renders, two at once over every worker'
       const [last] = await openInOrder(metrics, 1);
       held.push(last!);
       expect((await scrape(last!, '/metrics').head).status).toBe(503);
+
+      // Workers that exit while rendering cannot say so: the primary gives back what they held.
+      const pids = [...whole.matchAll(/^fulcrum_worker_info\{worker="\d+",pid="(\d+)"\} 1$/gm)].map((m) => Number(m[1]));
+      expect(pids).toHaveLength(2);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      // Asked once both replacements serve: a connection the primary passed to a worker in the instant
+      // it died is not answered by anyone.
+      await until(() => logLines(proxy.out.stderr).filter((l) => l.msg === 'worker started').length === 4, 'both workers replaced', 60_000);
+      await servedOnce('a scrape served once the workers that held the slots were replaced');
     } finally {
       for (const socket of held) socket.destroy();
       await stop(proxy);
