@@ -224,10 +224,15 @@ export interface FulcrumConfigFile {
   nodeId?: string;
   /**
    * The stats page at `path`: on its own listener (`port`), else on the admin listener, plus on the
-   * frontends that set `"stats": true`. Default: off.
+   * frontends that set `"stats": true`. Default: off. Over 1,000 backends, `?format=json` is rendered
+   * two at a time at most (a third gets 503 with `Retry-After: 1`); under `--workers N`, over all the
+   * workers together.
    */
   stats?: EndpointListenerConfig & { path: string; title?: string; refreshMs?: number };
-  /** Prometheus metrics at `path`, served where `stats` would be (`"metrics": true` on frontends). Default: off. */
+  /**
+   * Prometheus metrics at `path`, served where `stats` would be (`"metrics": true` on frontends).
+   * Default: off. Over 1,000 backends, two scrapes are rendered at a time at most, as `stats`.
+   */
   metrics?: EndpointListenerConfig & { path: string };
   /** The admin API. Default: off. */
   admin?: { token: string; port?: number; host?: string; path?: string };

@@ -5,7 +5,7 @@ export { startFulcrum } from './runner';
 export type { FulcrumInstance, StartOptions, WorkerOptions } from './runner';
 export { MergedEntries, mergeReports, parseWorkers } from './workers';
 export type { WorkerStats } from './worker-stats';
-export type { WorkerChange, WorkerReport } from './workers';
+export type { RenderSlot, WorkerChange, WorkerReport } from './workers';
 export { LOG_LEVELS, createLogger, stderrLogger } from './log';
 export type { LogLevel, LoggerOptions, RunnerLogger } from './log';
 export { substituteEnv, validateConfig, validateConfigAsync } from './config';

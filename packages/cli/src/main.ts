@@ -309,6 +309,7 @@ async function runWorker(slot: number, config: Awaited<ReturnType<typeof loadCon
         replicator: link.replicator,
         broadcast: (change) => link.broadcast(change),
         collect: () => link.collect(),
+        renderSlot: (handler) => link.renderSlot(handler),
         listening: (keys) => link.listening(keys),
       },
     });

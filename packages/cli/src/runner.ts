@@ -53,6 +53,8 @@ import {
   protocolStatsJson,
   PROMETHEUS_CONTENT_TYPE,
   redirectToHttps,
+  sendRendersBusy,
+  SMALL_BODY_BACKENDS,
   statsPage,
   trafficOf,
   type AccessLogEntry,
@@ -94,7 +96,7 @@ import {
   workersStatsJsonPieces,
   type CollectedReports,
 } from './worker-stats';
-import { CHECKING_SLOT, type WorkerChange, type WorkerReport } from './workers';
+import { CHECKING_SLOT, type RenderSlot, type WorkerChange, type WorkerReport } from './workers';
 
 /** How often Node sweeps connections for expired header and request timeouts, ms. */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
@@ -146,6 +148,12 @@ export interface WorkerOptions {
   collect(): Promise<WorkerReport[] & { missing?: number[] }>;
   /** The keys of the listeners this worker serves, after its start and each reload (`listeningSockets()`). */
   listening?(keys: readonly string[]): void;
+  /**
+   * One of `handler`'s render slots for a large aggregated answer, or undefined when none is left:
+   * two at once per handler over every worker, as one process renders. Without it, this worker's
+   * large answers are not counted.
+   */
+  renderSlot?(handler: string): Promise<RenderSlot | undefined>;
 }
 
 /** A running proxy. */
@@ -265,6 +273,13 @@ function engineOf(proxy: ProxyHandler): RawDispatchEngine {
  * instances already know (their snapshot), ms; past it the instance serves with what it has.
  */
 const STICKY_SYNC_WAIT_MS = 5000;
+
+/** Every worker's reports for one aggregated answer: merged snapshots and summed traffic counters beside them. */
+interface Collected {
+  reports: CollectedReports;
+  pools: Record<string, LoadBalancerSnapshot>;
+  traffic: Record<string, PoolTrafficJson>;
+}
 
 /** Transitions the stats page lists under `--workers` (the newest, over every worker): the page's own default. */
 const STATS_HISTORY = 50;
@@ -663,8 +678,9 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       // A worker's page shows every worker's counters: its pools' snapshots are the aggregate.
       const pageSource = this.#options.worker === undefined ? source : Object.fromEntries([...next].map(([n, p]) => [n, this.#aggregatedView(n, p.lb)]));
       const stats = config.stats;
-      const page = (adminPath: string | undefined): StatsHandler =>
+      const page = (adminPath: string | undefined, renders: string): StatsHandler =>
         this.#aggregating(
+          renders,
           statsPage(pageSource, {
             title: stats!.title,
             refreshMs: stats!.refreshMs,
@@ -672,8 +688,8 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
             ...(adminPath === undefined ? {} : { admin: { path: adminPath } }),
           }),
         );
-      this.#stats = stats !== undefined && config.frontends.some((f) => f.stats) ? page(statsAdminPath) : undefined;
-      this.#statsListener = stats?.listener !== undefined ? page(statsOnAdminListener ? '/' : undefined) : undefined;
+      this.#stats = stats !== undefined && config.frontends.some((f) => f.stats) ? page(statsAdminPath, 'stats') : undefined;
+      this.#statsListener = stats?.listener !== undefined ? page(statsOnAdminListener ? '/' : undefined, 'stats listener') : undefined;
       this.#metrics =
         config.metrics === undefined
           ? undefined
@@ -1149,8 +1165,11 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
     return { on: lb.on.bind(lb), off: lb.off.bind(lb), clock: lb.clock, snapshot: () => this.#aggregated?.[name] ?? lb.snapshot() } as unknown as LoadBalancer;
   }
 
-  /** In a worker, `handler`'s `?format=json` is answered once every worker's snapshot is in (the HTML page is static). */
-  #aggregating(handler: StatsHandler): StatsHandler {
+  /**
+   * In a worker, `handler`'s `?format=json` is answered once every worker's snapshot is in (the HTML
+   * page is static); `renders` names the handler's render slots (`#answerAggregated`).
+   */
+  #aggregating(renders: string, handler: StatsHandler): StatsHandler {
     if (this.#options.worker === undefined) return handler;
     const wrapped = ((req: IncomingMessage, res: ServerResponse): void => {
       const url = req.url ?? '/';
@@ -1158,7 +1177,7 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       if (query === -1 || new URLSearchParams(url.slice(query + 1)).get('format') !== 'json') return handler(req, res);
       if (req.method !== 'GET' && req.method !== 'HEAD') return handler(req, res);
       req.resume();
-      void this.#collect().then(({ reports, pools, traffic }) => {
+      this.#answerAggregated(req, res, renders, ({ reports, pools, traffic }) => {
         this.#aggregated = pools;
         streamPieces(req, res, 200, { 'content-type': 'application/json; charset=utf-8' }, workersStatsJsonPieces(pools, reports, STATS_HISTORY, traffic));
       });
@@ -1175,25 +1194,58 @@ class FulcrumRunner implements FulcrumInstance, AdminControl {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    void this.#collect().then(({ reports, pools, traffic }) =>
+    this.#answerAggregated(req, res, 'metrics', ({ reports, pools, traffic }) =>
       streamPieces(req, res, 200, { 'content-type': PROMETHEUS_CONTENT_TYPE }, workersMetricsPieces(pools, reports, traffic)),
     );
   };
+
+  /**
+   * Collect every worker's reports, then `render` the answer. Past `SMALL_BODY_BACKENDS` backends
+   * (all pools, as one process counts them) the answer first takes one of `renders`' slots from the
+   * primary — two at once over every worker, the single process's bound per handler — and a request
+   * past them gets 503 with `Retry-After: 1` before anything is collected. Scrapes that share one
+   * collection each hold a slot, as each renders and streams its own body: two simultaneous ones are
+   * served, as by one process. The slot comes back when the response closes, however that happens
+   * (completed, cut for stalling, or the client gone — during the collection too).
+   */
+  #answerAggregated(req: IncomingMessage, res: ServerResponse, renders: string, render: (collected: Collected) => void): void {
+    const worker = this.#options.worker!;
+    if (worker.renderSlot === undefined || this.#backendCount() <= SMALL_BODY_BACKENDS) {
+      void this.#collect().then(render);
+      return;
+    }
+    void worker.renderSlot(renders).then((slot) => {
+      if (slot === undefined) {
+        if (!res.destroyed) sendRendersBusy(req, res);
+        return;
+      }
+      if (res.destroyed) return slot.release();
+      res.once('close', () => slot.release());
+      void this.#collect().then((collected) => {
+        if (!res.destroyed) render(collected);
+      });
+    });
+  }
+
+  /** Backends over every pool, from the live lists: what decides, as in one process, whether an answer is large. */
+  #backendCount(): number {
+    let total = 0;
+    for (const pool of this.#pools.values()) total += pool.lb.backends.length;
+    return total;
+  }
 
   /**
    * Every worker's reports, their snapshots merged and their traffic counters summed (a few ms per
    * turn of the event loop). Scrapes that arrive while one is under way share it: one IPC round and
    * one merge, not one per scrape. The result is shared: read it, never change it.
    */
-  #collect = coalesce(
-    async (): Promise<{ reports: CollectedReports; pools: Record<string, LoadBalancerSnapshot>; traffic: Record<string, PoolTrafficJson> }> => {
-      const reports = await this.#options.worker!.collect();
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      const pools = await runSliced(mergeSnapshotsSteps(reports, CHECKING_SLOT));
-      const traffic = await runSliced(sumWorkerTrafficSteps(reports));
-      return { reports, pools, traffic };
-    },
-  );
+  #collect = coalesce(async (): Promise<Collected> => {
+    const reports = await this.#options.worker!.collect();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const pools = await runSliced(mergeSnapshotsSteps(reports, CHECKING_SLOT));
+    const traffic = await runSliced(sumWorkerTrafficSteps(reports));
+    return { reports, pools, traffic };
+  });
 
   #requestEnded = (): void => {
     this.#inflight--;

@@ -28,6 +28,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { BackendSnapshot, LoadBalancerSnapshot } from '@fulcrum/core';
 import {
   DURATION_BOUNDS_MS,
+  MAX_CONCURRENT_RENDERS,
   renderPrometheus,
   renderPrometheusPieces,
   renderProtocolFamilies,
@@ -322,6 +323,10 @@ export function renderWorkersMetrics(pools: Record<string, LoadBalancerSnapshot>
 //   runner's `coalesce`d collect): one IPC round and one merge, not one per scrape.
 // - **Streamed answers.** The metrics and the page's JSON are written ~64 KB per turn of the event
 //   loop with backpressure (`streamPieces`), as the single process's handlers do.
+// - **Two renders at once.** As one process renders at most `MAX_CONCURRENT_RENDERS` large bodies per
+//   handler, so does the whole `--workers N` instance: the primary counts them (`RenderSlots`) and a
+//   scrape past them gets 503 with `Retry-After: 1` before anything is collected. Without it, four
+//   simultaneous scrapes rendered four bodies at once, on two workers sharing the machine's cores.
 
 /** A packed report's longest text, in characters (bytes, for ASCII names): past it, the report is refused. */
 export const MAX_REPORT_CHARS = 128 * 1024 * 1024;
@@ -731,4 +736,46 @@ export function* workersMetricsPieces(
  */
 export function streamPieces(req: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, pieces: Iterator<string>): void {
   streamBody(req, res, status, headers, pieces);
+}
+
+/**
+ * The large renders in progress over every worker, per handler (the page on the frontends, the page
+ * on its listener, the metrics), as the primary counts them: at most `limit` at once per handler —
+ * the single process's bound (`MAX_CONCURRENT_RENDERS` of `@fulcrum/http`, default 2) for the whole
+ * instance. Each render is held in the name of the worker slot that asked, so a worker that exits
+ * gives back what it held.
+ */
+export class RenderSlots {
+  /** Per handler, the worker slot of each render in progress (a slot appears once per render). */
+  readonly #held = new Map<string, number[]>();
+
+  constructor(readonly limit: number = MAX_CONCURRENT_RENDERS) {}
+
+  /** Take one of `handler`'s renders for worker `slot`; false when all of them are taken. */
+  take(handler: string, slot: number): boolean {
+    const held = this.#held.get(handler) ?? [];
+    if (held.length >= this.limit) return false;
+    held.push(slot);
+    this.#held.set(handler, held);
+    return true;
+  }
+
+  /** Give back one render of `handler` that worker `slot` took (nothing when it holds none). */
+  give(handler: string, slot: number): void {
+    const held = this.#held.get(handler);
+    const at = held?.indexOf(slot) ?? -1;
+    if (at !== -1) held!.splice(at, 1);
+  }
+
+  /** Give back every render worker `slot` holds (it exited). */
+  release(slot: number): void {
+    for (const held of this.#held.values()) {
+      for (let at = held.indexOf(slot); at !== -1; at = held.indexOf(slot)) held.splice(at, 1);
+    }
+  }
+
+  /** Renders of `handler` in progress. */
+  active(handler: string): number {
+    return this.#held.get(handler)?.length ?? 0;
+  }
 }

@@ -14,7 +14,9 @@
  * - admin API changes (drain, maintenance, ready, weight, add, remove, splits, reload) made through
  *   one worker are applied by every worker, and replayed to a replacement worker;
  * - the admin `GET /state` and the Prometheus metrics of any worker sum every worker's counters
- *   (states, weights and latencies from the checking worker).
+ *   (states, weights and latencies from the checking worker);
+ * - the large renders of the stats page's JSON and the metrics: the primary grants at most two per
+ *   handler at once over every worker, as one process renders (`RenderSlots`, worker-stats.ts).
  *
  * The primary owns the listening sockets, so that it can hand them to a successor
  * (`worker-listeners.ts`). By default (`workers.accept: 'primary'`) it accepts every connection and
@@ -48,7 +50,16 @@ import {
 } from './handover';
 import type { RunnerLogger } from './log';
 import type { PrimaryListeners } from './worker-listeners';
-import { mergeSnapshotsSteps, packReportSliced, runSteps, unpackReports, type CollectedReports, type PackedReport, type WorkerStats } from './worker-stats';
+import {
+  mergeSnapshotsSteps,
+  packReportSliced,
+  RenderSlots,
+  runSteps,
+  unpackReports,
+  type CollectedReports,
+  type PackedReport,
+  type WorkerStats,
+} from './worker-stats';
 
 /** Environment variables the primary gives its workers. */
 export const WORKER_SLOT_ENV = 'FULCRUM_WORKER_SLOT';
@@ -91,6 +102,10 @@ type ToPrimary =
   | { fulcrum: 'w'; t: 'change'; change: WorkerChange }
   | { fulcrum: 'w'; t: 'collect'; id: number }
   | { fulcrum: 'w'; t: 'report'; id: number; report: PackedReport }
+  /** Ask for one of `handler`'s render slots; answered by a `render` message with the same id. */
+  | { fulcrum: 'w'; t: 'render'; id: number; handler: string }
+  /** A render slot granted to this worker is free again. */
+  | { fulcrum: 'w'; t: 'rendered'; handler: string }
   | { fulcrum: 'w'; t: 'hello' }
   | { fulcrum: 'w'; t: 'listening'; keys: string[] }
   | { fulcrum: 'w'; t: 'handover'; id: number; state: HandoverState | null };
@@ -100,6 +115,7 @@ type ToWorker =
   | { fulcrum: 'w'; t: 'change'; change: WorkerChange }
   | { fulcrum: 'w'; t: 'collect'; id: number; reports: PackedReport[]; missing?: number[] }
   | { fulcrum: 'w'; t: 'report'; id: number }
+  | { fulcrum: 'w'; t: 'render'; id: number; granted: boolean }
   | { fulcrum: 'w'; t: 'shutdown' }
   /**
    * The listeners to serve and the state to restore. Each key follows as a `listener` message with its
@@ -153,6 +169,7 @@ export class WorkerLink {
   #nextId = 0;
   readonly #snapshots = new Map<number, (entries: StickEntry<unknown>[]) => void>();
   readonly #collects = new Map<number, (reports: PackedReport[], missing: number[]) => void>();
+  readonly #renders = new Map<number, (granted: boolean) => void>();
   readonly #subscribers = new Set<(entries: readonly StickEntry<unknown>[]) => void>();
   /** Applies a change another worker made (set by the CLI once the runner is up). */
   onChange: (change: WorkerChange) => void = () => undefined;
@@ -223,6 +240,9 @@ export class WorkerLink {
     } else if (m.t === 'collect') {
       this.#collects.get(m.id)?.(m.reports, m.missing ?? []);
       this.#collects.delete(m.id);
+    } else if (m.t === 'render') {
+      this.#renders.get(m.id)?.(m.granted);
+      this.#renders.delete(m.id);
     } else if (m.t === 'report') {
       const report = this.report();
       void packReportSliced(report ?? { slot: this.slot, pid: process.pid, pools: {} }).then((packed) =>
@@ -309,9 +329,40 @@ export class WorkerLink {
     });
   }
 
+  /**
+   * One of `handler`'s render slots (`RenderSlots`: two at once over every worker), or undefined
+   * when the primary has none left. Its `release` gives it back and may be called any number of
+   * times, so every way a response ends can call it.
+   */
+  renderSlot(handler: string): Promise<RenderSlot | undefined> {
+    // A worker whose primary is gone exits through 'disconnect': it renders nothing meanwhile.
+    if (!process.connected) return Promise.resolve(undefined);
+    const id = ++this.#nextId;
+    return new Promise((resolve) => {
+      this.#renders.set(id, (granted) => {
+        if (!granted) return resolve(undefined);
+        let held = true;
+        resolve({
+          release: () => {
+            if (!held) return;
+            held = false;
+            send({ fulcrum: 'w', t: 'rendered', handler });
+          },
+        });
+      });
+      send({ fulcrum: 'w', t: 'render', id, handler });
+    });
+  }
+
   detach(): void {
     process.off('message', this.#onMessage);
   }
+}
+
+/** A render slot the primary granted (`WorkerLink.renderSlot`). */
+export interface RenderSlot {
+  /** Give the slot back; idempotent. */
+  release(): void;
 }
 
 /** Sum the workers' counters into one snapshot per pool; states and weights from the checking worker's. */
@@ -407,6 +458,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   /** Admin changes since the last reload, replayed to replacement workers. */
   let adminLog: WorkerChange[] = [];
   let nextCollect = 0;
+  const renders = new RenderSlots();
   const collects = new Map<number, { waiting: Set<number>; reports: PackedReport[]; reply: (reports: PackedReport[]) => void; timer: NodeJS.Timeout }>();
   let stopping = false;
   let announced = false;
@@ -537,6 +589,14 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         if (targets.length === 0) finishCollect(id);
         return;
       }
+      case 'render': {
+        sendTo(worker, { fulcrum: 'w', t: 'render', id: message.id, granted: renders.take(message.handler, slot.slot) });
+        return;
+      }
+      case 'rendered': {
+        renders.give(message.handler, slot.slot);
+        return;
+      }
       case 'report': {
         const pending = collects.get(message.id);
         if (pending === undefined) return;
@@ -595,6 +655,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       if (slot === undefined) return;
       slot.worker = undefined;
       refreshReady();
+      renders.release(slot.slot);
       for (const [id, pending] of collects) {
         if (pending.waiting.delete(slot.slot) && pending.waiting.size === 0) finishCollect(id);
       }

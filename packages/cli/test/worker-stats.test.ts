@@ -2,11 +2,12 @@
 // summed traffic counters (checked against one process's own counters) and the metrics text
 // (promtool-checked), from reports as the workers send them.
 import { spawnSync } from 'node:child_process';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLoadBalancer, type LoadBalancer } from '@fulcrum/core';
 import { FakeClock } from '@fulcrum/core/testing';
-import { prometheus, renderTrafficJson, trafficOf, type StatsEvent } from '@fulcrum/http';
-import { mergeWorkerEvents, renderWorkersMetrics, sumWorkerTraffic, workersStatsJson, type WorkerStatsReport } from '../src/worker-stats';
+import { MAX_CONCURRENT_RENDERS, prometheus, renderTrafficJson, trafficOf, type StatsEvent } from '@fulcrum/http';
+import { RenderSlots, mergeWorkerEvents, renderWorkersMetrics, sumWorkerTraffic, workersStatsJson, type WorkerStatsReport } from '../src/worker-stats';
 import { mergeReports } from '../src';
 
 const cleanups: (() => unknown)[] = [];
@@ -160,5 +161,68 @@ describe('sumWorkerTraffic and the metrics of every worker', () => {
     expect(json.workers).toBe(2);
     expect(json.traffic.web!.requests).toBe(5);
     expect(json.protocol.pools.web!.grpcStatuses).toEqual({ 0: 3, 14: 1 });
+  });
+});
+
+describe('RenderSlots: the large renders of every worker, as the primary counts them', () => {
+  it("grants two renders per handler over every worker, the single process's default, and refuses a third", () => {
+    const slots = new RenderSlots();
+    expect(slots.limit).toBe(MAX_CONCURRENT_RENDERS);
+    expect(slots.limit).toBe(2);
+    expect(slots.take('metrics', 1)).toBe(true);
+    expect(slots.take('metrics', 2)).toBe(true);
+    expect(slots.take('metrics', 1)).toBe(false);
+    // Another handler has its own, as in one process.
+    expect(slots.take('stats', 2)).toBe(true);
+    slots.give('metrics', 2);
+    expect(slots.take('metrics', 1)).toBe(true);
+    expect(slots.active('metrics')).toBe(2);
+  });
+
+  it('gives back what an exited worker held, and nothing a worker did not take', () => {
+    const slots = new RenderSlots();
+    slots.take('metrics', 2);
+    slots.take('metrics', 2);
+    slots.take('stats', 2);
+    slots.take('stats', 1);
+    slots.give('metrics', 1);
+    expect(slots.active('metrics')).toBe(2);
+    slots.release(2);
+    expect(slots.active('metrics')).toBe(0);
+    expect(slots.active('stats')).toBe(1);
+  });
+
+  it('agrees with a count per handler and worker over any sequence of takes, gives and exits', () => {
+    type Op = { op: 'take' | 'give'; handler: string; slot: number } | { op: 'exit'; slot: number };
+    const handler = fc.constantFrom('metrics', 'stats', 'stats listener');
+    const slot = fc.integer({ min: 1, max: 4 });
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constantFrom('take' as const, 'give' as const), handler, slot }),
+      fc.record({ op: fc.constant('exit' as const), slot }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), fc.array(op, { maxLength: 60 }), (limit, ops) => {
+        const slots = new RenderSlots(limit);
+        /** `handler\u001fslot` → renders held. */
+        const held = new Map<string, number>();
+        const total = (h: string): number => [...held].filter(([k]) => k.startsWith(`${h}\u001f`)).reduce((n, [, v]) => n + v, 0);
+        for (const o of ops) {
+          if (o.op === 'take') {
+            const granted = total(o.handler) < limit;
+            expect(slots.take(o.handler, o.slot)).toBe(granted);
+            if (granted) held.set(`${o.handler}\u001f${o.slot}`, (held.get(`${o.handler}\u001f${o.slot}`) ?? 0) + 1);
+          } else if (o.op === 'give') {
+            slots.give(o.handler, o.slot);
+            const key = `${o.handler}\u001f${o.slot}`;
+            if ((held.get(key) ?? 0) > 0) held.set(key, held.get(key)! - 1);
+          } else {
+            slots.release(o.slot);
+            for (const key of [...held.keys()]) if (key.endsWith(`\u001f${o.slot}`)) held.delete(key);
+          }
+          for (const h of ['metrics', 'stats', 'stats listener']) expect(slots.active(h)).toBe(total(h));
+        }
+      }),
+      { seed: 22, numRuns: 300 },
+    );
   });
 });

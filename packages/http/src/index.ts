@@ -58,6 +58,9 @@ export {
   renderPrometheusPieces,
   renderTrafficJson,
   renderTrafficJsonPieces,
+  MAX_CONCURRENT_RENDERS,
+  SMALL_BODY_BACKENDS,
+  sendRendersBusy,
   statsPage,
   streamBody,
 } from './stats';

@@ -11,7 +11,7 @@ export {
   renderTrafficJson,
   renderTrafficJsonPieces,
 } from './prometheus';
-export { streamBody } from './stream';
+export { MAX_CONCURRENT_RENDERS, SMALL_BODY_BACKENDS, sendRendersBusy, streamBody } from './stream';
 export type { StatsEvent } from './event-log';
 export type { StatsFrontends, StatsPool, StatsSource } from './source';
 export type { PrometheusHandlerOptions } from './prometheus';

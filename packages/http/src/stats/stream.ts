@@ -36,6 +36,14 @@ export interface StreamOptions {
   stallTimeoutMs?: number;
 }
 
+/**
+ * The answer to a large render past the limit: 503 with `Retry-After: 1`. Public: `fulcrum --workers`
+ * answers the same when every render slot of the instance is taken.
+ */
+export function sendRendersBusy(req: IncomingMessage, res: ServerResponse): void {
+  send(req, res, 503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' }, 'stats busy: too many large renders at once, retry\n');
+}
+
 /** Counts a handler's large renders in progress. */
 export class RenderGate {
   #active = 0;
@@ -47,7 +55,7 @@ export class RenderGate {
   /** Take a slot, or answer 503 and return false. */
   enter(req: IncomingMessage, res: ServerResponse): boolean {
     if (this.#active >= this.limit) {
-      send(req, res, 503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' }, 'stats busy: too many large renders at once, retry\n');
+      sendRendersBusy(req, res);
       return false;
     }
     this.#active++;
