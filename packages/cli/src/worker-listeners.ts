@@ -72,6 +72,12 @@ export class PrimaryListeners {
   readonly #waiting: { key: string; socket: Socket; since: number }[] = [];
   /** Per listener, the turn of the round-robin (each listener its own, as cluster's round-robin handles). */
   readonly #next = new Map<string, number>();
+  /**
+   * Per worker, the connections sent to it whose send has not completed. Node queues a handle behind
+   * the previous one until the worker acknowledges it; a worker that dies leaves that queue unsent and
+   * the sockets open in this process, with no timer: `workerGone` closes them.
+   */
+  readonly #sending = new Map<Worker, Set<Socket>>();
   #closed = false;
   /** The workers that take connections now (set by the primary). */
   readyWorkers: () => readonly Worker[] = () => [];
@@ -227,9 +233,24 @@ export class PrimaryListeners {
       return;
     }
     // `send` closes the primary's copy (and clears its timeout) once the worker has it.
+    let sending = this.#sending.get(worker);
+    if (sending === undefined) this.#sending.set(worker, (sending = new Set()));
+    sending.add(socket);
     worker.send({ fulcrum: 'w', t: 'connection', key }, socket, (error) => {
+      sending.delete(socket);
       if (error) socket.destroy();
     });
+  }
+
+  /**
+   * `worker` exited: close the connections still on their way to it (queued behind an unacknowledged
+   * handle, or written to a pipe nobody reads any more). Their clients see the connection closed, as
+   * when a worker dies holding them, instead of waiting on a socket nothing serves.
+   */
+  workerGone(worker: Worker): void {
+    const sending = this.#sending.get(worker);
+    this.#sending.delete(worker);
+    for (const socket of sending ?? []) socket.destroy();
   }
 
   /** A worker became ready: hand it (and the others) the connections that waited; close the stale ones. */

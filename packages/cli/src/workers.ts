@@ -655,6 +655,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       if (slot === undefined) return;
       slot.worker = undefined;
       refreshReady();
+      listeners.workerGone(worker);
       renders.release(slot.slot);
       for (const [id, pending] of collects) {
         if (pending.waiting.delete(slot.slot) && pending.waiting.size === 0) finishCollect(id);

@@ -4,6 +4,7 @@
 // ready wait for one.
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Worker } from 'node:cluster';
+import { connect, type Socket } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,5 +95,32 @@ describe('the primary’s listening sockets', () => {
     listeners.flush();
     expect((await reply).body).toBe(`${child.pid} POST early`);
     expect((await probe).body).toBe(`${child.pid} GET `);
+  });
+
+  it('closes the connections still on their way to a worker that exits, and only those', async () => {
+    const { listeners, port } = await open();
+    // A worker whose IPC sends never complete until told: Node queues a handle behind the previous
+    // unacknowledged one, and a worker that dies leaves that queue unsent.
+    const sends: { socket: Socket; done: (error: Error | null) => void }[] = [];
+    const worker = {
+      send: (_message: unknown, socket: Socket, done: (error: Error | null) => void) => sends.push({ socket, done }) > 0,
+      isConnected: () => true,
+    } as unknown as Worker;
+    listeners.readyWorkers = () => [worker];
+    const delivered = connect(port, '127.0.0.1');
+    const stranded = connect(port, '127.0.0.1');
+    cleanups.push(() => {
+      delivered.destroy();
+      stranded.destroy();
+    });
+    const strandedClosed = new Promise<void>((resolve) => stranded.once('close', () => resolve()));
+    await until(() => sends.length === 2, 'both connections sent to the worker');
+    // The first reached the worker (its send completed); the second was still queued.
+    const first = sends.findIndex((s) => s.socket.remotePort === delivered.localPort);
+    sends[first]!.done(null);
+    listeners.workerGone(worker);
+    await strandedClosed;
+    expect(sends[1 - first]!.socket.destroyed).toBe(true);
+    expect(sends[first]!.socket.destroyed).toBe(false);
   });
 });
