@@ -30,7 +30,7 @@ import type { StickyVerification } from '../affinity/stickiness';
 import type { BackendConnection, BackendPool, ConnectionOwner, PoolWaiter } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
 import type { RequestView } from './request-view';
-import { FieldRelay, errorResponse, recordFields, relayedFields, relayedRecord, statusLine } from './response';
+import { FieldRelay, LineBytes, errorResponse, recordFields, relayedFields, relayedRecord, statusLine, statusLineBytes } from './response';
 
 /** What an exchange needs from the listener. */
 export interface ExchangeContext {
@@ -86,6 +86,20 @@ const COALESCE_BYTES = 16_384;
 const NO_CHUNKS: Buffer[] = [];
 /** The response-field relay, shared: each use is synchronous, between a parse and its write. */
 const RELAY = new FieldRelay();
+/** `Set-Cookie` lines of the sticky cookies (one per backend and second) and route cookies, as bytes. */
+const SET_COOKIE_LINES = new LineBytes(16, 'set-cookie: ', CRLF);
+/**
+ * The proxy's last lines of a relayed head and its empty line, by `tailIndex`: `transfer-encoding:
+ * chunked` or not, then no `connection` field, `connection: close` or `connection: keep-alive`.
+ */
+const TAILS: readonly Buffer[] = ['', 'transfer-encoding: chunked\r\n'].flatMap((framing) =>
+  ['', 'connection: close\r\n', 'connection: keep-alive\r\n'].map((connection) => Buffer.from(`${framing}${connection}\r\n`, 'latin1')),
+);
+const enum Tail {
+  Chunked = 3,
+  Close = 1,
+  KeepAlive = 2,
+}
 
 export class Exchange extends AttemptSource implements ConnectionOwner, PoolWaiter {
   readonly #ctx: ExchangeContext;
@@ -130,9 +144,14 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
   #headLatency: number | undefined;
 
   #resBuf: Buffer | undefined;
-  /** The response head between `#onResponseHead` and `#writeHead`: before and after the copied fields. */
+  /**
+   * The response head between `#onResponseHead` and `#writeHead`: before the copied fields (the
+   * status line, as bytes when it is a standard one), after them (a `Set-Cookie` line) and its end.
+   */
   #headPrefix = '';
-  #headSuffix = '';
+  #headPrefixBytes: Buffer | undefined;
+  #headCookie: Buffer | undefined;
+  #headTail: Buffer = TAILS[0]!;
   #resHead: ResponseHead | undefined;
   #resRemaining = 0;
   #resDecoder: ChunkedDecoder | undefined;
@@ -593,12 +612,26 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
 
   /** The head to relay, in three parts: status line (and string-built fields), copied fields, the proxy's lines. */
   #writeHead(out: Buffer): number {
-    let at = out.write(this.#headPrefix, 0, 'latin1');
+    const prefixBytes = this.#headPrefixBytes;
+    let at: number;
+    if (prefixBytes !== undefined) {
+      out.set(prefixBytes, 0);
+      at = prefixBytes.length;
+    } else {
+      at = out.write(this.#headPrefix, 0, 'latin1');
+    }
     at = RELAY.writeTo(out, at);
-    at += out.write(this.#headSuffix, at, 'latin1');
+    const cookie = this.#headCookie;
+    if (cookie !== undefined) {
+      out.set(cookie, at);
+      at += cookie.length;
+    }
+    const tail = this.#headTail;
+    out.set(tail, at);
     this.#headPrefix = '';
-    this.#headSuffix = '';
-    return at;
+    this.#headPrefixBytes = undefined;
+    this.#headCookie = undefined;
+    return at + tail.length;
   }
 
   /**
@@ -629,6 +662,7 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
     const request = this.#head;
     const backend = this.#lease!.backend;
     let prefix = statusLine(status, head.statusMessage);
+    let prefixBytes = statusLineBytes(status, head.statusMessage);
     let setCookie: string[] | undefined;
     // Not for the answer to an upgrade request: createProxy relays those without it too.
     if (this.#engine.config.hooks?.proxyRes !== undefined && !this.#isUpgrade) {
@@ -642,19 +676,20 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
       }
       const fields = recordFields(edited);
       prefix += fields.lines;
+      prefixBytes = undefined;
       setCookie = fields.setCookie;
       RELAY.clear();
     } else if (head.connectionListsFields) {
       // Fields named in `Connection` are dropped too: the string path decides them.
       const relayed = relayedFields(head.rawHeaders, false);
       prefix += relayed.lines;
+      prefixBytes = undefined;
       setCookie = relayed.setCookie;
       RELAY.clear();
     } else {
       RELAY.scan(head);
       setCookie = RELAY.setCookie;
     }
-    let text = '';
     const cookie = this.#engine.stickiness?.commit(
       this.#view as unknown as IncomingMessage,
       this.#clientIp,
@@ -665,14 +700,14 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
       this.#lb!.clock.now(),
       this.#client.sticky,
     );
-    if (cookie !== undefined) text += `set-cookie: ${cookie}\r\n`;
-    const routeCookie = this.#route!.setCookie;
-    if (routeCookie !== undefined && cookie === undefined) text += `set-cookie: ${routeCookie}\r\n`;
+    const setCookieValue = cookie ?? this.#route!.setCookie;
+    const cookieLine = setCookieValue === undefined ? undefined : SET_COOKIE_LINES.get(setCookieValue);
+    let tail = 0;
     let keepAlive = request.keepAlive && !this.#client.closing;
     this.#clientChunked = false;
     if (head.framing === Framing.Chunked || head.framing === Framing.Close) {
       if (request.version === 11) {
-        text += 'transfer-encoding: chunked\r\n';
+        tail = Tail.Chunked;
         this.#clientChunked = true;
       } else {
         // An HTTP/1.0 client knows no chunked coding: the end of the body is the end of the connection.
@@ -680,8 +715,8 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
       }
     }
     this.#clientKeepAlive = keepAlive;
-    if (!keepAlive) text += 'connection: close\r\n';
-    else if (request.version === 10) text += 'connection: keep-alive\r\n';
+    if (!keepAlive) tail += Tail.Close;
+    else if (request.version === 10) tail += Tail.KeepAlive;
     this.#upstreamReusable = head.keepAlive && head.framing !== Framing.Close;
     this.#resRemaining = head.framing === Framing.Length ? head.contentLength : 0;
     if (head.framing === Framing.Chunked) {
@@ -692,8 +727,10 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
     this.#clearTimers();
     connection.timeoutMs = this.#engine.config.idleMs;
     this.#headPrefix = prefix;
-    this.#headSuffix = `${text}\r\n`;
-    return prefix.length + RELAY.bytes + this.#headSuffix.length;
+    this.#headPrefixBytes = prefixBytes;
+    this.#headCookie = cookieLine;
+    this.#headTail = TAILS[tail]!;
+    return prefix.length + RELAY.bytes + (cookieLine?.length ?? 0) + this.#headTail.length;
   }
 
   #onResponseBody(connection: BackendConnection, buf: Buffer, offset: number): void {

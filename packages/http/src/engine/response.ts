@@ -188,3 +188,53 @@ export function statusLine(status: number, message: string): string {
 
 /** `statusLine` with the standard reason phrase, by status. */
 const STANDARD_LINES: string[] = [];
+/** The same lines as bytes. */
+const STANDARD_LINE_BYTES: Buffer[] = [];
+
+/**
+ * The bytes of `statusLine(status, message)` when it is a standard line (one Buffer per status, made
+ * once: copied into a head without a string write), else `undefined`.
+ */
+export function statusLineBytes(status: number, message: string): Buffer | undefined {
+  const standard = STATUS_CODES[status];
+  if (standard === undefined || (message !== '' && message !== standard)) return undefined;
+  return (STANDARD_LINE_BYTES[status] ??= Buffer.from(statusLine(status, message), 'latin1'));
+}
+
+/**
+ * The bytes of a few lines that response heads repeat (the `Set-Cookie` line of each backend's
+ * sticky cookie), `before + value + after` for the last `size` values asked for: a head copies them
+ * instead of building a string and writing it (a call into C++ that flattens the built string).
+ */
+export class LineBytes {
+  readonly #lines: string[] = [];
+  readonly #bytes: Buffer[] = [];
+  readonly #size: number;
+  readonly #before: string;
+  readonly #after: string;
+  #next = 0;
+
+  constructor(size: number, before: string, after: string) {
+    this.#size = size;
+    this.#before = before;
+    this.#after = after;
+    for (let i = 0; i < size; i++) {
+      this.#lines.push('');
+      this.#bytes.push(EMPTY);
+    }
+  }
+
+  /** The line of `value`, as latin1 bytes. */
+  get(value: string): Buffer {
+    const lines = this.#lines;
+    for (let i = 0; i < lines.length; i++) if (lines[i] === value && this.#bytes[i] !== EMPTY) return this.#bytes[i]!;
+    const bytes = Buffer.from(`${this.#before}${value}${this.#after}`, 'latin1');
+    const at = this.#next;
+    this.#next = at + 1 === this.#size ? 0 : at + 1;
+    lines[at] = value;
+    this.#bytes[at] = bytes;
+    return bytes;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
