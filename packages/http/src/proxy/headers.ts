@@ -167,7 +167,12 @@ export class ForwardingLines {
 
   /** The cached lines for these inputs, or `undefined`. */
   get(ctx: ForwardingContext, backendHost: string, host: string | undefined): string | undefined {
-    return this.#flags === flagsOf(ctx) && this.#host === host && this.#backendHost === backendHost && this.#remoteAddress === ctx.remoteAddress
+    // The backend's address is in the lines only as the Host of a request whose Host is not kept
+    // (a balanced connection's requests go to several backends: not a reason to build them again).
+    return this.#flags === flagsOf(ctx) &&
+      this.#host === host &&
+      ((ctx.preserveHost && host !== undefined) || this.#backendHost === backendHost) &&
+      this.#remoteAddress === ctx.remoteAddress
       ? this.#lines
       : undefined;
   }

@@ -74,6 +74,23 @@ describe('requestHeadLines', () => {
     );
   });
 
+  it("hands a request the previous request's lines only when its fields and every input are the same (property)", () => {
+    // A connection's requests: often the same fields again (the parser hands the same strings),
+    // sometimes another list, another engine option or backend, or a list a hook edited in place.
+    const step = fc.record({ pick: fc.nat(2), ctx: context, backendHost: fc.constantFrom('b1:8080', 'b2:9090'), edit: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(rawHeaders, { minLength: 3, maxLength: 3 }), fc.array(step, { minLength: 1, maxLength: 12 }), (lists, steps) => {
+        const cache = new ForwardingLines();
+        for (const { pick, ctx, backendHost, edit } of steps) {
+          const raw = lists[pick]!;
+          expect(requestHeadLines(raw, ctx, backendHost, cache)).toBe(asLines(requestHeaders(raw, ctx, backendHost)));
+          if (edit) raw.push('X-Custom', 'edited');
+        }
+      }),
+      { seed: 17, numRuns: 3000 },
+    );
+  });
+
   it('builds the forwarding lines once for the requests of a connection that sends the same Host', () => {
     const cache = new ForwardingLines();
     const ctx: ForwardingContext = { remoteAddress: '10.0.0.7', encrypted: false, peerTrusted: false, preserveHost: true, addForwarded: true };
