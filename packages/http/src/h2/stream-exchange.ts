@@ -42,6 +42,9 @@ const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http
 /** The methods `ClientHttp2Session.request` ends the stream for when not told (Node's documented default). */
 const NO_PAYLOAD_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE']);
 
+/** Fields an HTTP/2 backend's response head loses on its way to the client: hop-by-hop and connection-specific. */
+const NOT_RELAYED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...H2_FORBIDDEN]);
+
 /** Bytes of request body queued for a backend before the client is paused. */
 const QUEUE_HIGH_WATER = 256 * 1024;
 
@@ -265,7 +268,8 @@ class StreamExchange extends AttemptSource {
   #budgetTaken = false;
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
-  readonly #arrivedWall = Date.now();
+  /** For the access log only. */
+  readonly #arrivedWall: number;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
   #lastReason: string | undefined;
@@ -278,6 +282,7 @@ class StreamExchange extends AttemptSource {
     this.#route = route;
     this.#lb = route?.lb;
     this.#onFinished = onEnd;
+    this.#arrivedWall = engine.config.accessLog === undefined ? 0 : Date.now();
     const contentType = client.headers['content-type'];
     this.#grpc = isGrpcContentType(typeof contentType === 'string' ? contentType : undefined);
     const remote = client.remoteAddress;
@@ -673,7 +678,7 @@ class StreamExchange extends AttemptSource {
       // connection-specific fields): one copy without the pseudo-headers and hop-by-hop fields.
       outgoing = {};
       for (const name in headers) {
-        if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name) && !HOP_BY_HOP.has(name)) outgoing[name] = headers[name];
+        if (name.charCodeAt(0) !== 0x3a /* : */ && !NOT_RELAYED.has(name)) outgoing[name] = headers[name];
       }
     } else {
       const fields: Record<string, string | string[] | undefined> = {};
@@ -941,8 +946,9 @@ class StreamExchange extends AttemptSource {
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     this.cancelRetry();
-    this.#queue = [];
-    this.#held = [];
+    // Emptied, not replaced: nothing is queued or held once it ended.
+    this.#queue.length = 0;
+    this.#held.length = 0;
     const body = this.#client.body;
     body.off('data', this.#onBodyData);
     body.off('end', this.#onBodyEnd);
