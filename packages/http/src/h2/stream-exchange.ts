@@ -34,6 +34,7 @@ import type { ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { H2BackendPool, type H2Slot } from './backend-sessions';
+import { IdleSweep, type IdleWatched } from './idle-sweep';
 import type { ClientStream } from './client-side';
 import { GrpcStatus, grpcStatusFor, isGrpcContentType, isIdempotentCall, parseGrpcTimeout, readGrpcStatus, trailersOnly } from './grpc';
 import { countGrpcStatus, countStream } from './stats';
@@ -51,6 +52,8 @@ const QUEUE_HIGH_WATER = 256 * 1024;
 /** The HTTP/2 side of one engine: its backend sessions. */
 export class H2Upstreams {
   readonly engine: ProxyEngine;
+  /** The body idle timeout of the engine's streams, whatever their backends speak. */
+  readonly idle: IdleSweep;
   readonly #pools = new Map<Backend, H2BackendPool>();
   readonly #idleMs: number;
   readonly #onRemoved = (backend: Backend): void => {
@@ -63,6 +66,7 @@ export class H2Upstreams {
   constructor(engine: ProxyEngine, idleMs = 4000) {
     this.engine = engine;
     this.#idleMs = idleMs;
+    this.idle = new IdleSweep(engine.config.idleMs);
     for (const lb of engine.pools.values()) lb.on('removed', this.#onRemoved);
   }
 
@@ -215,7 +219,7 @@ export function streamView(client: ClientStream): IncomingMessage {
   return new StreamView(client) as unknown as IncomingMessage;
 }
 
-class StreamExchange extends AttemptSource {
+class StreamExchange extends AttemptSource implements IdleWatched {
   readonly #engine: ProxyEngine;
   readonly #client: ClientStream;
   readonly #view: StreamView;
@@ -254,8 +258,9 @@ class StreamExchange extends AttemptSource {
   #headLatency: number | undefined;
   #headTimer: NodeJS.Timeout | undefined;
   #waitTimer: NodeJS.Timeout | undefined;
-  /** Longest pause in the response body (`timeouts.idleMs`), from the head on; refreshed by each chunk. */
-  #idleTimer: NodeJS.Timeout | undefined;
+  /** Longest pause in the response body (`timeouts.idleMs`), from the head on: the sweep watching it, and its silent ticks (`IdleWatched`). */
+  #idleSweep: IdleSweep | undefined;
+  idleTicks = 0;
   #attemptId = 0;
 
   // response
@@ -729,7 +734,10 @@ class StreamExchange extends AttemptSource {
     }
     // From the head on, the body may pause no longer than `idleMs` (the HTTP/1.1 engines' socket
     // timeout, undici's bodyTimeout): a backend that stalls mid-response is cut, not waited for.
-    if (!endStream) this.#idleTimer = setTimeout(this.#onIdle, this.#engine.config.idleMs);
+    if (!endStream) {
+      this.#idleSweep = upstreamsOf(this.#engine).idle;
+      this.#idleSweep.watch(this);
+    }
     return true;
   }
 
@@ -750,17 +758,23 @@ class StreamExchange extends AttemptSource {
     return true;
   }
 
-  #onIdle = (): void => {
-    this.#idleTimer = undefined;
+  /** The response body paused longer than `idleMs` (the sweep no longer watches it). */
+  idleTimedOut(): void {
+    this.#idleSweep = undefined;
     if (this.#finished || this.#upstream === undefined) return;
     const error = new Error(`backend sent no response data for ${this.#engine.config.idleMs} ms`);
     this.#abortUpstream();
     this.#attemptFailed({ kind: 'timeout', notSent: false }, error);
-  };
+  }
+
+  #stopIdle(): void {
+    this.#idleSweep?.unwatch(this);
+    this.#idleSweep = undefined;
+  }
 
   #onData(chunk: Buffer, stream: ClientHttp2Stream | undefined): void {
     this.#bytesOut += chunk.length;
-    this.#idleTimer?.refresh();
+    this.idleTicks = 0;
     if (!this.#client.write(chunk)) {
       if (stream !== undefined) {
         stream.pause();
@@ -873,8 +887,7 @@ class StreamExchange extends AttemptSource {
 
   #detachUpstream(abort: boolean): void {
     this.#clearHeadTimer();
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#stopIdle();
     this.#clearWaitTimer();
     this.#cancelWait?.();
     this.#cancelWait = undefined;
@@ -943,8 +956,7 @@ class StreamExchange extends AttemptSource {
     this.#finished = true;
     this.#clearDeadline();
     this.#clearHeadTimer();
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#stopIdle();
     this.cancelRetry();
     // Emptied, not replaced: nothing is queued or held once it ended.
     this.#queue.length = 0;
