@@ -89,6 +89,7 @@ export class H2Upstreams {
     for (const lb of this.engine.pools.values()) lb.off('removed', this.#onRemoved);
     for (const pool of this.#pools.values()) pool.close();
     this.#pools.clear();
+    this.idle.close();
   }
 }
 

@@ -52,24 +52,41 @@ describe('IdleSweep', () => {
     );
   });
 
-  it('runs its timer only while a stream is watched', () => {
+  it('stops its timer at the first tick with no stream to watch', () => {
     vi.useFakeTimers({ now: 0 });
     const sweep = new IdleSweep(1000);
     const a = new Stream();
     const b = new Stream();
-    expect(vi.getTimerCount()).toBe(0);
+    expect(sweep.ticking).toBe(false);
     sweep.watch(a);
     sweep.watch(b);
     expect(vi.getTimerCount()).toBe(1);
     sweep.unwatch(a);
-    expect(vi.getTimerCount()).toBe(1);
     sweep.unwatch(b);
+    // Still running until a tick finds nothing: a call watched and let go at once starts no timer.
+    expect(sweep.ticking).toBe(true);
+    sweep.watch(a);
+    sweep.unwatch(a);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(200);
+    expect(sweep.ticking).toBe(false);
     expect(vi.getTimerCount()).toBe(0);
-    // A cut stream leaves the set: the last one stops the timer.
+    // A cut stream leaves the set.
     sweep.watch(a);
     vi.advanceTimersByTime(1200);
     expect(a.cutAt).toBeDefined();
     expect(sweep.size).toBe(0);
+    sweep.close();
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('does not hold the process open', () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const before = timers();
+    const sweep = new IdleSweep(60_000);
+    sweep.watch(new Stream());
+    expect(sweep.ticking).toBe(true);
+    expect(timers()).toBe(before);
+    sweep.close();
   });
 });
