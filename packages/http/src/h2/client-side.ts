@@ -6,9 +6,10 @@
  * chunked trailer fields on HTTP/1.1).
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import http2, { type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
+import http2, { type Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { ForwardingCache } from '../proxy/headers';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -46,6 +47,13 @@ export interface ClientStream {
   readonly bodyless: boolean;
   readonly remoteAddress: string;
   readonly encrypted: boolean;
+  /**
+   * The client connection's forwarding fields, built once per connection (`h2RequestHeaders`): set
+   * when `headers` are the fields as `node:http2` handed them over (lower-case names nghttp2 has
+   * checked), `undefined` when they are not (HTTP/1.1, or a compatibility request whose headers
+   * the application may have changed).
+   */
+  readonly forwarding: ForwardingCache<readonly string[]> | undefined;
   /** Send the response head; `endStream` when no body or trailers follow. `headers` is the callee's from then on (`:status` may be added to it). */
   respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean): void;
   write(chunk: Buffer): boolean;
@@ -59,7 +67,7 @@ export interface ClientStream {
 }
 
 /** Header fields of an HTTP/2 request as a raw list, pseudo-headers left out and `:authority` as `host`. */
-function rawFromHeaders(headers: IncomingHttpHeaders): string[] {
+export function rawFromHeaders(headers: IncomingHttpHeaders): string[] {
   const raw: string[] = [];
   let host = false;
   for (const name in headers) {
@@ -75,18 +83,47 @@ function rawFromHeaders(headers: IncomingHttpHeaders): string[] {
   return raw;
 }
 
+/** What the streams of one client connection share: its peer, read once, and its forwarding fields. */
+class ClientPeer {
+  readonly remoteAddress: string;
+  readonly encrypted: boolean;
+  readonly forwarding = new ForwardingCache<readonly string[]>();
+
+  constructor(session: ServerHttp2Session | undefined) {
+    // `session.socket` is a proxy object: read through it once per connection, not per stream.
+    const socket = session?.socket;
+    this.remoteAddress = socket?.remoteAddress ?? '';
+    this.encrypted = (socket as TLSSocket | undefined)?.encrypted === true;
+  }
+}
+
+/** A client session's `ClientPeer`, set by its first stream (this module's own symbol). */
+const PEER = Symbol('fulcrum.h2.peer');
+type TaggedSession = ServerHttp2Session & { [PEER]?: ClientPeer };
+
+function peerOf(stream: ServerHttp2Stream): ClientPeer {
+  const session = stream.session as TaggedSession | undefined;
+  let peer = session?.[PEER];
+  if (peer === undefined) {
+    peer = new ClientPeer(session);
+    if (session !== undefined) session[PEER] = peer;
+  }
+  return peer;
+}
+
 export class Http2ClientStream implements ClientStream {
   readonly version = 2;
   readonly method: string;
   readonly path: string;
-  readonly rawHeaders: string[];
   readonly headers: IncomingHttpHeaders;
   readonly body: Readable;
   readonly bodyless: boolean;
   readonly remoteAddress: string;
   readonly encrypted: boolean;
+  readonly forwarding: ForwardingCache<readonly string[]> | undefined;
   readonly #stream: ServerHttp2Stream;
   readonly #compat: Http2ServerResponse | undefined;
+  #rawHeaders: string[] | undefined = undefined;
   /** The trailers to send when the stream asks for them (`end`). */
   trailers: OutgoingHttpHeaders | undefined;
 
@@ -100,14 +137,21 @@ export class Http2ClientStream implements ClientStream {
     this.headers = headers;
     this.method = (headers[':method'] as string | undefined) ?? '';
     this.path = (headers[':path'] as string | undefined) ?? '';
-    this.rawHeaders = rawFromHeaders(headers);
     this.body = body;
     this.bodyless = stream.endAfterHeaders || (body !== stream && body.readableEnded);
-    const socket = stream.session?.socket;
-    this.remoteAddress = socket?.remoteAddress ?? '';
-    this.encrypted = (socket as TLSSocket | undefined)?.encrypted === true;
+    const peer = peerOf(stream);
+    this.remoteAddress = peer.remoteAddress;
+    this.encrypted = peer.encrypted;
+    this.forwarding = compat === undefined ? peer.forwarding : undefined;
+    // A compatibility request's fields as they are now: the application may change them later.
+    if (compat !== undefined) this.#rawHeaders = rawFromHeaders(headers);
     // The listener's frontend has one on it already; `createProxy`'s server may not.
     if (stream.listenerCount('error') === 0) stream.on('error', ignoreError);
+  }
+
+  /** Built on first read: a stream whose fields go to an HTTP/2 backend as they are needs no list. */
+  get rawHeaders(): string[] {
+    return (this.#rawHeaders ??= rawFromHeaders(this.headers));
   }
 
   respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean): void {
@@ -163,6 +207,7 @@ export class Http1ClientStream implements ClientStream {
   readonly bodyless: boolean;
   readonly remoteAddress: string;
   readonly encrypted: boolean;
+  readonly forwarding = undefined;
   readonly #res: ServerResponse;
 
   constructor(req: IncomingMessage, res: ServerResponse) {

@@ -88,7 +88,8 @@ export function normalizeGrpcOptions(options: GrpcOptions | undefined): Normaliz
 
 /** Whether a route marks this call (`:path` = `/pkg.Service/Method`) idempotent. */
 export function isIdempotentCall(config: NormalizedGrpcOptions, path: string): boolean {
-  if (config.idempotentMethods.has(path)) return true;
+  // Sizes first: a path is a new string per call, which a set lookup must hash.
+  if (config.idempotentMethods.size > 0 && config.idempotentMethods.has(path)) return true;
   if (config.idempotentServices.size === 0) return false;
   const slash = path.indexOf('/', 1);
   return slash > 0 && config.idempotentServices.has(path.slice(0, slash + 1));

@@ -22,7 +22,8 @@ export function attachHttp2(listener: RawListener, limits: NormalizedHttp2Option
     limits,
     (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
       const client = new Http2ClientStream(stream, headers);
-      const target = listener.route(streamView(client) as unknown as RequestView);
+      const view = streamView(client);
+      const target = listener.route(view as unknown as RequestView);
       if (target === 'hand-off' && options.fallback !== undefined) {
         pages ??= compatibilityServer(options.fallback);
         // `node:http2`'s compatibility layer makes the request/response pair of the stream and
@@ -37,7 +38,7 @@ export function attachHttp2(listener: RawListener, limits: NormalizedHttp2Option
         }
         return;
       }
-      forwardStream(target.engine, client, target.route ?? null, target.onEnd);
+      forwardStream(target.engine, client, target.route ?? null, target.onEnd, view);
     },
     (error) => options.report(error),
     frontendStatsOf(listener),

@@ -27,13 +27,14 @@ import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { Dispatcher } from 'undici';
 import { clientAddress, isSecureRequest } from '../affinity';
 import { classifyError, isLocalExhaustion } from '../proxy/errors';
-import { HOP_BY_HOP, responseHeaders } from '../proxy/headers';
+import { H2_FORBIDDEN, HOP_BY_HOP, h2HeadersFromList, h2RequestHeaders, responseHeaders, type ForwardingContext } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
 import { AttemptSource } from '../proxy/attempt-source';
 import type { ProxyEngine } from '../proxy/proxy';
 import { PASS_THROUGH, accessLogEntry, normalizeAddress } from '../proxy/proxy';
 import type { AttemptFailure } from '../retry/policy';
 import { H2BackendPool, type H2Slot } from './backend-sessions';
+import { IdleSweep, type IdleWatched } from './idle-sweep';
 import type { ClientStream } from './client-side';
 import { GrpcStatus, grpcStatusFor, isGrpcContentType, isIdempotentCall, parseGrpcTimeout, readGrpcStatus, trailersOnly } from './grpc';
 import { countGrpcStatus, countStream } from './stats';
@@ -42,15 +43,17 @@ const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http
 /** The methods `ClientHttp2Session.request` ends the stream for when not told (Node's documented default). */
 const NO_PAYLOAD_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE']);
 
+/** Fields an HTTP/2 backend's response head loses on its way to the client: hop-by-hop and connection-specific. */
+const NOT_RELAYED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...H2_FORBIDDEN]);
+
 /** Bytes of request body queued for a backend before the client is paused. */
 const QUEUE_HIGH_WATER = 256 * 1024;
-
-/** Response header fields HTTP/2 forbids (RFC 9113 §8.2.2) besides the hop-by-hop ones `responseHeaders` drops. */
-const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /** The HTTP/2 side of one engine: its backend sessions. */
 export class H2Upstreams {
   readonly engine: ProxyEngine;
+  /** The body idle timeout of the engine's streams, whatever their backends speak. */
+  readonly idle: IdleSweep;
   readonly #pools = new Map<Backend, H2BackendPool>();
   readonly #idleMs: number;
   readonly #onRemoved = (backend: Backend): void => {
@@ -63,6 +66,7 @@ export class H2Upstreams {
   constructor(engine: ProxyEngine, idleMs = 4000) {
     this.engine = engine;
     this.#idleMs = idleMs;
+    this.idle = new IdleSweep(engine.config.idleMs);
     for (const lb of engine.pools.values()) lb.on('removed', this.#onRemoved);
   }
 
@@ -85,6 +89,7 @@ export class H2Upstreams {
     for (const lb of this.engine.pools.values()) lb.off('removed', this.#onRemoved);
     for (const pool of this.#pools.values()) pool.close();
     this.#pools.clear();
+    this.idle.close();
   }
 }
 
@@ -108,8 +113,6 @@ class StreamView {
   readonly url: string;
   readonly httpVersion: string;
   readonly httpVersionMajor: number;
-  readonly rawHeaders: string[];
-  readonly socket: { remoteAddress: string; encrypted: boolean };
   readonly #client: ClientStream;
   #headers: IncomingHttpHeaders | undefined;
 
@@ -119,8 +122,15 @@ class StreamView {
     this.url = client.path;
     this.httpVersion = client.version === 2 ? '2.0' : '1.1';
     this.httpVersionMajor = client.version;
-    this.rawHeaders = client.rawHeaders;
-    this.socket = { remoteAddress: client.remoteAddress, encrypted: client.encrypted };
+  }
+
+  get rawHeaders(): string[] {
+    return this.#client.rawHeaders;
+  }
+
+  /** The peer's address and whether its connection is TLS (the client stream has both). */
+  get socket(): { readonly remoteAddress: string; readonly encrypted: boolean } {
+    return this.#client;
   }
 
   /** The client's headers with `host` from `:authority` (HTTP/2 has none); built on first read. */
@@ -188,9 +198,12 @@ class H2Upstream implements Upstream {
   }
 }
 
-/** Route a client stream and forward it. `route` is the router's decision (computed by the caller when given). */
-export function forwardStream(engine: ProxyEngine, client: ClientStream, route?: RouteDecision | null, onEnd?: () => void): void {
-  const view = new StreamView(client);
+/**
+ * Route a client stream and forward it. `route` is the router's decision (computed by the caller
+ * when given), and `routed` the view of `client` it was computed on (`streamView`).
+ */
+export function forwardStream(engine: ProxyEngine, client: ClientStream, route?: RouteDecision | null, onEnd?: () => void, routed?: IncomingMessage): void {
+  const view = routed === undefined ? new StreamView(client) : (routed as unknown as StreamView);
   let decided = route;
   if (decided === undefined && !engine.closed) {
     try {
@@ -207,7 +220,7 @@ export function streamView(client: ClientStream): IncomingMessage {
   return new StreamView(client) as unknown as IncomingMessage;
 }
 
-class StreamExchange extends AttemptSource {
+class StreamExchange extends AttemptSource implements IdleWatched {
   readonly #engine: ProxyEngine;
   readonly #client: ClientStream;
   readonly #view: StreamView;
@@ -246,8 +259,9 @@ class StreamExchange extends AttemptSource {
   #headLatency: number | undefined;
   #headTimer: NodeJS.Timeout | undefined;
   #waitTimer: NodeJS.Timeout | undefined;
-  /** Longest pause in the response body (`timeouts.idleMs`), from the head on; refreshed by each chunk. */
-  #idleTimer: NodeJS.Timeout | undefined;
+  /** Longest pause in the response body (`timeouts.idleMs`), from the head on: the sweep watching it, and its silent ticks (`IdleWatched`). */
+  #idleSweep: IdleSweep | undefined;
+  idleTicks = 0;
   #attemptId = 0;
 
   // response
@@ -260,7 +274,8 @@ class StreamExchange extends AttemptSource {
   #budgetTaken = false;
   #admissionDone: (() => void) | undefined;
   readonly #arrivedAt = performance.now();
-  readonly #arrivedWall = Date.now();
+  /** For the access log only. */
+  readonly #arrivedWall: number;
   #bytesOut = 0;
   #lastBackendId: string | undefined;
   #lastReason: string | undefined;
@@ -273,6 +288,7 @@ class StreamExchange extends AttemptSource {
     this.#route = route;
     this.#lb = route?.lb;
     this.#onFinished = onEnd;
+    this.#arrivedWall = engine.config.accessLog === undefined ? 0 : Date.now();
     const contentType = client.headers['content-type'];
     this.#grpc = isGrpcContentType(typeof contentType === 'string' ? contentType : undefined);
     const remote = client.remoteAddress;
@@ -415,23 +431,41 @@ class StreamExchange extends AttemptSource {
       this.#queue = this.#held.slice();
       this.#queuedBytes = this.#heldBytes;
     }
-    const h2 = engine.config.upstreamProtocol(this.#route!.pool) === 'h2';
-    const authority = h2 ? upstreamsOf(engine).pool(backend).authority : engine.hostFor(backend);
-    const headers = engine.upstreamHeaders(
-      this.#view as unknown as IncomingMessage,
-      this.#client.rawHeaders,
-      {
-        remoteAddress: normalizeAddress(this.#client.remoteAddress),
-        encrypted: this.#client.encrypted,
-        peerTrusted: this.#peerTrusted,
-        preserveHost: engine.config.preserveHost,
-        addForwarded: engine.config.forwardedHeaders,
-      },
-      authority,
-      this.#route!.path,
-      backend,
-      this.#attempts,
-    );
+    const client = this.#client;
+    const ctx: ForwardingContext = {
+      remoteAddress: normalizeAddress(client.remoteAddress),
+      encrypted: client.encrypted,
+      peerTrusted: this.#peerTrusted,
+      preserveHost: engine.config.preserveHost,
+      addForwarded: engine.config.forwardedHeaders,
+    };
+    const path = this.#route!.path;
+    let h2: H2BackendPool | undefined;
+    let headers: string[] | OutgoingHttpHeaders | 400 | 500;
+    if (engine.config.upstreamProtocol(this.#route!.pool) !== 'h2')
+      headers = engine.upstreamHeaders(
+        this.#view as unknown as IncomingMessage,
+        client.rawHeaders,
+        ctx,
+        engine.hostFor(backend),
+        path,
+        backend,
+        this.#attempts,
+      );
+    else {
+      h2 = upstreamsOf(engine).pool(backend);
+      const outgoing: OutgoingHttpHeaders = { ':method': client.method, ':scheme': h2.scheme, ':path': path };
+      if (client.forwarding !== undefined && engine.config.hooks?.proxyReq === undefined && client.headers.connection === undefined) {
+        // No hook to hand a list to: the object straight from the client's (`requestHeaders`' decisions, property-tested equal).
+        headers = h2RequestHeaders(outgoing as Record<string, string | string[]>, client.headers, ctx, h2.authority, client.forwarding) ? outgoing : 400;
+      } else {
+        const list = engine.upstreamHeaders(this.#view as unknown as IncomingMessage, client.rawHeaders, ctx, h2.authority, path, backend, this.#attempts);
+        headers = typeof list === 'number' ? list : h2HeadersFromList(outgoing as Record<string, string | string[]>, list);
+      }
+      // `te: trailers` is the one TE HTTP/2 allows, and gRPC servers require it.
+      const te = client.headers.te;
+      if (typeof headers !== 'number' && (te === 'trailers' || (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te)))) headers.te = 'trailers';
+    }
     if (typeof headers === 'number') {
       this.#releaseLease({ ok: true });
       return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
@@ -445,15 +479,14 @@ class StreamExchange extends AttemptSource {
         if (attemptId === this.#attemptId) this.#attemptFailed({ kind: 'timeout', notSent: false }, undefined);
       }, engine.config.headersMs);
     }
-    if (h2) this.#sendH2(backend, headers, attemptId);
-    else this.#sendH1(backend, headers, attemptId);
+    if (h2 !== undefined) this.#sendH2(h2, headers as OutgoingHttpHeaders, attemptId);
+    else this.#sendH1(backend, headers as string[], attemptId);
   }
 
-  #sendH2(backend: Backend, headers: string[], attemptId: number): void {
-    const pool = upstreamsOf(this.#engine).pool(backend);
+  #sendH2(pool: H2BackendPool, headers: OutgoingHttpHeaders, attemptId: number): void {
     // The common case, a connection with room: no wait callback to build.
     const ready = pool.tryAcquire();
-    if (ready !== undefined) return this.#openH2(ready, pool, headers, attemptId);
+    if (ready !== undefined) return this.#openH2(ready, headers, attemptId);
     const got = pool.acquire((slot) => {
       this.#cancelWait = undefined;
       if (attemptId !== this.#attemptId || this.#finished || this.#clientGone) {
@@ -461,7 +494,7 @@ class StreamExchange extends AttemptSource {
         return;
       }
       if (slot instanceof Error) return this.#attemptFailed(classifyError(slot), slot);
-      this.#openH2(slot, pool, headers, attemptId);
+      this.#openH2(slot, headers, attemptId);
     });
     if (typeof got === 'function') {
       this.#cancelWait = got;
@@ -475,33 +508,12 @@ class StreamExchange extends AttemptSource {
       }, this.#engine.config.connectMs);
       return;
     }
-    this.#openH2(got, pool, headers, attemptId);
+    this.#openH2(got, headers, attemptId);
   }
 
-  #openH2(slot: H2Slot, pool: H2BackendPool, raw: string[], attemptId: number): void {
+  #openH2(slot: H2Slot, outgoing: OutgoingHttpHeaders, attemptId: number): void {
     this.#clearWaitTimer();
     this.#slot = slot;
-    const outgoing: OutgoingHttpHeaders = {
-      ':method': this.#client.method,
-      ':scheme': pool.scheme,
-      ':path': this.#route!.path,
-    };
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toLowerCase();
-      const value = raw[i + 1]!;
-      if (name === 'host') {
-        outgoing[':authority'] = value;
-        continue;
-      }
-      if (H2_FORBIDDEN.has(name)) continue;
-      const existing = outgoing[name];
-      if (existing === undefined) outgoing[name] = value;
-      else if (Array.isArray(existing)) existing.push(value);
-      else outgoing[name] = [existing as string, value];
-    }
-    // `te: trailers` is the one TE HTTP/2 allows, and gRPC servers require it.
-    const te = this.#client.headers.te;
-    if (te === 'trailers' || (typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te))) outgoing.te = 'trailers';
     let stream: ClientHttp2Stream;
     try {
       const endStream = this.#bodyEnded && this.#queue.length === 0;
@@ -672,7 +684,7 @@ class StreamExchange extends AttemptSource {
       // connection-specific fields): one copy without the pseudo-headers and hop-by-hop fields.
       outgoing = {};
       for (const name in headers) {
-        if (name.charCodeAt(0) !== 0x3a /* : */ && !H2_FORBIDDEN.has(name) && !HOP_BY_HOP.has(name)) outgoing[name] = headers[name];
+        if (name.charCodeAt(0) !== 0x3a /* : */ && !NOT_RELAYED.has(name)) outgoing[name] = headers[name];
       }
     } else {
       const fields: Record<string, string | string[] | undefined> = {};
@@ -723,7 +735,10 @@ class StreamExchange extends AttemptSource {
     }
     // From the head on, the body may pause no longer than `idleMs` (the HTTP/1.1 engines' socket
     // timeout, undici's bodyTimeout): a backend that stalls mid-response is cut, not waited for.
-    if (!endStream) this.#idleTimer = setTimeout(this.#onIdle, this.#engine.config.idleMs);
+    if (!endStream) {
+      this.#idleSweep = upstreamsOf(this.#engine).idle;
+      this.#idleSweep.watch(this);
+    }
     return true;
   }
 
@@ -744,17 +759,23 @@ class StreamExchange extends AttemptSource {
     return true;
   }
 
-  #onIdle = (): void => {
-    this.#idleTimer = undefined;
+  /** The response body paused longer than `idleMs` (the sweep no longer watches it). */
+  idleTimedOut(): void {
+    this.#idleSweep = undefined;
     if (this.#finished || this.#upstream === undefined) return;
     const error = new Error(`backend sent no response data for ${this.#engine.config.idleMs} ms`);
     this.#abortUpstream();
     this.#attemptFailed({ kind: 'timeout', notSent: false }, error);
-  };
+  }
+
+  #stopIdle(): void {
+    this.#idleSweep?.unwatch(this);
+    this.#idleSweep = undefined;
+  }
 
   #onData(chunk: Buffer, stream: ClientHttp2Stream | undefined): void {
     this.#bytesOut += chunk.length;
-    this.#idleTimer?.refresh();
+    this.idleTicks = 0;
     if (!this.#client.write(chunk)) {
       if (stream !== undefined) {
         stream.pause();
@@ -867,8 +888,7 @@ class StreamExchange extends AttemptSource {
 
   #detachUpstream(abort: boolean): void {
     this.#clearHeadTimer();
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#stopIdle();
     this.#clearWaitTimer();
     this.#cancelWait?.();
     this.#cancelWait = undefined;
@@ -937,11 +957,11 @@ class StreamExchange extends AttemptSource {
     this.#finished = true;
     this.#clearDeadline();
     this.#clearHeadTimer();
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#stopIdle();
     this.cancelRetry();
-    this.#queue = [];
-    this.#held = [];
+    // Emptied, not replaced: nothing is queued or held once it ended.
+    this.#queue.length = 0;
+    this.#held.length = 0;
     const body = this.#client.body;
     body.off('data', this.#onBodyData);
     body.off('end', this.#onBodyEnd);

@@ -153,37 +153,45 @@ function forwardingFields(
 }
 
 /**
- * The lines `requestHeadLines` appends after the client's fields (Host and the forwarding fields),
- * remembered per client connection: every request of a connection that sends the same Host and no
- * forwarding or upgrade fields of its own gets the same lines, so they are built once, not per
- * request. One per connection; `requestHeadLines` checks every input the lines depend on.
+ * What `requestHeadLines` and `h2RequestHeaders` add after the client's fields (Host and the
+ * forwarding fields), remembered per client connection: every request of a connection that sends
+ * the same Host and no forwarding or upgrade fields of its own gets the same, so they are built once,
+ * not per request. One per connection; `get` checks every input the fields depend on — the backend's
+ * host only when it is the one sent (the client's Host not kept, or none), so that requests balanced
+ * over several backends share the entry.
  */
-export class ForwardingLines {
+export class ForwardingCache<T> {
   #host: string | undefined = undefined;
   #backendHost = '';
   #remoteAddress = '';
   #flags = -1;
-  #lines = '';
+  #value: T | undefined = undefined;
 
-  /** The cached lines for these inputs, or `undefined`. */
-  get(ctx: ForwardingContext, backendHost: string, host: string | undefined): string | undefined {
-    // The backend's address is in the lines only as the Host of a request whose Host is not kept
-    // (a balanced connection's requests go to several backends: not a reason to build them again).
+  /** The cached value for these inputs, or `undefined`. */
+  get(ctx: ForwardingContext, backendHost: string, host: string | undefined): T | undefined {
     return this.#flags === flagsOf(ctx) &&
       this.#host === host &&
-      ((ctx.preserveHost && host !== undefined) || this.#backendHost === backendHost) &&
+      this.#backendHost === sentBackendHost(ctx, backendHost, host) &&
       this.#remoteAddress === ctx.remoteAddress
-      ? this.#lines
+      ? this.#value
       : undefined;
   }
 
-  set(ctx: ForwardingContext, backendHost: string, host: string | undefined, lines: string): void {
+  set(ctx: ForwardingContext, backendHost: string, host: string | undefined, value: T): void {
     this.#flags = flagsOf(ctx);
     this.#host = host;
-    this.#backendHost = backendHost;
+    this.#backendHost = sentBackendHost(ctx, backendHost, host);
     this.#remoteAddress = ctx.remoteAddress;
-    this.#lines = lines;
+    this.#value = value;
   }
+}
+
+/** The header lines of the HTTP/1.1 engine's requests (see `ForwardingCache`). */
+export class ForwardingLines extends ForwardingCache<string> {}
+
+/** The backend's host when the request carries it (`forwardingFields`' Host), else '' (it does not matter). */
+function sentBackendHost(ctx: ForwardingContext, backendHost: string, host: string | undefined): string {
+  return ctx.preserveHost && host !== undefined ? '' : backendHost;
 }
 
 function flagsOf(ctx: ForwardingContext): number {
@@ -240,6 +248,104 @@ export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingC
   for (let i = 0; i < fields.length; i += 2) tail += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
   if (cacheable) cache.set(ctx, backendHost, host, tail);
   return lines + tail;
+}
+
+/** Header fields HTTP/2 forbids (RFC 9113 §8.2.2: connection-specific). */
+export const H2_FORBIDDEN: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/**
+ * The HTTP/2 request header object of `requestHeaders`' list (after `on.proxyReq`), added to `out`
+ * (which holds the pseudo-headers): Host as `:authority`, a name on several lines as a list, the
+ * fields HTTP/2 forbids left out.
+ */
+export function h2HeadersFromList(out: Record<string, string | string[]>, raw: readonly string[]): Record<string, string | string[]> {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    if (name === 'host') {
+      out[':authority'] = value;
+      continue;
+    }
+    if (H2_FORBIDDEN.has(name)) continue;
+    const existing = out[name];
+    if (existing === undefined) out[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else out[name] = [existing, value];
+  }
+  return out;
+}
+
+/** An HTTP/2 request's header fields, by lower-case name (pseudo-headers included). */
+export type H2RequestFields = Record<string, string | string[] | undefined>;
+
+/**
+ * `requestHeaders` and then the HTTP/2 request header object made from its list (Host as
+ * `:authority`, a name on several lines as a list), in one pass over an HTTP/2 client's header
+ * object and without the list, added to `out` (which holds the request's pseudo-headers). For the
+ * fields as `node:http2` hands them over: lower-case names that nghttp2 has checked, and no
+ * `Connection` field (nghttp2 refuses connection-specific fields) — the caller takes
+ * `requestHeaders` otherwise; `ctx.upgrade` is not read (a stream is no upgrade). The Host is
+ * `host`, else `:authority`. With `cache` the forwarding fields are built once per client
+ * connection. False when a value is unsafe (the caller answers 400), as `requestHeaders`.
+ */
+export function h2RequestHeaders(
+  out: Record<string, string | string[]>,
+  fields: Readonly<H2RequestFields>,
+  ctx: ForwardingContext,
+  backendHost: string,
+  cache?: ForwardingCache<readonly string[]>,
+): boolean {
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let forwarded: string | undefined;
+  for (const name in fields) {
+    if (name.charCodeAt(0) === 0x3a /* : */) continue;
+    const value = fields[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string' ? UNSAFE.test(value) : !value.every(isSafe)) return false;
+    if (maybeSpecial(name)) {
+      if (name === 'host' || HOP_BY_HOP.has(name)) continue;
+      if (FORWARDING.has(name)) {
+        // As `requestHeaders` reads the lines a list would be: each of its items a line.
+        for (const item of typeof value === 'string' ? [value] : value) {
+          if (name === 'x-forwarded-for') xff = xff === undefined ? item : `${xff}, ${item}`;
+          else if (name === 'x-forwarded-proto') xfProto ??= item;
+          else if (name === 'x-forwarded-host') xfHost ??= item;
+          else forwarded = forwarded === undefined ? item : `${forwarded}, ${item}`;
+        }
+        continue;
+      }
+    }
+    if (typeof value === 'string') out[name] = value;
+    else if (value.length > 0) out[name] = value.length === 1 ? value[0]! : value.slice();
+  }
+  const given = fields.host;
+  let host: string | undefined;
+  if (given !== undefined) host = typeof given === 'string' ? given : given[0];
+  else {
+    const authority = fields[':authority'];
+    if (typeof authority === 'string') {
+      if (UNSAFE.test(authority)) return false;
+      host = authority;
+    }
+  }
+  const cacheable = cache !== undefined && xff === undefined && xfProto === undefined && xfHost === undefined && forwarded === undefined;
+  let added = cacheable ? cache.get(ctx, backendHost, host) : undefined;
+  if (added === undefined) {
+    const list: string[] = [];
+    forwardingFields(list, ctx, backendHost, host, undefined, xff, xfProto, xfHost, forwarded);
+    if (cacheable) cache.set(ctx, backendHost, host, list);
+    added = list;
+  }
+  // The first is Host.
+  out[':authority'] = added[1]!;
+  for (let i = 2; i < added.length; i += 2) out[added[i]!] = added[i + 1]!;
+  return true;
+}
+
+function isSafe(value: string): boolean {
+  return !UNSAFE.test(value);
 }
 
 // What `scanRequestHead` found, read by its caller right after it returns: module state rather than

@@ -227,6 +227,50 @@ describe('HTTP/2 listeners of createProxyServer', () => {
     expect(backend.sessions).toBe(1);
   });
 
+  it("sends each stream's forwarding fields to HTTP/2 backends, those of one client connection built once for every backend", async () => {
+    const seen: IncomingHttpHeaders[] = [];
+    const addresses: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const backend = http2.createServer();
+      backend.on('stream', (stream, headers) => {
+        seen.push(headers);
+        stream.respond({ ':status': 200 });
+        stream.end();
+      });
+      await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+      cleanups.push(() => new Promise((resolve) => backend.close(() => resolve(undefined))));
+      addresses.push(`http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
+    }
+    const port = await server({
+      balancer: { algorithm: 'round-robin', backends: addresses.map((address, i) => ({ id: `b${i}`, address })) },
+      upstreamProtocol: 'h2',
+      http2: { h2c: true },
+    });
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    cleanups.push(() => session.close());
+    const send = (headers: http2.OutgoingHttpHeaders): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const stream = session.request({ ':path': '/f', ...headers });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+      });
+    for (let i = 0; i < 3; i++) expect(await send({ 'x-call': String(i) })).toBe(200);
+    expect(await send({ 'x-forwarded-for': '203.0.113.9', te: 'trailers' })).toBe(200);
+    const authority = `127.0.0.1:${port}`;
+    const forwarding = {
+      ':authority': authority,
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': authority,
+      forwarded: `for=127.0.0.1;proto=http;host="${authority}"`,
+    };
+    // Round robin: the calls went to both backends, each with the fields of its own request.
+    expect(seen.map((h) => h['x-call'])).toEqual(['0', '1', '2', undefined]);
+    for (const headers of seen.slice(0, 3)) expect(headers).toMatchObject(forwarding);
+    expect(seen[3]).toMatchObject({ ...forwarding, 'x-forwarded-for': '203.0.113.9, 127.0.0.1', te: 'trailers' });
+  });
+
   it("opens another backend connection only past the backend's SETTINGS_MAX_CONCURRENT_STREAMS", async () => {
     // The backend takes 4 streams per connection and answers none before 10 are open.
     const backend = await h2Backend('h2a', { settings: { maxConcurrentStreams: 4 }, holdUntil: 10 });

@@ -1,6 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ForwardingLines, requestHeadLines, requestHeaders, type ForwardingContext } from '../../src/proxy/headers';
+import { rawFromHeaders } from '../../src/h2/client-side';
+import {
+  ForwardingCache,
+  ForwardingLines,
+  h2HeadersFromList,
+  h2RequestHeaders,
+  requestHeadLines,
+  requestHeaders,
+  type ForwardingContext,
+  type H2RequestFields,
+} from '../../src/proxy/headers';
 
 /** `requestHeaders`' list as the lines the raw engine writes. */
 function asLines(list: readonly string[] | undefined): string | undefined {
@@ -122,5 +132,103 @@ describe('requestHeadLines', () => {
       }),
       { seed: 17, numRuns: 2000 },
     );
+  });
+});
+
+/** Header fields as `node:http2` hands them over: lower-case names, pseudo-headers first, `set-cookie` a list. */
+const H2_NAMES = [
+  'host',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-authorization',
+  'keep-alive',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'accept',
+  'content-type',
+  'user-agent',
+  'cookie',
+  'set-cookie',
+  'grpc-timeout',
+  'x-custom',
+];
+const h2Value = fc.oneof(fc.constantFrom(...VALUES), fc.string({ maxLength: 12 }));
+const h2Fields = fc
+  .record(
+    {
+      // Mostly the same few, as one connection's streams send: the cache is hit across runs.
+      authority: fc.option(fc.oneof({ arbitrary: fc.constantFrom('example.com', 'api.example:8443', 'a b', 'x\ny'), weight: 4 }, fc.string({ maxLength: 8 })), {
+        nil: undefined,
+      }),
+      fields: fc.uniqueArray(fc.tuple(fc.constantFrom(...H2_NAMES), fc.oneof(h2Value, fc.array(h2Value, { maxLength: 3 }))), {
+        selector: ([name]) => name,
+        maxLength: 9,
+      }),
+    },
+    { requiredKeys: ['fields'] },
+  )
+  .map(({ authority, fields }) => {
+    const headers: H2RequestFields = { ':method': 'POST', ':scheme': 'http', ':path': '/svc/Call' };
+    if (authority !== undefined) headers[':authority'] = authority;
+    // Node gives Host as one value.
+    for (const [name, value] of fields) headers[name] = name === 'host' && Array.isArray(value) ? (value[0] ?? 'h') : value;
+    return headers;
+  });
+const h2Context = fc.record({
+  remoteAddress: fc.constantFrom('127.0.0.1', '::1', '10.1.2.3'),
+  encrypted: fc.boolean(),
+  peerTrusted: fc.boolean(),
+  preserveHost: fc.boolean(),
+  addForwarded: fc.boolean(),
+});
+
+describe('h2RequestHeaders', () => {
+  it("makes the header object requestHeaders' list makes, fields and order, with or without the per-connection cache (property)", () => {
+    // One cache across every run, as one client connection's streams share it.
+    const cache = new ForwardingCache<readonly string[]>();
+    fc.assert(
+      fc.property(h2Fields, h2Context, fc.boolean(), (fields, ctx: ForwardingContext, swap) => {
+        const pseudo = (): Record<string, string | string[]> => ({ ':method': 'POST', ':scheme': 'http', ':path': '/svc/Call' });
+        // One stream's attempts, or one connection's streams, balanced over two backends.
+        for (const backendHost of swap ? ['b2:9090', 'b1:8080'] : ['b1:8080', 'b2:9090']) {
+          const list = requestHeaders(rawFromHeaders(fields), ctx, backendHost);
+          const expected = list === undefined ? undefined : h2HeadersFromList(pseudo(), list);
+          for (const given of [undefined, cache, cache]) {
+            const out = pseudo();
+            const ok = h2RequestHeaders(out, fields, ctx, backendHost, given);
+            expect(ok).toBe(expected !== undefined);
+            if (expected === undefined) continue;
+            expect(Object.entries(out)).toEqual(Object.entries(expected));
+          }
+        }
+      }),
+      { seed: 17, numRuns: 3000 },
+    );
+  });
+
+  it("shares one connection's forwarding fields over the backends its calls are balanced to, while the client's Host is kept", () => {
+    const cache = new ForwardingCache<readonly string[]>();
+    const ctx: ForwardingContext = { remoteAddress: '10.0.0.7', encrypted: false, peerTrusted: false, preserveHost: true, addForwarded: true };
+    const fields: H2RequestFields = { ':method': 'POST', ':scheme': 'http', ':authority': 'api.example', ':path': '/a', 'content-type': 'application/grpc' };
+    const first: Record<string, string | string[]> = {};
+    expect(h2RequestHeaders(first, fields, ctx, 'b1:80', cache)).toBe(true);
+    expect(first).toEqual({
+      'content-type': 'application/grpc',
+      ':authority': 'api.example',
+      'x-forwarded-for': '10.0.0.7',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'api.example',
+      forwarded: 'for=10.0.0.7;proto=http;host=api.example',
+    });
+    const built = cache.get(ctx, 'b1:80', 'api.example');
+    expect(built).toBeDefined();
+    expect(cache.get(ctx, 'b2:80', 'api.example')).toBe(built);
+    // The backend's host is what the request carries when the client's is not kept: not shared then.
+    const own = { ...ctx, preserveHost: false };
+    cache.set(own, 'b1:80', 'api.example', ['host', 'b1:80']);
+    expect(cache.get(own, 'b2:80', 'api.example')).toBeUndefined();
   });
 });
