@@ -134,7 +134,13 @@ describe('fulcrum --workers upgrades on SIGUSR2 without dropping a connection', 
           expect(tookAt).toBeLessThan(after.findIndex((l) => l.msg === 'took over from the previous process'));
           expect(after[tookAt]!.missing).toBeUndefined();
         } else expect(tookAt).toBe(-1);
-        expect(after.some((l) => l.msg === 'upgrade: the new process serves; this one drains and exits' && l.successor === successor)).toBe(true);
+        // The old primary logs this once it has read the successor's word: it may come after the
+        // successor's own 'took over' line, which `after` was cut at.
+        await until(
+          () => linesFrom(stderr(), mark).some((l) => l.msg === 'upgrade: the new process serves; this one drains and exits' && l.successor === successor),
+          'the old primary to hand over',
+          10_000,
+        );
         expect(await oldExit).toBe(0);
         for (const pid of oldWorkers) await until(() => !alive(pid), `old worker ${pid} to exit`, 10_000);
         const atExit = load.result.ok;
