@@ -6,7 +6,7 @@
  *
  *   node bench/grpc.bench.mjs [--duration 10] [--warmup 3] [--clients 8] [--streams 16] [--rounds 1]
  *                             [--only direct,haproxy,fulcrum,fulcrum-plain,node-minimal]
- *                             [--node-flags '--max-semi-space-size=32']
+ *                             [--node-flags=--max-semi-space-size=32]
  *
  * Set-up, as the proxy bench: the backends and the proxy under test share CPU 0 (`taskset -c 0`),
  * h2load runs alone on CPU 1. Load: `h2load` (Debian's nghttp2-client) with `--clients` HTTP/2
