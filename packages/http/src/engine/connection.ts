@@ -18,7 +18,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { StickyVerification } from '../affinity/stickiness';
-import { ForwardingLines } from '../proxy/headers';
+import { ForwardingBytes, ForwardingLines } from '../proxy/headers';
 import type { RouteDecision } from '../proxy/options';
 import { normalizeAddress } from '../proxy/proxy';
 import type { ClientSide, ExchangeContext } from './exchange';
@@ -73,6 +73,7 @@ export class ClientConnection implements ClientSide {
   readonly encrypted: boolean;
   readonly sticky: StickyVerification = { verified: undefined };
   readonly forwarding = new ForwardingLines();
+  readonly forwardingBytes = new ForwardingBytes();
   readonly #ctx: ListenerContext;
   #buf: Buffer | undefined;
   #state = State.Head;

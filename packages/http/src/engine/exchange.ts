@@ -15,11 +15,12 @@
  */
 import type { Backend, Lease, LoadBalancer } from '@fulcrum/core';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 // Imported, not the global: `globalThis.performance` is an accessor Node defines lazily, so each
 // `performance.now()` through the global calls a getter first (LoadGlobalIC in the profile).
 import { performance } from 'node:perf_hooks';
 import { classifyError } from '../proxy/errors';
-import { requestHeadLines, type ForwardingContext, type ForwardingLines } from '../proxy/headers';
+import { requestHeadLines, type ForwardingBytes, type ForwardingContext, type ForwardingLines } from '../proxy/headers';
 import type { RouteDecision, Termination } from '../proxy/options';
 import { AttemptSource } from '../proxy/attempt-source';
 import type { ProxyEngine } from '../proxy/proxy';
@@ -29,6 +30,7 @@ import { clientAddress, isSecureRequest } from '../affinity';
 import type { StickyVerification } from '../affinity/stickiness';
 import type { BackendConnection, BackendPool, ConnectionOwner, PoolWaiter } from './backend-pool';
 import { ChunkedDecoder, Framing, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './parser';
+import { requestHeadBytes } from './request-head';
 import type { RequestView } from './request-view';
 import { FieldRelay, LineBytes, errorResponse, recordFields, relayedFields, relayedRecord, statusLine, statusLineBytes } from './response';
 
@@ -55,6 +57,8 @@ export interface ClientSide {
   readonly sticky: StickyVerification;
   /** The forwarding lines of this connection's requests, built once (`requestHeadLines`). */
   readonly forwarding: ForwardingLines;
+  /** The same as bytes (`requestHeadRanges`). */
+  readonly forwardingBytes: ForwardingBytes;
   write(data: string | Buffer): boolean;
   cork(): void;
   uncork(): void;
@@ -82,6 +86,12 @@ const CRLF = '\r\n';
  * and written once; a longer one is written under cork (two buffers, no copy).
  */
 const COALESCE_BYTES = 16_384;
+
+/** A request head to the backend: bytes as they are, text as latin1 (one byte per character). */
+function writeHead(socket: Socket, head: Buffer | string): void {
+  if (typeof head === 'string') socket.write(head, 'latin1');
+  else socket.write(head);
+}
 /** The empty body list every exchange starts with (most requests have no body): never pushed to. */
 const NO_CHUNKS: Buffer[] = [];
 /** The response-field relay, shared: each use is synchronous, between a parse and its write. */
@@ -139,7 +149,8 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
   #pool: BackendPool | undefined;
   #cancelWait: (() => void) | undefined;
   #waitTimer: NodeJS.Timeout | undefined;
-  #requestHead = '';
+  /** The head to write to the backend: bytes, or text when it was written anew; empty once written. */
+  #requestHead: Buffer | string = '';
   #attemptStart = 0;
   #headLatency: number | undefined;
 
@@ -312,7 +323,7 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
 
   #upstreamReady(): boolean {
     const upstream = this.#upstream;
-    return upstream !== undefined && upstream.connected && this.#requestHead === '';
+    return upstream !== undefined && upstream.connected && this.#requestHead.length === 0;
   }
 
   /** Stream mode: one piece of the body to the backend, framed as the client framed it. */
@@ -378,6 +389,18 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
     };
     let lines: string | undefined;
     if (engine.config.hooks?.proxyReq === undefined) {
+      if (!this.#isUpgrade) {
+        // The usual head: the client's lines copied as bytes, with the proxy's (built once per
+        // connection) behind them — no text built, flattened and encoded per request.
+        const bytes = requestHeadBytes(this.#head, this.#route!.path, this.#framingLine(), forwarding, pool.target.authority, this.#client.forwardingBytes);
+        if (bytes !== undefined) {
+          this.#requestHead = bytes;
+          this.#requestSent = false;
+          this.#attemptStart = performance.now();
+          this.#connect(pool);
+          return;
+        }
+      }
       // No hook to hand a list to: the lines are written as text, the forwarding ones built once per
       // connection (`requestHeaders`' decisions, property-tested equal).
       lines = requestHeadLines(this.#view.rawHeaders, forwarding, pool.target.authority, this.#client.forwarding);
@@ -403,13 +426,17 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
       for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     }
     let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n${lines}`;
-    if (this.#head.framing === Framing.Chunked) {
-      text += this.#bodyMode === BodyMode.Buffer ? `content-length: ${this.#bodySize}\r\n` : 'transfer-encoding: chunked\r\n';
-    }
+    text += this.#framingLine();
     this.#requestHead = `${text}\r\n`;
     this.#requestSent = false;
     this.#attemptStart = performance.now();
     this.#connect(pool);
+  }
+
+  /** The framing line the proxy writes for a chunked request: its length once buffered, else chunked again. */
+  #framingLine(): string {
+    if (this.#head.framing !== Framing.Chunked) return '';
+    return this.#bodyMode === BodyMode.Buffer ? `content-length: ${this.#bodySize}\r\n` : 'transfer-encoding: chunked\r\n';
   }
 
   #connect(pool: BackendPool): void {
@@ -451,22 +478,23 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
       // One write: the head alone, or head and a small body copied behind it (a bigger one goes
       // under cork, two buffers and no copy).
       if (body === undefined) {
-        socket.write(head, 'latin1');
+        writeHead(socket, head);
       } else if (body.length <= COALESCE_BYTES) {
         const out = Buffer.allocUnsafe(head.length + body.length);
-        out.write(head, 0, 'latin1');
+        if (typeof head === 'string') out.write(head, 0, 'latin1');
+        else out.set(head, 0);
         body.copy(out, head.length);
         socket.write(out);
       } else {
         socket.cork();
-        socket.write(head, 'latin1');
+        writeHead(socket, head);
         socket.write(body);
         socket.uncork();
       }
       return;
     }
     socket.cork();
-    socket.write(head, 'latin1');
+    writeHead(socket, head);
     const pending = this.#bodyChunks;
     this.#bodyChunks = NO_CHUNKS;
     this.#bodySize = 0;

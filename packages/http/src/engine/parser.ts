@@ -78,6 +78,17 @@ export interface RequestHead extends MessageHead {
   host: string | undefined;
   /** `Expect: 100-continue` was sent. */
   expectContinue: boolean;
+  /**
+   * The buffer the head was parsed from (the engine never writes into it), and in it the request
+   * line's first byte, the first field line's and the end of the last one (before the empty line):
+   * the raw engine copies the lines it forwards unchanged from there instead of writing them anew.
+   */
+  readonly buffer: Buffer;
+  readonly lineStart: number;
+  readonly fieldsStart: number;
+  fieldsEnd: number;
+  /** Every field line is exactly `name: value\r\n` (one space after the colon, none at the end): copied, it is what a proxy writing the fields anew would write. */
+  canonicalFields: boolean;
 }
 
 export interface ResponseHead extends MessageHead {
@@ -369,6 +380,11 @@ export function parseRequestHead(
     contentLength: 0,
     keepAlive: false,
     upgrade: undefined as string | undefined,
+    buffer: buf,
+    lineStart,
+    fieldsStart: pos,
+    fieldsEnd: pos,
+    canonicalFields: true,
   };
   const fields = parseFields(buf, pos, limit, end, start, options, head, true, previous);
   if (fields !== undefined) return fields;
@@ -515,6 +531,7 @@ function parseFields(
       const same = previous !== undefined && at + 1 < previous.length && previous[at] === name ? previous[at + 1]! : undefined;
       value = same !== undefined && spells(buf, valueStart, valueEnd, same) ? same : buf.toString('latin1', valueStart, valueEnd);
       raw.push(name, value);
+      if (valueEnd !== pos - 2 || valueStart !== nameEnd + 2 || buf[nameEnd + 1] !== SP) (head as RequestHead).canonicalFields = false;
     } else {
       offsets!.push(nameStart, nameEnd, valueStart, valueEnd, pos);
       value = '';
@@ -596,6 +613,7 @@ function parseFields(
   }
   // Every byte from the caller's offset, leading empty lines included.
   head.headLength = pos - headStart;
+  if (isRequest) (head as RequestHead).fieldsEnd = pos - 2;
   if (transferEncoding !== undefined) {
     if (lengthSeen) return new HeadError(400, 'Content-Length with Transfer-Encoding');
     // Only a single `chunked` is unambiguous: `gzip, chunked` would be legal, but no backend needs a

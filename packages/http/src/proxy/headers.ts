@@ -86,37 +86,50 @@ export interface ForwardingContext {
 export function requestHeaders(rawHeaders: readonly string[], ctx: ForwardingContext, backendHost: string): string[] | undefined {
   if (!scanRequestHead(rawHeaders)) return undefined;
   const connection = scannedConnection;
-  const host = scannedHost;
-  let xff: string | undefined;
-  let xfProto: string | undefined;
-  let xfHost: string | undefined;
-  let forwarded: string | undefined;
-  let upgradeValue: string | undefined;
   const out: string[] = [];
+  clearTaken();
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
-    if (connection === undefined && !maybeSpecial(name)) {
-      out.push(name, value);
-      continue;
-    }
-    const lower = name.toLowerCase();
-    if (lower === 'upgrade' && ctx.upgrade) {
-      upgradeValue = value;
-      continue;
-    }
-    if (lower === 'host' || HOP_BY_HOP.has(lower) || connection?.has(lower)) continue;
-    if (FORWARDING.has(lower)) {
-      if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
-      else if (lower === 'x-forwarded-proto') xfProto ??= value;
-      else if (lower === 'x-forwarded-host') xfHost ??= value;
-      else forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
-      continue;
-    }
-    out.push(name, value);
+    if ((connection === undefined && !maybeSpecial(name)) || keepField(name, value, connection, ctx.upgrade)) out.push(name, value);
   }
-  forwardingFields(out, ctx, backendHost, host, upgradeValue, xff, xfProto, xfHost, forwarded);
+  forwardingFields(out, ctx, backendHost, scannedHost, takenUpgrade, takenXff, takenXfProto, takenXfHost, takenForwarded);
   return out;
+}
+
+// The client's fields that `keepField` took out (forwarding, upgrade), read by its caller after the
+// loop: module state rather than an object, so no hot path allocates for them.
+let takenXff: string | undefined;
+let takenXfProto: string | undefined;
+let takenXfHost: string | undefined;
+let takenForwarded: string | undefined;
+let takenUpgrade: string | undefined;
+
+function clearTaken(): void {
+  takenXff = takenXfProto = takenXfHost = takenForwarded = takenUpgrade = undefined;
+}
+
+/**
+ * Whether a client's field goes on to the backend as it is: not Host (the proxy sets it), not
+ * hop-by-hop or named by `Connection`, not a forwarding field (its value is taken into `taken*`, the
+ * proxy's own field extends or replaces it), not `Upgrade` of a handshake (taken too: the proxy
+ * writes it after `Connection: upgrade`).
+ */
+function keepField(name: string, value: string, connection: Set<string> | undefined, upgrade: boolean | undefined): boolean {
+  const lower = name === 'Host' ? 'host' : name.toLowerCase();
+  if (lower === 'upgrade' && upgrade) {
+    takenUpgrade = value;
+    return false;
+  }
+  if (lower === 'host' || HOP_BY_HOP.has(lower) || connection?.has(lower)) return false;
+  if (FORWARDING.has(lower)) {
+    if (lower === 'x-forwarded-for') takenXff = takenXff === undefined ? value : `${takenXff}, ${value}`;
+    else if (lower === 'x-forwarded-proto') takenXfProto ??= value;
+    else if (lower === 'x-forwarded-host') takenXfHost ??= value;
+    else takenForwarded = takenForwarded === undefined ? value : `${takenForwarded}, ${value}`;
+    return false;
+  }
+  return true;
 }
 
 /**
@@ -207,47 +220,89 @@ function flagsOf(ctx: ForwardingContext): number {
 export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingContext, backendHost: string, cache?: ForwardingLines): string | undefined {
   if (!scanRequestHead(rawHeaders)) return undefined;
   const connection = scannedConnection;
-  const host = scannedHost;
-  let xff: string | undefined;
-  let xfProto: string | undefined;
-  let xfHost: string | undefined;
-  let forwarded: string | undefined;
-  let upgradeValue: string | undefined;
   let lines = '';
+  clearTaken();
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
-    if (connection === undefined && !maybeSpecial(name)) {
-      lines += `${name}: ${value}\r\n`;
-      continue;
-    }
-    const lower = name === 'Host' ? 'host' : name.toLowerCase();
-    if (lower === 'upgrade' && ctx.upgrade) {
-      upgradeValue = value;
-      continue;
-    }
-    if (lower === 'host' || HOP_BY_HOP.has(lower) || connection?.has(lower)) continue;
-    if (FORWARDING.has(lower)) {
-      if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
-      else if (lower === 'x-forwarded-proto') xfProto ??= value;
-      else if (lower === 'x-forwarded-host') xfHost ??= value;
-      else forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
-      continue;
-    }
-    lines += `${name}: ${value}\r\n`;
+    if ((connection === undefined && !maybeSpecial(name)) || keepField(name, value, connection, ctx.upgrade)) lines += `${name}: ${value}\r\n`;
   }
-  const cacheable =
-    cache !== undefined && xff === undefined && xfProto === undefined && xfHost === undefined && forwarded === undefined && upgradeValue === undefined;
+  return lines + forwardingLines(ctx, backendHost, cache);
+}
+
+/**
+ * The text of the lines `forwardingFields` adds after the fields `keepField` kept (with what it took
+ * and `scanRequestHead`'s Host), from `cache` when the client sent no forwarding or upgrade field.
+ */
+function forwardingLines(ctx: ForwardingContext, backendHost: string, cache: ForwardingLines | undefined): string {
+  const host = scannedHost;
+  const cacheable = cache !== undefined && !takenAny();
   if (cacheable) {
     const cached = cache.get(ctx, backendHost, host);
-    if (cached !== undefined) return lines + cached;
+    if (cached !== undefined) return cached;
   }
   const fields: string[] = [];
-  forwardingFields(fields, ctx, backendHost, host, upgradeValue, xff, xfProto, xfHost, forwarded);
+  forwardingFields(fields, ctx, backendHost, host, takenUpgrade, takenXff, takenXfProto, takenXfHost, takenForwarded);
   let tail = '';
   for (let i = 0; i < fields.length; i += 2) tail += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
   if (cacheable) cache.set(ctx, backendHost, host, tail);
-  return lines + tail;
+  return tail;
+}
+
+function takenAny(): boolean {
+  return takenXff !== undefined || takenXfProto !== undefined || takenXfHost !== undefined || takenForwarded !== undefined || takenUpgrade !== undefined;
+}
+
+/** `ForwardingLines` as bytes, for `requestHeadRanges`. */
+export class ForwardingBytes extends ForwardingCache<Buffer> {}
+
+/**
+ * `requestHeadLines` for a head whose field lines are still in the buffer the raw engine parsed
+ * them from, each exactly `name: value\r\n` (its parser says when): the kept lines are not written
+ * out as text but pushed onto `ranges` as `[start, end)` offsets of that buffer (adjoining lines
+ * merged into one range), and the lines the proxy adds are returned as bytes. `fieldsStart` and
+ * `fieldsEnd` bound the field lines (the head's last CRLF not included): the lines' lengths must add
+ * up to that span, else `undefined` (the list is not the one parsed from those bytes; the caller
+ * takes `requestHeadLines`). The values are not scanned for CR, LF or NUL: the parser refused them,
+ * and the bytes sent are those it checked.
+ */
+export function requestHeadRanges(
+  rawHeaders: readonly string[],
+  fieldsStart: number,
+  fieldsEnd: number,
+  ctx: ForwardingContext,
+  backendHost: string,
+  cache: ForwardingBytes,
+  ranges: number[],
+): Buffer | undefined {
+  scanConnectionAndHost(rawHeaders);
+  const connection = scannedConnection;
+  clearTaken();
+  let at = fieldsStart;
+  let rangeStart = -1;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    const lineEnd = at + name.length + value.length + 4;
+    if ((connection === undefined && !maybeSpecial(name)) || keepField(name, value, connection, ctx.upgrade)) {
+      if (rangeStart === -1) rangeStart = at;
+    } else if (rangeStart !== -1) {
+      ranges.push(rangeStart, at);
+      rangeStart = -1;
+    }
+    at = lineEnd;
+  }
+  if (at !== fieldsEnd) return undefined;
+  if (rangeStart !== -1) ranges.push(rangeStart, at);
+  const host = scannedHost;
+  const cacheable = !takenAny();
+  if (cacheable) {
+    const cached = cache.get(ctx, backendHost, host);
+    if (cached !== undefined) return cached;
+  }
+  const tail = Buffer.from(forwardingLines(ctx, backendHost, undefined), 'latin1');
+  if (cacheable) cache.set(ctx, backendHost, host, tail);
+  return tail;
 }
 
 /** Header fields HTTP/2 forbids (RFC 9113 §8.2.2: connection-specific). */
@@ -359,20 +414,24 @@ let scannedHost: string | undefined;
  * in `scannedHost`.
  */
 function scanRequestHead(rawHeaders: readonly string[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i++) if (UNSAFE.test(rawHeaders[i]!)) return false;
+  scanConnectionAndHost(rawHeaders);
+  return true;
+}
+
+/** `scanRequestHead` without the safety check (for fields a strict parser has checked). */
+function scanConnectionAndHost(rawHeaders: readonly string[]): void {
   let connection: Set<string> | undefined;
   let host: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    const value = rawHeaders[i + 1]!;
-    if (UNSAFE.test(name) || UNSAFE.test(value)) return false;
     // The two usual spellings first: `toLowerCase` is a call, and a new string when the case changes.
     if (name.length === 10 ? name === 'Connection' || name === 'connection' || name.toLowerCase() === 'connection' : false) {
-      connection = mergeSet(connection, value);
-    } else if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) host ??= value;
+      connection = mergeSet(connection, rawHeaders[i + 1]!);
+    } else if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) host ??= rawHeaders[i + 1]!;
   }
   scannedConnection = connection;
   scannedHost = host;
-  return true;
 }
 
 function mergeSet(set: Set<string> | undefined, value: string): Set<string> {
