@@ -151,6 +151,8 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
   });
 
   const web = (selector: string) => page.locator(`section[data-pool="web"] ${selector}`);
+  /** A count cell's number: the page writes counts with thousands separators (`1,024`). */
+  const countIn = async (selector: string): Promise<number> => Number((await web(selector).textContent())?.replaceAll(',', ''));
   const chartMax = (pool: string, kind: string) =>
     page.locator(`section[data-pool="${pool}"] figure[data-chart="${kind}"] svg`).getAttribute('data-max').then(Number);
 
@@ -178,10 +180,10 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     );
     expect(await web('figure[data-chart="latency"] .legend').allTextContents()).toEqual([expect.stringMatching(/^p50 /), expect.stringMatching(/^p99 /)]);
     // The HAProxy columns carry the traffic: sessions, bytes out, 2xx responses, for b1 and in total.
-    expect(Number(await web('tr[data-backend="b1"] td.resp-2xx').textContent())).toBeGreaterThan(0);
+    expect(await countIn('tr[data-backend="b1"] td.resp-2xx')).toBeGreaterThan(0);
     expect(await web('tr[data-backend="b1"] td.bytes-out').textContent()).toMatch(/^\d+(\.\d)? (B|KB)$/);
-    expect(Number(await web('tfoot td.requests').textContent())).toBeGreaterThan(0);
-    expect(Number(await web('tfoot td.sessions-max').textContent())).toBeGreaterThanOrEqual(1);
+    expect(await countIn('tfoot td.requests')).toBeGreaterThan(0);
+    expect(await countIn('tfoot td.sessions-max')).toBeGreaterThanOrEqual(1);
   });
 
   it('shows the failover when a backend is killed: failures in the charts and columns, its line falls to 0', async () => {
@@ -200,7 +202,7 @@ describe.skipIf(chromiumPath === undefined && !requireChromium)('the stats page 
     expect(await web('figure[data-chart="rate"] .legend.line-error').textContent()).toMatch(/^failed \d/);
     // The failed share is b2's: the 502s the clients got.
     expect(statuses.get(502) ?? 0).toBeGreaterThan(0);
-    expect(Number(await web('tfoot td.err-conn').textContent())).toBeGreaterThan(0);
+    expect(await countIn('tfoot td.err-conn')).toBeGreaterThan(0);
     // Ejected: b2's line in the per-backend chart comes down to 0 while b1's carries the traffic.
     await web('tr[data-backend="b2"] td.ejected .pill').waitFor(WAIT);
     await page.waitForFunction(
