@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Framing, HeadError, parseRequestHead, type RequestHead } from '../../src/engine/parser';
 import { requestHeadBytes } from '../../src/engine/request-head';
 import { ForwardingBytes, requestHeadLines, type ForwardingContext } from '../../src/proxy/headers';
+import { forwardingContext as context } from '../proxy/forwarding-context';
 
 const LIMITS = { maxHeadBytes: 16 * 1024, maxHeaders: 100, allowAbsoluteForm: true };
 
@@ -60,14 +61,6 @@ const request = fc.record({
   chunked: fc.boolean(),
   emptyLines: fc.nat(2),
   before: fc.nat(5),
-});
-const context = fc.record({
-  remoteAddress: fc.constantFrom('127.0.0.1', '::1', '10.1.2.3'),
-  encrypted: fc.boolean(),
-  peerTrusted: fc.boolean(),
-  preserveHost: fc.boolean(),
-  addForwarded: fc.boolean(),
-  upgrade: fc.boolean(),
 });
 
 type Request = typeof request extends fc.Arbitrary<infer T> ? T : never;

@@ -11,6 +11,7 @@ import {
   type ForwardingContext,
   type H2RequestFields,
 } from '../../src/proxy/headers';
+import { forwardingContext as context } from './forwarding-context';
 
 /** `requestHeaders`' list as the lines the raw engine writes. */
 function asLines(list: readonly string[] | undefined): string | undefined {
@@ -59,14 +60,6 @@ const VALUES = [
 const rawHeaders = fc
   .array(fc.tuple(fc.constantFrom(...NAMES), fc.oneof(fc.constantFrom(...VALUES), fc.string({ maxLength: 12 }))), { maxLength: 8 })
   .map((pairs) => pairs.flat());
-const context = fc.record({
-  remoteAddress: fc.constantFrom('127.0.0.1', '::1', '10.1.2.3'),
-  encrypted: fc.boolean(),
-  peerTrusted: fc.boolean(),
-  preserveHost: fc.boolean(),
-  addForwarded: fc.boolean(),
-  upgrade: fc.boolean(),
-});
 
 describe('requestHeadLines', () => {
   it('writes exactly the fields requestHeaders lists, with or without the per-connection cache (property)', () => {
