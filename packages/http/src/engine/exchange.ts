@@ -387,26 +387,32 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
       addForwarded: engine.config.forwardedHeaders,
       upgrade: this.#isUpgrade,
     };
+    const framing = this.#framingLine();
+    // The usual head: the client's lines copied as bytes, with the proxy's (built once per
+    // connection) behind them — no text built, flattened and encoded per request. Else as text.
+    const head =
+      (engine.config.hooks?.proxyReq === undefined
+        ? requestHeadBytes(this.#head, this.#route!.path, framing, forwarding, pool.target.authority, this.#client.forwardingBytes)
+        : undefined) ?? this.#headText(forwarding, pool, backend, framing);
+    if (head === undefined) return;
+    this.#requestHead = head;
+    this.#requestSent = false;
+    this.#attemptStart = performance.now();
+    this.#connect(pool);
+  }
+
+  /** The request head as text (a hook's list, or lines the bytes path cannot copy); `undefined` when refused (answered here). */
+  #headText(forwarding: ForwardingContext, pool: BackendPool, backend: Backend, framing: string): string | undefined {
+    const engine = this.#engine;
     let lines: string | undefined;
     if (engine.config.hooks?.proxyReq === undefined) {
-      if (!this.#isUpgrade) {
-        // The usual head: the client's lines copied as bytes, with the proxy's (built once per
-        // connection) behind them — no text built, flattened and encoded per request.
-        const bytes = requestHeadBytes(this.#head, this.#route!.path, this.#framingLine(), forwarding, pool.target.authority, this.#client.forwardingBytes);
-        if (bytes !== undefined) {
-          this.#requestHead = bytes;
-          this.#requestSent = false;
-          this.#attemptStart = performance.now();
-          this.#connect(pool);
-          return;
-        }
-      }
       // No hook to hand a list to: the lines are written as text, the forwarding ones built once per
       // connection (`requestHeaders`' decisions, property-tested equal).
       lines = requestHeadLines(this.#view.rawHeaders, forwarding, pool.target.authority, this.#client.forwarding);
       if (lines === undefined) {
         this.#releaseLease({ ok: true });
-        return this.#fail(400, 'Bad Request', 'bad-request');
+        this.#fail(400, 'Bad Request', 'bad-request');
+        return undefined;
       }
     } else {
       const headers = engine.upstreamHeaders(
@@ -420,17 +426,14 @@ export class Exchange extends AttemptSource implements ConnectionOwner, PoolWait
       );
       if (typeof headers === 'number') {
         this.#releaseLease({ ok: true });
-        return headers === 400 ? this.#fail(400, 'Bad Request', 'bad-request') : this.#fail(500, 'Internal Server Error', 'internal-error');
+        if (headers === 400) this.#fail(400, 'Bad Request', 'bad-request');
+        else this.#fail(500, 'Internal Server Error', 'internal-error');
+        return undefined;
       }
       lines = '';
       for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     }
-    let text = `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n${lines}`;
-    text += this.#framingLine();
-    this.#requestHead = `${text}\r\n`;
-    this.#requestSent = false;
-    this.#attemptStart = performance.now();
-    this.#connect(pool);
+    return `${this.#head.method} ${this.#route!.path} HTTP/1.1\r\n${lines}${framing}\r\n`;
   }
 
   /** The framing line the proxy writes for a chunked request: its length once buffered, else chunked again. */

@@ -1,6 +1,6 @@
 /**
  * The raw engine's request head to a backend, as bytes copied from the client's: the usual request
- * (no hook, no upgrade, every field line `name: value\r\n`) needs no text built, flattened and
+ * (no hook, every field line `name: value\r\n`) needs no text built, flattened and
  * encoded — the lines the client sent and the proxy keeps are in the buffer they were parsed from.
  */
 import { requestHeadRanges, type ForwardingBytes, type ForwardingContext } from '../proxy/headers';

@@ -227,14 +227,15 @@ export function requestHeadLines(rawHeaders: readonly string[], ctx: ForwardingC
     const value = rawHeaders[i + 1]!;
     if ((connection === undefined && !maybeSpecial(name)) || keepField(name, value, connection, ctx.upgrade)) lines += `${name}: ${value}\r\n`;
   }
-  return lines + forwardingLines(ctx, backendHost, cache);
+  return lines + forwardingLines(ctx, backendHost, cache, asText);
 }
 
 /**
- * The text of the lines `forwardingFields` adds after the fields `keepField` kept (with what it took
- * and `scanRequestHead`'s Host), from `cache` when the client sent no forwarding or upgrade field.
+ * The lines `forwardingFields` adds after the fields `keepField` kept (with what it took and
+ * `scanRequestHead`'s Host), made by `of` from their text — from `cache` when the client sent no
+ * forwarding or upgrade field.
  */
-function forwardingLines(ctx: ForwardingContext, backendHost: string, cache: ForwardingLines | undefined): string {
+function forwardingLines<T>(ctx: ForwardingContext, backendHost: string, cache: ForwardingCache<T> | undefined, of: (text: string) => T): T {
   const host = scannedHost;
   const cacheable = cache !== undefined && !takenAny();
   if (cacheable) {
@@ -243,11 +244,15 @@ function forwardingLines(ctx: ForwardingContext, backendHost: string, cache: For
   }
   const fields: string[] = [];
   forwardingFields(fields, ctx, backendHost, host, takenUpgrade, takenXff, takenXfProto, takenXfHost, takenForwarded);
-  let tail = '';
-  for (let i = 0; i < fields.length; i += 2) tail += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
+  let text = '';
+  for (let i = 0; i < fields.length; i += 2) text += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
+  const tail = of(text);
   if (cacheable) cache.set(ctx, backendHost, host, tail);
   return tail;
 }
+
+const asText = (text: string): string => text;
+const asLatin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
 
 function takenAny(): boolean {
   return takenXff !== undefined || takenXfProto !== undefined || takenXfHost !== undefined || takenForwarded !== undefined || takenUpgrade !== undefined;
@@ -283,26 +288,17 @@ export function requestHeadRanges(
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
-    const lineEnd = at + name.length + value.length + 4;
     if ((connection === undefined && !maybeSpecial(name)) || keepField(name, value, connection, ctx.upgrade)) {
       if (rangeStart === -1) rangeStart = at;
     } else if (rangeStart !== -1) {
       ranges.push(rangeStart, at);
       rangeStart = -1;
     }
-    at = lineEnd;
+    at += name.length + value.length + 4;
   }
   if (at !== fieldsEnd) return undefined;
   if (rangeStart !== -1) ranges.push(rangeStart, at);
-  const host = scannedHost;
-  const cacheable = !takenAny();
-  if (cacheable) {
-    const cached = cache.get(ctx, backendHost, host);
-    if (cached !== undefined) return cached;
-  }
-  const tail = Buffer.from(forwardingLines(ctx, backendHost, undefined), 'latin1');
-  if (cacheable) cache.set(ctx, backendHost, host, tail);
-  return tail;
+  return forwardingLines(ctx, backendHost, cache, asLatin1);
 }
 
 /** Header fields HTTP/2 forbids (RFC 9113 §8.2.2: connection-specific). */
